@@ -1,0 +1,76 @@
+/**
+ * Assembles the Gatehouse Hono app for one configuration. Built once per isolate (the auth
+ * prefix is a setting, so routes are mounted after the config is known).
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import type { Config } from './config/schema';
+import type { AppEnv } from './env';
+import { ApiError } from './http/errors';
+import { configure } from './middleware/configure';
+import { errorHandler } from './middleware/error-handler';
+import { loginPageRoutes } from './routes/login-page';
+import { passwordRoutes } from './routes/password';
+import { sessionRoutes } from './routes/session';
+import { healthRoute, jwksRoute } from './routes/well-known';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Headers for every response the gateway itself makes (proxied responses are the origin's). */
+export function gatewayHeaders(config: Config) {
+  return secureHeaders({
+    strictTransportSecurity: config.isDevelopment ? false : 'max-age=63072000; includeSubDomains',
+    xFrameOptions: 'DENY',
+    referrerPolicy: 'no-referrer',
+    xContentTypeOptions: 'nosniff',
+    crossOriginResourcePolicy: 'same-origin',
+    crossOriginOpenerPolicy: 'same-origin',
+    // Our pages set their own nonce-based CSP (ui/render.ts); JSON needs nothing more than this.
+    contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+  });
+}
+
+export function buildApp(config: Config): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.onError(errorHandler);
+  app.use('*', configure());
+
+  const auth = new Hono<AppEnv>();
+  auth.use('*', gatewayHeaders(config));
+  auth.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError('payload_too_large', 'The request body is too large (64 KiB at most).');
+      },
+    }),
+  );
+  auth.route('/', healthRoute);
+  auth.route('/', loginPageRoutes);
+  auth.route('/', passwordRoutes);
+  auth.route('/', sessionRoutes);
+  auth.notFound(() => {
+    throw new ApiError('not_found', 'No such endpoint.');
+  });
+
+  app.use('/.well-known/*', gatewayHeaders(config));
+  app.route('/', jwksRoute);
+  app.route(config.AUTH_PREFIX, auth);
+  app.notFound(() => {
+    throw new ApiError('not_found', 'No route matches this path.');
+  });
+  return app;
+}
+
+const apps = new WeakMap<Config, Hono<AppEnv>>();
+
+export function appFor(config: Config): Hono<AppEnv> {
+  let app = apps.get(config);
+  if (!app) {
+    app = buildApp(config);
+    apps.set(config, app);
+  }
+  return app;
+}

@@ -1,0 +1,165 @@
+/**
+ * Session lifecycle: start (issue a refresh token and an access token), refresh (rotate, with
+ * reuse detection), and end (revoke in D1 and KV).
+ */
+import type { Context } from 'hono';
+import type { AppEnv } from '../env';
+import { clientIp, userAgent } from '../http/client';
+import { invalidToken } from '../http/errors';
+import { log } from '../observability/log';
+import { recordEvent, type AuthEvent } from '../storage/events';
+import { revokeSessionIds, revokeTokenId } from '../storage/revocation';
+import {
+  findRotatedToken,
+  findSessionById,
+  findSessionByRefreshHash,
+  insertSession,
+  revokeSession,
+  revokeUserSessions,
+  rotateRefreshHash,
+  type Session,
+} from '../storage/sessions';
+import { findUserById, type User } from '../storage/users';
+import { issueAccessToken } from '../tokens/access-token';
+import { randomId, sha256 } from '../util/random';
+import { effectiveRoles } from './roles';
+
+export interface IssuedTokens {
+  accessToken: string;
+  accessTokenId: string;
+  expiresIn: number;
+  refreshToken: string;
+  /** When the refresh token (and so the cookies) expire, Unix seconds. */
+  sessionExpiresAt: number;
+  session: Session;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** 256 random bits, base64url: opaque to everyone, stored only as its SHA-256. */
+function newRefreshToken(): string {
+  return randomId(32);
+}
+
+const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/** Writes an audit event without letting a failed write change the response. */
+export function audit(c: Context<AppEnv>, event: Omit<AuthEvent, 'ip' | 'userAgent'>): Promise<void> {
+  return recordEvent(c.env.DB, { ...event, ip: clientIp(c), userAgent: userAgent(c) }).catch((e: unknown) => {
+    log.error('audit_write_failed', { event: event.event, error: e instanceof Error ? e.message : String(e) });
+  });
+}
+
+async function accessTokenFor(c: Context<AppEnv>, user: User, sessionId: string) {
+  const config = c.get('config');
+  return issueAccessToken(
+    { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
+    {
+      userId: user.id,
+      sessionId,
+      email: user.email,
+      emailVerified: user.emailVerified,
+      roles: effectiveRoles(user, config),
+      ttlSeconds: config.ACCESS_TOKEN_TTL,
+    },
+  );
+}
+
+export async function startSession(c: Context<AppEnv>, user: User, provider: string | null): Promise<IssuedTokens> {
+  const config = c.get('config');
+  const t = now();
+  const refreshToken = newRefreshToken();
+  const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
+  const session = await insertSession(
+    c.env.DB,
+    { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider },
+    t,
+  );
+  const access = await accessTokenFor(c, user, session.id);
+  return {
+    accessToken: access.token,
+    accessTokenId: access.jti,
+    expiresIn: access.expiresIn,
+    refreshToken,
+    sessionExpiresAt: expiresAt,
+    session,
+  };
+}
+
+/** Ends sessions in D1 and revokes their access tokens in KV. KV errors propagate (no silent success). */
+export async function endSessions(c: Context<AppEnv>, sessionIds: string[], alreadyRevokedInDb = false): Promise<void> {
+  const t = now();
+  if (!alreadyRevokedInDb) await Promise.all(sessionIds.map((id) => revokeSession(c.env.DB, id, t)));
+  await revokeSessionIds(c.env.REVOKED, sessionIds, c.get('config').ACCESS_TOKEN_TTL);
+}
+
+export async function endAllSessions(c: Context<AppEnv>, userId: string): Promise<string[]> {
+  const ids = await revokeUserSessions(c.env.DB, userId, now());
+  await endSessions(c, ids, true);
+  return ids;
+}
+
+/** Revokes one access token id for its remaining lifetime. */
+export async function revokeAccessToken(c: Context<AppEnv>, jti: string, expiresAt: number): Promise<void> {
+  await revokeTokenId(c.env.REVOKED, jti, expiresAt - now());
+}
+
+/** The live session a refresh token belongs to, or null (no side effects). */
+export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: string): Promise<Session | null> {
+  if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) return null;
+  const session = await findSessionByRefreshHash(c.env.DB, await sha256(refreshToken));
+  if (!session || session.revokedAt !== null || session.expiresAt <= now()) return null;
+  return session;
+}
+
+/**
+ * Rotates a refresh token. A token that was already rotated is treated as stolen: its whole
+ * session ends and a security event is recorded. Of concurrent rotations of one token exactly
+ * one wins; the others are refused without ending the session.
+ */
+export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
+  const config = c.get('config');
+  const refused = invalidToken('The refresh token is invalid, expired or revoked.');
+  if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) throw refused;
+  const hash = await sha256(refreshToken);
+  const t = now();
+  const session = await findSessionByRefreshHash(c.env.DB, hash);
+  if (!session) {
+    const reusedSessionId = await findRotatedToken(c.env.DB, hash);
+    if (reusedSessionId) {
+      const reused = await findSessionById(c.env.DB, reusedSessionId);
+      await endSessions(c, [reusedSessionId]);
+      await audit(c, {
+        event: 'refresh_token_reuse',
+        outcome: 'security',
+        userId: reused?.userId ?? null,
+        detail: { sid: reusedSessionId, message: 'A rotated refresh token was presented again; the session was ended.' },
+      });
+    }
+    throw refused;
+  }
+  const absoluteEnd = session.createdAt + config.SESSION_MAX_AGE;
+  if (session.revokedAt !== null || session.expiresAt <= t || absoluteEnd <= t) throw refused;
+  const user = await findUserById(c.env.DB, session.userId);
+  if (!user || user.disabledAt !== null) {
+    await endSessions(c, [session.id]);
+    throw refused;
+  }
+  const next = newRefreshToken();
+  const expiresAt = Math.min(t + config.REFRESH_TOKEN_TTL, absoluteEnd);
+  const won = await rotateRefreshHash(c.env.DB, session.id, hash, await sha256(next), expiresAt, t);
+  if (!won) throw invalidToken('The refresh token was already used.');
+  const access = await accessTokenFor(c, user, session.id);
+  await audit(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
+  return {
+    user,
+    tokens: {
+      accessToken: access.token,
+      accessTokenId: access.jti,
+      expiresIn: access.expiresIn,
+      refreshToken: next,
+      sessionExpiresAt: expiresAt,
+      session: { ...session, expiresAt, lastUsedAt: t },
+    },
+  };
+}

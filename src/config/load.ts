@@ -1,0 +1,77 @@
+/**
+ * Parses the Worker's settings into a {@link Config}, once per isolate.
+ *
+ * The `env` object a Worker receives is the same for every request of an isolate, so the
+ * result is cached against it; a test that builds a fresh env gets a fresh parse.
+ */
+import * as v from 'valibot';
+import { configSchema, type Config } from './schema';
+
+/** A bad or missing setting. `setting` is safe to show; no value is ever included. */
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`${setting}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; error: ConfigError };
+
+const cache = new WeakMap<object, ConfigResult>();
+
+export function loadConfig(env: Record<string, unknown>): ConfigResult {
+  let result = cache.get(env);
+  if (!result) {
+    result = parseConfig(env);
+    cache.set(env, result);
+  }
+  return result;
+}
+
+export function parseConfig(env: Record<string, unknown>): ConfigResult {
+  const parsed = v.safeParse(configSchema, env);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const path = issue.path?.map((p) => String(p.key)) ?? [];
+    const setting = path[0] ?? 'configuration';
+    const where = path.length > 1 ? ` (at ${path.slice(1).join('.')})` : '';
+    return { ok: false, error: new ConfigError(setting, `${issue.message}${where}`) };
+  }
+  const raw = parsed.output;
+  const isDevelopment = raw.ENVIRONMENT === 'development';
+  if (!raw.PUBLIC_URL && !isDevelopment) {
+    return { ok: false, error: new ConfigError('PUBLIC_URL', 'is required in production') };
+  }
+  if (raw.SIGNING_KEYS === undefined && !isDevelopment) {
+    return { ok: false, error: new ConfigError('SIGNING_KEYS', 'is required in production (a JWK Set of private keys)') };
+  }
+  if (!isDevelopment && raw.PUBLIC_URL?.startsWith('http:')) {
+    return { ok: false, error: new ConfigError('PUBLIC_URL', 'must use https in production') };
+  }
+  if (raw.STORE_PROVIDER_TOKENS && !raw.TOKEN_ENCRYPTION_KEY) {
+    return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'is required when STORE_PROVIDER_TOKENS=true') };
+  }
+  for (const [id, secret] of [
+    ['GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'],
+    ['GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET'],
+    ['GITLAB_CLIENT_ID', 'GITLAB_CLIENT_SECRET'],
+  ] as const) {
+    if (Boolean(raw[id]) !== Boolean(raw[secret])) {
+      return { ok: false, error: new ConfigError(raw[id] ? secret : id, `must be set together with ${raw[id] ? id : secret}`) };
+    }
+  }
+  if (raw.OIDC_ISSUER && !raw.OIDC_CLIENT_ID) {
+    return { ok: false, error: new ConfigError('OIDC_CLIENT_ID', 'is required when OIDC_ISSUER is set') };
+  }
+  const publicUrl = raw.PUBLIC_URL ?? 'http://localhost:8787';
+  const config: Config = {
+    ...raw,
+    PUBLIC_URL: publicUrl,
+    isDevelopment,
+    accessTokenAudience: publicUrl,
+  };
+  return { ok: true, config };
+}

@@ -1,0 +1,117 @@
+/**
+ * The validated configuration. Every setting from DESIGN.md is parsed here, once per isolate
+ * (see `load.ts`); the rest of the code only ever sees the typed {@link Config}.
+ */
+import * as v from 'valibot';
+import { routesSchema, type RouteConfig } from './routes-schema';
+
+/** A raw setting may be a TOML value, a JSON value, or a JSON string holding one. */
+function parseStructured(input: unknown): unknown {
+  if (typeof input !== 'string') return input;
+  const text = input.trim();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return input; // left as is: the schema names what it expected
+  }
+}
+
+const seconds = (fallback: number, min: number, max: number) =>
+  v.pipe(
+    v.optional(v.union([v.string(), v.number()]), String(fallback)),
+    v.transform((x) => (typeof x === 'number' ? x : x.trim() === '' ? fallback : Number(x))),
+    v.number('must be a number of seconds'),
+    v.integer('must be a whole number of seconds'),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+const commaList = (lower: boolean) =>
+  v.pipe(
+    v.optional(v.union([v.string(), v.array(v.string())]), ''),
+    v.transform((x) => (Array.isArray(x) ? x : x.split(','))),
+    v.transform((xs) => xs.map((s) => (lower ? s.trim().toLowerCase() : s.trim())).filter(Boolean)),
+  );
+
+const enumSetting = <const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
+  v.pipe(
+    v.optional(v.string(), fallback),
+    v.transform((s) => (s.trim() === '' ? fallback : s.trim().toLowerCase())),
+    v.picklist(values, `must be one of: ${values.join(', ')}`),
+  );
+
+const optionalText = v.pipe(
+  v.optional(v.string()),
+  v.transform((s) => (s === undefined || s.trim() === '' ? undefined : s.trim())),
+);
+
+/** An absolute http(s) URL reduced to its origin (scheme, host, port). */
+const originUrl = v.pipe(
+  v.string(),
+  v.trim(),
+  v.url('must be an absolute URL such as https://auth.example.com'),
+  v.check((s) => /^https?:$/.test(new URL(s).protocol), 'must use http or https'),
+  v.transform((s) => new URL(s).origin),
+);
+
+const boolSetting = (fallback: boolean) =>
+  v.pipe(
+    v.optional(v.union([v.string(), v.boolean()]), String(fallback)),
+    v.transform((x) => (typeof x === 'boolean' ? String(x) : x.trim().toLowerCase() || String(fallback))),
+    v.picklist(['true', 'false'], 'must be true or false'),
+    v.transform((s) => s === 'true'),
+  );
+
+export const configSchema = v.object({
+  ENVIRONMENT: enumSetting(['development', 'production'] as const, 'production'),
+  PUBLIC_URL: v.optional(originUrl),
+  SIGNING_KEYS: v.optional(v.pipe(v.unknown(), v.transform(parseStructured))),
+  AUTH_PREFIX: v.pipe(
+    v.optional(v.string(), '/auth'),
+    v.transform((s) => s.trim().replace(/\/+$/, '') || '/auth'),
+    v.regex(/^\/[a-z0-9][a-z0-9_-]*(\/[a-z0-9][a-z0-9_-]*)*$/i, 'must be a path such as /auth'),
+  ),
+  ACCESS_TOKEN_TTL: seconds(600, 60, 86_400),
+  REFRESH_TOKEN_TTL: seconds(2_592_000, 300, 31_536_000),
+  SESSION_MAX_AGE: seconds(7_776_000, 300, 31_536_000),
+  PASSWORD_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
+  PASSWORD_MIN_LENGTH: seconds(12, 8, 256),
+  REGISTRATION: enumSetting(['open', 'closed'] as const, 'open'),
+  ALLOWED_EMAIL_DOMAINS: commaList(true),
+  ADMIN_EMAILS: commaList(true),
+  ALLOWED_RETURN_ORIGINS: v.pipe(
+    commaList(false),
+    v.array(originUrl),
+  ),
+  GITHUB_CLIENT_ID: optionalText,
+  GITHUB_CLIENT_SECRET: optionalText,
+  GOOGLE_CLIENT_ID: optionalText,
+  GOOGLE_CLIENT_SECRET: optionalText,
+  GITLAB_CLIENT_ID: optionalText,
+  GITLAB_CLIENT_SECRET: optionalText,
+  OIDC_ISSUER: v.optional(v.pipe(v.string(), v.trim(), v.url('must be the issuer URL'))),
+  OIDC_CLIENT_ID: optionalText,
+  OIDC_CLIENT_SECRET: optionalText,
+  OIDC_NAME: v.pipe(v.optional(v.string(), 'OpenID Connect'), v.trim()),
+  DEV_OIDC_ISSUER: v.optional(v.pipe(v.string(), v.trim(), v.url('must be the issuer URL'))),
+  STORE_PROVIDER_TOKENS: boolSetting(false),
+  TOKEN_ENCRYPTION_KEY: optionalText,
+  ROUTES: v.pipe(v.optional(v.unknown(), []), v.transform(parseStructured), v.transform((x) => x ?? []), routesSchema),
+  AUDIT_RETENTION_DAYS: seconds(90, 1, 3650),
+  ALERT_WEBHOOK_URL: v.optional(v.pipe(v.string(), v.trim(), v.url('must be an absolute URL'))),
+  LOGIN_FAILURE_LIMIT: seconds(100, 5, 10_000),
+});
+
+export type RawConfig = v.InferOutput<typeof configSchema>;
+
+/** What the app uses: the raw settings plus values derived from them once. */
+export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 'ROUTES'> {
+  PUBLIC_URL: string;
+  /** Parsed JWK Set from `SIGNING_KEYS`, or undefined in development (keys are generated). */
+  SIGNING_KEYS?: unknown;
+  ROUTES: RouteConfig[];
+  isDevelopment: boolean;
+  /** `aud` of access tokens. */
+  accessTokenAudience: string;
+}

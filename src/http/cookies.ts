@@ -1,0 +1,40 @@
+/**
+ * The gateway's cookies (DESIGN.md, "Cookie mode"), set with hono's cookie helper so the
+ * `__Host-` / `__Secure-` prefix rules are enforced for us.
+ */
+import type { Context } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import type { AppEnv } from '../env';
+
+/** Full names as browsers store them. */
+export const ACCESS_COOKIE = '__Host-gatehouse';
+export const REFRESH_COOKIE = '__Secure-gatehouse-refresh';
+
+export function readAccessCookie(c: Context<AppEnv>): string | undefined {
+  return getCookie(c, 'gatehouse', 'host');
+}
+
+export function readRefreshCookie(c: Context<AppEnv>): string | undefined {
+  return getCookie(c, 'gatehouse-refresh', 'secure');
+}
+
+/**
+ * Both cookies live as long as the session may be refreshed, so an expired access token still
+ * reaches the gateway and a browser can be refreshed instead of being sent to sign in.
+ */
+export function setSessionCookies(c: Context<AppEnv>, accessToken: string, refreshToken: string, maxAge: number): void {
+  const prefix = c.get('config').AUTH_PREFIX;
+  setCookie(c, 'gatehouse', accessToken, { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge });
+  setCookie(c, 'gatehouse-refresh', refreshToken, { prefix: 'secure', path: prefix, httpOnly: true, secure: true, sameSite: 'Lax', maxAge });
+}
+
+export function clearSessionCookies(c: Context<AppEnv>): void {
+  const prefix = c.get('config').AUTH_PREFIX;
+  deleteCookie(c, 'gatehouse', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
+  deleteCookie(c, 'gatehouse-refresh', { prefix: 'secure', path: prefix, httpOnly: true, secure: true, sameSite: 'Lax' });
+}
+
+/** True if the request carries any gateway cookie: it is then "cookie-authenticated". */
+export function hasSessionCookie(c: Context<AppEnv>): boolean {
+  return readAccessCookie(c) !== undefined || readRefreshCookie(c) !== undefined;
+}

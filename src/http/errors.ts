@@ -1,0 +1,58 @@
+/**
+ * The error contract of DESIGN.md: OAuth-style JSON bodies, one status per code, and
+ * `WWW-Authenticate` on 401s. Throw an {@link ApiError} anywhere; `errorHandler` renders it.
+ */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  invalid_credentials: 401,
+  invalid_token: 401,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  server_error: 500,
+  configuration_error: 500,
+  bad_gateway: 502,
+  unavailable: 503,
+  gateway_timeout: 504,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class ApiError extends Error {
+  readonly status: (typeof ERROR_STATUS)[ErrorCode];
+  constructor(
+    readonly code: ErrorCode,
+    readonly description: string,
+    readonly extra: { retryAfter?: number; headers?: Record<string, string>; fields?: Record<string, unknown> } = {},
+  ) {
+    super(description);
+    this.name = 'ApiError';
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+/** Builds the JSON response for an error code. */
+export function errorResponse(error: ApiError): Response {
+  const headers = new Headers({
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    ...error.extra.headers,
+  });
+  if (error.status === 401) {
+    const code = error.code === 'invalid_token' ? 'invalid_token' : error.code;
+    headers.set('www-authenticate', `Bearer error="${code}", error_description="${error.description.replace(/["\\]/g, '')}"`);
+  }
+  if (error.extra.retryAfter !== undefined) headers.set('retry-after', String(Math.max(1, Math.ceil(error.extra.retryAfter))));
+  const body = { error: error.code, error_description: error.description, ...error.extra.fields };
+  return new Response(JSON.stringify(body), { status: error.status, headers });
+}
+
+export const badRequest = (description: string) => new ApiError('invalid_request', description);
+export const invalidToken = (description = 'The access token is missing, invalid, expired or revoked.') =>
+  new ApiError('invalid_token', description);
+export const unavailable = (description = 'A service Gatehouse depends on is unavailable. Try again shortly.') =>
+  new ApiError('unavailable', description, { retryAfter: 5 });

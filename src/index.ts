@@ -1,0 +1,30 @@
+/**
+ * The Worker entry point. Everything is built lazily on the first request of an isolate.
+ */
+import { appFor } from './app';
+import { loadConfig } from './config/load';
+import type { Env } from './env';
+import { ApiError, errorResponse } from './http/errors';
+import { log } from './observability/log';
+
+export { requireAuth } from './middleware/require-auth';
+export type { AppEnv, AuthUser, Env } from './env';
+
+export default {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    try {
+      const result = loadConfig(env);
+      if (!result.ok) {
+        log.error('configuration_invalid', { setting: result.error.setting, message: result.error.message });
+        return errorResponse(
+          new ApiError('configuration_error', `Gatehouse is misconfigured: ${result.error.message}`, { fields: { setting: result.error.setting } }),
+        );
+      }
+      return await appFor(result.config).fetch(request, env, ctx);
+    } catch (e) {
+      // Last line of defence: nothing escapes as a runtime error page with internals.
+      log.error('unhandled_error', { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+      return errorResponse(new ApiError('server_error', 'Something went wrong. Try again later.'));
+    }
+  },
+} satisfies ExportedHandler<Env>;

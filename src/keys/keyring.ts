@@ -1,0 +1,121 @@
+/**
+ * The gateway's signing keys: parsed from the `SIGNING_KEYS` JWK Set and imported into
+ * WebCrypto once per isolate. The first key signs; every key verifies and is published.
+ */
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { ConfigError } from '../config/load';
+import type { Config } from '../config/schema';
+import { log } from '../observability/log';
+
+export type SigningAlgorithm = 'ES256' | 'EdDSA';
+
+export interface SigningKey {
+  kid: string;
+  alg: SigningAlgorithm;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  /** Public members only, with `kid`, `alg` and `use`. */
+  publicJwk: JWK;
+}
+
+export interface Keyring {
+  active: SigningKey;
+  byKid: ReadonlyMap<string, SigningKey>;
+  /** The algorithms our keys use: verification accepts nothing else. */
+  algorithms: SigningAlgorithm[];
+  /** The JWK Set served at `/.well-known/jwks.json`. */
+  jwks: { keys: JWK[] };
+}
+
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'] as const;
+
+function algorithmFor(jwk: JWK, index: number): SigningAlgorithm {
+  const fail = (why: string) => new ConfigError('SIGNING_KEYS', `key ${index + 1}: ${why}`);
+  let alg: SigningAlgorithm;
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') alg = 'ES256';
+  else if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') alg = 'EdDSA';
+  else throw fail('must be an EC P-256 (ES256) or OKP Ed25519 (EdDSA) key');
+  if (jwk.alg !== undefined && jwk.alg !== alg && !(alg === 'EdDSA' && jwk.alg === 'Ed25519')) {
+    throw fail(`"alg" ${JSON.stringify(jwk.alg)} does not match the key type (expected ${alg})`);
+  }
+  if (typeof jwk.d !== 'string') throw fail('must be a private key (no "d" member)');
+  return alg;
+}
+
+async function importKey(jwk: JWK, index: number): Promise<SigningKey> {
+  const alg = algorithmFor(jwk, index);
+  const publicMembers: JWK = { ...jwk };
+  for (const m of PRIVATE_MEMBERS) delete (publicMembers as Record<string, unknown>)[m];
+  delete publicMembers.key_ops;
+  delete publicMembers.ext;
+  const kid = typeof jwk.kid === 'string' && jwk.kid ? jwk.kid : await calculateJwkThumbprint(publicMembers);
+  const publicJwk: JWK = { ...publicMembers, kid, alg, use: 'sig' };
+  try {
+    const privateKey = (await importJWK({ ...jwk, alg, key_ops: undefined, ext: undefined }, alg)) as CryptoKey;
+    const publicKey = (await importJWK(publicJwk, alg)) as CryptoKey;
+    return { kid, alg, privateKey, publicKey, publicJwk };
+  } catch {
+    throw new ConfigError('SIGNING_KEYS', `key ${index + 1} (kid ${kid}) could not be imported`);
+  }
+}
+
+function keyList(value: unknown): JWK[] {
+  const set = Array.isArray(value) ? { keys: value } : value;
+  if (!set || typeof set !== 'object' || !Array.isArray((set as { keys?: unknown }).keys)) {
+    throw new ConfigError('SIGNING_KEYS', 'must be a JWK Set: {"keys":[...]}');
+  }
+  const keys = (set as { keys: unknown[] }).keys;
+  if (keys.length === 0) throw new ConfigError('SIGNING_KEYS', 'holds no keys');
+  keys.forEach((k, i) => {
+    if (!k || typeof k !== 'object' || Array.isArray(k)) throw new ConfigError('SIGNING_KEYS', `key ${i + 1} is not a JWK object`);
+  });
+  return keys as JWK[];
+}
+
+/** Builds a keyring from a parsed JWK Set of private keys. */
+export async function keyringFromJwks(value: unknown): Promise<Keyring> {
+  const keys = await Promise.all(keyList(value).map(importKey));
+  const byKid = new Map<string, SigningKey>();
+  for (const key of keys) {
+    if (byKid.has(key.kid)) throw new ConfigError('SIGNING_KEYS', `two keys share kid ${key.kid}`);
+    byKid.set(key.kid, key);
+  }
+  return {
+    active: keys[0]!,
+    byKid,
+    algorithms: [...new Set(keys.map((k) => k.alg))],
+    jwks: { keys: keys.map((k) => k.publicJwk) },
+  };
+}
+
+/** A fresh private JWK, as `npm run keys:generate` and the dev fallback make them. */
+export async function generateSigningJwk(alg: SigningAlgorithm = 'ES256'): Promise<JWK> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
+  const jwk = await exportJWK(privateKey);
+  const kid = `${new Date().toISOString().slice(0, 10)}-${(await calculateJwkThumbprint(jwk)).slice(0, 8)}`;
+  return { ...jwk, kid, alg, use: 'sig' };
+}
+
+const cache = new WeakMap<Config, Promise<Keyring>>();
+
+/**
+ * The keyring for this isolate. In development with no `SIGNING_KEYS`, a key is generated in
+ * memory (tokens then die with the isolate) and a warning is logged.
+ */
+export function getKeyring(config: Config): Promise<Keyring> {
+  let ring = cache.get(config);
+  if (!ring) {
+    ring = (async () => {
+      if (config.SIGNING_KEYS === undefined) {
+        log.warn('dev_signing_key_generated', {
+          message: 'SIGNING_KEYS is not set: using a key generated in memory (development only). Run `npm run dev` to get a persistent one in .dev.vars.',
+        });
+        return keyringFromJwks({ keys: [await generateSigningJwk()] });
+      }
+      return keyringFromJwks(config.SIGNING_KEYS);
+    })();
+    // A failed import is not cached as a success, but it is cached: the config is fixed per isolate.
+    cache.set(config, ring);
+  }
+  return ring;
+}

@@ -1,0 +1,31 @@
+/**
+ * Renders every error as DESIGN.md's JSON (or a plain page for browser navigations where a
+ * route asks for it). Unknown exceptions become a bare 500: the log gets the details, the
+ * client gets no stack, SQL or host name.
+ */
+import type { Context, ErrorHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { AppEnv } from '../env';
+import { ApiError, errorResponse } from '../http/errors';
+import { log } from '../observability/log';
+
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof HTTPException) {
+    if (err.status === 413) return new ApiError('payload_too_large', 'The request body is too large (64 KiB at most).');
+    if (err.status === 400) return new ApiError('invalid_request', 'The request is malformed.');
+  }
+  return new ApiError('server_error', 'Something went wrong. Try again later.');
+}
+
+export const errorHandler: ErrorHandler<AppEnv> = (err: Error, c: Context<AppEnv>) => {
+  const apiError = toApiError(err);
+  if (apiError.status >= 500 && !(err instanceof ApiError)) {
+    log.error('unhandled_error', {
+      path: c.req.path,
+      method: c.req.method,
+      error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    });
+  }
+  return errorResponse(apiError);
+};

@@ -1,0 +1,34 @@
+/** `GET /auth/login`: the sign-in page. */
+import { Hono, type Context } from 'hono';
+import type { AppEnv } from '../env';
+import { safeReturnTo } from '../http/return-to';
+import { enabledProviders } from '../providers/registry';
+import { LoginPage } from '../ui/login-page';
+import { renderPage } from '../ui/render';
+
+export function renderLoginPage(
+  c: Context<AppEnv>,
+  opts: { error?: string | null; email?: string; returnTo: string; status?: 200 | 400 | 401 | 403 | 409 | 413 | 415 | 429 | 502 | 503 },
+): Response {
+  const config = c.get('config');
+  return renderPage(
+    c,
+    (nonce) =>
+      LoginPage({
+        nonce,
+        prefix: config.AUTH_PREFIX,
+        returnTo: opts.returnTo,
+        providers: enabledProviders(config),
+        passwordLogin: config.PASSWORD_LOGIN === 'enabled',
+        registration: config.REGISTRATION === 'open',
+        minLength: config.PASSWORD_MIN_LENGTH,
+        error: opts.error,
+        email: opts.email,
+      }),
+    opts.status ?? 200,
+  );
+}
+
+export const loginPageRoutes = new Hono<AppEnv>().get('/login', (c) =>
+  renderLoginPage(c, { returnTo: safeReturnTo(c.req.query('return_to'), c.get('config')), error: c.req.query('error') ? 'Sign-in failed. Please try again.' : null }),
+);

@@ -1,0 +1,122 @@
+/**
+ * Email + password accounts: `POST /auth/register` and `POST /auth/login`, as JSON (token or
+ * cookie mode) or as HTML form posts (cookie mode, 303 to `return_to`).
+ */
+import { Hono, type Context } from 'hono';
+import * as v from 'valibot';
+import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
+import { checkNewPassword, normalizePassword } from '../auth/password-policy';
+import { emailDomainAllowed } from '../auth/roles';
+import { audit, startSession } from '../auth/sessions';
+import type { AppEnv } from '../env';
+import { readBody, type BodyKind } from '../http/body';
+import { setSessionCookies } from '../http/cookies';
+import { ApiError, badRequest } from '../http/errors';
+import { signedInResponse } from '../http/responses';
+import { safeReturnTo } from '../http/return-to';
+import { toApiError } from '../middleware/error-handler';
+import { sameOrigin } from '../middleware/same-origin';
+import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
+import { renderLoginPage } from './login-page';
+
+const credentialsSchema = v.strictObject(
+  {
+    email: v.pipe(v.string('must be a string'), v.trim(), v.toLowerCase(), v.maxLength(254, 'is too long'), v.email('is not a valid email address')),
+    // Raw length is capped generously here; the policy counts normalised characters.
+    password: v.pipe(v.string('must be a string'), v.minLength(1, 'is required'), v.maxLength(1024, 'is too long (256 characters at most)')),
+    name: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.maxLength(100, 'is too long'))),
+    session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')),
+    return_to: v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long'))),
+  },
+  'is not a known field',
+);
+
+type Credentials = v.InferOutput<typeof credentialsSchema>;
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function requirePasswordLogin(c: Context<AppEnv>) {
+  if (c.get('config').PASSWORD_LOGIN === 'disabled') throw new ApiError('forbidden', 'Password sign-in is disabled on this gateway.');
+}
+
+/** Signs the user in and answers according to how they asked (form, JSON cookie, JSON token). */
+async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Credentials, status: 200 | 201) {
+  const tokens = await startSession(c, user, 'password');
+  if (kind === 'form') {
+    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
+    c.header('cache-control', 'no-store');
+    return c.redirect(safeReturnTo(input.return_to, c.get('config')), 303);
+  }
+  return signedInResponse(c, user, tokens, input.session === 'cookie' ? 'cookie' : 'token', status);
+}
+
+/** Form posts get the page back with the error; JSON clients get the JSON error. */
+function formAware(handler: (c: Context<AppEnv>, body: { kind: BodyKind; data: Credentials }) => Promise<Response>) {
+  return async (c: Context<AppEnv>) => {
+    let body: { kind: BodyKind; data: Credentials } | undefined;
+    try {
+      body = await readBody(c, credentialsSchema);
+      return await handler(c, body);
+    } catch (e) {
+      const isForm = (c.req.header('content-type') ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
+      const err = toApiError(e);
+      if (!isForm || err.status >= 500) throw e;
+      if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
+      return renderLoginPage(c, {
+        error: err.description,
+        email: body?.data.email,
+        returnTo: safeReturnTo(body?.data.return_to, c.get('config')),
+        status: err.status as 400,
+      });
+    }
+  };
+}
+
+export const passwordRoutes = new Hono<AppEnv>()
+  .post(
+    '/register',
+    sameOrigin({ always: true }),
+    formAware(async (c, { kind, data }) => {
+      const config = c.get('config');
+      requirePasswordLogin(c);
+      if (config.REGISTRATION === 'closed') throw new ApiError('forbidden', 'Registration is closed on this gateway.');
+      if (!emailDomainAllowed(data.email, config)) throw new ApiError('forbidden', 'Accounts with this email domain are not allowed.');
+      const password = normalizePassword(data.password);
+      const problem = checkNewPassword(password, config.PASSWORD_MIN_LENGTH);
+      if (problem) throw badRequest(problem.message);
+      const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash: await hashPassword(password) }, now());
+      if (!user) {
+        await audit(c, { event: 'register', outcome: 'failure', detail: { reason: 'email_taken' } });
+        throw new ApiError('conflict', 'An account with this email already exists.');
+      }
+      await audit(c, { event: 'register', outcome: 'success', userId: user.id });
+      return finishSignIn(c, user, kind, data, 201);
+    }),
+  )
+  .post(
+    '/login',
+    sameOrigin({ always: true }),
+    formAware(async (c, { kind, data }) => {
+      requirePasswordLogin(c);
+      const password = normalizePassword(data.password);
+      const user = await findUserByEmail(c.env.DB, data.email);
+      const failed = new ApiError('invalid_credentials', 'The email or password is incorrect.');
+      if (!user?.passwordHash) {
+        await verifyDummy(password); // same work as a real check: timing does not reveal accounts
+        await audit(c, { event: 'login', outcome: 'failure', userId: user?.id ?? null, detail: { reason: 'unknown_email' } });
+        throw failed;
+      }
+      const result = await verifyPassword(password, user.passwordHash);
+      if (!result.ok) {
+        await audit(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'wrong_password' } });
+        throw failed;
+      }
+      if (user.disabledAt !== null) {
+        await audit(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'disabled' } });
+        throw new ApiError('forbidden', 'This account is disabled.');
+      }
+      if (result.needsRehash) await updatePasswordHash(c.env.DB, user.id, await hashPassword(password), now());
+      await audit(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'password' } });
+      return finishSignIn(c, user, kind, data, 200);
+    }),
+  );

@@ -1,0 +1,106 @@
+/**
+ * The signed-in user's session: status (`/me`), refresh, the session list, and sign-out.
+ */
+import { Hono, type Context } from 'hono';
+import * as v from 'valibot';
+import { audit, endAllSessions, endSessions, refreshSession, revokeAccessToken, sessionForRefreshToken } from '../auth/sessions';
+import type { AppEnv } from '../env';
+import { readBody } from '../http/body';
+import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
+import { ApiError, invalidToken } from '../http/errors';
+import { publicSession, publicUser, signedInResponse } from '../http/responses';
+import { requireAuth } from '../middleware/require-auth';
+import { sameOrigin } from '../middleware/same-origin';
+import { findSessionById, listActiveSessions } from '../storage/sessions';
+import { findUserById } from '../storage/users';
+
+const refreshSchema = v.strictObject({ refresh_token: v.optional(v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long'))) }, 'is not a known field');
+const emptySchema = v.strictObject({ return_to: v.optional(v.string()) }, 'is not a known field');
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Bodies are optional on these endpoints; when one is sent it must still be well-formed. */
+async function optionalBody<S extends v.GenericSchema>(c: Context<AppEnv>, schema: S): Promise<v.InferOutput<S> | undefined> {
+  const length = c.req.header('content-length');
+  if (!c.req.header('content-type') && (length === undefined || length === '0')) return undefined;
+  return (await readBody(c, schema)).data;
+}
+
+export const sessionRoutes = new Hono<AppEnv>()
+  .get('/me', requireAuth(), async (c) => {
+    const auth = c.get('user');
+    const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
+    if (!user || user.disabledAt !== null || !session || session.revokedAt !== null || session.expiresAt <= now()) {
+      throw invalidToken('The session has ended.');
+    }
+    const { refreshHash: _omit, ...rest } = session;
+    c.header('cache-control', 'no-store');
+    return c.json({ user: publicUser(c, user), session: { ...publicSession(rest, auth.sessionId), access_token_expires_at: auth.tokenExpiresAt } });
+  })
+  .post('/refresh', sameOrigin(), async (c) => {
+    const body = await optionalBody(c, refreshSchema);
+    const fromBody = body?.refresh_token;
+    const fromCookie = readRefreshCookie(c);
+    const token = fromBody ?? fromCookie;
+    if (!token) throw invalidToken('No refresh token was sent.');
+    try {
+      const { user, tokens } = await refreshSession(c, token);
+      return signedInResponse(c, user, tokens, fromBody !== undefined ? 'token' : 'cookie');
+    } catch (e) {
+      if (fromBody === undefined && e instanceof ApiError && e.code === 'invalid_token') clearSessionCookies(c);
+      throw e;
+    }
+  })
+  .post('/logout', sameOrigin(), requireAuth({ optional: true }), async (c) => {
+    const body = await optionalBody(c, refreshSchema);
+    const auth = c.get('user');
+    let sessionId = auth?.sessionId;
+    let userId = auth?.id;
+    if (!sessionId) {
+      // An expired access token must not stop a browser from signing out: the refresh token
+      // names the session just as well.
+      const refreshToken = body?.refresh_token ?? readRefreshCookie(c);
+      const session = refreshToken ? await sessionForRefreshToken(c, refreshToken) : null;
+      if (!session) {
+        clearSessionCookies(c);
+        throw invalidToken('No active session to sign out of.');
+      }
+      sessionId = session.id;
+      userId = session.userId;
+    }
+    clearSessionCookies(c);
+    if (auth) await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
+    await endSessions(c, [sessionId]);
+    await audit(c, { event: 'logout', outcome: 'success', userId, detail: { sid: sessionId } });
+    c.header('cache-control', 'no-store');
+    return c.json({ ok: true, ended_sessions: 1 });
+  })
+  .post('/logout-all', sameOrigin(), requireAuth(), async (c) => {
+    await optionalBody(c, emptySchema);
+    const auth = c.get('user');
+    clearSessionCookies(c);
+    await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
+    const ended = await endAllSessions(c, auth.id);
+    await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length } });
+    c.header('cache-control', 'no-store');
+    return c.json({ ok: true, ended_sessions: ended.length });
+  })
+  .get('/sessions', requireAuth(), async (c) => {
+    const auth = c.get('user');
+    const sessions = await listActiveSessions(c.env.DB, auth.id, now());
+    c.header('cache-control', 'no-store');
+    return c.json({ sessions: sessions.map((s) => publicSession(s, auth.sessionId)) });
+  })
+  .delete('/sessions/:id', sameOrigin(), requireAuth(), async (c) => {
+    const auth = c.get('user');
+    const id = c.req.param('id');
+    const session = id.length <= 64 ? await findSessionById(c.env.DB, id) : null;
+    // Another user's session id answers exactly like a missing one.
+    if (!session || session.userId !== auth.id || session.revokedAt !== null) {
+      throw new ApiError('not_found', 'No such session.');
+    }
+    await endSessions(c, [session.id]);
+    if (session.id === auth.sessionId) clearSessionCookies(c);
+    await audit(c, { event: 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: session.id } });
+    return c.json({ ok: true });
+  });

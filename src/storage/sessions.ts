@@ -1,0 +1,166 @@
+/**
+ * The `sessions` table and refresh-token rotation. A session holds the SHA-256 of its current
+ * refresh token; rotated hashes move to `rotated_refresh_tokens` so that a copy presented
+ * later is recognised as reuse.
+ */
+import { randomId } from '../util/random';
+
+export interface Session {
+  id: string;
+  userId: string;
+  family: string;
+  createdAt: number;
+  expiresAt: number;
+  lastUsedAt: number;
+  revokedAt: number | null;
+  userAgent: string | null;
+  ip: string | null;
+  provider: string | null;
+}
+
+interface SessionRow {
+  id: string;
+  user_id: string;
+  refresh_hash: string;
+  family: string;
+  created_at: number;
+  expires_at: number;
+  last_used_at: number;
+  revoked_at: number | null;
+  user_agent: string | null;
+  ip: string | null;
+  provider: string | null;
+}
+
+export interface SessionWithHash extends Session {
+  refreshHash: string;
+}
+
+function toSession(row: SessionRow): SessionWithHash {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    family: row.family,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+    userAgent: row.user_agent,
+    ip: row.ip,
+    provider: row.provider,
+    refreshHash: row.refresh_hash,
+  };
+}
+
+export interface NewSession {
+  userId: string;
+  refreshHash: string;
+  expiresAt: number;
+  userAgent: string | null;
+  ip: string | null;
+  provider: string | null;
+}
+
+export async function insertSession(db: D1Database, input: NewSession, now: number): Promise<Session> {
+  const id = `ses_${randomId(12)}`;
+  const family = randomId(12);
+  await db
+    .prepare(
+      `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider)
+    .run();
+  return {
+    id,
+    userId: input.userId,
+    family,
+    createdAt: now,
+    expiresAt: input.expiresAt,
+    lastUsedAt: now,
+    revokedAt: null,
+    userAgent: input.userAgent,
+    ip: input.ip,
+    provider: input.provider,
+  };
+}
+
+export async function findSessionById(db: D1Database, id: string): Promise<SessionWithHash | null> {
+  const row = await db.prepare('SELECT * FROM sessions WHERE id = ?').bind(id).first<SessionRow>();
+  return row ? toSession(row) : null;
+}
+
+export async function findSessionByRefreshHash(db: D1Database, hash: string): Promise<SessionWithHash | null> {
+  const row = await db.prepare('SELECT * FROM sessions WHERE refresh_hash = ?').bind(hash).first<SessionRow>();
+  return row ? toSession(row) : null;
+}
+
+/** The session a rotated (already used) refresh token belonged to, if any. */
+export async function findRotatedToken(db: D1Database, hash: string): Promise<string | null> {
+  const row = await db.prepare('SELECT session_id FROM rotated_refresh_tokens WHERE hash = ?').bind(hash).first<{ session_id: string }>();
+  return row?.session_id ?? null;
+}
+
+/**
+ * Swaps the refresh hash if, and only if, it is still `oldHash` and the session is live: a
+ * conditional update, so of several concurrent rotations with one token exactly one wins.
+ * The old hash is recorded as rotated in the same transaction, only when the swap happened.
+ */
+export async function rotateRefreshHash(
+  db: D1Database,
+  sessionId: string,
+  oldHash: string,
+  newHash: string,
+  expiresAt: number,
+  now: number,
+): Promise<boolean> {
+  const [update] = await db.batch([
+    db
+      .prepare(
+        `UPDATE sessions SET refresh_hash = ?, expires_at = ?, last_used_at = ?
+         WHERE id = ? AND refresh_hash = ? AND revoked_at IS NULL AND expires_at > ?`,
+      )
+      .bind(newHash, expiresAt, now, sessionId, oldHash, now),
+    db
+      .prepare('INSERT OR IGNORE INTO rotated_refresh_tokens (hash, session_id, rotated_at) SELECT ?, ?, ? WHERE changes() = 1')
+      .bind(oldHash, sessionId, now),
+  ]);
+  return update?.meta.changes === 1;
+}
+
+export async function revokeSession(db: D1Database, sessionId: string, now: number): Promise<boolean> {
+  const r = await db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').bind(now, sessionId).run();
+  return r.meta.changes === 1;
+}
+
+/** Ends every live session of a user; returns the ids it ended. */
+export async function revokeUserSessions(db: D1Database, userId: string, now: number): Promise<string[]> {
+  const { results } = await db
+    .prepare('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING id')
+    .bind(now, userId, now)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
+}
+
+export async function listActiveSessions(db: D1Database, userId: string, now: number): Promise<Session[]> {
+  const { results } = await db
+    .prepare('SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC LIMIT 100')
+    .bind(userId, now)
+    .all<SessionRow>();
+  return results.map((r) => {
+    const { refreshHash: _omit, ...session } = toSession(r);
+    return session;
+  });
+}
+
+/** Housekeeping: deletes up to `limit` sessions that ended before `before`. Returns how many. */
+export async function deleteEndedSessions(db: D1Database, before: number, limit: number): Promise<number> {
+  const r = await db
+    .prepare(
+      `DELETE FROM sessions WHERE id IN (
+         SELECT id FROM sessions WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?) LIMIT ?)`,
+    )
+    .bind(before, before, limit)
+    .run();
+  return r.meta.changes;
+}

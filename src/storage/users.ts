@@ -1,0 +1,144 @@
+/**
+ * The `users` table. All SQL is prepared statements; emails are stored normalised
+ * (trimmed, lower-case) and unique regardless of case.
+ */
+import { randomId } from '../util/random';
+
+export interface User {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  name: string | null;
+  avatarUrl: string | null;
+  passwordHash: string | null;
+  roles: string[];
+  disabledAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  email_verified: number;
+  name: string | null;
+  avatar_url: string | null;
+  password_hash: string | null;
+  roles: string;
+  disabled_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function parseRoles(text: string): string[] {
+  try {
+    const roles: unknown = JSON.parse(text);
+    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+export function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    email: row.email,
+    emailVerified: row.email_verified === 1,
+    name: row.name,
+    avatarUrl: row.avatar_url,
+    passwordHash: row.password_hash,
+    roles: parseRoles(row.roles),
+    disabledAt: row.disabled_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export async function findUserByEmail(db: D1Database, email: string): Promise<User | null> {
+  const row = await db.prepare('SELECT * FROM users WHERE email = ?').bind(normalizeEmail(email)).first<UserRow>();
+  return row ? toUser(row) : null;
+}
+
+export async function findUserById(db: D1Database, id: string): Promise<User | null> {
+  const row = await db.prepare('SELECT * FROM users WHERE id = ?').bind(id).first<UserRow>();
+  return row ? toUser(row) : null;
+}
+
+export interface NewUser {
+  email: string;
+  emailVerified: boolean;
+  name?: string | null;
+  avatarUrl?: string | null;
+  passwordHash?: string | null;
+  roles?: string[];
+}
+
+/** Inserts a user; returns null when the email is taken (unique index), never throws for that. */
+export async function createUser(db: D1Database, input: NewUser, now: number): Promise<User | null> {
+  const id = `usr_${randomId(12)}`;
+  const row = await db
+    .prepare(
+      `INSERT INTO users (id, email, email_verified, name, avatar_url, password_hash, roles, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING
+       RETURNING *`,
+    )
+    .bind(
+      id,
+      normalizeEmail(input.email),
+      input.emailVerified ? 1 : 0,
+      input.name ?? null,
+      input.avatarUrl ?? null,
+      input.passwordHash ?? null,
+      JSON.stringify(input.roles ?? []),
+      now,
+      now,
+    )
+    .first<UserRow>();
+  return row ? toUser(row) : null;
+}
+
+export async function updatePasswordHash(db: D1Database, userId: string, hash: string, now: number): Promise<void> {
+  await db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(hash, now, userId).run();
+}
+
+export async function updateProfile(
+  db: D1Database,
+  userId: string,
+  profile: { name?: string | null; avatarUrl?: string | null; emailVerified?: boolean },
+  now: number,
+): Promise<void> {
+  await db
+    .prepare(
+      `UPDATE users SET name = COALESCE(?, name), avatar_url = COALESCE(?, avatar_url),
+         email_verified = MAX(email_verified, ?), updated_at = ? WHERE id = ?`,
+    )
+    .bind(profile.name ?? null, profile.avatarUrl ?? null, profile.emailVerified ? 1 : 0, now, userId)
+    .run();
+}
+
+export async function setRoles(db: D1Database, userId: string, roles: string[], now: number): Promise<boolean> {
+  const r = await db.prepare('UPDATE users SET roles = ?, updated_at = ? WHERE id = ?').bind(JSON.stringify(roles), now, userId).run();
+  return r.meta.changes === 1;
+}
+
+export async function setDisabled(db: D1Database, userId: string, disabledAt: number | null, now: number): Promise<boolean> {
+  const r = await db.prepare('UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?').bind(disabledAt, now, userId).run();
+  return r.meta.changes === 1;
+}
+
+export async function listUsers(db: D1Database, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
+  const pattern = opts.search ? `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%` : '%';
+  const { results } = await db
+    .prepare(
+      `SELECT * FROM users WHERE email LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'
+       ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
+    )
+    .bind(pattern, pattern, opts.limit, opts.offset)
+    .all<UserRow>();
+  return results.map(toUser);
+}

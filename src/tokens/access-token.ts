@@ -1,0 +1,121 @@
+/**
+ * Access tokens: short-lived JWTs (`typ: at+jwt`) signed with the keyring's active key.
+ * Verification pins the algorithm to our keys', resolves the key only by a `kid` we know,
+ * and refuses tokens that carry key material of their own.
+ */
+import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import { invalidToken } from '../http/errors';
+import type { Keyring, SigningKey } from '../keys/keyring';
+import { randomId } from '../util/random';
+
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+/** Longer strings are refused before any parsing: our own tokens are far shorter. */
+export const MAX_TOKEN_LENGTH = 4096;
+const CLOCK_TOLERANCE_S = 30;
+
+export interface AccessClaims {
+  sub: string;
+  sid: string;
+  jti: string;
+  iat: number;
+  exp: number;
+  email: string;
+  email_verified: boolean;
+  roles: string[];
+}
+
+export interface TokenContext {
+  keyring: Keyring;
+  issuer: string;
+  audience: string;
+}
+
+export interface IssueInput {
+  userId: string;
+  sessionId: string;
+  email: string;
+  emailVerified: boolean;
+  roles: string[];
+  ttlSeconds: number;
+}
+
+export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now = Math.floor(Date.now() / 1000)) {
+  const key = ctx.keyring.active;
+  const jti = randomId(16);
+  const exp = now + input.ttlSeconds;
+  const token = await new SignJWT({
+    sid: input.sessionId,
+    email: input.email,
+    email_verified: input.emailVerified,
+    roles: input.roles,
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYPE })
+    .setIssuer(ctx.issuer)
+    .setAudience(ctx.audience)
+    .setSubject(input.userId)
+    .setJti(jti)
+    .setIssuedAt(now)
+    .setExpirationTime(exp)
+    .sign(key.privateKey);
+  return { token, jti, expiresAt: exp, expiresIn: input.ttlSeconds };
+}
+
+const FOREIGN_KEY_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
+
+/** Finds the verification key for a JWS header, or refuses the token. */
+export function keyResolver(keyring: Keyring) {
+  return (header: JWTHeaderParameters): CryptoKey => {
+    for (const name of FOREIGN_KEY_HEADERS) {
+      if (name in header) throw invalidToken(`Tokens carrying their own key material ("${name}") are refused.`);
+    }
+    if (header.crit !== undefined) throw invalidToken('Unsupported critical header.');
+    const key: SigningKey | undefined = typeof header.kid === 'string' ? keyring.byKid.get(header.kid) : undefined;
+    if (!key) throw invalidToken('The token was not signed by a key of this gateway.');
+    if (key.alg !== header.alg) throw invalidToken('The token algorithm does not match its key.');
+    return key.publicKey;
+  };
+}
+
+function isString(x: unknown): x is string {
+  return typeof x === 'string' && x.length > 0 && x.length <= 256;
+}
+
+/** Checks signature, type, issuer, audience, lifetime and claim shapes. Throws `invalid_token`. */
+export async function verifyAccessToken(ctx: TokenContext, token: string, now?: number): Promise<AccessClaims> {
+  if (token.length > MAX_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) {
+    throw invalidToken('The access token is malformed.');
+  }
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, keyResolver(ctx.keyring), {
+      algorithms: ctx.keyring.algorithms,
+      issuer: ctx.issuer,
+      audience: ctx.audience,
+      typ: ACCESS_TOKEN_TYPE,
+      requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid'],
+      clockTolerance: CLOCK_TOLERANCE_S,
+      currentDate: now === undefined ? undefined : new Date(now * 1000),
+    }));
+  } catch (e) {
+    if (e instanceof errors.JWTExpired) throw invalidToken('The access token has expired.');
+    if (e instanceof errors.JOSEError) throw invalidToken('The access token is invalid.');
+    throw e instanceof Error && e.name === 'ApiError' ? e : invalidToken('The access token is invalid.');
+  }
+  const nowS = now ?? Math.floor(Date.now() / 1000);
+  const p = payload as Record<string, unknown>;
+  if (
+    !isString(p.sub) ||
+    !isString(p.sid) ||
+    !isString(p.jti) ||
+    typeof p.iat !== 'number' ||
+    typeof p.exp !== 'number' ||
+    p.iat > nowS + CLOCK_TOLERANCE_S ||
+    typeof p.email !== 'string' ||
+    typeof p.email_verified !== 'boolean' ||
+    !Array.isArray(p.roles) ||
+    !p.roles.every((r) => typeof r === 'string')
+  ) {
+    throw invalidToken('The access token is invalid.');
+  }
+  return p as unknown as AccessClaims;
+}

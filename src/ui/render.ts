@@ -1,0 +1,21 @@
+/**
+ * Sends one of our HTML pages with a strict Content-Security-Policy: nothing may load except
+ * the page's own nonce-tagged stylesheet, forms post only to us (and allowed return origins,
+ * since form-action also governs the redirect after a post), and no one may frame it.
+ */
+import type { Context } from 'hono';
+import type { JSX } from 'hono/jsx/jsx-runtime';
+import type { AppEnv } from '../env';
+import { randomId } from '../util/random';
+
+export function renderPage(c: Context<AppEnv>, page: (nonce: string) => JSX.Element, status: 200 | 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 500 | 502 | 503 | 504 = 200): Response {
+  const nonce = randomId(16);
+  const config = c.get('config');
+  const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? [])].join(' ');
+  c.header(
+    'content-security-policy',
+    `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self' https: data:; form-action ${formTargets}; frame-ancestors 'none'; base-uri 'none'`,
+  );
+  c.header('cache-control', 'no-store');
+  return c.html(`<!doctype html>${page(nonce).toString()}`, status);
+}

@@ -1,0 +1,223 @@
+import { env } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import { bearer, call, countRows, makeEnv, registerUser, revokedKeys, setCookies, stateSnapshot, uniqueEmail, GOOD_PASSWORD, type TokenResponse } from './helpers';
+
+const refresh = (refresh_token: string, e?: ReturnType<typeof makeEnv>) => call('/auth/refresh', { json: { refresh_token }, env: e });
+const now = () => Math.floor(Date.now() / 1000);
+const sid = (t: TokenResponse) => JSON.parse(atob(t.access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).sid as string;
+
+describe('POST /auth/refresh', () => {
+  it('rotates the refresh token and issues a new access token for the same session', async () => {
+    const t = await registerUser();
+    const r = await refresh(t.refresh_token);
+    expect(r.status).toBe(200);
+    const next = (await r.json()) as TokenResponse;
+    expect(next.refresh_token).not.toBe(t.refresh_token);
+    expect(next.access_token).not.toBe(t.access_token);
+    expect(sid(next)).toBe(sid(t));
+    expect((await call('/auth/me', { headers: bearer(next.access_token) })).status).toBe(200);
+    expect(await countRows('rotated_refresh_tokens', 'session_id = ?', sid(t))).toBe(1);
+    expect(await countRows('auth_events', "event = 'refresh' AND user_id = ?", t.user.id)).toBe(1);
+  });
+
+  it('of ten parallel refreshes with one token exactly one succeeds', async () => {
+    const t = await registerUser();
+    const results = await Promise.all(Array.from({ length: 10 }, () => refresh(t.refresh_token)));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 401, 401, 401, 401, 401, 401, 401, 401, 401]);
+    const winner = (await results.find((r) => r.status === 200)!.json()) as TokenResponse;
+    // The race losers did not end the session: the winner's new token still works.
+    const again = await refresh(winner.refresh_token);
+    expect(again.status).toBe(200);
+  });
+
+  it('treats a rotated token presented again as theft: the whole session ends', async () => {
+    const t = await registerUser();
+    const next = (await (await refresh(t.refresh_token)).json()) as TokenResponse;
+    const replay = await refresh(t.refresh_token);
+    expect(replay.status).toBe(401);
+    expect(await replay.json()).toMatchObject({ error: 'invalid_token' });
+    // The thief's replay ended the session for everyone: the legitimate new tokens die too.
+    expect((await refresh(next.refresh_token)).status).toBe(401);
+    expect((await call('/auth/me', { headers: bearer(next.access_token) })).status).toBe(401);
+    expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', sid(t))).toBe(1);
+    expect(await revokedKeys()).toContain(`sid:${sid(t)}`);
+    const event = await env.DB.prepare("SELECT outcome, user_id FROM auth_events WHERE event = 'refresh_token_reuse' AND user_id = ?").bind(t.user.id).first();
+    expect(event).toEqual({ outcome: 'security', user_id: t.user.id });
+  });
+
+  it('refuses unknown, malformed and missing refresh tokens without changing anything', async () => {
+    await registerUser();
+    const before = await stateSnapshot();
+    for (const token of ['x'.repeat(43), 'short', '', 'a'.repeat(500)]) {
+      const r = await refresh(token);
+      expect(r.status).toBe(token === '' ? 401 : 401);
+      expect(await r.json()).toMatchObject({ error: 'invalid_token' });
+    }
+    expect((await call('/auth/refresh', { method: 'POST' })).status).toBe(401);
+    expect((await call('/auth/refresh', { json: { refresh_token: 42 } })).status).toBe(400);
+    expect((await call('/auth/refresh', { json: { refresh_token: 'x', extra: 1 } })).status).toBe(400);
+    expect(await stateSnapshot()).toEqual(before);
+  });
+
+  it('enforces the idle limit (REFRESH_TOKEN_TTL) and the absolute limit (SESSION_MAX_AGE)', async () => {
+    const idle = await registerUser();
+    await env.DB.prepare('UPDATE sessions SET expires_at = ? WHERE id = ?').bind(now() - 1, sid(idle)).run();
+    expect((await refresh(idle.refresh_token)).status).toBe(401);
+
+    const old = await registerUser();
+    await env.DB.prepare('UPDATE sessions SET created_at = ? WHERE id = ?').bind(now() - 7_776_000 - 10, sid(old)).run();
+    expect((await refresh(old.refresh_token)).status).toBe(401);
+
+    // A refresh never extends past the absolute limit.
+    const capped = await registerUser();
+    const created = now() - 7_776_000 + 100;
+    await env.DB.prepare('UPDATE sessions SET created_at = ? WHERE id = ?').bind(created, sid(capped)).run();
+    expect((await refresh(capped.refresh_token)).status).toBe(200);
+    const row = await env.DB.prepare('SELECT expires_at FROM sessions WHERE id = ?').bind(sid(capped)).first<{ expires_at: number }>();
+    expect(row!.expires_at).toBe(created + 7_776_000);
+  });
+
+  it('refuses a disabled user and ends the session', async () => {
+    const t = await registerUser();
+    await env.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(now(), t.user.id).run();
+    expect((await refresh(t.refresh_token)).status).toBe(401);
+    expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', sid(t))).toBe(1);
+  });
+
+  it('cookie mode: rotates the cookies, and is refused cross-site', async () => {
+    const reg = await call('/auth/register', { json: { email: uniqueEmail(), password: GOOD_PASSWORD, session: 'cookie' } });
+    const cookies = setCookies(reg);
+    const jar = { '__Host-gatehouse': cookies.get('__Host-gatehouse')!.value, '__Secure-gatehouse-refresh': cookies.get('__Secure-gatehouse-refresh')!.value };
+    const before = await stateSnapshot();
+    const cross = await call('/auth/refresh', { method: 'POST', cookies: jar, headers: { 'sec-fetch-site': 'cross-site' } });
+    expect(cross.status).toBe(403);
+    const crossOrigin = await call('/auth/refresh', { method: 'POST', cookies: jar, headers: { origin: 'https://evil.example' } });
+    expect(crossOrigin.status).toBe(403);
+    expect(await stateSnapshot()).toEqual(before);
+    const ok = await call('/auth/refresh', { method: 'POST', cookies: jar, headers: { 'sec-fetch-site': 'same-origin' } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).not.toMatch(/refresh_token|access_token/);
+    const rotated = setCookies(ok);
+    expect(rotated.get('__Secure-gatehouse-refresh')!.value).not.toBe(jar['__Secure-gatehouse-refresh']);
+  });
+});
+
+describe('POST /auth/logout', () => {
+  it('revokes the access token jti and the session sid in KV with an expiry, ends the refresh token, clears cookies', async () => {
+    const t = await registerUser();
+    const payload = JSON.parse(atob(t.access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')));
+    const r = await call('/auth/logout', { method: 'POST', headers: bearer(t.access_token) });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ ok: true, ended_sessions: 1 });
+    const cleared = setCookies(r);
+    expect(cleared.get('__Host-gatehouse')!.attributes).toMatch(/Max-Age=0/);
+    expect(cleared.get('__Secure-gatehouse-refresh')!.attributes).toMatch(/Max-Age=0/);
+    const list = await env.REVOKED.list();
+    const jti = list.keys.find((k) => k.name === `jti:${payload.jti}`);
+    const sidKey = list.keys.find((k) => k.name === `sid:${payload.sid}`);
+    expect(jti).toBeDefined();
+    expect(sidKey).toBeDefined();
+    // Expiry = the token's remaining lifetime (at least 60 s).
+    expect(jti!.expiration).toBeGreaterThanOrEqual(payload.exp - 2);
+    expect(jti!.expiration).toBeLessThanOrEqual(payload.exp + 2);
+    expect(sidKey!.expiration).toBeGreaterThanOrEqual(now() + 599);
+    expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', payload.sid)).toBe(1);
+    // Refused on the very next request.
+    expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
+    expect((await refresh(t.refresh_token)).status).toBe(401);
+    expect(await countRows('auth_events', "event = 'logout' AND user_id = ?", t.user.id)).toBe(1);
+  });
+
+  it('signs out with only the refresh cookie when the access token has expired', async () => {
+    const t = await registerUser();
+    const r = await call('/auth/logout', { method: 'POST', cookies: { '__Secure-gatehouse-refresh': t.refresh_token }, headers: { 'sec-fetch-site': 'same-origin' } });
+    expect(r.status).toBe(200);
+    expect((await refresh(t.refresh_token)).status).toBe(401);
+    expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
+  });
+
+  it('answers 401 when there is nothing to sign out of, changing nothing', async () => {
+    const before = await stateSnapshot();
+    const r = await call('/auth/logout', { method: 'POST' });
+    expect(r.status).toBe(401);
+    expect(await stateSnapshot()).toEqual(before);
+  });
+
+  it('refuses a cookie-authenticated cross-site logout for every content type', async () => {
+    const t = await registerUser();
+    const before = await stateSnapshot();
+    for (const headers of [
+      { 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' },
+      { 'sec-fetch-site': 'same-site', 'content-type': 'text/plain' },
+      { origin: 'https://evil.example', 'content-type': 'application/json' },
+      { origin: 'null' },
+    ]) {
+      const r = await call('/auth/logout', { method: 'POST', headers, body: headers['content-type'] ? '{}' : undefined, cookies: { '__Host-gatehouse': t.access_token } });
+      expect(r.status).toBe(403);
+      expect(await r.json()).toMatchObject({ error: 'forbidden' });
+    }
+    expect(await stateSnapshot()).toEqual(before);
+    // Bearer clients are not cookie-authenticated: no Origin check for them.
+    const ok = await call('/auth/logout', { method: 'POST', headers: { ...bearer(t.access_token), origin: 'https://api-client.example' } });
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe('POST /auth/logout-all and the session list', () => {
+  it('lists own sessions, ends one by id, and ends all', async () => {
+    const email = uniqueEmail();
+    const a = await registerUser(email);
+    const b = (await (await call('/auth/login', { json: { email, password: GOOD_PASSWORD } })).json()) as TokenResponse;
+    const c = (await (await call('/auth/login', { json: { email, password: GOOD_PASSWORD } })).json()) as TokenResponse;
+    const list = await call('/auth/sessions', { headers: bearer(a.access_token) });
+    expect(list.status).toBe(200);
+    const sessions = ((await list.json()) as { sessions: { id: string; current: boolean; ip: string }[] }).sessions;
+    expect(sessions.map((s) => s.id).sort()).toEqual([sid(a), sid(b), sid(c)].sort());
+    expect(sessions.find((s) => s.current)!.id).toBe(sid(a));
+    expect(sessions[0]!.ip).toBe('203.0.113.7');
+    expect(JSON.stringify(sessions)).not.toMatch(/refresh/);
+
+    const del = await call(`/auth/sessions/${sid(b)}`, { method: 'DELETE', headers: bearer(a.access_token) });
+    expect(del.status).toBe(200);
+    expect((await call('/auth/me', { headers: bearer(b.access_token) })).status).toBe(401);
+    expect((await call('/auth/me', { headers: bearer(a.access_token) })).status).toBe(200);
+
+    const all = await call('/auth/logout-all', { method: 'POST', headers: bearer(c.access_token) });
+    expect(all.status).toBe(200);
+    expect(await all.json()).toEqual({ ok: true, ended_sessions: 2 });
+    for (const t of [a, c]) {
+      expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
+      expect((await refresh(t.refresh_token)).status).toBe(401);
+    }
+    expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', a.user.id)).toBe(0);
+  });
+
+  it("cannot end another user's session (404, nothing changes)", async () => {
+    const mine = await registerUser();
+    const theirs = await registerUser();
+    const before = await stateSnapshot();
+    const r = await call(`/auth/sessions/${sid(theirs)}`, { method: 'DELETE', headers: bearer(mine.access_token) });
+    expect(r.status).toBe(404);
+    expect(await stateSnapshot()).toEqual(before);
+    expect((await call('/auth/me', { headers: bearer(theirs.access_token) })).status).toBe(200);
+  });
+});
+
+describe('GET /auth/me', () => {
+  it('returns the user and the session, never secrets', async () => {
+    const t = await registerUser();
+    const r = await call('/auth/me', { headers: bearer(t.access_token) });
+    const body = (await r.json()) as { user: Record<string, unknown>; session: Record<string, unknown> };
+    expect(body.user).toMatchObject({ id: t.user.id, email: t.user.email, email_verified: false, roles: [] });
+    expect(body.session).toMatchObject({ id: sid(t), current: true });
+    expect(JSON.stringify(body)).not.toMatch(/password_hash|refresh|scrypt/);
+    expect(body.session.provider).toBe('password');
+  });
+
+  it('refuses a disabled user even with an unexpired token', async () => {
+    const t = await registerUser();
+    await env.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(now(), t.user.id).run();
+    expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
+  });
+});

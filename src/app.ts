@@ -10,9 +10,17 @@ import type { AppEnv } from './env';
 import { ApiError } from './http/errors';
 import { configure } from './middleware/configure';
 import { errorHandler } from './middleware/error-handler';
+import { httpsOnly } from './middleware/https-only';
+import { proxy } from './proxy/proxy';
+import { rateLimit } from './middleware/rate-limit';
+import { requestLog } from './observability/request-log';
 import { loginPageRoutes } from './routes/login-page';
+import { oauthRoutes } from './routes/oauth';
 import { passwordRoutes } from './routes/password';
+import { providerTokenRoutes } from './routes/provider-tokens';
+import { refreshNavigationRoute } from './routes/refresh-navigation';
 import { sessionRoutes } from './routes/session';
+import { verifyRoute } from './routes/verify';
 import { healthRoute, jwksRoute } from './routes/well-known';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -34,7 +42,9 @@ export function gatewayHeaders(config: Config) {
 export function buildApp(config: Config): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(errorHandler);
+  app.use('*', requestLog());
   app.use('*', configure());
+  app.use('*', httpsOnly());
 
   const auth = new Hono<AppEnv>();
   auth.use('*', gatewayHeaders(config));
@@ -49,8 +59,15 @@ export function buildApp(config: Config): Hono<AppEnv> {
   );
   auth.route('/', healthRoute);
   auth.route('/', loginPageRoutes);
+  auth.get('/login/:provider', rateLimit('oauth'));
+  auth.get('/callback/:provider', rateLimit('oauth'));
+  auth.route('/', oauthRoutes);
+  auth.route('/', providerTokenRoutes);
+  auth.post('/refresh', rateLimit('refresh'));
   auth.route('/', passwordRoutes);
   auth.route('/', sessionRoutes);
+  auth.route('/', refreshNavigationRoute);
+  auth.route('/', verifyRoute);
   auth.notFound(() => {
     throw new ApiError('not_found', 'No such endpoint.');
   });
@@ -58,9 +75,9 @@ export function buildApp(config: Config): Hono<AppEnv> {
   app.use('/.well-known/*', gatewayHeaders(config));
   app.route('/', jwksRoute);
   app.route(config.AUTH_PREFIX, auth);
-  app.notFound(() => {
-    throw new ApiError('not_found', 'No route matches this path.');
-  });
+  // Everything else is an origin's, per ROUTES (no match: 404). No response-altering
+  // middleware may run here: origin responses go back as they came.
+  app.all('*', proxy({ gatewayHeaders: gatewayHeaders(config) }));
   return app;
 }
 

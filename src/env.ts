@@ -34,6 +34,8 @@ export interface Variables {
   /** Set when the request was authenticated by the session cookie (not a bearer token). */
   authVia: 'cookie' | 'bearer';
   requestId: string;
+  /** The access policy that decided the request (a proxy route's `auth`), for the request log. */
+  policy?: string;
 }
 
 export interface AppEnv {

@@ -6,6 +6,7 @@ import { loadConfig } from './config/load';
 import type { Env } from './env';
 import { ApiError, errorResponse } from './http/errors';
 import { log } from './observability/log';
+import { scheduled } from './scheduled/handler';
 
 export { requireAuth } from './middleware/require-auth';
 export type { AppEnv, AuthUser, Env } from './env';
@@ -26,5 +27,8 @@ export default {
       log.error('unhandled_error', { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
       return errorResponse(new ApiError('server_error', 'Something went wrong. Try again later.'));
     }
+  },
+  async scheduled(controller: ScheduledController, env: Env): Promise<void> {
+    await scheduled(controller, env);
   },
 } satisfies ExportedHandler<Env>;

@@ -6,6 +6,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { invalidToken } from '../http/errors';
+import { sendAlert } from '../observability/alerts';
 import { log } from '../observability/log';
 import { recordEvent, type AuthEvent } from '../storage/events';
 import { revokeSessionIds, revokeTokenId } from '../storage/revocation';
@@ -45,7 +46,9 @@ const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
 /** Writes an audit event without letting a failed write change the response. */
 export function audit(c: Context<AppEnv>, event: Omit<AuthEvent, 'ip' | 'userAgent'>): Promise<void> {
-  return recordEvent(c.env.DB, { ...event, ip: clientIp(c), userAgent: userAgent(c) }).catch((e: unknown) => {
+  const full = { ...event, ip: clientIp(c), userAgent: userAgent(c) };
+  if (event.outcome === 'security') sendAlert(c, full);
+  return recordEvent(c.env.DB, full).catch((e: unknown) => {
     log.error('audit_write_failed', { event: event.event, error: e instanceof Error ? e.message : String(e) });
   });
 }

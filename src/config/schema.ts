@@ -51,8 +51,8 @@ const originUrl = v.pipe(
   v.string(),
   v.trim(),
   v.url('must be an absolute URL such as https://auth.example.com'),
-  v.check((s) => /^https?:$/.test(new URL(s).protocol), 'must use http or https'),
-  v.transform((s) => new URL(s).origin),
+  v.check((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), 'must use http or https'),
+  v.transform((s) => (URL.canParse(s) ? new URL(s).origin : s)),
 );
 
 const boolSetting = (fallback: boolean) =>
@@ -101,6 +101,12 @@ export const configSchema = v.object({
   AUDIT_RETENTION_DAYS: seconds(90, 1, 3650),
   ALERT_WEBHOOK_URL: v.optional(v.pipe(v.string(), v.trim(), v.url('must be an absolute URL'))),
   LOGIN_FAILURE_LIMIT: seconds(100, 5, 10_000),
+  /** Failed sign-ins per account allowed without delay; after that each one doubles the wait. */
+  LOGIN_BACKOFF_AFTER: seconds(5, 1, 1000),
+  /** The longest wait the per-account back-off imposes, in seconds. */
+  LOGIN_BACKOFF_MAX: seconds(900, 1, 3600),
+  /** Must equal `period` of the `[[ratelimits]]` bindings: it is the `Retry-After` of a 429. */
+  RATE_LIMIT_PERIOD: v.pipe(seconds(60, 10, 60), v.picklist([10, 60], 'must be 10 or 60 (the binding period)')),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

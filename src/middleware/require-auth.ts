@@ -14,6 +14,7 @@ import type { AppEnv, AuthUser } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { readAccessCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
+import { sendAlert } from '../observability/alerts';
 import { log } from '../observability/log';
 import { recordEvent } from '../storage/events';
 import { isRevoked } from '../storage/revocation';
@@ -45,6 +46,7 @@ export async function authenticate(c: Context<AppEnv>, token: string): Promise<A
   );
   if (await isRevoked(c.env.REVOKED, claims.jti, claims.sid)) {
     const event = { event: 'revoked_token_presented', outcome: 'security' as const, userId: claims.sub, ip: clientIp(c), userAgent: userAgent(c), detail: { sid: claims.sid } };
+    sendAlert(c, event);
     c.executionCtx.waitUntil(
       recordEvent(c.env.DB, event).catch((e: unknown) => log.error('audit_write_failed', { error: String(e) })),
     );

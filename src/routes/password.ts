@@ -4,6 +4,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
+import { assertLoginAllowed, recordLoginFailure, recordLoginSuccess } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
 import { checkNewPassword, normalizePassword } from '../auth/password-policy';
 import { emailDomainAllowed } from '../auth/roles';
@@ -15,6 +16,7 @@ import { ApiError, badRequest } from '../http/errors';
 import { signedInResponse } from '../http/responses';
 import { safeReturnTo } from '../http/return-to';
 import { toApiError } from '../middleware/error-handler';
+import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
 import { renderLoginPage } from './login-page';
@@ -80,6 +82,7 @@ export const passwordRoutes = new Hono<AppEnv>()
       const config = c.get('config');
       requirePasswordLogin(c);
       if (config.REGISTRATION === 'closed') throw new ApiError('forbidden', 'Registration is closed on this gateway.');
+      await checkRateLimit(c, 'register');
       if (!emailDomainAllowed(data.email, config)) throw new ApiError('forbidden', 'Accounts with this email domain are not allowed.');
       const password = normalizePassword(data.password);
       const problem = checkNewPassword(password, config.PASSWORD_MIN_LENGTH);
@@ -98,23 +101,28 @@ export const passwordRoutes = new Hono<AppEnv>()
     sameOrigin({ always: true }),
     formAware(async (c, { kind, data }) => {
       requirePasswordLogin(c);
+      await checkRateLimit(c, 'login');
+      await assertLoginAllowed(c, data.email);
       const password = normalizePassword(data.password);
       const user = await findUserByEmail(c.env.DB, data.email);
       const failed = new ApiError('invalid_credentials', 'The email or password is incorrect.');
       if (!user?.passwordHash) {
         await verifyDummy(password); // same work as a real check: timing does not reveal accounts
         await audit(c, { event: 'login', outcome: 'failure', userId: user?.id ?? null, detail: { reason: 'unknown_email' } });
+        await recordLoginFailure(c, data.email, null);
         throw failed;
       }
       const result = await verifyPassword(password, user.passwordHash);
       if (!result.ok) {
         await audit(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'wrong_password' } });
+        await recordLoginFailure(c, data.email, user.id);
         throw failed;
       }
       if (user.disabledAt !== null) {
         await audit(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'disabled' } });
         throw new ApiError('forbidden', 'This account is disabled.');
       }
+      await recordLoginSuccess(c, data.email);
       if (result.needsRehash) await updatePasswordHash(c.env.DB, user.id, await hashPassword(password), now());
       await audit(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'password' } });
       return finishSignIn(c, user, kind, data, 200);

@@ -1,0 +1,65 @@
+/**
+ * Burst limits per client IP through the Workers Rate Limiting binding `RATE_LIMITER`.
+ *
+ * Every guarded action has its own bucket (`<action>:<ip>`) counted against the binding's
+ * `simple = { limit, period }`. An action gets its own limit from an optional binding named
+ * `RATE_LIMITER_<ACTION>` (e.g. `RATE_LIMITER_LOGIN`); without one it shares `RATE_LIMITER`'s.
+ * The client IP is `CF-Connecting-IP` only (the edge sets it; `X-Forwarded-For` is the
+ * client's to forge). Without the binding the gateway still works and says so once in the log.
+ * A limiter that throws fails closed: 503, since an exception in middleware never lets a
+ * request through. The per-account sign-in back-off lives in D1 (auth/login-throttle.ts).
+ *
+ * @example
+ * app.post('/auth/login', rateLimit('login'), handler)
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import type { AppEnv } from '../env';
+import { clientIp } from '../http/client';
+import { ApiError, unavailable } from '../http/errors';
+import { log } from '../observability/log';
+
+export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure';
+
+let missingReported = false;
+
+/** Requests without `CF-Connecting-IP` (local tools, tests) share one bucket per action. */
+const UNKNOWN_IP = 'unknown';
+
+export function rateLimitError(period: number): ApiError {
+  return new ApiError('rate_limited', 'Too many requests from your network. Try again shortly.', { retryAfter: period });
+}
+
+/**
+ * Counts one request of `action` for the client and throws `rate_limited` (429) when over the
+ * limit, or `unavailable` (503) when the limiter itself fails. For use inside handlers (e.g.
+ * counting only failures); the middleware below is the usual way in.
+ */
+export async function checkRateLimit(c: Context<AppEnv>, action: RateLimitedAction): Promise<void> {
+  const limiter = (c.env[`RATE_LIMITER_${action.toUpperCase()}`] as RateLimit | undefined) ?? c.env.RATE_LIMITER;
+  if (!limiter) {
+    if (!missingReported) {
+      missingReported = true;
+      log.warn('rate_limiter_missing', { message: 'No RATE_LIMITER binding: per-IP burst limits are off. Add [[ratelimits]] to wrangler.toml.' });
+    }
+    return;
+  }
+  const config = c.get('config');
+  let outcome: RateLimitOutcome;
+  try {
+    outcome = await limiter.limit({ key: `${action}:${clientIp(c) ?? UNKNOWN_IP}` });
+  } catch (e) {
+    log.error('rate_limiter_failed', { action, error: e instanceof Error ? e.message : String(e) });
+    throw unavailable('Gatehouse cannot check its rate limits right now. Try again shortly.');
+  }
+  if (!outcome.success) {
+    log.warn('rate_limited', { action, ip: clientIp(c) });
+    throw rateLimitError(config.RATE_LIMIT_PERIOD);
+  }
+}
+
+export function rateLimit(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await checkRateLimit(c, action);
+    await next();
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * One JSON log line per request outcome: route, policy, decision, user id, status, latency.
+ * Never a token, cookie, query string or header value: the path is logged without its query.
+ * Mounted first, so it also sees responses made by the error handler.
+ *
+ * @example
+ * app.use('*', requestLog())
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { routePath } from 'hono/route';
+import type { AppEnv } from '../env';
+import { clientIp } from '../http/client';
+import { randomId } from '../util/random';
+import { log } from './log';
+
+export type Decision = 'allow' | 'deny' | 'rate_limited' | 'invalid' | 'error';
+
+/** What the gateway decided, read from the status it answered with. */
+export function decisionFor(status: number): Decision {
+  if (status === 401 || status === 403) return 'deny';
+  if (status === 429) return 'rate_limited';
+  if (status >= 500) return 'error';
+  if (status >= 400) return 'invalid';
+  return 'allow';
+}
+
+function policyFor(c: Context<AppEnv>): string {
+  const explicit = c.get('policy');
+  if (explicit) return explicit;
+  const prefix = c.get('config')?.AUTH_PREFIX ?? '/auth';
+  const path = c.req.path;
+  return path === prefix || path.startsWith(`${prefix}/`) || path.startsWith('/.well-known/') ? 'gateway' : 'none';
+}
+
+export function requestLog(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = Date.now();
+    c.set('requestId', c.req.header('cf-ray')?.slice(0, 64) ?? randomId(8));
+    try {
+      await next();
+    } finally {
+      const status = c.res?.status ?? 500;
+      const fields = {
+        request_id: c.get('requestId'),
+        method: c.req.method,
+        route: routePath(c),
+        path: c.req.path.slice(0, 256),
+        policy: policyFor(c),
+        decision: decisionFor(status),
+        status,
+        user_id: c.get('user')?.id ?? null,
+        ip: clientIp(c),
+        latency_ms: Date.now() - started,
+      };
+      if (status >= 500) log.error('request', fields);
+      else log.info('request', fields);
+    }
+  };
+}

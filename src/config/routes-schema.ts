@@ -1,47 +1,68 @@
 /**
  * Schema of the `ROUTES` setting: which paths are proxied where, and who may pass.
+ * Prefixes are compared case-insensitively and segment by segment (see proxy/route-table.ts),
+ * so two routes that differ only in case are refused here.
  */
 import * as v from 'valibot';
 
 const pathPrefix = v.pipe(
   v.string(),
   v.trim(),
-  v.regex(/^\/[^?#\\]*$/, 'path must start with / and hold no query, fragment or backslash'),
-  v.check((p) => !/(^|\/)\.\.?(\/|$)/.test(p) && !p.includes('%'), 'path must be a plain normalised prefix'),
-  v.transform((p) => (p.length > 1 ? p.replace(/\/+$/, '') : p)),
+  v.regex(/^\/[^?#\\;%]*$/, 'path must start with / and hold no query, fragment, backslash, ";" or "%"'),
+  v.check((p) => !/(^|\/)\.\.?(\/|$)/.test(p), 'path must be a plain normalised prefix (no . or .. segments)'),
+  v.transform((p) => '/' + p.split('/').filter(Boolean).join('/')),
 );
+
+const SERVICE_ORIGIN = /^service:[A-Z_][A-Z0-9_]*$/i;
 
 const origin = v.pipe(
   v.string(),
   v.trim(),
   v.check((o) => {
-    if (/^service:[A-Z_][A-Z0-9_]*$/i.test(o)) return true;
+    if (SERVICE_ORIGIN.test(o)) return true;
     try {
       const u = new URL(o);
-      return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password;
+      return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password && !u.search && !u.hash;
     } catch {
       return false;
     }
-  }, 'origin must be an http(s) URL or service:BINDING'),
+  }, 'origin must be an http(s) URL (no credentials, query or fragment) or service:BINDING'),
 );
 
-const list = v.optional(v.array(v.pipe(v.string(), v.trim(), v.toLowerCase())));
+const list = v.optional(v.array(v.pipe(v.string(), v.trim(), v.toLowerCase(), v.minLength(1))));
 
-export const routeSchema = v.strictObject({
-  path: pathPrefix,
-  origin,
-  auth: v.picklist(['required', 'optional', 'public'], 'auth must be required, optional or public'),
-  allow: v.optional(
-    v.strictObject({
-      emails: list,
-      domains: list,
-      roles: v.optional(v.array(v.pipe(v.string(), v.trim()))),
-    }),
-  ),
-  audience: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1))),
-  strip_prefix: v.optional(v.boolean(), false),
-});
+export const routeSchema = v.pipe(
+  v.strictObject({
+    path: pathPrefix,
+    origin,
+    auth: v.picklist(['required', 'optional', 'public'], 'auth must be required, optional or public'),
+    allow: v.optional(
+      v.strictObject({
+        emails: list,
+        domains: list,
+        roles: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1)))),
+      }),
+    ),
+    audience: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1))),
+    strip_prefix: v.optional(v.boolean(), false),
+    /** How long the origin may take to answer with headers before a 504. */
+    timeout_seconds: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(300)), 30),
+  }),
+  // An allow list on an anonymous-friendly route would admit strangers and refuse members.
+  v.check((r) => r.allow === undefined || r.auth === 'required', 'allow needs auth = "required"'),
+);
 
-export const routesSchema = v.array(routeSchema, 'ROUTES must be a list of routes');
+export const routesSchema = v.pipe(
+  v.array(routeSchema, 'ROUTES must be a list of routes'),
+  v.check((routes) => {
+    const seen = new Set(routes.map((r) => r.path.toLowerCase()));
+    return seen.size === routes.length;
+  }, 'two routes have the same path (paths are compared case-insensitively)'),
+);
 
 export type RouteConfig = v.InferOutput<typeof routeSchema>;
+
+/** The binding name of a `service:BINDING` origin, or null for a URL origin. */
+export function serviceBinding(origin: string): string | null {
+  return SERVICE_ORIGIN.test(origin) ? origin.slice('service:'.length) : null;
+}

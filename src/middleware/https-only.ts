@@ -1,0 +1,23 @@
+/**
+ * Redirects plain-HTTP requests to HTTPS (301 for GET/HEAD, 308 otherwise so the method and
+ * body survive). Only `localhost` in development may stay on HTTP.
+ *
+ * @example
+ * app.use('*', httpsOnly())
+ */
+import type { MiddlewareHandler } from 'hono';
+import type { AppEnv } from '../env';
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+export function httpsOnly(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const url = new URL(c.req.url);
+    if (url.protocol === 'http:' && !(c.get('config').isDevelopment && LOCAL_HOSTS.has(url.hostname))) {
+      url.protocol = 'https:';
+      const status = c.req.method === 'GET' || c.req.method === 'HEAD' ? 301 : 308;
+      return new Response(null, { status, headers: { location: url.href, 'cache-control': 'no-store' } });
+    }
+    await next();
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Origin-side helper: verifies the `X-Auth-Assertion` header Gatehouse adds to every request it
+ * forwards, against the gateway's published keys. Runs anywhere WebCrypto and `fetch` exist
+ * (Node >= 20, Workers, Deno, Bun).
+ *
+ * @example
+ * import { verifyGatehouseAssertion } from 'gatehouse/verify';
+ * const who = await verifyGatehouseAssertion(request, {
+ *   jwksUrl: 'https://auth.example.com/.well-known/jwks.json',
+ *   audience: 'https://app.internal.example.com',
+ * });
+ * who.email; who.roles;
+ */
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+
+export interface VerifyOptions {
+  /** The gateway's `/.well-known/jwks.json`. */
+  jwksUrl: string | URL;
+  /** This origin's audience: the route's `audience`, by default the origin's own URL origin. */
+  audience: string;
+  /** The gateway's `PUBLIC_URL`; by default the origin of `jwksUrl`. */
+  issuer?: string;
+  /** Seconds of clock skew tolerated (default 30). */
+  clockTolerance?: number;
+}
+
+export interface GatehouseIdentity {
+  userId: string;
+  email: string;
+  emailVerified: boolean;
+  roles: string[];
+  sessionId: string;
+  claims: JWTPayload;
+}
+
+export class GatehouseAssertionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GatehouseAssertionError';
+  }
+}
+
+export const ASSERTION_HEADER = 'x-auth-assertion';
+const MAX_LIFETIME_S = 60;
+
+// One key set per JWKS URL: jose caches keys and re-fetches on an unknown `kid` (rotation).
+const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+function keySet(url: string | URL) {
+  const href = new URL(url).href;
+  let set = keySets.get(href);
+  if (!set) {
+    set = createRemoteJWKSet(new URL(href), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    keySets.set(href, set);
+  }
+  return set;
+}
+
+/** Verifies the request's assertion; throws {@link GatehouseAssertionError} if it is missing or invalid. */
+export async function verifyGatehouseAssertion(
+  request: Request | { headers: Headers | Record<string, string | string[] | undefined> },
+  options: VerifyOptions,
+): Promise<GatehouseIdentity> {
+  const headers = request.headers;
+  const raw = headers instanceof Headers ? headers.get(ASSERTION_HEADER) : headers[ASSERTION_HEADER];
+  const token = Array.isArray(raw) ? undefined : raw;
+  if (!token) throw new GatehouseAssertionError('No X-Auth-Assertion header: the request did not come through Gatehouse.');
+  const issuer = options.issuer ?? new URL(options.jwksUrl).origin;
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
+      algorithms: ['ES256', 'EdDSA'],
+      issuer,
+      audience: options.audience,
+      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp'],
+      maxTokenAge: MAX_LIFETIME_S,
+      clockTolerance: options.clockTolerance ?? 30,
+    }));
+  } catch (e) {
+    const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
+    throw new GatehouseAssertionError(`The X-Auth-Assertion is not valid (${why}).`);
+  }
+  const p = payload as Record<string, unknown>;
+  if (typeof p.email !== 'string' || typeof p.email_verified !== 'boolean' || !Array.isArray(p.roles) || typeof p.sid !== 'string') {
+    throw new GatehouseAssertionError('The X-Auth-Assertion lacks identity claims.');
+  }
+  return {
+    userId: payload.sub!,
+    email: p.email,
+    emailVerified: p.email_verified,
+    roles: p.roles.filter((r): r is string => typeof r === 'string'),
+    sessionId: p.sid,
+    claims: payload,
+  };
+}

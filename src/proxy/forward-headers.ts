@@ -1,0 +1,94 @@
+/**
+ * The headers an origin receives (DESIGN.md, "Identity sent to origins"): the client's headers
+ * minus hop-by-hop ones, minus anything that could pass for identity or for the edge's facts,
+ * minus the gateway's own cookies and bearer token; then the edge's `X-Forwarded-*` and, for a
+ * signed-in user, `X-Auth-*` with the signed assertion.
+ */
+import { ACCESS_COOKIE, REFRESH_COOKIE } from '../http/cookies';
+import type { AuthUser } from '../env';
+
+/** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies also drop. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
+const IDENTITY_PREFIXES = ['x-auth-', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username'];
+
+/** Header names compared as DESIGN.md says: case-insensitively, with `_` read as `-`. */
+export function canonicalName(name: string): string {
+  return name.toLowerCase().replaceAll('_', '-');
+}
+
+/** True for a name a client could use to pose as someone, or to fake what the edge saw. */
+export function isSpoofable(name: string): boolean {
+  const n = canonicalName(name);
+  return (
+    n === 'remote-user' ||
+    IDENTITY_PREFIXES.some((p) => n.startsWith(p)) ||
+    // The edge states these itself below; a client's own values would be taken for the edge's.
+    n.startsWith('x-forwarded-') ||
+    n === 'forwarded' ||
+    n === 'x-real-ip'
+  );
+}
+
+/** The Cookie header without the gateway's cookies, or null if nothing else is left. */
+export function withoutGatewayCookies(cookie: string): string | null {
+  const kept = cookie
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => {
+      if (!part) return false;
+      const name = part.slice(0, part.includes('=') ? part.indexOf('=') : part.length).trim();
+      return name !== ACCESS_COOKIE && name !== REFRESH_COOKIE;
+    });
+  return kept.length ? kept.join('; ') : null;
+}
+
+export interface ForwardFacts {
+  /** From `CF-Connecting-IP`, which only the edge sets. */
+  clientIp: string | null;
+  proto: 'http' | 'https';
+  host: string;
+  /** Drop `Authorization`: it carried the gateway's own bearer token. */
+  dropAuthorization: boolean;
+  /** Keep `Upgrade`/`Connection` for a WebSocket handshake. */
+  websocket: boolean;
+}
+
+export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers {
+  const out = new Headers();
+  const connectionListed = new Set(
+    (incoming.get('connection') ?? '')
+      .split(',')
+      .map((t) => canonicalName(t.trim()))
+      .filter(Boolean),
+  );
+  for (const [name, value] of incoming) {
+    const n = canonicalName(name);
+    if (n === 'host' || n === 'cookie' || isSpoofable(name)) continue;
+    if (HOP_BY_HOP.includes(n) || connectionListed.has(n)) continue;
+    if (n === 'authorization' && facts.dropAuthorization) continue;
+    out.append(name, value);
+  }
+  const cookie = incoming.get('cookie');
+  const kept = cookie === null ? null : withoutGatewayCookies(cookie);
+  if (kept) out.set('cookie', kept);
+  if (facts.websocket) {
+    out.set('upgrade', 'websocket');
+    out.set('connection', 'Upgrade');
+  }
+  if (facts.clientIp) out.set('x-forwarded-for', facts.clientIp);
+  out.set('x-forwarded-proto', facts.proto);
+  out.set('x-forwarded-host', facts.host);
+  return out;
+}
+
+/** The identity headers of DESIGN.md, for a signed-in user. */
+export function identityHeaders(user: AuthUser, assertion: string): Record<string, string> {
+  return {
+    'x-auth-user-id': user.id,
+    'x-auth-email': user.email,
+    'x-auth-roles': user.roles.join(','),
+    'x-auth-session-id': user.sessionId,
+    'x-auth-assertion': assertion,
+  };
+}

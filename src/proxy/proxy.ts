@@ -1,0 +1,111 @@
+/**
+ * The identity-aware reverse proxy: every path the gateway does not own is matched against
+ * `ROUTES`, checked against the route's policy, and forwarded with verified identity attached.
+ * Origin responses (redirects, WebSocket upgrades, streamed bodies) go back as they came, less
+ * any attempt to set the gateway's own cookies; the gateway's own refusals carry its security
+ * headers.
+ *
+ * @example
+ * app.all('*', proxy({ gatewayHeaders: gatewayHeaders(config) }))
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { decodeProtectedHeader } from 'jose';
+import type { AppEnv } from '../env';
+import { clientIp } from '../http/client';
+import { ACCESS_COOKIE, REFRESH_COOKIE } from '../http/cookies';
+import { ApiError, errorResponse } from '../http/errors';
+import { toApiError } from '../middleware/error-handler';
+import { assertionFor } from '../tokens/assertion';
+import { forwardHeaders, identityHeaders } from './forward-headers';
+import { gate } from './gate';
+import { normalisePath } from './normalize-path';
+import { fetchOrigin } from './origin-fetch';
+import { isUnder, matchRoute, routeTable } from './route-table';
+
+export interface ProxyOptions {
+  /** Middleware that adds the gateway's security headers to a response the gateway makes itself. */
+  gatewayHeaders: MiddlewareHandler<AppEnv>;
+}
+
+/** Drops `Set-Cookie` lines by which an origin would overwrite or clear the gateway's session. */
+function withoutGatewaySetCookies(response: Response): Response {
+  const lines = response.headers.getSetCookie();
+  const ours = (line: string) => {
+    const name = line.slice(0, line.indexOf('=')).trim();
+    return name === ACCESS_COOKIE || name === REFRESH_COOKIE;
+  };
+  if (!lines.some(ours)) return response;
+  const copy = new Response(response.body, response);
+  copy.headers.delete('set-cookie');
+  for (const line of lines) if (!ours(line)) copy.headers.append('set-cookie', line);
+  return copy;
+}
+
+/** Either the origin's response (passed back as is) or a redirect the gateway makes itself. */
+type Outcome = { origin: Response } | { redirect: string };
+
+async function forward(c: Context<AppEnv>): Promise<Outcome> {
+  const config = c.get('config');
+  const url = new URL(c.req.url);
+  const path = normalisePath(url.pathname);
+  // The gateway's own endpoints are never proxied, whatever their case or encoding.
+  if (isUnder(path, config.AUTH_PREFIX)) throw new ApiError('not_found', 'No such endpoint.');
+  const match = matchRoute(routeTable(config.ROUTES), path);
+  if (!match) throw new ApiError('not_found', 'No route matches this path.');
+  const { route, forwardPath } = match;
+  c.set('policy', route.config.auth);
+
+  const verdict = await gate(c, route, { returnTo: url.href, refuseCrossSite: true });
+  if (!verdict.pass) return { redirect: verdict.redirect };
+
+  const websocket = (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
+  const headers = forwardHeaders(c.req.raw.headers, {
+    clientIp: clientIp(c),
+    proto: url.protocol === 'https:' ? 'https' : 'http',
+    host: url.host,
+    dropAuthorization: verdict.via === 'bearer' || (route.config.auth === 'public' && carriesOurBearer(c)),
+    websocket,
+  });
+  if (verdict.user) {
+    const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);
+    for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) headers.set(name, value);
+  }
+  const response = await fetchOrigin(c.env, route, {
+    method: c.req.method,
+    pathAndQuery: `${forwardPath}${url.search}`,
+    headers,
+    body: c.req.method === 'GET' || c.req.method === 'HEAD' ? null : c.req.raw.body,
+    host: url.host,
+  });
+  // A 101 carries the WebSocket itself: it must go back untouched.
+  return { origin: response.status === 101 ? response : withoutGatewaySetCookies(response) };
+}
+
+/** On a public route nothing is verified, but a bearer token of ours still must not leak onward. */
+function carriesOurBearer(c: Context<AppEnv>): boolean {
+  const header = c.req.header('authorization');
+  if (!header || !/^Bearer\s/i.test(header)) return false;
+  try {
+    const { kid } = decodeProtectedHeader(header.replace(/^Bearer\s+/i, '').trim());
+    return typeof kid === 'string' && c.get('keyring').byKid.has(kid);
+  } catch {
+    return false;
+  }
+}
+
+export function proxy(options: ProxyOptions): MiddlewareHandler<AppEnv> {
+  return async (c) => {
+    let refusal: Response;
+    try {
+      const outcome = await forward(c);
+      if ('origin' in outcome) return outcome.origin;
+      refusal = new Response(null, { status: 302, headers: { location: outcome.redirect, 'cache-control': 'no-store' } });
+    } catch (e) {
+      refusal = errorResponse(toApiError(e));
+    }
+    await options.gatewayHeaders(c, async () => {
+      c.res = refusal;
+    });
+    return c.res;
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * Finds the route for a normalised path: the longest matching prefix wins, compared segment
+ * by segment and case-insensitively (an origin that ignores case must not let `/ADMIN` slip
+ * past the `/admin` route into a laxer one). Compiled once per config.
+ */
+import type { RouteConfig } from '../config/routes-schema';
+import { serviceBinding } from '../config/routes-schema';
+import type { NormalisedPath } from './normalize-path';
+import { encodePath } from './normalize-path';
+
+export interface CompiledRoute {
+  config: RouteConfig;
+  /** Lower-cased prefix segments. */
+  prefix: string[];
+  /** `service:BINDING` name, or null for a URL origin. */
+  binding: string | null;
+  /** URL origins: scheme+host+port, and the base path to prepend (no trailing slash). */
+  originUrl: URL | null;
+  basePath: string;
+  /** `aud` of the assertion. */
+  audience: string;
+}
+
+export interface RouteMatch {
+  route: CompiledRoute;
+  /** The path the origin receives (prefix removed if `strip_prefix`), canonically encoded. */
+  forwardPath: string;
+}
+
+function compile(config: RouteConfig): CompiledRoute {
+  const binding = serviceBinding(config.origin);
+  const originUrl = binding ? null : new URL(config.origin);
+  return {
+    config,
+    prefix: config.path.split('/').filter(Boolean).map((s) => s.toLowerCase()),
+    binding,
+    originUrl,
+    basePath: originUrl ? originUrl.pathname.replace(/\/+$/, '') : '',
+    audience: config.audience ?? (originUrl ? originUrl.origin : config.origin),
+  };
+}
+
+const tables = new WeakMap<readonly RouteConfig[], CompiledRoute[]>();
+
+/** Routes sorted longest prefix first, compiled once per config. */
+export function routeTable(routes: readonly RouteConfig[]): CompiledRoute[] {
+  let table = tables.get(routes);
+  if (!table) {
+    table = routes.map(compile).sort((a, b) => b.prefix.length - a.prefix.length);
+    tables.set(routes, table);
+  }
+  return table;
+}
+
+function startsWith(segments: readonly string[], prefix: readonly string[]): boolean {
+  if (prefix.length > segments.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (segments[i]!.toLowerCase() !== prefix[i]) return false;
+  return true;
+}
+
+/** True if the path lies under a prefix given as text (e.g. the gateway's own `/auth`). */
+export function isUnder(path: NormalisedPath, prefix: string): boolean {
+  return startsWith(path.segments, prefix.split('/').filter(Boolean).map((s) => s.toLowerCase()));
+}
+
+export function matchRoute(table: readonly CompiledRoute[], path: NormalisedPath): RouteMatch | null {
+  for (const route of table) {
+    if (!startsWith(path.segments, route.prefix)) continue;
+    const rest = route.config.strip_prefix ? path.segments.slice(route.prefix.length) : path.segments;
+    return { route, forwardPath: encodePath(rest, path.trailingSlash) };
+  }
+  return null;
+}

@@ -1,0 +1,66 @@
+/**
+ * `GET /auth/verify`: forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Caddy
+ * `forward_auth`. The proxy in front sends the client's headers (cookie or bearer token); the
+ * answer is 200 with the identity headers and the assertion, 401, or 403 by policy.
+ *
+ * `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-URI` (nginx) is read only to pick the
+ * route whose policy and audience apply. A URI that matches no route gets the default policy:
+ * a signed-in user is required and the assertion's audience is the gateway's own `PUBLIC_URL`.
+ */
+import { Hono } from 'hono';
+import type { AppEnv } from '../env';
+import { ApiError } from '../http/errors';
+import { identityHeaders } from '../proxy/forward-headers';
+import { gate } from '../proxy/gate';
+import { normalisePath } from '../proxy/normalize-path';
+import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
+import { assertionFor } from '../tokens/assertion';
+import type { Config } from '../config/schema';
+
+const defaults = new WeakMap<Config, CompiledRoute>();
+
+function defaultRoute(config: Config): CompiledRoute {
+  let route = defaults.get(config);
+  if (!route) {
+    route = {
+      config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30 },
+      prefix: [],
+      binding: null,
+      originUrl: new URL(config.PUBLIC_URL),
+      basePath: '',
+      audience: config.PUBLIC_URL,
+    };
+    defaults.set(config, route);
+  }
+  return route;
+}
+
+function routeFor(config: Config, uri: string | undefined): CompiledRoute {
+  if (uri === undefined || uri === '') return defaultRoute(config);
+  let pathname: string;
+  try {
+    pathname = new URL(uri, config.PUBLIC_URL).pathname;
+  } catch {
+    throw new ApiError('forbidden', 'The forwarded URI is not a plain path.');
+  }
+  let path;
+  try {
+    path = normalisePath(pathname);
+  } catch {
+    // A proxy only understands 2xx, 401 and 403 here: an unclear path is refused, not a 400.
+    throw new ApiError('forbidden', 'The forwarded URI is not a plain path.');
+  }
+  return matchRoute(routeTable(config.ROUTES), path)?.route ?? defaultRoute(config);
+}
+
+export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
+  const config = c.get('config');
+  const route = routeFor(config, c.req.header('x-forwarded-uri') ?? c.req.header('x-original-uri'));
+  const verdict = await gate(c, route);
+  c.header('cache-control', 'no-store');
+  if (verdict.pass && verdict.user) {
+    const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);
+    for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) c.header(name, value);
+  }
+  return c.body(null, 200);
+});

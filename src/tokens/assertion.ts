@@ -1,0 +1,84 @@
+/**
+ * `X-Auth-Assertion`: a short-lived JWT that tells an origin who the request is from, signed
+ * with the gateway's active key and bound to one audience (DESIGN.md, "Identity sent to
+ * origins"). Signing costs far more than a map lookup, so each isolate keeps the assertion of
+ * a (session, audience) pair and reuses it until it is close to expiry or the session's access
+ * token changes (a refresh may carry new roles).
+ */
+import { SignJWT } from 'jose';
+import type { AuthUser } from '../env';
+import type { Keyring } from '../keys/keyring';
+
+export const ASSERTION_TYPE = 'JWT';
+/** Longest lifetime of an assertion (DESIGN.md: at most 60 s). */
+export const ASSERTION_TTL_S = 60;
+/** A cached assertion is replaced once it has less than this left, so origins never get a nearly-dead one. */
+export const ASSERTION_REUSE_MARGIN_S = 20;
+/** Bound on cached entries per isolate; the oldest go first. */
+const MAX_CACHED = 10_000;
+
+export interface AssertionClaims {
+  iss: string;
+  aud: string;
+  sub: string;
+  email: string;
+  email_verified: boolean;
+  roles: string[];
+  sid: string;
+  iat: number;
+  exp: number;
+}
+
+interface Cached {
+  token: string;
+  exp: number;
+  /** The access token it was made from. */
+  jti: string;
+}
+
+const caches = new WeakMap<Keyring, Map<string, Cached>>();
+
+function cacheFor(keyring: Keyring): Map<string, Cached> {
+  let cache = caches.get(keyring);
+  if (!cache) {
+    cache = new Map();
+    caches.set(keyring, cache);
+  }
+  return cache;
+}
+
+/** Signs (or reuses) the assertion for this user and audience. */
+export async function assertionFor(
+  keyring: Keyring,
+  issuer: string,
+  user: AuthUser,
+  audience: string,
+  now = Math.floor(Date.now() / 1000),
+): Promise<string> {
+  const cache = cacheFor(keyring);
+  const key = `${user.sessionId}\n${audience}`;
+  const hit = cache.get(key);
+  if (hit && hit.jti === user.tokenId && hit.exp - now > ASSERTION_REUSE_MARGIN_S) return hit.token;
+
+  // Never outlive the access token it vouches for.
+  const exp = Math.min(now + ASSERTION_TTL_S, user.tokenExpiresAt);
+  const active = keyring.active;
+  const token = await new SignJWT({ email: user.email, email_verified: user.emailVerified, roles: user.roles, sid: user.sessionId })
+    .setProtectedHeader({ alg: active.alg, kid: active.kid, typ: ASSERTION_TYPE })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setSubject(user.id)
+    .setIssuedAt(now)
+    .setExpirationTime(exp)
+    .sign(active.privateKey);
+
+  cache.delete(key); // re-insert at the end: Map order is then oldest-first
+  cache.set(key, { token, exp, jti: user.tokenId });
+  if (cache.size > MAX_CACHED) {
+    for (const [k, entry] of cache) {
+      if (cache.size <= MAX_CACHED && entry.exp - now > 0) break;
+      cache.delete(k);
+    }
+  }
+  return token;
+}

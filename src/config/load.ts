@@ -63,6 +63,13 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
       return { ok: false, error: new ConfigError(raw[id] ? secret : id, `must be set together with ${raw[id] ? id : secret}`) };
     }
   }
+  if (raw.DEV_OIDC_ISSUER && !isDevelopment) {
+    // The dev sign-in trusts a local test server that signs in anyone: never in production.
+    return { ok: false, error: new ConfigError('DEV_OIDC_ISSUER', 'is for development only and must not be set in production') };
+  }
+  if (raw.TOKEN_ENCRYPTION_KEY && raw.TOKEN_ENCRYPTION_KEY.length < 32) {
+    return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'must be at least 32 characters (e.g. openssl rand -base64 32)') };
+  }
   if (raw.OIDC_ISSUER && !raw.OIDC_CLIENT_ID) {
     return { ok: false, error: new ConfigError('OIDC_CLIENT_ID', 'is required when OIDC_ISSUER is set') };
   }

@@ -1,0 +1,59 @@
+/**
+ * Symmetric keys derived with HKDF-SHA256 (WebCrypto): one input secret, a distinct `info`
+ * label per use, so no two uses ever share a key.
+ */
+import { base64url } from 'jose';
+import type { Config } from '../config/schema';
+import { randomBytes } from '../util/random';
+
+export async function hkdf(secret: Uint8Array, info: string, bytes = 32): Promise<Uint8Array> {
+  const ikm = await crypto.subtle.importKey('raw', secret, 'HKDF', false, ['deriveBits']);
+  const bits = await crypto.subtle.deriveBits(
+    { name: 'HKDF', hash: 'SHA-256', salt: new TextEncoder().encode('gatehouse'), info: new TextEncoder().encode(info) },
+    ikm,
+    bytes * 8,
+  );
+  return new Uint8Array(bits);
+}
+
+/** The private scalar (`d`) and `kid` of the first (active) key of `SIGNING_KEYS`, if any. */
+function activeSigningSecret(signingKeys: unknown): { d: Uint8Array; kid: string } | null {
+  const set = Array.isArray(signingKeys) ? { keys: signingKeys } : signingKeys;
+  const first = (set as { keys?: unknown[] } | null)?.keys?.[0] as { d?: unknown; kid?: unknown } | undefined;
+  if (!first || typeof first.d !== 'string') return null;
+  return { d: base64url.decode(first.d), kid: typeof first.kid === 'string' ? first.kid : '' };
+}
+
+const flowKeys = new WeakMap<Config, Promise<Uint8Array>>();
+
+/**
+ * The key that encrypts the OAuth flow cookie, once per isolate. Derived from the active
+ * signing key rather than a secret of its own: that key is always configured in production,
+ * never leaves the gateway, and rotating it (with its `kid` in the label) also rotates this
+ * key, at the cost of a retry for sign-ins in flight (10 minutes at most). In development
+ * without `SIGNING_KEYS` the keyring itself is random per isolate, and so is this key.
+ */
+export function flowCookieKey(config: Config): Promise<Uint8Array> {
+  let key = flowKeys.get(config);
+  if (!key) {
+    const secret = activeSigningSecret(config.SIGNING_KEYS);
+    key = secret ? hkdf(secret.d, `oauth-flow-cookie/v1/${secret.kid}`) : Promise.resolve(randomBytes(32));
+    flowKeys.set(config, key);
+  }
+  return key;
+}
+
+const tokenKeys = new Map<string, Promise<Uint8Array>>();
+
+/**
+ * The AES-256-GCM key for provider tokens at rest, from the `TOKEN_ENCRYPTION_KEY` secret (any
+ * string of 32+ characters, e.g. `openssl rand -base64 32`; HKDF makes its format irrelevant).
+ */
+export function providerTokenKey(secret: string): Promise<Uint8Array> {
+  let key = tokenKeys.get(secret);
+  if (!key) {
+    key = hkdf(new TextEncoder().encode(secret), 'provider-tokens/v1');
+    tokenKeys.set(secret, key);
+  }
+  return key;
+}

@@ -1,0 +1,85 @@
+/**
+ * The providers Gatehouse knows, as data. Each is on when its credentials are set; adding one
+ * (Microsoft Entra ID, Discord, ...) is one more entry here: an issuer for OpenID Connect
+ * providers, or two endpoints and a profile fetcher for plain OAuth 2.0 ones.
+ */
+import type { Config } from '../config/schema';
+import { fetchGitHubProfile } from './github';
+import type { Provider } from './types';
+
+const OIDC_SCOPES = ['openid', 'email', 'profile'];
+
+/** Every configured provider, in button order. The `dev` one exists only in development. */
+export function configuredProviders(config: Config): Provider[] {
+  const out: Provider[] = [];
+  const offline = config.STORE_PROVIDER_TOKENS;
+  if (config.GITHUB_CLIENT_ID && config.GITHUB_CLIENT_SECRET) {
+    out.push({
+      id: 'github',
+      name: 'GitHub',
+      protocol: 'oauth2',
+      clientId: config.GITHUB_CLIENT_ID,
+      clientSecret: config.GITHUB_CLIENT_SECRET,
+      scopes: ['read:user', 'user:email'],
+      authorizationEndpoint: 'https://github.com/login/oauth/authorize',
+      tokenEndpoint: 'https://github.com/login/oauth/access_token',
+      fetchProfile: fetchGitHubProfile,
+    });
+  }
+  if (config.GOOGLE_CLIENT_ID && config.GOOGLE_CLIENT_SECRET) {
+    out.push({
+      id: 'google',
+      name: 'Google',
+      protocol: 'oidc',
+      issuer: 'https://accounts.google.com',
+      // Written down so a sign-in needs no discovery round trip; these are Google's published values.
+      endpoints: {
+        issuer: 'https://accounts.google.com',
+        authorizationEndpoint: 'https://accounts.google.com/o/oauth2/v2/auth',
+        tokenEndpoint: 'https://oauth2.googleapis.com/token',
+        jwksUri: 'https://www.googleapis.com/oauth2/v3/certs',
+        userinfoEndpoint: 'https://openidconnect.googleapis.com/v1/userinfo',
+      },
+      clientId: config.GOOGLE_CLIENT_ID,
+      clientSecret: config.GOOGLE_CLIENT_SECRET,
+      scopes: OIDC_SCOPES,
+      // Google issues a refresh token only for offline access, and only on consent.
+      authorizationParams: offline ? { access_type: 'offline', prompt: 'consent' } : undefined,
+    });
+  }
+  if (config.GITLAB_CLIENT_ID && config.GITLAB_CLIENT_SECRET) {
+    out.push({
+      id: 'gitlab',
+      name: 'GitLab',
+      protocol: 'oidc',
+      issuer: 'https://gitlab.com',
+      clientId: config.GITLAB_CLIENT_ID,
+      clientSecret: config.GITLAB_CLIENT_SECRET,
+      scopes: OIDC_SCOPES,
+    });
+  }
+  if (config.OIDC_ISSUER && config.OIDC_CLIENT_ID) {
+    out.push({
+      id: 'oidc',
+      name: config.OIDC_NAME || 'OpenID Connect',
+      protocol: 'oidc',
+      issuer: config.OIDC_ISSUER,
+      clientId: config.OIDC_CLIENT_ID,
+      clientSecret: config.OIDC_CLIENT_SECRET ?? null,
+      scopes: offline ? [...OIDC_SCOPES, 'offline_access'] : OIDC_SCOPES,
+    });
+  }
+  // The local OpenID Connect server `npm run dev` starts. Never in production, whatever is set.
+  if (config.isDevelopment && config.DEV_OIDC_ISSUER) {
+    out.push({
+      id: 'dev',
+      name: 'Dev sign-in',
+      protocol: 'oidc',
+      issuer: config.DEV_OIDC_ISSUER,
+      clientId: 'gatehouse-dev',
+      clientSecret: 'gatehouse-dev-secret',
+      scopes: OIDC_SCOPES,
+    });
+  }
+  return out;
+}

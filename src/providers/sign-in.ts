@@ -1,0 +1,95 @@
+/**
+ * The provider side of a sign-in, for any provider in the catalog: build the authorization
+ * URL (state, PKCE S256, and a nonce for OpenID Connect), then turn the callback's code into a
+ * verified {@link ProviderProfile}.
+ */
+import * as v from 'valibot';
+import { randomId } from '../util/random';
+import { authorizationUrl, exchangeCode, newCodeVerifier, newState, refreshTokens, type ClientSettings } from './arctic-client';
+import { discover } from './discovery';
+import { fetchJson } from './http';
+import { verifyIdToken, type IdTokenClaims } from './id-token';
+import { ProviderError, type OidcEndpoints, type OidcProvider, type Provider, type ProviderProfile, type ProviderTokens } from './types';
+
+export interface ProviderContext {
+  /** `PUBLIC_URL` + auth prefix + `/callback/:id`: never derived from the request. */
+  redirectUri: string;
+  /** Development only: lets a local issuer use http. */
+  allowHttp: boolean;
+}
+
+export interface AuthorizationStart {
+  url: string;
+  state: string;
+  codeVerifier: string;
+  /** Null for plain OAuth 2.0 providers. */
+  nonce: string | null;
+}
+
+const settings = (p: Provider, ctx: ProviderContext): ClientSettings => ({ clientId: p.clientId, clientSecret: p.clientSecret, redirectUri: ctx.redirectUri });
+
+function endpointsOf(p: OidcProvider, ctx: ProviderContext): Promise<OidcEndpoints> {
+  return p.endpoints ? Promise.resolve(p.endpoints) : discover(p.issuer, ctx.allowHttp);
+}
+
+export async function startAuthorization(provider: Provider, ctx: ProviderContext): Promise<AuthorizationStart> {
+  const state = newState();
+  const codeVerifier = newCodeVerifier();
+  if (provider.protocol === 'oauth2') {
+    const url = authorizationUrl(settings(provider, ctx), provider.authorizationEndpoint, { state, codeVerifier, scopes: provider.scopes, extra: provider.authorizationParams });
+    return { url: url.href, state, codeVerifier, nonce: null };
+  }
+  const endpoints = await endpointsOf(provider, ctx);
+  const nonce = randomId(32);
+  const url = authorizationUrl(settings(provider, ctx), endpoints.authorizationEndpoint, {
+    state,
+    codeVerifier,
+    scopes: provider.scopes,
+    extra: { ...provider.authorizationParams, nonce },
+  });
+  return { url: url.href, state, codeVerifier, nonce };
+}
+
+const text = (x: unknown, max: number): string | null => (typeof x === 'string' && x.trim() !== '' ? x.trim().slice(0, max) : null);
+const httpsUrl = (x: unknown): string | null => (typeof x === 'string' && /^https:\/\/[^\s]{1,2000}$/.test(x) ? x : null);
+// Some providers send the boolean as a string; anything else is "not verified".
+const isTrue = (x: unknown): boolean => x === true || x === 'true';
+
+const userinfoSchema = v.looseObject({ sub: v.string(), email: v.optional(v.unknown()), email_verified: v.optional(v.unknown()) });
+
+async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: IdTokenClaims, accessToken: string): Promise<ProviderProfile> {
+  let email = text(claims.email, 254);
+  let verified = isTrue(claims.email_verified);
+  if (email === null && endpoints.userinfoEndpoint) {
+    const info = await fetchJson(endpoints.userinfoEndpoint, userinfoSchema, `${p.name}`, { bearer: accessToken });
+    // OpenID Connect Core 5.3.2: userinfo about anyone else must not be used.
+    if (info.sub !== claims.sub) throw new ProviderError('refused', 'The provider’s user information is about another account.', 'userinfo sub mismatch');
+    email = text(info.email, 254);
+    verified = isTrue(info.email_verified);
+  }
+  return { subject: claims.sub, email, emailVerified: email !== null && verified, name: text(claims.name, 100), avatarUrl: httpsUrl(claims.picture) };
+}
+
+/** Exchanges the code and establishes who signed in. Throws {@link ProviderError}. */
+export async function completeAuthorization(
+  provider: Provider,
+  ctx: ProviderContext,
+  input: { code: string; codeVerifier: string; nonce: string | null },
+): Promise<{ profile: ProviderProfile; tokens: ProviderTokens }> {
+  if (provider.protocol === 'oauth2') {
+    const tokens = await exchangeCode(settings(provider, ctx), provider.tokenEndpoint, input.code, input.codeVerifier);
+    return { profile: await provider.fetchProfile(tokens.accessToken), tokens };
+  }
+  if (input.nonce === null) throw new ProviderError('refused', 'The sign-in state is incomplete.', 'no nonce for OIDC');
+  const endpoints = await endpointsOf(provider, ctx);
+  const tokens = await exchangeCode(settings(provider, ctx), endpoints.tokenEndpoint, input.code, input.codeVerifier);
+  if (!tokens.idToken) throw new ProviderError('bad_response', 'The provider did not return an ID token.');
+  const claims = await verifyIdToken(tokens.idToken, { issuer: endpoints.issuer, clientId: provider.clientId, jwksUri: endpoints.jwksUri, nonce: input.nonce });
+  return { profile: await oidcProfile(provider, endpoints, claims, tokens.accessToken), tokens };
+}
+
+/** Renews a provider access token with its refresh token. */
+export async function renewTokens(provider: Provider, ctx: ProviderContext, refreshToken: string): Promise<ProviderTokens> {
+  const tokenEndpoint = provider.protocol === 'oauth2' ? provider.tokenEndpoint : (await endpointsOf(provider, ctx)).tokenEndpoint;
+  return refreshTokens(settings(provider, ctx), tokenEndpoint, refreshToken);
+}

@@ -1,0 +1,127 @@
+/**
+ * Provider sign-in: `GET /auth/login/:provider` starts it, `GET /auth/callback/:provider`
+ * finishes it (DESIGN.md). Every refusal is a plain HTML page and starts no session.
+ */
+import { Hono, type Context } from 'hono';
+import { timingSafeEqual } from 'hono/utils/buffer';
+import { resolveOAuthUser } from '../auth/oauth-link';
+import { audit, startSession } from '../auth/sessions';
+import type { AppEnv } from '../env';
+import { setSessionCookies } from '../http/cookies';
+import { ApiError } from '../http/errors';
+import { safeReturnTo } from '../http/return-to';
+import { log } from '../observability/log';
+import { findProvider } from '../providers/registry';
+import { completeAuthorization, startAuthorization, type ProviderContext } from '../providers/sign-in';
+import { ProviderError, type Provider } from '../providers/types';
+import { consumeState } from '../storage/oauth-states';
+import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-flow-cookie';
+import { encryptProviderTokens } from '../tokens/provider-token-crypto';
+import { OAuthErrorPage } from '../ui/oauth-error-page';
+import { renderPage } from '../ui/render';
+
+type PageStatus = 400 | 403 | 404 | 409 | 502 | 503;
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function errorPage(c: Context<AppEnv>, status: PageStatus, message: string): Response {
+  const prefix = c.get('config').AUTH_PREFIX;
+  const title = status >= 500 ? 'The sign-in provider is not answering' : 'Sign-in failed';
+  return renderPage(c, (nonce) => OAuthErrorPage({ nonce, title, message, loginHref: `${prefix}/login` }), status);
+}
+
+const PROVIDER_STATUS = { refused: 400, bad_response: 502, unavailable: 503 } as const;
+
+function providerFault(c: Context<AppEnv>, provider: Provider, e: ProviderError): Response {
+  log.warn('oauth_provider_error', { provider: provider.id, kind: e.kind, message: e.message, detail: e.detail });
+  const status = PROVIDER_STATUS[e.kind];
+  if (status === 503) c.header('retry-after', '5');
+  const message = e.kind === 'refused' ? `${provider.name} did not confirm the sign-in: ${e.message} Please start again.` : `${e.message} Please try again in a moment.`;
+  return errorPage(c, status, message);
+}
+
+function providerContext(c: Context<AppEnv>, provider: Provider): ProviderContext {
+  const config = c.get('config');
+  return { redirectUri: `${config.PUBLIC_URL}${config.AUTH_PREFIX}/callback/${provider.id}`, allowHttp: config.isDevelopment };
+}
+
+function lookup(c: Context<AppEnv>): Provider | Response {
+  const provider = findProvider(c.get('config'), c.req.param('provider') ?? '');
+  return provider ?? errorPage(c, 404, 'This sign-in provider is not configured on this gateway.');
+}
+
+/** Only a short, plain OAuth error code from the provider is worth repeating to the user. */
+const shownCode = (code: string) => (/^[a-z_]{1,64}$/.test(code) ? ` (${code})` : '');
+
+export const oauthRoutes = new Hono<AppEnv>()
+  .get('/login/:provider', async (c) => {
+    const provider = lookup(c);
+    if (provider instanceof Response) return provider;
+    const returnTo = safeReturnTo(c.req.query('return_to'), c.get('config'));
+    let start;
+    try {
+      start = await startAuthorization(provider, providerContext(c, provider));
+    } catch (e) {
+      if (e instanceof ProviderError) return providerFault(c, provider, e);
+      throw e;
+    }
+    await setFlowCookie(c, { provider: provider.id, state: start.state, codeVerifier: start.codeVerifier, nonce: start.nonce, returnTo });
+    c.header('cache-control', 'no-store');
+    return c.redirect(start.url, 302);
+  })
+  .get('/callback/:provider', async (c) => {
+    const provider = lookup(c);
+    if (provider instanceof Response) return provider;
+    const config = c.get('config');
+    const flow = await readFlowCookie(c);
+    // The cookie is spent whatever happens next: a flow is never resumed.
+    clearFlowCookie(c);
+    const fail = async (status: PageStatus, reason: string, message: string, outcome: 'failure' | 'security' = 'failure') => {
+      await audit(c, { event: 'oauth_login', outcome, detail: { provider: provider.id, reason } });
+      return errorPage(c, status, message);
+    };
+
+    const providerError = c.req.query('error');
+    if (providerError !== undefined) {
+      return fail(400, 'provider_error', `${provider.name} did not complete the sign-in${shownCode(providerError)}. You can start again.`);
+    }
+    if (!flow) return fail(400, 'no_flow', 'This sign-in has expired or was already used. Please start again.');
+    if (flow.provider !== provider.id) {
+      return fail(400, 'provider_mismatch', 'This sign-in was started for a different provider. Please start again.', 'security');
+    }
+    const state = c.req.query('state');
+    if (!state || state.length > 512 || !(await timingSafeEqual(state, flow.state))) {
+      return fail(400, 'state_mismatch', 'The sign-in response does not match the sign-in that was started here. Please start again.', 'security');
+    }
+    if (!(await consumeState(c.env.DB, flow.state, provider.id, flow.expiresAt, now()))) {
+      return fail(400, 'state_replayed', 'This sign-in response was already used. Please start again.', 'security');
+    }
+    const code = c.req.query('code');
+    if (!code || code.length > 4096) return fail(400, 'no_code', `${provider.name} sent no authorization code. Please start again.`);
+
+    let result;
+    try {
+      result = await completeAuthorization(provider, providerContext(c, provider), { code, codeVerifier: flow.codeVerifier, nonce: flow.nonce });
+    } catch (e) {
+      if (!(e instanceof ProviderError)) throw e;
+      await audit(c, { event: 'oauth_login', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, detail: e.detail } });
+      return providerFault(c, provider, e);
+    }
+    const { profile, tokens } = result;
+    const sealed =
+      config.STORE_PROVIDER_TOKENS && config.TOKEN_ENCRYPTION_KEY
+        ? await encryptProviderTokens(config.TOKEN_ENCRYPTION_KEY, { provider: provider.id, subject: profile.subject }, tokens)
+        : null;
+    let linked;
+    try {
+      linked = await resolveOAuthUser(c, provider.id, profile, sealed);
+    } catch (e) {
+      if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status as PageStatus, e.description);
+      throw e;
+    }
+    const session = await startSession(c, linked.user, provider.id);
+    await audit(c, { event: 'login', outcome: 'success', userId: linked.user.id, detail: { method: 'oauth', provider: provider.id, how: linked.how, sid: session.session.id } });
+    setSessionCookies(c, session.accessToken, session.refreshToken, session.sessionExpiresAt - now());
+    c.header('cache-control', 'no-store');
+    return c.redirect(safeReturnTo(flow.returnTo, config), 303);
+  });

@@ -1,0 +1,102 @@
+/** The `identities` table: one row per (provider, provider subject), pointing at a user. */
+
+export interface Identity {
+  provider: string;
+  subject: string;
+  userId: string;
+  email: string | null;
+  createdAt: number;
+  lastUsedAt: number | null;
+  /** AES-GCM ciphertext (see tokens/provider-token-crypto.ts), or null. */
+  tokensEncrypted: string | null;
+}
+
+interface IdentityRow {
+  provider: string;
+  subject: string;
+  user_id: string;
+  email: string | null;
+  created_at: number;
+  last_used_at: number | null;
+  tokens_encrypted: string | null;
+}
+
+const toIdentity = (r: IdentityRow): Identity => ({
+  provider: r.provider,
+  subject: r.subject,
+  userId: r.user_id,
+  email: r.email,
+  createdAt: r.created_at,
+  lastUsedAt: r.last_used_at,
+  tokensEncrypted: r.tokens_encrypted,
+});
+
+export async function findIdentity(db: D1Database, provider: string, subject: string): Promise<Identity | null> {
+  const row = await db.prepare('SELECT * FROM identities WHERE provider = ? AND subject = ?').bind(provider, subject).first<IdentityRow>();
+  return row ? toIdentity(row) : null;
+}
+
+/** The user's identity with a provider (the most recently used one if several). */
+export async function findUserIdentity(db: D1Database, userId: string, provider: string): Promise<Identity | null> {
+  const row = await db
+    .prepare('SELECT * FROM identities WHERE user_id = ? AND provider = ? ORDER BY last_used_at DESC LIMIT 1')
+    .bind(userId, provider)
+    .first<IdentityRow>();
+  return row ? toIdentity(row) : null;
+}
+
+export async function listUserIdentities(db: D1Database, userId: string): Promise<Identity[]> {
+  const { results } = await db.prepare('SELECT * FROM identities WHERE user_id = ? ORDER BY created_at').bind(userId).all<IdentityRow>();
+  return results.map(toIdentity);
+}
+
+/** Inserts the identity; returns false when (provider, subject) already exists. */
+export async function insertIdentity(
+  db: D1Database,
+  input: { provider: string; subject: string; userId: string; email: string | null; tokensEncrypted: string | null },
+  now: number,
+): Promise<boolean> {
+  const r = await db
+    .prepare(
+      `INSERT INTO identities (provider, subject, user_id, email, created_at, last_used_at, tokens_encrypted)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    )
+    .bind(input.provider, input.subject, input.userId, input.email, now, now, input.tokensEncrypted)
+    .run();
+  return r.meta.changes === 1;
+}
+
+/** Records a sign-in: last use, the email the provider reports now, and (when kept) new tokens. */
+export async function touchIdentity(
+  db: D1Database,
+  key: { provider: string; subject: string },
+  update: { email: string | null; tokensEncrypted?: string | null },
+  now: number,
+): Promise<void> {
+  if (update.tokensEncrypted === undefined) {
+    await db.prepare('UPDATE identities SET last_used_at = ?, email = ? WHERE provider = ? AND subject = ?').bind(now, update.email, key.provider, key.subject).run();
+    return;
+  }
+  await db
+    .prepare('UPDATE identities SET last_used_at = ?, email = ?, tokens_encrypted = ? WHERE provider = ? AND subject = ?')
+    .bind(now, update.email, update.tokensEncrypted, key.provider, key.subject)
+    .run();
+}
+
+export async function setIdentityTokens(db: D1Database, key: { provider: string; subject: string }, tokensEncrypted: string | null): Promise<void> {
+  await db.prepare('UPDATE identities SET tokens_encrypted = ? WHERE provider = ? AND subject = ?').bind(tokensEncrypted, key.provider, key.subject).run();
+}
+
+/**
+ * The first verified sign-in proves who owns an address. If the account holding it was made
+ * with a password and never verified, whoever set that password may have registered someone
+ * else's address in advance: the password is removed and the address marked verified, in one
+ * statement that changes nothing for an already verified account. True if it changed the row.
+ */
+export async function claimUnverifiedAccount(db: D1Database, userId: string, now: number): Promise<boolean> {
+  const r = await db
+    .prepare('UPDATE users SET email_verified = 1, password_hash = NULL, updated_at = ? WHERE id = ? AND email_verified = 0')
+    .bind(now, userId)
+    .run();
+  return r.meta.changes === 1;
+}

@@ -1,0 +1,17 @@
+/**
+ * Single use of an OAuth `state`, enforced server-side in D1. Clearing the flow cookie is not
+ * enough (a copied cookie can be replayed), and KV cannot do it: a get-then-put there is not
+ * atomic and other locations see the write up to a minute late. An INSERT on D1's primary key
+ * is one strongly consistent step, so exactly one callback per state can ever pass.
+ */
+import { sha256 } from '../util/random';
+
+/** Marks the state used. True the first time, false on any later attempt. */
+export async function consumeState(db: D1Database, state: string, provider: string, expiresAt: number, now: number): Promise<boolean> {
+  const [, inserted] = await db.batch([
+    // Housekeeping in the same round trip: rows outlive their flow by nothing.
+    db.prepare('DELETE FROM oauth_used_states WHERE expires_at < ?').bind(now),
+    db.prepare('INSERT INTO oauth_used_states (state_hash, provider, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').bind(await sha256(state), provider, expiresAt),
+  ]);
+  return inserted!.meta.changes === 1;
+}

@@ -1,0 +1,65 @@
+/**
+ * The OAuth flow cookie: state, PKCE verifier, nonce, provider and `return_to` in ONE cookie,
+ * encrypted and authenticated (JWE, `dir` + A256GCM) so the browser can neither read the
+ * verifier nor change a field, and expiring after 10 minutes (in the JWE and as Max-Age).
+ */
+import type { Context } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { EncryptJWT, jwtDecrypt } from 'jose';
+import { flowCookieKey } from '../crypto/derive-key';
+import type { AppEnv } from '../env';
+
+export const FLOW_TTL_SECONDS = 600;
+const COOKIE = 'gatehouse-oauth';
+const PURPOSE = 'gatehouse:oauth-flow';
+
+export interface FlowState {
+  provider: string;
+  state: string;
+  codeVerifier: string;
+  nonce: string | null;
+  returnTo: string;
+  /** Unix seconds when the flow stops being valid. */
+  expiresAt: number;
+}
+
+/** Sent only to the callback paths; `__Secure-` so no plain-http page can plant one. */
+const options = (c: Context<AppEnv>) =>
+  ({ prefix: 'secure', path: `${c.get('config').AUTH_PREFIX}/callback`, httpOnly: true, secure: true, sameSite: 'Lax' }) as const;
+
+export async function setFlowCookie(c: Context<AppEnv>, flow: Omit<FlowState, 'expiresAt'>): Promise<void> {
+  const key = await flowCookieKey(c.get('config'));
+  const jwe = await new EncryptJWT({ p: flow.provider, s: flow.state, v: flow.codeVerifier, n: flow.nonce, r: flow.returnTo })
+    .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+    .setAudience(PURPOSE)
+    .setIssuedAt()
+    .setExpirationTime(`${FLOW_TTL_SECONDS}s`)
+    .encrypt(key);
+  setCookie(c, COOKIE, jwe, { ...options(c), maxAge: FLOW_TTL_SECONDS });
+}
+
+/** The flow the cookie holds, or null when it is missing, forged, altered or expired. */
+export async function readFlowCookie(c: Context<AppEnv>): Promise<FlowState | null> {
+  const value = getCookie(c, COOKIE, 'secure');
+  if (!value || value.length > 8192) return null;
+  try {
+    const key = await flowCookieKey(c.get('config'));
+    const { payload } = await jwtDecrypt(value, key, {
+      keyManagementAlgorithms: ['dir'],
+      contentEncryptionAlgorithms: ['A256GCM'],
+      audience: PURPOSE,
+      requiredClaims: ['exp', 'iat'],
+      maxTokenAge: FLOW_TTL_SECONDS,
+    });
+    const { p, s, v, n, r, exp } = payload;
+    if (typeof p !== 'string' || typeof s !== 'string' || typeof v !== 'string' || typeof r !== 'string') return null;
+    if (n !== null && typeof n !== 'string') return null;
+    return { provider: p, state: s, codeVerifier: v, nonce: n, returnTo: r, expiresAt: exp! };
+  } catch {
+    return null;
+  }
+}
+
+export function clearFlowCookie(c: Context<AppEnv>): void {
+  deleteCookie(c, COOKIE, options(c));
+}

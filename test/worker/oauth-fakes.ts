@@ -1,0 +1,232 @@
+/**
+ * Fake OAuth providers at the fetch level: `installFakeNetwork()` replaces the global `fetch`
+ * the Worker (and arctic, and jose) use, so each provider's token, key, discovery, userinfo
+ * and API endpoints answer from here. Nothing reaches a network. The fakes check what a real
+ * provider checks (client credentials, redirect URI, PKCE S256, single-use codes) and can be
+ * told to misbehave.
+ */
+import { base64url, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import { vi } from 'vitest';
+
+type Handler = (request: Request) => Promise<Response> | Response;
+/** What a misbehaving endpoint does: answer 500, hang until aborted, answer HTML, or fail to connect. */
+export type Fault = 'down' | 'hang' | 'garbage' | 'refuse-connection' | undefined;
+
+const hosts = new Map<string, Handler>();
+export const requests: { url: string; method: string; body?: string; headers: Record<string, string> }[] = [];
+
+/** Replaces `fetch` for this test file; unknown hosts fail as if unreachable. */
+export function installFakeNetwork(): void {
+  vi.stubGlobal('fetch', async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init);
+    const body = request.method === 'POST' ? await request.clone().text() : undefined;
+    requests.push({ url: request.url, method: request.method, body, headers: Object.fromEntries(request.headers) });
+    const handler = hosts.get(new URL(request.url).origin);
+    if (!handler) throw new TypeError(`fake network: no host for ${request.url}`);
+    return handler(request);
+  });
+}
+
+function faulty(fault: Fault, request: Request): Promise<Response> | Response | null {
+  switch (fault) {
+    case 'down':
+      return new Response('upstream exploded', { status: 500 });
+    case 'garbage':
+      return new Response('<html>definitely not json</html>', { status: 200, headers: { 'content-type': 'text/html' } });
+    case 'refuse-connection':
+      throw new TypeError('connection refused');
+    case 'hang':
+      // Never answers; ends only if the caller gives up through its AbortSignal.
+      return new Promise((_, reject) => request.signal?.addEventListener('abort', () => reject(request.signal.reason)));
+    default:
+      return null;
+  }
+}
+
+const json = (data: unknown, status = 200) => new Response(JSON.stringify(data), { status, headers: { 'content-type': 'application/json' } });
+
+async function s256(verifier: string): Promise<string> {
+  return base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))));
+}
+
+interface PendingCode {
+  clientId: string;
+  redirectUri: string;
+  challenge: string;
+  nonce: string | null;
+  scope: string;
+  user: FakeUser;
+}
+
+export interface FakeUser {
+  sub: string;
+  email?: string;
+  email_verified?: boolean | string;
+  name?: string;
+}
+
+let counter = 0;
+
+/** The parts a provider authorization redirect needs to carry back. */
+export interface Consent {
+  /** Path and query of the gateway callback the provider redirects to. */
+  callback: string;
+  code: string;
+}
+
+abstract class FakeProvider {
+  readonly codes = new Map<string, PendingCode>();
+  faults: { token?: Fault; jwks?: Fault; discovery?: Fault; userinfo?: Fault; api?: Fault } = {};
+  /** The user who "consents" at the next authorization. */
+  user: FakeUser = { sub: 'user-1', email: 'someone@example.com', email_verified: true, name: 'Some One' };
+  tokenCalls = 0;
+  refreshCalls = 0;
+  accessTokenTtl = 3600;
+
+  constructor(
+    readonly clientId: string,
+    readonly clientSecret: string,
+  ) {}
+
+  /** Plays the provider's consent screen: checks the authorization request, mints a code. */
+  async authorize(location: string, expectedAuthorizeUrl: string): Promise<Consent> {
+    const url = new URL(location);
+    if (`${url.origin}${url.pathname}` !== expectedAuthorizeUrl) throw new Error(`authorize at ${url.origin}${url.pathname}, expected ${expectedAuthorizeUrl}`);
+    const q = url.searchParams;
+    if (q.get('response_type') !== 'code' || q.get('client_id') !== this.clientId) throw new Error('bad authorization request');
+    if (q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge')) throw new Error('PKCE S256 missing');
+    const code = `code-${++counter}-${crypto.randomUUID()}`;
+    this.codes.set(code, {
+      clientId: this.clientId,
+      redirectUri: q.get('redirect_uri')!,
+      challenge: q.get('code_challenge')!,
+      nonce: q.get('nonce'),
+      scope: q.get('scope') ?? '',
+      user: { ...this.user },
+    });
+    const redirect = new URL(q.get('redirect_uri')!);
+    redirect.searchParams.set('code', code);
+    redirect.searchParams.set('state', q.get('state')!);
+    return { callback: `${redirect.pathname}${redirect.search}`, code };
+  }
+
+  /** Token endpoint: client authentication, code, redirect URI and PKCE are all checked. */
+  protected async token(request: Request, mint: (pending: PendingCode) => Promise<Record<string, unknown>>): Promise<Response> {
+    const form = new URLSearchParams(await request.text());
+    const auth = request.headers.get('authorization') ?? '';
+    const [id, secret] = atob(auth.replace(/^Basic /, '')).split(':');
+    if (id !== this.clientId || secret !== this.clientSecret) return json({ error: 'invalid_client' }, 401);
+    if (form.get('grant_type') === 'refresh_token') {
+      this.refreshCalls += 1;
+      if (form.get('refresh_token') !== 'refresh-1') return json({ error: 'invalid_grant' }, 400);
+      return json({ access_token: `renewed-${this.refreshCalls}`, token_type: 'Bearer', expires_in: this.accessTokenTtl });
+    }
+    this.tokenCalls += 1;
+    const code = form.get('code') ?? '';
+    const pending = this.codes.get(code);
+    this.codes.delete(code);
+    if (!pending) return json({ error: 'invalid_grant', error_description: 'unknown or used code' }, 400);
+    if (form.get('redirect_uri') !== pending.redirectUri) return json({ error: 'invalid_grant', error_description: 'redirect_uri' }, 400);
+    if ((await s256(form.get('code_verifier') ?? '')) !== pending.challenge) return json({ error: 'invalid_grant', error_description: 'PKCE' }, 400);
+    return json(await mint(pending));
+  }
+}
+
+export class FakeOidcProvider extends FakeProvider {
+  readonly issuer = `https://idp-${++counter}.example.test`;
+  private keys!: { privateKey: CryptoKey; kid: string; jwk: Record<string, unknown> };
+  /** Change the ID token just before it is signed (wrong aud, nonce, ...). */
+  tamper: (claims: JWTPayload, header: { alg: string; kid?: string }) => void = () => {};
+  /** Sign with this key instead (a key the JWKS does not publish). */
+  signWith: CryptoKey | null = null;
+  /** Leave the email out of the ID token (then only userinfo has it). */
+  emailOnlyInUserinfo = false;
+  userinfoSub: string | null = null;
+
+  static async create(clientId = 'client-oidc', clientSecret = 'secret-oidc'): Promise<FakeOidcProvider> {
+    const p = new FakeOidcProvider(clientId, clientSecret);
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    const kid = `k-${counter}`;
+    p.keys = { privateKey, kid, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
+    hosts.set(p.issuer, (r) => p.handle(r));
+    return p;
+  }
+
+  get authorizeUrl() {
+    return `${this.issuer}/authorize`;
+  }
+
+  private async handle(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (path === '/.well-known/openid-configuration') {
+      return (
+        faulty(this.faults.discovery, request) ??
+        json({
+          issuer: this.issuer,
+          authorization_endpoint: `${this.issuer}/authorize`,
+          token_endpoint: `${this.issuer}/token`,
+          jwks_uri: `${this.issuer}/jwks`,
+          userinfo_endpoint: `${this.issuer}/userinfo`,
+        })
+      );
+    }
+    if (path === '/jwks') return faulty(this.faults.jwks, request) ?? json({ keys: [this.keys.jwk] });
+    if (path === '/token') return faulty(this.faults.token, request) ?? this.token(request, (pending) => this.mint(pending));
+    if (path === '/userinfo') {
+      const { sub, ...rest } = this.user;
+      return faulty(this.faults.userinfo, request) ?? json({ sub: this.userinfoSub ?? sub, ...rest });
+    }
+    return new Response('not found', { status: 404 });
+  }
+
+  private async mint(pending: PendingCode): Promise<Record<string, unknown>> {
+    const { sub, email, email_verified, name } = pending.user;
+    const claims: JWTPayload = { sub, name, ...(this.emailOnlyInUserinfo ? {} : { email, email_verified }) };
+    if (pending.nonce !== null) claims.nonce = pending.nonce;
+    const header: { alg: string; kid?: string } = { alg: 'RS256', kid: this.keys.kid };
+    const now = Math.floor(Date.now() / 1000);
+    Object.assign(claims, { iss: this.issuer, aud: pending.clientId, iat: now, exp: now + 300 });
+    this.tamper(claims, header);
+    const idToken = await new SignJWT(claims).setProtectedHeader(header).sign(this.signWith ?? this.keys.privateKey);
+    return { access_token: `at-${crypto.randomUUID()}`, token_type: 'Bearer', expires_in: this.accessTokenTtl, refresh_token: 'refresh-1', id_token: idToken, scope: pending.scope };
+  }
+}
+
+export interface FakeGitHubEmail {
+  email: string;
+  primary: boolean;
+  verified: boolean;
+}
+
+export class FakeGitHub extends FakeProvider {
+  githubUser = { id: 4242, login: 'octo', name: 'Octo Cat', avatar_url: 'https://avatars.example.test/u/4242' };
+  emails: FakeGitHubEmail[] = [{ email: 'octo@example.com', primary: true, verified: true }];
+  authorizeUrl = 'https://github.com/login/oauth/authorize';
+  /** GitHub answers some token errors with status 200. */
+  errorIn200: string | null = null;
+
+  static create(clientId = 'gh-client', clientSecret = 'gh-secret'): FakeGitHub {
+    const p = new FakeGitHub(clientId, clientSecret);
+    hosts.set('https://github.com', (r) => p.handleWeb(r));
+    hosts.set('https://api.github.com', (r) => p.handleApi(r));
+    return p;
+  }
+
+  private async handleWeb(request: Request): Promise<Response> {
+    if (new URL(request.url).pathname !== '/login/oauth/access_token') return new Response('not found', { status: 404 });
+    const fault = faulty(this.faults.token, request);
+    if (fault) return fault;
+    if (this.errorIn200) return json({ error: this.errorIn200 });
+    return this.token(request, async (pending) => ({ access_token: `gho_${crypto.randomUUID()}`, token_type: 'bearer', scope: pending.scope.replace(' ', ',') }));
+  }
+
+  private async handleApi(request: Request): Promise<Response> {
+    const fault = faulty(this.faults.api, request);
+    if (fault) return fault;
+    if (!/^Bearer gho_/.test(request.headers.get('authorization') ?? '')) return json({ message: 'Bad credentials' }, 401);
+    const path = new URL(request.url).pathname;
+    if (path === '/user') return json(this.githubUser);
+    if (path === '/user/emails') return json(this.emails);
+    return json({ message: 'Not Found' }, 404);
+  }
+}

@@ -48,9 +48,9 @@ export function sendAlert(c: Context<AppEnv>, event: AuthEvent): void {
   })
     .then(async (r) => {
       await r.body?.cancel();
-      if (!r.ok) log.error('alert_webhook_failed', { event: event.event, status: r.status });
+      if (!r.ok) log.error('alert_webhook_failed', { alert: event.event, status: r.status });
     })
-    .catch((e: unknown) => log.error('alert_webhook_failed', { event: event.event, error: e instanceof Error ? e.message : String(e) }));
+    .catch((e: unknown) => log.error('alert_webhook_failed', { alert: event.event, error: e instanceof Error ? e.message : String(e) }));
   try {
     c.executionCtx.waitUntil(post);
   } catch {
@@ -65,7 +65,7 @@ export async function securityAlert(
 ): Promise<void> {
   const full: AuthEvent = { ...event, outcome: 'security', ip: clientIp(c), userAgent: userAgent(c) };
   await recordEvent(c.env.DB, full).catch((e: unknown) =>
-    log.error('audit_write_failed', { event: event.event, error: e instanceof Error ? e.message : String(e) }),
+    log.error('audit_write_failed', { audit_event: event.event, error: e instanceof Error ? e.message : String(e) }),
   );
   sendAlert(c, full);
 }

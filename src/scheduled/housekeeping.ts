@@ -16,6 +16,7 @@ export const BATCH_SIZE = 500;
 export const MAX_BATCHES = 20;
 export const ENDED_SESSION_GRACE_SECONDS = 86_400;
 
+/** Rows deleted per table (as D1 counts them: a session's cascaded rotated tokens included). */
 export interface HousekeepingReport {
   sessions: number;
   events: number;

@@ -142,6 +142,8 @@ export class FakeOidcProvider extends FakeProvider {
   /** Leave the email out of the ID token (then only userinfo has it). */
   emailOnlyInUserinfo = false;
   userinfoSub: string | null = null;
+  /** Answer the token request without an ID token. */
+  omitIdToken = false;
 
   static async create(clientId = 'client-oidc', clientSecret = 'secret-oidc'): Promise<FakeOidcProvider> {
     const p = new FakeOidcProvider(clientId, clientSecret);
@@ -188,7 +190,8 @@ export class FakeOidcProvider extends FakeProvider {
     Object.assign(claims, { iss: this.issuer, aud: pending.clientId, iat: now, exp: now + 300 });
     this.tamper(claims, header);
     const idToken = await new SignJWT(claims).setProtectedHeader(header).sign(this.signWith ?? this.keys.privateKey);
-    return { access_token: `at-${crypto.randomUUID()}`, token_type: 'Bearer', expires_in: this.accessTokenTtl, refresh_token: 'refresh-1', id_token: idToken, scope: pending.scope };
+    const tokens = { access_token: `at-${crypto.randomUUID()}`, token_type: 'Bearer', expires_in: this.accessTokenTtl, refresh_token: 'refresh-1', scope: pending.scope };
+    return this.omitIdToken ? tokens : { ...tokens, id_token: idToken };
   }
 }
 

@@ -1,0 +1,61 @@
+/**
+ * Interop: a Python origin that nobody here wrote the verifier of (PyJWT, Debian python3-jwt)
+ * checks X-Auth-Assertion against the running gateway's /.well-known/jwks.json.
+ * Skips only when /usr/bin/python3 is absent.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, freePort, ROOT, startGateway, type Gateway } from './harness';
+import { startPeer, systemBinary, type Peer } from './interop/processes';
+
+const python = systemBinary('/usr/bin/python3');
+// PyJWT must be importable by that Python: CI installs python3-jwt, so its absence is a failure.
+if (python) execFileSync(python, ['-c', 'import jwt, cryptography']);
+
+describe.skipIf(!python)('PyJWT origin behind the gateway', () => {
+  let gw: Gateway;
+  let origin: Peer;
+  let originUrl: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    originUrl = `http://127.0.0.1:${port}`;
+    const routes = [{ path: '/py', origin: originUrl, auth: 'required', strip_prefix: true }];
+    gw = await startGateway({ vars: { ROUTES: JSON.stringify(routes) } });
+    origin = await startPeer(
+      python!,
+      [join(ROOT, 'test/e2e/interop/pyjwt_origin.py'), String(port), `${gw.url}/.well-known/jwks.json`, gw.url, originUrl],
+      (out) => out.includes('ready'),
+    );
+  });
+  afterAll(async () => {
+    await origin?.stop();
+    await gw?.stop();
+  });
+
+  it('verifies the assertion of a signed-in request, with the claims DESIGN.md names', async () => {
+    const c = new Client(gw.url);
+    const email = `py-${Date.now()}@example.com`;
+    const reg = await c.fetch('/auth/register', { method: 'POST', json: { email, password: 'an interop passphrase, long' } });
+    expect(reg.status).toBe(201);
+    const { access_token, user } = (await reg.json()) as { access_token: string; user: { id: string } };
+
+    const r = await c.fetch('/py/whoami', { headers: { authorization: `Bearer ${access_token}`, 'x-auth-user-id': 'spoofed' } });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { verified: boolean; claims: Record<string, unknown>; lifetime: number; user_id_header: string };
+    expect(body.verified).toBe(true);
+    expect(body.claims).toMatchObject({ iss: gw.url, aud: originUrl, sub: user.id, email, email_verified: false });
+    expect(Object.keys(body.claims).sort()).toEqual(['aud', 'email', 'email_verified', 'exp', 'iat', 'iss', 'roles', 'sid', 'sub']);
+    expect(body.lifetime).toBeLessThanOrEqual(60);
+    expect(body.user_id_header).toBe(user.id);
+  });
+
+  it('the gateway refuses an anonymous request; the origin refuses one that bypasses the gateway', async () => {
+    const anon = await fetch(`${gw.url}/py/whoami`, { headers: { accept: 'application/json' } });
+    expect(anon.status).toBe(401);
+    const direct = await fetch(`${originUrl}/whoami`, { headers: { 'x-auth-assertion': 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb290In0.' } });
+    expect(direct.status).toBe(401);
+    expect(((await direct.json()) as { verified: boolean }).verified).toBe(false);
+  });
+});

@@ -1,0 +1,44 @@
+/** Starting and stopping the local peers of the interop tests (PyJWT origin, nginx). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** The absolute path of a system binary, or null when it is not installed (the test then skips). */
+export function systemBinary(...candidates: string[]): string | null {
+  return candidates.find((p) => existsSync(p)) ?? null;
+}
+
+export interface Peer {
+  process: ChildProcess;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+/** Spawns a peer and resolves once `ready(output)` holds (or rejects if it exits first). */
+export async function startPeer(cmd: string, args: string[], ready: (output: string) => boolean | Promise<boolean>): Promise<Peer> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await new Promise((r) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        r(undefined);
+      }, 5000);
+      child.once('exit', () => {
+        clearTimeout(t);
+        r(undefined);
+      });
+    });
+  };
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${cmd} exited early (${child.exitCode}):\n${output}`);
+    if (await ready(output)) return { process: child, output: () => output, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`${cmd} did not start:\n${output}`);
+}

@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDevVars, migrateLocal } from './dev-setup.mjs';
+import { devOidcCompanion } from './dev/oidc-server.mjs';
+import { echoOriginCompanion } from './dev/echo-origin.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -13,7 +15,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
  * Companions: each starts a local service and returns `{ vars, stop }`, where `vars` are
  * `--var NAME:value` settings for wrangler dev. Added by the features that need them.
  */
-const companions = [];
+const companions = [devOidcCompanion, echoOriginCompanion];
 
 await ensureDevVars();
 migrateLocal();

@@ -1,0 +1,42 @@
+// A local OpenID Connect provider for `npm run dev` (oauth2-mock-server, the same server the
+// end-to-end tests use), wired into the gateway as the "Dev sign-in" provider through
+// DEV_OIDC_ISSUER. It signs in anyone without a password, which is why the gateway refuses
+// DEV_OIDC_ISSUER outside ENVIRONMENT=development. It listens on loopback only.
+//
+// Sign in as someone else: DEV_OIDC_EMAIL=ada@example.com npm run dev
+import { OAuth2Server } from 'oauth2-mock-server';
+
+const HOST = '127.0.0.1';
+
+/** Claims the dev user gets: a verified email (so linking and ADMIN_EMAILS can be tried), a name. */
+export function devClaims(email = process.env.DEV_OIDC_EMAIL || 'dev@example.com') {
+  return { sub: `dev:${email}`, email, email_verified: true, name: email.split('@')[0] };
+}
+
+/**
+ * Starts the provider and resolves `{ issuer, server, vars, stop }`. `port` 0 picks a free one.
+ * `claims()` is read at each token and userinfo request.
+ */
+export async function startDevOidcServer({ port = Number(process.env.DEV_OIDC_PORT || 8788), claims = () => devClaims() } = {}) {
+  const server = new OAuth2Server();
+  await server.issuer.keys.generate('RS256');
+  if (port !== 0) server.issuer.url = `http://${HOST}:${port}`;
+  server.service.on('beforeTokenSigning', (token) => {
+    // Raised for the access token and the ID token alike; the gateway reads only the ID token's.
+    Object.assign(token.payload, claims());
+  });
+  server.service.on('beforeUserinfo', (response) => {
+    response.body = { ...claims() };
+  });
+  await server.start(port, HOST);
+  if (port === 0) server.issuer.url = `http://${HOST}:${server.address().port}`;
+  const issuer = server.issuer.url;
+  return { issuer, server, vars: { DEV_OIDC_ISSUER: issuer }, stop: () => server.stop() };
+}
+
+/** The `companions` entry for scripts/dev.mjs. */
+export async function devOidcCompanion() {
+  const started = await startDevOidcServer();
+  console.log(`[gatehouse] dev OpenID Connect provider at ${started.issuer} ("Dev sign-in" on the login page, signs in as ${devClaims().email})`);
+  return { vars: started.vars, stop: started.stop };
+}

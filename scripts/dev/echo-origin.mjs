@@ -1,0 +1,83 @@
+// A demo origin for `npm run dev`: a tiny HTTP server on loopback that answers every request
+// with the headers it received (as an HTML page, or JSON when asked), so a newcomer sees
+// Gatehouse's identity headers and X-Auth-Assertion arrive. It is wired in through ROUTES:
+//   /         -> auth = "optional"  (anonymous visitors get no identity headers)
+//   /private  -> auth = "required"  (sign-in first)
+// A ROUTES you set yourself (wrangler.toml, .dev.vars or the environment) wins.
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HOST = '127.0.0.1';
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const escape = (s) => String(s).replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+/** The assertion's claims, decoded for display only: a real origin verifies it (README, "Protecting origins"). */
+function claimsOf(assertion) {
+  try {
+    return JSON.parse(Buffer.from(assertion.split('.')[1], 'base64url').toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function page(req) {
+  const rows = Object.entries(req.headers)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `<tr${k.startsWith('x-auth-') ? ' class="id"' : ''}><th>${escape(k)}</th><td>${escape(v)}</td></tr>`)
+    .join('');
+  const assertion = req.headers['x-auth-assertion'];
+  const claims = assertion ? claimsOf(String(assertion)) : null;
+  return `<!doctype html><meta charset="utf-8"><title>Gatehouse echo origin</title>
+<style>body{font:14px system-ui;margin:2rem;max-width:60rem}th{text-align:left;padding-right:1rem;vertical-align:top}td{word-break:break-all}.id{background:#e8f5e9}</style>
+<h1>Echo origin</h1>
+<p>${claims ? `Signed in as <b>${escape(claims.email)}</b> (roles: ${escape((claims.roles ?? []).join(', ') || 'none')}).` : 'Anonymous: no identity headers.'}
+ <a href="/private">/private</a> needs sign-in · <a href="/auth/login?return_to=/private">sign in</a> · <a href="/auth/account">account</a></p>
+<p>${escape(req.method)} ${escape(req.url)}</p>
+<table>${rows}</table>
+${claims ? `<h2>X-Auth-Assertion claims (unverified here)</h2><pre>${escape(JSON.stringify(claims, null, 2))}</pre>` : ''}`;
+}
+
+/** Starts the echo origin; `port` 0 picks a free one. Resolves `{ url, stop }`. */
+export async function startEchoOrigin({ port = Number(process.env.ECHO_ORIGIN_PORT || 8789) } = {}) {
+  const server = createServer((req, res) => {
+    const json = (req.headers.accept ?? '').includes('application/json');
+    res.setHeader('cache-control', 'no-store');
+    if (json) {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }, null, 2));
+    } else {
+      res.setHeader('content-type', 'text/html; charset=utf-8');
+      res.end(page(req));
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, HOST, resolve);
+  });
+  const url = `http://${HOST}:${server.address().port}`;
+  return { url, stop: () => new Promise((r) => server.close(() => r(undefined))) };
+}
+
+function routesAlreadySet() {
+  if (process.env.ROUTES) return true;
+  for (const file of ['.dev.vars', 'wrangler.toml']) {
+    const path = join(root, file);
+    if (existsSync(path) && /^\s*ROUTES\s*=/m.test(readFileSync(path, 'utf8'))) return true;
+  }
+  return false;
+}
+
+/** The `companions` entry for scripts/dev.mjs. */
+export async function echoOriginCompanion() {
+  if (routesAlreadySet()) return { vars: {}, stop: async () => {} };
+  const { url, stop } = await startEchoOrigin();
+  const routes = [
+    { path: '/', origin: url, auth: 'optional' },
+    { path: '/private', origin: url, auth: 'required' },
+  ];
+  console.log(`[gatehouse] demo echo origin at ${url}: open / (anonymous) or /private (sign-in) through the gateway to see the identity headers`);
+  return { vars: { ROUTES: JSON.stringify(routes) }, stop };
+}

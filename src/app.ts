@@ -14,6 +14,8 @@ import { httpsOnly } from './middleware/https-only';
 import { proxy } from './proxy/proxy';
 import { rateLimit } from './middleware/rate-limit';
 import { requestLog } from './observability/request-log';
+import { accountRoutes } from './routes/account';
+import { adminRoutes } from './routes/admin';
 import { loginPageRoutes } from './routes/login-page';
 import { oauthRoutes } from './routes/oauth';
 import { passwordRoutes } from './routes/password';
@@ -68,6 +70,8 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', sessionRoutes);
   auth.route('/', refreshNavigationRoute);
   auth.route('/', verifyRoute);
+  auth.route('/', accountRoutes);
+  auth.route('/admin', adminRoutes);
   auth.notFound(() => {
     throw new ApiError('not_found', 'No such endpoint.');
   });

@@ -164,3 +164,16 @@ export async function deleteEndedSessions(db: D1Database, before: number, limit:
     .run();
   return r.meta.changes;
 }
+
+/**
+ * Sessions of a user whose access tokens may still be unexpired: live ones and those ended in
+ * the last `accessTtl` seconds. Revoking all of these in KV is idempotent, so a retry after a
+ * failed KV write still covers sessions that D1 already shows as ended.
+ */
+export async function sessionIdsWithLiveTokens(db: D1Database, userId: string, now: number, accessTtl: number): Promise<string[]> {
+  const { results } = await db
+    .prepare('SELECT id FROM sessions WHERE user_id = ? AND (revoked_at IS NULL OR revoked_at >= ?) AND expires_at > ?')
+    .bind(userId, now - accessTtl, now - accessTtl)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
+}

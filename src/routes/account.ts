@@ -1,0 +1,136 @@
+/**
+ * The account page and its form actions, for browsers (cookie mode):
+ *
+ * - `GET  /account`                     the page (ui/account-page.tsx)
+ * - `POST /account/sessions/:id/end`    sign out one session (the form twin of `DELETE /sessions/:id`)
+ * - `POST /account/logout-all`          sign out everywhere (the form twin of `POST /logout-all`)
+ *
+ * HTML forms cannot send DELETE, hence the POST twins; they end sessions through the same
+ * `endSessions` / `endAllSessions` as the JSON endpoints, and answer with a 303. A browser
+ * without a valid session is sent to sign in (through `/refresh` if it still has a refresh
+ * cookie) and comes back here; other clients get the usual 401 JSON.
+ */
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { effectiveRoles } from '../auth/roles';
+import { audit, endAllSessions, endSessions, revokeAccessToken } from '../auth/sessions';
+import type { AppEnv } from '../env';
+import { wantsHtml } from '../http/client';
+import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
+import { ApiError, invalidToken } from '../http/errors';
+import { authenticate, presentedToken } from '../middleware/require-auth';
+import { sameOrigin } from '../middleware/same-origin';
+import { enabledProviders } from '../providers/registry';
+import { AccountPage } from '../ui/account-page';
+import { renderPage } from '../ui/render';
+import { listUserIdentities } from '../storage/identities';
+import { findSessionById, listActiveSessions } from '../storage/sessions';
+import { findUserById } from '../storage/users';
+import { deviceLabel } from '../ui/device-label';
+
+const now = () => Math.floor(Date.now() / 1000);
+
+const NOTICES: Record<string, string> = {
+  session_ended: 'That session has been signed out.',
+};
+
+function accountPath(c: Context<AppEnv>): string {
+  return `${c.get('config').AUTH_PREFIX}/account`;
+}
+
+/** Where a browser without a usable session goes: refresh if it can, else sign in; back here after. */
+function signInRedirect(c: Context<AppEnv>): Response {
+  const prefix = c.get('config').AUTH_PREFIX;
+  const back = encodeURIComponent(accountPath(c));
+  c.header('cache-control', 'no-store');
+  return c.redirect(readRefreshCookie(c) ? `${prefix}/refresh?return_to=${back}` : `${prefix}/login?return_to=${back}`, 302);
+}
+
+/**
+ * Like `requireAuth()`, plus: the user must still exist and be enabled. Browsers are
+ * redirected instead of getting a 401.
+ */
+function accountAuth(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const html = wantsHtml(c);
+    try {
+      const presented = presentedToken(c);
+      if (!presented) throw invalidToken('Sign in first: no access token was sent.');
+      const auth = await authenticate(c, presented.token);
+      c.set('user', auth);
+      c.set('authVia', presented.via);
+    } catch (e) {
+      if (html && e instanceof ApiError && e.code === 'invalid_token') return signInRedirect(c);
+      throw e;
+    }
+    await next();
+  };
+}
+
+export const accountRoutes = new Hono<AppEnv>()
+  .get('/account', accountAuth(), async (c) => {
+    const auth = c.get('user');
+    const t = now();
+    const [user, sessions, identities] = await Promise.all([
+      findUserById(c.env.DB, auth.id),
+      listActiveSessions(c.env.DB, auth.id, t),
+      listUserIdentities(c.env.DB, auth.id),
+    ]);
+    if (!user || user.disabledAt !== null || !sessions.some((s) => s.id === auth.sessionId)) {
+      if (wantsHtml(c)) return signInRedirect(c);
+      throw invalidToken('The session has ended.');
+    }
+    const config = c.get('config');
+    const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
+    const notice = NOTICES[c.req.query('done') ?? ''] ?? null;
+    return renderPage(c, (nonce) =>
+      AccountPage({
+        nonce,
+        prefix: config.AUTH_PREFIX,
+        notice,
+        user: {
+          email: user.email,
+          emailVerified: user.emailVerified,
+          name: user.name,
+          roles: effectiveRoles(user, config),
+          createdAt: user.createdAt,
+          hasPassword: user.passwordHash !== null,
+        },
+        providers: identities.map((i) => ({ name: providerNames.get(i.provider) ?? i.provider, email: i.email, linkedAt: i.createdAt })),
+        sessions: sessions.map((s) => ({
+          id: s.id,
+          device: deviceLabel(s.userAgent),
+          ip: s.ip,
+          createdAt: s.createdAt,
+          lastUsedAt: s.lastUsedAt,
+          current: s.id === auth.sessionId,
+          provider: s.provider ? (providerNames.get(s.provider) ?? s.provider) : null,
+        })),
+      }),
+    );
+  })
+  .post('/account/sessions/:id/end', sameOrigin({ always: true }), accountAuth(), async (c) => {
+    const auth = c.get('user');
+    const id = c.req.param('id');
+    const session = id.length <= 64 ? await findSessionById(c.env.DB, id) : null;
+    // Another user's session id answers exactly like a missing one.
+    if (!session || session.userId !== auth.id || session.revokedAt !== null) throw new ApiError('not_found', 'No such session.');
+    const current = session.id === auth.sessionId;
+    if (current) {
+      clearSessionCookies(c);
+      await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
+    }
+    await endSessions(c, [session.id]);
+    await audit(c, { event: current ? 'logout' : 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: session.id, via: 'account_page' } });
+    c.header('cache-control', 'no-store');
+    if (current) return c.redirect(`${c.get('config').AUTH_PREFIX}/login`, 303);
+    return c.redirect(`${accountPath(c)}?done=session_ended`, 303);
+  })
+  .post('/account/logout-all', sameOrigin({ always: true }), accountAuth(), async (c) => {
+    const auth = c.get('user');
+    clearSessionCookies(c);
+    await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
+    const ended = await endAllSessions(c, auth.id);
+    await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length, via: 'account_page' } });
+    c.header('cache-control', 'no-store');
+    return c.redirect(`${c.get('config').AUTH_PREFIX}/login`, 303);
+  });

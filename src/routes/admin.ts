@@ -1,0 +1,160 @@
+/**
+ * `/auth/admin/*`: user administration as JSON, for users whose role `admin` is current in D1
+ * (a token's roles may be up to ACCESS_TOKEN_TTL old, so they are not trusted here). Everyone
+ * else signed in gets 403 `forbidden`; no token at all gets 401. Unsafe methods are
+ * CSRF-checked with `sameOrigin()`, and every call is audited with the acting admin's id.
+ *
+ * - `GET  /admin/users?q=&limit=&offset=`    list and search (email or name contains `q`)
+ * - `GET  /admin/users/:id`                  the user, their sessions and recent events
+ * - `POST /admin/users/:id/disable`          disable, ending every session at once (D1 + KV)
+ * - `POST /admin/users/:id/enable`           enable again (ended sessions stay ended)
+ * - `PUT  /admin/users/:id/roles/:role`      grant a role (idempotent)
+ * - `DELETE /admin/users/:id/roles/:role`    revoke a role
+ *
+ * Role changes reach tokens at the next refresh; disabling is immediate.
+ */
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import * as v from 'valibot';
+import { effectiveRoles } from '../auth/roles';
+import { audit, endSessions } from '../auth/sessions';
+import type { AppEnv } from '../env';
+import { ApiError, badRequest } from '../http/errors';
+import { requireAuth } from '../middleware/require-auth';
+import { sameOrigin } from '../middleware/same-origin';
+import { listUserEvents } from '../storage/events';
+import { listUserIdentities } from '../storage/identities';
+import { listActiveSessions, revokeUserSessions, sessionIdsWithLiveTokens } from '../storage/sessions';
+import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
+
+const ADMIN_ROLE = 'admin';
+const ROLE_NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/i;
+const MAX_ID_LENGTH = 64;
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Admits only users whose current D1 record (not the token) grants `admin` and who are not disabled. */
+function requireAdmin(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const me = await findUserById(c.env.DB, c.get('user').id);
+    if (!me || me.disabledAt !== null || !effectiveRoles(me, c.get('config')).includes(ADMIN_ROLE)) {
+      await audit(c, { event: 'admin_denied', outcome: 'failure', userId: c.get('user').id, detail: { path: c.req.path.slice(0, 200) } });
+      throw new ApiError('forbidden', 'This requires the "admin" role.');
+    }
+    await next();
+  };
+}
+
+function adminView(c: Context<AppEnv>, user: User) {
+  return {
+    id: user.id,
+    email: user.email,
+    email_verified: user.emailVerified,
+    name: user.name,
+    roles: user.roles,
+    effective_roles: effectiveRoles(user, c.get('config')),
+    disabled: user.disabledAt !== null,
+    disabled_at: user.disabledAt,
+    has_password: user.passwordHash !== null,
+    created_at: user.createdAt,
+    updated_at: user.updatedAt,
+  };
+}
+
+async function targetUser(c: Context<AppEnv>): Promise<User> {
+  const id = c.req.param('id') ?? '';
+  const user = id.length <= MAX_ID_LENGTH ? await findUserById(c.env.DB, id) : null;
+  if (!user) throw new ApiError('not_found', 'No such user.');
+  return user;
+}
+
+const listQuery = v.object({
+  q: v.optional(v.pipe(v.string(), v.trim(), v.maxLength(254, 'is too long'))),
+  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/, 'must be a whole number'), v.transform(Number), v.minValue(1), v.maxValue(100, 'must be at most 100')), '50'),
+  offset: v.optional(v.pipe(v.string(), v.regex(/^\d{1,6}$/, 'must be a whole number'), v.transform(Number)), '0'),
+});
+
+function parseQuery(c: Context<AppEnv>) {
+  const parsed = v.safeParse(listQuery, c.req.query());
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    throw badRequest(`Query "${issue.path?.map((p) => String(p.key)).join('.') ?? ''}": ${issue.message}`);
+  }
+  return parsed.output;
+}
+
+export const adminRoutes = new Hono<AppEnv>()
+  .use('*', sameOrigin(), requireAuth(), requireAdmin())
+  .use('*', async (c, next) => {
+    c.header('cache-control', 'no-store');
+    await next();
+  })
+  .get('/users', async (c) => {
+    const q = parseQuery(c);
+    const limit = Number(q.limit);
+    const offset = Number(q.offset);
+    const users = await listUsers(c.env.DB, { search: q.q || undefined, limit, offset });
+    await audit(c, { event: 'admin_users_listed', outcome: 'success', userId: c.get('user').id, detail: { q: q.q ?? null } });
+    return c.json({ users: users.map((u) => adminView(c, u)), limit, offset });
+  })
+  .get('/users/:id', async (c) => {
+    const user = await targetUser(c);
+    const [sessions, events, identities] = await Promise.all([
+      listActiveSessions(c.env.DB, user.id, now()),
+      listUserEvents(c.env.DB, user.id, 50),
+      listUserIdentities(c.env.DB, user.id),
+    ]);
+    await audit(c, { event: 'admin_user_viewed', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    return c.json({
+      user: adminView(c, user),
+      identities: identities.map((i) => ({ provider: i.provider, email: i.email, created_at: i.createdAt, last_used_at: i.lastUsedAt })),
+      sessions: sessions.map((s) => ({
+        id: s.id,
+        created_at: s.createdAt,
+        last_used_at: s.lastUsedAt,
+        expires_at: s.expiresAt,
+        user_agent: s.userAgent,
+        ip: s.ip,
+        provider: s.provider,
+      })),
+      events: events.map((e) => ({ at: e.at, event: e.event, outcome: e.outcome, ip: e.ip, user_agent: e.userAgent, detail: e.detail })),
+    });
+  })
+  .post('/users/:id/disable', async (c) => {
+    const user = await targetUser(c);
+    if (user.id === c.get('user').id) throw new ApiError('conflict', 'You cannot disable your own account.');
+    const t = now();
+    if (user.disabledAt === null) await setDisabled(c.env.DB, user.id, t, t);
+    // D1 first, then KV for every session whose access token may still live (also those a
+    // failed earlier attempt ended in D1 only): a KV failure answers 503 and a retry finishes.
+    const ended = await revokeUserSessions(c.env.DB, user.id, t);
+    await endSessions(c, await sessionIdsWithLiveTokens(c.env.DB, user.id, t, c.get('config').ACCESS_TOKEN_TTL), true);
+    await audit(c, { event: 'admin_user_disabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, ended_sessions: ended.length } });
+    return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: user.disabledAt ?? t }), ended_sessions: ended.length });
+  })
+  .post('/users/:id/enable', async (c) => {
+    const user = await targetUser(c);
+    const t = now();
+    if (user.disabledAt !== null) await setDisabled(c.env.DB, user.id, null, t);
+    await audit(c, { event: 'admin_user_enabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: null }) });
+  })
+  .put('/users/:id/roles/:role', async (c) => {
+    const user = await targetUser(c);
+    const role = c.req.param('role');
+    if (!ROLE_NAME.test(role)) throw badRequest('The role name must be 1-64 letters, digits, or _ . : -');
+    const roles = [...new Set([...user.roles, role])].sort();
+    await setRoles(c.env.DB, user.id, roles, now());
+    await audit(c, { event: 'admin_role_granted', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
+    return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
+  })
+  .delete('/users/:id/roles/:role', async (c) => {
+    const user = await targetUser(c);
+    const role = c.req.param('role');
+    if (!ROLE_NAME.test(role)) throw badRequest('The role name must be 1-64 letters, digits, or _ . : -');
+    if (user.id === c.get('user').id && role === ADMIN_ROLE) throw new ApiError('conflict', 'You cannot revoke your own admin role.');
+    if (!user.roles.includes(role)) throw new ApiError('not_found', 'The user does not have this role.');
+    const roles = user.roles.filter((r) => r !== role);
+    await setRoles(c.env.DB, user.id, roles, now());
+    await audit(c, { event: 'admin_role_revoked', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
+    return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
+  });

@@ -38,5 +38,8 @@ export const errorHandler: ErrorHandler<AppEnv> = (err: Error, c: Context<AppEnv
       error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
     });
   }
+  // Materialise the headers the handler prepared before it threw (cookie deletions above all:
+  // a failed logout must still clear the cookies); hono merges them into the error response.
+  void c.res;
   return errorResponse(apiError);
 };

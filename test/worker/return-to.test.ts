@@ -41,8 +41,24 @@ describe('safeReturnTo', () => {
     'ftp://gate.example.com/',
     '',
     'x'.repeat(3000),
+    // Paths that only become `//host` after the URL parser resolves dot segments.
+    '/.//evil.com',
+    '/x/..//evil.com',
+    'https://gate.example.com//evil.com',
+    '/%2f%2fevil.com',
+    'https://evil.com\u3002gate.example.com',
   ])('refuses %j (falls back to /)', (input) => {
     expect(safeReturnTo(input, config)).toBe('/');
+  });
+
+  // With the base's own scheme and no `//`, the URL standard reads these as paths on our
+  // origin (as browsers do): they stay here, as relative paths.
+  it.each([
+    ['https:evil.com', '/evil.com'],
+    ['https:/evil.com', '/evil.com'],
+    ['\u3002evil.com', '/%E3%80%82evil.com'],
+  ])('keeps %j on our origin as %s', (input, expected) => {
+    expect(safeReturnTo(input, config)).toBe(expected);
   });
 
   it('refuses non-strings', () => {

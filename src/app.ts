@@ -38,6 +38,8 @@ export function gatewayHeaders(config: Config) {
     crossOriginOpenerPolicy: 'same-origin',
     // Our pages set their own nonce-based CSP (ui/render.ts); JSON needs nothing more than this.
     contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+    // A header a route set itself (a page's nonce CSP) wins; otherwise pages lose their stylesheet.
+    overwrite: false,
   });
 }
 

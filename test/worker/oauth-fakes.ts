@@ -82,6 +82,8 @@ abstract class FakeProvider {
   tokenCalls = 0;
   refreshCalls = 0;
   accessTokenTtl = 3600;
+  /** Refuse refresh grants (the user revoked the app at the provider). */
+  refuseRefresh = false;
 
   constructor(
     readonly clientId: string,
@@ -118,7 +120,7 @@ abstract class FakeProvider {
     if (id !== this.clientId || secret !== this.clientSecret) return json({ error: 'invalid_client' }, 401);
     if (form.get('grant_type') === 'refresh_token') {
       this.refreshCalls += 1;
-      if (form.get('refresh_token') !== 'refresh-1') return json({ error: 'invalid_grant' }, 400);
+      if (form.get('refresh_token') !== 'refresh-1' || this.refuseRefresh) return json({ error: 'invalid_grant' }, 400);
       return json({ access_token: `renewed-${this.refreshCalls}`, token_type: 'Bearer', expires_in: this.accessTokenTtl });
     }
     this.tokenCalls += 1;

@@ -63,6 +63,32 @@ describe('provider tokens', () => {
     expect(row?.tokens_encrypted).not.toContain('renewed-');
   });
 
+  it('drops the stored tokens when the provider refuses the refresh token (403), and says 503 when it is down', async () => {
+    const down = await signedIn(1);
+    idp.faults = { token: 'down' };
+    try {
+      const r = await call('/auth/provider-tokens/oidc', { env: e, headers: bearer(down.access) });
+      expect(r.status).toBe(503);
+      expect(await r.json()).toMatchObject({ error: 'unavailable' });
+    } finally {
+      idp.faults = {};
+    }
+    const row = await env.DB.prepare("SELECT tokens_encrypted FROM identities WHERE provider = 'oidc' AND subject = ?").bind(down.sub).first<{ tokens_encrypted: string | null }>();
+    expect(row?.tokens_encrypted).not.toBeNull(); // a fault keeps them for next time
+
+    idp.refuseRefresh = true;
+    try {
+      const r = await call('/auth/provider-tokens/oidc', { env: e, headers: bearer(down.access) });
+      expect(r.status).toBe(403);
+      expect(await r.json()).toMatchObject({ error: 'forbidden' });
+    } finally {
+      idp.refuseRefresh = false;
+    }
+    const after = await env.DB.prepare("SELECT tokens_encrypted FROM identities WHERE provider = 'oidc' AND subject = ?").bind(down.sub).first<{ tokens_encrypted: string | null }>();
+    expect(after?.tokens_encrypted).toBeNull();
+    expect((await call('/auth/provider-tokens/oidc', { env: e, headers: bearer(down.access) })).status).toBe(404);
+  });
+
   it('a ciphertext moved to another identity does not decrypt for it', async () => {
     const a = await signedIn();
     const b = await signedIn();

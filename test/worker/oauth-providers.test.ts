@@ -69,3 +69,34 @@ describe('GET /auth/login with providers', () => {
     expect(await r.json()).toMatchObject({ error: 'configuration_error', setting: 'DEV_OIDC_ISSUER' });
   });
 });
+
+describe('the provider module boundary', () => {
+  // Source text of every module, bundled by Vite at test build time.
+  const sources = import.meta.glob('../../src/**/*.{ts,tsx}', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
+
+  it('imports arctic in src/providers/arctic-client.ts only, which exports none of its types', () => {
+    const importers = Object.entries(sources)
+      .filter(([, text]) => /from ['"]arctic['"]/.test(text))
+      .map(([path]) => path.replace('../../', ''));
+    expect(importers).toEqual(['src/providers/arctic-client.ts']);
+    const text = sources['../../src/providers/arctic-client.ts']!;
+    expect(text).not.toMatch(/export\s+(type\s+)?\{[^}]*\b(OAuth2Tokens|OAuth2Client|OAuth2RequestError|ArcticFetchError)\b/);
+    expect(text).not.toMatch(/export .*from ['"]arctic['"]/);
+  });
+});
+
+describe('the provider error page', () => {
+  it('is HTML with the page’s own strict nonce CSP (one policy, no inline scripts)', async () => {
+    const r = await call('/auth/login/nope', { env: makeEnv() });
+    expect(r.status).toBe(404);
+    const csp = r.headers.get('content-security-policy')!;
+    expect(csp).toMatch(/^default-src 'none'; style-src 'nonce-[A-Za-z0-9_-]+'/);
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    const html = await r.text();
+    const nonce = /'nonce-([^']+)'/.exec(csp)![1];
+    expect(html).toContain(`<style nonce="${nonce}">`);
+    expect(html).not.toContain('<script');
+    expect(html).toContain('href="/auth/login"');
+  });
+});

@@ -1,3 +1,4 @@
+/// <reference types="vite/client" />
 /** Which providers are on: credentials enable them, the login page lists them, `dev` is development only. */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load';

@@ -45,7 +45,8 @@ export async function fetchJson<S extends v.GenericSchema>(
   } catch (e) {
     throw new ProviderError('unavailable', `${what} could not be reached.`, isTimeout(e) ? 'timeout' : String(e));
   }
-  if (response.status >= 500 || response.status === 429) {
+  // GitHub answers an exhausted rate limit with 403 and `x-ratelimit-remaining: 0`: a busy provider, not a refusal.
+  if (response.status >= 500 || response.status === 429 || (response.status === 403 && response.headers.get('x-ratelimit-remaining') === '0')) {
     await response.body?.cancel();
     throw new ProviderError('unavailable', `${what} is unavailable.`, `status ${response.status}`);
   }

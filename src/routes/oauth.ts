@@ -24,20 +24,22 @@ type PageStatus = 400 | 403 | 404 | 409 | 502 | 503;
 
 const now = () => Math.floor(Date.now() / 1000);
 
-function errorPage(c: Context<AppEnv>, status: PageStatus, message: string): Response {
+/** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
+function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, returnTo = '/'): Response {
   const prefix = c.get('config').AUTH_PREFIX;
   const title = status >= 500 ? 'The sign-in provider is not answering' : 'Sign-in failed';
-  return renderPage(c, (nonce) => OAuthErrorPage({ nonce, title, message, loginHref: `${prefix}/login` }), status);
+  const loginHref = returnTo === '/' ? `${prefix}/login` : `${prefix}/login?return_to=${encodeURIComponent(returnTo)}`;
+  return renderPage(c, (nonce) => OAuthErrorPage({ nonce, title, message, loginHref }), status);
 }
 
 const PROVIDER_STATUS = { refused: 400, bad_response: 502, unavailable: 503 } as const;
 
-function providerFault(c: Context<AppEnv>, provider: Provider, e: ProviderError): Response {
+function providerFault(c: Context<AppEnv>, provider: Provider, e: ProviderError, returnTo?: string): Response {
   log.warn('oauth_provider_error', { provider: provider.id, kind: e.kind, message: e.message, detail: e.detail });
   const status = PROVIDER_STATUS[e.kind];
   if (status === 503) c.header('retry-after', '5');
   const message = e.kind === 'refused' ? `${provider.name} did not confirm the sign-in: ${e.message} Please start again.` : `${e.message} Please try again in a moment.`;
-  return errorPage(c, status, message);
+  return errorPage(c, status, message, returnTo);
 }
 
 function providerContext(c: Context<AppEnv>, provider: Provider): ProviderContext {
@@ -62,7 +64,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     try {
       start = await startAuthorization(provider, providerContext(c, provider));
     } catch (e) {
-      if (e instanceof ProviderError) return providerFault(c, provider, e);
+      if (e instanceof ProviderError) return providerFault(c, provider, e, returnTo);
       throw e;
     }
     await setFlowCookie(c, { provider: provider.id, state: start.state, codeVerifier: start.codeVerifier, nonce: start.nonce, returnTo });
@@ -78,7 +80,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     clearFlowCookie(c);
     const fail = async (status: PageStatus, reason: string, message: string, outcome: 'failure' | 'security' = 'failure') => {
       await audit(c, { event: 'oauth_login', outcome, detail: { provider: provider.id, reason } });
-      return errorPage(c, status, message);
+      return errorPage(c, status, message, safeReturnTo(flow?.returnTo, config));
     };
 
     const providerError = c.req.query('error');
@@ -105,7 +107,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     } catch (e) {
       if (!(e instanceof ProviderError)) throw e;
       await audit(c, { event: 'oauth_login', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, detail: e.detail } });
-      return providerFault(c, provider, e);
+      return providerFault(c, provider, e, safeReturnTo(flow.returnTo, config));
     }
     const { profile, tokens } = result;
     const sealed =
@@ -116,7 +118,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     try {
       linked = await resolveOAuthUser(c, provider.id, profile, sealed);
     } catch (e) {
-      if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status as PageStatus, e.description);
+      if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status as PageStatus, e.description, safeReturnTo(flow.returnTo, config));
       throw e;
     }
     const session = await startSession(c, linked.user, provider.id);

@@ -10,7 +10,7 @@ import { vi } from 'vitest';
 
 type Handler = (request: Request) => Promise<Response> | Response;
 /** What a misbehaving endpoint does: answer 500, hang until aborted, answer HTML, or fail to connect. */
-export type Fault = 'down' | 'hang' | 'garbage' | 'refuse-connection' | undefined;
+export type Fault = 'down' | 'hang' | 'garbage' | 'refuse-connection' | 'rate-limited' | undefined;
 
 const hosts = new Map<string, Handler>();
 export const requests: { url: string; method: string; body?: string; headers: Record<string, string> }[] = [];
@@ -33,6 +33,8 @@ function faulty(fault: Fault, request: Request): Promise<Response> | Response | 
       return new Response('upstream exploded', { status: 500 });
     case 'garbage':
       return new Response('<html>definitely not json</html>', { status: 200, headers: { 'content-type': 'text/html' } });
+    case 'rate-limited':
+      return new Response('{"message":"API rate limit exceeded"}', { status: 403, headers: { 'x-ratelimit-remaining': '0', 'content-type': 'application/json' } });
     case 'refuse-connection':
       throw new TypeError('connection refused');
     case 'hang':

@@ -97,6 +97,8 @@ describe('GitHub faults', () => {
     await expectFault('github', gh, e, 502);
     gh.faults = { token: 'down' };
     await expectFault('github', gh, e, 503);
+    gh.faults = { api: 'rate-limited' };
+    await expectFault('github', gh, e, 503);
     gh.faults = {};
   });
 

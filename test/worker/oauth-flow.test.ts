@@ -297,6 +297,14 @@ describe('GET /auth/callback/:provider, refusals (no session, page with escaped 
     expect(evil).not.toContain('<img');
   });
 
+  it('links the refusal page back to the sign-in page with the flow’s return_to', async () => {
+    const started = await startLogin('oidc', oidcEnv, '/app?x=1');
+    const state = started.location.searchParams.get('state')!;
+    const r = await callback(`/auth/callback/oidc?error=access_denied&state=${state}`, oidcEnv, started.flowCookie);
+    expect(r.status).toBe(400);
+    expect(await r.text()).toContain('href="/auth/login?return_to=%2Fapp%3Fx%3D1"');
+  });
+
   it('refuses a code the provider does not accept (400), and a missing code', async () => {
     const started = await startLogin('oidc', oidcEnv);
     const state = started.location.searchParams.get('state')!;

@@ -3,7 +3,8 @@
  * identity joins an existing account only through an email the provider says is verified;
  * otherwise it creates an account (when registration is open) or is refused.
  * `ALLOWED_EMAIL_DOMAINS` needs a verified address: anyone can type a domain into an
- * unverified one.
+ * unverified one. A verified sign-in that meets an unverified account claims it (see
+ * `claimUnverifiedAccount`): nobody who registered the address without proving it keeps access.
  */
 import type { Context } from 'hono';
 import * as v from 'valibot';
@@ -98,12 +99,8 @@ export async function resolveOAuthUser(
     if (!domainPolicyAllows(c, email, true)) {
       return refuse(c, providerId, 'domain_not_allowed', new ApiError('forbidden', 'Accounts with this email domain are not allowed.'), existing.id);
     }
-    if (!(await insertIdentity(db, { ...key, userId: existing.id, email, tokensEncrypted }, t))) {
-      // A concurrent callback created it first: accept only if it points at the same account.
-      const raced = await findIdentity(db, providerId, profile.subject);
-      if (raced?.userId !== existing.id) return refuse(c, providerId, 'identity_race', new ApiError('conflict', 'This sign-in is already being processed. Try again.'));
-    }
     let user = existing;
+    // Claim first: it unlinks the identities an unproven account had, and must not unlink this one.
     if (!existing.emailVerified && (await claimUnverifiedAccount(db, existing.id, t))) {
       // Whoever held the unverified account had no proof of the address: their sessions end.
       await endAllSessions(c, existing.id);
@@ -111,9 +108,14 @@ export async function resolveOAuthUser(
         event: 'account_claimed',
         outcome: 'security',
         userId: existing.id,
-        detail: { provider: providerId, message: 'A verified provider sign-in claimed an unverified account: its password was removed and its sessions ended.' },
+        detail: { provider: providerId, message: 'A verified provider sign-in claimed an unverified account: its password and other sign-in methods were removed and its sessions ended.' },
       });
       user = { ...existing, emailVerified: true, passwordHash: null };
+    }
+    if (!(await insertIdentity(db, { ...key, userId: existing.id, email, tokensEncrypted }, t))) {
+      // A concurrent callback created it first: accept only if it points at the same account.
+      const raced = await findIdentity(db, providerId, profile.subject);
+      if (raced?.userId !== existing.id) return refuse(c, providerId, 'identity_race', new ApiError('conflict', 'This sign-in is already being processed. Try again.'));
     }
     await audit(c, { event: 'identity_linked', outcome: 'success', userId: user.id, detail: { provider: providerId } });
     return { user, how: 'linked' };

@@ -49,6 +49,30 @@ describe('linking by verified email', () => {
     expect(await countRows('auth_events', "event = 'account_claimed' AND user_id = ?", registered.user.id)).toBe(1);
   });
 
+  it('a verified sign-in claiming an account made with an unverified provider email unlinks that provider identity', async () => {
+    const who = unique();
+    const squatterSub = `${who.sub}-squatter`;
+    idp.user = { sub: squatterSub, email: who.email, email_verified: false };
+    const squatter = await signIn('oidc', idp, e);
+    expect(squatter.status).toBe(303);
+    const squatterAccess = sessionCookies(squatter).access;
+
+    idp.user = { sub: who.sub, email: who.email, email_verified: true };
+    const owner = await signIn('oidc', idp, e);
+    expect(owner.status).toBe(303);
+    const ownerUser = await me(owner, e);
+    expect(ownerUser.email_verified).toBe(true);
+    expect(await countRows('identities', 'user_id = ?', ownerUser.id)).toBe(1);
+    expect(await countRows('identities', 'subject = ?', squatterSub)).toBe(0);
+    expect((await call('/auth/me', { env: e, cookies: { '__Host-gatehouse': squatterAccess } })).status).toBe(401);
+
+    // The squatter's provider identity no longer opens the account.
+    idp.user = { sub: squatterSub, email: who.email, email_verified: false };
+    const before = await stateSnapshot();
+    expect((await signIn('oidc', idp, e)).status).toBe(409);
+    expect(await stateSnapshot()).toEqual(before);
+  });
+
   it('never links an unverified provider email to an existing account (409, nothing changes)', async () => {
     const who = unique();
     const registered = await registerUser(who.email);

@@ -95,7 +95,8 @@ describe('login CSRF', () => {
     const email = uniqueEmail();
     await registerUser(email);
     const before = await stateSnapshot();
-    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }]) {
+    const variants: Record<string, string>[] = [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }];
+    for (const headers of variants) {
       const login = await call('/auth/login', { form: { email, password: GOOD_PASSWORD }, headers });
       expect(login.status).toBe(403);
       expect(login.headers.getSetCookie()).toEqual([]);

@@ -147,12 +147,13 @@ describe('POST /auth/logout', () => {
   it('refuses a cookie-authenticated cross-site logout for every content type', async () => {
     const t = await registerUser();
     const before = await stateSnapshot();
-    for (const headers of [
+    const variants: Record<string, string>[] = [
       { 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' },
       { 'sec-fetch-site': 'same-site', 'content-type': 'text/plain' },
       { origin: 'https://evil.example', 'content-type': 'application/json' },
       { origin: 'null' },
-    ]) {
+    ];
+    for (const headers of variants) {
       const r = await call('/auth/logout', { method: 'POST', headers, body: headers['content-type'] ? '{}' : undefined, cookies: { '__Host-gatehouse': t.access_token } });
       expect(r.status).toBe(403);
       expect(await r.json()).toMatchObject({ error: 'forbidden' });

@@ -68,6 +68,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', oauthRoutes);
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));
+  auth.get('/refresh', rateLimit('refresh'));
   auth.route('/', passwordRoutes);
   auth.route('/', sessionRoutes);
   auth.route('/', refreshNavigationRoute);

@@ -106,7 +106,7 @@ describe.skipIf(!nginxBin)('nginx auth_request in front of an origin', () => {
     const c = new Client(gw.url);
     const email = `nginx-${Date.now()}@example.com`;
     const reg = await c.fetch('/auth/register', { method: 'POST', json: { email, password: 'an interop passphrase, long', session: 'cookie' } });
-    expect(reg.status).toBe(201);
+    expect(reg.status, gw.logs().slice(-4000)).toBe(201);
     const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     const r = await fetch(`${base}/private/page?x=1`, { headers: { cookie, 'x-auth-user-id': 'spoofed', 'x-auth-email': 'ceo@example.com' } });
     expect(r.status).toBe(200);

@@ -38,7 +38,7 @@ describe.skipIf(!python)('PyJWT origin behind the gateway', () => {
     const c = new Client(gw.url);
     const email = `py-${Date.now()}@example.com`;
     const reg = await c.fetch('/auth/register', { method: 'POST', json: { email, password: 'an interop passphrase, long' } });
-    expect(reg.status).toBe(201);
+    expect(reg.status, gw.logs().slice(-4000)).toBe(201);
     const { access_token, user } = (await reg.json()) as { access_token: string; user: { id: string } };
 
     const r = await c.fetch('/py/whoami', { headers: { authorization: `Bearer ${access_token}`, 'x-auth-user-id': 'spoofed' } });

@@ -40,6 +40,8 @@ export function configuredProviders(config: Config): Provider[] {
         jwksUri: 'https://www.googleapis.com/oauth2/v3/certs',
         userinfoEndpoint: 'https://openidconnect.googleapis.com/v1/userinfo',
       },
+      // Google documents both spellings of its issuer in ID tokens.
+      issuerAliases: ['accounts.google.com'],
       clientId: config.GOOGLE_CLIENT_ID,
       clientSecret: config.GOOGLE_CLIENT_SECRET,
       scopes: OIDC_SCOPES,

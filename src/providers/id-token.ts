@@ -38,12 +38,12 @@ export interface IdTokenClaims extends JWTPayload {
 
 export async function verifyIdToken(
   idToken: string,
-  expected: { issuer: string; clientId: string; jwksUri: string; nonce: string },
+  expected: { issuers: string[]; clientId: string; jwksUri: string; nonce: string },
 ): Promise<IdTokenClaims> {
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(idToken, keySetFor(expected.jwksUri), {
-      issuer: expected.issuer,
+      issuer: expected.issuers,
       audience: expected.clientId,
       algorithms: ID_TOKEN_ALGORITHMS,
       requiredClaims: ['sub', 'exp', 'iat'],

@@ -84,7 +84,12 @@ export async function completeAuthorization(
   const endpoints = await endpointsOf(provider, ctx);
   const tokens = await exchangeCode(settings(provider, ctx), endpoints.tokenEndpoint, input.code, input.codeVerifier);
   if (!tokens.idToken) throw new ProviderError('bad_response', 'The provider did not return an ID token.');
-  const claims = await verifyIdToken(tokens.idToken, { issuer: endpoints.issuer, clientId: provider.clientId, jwksUri: endpoints.jwksUri, nonce: input.nonce });
+  const claims = await verifyIdToken(tokens.idToken, {
+    issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])],
+    clientId: provider.clientId,
+    jwksUri: endpoints.jwksUri,
+    nonce: input.nonce,
+  });
   return { profile: await oidcProfile(provider, endpoints, claims, tokens.accessToken), tokens };
 }
 

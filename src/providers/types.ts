@@ -31,6 +31,8 @@ export interface OidcProvider extends ProviderBase {
   issuer: string;
   /** Known endpoints; when absent they come from `{issuer}/.well-known/openid-configuration`. */
   endpoints?: OidcEndpoints;
+  /** Other `iss` values the provider documents for its ID tokens (Google: `accounts.google.com`). */
+  issuerAliases?: string[];
 }
 
 /** Plain OAuth 2.0: identity from provider-specific API calls. */

@@ -137,7 +137,8 @@ abstract class FakeProvider {
 }
 
 export class FakeOidcProvider extends FakeProvider {
-  readonly issuer = `https://idp-${++counter}.example.test`;
+  issuer = `https://idp-${++counter}.example.test`;
+  authorizeUrl = '';
   private keys!: { privateKey: CryptoKey; kid: string; jwk: Record<string, unknown> };
   /** Change the ID token just before it is signed (wrong aud, nonce, ...). */
   tamper: (claims: JWTPayload, header: { alg: string; kid?: string }) => void = () => {};
@@ -154,16 +155,27 @@ export class FakeOidcProvider extends FakeProvider {
     const { privateKey, publicKey } = await generateKeyPair('RS256');
     const kid = `k-${counter}`;
     p.keys = { privateKey, kid, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
-    hosts.set(p.issuer, (r) => p.handle(r));
+    p.authorizeUrl = `${p.issuer}/authorize`;
+    hosts.set(p.issuer, (r) => p.handle(r, new URL(r.url).pathname));
     return p;
   }
 
-  get authorizeUrl() {
-    return `${this.issuer}/authorize`;
+
+  /**
+   * Google's endpoints, written down in the gateway's catalog (no discovery): authorization at
+   * accounts.google.com, token at oauth2.googleapis.com, keys at www.googleapis.com.
+   */
+  static async createGoogle(clientId = 'google-client', clientSecret = 'google-secret'): Promise<FakeOidcProvider> {
+    const p = await FakeOidcProvider.create(clientId, clientSecret);
+    hosts.delete(p.issuer);
+    p.issuer = 'https://accounts.google.com';
+    p.authorizeUrl = 'https://accounts.google.com/o/oauth2/v2/auth';
+    hosts.set('https://oauth2.googleapis.com', (r) => p.handle(r, new URL(r.url).pathname === '/token' ? '/token' : '/none'));
+    hosts.set('https://www.googleapis.com', (r) => p.handle(r, new URL(r.url).pathname === '/oauth2/v3/certs' ? '/jwks' : '/none'));
+    return p;
   }
 
-  private async handle(request: Request): Promise<Response> {
-    const path = new URL(request.url).pathname;
+  private async handle(request: Request, path: string): Promise<Response> {
     if (path === '/.well-known/openid-configuration') {
       return (
         faulty(this.faults.discovery, request) ??

@@ -36,7 +36,15 @@ export async function startDevOidcServer({ port = Number(process.env.DEV_OIDC_PO
 
 /** The `companions` entry for scripts/dev.mjs. */
 export async function devOidcCompanion() {
-  const started = await startDevOidcServer();
+  let started;
+  try {
+    started = await startDevOidcServer();
+  } catch (e) {
+    if (e?.code !== 'EADDRINUSE') throw e;
+    // The issuer is passed to wrangler on every start, so any free port works as well.
+    console.log(`[gatehouse] port ${e.port} is taken: the dev OpenID Connect provider uses a free port instead`);
+    started = await startDevOidcServer({ port: 0 });
+  }
   console.log(`[gatehouse] dev OpenID Connect provider at ${started.issuer} ("Dev sign-in" on the login page, signs in as ${devClaims().email})`);
   return { vars: started.vars, stop: started.stop };
 }

@@ -7,7 +7,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { findProvider } from '../providers/registry';
-import { renewTokens } from '../providers/sign-in';
+import { providerContext, renewTokens } from '../providers/sign-in';
 import { ProviderError, type ProviderTokens } from '../providers/types';
 import { findUserIdentity, setIdentityTokens } from '../storage/identities';
 import { decryptProviderTokens, encryptProviderTokens } from '../tokens/provider-token-crypto';
@@ -34,7 +34,7 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
 
   let renewed: ProviderTokens;
   try {
-    renewed = await renewTokens(provider, { redirectUri: `${config.PUBLIC_URL}${config.AUTH_PREFIX}/callback/${provider.id}`, allowHttp: config.isDevelopment }, stored.refreshToken);
+    renewed = await renewTokens(provider, providerContext(config, provider), stored.refreshToken);
   } catch (e) {
     if (!(e instanceof ProviderError)) throw e;
     if (e.kind === 'refused') {

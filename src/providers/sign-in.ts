@@ -4,6 +4,7 @@
  * verified {@link ProviderProfile}.
  */
 import * as v from 'valibot';
+import type { Config } from '../config/schema';
 import { randomId } from '../util/random';
 import { authorizationUrl, exchangeCode, newCodeVerifier, newState, refreshTokens, type ClientSettings } from './arctic-client';
 import { discover } from './discovery';
@@ -16,6 +17,11 @@ export interface ProviderContext {
   redirectUri: string;
   /** Development only: lets a local issuer use http. */
   allowHttp: boolean;
+}
+
+/** The context for a provider on this gateway: the redirect URI comes from `PUBLIC_URL` alone. */
+export function providerContext(config: Config, provider: Provider): ProviderContext {
+  return { redirectUri: `${config.PUBLIC_URL}${config.AUTH_PREFIX}/callback/${provider.id}`, allowHttp: config.isDevelopment };
 }
 
 export interface AuthorizationStart {

@@ -12,7 +12,7 @@ import { ApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
 import { log } from '../observability/log';
 import { findProvider } from '../providers/registry';
-import { completeAuthorization, startAuthorization, type ProviderContext } from '../providers/sign-in';
+import { completeAuthorization, providerContext, startAuthorization } from '../providers/sign-in';
 import { ProviderError, type Provider } from '../providers/types';
 import { consumeState } from '../storage/oauth-states';
 import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-flow-cookie';
@@ -42,11 +42,6 @@ function providerFault(c: Context<AppEnv>, provider: Provider, e: ProviderError,
   return errorPage(c, status, message, returnTo);
 }
 
-function providerContext(c: Context<AppEnv>, provider: Provider): ProviderContext {
-  const config = c.get('config');
-  return { redirectUri: `${config.PUBLIC_URL}${config.AUTH_PREFIX}/callback/${provider.id}`, allowHttp: config.isDevelopment };
-}
-
 function lookup(c: Context<AppEnv>): Provider | Response {
   const provider = findProvider(c.get('config'), c.req.param('provider') ?? '');
   return provider ?? errorPage(c, 404, 'This sign-in provider is not configured on this gateway.');
@@ -62,7 +57,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     const returnTo = safeReturnTo(c.req.query('return_to'), c.get('config'));
     let start;
     try {
-      start = await startAuthorization(provider, providerContext(c, provider));
+      start = await startAuthorization(provider, providerContext(c.get('config'), provider));
     } catch (e) {
       if (e instanceof ProviderError) return providerFault(c, provider, e, returnTo);
       throw e;
@@ -103,7 +98,7 @@ export const oauthRoutes = new Hono<AppEnv>()
 
     let result;
     try {
-      result = await completeAuthorization(provider, providerContext(c, provider), { code, codeVerifier: flow.codeVerifier, nonce: flow.nonce });
+      result = await completeAuthorization(provider, providerContext(c.get('config'), provider), { code, codeVerifier: flow.codeVerifier, nonce: flow.nonce });
     } catch (e) {
       if (!(e instanceof ProviderError)) throw e;
       await audit(c, { event: 'oauth_login', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, detail: e.detail } });

@@ -21,6 +21,13 @@ const ALLOWED = 'https://app.example.com';
 const config = { PUBLIC_URL, ALLOWED_RETURN_ORIGINS: [ALLOWED] } as Pick<Config, 'PUBLIC_URL' | 'ALLOWED_RETURN_ORIGINS'>;
 const env = makeEnv({ ALLOWED_RETURN_ORIGINS: ALLOWED });
 
+/** A fresh client IP per request: the properties are about answers, not burst limits. */
+let ipCounter = 0;
+const freshIp = () => {
+  ipCounter += 1;
+  return { 'cf-connecting-ip': `10.${(ipCounter >> 16) & 255}.${(ipCounter >> 8) & 255}.${ipCounter & 255}` };
+};
+
 function bytes(segment: string): string {
   const padded = segment.replace(/-/g, '+').replace(/_/g, '/');
   try {
@@ -46,7 +53,7 @@ describe('the verifier under random input', () => {
     );
     await fc.assert(
       fc.asyncProperty(tokens, fc.constantFrom('/auth/me', '/auth/verify'), async (token, path) => {
-        const r = await call(path, { env, headers: { authorization: `Bearer ${token}` } });
+        const r = await call(path, { env, headers: { ...freshIp(), authorization: `Bearer ${token}` } });
         expect([400, 401]).toContain(r.status);
       }),
       { numRuns: 250 },
@@ -77,7 +84,7 @@ describe('the verifier under random input', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
         const mutated = mutations.reduce(apply, token);
-        const r = await call('/auth/me', { env, headers: bearer(mutated) });
+        const r = await call('/auth/me', { env, headers: { ...freshIp(), ...bearer(mutated) } });
         expect(r.status).not.toBe(500);
         if (r.status === 200) {
           accepted += 1;
@@ -102,7 +109,7 @@ describe('the verifier under random input', () => {
     );
     await fc.assert(
       fc.asyncProperty(cookieHeader, fc.constantFrom('/auth/me', '/auth/verify', '/auth/sessions'), async (cookie, path) => {
-        const r = await call(path, { env, headers: { cookie } });
+        const r = await call(path, { env, headers: { ...freshIp(), cookie } });
         expect([400, 401]).toContain(r.status);
       }),
       { numRuns: 250 },
@@ -144,7 +151,7 @@ describe('return_to under random input', () => {
   it('the sign-in page never 500s and only embeds a safe return_to', async () => {
     await fc.assert(
       fc.asyncProperty(tricky, async (value) => {
-        const r = await call(`/auth/login?return_to=${encodeURIComponent(value)}`, { env, headers: { accept: 'text/html' } });
+        const r = await call(`/auth/login?return_to=${encodeURIComponent(value)}`, { env, headers: { ...freshIp(), accept: 'text/html' } });
         expect(r.status).toBe(200);
         const html = await r.text();
         const embedded = /name="return_to" value="([^"]*)"/.exec(html)?.[1];
@@ -174,7 +181,7 @@ describe('the router under random paths', () => {
     const auth = fc.option(fc.oneof(headerString(60).map((t) => `Bearer ${t}`), headerString(60)), { nil: undefined });
     await fc.assert(
       fc.asyncProperty(path, fc.constantFrom('GET', 'POST', 'DELETE', 'OPTIONS'), auth, async (p, method, authorization) => {
-        const headers: Record<string, string> = authorization === undefined ? {} : { authorization };
+        const headers: Record<string, string> = authorization === undefined ? freshIp() : { ...freshIp(), authorization };
         // Absolute, so that a path starting with // stays a path.
         const r = await call(`${PUBLIC_URL}${p}`, { env: routed, method, headers });
         expect(r.status).toBeLessThan(500);

@@ -49,7 +49,7 @@ export function audit(c: Context<AppEnv>, event: Omit<AuthEvent, 'ip' | 'userAge
   const full = { ...event, ip: clientIp(c), userAgent: userAgent(c) };
   if (event.outcome === 'security') sendAlert(c, full);
   return recordEvent(c.env.DB, full).catch((e: unknown) => {
-    log.error('audit_write_failed', { event: event.event, error: e instanceof Error ? e.message : String(e) });
+    log.error('audit_write_failed', { audit_event: event.event, error: e instanceof Error ? e.message : String(e) });
   });
 }
 

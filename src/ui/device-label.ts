@@ -10,9 +10,11 @@ const BROWSERS: [RegExp, string][] = [
   [/\bFirefox\//, 'Firefox'],
   [/\bFxiOS\//, 'Firefox'],
   [/\bCriOS\//, 'Chrome'],
+  [/\bHeadlessChrome\//, 'Headless Chrome'],
   [/\b(Chrome|Chromium)\//, 'Chrome'],
   [/\bVersion\/[\d.]+.*Safari\//, 'Safari'],
   [/^curl\//, 'curl'],
+  [/^node$|^undici\b/, 'Node.js'],
 ];
 
 const SYSTEMS: [RegExp, string][] = [

@@ -89,6 +89,7 @@ describe.skipIf(!nginxBin)('nginx auth_request in front of an origin', () => {
   });
   afterAll(async () => {
     await nginx?.stop();
+    origin?.closeAllConnections();
     await new Promise((r) => (origin ? origin.close(r) : r(undefined)));
     await gw?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });

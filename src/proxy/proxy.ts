@@ -13,8 +13,8 @@ import { decodeProtectedHeader } from 'jose';
 import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../http/cookies';
-import { ApiError, errorResponse } from '../http/errors';
-import { toApiError } from '../middleware/error-handler';
+import { ApiError } from '../http/errors';
+import { errorHandler } from '../middleware/error-handler';
 import { assertionFor } from '../tokens/assertion';
 import { forwardHeaders, identityHeaders } from './forward-headers';
 import { gate } from './gate';
@@ -101,7 +101,8 @@ export function proxy(options: ProxyOptions): MiddlewareHandler<AppEnv> {
       if ('origin' in outcome) return outcome.origin;
       refusal = new Response(null, { status: 302, headers: { location: outcome.redirect, 'cache-control': 'no-store' } });
     } catch (e) {
-      refusal = errorResponse(toApiError(e));
+      // The app's error handler renders (and, for the unexpected, logs) as everywhere else.
+      refusal = await errorHandler(e instanceof Error ? e : new Error(String(e)), c);
     }
     await options.gatewayHeaders(c, async () => {
       c.res = refusal;

@@ -53,10 +53,13 @@ export async function startEchoOrigin({ port = Number(process.env.ECHO_ORIGIN_PO
       res.end(page(req));
     }
   });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, HOST, resolve);
-  });
+  const listen = (p) =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(p, HOST, resolve);
+    });
+  // A taken default port is no reason to fail `npm run dev`: any free port will do.
+  await listen(port).catch((e) => (e.code === 'EADDRINUSE' && port !== 0 ? listen(0) : Promise.reject(e)));
   const url = `http://${HOST}:${server.address().port}`;
   return { url, stop: () => new Promise((r) => server.close(() => r(undefined))) };
 }

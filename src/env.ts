@@ -36,6 +36,8 @@ export interface Variables {
   requestId: string;
   /** The access policy that decided the request (a proxy route's `auth`), for the request log. */
   policy?: string;
+  /** The `ROUTES` path a proxied request matched, for the request log. */
+  proxyRoute?: string;
 }
 
 export interface AppEnv {

@@ -54,6 +54,7 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   if (!match) throw new ApiError('not_found', 'No route matches this path.');
   const { route, forwardPath } = match;
   c.set('policy', route.config.auth);
+  c.set('proxyRoute', route.config.path);
 
   const verdict = await gate(c, route, { returnTo: url.href, refuseCrossSite: true });
   if (!verdict.pass) return { redirect: verdict.redirect };

@@ -84,5 +84,7 @@ describe('request log', () => {
       ['/auth/me', 'gateway', 'error', null],
     ]);
     expect(lines.at(-1)!.level).toBe('error');
+    // Proxied requests name the ROUTES entry they matched, not the catch-all.
+    expect(lines.slice(0, 3).map((l) => l.route)).toEqual(['/app', '/open', '/app']);
   });
 });

@@ -31,6 +31,22 @@ export async function signingKeys(): Promise<string> {
   return JSON.stringify({ keys: [{ ...jwk, kid: `e2e-${(await calculateJwkThumbprint(jwk)).slice(0, 8)}`, alg: 'ES256', use: 'sig' }] });
 }
 
+/** SIGTERM, then SIGKILL after 5 s; resolves once the process is gone. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      r(undefined);
+    }, 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      r(undefined);
+    });
+  });
+}
+
 export interface Gateway {
   url: string;
   port: number;
@@ -75,19 +91,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const stop = async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => {
-        const t = setTimeout(() => {
-          child.kill('SIGKILL');
-          r(undefined);
-        }, 5000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          r(undefined);
-        });
-      });
-    }
+    await stopChild(child);
     rmSync(persist, { recursive: true, force: true });
   };
   const deadline = Date.now() + 90_000;

@@ -1,6 +1,7 @@
 /** Starting and stopping the local peers of the interop tests (PyJWT origin, nginx). */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { stopChild } from '../harness';
 
 /** The absolute path of a system binary, or null when it is not installed (the test then skips). */
 export function systemBinary(...candidates: string[]): string | null {
@@ -19,20 +20,7 @@ export async function startPeer(cmd: string, args: string[], ready: (output: str
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    await new Promise((r) => {
-      const t = setTimeout(() => {
-        child.kill('SIGKILL');
-        r(undefined);
-      }, 5000);
-      child.once('exit', () => {
-        clearTimeout(t);
-        r(undefined);
-      });
-    });
-  };
+  const stop = () => stopChild(child);
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${cmd} exited early (${child.exitCode}):\n${output}`);

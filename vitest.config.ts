@@ -12,6 +12,8 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations('migrations');
   return {
     test: {
+      // The gateway logs a JSON line per request: show logs only for failing tests.
+      silent: 'passed-only',
       projects: [
         {
           plugins: [

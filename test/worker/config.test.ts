@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../../src/config/load';
-import { call, makeEnv, testKey } from './helpers';
+import { call, GOOD_PASSWORD, makeEnv, setCookies, testKey, uniqueEmail } from './helpers';
 
 const base = { ENVIRONMENT: 'production', PUBLIC_URL: 'https://gate.example.com', SIGNING_KEYS: JSON.stringify({ keys: [testKey] }) };
 
@@ -98,5 +98,17 @@ describe('configuration', () => {
     expect(jwks.status).toBe(200);
     const keys = ((await jwks.json()) as { keys: { kid: string }[] }).keys;
     expect(keys).toHaveLength(1);
+  });
+
+  it('AUTH_PREFIX moves every gateway endpoint and the refresh cookie path', async () => {
+    const env = makeEnv({ AUTH_PREFIX: '/gw' });
+    expect((await call('/gw/health', { env })).status).toBe(200);
+    const reg = await call('/gw/register', { env, json: { email: uniqueEmail(), password: GOOD_PASSWORD, session: 'cookie' } });
+    expect(reg.status).toBe(201);
+    expect(setCookies(reg).get('__Secure-gatehouse-refresh')!.attributes).toMatch(/Path=\/gw(;|$)/);
+    const login = await call('/gw/login', { env });
+    expect(await login.text()).toContain('action="/gw/login"');
+    // The old prefix is no longer the gateway's: with no ROUTES it matches nothing.
+    expect((await call('/auth/health', { env })).status).toBe(404);
   });
 });

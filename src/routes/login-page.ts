@@ -8,7 +8,7 @@ import { renderPage } from '../ui/render';
 
 export function renderLoginPage(
   c: Context<AppEnv>,
-  opts: { error?: string | null; email?: string; returnTo: string; status?: 200 | 400 | 401 | 403 | 409 | 413 | 415 | 429 | 502 | 503 },
+  opts: { error?: string | null; form?: 'login' | 'register'; email?: string; returnTo: string; status?: 200 | 400 | 401 | 403 | 409 | 413 | 415 | 429 | 502 | 503 },
 ): Response {
   const config = c.get('config');
   return renderPage(
@@ -23,6 +23,7 @@ export function renderLoginPage(
         registration: config.REGISTRATION === 'open',
         minLength: config.PASSWORD_MIN_LENGTH,
         error: opts.error,
+        form: opts.form,
         email: opts.email,
       }),
     opts.status ?? 200,

@@ -12,17 +12,23 @@ export interface LoginPageProps {
   registration: boolean;
   minLength: number;
   error?: string | null;
+  /** Which form the error and the echoed email belong to (default: the sign-in form). */
+  form?: 'login' | 'register';
   email?: string;
   nonce?: string;
 }
 
 export function LoginPage(p: LoginPageProps) {
   const rt = encodeURIComponent(p.returnTo);
+  // A failed registration shows its error and email in the "Create an account" card, where
+  // the user typed them, not above the sign-in form.
+  const registering = p.form === 'register' && p.passwordLogin && p.registration;
+  const loginError = registering ? null : p.error;
   return (
     <Layout title="Sign in" nonce={p.nonce}>
       <div class="card">
         <h1>Sign in</h1>
-        <ErrorBox message={p.error} />
+        <ErrorBox message={loginError} />
         {p.providers.length > 0 && (
           <nav class="providers" aria-label="Sign in with a provider">
             {p.providers.map((provider) => (
@@ -39,7 +45,7 @@ export function LoginPage(p: LoginPageProps) {
             </h2>
             <input type="hidden" name="return_to" value={p.returnTo} />
             <label for="login-email">Email</label>
-            <input id="login-email" name="email" type="email" autocomplete="username" required value={p.email} aria-describedby={p.error ? 'form-error' : undefined} />
+            <input id="login-email" name="email" type="email" autocomplete="username" required value={registering ? undefined : p.email} aria-describedby={loginError ? 'form-error' : undefined} />
             <label for="login-password">Password</label>
             <input id="login-password" name="password" type="password" autocomplete="current-password" required />
             <button type="submit">Sign in</button>
@@ -51,11 +57,12 @@ export function LoginPage(p: LoginPageProps) {
         <div class="card">
           <form method="post" action={`${p.prefix}/register`} aria-labelledby="register-heading">
             <h2 id="register-heading">Create an account</h2>
+            {registering && <ErrorBox message={p.error} />}
             <input type="hidden" name="return_to" value={p.returnTo} />
             <label for="register-email">Email</label>
-            <input id="register-email" name="email" type="email" autocomplete="email" required />
+            <input id="register-email" name="email" type="email" autocomplete="email" required value={registering ? p.email : undefined} aria-describedby={registering && p.error ? 'form-error' : undefined} />
             <label for="register-password">Password</label>
-            <input id="register-password" name="password" type="password" autocomplete="new-password" minlength={p.minLength} maxlength={256} required aria-describedby="password-hint" />
+            <input id="register-password" name="password" type="password" autocomplete="new-password" minlength={p.minLength} maxlength={256} required aria-describedby={registering && p.error ? 'form-error password-hint' : 'password-hint'} />
             <p id="password-hint" class="muted">At least {p.minLength} characters. Long passphrases are welcome.</p>
             <button type="submit" class="secondary">Create account</button>
           </form>

@@ -144,6 +144,31 @@ describe('POST /auth/register', () => {
     expect(html).not.toContain('<script>');
     expect(await stateSnapshot()).toEqual(before);
   });
+
+  it('shows a failed registration in the "Create an account" form, with the email echoed there', async () => {
+    const email = uniqueEmail();
+    const headers = { 'sec-fetch-site': 'same-origin' };
+    const r = await call('/auth/register', { form: { email, password: 'short' }, headers });
+    expect(r.status).toBe(400);
+    const html = await r.text();
+    const registerCard = html.slice(html.indexOf('id="register-heading"'));
+    const loginCard = html.slice(0, html.indexOf('id="register-heading"'));
+    expect(registerCard).toMatch(/<div class="error" role="alert" id="form-error">The password must be at least 12 characters long\.<\/div>/);
+    expect(loginCard).not.toContain('class="error"');
+    expect(registerCard).toMatch(new RegExp(`<input id="register-email"[^>]* value="${email}"[^>]*aria-describedby="form-error"`));
+    expect(registerCard).toMatch(/<input id="register-password"[^>]*aria-describedby="form-error password-hint"/);
+    expect(loginCard).toMatch(/<input id="login-email"(?![^>]*value=)[^>]*>/);
+
+    // A failed sign-in keeps its error and email in the sign-in form.
+    await registerUser(email);
+    const bad = await call('/auth/login', { form: { email, password: 'wrong wrong wrong' }, headers });
+    expect(bad.status).toBe(401);
+    const page = await bad.text();
+    const signIn = page.slice(0, page.indexOf('id="register-heading"'));
+    expect(signIn).toContain('The email or password is incorrect.');
+    expect(signIn).toMatch(new RegExp(`<input id="login-email"[^>]* value="${email}"[^>]*aria-describedby="form-error"`));
+    expect(page.slice(page.indexOf('id="register-heading"'))).not.toContain('class="error"');
+  });
 });
 
 describe('POST /auth/login', () => {

@@ -1,10 +1,12 @@
 /**
  * Revoked access-token ids (`jti:`) and sessions (`sid:`) in KV, each with an expiry of the
- * longest time a token naming it could still be valid, and never below KV's 60 s minimum.
+ * longest time a token naming it could still be accepted (lifetime plus clock tolerance), and
+ * never below KV's 60 s minimum.
  * One `get([keys])` checks both in one round trip.
  */
 import { unavailable } from '../http/errors';
 import { log } from '../observability/log';
+import { CLOCK_TOLERANCE_S } from '../tokens/access-token';
 
 export const KV_MIN_TTL = 60;
 
@@ -24,8 +26,9 @@ export async function isRevoked(kv: KVNamespace, jti: string, sid: string): Prom
   return false;
 }
 
+/** A revoked token is still accepted by its `exp` until the clock tolerance has passed too. */
 function ttl(seconds: number): number {
-  return Math.max(KV_MIN_TTL, Math.ceil(seconds));
+  return Math.max(KV_MIN_TTL, Math.ceil(seconds) + CLOCK_TOLERANCE_S);
 }
 
 export async function revokeTokenId(kv: KVNamespace, jti: string, remainingSeconds: number): Promise<void> {

@@ -11,7 +11,8 @@ import { randomId } from '../util/random';
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 /** Longer strings are refused before any parsing: our own tokens are far shorter. */
 export const MAX_TOKEN_LENGTH = 4096;
-const CLOCK_TOLERANCE_S = 30;
+/** Verification accepts a token until `exp` plus this; revocations must outlive that (storage/revocation.ts). */
+export const CLOCK_TOLERANCE_S = 30;
 
 export interface AccessClaims {
   sub: string;

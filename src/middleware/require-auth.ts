@@ -8,6 +8,7 @@
  * @example
  * app.get('/auth/me', requireAuth(), (c) => c.json(c.get('user')))
  * app.get('/maybe', requireAuth({ optional: true }), (c) => c.text(c.var.user?.email ?? 'anonymous'))
+ * app.post('/logout', requireAuth({ optional: true, staleCookieIsAnonymous: true }), handler)
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
@@ -23,6 +24,11 @@ import { verifyAccessToken } from '../tokens/access-token';
 export interface RequireAuthOptions {
   /** Let anonymous requests through without `user` (a bad or revoked token is still refused). */
   optional?: boolean;
+  /**
+   * With `optional`: an access cookie that no longer verifies (expired, revoked) counts as
+   * absent. For sign-out, which a browser whose access cookie has expired must still reach.
+   */
+  staleCookieIsAnonymous?: boolean;
 }
 
 /** The presented token and where it came from, or null. Never looks at the query string. */
@@ -71,7 +77,14 @@ export function requireAuth(options: RequireAuthOptions = {}): MiddlewareHandler
       if (options.optional) return next();
       throw invalidToken('Sign in first: no access token was sent.');
     }
-    const user = await authenticate(c, presented.token);
+    let user: AuthUser;
+    try {
+      user = await authenticate(c, presented.token);
+    } catch (e) {
+      const stale = e instanceof ApiError && e.code === 'invalid_token' && presented.via === 'cookie';
+      if (stale && options.optional && options.staleCookieIsAnonymous) return next();
+      throw e;
+    }
     c.set('user', user);
     c.set('authVia', presented.via);
     await next();

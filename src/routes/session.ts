@@ -51,7 +51,7 @@ export const sessionRoutes = new Hono<AppEnv>()
       throw e;
     }
   })
-  .post('/logout', sameOrigin(), requireAuth({ optional: true }), async (c) => {
+  .post('/logout', sameOrigin(), requireAuth({ optional: true, staleCookieIsAnonymous: true }), async (c) => {
     const body = await optionalBody(c, refreshSchema);
     const auth = c.get('user');
     let sessionId = auth?.sessionId;

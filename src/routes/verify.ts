@@ -4,8 +4,9 @@
  * answer is 200 with the identity headers and the assertion, 401, or 403 by policy.
  *
  * `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-URI` (nginx) is read only to pick the
- * route whose policy and audience apply. A URI that matches no route gets the default policy:
- * a signed-in user is required and the assertion's audience is the gateway's own `PUBLIC_URL`.
+ * route whose policy and audience apply (if both come and name different routes, the request is
+ * refused). A URI that matches no route gets the default policy: a signed-in user is required
+ * and the assertion's audience is the gateway's own `PUBLIC_URL`.
  */
 import { Hono } from 'hono';
 import type { AppEnv } from '../env';
@@ -53,9 +54,23 @@ function routeFor(config: Config, uri: string | undefined): CompiledRoute {
   return matchRoute(routeTable(config.ROUTES), path)?.route ?? defaultRoute(config);
 }
 
+/**
+ * The route the proxy in front names. Each proxy sets only its own header and passes the
+ * client's other headers through (nginx forwards a client's `X-Forwarded-Uri`, Traefik and
+ * Caddy a client's `X-Original-URI`), so when both are present and pick different routes one of
+ * them is the client's: refused, rather than letting a client choose the laxer policy.
+ */
+function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined): CompiledRoute {
+  const route = routeFor(config, forwardedUri ?? originalUri);
+  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri) !== route) {
+    throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
+  }
+  return route;
+}
+
 export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   const config = c.get('config');
-  const route = routeFor(config, c.req.header('x-forwarded-uri') ?? c.req.header('x-original-uri'));
+  const route = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'));
   const verdict = await gate(c, route);
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {

@@ -1,0 +1,87 @@
+/**
+ * Defects found by the security review, each pinned by the test that showed it.
+ */
+import { decodeJwt } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { keyringFromJwks } from '../../src/keys/keyring';
+import { issueAccessToken } from '../../src/tokens/access-token';
+import { baseEnv, bearer, call, countRows, PUBLIC_URL, registerUser, setCookies, testKey } from './helpers';
+import { cookieSession, proxyEnv } from './proxy-helpers';
+
+const now = () => Math.floor(Date.now() / 1000);
+/** verifyAccessToken's clock tolerance: a token is accepted until `exp` + this. */
+const CLOCK_TOLERANCE_S = 30;
+
+/** The KV expiry (Unix seconds) of one REVOKED key. */
+async function kvExpiration(name: string): Promise<number | undefined> {
+  const { keys } = await baseEnv.REVOKED.list({ prefix: name });
+  return keys.find((k) => k.name === name)?.expiration;
+}
+
+describe('forward-auth: the route is not chosen by a header the client can add', () => {
+  const env = proxyEnv([
+    { path: '/ops', origin: 'https://ops.internal.example', auth: 'required', allow: { roles: ['ops'] } },
+    { path: '/pub', origin: 'https://pub.internal.example', auth: 'public' },
+  ]);
+
+  it('nginx sets X-Original-URI; a client-sent X-Forwarded-Uri naming a public route does not open /ops', async () => {
+    const anonymous = await call('/auth/verify', { env, headers: { 'x-original-uri': '/ops/deploy', 'x-forwarded-uri': '/pub/a' } });
+    expect(anonymous.status).toBe(403);
+    expect(await anonymous.json()).toMatchObject({ error: 'forbidden' });
+
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const signedIn = await call('/auth/verify', { env, headers: { ...bearer(access_token), 'x-original-uri': '/ops/deploy', 'x-forwarded-uri': '/pub/a' } });
+    expect(signedIn.status).toBe(403);
+    expect(signedIn.headers.get('x-auth-user-id')).toBeNull();
+  });
+
+  it('Traefik/Caddy set X-Forwarded-Uri; a client-sent X-Original-URI does not override it either', async () => {
+    const r = await call('/auth/verify', { env, headers: { 'x-forwarded-uri': '/ops/deploy', 'x-original-uri': '/pub/a' } });
+    expect(r.status).toBe(403);
+  });
+
+  it('both headers naming the same route are fine', async () => {
+    const r = await call('/auth/verify', { env, headers: { 'x-forwarded-uri': '/pub/a?x=1', 'x-original-uri': '/PUB/b' } });
+    expect(r.status).toBe(200);
+  });
+});
+
+describe('revocation outlives every token it revokes (verification accepts exp + clock tolerance)', () => {
+  it('logout: the jti and sid keys stay in KV until the token is refused by its exp anyway', async () => {
+    const t = await registerUser();
+    const claims = decodeJwt(t.access_token) as { jti: string; sid: string; exp: number };
+    const before = now();
+    const r = await call('/auth/logout', { method: 'POST', headers: bearer(t.access_token) });
+    expect(r.status).toBe(200);
+    expect(await kvExpiration(`jti:${claims.jti}`)).toBeGreaterThanOrEqual(claims.exp + CLOCK_TOLERANCE_S);
+    // Any token of the session was issued before now, so it expires by now + ACCESS_TOKEN_TTL (600).
+    expect(await kvExpiration(`sid:${claims.sid}`)).toBeGreaterThanOrEqual(before + 600 + CLOCK_TOLERANCE_S);
+  });
+});
+
+describe('sign-out from a browser whose access cookie has expired', () => {
+  it('a stale access cookie next to a live refresh cookie still signs out (session ended, cookies cleared)', async () => {
+    const { cookies } = await cookieSession(baseEnv as never);
+    const claims = decodeJwt(cookies['__Host-gatehouse']) as { sub: string; sid: string; email: string };
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const stale = await issueAccessToken(
+      { keyring: ring, issuer: PUBLIC_URL, audience: PUBLIC_URL },
+      { userId: claims.sub, sessionId: claims.sid, email: claims.email, emailVerified: false, roles: [], ttlSeconds: 600 },
+      now() - 3600,
+    );
+    const r = await call('/auth/logout', {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'same-origin' },
+      cookies: { '__Host-gatehouse': stale.token, '__Secure-gatehouse-refresh': cookies['__Secure-gatehouse-refresh'] },
+    });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ ok: true, ended_sessions: 1 });
+    expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', claims.sid)).toBe(1);
+    expect(setCookies(r).get('__Host-gatehouse')?.value).toBe('');
+  });
+
+  it('a bad bearer token is still refused', async () => {
+    const r = await call('/auth/logout', { method: 'POST', headers: bearer('a.b.c') });
+    expect(r.status).toBe(401);
+  });
+});

@@ -24,6 +24,10 @@ export interface GateOptions {
   returnTo?: string;
   /** Refuse cookie-authenticated unsafe methods from another site (proxied requests). */
   refuseCrossSite?: boolean;
+  /** The method of the request being authorised, when it is not this one (forward-auth). */
+  method?: string;
+  /** Origins besides `PUBLIC_URL` that the request may come from (forward-auth: the app's own). */
+  trustedOrigins?: readonly string[];
 }
 
 export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: GateOptions = {}): Promise<GateResult> {
@@ -43,8 +47,8 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   if (
     options.refuseCrossSite &&
     presented.via === 'cookie' &&
-    !SAFE_METHODS.has(c.req.method) &&
-    isCrossSite(c, [config.PUBLIC_URL])
+    !SAFE_METHODS.has((options.method ?? c.req.method).toUpperCase()) &&
+    isCrossSite(c, [config.PUBLIC_URL, ...(options.trustedOrigins ?? [])])
   ) {
     throw new ApiError('forbidden', 'Cross-site request refused.');
   }

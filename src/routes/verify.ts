@@ -8,7 +8,7 @@
  * refused). A URI that matches no route gets the default policy: a signed-in user is required
  * and the assertion's audience is the gateway's own `PUBLIC_URL`.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { identityHeaders } from '../proxy/forward-headers';
@@ -68,10 +68,23 @@ function forwardedRoute(config: Config, forwardedUri: string | undefined, origin
   return route;
 }
 
+/**
+ * The app's own origin as the proxy states it. A cross-site page cannot make a browser send
+ * these headers, so trusting them for the `Origin` comparison cannot help a forged request.
+ */
+function forwardedOrigin(c: Context<AppEnv>): string[] {
+  const proto = c.req.header('x-forwarded-proto');
+  const host = c.req.header('x-forwarded-host');
+  return (proto === 'https' || proto === 'http') && host && /^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host) ? [`${proto}://${host.toLowerCase()}`] : [];
+}
+
 export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   const config = c.get('config');
   const route = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'));
-  const verdict = await gate(c, route);
+  // Traefik and Caddy name the original method in X-Forwarded-Method (nginx can, as X-Original-Method):
+  // a cookie-authenticated unsafe request from another site is refused here as the proxy would.
+  const method = c.req.header('x-forwarded-method') ?? c.req.header('x-original-method');
+  const verdict = await gate(c, route, { refuseCrossSite: true, method, trustedOrigins: forwardedOrigin(c) });
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {
     const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);

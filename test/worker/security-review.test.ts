@@ -85,3 +85,41 @@ describe('sign-out from a browser whose access cookie has expired', () => {
     expect(r.status).toBe(401);
   });
 });
+
+describe('forward-auth: cookie-authenticated unsafe requests from another site are refused, as on the proxy', () => {
+  const env = proxyEnv([{ path: '/app', origin: 'https://app.internal.example', auth: 'required' }]);
+
+  it('X-Forwarded-Method POST with a cross-site or same-site Sec-Fetch-Site, or a foreign Origin: 403', async () => {
+    const { cookies } = await cookieSession(env);
+    const variants: Record<string, string>[] = [
+      { 'x-forwarded-method': 'POST', 'sec-fetch-site': 'cross-site' },
+      { 'x-forwarded-method': 'DELETE', 'sec-fetch-site': 'same-site' },
+      { 'x-original-method': 'put', origin: 'https://evil.example' },
+      { 'x-forwarded-method': 'POST', origin: 'null', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com' },
+    ];
+    for (const headers of variants) {
+      const r = await call('/auth/verify', { env, cookies, headers: { 'x-forwarded-uri': '/app/x', ...headers } });
+      expect(r.status, JSON.stringify(headers)).toBe(403);
+      expect(await r.json()).toMatchObject({ error: 'forbidden' });
+      expect(r.headers.get('x-auth-user-id')).toBeNull();
+    }
+  });
+
+  it('same-origin posts, the app\'s own Origin, safe methods and bearer clients still pass', async () => {
+    const { cookies } = await cookieSession(env);
+    const passing: Record<string, string>[] = [
+      { 'x-forwarded-method': 'POST', 'sec-fetch-site': 'same-origin' },
+      { 'x-forwarded-method': 'POST', origin: 'https://app.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com' },
+      { 'x-forwarded-method': 'GET', 'sec-fetch-site': 'cross-site' },
+      {},
+    ];
+    for (const headers of passing) {
+      const r = await call('/auth/verify', { env, cookies, headers: { 'x-forwarded-uri': '/app/x', ...headers } });
+      expect(r.status, JSON.stringify(headers)).toBe(200);
+      expect(r.headers.get('x-auth-user-id')).toBeTruthy();
+    }
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const api = await call('/auth/verify', { env, headers: { ...bearer(access_token), 'x-forwarded-uri': '/app/x', 'x-forwarded-method': 'POST', 'sec-fetch-site': 'cross-site' } });
+    expect(api.status).toBe(200);
+  });
+});

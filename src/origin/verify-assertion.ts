@@ -70,6 +70,8 @@ export async function verifyGatehouseAssertion(
   try {
     ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
       algorithms: ['ES256', 'EdDSA'],
+      // Gatehouse access tokens (`at+jwt`) share the keys and, with audience = PUBLIC_URL, the `aud`.
+      typ: 'JWT',
       issuer,
       audience: options.audience,
       requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp'],

@@ -30,10 +30,18 @@ export function isSpoofable(name: string): boolean {
   );
 }
 
+/**
+ * Where a Cookie header that came as several lines was joined with ", " (the runtime joins
+ * repeated headers that way): split there too, but only in front of one of our names, so that
+ * commas inside other cookies' values survive.
+ */
+const JOINED_BEFORE_OURS = new RegExp(`,\\s*(?=(?:${ACCESS_COOKIE}|${REFRESH_COOKIE})\\s*=)`);
+
 /** The Cookie header without the gateway's cookies, or null if nothing else is left. */
 export function withoutGatewayCookies(cookie: string): string | null {
   const kept = cookie
     .split(';')
+    .flatMap((part) => part.split(JOINED_BEFORE_OURS))
     .map((part) => part.trim())
     .filter((part) => {
       if (!part) return false;

@@ -1,13 +1,15 @@
 /**
  * Defects found by the security review, each pinned by the test that showed it.
  */
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { keyringFromJwks } from '../../src/keys/keyring';
+import worker from '../../src/index';
 import { verifyGatehouseAssertion } from '../../src/origin/verify-assertion';
 import { issueAccessToken } from '../../src/tokens/access-token';
 import { baseEnv, bearer, call, countRows, PUBLIC_URL, registerUser, setCookies, testKey } from './helpers';
-import { cookieSession, proxyEnv } from './proxy-helpers';
+import { cookieSession, proxyEnv, recordingOrigin } from './proxy-helpers';
 
 const now = () => Math.floor(Date.now() / 1000);
 /** verifyAccessToken's clock tolerance: a token is accepted until `exp` + this. */
@@ -146,5 +148,25 @@ describe('token confusion between access tokens and assertions', () => {
     await expect(
       verifyGatehouseAssertion({ headers: { 'x-auth-assertion': access_token } }, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: PUBLIC_URL }),
     ).rejects.toThrow(/not valid/);
+  });
+});
+
+describe('the gateway cookies never reach an origin, however the Cookie header is split', () => {
+  it('two Cookie header lines (joined with ", " by the runtime) do not smuggle __Host-gatehouse through', async () => {
+    const origin = recordingOrigin();
+    const env = proxyEnv([{ path: '/opt', origin: 'service:ORIGIN', auth: 'optional' }], { ORIGIN: origin });
+    const { cookies } = await cookieSession(env);
+    const headers = new Headers({ 'cf-connecting-ip': '203.0.113.7' });
+    headers.append('cookie', 'theme=dark, plain');
+    headers.append('cookie', `__Host-gatehouse=${cookies['__Host-gatehouse']}`);
+    headers.append('cookie', `__Secure-gatehouse-refresh=${cookies['__Secure-gatehouse-refresh']}`);
+    const ctx = createExecutionContext();
+    const r = await worker.fetch(new Request(`${PUBLIC_URL}/opt/x`, { headers }), env as never, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(r.status).toBe(200);
+    const seen = origin.seen[0]!.headers;
+    expect(seen.cookie).toBe('theme=dark, plain');
+    expect(JSON.stringify(seen)).not.toContain(cookies['__Host-gatehouse']);
+    expect(JSON.stringify(seen)).not.toContain(cookies['__Secure-gatehouse-refresh']);
   });
 });

@@ -122,7 +122,7 @@ export const accountRoutes = new Hono<AppEnv>()
     await endSessions(c, [session.id]);
     await audit(c, { event: current ? 'logout' : 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: session.id, via: 'account_page' } });
     c.header('cache-control', 'no-store');
-    if (current) return c.redirect(`${c.get('config').AUTH_PREFIX}/login`, 303);
+    if (current) return c.redirect(`${c.get('config').AUTH_PREFIX}/login?done=signed_out`, 303);
     return c.redirect(`${accountPath(c)}?done=session_ended`, 303);
   })
   .post('/account/logout-all', sameOrigin({ always: true }), accountAuth(), async (c) => {
@@ -132,5 +132,5 @@ export const accountRoutes = new Hono<AppEnv>()
     const ended = await endAllSessions(c, auth.id);
     await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length, via: 'account_page' } });
     c.header('cache-control', 'no-store');
-    return c.redirect(`${c.get('config').AUTH_PREFIX}/login`, 303);
+    return c.redirect(`${c.get('config').AUTH_PREFIX}/login?done=signed_out_everywhere`, 303);
   });

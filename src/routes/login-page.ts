@@ -8,7 +8,7 @@ import { renderPage } from '../ui/render';
 
 export function renderLoginPage(
   c: Context<AppEnv>,
-  opts: { error?: string | null; form?: 'login' | 'register'; email?: string; returnTo: string; status?: 200 | 400 | 401 | 403 | 409 | 413 | 415 | 429 | 502 | 503 },
+  opts: { error?: string | null; notice?: string | null; form?: 'login' | 'register'; email?: string; returnTo: string; status?: 200 | 400 | 401 | 403 | 409 | 413 | 415 | 429 | 502 | 503 },
 ): Response {
   const config = c.get('config');
   return renderPage(
@@ -23,6 +23,7 @@ export function renderLoginPage(
         registration: config.REGISTRATION === 'open',
         minLength: config.PASSWORD_MIN_LENGTH,
         error: opts.error,
+        notice: opts.notice,
         form: opts.form,
         email: opts.email,
       }),
@@ -30,6 +31,16 @@ export function renderLoginPage(
   );
 }
 
+/** `?done=` after the account page's sign-out forms: a fixed message, never text from the URL. */
+const doneNotices: Record<string, string> = {
+  signed_out: 'You have been signed out.',
+  signed_out_everywhere: 'You have been signed out on every device.',
+};
+
 export const loginPageRoutes = new Hono<AppEnv>().get('/login', (c) =>
-  renderLoginPage(c, { returnTo: safeReturnTo(c.req.query('return_to'), c.get('config')), error: c.req.query('error') ? 'Sign-in failed. Please try again.' : null }),
+  renderLoginPage(c, {
+    returnTo: safeReturnTo(c.req.query('return_to'), c.get('config')),
+    error: c.req.query('error') ? 'Sign-in failed. Please try again.' : null,
+    notice: Object.hasOwn(doneNotices, c.req.query('done') ?? '') ? doneNotices[c.req.query('done')!] : null,
+  }),
 );

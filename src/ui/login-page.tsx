@@ -12,6 +12,8 @@ export interface LoginPageProps {
   registration: boolean;
   minLength: number;
   error?: string | null;
+  /** A confirmation such as "You have been signed out." */
+  notice?: string | null;
   /** Which form the error and the echoed email belong to (default: the sign-in form). */
   form?: 'login' | 'register';
   email?: string;
@@ -28,6 +30,11 @@ export function LoginPage(p: LoginPageProps) {
     <Layout title="Sign in" nonce={p.nonce}>
       <div class="card">
         <h1>Sign in</h1>
+        {p.notice && (
+          <p role="status" id="notice">
+            {p.notice}
+          </p>
+        )}
         <ErrorBox message={loginError} />
         {p.providers.length > 0 && (
           <nav class="providers" aria-label="Sign in with a provider">

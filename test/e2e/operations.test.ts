@@ -89,7 +89,8 @@ describe('operations in wrangler dev', () => {
     expect((await fetch(`${gw.url}/auth/me`, { headers: { authorization: `Bearer ${api.access_token}` } })).status).toBe(401);
 
     await page.getByRole('button', { name: 'Sign out everywhere' }).click();
-    await page.waitForURL(`${gw.url}/auth/login`);
+    await page.waitForURL(`${gw.url}/auth/login?done=signed_out_everywhere`);
+    await expect(page.getByRole('status').innerText()).resolves.toBe('You have been signed out on every device.');
     const cookies = await context.cookies(gw.url);
     expect(cookies.map((c) => c.name)).not.toContain('__Host-gatehouse');
     await page.goto(`${gw.url}/auth/account`);

@@ -124,7 +124,9 @@ describe('account form actions', () => {
     const current = (await sessionIds(user.user.id)).at(-1)!;
     const r = await call(`/auth/account/sessions/${current}/end`, { method: 'POST', form: {}, cookies, headers: NAV });
     expect(r.status).toBe(303);
-    expect(r.headers.get('location')).toBe('/auth/login');
+    expect(r.headers.get('location')).toBe('/auth/login?done=signed_out');
+    const page = await call(r.headers.get('location')!);
+    expect(await page.text()).toMatch(/<p role="status" id="notice">You have been signed out\.<\/p>/);
     const jar = setCookies(r);
     expect(jar.get('__Host-gatehouse')?.value).toBe('');
     expect(jar.get('__Secure-gatehouse-refresh')?.value).toBe('');
@@ -137,7 +139,14 @@ describe('account form actions', () => {
     await browserSignIn(user.user.email, IPHONE);
     const r = await call('/auth/account/logout-all', { method: 'POST', form: {}, cookies, headers: NAV });
     expect(r.status).toBe(303);
-    expect(r.headers.get('location')).toBe('/auth/login');
+    expect(r.headers.get('location')).toBe('/auth/login?done=signed_out_everywhere');
+    const page = await (await call(r.headers.get('location')!)).text();
+    expect(page).toContain('<p role="status" id="notice">You have been signed out on every device.</p>');
+    // Only known values show a notice; nothing from the URL is echoed.
+    const forged = await (await call('/auth/login?done=%3Cb%3Ehacked%3C%2Fb%3E')).text();
+    expect(forged).not.toContain('role="status"');
+    expect(forged).not.toContain('hacked');
+    expect((await (await call('/auth/login?done=constructor')).text())).not.toContain('role="status"');
     expect(setCookies(r).get('__Host-gatehouse')?.value).toBe('');
     expect(await sessionIds(user.user.id)).toEqual([]);
     const keys = await revokedKeys();

@@ -1,8 +1,8 @@
 /**
  * Decides who a request to a route is, and whether it may pass: the route's `auth` mode, the
  * presented token (bearer or cookie, fully verified including revocation), cross-site checks
- * for cookie-authenticated unsafe methods, and the `allow` list. Shared by the proxy and by
- * forward-auth (`/auth/verify`).
+ * for cookie-authenticated unsafe methods and WebSocket handshakes, and the `allow` list.
+ * Shared by the proxy and by forward-auth (`/auth/verify`).
  */
 import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
@@ -47,7 +47,9 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   if (
     options.refuseCrossSite &&
     presented.via === 'cookie' &&
-    !SAFE_METHODS.has((options.method ?? c.req.method).toUpperCase()) &&
+    // A WebSocket handshake is a GET, but what follows it is not read-only: another site must
+    // not open one with the user's cookie (cross-site WebSocket hijacking).
+    (!SAFE_METHODS.has((options.method ?? c.req.method).toUpperCase()) || (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket') &&
     isCrossSite(c, [config.PUBLIC_URL, ...(options.trustedOrigins ?? [])])
   ) {
     throw new ApiError('forbidden', 'Cross-site request refused.');

@@ -170,3 +170,30 @@ describe('the gateway cookies never reach an origin, however the Cookie header i
     expect(JSON.stringify(seen)).not.toContain(cookies['__Secure-gatehouse-refresh']);
   });
 });
+
+describe('cross-site WebSocket hijacking: a cookie-authenticated upgrade from another site is refused', () => {
+  const wsHeaders = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+
+  it('403 for a cross-site or same-site handshake, or a foreign Origin; the origin is never asked', async () => {
+    const origin = recordingOrigin(() => {
+      const pair = new WebSocketPair();
+      pair[1].accept();
+      return new Response(null, { status: 101, webSocket: pair[0] });
+    });
+    const env = proxyEnv([{ path: '/ws', origin: 'service:WS', auth: 'required' }], { WS: origin });
+    const { cookies } = await cookieSession(env);
+    const variants: Record<string, string>[] = [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' }];
+    for (const extra of variants) {
+      const r = await call('/ws', { env, cookies, headers: { ...wsHeaders, ...extra } });
+      expect(r.status, JSON.stringify(extra)).toBe(403);
+      expect(await r.json()).toMatchObject({ error: 'forbidden' });
+    }
+    expect(origin.seen).toHaveLength(0);
+
+    const own = await call('/ws', { env, cookies, headers: { ...wsHeaders, 'sec-fetch-site': 'same-origin', origin: PUBLIC_URL } });
+    expect(own.status).toBe(101);
+    own.webSocket!.accept();
+    own.webSocket!.close();
+    expect(origin.seen).toHaveLength(1);
+  });
+});

@@ -16,6 +16,7 @@ import { ACCESS_COOKIE, REFRESH_COOKIE } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { errorHandler } from '../middleware/error-handler';
 import { assertionFor } from '../tokens/assertion';
+import { FLOW_COOKIE } from '../tokens/oauth-flow-cookie';
 import { forwardHeaders, identityHeaders } from './forward-headers';
 import { gate } from './gate';
 import { normalisePath } from './normalize-path';
@@ -27,12 +28,15 @@ export interface ProxyOptions {
   gatewayHeaders: MiddlewareHandler<AppEnv>;
 }
 
-/** Drops `Set-Cookie` lines by which an origin would overwrite or clear the gateway's session. */
+/**
+ * Drops `Set-Cookie` lines by which an origin would overwrite or clear the gateway's session,
+ * or plant an OAuth flow of its own choosing (login CSRF).
+ */
 function withoutGatewaySetCookies(response: Response): Response {
   const lines = response.headers.getSetCookie();
   const ours = (line: string) => {
     const name = line.slice(0, line.indexOf('=')).trim();
-    return name === ACCESS_COOKIE || name === REFRESH_COOKIE;
+    return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE;
   };
   if (!lines.some(ours)) return response;
   const copy = new Response(response.body, response);

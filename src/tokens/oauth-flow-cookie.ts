@@ -11,6 +11,8 @@ import type { AppEnv } from '../env';
 
 export const FLOW_TTL_SECONDS = 600;
 const COOKIE = 'gatehouse-oauth';
+/** The full name as browsers store it (proxied origins may not set it). */
+export const FLOW_COOKIE = `__Secure-${COOKIE}`;
 const PURPOSE = 'gatehouse:oauth-flow';
 
 export interface FlowState {

@@ -197,3 +197,18 @@ describe('cross-site WebSocket hijacking: a cookie-authenticated upgrade from an
     expect(origin.seen).toHaveLength(1);
   });
 });
+
+describe('an origin cannot plant the OAuth flow cookie (login CSRF through a proxied response)', () => {
+  it('Set-Cookie __Secure-gatehouse-oauth from an origin is dropped; the origin\'s own cookies stay', async () => {
+    const origin = recordingOrigin(() => {
+      const headers = new Headers();
+      headers.append('set-cookie', '__Secure-gatehouse-oauth=planted; Path=/auth/callback; Secure; HttpOnly; SameSite=Lax');
+      headers.append('set-cookie', 'app=1; Path=/');
+      return new Response('ok', { headers });
+    });
+    const env = proxyEnv([{ path: '/pub', origin: 'service:ORIGIN', auth: 'public' }], { ORIGIN: origin });
+    const r = await call('/pub/x', { env });
+    expect(r.status).toBe(200);
+    expect(r.headers.getSetCookie()).toEqual(['app=1; Path=/']);
+  });
+});

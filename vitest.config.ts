@@ -24,6 +24,9 @@ export default defineConfig(async () => {
                   TEST_MIGRATIONS: migrations,
                   ENVIRONMENT: 'production',
                   PUBLIC_URL: 'https://gate.example.com',
+                  // The plugin also reads a developer's .dev.vars; blank its key so tests run
+                  // locally exactly as in CI, where no .dev.vars exists (helpers set keys).
+                  SIGNING_KEYS: '',
                 },
               },
             }),

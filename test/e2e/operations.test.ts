@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startGateway, type Gateway } from './harness';
+import { freshRateLimitWindow } from '../rate-window';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const PASSWORD = 'operations test passphrase 42';
@@ -41,6 +42,7 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 
 describe('operations in wrangler dev', () => {
   it('the RATE_LIMITER binding limits refresh bursts per IP: the 101st answer is 429 with Retry-After', async () => {
+    await freshRateLimitWindow();
     const statuses: number[] = [];
     for (let i = 0; i < 101; i++) statuses.push((await post('/auth/refresh', { refresh_token: 'x'.repeat(43) })).status);
     expect(statuses.slice(0, 100).every((s) => s === 401)).toBe(true);

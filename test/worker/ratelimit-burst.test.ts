@@ -3,6 +3,7 @@
  * per 60 s), and through injected bindings for the other outcomes.
  */
 import { describe, expect, it, vi } from 'vitest';
+import { freshRateLimitWindow } from '../rate-window';
 import { baseEnv, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, stateSnapshot, uniqueEmail } from './helpers';
 
 const ip = (n: number) => ({ 'cf-connecting-ip': `198.51.100.${n}` });
@@ -14,6 +15,7 @@ describe('rate limits with the real binding', () => {
 
   it('refresh: the 101st request in a minute from one IP gets 429 rate_limited with Retry-After; other IPs are unaffected', async () => {
     const user = await registerUser();
+    await freshRateLimitWindow();
     const statuses: number[] = [];
     for (let i = 0; i < 100; i++) {
       const r = await call('/auth/refresh', { json: { refresh_token: 'x'.repeat(43) }, headers: ip(1) });
@@ -33,7 +35,7 @@ describe('rate limits with the real binding', () => {
     // Sign-in from the limited IP is a different bucket.
     const login = await call('/auth/login', { json: { email: user.user.email, password: GOOD_PASSWORD }, headers: ip(1) });
     expect(login.status).toBe(200);
-  });
+  }, 120_000);
 });
 
 function countingLimiter(allowed: number) {

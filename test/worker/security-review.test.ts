@@ -8,7 +8,7 @@ import { keyringFromJwks } from '../../src/keys/keyring';
 import worker from '../../src/index';
 import { verifyGatehouseAssertion } from '../../src/origin/verify-assertion';
 import { issueAccessToken } from '../../src/tokens/access-token';
-import { baseEnv, bearer, call, countRows, PUBLIC_URL, registerUser, setCookies, testKey } from './helpers';
+import { baseEnv, bearer, call, countRows, defaultEnv, PUBLIC_URL, registerUser, setCookies, testKey } from './helpers';
 import { cookieSession, proxyEnv, recordingOrigin } from './proxy-helpers';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -64,7 +64,7 @@ describe('revocation outlives every token it revokes (verification accepts exp +
 
 describe('sign-out from a browser whose access cookie has expired', () => {
   it('a stale access cookie next to a live refresh cookie still signs out (session ended, cookies cleared)', async () => {
-    const { cookies } = await cookieSession(baseEnv as never);
+    const { cookies } = await cookieSession(defaultEnv);
     const claims = decodeJwt(cookies['__Host-gatehouse']) as { sub: string; sid: string; email: string };
     const ring = await keyringFromJwks({ keys: [testKey] });
     const stale = await issueAccessToken(

@@ -4,63 +4,16 @@
  * origin gets the identity headers nginx copied from the gateway's answer.
  * Skips only when nginx is not installed.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, freePort, startGateway, type Gateway } from './harness';
-import { startPeer, systemBinary, type Peer } from './interop/processes';
-
-const nginxBin = systemBinary('/usr/sbin/nginx', '/usr/bin/nginx');
-
-function nginxConfig(dir: string, port: number, gatewayPort: number, originPort: number): string {
-  const identity = [
-    ['X-Auth-User-Id', 'user'],
-    ['X-Auth-Email', 'email'],
-    ['X-Auth-Roles', 'roles'],
-    ['X-Auth-Session-Id', 'sid'],
-    ['X-Auth-Assertion', 'assertion'],
-  ];
-  return `
-daemon off;
-master_process off;
-worker_processes 1;
-error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location = /_gatehouse_verify {
-      internal;
-      proxy_pass http://127.0.0.1:${gatewayPort}/auth/verify;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-    }
-    location / {
-      auth_request /_gatehouse_verify;
-${identity.map(([h, v]) => `      auth_request_set $auth_${v} $upstream_http_${h!.toLowerCase().replaceAll('-', '_')};\n      proxy_set_header ${h} $auth_${v};`).join('\n')}
-      proxy_pass http://127.0.0.1:${originPort};
-    }
-  }
-}
-`;
-}
+import { nginxBin, startNginx, type Nginx } from './interop/nginx';
 
 describe.skipIf(!nginxBin)('nginx auth_request in front of an origin', () => {
   let gw: Gateway;
-  let nginx: Peer;
+  let nginx: Nginx;
   let origin: Server;
-  let dir: string;
   let base: string;
   const seen: IncomingHttpHeaders[] = [];
 
@@ -73,26 +26,14 @@ describe.skipIf(!nginxBin)('nginx auth_request in front of an origin', () => {
       res.end(JSON.stringify({ path: req.url }));
     });
     await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', () => r()));
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-nginx-'));
-    for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub));
-    writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, port, gw.port, originPort));
-    nginx = await startPeer(nginxBin!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'startup.log')], async () => {
-      try {
-        await fetch(base);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    nginx = await startNginx(gw.port, originPort);
+    base = nginx.base;
   });
   afterAll(async () => {
     await nginx?.stop();
     origin?.closeAllConnections();
     await new Promise((r) => (origin ? origin.close(r) : r(undefined)));
     await gw?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses a request without a session; the origin is never asked', async () => {

@@ -4,57 +4,15 @@
  * choose a laxer route's policy, and a cookie-authenticated cross-site POST must be refused.
  * Skips only when nginx is not installed.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, freePort, startGateway, type Gateway } from './harness';
-import { startPeer, systemBinary, type Peer } from './interop/processes';
-
-const nginxBin = systemBinary('/usr/sbin/nginx', '/usr/bin/nginx');
-
-function nginxConfig(dir: string, port: number, gatewayPort: number, originPort: number): string {
-  return `
-daemon off;
-master_process off;
-worker_processes 1;
-error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location = /_gatehouse_verify {
-      internal;
-      proxy_pass http://127.0.0.1:${gatewayPort}/auth/verify;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-      proxy_set_header X-Original-Method $request_method;
-    }
-    location / {
-      auth_request /_gatehouse_verify;
-      auth_request_set $auth_user $upstream_http_x_auth_user_id;
-      proxy_set_header X-Auth-User-Id $auth_user;
-      proxy_pass http://127.0.0.1:${originPort};
-    }
-  }
-}
-`;
-}
+import { nginxBin, startNginx, type Nginx } from './interop/nginx';
 
 describe.skipIf(!nginxBin)('nginx auth_request: the client cannot pick the policy or forge a cross-site write', () => {
   let gw: Gateway;
-  let nginx: Peer;
+  let nginx: Nginx;
   let origin: Server;
-  let dir: string;
   let base: string;
   const seen: string[] = [];
 
@@ -73,26 +31,14 @@ describe.skipIf(!nginxBin)('nginx auth_request: the client cannot pick the polic
       res.end('ok');
     });
     await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', () => r()));
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-sec-nginx-'));
-    for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub));
-    writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, port, gw.port, originPort));
-    nginx = await startPeer(nginxBin!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'startup.log')], async () => {
-      try {
-        await fetch(base);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    nginx = await startNginx(gw.port, originPort);
+    base = nginx.base;
   });
   afterAll(async () => {
     await nginx?.stop();
     origin?.closeAllConnections();
     await new Promise((r) => (origin ? origin.close(r) : r(undefined)));
     await gw?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('a client-sent X-Forwarded-Uri naming the public route does not open /private', async () => {

@@ -20,7 +20,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const companions = [devOidcCompanion, echoOriginCompanion];
 
 await ensureDevVars();
-migrateLocal();
 
 const vars = {};
 const stops = [];
@@ -30,17 +29,28 @@ for (const start of companions) {
   stops.push(started.stop);
 }
 
-// wrangler.toml's PUBLIC_URL names port 8787; on another `--port` the sign-in redirects and
-// return_to checks need the origin the browser really uses, unless PUBLIC_URL is set elsewhere
-// (`--var PUBLIC_URL:…`, .dev.vars or the environment).
+// The committed wrangler.toml is production's (a bare deploy must fail closed), so local
+// development gets its settings here: ENVIRONMENT=development, and a PUBLIC_URL on the port
+// wrangler listens on (8787 unless `--port`), so that sign-in redirects and return_to checks
+// name the origin the browser really uses. A value set yourself (`--var NAME:…` or .dev.vars)
+// wins. (The shell's environment never reaches the Worker here: wrangler reads it only in
+// place of a .dev.vars, and dev-setup.mjs always writes one.)
 const extra = process.argv.slice(2);
-const { values: given } = parseArgs({ args: extra, options: { port: { type: 'string' }, var: { type: 'string', multiple: true } }, strict: false });
+const { values: given } = parseArgs({
+  args: extra,
+  options: { port: { type: 'string' }, var: { type: 'string', multiple: true }, 'persist-to': { type: 'string' } },
+  strict: false,
+});
 const devVarsFile = join(root, '.dev.vars');
-const publicUrlSet =
-  (given.var ?? []).some((x) => String(x).startsWith('PUBLIC_URL:')) ||
-  process.env.PUBLIC_URL !== undefined ||
-  (existsSync(devVarsFile) && /^\s*PUBLIC_URL\s*=/m.test(readFileSync(devVarsFile, 'utf8')));
-if (typeof given.port === 'string' && given.port !== '8787' && !publicUrlSet) vars.PUBLIC_URL = `http://localhost:${given.port}`;
+const devVarsText = existsSync(devVarsFile) ? readFileSync(devVarsFile, 'utf8') : '';
+const setElsewhere = (name) =>
+  (given.var ?? []).some((x) => String(x).startsWith(`${name}:`)) ||
+  new RegExp(`^\\s*${name}\\s*=`, 'm').test(devVarsText);
+if (!setElsewhere('ENVIRONMENT')) vars.ENVIRONMENT = 'development';
+if (!setElsewhere('PUBLIC_URL')) vars.PUBLIC_URL = `http://localhost:${typeof given.port === 'string' ? given.port : '8787'}`;
+
+// Migrate the local database wrangler dev will use (`--persist-to` moves it).
+migrateLocal(typeof given['persist-to'] === 'string' ? ['--persist-to', given['persist-to']] : []);
 
 const args = ['dev', ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]), ...extra];
 const wrangler = spawn(join(root, 'node_modules', '.bin', 'wrangler'), args, { cwd: root, stdio: 'inherit' });

@@ -10,6 +10,7 @@ import type { AppEnv } from './env';
 import { ApiError } from './http/errors';
 import { configure } from './middleware/configure';
 import { errorHandler } from './middleware/error-handler';
+import { devLoopback } from './middleware/dev-loopback';
 import { httpsOnly } from './middleware/https-only';
 import { proxy } from './proxy/proxy';
 import { rateLimit } from './middleware/rate-limit';
@@ -22,6 +23,7 @@ import { passwordRoutes } from './routes/password';
 import { providerTokenRoutes } from './routes/provider-tokens';
 import { refreshNavigationRoute } from './routes/refresh-navigation';
 import { sessionRoutes } from './routes/session';
+import { unmatchedEndpoint } from './routes/unmatched';
 import { verifyRoute } from './routes/verify';
 import { healthRoute, jwksRoute } from './routes/well-known';
 
@@ -49,6 +51,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   app.use('*', requestLog());
   app.use('*', configure());
   app.use('*', httpsOnly());
+  app.use('*', devLoopback());
 
   const auth = new Hono<AppEnv>();
   auth.use('*', gatewayHeaders(config));
@@ -75,12 +78,14 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', verifyRoute);
   auth.route('/', accountRoutes);
   auth.route('/admin', adminRoutes);
-  auth.notFound(() => {
-    throw new ApiError('not_found', 'No such endpoint.');
-  });
+  // A mounted sub-app's notFound never runs (the proxy below takes every unmatched path), so
+  // the gateway's own paths end in this catch-all: 405 with Allow, or 404 (HTML for browsers).
+  const unmatched = unmatchedEndpoint(app);
+  auth.all('*', unmatched);
 
   app.use('/.well-known/*', gatewayHeaders(config));
   app.route('/', jwksRoute);
+  app.all('/.well-known/jwks.json', unmatched);
   app.route(config.AUTH_PREFIX, auth);
   // Everything else is an origin's, per ROUTES (no match: 404). No response-altering
   // middleware may run here: origin responses go back as they came.

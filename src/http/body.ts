@@ -59,7 +59,10 @@ export async function readBody<S extends v.GenericSchema>(c: Context, schema: S)
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const field = issue.path?.map((p) => String(p.key)).join('.');
-    throw badRequest(field ? `Field "${field}": ${issue.message}` : issue.message);
+    // valibot reports a missing required key with the object schema's own message (ours says
+    // "is not a known field", meant for unknown keys); it is the one issue that received nothing.
+    const message = issue.received === 'undefined' ? 'is required' : issue.message;
+    throw badRequest(field ? `Field "${field}": ${message}` : message);
   }
   return { kind, data: parsed.output };
 }

@@ -43,7 +43,9 @@ export function errorResponse(error: ApiError): Response {
     ...error.extra.headers,
   });
   if (error.status === 401) {
-    const code = error.code === 'invalid_token' ? 'invalid_token' : error.code;
+    // RFC 6750 sec. 3.1 defines only invalid_request, invalid_token and insufficient_scope for
+    // this header; our own codes (invalid_credentials) stay in the JSON body.
+    const code = error.code === 'invalid_token' ? 'invalid_token' : 'invalid_request';
     headers.set('www-authenticate', `Bearer error="${code}", error_description="${error.description.replace(/["\\]/g, '')}"`);
   }
   if (error.extra.retryAfter !== undefined) headers.set('retry-after', String(Math.max(1, Math.ceil(error.extra.retryAfter))));

@@ -77,7 +77,8 @@ describe('bad input', () => {
     expect(r.status).toBe(404);
     expect(await r.json()).toMatchObject({ error: 'not_found' });
     const m = await call('/auth/me', { method: 'POST', json: {} });
-    expect(m.status).toBe(404);
+    expect(m.status).toBe(405);
+    expect(await m.json()).toMatchObject({ error: 'method_not_allowed' });
   });
 
   it('responses carry secure headers', async () => {

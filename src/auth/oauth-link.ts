@@ -13,18 +13,25 @@ import { ApiError } from '../http/errors';
 import type { ProviderProfile } from '../providers/types';
 import { claimUnverifiedAccount, findIdentity, insertIdentity, touchIdentity } from '../storage/identities';
 import { createUser, findUserByEmail, findUserById, normalizeEmail, updateProfile, type User } from '../storage/users';
+import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { emailDomainAllowed } from './roles';
 import { audit, endAllSessions } from './sessions';
 
 const now = () => Math.floor(Date.now() / 1000);
 
-const emailSchema = v.pipe(v.string(), v.maxLength(254), v.email());
+const emailSchema = v.pipe(v.string(), v.email());
 
-/** The provider's email, normalised, or null when absent or not a plain address. */
-function usableEmail(profile: ProviderProfile): string | null {
+/**
+ * The provider's email, normalised; null when it shared none; `{ problem }` when it sent
+ * something that is not a usable address. That is refused, never repaired: a shortened address
+ * is someone else's address, and a folded non-ASCII one can be (see email-address.ts).
+ */
+function providerEmail(profile: ProviderProfile): string | null | { problem: string } {
   if (profile.email === null) return null;
+  if (!ASCII_ONLY.test(profile.email)) return { problem: 'contains characters outside ASCII, which this gateway does not accept in email addresses' };
   const email = normalizeEmail(profile.email);
-  return v.is(emailSchema, email) && email.split('@').length === 2 ? email : null;
+  if (email.length > MAX_EMAIL_LENGTH) return { problem: `is longer than ${MAX_EMAIL_LENGTH} characters, so it is not an email address` };
+  return v.is(emailSchema, email) && email.split('@').length === 2 ? email : { problem: 'is not a plain email address' };
 }
 
 function domainPolicyAllows(c: Context<AppEnv>, email: string, verified: boolean): boolean {
@@ -57,7 +64,11 @@ export async function resolveOAuthUser(
   const db = c.env.DB;
   const config = c.get('config');
   const t = now();
-  const email = usableEmail(profile);
+  const reported = providerEmail(profile);
+  if (reported !== null && typeof reported === 'object') {
+    return refuse(c, providerId, 'unusable_email', new ApiError('forbidden', `The email address the provider reported ${reported.problem}. Nobody can be signed in with it.`));
+  }
+  const email = reported;
   const verified = email !== null && profile.emailVerified;
   const key = { provider: providerId, subject: profile.subject };
   const keepTokens = tokensEncrypted === null ? {} : { tokensEncrypted };

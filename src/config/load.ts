@@ -70,6 +70,11 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
   if (raw.TOKEN_ENCRYPTION_KEY && raw.TOKEN_ENCRYPTION_KEY.length < 32) {
     return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'must be at least 32 characters (e.g. openssl rand -base64 32)') };
   }
+  if (raw.OIDC_ISSUER && !isDevelopment && new URL(raw.OIDC_ISSUER).protocol !== 'https:') {
+    // Discovery over plain http lets anyone on the path swap the token endpoint and key set:
+    // they would receive the client secret and codes and could mint ID tokens for anyone.
+    return { ok: false, error: new ConfigError('OIDC_ISSUER', 'must use https in production') };
+  }
   if (raw.OIDC_ISSUER && !raw.OIDC_CLIENT_ID) {
     return { ok: false, error: new ConfigError('OIDC_CLIENT_ID', 'is required when OIDC_ISSUER is set') };
   }

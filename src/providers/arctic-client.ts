@@ -6,19 +6,15 @@
  * arctic's generic `OAuth2Client` is used for every provider rather than its per-provider
  * classes: it does PKCE (S256) for all of them (arctic's `GitHub` class does not), and a
  * provider becomes data (two endpoints) instead of a class.
+ *
+ * Token requests are NOT sent through arctic: its `fetch` follows redirects (a 307 from a token
+ * endpoint would resend the code, verifier and client secret to wherever it points) and takes
+ * no AbortSignal (the callback's one deadline). The request is the same form arctic sends
+ * (RFC 6749 4.1.3 and 6, client_secret_basic, client_id in the body for public clients).
  */
-import {
-  ArcticFetchError,
-  CodeChallengeMethod,
-  OAuth2Client,
-  OAuth2RequestError,
-  UnexpectedErrorResponseBodyError,
-  UnexpectedResponseError,
-  generateCodeVerifier,
-  generateState,
-} from 'arctic';
+import { CodeChallengeMethod, OAuth2Client, generateCodeVerifier, generateState } from 'arctic';
 import * as v from 'valibot';
-import { withDeadline } from './http';
+import { postTokenRequest } from './http';
 import { ProviderError, type ProviderTokens } from './types';
 
 export interface ClientSettings {
@@ -59,7 +55,7 @@ const tokenResponse = v.object({
 
 function toTokens(data: object): ProviderTokens {
   if ('error' in data && typeof data.error === 'string') {
-    throw new ProviderError('refused', 'The provider refused the sign-in.', `token endpoint: ${data.error}`);
+    throw new ProviderError('refused', 'The provider refused the sign-in.', `token endpoint: ${data.error}`, data.error);
   }
   const parsed = v.safeParse(tokenResponse, data);
   if (!parsed.success) throw new ProviderError('bad_response', 'The provider answered with an unusable token response.', parsed.issues[0]?.message);
@@ -77,35 +73,33 @@ function toTokens(data: object): ProviderTokens {
   };
 }
 
-/** Maps arctic's errors onto ours: the provider said no (400), garbage (502), unreachable (503). */
-function translate(e: unknown): ProviderError {
-  if (e instanceof ProviderError) return e;
-  if (e instanceof OAuth2RequestError) return new ProviderError('refused', 'The provider refused the sign-in.', `token endpoint: ${e.code}`);
-  if (e instanceof ArcticFetchError) return new ProviderError('unavailable', 'The provider could not be reached.', String(e.cause));
-  if (e instanceof UnexpectedResponseError) {
-    const kind = e.status >= 500 || e.status === 429 ? 'unavailable' : 'bad_response';
-    return new ProviderError(kind, kind === 'unavailable' ? 'The provider is unavailable.' : 'The provider gave an unexpected answer.', `status ${e.status}`);
+/** `Basic` credentials as arctic encodes them: base64 of the UTF-8 `id:secret`. */
+function basicCredentials(s: ClientSettings): string | null {
+  if (s.clientSecret === null) return null;
+  const bytes = new TextEncoder().encode(`${s.clientId}:${s.clientSecret}`);
+  return btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
+}
+
+async function tokenRequest(settings: ClientSettings, tokenEndpoint: string, form: URLSearchParams, deadline: AbortSignal): Promise<ProviderTokens> {
+  if (settings.clientSecret === null) form.set('client_id', settings.clientId);
+  const { status, data } = await postTokenRequest(tokenEndpoint, form, basicCredentials(settings), deadline);
+  if (typeof data !== 'object' || data === null) throw new ProviderError('bad_response', 'The provider gave an unexpected answer.', `status ${status}`);
+  if (status !== 200) {
+    // RFC 6749 5.2: 400 or 401 with an `error` code.
+    const code = 'error' in data && typeof data.error === 'string' ? data.error : null;
+    if (code === null) throw new ProviderError('bad_response', 'The provider gave an unexpected answer.', `status ${status}`);
+    throw new ProviderError('refused', 'The provider refused the sign-in.', `token endpoint: ${code}`, code);
   }
-  if (e instanceof UnexpectedErrorResponseBodyError) return new ProviderError('bad_response', 'The provider gave an unexpected answer.', `status ${e.status}`);
-  return new ProviderError('bad_response', 'The provider gave an unexpected answer.', e instanceof Error ? e.message : String(e));
+  return toTokens(data);
 }
 
 /** Exchanges an authorization code (with its PKCE verifier) at the token endpoint. */
-export async function exchangeCode(settings: ClientSettings, tokenEndpoint: string, code: string, codeVerifier: string): Promise<ProviderTokens> {
-  try {
-    const tokens = await withDeadline(client(settings).validateAuthorizationCode(tokenEndpoint, code, codeVerifier), 'The provider');
-    return toTokens(tokens.data);
-  } catch (e) {
-    throw translate(e);
-  }
+export function exchangeCode(settings: ClientSettings, tokenEndpoint: string, code: string, codeVerifier: string, deadline: AbortSignal): Promise<ProviderTokens> {
+  const form = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: settings.redirectUri, code_verifier: codeVerifier });
+  return tokenRequest(settings, tokenEndpoint, form, deadline);
 }
 
 /** Renews tokens with a provider refresh token. */
-export async function refreshTokens(settings: ClientSettings, tokenEndpoint: string, refreshToken: string): Promise<ProviderTokens> {
-  try {
-    const tokens = await withDeadline(client(settings).refreshAccessToken(tokenEndpoint, refreshToken, []), 'The provider');
-    return toTokens(tokens.data);
-  } catch (e) {
-    throw translate(e);
-  }
+export function refreshTokens(settings: ClientSettings, tokenEndpoint: string, refreshToken: string, deadline: AbortSignal): Promise<ProviderTokens> {
+  return tokenRequest(settings, tokenEndpoint, new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }), deadline);
 }

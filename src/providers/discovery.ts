@@ -17,6 +17,7 @@ const discoveryDocument = v.object({
   token_endpoint: endpointUrl,
   jwks_uri: endpointUrl,
   userinfo_endpoint: v.optional(endpointUrl),
+  authorization_response_iss_parameter_supported: v.optional(v.boolean()),
 });
 
 const cache = new Map<string, { endpoints: OidcEndpoints; fetchedAt: number }>();
@@ -32,10 +33,10 @@ function checkTransport(endpoints: OidcEndpoints, allowHttp: boolean): void {
   }
 }
 
-export async function discover(issuer: string, allowHttp: boolean): Promise<OidcEndpoints> {
+export async function discover(issuer: string, allowHttp: boolean, deadline: AbortSignal): Promise<OidcEndpoints> {
   const hit = cache.get(issuer);
   if (hit && Date.now() - hit.fetchedAt < CACHE_MS) return hit.endpoints;
-  const doc = await fetchJson(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, discoveryDocument, 'The provider’s discovery document');
+  const doc = await fetchJson(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, discoveryDocument, 'The provider’s discovery document', { deadline });
   // OpenID Connect Discovery 1.0, section 4.3: the issuer must be exactly the one we asked.
   if (doc.issuer !== issuer) {
     throw new ProviderError('bad_response', 'The provider’s discovery document names another issuer.', `${doc.issuer} != ${issuer}`);
@@ -46,6 +47,7 @@ export async function discover(issuer: string, allowHttp: boolean): Promise<Oidc
     tokenEndpoint: doc.token_endpoint,
     jwksUri: doc.jwks_uri,
     userinfoEndpoint: doc.userinfo_endpoint,
+    issParameterSupported: doc.authorization_response_iss_parameter_supported,
   };
   checkTransport(endpoints, allowHttp);
   cache.set(issuer, { endpoints, fetchedAt: Date.now() });

@@ -18,15 +18,16 @@ const userSchema = v.object({
 
 const emailsSchema = v.array(v.object({ email: v.string(), primary: v.boolean(), verified: v.boolean() }));
 
-export async function fetchGitHubProfile(accessToken: string): Promise<ProviderProfile> {
+export async function fetchGitHubProfile(accessToken: string, deadline: AbortSignal): Promise<ProviderProfile> {
   const [user, emails] = await Promise.all([
-    fetchJson(`${API}/user`, userSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT }),
-    fetchJson(`${API}/user/emails`, emailsSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT }),
+    fetchJson(`${API}/user`, userSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),
+    fetchJson(`${API}/user/emails`, emailsSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),
   ]);
   const primary = emails.find((e) => e.primary && e.verified);
   return {
     // The numeric id: logins can be renamed and then claimed by someone else.
     subject: String(user.id),
+    // Never shortened: the account layer refuses an address that is not a usable email.
     email: primary?.email ?? null,
     emailVerified: primary !== undefined,
     name: user.name || user.login,

@@ -1,14 +1,23 @@
 /**
  * ID token verification with jose against the provider's published keys: signature by a key
- * from `jwks_uri` (asymmetric algorithms only), `iss`, `aud` = our client id, `azp` when
- * several audiences, `exp`/`iat` (jose), and the nonce we sent. Anything else is refused.
+ * from `jwks_uri` (asymmetric algorithms only), `iss`, `aud` = our client id, `azp` = our
+ * client id whenever present (and required with several audiences), `exp`, `iat` no more than
+ * {@link ID_TOKEN_MAX_AGE_SECONDS} old nor in the future (60 s tolerance each way), and the
+ * nonce we sent. Anything else is refused.
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
-import { PROVIDER_TIMEOUT_MS, USER_AGENT } from './http';
+import { PROVIDER_DEADLINE_MS, USER_AGENT, withDeadline } from './http';
 import { ProviderError } from './types';
 
 /** Never `none`, never HMAC (a client secret is not a signing key we accept). */
 export const ID_TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA', 'Ed25519'];
+
+/**
+ * An ID token is minted at the code exchange, moments before we verify it; only clock skew
+ * separates its `iat` from now. Ten minutes is the life of the whole flow (the flow cookie):
+ * nothing issued for this sign-in can be older, so an older token is one kept from elsewhere.
+ */
+export const ID_TOKEN_MAX_AGE_SECONDS = 600;
 
 /** One key set per `jwks_uri` per isolate: jose caches the keys and rate-limits refetches. */
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
@@ -17,7 +26,7 @@ function keySetFor(jwksUri: string) {
   let set = keySets.get(jwksUri);
   if (!set) {
     set = createRemoteJWKSet(new URL(jwksUri), {
-      timeoutDuration: PROVIDER_TIMEOUT_MS,
+      timeoutDuration: PROVIDER_DEADLINE_MS,
       // An unknown `kid` triggers at most one refetch per 30 s: forged kids cannot hammer the provider.
       cooldownDuration: 30_000,
       cacheMaxAge: 10 * 60_000,
@@ -39,17 +48,23 @@ export interface IdTokenClaims extends JWTPayload {
 export async function verifyIdToken(
   idToken: string,
   expected: { issuers: string[]; clientId: string; jwksUri: string; nonce: string },
+  deadline: AbortSignal,
 ): Promise<IdTokenClaims> {
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(idToken, keySetFor(expected.jwksUri), {
+    const verification = jwtVerify(idToken, keySetFor(expected.jwksUri), {
       issuer: expected.issuers,
       audience: expected.clientId,
       algorithms: ID_TOKEN_ALGORITHMS,
       requiredClaims: ['sub', 'exp', 'iat'],
+      // jose refuses an `iat` older than this, and (with maxTokenAge set) one in the future.
+      maxTokenAge: ID_TOKEN_MAX_AGE_SECONDS,
       clockTolerance: 60,
-    }));
+    });
+    // jose's key set fetch takes no signal of ours: the wait for it is bounded by the deadline.
+    ({ payload } = await withDeadline(verification, 'The provider’s signing keys', deadline));
   } catch (e) {
+    if (e instanceof ProviderError) throw e;
     if (e instanceof errors.JWKSTimeout) throw new ProviderError('unavailable', 'The provider’s signing keys could not be fetched in time.', 'jwks timeout');
     if (e instanceof errors.JWKSInvalid) throw new ProviderError('bad_response', 'The provider published an unusable key set.', e.message);
     // jose reports a key set it could not fetch (non-200, or not JSON) with its generic error class.
@@ -61,7 +76,9 @@ export async function verifyIdToken(
     // Network failure or a non-JSON body while fetching the key set.
     throw new ProviderError('unavailable', 'The provider’s signing keys could not be fetched.', e instanceof Error ? e.message : String(e));
   }
-  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== expected.clientId) {
+  // OpenID Connect Core 3.1.3.7: with several audiences `azp` must be present; whenever it is
+  // present it must name us (a token obtained by another client is not ours to accept).
+  if ((payload.azp !== undefined || (Array.isArray(payload.aud) && payload.aud.length > 1)) && payload.azp !== expected.clientId) {
     throw new ProviderError('refused', 'The provider’s ID token did not verify.', 'azp does not name us');
   }
   if (typeof payload.nonce !== 'string' || payload.nonce !== expected.nonce) {

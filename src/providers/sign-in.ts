@@ -8,7 +8,7 @@ import type { Config } from '../config/schema';
 import { randomId } from '../util/random';
 import { authorizationUrl, exchangeCode, newCodeVerifier, newState, refreshTokens, type ClientSettings } from './arctic-client';
 import { discover } from './discovery';
-import { fetchJson } from './http';
+import { fetchJson, newDeadline } from './http';
 import { verifyIdToken, type IdTokenClaims } from './id-token';
 import { ProviderError, type OidcEndpoints, type OidcProvider, type Provider, type ProviderProfile, type ProviderTokens } from './types';
 
@@ -34,8 +34,8 @@ export interface AuthorizationStart {
 
 const settings = (p: Provider, ctx: ProviderContext): ClientSettings => ({ clientId: p.clientId, clientSecret: p.clientSecret, redirectUri: ctx.redirectUri });
 
-function endpointsOf(p: OidcProvider, ctx: ProviderContext): Promise<OidcEndpoints> {
-  return p.endpoints ? Promise.resolve(p.endpoints) : discover(p.issuer, ctx.allowHttp);
+function endpointsOf(p: OidcProvider, ctx: ProviderContext, deadline: AbortSignal): Promise<OidcEndpoints> {
+  return p.endpoints ? Promise.resolve(p.endpoints) : discover(p.issuer, ctx.allowHttp, deadline);
 }
 
 export async function startAuthorization(provider: Provider, ctx: ProviderContext): Promise<AuthorizationStart> {
@@ -45,7 +45,7 @@ export async function startAuthorization(provider: Provider, ctx: ProviderContex
     const url = authorizationUrl(settings(provider, ctx), provider.authorizationEndpoint, { state, codeVerifier, scopes: provider.scopes, extra: provider.authorizationParams });
     return { url: url.href, state, codeVerifier, nonce: null };
   }
-  const endpoints = await endpointsOf(provider, ctx);
+  const endpoints = await endpointsOf(provider, ctx, newDeadline());
   const nonce = randomId(32);
   const url = authorizationUrl(settings(provider, ctx), endpoints.authorizationEndpoint, {
     state,
@@ -56,51 +56,82 @@ export async function startAuthorization(provider: Provider, ctx: ProviderContex
   return { url: url.href, state, codeVerifier, nonce };
 }
 
+/** Display text (a name): shortening it is harmless. Never used for emails or subjects. */
 const text = (x: unknown, max: number): string | null => (typeof x === 'string' && x.trim() !== '' ? x.trim().slice(0, max) : null);
+/**
+ * An email claim as sent, only trimmed: never shortened, since a prefix of an address is
+ * another address (`…@corp.example.attacker.test` cut to `…@corp.example`). Whether it is a
+ * usable address is decided in one place, when the account is resolved (auth/oauth-link.ts).
+ */
+const emailClaim = (x: unknown): string | null => (typeof x === 'string' && x.trim() !== '' ? x.trim() : null);
 const httpsUrl = (x: unknown): string | null => (typeof x === 'string' && /^https:\/\/[^\s]{1,2000}$/.test(x) ? x : null);
 // Some providers send the boolean as a string; anything else is "not verified".
 const isTrue = (x: unknown): boolean => x === true || x === 'true';
 
 const userinfoSchema = v.looseObject({ sub: v.string(), email: v.optional(v.unknown()), email_verified: v.optional(v.unknown()) });
 
-async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: IdTokenClaims, accessToken: string): Promise<ProviderProfile> {
-  let email = text(claims.email, 254);
+async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: IdTokenClaims, accessToken: string, deadline: AbortSignal): Promise<ProviderProfile> {
+  let email = emailClaim(claims.email);
   let verified = isTrue(claims.email_verified);
   if (email === null && endpoints.userinfoEndpoint) {
-    const info = await fetchJson(endpoints.userinfoEndpoint, userinfoSchema, `${p.name}`, { bearer: accessToken });
+    const info = await fetchJson(endpoints.userinfoEndpoint, userinfoSchema, `${p.name}`, { bearer: accessToken, deadline });
     // OpenID Connect Core 5.3.2: userinfo about anyone else must not be used.
     if (info.sub !== claims.sub) throw new ProviderError('refused', 'The provider’s user information is about another account.', 'userinfo sub mismatch');
-    email = text(info.email, 254);
+    email = emailClaim(info.email);
     verified = isTrue(info.email_verified);
   }
   return { subject: claims.sub, email, emailVerified: email !== null && verified, name: text(claims.name, 100), avatarUrl: httpsUrl(claims.picture) };
 }
 
-/** Exchanges the code and establishes who signed in. Throws {@link ProviderError}. */
+/**
+ * RFC 9207 (mix-up defence): an `iss` on the authorization response must be exactly the
+ * provider's issuer, and a provider whose discovery document says it always sends one
+ * (`authorization_response_iss_parameter_supported: true`) must have sent it. Plain OAuth 2.0
+ * providers have no issuer identifier (GitHub), so there is nothing to compare with.
+ */
+function checkResponseIssuer(endpoints: OidcEndpoints, iss: string | undefined): void {
+  if (iss === undefined) {
+    if (endpoints.issParameterSupported === true) {
+      throw new ProviderError('refused', 'The sign-in response does not say which provider sent it.', 'iss missing (RFC 9207)', 'issuer_missing');
+    }
+    return;
+  }
+  if (iss !== endpoints.issuer) {
+    throw new ProviderError('refused', 'The sign-in response names a different provider.', `iss ${iss.slice(0, 200)} != ${endpoints.issuer}`, 'issuer_mismatch');
+  }
+}
+
+/**
+ * Exchanges the code and establishes who signed in, all under ONE deadline (discovery, token,
+ * key set, userinfo or API calls together). Throws {@link ProviderError}.
+ */
 export async function completeAuthorization(
   provider: Provider,
   ctx: ProviderContext,
-  input: { code: string; codeVerifier: string; nonce: string | null },
+  input: { code: string; codeVerifier: string; nonce: string | null; iss: string | undefined },
 ): Promise<{ profile: ProviderProfile; tokens: ProviderTokens }> {
+  const deadline = newDeadline();
   if (provider.protocol === 'oauth2') {
-    const tokens = await exchangeCode(settings(provider, ctx), provider.tokenEndpoint, input.code, input.codeVerifier);
-    return { profile: await provider.fetchProfile(tokens.accessToken), tokens };
+    const tokens = await exchangeCode(settings(provider, ctx), provider.tokenEndpoint, input.code, input.codeVerifier, deadline);
+    return { profile: await provider.fetchProfile(tokens.accessToken, deadline), tokens };
   }
   if (input.nonce === null) throw new ProviderError('refused', 'The sign-in state is incomplete.', 'no nonce for OIDC');
-  const endpoints = await endpointsOf(provider, ctx);
-  const tokens = await exchangeCode(settings(provider, ctx), endpoints.tokenEndpoint, input.code, input.codeVerifier);
+  const endpoints = await endpointsOf(provider, ctx, deadline);
+  // Before the code is sent anywhere: a mixed-up response's code must not reach this token endpoint.
+  checkResponseIssuer(endpoints, input.iss);
+  const tokens = await exchangeCode(settings(provider, ctx), endpoints.tokenEndpoint, input.code, input.codeVerifier, deadline);
   if (!tokens.idToken) throw new ProviderError('bad_response', 'The provider did not return an ID token.');
-  const claims = await verifyIdToken(tokens.idToken, {
-    issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])],
-    clientId: provider.clientId,
-    jwksUri: endpoints.jwksUri,
-    nonce: input.nonce,
-  });
-  return { profile: await oidcProfile(provider, endpoints, claims, tokens.accessToken), tokens };
+  const claims = await verifyIdToken(
+    tokens.idToken,
+    { issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])], clientId: provider.clientId, jwksUri: endpoints.jwksUri, nonce: input.nonce },
+    deadline,
+  );
+  return { profile: await oidcProfile(provider, endpoints, claims, tokens.accessToken, deadline), tokens };
 }
 
-/** Renews a provider access token with its refresh token. */
+/** Renews a provider access token with its refresh token (discovery and token call under one deadline). */
 export async function renewTokens(provider: Provider, ctx: ProviderContext, refreshToken: string): Promise<ProviderTokens> {
-  const tokenEndpoint = provider.protocol === 'oauth2' ? provider.tokenEndpoint : (await endpointsOf(provider, ctx)).tokenEndpoint;
-  return refreshTokens(settings(provider, ctx), tokenEndpoint, refreshToken);
+  const deadline = newDeadline();
+  const tokenEndpoint = provider.protocol === 'oauth2' ? provider.tokenEndpoint : (await endpointsOf(provider, ctx, deadline)).tokenEndpoint;
+  return refreshTokens(settings(provider, ctx), tokenEndpoint, refreshToken, deadline);
 }

@@ -10,6 +10,11 @@ export interface OidcEndpoints {
   tokenEndpoint: string;
   jwksUri: string;
   userinfoEndpoint?: string;
+  /**
+   * RFC 9207: the provider says it always sends `iss` with the authorization response, so a
+   * callback without one is refused. Undefined when discovery did not say (or was not used).
+   */
+  issParameterSupported?: boolean;
 }
 
 interface ProviderBase {
@@ -40,8 +45,8 @@ export interface OAuth2Provider extends ProviderBase {
   protocol: 'oauth2';
   authorizationEndpoint: string;
   tokenEndpoint: string;
-  /** Fetches the profile with the access token. */
-  fetchProfile: (accessToken: string) => Promise<ProviderProfile>;
+  /** Fetches the profile with the access token, giving up when `deadline` aborts. */
+  fetchProfile: (accessToken: string, deadline: AbortSignal) => Promise<ProviderProfile>;
 }
 
 export type Provider = OidcProvider | OAuth2Provider;
@@ -78,6 +83,11 @@ export class ProviderError extends Error {
     message: string,
     /** Safe to log; never shown to the user. */
     readonly detail?: string,
+    /**
+     * A short code for logs and decisions: the provider's OAuth error (`invalid_grant`, ...) or
+     * ours (`issuer_mismatch`, `token_redirect`, `deadline`, ...).
+     */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'ProviderError';

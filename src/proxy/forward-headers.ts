@@ -5,6 +5,7 @@
  * signed-in user, `X-Auth-*` with the signed assertion.
  */
 import { ACCESS_COOKIE, REFRESH_COOKIE } from '../http/cookies';
+import { FLOW_COOKIE } from '../tokens/oauth-flow-cookie';
 import type { AuthUser } from '../env';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies also drop. */
@@ -35,7 +36,7 @@ export function isSpoofable(name: string): boolean {
  * repeated headers that way): split there too, but only in front of one of our names, so that
  * commas inside other cookies' values survive.
  */
-const JOINED_BEFORE_OURS = new RegExp(`,\\s*(?=(?:${ACCESS_COOKIE}|${REFRESH_COOKIE})\\s*=)`);
+const JOINED_BEFORE_OURS = new RegExp(`,\\s*(?=(?:${ACCESS_COOKIE}|${REFRESH_COOKIE}|${FLOW_COOKIE})\\s*=)`);
 
 /** The Cookie header without the gateway's cookies, or null if nothing else is left. */
 export function withoutGatewayCookies(cookie: string): string | null {
@@ -46,7 +47,8 @@ export function withoutGatewayCookies(cookie: string): string | null {
     .filter((part) => {
       if (!part) return false;
       const name = part.slice(0, part.includes('=') ? part.indexOf('=') : part.length).trim();
-      return name !== ACCESS_COOKIE && name !== REFRESH_COOKIE;
+      // The OAuth flow cookie is Path=/ (a __Host- cookie), so it now reaches proxied paths too.
+      return name !== ACCESS_COOKIE && name !== REFRESH_COOKIE && name !== FLOW_COOKIE;
     });
   return kept.length ? kept.join('; ') : null;
 }

@@ -5,6 +5,7 @@
 import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { resolveOAuthUser } from '../auth/oauth-link';
+import { sealForStorage } from '../auth/oauth-provider-tokens';
 import { audit, startSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { setSessionCookies } from '../http/cookies';
@@ -14,9 +15,8 @@ import { log } from '../observability/log';
 import { findProvider } from '../providers/registry';
 import { completeAuthorization, providerContext, startAuthorization } from '../providers/sign-in';
 import { ProviderError, type Provider } from '../providers/types';
-import { consumeState } from '../storage/oauth-states';
+import { consumeState, firstReplayOf } from '../storage/oauth-states';
 import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-flow-cookie';
-import { encryptProviderTokens } from '../tokens/provider-token-crypto';
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage } from '../ui/render';
 
@@ -83,32 +83,38 @@ export const oauthRoutes = new Hono<AppEnv>()
       return fail(400, 'provider_error', `${provider.name} did not complete the sign-in${shownCode(providerError)}. You can start again.`);
     }
     if (!flow) return fail(400, 'no_flow', 'This sign-in has expired or was already used. Please start again.');
+    // A mismatch is a failure, not a security event: anyone holding one flow cookie can repeat
+    // it with made-up states at will, and each alert would reach the webhook (an alert flood).
     if (flow.provider !== provider.id) {
-      return fail(400, 'provider_mismatch', 'This sign-in was started for a different provider. Please start again.', 'security');
+      return fail(400, 'provider_mismatch', 'This sign-in was started for a different provider. Please start again.');
     }
     const state = c.req.query('state');
     if (!state || state.length > 512 || !(await timingSafeEqual(state, flow.state))) {
-      return fail(400, 'state_mismatch', 'The sign-in response does not match the sign-in that was started here. Please start again.', 'security');
+      return fail(400, 'state_mismatch', 'The sign-in response does not match the sign-in that was started here. Please start again.');
     }
     if (!(await consumeState(c.env.DB, flow.state, provider.id, flow.expiresAt, now()))) {
-      return fail(400, 'state_replayed', 'This sign-in response was already used. Please start again.', 'security');
+      // A copied cookie with its own, already used state: worth one alert per flow, not one per replay.
+      const first = await firstReplayOf(c.env.DB, flow.state, provider.id, flow.expiresAt);
+      return fail(400, 'state_replayed', 'This sign-in response was already used. Please start again.', first ? 'security' : 'failure');
     }
     const code = c.req.query('code');
     if (!code || code.length > 4096) return fail(400, 'no_code', `${provider.name} sent no authorization code. Please start again.`);
 
     let result;
     try {
-      result = await completeAuthorization(provider, providerContext(c.get('config'), provider), { code, codeVerifier: flow.codeVerifier, nonce: flow.nonce });
+      result = await completeAuthorization(provider, providerContext(c.get('config'), provider), {
+        code,
+        codeVerifier: flow.codeVerifier,
+        nonce: flow.nonce,
+        iss: c.req.query('iss'),
+      });
     } catch (e) {
       if (!(e instanceof ProviderError)) throw e;
-      await audit(c, { event: 'oauth_login', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, detail: e.detail } });
+      await audit(c, { event: 'oauth_login', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, code: e.code, detail: e.detail } });
       return providerFault(c, provider, e, safeReturnTo(flow.returnTo, config));
     }
     const { profile, tokens } = result;
-    const sealed =
-      config.STORE_PROVIDER_TOKENS && config.TOKEN_ENCRYPTION_KEY
-        ? await encryptProviderTokens(config.TOKEN_ENCRYPTION_KEY, { provider: provider.id, subject: profile.subject }, tokens)
-        : null;
+    const sealed = await sealForStorage(c, { provider: provider.id, subject: profile.subject }, tokens);
     let linked;
     try {
       linked = await resolveOAuthUser(c, provider.id, profile, sealed);

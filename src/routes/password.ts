@@ -4,6 +4,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
+import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
 import { assertLoginAllowed, recordLoginFailure, recordLoginSuccess } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
 import { checkNewPassword, normalizePassword } from '../auth/password-policy';
@@ -23,7 +24,8 @@ import { renderLoginPage } from './login-page';
 
 const credentialsSchema = v.strictObject(
   {
-    email: v.pipe(v.string('must be a string'), v.trim(), v.toLowerCase(), v.maxLength(254, 'is too long'), v.email('is not a valid email address')),
+    // ASCII before lower-casing: toLowerCase folds some non-ASCII letters into ASCII ones (auth/email-address.ts).
+    email: v.pipe(v.string('must be a string'), v.trim(), v.regex(ASCII_ONLY, NON_ASCII_MESSAGE), v.toLowerCase(), v.maxLength(254, 'is too long'), v.email('is not a valid email address')),
     // Raw length is capped generously here; the policy counts normalised characters.
     password: v.pipe(v.string('must be a string'), v.minLength(1, 'is required'), v.maxLength(1024, 'is too long (256 characters at most)')),
     name: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.maxLength(100, 'is too long'))),

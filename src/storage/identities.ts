@@ -83,8 +83,22 @@ export async function touchIdentity(
     .run();
 }
 
-export async function setIdentityTokens(db: D1Database, key: { provider: string; subject: string }, tokensEncrypted: string | null): Promise<void> {
-  await db.prepare('UPDATE identities SET tokens_encrypted = ? WHERE provider = ? AND subject = ?').bind(tokensEncrypted, key.provider, key.subject).run();
+/**
+ * Compare-and-set of the stored tokens: writes `next` only if the row still holds `expected`
+ * (the ciphertext read before a renewal). False when another request changed it meanwhile, so
+ * a renewal that lost a race never overwrites (or clears) the winner's rotated grant.
+ */
+export async function replaceIdentityTokens(
+  db: D1Database,
+  key: { provider: string; subject: string },
+  expected: string,
+  next: string | null,
+): Promise<boolean> {
+  const r = await db
+    .prepare('UPDATE identities SET tokens_encrypted = ? WHERE provider = ? AND subject = ? AND tokens_encrypted = ?')
+    .bind(next, key.provider, key.subject, expected)
+    .run();
+  return r.meta.changes === 1;
 }
 
 /**

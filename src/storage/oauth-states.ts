@@ -15,3 +15,17 @@ export async function consumeState(db: D1Database, state: string, provider: stri
   ]);
   return inserted!.meta.changes === 1;
 }
+
+/**
+ * True for the first replay of an already used state, false for every later one: so a replayed
+ * flow raises one alert, however often it is replayed. The mark is a second row in the same
+ * table (`<hash>:replayed`, a key no real hash can take since base64url has no `:`), so it
+ * expires with the flow and needs no schema change.
+ */
+export async function firstReplayOf(db: D1Database, state: string, provider: string, expiresAt: number): Promise<boolean> {
+  const r = await db
+    .prepare('INSERT INTO oauth_used_states (state_hash, provider, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+    .bind(`${await sha256(state)}:replayed`, provider, expiresAt)
+    .run();
+  return r.meta.changes === 1;
+}

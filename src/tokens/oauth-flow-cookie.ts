@@ -11,8 +11,8 @@ import type { AppEnv } from '../env';
 
 export const FLOW_TTL_SECONDS = 600;
 const COOKIE = 'gatehouse-oauth';
-/** The full name as browsers store it (proxied origins may not set it). */
-export const FLOW_COOKIE = `__Secure-${COOKIE}`;
+/** The full name as browsers store it (proxied origins may not set it: the proxy drops it). */
+export const FLOW_COOKIE = `__Host-${COOKIE}`;
 const PURPOSE = 'gatehouse:oauth-flow';
 
 export interface FlowState {
@@ -25,9 +25,17 @@ export interface FlowState {
   expiresAt: number;
 }
 
-/** Sent only to the callback paths; `__Secure-` so no plain-http page can plant one. */
-const options = (c: Context<AppEnv>) =>
-  ({ prefix: 'secure', path: `${c.get('config').AUTH_PREFIX}/callback`, httpOnly: true, secure: true, sameSite: 'Lax' }) as const;
+/**
+ * `__Host-` (so `Path=/`, no `Domain`): a browser accepts such a cookie only from this exact
+ * host over https, so neither a plain-http page nor a sibling subdomain (`Domain=.example.com`,
+ * which `__Secure-` allows) can plant a flow of its own (login CSRF). The narrower
+ * `Path=/auth/callback` it replaces protected nothing: a path is no security boundary, and
+ * scripts of this host can write any path. The proxy drops this name from origins' Set-Cookie
+ * and from the Cookie header origins receive. What no cookie can stop is a script running on a
+ * proxied page of this same host creating the cookie with `document.cookie` when none exists:
+ * proxy only origins you trust with your users' sign-in (README).
+ */
+const options = { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' } as const;
 
 export async function setFlowCookie(c: Context<AppEnv>, flow: Omit<FlowState, 'expiresAt'>): Promise<void> {
   const key = await flowCookieKey(c.get('config'));
@@ -37,12 +45,12 @@ export async function setFlowCookie(c: Context<AppEnv>, flow: Omit<FlowState, 'e
     .setIssuedAt()
     .setExpirationTime(`${FLOW_TTL_SECONDS}s`)
     .encrypt(key);
-  setCookie(c, COOKIE, jwe, { ...options(c), maxAge: FLOW_TTL_SECONDS });
+  setCookie(c, COOKIE, jwe, { ...options, maxAge: FLOW_TTL_SECONDS });
 }
 
 /** The flow the cookie holds, or null when it is missing, forged, altered or expired. */
 export async function readFlowCookie(c: Context<AppEnv>): Promise<FlowState | null> {
-  const value = getCookie(c, COOKIE, 'secure');
+  const value = getCookie(c, COOKIE, 'host');
   if (!value || value.length > 8192) return null;
   try {
     const key = await flowCookieKey(c.get('config'));
@@ -63,5 +71,5 @@ export async function readFlowCookie(c: Context<AppEnv>): Promise<FlowState | nu
 }
 
 export function clearFlowCookie(c: Context<AppEnv>): void {
-  deleteCookie(c, COOKIE, options(c));
+  deleteCookie(c, COOKIE, options);
 }

@@ -66,7 +66,7 @@ describe('browser sign-in with OpenID Connect', () => {
     const cookies = await context.cookies(gw.url);
     const names = cookies.map((c) => c.name).sort();
     expect(names).toContain('__Host-gatehouse');
-    expect(names).not.toContain('__Secure-gatehouse-oauth');
+    expect(names).not.toContain('__Host-gatehouse-oauth');
     expect(cookies.find((c) => c.name === '__Host-gatehouse')).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax' });
   });
 });

@@ -50,7 +50,7 @@ async function toCallback(c: Client, returnTo = '/auth/me') {
   expect(authorize.origin).toBe(idp.issuer);
   expect(authorize.searchParams.get('redirect_uri')).toBe(`${gw.url}/auth/callback/oidc`);
   expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
-  expect(c.cookies.has('__Secure-gatehouse-oauth')).toBe(true);
+  expect(c.cookies.has('__Host-gatehouse-oauth')).toBe(true);
   const atProvider = await fetch(authorize, { redirect: 'manual' });
   expect(atProvider.status).toBe(302);
   const back = new URL(atProvider.headers.get('location')!);
@@ -68,7 +68,7 @@ describe('OpenID Connect sign-in over wrangler dev', () => {
     expect(done.headers.get('location')).toBe('/auth/me?from=oidc');
     expect(c.cookies.has('__Host-gatehouse')).toBe(true);
     expect(c.cookies.has('__Secure-gatehouse-refresh')).toBe(true);
-    expect(c.cookies.has('__Secure-gatehouse-oauth')).toBe(false);
+    expect(c.cookies.has('__Host-gatehouse-oauth')).toBe(false);
 
     const me = await c.fetch('/auth/me');
     expect(me.status).toBe(200);
@@ -93,11 +93,11 @@ describe('OpenID Connect sign-in over wrangler dev', () => {
     newUser();
     const c = new Client(gw.url);
     const back = await toCallback(c);
-    const flowCookie = c.cookies.get('__Secure-gatehouse-oauth')!;
+    const flowCookie = c.cookies.get('__Host-gatehouse-oauth')!;
     expect((await c.fetch(`${back.pathname}${back.search}`)).status).toBe(303);
 
     const attacker = new Client(gw.url);
-    attacker.cookies.set('__Secure-gatehouse-oauth', flowCookie);
+    attacker.cookies.set('__Host-gatehouse-oauth', flowCookie);
     const replay = await attacker.fetch(`${back.pathname}${back.search}`);
     expect(replay.status).toBe(400);
     expect(await replay.text()).toContain('already used');

@@ -18,12 +18,41 @@ export const requests: { url: string; method: string; body?: string; headers: Re
 /** Replaces `fetch` for this test file; unknown hosts fail as if unreachable. */
 export function installFakeNetwork(): void {
   vi.stubGlobal('fetch', async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = new Request(input, init);
-    const body = request.method === 'POST' ? await request.clone().text() : undefined;
-    requests.push({ url: request.url, method: request.method, body, headers: Object.fromEntries(request.headers) });
-    const handler = hosts.get(new URL(request.url).origin);
-    if (!handler) throw new TypeError(`fake network: no host for ${request.url}`);
-    return handler(request);
+    let request = new Request(input, init);
+    // Like a real fetch: redirects are followed unless the caller asked for `manual` (a 307/308
+    // resends the method and body; 301/302/303 turn a POST into a body-less GET).
+    for (let hops = 0; ; hops += 1) {
+      const body = request.method === 'POST' ? await request.clone().text() : undefined;
+      requests.push({ url: request.url, method: request.method, body, headers: Object.fromEntries(request.headers) });
+      const handler = hosts.get(new URL(request.url).origin);
+      if (!handler) throw new TypeError(`fake network: no host for ${request.url}`);
+      const response = await handler(request);
+      const location = response.headers.get('location');
+      if (request.redirect === 'manual' || location === null || ![301, 302, 303, 307, 308].includes(response.status) || hops >= 20) return response;
+      const keep = response.status === 307 || response.status === 308;
+      request = new Request(new URL(location, request.url), {
+        method: keep ? request.method : 'GET',
+        headers: request.headers,
+        body: keep ? body : undefined,
+        signal: request.signal,
+      });
+    }
+  });
+}
+
+/** A host of our own on the fake network (a redirect target, a webhook receiver, ...). */
+export function fakeHost(origin: string, handler: Handler): void {
+  hosts.set(origin, handler);
+}
+
+/** Waits `ms`, or rejects when the request is aborted first. */
+function delayed(ms: number, request: Request): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    request.signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(request.signal.reason);
+    });
   });
 }
 
@@ -79,6 +108,18 @@ export interface Consent {
 abstract class FakeProvider {
   readonly codes = new Map<string, PendingCode>();
   faults: { token?: Fault; jwks?: Fault; discovery?: Fault; userinfo?: Fault; api?: Fault } = {};
+  /** Answer only after this many milliseconds (as a slow provider would). */
+  delays: { token?: number; jwks?: number; userinfo?: number } = {};
+  /** Rotate refresh tokens: each one works once and is replaced by a new one. */
+  rotateRefresh = false;
+  private readonly liveRefresh = new Set(['refresh-1']);
+  /** Refuse refresh grants with this OAuth error (e.g. invalid_client from a wrong secret). */
+  refreshError: { error: string; status: 400 | 401 } | null = null;
+  /** Refresh requests waiting for the test to let them through (with `holdRefresh`). */
+  holdRefresh = false;
+  readonly heldRefreshes: (() => void)[] = [];
+  /** Issue no refresh token at the code exchange (as Google does without prompt=consent). */
+  omitRefreshToken = false;
   /** The user who "consents" at the next authorization. */
   user: FakeUser = { sub: 'user-1', email: 'someone@example.com', email_verified: true, name: 'Some One' };
   tokenCalls = 0;
@@ -111,7 +152,14 @@ abstract class FakeProvider {
     const redirect = new URL(q.get('redirect_uri')!);
     redirect.searchParams.set('code', code);
     redirect.searchParams.set('state', q.get('state')!);
+    const iss = this.responseIssuer();
+    if (iss !== null) redirect.searchParams.set('iss', iss);
     return { callback: `${redirect.pathname}${redirect.search}`, code };
+  }
+
+  /** The `iss` to put on the authorization response (RFC 9207), or null for none. */
+  protected responseIssuer(): string | null {
+    return null;
   }
 
   /** Token endpoint: client authentication, code, redirect URI and PKCE are all checked. */
@@ -122,8 +170,18 @@ abstract class FakeProvider {
     if (id !== this.clientId || secret !== this.clientSecret) return json({ error: 'invalid_client' }, 401);
     if (form.get('grant_type') === 'refresh_token') {
       this.refreshCalls += 1;
-      if (form.get('refresh_token') !== 'refresh-1' || this.refuseRefresh) return json({ error: 'invalid_grant' }, 400);
-      return json({ access_token: `renewed-${this.refreshCalls}`, token_type: 'Bearer', expires_in: this.accessTokenTtl });
+      const call = this.refreshCalls;
+      if (this.holdRefresh) await new Promise<void>((release) => this.heldRefreshes.push(release));
+      if (this.refreshError) return json({ error: this.refreshError.error }, this.refreshError.status);
+      const presented = form.get('refresh_token') ?? '';
+      if (this.rotateRefresh) {
+        if (!this.liveRefresh.delete(presented)) return json({ error: 'invalid_grant' }, 400);
+        const next = `refresh-r${call}`;
+        this.liveRefresh.add(next);
+        return json({ access_token: `renewed-${call}`, token_type: 'Bearer', expires_in: this.accessTokenTtl, refresh_token: next });
+      }
+      if (presented !== 'refresh-1' || this.refuseRefresh) return json({ error: 'invalid_grant' }, 400);
+      return json({ access_token: `renewed-${call}`, token_type: 'Bearer', expires_in: this.accessTokenTtl });
     }
     this.tokenCalls += 1;
     const code = form.get('code') ?? '';
@@ -149,6 +207,12 @@ export class FakeOidcProvider extends FakeProvider {
   userinfoSub: string | null = null;
   /** Answer the token request without an ID token. */
   omitIdToken = false;
+  /** Discovery's `authorization_response_iss_parameter_supported` (RFC 9207); left out when undefined. */
+  issParameterSupported: boolean | undefined = undefined;
+  /** The `iss` the authorization response carries: none, this issuer, or another value. */
+  sendIss: 'none' | 'own' | string = 'none';
+  /** Answer the token request with this redirect instead (a token endpoint gone rogue). */
+  tokenRedirect: { status: number; location: string } | null = null;
 
   static async create(clientId = 'client-oidc', clientSecret = 'secret-oidc'): Promise<FakeOidcProvider> {
     const p = new FakeOidcProvider(clientId, clientSecret);
@@ -175,6 +239,10 @@ export class FakeOidcProvider extends FakeProvider {
     return p;
   }
 
+  protected override responseIssuer(): string | null {
+    return this.sendIss === 'none' ? null : this.sendIss === 'own' ? this.issuer : this.sendIss;
+  }
+
   private async handle(request: Request, path: string): Promise<Response> {
     if (path === '/.well-known/openid-configuration') {
       return (
@@ -185,12 +253,21 @@ export class FakeOidcProvider extends FakeProvider {
           token_endpoint: `${this.issuer}/token`,
           jwks_uri: `${this.issuer}/jwks`,
           userinfo_endpoint: `${this.issuer}/userinfo`,
+          ...(this.issParameterSupported === undefined ? {} : { authorization_response_iss_parameter_supported: this.issParameterSupported }),
         })
       );
     }
-    if (path === '/jwks') return faulty(this.faults.jwks, request) ?? json({ keys: [this.keys.jwk] });
-    if (path === '/token') return faulty(this.faults.token, request) ?? this.token(request, (pending) => this.mint(pending));
+    if (path === '/jwks') {
+      if (this.delays.jwks) await delayed(this.delays.jwks, request);
+      return faulty(this.faults.jwks, request) ?? json({ keys: [this.keys.jwk] });
+    }
+    if (path === '/token') {
+      if (this.delays.token) await delayed(this.delays.token, request);
+      if (this.tokenRedirect) return new Response(null, { status: this.tokenRedirect.status, headers: { location: this.tokenRedirect.location } });
+      return faulty(this.faults.token, request) ?? this.token(request, (pending) => this.mint(pending));
+    }
     if (path === '/userinfo') {
+      if (this.delays.userinfo) await delayed(this.delays.userinfo, request);
       const { sub, ...rest } = this.user;
       return faulty(this.faults.userinfo, request) ?? json({ sub: this.userinfoSub ?? sub, ...rest });
     }
@@ -206,7 +283,13 @@ export class FakeOidcProvider extends FakeProvider {
     Object.assign(claims, { iss: this.issuer, aud: pending.clientId, iat: now, exp: now + 300 });
     this.tamper(claims, header);
     const idToken = await new SignJWT(claims).setProtectedHeader(header).sign(this.signWith ?? this.keys.privateKey);
-    const tokens = { access_token: `at-${crypto.randomUUID()}`, token_type: 'Bearer', expires_in: this.accessTokenTtl, refresh_token: 'refresh-1', scope: pending.scope };
+    const tokens = {
+      access_token: `at-${crypto.randomUUID()}`,
+      token_type: 'Bearer',
+      expires_in: this.accessTokenTtl,
+      ...(this.omitRefreshToken ? {} : { refresh_token: 'refresh-1' }),
+      scope: pending.scope,
+    };
     return this.omitIdToken ? tokens : { ...tokens, id_token: idToken };
   }
 }

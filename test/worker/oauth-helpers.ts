@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { call, PUBLIC_URL, setCookies, type TestEnv } from './helpers';
 import type { Consent } from './oauth-fakes';
 
-export const FLOW_COOKIE = '__Secure-gatehouse-oauth';
+export const FLOW_COOKIE = '__Host-gatehouse-oauth';
 
 export interface Started {
   location: URL;

@@ -199,10 +199,10 @@ describe('cross-site WebSocket hijacking: a cookie-authenticated upgrade from an
 });
 
 describe('an origin cannot plant the OAuth flow cookie (login CSRF through a proxied response)', () => {
-  it('Set-Cookie __Secure-gatehouse-oauth from an origin is dropped; the origin\'s own cookies stay', async () => {
+  it('Set-Cookie __Host-gatehouse-oauth from an origin is dropped; the origin\'s own cookies stay', async () => {
     const origin = recordingOrigin(() => {
       const headers = new Headers();
-      headers.append('set-cookie', '__Secure-gatehouse-oauth=planted; Path=/auth/callback; Secure; HttpOnly; SameSite=Lax');
+      headers.append('set-cookie', '__Host-gatehouse-oauth=planted; Path=/; Secure; HttpOnly; SameSite=Lax');
       headers.append('set-cookie', 'app=1; Path=/');
       return new Response('ok', { headers });
     });

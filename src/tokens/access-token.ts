@@ -62,14 +62,25 @@ export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now
 }
 
 const FOREIGN_KEY_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
+/**
+ * The only header parameters our tokens carry. Anything else (`zip`, `b64`, `cty`, private
+ * names) changes how a token is read or is something we never sign: refused, not ignored.
+ */
+const ALLOWED_HEADERS: ReadonlySet<string> = new Set(['alg', 'kid', 'typ']);
 
-/** Finds the verification key for a JWS header, or refuses the token. */
+/**
+ * Finds the verification key for a JWS header, or refuses the token. jose hands it the
+ * protected header it has already decoded, so the check costs no extra parsing.
+ */
 export function keyResolver(keyring: Keyring) {
   return (header: JWTHeaderParameters): CryptoKey => {
     for (const name of FOREIGN_KEY_HEADERS) {
       if (name in header) throw invalidToken(`Tokens carrying their own key material ("${name}") are refused.`);
     }
     if (header.crit !== undefined) throw invalidToken('Unsupported critical header.');
+    for (const name in header) {
+      if (!ALLOWED_HEADERS.has(name)) throw invalidToken('The token header carries an unexpected parameter.');
+    }
     const key: SigningKey | undefined = typeof header.kid === 'string' ? keyring.byKid.get(header.kid) : undefined;
     if (!key) throw invalidToken('The token was not signed by a key of this gateway.');
     if (key.alg !== header.alg) throw invalidToken('The token algorithm does not match its key.');

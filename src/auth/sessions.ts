@@ -5,7 +5,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
-import { invalidToken } from '../http/errors';
+import { ApiError, invalidToken } from '../http/errors';
 import { sendAlert } from '../observability/alerts';
 import { log } from '../observability/log';
 import { recordEvent, type AuthEvent } from '../storage/events';
@@ -43,6 +43,17 @@ function newRefreshToken(): string {
 }
 
 const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Seconds during which a just-rotated refresh token may be presented again without counting as
+ * theft: two tabs (or a tab and a retry) refreshing with the same cookie at once. The late one
+ * gets `conflict` and ends nothing; the winner's response has already set the new cookies.
+ */
+export const REFRESH_REUSE_GRACE_S = 10;
+
+/** The refusal for a refresh token a concurrent request has just rotated. */
+const justRotated = () =>
+  new ApiError('conflict', 'This refresh token was just used by another request, which received the new tokens. Use those (a browser already has them).');
 
 /** Writes an audit event without letting a failed write change the response. */
 export function audit(c: Context<AppEnv>, event: Omit<AuthEvent, 'ip' | 'userAgent'>): Promise<void> {
@@ -117,8 +128,9 @@ export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: s
 
 /**
  * Rotates a refresh token. A token that was already rotated is treated as stolen: its whole
- * session ends and a security event is recorded. Of concurrent rotations of one token exactly
- * one wins; the others are refused without ending the session.
+ * session ends and a security event is recorded, unless it was rotated less than
+ * {@link REFRESH_REUSE_GRACE_S} ago and its session is live (two tabs at once): then, as for
+ * the losers of concurrent rotations of one token, the answer is `conflict` and nothing ends.
  */
 export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');
@@ -128,9 +140,12 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const t = now();
   const session = await findSessionByRefreshHash(c.env.DB, hash);
   if (!session) {
-    const reusedSessionId = await findRotatedToken(c.env.DB, hash);
-    if (reusedSessionId) {
+    const rotated = await findRotatedToken(c.env.DB, hash);
+    if (rotated) {
+      const reusedSessionId = rotated.sessionId;
       const reused = await findSessionById(c.env.DB, reusedSessionId);
+      const live = reused !== null && reused.revokedAt === null && reused.expiresAt > t;
+      if (live && rotated.rotatedAt >= t - REFRESH_REUSE_GRACE_S) throw justRotated();
       await endSessions(c, [reusedSessionId]);
       await audit(c, {
         event: 'refresh_token_reuse',
@@ -151,7 +166,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const next = newRefreshToken();
   const expiresAt = Math.min(t + config.REFRESH_TOKEN_TTL, absoluteEnd);
   const won = await rotateRefreshHash(c.env.DB, session.id, hash, await sha256(next), expiresAt, t);
-  if (!won) throw invalidToken('The refresh token was already used.');
+  if (!won) throw justRotated();
   const access = await accessTokenFor(c, user, session.id);
   await audit(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
   return {

@@ -95,10 +95,13 @@ export async function findSessionByRefreshHash(db: D1Database, hash: string): Pr
   return row ? toSession(row) : null;
 }
 
-/** The session a rotated (already used) refresh token belonged to, if any. */
-export async function findRotatedToken(db: D1Database, hash: string): Promise<string | null> {
-  const row = await db.prepare('SELECT session_id FROM rotated_refresh_tokens WHERE hash = ?').bind(hash).first<{ session_id: string }>();
-  return row?.session_id ?? null;
+/** The session a rotated (already used) refresh token belonged to, and when it was rotated, if any. */
+export async function findRotatedToken(db: D1Database, hash: string): Promise<{ sessionId: string; rotatedAt: number } | null> {
+  const row = await db
+    .prepare('SELECT session_id, rotated_at FROM rotated_refresh_tokens WHERE hash = ?')
+    .bind(hash)
+    .first<{ session_id: string; rotated_at: number }>();
+  return row ? { sessionId: row.session_id, rotatedAt: row.rotated_at } : null;
 }
 
 /**

@@ -169,6 +169,20 @@ export async function deleteEndedSessions(db: D1Database, before: number, limit:
 }
 
 /**
+ * Sessions of a user that ended (were revoked) at or after `since`. Given the start of the
+ * longest access-token lifetime, these are the ended sessions whose tokens may still verify:
+ * revoking all of them in KV again is idempotent, so a retry after a failed KV write still
+ * covers sessions that D1 already shows as ended.
+ */
+export async function sessionIdsEndedSince(db: D1Database, userId: string, since: number): Promise<string[]> {
+  const { results } = await db
+    .prepare('SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NOT NULL AND revoked_at >= ?')
+    .bind(userId, since)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
+}
+
+/**
  * Sessions of a user whose access tokens may still be unexpired: live ones and those ended in
  * the last `accessTtl` seconds. Revoking all of these in KV is idempotent, so a retry after a
  * failed KV write still covers sessions that D1 already shows as ended.

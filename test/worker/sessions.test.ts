@@ -140,10 +140,11 @@ describe('POST /auth/logout', () => {
     expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
   });
 
-  it('answers 401 when there is nothing to sign out of, changing nothing', async () => {
+  it('answers 200 with nothing ended when there is nothing to sign out of, changing nothing (sign-out is idempotent)', async () => {
     const before = await stateSnapshot();
     const r = await call('/auth/logout', { method: 'POST' });
-    expect(r.status).toBe(401);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ ok: true, ended_sessions: 0 });
     expect(await stateSnapshot()).toEqual(before);
   });
 

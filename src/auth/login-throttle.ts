@@ -9,6 +9,11 @@
  * permanent: the window ends an hour after its first failure and a success clears the count,
  * so an attacker can slow the real user down, never lock them out for good.
  *
+ * Every attempt is counted as a failure *before* its password is checked, in one conditional
+ * statement that counts it only while the schedule allows an attempt (a reservation); a success
+ * then clears the count. Reading the counter first and adding the failure after the check would
+ * let any number of simultaneous guesses through the same free slot.
+ *
  * Unknown emails are counted exactly like real ones: otherwise the 429 would reveal which
  * accounts exist. Housekeeping deletes counters whose window has ended.
  */
@@ -51,8 +56,13 @@ export async function readFailures(db: D1Database, email: string): Promise<Failu
   return row ? { count: row.count, windowStart: row.window_start, lastFailureAt: row.last_failure_at } : null;
 }
 
-/** Adds one failure, starting a new window if the last one has ended. One atomic statement. */
-export async function addFailure(db: D1Database, email: string, now: number): Promise<FailureCounter> {
+/**
+ * Reserves one attempt: counts it as a failure (starting a new window if the last one has
+ * ended) only if the account may try now, i.e. exactly when {@link waitSeconds} is 0. One atomic
+ * statement: the upsert's WHERE refuses the update, and RETURNING then yields no row, when the
+ * account is backing off. Returns the counter including this attempt, or null if refused.
+ */
+export async function reserveAttempt(db: D1Database, email: string, config: ThrottleConfig, now: number): Promise<FailureCounter | null> {
   const row = await db
     .prepare(
       `INSERT INTO login_failures (email, count, window_start, last_failure_at) VALUES (?1, 1, ?2, ?2)
@@ -60,11 +70,14 @@ export async function addFailure(db: D1Database, email: string, now: number): Pr
          count = CASE WHEN window_start <= ?2 - ?3 THEN 1 ELSE count + 1 END,
          window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2 ELSE window_start END,
          last_failure_at = ?2
+       WHERE window_start <= ?2 - ?3
+          OR (count < ?4 AND (count < ?5
+              OR last_failure_at + (CASE WHEN count - ?5 >= 30 THEN ?6 ELSE MIN(1 << (count - ?5), ?6) END) <= ?2))
        RETURNING count, window_start, last_failure_at`,
     )
-    .bind(normalizeEmail(email), now, FAILURE_WINDOW_SECONDS)
+    .bind(normalizeEmail(email), now, FAILURE_WINDOW_SECONDS, config.LOGIN_FAILURE_LIMIT, config.LOGIN_BACKOFF_AFTER, config.LOGIN_BACKOFF_MAX)
     .first<{ count: number; window_start: number; last_failure_at: number }>();
-  return { count: row!.count, windowStart: row!.window_start, lastFailureAt: row!.last_failure_at };
+  return row ? { count: row.count, windowStart: row.window_start, lastFailureAt: row.last_failure_at } : null;
 }
 
 export async function clearFailures(db: D1Database, email: string): Promise<void> {
@@ -82,22 +95,27 @@ export async function deleteStaleFailures(db: D1Database, now: number, limit: nu
 
 const now = () => Math.floor(Date.now() / 1000);
 
-/** Throws `rate_limited` with `Retry-After` while the account is backing off. */
-export async function assertLoginAllowed(c: Context<AppEnv>, email: string): Promise<void> {
-  const wait = waitSeconds(await readFailures(c.env.DB, email), c.get('config'), now());
-  if (wait > 0) {
-    throw new ApiError('rate_limited', 'Too many failed sign-ins for this account. Try again later.', { retryAfter: wait });
-  }
+/**
+ * Reserves a password check for the account, or throws `rate_limited` with `Retry-After` while
+ * it is backing off. The attempt counts as a failure until {@link recordLoginSuccess} clears it.
+ */
+export async function reserveLoginAttempt(c: Context<AppEnv>, email: string): Promise<FailureCounter> {
+  const t = now();
+  const reserved = await reserveAttempt(c.env.DB, email, c.get('config'), t);
+  if (reserved) return reserved;
+  // Refused: read the counter only to tell the client how long to wait (at least a second, as
+  // a concurrent success may have cleared it meanwhile).
+  const wait = waitSeconds(await readFailures(c.env.DB, email), c.get('config'), t);
+  throw new ApiError('rate_limited', 'Too many failed sign-ins for this account. Try again later.', { retryAfter: Math.max(1, wait) });
 }
 
-/** Counts a failed sign-in; the failure that makes a burst raises a security alert. */
-export async function recordLoginFailure(c: Context<AppEnv>, email: string, userId: string | null): Promise<void> {
-  const counter = await addFailure(c.env.DB, email, now());
-  if (userId && counter.count === burstThreshold(c.get('config'))) {
+/** A reserved attempt failed (it is already counted); the failure that makes a burst raises a security alert. */
+export async function recordLoginFailure(c: Context<AppEnv>, attempt: FailureCounter, userId: string | null): Promise<void> {
+  if (userId && attempt.count === burstThreshold(c.get('config'))) {
     await securityAlert(c, {
       event: 'login_failure_burst',
       userId,
-      detail: { failures: counter.count, window_seconds: FAILURE_WINDOW_SECONDS, message: 'Many failed sign-ins for one account.' },
+      detail: { failures: attempt.count, window_seconds: FAILURE_WINDOW_SECONDS, message: 'Many failed sign-ins for one account.' },
     });
   }
 }

@@ -111,6 +111,10 @@ export async function resolveOAuthUser(
       return refuse(c, providerId, 'domain_not_allowed', new ApiError('forbidden', 'Accounts with this email domain are not allowed.'), existing.id);
     }
     let user = existing;
+    // The unproven holder's sessions end before the claim as well (and again after it, for any
+    // made meanwhile): if a KV write fails (503), the account stays unclaimed, and the retry,
+    // meeting it unverified again, ends them in full (endAllSessions is idempotent).
+    if (!existing.emailVerified) await endAllSessions(c, existing.id);
     // Claim first: it unlinks the identities an unproven account had, and must not unlink this one.
     if (!existing.emailVerified && (await claimUnverifiedAccount(db, existing.id, t))) {
       // Whoever held the unverified account had no proof of the address: their sessions end.

@@ -5,7 +5,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
-import { invalidToken } from '../http/errors';
+import { ApiError, invalidToken } from '../http/errors';
 import { sendAlert } from '../observability/alerts';
 import { log } from '../observability/log';
 import { recordEvent, type AuthEvent } from '../storage/events';
@@ -18,10 +18,11 @@ import {
   revokeSession,
   revokeUserSessions,
   rotateRefreshHash,
+  sessionIdsEndedSince,
   type Session,
 } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
-import { issueAccessToken } from '../tokens/access-token';
+import { CLOCK_TOLERANCE_S, ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
 import { randomId, sha256 } from '../util/random';
 import { effectiveRoles } from './roles';
 
@@ -43,6 +44,17 @@ function newRefreshToken(): string {
 }
 
 const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Seconds during which a just-rotated refresh token may be presented again without counting as
+ * theft: two tabs (or a tab and a retry) refreshing with the same cookie at once. The late one
+ * gets `conflict` and ends nothing; the winner's response has already set the new cookies.
+ */
+export const REFRESH_REUSE_GRACE_S = 10;
+
+/** The refusal for a refresh token a concurrent request has just rotated. */
+const justRotated = () =>
+  new ApiError('conflict', 'This refresh token was just used by another request, which received the new tokens. Use those (a browser already has them).');
 
 /** Writes an audit event without letting a failed write change the response. */
 export function audit(c: Context<AppEnv>, event: Omit<AuthEvent, 'ip' | 'userAgent'>): Promise<void> {
@@ -89,17 +101,100 @@ export async function startSession(c: Context<AppEnv>, user: User, provider: str
   };
 }
 
-/** Ends sessions in D1 and revokes their access tokens in KV. KV errors propagate (no silent success). */
-export async function endSessions(c: Context<AppEnv>, sessionIds: string[], alreadyRevokedInDb = false): Promise<void> {
-  const t = now();
-  if (!alreadyRevokedInDb) await Promise.all(sessionIds.map((id) => revokeSession(c.env.DB, id, t)));
-  await revokeSessionIds(c.env.REVOKED, sessionIds, c.get('config').ACCESS_TOKEN_TTL);
+/**
+ * How long after a session ended one of its access tokens may still verify (lifetime plus
+ * clock tolerance): for that long, ending it again must still revoke it in KV.
+ */
+export function tokenLifetime(c: Context<AppEnv>): number {
+  return c.get('config').ACCESS_TOKEN_TTL + CLOCK_TOLERANCE_S;
 }
 
-export async function endAllSessions(c: Context<AppEnv>, userId: string): Promise<string[]> {
-  const ids = await revokeUserSessions(c.env.DB, userId, now());
-  await endSessions(c, ids, true);
-  return ids;
+/**
+ * Ends sessions in D1 (those still live), then revokes their access tokens in KV, also for
+ * sessions D1 already shows as ended: a retry after a failed KV write completes the job.
+ * KV errors propagate (no silent success). Returns how many sessions this call ended in D1.
+ */
+export async function endSessions(c: Context<AppEnv>, sessionIds: string[], alreadyRevokedInDb = false): Promise<number> {
+  const t = now();
+  const ended = alreadyRevokedInDb ? [] : await Promise.all(sessionIds.map((id) => revokeSession(c.env.DB, id, t)));
+  await revokeSessionIds(c.env.REVOKED, sessionIds, c.get('config').ACCESS_TOKEN_TTL);
+  return ended.filter(Boolean).length;
+}
+
+/**
+ * Ends one session of `userId`, idempotently: a live one, or one that ended so recently that
+ * its access tokens may still verify (it is revoked in KV again: the retry of an attempt
+ * whose KV write failed). False when there is nothing (left) to end.
+ */
+export async function endSession(c: Context<AppEnv>, sessionId: string, userId: string): Promise<boolean> {
+  const session = await findSessionById(c.env.DB, sessionId);
+  if (!session || session.userId !== userId) return false;
+  if (session.revokedAt !== null && session.revokedAt < now() - tokenLifetime(c)) return false;
+  await endSessions(c, [session.id]);
+  return true;
+}
+
+/**
+ * Ends every session of a user: D1 first, then KV for every session ended within the longest
+ * access-token lifetime, so a retry after a failed KV write also covers the sessions the
+ * failed attempt already ended in D1. `callerSessionId`, the session making the request, is
+ * revoked in KV last, once the others are: until then its token still works for that retry.
+ * Returns the ids this call ended in D1.
+ */
+export async function endAllSessions(c: Context<AppEnv>, userId: string, callerSessionId?: string): Promise<string[]> {
+  const t = now();
+  const ended = await revokeUserSessions(c.env.DB, userId, t);
+  const recent = await sessionIdsEndedSince(c.env.DB, userId, t - tokenLifetime(c));
+  const ttl = c.get('config').ACCESS_TOKEN_TTL;
+  await revokeSessionIds(c.env.REVOKED, recent.filter((id) => id !== callerSessionId), ttl);
+  if (callerSessionId !== undefined) await revokeSessionIds(c.env.REVOKED, [callerSessionId], ttl);
+  return ended;
+}
+
+export interface SignOutResult {
+  userId: string | null;
+  sessionId: string | null;
+  /** Sessions this call ended in D1 (0 when there was nothing, or nothing left, to end). */
+  ended: number;
+}
+
+/**
+ * Sign-out, idempotent: it ends what the request proves, and otherwise still succeeds.
+ * - An unexpired access token of ours ends its session, even when already revoked: that is
+ *   the retry of a sign-out whose KV write failed, and it finishes the job (its `jti`, the
+ *   session in D1, then `sid:` in KV; all idempotent). A revoked token's session is ending anyway.
+ * - Otherwise (no access token, an expired one, an unusable cookie) the refresh token names
+ *   the session.
+ * - With neither, nothing ends.
+ * A bearer token that is not ours at all (bad signature, malformed) is still refused.
+ */
+export async function signOut(
+  c: Context<AppEnv>,
+  presented: { token: string; via: 'bearer' | 'cookie' } | null,
+  refreshToken: string | undefined,
+): Promise<SignOutResult> {
+  const claims = presented ? await signOutClaims(c, presented) : null;
+  if (claims) {
+    await revokeAccessToken(c, claims.jti, claims.exp);
+    return { userId: claims.sub, sessionId: claims.sid, ended: await endSessions(c, [claims.sid]) };
+  }
+  const session = refreshToken ? await sessionForRefreshToken(c, refreshToken) : null;
+  if (!session) return { userId: null, sessionId: null, ended: 0 };
+  return { userId: session.userId, sessionId: session.id, ended: await endSessions(c, [session.id]) };
+}
+
+/** The claims of a token we signed and that has not expired (revoked or not), or null if it names nothing to end. */
+async function signOutClaims(c: Context<AppEnv>, presented: { token: string; via: 'bearer' | 'cookie' }): Promise<AccessClaims | null> {
+  const config = c.get('config');
+  try {
+    return await verifyAccessToken({ keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience }, presented.token);
+  } catch (e) {
+    // A browser's access cookie may be anything stale (expired, signed by a retired key): the
+    // refresh cookie decides. A bearer token must at least be ours.
+    const stale = e instanceof ExpiredTokenError || (presented.via === 'cookie' && e instanceof ApiError && e.code === 'invalid_token');
+    if (stale) return null;
+    throw e;
+  }
 }
 
 /** Revokes one access token id for its remaining lifetime. */
@@ -117,8 +212,9 @@ export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: s
 
 /**
  * Rotates a refresh token. A token that was already rotated is treated as stolen: its whole
- * session ends and a security event is recorded. Of concurrent rotations of one token exactly
- * one wins; the others are refused without ending the session.
+ * session ends and a security event is recorded, unless it was rotated less than
+ * {@link REFRESH_REUSE_GRACE_S} ago and its session is live (two tabs at once): then, as for
+ * the losers of concurrent rotations of one token, the answer is `conflict` and nothing ends.
  */
 export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');
@@ -128,9 +224,12 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const t = now();
   const session = await findSessionByRefreshHash(c.env.DB, hash);
   if (!session) {
-    const reusedSessionId = await findRotatedToken(c.env.DB, hash);
-    if (reusedSessionId) {
+    const rotated = await findRotatedToken(c.env.DB, hash);
+    if (rotated) {
+      const reusedSessionId = rotated.sessionId;
       const reused = await findSessionById(c.env.DB, reusedSessionId);
+      const live = reused !== null && reused.revokedAt === null && reused.expiresAt > t;
+      if (live && rotated.rotatedAt >= t - REFRESH_REUSE_GRACE_S) throw justRotated();
       await endSessions(c, [reusedSessionId]);
       await audit(c, {
         event: 'refresh_token_reuse',
@@ -151,7 +250,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const next = newRefreshToken();
   const expiresAt = Math.min(t + config.REFRESH_TOKEN_TTL, absoluteEnd);
   const won = await rotateRefreshHash(c.env.DB, session.id, hash, await sha256(next), expiresAt, t);
-  if (!won) throw invalidToken('The refresh token was already used.');
+  if (!won) throw justRotated();
   const access = await accessTokenFor(c, user, session.id);
   await audit(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
   return {

@@ -6,13 +6,13 @@
  * - `POST /account/logout-all`          sign out everywhere (the form twin of `POST /logout-all`)
  *
  * HTML forms cannot send DELETE, hence the POST twins; they end sessions through the same
- * `endSessions` / `endAllSessions` as the JSON endpoints, and answer with a 303. A browser
+ * `endSession` / `endAllSessions` as the JSON endpoints, and answer with a 303. A browser
  * without a valid session is sent to sign in (through `/refresh` if it still has a refresh
  * cookie) and comes back here; other clients get the usual 401 JSON.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { effectiveRoles } from '../auth/roles';
-import { audit, endAllSessions, endSessions, revokeAccessToken } from '../auth/sessions';
+import { audit, endAllSessions, endSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
@@ -23,7 +23,7 @@ import { enabledProviders } from '../providers/registry';
 import { AccountPage } from '../ui/account-page';
 import { renderPage } from '../ui/render';
 import { listUserIdentities } from '../storage/identities';
-import { findSessionById, listActiveSessions } from '../storage/sessions';
+import { listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
 import { deviceLabel } from '../ui/device-label';
 
@@ -111,16 +111,12 @@ export const accountRoutes = new Hono<AppEnv>()
   .post('/account/sessions/:id/end', sameOrigin({ always: true }), accountAuth(), async (c) => {
     const auth = c.get('user');
     const id = c.req.param('id');
-    const session = id.length <= 64 ? await findSessionById(c.env.DB, id) : null;
-    // Another user's session id answers exactly like a missing one.
-    if (!session || session.userId !== auth.id || session.revokedAt !== null) throw new ApiError('not_found', 'No such session.');
-    const current = session.id === auth.sessionId;
-    if (current) {
-      clearSessionCookies(c);
-      await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
-    }
-    await endSessions(c, [session.id]);
-    await audit(c, { event: current ? 'logout' : 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: session.id, via: 'account_page' } });
+    const current = id === auth.sessionId;
+    if (current) clearSessionCookies(c);
+    // Another user's session id answers exactly like a missing one. A session that ended
+    // moments ago is ended again (KV), so the retry of a post whose KV write failed completes.
+    if (id.length > 64 || !(await endSession(c, id, auth.id))) throw new ApiError('not_found', 'No such session.');
+    await audit(c, { event: current ? 'logout' : 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id, via: 'account_page' } });
     c.header('cache-control', 'no-store');
     if (current) return c.redirect(`${c.get('config').AUTH_PREFIX}/login?done=signed_out`, 303);
     return c.redirect(`${accountPath(c)}?done=session_ended`, 303);
@@ -128,8 +124,8 @@ export const accountRoutes = new Hono<AppEnv>()
   .post('/account/logout-all', sameOrigin({ always: true }), accountAuth(), async (c) => {
     const auth = c.get('user');
     clearSessionCookies(c);
-    await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
-    const ended = await endAllSessions(c, auth.id);
+    // Own session last in KV, so a retry after a failed KV write is still signed in (as POST /logout-all).
+    const ended = await endAllSessions(c, auth.id, auth.sessionId);
     await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length, via: 'account_page' } });
     c.header('cache-control', 'no-store');
     return c.redirect(`${c.get('config').AUTH_PREFIX}/login?done=signed_out_everywhere`, 303);

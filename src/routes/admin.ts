@@ -16,7 +16,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
 import { effectiveRoles } from '../auth/roles';
-import { audit, endSessions } from '../auth/sessions';
+import { audit, endSessions, tokenLifetime } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
@@ -127,7 +127,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // D1 first, then KV for every session whose access token may still live (also those a
     // failed earlier attempt ended in D1 only): a KV failure answers 503 and a retry finishes.
     const ended = await revokeUserSessions(c.env.DB, user.id, t);
-    await endSessions(c, await sessionIdsWithLiveTokens(c.env.DB, user.id, t, c.get('config').ACCESS_TOKEN_TTL), true);
+    await endSessions(c, await sessionIdsWithLiveTokens(c.env.DB, user.id, t, tokenLifetime(c)), true);
     await audit(c, { event: 'admin_user_disabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, ended_sessions: ended.length } });
     return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: user.disabledAt ?? t }), ended_sessions: ended.length });
   })

@@ -5,7 +5,7 @@
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
-import { assertLoginAllowed, recordLoginFailure, recordLoginSuccess } from '../auth/login-throttle';
+import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
 import { checkNewPassword, normalizePassword } from '../auth/password-policy';
 import { emailDomainAllowed } from '../auth/roles';
@@ -105,20 +105,20 @@ export const passwordRoutes = new Hono<AppEnv>()
     formAware(async (c, { kind, data }) => {
       requirePasswordLogin(c);
       await checkRateLimit(c, 'login');
-      await assertLoginAllowed(c, data.email);
+      const attempt = await reserveLoginAttempt(c, data.email);
       const password = normalizePassword(data.password);
       const user = await findUserByEmail(c.env.DB, data.email);
       const failed = new ApiError('invalid_credentials', 'The email or password is incorrect.');
       if (!user?.passwordHash) {
         await verifyDummy(password); // same work as a real check: timing does not reveal accounts
         await audit(c, { event: 'login', outcome: 'failure', userId: user?.id ?? null, detail: { reason: 'unknown_email' } });
-        await recordLoginFailure(c, data.email, null);
+        await recordLoginFailure(c, attempt, null);
         throw failed;
       }
       const result = await verifyPassword(password, user.passwordHash);
       if (!result.ok) {
         await audit(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'wrong_password' } });
-        await recordLoginFailure(c, data.email, user.id);
+        await recordLoginFailure(c, attempt, user.id);
         throw failed;
       }
       if (user.disabledAt !== null) {

@@ -4,7 +4,8 @@
  * The refresh cookie is scoped to the auth prefix (`Path=/auth`), so when a proxied page finds
  * the access cookie expired it cannot refresh in place: it redirects here, this endpoint
  * rotates the refresh token, sets new cookies and 303s back; without a usable refresh token it
- * 303s to the sign-in page with the same `return_to`. It is a GET because it is reached by a
+ * 303s to the sign-in page with the same `return_to`. A refresh cookie another tab rotated a
+ * moment ago (REFRESH_REUSE_GRACE_S) just 303s back. It is a GET because it is reached by a
  * top-level navigation; the cookies are `SameSite=Lax`, so another site can at most make a
  * victim's browser rotate its own tokens into its own cookies, learning nothing.
  */
@@ -26,6 +27,9 @@ export const refreshNavigationRoute = new Hono<AppEnv>().get('/refresh', async (
     const { tokens } = await refreshSession(c, token);
     setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - Math.floor(Date.now() / 1000));
   } catch (e) {
+    // Another tab refreshed with this cookie a moment ago, and its response set the new
+    // cookies: go back with those, leaving the cookies alone.
+    if (e instanceof ApiError && e.code === 'conflict') return c.redirect(returnTo, 303);
     if (!(e instanceof ApiError) || e.code !== 'invalid_token') throw e;
     clearSessionCookies(c);
     return c.redirect(signIn, 303);

@@ -3,13 +3,13 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { audit, endAllSessions, endSessions, refreshSession, revokeAccessToken, sessionForRefreshToken } from '../auth/sessions';
+import { audit, endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
 import { publicSession, publicUser, signedInResponse } from '../http/responses';
-import { requireAuth } from '../middleware/require-auth';
+import { presentedToken, requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { findSessionById, listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
@@ -51,36 +51,26 @@ export const sessionRoutes = new Hono<AppEnv>()
       throw e;
     }
   })
-  .post('/logout', sameOrigin(), requireAuth({ optional: true, staleCookieIsAnonymous: true }), async (c) => {
+  .post('/logout', sameOrigin(), async (c) => {
+    // Idempotent (auth/sessions.ts signOut): a revoked or expired token, or no session at all,
+    // still answers 200 with the cookies cleared; `ended_sessions` says whether one ended now.
     const body = await optionalBody(c, refreshSchema);
-    const auth = c.get('user');
-    let sessionId = auth?.sessionId;
-    let userId = auth?.id;
-    if (!sessionId) {
-      // An expired access token must not stop a browser from signing out: the refresh token
-      // names the session just as well.
-      const refreshToken = body?.refresh_token ?? readRefreshCookie(c);
-      const session = refreshToken ? await sessionForRefreshToken(c, refreshToken) : null;
-      if (!session) {
-        clearSessionCookies(c);
-        throw invalidToken('No active session to sign out of.');
-      }
-      sessionId = session.id;
-      userId = session.userId;
-    }
+    const presented = presentedToken(c);
     clearSessionCookies(c);
-    if (auth) await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
-    await endSessions(c, [sessionId]);
-    await audit(c, { event: 'logout', outcome: 'success', userId, detail: { sid: sessionId } });
     c.header('cache-control', 'no-store');
-    return c.json({ ok: true, ended_sessions: 1 });
+    const result = await signOut(c, presented, body?.refresh_token ?? readRefreshCookie(c));
+    if (result.sessionId !== null) {
+      await audit(c, { event: 'logout', outcome: 'success', userId: result.userId, detail: { sid: result.sessionId, ended: result.ended } });
+    }
+    return c.json({ ok: true, ended_sessions: result.ended });
   })
   .post('/logout-all', sameOrigin(), requireAuth(), async (c) => {
     await optionalBody(c, emptySchema);
     const auth = c.get('user');
     clearSessionCookies(c);
-    await revokeAccessToken(c, auth.tokenId, auth.tokenExpiresAt);
-    const ended = await endAllSessions(c, auth.id);
+    // The caller's own session is revoked in KV last: if a KV write fails (503), its token
+    // still works for the retry, which also re-revokes the sessions D1 already shows as ended.
+    const ended = await endAllSessions(c, auth.id, auth.sessionId);
     await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length } });
     c.header('cache-control', 'no-store');
     return c.json({ ok: true, ended_sessions: ended.length });
@@ -94,13 +84,10 @@ export const sessionRoutes = new Hono<AppEnv>()
   .delete('/sessions/:id', sameOrigin(), requireAuth(), async (c) => {
     const auth = c.get('user');
     const id = c.req.param('id');
-    const session = id.length <= 64 ? await findSessionById(c.env.DB, id) : null;
-    // Another user's session id answers exactly like a missing one.
-    if (!session || session.userId !== auth.id || session.revokedAt !== null) {
-      throw new ApiError('not_found', 'No such session.');
-    }
-    await endSessions(c, [session.id]);
-    if (session.id === auth.sessionId) clearSessionCookies(c);
-    await audit(c, { event: 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: session.id } });
+    // Another user's session id answers exactly like a missing one. A session that ended
+    // moments ago is ended again (KV), so the retry of a call whose KV write failed completes.
+    if (id.length > 64 || !(await endSession(c, id, auth.id))) throw new ApiError('not_found', 'No such session.');
+    if (id === auth.sessionId) clearSessionCookies(c);
+    await audit(c, { event: 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id } });
     return c.json({ ok: true });
   });

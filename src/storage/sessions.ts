@@ -95,10 +95,13 @@ export async function findSessionByRefreshHash(db: D1Database, hash: string): Pr
   return row ? toSession(row) : null;
 }
 
-/** The session a rotated (already used) refresh token belonged to, if any. */
-export async function findRotatedToken(db: D1Database, hash: string): Promise<string | null> {
-  const row = await db.prepare('SELECT session_id FROM rotated_refresh_tokens WHERE hash = ?').bind(hash).first<{ session_id: string }>();
-  return row?.session_id ?? null;
+/** The session a rotated (already used) refresh token belonged to, and when it was rotated, if any. */
+export async function findRotatedToken(db: D1Database, hash: string): Promise<{ sessionId: string; rotatedAt: number } | null> {
+  const row = await db
+    .prepare('SELECT session_id, rotated_at FROM rotated_refresh_tokens WHERE hash = ?')
+    .bind(hash)
+    .first<{ session_id: string; rotated_at: number }>();
+  return row ? { sessionId: row.session_id, rotatedAt: row.rotated_at } : null;
 }
 
 /**
@@ -163,6 +166,20 @@ export async function deleteEndedSessions(db: D1Database, before: number, limit:
     .bind(before, before, limit)
     .run();
   return r.meta.changes;
+}
+
+/**
+ * Sessions of a user that ended (were revoked) at or after `since`. Given the start of the
+ * longest access-token lifetime, these are the ended sessions whose tokens may still verify:
+ * revoking all of them in KV again is idempotent, so a retry after a failed KV write still
+ * covers sessions that D1 already shows as ended.
+ */
+export async function sessionIdsEndedSince(db: D1Database, userId: string, since: number): Promise<string[]> {
+  const { results } = await db
+    .prepare('SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NOT NULL AND revoked_at >= ?')
+    .bind(userId, since)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
 }
 
 /**

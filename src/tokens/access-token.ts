@@ -4,7 +4,7 @@
  * and refuses tokens that carry key material of their own.
  */
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
-import { invalidToken } from '../http/errors';
+import { ApiError, invalidToken } from '../http/errors';
 import type { Keyring, SigningKey } from '../keys/keyring';
 import { randomId } from '../util/random';
 
@@ -13,6 +13,17 @@ export const ACCESS_TOKEN_TYPE = 'at+jwt';
 export const MAX_TOKEN_LENGTH = 4096;
 /** Verification accepts a token until `exp` plus this; revocations must outlive that (storage/revocation.ts). */
 export const CLOCK_TOLERANCE_S = 30;
+
+/**
+ * The refusal of a token we signed whose lifetime is over: an `invalid_token` like any other,
+ * but sign-out tells it apart from a token that is not ours (an old token of ours ends nothing,
+ * and is no reason to refuse a sign-out).
+ */
+export class ExpiredTokenError extends ApiError {
+  constructor() {
+    super('invalid_token', 'The access token has expired.');
+  }
+}
 
 export interface AccessClaims {
   sub: string;
@@ -62,14 +73,25 @@ export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now
 }
 
 const FOREIGN_KEY_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
+/**
+ * The only header parameters our tokens carry. Anything else (`zip`, `b64`, `cty`, private
+ * names) changes how a token is read or is something we never sign: refused, not ignored.
+ */
+const ALLOWED_HEADERS: ReadonlySet<string> = new Set(['alg', 'kid', 'typ']);
 
-/** Finds the verification key for a JWS header, or refuses the token. */
+/**
+ * Finds the verification key for a JWS header, or refuses the token. jose hands it the
+ * protected header it has already decoded, so the check costs no extra parsing.
+ */
 export function keyResolver(keyring: Keyring) {
   return (header: JWTHeaderParameters): CryptoKey => {
     for (const name of FOREIGN_KEY_HEADERS) {
       if (name in header) throw invalidToken(`Tokens carrying their own key material ("${name}") are refused.`);
     }
     if (header.crit !== undefined) throw invalidToken('Unsupported critical header.');
+    for (const name in header) {
+      if (!ALLOWED_HEADERS.has(name)) throw invalidToken('The token header carries an unexpected parameter.');
+    }
     const key: SigningKey | undefined = typeof header.kid === 'string' ? keyring.byKid.get(header.kid) : undefined;
     if (!key) throw invalidToken('The token was not signed by a key of this gateway.');
     if (key.alg !== header.alg) throw invalidToken('The token algorithm does not match its key.');
@@ -107,7 +129,7 @@ export async function verifyAccessToken(ctx: TokenContext, token: string, now?: 
     const nowS = now ?? Math.floor(Date.now() / 1000);
     if (hit.claims.exp + CLOCK_TOLERANCE_S > nowS) return hit.claims;
     cache.delete(token);
-    throw invalidToken('The access token has expired.');
+    throw new ExpiredTokenError();
   }
   const claims = await verifyAccessTokenUncached(ctx, token, now);
   if (cache.size >= VERIFIED_CACHE_SIZE) cache.delete(cache.keys().next().value!);
@@ -132,7 +154,7 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
       currentDate: now === undefined ? undefined : new Date(now * 1000),
     }));
   } catch (e) {
-    if (e instanceof errors.JWTExpired) throw invalidToken('The access token has expired.');
+    if (e instanceof errors.JWTExpired) throw new ExpiredTokenError();
     if (e instanceof errors.JOSEError) throw invalidToken('The access token is invalid.');
     throw e instanceof Error && e.name === 'ApiError' ? e : invalidToken('The access token is invalid.');
   }

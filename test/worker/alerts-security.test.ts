@@ -46,6 +46,8 @@ describe('security alerts', () => {
     const user = await registerUser(undefined, undefined, env);
     const first = await call('/auth/refresh', { env, json: { refresh_token: user.refresh_token }, headers: { 'cf-connecting-ip': IP } });
     expect(first.status).toBe(200);
+    // Past the grace for two tabs refreshing at once (REFRESH_REUSE_GRACE_S).
+    await baseEnv.DB.prepare('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)').bind(user.user.id).run();
     const hook = captureWebhook();
     const warn = vi.spyOn(console, 'warn');
     const replay = await call('/auth/refresh', { env, json: { refresh_token: user.refresh_token }, headers: { 'cf-connecting-ip': IP } });

@@ -89,7 +89,9 @@ describe('expired access cookie during a navigation', () => {
     expect(origin.seen).toHaveLength(1);
     expect(origin.seen[0]!.headers['x-auth-user-id']).toBe(user.id);
 
-    // The old refresh token is spent: a second use ends the session and goes to sign-in.
+    // The old refresh token is spent: a second use (past the grace for two tabs refreshing at
+    // once, REFRESH_REUSE_GRACE_S) ends the session and goes to sign-in.
+    await env.DB.prepare('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id = ?').bind(session.id).run();
     const reuse = await call(`${to.pathname}${to.search}`, { env, cookies: stale, headers: NAVIGATE });
     expect(reuse.status).toBe(303);
     expect(reuse.headers.get('location')).toBe(`/auth/login?return_to=${encodeURIComponent('/app/page?x=1')}`);

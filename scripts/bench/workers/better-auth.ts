@@ -21,19 +21,20 @@ const options = (env: Env) => ({
   telemetry: { enabled: false },
 });
 
-let auth: ReturnType<typeof betterAuth> | undefined;
+const makeAuth = (env: Env) => betterAuth(options(env));
+let auth: ReturnType<typeof makeAuth> | undefined;
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
-    auth ??= betterAuth(options(env));
+    const ba = (auth ??= makeAuth(env));
     const url = new URL(request.url);
     if (url.pathname === '/__migrate' && request.method === 'POST') {
       const { runMigrations } = await getMigrations(options(env));
       await runMigrations();
       return new Response('migrated');
     }
-    if (url.pathname.startsWith('/api/auth/')) return auth.handler(request);
-    const session = await auth.api.getSession({ headers: request.headers });
+    if (url.pathname.startsWith('/api/auth/')) return ba.handler(request);
+    const session = await ba.api.getSession({ headers: request.headers });
     if (!session) return Response.json({ error: 'unauthorized' }, { status: 401 });
     const headers = new Headers(request.headers);
     headers.delete('cookie');

@@ -11,7 +11,7 @@ interface Bindings {
   PUBLIC_JWKS: string;
   ISSUER: string;
 }
-type Env = { Bindings: Bindings };
+type Env = { Bindings: Bindings; Variables: { jwtPayload: { sub?: unknown } } };
 
 function build(env: Bindings): Hono<Env> {
   const app = new Hono<Env>();

@@ -13,11 +13,16 @@ interface Env {
 }
 
 const api = {
-  async fetch(request: Request, env: Env, ctx: ExecutionContext & { props: { userId: string } }): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    // ctx.props is what completeAuthorization() stored for this grant (decrypted per request).
+    const props = ctx.props;
+    if (typeof props !== 'object' || props === null || !('userId' in props) || typeof props.userId !== 'string') {
+      return new Response('no grant props', { status: 500 });
+    }
     const url = new URL(request.url);
     const headers = new Headers(request.headers);
     headers.delete('authorization');
-    headers.set('x-auth-user-id', ctx.props.userId);
+    headers.set('x-auth-user-id', props.userId);
     return fetch(`${env.ORIGIN}${url.pathname}${url.search}`, { method: request.method, headers, body: request.body });
   },
 };

@@ -24,7 +24,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -39,7 +39,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const VERIFY_N = Number(process.env.BENCH_VERIFY_N ?? 4000);
 const VERIFY_ROUNDS = Number(process.env.BENCH_VERIFY_ROUNDS ?? 6);
-const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 3);
+const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 2);
 const ORIGIN_BODY = 'origin ok'; // what origin.mjs answers
 const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
 const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1];
@@ -460,7 +460,11 @@ try {
       log(`spot check failed: ${checkFailures.at(-1)}`);
     }
   }
-  log(`set-up done in ${((Date.now() - started) / 1000).toFixed(0)} s; measuring`);
+  const workerdBin = workerdChildren[0].command;
+  const workerdVersion = execFileSync(workerdBin, ['--version'], { encoding: 'utf8' }).trim();
+  log(`workerd: ${workerdVersion} (${workerdBin.replace(root + '/', '')})`);
+  const loadBefore = loadavg()[0];
+  log(`set-up done in ${((Date.now() - started) / 1000).toFixed(0)} s; load average ${loadBefore.toFixed(1)}; measuring`);
 
   for (let round = 1; round <= ROUNDS; round++) {
     for (const s of scenarios) s.runs.push(await load(s.target, s.path, s.headers));
@@ -534,7 +538,7 @@ try {
 
   // ---- Report -------------------------------------------------------------------------------
   const pass = by.pass;
-  console.log(`\n${new Date().toISOString()}  (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(`\n${new Date().toISOString()}  (${((Date.now() - started) / 1000).toFixed(0)} s); ${workerdVersion}; 1-minute load average ${loadBefore.toFixed(1)} before the load, ${loadavg()[0].toFixed(1)} after`);
   console.log('\n| scenario | req/s (best) | workerd CPU ms/req (lowest) | p50 ms | p99 ms | vs pass-through: req/s, CPU | non-2xx | wrong body | errors | timeouts |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of scenarios) {

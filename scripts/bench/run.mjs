@@ -17,8 +17,10 @@
 // - Beside req/s: workerd CPU time per request, from /proc/<pid>/stat (utime + stime of the
 //   workerd process over the measured window) divided by the responses served. It is far
 //   steadier than req/s on a shared machine.
-// Bounded: BENCH_DURATION s per scenario (default 4) after BENCH_WARMUP s (default 1),
-// BENCH_ROUNDS rounds (default 2), BENCH_CONNECTIONS connections (default 16).
+// Bounded: BENCH_DURATION s per scenario (default 3) after BENCH_WARMUP s (default 1),
+// BENCH_ROUNDS rounds (default 3), BENCH_CONNECTIONS connections (default 16); rounds interleave
+// the scenarios, so a burst of load from elsewhere on the machine hits one round of each, not
+// every round of one.
 import childProcess, { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -33,9 +35,9 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const DURATION = Number(process.env.BENCH_DURATION ?? 4);
+const DURATION = Number(process.env.BENCH_DURATION ?? 3);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const VERIFY_N = Number(process.env.BENCH_VERIFY_N ?? 4000);
 const VERIFY_ROUNDS = Number(process.env.BENCH_VERIFY_ROUNDS ?? 6);

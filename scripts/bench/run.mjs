@@ -229,7 +229,8 @@ function load(target, path, headers) {
         }
       }
     });
-    child.once('exit', (code) => code !== 0 && reject(new Error(`load generator exited ${code}`)));
+    // Resolving first makes this a no-op after "done"; otherwise the run failed.
+    child.once('exit', (code) => reject(new Error(`load generator exited (${code}) before reporting`)));
   });
 }
 
@@ -458,7 +459,7 @@ try {
     try {
       await s.check();
     } catch (e) {
-      checkFailures.push(`${s.label}: ${String(e?.message ?? e).split('\n')[0]}`);
+      checkFailures.push(`spot check before the load, ${s.label}: ${String(e?.message ?? e).split('\n')[0]}`);
       log(`spot check failed: ${checkFailures.at(-1)}`);
     }
   }
@@ -469,12 +470,21 @@ try {
   log(`set-up done in ${((Date.now() - started) / 1000).toFixed(0)} s; load average ${loadBefore.toFixed(1)}; measuring`);
 
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const s of scenarios) s.runs.push(await load(s.target, s.path, s.headers));
+    for (const s of scenarios) {
+      try {
+        s.runs.push(await load(s.target, s.path, s.headers));
+      } catch (e) {
+        // Reported in the errors column (and below the table), not fatal to the other scenarios.
+        s.runs.push({ rps: 0, responses: 0, p50: NaN, p99: NaN, non2xx: 0, mismatches: 0, errors: 1, timeouts: 0, cpuMsPerReq: NaN });
+        checkFailures.push(`${s.label}, round ${round}: ${String(e?.message ?? e)}`);
+      }
+    }
     log(`round ${round}: ${scenarios.map((s) => `${s.key} ${s.runs.at(-1).rps.toFixed(0)} req/s ${fmt(s.runs.at(-1).cpuMsPerReq, 3)} ms`).join(', ')}`);
   }
   for (const s of scenarios) {
     s.best = s.runs.reduce((m, x) => (x.rps > m.rps ? x : m));
-    s.cpu = Math.min(...s.runs.map((r) => r.cpuMsPerReq));
+    const cpus = s.runs.map((r) => r.cpuMsPerReq).filter(Number.isFinite);
+    s.cpu = cpus.length ? Math.min(...cpus) : NaN;
     s.errors = ['non2xx', 'mismatches', 'errors', 'timeouts'].map((k) => s.runs.reduce((sum, r) => sum + r[k], 0));
   }
   const by = Object.fromEntries(scenarios.map((s) => [s.key, s]));
@@ -548,7 +558,7 @@ try {
     console.log(`| ${s.label} | ${s.best.rps.toFixed(0)} | ${fmt(s.cpu, 3)} | ${s.best.p50} | ${s.best.p99} | ${vs} | ${s.errors.join(' | ')} |`);
   }
   for (const [label, why] of failed) console.log(`| ${label} | not measured: ${why} | | | | | | | | |`);
-  for (const f of checkFailures) console.log(`spot check before the load failed: ${f}`);
+  for (const f of checkFailures) console.log(`failed: ${f}`);
   console.log(`(req/s: best of ${ROUNDS} rounds; CPU: lowest of ${ROUNDS}; error columns: sums over all measured rounds; "wrong body" counts every response whose body is not "${ORIGIN_BODY}", non-2xx included)`);
 
   const gh = by.gh;

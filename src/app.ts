@@ -13,6 +13,7 @@ import { errorHandler } from './middleware/error-handler';
 import { httpsOnly } from './middleware/https-only';
 import { proxy } from './proxy/proxy';
 import { rateLimit } from './middleware/rate-limit';
+import { refuseMethods } from './middleware/refuse-methods';
 import { requestLog } from './observability/request-log';
 import { accountRoutes } from './routes/account';
 import { adminRoutes } from './routes/admin';
@@ -49,6 +50,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   app.use('*', requestLog());
   app.use('*', configure());
   app.use('*', httpsOnly());
+  app.use('*', refuseMethods(gatewayHeaders(config)));
 
   const auth = new Hono<AppEnv>();
   auth.use('*', gatewayHeaders(config));

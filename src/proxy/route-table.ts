@@ -61,9 +61,16 @@ function startsWith(folded: readonly string[], prefix: readonly string[]): boole
   return true;
 }
 
+const foldedPrefixes = new Map<string, string[]>();
+
 /** True if the path lies under a prefix given as text (e.g. the gateway's own `/auth`). */
 export function isUnder(path: NormalisedPath, prefix: string): boolean {
-  return startsWith(path.segments.map(foldSegment), prefix.split('/').filter(Boolean).map(foldSegment));
+  let folded = foldedPrefixes.get(prefix);
+  if (!folded) {
+    folded = prefix.split('/').filter(Boolean).map(foldSegment);
+    foldedPrefixes.set(prefix, folded);
+  }
+  return startsWith(path.segments.slice(0, folded.length).map(foldSegment), folded);
 }
 
 export function matchRoute(table: readonly CompiledRoute[], path: NormalisedPath): RouteMatch | null {

@@ -84,6 +84,56 @@ describe.skipIf(!nginxBin)('nginx auth_request: the client cannot pick the polic
   });
 });
 
+describe('TRACE, TRACK and CONNECT at the gateway (wrangler dev, real HTTP)', () => {
+  let gw: Gateway;
+  let origin: Server;
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    const originPort = await freePort();
+    gw = await startGateway({ vars: { ROUTES: JSON.stringify([{ path: '/pub', origin: `http://127.0.0.1:${originPort}`, auth: 'public' }]) } });
+    origin = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', () => r()));
+  });
+  afterAll(async () => {
+    origin?.closeAllConnections();
+    await new Promise((r) => (origin ? origin.close(r) : r(undefined)));
+    await gw?.stop();
+  });
+
+  it('none reaches the origin: TRACE gets the gateway\'s 405 with Allow, the runtime itself refuses TRACK and CONNECT', async () => {
+    const trace = await raw(gw.url, 'TRACE', '/pub/x');
+    expect(trace.status).toBe(405);
+    expect(trace.allow).toBe('GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+    expect(JSON.parse(trace.body)).toMatchObject({ error: 'method_not_allowed' });
+    expect((await raw(gw.url, 'TRACK', '/pub/x')).status).toBeGreaterThanOrEqual(400);
+    expect((await raw(gw.url, 'CONNECT', '127.0.0.1:1')).status).toBeGreaterThanOrEqual(400);
+    expect(seen).toEqual([]);
+  });
+});
+
+/** One request with any method and a raw path; a CONNECT's answer counts like any other. */
+function raw(base: string, method: string, path: string): Promise<{ status: number; allow: string | undefined; body: string }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: hostname, port, path, method }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, allow: res.headers.allow, body }));
+    });
+    req.on('connect', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, allow: res.headers.allow, body: '' });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** A GET with the path exactly as given (fetch would normalise `//` and `\\`, like curl without --path-as-is). */
 function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<number> {
   const { hostname, port } = new URL(base);

@@ -49,8 +49,8 @@ export function buildApp(config: Config): Hono<AppEnv> {
   app.onError(errorHandler);
   app.use('*', requestLog());
   app.use('*', configure());
-  app.use('*', httpsOnly());
   app.use('*', refuseMethods(gatewayHeaders(config)));
+  app.use('*', httpsOnly());
 
   const auth = new Hono<AppEnv>();
   auth.use('*', gatewayHeaders(config));

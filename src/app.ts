@@ -14,6 +14,7 @@ import { devLoopback } from './middleware/dev-loopback';
 import { httpsOnly } from './middleware/https-only';
 import { proxy } from './proxy/proxy';
 import { rateLimit } from './middleware/rate-limit';
+import { refuseMethods } from './middleware/refuse-methods';
 import { requestLog } from './observability/request-log';
 import { accountRoutes } from './routes/account';
 import { adminRoutes } from './routes/admin';
@@ -50,6 +51,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   app.onError(errorHandler);
   app.use('*', requestLog());
   app.use('*', configure());
+  app.use('*', refuseMethods(gatewayHeaders(config)));
   app.use('*', httpsOnly());
   app.use('*', devLoopback());
 

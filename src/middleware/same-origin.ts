@@ -3,9 +3,12 @@
  *
  * Hand-written rather than hono's `csrf()` because that helper only looks at form content
  * types; a cross-site `fetch` with `text/plain` or a JSON body must be refused too. It reads
- * Fetch Metadata (`Sec-Fetch-Site`) first and falls back to `Origin`. Requests without gateway
- * cookies (bearer clients) are not affected unless `always` is set (used for form posts, to stop
- * login CSRF).
+ * Fetch Metadata (`Sec-Fetch-Site`) first and falls back to `Origin`. A cookie-authenticated
+ * unsafe request with neither header is refused too (fail safe, as OWASP's CSRF cheat sheet
+ * advises): every current browser sends `Origin` on a POST, so only something that is not a
+ * browser omits both, and it can use a bearer token. Requests without gateway cookies (bearer
+ * clients) are not affected unless `always` is set (used for form posts, to stop login CSRF);
+ * for those a missing header is not held against them.
  *
  * @example
  * app.post('/auth/logout', sameOrigin(), handler)
@@ -17,12 +20,27 @@ import { ApiError } from '../http/errors';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export function isCrossSite(c: Context<AppEnv>, trustedOrigins: readonly string[]): boolean {
+export function isSafeMethod(method: string): boolean {
+  return SAFE_METHODS.has(method.toUpperCase());
+}
+
+/** Where the request says it comes from: our own origin, another site, or it does not say. */
+export type RequestSite = 'same-origin' | 'cross-site' | 'unknown';
+
+export function requestSite(c: Context<AppEnv>, trustedOrigins: readonly string[]): RequestSite {
   const site = c.req.header('sec-fetch-site');
-  if (site !== undefined) return site !== 'same-origin' && site !== 'none';
+  if (site !== undefined) return site === 'same-origin' || site === 'none' ? 'same-origin' : 'cross-site';
   const origin = c.req.header('origin');
-  if (origin !== undefined) return !trustedOrigins.includes(origin);
-  return false; // neither header: not a browser request that could carry a forged cross-site intent
+  if (origin !== undefined) return trustedOrigins.includes(origin) ? 'same-origin' : 'cross-site';
+  return 'unknown';
+}
+
+/** The refusal for a request from another site, or one that does not say where it comes from. */
+export function crossSiteRefused(site: RequestSite): ApiError {
+  return new ApiError(
+    'forbidden',
+    site === 'unknown' ? 'Cross-site request refused: a request authenticated by cookie must send Origin or Sec-Fetch-Site.' : 'Cross-site request refused.',
+  );
 }
 
 export interface SameOriginOptions {
@@ -32,14 +50,15 @@ export interface SameOriginOptions {
 
 export function sameOrigin(options: SameOriginOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (!SAFE_METHODS.has(c.req.method)) {
+    if (!isSafeMethod(c.req.method)) {
       const contentType = c.req.header('content-type') ?? '';
       const isForm = /^(application\/x-www-form-urlencoded|multipart\/form-data|text\/plain)/i.test(contentType);
       // A request with an Authorization header authenticates by it, not by cookies, and a
       // cross-site page cannot add that header without a CORS preflight we never approve.
       const cookieAuthenticated = hasSessionCookie(c) && c.req.header('authorization') === undefined;
-      if ((options.always || isForm || cookieAuthenticated) && isCrossSite(c, [c.get('config').PUBLIC_URL])) {
-        throw new ApiError('forbidden', 'Cross-site request refused.');
+      const site = requestSite(c, [c.get('config').PUBLIC_URL]);
+      if (site === 'cross-site' ? options.always || isForm || cookieAuthenticated : site === 'unknown' && cookieAuthenticated) {
+        throw crossSiteRefused(site);
       }
     }
     await next();

@@ -13,6 +13,24 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authe
 
 const IDENTITY_PREFIXES = ['x-auth-', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username'];
 
+/**
+ * Names some origins take as the signed-in user, or as the path that was really asked for
+ * (IIS, Symfony and Zend honour `X-Original-URL` / `X-Rewrite-URL`): with a client's values an
+ * origin would see another identity or path than the one the gateway authorised.
+ */
+const SPOOFABLE_NAMES = new Set([
+  'remote-user',
+  'x-remote-user',
+  'x-user',
+  'x-user-id',
+  'x-email',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'forwarded',
+  'x-real-ip',
+]);
+
 /** Header names compared as DESIGN.md says: case-insensitively, with `_` read as `-`. */
 export function canonicalName(name: string): string {
   return name.toLowerCase().replaceAll('_', '-');
@@ -22,12 +40,10 @@ export function canonicalName(name: string): string {
 export function isSpoofable(name: string): boolean {
   const n = canonicalName(name);
   return (
-    n === 'remote-user' ||
+    SPOOFABLE_NAMES.has(n) ||
     IDENTITY_PREFIXES.some((p) => n.startsWith(p)) ||
     // The edge states these itself below; a client's own values would be taken for the edge's.
-    n.startsWith('x-forwarded-') ||
-    n === 'forwarded' ||
-    n === 'x-real-ip'
+    n.startsWith('x-forwarded-')
   );
 }
 

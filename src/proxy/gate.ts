@@ -9,11 +9,28 @@ import type { AppEnv, AuthUser } from '../env';
 import { wantsHtml } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { authenticate, presentedToken } from '../middleware/require-auth';
-import { isCrossSite } from '../middleware/same-origin';
+import { crossSiteRefused, isSafeMethod, requestSite } from '../middleware/same-origin';
 import type { CompiledRoute } from './route-table';
 import { isAllowed } from './policy';
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Headers by which many frameworks let a POST (or even a GET) act as another method. */
+const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+/**
+ * True if the request may change something at the origin: an unsafe method, a method-override
+ * header naming one (an origin that honours it would treat a cross-site GET as a DELETE), or a
+ * WebSocket handshake, which is a GET but what follows it is not read-only (cross-site
+ * WebSocket hijacking).
+ */
+function mayWrite(c: Context<AppEnv>, method: string): boolean {
+  if (!isSafeMethod(method)) return true;
+  const overridden = METHOD_OVERRIDES.some((name) => {
+    const value = c.req.header(name);
+    return value !== undefined && !isSafeMethod(value.trim());
+  });
+  if (overridden) return true;
+  return (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
+}
 
 export type GateResult =
   | { pass: true; user: AuthUser | null; via: 'cookie' | 'bearer' | null }
@@ -44,15 +61,10 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
     if (navigation) return { pass: false, redirect: to('login') };
     throw invalidToken('Sign in first: no access token was sent.');
   }
-  if (
-    options.refuseCrossSite &&
-    presented.via === 'cookie' &&
-    // A WebSocket handshake is a GET, but what follows it is not read-only: another site must
-    // not open one with the user's cookie (cross-site WebSocket hijacking).
-    (!SAFE_METHODS.has((options.method ?? c.req.method).toUpperCase()) || (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket') &&
-    isCrossSite(c, [config.PUBLIC_URL, ...(options.trustedOrigins ?? [])])
-  ) {
-    throw new ApiError('forbidden', 'Cross-site request refused.');
+  if (options.refuseCrossSite && presented.via === 'cookie' && mayWrite(c, options.method ?? c.req.method)) {
+    // Only a proven same-origin request passes: one that names no site is refused too.
+    const site = requestSite(c, [config.PUBLIC_URL, ...(options.trustedOrigins ?? [])]);
+    if (site !== 'same-origin') throw crossSiteRefused(site);
   }
   let user: AuthUser;
   try {

@@ -48,6 +48,33 @@ export function normalisePath(pathname: string): NormalisedPath {
   return { segments, trailingSlash: segments.length > 0 && pathname.endsWith('/') };
 }
 
+// Origin-form: one `/`, then visible ASCII except `\`. A leading `//` reads as an authority
+// (`//ops/deploy` is host `ops` to a URL parser), `\` as `/` to some servers and not to others,
+// and a URL parser silently drops tabs and newlines and trims spaces: each would let the path we
+// match differ from the one the proxy in front serves.
+const ORIGIN_FORM_PATH = /^\/(?!\/)[\x21-\x5b\x5d-\x7e]*$/;
+// Only for resolving a path relative to something: any special-scheme origin gives the same path.
+const PARSE_BASE = 'https://gatehouse.invalid';
+
+/**
+ * The path a raw request target names (forward-auth's `X-Original-URI` / `X-Forwarded-Uri`,
+ * which the proxy in front copies from the request line without resolving anything).
+ *
+ * Query and fragment are cut off by hand, the rest must be a plain origin-form path, and then
+ * the same WHATWG URL parser the runtime uses for the built-in proxy's request URL resolves
+ * `.`/`..`/`%2e` segments, so forward-auth and the proxy match exactly the same path. An origin
+ * behind nginx resolves those dot segments too (or nginx does, for its own locations).
+ */
+export function normaliseRequestTarget(target: string): NormalisedPath {
+  if (target.length > MAX_PATH_LENGTH) throw badRequest('The request path is too long.');
+  const end = target.search(/[?#]/);
+  const path = end === -1 ? target : target.slice(0, end);
+  if (!ORIGIN_FORM_PATH.test(path)) {
+    throw badRequest('The request target is not a plain path (one leading "/", visible ASCII, no "\\").');
+  }
+  return normalisePath(new URL(path, PARSE_BASE).pathname);
+}
+
 /** Re-encodes segments into the path an origin receives. */
 export function encodePath(segments: readonly string[], trailingSlash: boolean): string {
   const body = segments.map((s) => s.replace(NOT_PCHAR, (ch) => encodeURIComponent(ch))).join('/');

@@ -2,7 +2,7 @@
  * The identity-aware reverse proxy: every path the gateway does not own is matched against
  * `ROUTES`, checked against the route's policy, and forwarded with verified identity attached.
  * Origin responses (redirects, WebSocket upgrades, streamed bodies) go back as they came, less
- * any attempt to set the gateway's own cookies; the gateway's own refusals carry its security
+ * any attempt to set the gateway's own cookies (on a WebSocket 101 too); the gateway's own refusals carry its security
  * headers.
  *
  * @example
@@ -30,7 +30,8 @@ export interface ProxyOptions {
 
 /**
  * Drops `Set-Cookie` lines by which an origin would overwrite or clear the gateway's session,
- * or plant an OAuth flow of its own choosing (login CSRF).
+ * or plant an OAuth flow of its own choosing (login CSRF). A WebSocket handshake's 101 too: a
+ * browser stores cookies from it like from any response.
  */
 function withoutGatewaySetCookies(response: Response): Response {
   const lines = response.headers.getSetCookie();
@@ -39,7 +40,11 @@ function withoutGatewaySetCookies(response: Response): Response {
     return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE;
   };
   if (!lines.some(ours)) return response;
-  const copy = new Response(response.body, response);
+  // A 101 carries the WebSocket itself (workerd's `webSocket`), which a plain copy would lose.
+  const copy =
+    response.status === 101
+      ? new Response(null, { status: 101, statusText: response.statusText, headers: response.headers, webSocket: response.webSocket })
+      : new Response(response.body, response);
   copy.headers.delete('set-cookie');
   for (const line of lines) if (!ours(line)) copy.headers.append('set-cookie', line);
   return copy;
@@ -82,8 +87,7 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
     body: c.req.method === 'GET' || c.req.method === 'HEAD' ? null : c.req.raw.body,
     host: url.host,
   });
-  // A 101 carries the WebSocket itself: it must go back untouched.
-  return { origin: response.status === 101 ? response : withoutGatewaySetCookies(response) };
+  return { origin: withoutGatewaySetCookies(response) };
 }
 
 /** On a public route nothing is verified, but a bearer token of ours still must not leak onward. */

@@ -1,16 +1,18 @@
 /**
  * Finds the route for a normalised path: the longest matching prefix wins, compared segment
  * by segment and case-insensitively (an origin that ignores case must not let `/ADMIN` slip
- * past the `/admin` route into a laxer one). Compiled once per config.
+ * past the `/admin` route into a laxer one; see fold-case.ts for non-ASCII letters that fold
+ * to ASCII). Compiled once per config.
  */
 import type { RouteConfig } from '../config/routes-schema';
 import { serviceBinding } from '../config/routes-schema';
 import type { NormalisedPath } from './normalize-path';
 import { encodePath } from './normalize-path';
+import { foldSegment } from './fold-case';
 
 export interface CompiledRoute {
   config: RouteConfig;
-  /** Lower-cased prefix segments. */
+  /** Case-folded prefix segments (fold-case.ts). */
   prefix: string[];
   /** `service:BINDING` name, or null for a URL origin. */
   binding: string | null;
@@ -32,7 +34,7 @@ function compile(config: RouteConfig): CompiledRoute {
   const originUrl = binding ? null : new URL(config.origin);
   return {
     config,
-    prefix: config.path.split('/').filter(Boolean).map((s) => s.toLowerCase()),
+    prefix: config.path.split('/').filter(Boolean).map(foldSegment),
     binding,
     originUrl,
     basePath: originUrl ? originUrl.pathname.replace(/\/+$/, '') : '',
@@ -52,20 +54,29 @@ export function routeTable(routes: readonly RouteConfig[]): CompiledRoute[] {
   return table;
 }
 
-function startsWith(segments: readonly string[], prefix: readonly string[]): boolean {
-  if (prefix.length > segments.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (segments[i]!.toLowerCase() !== prefix[i]) return false;
+/** `folded` holds the path's segments already folded, so each is folded once per request. */
+function startsWith(folded: readonly string[], prefix: readonly string[]): boolean {
+  if (prefix.length > folded.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (folded[i] !== prefix[i]) return false;
   return true;
 }
 
+const foldedPrefixes = new Map<string, string[]>();
+
 /** True if the path lies under a prefix given as text (e.g. the gateway's own `/auth`). */
 export function isUnder(path: NormalisedPath, prefix: string): boolean {
-  return startsWith(path.segments, prefix.split('/').filter(Boolean).map((s) => s.toLowerCase()));
+  let folded = foldedPrefixes.get(prefix);
+  if (!folded) {
+    folded = prefix.split('/').filter(Boolean).map(foldSegment);
+    foldedPrefixes.set(prefix, folded);
+  }
+  return startsWith(path.segments.slice(0, folded.length).map(foldSegment), folded);
 }
 
 export function matchRoute(table: readonly CompiledRoute[], path: NormalisedPath): RouteMatch | null {
+  const folded = path.segments.map(foldSegment);
   for (const route of table) {
-    if (!startsWith(path.segments, route.prefix)) continue;
+    if (!startsWith(folded, route.prefix)) continue;
     const rest = route.config.strip_prefix ? path.segments.slice(route.prefix.length) : path.segments;
     return { route, forwardPath: encodePath(rest, path.trailingSlash) };
   }

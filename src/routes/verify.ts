@@ -13,12 +13,16 @@ import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
-import { normalisePath } from '../proxy/normalize-path';
+import { normaliseRequestTarget } from '../proxy/normalize-path';
 import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';
 
 const defaults = new WeakMap<Config, CompiledRoute>();
+
+const NOT_A_PLAIN_PATH = 'The forwarded URI is not a plain path.';
+/** Never forwarded by the built-in proxy (it answers 405); forward-auth can only say 403. */
+const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 function defaultRoute(config: Config): CompiledRoute {
   let route = defaults.get(config);
@@ -38,18 +42,14 @@ function defaultRoute(config: Config): CompiledRoute {
 
 function routeFor(config: Config, uri: string | undefined): CompiledRoute {
   if (uri === undefined || uri === '') return defaultRoute(config);
-  let pathname: string;
-  try {
-    pathname = new URL(uri, config.PUBLIC_URL).pathname;
-  } catch {
-    throw new ApiError('forbidden', 'The forwarded URI is not a plain path.');
-  }
   let path;
   try {
-    path = normalisePath(pathname);
+    // A raw request target, as nginx's $request_uri: never `new URL(uri, base)` on its own,
+    // which reads `//ops/x` as host `ops` and `\` as `/` (see normaliseRequestTarget).
+    path = normaliseRequestTarget(uri);
   } catch {
     // A proxy only understands 2xx, 401 and 403 here: an unclear path is refused, not a 400.
-    throw new ApiError('forbidden', 'The forwarded URI is not a plain path.');
+    throw new ApiError('forbidden', NOT_A_PLAIN_PATH);
   }
   return matchRoute(routeTable(config.ROUTES), path)?.route ?? defaultRoute(config);
 }
@@ -69,6 +69,20 @@ function forwardedRoute(config: Config, forwardedUri: string | undefined, origin
 }
 
 /**
+ * The original method: Traefik and Caddy send X-Forwarded-Method, nginx (as the README
+ * configures it) X-Original-Method. As for the URI, each proxy passes the client's copy of the
+ * other header through, so two that disagree mean one is the client's: refused.
+ */
+function forwardedMethod(forwarded: string | undefined, original: string | undefined): string | undefined {
+  if (forwarded !== undefined && original !== undefined && forwarded.trim().toUpperCase() !== original.trim().toUpperCase()) {
+    throw new ApiError('forbidden', 'X-Forwarded-Method and X-Original-Method name different methods.');
+  }
+  const method = (forwarded ?? original)?.trim().toUpperCase();
+  if (method !== undefined && REFUSED_METHODS.has(method)) throw new ApiError('forbidden', `${method} requests are not allowed.`);
+  return method;
+}
+
+/**
  * The app's own origin as the proxy states it. A cross-site page cannot make a browser send
  * these headers, so trusting them for the `Origin` comparison cannot help a forged request.
  */
@@ -81,9 +95,8 @@ function forwardedOrigin(c: Context<AppEnv>): string[] {
 export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   const config = c.get('config');
   const route = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'));
-  // Traefik and Caddy name the original method in X-Forwarded-Method (nginx can, as X-Original-Method):
-  // a cookie-authenticated unsafe request from another site is refused here as the proxy would.
-  const method = c.req.header('x-forwarded-method') ?? c.req.header('x-original-method');
+  // A cookie-authenticated unsafe request from another site is refused here as the proxy would.
+  const method = forwardedMethod(c.req.header('x-forwarded-method'), c.req.header('x-original-method'));
   const verdict = await gate(c, route, { refuseCrossSite: true, method, trustedOrigins: forwardedOrigin(c) });
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {

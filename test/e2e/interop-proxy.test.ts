@@ -4,7 +4,7 @@
  * headers on the handshake (Node's own WebSocket client, a hand-rolled server handshake).
  */
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, freePort, startGateway, type Gateway } from './harness';
 
@@ -36,7 +36,9 @@ beforeAll(async () => {
     sockets.add(socket);
     seen.push({ url: req.url!, headers: req.headers, bytes: 0 });
     const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    // On /app/planting the origin also tries to set the gateway's session cookie.
+    const planted = req.url === '/app/planting' ? 'Set-Cookie: __Host-gatehouse=planted; Path=/; Secure; HttpOnly\r\nSet-Cookie: app=1; Path=/\r\n' : '';
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${planted}\r\n`);
     const text = Buffer.from(`hello ${String(req.headers['x-auth-user-id'])}`);
     socket.write(Buffer.concat([Buffer.from([0x81, text.length]), text]));
     socket.on('error', () => {});
@@ -81,8 +83,9 @@ describe('proxy over real HTTP', () => {
   it('upgrades a WebSocket with the identity on the handshake; refuses one without a token', async () => {
     seen.length = 0;
     const wsUrl = gw.url.replace(/^http/, 'ws');
-    // Node's WebSocket cannot set Authorization; the session cookie carries the token instead.
-    const ws = new WebSocket(`${wsUrl}/app/socket`, { headers: { cookie: `__Host-gatehouse=${token}` } } as unknown as string[]);
+    // Node's WebSocket cannot set Authorization; the session cookie carries the token instead,
+    // and Origin, as a browser sends it (a cookie handshake naming no site is refused).
+    const ws = new WebSocket(`${wsUrl}/app/socket`, { headers: { cookie: `__Host-gatehouse=${token}`, origin: gw.url } } as unknown as string[]);
     const message = await new Promise<string>((resolve, reject) => {
       ws.addEventListener('message', (e) => resolve(String(e.data)));
       ws.addEventListener('error', () => reject(new Error('websocket error')));
@@ -100,5 +103,39 @@ describe('proxy over real HTTP', () => {
     });
     expect(refused).toBe('refused');
     expect(seen).toHaveLength(0);
+  });
+
+  it('a 101 from the origin cannot set the gateway\'s cookies; the socket still carries frames', async () => {
+    seen.length = 0;
+    const { hostname, port } = new URL(gw.url);
+    const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    const { setCookie, firstBytes } = await new Promise<{ setCookie: string[]; firstBytes: Buffer }>((resolve, reject) => {
+      const req = request({
+        host: hostname,
+        port,
+        path: '/app/planting',
+        headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13', cookie: `__Host-gatehouse=${token}`, origin: gw.url },
+      });
+      req.on('upgrade', (res, socket, head) => {
+        // One unmasked text frame: 2 header bytes, then as many as the second byte says.
+        let bytes = head;
+        const check = () => {
+          if (bytes.length < 2 || bytes.length < 2 + bytes[1]!) return;
+          socket.destroy();
+          resolve({ setCookie: res.headers['set-cookie'] ?? [], firstBytes: bytes });
+        };
+        socket.on('data', (chunk: Buffer) => {
+          bytes = Buffer.concat([bytes, chunk]);
+          check();
+        });
+        check();
+      });
+      req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(setCookie).toEqual(['app=1; Path=/']);
+    expect(firstBytes.subarray(2).toString()).toBe(`hello ${userId}`);
+    expect(seen.map((s) => s.url)).toEqual(['/app/planting']);
   });
 });

@@ -50,9 +50,15 @@ export async function call(path: string, opts: CallOptions = {}): Promise<Respon
     body = new URLSearchParams(opts.form).toString();
   }
   if (opts.cookies) headers.set('cookie', Object.entries(opts.cookies).map(([k, v]) => `${k}=${v}`).join('; '));
+  const method = opts.method ?? (body !== undefined ? 'POST' : 'GET');
+  // As a browser does: an unsafe request carries Origin (the gateway refuses a cookie-authenticated
+  // one that says nothing of where it comes from). A test of that refusal sets the Cookie header itself.
+  if (opts.cookies && !['GET', 'HEAD', 'OPTIONS'].includes(method.toUpperCase()) && !headers.has('origin') && !headers.has('sec-fetch-site')) {
+    headers.set('origin', PUBLIC_URL);
+  }
   if (!headers.has('cf-connecting-ip')) headers.set('cf-connecting-ip', '203.0.113.7');
   const request = new Request(new URL(path, PUBLIC_URL), {
-    method: opts.method ?? (body !== undefined ? 'POST' : 'GET'),
+    method,
     headers,
     body,
     redirect: 'manual',

@@ -8,7 +8,7 @@
  * The guesses of a chain are the product of its pieces' (kept as log10, so nothing overflows).
  *
  * Hand-written rather than @zxcvbn-ts/core: that library alone is 11 KiB gzip and its data
- * 220 KiB, against a whole-Worker budget of 64 KiB; this module and its word list are ~12.
+ * 220 KiB, against a whole-Worker budget of 64 KiB; this module and its word list are about 13.
  */
 import commonWordsText from './data/common-words.txt';
 
@@ -413,7 +413,7 @@ function repeatPieces(lower: readonly string[], depth: number, budget: { units: 
       const run = agree[k]!;
       if (run[i]! < k) continue;
       if (i >= k && run[i - k]! >= k) continue; // the same repeat, started a unit earlier
-      let primitive = true; // "abab" repeats "ab": that one is found with k = 2
+      let primitive = true; // a unit "abab" is "ab" twice over: that repeat is found with k = 2
       for (let d = 1; d < k && primitive; d++) if (k % d === 0 && agree[d]![i]! >= k - d) primitive = false;
       if (!primitive) continue;
       const unit = lower.slice(i, i + k);

@@ -77,6 +77,7 @@ export const configSchema = v.object({
   SESSION_MAX_AGE: seconds(7_776_000, 300, 31_536_000),
   PASSWORD_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
   PASSWORD_MIN_LENGTH: seconds(12, 8, 256),
+  BREACHED_PASSWORD_CHECK: enumSetting(['off', 'required', 'best-effort'] as const, 'off'),
   REGISTRATION: enumSetting(['open', 'closed'] as const, 'open'),
   ALLOWED_EMAIL_DOMAINS: commaList(true),
   ADMIN_EMAILS: commaList(true),

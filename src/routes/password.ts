@@ -4,6 +4,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
+import { assertNotBreached } from '../auth/breached-password';
 import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
@@ -90,6 +91,7 @@ export const passwordRoutes = new Hono<AppEnv>()
       const password = normalizePassword(data.password);
       const problem = checkNewPassword(password, config.PASSWORD_MIN_LENGTH);
       if (problem) throw badRequest(problem.message);
+      await assertNotBreached(password, config.BREACHED_PASSWORD_CHECK);
       const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash: await hashPassword(password) }, now());
       if (!user) {
         await audit(c, { event: 'register', outcome: 'failure', detail: { reason: 'email_taken' } });

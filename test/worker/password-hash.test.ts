@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CURRENT_SCRYPT, hashPassword, verifyPassword } from '../../src/auth/password-hash';
-import { checkNewPassword, commonPasswordCount, normalizePassword, PASSWORD_MAX_LENGTH } from '../../src/auth/password-policy';
+import { checkNewPassword, normalizePassword, PASSWORD_MAX_LENGTH } from '../../src/auth/password-policy';
 
 async function pbkdf2Hash(password: string, iterations: number): Promise<string> {
   const salt = crypto.getRandomValues(new Uint8Array(16));
@@ -50,17 +50,18 @@ describe('password policy', () => {
     expect(checkNewPassword('a'.repeat(11), 12)?.code).toBe('too_short');
     expect(checkNewPassword('a long enough pass', 12)).toBeNull();
     // 12 astral characters are 24 UTF-16 units but 12 characters.
-    expect(checkNewPassword('😀'.repeat(12), 12)).toBeNull();
-    expect(checkNewPassword('😀'.repeat(11), 12)?.code).toBe('too_short');
-    expect(checkNewPassword('x'.repeat(PASSWORD_MAX_LENGTH), 12)).toBeNull();
-    expect(checkNewPassword('x'.repeat(PASSWORD_MAX_LENGTH + 1), 12)?.code).toBe('too_long');
+    const emoji = [...'😀🐢🌵🎻🚲🧀🦉🍋🛶🎲🪁🧭'];
+    expect(checkNewPassword(emoji.join(''), 12)).toBeNull();
+    expect(checkNewPassword(emoji.slice(1).join(''), 12)?.code).toBe('too_short');
+    // A long passphrase of distinct words, cut at exactly the maximum.
+    const long = Array.from({ length: 40 }, (_, i) => `w${i.toString(36)}rd${(i * 7919).toString(36)}`).join(' ');
+    expect(checkNewPassword([...long].slice(0, PASSWORD_MAX_LENGTH).join(''), 12)).toBeNull();
+    expect(checkNewPassword([...long].slice(0, PASSWORD_MAX_LENGTH + 1).join(''), 12)?.code).toBe('too_long');
   });
 
-  it('refuses common passwords, case-insensitively, from a list of thousands', () => {
-    expect(commonPasswordCount()).toBeGreaterThanOrEqual(1000);
+  it('refuses common passwords, case-insensitively', () => {
     for (const p of ['password1234', 'qwertyuiop123', 'Password123!', '1234567890', 'iloveyou123']) {
-      const problem = checkNewPassword(normalizePassword(p), 8);
-      if (problem) expect(problem.code).toBe('common');
+      expect(checkNewPassword(normalizePassword(p), 8)?.code).toBe('common');
     }
     expect(checkNewPassword('qwertyuiop', 8)?.code).toBe('common');
     expect(checkNewPassword('PASSWORD123', 8)?.code).toBe('common');

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { foldSegment } from '../../src/proxy/fold-case';
+import { FLOW_COOKIE } from '../../src/tokens/oauth-flow-cookie';
 import { bearer, call, PUBLIC_URL, registerUser } from './helpers';
 import { cookieSession, proxyEnv, recordingOrigin } from './proxy-helpers';
 
@@ -22,7 +23,7 @@ describe('item 3: a WebSocket 101 cannot set the gateway\'s cookies', () => {
       const headers = new Headers();
       headers.append('set-cookie', '__Host-gatehouse=planted; Path=/; Secure; HttpOnly; SameSite=Lax');
       headers.append('set-cookie', '__Secure-gatehouse-refresh=planted; Path=/auth; Secure; HttpOnly');
-      headers.append('set-cookie', '__Secure-gatehouse-oauth=planted; Path=/auth/callback; Secure; HttpOnly');
+      headers.append('set-cookie', `${FLOW_COOKIE}=planted; Path=/; Secure; HttpOnly`);
       headers.append('set-cookie', 'app=1; Path=/');
       headers.set('sec-websocket-protocol', 'chat');
       return new Response(null, { status: 101, webSocket: pair[0], headers });

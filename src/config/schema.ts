@@ -1,5 +1,5 @@
 /**
- * The validated configuration. Every setting from DESIGN.md is parsed here, once per isolate
+ * The validated configuration. Every setting from docs/design.md is parsed here, once per isolate
  * (see `load.ts`); the rest of the code only ever sees the typed {@link Config}.
  */
 import * as v from 'valibot';

@@ -1,5 +1,5 @@
 /**
- * The gateway's cookies (DESIGN.md, "Cookie mode"), set with hono's cookie helper so the
+ * The gateway's cookies (docs/design.md, "Cookie mode"), set with hono's cookie helper so the
  * `__Host-` / `__Secure-` prefix rules are enforced for us.
  */
 import type { Context } from 'hono';

@@ -1,5 +1,5 @@
 /**
- * The error contract of DESIGN.md: OAuth-style JSON bodies, one status per code, and
+ * The error contract of docs/design.md: OAuth-style JSON bodies, one status per code, and
  * `WWW-Authenticate` on 401s. Throw an {@link ApiError} anywhere; `errorHandler` renders it.
  */
 export const ERROR_STATUS = {

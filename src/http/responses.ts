@@ -36,7 +36,7 @@ export type ClientMode = 'cookie' | 'token';
 
 /**
  * Answers a successful sign-in or refresh. Cookie mode: tokens only in cookies. Token mode:
- * tokens in the JSON body, as DESIGN.md's "Token mode".
+ * tokens in the JSON body, as docs/design.md's "Token mode".
  */
 export function signedInResponse(c: Context<AppEnv>, user: User, tokens: IssuedTokens, mode: ClientMode, status: 200 | 201 = 200) {
   c.header('cache-control', 'no-store');

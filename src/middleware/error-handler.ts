@@ -1,5 +1,5 @@
 /**
- * Renders every error as DESIGN.md's JSON (or a plain page for browser navigations where a
+ * Renders every error as docs/design.md's JSON (or a plain page for browser navigations where a
  * route asks for it). Unknown exceptions become a bare 500: the log gets the details, the
  * client gets no stack, SQL or host name.
  */

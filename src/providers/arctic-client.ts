@@ -1,5 +1,5 @@
 /**
- * The only module that imports arctic (pinned 3.7.0, unmaintained upstream: DESIGN.md).
+ * The only module that imports arctic (pinned 3.7.0, unmaintained upstream: docs/design.md).
  * It builds authorization URLs and talks to token endpoints; callers see only our own types
  * ({@link ProviderTokens}, {@link ProviderError}), so arctic can be replaced here alone.
  *

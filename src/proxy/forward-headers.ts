@@ -1,5 +1,5 @@
 /**
- * The headers an origin receives (DESIGN.md, "Identity sent to origins"): the client's headers
+ * The headers an origin receives (docs/design.md, "Identity sent to origins"): the client's headers
  * minus hop-by-hop ones, minus anything that could pass for identity or for the edge's facts,
  * minus the gateway's own cookies and bearer token; then the edge's `X-Forwarded-*` and, for a
  * signed-in user, `X-Auth-*` with the signed assertion.
@@ -31,7 +31,7 @@ const SPOOFABLE_NAMES = new Set([
   'x-real-ip',
 ]);
 
-/** Header names compared as DESIGN.md says: case-insensitively, with `_` read as `-`. */
+/** Header names compared as docs/design.md says: case-insensitively, with `_` read as `-`. */
 export function canonicalName(name: string): string {
   return name.toLowerCase().replaceAll('_', '-');
 }
@@ -108,7 +108,7 @@ export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers 
   return out;
 }
 
-/** The identity headers of DESIGN.md, for a signed-in user. */
+/** The identity headers of docs/design.md, for a signed-in user. */
 export function identityHeaders(user: AuthUser, assertion: string): Record<string, string> {
   return {
     'x-auth-user-id': user.id,

@@ -1,6 +1,6 @@
 /**
  * Provider sign-in: `GET /auth/login/:provider` starts it, `GET /auth/callback/:provider`
- * finishes it (DESIGN.md). Every refusal is a plain HTML page and starts no session.
+ * finishes it (docs/design.md). Every refusal is a plain HTML page and starts no session.
  */
 import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';

@@ -1,7 +1,7 @@
 /**
  * The answer for a request on one of the gateway's own paths that no route took: 405 with
  * `Allow` when the path exists for other methods, 404 otherwise; an HTML page for a browser
- * navigation, DESIGN.md's JSON for everyone else.
+ * navigation, docs/design.md's JSON for everyone else.
  *
  * The allowed methods come from the app's own route table (read once per app, on first use,
  * when every route is registered), so no list is kept by hand. hono has no 405 of its own.

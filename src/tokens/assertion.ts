@@ -1,6 +1,6 @@
 /**
  * `X-Auth-Assertion`: a short-lived JWT that tells an origin who the request is from, signed
- * with the gateway's active key and bound to one audience (DESIGN.md, "Identity sent to
+ * with the gateway's active key and bound to one audience (docs/design.md, "Identity sent to
  * origins"). Signing costs far more than a map lookup, so each isolate keeps the assertion of
  * a (session, audience) pair and reuses it until it is close to expiry or the session's access
  * token changes (a refresh may carry new roles).
@@ -10,7 +10,7 @@ import type { AuthUser } from '../env';
 import type { Keyring } from '../keys/keyring';
 
 export const ASSERTION_TYPE = 'JWT';
-/** Longest lifetime of an assertion (DESIGN.md: at most 60 s). */
+/** Longest lifetime of an assertion (docs/design.md: at most 60 s). */
 export const ASSERTION_TTL_S = 60;
 /** A cached assertion is replaced once it has less than this left, so origins never get a nearly-dead one. */
 export const ASSERTION_REUSE_MARGIN_S = 20;

@@ -23,6 +23,7 @@ import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { securityAlert } from '../observability/alerts';
 import { normalizeEmail } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 
 export const FAILURE_WINDOW_SECONDS = 3600;
 
@@ -92,8 +93,6 @@ export async function deleteStaleFailures(db: D1Database, now: number, limit: nu
     .run();
   return r.meta.changes;
 }
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /**
  * Reserves a password check for the account, or throws `rate_limited` with `Retry-After` while

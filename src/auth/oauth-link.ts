@@ -13,11 +13,10 @@ import { ApiError } from '../http/errors';
 import type { ProviderProfile } from '../providers/types';
 import { claimUnverifiedAccount, findIdentity, insertIdentity, touchIdentity } from '../storage/identities';
 import { createUser, findUserByEmail, findUserById, normalizeEmail, updateProfile, type User } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { emailDomainAllowed } from './roles';
 import { audit, endAllSessions } from './sessions';
-
-const now = () => Math.floor(Date.now() / 1000);
 
 const emailSchema = v.pipe(v.string(), v.email());
 

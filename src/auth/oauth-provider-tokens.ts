@@ -11,6 +11,7 @@ import { providerContext, renewTokens } from '../providers/sign-in';
 import { ProviderError, type ProviderTokens } from '../providers/types';
 import { findIdentity, findUserIdentity, replaceIdentityTokens } from '../storage/identities';
 import { decryptProviderTokens, encryptProviderTokens } from '../tokens/provider-token-crypto';
+import { nowSeconds } from '../util/time';
 import { audit } from './sessions';
 
 /** An access token this close to expiry is renewed before it is handed out. */
@@ -52,7 +53,7 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
   const stored = sealed && key ? await decryptProviderTokens(secret, key, sealed) : null;
   if (!stored || !key || !sealed) throw new ApiError('not_found', `No ${provider.name} tokens are kept for this account. Sign in with ${provider.name} to store them.`);
 
-  const t = Math.floor(Date.now() / 1000);
+  const t = nowSeconds();
   if (fresh(stored, t)) return stored;
   if (!stored.refreshToken) throw new ApiError('not_found', `The ${provider.name} access token has expired and cannot be renewed. Sign in with ${provider.name} again.`);
 
@@ -68,7 +69,7 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
       if (!(await replaceIdentityTokens(c.env.DB, key, sealed, null))) {
         const now = await findIdentity(c.env.DB, key.provider, key.subject);
         const winner = now?.tokensEncrypted ? await decryptProviderTokens(secret, key, now.tokensEncrypted) : null;
-        if (winner && fresh(winner, Math.floor(Date.now() / 1000))) return winner;
+        if (winner && fresh(winner, nowSeconds())) return winner;
         throw gone();
       }
       await audit(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: 'invalid_grant' } });

@@ -24,6 +24,7 @@ import {
 import { findUserById, type User } from '../storage/users';
 import { CLOCK_TOLERANCE_S, ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
 import { randomId, sha256 } from '../util/random';
+import { nowSeconds as now } from '../util/time';
 import { effectiveRoles } from './roles';
 
 export interface IssuedTokens {
@@ -35,8 +36,6 @@ export interface IssuedTokens {
   sessionExpiresAt: number;
   session: Session;
 }
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** 256 random bits, base64url: opaque to everyone, stored only as its SHA-256. */
 function newRefreshToken(): string {

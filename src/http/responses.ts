@@ -5,6 +5,7 @@ import { effectiveRoles } from '../auth/roles';
 import type { AppEnv } from '../env';
 import type { Session } from '../storage/sessions';
 import type { User } from '../storage/users';
+import { nowSeconds } from '../util/time';
 import { setSessionCookies } from './cookies';
 
 export function publicUser(c: Context<AppEnv>, user: User) {
@@ -41,7 +42,7 @@ export type ClientMode = 'cookie' | 'token';
 export function signedInResponse(c: Context<AppEnv>, user: User, tokens: IssuedTokens, mode: ClientMode, status: 200 | 201 = 200) {
   c.header('cache-control', 'no-store');
   if (mode === 'cookie') {
-    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - Math.floor(Date.now() / 1000));
+    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - nowSeconds());
     return c.json({ user: publicUser(c, user), session: publicSession(tokens.session, tokens.session.id), expires_in: tokens.expiresIn }, status);
   }
   return c.json(

@@ -26,8 +26,7 @@ import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
 import { deviceLabel } from '../ui/device-label';
-
-const now = () => Math.floor(Date.now() / 1000);
+import { nowSeconds as now } from '../util/time';
 
 const NOTICES: Record<string, string> = {
   session_ended: 'That session has been signed out.',

@@ -25,12 +25,11 @@ import { listUserEvents } from '../storage/events';
 import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions, revokeUserSessions, sessionIdsWithLiveTokens } from '../storage/sessions';
 import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 
 const ADMIN_ROLE = 'admin';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/i;
 const MAX_ID_LENGTH = 64;
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** Admits only users whose current D1 record (not the token) grants `admin` and who are not disabled. */
 function requireAdmin(): MiddlewareHandler<AppEnv> {

@@ -19,10 +19,9 @@ import { consumeState, firstReplayOf } from '../storage/oauth-states';
 import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-flow-cookie';
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage } from '../ui/render';
+import { nowSeconds as now } from '../util/time';
 
 type PageStatus = 400 | 403 | 404 | 409 | 502 | 503;
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
 function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, returnTo = '/'): Response {

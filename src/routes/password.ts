@@ -20,6 +20,7 @@ import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 import { renderLoginPage } from './login-page';
 
 const credentialsSchema = v.strictObject(
@@ -36,8 +37,6 @@ const credentialsSchema = v.strictObject(
 );
 
 type Credentials = v.InferOutput<typeof credentialsSchema>;
-
-const now = () => Math.floor(Date.now() / 1000);
 
 function requirePasswordLogin(c: Context<AppEnv>) {
   if (c.get('config').PASSWORD_LOGIN === 'disabled') throw new ApiError('forbidden', 'Password sign-in is disabled on this gateway.');

@@ -13,11 +13,10 @@ import { presentedToken, requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { findSessionById, listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 
 const refreshSchema = v.strictObject({ refresh_token: v.optional(v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long'))) }, 'is not a known field');
 const emptySchema = v.strictObject({ return_to: v.optional(v.string()) }, 'is not a known field');
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** Bodies are optional on these endpoints; when one is sent it must still be well-formed. */
 async function optionalBody<S extends v.GenericSchema>(c: Context<AppEnv>, schema: S): Promise<v.InferOutput<S> | undefined> {

@@ -11,6 +11,7 @@ import type { Config } from '../config/schema';
 import { log } from '../observability/log';
 import { deleteOldEvents } from '../storage/events';
 import { deleteEndedSessions } from '../storage/sessions';
+import { nowSeconds } from '../util/time';
 
 export const BATCH_SIZE = 500;
 export const MAX_BATCHES = 20;
@@ -38,7 +39,7 @@ async function inBatches(remove: (limit: number) => Promise<number>, batchSize: 
 export async function runHousekeeping(
   db: D1Database,
   config: Pick<Config, 'AUDIT_RETENTION_DAYS'>,
-  now = Math.floor(Date.now() / 1000),
+  now = nowSeconds(),
   limits = { batchSize: BATCH_SIZE, maxBatches: MAX_BATCHES },
 ): Promise<HousekeepingReport> {
   const sessions = await inBatches((n) => deleteEndedSessions(db, now - ENDED_SESSION_GRACE_SECONDS, n), limits.batchSize, limits.maxBatches);

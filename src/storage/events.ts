@@ -3,6 +3,7 @@
  * row in `auth_events` and one structured log line.
  */
 import { log } from '../observability/log';
+import { nowSeconds } from '../util/time';
 
 export type EventOutcome = 'success' | 'failure' | 'security';
 
@@ -26,7 +27,7 @@ export interface StoredEvent {
   detail: Record<string, unknown> | null;
 }
 
-export async function recordEvent(db: D1Database, e: AuthEvent, now = Math.floor(Date.now() / 1000)): Promise<void> {
+export async function recordEvent(db: D1Database, e: AuthEvent, now = nowSeconds()): Promise<void> {
   const fields = { outcome: e.outcome, user_id: e.userId ?? null, ip: e.ip ?? null, ...e.detail };
   if (e.outcome === 'security') log.warn(e.event, fields);
   else log.info(e.event, fields);

@@ -7,6 +7,7 @@ import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload }
 import { ApiError, invalidToken } from '../http/errors';
 import type { Keyring, SigningKey } from '../keys/keyring';
 import { randomId } from '../util/random';
+import { nowSeconds } from '../util/time';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 /** Longer strings are refused before any parsing: our own tokens are far shorter. */
@@ -51,7 +52,7 @@ export interface IssueInput {
   ttlSeconds: number;
 }
 
-export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now = Math.floor(Date.now() / 1000)) {
+export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now = nowSeconds()) {
   const key = ctx.keyring.active;
   const jti = randomId(16);
   const exp = now + input.ttlSeconds;
@@ -126,7 +127,7 @@ export async function verifyAccessToken(ctx: TokenContext, token: string, now?: 
   const cache = cacheFor(ctx.keyring);
   const hit = cache.get(token);
   if (hit && hit.issuer === ctx.issuer && hit.audience === ctx.audience) {
-    const nowS = now ?? Math.floor(Date.now() / 1000);
+    const nowS = now ?? nowSeconds();
     if (hit.claims.exp + CLOCK_TOLERANCE_S > nowS) return hit.claims;
     cache.delete(token);
     throw new ExpiredTokenError();
@@ -158,7 +159,7 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
     if (e instanceof errors.JOSEError) throw invalidToken('The access token is invalid.');
     throw e instanceof Error && e.name === 'ApiError' ? e : invalidToken('The access token is invalid.');
   }
-  const nowS = now ?? Math.floor(Date.now() / 1000);
+  const nowS = now ?? nowSeconds();
   const p = payload as Record<string, unknown>;
   if (
     !isString(p.sub) ||

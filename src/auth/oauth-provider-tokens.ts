@@ -12,7 +12,7 @@ import { ProviderError, type ProviderTokens } from '../providers/types';
 import { findIdentity, findUserIdentity, replaceIdentityTokens } from '../storage/identities';
 import { decryptProviderTokens, encryptProviderTokens } from '../tokens/provider-token-crypto';
 import { nowSeconds } from '../util/time';
-import { audit } from './sessions';
+import { recordEvent } from './events';
 
 /** An access token this close to expiry is renewed before it is handed out. */
 const RENEW_MARGIN_SECONDS = 60;
@@ -72,13 +72,13 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
         if (winner && fresh(winner, nowSeconds())) return winner;
         throw gone();
       }
-      await audit(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: 'invalid_grant' } });
+      await recordEvent(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: 'invalid_grant' } });
       throw gone();
     }
     if (e.kind === 'refused') {
       // invalid_client (a wrong secret), invalid_scope, ...: a fault of this gateway's settings or
       // of the provider, not of the user's grant, which is kept for when it is fixed.
-      await audit(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: e.code ?? 'refused' } });
+      await recordEvent(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: e.code ?? 'refused' } });
       throw new ApiError('bad_gateway', `${provider.name} refused to renew the token${e.code ? ` (${e.code})` : ''}. The stored grant is kept; try again later.`);
     }
     throw new ApiError(e.kind === 'unavailable' ? 'unavailable' : 'bad_gateway', `${provider.name} could not renew the token: ${e.message}`);
@@ -87,6 +87,6 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
   const next: ProviderTokens = { ...renewed, refreshToken: renewed.refreshToken ?? stored.refreshToken };
   // Lost a race with another renewal: ours is valid to hand out, but the row keeps the winner's.
   await replaceIdentityTokens(c.env.DB, key, sealed, await encryptProviderTokens(secret, key, next));
-  await audit(c, { event: 'provider_tokens_renewal', outcome: 'success', userId, detail: { provider: provider.id } });
+  await recordEvent(c, { event: 'provider_tokens_renewal', outcome: 'success', userId, detail: { provider: provider.id } });
   return next;
 }

@@ -3,7 +3,8 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { audit, endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
+import { recordEvent } from '../auth/events';
+import { endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
@@ -59,7 +60,7 @@ export const sessionRoutes = new Hono<AppEnv>()
     c.header('cache-control', 'no-store');
     const result = await signOut(c, presented, body?.refresh_token ?? readRefreshCookie(c));
     if (result.sessionId !== null) {
-      await audit(c, { event: 'logout', outcome: 'success', userId: result.userId, detail: { sid: result.sessionId, ended: result.ended } });
+      await recordEvent(c, { event: 'logout', outcome: 'success', userId: result.userId, detail: { sid: result.sessionId, ended: result.ended } });
     }
     return c.json({ ok: true, ended_sessions: result.ended });
   })
@@ -70,7 +71,7 @@ export const sessionRoutes = new Hono<AppEnv>()
     // The caller's own session is revoked in KV last: if a KV write fails (503), its token
     // still works for the retry, which also re-revokes the sessions D1 already shows as ended.
     const ended = await endAllSessions(c, auth.id, auth.sessionId);
-    await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length } });
+    await recordEvent(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length } });
     c.header('cache-control', 'no-store');
     return c.json({ ok: true, ended_sessions: ended.length });
   })
@@ -87,6 +88,6 @@ export const sessionRoutes = new Hono<AppEnv>()
     // moments ago is ended again (KV), so the retry of a call whose KV write failed completes.
     if (id.length > 64 || !(await endSession(c, id, auth.id))) throw new ApiError('not_found', 'No such session.');
     if (id === auth.sessionId) clearSessionCookies(c);
-    await audit(c, { event: 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id } });
+    await recordEvent(c, { event: 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id } });
     return c.json({ ok: true });
   });

@@ -7,13 +7,11 @@ import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload }
 import { ApiError, invalidToken } from '../http/errors';
 import type { Keyring, SigningKey } from '../keys/keyring';
 import { randomId } from '../util/random';
-import { nowSeconds } from '../util/time';
+import { CLOCK_TOLERANCE_S, nowSeconds } from '../util/time';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 /** Longer strings are refused before any parsing: our own tokens are far shorter. */
 export const MAX_TOKEN_LENGTH = 4096;
-/** Verification accepts a token until `exp` plus this; revocations must outlive that (storage/revocation.ts). */
-export const CLOCK_TOLERANCE_S = 30;
 
 /**
  * The refusal of a token we signed whose lifetime is over: an `invalid_token` like any other,

@@ -4,12 +4,12 @@
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
+import { publicSession, publicUser, signedInResponse } from '../auth/responses';
 import { endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
-import { publicSession, publicUser, signedInResponse } from '../http/responses';
 import { presentedToken, requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { findSessionById, listActiveSessions } from '../storage/sessions';

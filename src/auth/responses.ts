@@ -1,12 +1,15 @@
-/** Shapes shared by several routes: the public user object and the signed-in response. */
+/**
+ * Shapes shared by several routes: the public user object and the signed-in response. In auth/,
+ * not http/, because they need the user's effective roles and the issued session tokens.
+ */
 import type { Context } from 'hono';
-import type { IssuedTokens } from '../auth/sessions';
-import { effectiveRoles } from '../auth/roles';
 import type { AppEnv } from '../env';
+import { setSessionCookies } from '../http/cookies';
 import type { Session } from '../storage/sessions';
 import type { User } from '../storage/users';
 import { nowSeconds } from '../util/time';
-import { setSessionCookies } from './cookies';
+import { effectiveRoles } from './roles';
+import type { IssuedTokens } from './sessions';
 
 export function publicUser(c: Context<AppEnv>, user: User) {
   return {

@@ -59,13 +59,9 @@ async function expectUnavailable(r: Response): Promise<{ error: string; error_de
 describe('guard (the storage boundary)', () => {
   it('turns a rejection into StorageUnavailableError, keeping the cause for the log', async () => {
     const cause = unknownOutage();
-    const err = await guard(async () => Promise.reject(cause)).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(StorageUnavailableError);
-    expect((err as StorageUnavailableError).cause).toBe(cause);
-    expect((err as StorageUnavailableError).message).toBe(cause.message);
+    const failed = guard(async () => Promise.reject(cause));
+    await expect(failed).rejects.toBeInstanceOf(StorageUnavailableError);
+    await expect(failed).rejects.toMatchObject({ name: 'StorageUnavailableError', message: cause.message, cause });
   });
 
   it('also catches a synchronous throw (from prepare) and does not wrap twice', async () => {

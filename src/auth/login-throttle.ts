@@ -21,16 +21,11 @@ import type { Context } from 'hono';
 import type { Config } from '../config/schema';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
-import { securityAlert } from '../observability/alerts';
-import { normalizeEmail } from '../storage/users';
+import { clearFailureCounter, readFailureCounter, reserveFailure, type FailureCounter } from '../storage/login-failures';
+import { nowSeconds as now } from '../util/time';
+import { recordEvent } from './events';
 
 export const FAILURE_WINDOW_SECONDS = 3600;
-
-export interface FailureCounter {
-  count: number;
-  windowStart: number;
-  lastFailureAt: number;
-}
 
 type ThrottleConfig = Pick<Config, 'LOGIN_FAILURE_LIMIT' | 'LOGIN_BACKOFF_AFTER' | 'LOGIN_BACKOFF_MAX'>;
 
@@ -48,52 +43,21 @@ export function waitSeconds(counter: FailureCounter | null, config: ThrottleConf
 /** A burst worth an alert: twice the free failures, reported once per window. */
 export const burstThreshold = (config: ThrottleConfig) => Math.min(config.LOGIN_BACKOFF_AFTER * 2, config.LOGIN_FAILURE_LIMIT);
 
-export async function readFailures(db: D1Database, email: string): Promise<FailureCounter | null> {
-  const row = await db
-    .prepare('SELECT count, window_start, last_failure_at FROM login_failures WHERE email = ?')
-    .bind(normalizeEmail(email))
-    .first<{ count: number; window_start: number; last_failure_at: number }>();
-  return row ? { count: row.count, windowStart: row.window_start, lastFailureAt: row.last_failure_at } : null;
-}
-
 /**
  * Reserves one attempt: counts it as a failure (starting a new window if the last one has
- * ended) only if the account may try now, i.e. exactly when {@link waitSeconds} is 0. One atomic
- * statement: the upsert's WHERE refuses the update, and RETURNING then yields no row, when the
- * account is backing off. Returns the counter including this attempt, or null if refused.
+ * ended) only if the account may try now, i.e. exactly when {@link waitSeconds} is 0 (one
+ * atomic statement, storage/login-failures.ts). Returns the counter including this attempt,
+ * or null if refused.
  */
 export async function reserveAttempt(db: D1Database, email: string, config: ThrottleConfig, now: number): Promise<FailureCounter | null> {
-  const row = await db
-    .prepare(
-      `INSERT INTO login_failures (email, count, window_start, last_failure_at) VALUES (?1, 1, ?2, ?2)
-       ON CONFLICT (email) DO UPDATE SET
-         count = CASE WHEN window_start <= ?2 - ?3 THEN 1 ELSE count + 1 END,
-         window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2 ELSE window_start END,
-         last_failure_at = ?2
-       WHERE window_start <= ?2 - ?3
-          OR (count < ?4 AND (count < ?5
-              OR last_failure_at + (CASE WHEN count - ?5 >= 30 THEN ?6 ELSE MIN(1 << (count - ?5), ?6) END) <= ?2))
-       RETURNING count, window_start, last_failure_at`,
-    )
-    .bind(normalizeEmail(email), now, FAILURE_WINDOW_SECONDS, config.LOGIN_FAILURE_LIMIT, config.LOGIN_BACKOFF_AFTER, config.LOGIN_BACKOFF_MAX)
-    .first<{ count: number; window_start: number; last_failure_at: number }>();
-  return row ? { count: row.count, windowStart: row.window_start, lastFailureAt: row.last_failure_at } : null;
+  const schedule = {
+    windowSeconds: FAILURE_WINDOW_SECONDS,
+    limit: config.LOGIN_FAILURE_LIMIT,
+    backoffAfter: config.LOGIN_BACKOFF_AFTER,
+    backoffMax: config.LOGIN_BACKOFF_MAX,
+  };
+  return reserveFailure(db, email, schedule, now);
 }
-
-export async function clearFailures(db: D1Database, email: string): Promise<void> {
-  await db.prepare('DELETE FROM login_failures WHERE email = ?').bind(normalizeEmail(email)).run();
-}
-
-/** Housekeeping: deletes up to `limit` counters whose window ended before `now`. */
-export async function deleteStaleFailures(db: D1Database, now: number, limit: number): Promise<number> {
-  const r = await db
-    .prepare('DELETE FROM login_failures WHERE email IN (SELECT email FROM login_failures WHERE window_start <= ? LIMIT ?)')
-    .bind(now - FAILURE_WINDOW_SECONDS, limit)
-    .run();
-  return r.meta.changes;
-}
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /**
  * Reserves a password check for the account, or throws `rate_limited` with `Retry-After` while
@@ -105,15 +69,16 @@ export async function reserveLoginAttempt(c: Context<AppEnv>, email: string): Pr
   if (reserved) return reserved;
   // Refused: read the counter only to tell the client how long to wait (at least a second, as
   // a concurrent success may have cleared it meanwhile).
-  const wait = waitSeconds(await readFailures(c.env.DB, email), c.get('config'), t);
+  const wait = waitSeconds(await readFailureCounter(c.env.DB, email), c.get('config'), t);
   throw new ApiError('rate_limited', 'Too many failed sign-ins for this account. Try again later.', { retryAfter: Math.max(1, wait) });
 }
 
 /** A reserved attempt failed (it is already counted); the failure that makes a burst raises a security alert. */
 export async function recordLoginFailure(c: Context<AppEnv>, attempt: FailureCounter, userId: string | null): Promise<void> {
   if (userId && attempt.count === burstThreshold(c.get('config'))) {
-    await securityAlert(c, {
+    await recordEvent(c, {
       event: 'login_failure_burst',
+      outcome: 'security',
       userId,
       detail: { failures: attempt.count, window_seconds: FAILURE_WINDOW_SECONDS, message: 'Many failed sign-ins for one account.' },
     });
@@ -121,5 +86,5 @@ export async function recordLoginFailure(c: Context<AppEnv>, attempt: FailureCou
 }
 
 export async function recordLoginSuccess(c: Context<AppEnv>, email: string): Promise<void> {
-  await clearFailures(c.env.DB, email);
+  await clearFailureCounter(c.env.DB, email);
 }

@@ -13,11 +13,11 @@ import { ApiError } from '../http/errors';
 import type { ProviderProfile } from '../providers/types';
 import { claimUnverifiedAccount, findIdentity, insertIdentity, touchIdentity } from '../storage/identities';
 import { createUser, findUserByEmail, findUserById, normalizeEmail, updateProfile, type User } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { emailDomainAllowed } from './roles';
-import { audit, endAllSessions } from './sessions';
-
-const now = () => Math.floor(Date.now() / 1000);
+import { recordEvent } from './events';
+import { endAllSessions } from './sessions';
 
 const emailSchema = v.pipe(v.string(), v.email());
 
@@ -41,7 +41,7 @@ function domainPolicyAllows(c: Context<AppEnv>, email: string, verified: boolean
 }
 
 const refuse = async (c: Context<AppEnv>, providerId: string, reason: string, error: ApiError, userId: string | null = null): Promise<never> => {
-  await audit(c, { event: 'oauth_login', outcome: 'failure', userId, detail: { provider: providerId, reason } });
+  await recordEvent(c, { event: 'oauth_login', outcome: 'failure', userId, detail: { provider: providerId, reason } });
   throw error;
 };
 
@@ -119,7 +119,7 @@ export async function resolveOAuthUser(
     if (!existing.emailVerified && (await claimUnverifiedAccount(db, existing.id, t))) {
       // Whoever held the unverified account had no proof of the address: their sessions end.
       await endAllSessions(c, existing.id);
-      await audit(c, {
+      await recordEvent(c, {
         event: 'account_claimed',
         outcome: 'security',
         userId: existing.id,
@@ -132,7 +132,7 @@ export async function resolveOAuthUser(
       const raced = await findIdentity(db, providerId, profile.subject);
       if (raced?.userId !== existing.id) return refuse(c, providerId, 'identity_race', new ApiError('conflict', 'This sign-in is already being processed. Try again.'));
     }
-    await audit(c, { event: 'identity_linked', outcome: 'success', userId: user.id, detail: { provider: providerId } });
+    await recordEvent(c, { event: 'identity_linked', outcome: 'success', userId: user.id, detail: { provider: providerId } });
     return { user, how: 'linked' };
   }
 
@@ -152,6 +152,6 @@ export async function resolveOAuthUser(
   if (!(await insertIdentity(db, { ...key, userId: user.id, email, tokensEncrypted }, t))) {
     return refuse(c, providerId, 'identity_race', new ApiError('conflict', 'This sign-in is already being processed. Try again.'), user.id);
   }
-  await audit(c, { event: 'register', outcome: 'success', userId: user.id, detail: { provider: providerId } });
+  await recordEvent(c, { event: 'register', outcome: 'success', userId: user.id, detail: { provider: providerId } });
   return { user, how: 'created' };
 }

@@ -11,7 +11,8 @@ import { providerContext, renewTokens } from '../providers/sign-in';
 import { ProviderError, type ProviderTokens } from '../providers/types';
 import { findIdentity, findUserIdentity, replaceIdentityTokens } from '../storage/identities';
 import { decryptProviderTokens, encryptProviderTokens } from '../tokens/provider-token-crypto';
-import { audit } from './sessions';
+import { nowSeconds } from '../util/time';
+import { recordEvent } from './events';
 
 /** An access token this close to expiry is renewed before it is handed out. */
 const RENEW_MARGIN_SECONDS = 60;
@@ -52,7 +53,7 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
   const stored = sealed && key ? await decryptProviderTokens(secret, key, sealed) : null;
   if (!stored || !key || !sealed) throw new ApiError('not_found', `No ${provider.name} tokens are kept for this account. Sign in with ${provider.name} to store them.`);
 
-  const t = Math.floor(Date.now() / 1000);
+  const t = nowSeconds();
   if (fresh(stored, t)) return stored;
   if (!stored.refreshToken) throw new ApiError('not_found', `The ${provider.name} access token has expired and cannot be renewed. Sign in with ${provider.name} again.`);
 
@@ -68,16 +69,16 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
       if (!(await replaceIdentityTokens(c.env.DB, key, sealed, null))) {
         const now = await findIdentity(c.env.DB, key.provider, key.subject);
         const winner = now?.tokensEncrypted ? await decryptProviderTokens(secret, key, now.tokensEncrypted) : null;
-        if (winner && fresh(winner, Math.floor(Date.now() / 1000))) return winner;
+        if (winner && fresh(winner, nowSeconds())) return winner;
         throw gone();
       }
-      await audit(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: 'invalid_grant' } });
+      await recordEvent(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: 'invalid_grant' } });
       throw gone();
     }
     if (e.kind === 'refused') {
       // invalid_client (a wrong secret), invalid_scope, ...: a fault of this gateway's settings or
       // of the provider, not of the user's grant, which is kept for when it is fixed.
-      await audit(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: e.code ?? 'refused' } });
+      await recordEvent(c, { event: 'provider_tokens_renewal', outcome: 'failure', userId, detail: { provider: provider.id, reason: e.code ?? 'refused' } });
       throw new ApiError('bad_gateway', `${provider.name} refused to renew the token${e.code ? ` (${e.code})` : ''}. The stored grant is kept; try again later.`);
     }
     throw new ApiError(e.kind === 'unavailable' ? 'unavailable' : 'bad_gateway', `${provider.name} could not renew the token: ${e.message}`);
@@ -86,6 +87,6 @@ export async function currentProviderTokens(c: Context<AppEnv>, userId: string, 
   const next: ProviderTokens = { ...renewed, refreshToken: renewed.refreshToken ?? stored.refreshToken };
   // Lost a race with another renewal: ours is valid to hand out, but the row keeps the winner's.
   await replaceIdentityTokens(c.env.DB, key, sealed, await encryptProviderTokens(secret, key, next));
-  await audit(c, { event: 'provider_tokens_renewal', outcome: 'success', userId, detail: { provider: provider.id } });
+  await recordEvent(c, { event: 'provider_tokens_renewal', outcome: 'success', userId, detail: { provider: provider.id } });
   return next;
 }

@@ -6,9 +6,6 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
-import { sendAlert } from '../observability/alerts';
-import { log } from '../observability/log';
-import { recordEvent, type AuthEvent } from '../storage/events';
 import { revokeSessionIds, revokeTokenId } from '../storage/revocation';
 import {
   findRotatedToken,
@@ -22,8 +19,10 @@ import {
   type Session,
 } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
-import { CLOCK_TOLERANCE_S, ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
+import { ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
 import { randomId, sha256 } from '../util/random';
+import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
+import { recordEvent } from './events';
 import { effectiveRoles } from './roles';
 
 export interface IssuedTokens {
@@ -35,8 +34,6 @@ export interface IssuedTokens {
   sessionExpiresAt: number;
   session: Session;
 }
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** 256 random bits, base64url: opaque to everyone, stored only as its SHA-256. */
 function newRefreshToken(): string {
@@ -55,15 +52,6 @@ export const REFRESH_REUSE_GRACE_S = 10;
 /** The refusal for a refresh token a concurrent request has just rotated. */
 const justRotated = () =>
   new ApiError('conflict', 'This refresh token was just used by another request, which received the new tokens. Use those (a browser already has them).');
-
-/** Writes an audit event without letting a failed write change the response. */
-export function audit(c: Context<AppEnv>, event: Omit<AuthEvent, 'ip' | 'userAgent'>): Promise<void> {
-  const full = { ...event, ip: clientIp(c), userAgent: userAgent(c) };
-  if (event.outcome === 'security') sendAlert(c, full);
-  return recordEvent(c.env.DB, full).catch((e: unknown) => {
-    log.error('audit_write_failed', { audit_event: event.event, error: e instanceof Error ? e.message : String(e) });
-  });
-}
 
 async function accessTokenFor(c: Context<AppEnv>, user: User, sessionId: string) {
   const config = c.get('config');
@@ -231,7 +219,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
       const live = reused !== null && reused.revokedAt === null && reused.expiresAt > t;
       if (live && rotated.rotatedAt >= t - REFRESH_REUSE_GRACE_S) throw justRotated();
       await endSessions(c, [reusedSessionId]);
-      await audit(c, {
+      await recordEvent(c, {
         event: 'refresh_token_reuse',
         outcome: 'security',
         userId: reused?.userId ?? null,
@@ -252,7 +240,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const won = await rotateRefreshHash(c.env.DB, session.id, hash, await sha256(next), expiresAt, t);
   if (!won) throw justRotated();
   const access = await accessTokenFor(c, user, session.id);
-  await audit(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
+  await recordEvent(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
   return {
     user,
     tokens: {

@@ -8,6 +8,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { AppEnv } from '../env';
 import { ApiError, errorResponse, unavailable } from '../http/errors';
 import { log } from '../observability/log';
+import { StorageUnavailableError } from '../storage/errors';
 
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
@@ -15,18 +16,10 @@ export function toApiError(err: unknown): ApiError {
     if (err.status === 413) return new ApiError('payload_too_large', 'The request body is too large (64 KiB at most).');
     if (err.status === 400) return new ApiError('invalid_request', 'The request is malformed.');
   }
-  if (isDependencyOutage(err)) return unavailable();
+  // D1 and KV failures are typed at the storage boundary (storage/errors.ts `guard`): they are
+  // an outage, not a bug of ours, and say so with `Retry-After`, still without any of their text.
+  if (err instanceof StorageUnavailableError) return unavailable(err.description);
   return new ApiError('server_error', 'Something went wrong. Try again later.');
-}
-
-/**
- * Errors by which D1 and KV say they cannot serve right now (as opposed to a bug of ours):
- * these answer 503 `unavailable` with `Retry-After`, still without any of their text.
- */
-const OUTAGE = /\bD1_(ERROR|EXEC_ERROR)\b|\bD1 DB\b|\bKV (GET|PUT|DELETE|LIST)\b.*\bfailed\b|Network connection lost|storage (caused object to be reset|operation exceeded timeout)|\boverloaded\b/i;
-
-export function isDependencyOutage(err: unknown): boolean {
-  return err instanceof Error && OUTAGE.test(err.message);
 }
 
 export const errorHandler: ErrorHandler<AppEnv> = (err: Error, c: Context<AppEnv>) => {

@@ -11,13 +11,10 @@
  * app.post('/logout', requireAuth({ optional: true, staleCookieIsAnonymous: true }), handler)
  */
 import type { Context, MiddlewareHandler } from 'hono';
+import { recordEventInBackground } from '../auth/events';
 import type { AppEnv, AuthUser } from '../env';
-import { clientIp, userAgent } from '../http/client';
 import { readAccessCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
-import { sendAlert } from '../observability/alerts';
-import { log } from '../observability/log';
-import { recordEvent } from '../storage/events';
 import { isRevoked } from '../storage/revocation';
 import { verifyAccessToken } from '../tokens/access-token';
 
@@ -51,11 +48,7 @@ export async function authenticate(c: Context<AppEnv>, token: string): Promise<A
     token,
   );
   if (await isRevoked(c.env.REVOKED, claims.jti, claims.sid)) {
-    const event = { event: 'revoked_token_presented', outcome: 'security' as const, userId: claims.sub, ip: clientIp(c), userAgent: userAgent(c), detail: { sid: claims.sid } };
-    sendAlert(c, event);
-    c.executionCtx.waitUntil(
-      recordEvent(c.env.DB, event).catch((e: unknown) => log.error('audit_write_failed', { error: String(e) })),
-    );
+    recordEventInBackground(c, { event: 'revoked_token_presented', outcome: 'security', userId: claims.sub, detail: { sid: claims.sid } });
     throw invalidToken('The access token has been revoked.');
   }
   return {

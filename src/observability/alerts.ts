@@ -1,17 +1,13 @@
 /**
  * Security alerts: a replayed refresh token, a revoked access token presented again, a burst of
- * failed sign-ins for one account. Each is logged at warn with the user and IP and stored in
- * `auth_events` (both by `recordEvent`), and, when `ALERT_WEBHOOK_URL` is set, POSTed there as
- * JSON through `waitUntil`: best effort, never delaying or failing the response.
+ * failed sign-ins for one account. auth/events.ts records each (warn log, `auth_events` row) and
+ * calls {@link sendAlert}, which, when `ALERT_WEBHOOK_URL` is set, POSTs it there as JSON
+ * through `waitUntil`: best effort, never delaying or failing the response.
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { clientIp, userAgent } from '../http/client';
-import { recordEvent, type AuthEvent } from '../storage/events';
+import type { AuthEvent } from '../storage/events';
 import { log } from './log';
-
-/** The security events Gatehouse raises (README, "Operating Gatehouse"). */
-export type SecurityEventName = 'refresh_token_reuse' | 'revoked_token_presented' | 'login_failure_burst';
 
 export interface AlertPayload {
   source: 'gatehouse';
@@ -56,16 +52,4 @@ export function sendAlert(c: Context<AppEnv>, event: AuthEvent): void {
   } catch {
     // No execution context (not a Worker request): the promise still runs on its own.
   }
-}
-
-/** Records a security event (warn log + `auth_events`) and sends the alert. A failed write is logged, not thrown. */
-export async function securityAlert(
-  c: Context<AppEnv>,
-  event: { event: SecurityEventName; userId: string | null; detail?: Record<string, unknown> },
-): Promise<void> {
-  const full: AuthEvent = { ...event, outcome: 'security', ip: clientIp(c), userAgent: userAgent(c) };
-  await recordEvent(c.env.DB, full).catch((e: unknown) =>
-    log.error('audit_write_failed', { audit_event: event.event, error: e instanceof Error ? e.message : String(e) }),
-  );
-  sendAlert(c, full);
 }

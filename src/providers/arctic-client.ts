@@ -14,6 +14,7 @@
  */
 import { CodeChallengeMethod, OAuth2Client, generateCodeVerifier, generateState } from 'arctic';
 import * as v from 'valibot';
+import { nowSeconds } from '../util/time';
 import { postTokenRequest } from './http';
 import { ProviderError, type ProviderTokens } from './types';
 
@@ -68,7 +69,7 @@ function toTokens(data: object): ProviderTokens {
     accessToken: t.access_token,
     refreshToken: t.refresh_token ?? null,
     idToken: t.id_token ?? null,
-    expiresAt: expiresIn !== undefined && Number.isFinite(expiresIn) && expiresIn > 0 ? Math.floor(Date.now() / 1000) + Math.floor(expiresIn) : null,
+    expiresAt: expiresIn !== undefined && Number.isFinite(expiresIn) && expiresIn > 0 ? nowSeconds() + Math.floor(expiresIn) : null,
     scopes: t.scope ? t.scope.split(/[ ,]+/).filter(Boolean) : [],
   };
 }

@@ -11,8 +11,9 @@
  * cookie) and comes back here; other clients get the usual 401 JSON.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
-import { audit, endAllSessions, endSession } from '../auth/sessions';
+import { endAllSessions, endSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
@@ -26,8 +27,7 @@ import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
 import { deviceLabel } from '../ui/device-label';
-
-const now = () => Math.floor(Date.now() / 1000);
+import { nowSeconds as now } from '../util/time';
 
 const NOTICES: Record<string, string> = {
   session_ended: 'That session has been signed out.',
@@ -116,7 +116,7 @@ export const accountRoutes = new Hono<AppEnv>()
     // Another user's session id answers exactly like a missing one. A session that ended
     // moments ago is ended again (KV), so the retry of a post whose KV write failed completes.
     if (id.length > 64 || !(await endSession(c, id, auth.id))) throw new ApiError('not_found', 'No such session.');
-    await audit(c, { event: current ? 'logout' : 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id, via: 'account_page' } });
+    await recordEvent(c, { event: current ? 'logout' : 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id, via: 'account_page' } });
     c.header('cache-control', 'no-store');
     if (current) return c.redirect(`${c.get('config').AUTH_PREFIX}/login?done=signed_out`, 303);
     return c.redirect(`${accountPath(c)}?done=session_ended`, 303);
@@ -126,7 +126,7 @@ export const accountRoutes = new Hono<AppEnv>()
     clearSessionCookies(c);
     // Own session last in KV, so a retry after a failed KV write is still signed in (as POST /logout-all).
     const ended = await endAllSessions(c, auth.id, auth.sessionId);
-    await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length, via: 'account_page' } });
+    await recordEvent(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length, via: 'account_page' } });
     c.header('cache-control', 'no-store');
     return c.redirect(`${c.get('config').AUTH_PREFIX}/login?done=signed_out_everywhere`, 303);
   });

@@ -15,8 +15,9 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
+import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
-import { audit, endSessions, tokenLifetime } from '../auth/sessions';
+import { endSessions, tokenLifetime } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
@@ -25,19 +26,18 @@ import { listUserEvents } from '../storage/events';
 import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions, revokeUserSessions, sessionIdsWithLiveTokens } from '../storage/sessions';
 import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 
 const ADMIN_ROLE = 'admin';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/i;
 const MAX_ID_LENGTH = 64;
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** Admits only users whose current D1 record (not the token) grants `admin` and who are not disabled. */
 function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const me = await findUserById(c.env.DB, c.get('user').id);
     if (!me || me.disabledAt !== null || !effectiveRoles(me, c.get('config')).includes(ADMIN_ROLE)) {
-      await audit(c, { event: 'admin_denied', outcome: 'failure', userId: c.get('user').id, detail: { path: c.req.path.slice(0, 200) } });
+      await recordEvent(c, { event: 'admin_denied', outcome: 'failure', userId: c.get('user').id, detail: { path: c.req.path.slice(0, 200) } });
       throw new ApiError('forbidden', 'This requires the "admin" role.');
     }
     await next();
@@ -93,7 +93,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const limit = Number(q.limit);
     const offset = Number(q.offset);
     const users = await listUsers(c.env.DB, { search: q.q || undefined, limit, offset });
-    await audit(c, { event: 'admin_users_listed', outcome: 'success', userId: c.get('user').id, detail: { q: q.q ?? null } });
+    await recordEvent(c, { event: 'admin_users_listed', outcome: 'success', userId: c.get('user').id, detail: { q: q.q ?? null } });
     return c.json({ users: users.map((u) => adminView(c, u)), limit, offset });
   })
   .get('/users/:id', async (c) => {
@@ -103,7 +103,7 @@ export const adminRoutes = new Hono<AppEnv>()
       listUserEvents(c.env.DB, user.id, 50),
       listUserIdentities(c.env.DB, user.id),
     ]);
-    await audit(c, { event: 'admin_user_viewed', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    await recordEvent(c, { event: 'admin_user_viewed', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
     return c.json({
       user: adminView(c, user),
       identities: identities.map((i) => ({ provider: i.provider, email: i.email, created_at: i.createdAt, last_used_at: i.lastUsedAt })),
@@ -128,14 +128,14 @@ export const adminRoutes = new Hono<AppEnv>()
     // failed earlier attempt ended in D1 only): a KV failure answers 503 and a retry finishes.
     const ended = await revokeUserSessions(c.env.DB, user.id, t);
     await endSessions(c, await sessionIdsWithLiveTokens(c.env.DB, user.id, t, tokenLifetime(c)), true);
-    await audit(c, { event: 'admin_user_disabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, ended_sessions: ended.length } });
+    await recordEvent(c, { event: 'admin_user_disabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, ended_sessions: ended.length } });
     return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: user.disabledAt ?? t }), ended_sessions: ended.length });
   })
   .post('/users/:id/enable', async (c) => {
     const user = await targetUser(c);
     const t = now();
     if (user.disabledAt !== null) await setDisabled(c.env.DB, user.id, null, t);
-    await audit(c, { event: 'admin_user_enabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    await recordEvent(c, { event: 'admin_user_enabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
     return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: null }) });
   })
   .put('/users/:id/roles/:role', async (c) => {
@@ -144,7 +144,7 @@ export const adminRoutes = new Hono<AppEnv>()
     if (!ROLE_NAME.test(role)) throw badRequest('The role name must be 1-64 letters, digits, or _ . : -');
     const roles = [...new Set([...user.roles, role])].sort();
     await setRoles(c.env.DB, user.id, roles, now());
-    await audit(c, { event: 'admin_role_granted', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
+    await recordEvent(c, { event: 'admin_role_granted', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
     return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
   })
   .delete('/users/:id/roles/:role', async (c) => {
@@ -155,6 +155,6 @@ export const adminRoutes = new Hono<AppEnv>()
     if (!user.roles.includes(role)) throw new ApiError('not_found', 'The user does not have this role.');
     const roles = user.roles.filter((r) => r !== role);
     await setRoles(c.env.DB, user.id, roles, now());
-    await audit(c, { event: 'admin_role_revoked', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
+    await recordEvent(c, { event: 'admin_role_revoked', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
     return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
   });

@@ -4,9 +4,10 @@
  */
 import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
+import { recordEvent } from '../auth/events';
 import { resolveOAuthUser } from '../auth/oauth-link';
 import { sealForStorage } from '../auth/oauth-provider-tokens';
-import { audit, startSession } from '../auth/sessions';
+import { startSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { setSessionCookies } from '../http/cookies';
 import { ApiError } from '../http/errors';
@@ -19,10 +20,9 @@ import { consumeState, firstReplayOf } from '../storage/oauth-states';
 import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-flow-cookie';
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage } from '../ui/render';
+import { nowSeconds as now } from '../util/time';
 
 type PageStatus = 400 | 403 | 404 | 409 | 502 | 503;
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
 function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, returnTo = '/'): Response {
@@ -74,7 +74,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     // The cookie is spent whatever happens next: a flow is never resumed.
     clearFlowCookie(c);
     const fail = async (status: PageStatus, reason: string, message: string, outcome: 'failure' | 'security' = 'failure') => {
-      await audit(c, { event: 'oauth_login', outcome, detail: { provider: provider.id, reason } });
+      await recordEvent(c, { event: 'oauth_login', outcome, detail: { provider: provider.id, reason } });
       return errorPage(c, status, message, safeReturnTo(flow?.returnTo, config));
     };
 
@@ -110,7 +110,7 @@ export const oauthRoutes = new Hono<AppEnv>()
       });
     } catch (e) {
       if (!(e instanceof ProviderError)) throw e;
-      await audit(c, { event: 'oauth_login', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, code: e.code, detail: e.detail } });
+      await recordEvent(c, { event: 'oauth_login', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, code: e.code, detail: e.detail } });
       return providerFault(c, provider, e, safeReturnTo(flow.returnTo, config));
     }
     const { profile, tokens } = result;
@@ -123,7 +123,7 @@ export const oauthRoutes = new Hono<AppEnv>()
       throw e;
     }
     const session = await startSession(c, linked.user, provider.id);
-    await audit(c, { event: 'login', outcome: 'success', userId: linked.user.id, detail: { method: 'oauth', provider: provider.id, how: linked.how, sid: session.session.id } });
+    await recordEvent(c, { event: 'login', outcome: 'success', userId: linked.user.id, detail: { method: 'oauth', provider: provider.id, how: linked.how, sid: session.session.id } });
     setSessionCookies(c, session.accessToken, session.refreshToken, session.sessionExpiresAt - now());
     c.header('cache-control', 'no-store');
     return c.redirect(safeReturnTo(flow.returnTo, config), 303);

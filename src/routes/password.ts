@@ -6,21 +6,23 @@ import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { assertNotBreached } from '../auth/breached-password';
 import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
+import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
 import { checkNewPassword, normalizePassword } from '../auth/password-policy';
+import { signedInResponse } from '../auth/responses';
 import { emailDomainAllowed } from '../auth/roles';
-import { audit, startSession } from '../auth/sessions';
+import { startSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody, type BodyKind } from '../http/body';
 import { setSessionCookies } from '../http/cookies';
 import { ApiError, badRequest } from '../http/errors';
-import { signedInResponse } from '../http/responses';
 import { safeReturnTo } from '../http/return-to';
 import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 import { renderLoginPage } from './login-page';
 
 const credentialsSchema = v.strictObject(
@@ -37,8 +39,6 @@ const credentialsSchema = v.strictObject(
 );
 
 type Credentials = v.InferOutput<typeof credentialsSchema>;
-
-const now = () => Math.floor(Date.now() / 1000);
 
 function requirePasswordLogin(c: Context<AppEnv>) {
   if (c.get('config').PASSWORD_LOGIN === 'disabled') throw new ApiError('forbidden', 'Password sign-in is disabled on this gateway.');
@@ -94,10 +94,10 @@ export const passwordRoutes = new Hono<AppEnv>()
       await assertNotBreached(password, config.BREACHED_PASSWORD_CHECK);
       const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash: await hashPassword(password) }, now());
       if (!user) {
-        await audit(c, { event: 'register', outcome: 'failure', detail: { reason: 'email_taken' } });
+        await recordEvent(c, { event: 'register', outcome: 'failure', detail: { reason: 'email_taken' } });
         throw new ApiError('conflict', 'An account with this email already exists.');
       }
-      await audit(c, { event: 'register', outcome: 'success', userId: user.id });
+      await recordEvent(c, { event: 'register', outcome: 'success', userId: user.id });
       return finishSignIn(c, user, kind, data, 201);
     }),
   )
@@ -113,23 +113,23 @@ export const passwordRoutes = new Hono<AppEnv>()
       const failed = new ApiError('invalid_credentials', 'The email or password is incorrect.');
       if (!user?.passwordHash) {
         await verifyDummy(password); // same work as a real check: timing does not reveal accounts
-        await audit(c, { event: 'login', outcome: 'failure', userId: user?.id ?? null, detail: { reason: 'unknown_email' } });
+        await recordEvent(c, { event: 'login', outcome: 'failure', userId: user?.id ?? null, detail: { reason: 'unknown_email' } });
         await recordLoginFailure(c, attempt, null);
         throw failed;
       }
       const result = await verifyPassword(password, user.passwordHash);
       if (!result.ok) {
-        await audit(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'wrong_password' } });
+        await recordEvent(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'wrong_password' } });
         await recordLoginFailure(c, attempt, user.id);
         throw failed;
       }
       if (user.disabledAt !== null) {
-        await audit(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'disabled' } });
+        await recordEvent(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'disabled' } });
         throw new ApiError('forbidden', 'This account is disabled.');
       }
       await recordLoginSuccess(c, data.email);
       if (result.needsRehash) await updatePasswordHash(c.env.DB, user.id, await hashPassword(password), now());
-      await audit(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'password' } });
+      await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'password' } });
       return finishSignIn(c, user, kind, data, 200);
     }),
   );

@@ -15,6 +15,7 @@ import type { AppEnv } from '../env';
 import { clearSessionCookies, readRefreshCookie, setSessionCookies } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
+import { nowSeconds } from '../util/time';
 
 export const refreshNavigationRoute = new Hono<AppEnv>().get('/refresh', async (c) => {
   const config = c.get('config');
@@ -25,7 +26,7 @@ export const refreshNavigationRoute = new Hono<AppEnv>().get('/refresh', async (
   if (!token) return c.redirect(signIn, 303);
   try {
     const { tokens } = await refreshSession(c, token);
-    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - Math.floor(Date.now() / 1000));
+    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - nowSeconds());
   } catch (e) {
     // Another tab refreshed with this cookie a moment ago, and its response set the new
     // cookies: go back with those, leaving the cookies alone.

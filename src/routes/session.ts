@@ -3,21 +3,21 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { audit, endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
+import { recordEvent } from '../auth/events';
+import { publicSession, publicUser, signedInResponse } from '../auth/responses';
+import { endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
-import { publicSession, publicUser, signedInResponse } from '../http/responses';
 import { presentedToken, requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { findSessionById, listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
 
 const refreshSchema = v.strictObject({ refresh_token: v.optional(v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long'))) }, 'is not a known field');
 const emptySchema = v.strictObject({ return_to: v.optional(v.string()) }, 'is not a known field');
-
-const now = () => Math.floor(Date.now() / 1000);
 
 /** Bodies are optional on these endpoints; when one is sent it must still be well-formed. */
 async function optionalBody<S extends v.GenericSchema>(c: Context<AppEnv>, schema: S): Promise<v.InferOutput<S> | undefined> {
@@ -60,7 +60,7 @@ export const sessionRoutes = new Hono<AppEnv>()
     c.header('cache-control', 'no-store');
     const result = await signOut(c, presented, body?.refresh_token ?? readRefreshCookie(c));
     if (result.sessionId !== null) {
-      await audit(c, { event: 'logout', outcome: 'success', userId: result.userId, detail: { sid: result.sessionId, ended: result.ended } });
+      await recordEvent(c, { event: 'logout', outcome: 'success', userId: result.userId, detail: { sid: result.sessionId, ended: result.ended } });
     }
     return c.json({ ok: true, ended_sessions: result.ended });
   })
@@ -71,7 +71,7 @@ export const sessionRoutes = new Hono<AppEnv>()
     // The caller's own session is revoked in KV last: if a KV write fails (503), its token
     // still works for the retry, which also re-revokes the sessions D1 already shows as ended.
     const ended = await endAllSessions(c, auth.id, auth.sessionId);
-    await audit(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length } });
+    await recordEvent(c, { event: 'logout_all', outcome: 'success', userId: auth.id, detail: { sessions: ended.length } });
     c.header('cache-control', 'no-store');
     return c.json({ ok: true, ended_sessions: ended.length });
   })
@@ -88,6 +88,6 @@ export const sessionRoutes = new Hono<AppEnv>()
     // moments ago is ended again (KV), so the retry of a call whose KV write failed completes.
     if (id.length > 64 || !(await endSession(c, id, auth.id))) throw new ApiError('not_found', 'No such session.');
     if (id === auth.sessionId) clearSessionCookies(c);
-    await audit(c, { event: 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id } });
+    await recordEvent(c, { event: 'session_revoked', outcome: 'success', userId: auth.id, detail: { sid: id } });
     return c.json({ ok: true });
   });

@@ -6,11 +6,13 @@
  * Each table is cleaned in batches of {@link BATCH_SIZE} rows, at most {@link MAX_BATCHES} per
  * run, so one run never holds D1 long; whatever is left waits for the next run.
  */
-import { deleteStaleFailures } from '../auth/login-throttle';
+import { FAILURE_WINDOW_SECONDS } from '../auth/login-throttle';
 import type { Config } from '../config/schema';
 import { log } from '../observability/log';
 import { deleteOldEvents } from '../storage/events';
+import { deleteStaleFailureCounters } from '../storage/login-failures';
 import { deleteEndedSessions } from '../storage/sessions';
+import { nowSeconds } from '../util/time';
 
 export const BATCH_SIZE = 500;
 export const MAX_BATCHES = 20;
@@ -38,12 +40,12 @@ async function inBatches(remove: (limit: number) => Promise<number>, batchSize: 
 export async function runHousekeeping(
   db: D1Database,
   config: Pick<Config, 'AUDIT_RETENTION_DAYS'>,
-  now = Math.floor(Date.now() / 1000),
+  now = nowSeconds(),
   limits = { batchSize: BATCH_SIZE, maxBatches: MAX_BATCHES },
 ): Promise<HousekeepingReport> {
   const sessions = await inBatches((n) => deleteEndedSessions(db, now - ENDED_SESSION_GRACE_SECONDS, n), limits.batchSize, limits.maxBatches);
   const events = await inBatches((n) => deleteOldEvents(db, now - config.AUDIT_RETENTION_DAYS * 86_400, n), limits.batchSize, limits.maxBatches);
-  const failures = await inBatches((n) => deleteStaleFailures(db, now, n), limits.batchSize, limits.maxBatches);
+  const failures = await inBatches((n) => deleteStaleFailureCounters(db, now - FAILURE_WINDOW_SECONDS, n), limits.batchSize, limits.maxBatches);
   const report = {
     sessions: sessions.total,
     events: events.total,

@@ -1,8 +1,9 @@
 /**
- * The audit trail: every sign-in, failure, refresh, reuse, logout and revocation becomes one
- * row in `auth_events` and one structured log line.
+ * The `auth_events` table: the stored audit trail. Events are recorded through
+ * auth/events.ts, which also writes their log line and raises alerts.
  */
-import { log } from '../observability/log';
+import { nowSeconds } from '../util/time';
+import { guard } from './errors';
 
 export type EventOutcome = 'success' | 'failure' | 'security';
 
@@ -26,21 +27,18 @@ export interface StoredEvent {
   detail: Record<string, unknown> | null;
 }
 
-export async function recordEvent(db: D1Database, e: AuthEvent, now = Math.floor(Date.now() / 1000)): Promise<void> {
-  const fields = { outcome: e.outcome, user_id: e.userId ?? null, ip: e.ip ?? null, ...e.detail };
-  if (e.outcome === 'security') log.warn(e.event, fields);
-  else log.info(e.event, fields);
-  await db
+export async function insertEvent(db: D1Database, e: AuthEvent, now = nowSeconds()): Promise<void> {
+  await guard(() => db
     .prepare('INSERT INTO auth_events (at, event, outcome, user_id, ip, user_agent, detail) VALUES (?, ?, ?, ?, ?, ?, ?)')
     .bind(now, e.event, e.outcome, e.userId ?? null, e.ip ?? null, e.userAgent?.slice(0, 512) ?? null, e.detail ? JSON.stringify(e.detail) : null)
-    .run();
+    .run());
 }
 
 export async function listUserEvents(db: D1Database, userId: string, limit: number): Promise<StoredEvent[]> {
-  const { results } = await db
+  const { results } = await guard(() => db
     .prepare('SELECT * FROM auth_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?')
     .bind(userId, limit)
-    .all<{ id: number; at: number; event: string; outcome: EventOutcome; user_id: string | null; ip: string | null; user_agent: string | null; detail: string | null }>();
+    .all<{ id: number; at: number; event: string; outcome: EventOutcome; user_id: string | null; ip: string | null; user_agent: string | null; detail: string | null }>());
   return results.map((r) => ({
     id: r.id,
     at: r.at,
@@ -55,9 +53,9 @@ export async function listUserEvents(db: D1Database, userId: string, limit: numb
 
 /** Housekeeping: deletes up to `limit` events older than `before`. */
 export async function deleteOldEvents(db: D1Database, before: number, limit: number): Promise<number> {
-  const r = await db
+  const r = await guard(() => db
     .prepare('DELETE FROM auth_events WHERE id IN (SELECT id FROM auth_events WHERE at < ? LIMIT ?)')
     .bind(before, limit)
-    .run();
+    .run());
   return r.meta.changes;
 }

@@ -1,4 +1,5 @@
 /** The `identities` table: one row per (provider, provider subject), pointing at a user. */
+import { guard } from './errors';
 
 export interface Identity {
   provider: string;
@@ -32,21 +33,21 @@ const toIdentity = (r: IdentityRow): Identity => ({
 });
 
 export async function findIdentity(db: D1Database, provider: string, subject: string): Promise<Identity | null> {
-  const row = await db.prepare('SELECT * FROM identities WHERE provider = ? AND subject = ?').bind(provider, subject).first<IdentityRow>();
+  const row = await guard(() => db.prepare('SELECT * FROM identities WHERE provider = ? AND subject = ?').bind(provider, subject).first<IdentityRow>());
   return row ? toIdentity(row) : null;
 }
 
 /** The user's identity with a provider (the most recently used one if several). */
 export async function findUserIdentity(db: D1Database, userId: string, provider: string): Promise<Identity | null> {
-  const row = await db
+  const row = await guard(() => db
     .prepare('SELECT * FROM identities WHERE user_id = ? AND provider = ? ORDER BY last_used_at DESC LIMIT 1')
     .bind(userId, provider)
-    .first<IdentityRow>();
+    .first<IdentityRow>());
   return row ? toIdentity(row) : null;
 }
 
 export async function listUserIdentities(db: D1Database, userId: string): Promise<Identity[]> {
-  const { results } = await db.prepare('SELECT * FROM identities WHERE user_id = ? ORDER BY created_at').bind(userId).all<IdentityRow>();
+  const { results } = await guard(() => db.prepare('SELECT * FROM identities WHERE user_id = ? ORDER BY created_at').bind(userId).all<IdentityRow>());
   return results.map(toIdentity);
 }
 
@@ -56,13 +57,13 @@ export async function insertIdentity(
   input: { provider: string; subject: string; userId: string; email: string | null; tokensEncrypted: string | null },
   now: number,
 ): Promise<boolean> {
-  const r = await db
+  const r = await guard(() => db
     .prepare(
       `INSERT INTO identities (provider, subject, user_id, email, created_at, last_used_at, tokens_encrypted)
        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     )
     .bind(input.provider, input.subject, input.userId, input.email, now, now, input.tokensEncrypted)
-    .run();
+    .run());
   return r.meta.changes === 1;
 }
 
@@ -74,13 +75,13 @@ export async function touchIdentity(
   now: number,
 ): Promise<void> {
   if (update.tokensEncrypted === undefined) {
-    await db.prepare('UPDATE identities SET last_used_at = ?, email = ? WHERE provider = ? AND subject = ?').bind(now, update.email, key.provider, key.subject).run();
+    await guard(() => db.prepare('UPDATE identities SET last_used_at = ?, email = ? WHERE provider = ? AND subject = ?').bind(now, update.email, key.provider, key.subject).run());
     return;
   }
-  await db
+  await guard(() => db
     .prepare('UPDATE identities SET last_used_at = ?, email = ?, tokens_encrypted = ? WHERE provider = ? AND subject = ?')
     .bind(now, update.email, update.tokensEncrypted, key.provider, key.subject)
-    .run();
+    .run());
 }
 
 /**
@@ -94,10 +95,10 @@ export async function replaceIdentityTokens(
   expected: string,
   next: string | null,
 ): Promise<boolean> {
-  const r = await db
+  const r = await guard(() => db
     .prepare('UPDATE identities SET tokens_encrypted = ? WHERE provider = ? AND subject = ? AND tokens_encrypted = ?')
     .bind(next, key.provider, key.subject, expected)
-    .run();
+    .run());
   return r.meta.changes === 1;
 }
 
@@ -109,9 +110,9 @@ export async function replaceIdentityTokens(
  * address is marked verified. Nothing changes for a verified account. True if it claimed.
  */
 export async function claimUnverifiedAccount(db: D1Database, userId: string, now: number): Promise<boolean> {
-  const [, claimed] = await db.batch([
+  const [, claimed] = await guard(() => db.batch([
     db.prepare('DELETE FROM identities WHERE user_id = ? AND (SELECT email_verified FROM users WHERE id = ?) = 0').bind(userId, userId),
     db.prepare('UPDATE users SET email_verified = 1, password_hash = NULL, updated_at = ? WHERE id = ? AND email_verified = 0').bind(now, userId),
-  ]);
+  ]));
   return claimed!.meta.changes === 1;
 }

@@ -5,14 +5,16 @@
  * is one strongly consistent step, so exactly one callback per state can ever pass.
  */
 import { sha256 } from '../util/random';
+import { guard } from './errors';
 
 /** Marks the state used. True the first time, false on any later attempt. */
 export async function consumeState(db: D1Database, state: string, provider: string, expiresAt: number, now: number): Promise<boolean> {
-  const [, inserted] = await db.batch([
+  const hash = await sha256(state);
+  const [, inserted] = await guard(() => db.batch([
     // Housekeeping in the same round trip: rows outlive their flow by nothing.
     db.prepare('DELETE FROM oauth_used_states WHERE expires_at < ?').bind(now),
-    db.prepare('INSERT INTO oauth_used_states (state_hash, provider, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').bind(await sha256(state), provider, expiresAt),
-  ]);
+    db.prepare('INSERT INTO oauth_used_states (state_hash, provider, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').bind(hash, provider, expiresAt),
+  ]));
   return inserted!.meta.changes === 1;
 }
 
@@ -23,9 +25,10 @@ export async function consumeState(db: D1Database, state: string, provider: stri
  * expires with the flow and needs no schema change.
  */
 export async function firstReplayOf(db: D1Database, state: string, provider: string, expiresAt: number): Promise<boolean> {
-  const r = await db
+  const hash = await sha256(state);
+  const r = await guard(() => db
     .prepare('INSERT INTO oauth_used_states (state_hash, provider, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
-    .bind(`${await sha256(state)}:replayed`, provider, expiresAt)
-    .run();
+    .bind(`${hash}:replayed`, provider, expiresAt)
+    .run());
   return r.meta.changes === 1;
 }

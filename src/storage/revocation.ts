@@ -4,23 +4,26 @@
  * never below KV's 60 s minimum.
  * One `get([keys])` checks both in one round trip.
  */
-import { unavailable } from '../http/errors';
 import { log } from '../observability/log';
-import { CLOCK_TOLERANCE_S } from '../tokens/access-token';
+import { CLOCK_TOLERANCE_S } from '../util/time';
+import { guard, StorageUnavailableError } from './errors';
 
 export const KV_MIN_TTL = 60;
 
 const jtiKey = (jti: string) => `jti:${jti}`;
 const sidKey = (sid: string) => `sid:${sid}`;
 
-/** True if the token id or its session is revoked. KV failure throws 503: fail closed. */
+/**
+ * True if the token id or its session is revoked. Any failure to read (even one that looks like
+ * a bug of ours) throws {@link StorageUnavailableError}, a 503: fail closed.
+ */
 export async function isRevoked(kv: KVNamespace, jti: string, sid: string): Promise<boolean> {
   let values: Map<string, string | null>;
   try {
     values = await kv.get([jtiKey(jti), sidKey(sid)], 'text');
   } catch (e) {
     log.error('revocation_check_failed', { error: e instanceof Error ? e.message : String(e) });
-    throw unavailable('The revocation list cannot be read right now. Try again shortly.');
+    throw new StorageUnavailableError(e, 'The revocation list cannot be read right now. Try again shortly.');
   }
   for (const v of values.values()) if (v !== null) return true;
   return false;
@@ -32,10 +35,10 @@ function ttl(seconds: number): number {
 }
 
 export async function revokeTokenId(kv: KVNamespace, jti: string, remainingSeconds: number): Promise<void> {
-  await kv.put(jtiKey(jti), '1', { expirationTtl: ttl(remainingSeconds) });
+  await guard(() => kv.put(jtiKey(jti), '1', { expirationTtl: ttl(remainingSeconds) }));
 }
 
 /** Revokes every access token of the sessions; `accessTtl` bounds how long any of them lives. */
 export async function revokeSessionIds(kv: KVNamespace, sids: string[], accessTtl: number): Promise<void> {
-  await Promise.all(sids.map((sid) => kv.put(sidKey(sid), '1', { expirationTtl: ttl(accessTtl) })));
+  await Promise.all(sids.map((sid) => guard(() => kv.put(sidKey(sid), '1', { expirationTtl: ttl(accessTtl) }))));
 }

@@ -4,6 +4,7 @@
  * later is recognised as reuse.
  */
 import { randomId } from '../util/random';
+import { guard } from './errors';
 
 export interface Session {
   id: string;
@@ -64,13 +65,13 @@ export interface NewSession {
 export async function insertSession(db: D1Database, input: NewSession, now: number): Promise<Session> {
   const id = `ses_${randomId(12)}`;
   const family = randomId(12);
-  await db
+  await guard(() => db
     .prepare(
       `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .bind(id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider)
-    .run();
+    .run());
   return {
     id,
     userId: input.userId,
@@ -86,21 +87,21 @@ export async function insertSession(db: D1Database, input: NewSession, now: numb
 }
 
 export async function findSessionById(db: D1Database, id: string): Promise<SessionWithHash | null> {
-  const row = await db.prepare('SELECT * FROM sessions WHERE id = ?').bind(id).first<SessionRow>();
+  const row = await guard(() => db.prepare('SELECT * FROM sessions WHERE id = ?').bind(id).first<SessionRow>());
   return row ? toSession(row) : null;
 }
 
 export async function findSessionByRefreshHash(db: D1Database, hash: string): Promise<SessionWithHash | null> {
-  const row = await db.prepare('SELECT * FROM sessions WHERE refresh_hash = ?').bind(hash).first<SessionRow>();
+  const row = await guard(() => db.prepare('SELECT * FROM sessions WHERE refresh_hash = ?').bind(hash).first<SessionRow>());
   return row ? toSession(row) : null;
 }
 
 /** The session a rotated (already used) refresh token belonged to, and when it was rotated, if any. */
 export async function findRotatedToken(db: D1Database, hash: string): Promise<{ sessionId: string; rotatedAt: number } | null> {
-  const row = await db
+  const row = await guard(() => db
     .prepare('SELECT session_id, rotated_at FROM rotated_refresh_tokens WHERE hash = ?')
     .bind(hash)
-    .first<{ session_id: string; rotated_at: number }>();
+    .first<{ session_id: string; rotated_at: number }>());
   return row ? { sessionId: row.session_id, rotatedAt: row.rotated_at } : null;
 }
 
@@ -117,7 +118,7 @@ export async function rotateRefreshHash(
   expiresAt: number,
   now: number,
 ): Promise<boolean> {
-  const [update] = await db.batch([
+  const [update] = await guard(() => db.batch([
     db
       .prepare(
         `UPDATE sessions SET refresh_hash = ?, expires_at = ?, last_used_at = ?
@@ -127,29 +128,29 @@ export async function rotateRefreshHash(
     db
       .prepare('INSERT OR IGNORE INTO rotated_refresh_tokens (hash, session_id, rotated_at) SELECT ?, ?, ? WHERE changes() = 1')
       .bind(oldHash, sessionId, now),
-  ]);
+  ]));
   return update?.meta.changes === 1;
 }
 
 export async function revokeSession(db: D1Database, sessionId: string, now: number): Promise<boolean> {
-  const r = await db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').bind(now, sessionId).run();
+  const r = await guard(() => db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').bind(now, sessionId).run());
   return r.meta.changes === 1;
 }
 
 /** Ends every live session of a user; returns the ids it ended. */
 export async function revokeUserSessions(db: D1Database, userId: string, now: number): Promise<string[]> {
-  const { results } = await db
+  const { results } = await guard(() => db
     .prepare('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING id')
     .bind(now, userId, now)
-    .all<{ id: string }>();
+    .all<{ id: string }>());
   return results.map((r) => r.id);
 }
 
 export async function listActiveSessions(db: D1Database, userId: string, now: number): Promise<Session[]> {
-  const { results } = await db
+  const { results } = await guard(() => db
     .prepare('SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC LIMIT 100')
     .bind(userId, now)
-    .all<SessionRow>();
+    .all<SessionRow>());
   return results.map((r) => {
     const { refreshHash: _omit, ...session } = toSession(r);
     return session;
@@ -158,13 +159,13 @@ export async function listActiveSessions(db: D1Database, userId: string, now: nu
 
 /** Housekeeping: deletes up to `limit` sessions that ended before `before`. Returns how many. */
 export async function deleteEndedSessions(db: D1Database, before: number, limit: number): Promise<number> {
-  const r = await db
+  const r = await guard(() => db
     .prepare(
       `DELETE FROM sessions WHERE id IN (
          SELECT id FROM sessions WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?) LIMIT ?)`,
     )
     .bind(before, before, limit)
-    .run();
+    .run());
   return r.meta.changes;
 }
 
@@ -175,10 +176,10 @@ export async function deleteEndedSessions(db: D1Database, before: number, limit:
  * covers sessions that D1 already shows as ended.
  */
 export async function sessionIdsEndedSince(db: D1Database, userId: string, since: number): Promise<string[]> {
-  const { results } = await db
+  const { results } = await guard(() => db
     .prepare('SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NOT NULL AND revoked_at >= ?')
     .bind(userId, since)
-    .all<{ id: string }>();
+    .all<{ id: string }>());
   return results.map((r) => r.id);
 }
 
@@ -188,9 +189,9 @@ export async function sessionIdsEndedSince(db: D1Database, userId: string, since
  * failed KV write still covers sessions that D1 already shows as ended.
  */
 export async function sessionIdsWithLiveTokens(db: D1Database, userId: string, now: number, accessTtl: number): Promise<string[]> {
-  const { results } = await db
+  const { results } = await guard(() => db
     .prepare('SELECT id FROM sessions WHERE user_id = ? AND (revoked_at IS NULL OR revoked_at >= ?) AND expires_at > ?')
     .bind(userId, now - accessTtl, now - accessTtl)
-    .all<{ id: string }>();
+    .all<{ id: string }>());
   return results.map((r) => r.id);
 }

@@ -3,6 +3,7 @@
  * (trimmed, lower-case) and unique regardless of case.
  */
 import { randomId } from '../util/random';
+import { guard } from './errors';
 
 export interface User {
   id: string;
@@ -59,12 +60,12 @@ export function normalizeEmail(email: string): string {
 }
 
 export async function findUserByEmail(db: D1Database, email: string): Promise<User | null> {
-  const row = await db.prepare('SELECT * FROM users WHERE email = ?').bind(normalizeEmail(email)).first<UserRow>();
+  const row = await guard(() => db.prepare('SELECT * FROM users WHERE email = ?').bind(normalizeEmail(email)).first<UserRow>());
   return row ? toUser(row) : null;
 }
 
 export async function findUserById(db: D1Database, id: string): Promise<User | null> {
-  const row = await db.prepare('SELECT * FROM users WHERE id = ?').bind(id).first<UserRow>();
+  const row = await guard(() => db.prepare('SELECT * FROM users WHERE id = ?').bind(id).first<UserRow>());
   return row ? toUser(row) : null;
 }
 
@@ -80,7 +81,7 @@ export interface NewUser {
 /** Inserts a user; returns null when the email is taken (unique index), never throws for that. */
 export async function createUser(db: D1Database, input: NewUser, now: number): Promise<User | null> {
   const id = `usr_${randomId(12)}`;
-  const row = await db
+  const row = await guard(() => db
     .prepare(
       `INSERT INTO users (id, email, email_verified, name, avatar_url, password_hash, roles, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -98,12 +99,12 @@ export async function createUser(db: D1Database, input: NewUser, now: number): P
       now,
       now,
     )
-    .first<UserRow>();
+    .first<UserRow>());
   return row ? toUser(row) : null;
 }
 
 export async function updatePasswordHash(db: D1Database, userId: string, hash: string, now: number): Promise<void> {
-  await db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(hash, now, userId).run();
+  await guard(() => db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(hash, now, userId).run());
 }
 
 export async function updateProfile(
@@ -112,33 +113,33 @@ export async function updateProfile(
   profile: { name?: string | null; avatarUrl?: string | null; emailVerified?: boolean },
   now: number,
 ): Promise<void> {
-  await db
+  await guard(() => db
     .prepare(
       `UPDATE users SET name = COALESCE(?, name), avatar_url = COALESCE(?, avatar_url),
          email_verified = MAX(email_verified, ?), updated_at = ? WHERE id = ?`,
     )
     .bind(profile.name ?? null, profile.avatarUrl ?? null, profile.emailVerified ? 1 : 0, now, userId)
-    .run();
+    .run());
 }
 
 export async function setRoles(db: D1Database, userId: string, roles: string[], now: number): Promise<boolean> {
-  const r = await db.prepare('UPDATE users SET roles = ?, updated_at = ? WHERE id = ?').bind(JSON.stringify(roles), now, userId).run();
+  const r = await guard(() => db.prepare('UPDATE users SET roles = ?, updated_at = ? WHERE id = ?').bind(JSON.stringify(roles), now, userId).run());
   return r.meta.changes === 1;
 }
 
 export async function setDisabled(db: D1Database, userId: string, disabledAt: number | null, now: number): Promise<boolean> {
-  const r = await db.prepare('UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?').bind(disabledAt, now, userId).run();
+  const r = await guard(() => db.prepare('UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?').bind(disabledAt, now, userId).run());
   return r.meta.changes === 1;
 }
 
 export async function listUsers(db: D1Database, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
   const pattern = opts.search ? `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%` : '%';
-  const { results } = await db
+  const { results } = await guard(() => db
     .prepare(
       `SELECT * FROM users WHERE email LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\'
        ORDER BY created_at DESC, id LIMIT ? OFFSET ?`,
     )
     .bind(pattern, pattern, opts.limit, opts.offset)
-    .all<UserRow>();
+    .all<UserRow>());
   return results.map(toUser);
 }

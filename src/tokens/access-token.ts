@@ -7,12 +7,11 @@ import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload }
 import { ApiError, invalidToken } from '../http/errors';
 import type { Keyring, SigningKey } from '../keys/keyring';
 import { randomId } from '../util/random';
+import { CLOCK_TOLERANCE_S, nowSeconds } from '../util/time';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 /** Longer strings are refused before any parsing: our own tokens are far shorter. */
 export const MAX_TOKEN_LENGTH = 4096;
-/** Verification accepts a token until `exp` plus this; revocations must outlive that (storage/revocation.ts). */
-export const CLOCK_TOLERANCE_S = 30;
 
 /**
  * The refusal of a token we signed whose lifetime is over: an `invalid_token` like any other,
@@ -51,7 +50,7 @@ export interface IssueInput {
   ttlSeconds: number;
 }
 
-export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now = Math.floor(Date.now() / 1000)) {
+export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now = nowSeconds()) {
   const key = ctx.keyring.active;
   const jti = randomId(16);
   const exp = now + input.ttlSeconds;
@@ -126,7 +125,7 @@ export async function verifyAccessToken(ctx: TokenContext, token: string, now?: 
   const cache = cacheFor(ctx.keyring);
   const hit = cache.get(token);
   if (hit && hit.issuer === ctx.issuer && hit.audience === ctx.audience) {
-    const nowS = now ?? Math.floor(Date.now() / 1000);
+    const nowS = now ?? nowSeconds();
     if (hit.claims.exp + CLOCK_TOLERANCE_S > nowS) return hit.claims;
     cache.delete(token);
     throw new ExpiredTokenError();
@@ -158,7 +157,7 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
     if (e instanceof errors.JOSEError) throw invalidToken('The access token is invalid.');
     throw e instanceof Error && e.name === 'ApiError' ? e : invalidToken('The access token is invalid.');
   }
-  const nowS = now ?? Math.floor(Date.now() / 1000);
+  const nowS = now ?? nowSeconds();
   const p = payload as Record<string, unknown>;
   if (
     !isString(p.sub) ||

@@ -8,6 +8,7 @@
 import { SignJWT } from 'jose';
 import type { AuthUser } from '../env';
 import type { Keyring } from '../keys/keyring';
+import { nowSeconds } from '../util/time';
 
 export const ASSERTION_TYPE = 'JWT';
 /** Longest lifetime of an assertion (docs/design.md: at most 60 s). */
@@ -53,7 +54,7 @@ export async function assertionFor(
   issuer: string,
   user: AuthUser,
   audience: string,
-  now = Math.floor(Date.now() / 1000),
+  now = nowSeconds(),
 ): Promise<string> {
   const cache = cacheFor(keyring);
   const key = `${user.sessionId}\n${audience}`;

@@ -1,11 +1,15 @@
-/** Shapes shared by several routes: the public user object and the signed-in response. */
+/**
+ * Shapes shared by several routes: the public user object and the signed-in response. In auth/,
+ * not http/, because they need the user's effective roles and the issued session tokens.
+ */
 import type { Context } from 'hono';
-import type { IssuedTokens } from '../auth/sessions';
-import { effectiveRoles } from '../auth/roles';
 import type { AppEnv } from '../env';
+import { setSessionCookies } from '../http/cookies';
 import type { Session } from '../storage/sessions';
 import type { User } from '../storage/users';
-import { setSessionCookies } from './cookies';
+import { nowSeconds } from '../util/time';
+import { effectiveRoles } from './roles';
+import type { IssuedTokens } from './sessions';
 
 export function publicUser(c: Context<AppEnv>, user: User) {
   return {
@@ -41,7 +45,7 @@ export type ClientMode = 'cookie' | 'token';
 export function signedInResponse(c: Context<AppEnv>, user: User, tokens: IssuedTokens, mode: ClientMode, status: 200 | 201 = 200) {
   c.header('cache-control', 'no-store');
   if (mode === 'cookie') {
-    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - Math.floor(Date.now() / 1000));
+    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - nowSeconds());
     return c.json({ user: publicUser(c, user), session: publicSession(tokens.session, tokens.session.id), expires_in: tokens.expiresIn }, status);
   }
   return c.json(

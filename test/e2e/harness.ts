@@ -32,20 +32,20 @@ export async function freePort(): Promise<number> {
  * The environment for wrangler processes: no prompts, no metrics, and none of the variables
  * that make wrangler pick another environment or copy the shell's variables into the Worker.
  */
-export function wranglerProcessEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', ...extra };
+export function wranglerProcessEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
   for (const name of ['CLOUDFLARE_ENV', 'CLOUDFLARE_INCLUDE_PROCESS_ENV', 'CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV']) delete env[name];
   return env;
 }
 
 /**
- * Writes an env file (empty unless `contents` is given) into `dir` for `wrangler dev --env-file`.
+ * Writes an empty env file into `dir` for `wrangler dev --env-file`.
  * Given an env file, wrangler reads neither .dev.vars nor .env, so a developer's local settings
  * (ROUTES, ADMIN_EMAILS, ENVIRONMENT=production, ...) cannot change a test's result.
  */
-export function isolatedEnvFile(dir: string, contents = ''): string {
+export function isolatedEnvFile(dir: string): string {
   const file = join(dir, 'test.env');
-  writeFileSync(file, contents);
+  writeFileSync(file, '');
   return file;
 }
 

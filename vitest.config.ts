@@ -5,8 +5,24 @@
  * - e2e: Node-side tests that drive a real `wrangler dev`, real local peers (an OpenID Connect
  *   server, origins, nginx) and a real Chromium.
  */
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * wrangler reads `.dev.vars` (or `.env`) from the folder of the config file it is given, and the
+ * plugin has no option to turn that off. The worker tests get a copy of wrangler.toml in a folder
+ * of their own (under the git-ignored .wrangler/), so a developer's local settings never reach
+ * them: the settings below and the test helpers' are all there is.
+ */
+function wranglerConfigWithoutDevVars(): string {
+  const dir = resolve('.wrangler', 'vitest-config');
+  mkdirSync(dir, { recursive: true });
+  const copy = join(dir, 'wrangler.toml');
+  copyFileSync('wrangler.toml', copy);
+  return copy;
+}
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations('migrations');
@@ -18,15 +34,14 @@ export default defineConfig(async () => {
         {
           plugins: [
             cloudflareTest({
-              wrangler: { configPath: './wrangler.toml' },
+              // The copy's own `main` would resolve next to it: name the entry point here.
+              main: './src/index.ts',
+              wrangler: { configPath: wranglerConfigWithoutDevVars() },
               miniflare: {
                 bindings: {
                   TEST_MIGRATIONS: migrations,
                   ENVIRONMENT: 'production',
                   PUBLIC_URL: 'https://gate.example.com',
-                  // The plugin also reads a developer's .dev.vars; blank its key so tests run
-                  // locally exactly as in CI, where no .dev.vars exists (helpers set keys).
-                  SIGNING_KEYS: '',
                 },
               },
             }),

@@ -4,7 +4,7 @@
 // Extra arguments go to wrangler: `npm run dev -- --port 9000`.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureDevVars, migrateLocal } from './dev-setup.mjs';
@@ -19,7 +19,18 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
  */
 const companions = [devOidcCompanion, echoOriginCompanion];
 
-await ensureDevVars();
+// Extra arguments go to wrangler. Given `--env-file`, wrangler reads that file instead of
+// .dev.vars (the tests give their own), so the signing key and the settings below follow it.
+const extra = process.argv.slice(2);
+const { values: given } = parseArgs({
+  args: extra,
+  options: { port: { type: 'string' }, var: { type: 'string', multiple: true }, 'persist-to': { type: 'string' }, 'env-file': { type: 'string', multiple: true } },
+  strict: false,
+});
+const envFiles = (given['env-file'] ?? []).map((f) => resolve(root, String(f)));
+const devVarsFile = envFiles.at(-1) ?? join(root, '.dev.vars');
+
+await ensureDevVars(devVarsFile);
 
 const vars = {};
 const stops = [];
@@ -35,14 +46,7 @@ for (const start of companions) {
 // name the origin the browser really uses. A value set yourself (`--var NAME:…` or .dev.vars)
 // wins. (The shell's environment never reaches the Worker here: wrangler reads it only in
 // place of a .dev.vars, and dev-setup.mjs always writes one.)
-const extra = process.argv.slice(2);
-const { values: given } = parseArgs({
-  args: extra,
-  options: { port: { type: 'string' }, var: { type: 'string', multiple: true }, 'persist-to': { type: 'string' } },
-  strict: false,
-});
-const devVarsFile = join(root, '.dev.vars');
-const devVarsText = existsSync(devVarsFile) ? readFileSync(devVarsFile, 'utf8') : '';
+const devVarsText = (envFiles.length ? envFiles : [devVarsFile]).map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('\n');
 const setElsewhere = (name) =>
   (given.var ?? []).some((x) => String(x).startsWith(`${name}:`)) ||
   new RegExp(`^\\s*${name}\\s*=`, 'm').test(devVarsText);

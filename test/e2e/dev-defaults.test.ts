@@ -5,16 +5,16 @@
  * the port it is given, and sends the other loopback name to PUBLIC_URL's host.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unstable_readConfig } from 'wrangler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load';
-import { freePort, ROOT } from './harness';
+import { freePort, isolatedEnvFile, ROOT, wranglerProcessEnv } from './harness';
 
 const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
-const ENV = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
+const ENV = wranglerProcessEnv();
 
 interface Running {
   child: ChildProcess;
@@ -81,8 +81,7 @@ describe('the committed wrangler.toml', () => {
       persist = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-defaults-'));
       // An empty env file stands in for the secrets a fresh deploy does not have yet; it also
       // keeps a developer's .dev.vars out of this test.
-      const emptyEnvFile = join(persist, 'empty.env');
-      writeFileSync(emptyEnvFile, '');
+      const emptyEnvFile = isolatedEnvFile(persist);
       const args = ['dev', '--port', String(port), '--inspector-port', String(await freePort()), '--ip', '127.0.0.1'];
       proc = run(WRANGLER, [...args, '--persist-to', persist, '--env-file', emptyEnvFile, '--show-interactive-dev-session=false']);
     });
@@ -107,11 +106,17 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
   let proc: Running;
   let port: number;
   let persist: string;
+  let envFile: string;
+  const devVars = join(ROOT, '.dev.vars');
+  const devVarsBefore = existsSync(devVars) ? readFileSync(devVars, 'utf8') : null;
 
   beforeAll(async () => {
     port = await freePort();
     persist = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-devscript-'));
-    const args = ['--port', String(port), '--inspector-port', String(await freePort()), '--ip', '127.0.0.1', '--persist-to', persist, '--show-interactive-dev-session=false'];
+    // Its own env file in place of .dev.vars: dev.mjs writes its signing key there (not into the
+    // developer's .dev.vars), and a developer's settings do not reach this gateway.
+    envFile = isolatedEnvFile(persist);
+    const args = ['--port', String(port), '--inspector-port', String(await freePort()), '--ip', '127.0.0.1', '--persist-to', persist, '--env-file', envFile, '--show-interactive-dev-session=false'];
     // Port 0: the companions (dev OpenID Connect server, echo origin) take free ports.
     proc = run(process.execPath, [join(ROOT, 'scripts', 'dev.mjs'), ...args], { ...ENV, DEV_OIDC_PORT: '0', ECHO_ORIGIN_PORT: '0' });
   });
@@ -136,5 +141,10 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     const r = await firstAnswer(`http://127.0.0.1:${port}/auth/login?return_to=%2Fprivate`, proc);
     expect(r.status).toBe(307);
     expect(r.headers.get('location')).toBe(`http://localhost:${port}/auth/login?return_to=%2Fprivate`);
+  });
+
+  it('keeps its signing key in the env file it was given, and leaves .dev.vars alone', () => {
+    expect(readFileSync(envFile, 'utf8')).toMatch(/^SIGNING_KEYS='\{"keys":\[/m);
+    expect(existsSync(devVars) ? readFileSync(devVars, 'utf8') : null).toBe(devVarsBefore);
   });
 });

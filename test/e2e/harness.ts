@@ -1,9 +1,12 @@
 /**
  * End-to-end harness: starts a real `wrangler dev` on free ports with its own local D1/KV
  * state (migrated first), and gives tests a small cookie-aware HTTP client.
+ *
+ * A gateway started here has exactly wrangler.toml's [vars] plus the settings the test states:
+ * a developer's .dev.vars (or .env) never reaches it (see `isolatedEnvFile`).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,6 +26,27 @@ export async function freePort(): Promise<number> {
       server.close(() => res(port));
     });
   });
+}
+
+/**
+ * The environment for wrangler processes: no prompts, no metrics, and none of the variables
+ * that make wrangler pick another environment or copy the shell's variables into the Worker.
+ */
+export function wranglerProcessEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
+  for (const name of ['CLOUDFLARE_ENV', 'CLOUDFLARE_INCLUDE_PROCESS_ENV', 'CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV']) delete env[name];
+  return env;
+}
+
+/**
+ * Writes an empty env file into `dir` for `wrangler dev --env-file`.
+ * Given an env file, wrangler reads neither .dev.vars nor .env, so a developer's local settings
+ * (ROUTES, ADMIN_EMAILS, ENVIRONMENT=production, ...) cannot change a test's result.
+ */
+export function isolatedEnvFile(dir: string): string {
+  const file = join(dir, 'test.env');
+  writeFileSync(file, '');
+  return file;
 }
 
 export async function signingKeys(): Promise<string> {
@@ -56,7 +80,7 @@ export interface Gateway {
 }
 
 export interface GatewayOptions {
-  /** Settings passed as `--var NAME:value` (override wrangler.toml's [vars]). */
+  /** Settings passed as `--var NAME:value` (override wrangler.toml's [vars]); the only settings added. */
   vars?: Record<string, string>;
   /** Extra wrangler dev arguments. */
   args?: string[];
@@ -68,7 +92,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const inspectorPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const persist = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
-  const env = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
+  const env = wranglerProcessEnv();
   await promisify(execFile)(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist], { cwd: ROOT, env });
   const vars: Record<string, string> = {
     ENVIRONMENT: 'development',
@@ -82,6 +106,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     '--inspector-port', String(inspectorPort),
     '--ip', '127.0.0.1',
     '--persist-to', persist,
+    '--env-file', isolatedEnvFile(persist),
     '--show-interactive-dev-session=false',
     ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
     ...(options.args ?? []),

@@ -41,8 +41,12 @@ describe('GET /.well-known/jwks.json', () => {
     await expect(keyringFromJwks({ keys: [{ ...testKey, alg: 'HS256' }] })).rejects.toThrow(/does not match/);
     await expect(keyringFromJwks({ keys: [testKey, testKey] })).rejects.toThrow(/share kid/);
     await expect(keyringFromJwks('nope')).rejects.toThrow(/JWK Set/);
-    // Messages never carry key material.
-    await keyringFromJwks({ keys: [{ ...testKey, d: 'AAAA' }] }).catch((e: Error) => expect(e.message).not.toContain('AAAA'));
+    // Messages never carry key material: the refusal must happen, and must not echo `d`.
+    const badD = 'AAAA'.repeat(11);
+    const refused: unknown = await keyringFromJwks({ keys: [{ ...testKey, d: badD }] }).then(() => 'accepted', (e: unknown) => e);
+    expect(refused).toBeInstanceOf(Error);
+    expect(String(refused)).toMatch(/SIGNING_KEYS: key 1 .* could not be imported/);
+    expect(String(refused)).not.toContain(badD);
   });
 
   it('computes a kid from the thumbprint when a key has none', async () => {

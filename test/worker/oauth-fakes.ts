@@ -15,6 +15,14 @@ export type Fault = 'down' | 'hang' | 'garbage' | 'refuse-connection' | 'rate-li
 const hosts = new Map<string, Handler>();
 export const requests: { url: string; method: string; body?: string; headers: Record<string, string> }[] = [];
 
+/**
+ * A request body as text. Token requests are form-encoded, and workerd warns on `.text()` for a
+ * body whose content type is not text ("does not appear to be text"): decode the bytes instead.
+ */
+async function bodyText(request: Request): Promise<string> {
+  return new TextDecoder().decode(await request.arrayBuffer());
+}
+
 /** Replaces `fetch` for this test file; unknown hosts fail as if unreachable. */
 export function installFakeNetwork(): void {
   vi.stubGlobal('fetch', async (input: RequestInfo | URL, init?: RequestInit) => {
@@ -22,7 +30,7 @@ export function installFakeNetwork(): void {
     // Like a real fetch: redirects are followed unless the caller asked for `manual` (a 307/308
     // resends the method and body; 301/302/303 turn a POST into a body-less GET).
     for (let hops = 0; ; hops += 1) {
-      const body = request.method === 'POST' ? await request.clone().text() : undefined;
+      const body = request.method === 'POST' ? await bodyText(request.clone()) : undefined;
       requests.push({ url: request.url, method: request.method, body, headers: Object.fromEntries(request.headers) });
       const handler = hosts.get(new URL(request.url).origin);
       if (!handler) throw new TypeError(`fake network: no host for ${request.url}`);
@@ -164,7 +172,7 @@ abstract class FakeProvider {
 
   /** Token endpoint: client authentication, code, redirect URI and PKCE are all checked. */
   protected async token(request: Request, mint: (pending: PendingCode) => Promise<Record<string, unknown>>): Promise<Response> {
-    const form = new URLSearchParams(await request.text());
+    const form = new URLSearchParams(await bodyText(request));
     const auth = request.headers.get('authorization') ?? '';
     const [id, secret] = atob(auth.replace(/^Basic /, '')).split(':');
     if (id !== this.clientId || secret !== this.clientSecret) return json({ error: 'invalid_client' }, 401);

@@ -5,6 +5,7 @@
  * protected origin.
  */
 import fc from 'fast-check';
+import { base64url } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema';
 import { safeReturnTo } from '../../src/http/return-to';
@@ -29,9 +30,8 @@ const freshIp = () => {
 };
 
 function bytes(segment: string): string {
-  const padded = segment.replace(/-/g, '+').replace(/_/g, '/');
   try {
-    return atob(padded + '='.repeat((4 - (padded.length % 4)) % 4));
+    return base64url.decode(segment).join(',');
   } catch {
     return `invalid:${segment}`;
   }

@@ -3,7 +3,7 @@
  * keep the old one, (2) wait the longest access-token lifetime, (3) drop the old key. Sessions
  * survive every step; only access tokens are tied to a key, and refresh replaces them.
  */
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, importJWK, type JWK } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, importJWK, type JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { generateSigningJwk } from '../../src/keys/keyring';
 import { bearer, call, makeEnv, PUBLIC_URL, registerUser, type TestEnv, type TokenResponse } from './helpers';
@@ -48,7 +48,7 @@ describe('key rotation, end to end', () => {
     // Refresh during step 1 issues a token under the new key, for the same session.
     const refreshed = await (await call('/auth/refresh', { env: step1, json: { refresh_token: user.refresh_token } })).json<TokenResponse>();
     expect(decodeProtectedHeader(refreshed.access_token).kid).toBe(newKey.kid);
-    const sid = (t: string) => JSON.parse(atob(t.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).sid as string;
+    const sid = (t: string) => decodeJwt(t).sid;
     expect(sid(refreshed.access_token)).toBe(sid(user.access_token));
 
     // Step 3: the old key is dropped. Its tokens are refused everywhere; the origin sees nothing.
@@ -72,7 +72,7 @@ describe('key rotation, end to end', () => {
     const impostor = await generateSigningJwk('ES256');
     const env = keysEnv([newKey, oldKey]);
     const user = await registerUser(undefined, undefined, env);
-    const claims = JSON.parse(atob(user.access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as Record<string, unknown>;
+    const claims = decodeJwt(user.access_token);
     for (const kid of [oldKey.kid, newKey.kid]) {
       const forged = await new SignJWT(claims)
         .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })
@@ -86,7 +86,7 @@ describe('key rotation, end to end', () => {
     const ec = await generateSigningJwk('ES256');
     const env = keysEnv([ed, ec]);
     const user = await registerUser(undefined, undefined, env);
-    const claims = JSON.parse(atob(user.access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as Record<string, unknown>;
+    const claims = decodeJwt(user.access_token);
     // Signed by the real EC key but claiming to be the EdDSA kid.
     const mixed = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: ed.kid, typ: 'at+jwt' }).sign(await importJWK(ec, 'ES256'));
     expect((await call('/auth/me', { env, headers: bearer(mixed) })).status).toBe(401);

@@ -1,10 +1,18 @@
 import { env } from 'cloudflare:test';
+import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { bearer, call, countRows, makeEnv, registerUser, revokedKeys, setCookies, stateSnapshot, uniqueEmail, GOOD_PASSWORD, type TokenResponse } from './helpers';
 
 const refresh = (refresh_token: string, e?: ReturnType<typeof makeEnv>) => call('/auth/refresh', { json: { refresh_token }, env: e });
 const now = () => Math.floor(Date.now() / 1000);
-const sid = (t: TokenResponse) => JSON.parse(atob(t.access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).sid as string;
+const sid = (t: TokenResponse) => decodeJwt<{ sid: string }>(t.access_token).sid;
+/**
+ * Forward-auth for the token. /auth/verify checks the token and the KV revocation list only
+ * (no D1 session read, it is the hot path), so a refusal there is the revocation list's alone;
+ * /auth/me would also refuse from the D1 session row.
+ */
+const verify = (t: TokenResponse) => call('/auth/verify', { headers: bearer(t.access_token) });
+const REVOKED = { error: 'invalid_token', error_description: 'The access token has been revoked.' };
 
 describe('POST /auth/refresh', () => {
   it('rotates the refresh token and issues a new access token for the same session', async () => {
@@ -52,14 +60,28 @@ describe('POST /auth/refresh', () => {
   it('refuses unknown, malformed and missing refresh tokens without changing anything', async () => {
     await registerUser();
     const before = await stateSnapshot();
-    for (const token of ['x'.repeat(43), 'short', '', 'a'.repeat(500)]) {
+    // An unknown or malformed token is looked up and not found; an empty one is no token at all.
+    const cases: [string, string][] = [
+      ['x'.repeat(43), 'The refresh token is invalid, expired or revoked.'],
+      ['short', 'The refresh token is invalid, expired or revoked.'],
+      ['a'.repeat(500), 'The refresh token is invalid, expired or revoked.'],
+      ['', 'No refresh token was sent.'],
+    ];
+    for (const [token, description] of cases) {
       const r = await refresh(token);
-      expect(r.status).toBe(token === '' ? 401 : 401);
-      expect(await r.json()).toMatchObject({ error: 'invalid_token' });
+      expect(r.status, `refresh_token ${JSON.stringify(token.slice(0, 8))}`).toBe(401);
+      expect(r.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      expect(await r.json()).toEqual({ error: 'invalid_token', error_description: description });
     }
-    expect((await call('/auth/refresh', { method: 'POST' })).status).toBe(401);
-    expect((await call('/auth/refresh', { json: { refresh_token: 42 } })).status).toBe(400);
-    expect((await call('/auth/refresh', { json: { refresh_token: 'x', extra: 1 } })).status).toBe(400);
+    const none = await call('/auth/refresh', { method: 'POST' });
+    expect(none.status).toBe(401);
+    expect(await none.json()).toEqual({ error: 'invalid_token', error_description: 'No refresh token was sent.' });
+    const notString = await call('/auth/refresh', { json: { refresh_token: 42 } });
+    expect(notString.status).toBe(400);
+    expect(await notString.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('"refresh_token"') });
+    const extra = await call('/auth/refresh', { json: { refresh_token: 'x', extra: 1 } });
+    expect(extra.status).toBe(400);
+    expect(await extra.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('"extra"') });
     expect(await stateSnapshot()).toEqual(before);
   });
 
@@ -109,7 +131,8 @@ describe('POST /auth/refresh', () => {
 describe('POST /auth/logout', () => {
   it('revokes the access token jti and the session sid in KV with an expiry, ends the refresh token, clears cookies', async () => {
     const t = await registerUser();
-    const payload = JSON.parse(atob(t.access_token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')));
+    const payload = decodeJwt<{ jti: string; sid: string; exp: number }>(t.access_token);
+    expect((await verify(t)).status).toBe(200);
     const r = await call('/auth/logout', { method: 'POST', headers: bearer(t.access_token) });
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ ok: true, ended_sessions: 1 });
@@ -126,7 +149,10 @@ describe('POST /auth/logout', () => {
     expect(jti!.expiration).toBeLessThanOrEqual(payload.exp + 30 + 2);
     expect(sidKey!.expiration).toBeGreaterThanOrEqual(now() + 599);
     expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', payload.sid)).toBe(1);
-    // Refused on the very next request.
+    // Refused on the very next request, by the KV revocation list itself (see `verify`).
+    const next = await verify(t);
+    expect(next.status).toBe(401);
+    expect(await next.json()).toEqual(REVOKED);
     expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
     expect((await refresh(t.refresh_token)).status).toBe(401);
     expect(await countRows('auth_events', "event = 'logout' AND user_id = ?", t.user.id)).toBe(1);
@@ -183,8 +209,13 @@ describe('POST /auth/logout-all and the session list', () => {
     expect(sessions[0]!.ip).toBe('203.0.113.7');
     expect(JSON.stringify(sessions)).not.toMatch(/refresh/);
 
+    expect((await verify(b)).status).toBe(200);
     const del = await call(`/auth/sessions/${sid(b)}`, { method: 'DELETE', headers: bearer(a.access_token) });
     expect(del.status).toBe(200);
+    // Only b's session id is in KV (its token id is not): the sid entry refuses it.
+    const afterDelete = await verify(b);
+    expect(afterDelete.status).toBe(401);
+    expect(await afterDelete.json()).toEqual(REVOKED);
     expect((await call('/auth/me', { headers: bearer(b.access_token) })).status).toBe(401);
     expect((await call('/auth/me', { headers: bearer(a.access_token) })).status).toBe(200);
 
@@ -192,6 +223,7 @@ describe('POST /auth/logout-all and the session list', () => {
     expect(all.status).toBe(200);
     expect(await all.json()).toEqual({ ok: true, ended_sessions: 2 });
     for (const t of [a, c]) {
+      expect(await (await verify(t)).json()).toEqual(REVOKED);
       expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
       expect((await refresh(t.refresh_token)).status).toBe(401);
     }

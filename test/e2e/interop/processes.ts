@@ -1,11 +1,33 @@
 /** Starting and stopping the local peers of the interop tests (PyJWT origin, nginx). */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { stopChild } from '../harness';
 
-/** The absolute path of a system binary, or null when it is not installed (the test then skips). */
+/** The absolute path of a system binary, or null when it is not installed (see `missingPeer`). */
 export function systemBinary(...candidates: string[]): string | null {
   return candidates.find((p) => existsSync(p)) ?? null;
+}
+
+/** True if `python` can import every module named (e.g. PyJWT's `jwt`). */
+export function pythonImports(python: string | null, ...modules: string[]): boolean {
+  if (!python) return false;
+  try {
+    execFileSync(python, ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * For `describe.skipIf`: true (skip) when a peer is missing on a developer's machine. In CI
+ * (CI=true, as .ci/run sets) a missing peer is an error instead, so the run fails rather than
+ * passing with the interop tests silently skipped.
+ */
+export function missingPeer(peer: string, present: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (present) return false;
+  if (env.CI === 'true') throw new Error(`${peer} is required when CI=true but is not installed (.ci/run installs it).`);
+  return true;
 }
 
 export interface Peer {

@@ -13,7 +13,7 @@ import { errorHandler } from './middleware/error-handler';
 import { devLoopback } from './middleware/dev-loopback';
 import { httpsOnly } from './middleware/https-only';
 import { proxy } from './proxy/proxy';
-import { rateLimit } from './middleware/rate-limit';
+import { rateLimit, rateLimitRefusals } from './middleware/rate-limit';
 import { refuseMethods } from './middleware/refuse-methods';
 import { requestLog } from './observability/request-log';
 import { accountRoutes } from './routes/account';
@@ -74,6 +74,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));
   auth.get('/refresh', rateLimit('refresh'));
+  auth.get('/verify', rateLimitRefusals('verify_failure'));
   auth.route('/', passwordRoutes);
   auth.route('/', sessionRoutes);
   auth.route('/', refreshNavigationRoute);

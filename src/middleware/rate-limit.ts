@@ -57,6 +57,21 @@ export async function checkRateLimit(c: Context<AppEnv>, action: RateLimitedActi
   }
 }
 
+/**
+ * Counts only the refusals (401, 403) of `action`, after the handler has answered: a client
+ * guessing tokens or probing routes is slowed down, signed-in traffic never is. Once the client
+ * is over the limit its further refusals become 429 (a passing request still passes).
+ *
+ * @example
+ * app.get('/auth/verify', rateLimitRefusals('verify_failure'))
+ */
+export function rateLimitRefusals(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await next();
+    if (c.res.status === 401 || c.res.status === 403) await checkRateLimit(c, action);
+  };
+}
+
 export function rateLimit(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     await checkRateLimit(c, action);

@@ -88,6 +88,25 @@ describe('rate limits with injected bindings', () => {
     expect(await countRows('login_failures', 'email = ?', user.user.email)).toBe(0);
   });
 
+  it('forward-auth: only refused /auth/verify calls count (verify_failure); over the limit a refusal is 429, a valid token still passes', async () => {
+    const limiter = countingLimiter(2);
+    const env = makeEnv({ RATE_LIMITER: limiter.binding });
+    const user = await registerUser(); // under the default env: its registration is not counted here
+    const signedIn = { ...ip(7), authorization: `Bearer ${user.access_token}` };
+    expect((await call('/auth/verify', { env, headers: signedIn })).status).toBe(200);
+    expect(limiter.keys).toEqual([]);
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await call('/auth/verify', { env, headers: ip(7) })).status);
+    expect(statuses).toEqual([401, 401, 429]);
+    expect(limiter.keys).toEqual(Array.from({ length: 3 }, () => ({ key: 'verify_failure:198.51.100.7' })));
+    const limited = await call('/auth/verify', { env, headers: ip(7) });
+    expect(limited.headers.get('retry-after')).toBe('60');
+    expect((await limited.json<{ error: string }>()).error).toBe('rate_limited');
+    // Signed-in traffic from the same IP is neither slowed nor counted.
+    expect((await call('/auth/verify', { env, headers: signedIn })).status).toBe(200);
+    expect(limiter.keys).toHaveLength(4);
+  });
+
   it('without the binding everything works and the gateway says so once in the log', async () => {
     const env = makeEnv({ RATE_LIMITER: undefined });
     const warn = vi.spyOn(console, 'warn');

@@ -50,7 +50,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(errorHandler);
   app.use('*', requestLog());
-  app.use('*', configure());
+  app.use('*', configure(config));
   app.use('*', refuseMethods(gatewayHeaders(config)));
   app.use('*', httpsOnly());
   app.use('*', devLoopback());

@@ -5,13 +5,37 @@
 import type { Config } from './config/schema';
 import type { Keyring } from './keys/keyring';
 
-/** Bindings and settings from `wrangler.toml`, `.dev.vars` and `wrangler secret put`. */
+/**
+ * The bindings from `wrangler.toml` that code reads by name. The settings (`PUBLIC_URL`, ...)
+ * are read only by `loadConfig`, which validates the whole env object into a typed `Config`;
+ * a route's `service:NAME` origin is read through {@link serviceBinding}.
+ */
 export interface Env {
   DB: D1Database;
   REVOKED: KVNamespace;
+  /** The shared per-IP burst limiter (middleware/rate-limit.ts). */
   RATE_LIMITER?: RateLimit;
-  /** Any other setting: validated once per isolate by `loadConfig`. */
-  [setting: string]: unknown;
+  /** Optional per-action limiters; an action without one shares `RATE_LIMITER`. */
+  RATE_LIMITER_LOGIN?: RateLimit;
+  RATE_LIMITER_REGISTER?: RateLimit;
+  RATE_LIMITER_REFRESH?: RateLimit;
+  RATE_LIMITER_OAUTH?: RateLimit;
+  RATE_LIMITER_VERIFY_FAILURE?: RateLimit;
+}
+
+/**
+ * The service binding a route names (`origin = "service:NAME"`), or undefined if the env holds
+ * no binding by that name. The name comes from `ROUTES`, so it is looked up at run time and
+ * what is found is checked, not assumed.
+ */
+export function serviceBinding(env: Env, name: string): Pick<Fetcher, 'fetch'> | undefined {
+  const binding: unknown = Reflect.get(env, name);
+  return isFetcher(binding) ? binding : undefined;
+}
+
+/** Anything with a `fetch` method: what a Workers service binding is. */
+function isFetcher(x: unknown): x is Pick<Fetcher, 'fetch'> {
+  return (typeof x === 'object' || typeof x === 'function') && x !== null && 'fetch' in x && typeof x.fetch === 'function';
 }
 
 /** The signed-in principal, as established by `requireAuth()` / `optionalAuth()`. */

@@ -5,6 +5,7 @@ import { appFor } from './app';
 import { loadConfig } from './config/load';
 import type { Env } from './env';
 import { ApiError, errorResponse } from './http/errors';
+import { configFailure } from './middleware/configure';
 import { log } from './observability/log';
 import { scheduled } from './scheduled/handler';
 
@@ -15,12 +16,7 @@ export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     try {
       const result = loadConfig(env);
-      if (!result.ok) {
-        log.error('configuration_invalid', { setting: result.error.setting, message: result.error.message });
-        return errorResponse(
-          new ApiError('configuration_error', `Gatehouse is misconfigured: ${result.error.message}`, { fields: { setting: result.error.setting } }),
-        );
-      }
+      if (!result.ok) return configFailure(result.error);
       return await appFor(result.config).fetch(request, env, ctx);
     } catch (e) {
       // Last line of defence: nothing escapes as a runtime error page with internals.

@@ -64,7 +64,7 @@ interface Parsed {
 function parse(stored: string): Parsed | null {
   const parts = stored.split('$');
   if (parts.length !== 4) return null;
-  const [alg, paramText, salt, hash] = parts as [string, string, string, string];
+  const [alg, paramText, salt, hash] = parts as [string, string, string, string]; // four parts: checked above
   if (alg !== 'scrypt' && alg !== 'pbkdf2-sha256') return null;
   const params: Record<string, number> = {};
   for (const kv of paramText.split(',')) {

@@ -22,7 +22,7 @@ export type ConfigResult = { ok: true; config: Config } | { ok: false; error: Co
 
 const cache = new WeakMap<object, ConfigResult>();
 
-export function loadConfig(env: Record<string, unknown>): ConfigResult {
+export function loadConfig(env: object): ConfigResult {
   let result = cache.get(env);
   if (!result) {
     result = parseConfig(env);
@@ -31,7 +31,7 @@ export function loadConfig(env: Record<string, unknown>): ConfigResult {
   return result;
 }
 
-export function parseConfig(env: Record<string, unknown>): ConfigResult {
+export function parseConfig(env: object): ConfigResult {
   const parsed = v.safeParse(configSchema, env);
   if (!parsed.success) {
     const issue = parsed.issues[0];

@@ -17,12 +17,16 @@ function parseStructured(input: unknown): unknown {
   }
 }
 
-const seconds = (fallback: number, min: number, max: number) =>
+/**
+ * A whole number between `min` and `max`; `unit` names what it counts in the error message
+ * ("must be a whole number of seconds", "... of characters").
+ */
+const integerSetting = (fallback: number, min: number, max: number, unit: string) =>
   v.pipe(
     v.optional(v.union([v.string(), v.number()]), String(fallback)),
     v.transform((x) => (typeof x === 'number' ? x : x.trim() === '' ? fallback : Number(x))),
-    v.number('must be a number of seconds'),
-    v.integer('must be a whole number of seconds'),
+    v.number(`must be a whole number of ${unit}`),
+    v.integer(`must be a whole number of ${unit}`),
     v.minValue(min, `must be at least ${min}`),
     v.maxValue(max, `must be at most ${max}`),
   );
@@ -72,11 +76,11 @@ export const configSchema = v.object({
     v.transform((s) => s.trim().replace(/\/+$/, '') || '/auth'),
     v.regex(/^\/[a-z0-9][a-z0-9_-]*(\/[a-z0-9][a-z0-9_-]*)*$/i, 'must be a path such as /auth'),
   ),
-  ACCESS_TOKEN_TTL: seconds(600, 60, 86_400),
-  REFRESH_TOKEN_TTL: seconds(2_592_000, 300, 31_536_000),
-  SESSION_MAX_AGE: seconds(7_776_000, 300, 31_536_000),
+  ACCESS_TOKEN_TTL: integerSetting(600, 60, 86_400, 'seconds'),
+  REFRESH_TOKEN_TTL: integerSetting(2_592_000, 300, 31_536_000, 'seconds'),
+  SESSION_MAX_AGE: integerSetting(7_776_000, 300, 31_536_000, 'seconds'),
   PASSWORD_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
-  PASSWORD_MIN_LENGTH: seconds(12, 8, 256),
+  PASSWORD_MIN_LENGTH: integerSetting(12, 8, 256, 'characters'),
   BREACHED_PASSWORD_CHECK: enumSetting(['off', 'required', 'best-effort'] as const, 'off'),
   REGISTRATION: enumSetting(['open', 'closed'] as const, 'open'),
   ALLOWED_EMAIL_DOMAINS: commaList(true),
@@ -99,15 +103,15 @@ export const configSchema = v.object({
   STORE_PROVIDER_TOKENS: boolSetting(false),
   TOKEN_ENCRYPTION_KEY: optionalText,
   ROUTES: v.pipe(v.optional(v.unknown(), []), v.transform(parseStructured), v.transform((x) => x ?? []), routesSchema),
-  AUDIT_RETENTION_DAYS: seconds(90, 1, 3650),
+  AUDIT_RETENTION_DAYS: integerSetting(90, 1, 3650, 'days'),
   ALERT_WEBHOOK_URL: v.optional(v.pipe(v.string(), v.trim(), v.url('must be an absolute URL'))),
-  LOGIN_FAILURE_LIMIT: seconds(100, 5, 10_000),
+  LOGIN_FAILURE_LIMIT: integerSetting(100, 5, 10_000, 'failed sign-ins'),
   /** Failed sign-ins per account allowed without delay; after that each one doubles the wait. */
-  LOGIN_BACKOFF_AFTER: seconds(5, 1, 1000),
+  LOGIN_BACKOFF_AFTER: integerSetting(5, 1, 1000, 'failed sign-ins'),
   /** The longest wait the per-account back-off imposes, in seconds. */
-  LOGIN_BACKOFF_MAX: seconds(900, 1, 3600),
+  LOGIN_BACKOFF_MAX: integerSetting(900, 1, 3600, 'seconds'),
   /** Must equal `period` of the `[[ratelimits]]` bindings: it is the `Retry-After` of a 429. */
-  RATE_LIMIT_PERIOD: v.pipe(seconds(60, 10, 60), v.picklist([10, 60], 'must be 10 or 60 (the binding period)')),
+  RATE_LIMIT_PERIOD: v.pipe(integerSetting(60, 10, 60, 'seconds'), v.picklist([10, 60], 'must be 10 or 60 (the binding period)')),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

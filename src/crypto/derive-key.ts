@@ -19,9 +19,10 @@ export async function hkdf(secret: Uint8Array, info: string, bytes = 32): Promis
 /** The private scalar (`d`) and `kid` of the first (active) key of `SIGNING_KEYS`, if any. */
 function activeSigningSecret(signingKeys: unknown): { d: Uint8Array; kid: string } | null {
   const set = Array.isArray(signingKeys) ? { keys: signingKeys } : signingKeys;
-  const first = (set as { keys?: unknown[] } | null)?.keys?.[0] as { d?: unknown; kid?: unknown } | undefined;
-  if (!first || typeof first.d !== 'string') return null;
-  return { d: base64url.decode(first.d), kid: typeof first.kid === 'string' ? first.kid : '' };
+  const keys: unknown = typeof set === 'object' && set !== null && 'keys' in set ? set.keys : undefined;
+  const first: unknown = Array.isArray(keys) ? keys[0] : undefined;
+  if (typeof first !== 'object' || first === null || !('d' in first) || typeof first.d !== 'string') return null;
+  return { d: base64url.decode(first.d), kid: 'kid' in first && typeof first.kid === 'string' ? first.kid : '' };
 }
 
 const flowKeys = new WeakMap<Config, Promise<Uint8Array>>();

@@ -45,12 +45,13 @@ function algorithmFor(jwk: JWK, index: number): SigningAlgorithm {
 async function importKey(jwk: JWK, index: number): Promise<SigningKey> {
   const alg = algorithmFor(jwk, index);
   const publicMembers: JWK = { ...jwk };
-  for (const m of PRIVATE_MEMBERS) delete (publicMembers as Record<string, unknown>)[m];
+  for (const m of PRIVATE_MEMBERS) delete publicMembers[m];
   delete publicMembers.key_ops;
   delete publicMembers.ext;
   const kid = typeof jwk.kid === 'string' && jwk.kid ? jwk.kid : await calculateJwkThumbprint(publicMembers);
   const publicJwk: JWK = { ...publicMembers, kid, alg, use: 'sig' };
   try {
+    // importJWK gives a Uint8Array only for symmetric ("oct") keys; algorithmFor admitted EC and OKP only.
     const privateKey = (await importJWK({ ...jwk, alg, key_ops: undefined, ext: undefined }, alg)) as CryptoKey;
     const publicKey = (await importJWK(publicJwk, alg)) as CryptoKey;
     return { kid, alg, privateKey, publicKey, publicJwk };
@@ -61,14 +62,14 @@ async function importKey(jwk: JWK, index: number): Promise<SigningKey> {
 
 function keyList(value: unknown): JWK[] {
   const set = Array.isArray(value) ? { keys: value } : value;
-  if (!set || typeof set !== 'object' || !Array.isArray((set as { keys?: unknown }).keys)) {
-    throw new ConfigError('SIGNING_KEYS', 'must be a JWK Set: {"keys":[...]}');
-  }
-  const keys = (set as { keys: unknown[] }).keys;
+  const keys: unknown = set && typeof set === 'object' && 'keys' in set ? set.keys : undefined;
+  if (!Array.isArray(keys)) throw new ConfigError('SIGNING_KEYS', 'must be a JWK Set: {"keys":[...]}');
   if (keys.length === 0) throw new ConfigError('SIGNING_KEYS', 'holds no keys');
   keys.forEach((k, i) => {
     if (!k || typeof k !== 'object' || Array.isArray(k)) throw new ConfigError('SIGNING_KEYS', `key ${i + 1} is not a JWK object`);
   });
+  // Checked only as objects here: every member is checked where it is read (algorithmFor,
+  // importKey) and again by jose's importJWK, and a failure there is a ConfigError too.
   return keys as JWK[];
 }
 

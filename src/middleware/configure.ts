@@ -1,13 +1,10 @@
 /**
- * Loads the validated config and the signing keys (both once per isolate) into
- * `c.var.config` / `c.var.keyring`. A bad setting fails closed: every request gets a 500 whose
- * JSON names the setting and never its value.
- *
- * @example
- * app.use('*', configure())
+ * Puts the validated config and the signing keys (both loaded once per isolate) into
+ * `c.var.config` / `c.var.keyring`, and the one failure response for a bad configuration.
  */
 import type { MiddlewareHandler } from 'hono';
-import { ConfigError, loadConfig } from '../config/load';
+import { ConfigError } from '../config/load';
+import type { Config } from '../config/schema';
 import type { AppEnv } from '../env';
 import { ApiError, errorResponse } from '../http/errors';
 import { getKeyring } from '../keys/keyring';
@@ -15,7 +12,12 @@ import { log } from '../observability/log';
 
 const reported = new WeakSet<object>();
 
-function configFailure(error: ConfigError): Response {
+/**
+ * A bad setting fails closed: every request gets a 500 whose JSON names the setting and never
+ * its value. Logged once per isolate (a failed parse or key import is cached, so it is the same
+ * error object on every request).
+ */
+export function configFailure(error: ConfigError): Response {
   if (!reported.has(error)) {
     reported.add(error);
     log.error('configuration_invalid', { setting: error.setting, message: error.message });
@@ -25,13 +27,18 @@ function configFailure(error: ConfigError): Response {
   );
 }
 
-export function configure(): MiddlewareHandler<AppEnv> {
+/**
+ * Sets `c.var.config` (parsed by the entry point, which builds the app for it) and
+ * `c.var.keyring`; a key set that does not import answers the configuration failure.
+ *
+ * @example
+ * app.use('*', configure(config))
+ */
+export function configure(config: Config): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const result = loadConfig(c.env);
-    if (!result.ok) return configFailure(result.error);
-    c.set('config', result.config);
+    c.set('config', config);
     try {
-      c.set('keyring', await getKeyring(result.config));
+      c.set('keyring', await getKeyring(config));
     } catch (e) {
       if (e instanceof ConfigError) return configFailure(e);
       throw e;

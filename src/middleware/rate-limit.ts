@@ -13,12 +13,21 @@
  * app.post('/auth/login', rateLimit('login'), handler)
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../env';
+import type { AppEnv, Env } from '../env';
 import { clientIp } from '../http/client';
 import { ApiError, unavailable } from '../http/errors';
 import { log } from '../observability/log';
 
 export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure';
+
+/** The optional binding that gives an action a limit of its own. */
+const ACTION_LIMITERS = {
+  login: 'RATE_LIMITER_LOGIN',
+  register: 'RATE_LIMITER_REGISTER',
+  refresh: 'RATE_LIMITER_REFRESH',
+  oauth: 'RATE_LIMITER_OAUTH',
+  verify_failure: 'RATE_LIMITER_VERIFY_FAILURE',
+} as const satisfies Record<RateLimitedAction, keyof Env>;
 
 let missingReported = false;
 
@@ -35,7 +44,7 @@ export function rateLimitError(period: number): ApiError {
  * counting only failures); the middleware below is the usual way in.
  */
 export async function checkRateLimit(c: Context<AppEnv>, action: RateLimitedAction): Promise<void> {
-  const limiter = (c.env[`RATE_LIMITER_${action.toUpperCase()}`] as RateLimit | undefined) ?? c.env.RATE_LIMITER;
+  const limiter = c.env[ACTION_LIMITERS[action]] ?? c.env.RATE_LIMITER;
   if (!limiter) {
     if (!missingReported) {
       missingReported = true;

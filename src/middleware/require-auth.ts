@@ -1,89 +1,59 @@
 /**
- * Authenticates the request and sets a typed `c.get('user')`.
- *
- * The token comes from `Authorization: Bearer` or the `__Host-gatehouse` cookie, never from
- * the URL. It must verify against our keys (pinned algorithm, `iss`, `aud`, required claims),
- * and neither its `jti` nor its session `sid` may be revoked: both are checked in one KV call.
- *
- * @example
- * app.get('/auth/me', requireAuth(), (c) => c.json(c.get('user')))
- * app.get('/maybe', requireAuth({ optional: true }), (c) => c.text(c.var.user?.email ?? 'anonymous'))
- * app.post('/logout', requireAuth({ optional: true, staleCookieIsAnonymous: true }), handler)
+ * Middleware over auth/authenticate.ts: who the caller is, and which role they need.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { recordEventInBackground } from '../auth/events';
+import { authenticate, presentedToken } from '../auth/authenticate';
 import type { AppEnv, AuthUser } from '../env';
-import { readAccessCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
-import { isRevoked } from '../storage/revocation';
-import { verifyAccessToken } from '../tokens/access-token';
 
 export interface RequireAuthOptions {
   /** Let anonymous requests through without `user` (a bad or revoked token is still refused). */
   optional?: boolean;
   /**
-   * With `optional`: an access cookie that no longer verifies (expired, revoked) counts as
-   * absent. For sign-out, which a browser whose access cookie has expired must still reach.
+   * Called when the request is refused as `invalid_token` (no token, a malformed header, a
+   * token that does not verify or is revoked): a response returned here is sent instead of the
+   * JSON 401 (e.g. a browser sent to sign in); `undefined` keeps the 401.
    */
-  staleCookieIsAnonymous?: boolean;
+  onUnauthenticated?: (c: Context<AppEnv>, error: ApiError) => Response | undefined;
 }
 
-/** The presented token and where it came from, or null. Never looks at the query string. */
-export function presentedToken(c: Context<AppEnv>): { token: string; via: 'bearer' | 'cookie' } | null {
-  const header = c.req.header('authorization');
-  if (header !== undefined) {
-    const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header);
-    if (!match) throw invalidToken('The Authorization header must be "Bearer <token>".');
-    return { token: match[1]!, via: 'bearer' };
-  }
-  const cookie = readAccessCookie(c);
-  return cookie ? { token: cookie, via: 'cookie' } : null;
-}
-
-/** Verifies a token fully (signature, claims, revocation). Throws `invalid_token` or `unavailable`. */
-export async function authenticate(c: Context<AppEnv>, token: string): Promise<AuthUser> {
-  const config = c.get('config');
-  const claims = await verifyAccessToken(
-    { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
-    token,
-  );
-  if (await isRevoked(c.env.REVOKED, claims.jti, claims.sid)) {
-    recordEventInBackground(c, { event: 'revoked_token_presented', outcome: 'security', userId: claims.sub, detail: { sid: claims.sid } });
-    throw invalidToken('The access token has been revoked.');
-  }
-  return {
-    id: claims.sub,
-    email: claims.email,
-    emailVerified: claims.email_verified,
-    roles: claims.roles,
-    sessionId: claims.sid,
-    tokenId: claims.jti,
-    tokenExpiresAt: claims.exp,
-    issuedAt: claims.iat,
-  };
-}
-
+/**
+ * Authenticates the request (bearer token or session cookie, fully verified including
+ * revocation) and sets a typed `c.get('user')` and `c.get('authVia')`; refuses with a 401
+ * `invalid_token` otherwise.
+ *
+ * @example
+ * app.get('/auth/me', requireAuth(), (c) => c.json(c.get('user')))
+ * app.get('/maybe', requireAuth({ optional: true }), (c) => c.text(c.var.user?.email ?? 'anonymous'))
+ * app.get('/account', requireAuth({ onUnauthenticated: (c) => (wantsHtml(c) ? c.redirect('/auth/login') : undefined) }), page)
+ */
 export function requireAuth(options: RequireAuthOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const presented = presentedToken(c);
-    if (!presented) {
-      if (options.optional) return next();
-      throw invalidToken('Sign in first: no access token was sent.');
-    }
-    let user: AuthUser;
+    let presented: ReturnType<typeof presentedToken>;
+    let user: AuthUser | undefined;
     try {
-      user = await authenticate(c, presented.token);
+      presented = presentedToken(c);
+      if (!presented && !options.optional) throw invalidToken('Sign in first: no access token was sent.');
+      if (presented) user = await authenticate(c, presented.token);
     } catch (e) {
-      const stale = e instanceof ApiError && e.code === 'invalid_token' && presented.via === 'cookie';
-      if (stale && options.optional && options.staleCookieIsAnonymous) return next();
+      const answer = e instanceof ApiError && e.code === 'invalid_token' ? options.onUnauthenticated?.(c, e) : undefined;
+      if (answer) return answer;
       throw e;
     }
-    c.set('user', user);
-    c.set('authVia', presented.via);
+    if (presented && user) {
+      c.set('user', user);
+      c.set('authVia', presented.via);
+    }
     await next();
   };
 }
 
+/**
+ * Refuses (403 `forbidden`) a user without `role`. Goes after `requireAuth()`.
+ *
+ * @example
+ * app.get('/auth/admin/users', requireAuth(), requireRole('admin'), handler)
+ */
 export function requireRole(role: string): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (!c.get('user')?.roles.includes(role)) throw new ApiError('forbidden', `This requires the "${role}" role.`);

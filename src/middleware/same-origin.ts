@@ -1,66 +1,24 @@
 /**
- * Refuses cross-site unsafe requests that a browser could send with the user's cookies.
- *
- * Hand-written rather than hono's `csrf()` because that helper only looks at form content
- * types; a cross-site `fetch` with `text/plain` or a JSON body must be refused too. It reads
- * Fetch Metadata (`Sec-Fetch-Site`) first and falls back to `Origin`. A cookie-authenticated
- * unsafe request with neither header is refused too (fail safe, as OWASP's CSRF cheat sheet
- * advises): every current browser sends `Origin` on a POST, so only something that is not a
- * browser omits both, and it can use a bearer token. Requests without gateway cookies (bearer
- * clients) are not affected unless `always` is set (used for form posts, to stop login CSRF);
- * for those a missing header is not held against them.
+ * Middleware over auth/cross-site.ts, for the gateway's own endpoints.
+ */
+import type { MiddlewareHandler } from 'hono';
+import { refuseCrossSite, type CrossSiteOptions } from '../auth/cross-site';
+import type { AppEnv } from '../env';
+
+export type SameOriginOptions = CrossSiteOptions;
+
+/**
+ * Refuses (403 `forbidden`) cross-site unsafe requests that a browser could send with the
+ * user's cookies, and cookie-authenticated unsafe requests that do not say where they come
+ * from. With `always`, requests without gateway cookies are checked too (form posts: login CSRF).
  *
  * @example
  * app.post('/auth/logout', sameOrigin(), handler)
+ * app.post('/auth/login', sameOrigin({ always: true }), handler)
  */
-import type { Context, MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../env';
-import { hasSessionCookie } from '../http/cookies';
-import { ApiError } from '../http/errors';
-
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-export function isSafeMethod(method: string): boolean {
-  return SAFE_METHODS.has(method.toUpperCase());
-}
-
-/** Where the request says it comes from: our own origin, another site, or it does not say. */
-export type RequestSite = 'same-origin' | 'cross-site' | 'unknown';
-
-export function requestSite(c: Context<AppEnv>, trustedOrigins: readonly string[]): RequestSite {
-  const site = c.req.header('sec-fetch-site');
-  if (site !== undefined) return site === 'same-origin' || site === 'none' ? 'same-origin' : 'cross-site';
-  const origin = c.req.header('origin');
-  if (origin !== undefined) return trustedOrigins.includes(origin) ? 'same-origin' : 'cross-site';
-  return 'unknown';
-}
-
-/** The refusal for a request from another site, or one that does not say where it comes from. */
-export function crossSiteRefused(site: RequestSite): ApiError {
-  return new ApiError(
-    'forbidden',
-    site === 'unknown' ? 'Cross-site request refused: a request authenticated by cookie must send Origin or Sec-Fetch-Site.' : 'Cross-site request refused.',
-  );
-}
-
-export interface SameOriginOptions {
-  /** Check even requests without gateway cookies (HTML form posts). */
-  always?: boolean;
-}
-
 export function sameOrigin(options: SameOriginOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (!isSafeMethod(c.req.method)) {
-      const contentType = c.req.header('content-type') ?? '';
-      const isForm = /^(application\/x-www-form-urlencoded|multipart\/form-data|text\/plain)/i.test(contentType);
-      // A request with an Authorization header authenticates by it, not by cookies, and a
-      // cross-site page cannot add that header without a CORS preflight we never approve.
-      const cookieAuthenticated = hasSessionCookie(c) && c.req.header('authorization') === undefined;
-      const site = requestSite(c, [c.get('config').PUBLIC_URL]);
-      if (site === 'cross-site' ? options.always || isForm || cookieAuthenticated : site === 'unknown' && cookieAuthenticated) {
-        throw crossSiteRefused(site);
-      }
-    }
+    refuseCrossSite(c, options);
     await next();
   };
 }

@@ -12,6 +12,7 @@
  * who.email; who.roles;
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import * as v from 'valibot';
 
 export interface VerifyOptions {
   /** The gateway's `/.well-known/jwks.json`. */
@@ -42,6 +43,21 @@ export class GatehouseAssertionError extends Error {
 
 export const ASSERTION_HEADER = 'x-auth-assertion';
 const MAX_LIFETIME_S = 60;
+
+/**
+ * The identity claims, beyond what jose checks (signature, `iss`, `aud`, `typ`, lifetime,
+ * presence of `sub`). Roles that are not strings are dropped rather than refused.
+ */
+const identityClaimsSchema = v.object({
+  sub: v.string(),
+  sid: v.string(),
+  email: v.string(),
+  email_verified: v.boolean(),
+  roles: v.pipe(
+    v.array(v.unknown()),
+    v.transform((roles) => roles.filter((r): r is string => typeof r === 'string')),
+  ),
+});
 
 // One key set per JWKS URL: jose caches keys and re-fetches on an unknown `kid` (rotation).
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
@@ -82,15 +98,14 @@ export async function verifyGatehouseAssertion(
     const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
     throw new GatehouseAssertionError(`The X-Auth-Assertion is not valid (${why}).`);
   }
-  const p = payload as Record<string, unknown>;
-  if (typeof p.email !== 'string' || typeof p.email_verified !== 'boolean' || !Array.isArray(p.roles) || typeof p.sid !== 'string') {
-    throw new GatehouseAssertionError('The X-Auth-Assertion lacks identity claims.');
-  }
+  const identity = v.safeParse(identityClaimsSchema, payload);
+  if (!identity.success) throw new GatehouseAssertionError('The X-Auth-Assertion lacks identity claims.');
+  const p = identity.output;
   return {
-    userId: payload.sub!,
+    userId: p.sub,
     email: p.email,
     emailVerified: p.email_verified,
-    roles: p.roles.filter((r): r is string => typeof r === 'string'),
+    roles: p.roles,
     sessionId: p.sid,
     claims: payload,
   };

@@ -87,5 +87,5 @@ export async function verifyIdToken(
   if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 255) {
     throw new ProviderError('refused', 'The provider’s ID token did not verify.', 'bad sub');
   }
-  return payload as IdTokenClaims;
+  return { ...payload, sub: payload.sub };
 }

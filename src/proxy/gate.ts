@@ -8,8 +8,8 @@ import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
 import { wantsHtml } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
-import { authenticate, presentedToken } from '../middleware/require-auth';
-import { crossSiteRefused, isSafeMethod, requestSite } from '../middleware/same-origin';
+import { authenticate, presentedToken } from '../auth/authenticate';
+import { crossSiteRefused, isSafeMethod, requestSite } from '../auth/cross-site';
 import type { CompiledRoute } from './route-table';
 import { isAllowed } from './policy';
 

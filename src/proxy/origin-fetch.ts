@@ -3,6 +3,7 @@
  * maps failures to 502/504 without naming the origin: the log gets the details, the client
  * only learns that the origin did not answer.
  */
+import { serviceBinding, type Env } from '../env';
 import { ApiError } from '../http/errors';
 import { log } from '../observability/log';
 import type { CompiledRoute } from './route-table';
@@ -22,16 +23,16 @@ function targetUrl(route: CompiledRoute, req: OriginRequest): string {
   return `https://${req.host}${req.pathAndQuery}`;
 }
 
-function bindingFetcher(env: Record<string, unknown>, name: string): Fetcher {
-  const binding = env[name] as Partial<Fetcher> | undefined;
-  if (!binding || typeof binding.fetch !== 'function') {
+function bindingFetcher(env: Env, name: string): Pick<Fetcher, 'fetch'> {
+  const binding = serviceBinding(env, name);
+  if (!binding) {
     log.error('origin_binding_missing', { binding: name });
     throw new ApiError('bad_gateway', 'The origin service is not available.');
   }
-  return binding as Fetcher;
+  return binding;
 }
 
-export async function fetchOrigin(env: Record<string, unknown>, route: CompiledRoute, req: OriginRequest): Promise<Response> {
+export async function fetchOrigin(env: Env, route: CompiledRoute, req: OriginRequest): Promise<Response> {
   const url = targetUrl(route, req);
   const fetcher = route.binding ? bindingFetcher(env, route.binding) : null;
   const controller = new AbortController();

@@ -10,7 +10,7 @@
  * without a valid session is sent to sign in (through `/refresh` if it still has a refresh
  * cookie) and comes back here; other clients get the usual 401 JSON.
  */
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { Hono, type Context } from 'hono';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
 import { endAllSessions, endSession } from '../auth/sessions';
@@ -18,7 +18,7 @@ import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
-import { authenticate, presentedToken } from '../middleware/require-auth';
+import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { enabledProviders } from '../providers/registry';
 import { AccountPage } from '../ui/account-page';
@@ -46,25 +46,10 @@ function signInRedirect(c: Context<AppEnv>): Response {
 }
 
 /**
- * Like `requireAuth()`, plus: the user must still exist and be enabled. Browsers are
- * redirected instead of getting a 401.
+ * `requireAuth()`, except that a browser without a valid session is redirected to sign in
+ * instead of getting a 401.
  */
-function accountAuth(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const html = wantsHtml(c);
-    try {
-      const presented = presentedToken(c);
-      if (!presented) throw invalidToken('Sign in first: no access token was sent.');
-      const auth = await authenticate(c, presented.token);
-      c.set('user', auth);
-      c.set('authVia', presented.via);
-    } catch (e) {
-      if (html && e instanceof ApiError && e.code === 'invalid_token') return signInRedirect(c);
-      throw e;
-    }
-    await next();
-  };
-}
+const accountAuth = () => requireAuth({ onUnauthenticated: (c) => (wantsHtml(c) ? signInRedirect(c) : undefined) });
 
 export const accountRoutes = new Hono<AppEnv>()
   .get('/account', accountAuth(), async (c) => {

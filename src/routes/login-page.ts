@@ -4,11 +4,11 @@ import type { AppEnv } from '../env';
 import { safeReturnTo } from '../http/return-to';
 import { enabledProviders } from '../providers/registry';
 import { LoginPage } from '../ui/login-page';
-import { renderPage } from '../ui/render';
+import { renderPage, type PageStatus } from '../ui/render';
 
 export function renderLoginPage(
   c: Context<AppEnv>,
-  opts: { error?: string | null; notice?: string | null; form?: 'login' | 'register'; email?: string; returnTo: string; status?: 200 | 400 | 401 | 403 | 409 | 413 | 415 | 429 | 502 | 503 },
+  opts: { error?: string | null; notice?: string | null; form?: 'login' | 'register'; email?: string; returnTo: string; status?: PageStatus },
 ): Response {
   const config = c.get('config');
   return renderPage(

@@ -19,10 +19,8 @@ import { ProviderError, type Provider } from '../providers/types';
 import { consumeState, firstReplayOf } from '../storage/oauth-states';
 import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-flow-cookie';
 import { OAuthErrorPage } from '../ui/oauth-error-page';
-import { renderPage } from '../ui/render';
+import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
-
-type PageStatus = 400 | 403 | 404 | 409 | 502 | 503;
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
 function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, returnTo = '/'): Response {
@@ -119,7 +117,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     try {
       linked = await resolveOAuthUser(c, provider.id, profile, sealed);
     } catch (e) {
-      if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status as PageStatus, e.description, safeReturnTo(flow.returnTo, config));
+      if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status, e.description, safeReturnTo(flow.returnTo, config));
       throw e;
     }
     const session = await startSession(c, linked.user, provider.id);

@@ -72,7 +72,7 @@ function formAware(handler: (c: Context<AppEnv>, body: { kind: BodyKind; data: C
         form: c.req.path.endsWith('/register') ? 'register' : 'login',
         email: body?.data.email,
         returnTo: safeReturnTo(body?.data.return_to, c.get('config')),
-        status: err.status as 400,
+        status: err.status,
       });
     }
   };

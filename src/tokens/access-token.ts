@@ -4,6 +4,7 @@
  * and refuses tokens that carry key material of their own.
  */
 import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import * as v from 'valibot';
 import { ApiError, invalidToken } from '../http/errors';
 import type { Keyring, SigningKey } from '../keys/keyring';
 import { randomId } from '../util/random';
@@ -24,16 +25,25 @@ export class ExpiredTokenError extends ApiError {
   }
 }
 
-export interface AccessClaims {
-  sub: string;
-  sid: string;
-  jti: string;
-  iat: number;
-  exp: number;
-  email: string;
-  email_verified: boolean;
-  roles: string[];
-}
+/** `sub`, `sid`, `jti`: non-empty, and never longer than any id we issue. */
+const idClaim = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
+
+/**
+ * The claims an access token must carry beyond what jose checks (signature, `iss`, `aud`,
+ * `typ`, lifetime). Built once per isolate; parsed once per verification (cache misses only).
+ */
+const accessClaimsSchema = v.object({
+  sub: idClaim,
+  sid: idClaim,
+  jti: idClaim,
+  iat: v.number(),
+  exp: v.number(),
+  email: v.string(),
+  email_verified: v.boolean(),
+  roles: v.array(v.string()),
+});
+
+export type AccessClaims = v.InferOutput<typeof accessClaimsSchema>;
 
 export interface TokenContext {
   keyring: Keyring;
@@ -98,10 +108,6 @@ export function keyResolver(keyring: Keyring) {
   };
 }
 
-function isString(x: unknown): x is string {
-  return typeof x === 'string' && x.length > 0 && x.length <= 256;
-}
-
 /**
  * Tokens this isolate has already verified, per keyring, until they expire. A token string's
  * signature and claims never change, so checking them again on every request of a session is
@@ -155,24 +161,12 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
   } catch (e) {
     if (e instanceof errors.JWTExpired) throw new ExpiredTokenError();
     if (e instanceof errors.JOSEError) throw invalidToken('The access token is invalid.');
-    throw e instanceof Error && e.name === 'ApiError' ? e : invalidToken('The access token is invalid.');
+    throw e instanceof ApiError ? e : invalidToken('The access token is invalid.');
   }
   const nowS = now ?? nowSeconds();
-  const p = payload as Record<string, unknown>;
-  if (
-    !isString(p.sub) ||
-    !isString(p.sid) ||
-    !isString(p.jti) ||
-    typeof p.iat !== 'number' ||
-    typeof p.exp !== 'number' ||
-    p.iat > nowS + CLOCK_TOLERANCE_S ||
-    typeof p.email !== 'string' ||
-    typeof p.email_verified !== 'boolean' ||
-    !Array.isArray(p.roles) ||
-    !p.roles.every((r) => typeof r === 'string')
-  ) {
-    throw invalidToken('The access token is invalid.');
-  }
-  Object.freeze(p.roles);
-  return Object.freeze(p) as unknown as AccessClaims;
+  const parsed = v.safeParse(accessClaimsSchema, payload);
+  if (!parsed.success || parsed.output.iat > nowS + CLOCK_TOLERANCE_S) throw invalidToken('The access token is invalid.');
+  // The verified-token cache hands the same object to every request: frozen, so none can alter it.
+  Object.freeze(parsed.output.roles);
+  return Object.freeze(parsed.output);
 }

@@ -24,6 +24,7 @@ export async function decryptProviderTokens(secret: string, owner: { provider: s
       keyManagementAlgorithms: ['dir'],
       contentEncryptionAlgorithms: ['A256GCM'],
     });
+    // Authenticated encryption under our own key: only what encryptProviderTokens wrote decrypts.
     const data = JSON.parse(new TextDecoder().decode(plaintext)) as Sealed;
     if (data.provider !== owner.provider || data.subject !== owner.subject || typeof data.accessToken !== 'string') return null;
     return { accessToken: data.accessToken, refreshToken: data.refreshToken ?? null, idToken: null, expiresAt: data.expiresAt ?? null, scopes: data.scopes ?? [] };

@@ -8,7 +8,10 @@ import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { AppEnv } from '../env';
 import { randomId } from '../util/random';
 
-export function renderPage(c: Context<AppEnv>, page: (nonce: string) => JSX.Element, status: 200 | 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 502 | 503 | 504 = 200): Response {
+/** 200, or the status of any of our error codes (http/errors.ts). */
+export type PageStatus = 200 | 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 502 | 503 | 504;
+
+export function renderPage(c: Context<AppEnv>, page: (nonce: string) => JSX.Element, status: PageStatus = 200): Response {
   const nonce = randomId(16);
   const config = c.get('config');
   const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? [])].join(' ');

@@ -1,0 +1,50 @@
+/**
+ * Who is asking: the presented access token and its full verification. Shared by the
+ * `requireAuth()` middleware, the proxy and forward-auth gate, and sign-out.
+ *
+ * The token comes from `Authorization: Bearer` or the `__Host-gatehouse` cookie, never from
+ * the URL. It must verify against our keys (pinned algorithm, `iss`, `aud`, required claims),
+ * and neither its `jti` nor its session `sid` may be revoked: both are checked in one KV call.
+ */
+import type { Context } from 'hono';
+import type { AppEnv, AuthUser } from '../env';
+import { recordEventInBackground } from './events';
+import { readAccessCookie } from '../http/cookies';
+import { invalidToken } from '../http/errors';
+import { isRevoked } from '../storage/revocation';
+import { verifyAccessToken } from '../tokens/access-token';
+
+/** The presented token and where it came from, or null. Never looks at the query string. */
+export function presentedToken(c: Context<AppEnv>): { token: string; via: 'bearer' | 'cookie' } | null {
+  const header = c.req.header('authorization');
+  if (header !== undefined) {
+    const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header);
+    if (!match) throw invalidToken('The Authorization header must be "Bearer <token>".');
+    return { token: match[1]!, via: 'bearer' };
+  }
+  const cookie = readAccessCookie(c);
+  return cookie ? { token: cookie, via: 'cookie' } : null;
+}
+
+/** Verifies a token fully (signature, claims, revocation). Throws `invalid_token` or `unavailable`. */
+export async function authenticate(c: Context<AppEnv>, token: string): Promise<AuthUser> {
+  const config = c.get('config');
+  const claims = await verifyAccessToken(
+    { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
+    token,
+  );
+  if (await isRevoked(c.env.REVOKED, claims.jti, claims.sid)) {
+    recordEventInBackground(c, { event: 'revoked_token_presented', outcome: 'security', userId: claims.sub, detail: { sid: claims.sid } });
+    throw invalidToken('The access token has been revoked.');
+  }
+  return {
+    id: claims.sub,
+    email: claims.email,
+    emailVerified: claims.email_verified,
+    roles: claims.roles,
+    sessionId: claims.sid,
+    tokenId: claims.jti,
+    tokenExpiresAt: claims.exp,
+    issuedAt: claims.iat,
+  };
+}

@@ -65,7 +65,7 @@ async function freePort() {
 
 /** `--start`: a throwaway `wrangler dev` with its own state directory and signing key. */
 async function startGateway() {
-  const { generateSigningJwk } = await import('./generate-keys.mjs');
+  const { generateSigningJwk } = await import('../src/keys/generate-jwk.ts');
   const port = await freePort();
   const inspector = await freePort();
   const url = `http://127.0.0.1:${port}`;

@@ -2,13 +2,14 @@
  * The gateway's signing keys: parsed from the `SIGNING_KEYS` JWK Set and imported into
  * WebCrypto once per isolate. The first key signs; every key verifies and is published.
  */
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { ConfigError } from '../config/load';
 import type { Config } from '../config/schema';
 import { log } from '../observability/log';
 import { memoize } from '../util/memo';
+import { generateSigningJwk, type SigningAlgorithm } from './generate-jwk';
 
-export type SigningAlgorithm = 'ES256' | 'EdDSA';
+export { generateSigningJwk, type SigningAlgorithm };
 
 export interface SigningKey {
   kid: string;
@@ -87,14 +88,6 @@ export async function keyringFromJwks(value: unknown): Promise<Keyring> {
     algorithms: [...new Set(keys.map((k) => k.alg))],
     jwks: { keys: keys.map((k) => k.publicJwk) },
   };
-}
-
-/** A fresh private JWK, as `npm run keys:generate` and the dev fallback make them. */
-export async function generateSigningJwk(alg: SigningAlgorithm = 'ES256'): Promise<JWK> {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
-  const jwk = await exportJWK(privateKey);
-  const kid = `${new Date().toISOString().slice(0, 10)}-${(await calculateJwkThumbprint(jwk)).slice(0, 8)}`;
-  return { ...jwk, kid, alg, use: 'sig' };
 }
 
 /**

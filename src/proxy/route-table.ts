@@ -6,8 +6,8 @@
  */
 import type { RouteConfig } from '../config/routes-schema';
 import { serviceBinding } from '../config/routes-schema';
-import type { NormalisedPath } from './normalize-path';
-import { encodePath } from './normalize-path';
+import type { NormalisedPath } from './normalise-path';
+import { encodePath } from './normalise-path';
 import { foldSegment } from './fold-case';
 import { memoize } from '../util/memo';
 

@@ -13,7 +13,7 @@ import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
-import { normaliseRequestTarget } from '../proxy/normalize-path';
+import { normaliseRequestTarget } from '../proxy/normalise-path';
 import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';

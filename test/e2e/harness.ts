@@ -22,6 +22,11 @@ export class Client {
   cookies = new Map<string, string>();
   constructor(readonly base: string) {}
 
+  /** The cookies held, as a `Cookie` request header (for requests sent past this client). */
+  cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
   async fetch(path: string, init: RequestInit & { json?: unknown; form?: Record<string, string> } = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     let body = init.body;
@@ -34,7 +39,7 @@ export class Client {
     }
     const url = new URL(path, this.base);
     if (this.cookies.size && url.origin === new URL(this.base).origin) {
-      headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
+      headers.set('cookie', this.cookieHeader());
     }
     const response = await fetch(url, { ...init, headers, body, redirect: 'manual' });
     for (const line of response.headers.getSetCookie()) {

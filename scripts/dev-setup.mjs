@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateSigningJwk } from './generate-keys.mjs';
+import { generateSigningJwk } from '../src/keys/generate-jwk.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const devVars = join(root, '.dev.vars');

@@ -2,23 +2,15 @@
 // Prints a new private signing key (JWK) for SIGNING_KEYS and how to install it.
 //   npm run keys:generate            -> ES256 key
 //   npm run keys:generate -- EdDSA   -> Ed25519 key
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { generateSigningJwk } from '../src/keys/generate-jwk.ts';
 
-export async function generateSigningJwk(alg = 'ES256') {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
-  const jwk = await exportJWK(privateKey);
-  const kid = `${new Date().toISOString().slice(0, 10)}-${(await calculateJwkThumbprint(jwk)).slice(0, 8)}`;
-  return { ...jwk, kid, alg, use: 'sig' };
+const alg = process.argv[2] ?? 'ES256';
+if (alg !== 'ES256' && alg !== 'EdDSA') {
+  console.error('Usage: npm run keys:generate -- [ES256|EdDSA]');
+  process.exit(2);
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const alg = process.argv[2] ?? 'ES256';
-  if (alg !== 'ES256' && alg !== 'EdDSA') {
-    console.error('Usage: npm run keys:generate -- [ES256|EdDSA]');
-    process.exit(2);
-  }
-  const jwk = await generateSigningJwk(alg);
-  process.stderr.write(`New ${alg} signing key, kid ${jwk.kid}.
+const jwk = await generateSigningJwk(alg);
+process.stderr.write(`New ${alg} signing key, kid ${jwk.kid}.
 
 To start using it, make it the FIRST key of SIGNING_KEYS and keep the current keys after it:
   {"keys":[<new key>, <current key>, ...]}
@@ -27,5 +19,4 @@ Drop an old key only once the longest token lifetime (ACCESS_TOKEN_TTL) has pass
 
 The key (keep it secret):
 `);
-  process.stdout.write(`${JSON.stringify(jwk)}\n`);
-}
+process.stdout.write(`${JSON.stringify(jwk)}\n`);

@@ -12,15 +12,8 @@
 //
 // Not part of `npm test`: speed is measured here, never asserted in tests.
 import autocannon from 'autocannon';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+import { startGateway } from './lib/gateway.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -50,58 +43,6 @@ function assertLoopback(url) {
     console.error(`refusing to load-test ${host}: loopback addresses only (127.0.0.0/8, ::1, localhost)`);
     process.exit(2);
   }
-}
-
-async function freePort() {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.on('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => res(port));
-    });
-  });
-}
-
-/** `--start`: a throwaway `wrangler dev` with its own state directory and signing key. */
-async function startGateway() {
-  const { generateSigningJwk } = await import('./generate-keys.mjs');
-  const port = await freePort();
-  const inspector = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const persist = mkdtempSync(join(tmpdir(), 'gatehouse-load-'));
-  const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
-  const env = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
-  execFileSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist], { cwd: root, env, stdio: 'ignore' });
-  const vars = { ENVIRONMENT: 'development', PUBLIC_URL: url, SIGNING_KEYS: JSON.stringify({ keys: [await generateSigningJwk()] }) };
-  const args = ['dev', '--port', String(port), '--inspector-port', String(inspector), '--ip', '127.0.0.1', '--persist-to', persist, '--show-interactive-dev-session=false'];
-  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
-  const child = spawn(wrangler, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const stop = async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => {
-        const t = setTimeout(() => (child.kill('SIGKILL'), r()), 5000);
-        child.once('exit', () => (clearTimeout(t), r()));
-      });
-    }
-    rmSync(persist, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
-    try {
-      if ((await fetch(`${url}/auth/health`)).ok) return { url, stop };
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  await stop();
-  throw new Error(`wrangler dev did not become healthy:\n${output}`);
 }
 
 /** A small seeded PRNG (mulberry32), so a run's mix can be repeated with --seed. */

@@ -20,13 +20,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import { Miniflare } from 'miniflare';
+import { createRequire } from 'node:module';
+import { generateSigningJwk } from '../src/keys/generate-jwk.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const SCALE = Number(process.env.MEASURE_SCALE ?? 1);
 const ROUNDS = Number(process.env.MEASURE_ROUNDS ?? 3);
+// wrangler's own miniflare, so this runs the workerd that `wrangler dev` runs (as bench/run.mjs).
+const { Miniflare } = createRequire(join(root, 'node_modules', 'wrangler', 'package.json'))('miniflare');
 const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(readFileSync(join(root, 'wrangler.toml'), 'utf8'))[1];
 const work = mkdtempSync(join(tmpdir(), 'gatehouse-cpu-'));
 const cleanups = [];
@@ -105,16 +107,14 @@ async function startOrigin() {
 }
 
 async function startGatehouse(dir, origin) {
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const priv = await exportJWK(privateKey);
-  const kid = `cpu-${(await calculateJwkThumbprint(priv)).slice(0, 8)}`;
+  const signingJwk = await generateSigningJwk('ES256');
   const manifest = { mainModule: 'index.js', modules: { 'index.js': { type: 'esm', contents: readFileSync(join(dir, 'index.js'), 'utf8') } } };
   for (const f of readdirSync(dir).filter((f) => f.endsWith('.txt'))) manifest.modules[f] = { type: 'text', contents: readFileSync(join(dir, f), 'utf8') };
   const text = (value) => ({ type: 'text', value });
   const env = {
     ENVIRONMENT: text('development'),
     PUBLIC_URL: text('http://127.0.0.1'),
-    SIGNING_KEYS: text(JSON.stringify({ keys: [{ ...priv, kid, alg: 'ES256', use: 'sig' }] })),
+    SIGNING_KEYS: text(JSON.stringify({ keys: [signingJwk] })),
     ROUTES: text(JSON.stringify([{ path: '/app', origin, auth: 'required' }])),
     DB: { type: 'd1', id: 'cpu-db' },
     REVOKED: { type: 'kv', id: 'cpu-revoked' },

@@ -7,6 +7,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
+import { memoize } from './util/memo';
 import { ApiError } from './http/errors';
 import { configure } from './middleware/configure';
 import { errorHandler } from './middleware/error-handler';
@@ -96,13 +97,4 @@ export function buildApp(config: Config): Hono<AppEnv> {
   return app;
 }
 
-const apps = new WeakMap<Config, Hono<AppEnv>>();
-
-export function appFor(config: Config): Hono<AppEnv> {
-  let app = apps.get(config);
-  if (!app) {
-    app = buildApp(config);
-    apps.set(config, app);
-  }
-  return app;
-}
+export const appFor: (config: Config) => Hono<AppEnv> = memoize(buildApp);

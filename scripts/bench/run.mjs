@@ -31,7 +31,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { generateSigningJwk } from '../../src/keys/generate-jwk.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -303,12 +303,10 @@ try {
   const size = bundleGatehouse();
   const origin = await startOrigin();
 
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const priv = await exportJWK(privateKey);
-  const kid = `bench-${(await calculateJwkThumbprint(priv)).slice(0, 8)}`;
-  const signingKeys = JSON.stringify({ keys: [{ ...priv, kid, alg: 'ES256', use: 'sig' }] });
-  const { d: _d, ...pub } = priv;
-  const publicJwks = JSON.stringify({ keys: [{ ...pub, kid, alg: 'ES256', use: 'sig' }] });
+  const signingJwk = await generateSigningJwk('ES256');
+  const signingKeys = JSON.stringify({ keys: [signingJwk] });
+  const { d: _d, ...pub } = signingJwk;
+  const publicJwks = JSON.stringify({ keys: [pub] });
 
   const gatehouseModules = size.files
     .slice()

@@ -12,7 +12,7 @@ import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import type { ProviderProfile } from '../providers/types';
 import { claimUnverifiedAccount, findIdentity, insertIdentity, touchIdentity } from '../storage/identities';
-import { createUser, findUserByEmail, findUserById, normalizeEmail, updateProfile, type User } from '../storage/users';
+import { createUser, findUserByEmail, findUserById, normaliseEmail, updateProfile, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { emailDomainAllowed } from './roles';
@@ -29,7 +29,7 @@ const emailSchema = v.pipe(v.string(), v.email());
 function providerEmail(profile: ProviderProfile): string | null | { problem: string } {
   if (profile.email === null) return null;
   if (!ASCII_ONLY.test(profile.email)) return { problem: 'contains characters outside ASCII, which this gateway does not accept in email addresses' };
-  const email = normalizeEmail(profile.email);
+  const email = normaliseEmail(profile.email);
   if (email.length > MAX_EMAIL_LENGTH) return { problem: `is longer than ${MAX_EMAIL_LENGTH} characters, so it is not an email address` };
   return v.is(emailSchema, email) && email.split('@').length === 2 ? email : { problem: 'is not a plain email address' };
 }

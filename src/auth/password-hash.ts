@@ -8,6 +8,7 @@
  * (nodejs_compat) because WebCrypto has no memory-hard KDF.
  */
 import { scrypt as scryptCallback } from 'node:crypto';
+import { timingSafeEqual } from 'hono/utils/buffer';
 import { base64url } from 'jose';
 import { randomBytes } from '../util/random';
 
@@ -40,12 +41,13 @@ async function pbkdf2(password: string, salt: Uint8Array, iterations: number, le
   return new Uint8Array(bits);
 }
 
-/** Constant-time comparison: the time depends on the length only. */
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
+/**
+ * Constant-time comparison of two hashes. hono's `timingSafeEqual` compares the SHA-256 of each
+ * side and then the sides themselves, with no early exit, so the time depends on the lengths
+ * only. Its byte-array form is deprecated, hence the (injective) base64url text.
+ */
+function equal(a: Uint8Array, b: Uint8Array): Promise<boolean> {
+  return timingSafeEqual(base64url.encode(a), base64url.encode(b));
 }
 
 export async function hashPassword(password: string, params: ScryptParams = CURRENT_SCRYPT): Promise<string> {
@@ -92,14 +94,14 @@ export async function verifyPassword(password: string, stored: string): Promise<
     const { N, r, p } = parsed.params;
     if (!N || !r || !p || N > 2 ** 17 || r > 16 || p > 16) return { ok: false, needsRehash: false };
     const actual = await scrypt(password, parsed.salt, { N, r, p });
-    const ok = equal(actual, parsed.hash);
+    const ok = await equal(actual, parsed.hash);
     const current = N === CURRENT_SCRYPT.N && r === CURRENT_SCRYPT.r && p === CURRENT_SCRYPT.p;
     return { ok, needsRehash: ok && !current };
   }
   const i = parsed.params.i;
   if (!i || i > 100_000) return { ok: false, needsRehash: false };
   const actual = await pbkdf2(password, parsed.salt, i, parsed.hash.length);
-  const ok = equal(actual, parsed.hash);
+  const ok = await equal(actual, parsed.hash);
   return { ok, needsRehash: ok };
 }
 

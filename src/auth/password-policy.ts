@@ -15,7 +15,7 @@ export const PASSWORD_MAX_LENGTH = 256;
  */
 export const MIN_GUESSES_LOG10 = 10;
 
-export function normalizePassword(password: string): string {
+export function normalisePassword(password: string): string {
   return password.normalize('NFKC');
 }
 
@@ -29,11 +29,11 @@ const EXPLANATIONS: readonly [PieceKind, string][] = [
   ['date', 'a year or date'],
 ];
 
-export function checkNewPassword(normalized: string, minLength: number): PasswordProblem | null {
-  const length = [...normalized].length;
+export function checkNewPassword(normalised: string, minLength: number): PasswordProblem | null {
+  const length = [...normalised].length;
   if (length < minLength) return { code: 'too_short', message: `The password must be at least ${minLength} characters long.` };
   if (length > PASSWORD_MAX_LENGTH) return { code: 'too_long', message: `The password must be at most ${PASSWORD_MAX_LENGTH} characters long.` };
-  const { log10, kinds } = estimateGuesses(normalized);
+  const { log10, kinds } = estimateGuesses(normalised);
   if (log10 < MIN_GUESSES_LOG10) {
     const found = EXPLANATIONS.filter(([kind]) => kinds.has(kind)).map(([, text]) => text);
     const why = found.length > 0 ? `it is built from ${found.join(', ')}` : 'too few characters of too few kinds';

@@ -5,6 +5,7 @@
 import { base64url } from 'jose';
 import type { Config } from '../config/schema';
 import { randomBytes } from '../util/random';
+import { memoize } from '../util/memo';
 
 export async function hkdf(secret: Uint8Array, info: string, bytes = 32): Promise<Uint8Array> {
   const ikm = await crypto.subtle.importKey('raw', secret, 'HKDF', false, ['deriveBits']);
@@ -25,8 +26,6 @@ function activeSigningSecret(signingKeys: unknown): { d: Uint8Array; kid: string
   return { d: base64url.decode(first.d), kid: 'kid' in first && typeof first.kid === 'string' ? first.kid : '' };
 }
 
-const flowKeys = new WeakMap<Config, Promise<Uint8Array>>();
-
 /**
  * The key that encrypts the OAuth flow cookie, once per isolate. Derived from the active
  * signing key rather than a secret of its own: that key is always configured in production,
@@ -34,15 +33,10 @@ const flowKeys = new WeakMap<Config, Promise<Uint8Array>>();
  * key, at the cost of a retry for sign-ins in flight (10 minutes at most). In development
  * without `SIGNING_KEYS` the keyring itself is random per isolate, and so is this key.
  */
-export function flowCookieKey(config: Config): Promise<Uint8Array> {
-  let key = flowKeys.get(config);
-  if (!key) {
-    const secret = activeSigningSecret(config.SIGNING_KEYS);
-    key = secret ? hkdf(secret.d, `oauth-flow-cookie/v1/${secret.kid}`) : Promise.resolve(randomBytes(32));
-    flowKeys.set(config, key);
-  }
-  return key;
-}
+export const flowCookieKey = memoize((config: Config): Promise<Uint8Array> => {
+  const secret = activeSigningSecret(config.SIGNING_KEYS);
+  return secret ? hkdf(secret.d, `oauth-flow-cookie/v1/${secret.kid}`) : Promise.resolve(randomBytes(32));
+});
 
 const tokenKeys = new Map<string, Promise<Uint8Array>>();
 

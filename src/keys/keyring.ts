@@ -2,12 +2,14 @@
  * The gateway's signing keys: parsed from the `SIGNING_KEYS` JWK Set and imported into
  * WebCrypto once per isolate. The first key signs; every key verifies and is published.
  */
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { ConfigError } from '../config/load';
 import type { Config } from '../config/schema';
 import { log } from '../observability/log';
+import { memoize } from '../util/memo';
+import { generateSigningJwk, type SigningAlgorithm } from './generate-jwk';
 
-export type SigningAlgorithm = 'ES256' | 'EdDSA';
+export { generateSigningJwk, type SigningAlgorithm };
 
 export interface SigningKey {
   kid: string;
@@ -89,34 +91,17 @@ export async function keyringFromJwks(value: unknown): Promise<Keyring> {
   };
 }
 
-/** A fresh private JWK, as `npm run keys:generate` and the dev fallback make them. */
-export async function generateSigningJwk(alg: SigningAlgorithm = 'ES256'): Promise<JWK> {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
-  const jwk = await exportJWK(privateKey);
-  const kid = `${new Date().toISOString().slice(0, 10)}-${(await calculateJwkThumbprint(jwk)).slice(0, 8)}`;
-  return { ...jwk, kid, alg, use: 'sig' };
-}
-
-const cache = new WeakMap<Config, Promise<Keyring>>();
-
 /**
  * The keyring for this isolate. In development with no `SIGNING_KEYS`, a key is generated in
- * memory (tokens then die with the isolate) and a warning is logged.
+ * memory (tokens then die with the isolate) and a warning is logged. A failed import is not
+ * cached as a success, but it is cached: the config is fixed per isolate.
  */
-export function getKeyring(config: Config): Promise<Keyring> {
-  let ring = cache.get(config);
-  if (!ring) {
-    ring = (async () => {
-      if (config.SIGNING_KEYS === undefined) {
-        log.warn('dev_signing_key_generated', {
-          message: 'SIGNING_KEYS is not set: using a key generated in memory (development only). Run `npm run dev` to get a persistent one in .dev.vars.',
-        });
-        return keyringFromJwks({ keys: [await generateSigningJwk()] });
-      }
-      return keyringFromJwks(config.SIGNING_KEYS);
-    })();
-    // A failed import is not cached as a success, but it is cached: the config is fixed per isolate.
-    cache.set(config, ring);
+export const getKeyring = memoize(async (config: Config): Promise<Keyring> => {
+  if (config.SIGNING_KEYS === undefined) {
+    log.warn('dev_signing_key_generated', {
+      message: 'SIGNING_KEYS is not set: using a key generated in memory (development only). Run `npm run dev` to get a persistent one in .dev.vars.',
+    });
+    return keyringFromJwks({ keys: [await generateSigningJwk()] });
   }
-  return ring;
-}
+  return keyringFromJwks(config.SIGNING_KEYS);
+});

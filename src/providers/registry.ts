@@ -2,22 +2,14 @@
 import type { Config } from '../config/schema';
 import { configuredProviders } from './catalog';
 import type { Provider } from './types';
+import { memoize } from '../util/memo';
 
 export interface ProviderSummary {
   id: string;
   name: string;
 }
 
-const byConfig = new WeakMap<Config, Map<string, Provider>>();
-
-function providers(config: Config): Map<string, Provider> {
-  let map = byConfig.get(config);
-  if (!map) {
-    map = new Map(configuredProviders(config).map((p) => [p.id, p]));
-    byConfig.set(config, map);
-  }
-  return map;
-}
+const providers = memoize((config: Config): Map<string, Provider> => new Map(configuredProviders(config).map((p) => [p.id, p])));
 
 /** Id and display name of each enabled provider, in button order. */
 export function enabledProviders(config: Config): ProviderSummary[] {

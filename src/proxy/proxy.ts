@@ -19,7 +19,7 @@ import { assertionFor } from '../tokens/assertion';
 import { FLOW_COOKIE } from '../tokens/oauth-flow-cookie';
 import { forwardHeaders, identityHeaders } from './forward-headers';
 import { gate } from './gate';
-import { normalisePath } from './normalize-path';
+import { normalisePath } from './normalise-path';
 import { fetchOrigin } from './origin-fetch';
 import { isUnder, matchRoute, routeTable } from './route-table';
 

@@ -6,9 +6,10 @@
  */
 import type { RouteConfig } from '../config/routes-schema';
 import { serviceBinding } from '../config/routes-schema';
-import type { NormalisedPath } from './normalize-path';
-import { encodePath } from './normalize-path';
+import type { NormalisedPath } from './normalise-path';
+import { encodePath } from './normalise-path';
 import { foldSegment } from './fold-case';
+import { memoize } from '../util/memo';
 
 export interface CompiledRoute {
   config: RouteConfig;
@@ -42,17 +43,10 @@ function compile(config: RouteConfig): CompiledRoute {
   };
 }
 
-const tables = new WeakMap<readonly RouteConfig[], CompiledRoute[]>();
-
 /** Routes sorted longest prefix first, compiled once per config. */
-export function routeTable(routes: readonly RouteConfig[]): CompiledRoute[] {
-  let table = tables.get(routes);
-  if (!table) {
-    table = routes.map(compile).sort((a, b) => b.prefix.length - a.prefix.length);
-    tables.set(routes, table);
-  }
-  return table;
-}
+export const routeTable = memoize((routes: readonly RouteConfig[]): CompiledRoute[] =>
+  routes.map(compile).sort((a, b) => b.prefix.length - a.prefix.length),
+);
 
 /** `folded` holds the path's segments already folded, so each is folded once per request. */
 function startsWith(folded: readonly string[], prefix: readonly string[]): boolean {

@@ -9,7 +9,7 @@ import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
 import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
-import { checkNewPassword, normalizePassword } from '../auth/password-policy';
+import { checkNewPassword, normalisePassword } from '../auth/password-policy';
 import { signedInResponse } from '../auth/responses';
 import { emailDomainAllowed } from '../auth/roles';
 import { startSession } from '../auth/sessions';
@@ -88,7 +88,7 @@ export const passwordRoutes = new Hono<AppEnv>()
       if (config.REGISTRATION === 'closed') throw new ApiError('forbidden', 'Registration is closed on this gateway.');
       await checkRateLimit(c, 'register');
       if (!emailDomainAllowed(data.email, config)) throw new ApiError('forbidden', 'Accounts with this email domain are not allowed.');
-      const password = normalizePassword(data.password);
+      const password = normalisePassword(data.password);
       const problem = checkNewPassword(password, config.PASSWORD_MIN_LENGTH);
       if (problem) throw badRequest(problem.message);
       await assertNotBreached(password, config.BREACHED_PASSWORD_CHECK);
@@ -108,7 +108,7 @@ export const passwordRoutes = new Hono<AppEnv>()
       requirePasswordLogin(c);
       await checkRateLimit(c, 'login');
       const attempt = await reserveLoginAttempt(c, data.email);
-      const password = normalizePassword(data.password);
+      const password = normalisePassword(data.password);
       const user = await findUserByEmail(c.env.DB, data.email);
       const failed = new ApiError('invalid_credentials', 'The email or password is incorrect.');
       if (!user?.passwordHash) {

@@ -13,32 +13,24 @@ import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
-import { normaliseRequestTarget } from '../proxy/normalize-path';
+import { normaliseRequestTarget } from '../proxy/normalise-path';
 import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';
-
-const defaults = new WeakMap<Config, CompiledRoute>();
+import { memoize } from '../util/memo';
 
 const NOT_A_PLAIN_PATH = 'The forwarded URI is not a plain path.';
 /** Never forwarded by the built-in proxy (it answers 405); forward-auth can only say 403. */
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
-function defaultRoute(config: Config): CompiledRoute {
-  let route = defaults.get(config);
-  if (!route) {
-    route = {
-      config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30 },
-      prefix: [],
-      binding: null,
-      originUrl: new URL(config.PUBLIC_URL),
-      basePath: '',
-      audience: config.PUBLIC_URL,
-    };
-    defaults.set(config, route);
-  }
-  return route;
-}
+const defaultRoute = memoize((config: Config): CompiledRoute => ({
+  config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30 },
+  prefix: [],
+  binding: null,
+  originUrl: new URL(config.PUBLIC_URL),
+  basePath: '',
+  audience: config.PUBLIC_URL,
+}));
 
 function routeFor(config: Config, uri: string | undefined): CompiledRoute {
   if (uri === undefined || uri === '') return defaultRoute(config);

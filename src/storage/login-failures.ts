@@ -4,7 +4,7 @@
  * statement here because only a single conditional upsert makes it atomic.
  */
 import { guard } from './errors';
-import { normalizeEmail } from './users';
+import { normaliseEmail } from './users';
 
 export interface FailureCounter {
   count: number;
@@ -27,7 +27,7 @@ const toCounter = (row: CounterRow | null): FailureCounter | null =>
 
 export async function readFailureCounter(db: D1Database, email: string): Promise<FailureCounter | null> {
   const row = await guard(() =>
-    db.prepare('SELECT count, window_start, last_failure_at FROM login_failures WHERE email = ?').bind(normalizeEmail(email)).first<CounterRow>(),
+    db.prepare('SELECT count, window_start, last_failure_at FROM login_failures WHERE email = ?').bind(normaliseEmail(email)).first<CounterRow>(),
   );
   return toCounter(row);
 }
@@ -51,14 +51,14 @@ export async function reserveFailure(db: D1Database, email: string, schedule: Fa
               OR last_failure_at + (CASE WHEN count - ?5 >= 30 THEN ?6 ELSE MIN(1 << (count - ?5), ?6) END) <= ?2))
        RETURNING count, window_start, last_failure_at`,
       )
-      .bind(normalizeEmail(email), now, schedule.windowSeconds, schedule.limit, schedule.backoffAfter, schedule.backoffMax)
+      .bind(normaliseEmail(email), now, schedule.windowSeconds, schedule.limit, schedule.backoffAfter, schedule.backoffMax)
       .first<CounterRow>(),
   );
   return toCounter(row);
 }
 
 export async function clearFailureCounter(db: D1Database, email: string): Promise<void> {
-  await guard(() => db.prepare('DELETE FROM login_failures WHERE email = ?').bind(normalizeEmail(email)).run());
+  await guard(() => db.prepare('DELETE FROM login_failures WHERE email = ?').bind(normaliseEmail(email)).run());
 }
 
 /** Housekeeping: deletes up to `limit` counters whose window started at or before `windowStartedBy`. */

@@ -55,12 +55,12 @@ export function toUser(row: UserRow): User {
   };
 }
 
-export function normalizeEmail(email: string): string {
+export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
 export async function findUserByEmail(db: D1Database, email: string): Promise<User | null> {
-  const row = await guard(() => db.prepare('SELECT * FROM users WHERE email = ?').bind(normalizeEmail(email)).first<UserRow>());
+  const row = await guard(() => db.prepare('SELECT * FROM users WHERE email = ?').bind(normaliseEmail(email)).first<UserRow>());
   return row ? toUser(row) : null;
 }
 
@@ -90,7 +90,7 @@ export async function createUser(db: D1Database, input: NewUser, now: number): P
     )
     .bind(
       id,
-      normalizeEmail(input.email),
+      normaliseEmail(input.email),
       input.emailVerified ? 1 : 0,
       input.name ?? null,
       input.avatarUrl ?? null,

@@ -9,6 +9,7 @@ import { SignJWT } from 'jose';
 import type { AuthUser } from '../env';
 import type { Keyring } from '../keys/keyring';
 import { nowSeconds } from '../util/time';
+import { memoize } from '../util/memo';
 
 export const ASSERTION_TYPE = 'JWT';
 /** Longest lifetime of an assertion (docs/design.md: at most 60 s). */
@@ -37,16 +38,7 @@ interface Cached {
   jti: string;
 }
 
-const caches = new WeakMap<Keyring, Map<string, Cached>>();
-
-function cacheFor(keyring: Keyring): Map<string, Cached> {
-  let cache = caches.get(keyring);
-  if (!cache) {
-    cache = new Map();
-    caches.set(keyring, cache);
-  }
-  return cache;
-}
+const cacheFor = memoize((_keyring: Keyring): Map<string, Cached> => new Map());
 
 /** Signs (or reuses) the assertion for this user and audience. */
 export async function assertionFor(

@@ -4,36 +4,34 @@
  * origin gets the identity headers nginx copied from the gateway's answer.
  * Skips only when nginx is not installed, and never in CI (there a missing nginx fails the run).
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, freePort, startGateway, type Gateway } from './harness';
+import { Client, startGateway, type Gateway } from './harness';
 import { nginxBin, startNginx, type Nginx } from './interop/nginx';
 import { missingPeer } from './interop/processes';
+import { startOrigin, type Origin } from './interop/origin';
 
 describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request in front of an origin', () => {
   let gw: Gateway;
   let nginx: Nginx;
-  let origin: Server;
+  let origin: Origin;
   let base: string;
   const seen: IncomingHttpHeaders[] = [];
 
   beforeAll(async () => {
     gw = await startGateway();
-    const originPort = await freePort();
-    origin = createServer((req, res) => {
+    origin = await startOrigin((req, res) => {
       seen.push(req.headers);
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ path: req.url }));
     });
-    await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', () => r()));
-    nginx = await startNginx(gw.port, originPort);
+    nginx = await startNginx(gw.port, origin.port);
     base = nginx.base;
   });
   afterAll(async () => {
     await nginx?.stop();
-    origin?.closeAllConnections();
-    await new Promise((r) => (origin ? origin.close(r) : r(undefined)));
+    await origin?.stop();
     await gw?.stop();
   });
 
@@ -50,7 +48,7 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request in 
     const email = `nginx-${Date.now()}@example.com`;
     const reg = await c.fetch('/auth/register', { method: 'POST', json: { email, password: 'an interop passphrase, long', session: 'cookie' } });
     expect(reg.status, gw.logs().slice(-4000)).toBe(201);
-    const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const cookie = c.cookieHeader();
     const r = await fetch(`${base}/private/page?x=1`, { headers: { cookie, 'x-auth-user-id': 'spoofed', 'x-auth-email': 'ceo@example.com' } });
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ path: '/private/page?x=1' });

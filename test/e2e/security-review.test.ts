@@ -5,16 +5,17 @@
  * raw path with `//` or `\` (as `curl --path-as-is` sends it) must not be read as another route.
  * Skips only when nginx is not installed, and never in CI (there a missing nginx fails the run).
  */
-import { createServer, request, type Server } from 'node:http';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, freePort, startGateway, type Gateway } from './harness';
 import { nginxBin, startNginx, type Nginx } from './interop/nginx';
 import { missingPeer } from './interop/processes';
+import { startOrigin, type Origin } from './interop/origin';
 
 describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request: the client cannot pick the policy or forge a cross-site write', () => {
   let gw: Gateway;
   let nginx: Nginx;
-  let origin: Server;
+  let origin: Origin;
   let base: string;
   const seen: string[] = [];
 
@@ -29,18 +30,16 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request: th
         ]),
       },
     });
-    origin = createServer((req, res) => {
+    origin = await startOrigin((req, res) => {
       seen.push(`${req.method} ${req.url}`);
       res.end('ok');
-    });
-    await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', () => r()));
+    }, originPort);
     nginx = await startNginx(gw.port, originPort);
     base = nginx.base;
   });
   afterAll(async () => {
     await nginx?.stop();
-    origin?.closeAllConnections();
-    await new Promise((r) => (origin ? origin.close(r) : r(undefined)));
+    await origin?.stop();
     await gw?.stop();
   });
 
@@ -56,7 +55,7 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request: th
     const c = new Client(gw.url);
     const reg = await c.fetch('/auth/register', { method: 'POST', json: { email: `sec-${Date.now()}@example.com`, password: 'an interop passphrase, long', session: 'cookie' } });
     expect(reg.status, gw.logs().slice(-4000)).toBe(201);
-    const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const cookie = c.cookieHeader();
     seen.length = 0;
     const forged = await fetch(`${base}/private/transfer`, { method: 'POST', headers: { cookie, 'sec-fetch-site': 'same-site' }, body: 'x' });
     expect(forged.status).toBe(403);
@@ -70,7 +69,7 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request: th
     const c = new Client(gw.url);
     const reg = await c.fetch('/auth/register', { method: 'POST', json: { email: `raw-${Date.now()}@example.com`, password: 'an interop passphrase, long', session: 'cookie' } });
     expect(reg.status, gw.logs().slice(-4000)).toBe(201);
-    const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const cookie = c.cookieHeader();
     seen.length = 0;
     // Controls: the public route is open, /ops is closed to this user by policy.
     expect(await rawGet(base, '/pub/x')).toBe(200);
@@ -87,21 +86,19 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request: th
 
 describe('TRACE, TRACK and CONNECT at the gateway (wrangler dev, real HTTP)', () => {
   let gw: Gateway;
-  let origin: Server;
+  let origin: Origin;
   const seen: string[] = [];
 
   beforeAll(async () => {
     const originPort = await freePort();
     gw = await startGateway({ vars: { ROUTES: JSON.stringify([{ path: '/pub', origin: `http://127.0.0.1:${originPort}`, auth: 'public' }]) } });
-    origin = createServer((req, res) => {
+    origin = await startOrigin((req, res) => {
       seen.push(`${req.method} ${req.url}`);
       res.end('ok');
-    });
-    await new Promise<void>((r) => origin.listen(originPort, '127.0.0.1', () => r()));
+    }, originPort);
   });
   afterAll(async () => {
-    origin?.closeAllConnections();
-    await new Promise((r) => (origin ? origin.close(r) : r(undefined)));
+    await origin?.stop();
     await gw?.stop();
   });
 

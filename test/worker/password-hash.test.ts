@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CURRENT_SCRYPT, hashPassword, verifyPassword } from '../../src/auth/password-hash';
-import { checkNewPassword, normalizePassword, PASSWORD_MAX_LENGTH } from '../../src/auth/password-policy';
+import { checkNewPassword, normalisePassword, PASSWORD_MAX_LENGTH } from '../../src/auth/password-policy';
 
 async function pbkdf2Hash(password: string, iterations: number): Promise<string> {
   const salt = crypto.getRandomValues(new Uint8Array(16));
@@ -46,7 +46,7 @@ describe('password hashing', () => {
 
 describe('password policy', () => {
   it('counts characters after NFKC normalisation, never truncates', () => {
-    expect(normalizePassword('ｐａｓｓｗｏｒｄ')).toBe('password');
+    expect(normalisePassword('ｐａｓｓｗｏｒｄ')).toBe('password');
     expect(checkNewPassword('a'.repeat(11), 12)?.code).toBe('too_short');
     expect(checkNewPassword('a long enough pass', 12)).toBeNull();
     // 12 astral characters are 24 UTF-16 units but 12 characters.
@@ -61,7 +61,7 @@ describe('password policy', () => {
 
   it('refuses common passwords, case-insensitively', () => {
     for (const p of ['password1234', 'qwertyuiop123', 'Password123!', '1234567890', 'iloveyou123']) {
-      expect(checkNewPassword(normalizePassword(p), 8)?.code).toBe('common');
+      expect(checkNewPassword(normalisePassword(p), 8)?.code).toBe('common');
     }
     expect(checkNewPassword('qwertyuiop', 8)?.code).toBe('common');
     expect(checkNewPassword('PASSWORD123', 8)?.code).toBe('common');

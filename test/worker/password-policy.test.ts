@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { commonWordCount, estimateGuesses } from '../../src/auth/password-guesses';
-import { checkNewPassword, MIN_GUESSES_LOG10, normalizePassword } from '../../src/auth/password-policy';
+import { checkNewPassword, MIN_GUESSES_LOG10, normalisePassword } from '../../src/auth/password-policy';
 import { call, stateSnapshot, uniqueEmail } from './helpers';
 
 const MIN = 12; // the default PASSWORD_MIN_LENGTH
 
 function verdict(password: string) {
-  return checkNewPassword(normalizePassword(password), MIN);
+  return checkNewPassword(normalisePassword(password), MIN);
 }
 
 /** A fixed pseudo-random stream (mulberry32), so the "random passwords" are the same every run. */

@@ -3,7 +3,7 @@
  * `//`, case and double-encoding tricks never reach a protected route without auth.
  */
 import { describe, expect, it } from 'vitest';
-import { encodePath, normalisePath } from '../../src/proxy/normalize-path';
+import { encodePath, normalisePath } from '../../src/proxy/normalise-path';
 import { bearer, call, registerUser } from './helpers';
 import { proxyEnv, recordingOrigin } from './proxy-helpers';
 

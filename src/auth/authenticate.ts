@@ -4,14 +4,15 @@
  *
  * The token comes from `Authorization: Bearer` or the `__Host-gatehouse` cookie, never from
  * the URL. It must verify against our keys (pinned algorithm, `iss`, `aud`, required claims),
- * and neither its `jti` nor its session `sid` may be revoked: both are checked in one KV call.
+ * and its session `sid` must not be revoked (storage/revocation: this isolate's bounded cache,
+ * then one KV key; every revocation ends a whole session, so no per-token key is needed).
  */
 import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
 import { recordEventInBackground } from './events';
 import { readAccessCookie } from '../http/cookies';
 import { invalidToken } from '../http/errors';
-import { isRevoked } from '../storage/revocation';
+import { isSessionRevoked } from '../storage/revocation';
 import { verifyAccessToken } from '../tokens/access-token';
 
 /** The presented token and where it came from, or null. Never looks at the query string. */
@@ -33,7 +34,8 @@ export async function authenticate(c: Context<AppEnv>, token: string): Promise<A
     { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
     token,
   );
-  if (await isRevoked(c.env.REVOKED, claims.jti, claims.sid)) {
+  // The one revocation check of every path (proxy, forward-auth, gateway routes).
+  if (await isSessionRevoked(c.env.REVOKED, claims.sid, { cacheSeconds: config.REVOCATION_CACHE_SECONDS, tokenExpiresAt: claims.exp })) {
     recordEventInBackground(c, { event: 'revoked_token_presented', outcome: 'security', userId: claims.sub, detail: { sid: claims.sid } });
     throw invalidToken('The access token has been revoked.');
   }

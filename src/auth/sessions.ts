@@ -6,7 +6,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
-import { revokeSessionIds, revokeTokenId } from '../storage/revocation';
+import { revokeSessionIds } from '../storage/revocation';
 import {
   findRotatedToken,
   findSessionById,
@@ -149,8 +149,9 @@ export interface SignOutResult {
 /**
  * Sign-out, idempotent: it ends what the request proves, and otherwise still succeeds.
  * - An unexpired access token of ours ends its session, even when already revoked: that is
- *   the retry of a sign-out whose KV write failed, and it finishes the job (its `jti`, the
- *   session in D1, then `sid:` in KV; all idempotent). A revoked token's session is ending anyway.
+ *   the retry of a sign-out that failed part-way, and it finishes the job (`sid:` in KV first,
+ *   so the token is dead even if D1 then fails, then the session in D1, then `sid:` again; all
+ *   idempotent). A revoked token's session is ending anyway.
  * - Otherwise (no access token, an expired one, an unusable cookie) the refresh token names
  *   the session.
  * - With neither, nothing ends.
@@ -163,7 +164,7 @@ export async function signOut(
 ): Promise<SignOutResult> {
   const claims = presented ? await signOutClaims(c, presented) : null;
   if (claims) {
-    await revokeAccessToken(c, claims.jti, claims.exp);
+    await revokeSessionIds(c.env.REVOKED, [claims.sid], c.get('config').ACCESS_TOKEN_TTL);
     return { userId: claims.sub, sessionId: claims.sid, ended: await endSessions(c, [claims.sid]) };
   }
   const session = refreshToken ? await sessionForRefreshToken(c, refreshToken) : null;
@@ -183,11 +184,6 @@ async function signOutClaims(c: Context<AppEnv>, presented: { token: string; via
     if (stale) return null;
     throw e;
   }
-}
-
-/** Revokes one access token id for its remaining lifetime. */
-export async function revokeAccessToken(c: Context<AppEnv>, jti: string, expiresAt: number): Promise<void> {
-  await revokeTokenId(c.env.REVOKED, jti, expiresAt - now());
 }
 
 /** The live session a refresh token belongs to, or null (no side effects). */

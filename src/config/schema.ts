@@ -78,6 +78,8 @@ export const configSchema = v.object({
   ),
   ACCESS_TOKEN_TTL: integerSetting(600, 60, 86_400, 'seconds'),
   REFRESH_TOKEN_TTL: integerSetting(2_592_000, 300, 31_536_000, 'seconds'),
+  /** How long an isolate reuses a "not revoked" answer per session (0 = read KV on every request). */
+  REVOCATION_CACHE_SECONDS: integerSetting(10, 0, 60, 'seconds'),
   SESSION_MAX_AGE: integerSetting(7_776_000, 300, 31_536_000, 'seconds'),
   PASSWORD_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
   PASSWORD_MIN_LENGTH: integerSetting(12, 8, 256, 'characters'),

@@ -68,7 +68,8 @@ describe('request log', () => {
 
   it("a proxied request logs the route's policy; a failure logs decision error at level error", async () => {
     const origin = recordingOrigin();
-    const env = makeEnv({ ROUTES: JSON.stringify([{ path: '/app', origin: 'service:APP', auth: 'required' }, { path: '/open', origin: 'service:APP', auth: 'public' }]), APP: origin });
+    const env = makeEnv({ ROUTES: JSON.stringify([{ path: '/app', origin: 'service:APP', auth: 'required' }, { path: '/open', origin: 'service:APP', auth: 'public' }]), APP: origin, REVOCATION_CACHE_SECONDS: '0' });
+    // (0: the allowed request leaves no cached "not revoked" answer for the KV outage below to hit.)
     const user = await registerUser(undefined, undefined, env);
     const log = capture();
     await call('/app/page', { env, headers: bearer(user.access_token) });

@@ -67,7 +67,9 @@ describe('KV (revocation list) down', () => {
       { path: '/app', origin: 'service:ORIGIN', auth: 'required' },
       { path: '/maybe', origin: 'service:ORIGIN', auth: 'optional' },
     ];
-    const good = proxyEnv(routes, { ORIGIN: origin });
+    // 0: the good request must not leave a cached "not revoked" answer (within its window, a
+    // session this isolate already checked is served from the cache, outage or not).
+    const good = proxyEnv(routes, { ORIGIN: origin, REVOCATION_CACHE_SECONDS: '0' });
     const { cookies } = await cookieSession(good);
     expect((await call('/app/x', { env: good, cookies })).status).toBe(200);
     expect(origin.seen).toHaveLength(1);

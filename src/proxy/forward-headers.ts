@@ -9,7 +9,7 @@ import { FLOW_COOKIE } from '../tokens/oauth-flow-cookie';
 import type { AuthUser } from '../env';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies also drop. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 const IDENTITY_PREFIXES = ['x-auth-', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username'];
 
@@ -38,7 +38,11 @@ export function canonicalName(name: string): string {
 
 /** True for a name a client could use to pose as someone, or to fake what the edge saw. */
 export function isSpoofable(name: string): boolean {
-  const n = canonicalName(name);
+  return isSpoofableCanonical(canonicalName(name));
+}
+
+/** isSpoofable for a name already in canonical form (forwardHeaders canonicalises once). */
+function isSpoofableCanonical(n: string): boolean {
   return (
     SPOOFABLE_NAMES.has(n) ||
     IDENTITY_PREFIXES.some((p) => n.startsWith(p)) ||
@@ -90,8 +94,8 @@ export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers 
   );
   for (const [name, value] of incoming) {
     const n = canonicalName(name);
-    if (n === 'host' || n === 'cookie' || isSpoofable(name)) continue;
-    if (HOP_BY_HOP.includes(n) || connectionListed.has(n)) continue;
+    if (n === 'host' || n === 'cookie' || isSpoofableCanonical(n)) continue;
+    if (HOP_BY_HOP.has(n) || connectionListed.has(n)) continue;
     if (n === 'authorization' && facts.dropAuthorization) continue;
     out.append(name, value);
   }

@@ -34,6 +34,8 @@ export interface ProxyOptions {
  * browser stores cookies from it like from any response.
  */
 function withoutGatewaySetCookies(response: Response): Response {
+  // Most responses set no cookie: has() answers that without building getSetCookie()'s array.
+  if (!response.headers.has('set-cookie')) return response;
   const lines = response.headers.getSetCookie();
   const ours = (line: string) => {
     const name = line.slice(0, line.indexOf('=')).trim();

@@ -60,8 +60,9 @@ export default {
         }
       }
     } else if (mode === 'kv') {
-      // The revocation lookup Gatehouse makes per request (storage/revocation.ts): one multi-key get.
-      for (let i = 0; i < n; i++) if ((await env.REVOKED.get(['jti:bench', 'sid:bench'], 'text')).size === 2) ok++;
+      // The revocation lookup Gatehouse makes when its per-isolate cache has no answer
+      // (storage/revocation.ts): one key per session, read with cacheTtl 30.
+      for (let i = 0; i < n; i++) if ((await env.REVOKED.get('sid:bench', { type: 'text', cacheTtl: 30 })) === null) ok++;
     }
     return new Response(String(ok));
   },

@@ -73,6 +73,7 @@ export default defineConfig(async () => {
             include: ['test/build/**/*.test.ts'],
             environment: 'node',
             testTimeout: 120_000,
+            hookTimeout: 120_000,
           },
         },
       ],

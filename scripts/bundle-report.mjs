@@ -68,7 +68,7 @@ const byGroup = [...groups].map(([name, bytes]) => ({ name, bytes })).sort((a, b
 const byInput = inputs.sort((a, b) => b.bytes - a.bytes);
 
 if (json) {
-  console.log(JSON.stringify({ deployed, byGroup, byInput: byInput.slice(0, 40), outputs }, null, 2));
+  console.log(JSON.stringify({ deployed: { ...deployed, modules: deployed.modules.map(({ text, ...m }) => m) }, byGroup, byInput: byInput.slice(0, 40), outputs }, null, 2));
 } else {
   const kib = (n) => (n / KIB).toFixed(1).padStart(6);
   const pct = (n) => `${((n / total) * 100).toFixed(1).padStart(5)} %`;

@@ -3,6 +3,7 @@ export interface DeployedBundle {
   bytes: number;
   gzip: number;
   wranglerGzipKiB: number | null;
-  modules: { name: string; bytes: number; gzip: number }[];
+  /** `text`: the source of JavaScript modules, null for others. */
+  modules: { name: string; bytes: number; gzip: number; text: string | null }[];
 }
 export function deployedBundle(): DeployedBundle;

@@ -34,7 +34,12 @@ export function deployedBundle() {
       bytes: all.length,
       gzip: gzipSync(all).length,
       wranglerGzipKiB: reported ? Number(reported[2]) : null,
-      modules: modules.map((m) => ({ name: m.name, bytes: m.bytes.length, gzip: gzipSync(m.bytes).length })),
+      modules: modules.map((m) => ({
+        name: m.name,
+        bytes: m.bytes.length,
+        gzip: gzipSync(m.bytes).length,
+        text: m.name.endsWith('.js') ? m.bytes.toString('utf8') : null,
+      })),
     };
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -11,6 +11,10 @@
 //
 //   npm run bundle:report              the report
 //   npm run bundle:report -- --json    the same as one JSON object
+//   npm run bundle:report -- --startup 3   also `wrangler check startup` 3 times: start-up active
+//                                      CPU, lowest and all runs (one run on a busy machine says little)
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +56,27 @@ function groupOf(path) {
 }
 
 const json = process.argv.includes('--json');
+const startupIndex = process.argv.indexOf('--startup');
+const startupRuns = startupIndex < 0 ? 0 : Number(process.argv[startupIndex + 1] ?? 3);
+
+/** Active CPU ms of one `wrangler check startup` (the module's evaluation in a local workerd). */
+function startupActiveMs() {
+  const profile = join(tmpdir(), `gatehouse-startup-${process.pid}.cpuprofile`);
+  try {
+    const out = execFileSync('npx', ['wrangler', 'check', 'startup', '--outfile', profile], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
+    });
+    const active = /Active: ([\d.]+) ms/.exec(out);
+    if (!active) throw new Error(`no "Active:" line in wrangler check startup's output:\n${out}`);
+    return Number(active[1]);
+  } finally {
+    rmSync(profile, { force: true });
+  }
+}
+
 const deployed = deployedBundle();
 const meta = await metafile();
 
@@ -67,14 +92,17 @@ for (const i of inputs) groups.set(groupOf(i.path), (groups.get(groupOf(i.path))
 const byGroup = [...groups].map(([name, bytes]) => ({ name, bytes })).sort((a, b) => b.bytes - a.bytes);
 const byInput = inputs.sort((a, b) => b.bytes - a.bytes);
 
+const startup = Array.from({ length: startupRuns }, startupActiveMs);
+
 if (json) {
-  console.log(JSON.stringify({ deployed: { ...deployed, modules: deployed.modules.map(({ text, ...m }) => m) }, byGroup, byInput: byInput.slice(0, 40), outputs }, null, 2));
+  console.log(JSON.stringify({ startup, deployed: { ...deployed, modules: deployed.modules.map(({ text, ...m }) => m) }, byGroup, byInput: byInput.slice(0, 40), outputs }, null, 2));
 } else {
   const kib = (n) => (n / KIB).toFixed(1).padStart(6);
   const pct = (n) => `${((n / total) * 100).toFixed(1).padStart(5)} %`;
   console.log(`Deployed bundle (wrangler deploy --dry-run): ${kib(deployed.bytes)} KiB, gzip ${kib(deployed.gzip)} KiB`
     + (deployed.wranglerGzipKiB === null ? '' : ` (wrangler says ${deployed.wranglerGzipKiB} KiB)`));
   for (const m of deployed.modules) console.log(`  ${m.name}: ${kib(m.bytes)} KiB, gzip ${kib(m.gzip)} KiB`);
+  if (startup.length) console.log(`Start-up active CPU (wrangler check startup): lowest ${Math.min(...startup)} ms of ${startup.join(', ')} ms`);
   console.log(`\nesbuild metafile (minified bytes, before gzip), ${kib(total)} KiB in ${outputs.length} chunk(s):`);
   console.log('\nBy package / source folder:');
   for (const g of byGroup) console.log(`  ${kib(g.bytes)} KiB ${pct(g.bytes)}  ${g.name}`);

@@ -1,9 +1,10 @@
 /**
- * `npm test` runs two projects:
+ * `npm test` runs three projects:
  * - worker: unit and integration tests inside workerd (Cloudflare's Vitest integration) with
  *   real local D1 and KV, isolated per test file;
  * - e2e: Node-side tests that drive a real `wrangler dev`, real local peers (an OpenID Connect
- *   server, origins, nginx) and a real Chromium.
+ *   server, origins, nginx) and a real Chromium;
+ * - build: checks on the deployable bundle (its gzip budget), in Node.
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -63,6 +64,16 @@ export default defineConfig(async () => {
             // Each file starts its own wrangler dev; two at once is all 2 cores take well.
             maxWorkers: 2,
             fileParallelism: true,
+          },
+        },
+        {
+          // Checks on the build itself (the bundle budget): Node-side, one wrangler build.
+          test: {
+            name: 'build',
+            include: ['test/build/**/*.test.ts'],
+            environment: 'node',
+            testTimeout: 120_000,
+            hookTimeout: 120_000,
           },
         },
       ],

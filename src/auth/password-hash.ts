@@ -7,7 +7,6 @@
  * read (legacy hashes) and re-hashed on the next sign-in. scrypt comes from `node:crypto`
  * (nodejs_compat) because WebCrypto has no memory-hard KDF.
  */
-import { scrypt as scryptCallback } from 'node:crypto';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { base64url } from 'jose';
 import { randomBytes } from '../util/random';
@@ -23,7 +22,13 @@ export const CURRENT_SCRYPT: Readonly<ScryptParams> = Object.freeze({ N: 2 ** 14
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
 
-function scrypt(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+// node:crypto is loaded on the first hash, not at start-up: a static import makes every
+// isolate evaluate it and the workerd Node internals it pulls in (streams, zlib constants...),
+// which the start-up profile shows as several ms; most isolates never hash a password.
+let nodeCrypto: Promise<typeof import('node:crypto')> | undefined;
+
+async function scrypt(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+  const { scrypt: scryptCallback } = await (nodeCrypto ??= import('node:crypto'));
   return new Promise((resolve, reject) => {
     scryptCallback(
       password,

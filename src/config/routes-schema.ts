@@ -4,6 +4,7 @@
  * so two routes that differ only in case are refused here.
  */
 import * as v from 'valibot';
+import { foldSegment } from '../util/fold-case';
 
 const pathPrefix = v.pipe(
   v.string(),
@@ -55,9 +56,11 @@ export const routeSchema = v.pipe(
 export const routesSchema = v.pipe(
   v.array(routeSchema, 'ROUTES must be a list of routes'),
   v.check((routes) => {
-    const seen = new Set(routes.map((r) => r.path.toLowerCase()));
+    // Compared as the route table compares them (util/fold-case.ts): `/class` and `/claß` are
+    // one prefix to route matching, so two routes for it would leave one unreachable.
+    const seen = new Set(routes.map((r) => r.path.split('/').map(foldSegment).join('/')));
     return seen.size === routes.length;
-  }, 'two routes have the same path (paths are compared case-insensitively)'),
+  }, 'two routes have the same path (paths are compared case-insensitively, with Unicode case folding)'),
 );
 
 export type RouteConfig = v.InferOutput<typeof routeSchema>;

@@ -1,19 +1,19 @@
 /**
  * Finds the route for a normalised path: the longest matching prefix wins, compared segment
  * by segment and case-insensitively (an origin that ignores case must not let `/ADMIN` slip
- * past the `/admin` route into a laxer one; see fold-case.ts for non-ASCII letters that fold
+ * past the `/admin` route into a laxer one; see util/fold-case.ts for non-ASCII letters that fold
  * to ASCII). Compiled once per config.
  */
 import type { RouteConfig } from '../config/routes-schema';
 import { serviceBinding } from '../config/routes-schema';
 import type { NormalisedPath } from './normalise-path';
 import { encodePath } from './normalise-path';
-import { foldSegment } from './fold-case';
+import { foldSegment } from '../util/fold-case';
 import { memoize } from '../util/memo';
 
 export interface CompiledRoute {
   config: RouteConfig;
-  /** Case-folded prefix segments (fold-case.ts). */
+  /** Case-folded prefix segments (util/fold-case.ts). */
   prefix: string[];
   /** `service:BINDING` name, or null for a URL origin. */
   binding: string | null;

@@ -55,6 +55,9 @@ describe('configuration', () => {
     [{ GITHUB_CLIENT_ID: 'only-the-id' }, 'GITHUB_CLIENT_SECRET'],
     [{ ROUTES: '[{"path":"/x"}]' }, 'ROUTES'],
     [{ ROUTES: '{not json' }, 'ROUTES'],
+    // Two prefixes route matching folds together (ß folds to ss): one would be unreachable.
+    [{ ROUTES: '[{"path":"/class","origin":"https://a.example","auth":"public"},{"path":"/CLAẞ","origin":"https://b.example","auth":"required"}]' }, 'ROUTES'],
+    [{ ROUTES: '[{"path":"/admin","origin":"https://a.example","auth":"public"},{"path":"/ADMIN","origin":"https://b.example","auth":"required"}]' }, 'ROUTES'],
     [{ AUTH_PREFIX: 'auth' }, 'AUTH_PREFIX'],
   ])('a bad or missing setting fails closed naming it: %o', (override, setting) => {
     expect(settingError({ ...base, ...override })).toBe(setting);

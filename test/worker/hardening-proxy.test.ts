@@ -6,7 +6,7 @@
  * letters that fold to ASCII pick the route they fold to.
  */
 import { describe, expect, it } from 'vitest';
-import { foldSegment } from '../../src/proxy/fold-case';
+import { foldSegment } from '../../src/util/fold-case';
 import { FLOW_COOKIE } from '../../src/tokens/oauth-flow-cookie';
 import { bearer, call, PUBLIC_URL, registerUser } from './helpers';
 import { cookieSession, proxyEnv, recordingOrigin } from './proxy-helpers';

@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { generateSigningJwk } from '../../src/keys/generate-jwk.ts';
+import { describe as describeRevocation, measureRevocationLatency, POLL_MS as POLL_GRANULARITY_MS, REVOCATION_BOUND_S, revocationFenceVariant } from './revocation.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -174,8 +175,7 @@ function workerConfig({ name, modules, flags = [], vars = {}, d1 = false, kv = [
  * https://127.0.0.1:<port> (`url` is what the load generator uses, `publicUrl` what the Worker
  * is configured with).
  */
-async function worker({ port, extraWorkers = [], ...options }) {
-  const publicUrl = `https://127.0.0.1:${port}`;
+async function worker({ port, extraWorkers = [], instance = {}, publicUrl = `https://127.0.0.1:${port}`, ...options }) {
   const before = workerdChildren.length;
   const mf = new Miniflare({
     host: '127.0.0.1',
@@ -184,11 +184,12 @@ async function worker({ port, extraWorkers = [], ...options }) {
     logRequests: false,
     handleStructuredLogs: () => {},
     workers: [workerConfig(options), ...extraWorkers.map(workerConfig)],
+    ...instance, // Miniflare instance options, e.g. the revocation figure's shared persistence
   });
   cleanups.push(() => mf.dispose());
   await mf.ready;
   const spawned = workerdChildren.slice(before);
-  if (spawned.length !== 1) throw new Error(`${name}: expected one workerd process, saw ${spawned.length}`);
+  if (spawned.length !== 1) throw new Error(`${options.name}: expected one workerd process, saw ${spawned.length}`);
   const { child } = spawned[0];
   if (!process.env.BENCH_VERBOSE) {
     // Drain without parsing: Miniflare would otherwise split and JSON-parse every log line here.
@@ -535,6 +536,41 @@ try {
     log(`verify step not measured: ${String(e?.message ?? e).split('\n')[0]}`);
   }
 
+  // Revocation latency (revocation.mjs): two more Gatehouse instances sharing KV and D1 state.
+  // REVOCATION_CACHE_SECONDS is set explicitly to its default (src/config/schema.ts), so the
+  // figure's W is the one configured, not an assumption about the default.
+  const revocationWindowS = 10;
+  let revocation = null;
+  try {
+    revocation = await measureRevocationLatency({
+      // `publicUrl`: a second isolate of the same deployment is served under the same origin.
+      startGatehouse: async (instance, publicUrl) => {
+        const port = await freePort();
+        return workerAt(port, (p) => ({
+          name: 'gatehouse',
+          modules: gatehouseModules,
+          flags: ['nodejs_compat'],
+          publicUrl: publicUrl ?? `https://127.0.0.1:${p}`,
+          vars: { ...gatehouseVars(publicUrl ?? `https://127.0.0.1:${p}`), REVOCATION_CACHE_SECONDS: String(revocationWindowS) },
+          d1: true,
+          kv: ['REVOKED'],
+          ratelimit: true,
+          instance,
+        }));
+      },
+      migrate: (mf) => migrate(mf, 'gatehouse'),
+      work,
+      path: '/bench/item',
+      log,
+    });
+  } catch (e) {
+    revocation = { error: String(e?.message ?? e).split('\n')[0] };
+    log(`revocation latency not measured: ${revocation.error}`);
+  }
+  // The fenced variant (ROUTES[].revocation = "immediate") plugs in here once the Worker has a
+  // REVOCATION_FENCE binding: see revocationFenceVariant() in revocation.mjs.
+  const fence = revocationFenceVariant(toml);
+
   // Start-up CPU: `wrangler check startup` profiles the Worker's start-up in a local workerd.
   const startup = [];
   let startupError = null;
@@ -599,6 +635,22 @@ try {
       kvReads.perRequest === 0,
     );
   } else row('KV reads per verified request in steady state', 'n/a', '0 within the cache window, ≤ 1 outside it', null);
+  const revocationRow = (measure, r, target, met) => {
+    if (!r || revocation?.error) row(measure, `not measured: ${revocation?.error ?? 'n/a'}`, target, null);
+    else if (r.error) row(measure, `failed: ${r.error}`, target, false);
+    else row(measure, `${r.ms.toFixed(0)} ms (${r.polls} ${r.polls === 1 ? 'poll' : 'polls'})`, target, met(r));
+  };
+  revocationRow('revocation latency, same isolate: logout response → first 401 with the old token', revocation?.same, 'the next request', (r) => r.polls === 1);
+  // The window started at B's first "not revoked" read, before the logout, so B refuses at the
+  // latest W after the logout; one poll interval is the measurement's granularity.
+  revocationRow(
+    `revocation latency, another isolate, same location (sign-out on instance A, token polled on B; W = REVOCATION_CACHE_SECONDS = ${revocationWindowS})`,
+    revocation?.other,
+    `≤ W (${revocationWindowS} s, + one ${POLL_GRANULARITY_MS} ms poll)`,
+    (r) => r.ms <= revocationWindowS * 1000 + POLL_GRANULARITY_MS,
+  );
+  if (!fence) row('revocation latency with the fence (`revocation = "immediate"` routes)', 'not measured (no fence in this build)', 'the next request, everywhere', null);
+  else row('revocation latency with the fence (`revocation = "immediate"` routes)', `not measured: ${fence.unsupported}`, 'the next request, everywhere', null);
 
   console.log('\n| measure | figure | target | |');
   console.log('|---|---:|---:|---|');
@@ -607,6 +659,10 @@ try {
     const resolution = ((1000 / CLK_TCK) * 1000) / (VERIFY_ROUNDS * VERIFY_N); // one clock tick, in µs per op
     console.log(`\nverify step, token this isolate already verified (cache hit): ${Math.max(0, verify.cached).toFixed(1)} µs (resolution ${resolution.toFixed(1)} µs)`);
   }
+  if (revocation && !revocation.error) {
+    console.log(`revocation latency (polled every ${POLL_GRANULARITY_MS} ms, bound ${REVOCATION_BOUND_S} s; KV and D1 shared through ${revocation.sharing}): same isolate ${describeRevocation(revocation.same)}; another isolate ${describeRevocation(revocation.other)}`);
+  }
+  if (!fence) console.log('revocation latency with the fence: not measured (no fence in this build)');
   console.log(`bundle: ${(size.rawBytes / 1024).toFixed(1)} KiB raw, ${gzipKiB.toFixed(1)} KiB gzip -9 over ${size.files.join(', ')}`);
   console.log(`load generator, origin and ${scenarios.length > 0 ? 'each workerd' : ''} share this machine's ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
 } finally {

@@ -157,6 +157,24 @@ describe('revocations write the fence first', () => {
   });
 });
 
+describe('admin disable writes the fence first', () => {
+  it('a failing fence write: 503 and the account not disabled; the retry disables it and fences its sessions', async () => {
+    const admin = await registerUser(undefined, undefined, realEnv);
+    await env.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind('["admin"]', admin.user.id).run();
+    const target = await registerUser(undefined, undefined, realEnv);
+    const disable = (e: TestEnv) => call(`/auth/admin/users/${target.user.id}/disable`, { env: e, method: 'POST', headers: bearer(admin.access_token) });
+    const res = await disable(gatewayEnv({ REVOCATION_FENCE: failingFence() }));
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: 'unavailable' });
+    const disabledAt = () => env.DB.prepare('SELECT disabled_at FROM users WHERE id = ?').bind(target.user.id).first<number | null>('disabled_at');
+    expect(await disabledAt()).toBeNull();
+    expect(await sessionRevokedInD1(target)).toBe(false);
+    expect((await disable(realEnv)).status).toBe(200);
+    expect(await disabledAt()).not.toBeNull();
+    expect(await fenceHolds(target)).toBe(true);
+  });
+});
+
 describe('configuration', () => {
   it('refuses revocation = "immediate" without the REVOCATION_FENCE binding (configuration_error naming ROUTES)', async () => {
     const e = gatewayEnv({ REVOCATION_FENCE: undefined });

@@ -4,6 +4,7 @@
  */
 import type { Config } from './config/schema';
 import type { Keyring } from './keys/keyring';
+import type { RevocationFenceNamespace } from './storage/revocation-fence';
 
 /**
  * The bindings from `wrangler.toml` that code reads by name. The settings (`PUBLIC_URL`, ...)
@@ -13,6 +14,8 @@ import type { Keyring } from './keys/keyring';
 export interface Env {
   DB: D1Database;
   REVOKED: KVNamespace;
+  /** The optional revocation fence (storage/revocation-fence.ts): one Durable Object per user. */
+  REVOCATION_FENCE?: RevocationFenceNamespace;
   /** The shared per-IP burst limiter (middleware/rate-limit.ts). */
   RATE_LIMITER?: RateLimit;
   /** Optional per-action limiters; an action without one shares `RATE_LIMITER`. */

@@ -10,6 +10,7 @@ import { log } from './observability/log';
 import { scheduled } from './scheduled/handler';
 
 export { requireAuth } from './middleware/require-auth';
+export { RevocationFence } from './storage/revocation-fence';
 export type { AppEnv, AuthUser, Env } from './env';
 
 export default {

@@ -13,6 +13,7 @@ import { recordEventInBackground } from './events';
 import { readAccessCookie } from '../http/cookies';
 import { invalidToken } from '../http/errors';
 import { isSessionRevoked } from '../storage/revocation';
+import type { FenceTarget } from '../storage/revocation-fence';
 import { verifyAccessToken } from '../tokens/access-token';
 
 /** The presented token and where it came from, or null. Never looks at the query string. */
@@ -27,15 +28,29 @@ export function presentedToken(c: Context<AppEnv>): { token: string; via: 'beare
   return cookie ? { token: cookie, via: 'cookie' } : null;
 }
 
-/** Verifies a token fully (signature, claims, revocation). Throws `invalid_token` or `unavailable`. */
-export async function authenticate(c: Context<AppEnv>, token: string): Promise<AuthUser> {
+/** The user's revocation fence, when the `REVOCATION_FENCE` binding is configured. */
+export function fenceOf(c: Context<AppEnv>, userId: string): FenceTarget | undefined {
+  const ns = c.env.REVOCATION_FENCE;
+  return ns ? { ns, userId } : undefined;
+}
+
+/**
+ * Verifies a token fully (signature, claims, revocation). Throws `invalid_token` or `unavailable`.
+ * `immediate` (a route marked `revocation = "immediate"`): the user's fence is asked too, on
+ * every request (config/load.ts refuses such a route without the binding).
+ */
+export async function authenticate(c: Context<AppEnv>, token: string, immediate = false): Promise<AuthUser> {
   const config = c.get('config');
   const claims = await verifyAccessToken(
     { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
     token,
   );
   // The one revocation check of every path (proxy, forward-auth, gateway routes).
-  if (await isSessionRevoked(c.env.REVOKED, claims.sid, { cacheSeconds: config.REVOCATION_CACHE_SECONDS, tokenExpiresAt: claims.exp })) {
+  if (await isSessionRevoked(c.env.REVOKED, claims.sid, {
+      cacheSeconds: config.REVOCATION_CACHE_SECONDS,
+      tokenExpiresAt: claims.exp,
+      fence: immediate ? fenceOf(c, claims.sub) : undefined,
+    })) {
     recordEventInBackground(c, { event: 'revoked_token_presented', outcome: 'security', userId: claims.sub, detail: { sid: claims.sid } });
     throw invalidToken('The access token has been revoked.');
   }

@@ -6,7 +6,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
-import { revokeSessionIds } from '../storage/revocation';
+import { fenceSessionIds, isFenced, revokeSessionIds } from '../storage/revocation';
 import {
   findRotatedToken,
   findSessionById,
@@ -16,12 +16,14 @@ import {
   revokeUserSessions,
   rotateRefreshHash,
   sessionIdsEndedSince,
+  sessionIdsWithLiveTokens,
   type Session,
 } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
 import { ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
 import { randomId, sha256 } from '../util/random';
 import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
+import { fenceOf } from './authenticate';
 import { recordEvent } from './events';
 import { effectiveRoles } from './roles';
 
@@ -98,11 +100,28 @@ export function tokenLifetime(c: Context<AppEnv>): number {
 }
 
 /**
- * Ends sessions in D1 (those still live), then revokes their access tokens in KV, also for
- * sessions D1 already shows as ended: a retry after a failed KV write completes the job.
- * KV errors propagate (no silent success). Returns how many sessions this call ended in D1.
+ * With the `REVOCATION_FENCE` binding: writes the sessions to the user's fence. Every revocation
+ * does this FIRST (before D1 and KV), so a failure (503) leaves nothing half done.
  */
-export async function endSessions(c: Context<AppEnv>, sessionIds: string[], alreadyRevokedInDb = false): Promise<number> {
+async function fenceFirst(c: Context<AppEnv>, userId: string | null, sessionIds: string[]): Promise<void> {
+  const fence = userId === null ? undefined : fenceOf(c, userId);
+  if (fence) await fenceSessionIds(fence, sessionIds, c.get('config').ACCESS_TOKEN_TTL);
+}
+
+/** Fences every session of the user whose access tokens may still verify (before D1 and KV). */
+export async function fenceUserSessions(c: Context<AppEnv>, userId: string): Promise<void> {
+  if (!fenceOf(c, userId)) return;
+  await fenceFirst(c, userId, await sessionIdsWithLiveTokens(c.env.DB, userId, now(), tokenLifetime(c)));
+}
+
+/**
+ * Ends sessions of `userId` (null: unknown, nothing to fence): the fence first when configured,
+ * then D1 (those still live), then their access tokens in KV, also for sessions D1 already shows
+ * as ended: a retry after a failed KV write completes the job. Fence and KV errors propagate (no
+ * silent success). Returns how many sessions this call ended in D1.
+ */
+export async function endSessions(c: Context<AppEnv>, userId: string | null, sessionIds: string[], alreadyRevokedInDb = false): Promise<number> {
+  await fenceFirst(c, userId, sessionIds);
   const t = now();
   const ended = alreadyRevokedInDb ? [] : await Promise.all(sessionIds.map((id) => revokeSession(c.env.DB, id, t)));
   await revokeSessionIds(c.env.REVOKED, sessionIds, c.get('config').ACCESS_TOKEN_TTL);
@@ -118,7 +137,7 @@ export async function endSession(c: Context<AppEnv>, sessionId: string, userId: 
   const session = await findSessionById(c.env.DB, sessionId);
   if (!session || session.userId !== userId) return false;
   if (session.revokedAt !== null && session.revokedAt < now() - tokenLifetime(c)) return false;
-  await endSessions(c, [session.id]);
+  await endSessions(c, userId, [session.id]);
   return true;
 }
 
@@ -130,6 +149,7 @@ export async function endSession(c: Context<AppEnv>, sessionId: string, userId: 
  * Returns the ids this call ended in D1.
  */
 export async function endAllSessions(c: Context<AppEnv>, userId: string, callerSessionId?: string): Promise<string[]> {
+  await fenceUserSessions(c, userId);
   const t = now();
   const ended = await revokeUserSessions(c.env.DB, userId, t);
   const recent = await sessionIdsEndedSince(c.env.DB, userId, t - tokenLifetime(c));
@@ -164,12 +184,13 @@ export async function signOut(
 ): Promise<SignOutResult> {
   const claims = presented ? await signOutClaims(c, presented) : null;
   if (claims) {
+    await fenceFirst(c, claims.sub, [claims.sid]);
     await revokeSessionIds(c.env.REVOKED, [claims.sid], c.get('config').ACCESS_TOKEN_TTL);
-    return { userId: claims.sub, sessionId: claims.sid, ended: await endSessions(c, [claims.sid]) };
+    return { userId: claims.sub, sessionId: claims.sid, ended: await endSessions(c, claims.sub, [claims.sid]) };
   }
   const session = refreshToken ? await sessionForRefreshToken(c, refreshToken) : null;
   if (!session) return { userId: null, sessionId: null, ended: 0 };
-  return { userId: session.userId, sessionId: session.id, ended: await endSessions(c, [session.id]) };
+  return { userId: session.userId, sessionId: session.id, ended: await endSessions(c, session.userId, [session.id]) };
 }
 
 /** The claims of a token we signed and that has not expired (revoked or not), or null if it names nothing to end. */
@@ -214,7 +235,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
       const reused = await findSessionById(c.env.DB, reusedSessionId);
       const live = reused !== null && reused.revokedAt === null && reused.expiresAt > t;
       if (live && rotated.rotatedAt >= t - REFRESH_REUSE_GRACE_S) throw justRotated();
-      await endSessions(c, [reusedSessionId]);
+      await endSessions(c, reused?.userId ?? null, [reusedSessionId]);
       await recordEvent(c, {
         event: 'refresh_token_reuse',
         outcome: 'security',
@@ -226,9 +247,12 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   }
   const absoluteEnd = session.createdAt + config.SESSION_MAX_AGE;
   if (session.revokedAt !== null || session.expiresAt <= t || absoluteEnd <= t) throw refused;
+  // A revocation whose fence write landed but whose D1 write has not (yet): refused all the same.
+  const fence = fenceOf(c, session.userId);
+  if (fence && (await isFenced(fence, session.id))) throw refused;
   const user = await findUserById(c.env.DB, session.userId);
   if (!user || user.disabledAt !== null) {
-    await endSessions(c, [session.id]);
+    await endSessions(c, session.userId, [session.id]);
     throw refused;
   }
   const next = newRefreshToken();

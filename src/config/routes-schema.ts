@@ -48,6 +48,8 @@ export const routeSchema = v.pipe(
     strip_prefix: v.optional(v.boolean(), false),
     /** How long the origin may take to answer with headers before a 504. */
     timeout_seconds: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(300)), 30),
+    /** "immediate": every request also asks the revocation fence (needs REVOCATION_FENCE). */
+    revocation: v.optional(v.picklist(['cached', 'immediate'], 'revocation must be cached or immediate'), 'cached'),
   }),
   // An allow list on an anonymous-friendly route would admit strangers and refuse members.
   v.check((r) => r.allow === undefined || r.auth === 'required', 'allow needs auth = "required"'),

@@ -68,7 +68,7 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   }
   let user: AuthUser;
   try {
-    user = await authenticate(c, presented.token);
+    user = await authenticate(c, presented.token, route.config.revocation === 'immediate');
   } catch (e) {
     // A stale session cookie (expired, revoked) is not an attack: a browser is sent to refresh
     // it (the refresh cookie is scoped to the auth prefix, so only an /auth endpoint can), and an

@@ -17,7 +17,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
-import { endSessions, tokenLifetime } from '../auth/sessions';
+import { endSessions, fenceUserSessions, tokenLifetime } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
@@ -122,12 +122,14 @@ export const adminRoutes = new Hono<AppEnv>()
   .post('/users/:id/disable', async (c) => {
     const user = await targetUser(c);
     if (user.id === c.get('user').id) throw new ApiError('conflict', 'You cannot disable your own account.');
+    // The fence first (when configured): a failure there is a 503 with nothing disabled yet.
+    await fenceUserSessions(c, user.id);
     const t = now();
     if (user.disabledAt === null) await setDisabled(c.env.DB, user.id, t, t);
     // D1 first, then KV for every session whose access token may still live (also those a
     // failed earlier attempt ended in D1 only): a KV failure answers 503 and a retry finishes.
     const ended = await revokeUserSessions(c.env.DB, user.id, t);
-    await endSessions(c, await sessionIdsWithLiveTokens(c.env.DB, user.id, t, tokenLifetime(c)), true);
+    await endSessions(c, null, await sessionIdsWithLiveTokens(c.env.DB, user.id, t, tokenLifetime(c)), true);
     await recordEvent(c, { event: 'admin_user_disabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, ended_sessions: ended.length } });
     return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: user.disabledAt ?? t }), ended_sessions: ended.length });
   })

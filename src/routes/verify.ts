@@ -24,7 +24,7 @@ const NOT_A_PLAIN_PATH = 'The forwarded URI is not a plain path.';
 const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 const defaultRoute = memoize((config: Config): CompiledRoute => ({
-  config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30 },
+  config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30, revocation: 'cached' },
   prefix: [],
   binding: null,
   originUrl: new URL(config.PUBLIC_URL),

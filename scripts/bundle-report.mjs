@@ -13,14 +13,13 @@
 //   npm run bundle:report -- --json    the same as one JSON object
 //   npm run bundle:report -- --startup 3   also `wrangler check startup` 3 times: start-up active
 //                                      CPU, lowest and all runs (one run on a busy machine says little)
-import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // wrangler's own esbuild (a dependency of wrangler, hoisted): the same bundler as a deploy.
 import { build } from 'esbuild';
-import { deployedBundle } from './bundle-size.mjs';
+import { deployedBundle, runWrangler } from './bundle-size.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KIB = 1024;
@@ -63,12 +62,7 @@ const startupRuns = startupIndex < 0 ? 0 : Number(process.argv[startupIndex + 1]
 function startupActiveMs() {
   const profile = join(tmpdir(), `gatehouse-startup-${process.pid}.cpuprofile`);
   try {
-    const out = execFileSync('npx', ['wrangler', 'check', 'startup', '--outfile', profile], {
-      cwd: root,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
-    });
+    const out = runWrangler(['check', 'startup', '--outfile', profile]);
     const active = /Active: ([\d.]+) ms/.exec(out);
     if (!active) throw new Error(`no "Active:" line in wrangler check startup's output:\n${out}`);
     return Number(active[1]);

@@ -9,6 +9,16 @@ import { gzipSync } from 'node:zlib';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** Runs this project's wrangler quietly (no metrics, no colour) and returns its stdout. */
+export function runWrangler(args) {
+  return execFileSync('npx', ['wrangler', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
+  });
+}
+
 /**
  * Builds what `wrangler deploy` would upload; returns its modules and sizes.
  * `gzip` is gzip (default level) of all modules but source maps, concatenated: what wrangler
@@ -17,12 +27,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export function deployedBundle() {
   const out = mkdtempSync(join(tmpdir(), 'gatehouse-bundle-'));
   try {
-    const log = execFileSync('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', out], {
-      cwd: root,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0' },
-    });
+    const log = runWrangler(['deploy', '--dry-run', '--outdir', out]);
     // Every uploaded module: not the source map, not wrangler's README about the folder.
     const modules = readdirSync(out)
       .filter((f) => !f.endsWith('.map') && f !== 'README.md')

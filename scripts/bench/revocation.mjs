@@ -23,18 +23,25 @@ const PASSWORD = 'a benchmark passphrase, long enough';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * HOOK for the Durable Object revocation fence (not in this build). When the Worker has a
- * REVOCATION_FENCE binding, return what the fenced variant needs: the worker options to add
- * (the Durable Object binding, and a route with `revocation: "immediate"`) and the path of that
- * route; measure() then runs the same two measurements against it. Returns null (and the figure
- * says "not measured") while wrangler.toml has no REVOCATION_FENCE binding.
+ * The Durable Object revocation fence (src/storage/revocation-fence.ts). With REVOCATION_FENCE in
+ * wrangler.toml, returns what the fenced variant needs: the binding to give the Gatehouse Worker
+ * (class exported by the bundle's main module) and the ROUTES entry with
+ * `revocation: "immediate"`; run.mjs adds both, measures the route under load, and
+ * measureRevocationLatency() measures logout -> first 401 on it. Returns null without the binding.
+ *
+ * Only in the same instance: miniflare 5 keeps Durable Object storage under each instance's
+ * isolatedResourcePersistencePath; unsafeEnableSharedStorage routes KV/D1 (not DOs) through the
+ * storage owner, so a second instance would have its own fence, which is not Cloudflare's one
+ * object per user. The other-instance row says so rather than measure that.
  */
 export function revocationFenceVariant(wranglerToml) {
   if (!/REVOCATION_FENCE/.test(wranglerToml)) return null;
-  // The fence exists in wrangler.toml but this bench does not bind it yet: fill this in with
-  // e.g. { path: '/fenced', route: { path: '/fenced', origin, auth: 'required', revocation:
-  // 'immediate' }, workerOptions: { durableObjects: { REVOCATION_FENCE: ... } } }.
-  return { unsupported: 'REVOCATION_FENCE is in wrangler.toml but scripts/bench/revocation.mjs does not bind it yet (revocationFenceVariant)' };
+  return {
+    path: '/fenced',
+    route: (origin) => ({ path: '/fenced', origin, auth: 'required', revocation: 'immediate' }),
+    durableObjects: { REVOCATION_FENCE: 'RevocationFence' },
+    otherInstance: 'not measured: miniflare 5 does not share Durable Objects between instances (DO storage is per instance, isolatedResourcePersistencePath)',
+  };
 }
 
 async function signIn(base, publicUrl, email, register) {
@@ -96,20 +103,22 @@ async function pollUntilRefused(url, token, since) {
  * as `publicUrl` (default: its own port's https origin), and resolves to { mf, url, publicUrl }; `migrate(mf)` applies the D1 migrations.
  * Resolves to { same, other, sharing } where same/other are { ms, polls } or { error }.
  */
-export async function measureRevocationLatency({ startGatehouse, migrate, work, path, log }) {
+export async function measureRevocationLatency({ startGatehouse, migrate, work, path, fencedPath, log }) {
   const persist = join(work, 'revocation-state');
   const registry = join(work, 'revocation-dev-registry'); // private: not other `wrangler dev` sessions'
   mkdirSync(persist, { recursive: true });
   mkdirSync(registry, { recursive: true });
-  const shared = {
+  // Each instance its own isolated path (Durable Objects, cache): two workerd processes must not
+  // open the same DO SQLite files.
+  const shared = (instance) => ({
     resourcePersistencePath: persist,
-    isolatedResourcePersistencePath: join(persist, 'isolated'),
+    isolatedResourcePersistencePath: join(persist, `isolated-${instance}`),
     unsafeEnableSharedStorage: true,
     enableDevRegistry: true,
     unsafeDevRegistryPath: registry,
-  };
-  const out = { same: null, other: null, sharing: 'miniflare shared storage (resourcePersistencePath + unsafeEnableSharedStorage)' };
-  const a = await startGatehouse(shared);
+  });
+  const out = { same: null, other: null, fencedSame: null, sharing: 'miniflare shared storage (resourcePersistencePath + unsafeEnableSharedStorage)' };
+  const a = await startGatehouse(shared('a'));
   await migrate(a.mf);
   const stamp = Date.now();
 
@@ -123,12 +132,24 @@ export async function measureRevocationLatency({ startGatehouse, migrate, work, 
     out.same = { error: String(e?.message ?? e).split('\n')[0] };
   }
 
+  // (a') the same isolate, on the `revocation = "immediate"` route (the fence asked per request).
+  if (fencedPath) {
+    try {
+      const tokens = await signIn(a.url, a.publicUrl, `revoke-f-${stamp}@example.com`, true);
+      for (let i = 0; i < WARM_REQUESTS; i++) await expectStatus(`${a.url}${fencedPath}`, { authorization: `Bearer ${tokens.access}` }, 200, 'before logout (fenced, A)');
+      const since = await logout(a.url, a.publicUrl, tokens);
+      out.fencedSame = await pollUntilRefused(`${a.url}${fencedPath}`, tokens.access, since);
+    } catch (e) {
+      out.fencedSame = { error: String(e?.message ?? e).split('\n')[0] };
+    }
+  }
+
   // (b) another isolate: sign in and sign out on A, present the token to B, which cached
   // "not revoked" for the session before the logout.
   try {
     // B is another isolate of the same deployment: same PUBLIC_URL (the tokens' issuer and
     // audience), served as the same origin.
-    const b = await startGatehouse(shared, a.publicUrl);
+    const b = await startGatehouse(shared('b'), a.publicUrl);
     const tokens = await signIn(a.url, a.publicUrl, `revoke-b-${stamp}@example.com`, true);
     // B must see A's session through the shared state (it verifies the token itself; a login
     // on B proves D1 is shared too, and its session is not the one measured).
@@ -141,7 +162,7 @@ export async function measureRevocationLatency({ startGatehouse, migrate, work, 
     out.other = { error: String(e?.message ?? e).split('\n')[0] };
   }
   await a.mf.dispose().catch(() => {});
-  log(`revocation latency: same isolate ${describe(out.same)}; another isolate ${describe(out.other)}`);
+  log(`revocation latency: same isolate ${describe(out.same)}; another isolate ${describe(out.other)}${fencedPath ? `; fenced route, same isolate ${describe(out.fencedSame)}` : ''}`);
   return out;
 }
 

@@ -146,13 +146,20 @@ function freePort() {
 }
 
 /** Miniflare 5's description of one Worker: `modules` [{ path, type }], the first is the entry. */
-function workerConfig({ name, modules, flags = [], vars = {}, d1 = false, kv = [], ratelimit = false, services = {} }) {
+function workerConfig({ name, modules, flags = [], vars = {}, d1 = false, kv = [], ratelimit = false, services = {}, durableObjects = {} }) {
   const modulesRoot = dirname(modules[0].path);
   const env = Object.fromEntries(Object.entries(vars).map(([k, value]) => [k, { type: 'text', value }]));
   if (d1) env.DB = { type: 'd1', id: `${name}-db` };
   for (const k of kv) env[k] = { type: 'kv', id: `${name}-${k}` };
   if (ratelimit) env.RATE_LIMITER = { type: 'rate-limit', namespace: '1001', simple: { limit: Number(RL_LIMIT), period: Number(RL_PERIOD) } };
   for (const [k, [worker, exportName]] of Object.entries(services)) env[k] = { type: 'worker', worker, exportName };
+  // Durable Objects whose class this Worker's main module exports (wrangler.toml's
+  // new_sqlite_classes: SQLite-backed), as `wrangler dev` configures them.
+  const exports = {};
+  for (const [k, className] of Object.entries(durableObjects)) {
+    env[k] = { type: 'durable-object', worker: name, exportName: className };
+    exports[className] = { type: 'durable-object', storage: 'sqlite' };
+  }
   const rel = (path) => path.slice(modulesRoot.length + 1);
   return {
     config: {
@@ -165,6 +172,7 @@ function workerConfig({ name, modules, flags = [], vars = {}, d1 = false, kv = [
         modules: Object.fromEntries(modules.map((m) => [rel(m.path), { type: m.type, contents: m.type === 'esm' || m.type === 'text' || m.type === 'cjs' || m.type === 'json' ? readFileSync(m.path, 'utf8') : readFileSync(m.path) }])),
       },
       env,
+      ...(Object.keys(exports).length ? { exports } : {}),
     },
   };
 }
@@ -313,7 +321,13 @@ try {
     .slice()
     .sort((a, b) => (a === 'index.js' ? -1 : b === 'index.js' ? 1 : 0))
     .map((f) => ({ path: join(size.dir, f), type: moduleType(f) }));
-  const gatehouseVars = (publicUrl) => ({
+  // The revocation fence (revocation.mjs): bound, and a `revocation = "immediate"` route added,
+  // when wrangler.toml declares it. config/load.ts refuses such a route without the binding, so
+  // every Worker given fencedRoutes also gets fenceBinding.
+  const fenceVariant = revocationFenceVariant(toml);
+  const fence = fenceVariant && !fenceVariant.unsupported ? fenceVariant : null;
+  const fenceBinding = fence ? { durableObjects: fence.durableObjects } : {};
+  const gatehouseVars = (publicUrl, fenced = Boolean(fence)) => ({
     ENVIRONMENT: 'production',
     PUBLIC_URL: publicUrl,
     SIGNING_KEYS: signingKeys,
@@ -321,6 +335,7 @@ try {
     ROUTES: JSON.stringify([
       { path: '/bench', origin: origin.url, auth: 'required' },
       { path: '/open', origin: origin.url, auth: 'public' },
+      ...(fenced && fence ? [fence.route(origin.url)] : []),
     ]),
   });
   // PUBLIC_URL must name the port the Worker is served on, which Miniflare picks: so the port
@@ -335,6 +350,7 @@ try {
       d1: true,
       kv: ['REVOKED'],
       ratelimit: true,
+      ...fenceBinding,
     }));
     await migrate(w.mf, 'gatehouse');
     return w;
@@ -364,6 +380,12 @@ try {
     await expectResponse('gatehouse, no token', `${gatehouse.url}/bench/item?x=1`, {}, 401);
     await expectResponse('gatehouse', `${gatehouse.url}/bench/item?x=1`, bearer, 200, ORIGIN_BODY);
   });
+  if (fence) {
+    add('ghfence', 'Gatehouse, `required` route with `revocation = "immediate"` (fence per request)', gatehouse, `${fence.path}/item?x=1`, bearer, async () => {
+      await expectResponse('gatehouse fenced, no token', `${gatehouse.url}${fence.path}/item?x=1`, {}, 401);
+      await expectResponse('gatehouse fenced', `${gatehouse.url}${fence.path}/item?x=1`, bearer, 200, ORIGIN_BODY);
+    });
+  }
   add('pub', 'Gatehouse, `public` route', gatehouse, '/open/item?x=1', {}, async () => {
     await expectResponse('gatehouse public', `${gatehouse.url}/open/item?x=1`, {}, 200, ORIGIN_BODY);
   });
@@ -378,7 +400,7 @@ try {
       name: 'gatehouse',
       modules: gatehouseModules,
       flags: ['nodejs_compat'],
-      vars: gatehouseVars(`https://127.0.0.1:${port}`),
+      vars: gatehouseVars(`https://127.0.0.1:${port}`, false),
       d1: true,
       ratelimit: true,
       services: { REVOKED: ['kvcount', 'CountingKv'] },
@@ -555,21 +577,20 @@ try {
           d1: true,
           kv: ['REVOKED'],
           ratelimit: true,
+          ...fenceBinding,
           instance,
         }));
       },
       migrate: (mf) => migrate(mf, 'gatehouse'),
       work,
       path: '/bench/item',
+      fencedPath: fence ? `${fence.path}/item` : undefined,
       log,
     });
   } catch (e) {
     revocation = { error: String(e?.message ?? e).split('\n')[0] };
     log(`revocation latency not measured: ${revocation.error}`);
   }
-  // The fenced variant (ROUTES[].revocation = "immediate") plugs in here once the Worker has a
-  // REVOCATION_FENCE binding: see revocationFenceVariant() in revocation.mjs.
-  const fence = revocationFenceVariant(toml);
 
   // Start-up CPU: `wrangler check startup` profiles the Worker's start-up in a local workerd.
   const startup = [];
@@ -606,6 +627,10 @@ try {
   row('verified route / pass-through, workerd CPU per request', fmt(ratio(gh.cpu, pass.cpu)), '≤ 1.15', ratio(gh.cpu, pass.cpu) <= 1.15);
   row('`public` route / pass-through, throughput', fmt(ratio(by.pub.best.rps, pass.best.rps)), '≥ 0.95', ratio(by.pub.best.rps, pass.best.rps) >= 0.95);
   row('`public` route / pass-through, workerd CPU per request', fmt(ratio(by.pub.cpu, pass.cpu)), '≤ 1.05', ratio(by.pub.cpu, pass.cpu) <= 1.05);
+  if (by.ghfence) {
+    // Information, no target: what asking the fence on every request adds to the verified route.
+    rows.push(['fence cost: immediate / cached verified route, CPU', `${fmt(ratio(by.ghfence.cpu, gh.cpu))} (throughput ${fmt(ratio(by.ghfence.best.rps, gh.best.rps))})`, '(info)', 'info']);
+  }
   if (by.hono) {
     const t = ratio(gh.best.rps, by.hono.best.rps);
     row('verified route / Hono `jwk()` + `proxy()`, throughput', `${fmt(t)} (CPU: ${fmt(ratio(by.hono.cpu, gh.cpu))})`, '≥ 1.2', t >= 1.2);
@@ -649,8 +674,13 @@ try {
     `≤ W (${revocationWindowS} s, + one ${POLL_GRANULARITY_MS} ms poll)`,
     (r) => r.ms <= revocationWindowS * 1000 + POLL_GRANULARITY_MS,
   );
-  if (!fence) row('revocation latency with the fence (`revocation = "immediate"` routes)', 'not measured (no fence in this build)', 'the next request, everywhere', null);
-  else row('revocation latency with the fence (`revocation = "immediate"` routes)', `not measured: ${fence.unsupported}`, 'the next request, everywhere', null);
+  if (!fence) {
+    const why = fenceVariant?.unsupported ?? 'no fence in this build';
+    row('revocation latency with the fence (`revocation = "immediate"` routes)', `not measured (${why})`, 'the next request, everywhere', null);
+  } else {
+    revocationRow('revocation latency with the fence, same isolate: logout response → first 401 on the `revocation = "immediate"` route', revocation?.fencedSame, 'the next request', (r) => r.polls === 1);
+    row('revocation latency with the fence, another instance (`revocation = "immediate"` route)', fence.otherInstance, 'the next request, everywhere', null);
+  }
 
   console.log('\n| measure | figure | target | |');
   console.log('|---|---:|---:|---|');
@@ -663,6 +693,7 @@ try {
     console.log(`revocation latency (polled every ${POLL_GRANULARITY_MS} ms, bound ${REVOCATION_BOUND_S} s; KV and D1 shared through ${revocation.sharing}): same isolate ${describeRevocation(revocation.same)}; another isolate ${describeRevocation(revocation.other)}`);
   }
   if (!fence) console.log('revocation latency with the fence: not measured (no fence in this build)');
+  else if (revocation && !revocation.error) console.log(`revocation latency with the fence (same isolate, \`revocation = "immediate"\` route): ${describeRevocation(revocation.fencedSame)}`);
   console.log(`bundle: ${(size.rawBytes / 1024).toFixed(1)} KiB raw, ${gzipKiB.toFixed(1)} KiB gzip -9 over ${size.files.join(', ')}`);
   console.log(`load generator, origin and ${scenarios.length > 0 ? 'each workerd' : ''} share this machine's ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
 } finally {

@@ -10,14 +10,15 @@ import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError, errorResponse } from '../http/errors';
 
-const REFUSED = new Set(['TRACE', 'TRACK', 'CONNECT']);
+/** Methods the gateway never serves or forwards (forward-auth refuses them too). */
+export const REFUSED_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT']);
 const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 /** `gatewayHeaders` adds the gateway's security headers to the refusal, as on its other answers. */
 export function refuseMethods(gatewayHeaders: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const method = c.req.method.toUpperCase();
-    if (!REFUSED.has(method)) return next();
+    if (!REFUSED_METHODS.has(method)) return next();
     const refusal = errorResponse(new ApiError('method_not_allowed', `${method} requests are not allowed.`, { headers: { allow: ALLOW } }));
     await gatewayHeaders(c, async () => {
       c.res = refusal;

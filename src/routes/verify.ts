@@ -11,6 +11,7 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
+import { REFUSED_METHODS } from '../middleware/refuse-methods';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
 import { normaliseRequestTarget } from '../proxy/normalise-path';
@@ -20,8 +21,6 @@ import type { Config } from '../config/schema';
 import { memoize } from '../util/memo';
 
 const NOT_A_PLAIN_PATH = 'The forwarded URI is not a plain path.';
-/** Never forwarded by the built-in proxy (it answers 405); forward-auth can only say 403. */
-const REFUSED_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 const defaultRoute = memoize((config: Config): CompiledRoute => ({
   config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30, revocation: 'cached' },
@@ -70,6 +69,7 @@ function forwardedMethod(forwarded: string | undefined, original: string | undef
     throw new ApiError('forbidden', 'X-Forwarded-Method and X-Original-Method name different methods.');
   }
   const method = (forwarded ?? original)?.trim().toUpperCase();
+  // The built-in proxy answers these 405; forward-auth can only say 403.
   if (method !== undefined && REFUSED_METHODS.has(method)) throw new ApiError('forbidden', `${method} requests are not allowed.`);
   return method;
 }

@@ -44,6 +44,14 @@ export default defineConfig(async () => {
                   ENVIRONMENT: 'production',
                   PUBLIC_URL: 'https://gate.example.com',
                 },
+                // Miniflare's local Email Service, under other names than EMAIL so that mail
+                // stays off unless a test turns it on (test/worker/mail-transport.test.ts).
+                email: {
+                  send_email: [
+                    { name: 'TEST_EMAIL_SERVICE' },
+                    { name: 'TEST_EMAIL_SERVICE_RESTRICTED', destination_address: 'only-this@example.com' },
+                  ],
+                },
               },
             }),
           ],
@@ -51,6 +59,8 @@ export default defineConfig(async () => {
             name: 'worker',
             include: ['test/worker/**/*.test.{ts,tsx}'],
             setupFiles: ['./test/worker/setup.ts'],
+            // A real SMTP server for the mail tests (test/worker/mail.ts).
+            globalSetup: ['./test/worker/global-setup-mail.ts'],
             testTimeout: 30_000,
           },
         },

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { ensureDevVars, migrateLocal } from './dev-setup.mjs';
 import { devOidcCompanion } from './dev/oidc-server.mjs';
 import { echoOriginCompanion } from './dev/echo-origin.mjs';
+import { mailCatcherCompanion } from './dev/mail-catcher.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -17,7 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
  * Companions: each starts a local service and returns `{ vars, stop }`, where `vars` are
  * `--var NAME:value` settings for wrangler dev. Added by the features that need them.
  */
-const companions = [devOidcCompanion, echoOriginCompanion];
+const companions = [devOidcCompanion, echoOriginCompanion, mailCatcherCompanion];
 
 // Extra arguments go to wrangler. Given `--env-file`, wrangler reads that file instead of
 // .dev.vars (the tests give their own), so the signing key and the settings below follow it.
@@ -31,11 +32,12 @@ const envFiles = (given['env-file'] ?? []).map((f) => resolve(root, String(f)));
 const devVarsFile = envFiles.at(-1) ?? join(root, '.dev.vars');
 
 await ensureDevVars(devVarsFile);
+const devVarsText = (envFiles.length ? envFiles : [devVarsFile]).map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('\n');
 
 const vars = {};
 const stops = [];
 for (const start of companions) {
-  const started = await start();
+  const started = await start({ devVarsText, givenVars: given.var ?? [] });
   Object.assign(vars, started.vars);
   stops.push(started.stop);
 }
@@ -46,7 +48,6 @@ for (const start of companions) {
 // name the origin the browser really uses. A value set yourself (`--var NAME:…` or .dev.vars)
 // wins. (The shell's environment never reaches the Worker here: wrangler reads it only in
 // place of a .dev.vars, and dev-setup.mjs always writes one.)
-const devVarsText = (envFiles.length ? envFiles : [devVarsFile]).map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('\n');
 const setElsewhere = (name) =>
   (given.var ?? []).some((x) => String(x).startsWith(`${name}:`)) ||
   new RegExp(`^\\s*${name}\\s*=`, 'm').test(devVarsText);

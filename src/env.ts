@@ -16,6 +16,8 @@ export interface Env {
   REVOKED: KVNamespace;
   /** The optional revocation fence (storage/revocation-fence.ts): one Durable Object per user. */
   REVOCATION_FENCE?: RevocationFenceNamespace;
+  /** Cloudflare Email Service (src/mail/): used when set and SMTP_URL is not. */
+  EMAIL?: SendEmail;
   /** The shared per-IP burst limiter (middleware/rate-limit.ts). */
   RATE_LIMITER?: RateLimit;
   /** Optional per-action limiters; an action without one shares `RATE_LIMITER`. */

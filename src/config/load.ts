@@ -82,11 +82,17 @@ export function parseConfig(env: object): ConfigResult {
     return { ok: false, error: new ConfigError('OIDC_CLIENT_ID', 'is required when OIDC_ISSUER is set') };
   }
   const publicUrl = raw.PUBLIC_URL ?? 'http://localhost:8787';
+  const emailBinding = 'EMAIL' in env && typeof env.EMAIL === 'object' && env.EMAIL !== null;
   const config: Config = {
     ...raw,
     PUBLIC_URL: publicUrl,
     isDevelopment,
     accessTokenAudience: publicUrl,
+    mailTransport: raw.SMTP_URL ? 'smtp' : emailBinding ? 'email-service' : null,
+    mailFrom: {
+      email: raw.EMAIL_FROM?.email ?? `no-reply@${new URL(publicUrl).hostname}`,
+      name: raw.EMAIL_FROM?.name ?? raw.APP_NAME,
+    },
   };
   return { ok: true, config };
 }

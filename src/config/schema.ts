@@ -3,6 +3,7 @@
  * (see `load.ts`); the rest of the code only ever sees the typed {@link Config}.
  */
 import * as v from 'valibot';
+import { mailSettings, type Sender } from './mail-settings';
 import { routesSchema, type RouteConfig } from './routes-schema';
 
 /** A raw setting may be a TOML value, a JSON value, or a JSON string holding one. */
@@ -117,6 +118,11 @@ export const configSchema = v.object({
   // --- The app's identity on pages and in mail ---
   /** The name users know the app by: page titles, headings, mail subjects and signatures. */
   APP_NAME: v.pipe(v.optional(v.string(), 'Gatehouse'), v.trim(), v.transform((s) => s || 'Gatehouse'), v.maxLength(60, 'is too long (60 characters at most)')),
+  // --- Mail (src/mail/): the transport follows from what is set (load.ts) ---
+  /** `smtps://user:pass@host:465` (a secret); `smtp://` only to a loopback mail catcher. */
+  SMTP_URL: mailSettings.SMTP_URL,
+  /** The sender of every mail; default `no-reply@<PUBLIC_URL's host>` named APP_NAME. */
+  EMAIL_FROM: mailSettings.EMAIL_FROM,
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;
@@ -130,4 +136,11 @@ export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 
   isDevelopment: boolean;
   /** `aud` of access tokens. */
   accessTokenAudience: string;
+  /**
+   * How mail leaves (src/mail/): `smtp` when SMTP_URL is set, else `email-service` when the
+   * Worker has an `EMAIL` send_email binding, else null: the features that need mail are off.
+   */
+  mailTransport: 'smtp' | 'email-service' | null;
+  /** The sender: EMAIL_FROM, or `no-reply@<PUBLIC_URL's host>`, named APP_NAME unless it names itself. */
+  mailFrom: Required<Sender>;
 }

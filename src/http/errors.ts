@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   configuration_error: 500,
   bad_gateway: 502,
   unavailable: 503,
+  mail_unavailable: 503,
   gateway_timeout: 504,
 } as const;
 

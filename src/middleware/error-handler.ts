@@ -8,6 +8,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { AppEnv } from '../env';
 import { ApiError, errorResponse, unavailable } from '../http/errors';
 import { log } from '../observability/log';
+import { MailUnavailableError } from '../mail/errors';
 import { StorageUnavailableError } from '../storage/errors';
 
 export function toApiError(err: unknown): ApiError {
@@ -19,6 +20,10 @@ export function toApiError(err: unknown): ApiError {
   // D1 and KV failures are typed at the storage boundary (storage/errors.ts `guard`): they are
   // an outage, not a bug of ours, and say so with `Retry-After`, still without any of their text.
   if (err instanceof StorageUnavailableError) return unavailable(err.description);
+  // The mail relay or Email Service failed: the caller sent nothing half-done, so a retry is safe.
+  if (err instanceof MailUnavailableError) {
+    return new ApiError('mail_unavailable', 'The email could not be sent right now. Nothing was changed; try again in a minute.', { retryAfter: 30 });
+  }
   return new ApiError('server_error', 'Something went wrong. Try again later.');
 }
 

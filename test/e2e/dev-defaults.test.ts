@@ -117,8 +117,14 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     // developer's .dev.vars), and a developer's settings do not reach this gateway.
     envFile = isolatedEnvFile(persist);
     const args = ['--port', String(port), '--inspector-port', String(await freePort()), '--ip', '127.0.0.1', '--persist-to', persist, '--env-file', envFile, '--show-interactive-dev-session=false'];
-    // Port 0: the companions (dev OpenID Connect server, echo origin) take free ports.
-    proc = run(process.execPath, [join(ROOT, 'scripts', 'dev.mjs'), ...args], { ...ENV, DEV_OIDC_PORT: '0', ECHO_ORIGIN_PORT: '0' });
+    // Port 0: the companions (dev OpenID Connect server, echo origin, mail catcher) take free ports.
+    proc = run(process.execPath, [join(ROOT, 'scripts', 'dev.mjs'), ...args], {
+      ...ENV,
+      DEV_OIDC_PORT: '0',
+      ECHO_ORIGIN_PORT: '0',
+      MAIL_CATCHER_SMTP_PORT: '0',
+      MAIL_CATCHER_WEB_PORT: '0',
+    });
   });
 
   afterAll(async () => {
@@ -135,6 +141,18 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     expect(start.status).toBe(302);
     const authorize = new URL(start.headers.get('location')!);
     expect(authorize.searchParams.get('redirect_uri')).toBe(`http://localhost:${port}/auth/callback/dev`);
+  });
+
+  it('starts a mail catcher with a web inbox, prints its URL and points the gateway at it', async () => {
+    await firstAnswer(`http://localhost:${port}/auth/health`, proc);
+    const inbox = /mail catcher: .* inbox at (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())?.[1];
+    expect(inbox, proc.output()).toBeDefined();
+    const page = await fetch(inbox!, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<html/i);
+    expect(await (await fetch(`${inbox}/api/healthz`)).json()).toBe(true);
+    // wrangler lists the settings it was given (values hidden): SMTP_URL is among them.
+    expect(proc.output()).toMatch(/SMTP_URL/);
   });
 
   it('sends a request for 127.0.0.1 to localhost first, path and query kept', async () => {

@@ -67,9 +67,10 @@ export const accountRoutes = new Hono<AppEnv>()
     const config = c.get('config');
     const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
     const notice = NOTICES[c.req.query('done') ?? ''] ?? null;
-    return renderPage(c, (nonce) =>
+    return renderPage(c, (nonce, brand) =>
       AccountPage({
         nonce,
+        brand,
         prefix: config.AUTH_PREFIX,
         notice,
         user: {

@@ -13,9 +13,10 @@ export function renderLoginPage(
   const config = c.get('config');
   return renderPage(
     c,
-    (nonce) =>
+    (nonce, brand) =>
       LoginPage({
         nonce,
+        brand,
         prefix: config.AUTH_PREFIX,
         returnTo: opts.returnTo,
         providers: enabledProviders(config),

@@ -27,7 +27,7 @@ function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, retu
   const prefix = c.get('config').AUTH_PREFIX;
   const title = status >= 500 ? 'The sign-in provider is not answering' : 'Sign-in failed';
   const loginHref = returnTo === '/' ? `${prefix}/login` : `${prefix}/login?return_to=${encodeURIComponent(returnTo)}`;
-  return renderPage(c, (nonce) => OAuthErrorPage({ nonce, title, message, loginHref }), status);
+  return renderPage(c, (nonce, brand) => OAuthErrorPage({ nonce, brand, title, message, loginHref }), status);
 }
 
 const PROVIDER_STATUS = { refused: 400, bad_response: 502, unavailable: 503 } as const;

@@ -45,7 +45,7 @@ function allowedMethods(index: MethodIndex, path: string): string[] {
 function page(c: Context<AppEnv>, status: 404 | 405, message: string): Response {
   const prefix = c.get('config').AUTH_PREFIX;
   const title = status === 404 ? 'Page not found' : 'Not available this way';
-  return renderPage(c, (nonce) => OAuthErrorPage({ nonce, title, message, loginHref: `${prefix}/login` }), status);
+  return renderPage(c, (nonce, brand) => OAuthErrorPage({ nonce, brand, title, message, loginHref: `${prefix}/login` }), status);
 }
 
 export function unmatchedEndpoint(app: Hono<AppEnv>): Handler<AppEnv> {

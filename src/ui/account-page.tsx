@@ -4,6 +4,7 @@
  * without JavaScript.
  */
 import { ErrorBox, Layout } from './layout';
+import type { Brand } from './components';
 
 export interface AccountSession {
   id: string;
@@ -18,6 +19,7 @@ export interface AccountSession {
 export interface AccountPageProps {
   prefix: string;
   nonce?: string;
+  brand?: Brand;
   notice?: string | null;
   error?: string | null;
   user: { email: string; emailVerified: boolean; name: string | null; roles: string[]; createdAt: number; hasPassword: boolean };
@@ -35,7 +37,7 @@ function When(props: { at: number }) {
 
 export function AccountPage(p: AccountPageProps) {
   return (
-    <Layout title="Your account" nonce={p.nonce} wide>
+    <Layout title="Your account" nonce={p.nonce} brand={p.brand} wide>
       <div class="card">
         <h1>Your account</h1>
         <ErrorBox message={p.error} />

@@ -3,6 +3,7 @@
  * Plain HTML forms: it works without JavaScript.
  */
 import { ErrorBox, Layout } from './layout';
+import type { Brand } from './components';
 
 export interface LoginPageProps {
   prefix: string;
@@ -18,6 +19,7 @@ export interface LoginPageProps {
   form?: 'login' | 'register';
   email?: string;
   nonce?: string;
+  brand?: Brand;
 }
 
 export function LoginPage(p: LoginPageProps) {
@@ -27,7 +29,7 @@ export function LoginPage(p: LoginPageProps) {
   const registering = p.form === 'register' && p.passwordLogin && p.registration;
   const loginError = registering ? null : p.error;
   return (
-    <Layout title="Sign in" nonce={p.nonce}>
+    <Layout title="Sign in" nonce={p.nonce} brand={p.brand}>
       <div class="card">
         <h1>Sign in</h1>
         {p.notice && (

@@ -1,24 +1,30 @@
 /**
  * Sends one of our HTML pages with a strict Content-Security-Policy: nothing may load except
- * the page's own nonce-tagged stylesheet, forms post only to us (and allowed return origins,
- * since form-action also governs the redirect after a post), and no one may frame it.
+ * the page's own nonce-tagged stylesheet and script (the show-password toggle), forms post only
+ * to us (and allowed return origins, since form-action also governs the redirect after a post),
+ * and no one may frame it. The page function gets the nonce and the app's identity ({@link Brand}).
+ *
+ * @example
+ * return renderPage(c, (nonce, brand) => <Page title="Check your email" nonce={nonce} brand={brand}>...</Page>, 200);
  */
 import type { Context } from 'hono';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { AppEnv } from '../env';
 import { randomId } from '../util/random';
+import type { Brand } from './components';
 
 /** 200, or the status of any of our error codes (http/errors.ts). */
 export type PageStatus = 200 | 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 502 | 503 | 504;
 
-export function renderPage(c: Context<AppEnv>, page: (nonce: string) => JSX.Element, status: PageStatus = 200): Response {
+export function renderPage(c: Context<AppEnv>, page: (nonce: string, brand: Brand) => JSX.Element, status: PageStatus = 200): Response {
   const nonce = randomId(16);
   const config = c.get('config');
   const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? [])].join(' ');
+  const brand: Brand = { name: config?.APP_NAME ?? 'Gatehouse' };
   c.header(
     'content-security-policy',
-    `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self' https: data:; form-action ${formTargets}; frame-ancestors 'none'; base-uri 'none'`,
+    `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' https: data:; form-action ${formTargets}; frame-ancestors 'none'; base-uri 'none'`,
   );
   c.header('cache-control', 'no-store');
-  return c.html(`<!doctype html>${page(nonce).toString()}`, status);
+  return c.html(`<!doctype html>${page(nonce, brand).toString()}`, status);
 }

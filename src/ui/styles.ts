@@ -1,0 +1,105 @@
+/**
+ * The one stylesheet of Gatehouse's pages, sent inline under the page's CSP nonce, and the
+ * few rules an app's accent colour (`APP_ACCENT`) adds to it. Colours are custom properties
+ * per scheme so that test/worker/ui-contrast.test.ts can check every text/background pair.
+ */
+import { HEX_COLOUR, contrastRatio, textOn } from '../util/contrast';
+
+/** The light palette. `link` is the accent as text (links, secondary buttons, focus rings). */
+export const LIGHT = {
+  fg: '#1d2330',
+  muted: '#5b6476',
+  bg: '#f3f4f7',
+  card: '#ffffff',
+  line: '#d9dde5',
+  field: '#7a8394',
+  accent: '#2957c8',
+  'on-accent': '#ffffff',
+  link: '#2957c8',
+  err: '#b3261e',
+  'err-bg': '#fdeeec',
+  ok: '#1e6b3a',
+  'ok-bg': '#e9f6ee',
+} as const;
+
+/** The dark palette (`prefers-color-scheme: dark`). */
+export const DARK = {
+  fg: '#e8ebf1',
+  muted: '#a3abba',
+  bg: '#12151b',
+  card: '#1b2029',
+  line: '#2e3542',
+  field: '#7b8496',
+  accent: '#7ea2ff',
+  'on-accent': '#12151b',
+  link: '#8fb0ff',
+  err: '#ff8a80',
+  'err-bg': '#33191a',
+  ok: '#7ddc9b',
+  'ok-bg': '#15291d',
+} as const;
+
+type Palette = Record<keyof typeof LIGHT, string>;
+
+const vars = (p: Palette) =>
+  Object.entries(p)
+    .map(([k, v]) => `--${k}:${v}`)
+    .join(';');
+
+export const STYLES = `
+:root{color-scheme:light dark;${vars(LIGHT)}}
+@media (prefers-color-scheme:dark){:root{${vars(DARK)}}}
+*{box-sizing:border-box}[hidden]{display:none!important}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);-webkit-text-size-adjust:100%}
+.shell{min-height:100vh;display:flex;flex-direction:column;align-items:center;padding:1.5rem 1rem 3rem}
+.brand{display:flex;align-items:center;gap:.6rem;margin:1rem 0 1.5rem;font-weight:700;font-size:1.15rem;overflow-wrap:anywhere}
+.brand img{height:2.25rem;width:auto;max-width:10rem}
+main{width:100%;max-width:26rem}main.wide{max-width:48rem}
+.card{background:var(--card);border:1px solid var(--line);border-radius:.9rem;padding:1.75rem 1.5rem;margin-bottom:1rem;box-shadow:0 1px 3px rgba(16,24,40,.08)}
+@media (max-width:30rem){.shell{padding-top:.5rem}.card{padding:1.25rem 1rem}}
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 1.25rem}h2{font-size:1.1rem;margin:0 0 .75rem}
+a{color:var(--link);text-underline-offset:.15em}
+.field{margin-top:1rem}.field-head{display:flex;justify-content:space-between;align-items:baseline;gap:1rem}
+label{display:block;font-weight:600;margin:0 0 .3rem}
+input{width:100%;min-width:0;padding:.6rem .7rem;border:1px solid var(--field);border-radius:.5rem;background:var(--card);color:inherit;font:inherit}
+input[aria-invalid=true]{border-color:var(--err)}
+.hint{color:var(--muted);font-size:.875rem;margin:.3rem 0 0}
+.field-error{color:var(--err);font-size:.875rem;font-weight:600;margin:.3rem 0 0}
+.reveal-row{display:flex;gap:.5rem}.reveal-row input{flex:1}
+button,.button{display:block;width:100%;margin-top:1.25rem;padding:.7rem 1rem;border:1px solid transparent;border-radius:.55rem;background:var(--accent);color:var(--on-accent);font:inherit;font-weight:600;line-height:1.4;text-align:center;text-decoration:none;cursor:pointer}
+.secondary{background:transparent;color:var(--link);border-color:var(--field)}
+button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
+.providers{display:grid;gap:.6rem}.providers .button{margin:0}
+.divider{display:flex;align-items:center;gap:.75rem;color:var(--muted);font-size:.875rem;margin:1.5rem 0 .25rem}
+.divider::before,.divider::after{content:"";flex:1;border-top:1px solid var(--line)}
+.error{background:var(--err-bg);border:1px solid var(--err);color:var(--err);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem}
+.banner{background:var(--ok-bg);border:1px solid var(--ok);color:var(--fg);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem}
+.switch{text-align:center;color:var(--muted);margin:1.25rem 0 0}
+.back{display:inline-block;margin:.25rem 0 1rem}
+.spaced{margin-top:1.5rem}.muted{color:var(--muted);font-size:.9rem}
+table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
+td form button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}
+:focus-visible{outline:3px solid var(--link);outline-offset:2px}
+`;
+
+/** The accent as link text in a scheme: itself where it is readable on the card and page background, else the default. */
+function linkColour(accent: string, p: Palette): string {
+  return Math.min(contrastRatio(accent, p.card), contrastRatio(accent, p.bg)) >= 4.5 ? accent : p.link;
+}
+
+/**
+ * The rules that apply an app's accent (`#rrggbb`) on top of {@link STYLES}: the primary
+ * button takes the accent with black or white text (whichever contrasts more, always at least
+ * 4.5:1); links keep the default colour in a scheme where the accent would not be readable.
+ * Anything but a `#rrggbb` colour adds nothing (config refuses it earlier; this keeps a stray
+ * value from ever reaching the stylesheet).
+ *
+ * @example
+ * accentStyles('#ffd400'); // ":root{--accent:#ffd400;--on-accent:#000000;--link:#2957c8}@media ..."
+ */
+export function accentStyles(accent: string | undefined): string {
+  if (!accent || !HEX_COLOUR.test(accent)) return '';
+  const a = accent.toLowerCase();
+  const rule = (p: Palette) => `:root{--accent:${a};--on-accent:${textOn(a)};--link:${linkColour(a, p)}}`;
+  return `${rule(LIGHT)}@media (prefers-color-scheme:dark){${rule(DARK)}}`;
+}

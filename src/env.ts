@@ -54,6 +54,9 @@ export interface AuthUser {
   tokenId: string;
   tokenExpiresAt: number;
   issuedAt: number;
+  /** How and when the user authenticated (the token's `amr` and `auth_time`): what step-up checks. */
+  amr: readonly string[];
+  authTime: number;
 }
 
 export interface Variables {

@@ -63,5 +63,7 @@ export async function authenticate(c: Context<AppEnv>, token: string, immediate 
     tokenId: claims.jti,
     tokenExpiresAt: claims.exp,
     issuedAt: claims.iat,
+    amr: claims.amr,
+    authTime: claims.auth_time,
   };
 }

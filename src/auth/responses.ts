@@ -32,6 +32,8 @@ export function publicSession(session: Session, currentSessionId?: string) {
     user_agent: session.userAgent,
     ip: session.ip,
     provider: session.provider,
+    amr: session.amr,
+    auth_time: session.authTime,
     current: session.id === currentSessionId,
   };
 }

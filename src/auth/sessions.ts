@@ -17,6 +17,7 @@ import {
   rotateRefreshHash,
   sessionIdsEndedSince,
   sessionIdsWithLiveTokens,
+  updateSessionAuth,
   type Session,
 } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
@@ -55,32 +56,41 @@ export const REFRESH_REUSE_GRACE_S = 10;
 const justRotated = () =>
   new ApiError('conflict', 'This refresh token was just used by another request, which received the new tokens. Use those (a browser already has them).');
 
-async function accessTokenFor(c: Context<AppEnv>, user: User, sessionId: string) {
+async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime'>) {
   const config = c.get('config');
   return issueAccessToken(
     { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
     {
       userId: user.id,
-      sessionId,
+      sessionId: session.id,
       email: user.email,
       emailVerified: user.emailVerified,
       roles: effectiveRoles(user, config),
+      amr: session.amr,
+      authTime: session.authTime,
       ttlSeconds: config.ACCESS_TOKEN_TTL,
     },
   );
 }
 
-export async function startSession(c: Context<AppEnv>, user: User, provider: string | null): Promise<IssuedTokens> {
+/**
+ * Starts a session for a user who has just authenticated. `provider` is the sign-in method shown
+ * on the account page (`password`, a provider id, `passkey`); `amr` is how the user proved who
+ * they are, as RFC 8176 values (`["pwd"]`, `["pwd","otp","mfa"]`, `["github"]`, `["hwk"]`...):
+ * the session keeps it, with now as `auth_time`, and every access token carries both
+ * (docs/design.md, "Authentication methods and step-up").
+ */
+export async function startSession(c: Context<AppEnv>, user: User, provider: string | null, amr: readonly string[]): Promise<IssuedTokens> {
   const config = c.get('config');
   const t = now();
   const refreshToken = newRefreshToken();
   const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
   const session = await insertSession(
     c.env.DB,
-    { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider },
+    { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] },
     t,
   );
-  const access = await accessTokenFor(c, user, session.id);
+  const access = await accessTokenFor(c, user, session);
   return {
     accessToken: access.token,
     accessTokenId: access.jti,
@@ -89,6 +99,18 @@ export async function startSession(c: Context<AppEnv>, user: User, provider: str
     sessionExpiresAt: expiresAt,
     session,
   };
+}
+
+/**
+ * A step-up: the user of a live session authenticated again, now, with `amr` (which replaces
+ * the session's). Returns a new access token carrying it; the refresh token is unchanged, and
+ * later refreshes keep the new `amr` and `auth_time`. Refused if the session has ended.
+ */
+export async function stepUpSession(c: Context<AppEnv>, user: User, sessionId: string, amr: readonly string[]) {
+  const t = now();
+  if (!(await updateSessionAuth(c.env.DB, sessionId, [...amr], t))) throw invalidToken('The session has ended. Sign in again.');
+  const access = await accessTokenFor(c, user, { id: sessionId, amr: [...amr], authTime: t });
+  return { accessToken: access.token, expiresIn: access.expiresIn, authTime: t };
 }
 
 /**
@@ -259,7 +281,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const expiresAt = Math.min(t + config.REFRESH_TOKEN_TTL, absoluteEnd);
   const won = await rotateRefreshHash(c.env.DB, session.id, hash, await sha256(next), expiresAt, t);
   if (!won) throw justRotated();
-  const access = await accessTokenFor(c, user, session.id);
+  const access = await accessTokenFor(c, user, session);
   await recordEvent(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
   return {
     user,

@@ -31,6 +31,10 @@ export interface GatehouseIdentity {
   emailVerified: boolean;
   roles: string[];
   sessionId: string;
+  /** How the user signed in (RFC 8176 values, e.g. `["pwd","otp","mfa"]`); empty from gateways before issue 12. */
+  amr: string[];
+  /** When the user last authenticated (Unix seconds), or null from gateways before issue 12. */
+  authTime: number | null;
   claims: JWTPayload;
 }
 
@@ -57,6 +61,8 @@ const identityClaimsSchema = v.object({
     v.array(v.unknown()),
     v.transform((roles) => roles.filter((r): r is string => typeof r === 'string')),
   ),
+  amr: v.optional(v.array(v.string()), []),
+  auth_time: v.optional(v.pipe(v.number(), v.integer())),
 });
 
 // One key set per JWKS URL: jose caches keys and re-fetches on an unknown `kid` (rotation).
@@ -107,6 +113,8 @@ export async function verifyGatehouseAssertion(
     emailVerified: p.email_verified,
     roles: p.roles,
     sessionId: p.sid,
+    amr: p.amr,
+    authTime: p.auth_time ?? null,
     claims: payload,
   };
 }

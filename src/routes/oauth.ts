@@ -120,7 +120,7 @@ export const oauthRoutes = new Hono<AppEnv>()
       if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status, e.description, safeReturnTo(flow.returnTo, config));
       throw e;
     }
-    const session = await startSession(c, linked.user, provider.id);
+    const session = await startSession(c, linked.user, provider.id, [provider.id]);
     await recordEvent(c, { event: 'login', outcome: 'success', userId: linked.user.id, detail: { method: 'oauth', provider: provider.id, how: linked.how, sid: session.session.id } });
     setSessionCookies(c, session.accessToken, session.refreshToken, session.sessionExpiresAt - now());
     c.header('cache-control', 'no-store');

@@ -46,7 +46,7 @@ function requirePasswordLogin(c: Context<AppEnv>) {
 
 /** Signs the user in and answers according to how they asked (form, JSON cookie, JSON token). */
 async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Credentials, status: 200 | 201) {
-  const tokens = await startSession(c, user, 'password');
+  const tokens = await startSession(c, user, 'password', ['pwd']);
   if (kind === 'form') {
     setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
     c.header('cache-control', 'no-store');

@@ -17,6 +17,9 @@ export interface Session {
   userAgent: string | null;
   ip: string | null;
   provider: string | null;
+  /** How the user signed in (RFC 8176 `amr` values) and when (Unix seconds): refresh keeps both. */
+  amr: string[];
+  authTime: number;
 }
 
 interface SessionRow {
@@ -31,6 +34,8 @@ interface SessionRow {
   user_agent: string | null;
   ip: string | null;
   provider: string | null;
+  amr: string;
+  auth_time: number | null;
 }
 
 export interface SessionWithHash extends Session {
@@ -49,8 +54,20 @@ function toSession(row: SessionRow): SessionWithHash {
     userAgent: row.user_agent,
     ip: row.ip,
     provider: row.provider,
+    amr: parseAmr(row.amr),
+    // Sessions from before migration 0005 have no auth_time: they signed in when they began.
+    authTime: row.auth_time ?? row.created_at,
     refreshHash: row.refresh_hash,
   };
+}
+
+function parseAmr(text: string): string[] {
+  try {
+    const amr: unknown = JSON.parse(text);
+    return Array.isArray(amr) ? amr.filter((m): m is string => typeof m === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 export interface NewSession {
@@ -60,6 +77,7 @@ export interface NewSession {
   userAgent: string | null;
   ip: string | null;
   provider: string | null;
+  amr: string[];
 }
 
 export async function insertSession(db: D1Database, input: NewSession, now: number): Promise<Session> {
@@ -67,10 +85,10 @@ export async function insertSession(db: D1Database, input: NewSession, now: numb
   const family = randomId(12);
   await guard(() => db
     .prepare(
-      `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider, amr, auth_time)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .bind(id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider)
+    .bind(id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider, JSON.stringify(input.amr), now)
     .run());
   return {
     id,
@@ -83,7 +101,21 @@ export async function insertSession(db: D1Database, input: NewSession, now: numb
     userAgent: input.userAgent,
     ip: input.ip,
     provider: input.provider,
+    amr: [...input.amr],
+    authTime: now,
   };
+}
+
+/**
+ * A step-up: the live session's user authenticated again, now, with `amr`. False if the session
+ * is no longer live (nothing changed).
+ */
+export async function updateSessionAuth(db: D1Database, sessionId: string, amr: string[], authTime: number): Promise<boolean> {
+  const r = await guard(() => db
+    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?')
+    .bind(JSON.stringify(amr), authTime, authTime, sessionId, authTime)
+    .run());
+  return r.meta.changes === 1;
 }
 
 export async function findSessionById(db: D1Database, id: string): Promise<SessionWithHash | null> {

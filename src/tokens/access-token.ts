@@ -41,6 +41,10 @@ const accessClaimsSchema = v.object({
   email: v.string(),
   email_verified: v.boolean(),
   roles: v.array(v.string()),
+  /** RFC 8176 authentication methods (RFC 9068 §2.2.1): what step-up checks. At most a few short names. */
+  amr: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(64))), v.maxLength(16)),
+  /** When the user last authenticated (OpenID Connect `auth_time`), Unix seconds; for `max_auth_age`. */
+  auth_time: v.pipe(v.number(), v.integer(), v.minValue(0)),
 });
 
 export type AccessClaims = v.InferOutput<typeof accessClaimsSchema>;
@@ -57,6 +61,8 @@ export interface IssueInput {
   email: string;
   emailVerified: boolean;
   roles: string[];
+  amr: readonly string[];
+  authTime: number;
   ttlSeconds: number;
 }
 
@@ -69,6 +75,8 @@ export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now
     email: input.email,
     email_verified: input.emailVerified,
     roles: input.roles,
+    amr: [...input.amr],
+    auth_time: input.authTime,
   })
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYPE })
     .setIssuer(ctx.issuer)
@@ -165,8 +173,11 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
   }
   const nowS = now ?? nowSeconds();
   const parsed = v.safeParse(accessClaimsSchema, payload);
-  if (!parsed.success || parsed.output.iat > nowS + CLOCK_TOLERANCE_S) throw invalidToken('The access token is invalid.');
+  if (!parsed.success || parsed.output.iat > nowS + CLOCK_TOLERANCE_S || parsed.output.auth_time > parsed.output.iat + CLOCK_TOLERANCE_S) {
+    throw invalidToken('The access token is invalid.');
+  }
   // The verified-token cache hands the same object to every request: frozen, so none can alter it.
   Object.freeze(parsed.output.roles);
+  Object.freeze(parsed.output.amr);
   return Object.freeze(parsed.output);
 }

@@ -27,6 +27,8 @@ export interface AssertionClaims {
   email_verified: boolean;
   roles: string[];
   sid: string;
+  amr: string[];
+  auth_time: number;
   iat: number;
   exp: number;
 }
@@ -56,7 +58,14 @@ export async function assertionFor(
   // Never outlive the access token it vouches for.
   const exp = Math.min(now + ASSERTION_TTL_S, user.tokenExpiresAt);
   const active = keyring.active;
-  const token = await new SignJWT({ email: user.email, email_verified: user.emailVerified, roles: user.roles, sid: user.sessionId })
+  const token = await new SignJWT({
+    email: user.email,
+    email_verified: user.emailVerified,
+    roles: user.roles,
+    sid: user.sessionId,
+    amr: [...user.amr],
+    auth_time: user.authTime,
+  })
     .setProtectedHeader({ alg: active.alg, kid: active.kid, typ: ASSERTION_TYPE })
     .setIssuer(issuer)
     .setAudience(audience)

@@ -29,6 +29,8 @@ function accessClaims(overrides: Record<string, unknown> = {}): Record<string, u
     email: 'a@example.com',
     email_verified: true,
     roles: ['admin'],
+    amr: ['pwd'],
+    auth_time: NOW,
     ...overrides,
   };
 }

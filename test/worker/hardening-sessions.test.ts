@@ -212,7 +212,7 @@ describe('POST /auth/logout is idempotent (issue 8, item 22)', () => {
     const ring = await keyringFromJwks({ keys: [testKey] });
     const expired = await issueAccessToken(
       { keyring: ring, issuer: PUBLIC_URL, audience: PUBLIC_URL },
-      { userId: claims.sub, sessionId: claims.sid, email: claims.email, emailVerified: false, roles: [], ttlSeconds: 600 },
+      { userId: claims.sub, sessionId: claims.sid, email: claims.email, emailVerified: false, roles: [], amr: ['pwd'], authTime: 0, ttlSeconds: 600 },
       now() - 3600,
     );
     const r = await call('/auth/logout', { method: 'POST', headers: bearer(expired.token) });

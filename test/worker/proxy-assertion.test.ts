@@ -23,6 +23,8 @@ const user: AuthUser = {
   tokenId: 'j1',
   tokenExpiresAt: NOW + 600,
   issuedAt: NOW,
+  amr: ['pwd'],
+  authTime: NOW,
 };
 
 describe('assertionFor', () => {

@@ -64,7 +64,7 @@ describe('expired access cookie during a navigation', () => {
     const { user, session } = (await me.json()) as { user: { id: string; email_verified: boolean; roles: string[] }; session: { id: string } };
     const expired = await issueAccessToken(
       { keyring, issuer: PUBLIC_URL, audience: PUBLIC_URL },
-      { userId: user.id, sessionId: session.id, email, emailVerified: user.email_verified, roles: user.roles, ttlSeconds: 600 },
+      { userId: user.id, sessionId: session.id, email, emailVerified: user.email_verified, roles: user.roles, amr: ['pwd'], authTime: 0, ttlSeconds: 600 },
       Math.floor(Date.now() / 1000) - 3600,
     );
     const stale = { ...cookies, '__Host-gatehouse': expired.token };

@@ -69,7 +69,7 @@ describe('sign-out from a browser whose access cookie has expired', () => {
     const ring = await keyringFromJwks({ keys: [testKey] });
     const stale = await issueAccessToken(
       { keyring: ring, issuer: PUBLIC_URL, audience: PUBLIC_URL },
-      { userId: claims.sub, sessionId: claims.sid, email: claims.email, emailVerified: false, roles: [], ttlSeconds: 600 },
+      { userId: claims.sub, sessionId: claims.sid, email: claims.email, emailVerified: false, roles: [], amr: ['pwd'], authTime: 0, ttlSeconds: 600 },
       now() - 3600,
     );
     const r = await call('/auth/logout', {

@@ -11,7 +11,7 @@ describe('verified-token cache', () => {
     const keyring = await keyringFromJwks({ keys: [testKey] });
     const ctx = { keyring, issuer: ISS, audience: ISS };
     const t0 = 1_900_000_000;
-    const { token } = await issueAccessToken(ctx, { userId: 'usr_1', sessionId: 'ses_1', email: 'a@b.co', emailVerified: true, roles: ['x'], ttlSeconds: 600 }, t0);
+    const { token } = await issueAccessToken(ctx, { userId: 'usr_1', sessionId: 'ses_1', email: 'a@b.co', emailVerified: true, roles: ['x'], amr: ['pwd'], authTime: 0, ttlSeconds: 600 }, t0);
     const first = await verifyAccessToken(ctx, token, t0 + 1);
     const again = await verifyAccessToken(ctx, token, t0 + 2);
     expect(again).toBe(first); // served from the cache
@@ -29,7 +29,7 @@ describe('verified-token cache', () => {
     const keyring = await keyringFromJwks({ keys: [testKey] });
     const ctx = { keyring, issuer: ISS, audience: ISS };
     const now = Math.floor(Date.now() / 1000);
-    const { token } = await issueAccessToken(ctx, { userId: 'usr_2', sessionId: 'ses_2', email: 'a@b.co', emailVerified: false, roles: [], ttlSeconds: 600 }, now);
+    const { token } = await issueAccessToken(ctx, { userId: 'usr_2', sessionId: 'ses_2', email: 'a@b.co', emailVerified: false, roles: [], amr: ['pwd'], authTime: 0, ttlSeconds: 600 }, now);
     const tampered = `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`;
     for (let i = 0; i < 3; i++) await expect(verifyAccessToken(ctx, tampered)).rejects.toMatchObject({ code: 'invalid_token' });
     expect((await verifyAccessToken(ctx, token)).sub).toBe('usr_2');

@@ -50,7 +50,7 @@ export const STYLES = `
 :root{color-scheme:light dark;${vars(LIGHT)}}
 @media (prefers-color-scheme:dark){:root{${vars(DARK)}}}
 *{box-sizing:border-box}[hidden]{display:none!important}
-body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);-webkit-text-size-adjust:100%}
+body{margin:0;font:16px/1.5 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
 .shell{min-height:100vh;display:flex;flex-direction:column;align-items:center;padding:1.5rem 1rem 3rem}
 .brand{display:flex;align-items:center;gap:.6rem;margin:1rem 0 1.5rem;font-weight:700;font-size:1.15rem;overflow-wrap:anywhere}
 .brand img{height:2.25rem;width:auto;max-width:10rem}

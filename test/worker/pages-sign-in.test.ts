@@ -49,8 +49,8 @@ describe('GET /auth/login: the sign-in view', () => {
   it('shows providers as buttons that carry return_to, then "or" and the password form', async () => {
     const html = await (await call('/auth/login?return_to=%2Fapp', { env: makeEnv({ GITHUB_CLIENT_ID: 'a', GITHUB_CLIENT_SECRET: 'b' }) })).text();
     expect(html).toContain('<a class="button secondary" href="/auth/login/github?return_to=%2Fapp" data-provider="github">Continue with GitHub</a>');
-    expect(html.indexOf('data-provider="github"')).toBeLessThan(html.indexOf('role="separator"'));
-    expect(html.indexOf('role="separator"')).toBeLessThan(html.indexOf('id="login-email"'));
+    expect(html.indexOf('data-provider="github"')).toBeLessThan(html.indexOf('class="divider"'));
+    expect(html.indexOf('class="divider"')).toBeLessThan(html.indexOf('id="login-email"'));
     expect(primaries(html)).toBe(1);
   });
 });
@@ -106,7 +106,7 @@ describe('GET /auth/register: the create-account view', () => {
     expect(login).not.toContain('<form');
     expect(login).not.toContain('/auth/register');
     expect(login).toContain('Continue with GitHub');
-    expect(login).not.toContain('role="separator"');
+    expect(login).not.toContain('class="divider"');
   });
 
   it('a failed registration post with registration closed renders sign-in with the error (403), not the create-account view', async () => {

@@ -4,6 +4,7 @@
  */
 import * as v from 'valibot';
 import { mailSettings, type Sender } from './mail-settings';
+import { HEX_COLOUR } from '../util/contrast';
 import { routesSchema, type RouteConfig } from './routes-schema';
 
 /** A raw setting may be a TOML value, a JSON value, or a JSON string holding one. */
@@ -123,6 +124,25 @@ export const configSchema = v.object({
   SMTP_URL: mailSettings.SMTP_URL,
   /** The sender of every mail; default `no-reply@<PUBLIC_URL's host>` named APP_NAME. */
   EMAIL_FROM: mailSettings.EMAIL_FROM,
+  /**
+   * The app's logo on every page, beside its name: an https URL, or a path on the gateway's own
+   * origin (`/logo.svg`). The pages' CSP allows images from exactly that origin.
+   */
+  APP_LOGO_URL: v.pipe(
+    optionalText,
+    // A path on our own origin (not `//host`) or an absolute https URL; no spaces or backslashes
+    // (they are how URL parsers are made to disagree).
+    v.check(
+      (s) => s === undefined || (s.length <= 2048 && !/[\s\\]/.test(s) && (s.startsWith('/') ? !s.startsWith('//') : URL.canParse(s) && new URL(s).protocol === 'https:')),
+      'must be an https URL such as https://cdn.example.com/logo.svg, or a path on the gateway such as /logo.svg (2048 characters at most)',
+    ),
+  ),
+  /** The accent colour of buttons and links, `#rrggbb`; the text on it is black or white, whichever contrasts more. */
+  APP_ACCENT: v.pipe(
+    optionalText,
+    v.check((s) => s === undefined || HEX_COLOUR.test(s), 'must be a colour written #rrggbb, such as #2957c8'),
+    v.transform((s) => s?.toLowerCase()),
+  ),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

@@ -17,6 +17,7 @@ import { endAllSessions, endSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
+import { safeReturnTo } from '../http/return-to';
 import { ApiError, invalidToken } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
@@ -71,6 +72,7 @@ export const accountRoutes = new Hono<AppEnv>()
       AccountPage({
         nonce,
         brand,
+        backHref: safeReturnTo(c.req.query('return_to'), config),
         prefix: config.AUTH_PREFIX,
         notice,
         user: {

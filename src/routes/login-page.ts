@@ -1,14 +1,19 @@
-/** `GET /auth/login`: the sign-in page. */
+/**
+ * `GET /auth/login` and `GET /auth/register`: the sign-in and create-account pages. A failed
+ * form post to `POST /auth/login` or `/auth/register` (routes/password.ts) renders the same
+ * views again through {@link renderLoginPage}.
+ */
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { safeReturnTo } from '../http/return-to';
 import { enabledProviders } from '../providers/registry';
-import { LoginPage } from '../ui/login-page';
+import { canRegister, LoginPage } from '../ui/login-page';
+import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage, type PageStatus } from '../ui/render';
 
 export function renderLoginPage(
   c: Context<AppEnv>,
-  opts: { error?: string | null; notice?: string | null; form?: 'login' | 'register'; email?: string; returnTo: string; status?: PageStatus },
+  opts: { error?: string | null; notice?: string | null; view?: 'login' | 'register'; email?: string; returnTo: string; status?: PageStatus },
 ): Response {
   const config = c.get('config');
   return renderPage(
@@ -23,9 +28,12 @@ export function renderLoginPage(
         passwordLogin: config.PASSWORD_LOGIN === 'enabled',
         registration: config.REGISTRATION === 'open',
         minLength: config.PASSWORD_MIN_LENGTH,
+        view: opts.view,
+        // Off until the account flows land: the lead turns this on when a mail transport is
+        // configured (the reset link needs mail), pointing at `{prefix}/password/forgot`.
+        offers: { forgotPassword: false },
         error: opts.error,
         notice: opts.notice,
-        form: opts.form,
         email: opts.email,
       }),
     opts.status ?? 200,
@@ -38,10 +46,30 @@ const doneNotices: Record<string, string> = {
   signed_out_everywhere: 'You have been signed out on every device.',
 };
 
-export const loginPageRoutes = new Hono<AppEnv>().get('/login', (c) =>
-  renderLoginPage(c, {
-    returnTo: safeReturnTo(c.req.query('return_to'), c.get('config')),
-    error: c.req.query('error') ? 'Sign-in failed. Please try again.' : null,
-    notice: Object.hasOwn(doneNotices, c.req.query('done') ?? '') ? doneNotices[c.req.query('done')!] : null,
-  }),
-);
+const doneNotice = (c: Context<AppEnv>) => {
+  const done = c.req.query('done') ?? '';
+  return Object.hasOwn(doneNotices, done) ? doneNotices[done] : null;
+};
+
+export const loginPageRoutes = new Hono<AppEnv>()
+  .get('/login', (c) =>
+    renderLoginPage(c, {
+      returnTo: safeReturnTo(c.req.query('return_to'), c.get('config')),
+      error: c.req.query('error') ? 'Sign-in failed. Please try again.' : null,
+      notice: doneNotice(c),
+    }),
+  )
+  .get('/register', (c) => {
+    const config = c.get('config');
+    const returnTo = safeReturnTo(c.req.query('return_to'), config);
+    if (!canRegister({ passwordLogin: config.PASSWORD_LOGIN === 'enabled', registration: config.REGISTRATION === 'open' })) {
+      // Closed registration or no password accounts: say so plainly, and offer the way in there is.
+      const message =
+        config.REGISTRATION === 'open'
+          ? 'Accounts here are created by continuing with a sign-in provider on the sign-in page.'
+          : 'New accounts cannot be created here. If you already have an account, sign in.';
+      const loginHref = `${config.AUTH_PREFIX}/login?return_to=${encodeURIComponent(returnTo)}`;
+      return renderPage(c, (nonce, brand) => OAuthErrorPage({ nonce, brand, title: 'No sign-up here', message, loginHref }), 404);
+    }
+    return renderLoginPage(c, { view: 'register', returnTo, notice: doneNotice(c) });
+  });

@@ -69,7 +69,7 @@ function formAware(handler: (c: Context<AppEnv>, body: { kind: BodyKind; data: C
       if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
       return renderLoginPage(c, {
         error: err.description,
-        form: c.req.path.endsWith('/register') ? 'register' : 'login',
+        view: c.req.path.endsWith('/register') ? 'register' : 'login',
         email: body?.data.email,
         returnTo: safeReturnTo(body?.data.return_to, c.get('config')),
         status: err.status,

@@ -4,7 +4,7 @@
  * without JavaScript.
  */
 import { ErrorBox, Layout } from './layout';
-import type { Brand } from './components';
+import { BackToApp, Notice, type Brand } from './components';
 
 export interface AccountSession {
   id: string;
@@ -20,6 +20,8 @@ export interface AccountPageProps {
   prefix: string;
   nonce?: string;
   brand?: Brand;
+  /** Where "Back to the app" goes: a checked `return_to`, or `/`. */
+  backHref?: string;
   notice?: string | null;
   error?: string | null;
   user: { email: string; emailVerified: boolean; name: string | null; roles: string[]; createdAt: number; hasPassword: boolean };
@@ -38,14 +40,11 @@ function When(props: { at: number }) {
 export function AccountPage(p: AccountPageProps) {
   return (
     <Layout title="Your account" nonce={p.nonce} brand={p.brand} wide>
+      <BackToApp href={p.backHref ?? '/'} appName={p.brand?.name} />
       <div class="card">
         <h1>Your account</h1>
         <ErrorBox message={p.error} />
-        {p.notice && (
-          <p role="status" id="notice">
-            {p.notice}
-          </p>
-        )}
+        <Notice message={p.notice} />
         <table aria-label="Profile">
           <tbody>
             <tr>
@@ -109,10 +108,10 @@ export function AccountPage(p: AccountPageProps) {
                   {s.current && <strong> (this device)</strong>}
                   {s.ip && <div class="muted">{s.ip}</div>}
                 </td>
-                <td>
+                <td data-label="Last used">
                   <When at={s.lastUsedAt} />
                 </td>
-                <td>
+                <td data-label="Signed in">
                   <When at={s.createdAt} />
                   {s.provider && <div class="muted">with {s.provider}</div>}
                 </td>

@@ -323,7 +323,8 @@ export function SwitchLine(p: { children: Child }) {
  */
 export function Divider(p: { children: Child }) {
   return (
-    <div class="divider" role="separator">
+    // Not role=separator: a separator's content is not read, and "or" should be.
+    <div class="divider">
       {p.children}
     </div>
   );

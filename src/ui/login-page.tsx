@@ -1,9 +1,10 @@
 /**
- * `GET /auth/login`: a button per enabled provider and, when enabled, the password forms.
- * Plain HTML forms: it works without JavaScript.
+ * `GET /auth/login` and `GET /auth/register`: the "Sign in" and "Create account" views, each
+ * with its own URL and one primary button, links between them (carrying `return_to`), and a
+ * button per enabled provider. Plain HTML forms: it works without JavaScript.
  */
-import { ErrorBox, Layout } from './layout';
-import type { Brand } from './components';
+import type { Child } from 'hono/jsx';
+import { ButtonLink, Card, Divider, ErrorBox, Field, Notice, Page, PasswordField, PostForm, PrimaryButton, SwitchLine, type Brand } from './components';
 
 export interface LoginPageProps {
   prefix: string;
@@ -12,71 +13,95 @@ export interface LoginPageProps {
   passwordLogin: boolean;
   registration: boolean;
   minLength: number;
+  /** Which view: sign in (default) or create account. */
+  view?: 'login' | 'register';
+  /** Features the page may link to, when the gateway has them turned on. */
+  offers?: { forgotPassword?: boolean };
   error?: string | null;
   /** A confirmation such as "You have been signed out." */
   notice?: string | null;
-  /** Which form the error and the echoed email belong to (default: the sign-in form). */
-  form?: 'login' | 'register';
+  /** The email to fill in again after a failed post. */
   email?: string;
   nonce?: string;
   brand?: Brand;
 }
 
+/** Whether `GET {prefix}/register` has anything to offer: password accounts, open registration. */
+export const canRegister = (p: Pick<LoginPageProps, 'passwordLogin' | 'registration'>) => p.passwordLogin && p.registration;
+
+function Providers(p: LoginPageProps & { rt: string }) {
+  if (p.providers.length === 0) return null;
+  return (
+    <nav class="providers" aria-label="Continue with a provider">
+      {p.providers.map((provider) => (
+        <ButtonLink href={`${p.prefix}/login/${provider.id}?return_to=${p.rt}`} data={{ provider: provider.id }}>
+          Continue with {provider.name}
+        </ButtonLink>
+      ))}
+    </nav>
+  );
+}
+
+function SignInForm(p: LoginPageProps & { rt: string }) {
+  const describedBy = p.error ? 'form-error' : null;
+  const forgot: Child = p.offers?.forgotPassword ? (
+    <a href={`${p.prefix}/password/forgot?return_to=${p.rt}`} id="forgot-password">
+      Forgot password?
+    </a>
+  ) : null;
+  return (
+    <PostForm action={`${p.prefix}/login`} returnTo={p.returnTo} label="Sign in with email and password">
+      <Field id="login-email" name="email" label="Email" type="email" autocomplete="username" value={p.email} describedBy={describedBy} />
+      <PasswordField id="login-password" name="password" label="Password" autocomplete="current-password" describedBy={describedBy} labelAside={forgot} />
+      <PrimaryButton>Sign in</PrimaryButton>
+    </PostForm>
+  );
+}
+
+function RegisterForm(p: LoginPageProps) {
+  const describedBy = p.error ? 'form-error' : null;
+  return (
+    <PostForm action={`${p.prefix}/register`} returnTo={p.returnTo} label="Create an account with email and password">
+      <Field id="register-email" name="email" label="Email" type="email" autocomplete="email" value={p.email} describedBy={describedBy} />
+      <PasswordField
+        id="register-password"
+        name="password"
+        label="Password"
+        autocomplete="new-password"
+        minlength={p.minLength}
+        maxlength={256}
+        describedBy={describedBy}
+        hint={`At least ${p.minLength} characters. Long passphrases are welcome.`}
+      />
+      <PrimaryButton>Create account</PrimaryButton>
+    </PostForm>
+  );
+}
+
 export function LoginPage(p: LoginPageProps) {
   const rt = encodeURIComponent(p.returnTo);
-  // A failed registration shows its error and email in the "Create an account" card, where
-  // the user typed them, not above the sign-in form.
-  const registering = p.form === 'register' && p.passwordLogin && p.registration;
-  const loginError = registering ? null : p.error;
+  const register = p.view === 'register' && canRegister(p);
+  const title = register ? 'Create account' : 'Sign in';
+  const other = register ? `${p.prefix}/login?return_to=${rt}` : `${p.prefix}/register?return_to=${rt}`;
   return (
-    <Layout title="Sign in" nonce={p.nonce} brand={p.brand}>
-      <div class="card">
-        <h1>Sign in</h1>
-        {p.notice && (
-          <p role="status" id="notice">
-            {p.notice}
-          </p>
-        )}
-        <ErrorBox message={loginError} />
-        {p.providers.length > 0 && (
-          <nav class="providers" aria-label="Sign in with a provider">
-            {p.providers.map((provider) => (
-              <a class="button" href={`${p.prefix}/login/${provider.id}?return_to=${rt}`} data-provider={provider.id}>
-                Continue with {provider.name}
-              </a>
-            ))}
-          </nav>
-        )}
-        {p.passwordLogin && (
-          <form method="post" action={`${p.prefix}/login`} aria-labelledby="password-heading">
-            <h2 id="password-heading" class={p.providers.length ? 'spaced' : undefined}>
-              {p.providers.length ? 'Or with your email' : 'With your email'}
-            </h2>
-            <input type="hidden" name="return_to" value={p.returnTo} />
-            <label for="login-email">Email</label>
-            <input id="login-email" name="email" type="email" autocomplete="username" required value={registering ? undefined : p.email} aria-describedby={loginError ? 'form-error' : undefined} />
-            <label for="login-password">Password</label>
-            <input id="login-password" name="password" type="password" autocomplete="current-password" required />
-            <button type="submit">Sign in</button>
-          </form>
-        )}
+    <Page title={title} nonce={p.nonce} brand={p.brand ?? { name: 'Gatehouse' }}>
+      <Card>
+        <h1>{title}</h1>
+        <Notice message={p.notice} />
+        <ErrorBox message={p.error} />
+        <Providers {...p} rt={rt} />
+        {p.passwordLogin && p.providers.length > 0 && <Divider>or</Divider>}
+        {register ? <RegisterForm {...p} /> : p.passwordLogin && <SignInForm {...p} rt={rt} />}
         {!p.passwordLogin && p.providers.length === 0 && <p>No sign-in method is configured.</p>}
-      </div>
-      {p.passwordLogin && p.registration && (
-        <div class="card">
-          <form method="post" action={`${p.prefix}/register`} aria-labelledby="register-heading">
-            <h2 id="register-heading">Create an account</h2>
-            {registering && <ErrorBox message={p.error} />}
-            <input type="hidden" name="return_to" value={p.returnTo} />
-            <label for="register-email">Email</label>
-            <input id="register-email" name="email" type="email" autocomplete="email" required value={registering ? p.email : undefined} aria-describedby={registering && p.error ? 'form-error' : undefined} />
-            <label for="register-password">Password</label>
-            <input id="register-password" name="password" type="password" autocomplete="new-password" minlength={p.minLength} maxlength={256} required aria-describedby={registering && p.error ? 'form-error password-hint' : 'password-hint'} />
-            <p id="password-hint" class="muted">At least {p.minLength} characters. Long passphrases are welcome.</p>
-            <button type="submit" class="secondary">Create account</button>
-          </form>
-        </div>
-      )}
-    </Layout>
+        {canRegister(p) && (
+          <SwitchLine>
+            {register ? 'Already have an account? ' : 'New here? '}
+            <a href={other} id={register ? 'to-login' : 'to-register'}>
+              {register ? 'Sign in' : 'Create an account'}
+            </a>
+          </SwitchLine>
+        )}
+      </Card>
+    </Page>
   );
 }

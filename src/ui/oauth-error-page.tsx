@@ -1,9 +1,9 @@
 /**
- * The page a failed provider sign-in lands on: what went wrong in plain words (escaped by
- * hono/jsx like all text), and a way back to the sign-in page. No session is ever started.
+ * The page a failed provider sign-in lands on, and the gateway's other error pages (404, 405,
+ * no sign-up): what went wrong in plain words (escaped by hono/jsx like all text), and a way
+ * back to the sign-in page. No session is ever started.
  */
-import { Layout } from './layout';
-import type { Brand } from './components';
+import { ButtonLink, Card, ErrorBox, Page, type Brand } from './components';
 
 export interface OAuthErrorPageProps {
   title: string;
@@ -15,16 +15,14 @@ export interface OAuthErrorPageProps {
 
 export function OAuthErrorPage(p: OAuthErrorPageProps) {
   return (
-    <Layout title={p.title} nonce={p.nonce} brand={p.brand}>
-      <div class="card">
+    <Page title={p.title} nonce={p.nonce} brand={p.brand ?? { name: 'Gatehouse' }}>
+      <Card>
         <h1>{p.title}</h1>
-        <div class="error" role="alert">
-          {p.message}
-        </div>
-        <a class="button" href={p.loginHref}>
+        <ErrorBox id="page-error" message={p.message} />
+        <ButtonLink href={p.loginHref} primary>
           Back to sign-in
-        </a>
-      </div>
-    </Layout>
+        </ButtonLink>
+      </Card>
+    </Page>
   );
 }

@@ -16,14 +16,23 @@ import type { Brand } from './components';
 /** 200, or the status of any of our error codes (http/errors.ts). */
 export type PageStatus = 200 | 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 502 | 503 | 504;
 
+/**
+ * Images: our own origin and inline `data:` images (a QR code), plus the origin of
+ * `APP_LOGO_URL` when it is an https URL (config has checked it is one) and nothing else.
+ */
+function imageSources(logoUrl: string | undefined): string {
+  const logoOrigin = logoUrl && !logoUrl.startsWith('/') ? new URL(logoUrl).origin : null;
+  return ["'self'", 'data:', logoOrigin].filter(Boolean).join(' ');
+}
+
 export function renderPage(c: Context<AppEnv>, page: (nonce: string, brand: Brand) => JSX.Element, status: PageStatus = 200): Response {
   const nonce = randomId(16);
   const config = c.get('config');
   const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? [])].join(' ');
-  const brand: Brand = { name: config?.APP_NAME ?? 'Gatehouse' };
+  const brand: Brand = { name: config?.APP_NAME ?? 'Gatehouse', logoUrl: config?.APP_LOGO_URL, accent: config?.APP_ACCENT };
   c.header(
     'content-security-policy',
-    `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' https: data:; form-action ${formTargets}; frame-ancestors 'none'; base-uri 'none'`,
+    `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src ${imageSources(brand.logoUrl)}; form-action ${formTargets}; frame-ancestors 'none'; base-uri 'none'`,
   );
   c.header('cache-control', 'no-store');
   return c.html(`<!doctype html>${page(nonce, brand).toString()}`, status);

@@ -50,15 +50,16 @@ export const STYLES = `
 :root{color-scheme:light dark;${vars(LIGHT)}}
 @media (prefers-color-scheme:dark){:root{${vars(DARK)}}}
 *{box-sizing:border-box}[hidden]{display:none!important}
-body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);-webkit-text-size-adjust:100%}
+body{margin:0;font:16px/1.5 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
 .shell{min-height:100vh;display:flex;flex-direction:column;align-items:center;padding:1.5rem 1rem 3rem}
 .brand{display:flex;align-items:center;gap:.6rem;margin:1rem 0 1.5rem;font-weight:700;font-size:1.15rem;overflow-wrap:anywhere}
 .brand img{height:2.25rem;width:auto;max-width:10rem}
 main{width:100%;max-width:26rem}main.wide{max-width:48rem}
-.card{background:var(--card);border:1px solid var(--line);border-radius:.9rem;padding:1.75rem 1.5rem;margin-bottom:1rem;box-shadow:0 1px 3px rgba(16,24,40,.08)}
-@media (max-width:30rem){.shell{padding-top:.5rem}.card{padding:1.25rem 1rem}}
+.card{background:var(--card);border:1px solid var(--line);border-radius:.9rem;padding:1.75rem 1.5rem;margin-bottom:1rem}
+@media (max-width:30rem){.shell{padding-top:.5rem}.card{padding:1.25rem 1rem}
+#sessions thead{display:none}#sessions tr,#sessions td{display:block}#sessions tr{padding:.5rem 0;border-bottom:1px solid var(--line)}#sessions td{border:0;padding:.15rem 0}#sessions td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
 h1{font-size:1.5rem;line-height:1.25;margin:0 0 1.25rem}h2{font-size:1.1rem;margin:0 0 .75rem}
-a{color:var(--link);text-underline-offset:.15em}
+a{color:var(--link)}
 .field{margin-top:1rem}.field-head{display:flex;justify-content:space-between;align-items:baseline;gap:1rem}
 label{display:block;font-weight:600;margin:0 0 .3rem}
 input{width:100%;min-width:0;padding:.6rem .7rem;border:1px solid var(--field);border-radius:.5rem;background:var(--card);color:inherit;font:inherit}
@@ -76,8 +77,8 @@ button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
 .banner{background:var(--ok-bg);border:1px solid var(--ok);color:var(--fg);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem}
 .switch{text-align:center;color:var(--muted);margin:1.25rem 0 0}
 .back{display:inline-block;margin:.25rem 0 1rem}
-.spaced{margin-top:1.5rem}.muted{color:var(--muted);font-size:.9rem}
-table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
+.muted{color:var(--muted);font-size:.9rem}
+table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}#profile-email{overflow-wrap:anywhere}
 td form button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}
 :focus-visible{outline:3px solid var(--link);outline-offset:2px}
 `;

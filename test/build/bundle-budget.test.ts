@@ -10,7 +10,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { deployedBundle, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const BUNDLE_BUDGET_KIB = 84;
+// 84 -> 86 (issue 11, pages): the UI kit, its stylesheet, the show-password script and the
+// create-account view weigh 2.3 KiB gzip (82.7 -> 85.0 KiB).
+export const BUNDLE_BUDGET_KIB = 86;
 export const BUNDLE_TARGET_KIB = 64;
 
 let bundle: DeployedBundle;

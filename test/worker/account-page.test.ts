@@ -128,7 +128,7 @@ describe('account form actions', () => {
     expect(r.status).toBe(303);
     expect(r.headers.get('location')).toBe('/auth/login?done=signed_out');
     const page = await call(r.headers.get('location')!);
-    expect(await page.text()).toMatch(/<p role="status" id="notice">You have been signed out\.<\/p>/);
+    expect(await page.text()).toMatch(/<p class="banner" role="status" id="notice">You have been signed out\.<\/p>/);
     const jar = setCookies(r);
     expect(jar.get('__Host-gatehouse')?.value).toBe('');
     expect(jar.get('__Secure-gatehouse-refresh')?.value).toBe('');
@@ -143,7 +143,7 @@ describe('account form actions', () => {
     expect(r.status).toBe(303);
     expect(r.headers.get('location')).toBe('/auth/login?done=signed_out_everywhere');
     const page = await (await call(r.headers.get('location')!)).text();
-    expect(page).toContain('<p role="status" id="notice">You have been signed out on every device.</p>');
+    expect(page).toContain('<p class="banner" role="status" id="notice">You have been signed out on every device.</p>');
     // Only known values show a notice; nothing from the URL is echoed.
     const forged = await (await call('/auth/login?done=%3Cb%3Ehacked%3C%2Fb%3E')).text();
     expect(forged).not.toContain('role="status"');

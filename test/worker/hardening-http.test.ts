@@ -127,8 +127,8 @@ describe('unknown gateway paths (item 22a)', () => {
 describe('wrong method on a gateway endpoint (item 22b)', () => {
   const cases: [method: string, path: string, allow: string][] = [
     ['PUT', '/auth/login', 'GET, HEAD, POST'],
-    ['DELETE', '/auth/register', 'POST'],
-    ['GET', '/auth/register', 'POST'],
+    ['DELETE', '/auth/register', 'GET, HEAD, POST'],
+    ['GET', '/auth/logout-all', 'POST'],
     ['POST', '/auth/health', 'GET, HEAD'],
     ['PATCH', '/auth/login/github', 'GET, HEAD'],
     ['PUT', '/auth/refresh', 'GET, HEAD, POST'],
@@ -146,7 +146,7 @@ describe('wrong method on a gateway endpoint (item 22b)', () => {
   }
 
   it('a browser navigation to a POST-only endpoint gets the HTML page with Allow', async () => {
-    const r = await call('/auth/register', { headers: NAVIGATE });
+    const r = await call('/auth/logout-all', { headers: NAVIGATE });
     expect(r.status).toBe(405);
     expect(r.headers.get('allow')).toBe('POST');
     expect(r.headers.get('content-type')).toMatch(/^text\/html/);

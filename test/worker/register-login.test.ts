@@ -145,29 +145,28 @@ describe('POST /auth/register', () => {
     expect(await stateSnapshot()).toEqual(before);
   });
 
-  it('shows a failed registration in the "Create an account" form, with the email echoed there', async () => {
+  it('a failed registration form post renders the create-account view again, with the email echoed there', async () => {
     const email = uniqueEmail();
     const headers = { 'sec-fetch-site': 'same-origin' };
-    const r = await call('/auth/register', { form: { email, password: 'short' }, headers });
+    const r = await call('/auth/register', { form: { email, password: 'short', return_to: '/app' }, headers });
     expect(r.status).toBe(400);
     const html = await r.text();
-    const registerCard = html.slice(html.indexOf('id="register-heading"'));
-    const loginCard = html.slice(0, html.indexOf('id="register-heading"'));
-    expect(registerCard).toMatch(/<div class="error" role="alert" id="form-error">The password must be at least 12 characters long\.<\/div>/);
-    expect(loginCard).not.toContain('class="error"');
-    expect(registerCard).toMatch(new RegExp(`<input id="register-email"[^>]* value="${email}"[^>]*aria-describedby="form-error"`));
-    expect(registerCard).toMatch(/<input id="register-password"[^>]*aria-describedby="form-error password-hint"/);
-    expect(loginCard).toMatch(/<input id="login-email"(?![^>]*value=)[^>]*>/);
+    expect(html).toContain('<h1>Create account</h1>');
+    expect(html).not.toContain('id="login-email"'); // one form per view
+    expect(html).toMatch(/<div class="error" role="alert" id="form-error">The password must be at least 12 characters long\.<\/div>/);
+    expect(html).toMatch(new RegExp(`<input id="register-email"[^>]* value="${email}"[^>]*aria-describedby="form-error"`));
+    expect(html).toMatch(/<input id="register-password"[^>]*aria-describedby="form-error register-password-hint"/);
+    expect(html).toContain('<input type="hidden" name="return_to" value="/app"/>');
 
-    // A failed sign-in keeps its error and email in the sign-in form.
+    // A failed sign-in renders the sign-in view again, with its error and email.
     await registerUser(email);
     const bad = await call('/auth/login', { form: { email, password: 'wrong wrong wrong' }, headers });
     expect(bad.status).toBe(401);
     const page = await bad.text();
-    const signIn = page.slice(0, page.indexOf('id="register-heading"'));
-    expect(signIn).toContain('The email or password is incorrect.');
-    expect(signIn).toMatch(new RegExp(`<input id="login-email"[^>]* value="${email}"[^>]*aria-describedby="form-error"`));
-    expect(page.slice(page.indexOf('id="register-heading"'))).not.toContain('class="error"');
+    expect(page).toContain('<h1>Sign in</h1>');
+    expect(page).not.toContain('id="register-email"');
+    expect(page).toContain('The email or password is incorrect.');
+    expect(page).toMatch(new RegExp(`<input id="login-email"[^>]* value="${email}"[^>]*aria-describedby="form-error"`));
   });
 });
 

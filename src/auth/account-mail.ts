@@ -29,7 +29,7 @@ export function alreadyRegisteredMessage(config: Config, to: string): MailMessag
     subject: `Someone tried to create an account with your email on ${config.APP_NAME}`,
     paragraphs: [
       `Someone tried to create a new ${config.APP_NAME} account for ${to}, but you already have one. Nothing was changed.`,
-      'If it was you, sign in instead; if you forgot your password, use "Forgot password?" on the sign-in page.',
+      `If it was you, sign in instead. Forgot your password? Choose a new one here: ${gatewayLink(config, '/password/forgot').href}`,
     ],
     action: { label: 'Sign in', url: gatewayLink(config, '/login') },
     footnote: 'If it was not you, you can ignore this email: your account is unchanged.',
@@ -54,6 +54,6 @@ export function passwordChangedMessage(config: Config, to: string): MailMessage 
     subject: `Your ${config.APP_NAME} password was changed`,
     paragraphs: [`The password of your ${config.APP_NAME} account (${to}) was just reset, and every device was signed out.`],
     action: { label: 'Sign in', url: gatewayLink(config, '/login') },
-    footnote: 'If this was not you, reset your password again at once with "Forgot password?" on the sign-in page: only someone who can read your email could have done this.',
+    footnote: `If this was not you, someone can read your email: secure your mailbox, then choose a new password at once at ${gatewayLink(config, '/password/forgot').href}`,
   });
 }

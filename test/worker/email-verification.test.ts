@@ -122,7 +122,7 @@ describe('EMAIL_VERIFICATION=required: registration', () => {
     const notice = (await mailFor(owner)).at(-1)!;
     expect(notice.subject).toBe('Someone tried to create an account with your email on Gatehouse');
     expect(notice.text).toContain('Nothing was changed');
-    expect(notice.links).toEqual([`${PUBLIC_URL}/auth/login`]);
+    expect(notice.links).toEqual([`${PUBLIC_URL}/auth/password/forgot`, `${PUBLIC_URL}/auth/login`]);
     // The owner's password still works.
     expect((await login(required, owner)).status).toBe(200);
   });

@@ -12,6 +12,7 @@
  * one link a minute (auth/email-verification.ts `mailLink`).
  */
 import { Hono, type Context } from 'hono';
+import type { Config } from '../config/schema';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { clearSessionCookies, hasSessionCookie } from '../http/cookies';
@@ -22,9 +23,11 @@ import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { emailBody, featureOff, pageAware, resetBody } from './account-link-forms';
 
+/** Whether the gateway offers password reset (the sign-in page's "Forgot password?" link follows this). */
+export const passwordResetAvailable = (config: Config) => mailEnabled(config) && config.PASSWORD_LOGIN === 'enabled';
+
 function requireReset(c: Context<AppEnv>) {
-  const config = c.get('config');
-  if (!mailEnabled(config) || config.PASSWORD_LOGIN === 'disabled') throw featureOff('Password reset');
+  if (!passwordResetAvailable(c.get('config'))) throw featureOff('Password reset');
 }
 
 async function showError(c: Context<AppEnv>, err: ApiError) {

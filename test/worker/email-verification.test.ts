@@ -240,6 +240,17 @@ describe('EMAIL_VERIFICATION=required: the link', () => {
     expect((await userRow(email))!.email_verified).toBe(0);
   });
 
+  it('a double submit confirms once: one 200, one 400 invalid_link, one email_verified event', async () => {
+    const email = uniqueEmail('double');
+    await register(required, email);
+    const { token } = await verificationLink(email);
+    const answers = await Promise.all([confirm(required, token), confirm(required, token)]);
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
+    const user = await userRow(email);
+    expect(user!.email_verified).toBe(1);
+    expect(await countRows('auth_events', "event = 'email_verified' AND user_id = ?", user!.id)).toBe(1);
+  });
+
   it('verification links live 24 hours', async () => {
     const email = uniqueEmail('ttl');
     await register(required, email);

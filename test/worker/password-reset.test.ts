@@ -224,6 +224,21 @@ describe('the reset link', () => {
     expect(done.headers.getSetCookie().some((c) => c.startsWith('__Host-gatehouse=;') || /^__Host-gatehouse=[^;]*;.*Max-Age=0/i.test(c))).toBe(true);
   });
 
+  it('a double submit: of two resets with one link at once, exactly one sets its password; the other gets invalid_link', async () => {
+    const user = await account();
+    await forgot(user.user.email);
+    const { token } = await resetLink(user.user.email);
+    const passwords = ['the first racing passphrase', 'the second racing passphrase'];
+    const answers = await Promise.all(passwords.map((p) => reset(token, p)));
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
+    const winner = passwords[answers.findIndex((r) => r.status === 200)]!;
+    const loser = passwords.find((p) => p !== winner)!;
+    expect((await answers.find((r) => r.status === 400)!.json<{ error: string }>()).error).toBe('invalid_link');
+    expect((await login(user.user.email, winner)).status).toBe(200);
+    expect((await login(user.user.email, loser)).status).toBe(401);
+    expect(await countRows('auth_events', "event = 'password_reset' AND user_id = ?", user.user.id)).toBe(1);
+  });
+
   it('a cross-site form post is refused (403) and uses nothing', async () => {
     const user = await account();
     await forgot(user.user.email);

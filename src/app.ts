@@ -21,6 +21,8 @@ import { accountRoutes } from './routes/account';
 import { adminRoutes } from './routes/admin';
 import { loginPageRoutes } from './routes/login-page';
 import { oauthRoutes } from './routes/oauth';
+import { emailVerificationRoutes } from './routes/email-verification';
+import { passwordResetRoutes } from './routes/password-reset';
 import { passwordRoutes } from './routes/password';
 import { providerTokenRoutes } from './routes/provider-tokens';
 import { refreshNavigationRoute } from './routes/refresh-navigation';
@@ -77,6 +79,8 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.get('/refresh', rateLimit('refresh'));
   auth.get('/verify', rateLimitRefusals('verify_failure'));
   auth.route('/', passwordRoutes);
+  auth.route('/', emailVerificationRoutes);
+  auth.route('/', passwordResetRoutes);
   auth.route('/', sessionRoutes);
   auth.route('/', refreshNavigationRoute);
   auth.route('/', verifyRoute);

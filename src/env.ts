@@ -26,6 +26,7 @@ export interface Env {
   RATE_LIMITER_REFRESH?: RateLimit;
   RATE_LIMITER_OAUTH?: RateLimit;
   RATE_LIMITER_VERIFY_FAILURE?: RateLimit;
+  RATE_LIMITER_ACCOUNT_MAIL?: RateLimit;
 }
 
 /**

@@ -83,12 +83,20 @@ export function parseConfig(env: object): ConfigResult {
   }
   const publicUrl = raw.PUBLIC_URL ?? 'http://localhost:8787';
   const emailBinding = 'EMAIL' in env && typeof env.EMAIL === 'object' && env.EMAIL !== null;
+  const mailTransport = raw.SMTP_URL ? 'smtp' : emailBinding ? 'email-service' : null;
+  if (raw.EMAIL_VERIFICATION && raw.EMAIL_VERIFICATION !== 'off' && mailTransport === null) {
+    // A verification that can never be mailed would lock every new password account out.
+    return { ok: false, error: new ConfigError('EMAIL_VERIFICATION', 'needs a mail transport: set SMTP_URL or an EMAIL send_email binding, or set it to "off"') };
+  }
   const config: Config = {
     ...raw,
     PUBLIC_URL: publicUrl,
     isDevelopment,
     accessTokenAudience: publicUrl,
-    mailTransport: raw.SMTP_URL ? 'smtp' : emailBinding ? 'email-service' : null,
+    mailTransport,
+    // With mail, addresses are proven by default (so allow lists and ADMIN_EMAILS can match
+    // password accounts, and registration stops revealing accounts); without it, nothing can be.
+    EMAIL_VERIFICATION: raw.EMAIL_VERIFICATION ?? (mailTransport ? 'required' : 'off'),
     mailFrom: {
       email: raw.EMAIL_FROM?.email ?? `no-reply@${new URL(publicUrl).hostname}`,
       name: raw.EMAIL_FROM?.name ?? raw.APP_NAME,

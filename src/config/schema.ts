@@ -143,12 +143,19 @@ export const configSchema = v.object({
     v.check((s) => s === undefined || HEX_COLOUR.test(s), 'must be a colour written #rrggbb, such as #2957c8'),
     v.transform((s) => s?.toLowerCase()),
   ),
+  // --- Accounts: email verification (issue 11); the default follows the mail transport (load.ts) ---
+  /** `required` | `optional` | `off`; unset: `required` with a mail transport, `off` without. */
+  EMAIL_VERIFICATION: v.pipe(
+    optionalText,
+    v.transform((s) => s?.toLowerCase()),
+    v.optional(v.picklist(['required', 'optional', 'off'] as const, 'must be one of: required, optional, off')),
+  ),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;
 
 /** What the app uses: the raw settings plus values derived from them once. */
-export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 'ROUTES'> {
+export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 'ROUTES' | 'EMAIL_VERIFICATION'> {
   PUBLIC_URL: string;
   /** Parsed JWK Set from `SIGNING_KEYS`, or undefined in development (keys are generated). */
   SIGNING_KEYS?: unknown;
@@ -163,4 +170,6 @@ export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 
   mailTransport: 'smtp' | 'email-service' | null;
   /** The sender: EMAIL_FROM, or `no-reply@<PUBLIC_URL's host>`, named APP_NAME unless it names itself. */
   mailFrom: Required<Sender>;
+  /** EMAIL_VERIFICATION resolved against the transport (load.ts): never `required`/`optional` without mail. */
+  EMAIL_VERIFICATION: 'required' | 'optional' | 'off';
 }

@@ -5,8 +5,12 @@
 export const ERROR_STATUS = {
   invalid_request: 400,
   invalid_credentials: 401,
+  /** A mailed link (verification, password reset) that is unknown, used, replaced or expired. */
+  invalid_link: 400,
   invalid_token: 401,
   forbidden: 403,
+  /** Password sign-in of an account whose address is not verified yet (EMAIL_VERIFICATION=required). */
+  email_not_verified: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,

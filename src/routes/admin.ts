@@ -10,6 +10,8 @@
  * - `POST /admin/users/:id/enable`           enable again (ended sessions stay ended)
  * - `PUT  /admin/users/:id/roles/:role`      grant a role (idempotent)
  * - `DELETE /admin/users/:id/roles/:role`    revoke a role
+ * - `POST /admin/users/:id/verify-email`     mark the user's current address verified
+ * - `POST /admin/users/:id/password-reset`   mail the user a password reset link (needs mail)
  *
  * Role changes reach tokens at the next refresh; disabling is immediate.
  */
@@ -25,7 +27,9 @@ import { sameOrigin } from '../middleware/same-origin';
 import { listUserEvents } from '../storage/events';
 import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions, revokeUserSessions, sessionIdsWithLiveTokens } from '../storage/sessions';
+import { markEmailVerified } from '../storage/email-verification';
 import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
+import { mailEnabled } from '../mail/send';
 import { nowSeconds as now } from '../util/time';
 
 const ADMIN_ROLE = 'admin';
@@ -159,4 +163,21 @@ export const adminRoutes = new Hono<AppEnv>()
     await setRoles(c.env.DB, user.id, roles, now());
     await recordEvent(c, { event: 'admin_role_revoked', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
     return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
+  })
+  .post('/users/:id/verify-email', async (c) => {
+    const user = await targetUser(c);
+    const changed = !user.emailVerified && (await markEmailVerified(c.env.DB, user.id, user.email, now()));
+    await recordEvent(c, { event: 'admin_email_verified', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, email: user.email, changed } });
+    // Roles from ADMIN_EMAILS and route allow lists apply from the user's next token (refresh).
+    return c.json({ ok: true, user: adminView(c, (await findUserById(c.env.DB, user.id)) ?? user) });
+  })
+  .post('/users/:id/password-reset', async (c) => {
+    const user = await targetUser(c);
+    if (!mailEnabled(c.get('config'))) throw new ApiError('conflict', 'This gateway has no mail transport (SMTP_URL or an EMAIL binding): it cannot send reset links.');
+    if (user.passwordHash === null) throw new ApiError('conflict', 'This user has no password (they sign in with a provider): there is nothing to reset.');
+    const { sendResetLink } = await import('../auth/password-reset');
+    // Synchronous, no cool-down: the admin sees a mail outage as 503 mail_unavailable, and nothing is left behind.
+    await sendResetLink(c, user, false);
+    await recordEvent(c, { event: 'admin_password_reset_sent', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    return c.json({ ok: true, sent_to: user.email });
   });

@@ -6,6 +6,7 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { safeReturnTo } from '../http/return-to';
+import { passwordResetAvailable } from './password-reset';
 import { enabledProviders } from '../providers/registry';
 import { canRegister, LoginPage } from '../ui/login-page';
 import { OAuthErrorPage } from '../ui/oauth-error-page';
@@ -29,9 +30,8 @@ export function renderLoginPage(
         registration: config.REGISTRATION === 'open',
         minLength: config.PASSWORD_MIN_LENGTH,
         view: opts.view,
-        // Off until the account flows land: the lead turns this on when a mail transport is
-        // configured (the reset link needs mail), pointing at `{prefix}/password/forgot`.
-        offers: { forgotPassword: false },
+        // The reset link needs mail and password sign-in (routes/password-reset.ts).
+        offers: { forgotPassword: passwordResetAvailable(config) },
         error: opts.error,
         notice: opts.notice,
         email: opts.email,

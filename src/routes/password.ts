@@ -65,6 +65,12 @@ function formAware(handler: (c: Context<AppEnv>, body: { kind: BodyKind; data: C
     } catch (e) {
       const isForm = (c.req.header('content-type') ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
       const err = toApiError(e);
+      if (isForm && (err.code === 'email_not_verified' || err.code === 'mail_unavailable')) {
+        // Pages of their own: the resend button, or "we could not send the email".
+        const views = await import('./account-link-views');
+        const returnTo = safeReturnTo(body?.data.return_to, c.get('config'));
+        return err.code === 'mail_unavailable' || !body ? views.errorPage(c, err) : views.emailNotVerifiedPage(c, body.data.email, returnTo);
+      }
       if (!isForm || err.status >= 500) throw e;
       if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
       return renderLoginPage(c, {
@@ -92,12 +98,21 @@ export const passwordRoutes = new Hono<AppEnv>()
       const problem = checkNewPassword(password, config.PASSWORD_MIN_LENGTH);
       if (problem) throw badRequest(problem.message);
       await assertNotBreached(password, config.BREACHED_PASSWORD_CHECK);
-      const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash: await hashPassword(password) }, now());
+      const passwordHash = await hashPassword(password);
+      if (config.EMAIL_VERIFICATION === 'required') {
+        // The same answer for a new and a taken address (auth/email-verification.ts); no session.
+        const { registerPendingAccount } = await import('../auth/email-verification');
+        await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash });
+        const { checkEmailAnswer } = await import('./account-link-views');
+        return checkEmailAnswer(c, kind, 'register', safeReturnTo(data.return_to, config));
+      }
+      const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash }, now());
       if (!user) {
         await recordEvent(c, { event: 'register', outcome: 'failure', detail: { reason: 'email_taken' } });
         throw new ApiError('conflict', 'An account with this email already exists.');
       }
       await recordEvent(c, { event: 'register', outcome: 'success', userId: user.id });
+      if (config.EMAIL_VERIFICATION === 'optional') (await import('../auth/email-verification')).offerVerification(c, user);
       return finishSignIn(c, user, kind, data, 201);
     }),
   )
@@ -126,6 +141,12 @@ export const passwordRoutes = new Hono<AppEnv>()
       if (user.disabledAt !== null) {
         await recordEvent(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'disabled' } });
         throw new ApiError('forbidden', 'This account is disabled.');
+      }
+      if (c.get('config').EMAIL_VERIFICATION === 'required' && !user.emailVerified) {
+        await recordEvent(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { reason: 'email_not_verified' } });
+        throw new ApiError('email_not_verified', 'Confirm your email address first: open the link we emailed you. No email? Ask for a new one.', {
+          fields: { resend: `${c.get('config').AUTH_PREFIX}/email/verify/resend` },
+        });
       }
       await recordLoginSuccess(c, data.email);
       if (result.needsRehash) await updatePasswordHash(c.env.DB, user.id, await hashPassword(password), now());

@@ -106,3 +106,17 @@ export async function deleteExpiredAccountTokens(db: D1Database, now: number): P
   const r = await guard(() => db.prepare('DELETE FROM account_tokens WHERE expires_at <= ?').bind(now).run());
   return r.meta.changes;
 }
+
+/**
+ * When the user's live token for `purpose` was issued, or null: lets a flow mail at most one
+ * link per account and cool-down without keeping another counter.
+ */
+export async function accountTokenIssuedAt(db: D1Database, userId: string, purpose: TokenPurpose, now: number): Promise<number | null> {
+  const row = await guard(() =>
+    db
+      .prepare('SELECT MAX(created_at) AS at FROM account_tokens WHERE user_id = ? AND purpose = ? AND expires_at > ?')
+      .bind(userId, purpose, now)
+      .first<{ at: number | null }>(),
+  );
+  return row?.at ?? null;
+}

@@ -155,6 +155,30 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     expect(proc.output()).toMatch(/SMTP_URL/);
   });
 
+  it('mails a registration to the catcher: the verification link shows up in its inbox (REST API)', async () => {
+    await firstAnswer(`http://localhost:${port}/auth/health`, proc);
+    const inbox = /mail catcher: .* inbox at (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())![1]!;
+    const email = `dev-${Date.now().toString(36)}@example.com`;
+    const r = await fetch(`http://localhost:${port}/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: 'a dev passphrase that is long' }),
+    });
+    // With a transport, EMAIL_VERIFICATION defaults to required: no session, check your inbox.
+    expect(r.status).toBe(202);
+    expect(await r.json()).toMatchObject({ status: 'check_email' });
+    const deadline = Date.now() + 10_000;
+    let found: string | undefined;
+    while (!found && Date.now() < deadline) {
+      const all = JSON.stringify(await (await fetch(`${inbox}/api/email`)).json());
+      if (all.includes(email)) found = all;
+      else await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(found, 'the mail reached the catcher').toBeDefined();
+    expect(found).toContain('Confirm your email for');
+    expect(found).toContain(`http://localhost:${port}/auth/email/verify?token=`);
+  });
+
   it('sends a request for 127.0.0.1 to localhost first, path and query kept', async () => {
     const r = await firstAnswer(`http://127.0.0.1:${port}/auth/login?return_to=%2Fprivate`, proc);
     expect(r.status).toBe(307);

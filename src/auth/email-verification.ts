@@ -1,0 +1,152 @@
+/**
+ * Email verification (issue 11, `EMAIL_VERIFICATION`): registration that does not reveal
+ * accounts, mailed single-use links, confirming them, and resending them.
+ *
+ * Mail goes out only after the D1 work it belongs to has committed. When the transport fails,
+ * the link just issued is deleted again before the error propagates (503 `mail_unavailable`):
+ * nothing is left that a retry would trip over, and the per-account cool-down does not hold
+ * the retry back.
+ */
+import type { Context } from 'hono';
+import type { AppEnv } from '../env';
+import { sendMail } from '../mail/send';
+import { log } from '../observability/log';
+import { accountTokenIssuedAt, issueAccountToken, redeemAccountToken, revokeAccountTokens, type TokenPurpose } from '../storage/account-tokens';
+import { countRecentEvents, markEmailVerified, replacePendingPassword } from '../storage/email-verification';
+import { listActiveSessions } from '../storage/sessions';
+import { createUser, findUserByEmail, findUserById, type User } from '../storage/users';
+import { nowSeconds as now } from '../util/time';
+import { alreadyRegisteredMessage, VERIFY_EMAIL_TTL_S, verifyEmailMessage } from './account-mail';
+import { recordEvent } from './events';
+import type { MailMessage } from '../mail/message';
+
+/** At most one mailed link per account and purpose within this many seconds (resend, forgot). */
+export const MAIL_COOLDOWN_S = 60;
+/** "Someone tried to register with your address": at most this many per account and hour. */
+const EXISTING_NOTICES_PER_HOUR = 3;
+
+/**
+ * Issues a link token and mails it; on a transport failure deletes the token again and
+ * rethrows. With `cooldown`, does nothing (false) when a link of this purpose went out less
+ * than {@link MAIL_COOLDOWN_S} ago. `beforeSend` runs after the token is issued (older links
+ * are dead by then) and before the mail: D1 work that belongs to this link.
+ */
+export async function mailLink(
+  c: Context<AppEnv>,
+  user: Pick<User, 'id' | 'email'>,
+  link: { purpose: TokenPurpose; ttlSeconds: number; message: (token: string) => MailMessage; cooldown: boolean; beforeSend?: () => Promise<unknown> },
+): Promise<boolean> {
+  const t = now();
+  if (link.cooldown) {
+    const last = await accountTokenIssuedAt(c.env.DB, user.id, link.purpose, t);
+    if (last !== null && last > t - MAIL_COOLDOWN_S) return false;
+  }
+  const token = await issueAccountToken(c.env.DB, { userId: user.id, purpose: link.purpose, email: user.email, ttlSeconds: link.ttlSeconds, now: t });
+  try {
+    await link.beforeSend?.();
+    await sendMail(c.env, c.get('config'), link.message(token));
+  } catch (e) {
+    await revokeAccountTokens(c.env.DB, user.id, [link.purpose]).catch((err: unknown) => {
+      log.error('account_token_cleanup_failed', { purpose: link.purpose, error: err instanceof Error ? err.message : String(err) });
+    });
+    throw e;
+  }
+  return true;
+}
+
+/** Mails a verification link for the user's current address. */
+export function sendVerificationLink(c: Context<AppEnv>, user: Pick<User, 'id' | 'email'>, cooldown: boolean, beforeSend?: () => Promise<unknown>) {
+  const config = c.get('config');
+  return mailLink(c, user, { purpose: 'verify_email', ttlSeconds: VERIFY_EMAIL_TTL_S, message: (token) => verifyEmailMessage(config, user.email, token), cooldown, beforeSend });
+}
+
+/**
+ * Registration with `EMAIL_VERIFICATION=required`: the same outcome for every address, so the
+ * answer reveals nothing. New address: an unverified account and a verification link. An
+ * account that never finished (unverified, with a password): the new password replaces the
+ * pending one and a fresh link goes out (older links die with it: the link always belongs to
+ * the latest registration). Any other account: its owner is told someone tried, and nothing
+ * changes. No session is started in any case.
+ */
+export async function registerPendingAccount(c: Context<AppEnv>, input: { email: string; name?: string; passwordHash: string }): Promise<void> {
+  const created = await createUser(c.env.DB, { email: input.email, emailVerified: false, name: input.name, passwordHash: input.passwordHash }, now());
+  if (created) {
+    await sendVerificationLink(c, created, false);
+    await recordEvent(c, { event: 'register', outcome: 'success', userId: created.id, detail: { verification: 'sent' } });
+    return;
+  }
+  const existing = await findUserByEmail(c.env.DB, input.email);
+  if (!existing) throw new Error('registration: the address is taken but no user has it'); // a concurrent delete: a 500, retry works
+  if (!existing.emailVerified && existing.disabledAt === null) {
+    // Only a registration still pending (hours old, never signed in) takes the new password:
+    // an older unverified account may be someone's account in use, which a stranger's
+    // registration must not lock out. Its owner gets the link; the password stays.
+    const pending = existing.passwordHash !== null && existing.createdAt > now() - VERIFY_EMAIL_TTL_S && (await listActiveSessions(c.env.DB, existing.id, now())).length === 0;
+    const replace = pending ? () => replacePendingPassword(c.env.DB, existing.id, input.passwordHash, now()) : undefined;
+    const sent = await sendVerificationLink(c, existing, true, replace);
+    await recordEvent(c, { event: 'register', outcome: 'failure', userId: existing.id, detail: { reason: 'unverified_account', password_replaced: pending && sent, verification: sent ? 'sent' : 'cooldown' } });
+    return;
+  }
+  const recent = await countRecentEvents(c.env.DB, existing.id, 'register_existing_notice', now() - 3600);
+  if (recent < EXISTING_NOTICES_PER_HOUR) {
+    await sendMail(c.env, c.get('config'), alreadyRegisteredMessage(c.get('config'), existing.email));
+    await recordEvent(c, { event: 'register_existing_notice', outcome: 'success', userId: existing.id });
+  }
+  await recordEvent(c, { event: 'register', outcome: 'failure', userId: existing.id, detail: { reason: 'email_taken' } });
+}
+
+/**
+ * `EMAIL_VERIFICATION=optional`: the account is already usable; the link is an offer. It goes
+ * out in the background, so a mail outage does not fail a registration that has committed
+ * (the user can ask for another link; the failure is logged).
+ */
+export function offerVerification(c: Context<AppEnv>, user: User): void {
+  runInBackground(c, 'verify_email', sendVerificationLink(c, user, false));
+}
+
+/**
+ * Resend: a fresh link for an unverified, enabled account, at most one per
+ * {@link MAIL_COOLDOWN_S}. The caller answers the same whatever happens here, and runs it in
+ * the background ({@link runInBackground}) so that neither the answer nor its timing depends on
+ * whether the account exists.
+ */
+export async function resendVerification(c: Context<AppEnv>, email: string): Promise<void> {
+  const user = await findUserByEmail(c.env.DB, email);
+  if (!user || user.emailVerified || user.disabledAt !== null) return;
+  const sent = await sendVerificationLink(c, user, true);
+  await recordEvent(c, { event: 'verification_resent', outcome: sent ? 'success' : 'failure', userId: user.id, detail: sent ? {} : { reason: 'cooldown' } });
+}
+
+export type ConfirmResult = { status: 'verified' | 'already_verified'; user: User } | { status: 'invalid' };
+
+/**
+ * Confirms an address with a verification link: the token is used up (atomically, once) and
+ * the address marked verified if it is still the user's.
+ */
+export async function confirmEmail(c: Context<AppEnv>, token: string): Promise<ConfirmResult> {
+  const t = now();
+  const redeemed = await redeemAccountToken(c.env.DB, token, 'verify_email', t);
+  if (!redeemed) return { status: 'invalid' };
+  const user = await findUserById(c.env.DB, redeemed.userId);
+  if (!user || user.email !== redeemed.email) return { status: 'invalid' };
+  if (user.emailVerified) return { status: 'already_verified', user };
+  if (!(await markEmailVerified(c.env.DB, user.id, redeemed.email, t))) return { status: 'invalid' };
+  await recordEvent(c, { event: 'email_verified', outcome: 'success', userId: user.id, detail: { via: 'link' } });
+  return { status: 'verified', user: { ...user, emailVerified: true } };
+}
+
+/**
+ * Work whose outcome must not shape the answer (the answer is the same whether an account
+ * exists): runs after the response through `waitUntil`; a failure is logged (`mail_failed`
+ * is already logged by the mail layer) and the link it issued was deleted again.
+ */
+export function runInBackground(c: Context<AppEnv>, kind: string, work: Promise<unknown>): void {
+  const logged = work.catch((e: unknown) => {
+    log.warn('account_mail_background_failed', { kind, error: e instanceof Error ? e.name : String(e) });
+  });
+  try {
+    c.executionCtx.waitUntil(logged);
+  } catch {
+    // No execution context (not a Worker request): the promise still runs on its own.
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * How the email-verification and password-reset endpoints answer: JSON for API clients, the
+ * pages of ui/account-link-pages.tsx for form posts and browser navigations. Loaded on first
+ * use (`await import`) by the handlers that need it, never on the hot path.
+ */
+import type { Context } from 'hono';
+import type { AppEnv } from '../env';
+import type { BodyKind } from '../http/body';
+import type { ApiError } from '../http/errors';
+import { ConfirmEmailPage, EmailNotVerifiedPage, ForgotPasswordPage, MessagePage, ResetPasswordPage } from '../ui/account-link-pages';
+import { renderPage, type PageStatus } from '../ui/render';
+
+/** The one answer of a request that must not reveal whether an account exists. */
+const CHECK_EMAIL = {
+  register: {
+    title: 'Check your email',
+    message: 'We sent a message to this address with what to do next. To finish creating your account, open the link in it.',
+  },
+  forgot: {
+    title: 'Check your email',
+    message: 'If an account with a password uses this address, we sent it a link to choose a new password. The link works for 30 minutes.',
+  },
+  resend: {
+    title: 'Check your email',
+    message: 'If this address is waiting to be confirmed, we sent a new link to it. Earlier links no longer work.',
+  },
+} as const;
+
+export type CheckEmailKind = keyof typeof CHECK_EMAIL;
+
+/**
+ * `202 {"status":"check_email","message":…}`, or the "Check your email" page for a form post.
+ * Built only from the kind, never from what happened: byte for byte the same for every address
+ * (the page's CSP nonce aside).
+ */
+export function checkEmailAnswer(c: Context<AppEnv>, kind: BodyKind, what: CheckEmailKind, returnTo: string): Response {
+  const text = CHECK_EMAIL[what];
+  c.header('cache-control', 'no-store');
+  if (kind === 'json') return c.json({ status: 'check_email', message: text.message }, 202);
+  const prefix = c.get('config').AUTH_PREFIX;
+  return renderPage(c, (nonce, brand) =>
+    MessagePage({ nonce, brand, title: text.title, message: text.message, tone: 'status', action: { href: `${prefix}/login?return_to=${encodeURIComponent(returnTo)}`, label: 'Back to sign-in' } }),
+  );
+}
+
+/**
+ * A page for a refusal or outage of a form post or link (bad link, mail down, rate limited...),
+ * with the refusal's own status; `action` is the way on (default: back to sign-in).
+ */
+export function errorPage(c: Context<AppEnv>, err: ApiError, action?: { href: string; label: string }): Response {
+  const prefix = c.get('config').AUTH_PREFIX;
+  if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
+  const titles: Partial<Record<ApiError['code'], string>> = {
+    invalid_link: 'This link does not work any more',
+    mail_unavailable: 'We could not send the email',
+    rate_limited: 'Too many requests',
+    not_found: 'Not available',
+  };
+  const next = action ?? { href: `${prefix}/login`, label: 'Back to sign-in' };
+  return renderPage(
+    c,
+    (nonce, brand) => MessagePage({ nonce, brand, title: titles[err.code] ?? 'Something is not right', message: err.description, tone: 'error', action: next }),
+    err.status,
+  );
+}
+
+export function messagePage(c: Context<AppEnv>, title: string, message: string, action?: { href: string; label: string }): Response {
+  return renderPage(c, (nonce, brand) => MessagePage({ nonce, brand, title, message, tone: 'status', action }));
+}
+
+export function confirmEmailPage(c: Context<AppEnv>, token: string, email: string): Response {
+  return renderPage(c, (nonce, brand) => ConfirmEmailPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, token, email }));
+}
+
+export function forgotPasswordPage(c: Context<AppEnv>, returnTo: string, opts: { email?: string; error?: string; status?: PageStatus } = {}): Response {
+  return renderPage(c, (nonce, brand) => ForgotPasswordPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, returnTo, email: opts.email, error: opts.error }), opts.status ?? 200);
+}
+
+export function resetPasswordPage(c: Context<AppEnv>, token: string, email: string, opts: { error?: string; status?: PageStatus } = {}): Response {
+  const config = c.get('config');
+  return renderPage(c, (nonce, brand) => ResetPasswordPage({ nonce, brand, prefix: config.AUTH_PREFIX, token, email, minLength: config.PASSWORD_MIN_LENGTH, error: opts.error }), opts.status ?? 200);
+}
+
+export function emailNotVerifiedPage(c: Context<AppEnv>, email: string, returnTo: string): Response {
+  return renderPage(c, (nonce, brand) => EmailNotVerifiedPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, email, returnTo }), 403);
+}

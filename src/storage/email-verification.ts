@@ -1,0 +1,67 @@
+/**
+ * The D1 writes of email verification and password reset (issue 11): each is one batch, so a
+ * user is never left half-changed (a password set but its reset links still live, an address
+ * marked verified but its verification links still working).
+ */
+import { guard } from './errors';
+
+/**
+ * Marks `email` verified for the user, only while it is still the user's address (a link for
+ * an address the user has since changed proves nothing), and drops the user's verification
+ * links. True when the address is (now) verified.
+ */
+export async function markEmailVerified(db: D1Database, userId: string, email: string, now: number): Promise<boolean> {
+  const [update] = await guard(() =>
+    db.batch([
+      db.prepare('UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ? AND email = ?').bind(now, userId, email),
+      db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'verify_email'").bind(userId),
+    ]),
+  );
+  return (update?.meta.changes ?? 0) === 1;
+}
+
+/**
+ * A password reset: the new hash, the address verified when the link went to the user's current
+ * address (reading the mail proves it), and every reset link of the user gone (single use, and
+ * "any password change invalidates them"), with the verification links when the address is now
+ * verified. False when the user no longer exists.
+ */
+export async function setPasswordFromReset(db: D1Database, input: { userId: string; hash: string; verifiedEmail: string | null; now: number }): Promise<boolean> {
+  const { userId, hash, verifiedEmail, now } = input;
+  const statements = [
+    db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(hash, now, userId),
+    db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'password_reset'").bind(userId),
+  ];
+  if (verifiedEmail !== null) {
+    statements.push(
+      db.prepare('UPDATE users SET email_verified = 1 WHERE id = ? AND email = ?').bind(userId, verifiedEmail),
+      db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'verify_email'").bind(userId),
+    );
+  }
+  const [update] = await guard(() => db.batch(statements));
+  return (update?.meta.changes ?? 0) === 1;
+}
+
+/**
+ * A new registration for an address whose password account was never verified: the latest
+ * registrant's password replaces the pending one (only the mailbox owner can finish it, with
+ * the link mailed for this registration), and the pending reset links go. Never touches a
+ * verified account or one without a password (a provider account). True when replaced.
+ */
+export async function replacePendingPassword(db: D1Database, userId: string, hash: string, now: number): Promise<boolean> {
+  const [update] = await guard(() =>
+    db.batch([
+      db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND email_verified = 0 AND password_hash IS NOT NULL').bind(hash, now, userId),
+      db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'password_reset'").bind(userId),
+    ]),
+  );
+  return (update?.meta.changes ?? 0) === 1;
+}
+
+/** How many `event` rows the user has since `since`: a per-account limit without a counter table. */
+export async function countRecentEvents(db: D1Database, userId: string, event: string, since: number): Promise<number> {
+  const row = await guard(() =>
+    db.prepare('SELECT COUNT(*) AS n FROM auth_events WHERE user_id = ? AND event = ? AND at >= ?').bind(userId, event, since).first<{ n: number }>(),
+  );
+  return row?.n ?? 0;
+}

@@ -1,0 +1,126 @@
+/**
+ * The pages of email verification and password reset (issue 11), from the UI kit: "check your
+ * email", confirming an address (a button: the GET a mail scanner prefetches never uses the
+ * link), forgot and reset password, the sign-in refusal of an unverified account with its
+ * resend button, and one clear page for every bad link or outage. Every text is fixed by the
+ * server; the only values shown are the user's own address and the app's name.
+ */
+import type { Child } from 'hono/jsx';
+import { ButtonLink, Card, ErrorBox, Field, Notice, Page, PasswordField, PostForm, PrimaryButton, SecondaryButton, SwitchLine, type Brand } from './components';
+
+interface Shell {
+  nonce?: string;
+  brand: Brand;
+}
+
+/**
+ * A page with one message and at most one way on: "Check your email", "Email confirmed", a bad
+ * link, mail unavailable. `tone` picks the banner (`status`) or the error box (`alert`).
+ */
+export function MessagePage(p: Shell & { title: string; message: string; tone: 'status' | 'error'; action?: { href: string; label: string }; children?: Child }) {
+  return (
+    <Page title={p.title} nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>{p.title}</h1>
+        {p.tone === 'status' ? <Notice message={p.message} /> : <ErrorBox message={p.message} />}
+        {p.children}
+        {p.action && (
+          <ButtonLink href={p.action.href} primary data={{ action: 'next' }}>
+            {p.action.label}
+          </ButtonLink>
+        )}
+      </Card>
+    </Page>
+  );
+}
+
+/** The page a verification link opens: the address, and the button that confirms it (a POST). */
+export function ConfirmEmailPage(p: Shell & { prefix: string; token: string; email: string }) {
+  return (
+    <Page title="Confirm your email" nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>Confirm your email</h1>
+        <p>
+          Confirm <strong>{p.email}</strong> as the address of your {p.brand.name} account.
+        </p>
+        <PostForm action={`${p.prefix}/email/verify`} label="Confirm your email">
+          <input type="hidden" name="token" value={p.token} />
+          <PrimaryButton>Confirm email</PrimaryButton>
+        </PostForm>
+      </Card>
+    </Page>
+  );
+}
+
+/** `GET /password/forgot`: one email field. */
+export function ForgotPasswordPage(p: Shell & { prefix: string; returnTo: string; email?: string; error?: string | null }) {
+  const rt = encodeURIComponent(p.returnTo);
+  return (
+    <Page title="Forgot password" nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>Forgot your password?</h1>
+        <p>Enter the address of your account. If it has a password, we will email you a link to choose a new one.</p>
+        <ErrorBox message={p.error} />
+        <PostForm action={`${p.prefix}/password/forgot`} returnTo={p.returnTo} label="Ask for a password reset link">
+          <Field id="forgot-email" name="email" label="Email" type="email" autocomplete="email" value={p.email} describedBy={p.error ? 'form-error' : null} />
+          <PrimaryButton>Email me a link</PrimaryButton>
+        </PostForm>
+        <SwitchLine>
+          Remembered it? <a href={`${p.prefix}/login?return_to=${rt}`}>Sign in</a>
+        </SwitchLine>
+      </Card>
+    </Page>
+  );
+}
+
+/** The page a reset link opens: the new password (the link is used only when this is posted). */
+export function ResetPasswordPage(p: Shell & { prefix: string; token: string; email: string; minLength: number; error?: string | null }) {
+  return (
+    <Page title="Choose a new password" nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>Choose a new password</h1>
+        <p>
+          For <strong>{p.email}</strong>. Every device signed in to this account will be signed out.
+        </p>
+        <ErrorBox message={p.error} />
+        <PostForm action={`${p.prefix}/password/reset`} label="Set a new password">
+          <input type="hidden" name="token" value={p.token} />
+          {/* Lets password managers store the new password for the right account. */}
+          <input type="hidden" name="username" value={p.email} autocomplete="username" />
+          <PasswordField
+            id="reset-password"
+            name="password"
+            label="New password"
+            autocomplete="new-password"
+            minlength={p.minLength}
+            maxlength={256}
+            describedBy={p.error ? 'form-error' : null}
+            hint={`At least ${p.minLength} characters. Long passphrases are welcome.`}
+          />
+          <PrimaryButton>Set new password</PrimaryButton>
+        </PostForm>
+      </Card>
+    </Page>
+  );
+}
+
+/** Password sign-in refused because the address is not confirmed yet: say so, offer a new link. */
+export function EmailNotVerifiedPage(p: Shell & { prefix: string; email: string; returnTo: string }) {
+  const rt = encodeURIComponent(p.returnTo);
+  return (
+    <Page title="Confirm your email first" nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>Confirm your email first</h1>
+        <ErrorBox message={`The address ${p.email} is not confirmed yet. Open the link we emailed you, then sign in again.`} />
+        <p>No email? Check your spam folder, or ask for a new link.</p>
+        <PostForm action={`${p.prefix}/email/verify/resend`} returnTo={p.returnTo} label="Send a new confirmation link">
+          <input type="hidden" name="email" value={p.email} />
+          <SecondaryButton>Send a new link</SecondaryButton>
+        </PostForm>
+        <SwitchLine>
+          <a href={`${p.prefix}/login?return_to=${rt}`}>Back to sign-in</a>
+        </SwitchLine>
+      </Card>
+    </Page>
+  );
+}

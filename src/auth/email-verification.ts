@@ -77,11 +77,14 @@ export async function registerPendingAccount(c: Context<AppEnv>, input: { email:
   }
   const existing = await findUserByEmail(c.env.DB, input.email);
   if (!existing) throw new Error('registration: the address is taken but no user has it'); // a concurrent delete: a 500, retry works
-  if (!existing.emailVerified && existing.disabledAt === null) {
+  // Only password accounts are confirmed by link: a provider-only account's address is its
+  // provider's to vouch for, and a link mailed for it would let whoever holds that account have
+  // the mailbox owner confirm an address that is not theirs (its owner is told instead, below).
+  if (!existing.emailVerified && existing.passwordHash !== null && existing.disabledAt === null) {
     // Only a registration still pending (hours old, never signed in) takes the new password:
     // an older unverified account may be someone's account in use, which a stranger's
     // registration must not lock out. Its owner gets the link; the password stays.
-    const pending = existing.passwordHash !== null && existing.createdAt > now() - VERIFY_EMAIL_TTL_S && (await listActiveSessions(c.env.DB, existing.id, now())).length === 0;
+    const pending = existing.createdAt > now() - VERIFY_EMAIL_TTL_S && (await listActiveSessions(c.env.DB, existing.id, now())).length === 0;
     const replace = pending ? () => replacePendingPassword(c.env.DB, existing.id, input.passwordHash, now()) : undefined;
     const sent = await sendVerificationLink(c, existing, true, replace);
     await recordEvent(c, { event: 'register', outcome: 'failure', userId: existing.id, detail: { reason: 'unverified_account', password_replaced: pending && sent, verification: sent ? 'sent' : 'cooldown' } });
@@ -105,14 +108,15 @@ export function offerVerification(c: Context<AppEnv>, user: User): void {
 }
 
 /**
- * Resend: a fresh link for an unverified, enabled account, at most one per
+ * Resend: a fresh link for an unverified, enabled password account, at most one per
  * {@link MAIL_COOLDOWN_S}. The caller answers the same whatever happens here, and runs it in
  * the background ({@link runInBackground}) so that neither the answer nor its timing depends on
  * whether the account exists.
  */
 export async function resendVerification(c: Context<AppEnv>, email: string): Promise<void> {
   const user = await findUserByEmail(c.env.DB, email);
-  if (!user || user.emailVerified || user.disabledAt !== null) return;
+  // Password accounts only, as in registerPendingAccount.
+  if (!user || user.emailVerified || user.passwordHash === null || user.disabledAt !== null) return;
   const sent = await sendVerificationLink(c, user, true);
   await recordEvent(c, { event: 'verification_resent', outcome: sent ? 'success' : 'failure', userId: user.id, detail: sent ? {} : { reason: 'cooldown' } });
 }

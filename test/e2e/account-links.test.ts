@@ -155,6 +155,28 @@ describe('forgot -> reset -> old sessions refused', () => {
   });
 });
 
+describe('the pages at phone width in the dark scheme', () => {
+  it('forgot, bad verification link and bad reset link fit a 390 px screen and use the dark palette', async () => {
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const pages = [
+      ['forgot', '/auth/password/forgot'],
+      ['verify-bad-link', '/auth/email/verify?token=not-a-token'],
+      ['reset-bad-link', '/auth/password/reset?token=not-a-token'],
+    ] as const;
+    for (const [name, path] of pages) {
+      await page.goto(`${gw.url}${path}`);
+      const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+      expect(fits, name).toBe(true);
+      // The dark palette's background (ui/styles.ts DARK.bg), so the stylesheet applied under the CSP.
+      await expect(page.evaluate(() => getComputedStyle(document.body).backgroundColor)).resolves.toBe('rgb(18, 21, 27)');
+      await page.screenshot({ path: join(ARTIFACTS, `account-links-${name}-phone-dark.png`), fullPage: true });
+    }
+    await page.close();
+  });
+});
+
 describe('registration does not reveal accounts', () => {
   it('a taken address gets the same status, body and headers as a new one; its owner gets a notice', async () => {
     const owner = unique('e2e-owner');

@@ -127,6 +127,32 @@ describe('EMAIL_VERIFICATION=required: registration', () => {
     expect((await login(required, owner)).status).toBe(200);
   });
 
+  it('an older unverified account (past 24 hours) gets a fresh link but keeps its password: a stranger cannot lock its owner out', async () => {
+    const email = uniqueEmail('older');
+    await register(required, email);
+    await baseEnv.DB.prepare('UPDATE users SET created_at = created_at - 2 * 86400 WHERE email = ?').bind(email).run();
+    await baseEnv.DB.prepare('UPDATE account_tokens SET created_at = created_at - 120 WHERE email = ?').bind(email).run();
+    const before = await userRow(email);
+    expect((await register(required, email, 'a stranger picks this one')).status).toBe(202);
+    expect((await mailFor(email)).length).toBe(2);
+    expect(await userRow(email)).toEqual(before);
+    expect((await confirm(required, (await verificationLink(email)).token)).status).toBe(200);
+    expect((await login(required, email)).status).toBe(200);
+    expect((await login(required, email, 'a stranger picks this one')).status).toBe(401);
+  });
+
+  it('an unverified provider-only account is never offered a link (its provider vouches for its address): its owner is told instead', async () => {
+    const email = uniqueEmail('provider');
+    const id = `usr_${crypto.randomUUID().slice(0, 12)}`;
+    await baseEnv.DB.prepare("INSERT INTO users (id, email, email_verified, roles, created_at, updated_at) VALUES (?, ?, 0, '[]', ?, ?)").bind(id, email, Math.floor(Date.now() / 1000), Math.floor(Date.now() / 1000)).run();
+    expect((await register(required, email)).status).toBe(202);
+    expect((await call('/auth/email/verify/resend', { env: required, json: { email } })).status).toBe(202);
+    expect(await tokenRows(id)).toBe(0);
+    const mails = await mailFor(email);
+    expect(mails.map((m) => m.subject)).toEqual(['Someone tried to create an account with your email on Gatehouse']);
+    expect(await userRow(email)).toEqual({ id, email_verified: 0, password_hash: null });
+  });
+
   it('the form post gets the same "Check your email" page for a new and a taken address', async () => {
     const owner = uniqueEmail('form-owner');
     await register(required, owner);

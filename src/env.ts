@@ -24,6 +24,8 @@ export interface Env {
   RATE_LIMITER_REFRESH?: RateLimit;
   RATE_LIMITER_OAUTH?: RateLimit;
   RATE_LIMITER_VERIFY_FAILURE?: RateLimit;
+  /** Passkey sign-in: option requests and failed assertions (issue 12). */
+  RATE_LIMITER_PASSKEY?: RateLimit;
 }
 
 /**

@@ -117,6 +117,9 @@ export const configSchema = v.object({
   // --- The app's identity on pages and in mail ---
   /** The name users know the app by: page titles, headings, mail subjects and signatures. */
   APP_NAME: v.pipe(v.optional(v.string(), 'Gatehouse'), v.trim(), v.transform((s) => s || 'Gatehouse'), v.maxLength(60, 'is too long (60 characters at most)')),
+  // --- Passkeys (WebAuthn, issue 12) ---
+  /** `disabled` removes the passkey buttons and refuses every `/passkeys` endpoint (stored passkeys are kept). */
+  PASSKEYS: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

@@ -18,7 +18,7 @@ import { clientIp } from '../http/client';
 import { ApiError, unavailable } from '../http/errors';
 import { log } from '../observability/log';
 
-export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure';
+export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'passkey';
 
 /** The optional binding that gives an action a limit of its own. */
 const ACTION_LIMITERS = {
@@ -27,6 +27,7 @@ const ACTION_LIMITERS = {
   refresh: 'RATE_LIMITER_REFRESH',
   oauth: 'RATE_LIMITER_OAUTH',
   verify_failure: 'RATE_LIMITER_VERIFY_FAILURE',
+  passkey: 'RATE_LIMITER_PASSKEY',
 } as const satisfies Record<RateLimitedAction, keyof Env>;
 
 let missingReported = false;

@@ -2,6 +2,7 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { safeReturnTo } from '../http/return-to';
+import { passkeysAvailable } from '../auth/passkeys';
 import { enabledProviders } from '../providers/registry';
 import { LoginPage } from '../ui/login-page';
 import { renderPage, type PageStatus } from '../ui/render';
@@ -11,6 +12,7 @@ export function renderLoginPage(
   opts: { error?: string | null; notice?: string | null; form?: 'login' | 'register'; email?: string; returnTo: string; status?: PageStatus },
 ): Response {
   const config = c.get('config');
+  const passkeys = passkeysAvailable(config);
   return renderPage(
     c,
     (nonce) =>
@@ -26,8 +28,10 @@ export function renderLoginPage(
         notice: opts.notice,
         form: opts.form,
         email: opts.email,
+        passkeys,
       }),
     opts.status ?? 200,
+    { scripts: passkeys },
   );
 }
 

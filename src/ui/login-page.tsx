@@ -3,6 +3,7 @@
  * Plain HTML forms: it works without JavaScript.
  */
 import { ErrorBox, Layout } from './layout';
+import { PasskeySignIn } from './passkeys-section';
 
 export interface LoginPageProps {
   prefix: string;
@@ -18,6 +19,8 @@ export interface LoginPageProps {
   form?: 'login' | 'register';
   email?: string;
   nonce?: string;
+  /** Offer "Sign in with a passkey" and passkey autofill (issue 12). */
+  passkeys?: boolean;
 }
 
 export function LoginPage(p: LoginPageProps) {
@@ -45,6 +48,7 @@ export function LoginPage(p: LoginPageProps) {
             ))}
           </nav>
         )}
+        {p.passkeys && <PasskeySignIn prefix={p.prefix} returnTo={p.returnTo} nonce={p.nonce} />}
         {p.passwordLogin && (
           <form method="post" action={`${p.prefix}/login`} aria-labelledby="password-heading">
             <h2 id="password-heading" class={p.providers.length ? 'spaced' : undefined}>
@@ -52,7 +56,7 @@ export function LoginPage(p: LoginPageProps) {
             </h2>
             <input type="hidden" name="return_to" value={p.returnTo} />
             <label for="login-email">Email</label>
-            <input id="login-email" name="email" type="email" autocomplete="username" required value={registering ? undefined : p.email} aria-describedby={loginError ? 'form-error' : undefined} />
+            <input id="login-email" name="email" type="email" autocomplete={p.passkeys ? 'username webauthn' : 'username'} required value={registering ? undefined : p.email} aria-describedby={loginError ? 'form-error' : undefined} />
             <label for="login-password">Password</label>
             <input id="login-password" name="password" type="password" autocomplete="current-password" required />
             <button type="submit">Sign in</button>

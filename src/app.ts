@@ -23,6 +23,7 @@ import { loginPageRoutes } from './routes/login-page';
 import { oauthRoutes } from './routes/oauth';
 import { emailVerificationRoutes } from './routes/email-verification';
 import { passwordResetRoutes } from './routes/password-reset';
+import { passkeyRoutes } from './routes/passkeys';
 import { passwordRoutes } from './routes/password';
 import { providerTokenRoutes } from './routes/provider-tokens';
 import { refreshNavigationRoute } from './routes/refresh-navigation';
@@ -85,6 +86,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', refreshNavigationRoute);
   auth.route('/', verifyRoute);
   auth.route('/', accountRoutes);
+  auth.route('/', passkeyRoutes);
   auth.route('/admin', adminRoutes);
   // A mounted sub-app's notFound never runs (the proxy below takes every unmatched path), so
   // the gateway's own paths end in this catch-all: 405 with Allow, or 404 (HTML for browsers).

@@ -27,6 +27,8 @@ export interface Env {
   RATE_LIMITER_OAUTH?: RateLimit;
   RATE_LIMITER_VERIFY_FAILURE?: RateLimit;
   RATE_LIMITER_ACCOUNT_MAIL?: RateLimit;
+  /** Passkey sign-in: option requests and failed assertions (issue 12). */
+  RATE_LIMITER_PASSKEY?: RateLimit;
 }
 
 /**

@@ -20,6 +20,8 @@ export interface GatewayOptions {
   vars?: Record<string, string>;
   /** Extra wrangler dev arguments. */
   args?: string[];
+  /** The host name of the gateway's URL and PUBLIC_URL (default 127.0.0.1; it listens on 127.0.0.1 either way). */
+  host?: '127.0.0.1' | 'localhost';
 }
 
 export declare function startGateway(options?: GatewayOptions): Promise<Gateway>;

@@ -70,7 +70,8 @@ export async function stopChild(child) {
 export async function startGateway(options = {}) {
   const port = await freePort();
   const inspectorPort = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  // `localhost` for tests that need a domain name (WebAuthn refuses an IP address as rp id).
+  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
   const persist = mkdtempSync(join(tmpdir(), 'gatehouse-gateway-'));
   const env = wranglerProcessEnv();
   await promisify(execFile)(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist], { cwd: ROOT, env });

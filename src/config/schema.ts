@@ -150,6 +150,9 @@ export const configSchema = v.object({
     v.transform((s) => s?.toLowerCase()),
     v.optional(v.picklist(['required', 'optional', 'off'] as const, 'must be one of: required, optional, off')),
   ),
+  // --- Passkeys (WebAuthn, issue 12) ---
+  /** `disabled` removes the passkey buttons and refuses every `/passkeys` endpoint (stored passkeys are kept). */
+  PASSKEYS: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

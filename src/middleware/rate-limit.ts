@@ -18,7 +18,7 @@ import { clientIp } from '../http/client';
 import { ApiError, unavailable } from '../http/errors';
 import { log } from '../observability/log';
 
-export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'account_mail';
+export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'account_mail' | 'passkey';
 
 /** The optional binding that gives an action a limit of its own. */
 const ACTION_LIMITERS = {
@@ -29,6 +29,7 @@ const ACTION_LIMITERS = {
   verify_failure: 'RATE_LIMITER_VERIFY_FAILURE',
   // Requests that mail a link (forgot password, resend verification) and reset attempts.
   account_mail: 'RATE_LIMITER_ACCOUNT_MAIL',
+  passkey: 'RATE_LIMITER_PASSKEY',
 } as const satisfies Record<RateLimitedAction, keyof Env>;
 
 let missingReported = false;

@@ -29,9 +29,12 @@ import { listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
 import { deviceLabel } from '../ui/device-label';
 import { nowSeconds as now } from '../util/time';
+import { passkeysAvailable } from '../auth/passkeys';
+import { PASSKEY_NOTICES, passkeysSectionProps } from './passkeys';
 
 const NOTICES: Record<string, string> = {
   session_ended: 'That session has been signed out.',
+  ...PASSKEY_NOTICES,
 };
 
 function accountPath(c: Context<AppEnv>): string {
@@ -61,13 +64,17 @@ export const accountRoutes = new Hono<AppEnv>()
       listActiveSessions(c.env.DB, auth.id, t),
       listUserIdentities(c.env.DB, auth.id),
     ]);
-    if (!user || user.disabledAt !== null || !sessions.some((s) => s.id === auth.sessionId)) {
+    const current = sessions.find((s) => s.id === auth.sessionId);
+    if (!user || user.disabledAt !== null || !current) {
       if (wantsHtml(c)) return signInRedirect(c);
       throw invalidToken('The session has ended.');
     }
     const config = c.get('config');
     const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
-    const notice = NOTICES[c.req.query('done') ?? ''] ?? null;
+    // Own keys only: `?done=constructor` must not find Object.prototype's.
+    const done = c.req.query('done') ?? '';
+    const notice = Object.hasOwn(NOTICES, done) ? (NOTICES[done] ?? null) : null;
+    const passkeys = passkeysAvailable(config) ? await passkeysSectionProps(c, user.id, current.createdAt) : undefined;
     return renderPage(c, (nonce, brand) =>
       AccountPage({
         nonce,
@@ -93,7 +100,10 @@ export const accountRoutes = new Hono<AppEnv>()
           current: s.id === auth.sessionId,
           provider: s.provider ? (providerNames.get(s.provider) ?? s.provider) : null,
         })),
+        passkeys,
       }),
+      200,
+      { scripts: passkeys !== undefined },
     );
   })
   .post('/account/sessions/:id/end', sameOrigin({ always: true }), accountAuth(), async (c) => {

@@ -6,6 +6,7 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { safeReturnTo } from '../http/return-to';
+import { passkeysAvailable } from '../auth/passkeys';
 import { passwordResetAvailable } from './password-reset';
 import { enabledProviders } from '../providers/registry';
 import { canRegister, LoginPage } from '../ui/login-page';
@@ -17,6 +18,7 @@ export function renderLoginPage(
   opts: { error?: string | null; notice?: string | null; view?: 'login' | 'register'; email?: string; returnTo: string; status?: PageStatus },
 ): Response {
   const config = c.get('config');
+  const passkeys = passkeysAvailable(config);
   return renderPage(
     c,
     (nonce, brand) =>
@@ -35,8 +37,10 @@ export function renderLoginPage(
         error: opts.error,
         notice: opts.notice,
         email: opts.email,
+        passkeys,
       }),
     opts.status ?? 200,
+    { scripts: passkeys },
   );
 }
 

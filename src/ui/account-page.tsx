@@ -5,6 +5,7 @@
  */
 import { ErrorBox, Layout } from './layout';
 import { BackToApp, Notice, type Brand } from './components';
+import { PasskeysSection, type PasskeysSectionProps } from './passkeys-section';
 
 export interface AccountSession {
   id: string;
@@ -27,6 +28,7 @@ export interface AccountPageProps {
   user: { email: string; emailVerified: boolean; name: string | null; roles: string[]; createdAt: number; hasPassword: boolean };
   providers: { name: string; email: string | null; linkedAt: number }[];
   sessions: AccountSession[];
+  passkeys?: PasskeysSectionProps;
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -86,6 +88,8 @@ export function AccountPage(p: AccountPageProps) {
           {!p.user.hasPassword && p.providers.length === 0 && <li>None</li>}
         </ul>
       </div>
+
+      {p.passkeys && <PasskeysSection {...p.passkeys} nonce={p.nonce} />}
 
       <div class="card">
         <h2>Sessions</h2>

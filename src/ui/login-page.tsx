@@ -5,6 +5,7 @@
  */
 import type { Child } from 'hono/jsx';
 import { ButtonLink, Card, Divider, ErrorBox, Field, Notice, Page, PasswordField, PostForm, PrimaryButton, SwitchLine, type Brand } from './components';
+import { PasskeySignIn } from './passkeys-section';
 
 export interface LoginPageProps {
   prefix: string;
@@ -24,6 +25,8 @@ export interface LoginPageProps {
   email?: string;
   nonce?: string;
   brand?: Brand;
+  /** Offer "Sign in with a passkey" and passkey autofill (issue 12). */
+  passkeys?: boolean;
 }
 
 /** Whether `GET {prefix}/register` has anything to offer: password accounts, open registration. */
@@ -51,7 +54,7 @@ function SignInForm(p: LoginPageProps & { rt: string }) {
   ) : null;
   return (
     <PostForm action={`${p.prefix}/login`} returnTo={p.returnTo} label="Sign in with email and password">
-      <Field id="login-email" name="email" label="Email" type="email" autocomplete="username" value={p.email} describedBy={describedBy} />
+      <Field id="login-email" name="email" label="Email" type="email" autocomplete={p.passkeys ? 'username webauthn' : 'username'} value={p.email} describedBy={describedBy} />
       <PasswordField id="login-password" name="password" label="Password" autocomplete="current-password" describedBy={describedBy} labelAside={forgot} />
       <PrimaryButton>Sign in</PrimaryButton>
     </PostForm>
@@ -90,6 +93,7 @@ export function LoginPage(p: LoginPageProps) {
         <Notice message={p.notice} />
         <ErrorBox message={p.error} />
         <Providers {...p} rt={rt} />
+        {!register && p.passkeys && <PasskeySignIn prefix={p.prefix} returnTo={p.returnTo} nonce={p.nonce} />}
         {p.passwordLogin && p.providers.length > 0 && <Divider>or</Divider>}
         {register ? <RegisterForm {...p} /> : p.passwordLogin && <SignInForm {...p} rt={rt} />}
         {!p.passwordLogin && p.providers.length === 0 && <p>No sign-in method is configured.</p>}

@@ -25,14 +25,24 @@ function imageSources(logoUrl: string | undefined): string {
   return ["'self'", 'data:', logoOrigin].filter(Boolean).join(' ');
 }
 
-export function renderPage(c: Context<AppEnv>, page: (nonce: string, brand: Brand) => JSX.Element, status: PageStatus = 200): Response {
+/**
+ * `scripts`: the page's own script (passkeys/client.js, nonce-tagged) may call our JSON
+ * endpoints (`connect-src 'self'`); other pages may run only their nonce-tagged inline script
+ * (the show-password toggle) and connect nowhere.
+ */
+export function renderPage(
+  c: Context<AppEnv>,
+  page: (nonce: string, brand: Brand) => JSX.Element,
+  status: PageStatus = 200,
+  options: { scripts?: boolean } = {},
+): Response {
   const nonce = randomId(16);
   const config = c.get('config');
   const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? [])].join(' ');
   const brand: Brand = { name: config?.APP_NAME ?? 'Gatehouse', logoUrl: config?.APP_LOGO_URL, accent: config?.APP_ACCENT };
   c.header(
     'content-security-policy',
-    `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src ${imageSources(brand.logoUrl)}; form-action ${formTargets}; frame-ancestors 'none'; base-uri 'none'`,
+    `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; ${options.scripts ? "connect-src 'self'; " : ''}img-src ${imageSources(brand.logoUrl)}; form-action ${formTargets}; frame-ancestors 'none'; base-uri 'none'`,
   );
   c.header('cache-control', 'no-store');
   return c.html(`<!doctype html>${page(nonce, brand).toString()}`, status);

@@ -9,10 +9,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deployedBundle, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
-/** gzip KiB, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-// 84 -> 86 (issue 11, pages): the UI kit, its stylesheet, the show-password script and the
-// create-account view weigh 2.3 KiB gzip (82.7 -> 85.0 KiB).
-export const BUNDLE_BUDGET_KIB = 86;
+/**
+ * gzip KiB, as wrangler prints it in "Total Upload: ... / gzip: ...".
+ * 84 before passkeys (issue 12). @simplewebauthn/server, with the X.509/ASN.1 stack its
+ * attestation formats import (@peculiar/x509, asn1js, tsyringe, reflect-metadata), adds about
+ * 98 KiB gzip (181.5 KiB in all). It is loaded by dynamic import(), so its code is not
+ * evaluated at start-up, but wrangler does not split dynamic imports into separate chunks:
+ * every byte is still uploaded and counted here. Raised deliberately; see README "Passkeys".
+ */
+export const BUNDLE_BUDGET_KIB = 184;
 export const BUNDLE_TARGET_KIB = 64;
 
 let bundle: DeployedBundle;

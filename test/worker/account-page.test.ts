@@ -47,8 +47,13 @@ describe('GET /auth/account', () => {
     expect(html).toContain('Firefox on Linux');
     expect(html).toContain('Safari on iOS');
     expect(html).toContain('(this device)');
-    // The one script (the show-password toggle) runs under the page's nonce; no other script.
-    expect(html.match(/<script[^>]*>/g)).toEqual([`<script nonce="${nonce}">`]);
+    // Scripts run only under the page's nonce: the show-password toggle (inline) and the passkey
+    // script of our own origin (issue 12); the passkey script may call our JSON endpoints.
+    expect(csp).toContain("connect-src 'self';");
+    const scripts = html.match(/<script[^>]*>/g) ?? [];
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const tag of scripts) expect(tag).toMatch(new RegExp(`^<script nonce="${nonce}"( src="/auth/passkeys/client\\.js" defer="")?>$`));
+    expect(scripts).toContain(`<script nonce="${nonce}" src="/auth/passkeys/client.js" defer="">`);
     // Every live session has a sign-out form; plus sign out everywhere.
     for (const id of await sessionIds(user.user.id)) expect(html).toContain(`action="/auth/account/sessions/${id}/end"`);
     expect(html).toContain('action="/auth/account/logout-all"');

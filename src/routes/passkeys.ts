@@ -1,0 +1,210 @@
+/**
+ * Passkeys (issue 12), under `AUTH_PREFIX/passkeys`:
+ *
+ * - `GET    /passkeys`                     the signed-in user's passkeys (JSON)
+ * - `POST   /passkeys/register/options`    options for `navigator.credentials.create()` (recent sign-in)
+ * - `POST   /passkeys/register`            `{credential, name?}`: verify and store (recent sign-in)
+ * - `PATCH  /passkeys/:id`                 `{name}`: rename
+ * - `DELETE /passkeys/:id`                 remove (recent sign-in)
+ * - `POST   /passkeys/:id/rename`, `/passkeys/:id/remove`   the account page's form twins (303)
+ * - `POST   /passkeys/login/options`       options for a passkey sign-in (discoverable credentials)
+ * - `POST   /passkeys/login`               `{credential, session?}`: sign in (token or cookie mode)
+ * - `GET    /passkeys/client.js`           the pages' small browser script
+ *
+ * The WebAuthn work is auth/passkeys.ts, which loads `@simplewebauthn/server` on first use.
+ */
+import { Hono, type Context } from 'hono';
+import * as v from 'valibot';
+import type { MiddlewareHandler } from 'hono';
+import {
+  authenticationCredentialSchema,
+  passkeysAvailable,
+  authenticationOptions,
+  finishRegistration,
+  isRecentSignIn,
+  passkeyAmr,
+  passkeyNameSchema,
+  registrationCredentialSchema,
+  registrationOptions,
+  verifyPasskeyAssertion,
+} from '../auth/passkeys';
+import { recordEvent } from '../auth/events';
+import { signedInResponse } from '../auth/responses';
+import { startSession } from '../auth/sessions';
+import type { AppEnv } from '../env';
+import { readBody } from '../http/body';
+import { ApiError, invalidToken } from '../http/errors';
+import { toApiError } from '../middleware/error-handler';
+import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
+import { requireAuth } from '../middleware/require-auth';
+import { wantsHtml } from '../http/client';
+import { sameOrigin } from '../middleware/same-origin';
+import { deletePasskey, listPasskeys, renamePasskey, type Passkey } from '../storage/passkeys';
+import { findSessionById } from '../storage/sessions';
+import { findUserById, type User } from '../storage/users';
+import { deviceLabel } from '../ui/device-label';
+import { PASSKEYS_SCRIPT } from '../ui/passkeys-script';
+import type { PasskeysSectionProps } from '../ui/passkeys-section';
+import { nowSeconds as now } from '../util/time';
+
+/** The account page's `?done=` notices for the passkey forms. */
+export const PASSKEY_NOTICES: Record<string, string> = {
+  passkey_added: 'Your passkey has been added.',
+  passkey_renamed: 'Your passkey has been renamed.',
+  passkey_removed: 'Your passkey has been removed.',
+  passkey_reauth: 'To add or remove a passkey, sign out and sign in again first (your sign-in is more than 10 minutes old).',
+};
+
+const REAUTH = 'To add or remove a passkey, sign in again first: this needs a sign-in from the last 10 minutes.';
+
+function publicPasskey(p: Passkey) {
+  return {
+    id: p.id,
+    name: p.name,
+    device_type: p.deviceType,
+    backed_up: p.backedUp,
+    transports: p.transports,
+    created_at: p.createdAt,
+    last_used_at: p.lastUsedAt,
+  };
+}
+
+/** The signed-in user (live, not disabled) and whether their sign-in is recent; 401 otherwise. */
+async function signedInUser(c: Context<AppEnv>): Promise<{ user: User; recent: boolean }> {
+  const auth = c.get('user');
+  const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
+  if (!user || user.disabledAt !== null || !session || session.revokedAt !== null) throw invalidToken('The session has ended.');
+  return { user, recent: isRecentSignIn(session) };
+}
+
+async function recentlySignedInUser(c: Context<AppEnv>): Promise<User> {
+  const { user, recent } = await signedInUser(c);
+  if (!recent) throw new ApiError('forbidden', REAUTH, { fields: { reason: 'reauthenticate' } });
+  return user;
+}
+
+/** What the account page's passkey section shows (routes/account.ts). */
+export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, sessionCreatedAt: number): Promise<PasskeysSectionProps> {
+  const passkeys = await listPasskeys(c.env.DB, userId);
+  return {
+    prefix: c.get('config').AUTH_PREFIX,
+    recentSignIn: isRecentSignIn({ createdAt: sessionCreatedAt }),
+    passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, synced: p.deviceType === 'multiDevice', createdAt: p.createdAt, lastUsedAt: p.lastUsedAt })),
+  };
+}
+
+const registerSchema = v.strictObject({ credential: registrationCredentialSchema, name: v.optional(passkeyNameSchema) }, 'is not a known field');
+const renameSchema = v.strictObject({ name: passkeyNameSchema }, 'is not a known field');
+const loginSchema = v.strictObject(
+  { credential: authenticationCredentialSchema, session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')) },
+  'is not a known field',
+);
+
+const idOk = (id: string) => id.length > 0 && id.length <= 1400;
+const accountDone = (c: Context<AppEnv>, done: keyof typeof PASSKEY_NOTICES) => {
+  c.header('cache-control', 'no-store');
+  return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=${done}`, 303);
+};
+
+async function removePasskey(c: Context<AppEnv>, user: User, id: string): Promise<void> {
+  if (!idOk(id) || !(await deletePasskey(c.env.DB, user.id, id))) throw new ApiError('not_found', 'No such passkey.');
+  await recordEvent(c, { event: 'passkey_removed', outcome: 'success', userId: user.id, detail: { credential: id.slice(0, 16) } });
+}
+
+/**
+ * For the account page's forms: a browser without a valid session is sent to sign in (and back
+ * to the account page), as routes/account.ts does; other clients get the usual 401.
+ */
+const formAuth = () =>
+  requireAuth({
+    onUnauthenticated: (c) => {
+      if (!wantsHtml(c)) return undefined;
+      const prefix = c.get('config').AUTH_PREFIX;
+      c.header('cache-control', 'no-store');
+      return c.redirect(`${prefix}/login?return_to=${encodeURIComponent(`${prefix}/account`)}`, 302);
+    },
+  });
+
+/** `PASSKEYS=disabled` (or a `PUBLIC_URL` that cannot be a relying party id): every endpoint refuses. */
+const passkeysOn: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!passkeysAvailable(c.get('config'))) throw new ApiError('forbidden', 'Passkeys are not enabled on this gateway.');
+  await next();
+};
+
+export const passkeyRoutes = new Hono<AppEnv>()
+  .use('/passkeys', passkeysOn)
+  .use('/passkeys/*', passkeysOn)
+  .get('/passkeys/client.js', (c) => {
+    c.header('content-type', 'text/javascript; charset=utf-8');
+    c.header('cache-control', 'public, max-age=300');
+    return c.body(PASSKEYS_SCRIPT);
+  })
+  .get('/passkeys', requireAuth(), async (c) => {
+    const { user } = await signedInUser(c);
+    c.header('cache-control', 'no-store');
+    return c.json({ passkeys: (await listPasskeys(c.env.DB, user.id)).map(publicPasskey) });
+  })
+  .post('/passkeys/register/options', sameOrigin(), requireAuth(), async (c) => {
+    const user = await recentlySignedInUser(c);
+    c.header('cache-control', 'no-store');
+    return c.json(await registrationOptions(c, user));
+  })
+  .post('/passkeys/register', sameOrigin(), requireAuth(), async (c) => {
+    const user = await recentlySignedInUser(c);
+    const { data } = await readBody(c, registerSchema);
+    const name = data.name ?? deviceLabel(c.req.header('user-agent') ?? null);
+    const passkey = await finishRegistration(c, user, data.credential, name);
+    c.header('cache-control', 'no-store');
+    return c.json({ passkey: publicPasskey(passkey) }, 201);
+  })
+  .post('/passkeys/login/options', sameOrigin({ always: true }), rateLimit('passkey'), async (c) => {
+    c.header('cache-control', 'no-store');
+    return c.json(await authenticationOptions(c, null));
+  })
+  .post('/passkeys/login', sameOrigin({ always: true }), async (c) => {
+    try {
+      const { data } = await readBody(c, loginSchema);
+      const { user, passkey, userVerified } = await verifyPasskeyAssertion(c, data.credential, null);
+      // RFC 8176: hwk (device-bound) or swk (synced), user presence, and mfa when the device verified the user.
+      const tokens = await startSession(c, user, 'passkey', passkeyAmr({ deviceType: passkey.deviceType, userVerified }));
+      await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'passkey', credential: passkey.id.slice(0, 16), user_verified: userVerified } });
+      return signedInResponse(c, user, tokens, data.session === 'cookie' ? 'cookie' : 'token');
+    } catch (e) {
+      const err = toApiError(e);
+      if (err.status === 400 || err.status === 401 || err.status === 403) {
+        const reason = err.extra.fields?.reason;
+        await recordEvent(c, { event: 'login', outcome: 'failure', detail: { method: 'passkey', reason: typeof reason === 'string' ? reason : err.code } });
+        // Every refused assertion counts against the per-IP limit: past it, the answer is 429.
+        await checkRateLimit(c, 'passkey');
+      }
+      throw e;
+    }
+  })
+  .patch('/passkeys/:id', sameOrigin(), requireAuth(), async (c) => {
+    const { user } = await signedInUser(c);
+    const { data } = await readBody(c, renameSchema);
+    const id = c.req.param('id');
+    if (!idOk(id) || !(await renamePasskey(c.env.DB, user.id, id, data.name))) throw new ApiError('not_found', 'No such passkey.');
+    const renamed = (await listPasskeys(c.env.DB, user.id)).find((p) => p.id === id);
+    c.header('cache-control', 'no-store');
+    return c.json({ passkey: renamed ? publicPasskey(renamed) : null });
+  })
+  .delete('/passkeys/:id', sameOrigin(), requireAuth(), async (c) => {
+    const user = await recentlySignedInUser(c);
+    await removePasskey(c, user, c.req.param('id'));
+    c.header('cache-control', 'no-store');
+    return c.json({ ok: true });
+  })
+  .post('/passkeys/:id/rename', sameOrigin({ always: true }), formAuth(), async (c) => {
+    const { user } = await signedInUser(c);
+    const { data } = await readBody(c, renameSchema);
+    const id = c.req.param('id');
+    if (!idOk(id) || !(await renamePasskey(c.env.DB, user.id, id, data.name))) throw new ApiError('not_found', 'No such passkey.');
+    return accountDone(c, 'passkey_renamed');
+  })
+  .post('/passkeys/:id/remove', sameOrigin({ always: true }), formAuth(), async (c) => {
+    const { user, recent } = await signedInUser(c);
+    if (!recent) return accountDone(c, 'passkey_reauth');
+    await removePasskey(c, user, c.req.param('id'));
+    return accountDone(c, 'passkey_removed');
+  });

@@ -13,6 +13,7 @@
 import { Hono, type Context } from 'hono';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
+import { mfaRequiredByRole } from '../auth/second-factor-status';
 import { endAllSessions, endSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
@@ -23,6 +24,7 @@ import { sameOrigin } from '../middleware/same-origin';
 import { enabledProviders } from '../providers/registry';
 import { AccountPage } from '../ui/account-page';
 import { renderPage } from '../ui/render';
+import { SECOND_FACTOR_NOTICES, secondFactorsCard } from './second-factors-card';
 import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
@@ -31,6 +33,7 @@ import { nowSeconds as now } from '../util/time';
 
 const NOTICES: Record<string, string> = {
   session_ended: 'That session has been signed out.',
+  ...SECOND_FACTOR_NOTICES,
 };
 
 function accountPath(c: Context<AppEnv>): string {
@@ -55,10 +58,11 @@ export const accountRoutes = new Hono<AppEnv>()
   .get('/account', accountAuth(), async (c) => {
     const auth = c.get('user');
     const t = now();
-    const [user, sessions, identities] = await Promise.all([
+    const [user, sessions, identities, secondFactors] = await Promise.all([
       findUserById(c.env.DB, auth.id),
       listActiveSessions(c.env.DB, auth.id, t),
       listUserIdentities(c.env.DB, auth.id),
+      secondFactorsCard(c, auth.id),
     ]);
     if (!user || user.disabledAt !== null || !sessions.some((s) => s.id === auth.sessionId)) {
       if (wantsHtml(c)) return signInRedirect(c);
@@ -80,6 +84,7 @@ export const accountRoutes = new Hono<AppEnv>()
           createdAt: user.createdAt,
           hasPassword: user.passwordHash !== null,
         },
+        secondFactors: { ...secondFactors, required: mfaRequiredByRole(user, config) },
         providers: identities.map((i) => ({ name: providerNames.get(i.provider) ?? i.provider, email: i.email, linkedAt: i.createdAt })),
         sessions: sessions.map((s) => ({
           id: s.id,

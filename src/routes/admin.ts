@@ -10,6 +10,7 @@
  * - `POST /admin/users/:id/enable`           enable again (ended sessions stay ended)
  * - `PUT  /admin/users/:id/roles/:role`      grant a role (idempotent)
  * - `DELETE /admin/users/:id/roles/:role`    revoke a role
+ * - `DELETE /admin/users/:id/second-factors` remove the authenticator app and recovery codes (a lost phone)
  *
  * Role changes reach tokens at the next refresh; disabling is immediate.
  */
@@ -17,10 +18,12 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
+import { mfaRequiredByRole } from '../auth/second-factor-status';
 import { endSessions, fenceUserSessions, tokenLifetime } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
+import { insufficientUserAuthentication } from '../proxy/step-up';
 import { sameOrigin } from '../middleware/same-origin';
 import { listUserEvents } from '../storage/events';
 import { listUserIdentities } from '../storage/identities';
@@ -39,6 +42,12 @@ function requireAdmin(): MiddlewareHandler<AppEnv> {
     if (!me || me.disabledAt !== null || !effectiveRoles(me, c.get('config')).includes(ADMIN_ROLE)) {
       await recordEvent(c, { event: 'admin_denied', outcome: 'failure', userId: c.get('user').id, detail: { path: c.req.path.slice(0, 200) } });
       throw new ApiError('forbidden', 'This requires the "admin" role.');
+    }
+    // MFA_REQUIRED_ROLES: an admin whose role requires a second factor must have signed in with one.
+    if (mfaRequiredByRole(me, c.get('config')) && !c.get('user').amr.includes('mfa')) {
+      await recordEvent(c, { event: 'admin_denied', outcome: 'failure', userId: me.id, detail: { path: c.req.path.slice(0, 200), reason: 'no_mfa' } });
+      const config = c.get('config');
+      throw insufficientUserAuthentication({ missing: ['mfa'] }, `${config.PUBLIC_URL}${config.AUTH_PREFIX}/step-up`);
     }
     await next();
   };
@@ -159,4 +168,11 @@ export const adminRoutes = new Hono<AppEnv>()
     await setRoles(c.env.DB, user.id, roles, now());
     await recordEvent(c, { event: 'admin_role_revoked', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
     return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
+  })
+  .delete('/users/:id/second-factors', async (c) => {
+    const user = await targetUser(c);
+    // Audited inside (admin_second_factors_reset, naming the admin); the user's sessions stay.
+    const { removeSecondFactors } = await import('../auth/second-factor');
+    const removed = await removeSecondFactors(c, user, { admin: c.get('user').id });
+    return c.json({ ok: true, removed: { totp: removed.totp, recovery_codes: removed.recoveryCodes } });
   });

@@ -4,6 +4,7 @@
  * without JavaScript.
  */
 import { ErrorBox, Layout } from './layout';
+import { SecondFactorsCard, type SecondFactorsCardProps } from './second-factors-card';
 
 export interface AccountSession {
   id: string;
@@ -23,6 +24,7 @@ export interface AccountPageProps {
   user: { email: string; emailVerified: boolean; name: string | null; roles: string[]; createdAt: number; hasPassword: boolean };
   providers: { name: string; email: string | null; linkedAt: number }[];
   sessions: AccountSession[];
+  secondFactors?: SecondFactorsCardProps;
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -85,6 +87,8 @@ export function AccountPage(p: AccountPageProps) {
           {!p.user.hasPassword && p.providers.length === 0 && <li>None</li>}
         </ul>
       </div>
+
+      {p.secondFactors && <SecondFactorsCard {...p.secondFactors} />}
 
       <div class="card">
         <h2>Sessions</h2>

@@ -50,13 +50,14 @@ export async function userWithTotp(e: TestEnv, email = uniqueEmail('totp')) {
   const page = await call('/auth/account/totp', { env: e, cookies: jar, headers: NAV });
   expect(page.status, await page.clone().text()).toBe(200);
   const secret = secretFromPage(await page.text());
-  const done = await call('/auth/account/totp/confirm', { env: e, cookies: jar, headers: NAV, form: { code: totpCode(secret) } });
+  const enrolCode = totpCode(secret);
+  const done = await call('/auth/account/totp/confirm', { env: e, cookies: jar, headers: NAV, form: { code: enrolCode } });
   expect(done.status, await done.clone().text()).toBe(200);
   updateJar(jar, done);
   const codes = recoveryCodesFromPage(await done.text());
   expect(codes).toHaveLength(10);
   const user = await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>();
-  return { email, userId: user!.id, secret, codes, jar };
+  return { email, userId: user!.id, secret, codes, jar, enrolCode };
 }
 
 /** Moves a session's sign-in into the past (as if it happened `secondsAgo`). */

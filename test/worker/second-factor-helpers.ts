@@ -44,9 +44,8 @@ export function recoveryCodesFromPage(html: string): string[] {
 }
 
 /** A password user (cookie session, just signed in) who sets up an authenticator app through the account pages. */
-export async function userWithTotp(e: TestEnv, email = uniqueEmail('totp')) {
-  const { cookies } = await cookieSession(e, email);
-  const jar: Jar = { ...cookies };
+export async function userWithTotp(e: TestEnv, email = uniqueEmail('totp'), signedIn?: Jar) {
+  const jar: Jar = { ...(signedIn ?? (await cookieSession(e, email)).cookies) };
   const page = await call('/auth/account/totp', { env: e, cookies: jar, headers: NAV });
   expect(page.status, await page.clone().text()).toBe(200);
   const secret = secretFromPage(await page.text());

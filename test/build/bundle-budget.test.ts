@@ -9,8 +9,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deployedBundle, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
-/** gzip KiB, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const BUNDLE_BUDGET_KIB = 84;
+/**
+ * gzip KiB, as wrangler prints it in "Total Upload: ... / gzip: ...". Raised from 84 for issue 12's
+ * second factors (99.5 KiB measured): uqr (QR codes, ~4.5 KiB gzip), otpauth's bare build (~3 KiB,
+ * its own SHA code left out for node:crypto's HMAC) and the TOTP, recovery-code, step-up pages and
+ * routes (~8 KiB). Wrangler uploads one bundle, so the dynamic imports that keep this code off the
+ * proxy path at run time do not shrink the upload.
+ */
+export const BUNDLE_BUDGET_KIB = 100;
 export const BUNDLE_TARGET_KIB = 64;
 
 let bundle: DeployedBundle;

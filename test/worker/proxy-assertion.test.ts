@@ -40,6 +40,8 @@ describe('assertionFor', () => {
       email_verified: true,
       roles: ['ops'],
       sid: 's1',
+      amr: ['pwd'],
+      auth_time: NOW,
       iat: NOW,
       exp: NOW + 60,
     });

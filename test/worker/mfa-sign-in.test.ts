@@ -6,7 +6,7 @@
  */
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { call, countRows, GOOD_PASSWORD, setCookies, type TestEnv } from './helpers';
 import { FakeGitHub, installFakeNetwork } from './oauth-fakes';
 import { signIn } from './oauth-helpers';
@@ -250,5 +250,33 @@ describe('OAuth sign-in of a user with a second factor', () => {
     expect(done.status).toBe(303);
     expect(done.headers.get('location')).toBe('/app');
     expect(decodeJwt(setCookies(done).get('__Host-gatehouse')!.value).amr).toEqual(['github', 'otp', 'mfa']);
+  });
+});
+
+describe('alerts', () => {
+  it('a used recovery code is POSTed to ALERT_WEBHOOK_URL like other security events, without the code', async () => {
+    const WEBHOOK = 'https://alerts.example.net/hook';
+    const ae = mfaEnv({ ALERT_WEBHOOK_URL: WEBHOOK });
+    const u = await userWithTotp(ae);
+    const login = await call('/auth/login', { env: ae, json: { email: u.email, password: GOOD_PASSWORD } });
+    const { mfa_token } = (await login.json()) as { mfa_token: string };
+    const posted: string[] = [];
+    const real = globalThis.fetch;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url !== WEBHOOK) return real(input, init);
+      posted.push(String(init?.body));
+      return new Response('ok');
+    });
+    try {
+      const r = await call('/auth/mfa', { env: ae, json: { mfa_token, code: u.codes[0]! } });
+      expect(r.status).toBe(200);
+    } finally {
+      spy.mockRestore();
+    }
+    const alerts = posted.map((b) => JSON.parse(b) as Record<string, unknown>).filter((b) => JSON.stringify(b).includes('recovery_code_used'));
+    expect(alerts).toHaveLength(1);
+    expect(posted.join('\n')).not.toContain(u.codes[0]!);
+    expect(posted.join('\n')).not.toContain(u.codes[0]!.replaceAll('-', ''));
   });
 });

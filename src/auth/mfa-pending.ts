@@ -15,7 +15,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { clearMfaCookie, readMfaCookie, setMfaCookie, setSessionCookies } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
-import { consumePending, findPending, insertPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
+import { findPending, insertPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
 import { findUserById, type User } from '../storage/users';
 import { randomId, sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
@@ -121,11 +121,9 @@ export async function pendingUser(c: Context<AppEnv>, pending: PendingSignIn): P
  * sent yet (see {@link completePendingSignIn}).
  */
 export async function finishPendingSignIn(c: Context<AppEnv>, pending: PendingSignIn, user: User, factorAmr: readonly string[]): Promise<IssuedTokens> {
-  if (!(await consumePending(c.env.DB, pending.idHash, now()))) {
-    throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
-  }
   const amr = [...new Set([...pending.amr, ...factorAmr, 'mfa'])];
-  const tokens = await startSession(c, user, pending.provider, amr);
+  // One transaction: the state is spent exactly when the session starts (a replay is refused).
+  const tokens = await startSession(c, user, pending.provider, amr, { spendsPending: pending.idHash });
   clearMfaCookie(c);
   await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'second_factor', amr: amr.join(','), sid: tokens.session.id } });
   return tokens;

@@ -1,7 +1,9 @@
 /**
  * `mfa_pending`: sign-ins whose first factor passed and whose second is still owed. The client
- * holds a 256-bit handle; only its SHA-256 is stored. Completing one is a single conditional
- * update, so a handle completes at most one sign-in, however often it is replayed.
+ * holds a 256-bit handle; only its SHA-256 is stored. Completing one is a conditional update in
+ * the same transaction as the session's insert (storage/sessions.ts
+ * `insertSessionSpendingPending`), so a handle completes at most one sign-in, however often it
+ * is replayed, and never leaves a spent state without a session.
  */
 import { guard } from './errors';
 
@@ -69,13 +71,4 @@ export async function insertPending(db: D1Database, p: Omit<PendingSignIn, 'used
 export async function findPending(db: D1Database, idHash: string): Promise<PendingSignIn | null> {
   const row = await guard(() => db.prepare('SELECT * FROM mfa_pending WHERE id_hash = ?').bind(idHash).first<Row>());
   return row ? toPending(row) : null;
-}
-
-/** Marks it used if it is still unused and unexpired; true if this call did. */
-export async function consumePending(db: D1Database, idHash: string, now: number): Promise<boolean> {
-  const r = await guard(() => db
-    .prepare('UPDATE mfa_pending SET used_at = ? WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?')
-    .bind(now, idHash, now)
-    .run());
-  return r.meta.changes === 1;
 }

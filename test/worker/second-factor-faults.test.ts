@@ -54,3 +54,19 @@ describe('second factors when D1 fails', () => {
     expect(retry.status).toBe(200);
   });
 });
+
+describe('completing a sign-in is one transaction', () => {
+  it('if the session cannot be stored, the pending state is not spent: 503, and a retry signs in', async () => {
+    const u = await userWithTotp(e);
+    const login = await call('/auth/login', { env: e, json: { email: u.email, password: GOOD_PASSWORD } });
+    const { mfa_token } = (await login.json()) as { mfa_token: string };
+    const before = await countRows('sessions', 'user_id = ?', u.userId);
+    const r = await call('/auth/mfa', { env: { ...e, DB: d1FailingOn('INSERT INTO sessions') }, json: { mfa_token, code: u.codes[0]! } });
+    await expect503(r);
+    expect(await countRows('mfa_pending', 'user_id = ? AND used_at IS NULL', u.userId)).toBe(1);
+    expect(await countRows('sessions', 'user_id = ?', u.userId)).toBe(before);
+    const retry = await call('/auth/mfa', { env: e, json: { mfa_token, code: u.codes[1]! } });
+    expect(retry.status).toBe(200);
+    expect(await countRows('sessions', 'user_id = ?', u.userId)).toBe(before + 1);
+  });
+});

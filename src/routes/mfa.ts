@@ -121,7 +121,15 @@ export const mfaRoutes = new Hono<AppEnv>()
     } catch (e) {
       const err = toApiError(e);
       if (!form || err.status >= 500) throw e;
-      if (!pending || err.code === 'invalid_token') return noPendingPage(c, err.description);
+      if (err.code === 'invalid_token') return noPendingPage(c, err.description);
+      // A bad form body (or a burst limit) before the state was read: the page again, with the error.
+      if (!pending) {
+        try {
+          pending = await readPendingSignIn(c);
+        } catch {
+          return noPendingPage(c, err.description);
+        }
+      }
       if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
       return page(c, pending, err.description, err.status);
     }

@@ -91,6 +91,10 @@ describe('second factors in Chromium', () => {
     await page.waitForURL(`${gw.url}/auth/account/totp`);
     await expect(page.locator('.qr svg').isVisible()).resolves.toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'totp-enrol.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(ARTIFACTS, 'totp-enrol-dark-phone.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
     const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
     expect(secret).toMatch(/^[A-Z2-7]{32}$/);
     nextCode = authenticator(secret);

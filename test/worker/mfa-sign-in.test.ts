@@ -280,3 +280,17 @@ describe('alerts', () => {
     expect(posted.join('\n')).not.toContain(u.codes[0]!.replaceAll('-', ''));
   });
 });
+
+describe('form errors on the code page', () => {
+  it('a malformed code in a form post shows the code page again with the error (pending state kept)', async () => {
+    const u = await userWithTotp(e);
+    const first = await call('/auth/login', { env: e, headers: NAV, form: { email: u.email, password: GOOD_PASSWORD } });
+    const cookies = { '__Host-gatehouse-mfa': setCookies(first).get('__Host-gatehouse-mfa')!.value };
+    const r = await call('/auth/mfa', { env: e, cookies, headers: NAV, form: { code: 'x'.repeat(70) } });
+    expect(r.status).toBe(400);
+    const html = await r.text();
+    expect(html).toContain('role="alert"');
+    expect(html).toContain('action="/auth/mfa"');
+    expect(await countRows('mfa_pending', 'user_id = ? AND used_at IS NULL', u.userId)).toBe(1);
+  });
+});

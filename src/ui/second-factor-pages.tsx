@@ -8,7 +8,7 @@ import { ErrorBox, Layout } from './layout';
 
 /** Sizes the QR code and the codes; in the page's own nonce-tagged stylesheet. */
 const EXTRA = `.qr{background:#fff;padding:.5rem;border-radius:.5rem;width:15rem;max-width:100%;margin:0 auto 1rem}.qr svg{display:block;width:100%;height:auto}
-code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;word-break:break-all}ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap}`;
+code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;overflow-wrap:anywhere}ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap}`;
 
 function Extra(p: { nonce?: string }) {
   return <style nonce={p.nonce}>{EXTRA}</style>;

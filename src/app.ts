@@ -26,7 +26,10 @@ import { passwordResetRoutes } from './routes/password-reset';
 import { passkeyRoutes } from './routes/passkeys';
 import { passwordRoutes } from './routes/password';
 import { providerTokenRoutes } from './routes/provider-tokens';
+import { mfaRoutes } from './routes/mfa';
 import { refreshNavigationRoute } from './routes/refresh-navigation';
+import { secondFactorRoutes } from './routes/second-factors';
+import { stepUpRoutes } from './routes/step-up';
 import { sessionRoutes } from './routes/session';
 import { unmatchedEndpoint } from './routes/unmatched';
 import { verifyRoute } from './routes/verify';
@@ -87,6 +90,9 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', verifyRoute);
   auth.route('/', accountRoutes);
   auth.route('/', passkeyRoutes);
+  auth.route('/', secondFactorRoutes);
+  auth.route('/', mfaRoutes);
+  auth.route('/', stepUpRoutes);
   auth.route('/admin', adminRoutes);
   // A mounted sub-app's notFound never runs (the proxy below takes every unmatched path), so
   // the gateway's own paths end in this catch-all: 405 with Allow, or 404 (HTML for browsers).

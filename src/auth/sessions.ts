@@ -12,6 +12,7 @@ import {
   findSessionById,
   findSessionByRefreshHash,
   insertSession,
+  insertSessionSpendingPending,
   revokeSession,
   revokeUserSessions,
   rotateRefreshHash,
@@ -78,18 +79,25 @@ async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Sess
  * on the account page (`password`, a provider id, `passkey`); `amr` is how the user proved who
  * they are, as RFC 8176 values (`["pwd"]`, `["pwd","otp","mfa"]`, `["github"]`, `["hwk"]`...):
  * the session keeps it, with now as `auth_time`, and every access token carries both
- * (docs/design.md, "Authentication methods and step-up").
+ * (docs/design.md, "Authentication methods and step-up"). `spendsPending`: the hash of a pending
+ * second-factor sign-in this session completes (auth/mfa-pending.ts); refused if already spent.
  */
-export async function startSession(c: Context<AppEnv>, user: User, provider: string | null, amr: readonly string[]): Promise<IssuedTokens> {
+export async function startSession(
+  c: Context<AppEnv>,
+  user: User,
+  provider: string | null,
+  amr: readonly string[],
+  options: { spendsPending?: string } = {},
+): Promise<IssuedTokens> {
   const config = c.get('config');
   const t = now();
   const refreshToken = newRefreshToken();
   const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
-  const session = await insertSession(
-    c.env.DB,
-    { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] },
-    t,
-  );
+  const input = { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] };
+  // A second-factor sign-in spends its pending state in the session's own transaction
+  // (auth/mfa-pending.ts): never a session without spending it, nor a spent state without one.
+  const session = options.spendsPending === undefined ? await insertSession(c.env.DB, input, t) : await insertSessionSpendingPending(c.env.DB, input, options.spendsPending, t);
+  if (!session) throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
   const access = await accessTokenFor(c, user, session);
   return {
     accessToken: access.token,

@@ -70,6 +70,10 @@ export function parseConfig(env: object): ConfigResult {
     // The dev sign-in trusts a local test server that signs in anyone: never in production.
     return { ok: false, error: new ConfigError('DEV_OIDC_ISSUER', 'is for development only and must not be set in production') };
   }
+  if (raw.MFA_REQUIRED_ROLES.length > 0 && !raw.TOKEN_ENCRYPTION_KEY && !isDevelopment) {
+    // Authenticator-app secrets are encrypted under a key derived from it (auth/totp.ts).
+    return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'is required when MFA_REQUIRED_ROLES is set (it encrypts authenticator-app secrets)') };
+  }
   if (raw.TOKEN_ENCRYPTION_KEY && raw.TOKEN_ENCRYPTION_KEY.length < 32) {
     return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'must be at least 32 characters (e.g. openssl rand -base64 32)') };
   }

@@ -50,9 +50,15 @@ export const routeSchema = v.pipe(
     timeout_seconds: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(300)), 30),
     /** "immediate": every request also asks the revocation fence (needs REVOCATION_FENCE). */
     revocation: v.optional(v.picklist(['cached', 'immediate'], 'revocation must be cached or immediate'), 'cached'),
+    /** Step-up (README "Second factors"): how the user must have signed in (token `amr`). */
+    require: v.optional(v.pipe(v.array(v.picklist(['mfa', 'passkey'], 'require holds "mfa" and/or "passkey"')), v.minLength(1, 'require must name at least one of "mfa", "passkey"'))),
+    /** Step-up: the sign-in (token `auth_time`) may be at most this many seconds old. */
+    max_auth_age: v.optional(v.pipe(v.number('max_auth_age must be a number of seconds'), v.integer('max_auth_age must be whole seconds'), v.minValue(60, 'max_auth_age must be at least 60'), v.maxValue(31_536_000, 'max_auth_age must be at most 31536000'))),
   }),
   // An allow list on an anonymous-friendly route would admit strangers and refuse members.
   v.check((r) => r.allow === undefined || r.auth === 'required', 'allow needs auth = "required"'),
+  // Step-up only means something where a sign-in is required; elsewhere it would be skipped silently.
+  v.check((r) => (r.require === undefined && r.max_auth_age === undefined) || r.auth === 'required', 'require and max_auth_age need auth = "required"'),
 );
 
 export const routesSchema = v.pipe(

@@ -153,6 +153,15 @@ export const configSchema = v.object({
   // --- Passkeys (WebAuthn, issue 12) ---
   /** `disabled` removes the passkey buttons and refuses every `/passkeys` endpoint (stored passkeys are kept). */
   PASSKEYS: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
+  // --- Second factors (issue 12: TOTP, recovery codes, step-up; README "Second factors") ---
+  /** Users holding any of these roles must have a second factor: they enrol at their next sign-in. */
+  MFA_REQUIRED_ROLES: commaList(true),
+  /** How recent a sign-in must be to enrol or remove a factor or regenerate recovery codes. */
+  RECENT_AUTH_SECONDS: integerSetting(600, 60, 86_400, 'seconds'),
+  /** Wrong second-factor codes per account within 15 minutes before further codes wait (429). */
+  MFA_ATTEMPT_LIMIT: integerSetting(5, 3, 100, 'wrong codes'),
+  /** How long a sign-in that still owes its second factor may be completed. */
+  MFA_PENDING_SECONDS: integerSetting(300, 60, 900, 'seconds'),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

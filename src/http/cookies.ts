@@ -28,10 +28,33 @@ export function setSessionCookies(c: Context<AppEnv>, accessToken: string, refre
   setCookie(c, 'gatehouse-refresh', refreshToken, { prefix: 'secure', path: prefix, httpOnly: true, secure: true, sameSite: 'Lax', maxAge });
 }
 
+/** Replaces only the access token (a step-up: same session, same refresh token). */
+export function setAccessCookie(c: Context<AppEnv>, accessToken: string, maxAge: number): void {
+  setCookie(c, 'gatehouse', accessToken, { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge });
+}
+
 export function clearSessionCookies(c: Context<AppEnv>): void {
   const prefix = c.get('config').AUTH_PREFIX;
   deleteCookie(c, 'gatehouse', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
   deleteCookie(c, 'gatehouse-refresh', { prefix: 'secure', path: prefix, httpOnly: true, secure: true, sameSite: 'Lax' });
+}
+
+/**
+ * The handle of a sign-in that still owes its second factor (auth/mfa-pending.ts). Not a token:
+ * it only lets the holder *try* a second factor for one user, for a few minutes, once.
+ */
+export const MFA_COOKIE = '__Host-gatehouse-mfa';
+
+export function readMfaCookie(c: Context<AppEnv>): string | undefined {
+  return getCookie(c, 'gatehouse-mfa', 'host');
+}
+
+export function setMfaCookie(c: Context<AppEnv>, handle: string, maxAge: number): void {
+  setCookie(c, 'gatehouse-mfa', handle, { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge });
+}
+
+export function clearMfaCookie(c: Context<AppEnv>): void {
+  deleteCookie(c, 'gatehouse-mfa', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
 }
 
 /** True if the request carries any gateway cookie: it is then "cookie-authenticated". */

@@ -8,6 +8,8 @@ export const ERROR_STATUS = {
   /** A mailed link (verification, password reset) that is unknown, used, replaced or expired. */
   invalid_link: 400,
   invalid_token: 401,
+  /** RFC 9470: the token is valid but its authentication is too weak or too old for the resource. */
+  insufficient_user_authentication: 401,
   forbidden: 403,
   /** Password sign-in of an account whose address is not verified yet (EMAIL_VERIFICATION=required). */
   email_not_verified: 403,
@@ -47,7 +49,8 @@ export function errorResponse(error: ApiError): Response {
     'cache-control': 'no-store',
     ...error.extra.headers,
   });
-  if (error.status === 401) {
+  // A code that states its own challenge (step-up: RFC 9470's acr_values / max_age) keeps it.
+  if (error.status === 401 && !headers.has('www-authenticate')) {
     // RFC 6750 sec. 3.1 defines only invalid_request, invalid_token and insufficient_scope for
     // this header; our own codes (invalid_credentials) stay in the JSON body.
     const code = error.code === 'invalid_token' ? 'invalid_token' : 'invalid_request';

@@ -12,6 +12,8 @@ import { authenticate, presentedToken } from '../auth/authenticate';
 import { crossSiteRefused, isSafeMethod, requestSite } from '../auth/cross-site';
 import type { CompiledRoute } from './route-table';
 import { isAllowed } from './policy';
+import { insufficientUserAuthentication, stepUpNeed } from './step-up';
+import { nowSeconds } from '../util/time';
 
 /** Headers by which many frameworks let a POST (or even a GET) act as another method. */
 const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
@@ -34,7 +36,7 @@ function mayWrite(c: Context<AppEnv>, method: string): boolean {
 
 export type GateResult =
   | { pass: true; user: AuthUser | null; via: 'cookie' | 'bearer' | null }
-  | { pass: false; redirect: string };
+  | { pass: false; redirect: string; status?: 302 | 303 };
 
 export interface GateOptions {
   /** The URL to come back to after signing in; browser navigations are redirected when set. */
@@ -82,5 +84,12 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   c.set('user', user);
   c.set('authVia', presented.via);
   if (!isAllowed(route.config.allow, user)) throw new ApiError('forbidden', 'Your account is not allowed on this route.');
+  const need = stepUpNeed(route.config, user, nowSeconds());
+  if (need) {
+    const stepUp = `${config.AUTH_PREFIX}/step-up${options.returnTo === undefined ? '' : `?return_to=${encodeURIComponent(options.returnTo)}`}`;
+    // A browser is sent to sign in again more strongly and comes back; an API client is told what would do.
+    if (navigation) return { pass: false, redirect: stepUp, status: 303 };
+    throw insufficientUserAuthentication(need, `${config.PUBLIC_URL}${stepUp}`);
+  }
   return { pass: true, user, via: presented.via };
 }

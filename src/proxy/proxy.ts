@@ -12,7 +12,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { decodeProtectedHeader } from 'jose';
 import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
-import { ACCESS_COOKIE, REFRESH_COOKIE } from '../http/cookies';
+import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { errorHandler } from '../middleware/error-handler';
 import { assertionFor } from '../tokens/assertion';
@@ -39,7 +39,7 @@ function withoutGatewaySetCookies(response: Response): Response {
   const lines = response.headers.getSetCookie();
   const ours = (line: string) => {
     const name = line.slice(0, line.indexOf('=')).trim();
-    return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE;
+    return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE || name === MFA_COOKIE;
   };
   if (!lines.some(ours)) return response;
   // A 101 carries the WebSocket itself (workerd's `webSocket`), which a plain copy would lose.
@@ -53,7 +53,7 @@ function withoutGatewaySetCookies(response: Response): Response {
 }
 
 /** Either the origin's response (passed back as is) or a redirect the gateway makes itself. */
-type Outcome = { origin: Response } | { redirect: string };
+type Outcome = { origin: Response } | { redirect: string; status?: 302 | 303 };
 
 async function forward(c: Context<AppEnv>): Promise<Outcome> {
   const config = c.get('config');
@@ -68,7 +68,7 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   c.set('proxyRoute', route.config.path);
 
   const verdict = await gate(c, route, { returnTo: url.href, refuseCrossSite: true });
-  if (!verdict.pass) return { redirect: verdict.redirect };
+  if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status };
 
   const websocket = (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
   const headers = forwardHeaders(c.req.raw.headers, {
@@ -110,7 +110,7 @@ export function proxy(options: ProxyOptions): MiddlewareHandler<AppEnv> {
     try {
       const outcome = await forward(c);
       if ('origin' in outcome) return outcome.origin;
-      refusal = new Response(null, { status: 302, headers: { location: outcome.redirect, 'cache-control': 'no-store' } });
+      refusal = new Response(null, { status: outcome.status ?? 302, headers: { location: outcome.redirect, 'cache-control': 'no-store' } });
     } catch (e) {
       // The app's error handler renders (and, for the unexpected, logs) as everywhere else.
       refusal = await errorHandler(e instanceof Error ? e : new Error(String(e)), c);

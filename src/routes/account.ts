@@ -13,6 +13,7 @@
 import { Hono, type Context } from 'hono';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
+import { mfaRequiredByRole } from '../auth/second-factor-status';
 import { endAllSessions, endSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
@@ -24,6 +25,7 @@ import { sameOrigin } from '../middleware/same-origin';
 import { enabledProviders } from '../providers/registry';
 import { AccountPage } from '../ui/account-page';
 import { renderPage } from '../ui/render';
+import { SECOND_FACTOR_NOTICES, secondFactorsCard } from './second-factors-card';
 import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
@@ -35,6 +37,7 @@ import { PASSKEY_NOTICES, passkeysSectionProps } from './passkeys';
 const NOTICES: Record<string, string> = {
   session_ended: 'That session has been signed out.',
   ...PASSKEY_NOTICES,
+  ...SECOND_FACTOR_NOTICES,
 };
 
 function accountPath(c: Context<AppEnv>): string {
@@ -59,10 +62,11 @@ export const accountRoutes = new Hono<AppEnv>()
   .get('/account', accountAuth(), async (c) => {
     const auth = c.get('user');
     const t = now();
-    const [user, sessions, identities] = await Promise.all([
+    const [user, sessions, identities, secondFactors] = await Promise.all([
       findUserById(c.env.DB, auth.id),
       listActiveSessions(c.env.DB, auth.id, t),
       listUserIdentities(c.env.DB, auth.id),
+      secondFactorsCard(c, auth.id),
     ]);
     const current = sessions.find((s) => s.id === auth.sessionId);
     if (!user || user.disabledAt !== null || !current) {
@@ -90,6 +94,7 @@ export const accountRoutes = new Hono<AppEnv>()
           createdAt: user.createdAt,
           hasPassword: user.passwordHash !== null,
         },
+        secondFactors: { ...secondFactors, required: mfaRequiredByRole(user, config) },
         providers: identities.map((i) => ({ name: providerNames.get(i.provider) ?? i.provider, email: i.email, linkedAt: i.createdAt })),
         sessions: sessions.map((s) => ({
           id: s.id,

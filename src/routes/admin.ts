@@ -12,6 +12,7 @@
  * - `DELETE /admin/users/:id/roles/:role`    revoke a role
  * - `POST /admin/users/:id/verify-email`     mark the user's current address verified
  * - `POST /admin/users/:id/password-reset`   mail the user a password reset link (needs mail)
+ * - `DELETE /admin/users/:id/second-factors` remove the authenticator app and recovery codes (a lost phone)
  *
  * Role changes reach tokens at the next refresh; disabling is immediate.
  */
@@ -19,10 +20,12 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
+import { mfaRequiredByRole } from '../auth/second-factor-status';
 import { endSessions, fenceUserSessions, tokenLifetime } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
+import { insufficientUserAuthentication } from '../proxy/step-up';
 import { sameOrigin } from '../middleware/same-origin';
 import { listUserEvents } from '../storage/events';
 import { listUserIdentities } from '../storage/identities';
@@ -43,6 +46,12 @@ function requireAdmin(): MiddlewareHandler<AppEnv> {
     if (!me || me.disabledAt !== null || !effectiveRoles(me, c.get('config')).includes(ADMIN_ROLE)) {
       await recordEvent(c, { event: 'admin_denied', outcome: 'failure', userId: c.get('user').id, detail: { path: c.req.path.slice(0, 200) } });
       throw new ApiError('forbidden', 'This requires the "admin" role.');
+    }
+    // MFA_REQUIRED_ROLES: an admin whose role requires a second factor must have signed in with one.
+    if (mfaRequiredByRole(me, c.get('config')) && !c.get('user').amr.includes('mfa')) {
+      await recordEvent(c, { event: 'admin_denied', outcome: 'failure', userId: me.id, detail: { path: c.req.path.slice(0, 200), reason: 'no_mfa' } });
+      const config = c.get('config');
+      throw insufficientUserAuthentication({ missing: ['mfa'] }, `${config.PUBLIC_URL}${config.AUTH_PREFIX}/step-up`);
     }
     await next();
   };
@@ -180,4 +189,11 @@ export const adminRoutes = new Hono<AppEnv>()
     await sendResetLink(c, user, false);
     await recordEvent(c, { event: 'admin_password_reset_sent', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
     return c.json({ ok: true, sent_to: user.email });
+  })
+  .delete('/users/:id/second-factors', async (c) => {
+    const user = await targetUser(c);
+    // Audited inside (admin_second_factors_reset, naming the admin); the user's sessions stay.
+    const { removeSecondFactors } = await import('../auth/second-factor');
+    const removed = await removeSecondFactors(c, user, { admin: c.get('user').id });
+    return c.json({ ok: true, removed: { totp: removed.totp, recovery_codes: removed.recoveryCodes } });
   });

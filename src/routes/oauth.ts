@@ -5,6 +5,7 @@
 import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { recordEvent } from '../auth/events';
+import { secondFactorGate } from '../auth/mfa-pending';
 import { resolveOAuthUser } from '../auth/oauth-link';
 import { sealForStorage } from '../auth/oauth-provider-tokens';
 import { startSession } from '../auth/sessions';
@@ -120,9 +121,12 @@ export const oauthRoutes = new Hono<AppEnv>()
       if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status, e.description, safeReturnTo(flow.returnTo, config));
       throw e;
     }
+    const returnTo = safeReturnTo(flow.returnTo, config);
+    const owed = await secondFactorGate(c, { user: linked.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo });
+    if (owed) return owed;
     const session = await startSession(c, linked.user, provider.id, [provider.id]);
     await recordEvent(c, { event: 'login', outcome: 'success', userId: linked.user.id, detail: { method: 'oauth', provider: provider.id, how: linked.how, sid: session.session.id } });
     setSessionCookies(c, session.accessToken, session.refreshToken, session.sessionExpiresAt - now());
     c.header('cache-control', 'no-store');
-    return c.redirect(safeReturnTo(flow.returnTo, config), 303);
+    return c.redirect(returnTo, 303);
   });

@@ -10,6 +10,7 @@ import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
 import { checkNewPassword, normalisePassword } from '../auth/password-policy';
+import { secondFactorGate } from '../auth/mfa-pending';
 import { signedInResponse } from '../auth/responses';
 import { emailDomainAllowed } from '../auth/roles';
 import { startSession } from '../auth/sessions';
@@ -44,8 +45,14 @@ function requirePasswordLogin(c: Context<AppEnv>) {
   if (c.get('config').PASSWORD_LOGIN === 'disabled') throw new ApiError('forbidden', 'Password sign-in is disabled on this gateway.');
 }
 
-/** Signs the user in and answers according to how they asked (form, JSON cookie, JSON token). */
+/**
+ * Signs the user in and answers according to how they asked (form, JSON cookie, JSON token). A
+ * user who owes a second factor gets no tokens yet: the pending state of auth/mfa-pending.ts.
+ */
 async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Credentials, status: 200 | 201) {
+  const mode = kind === 'form' ? 'form' : input.session === 'cookie' ? 'cookie' : 'token';
+  const owed = await secondFactorGate(c, { user, amr: ['pwd'], provider: 'password', mode, returnTo: safeReturnTo(input.return_to, c.get('config')) });
+  if (owed) return owed;
   const tokens = await startSession(c, user, 'password', ['pwd']);
   if (kind === 'form') {
     setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());

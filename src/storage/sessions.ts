@@ -80,16 +80,34 @@ export interface NewSession {
   amr: string[];
 }
 
+const INSERT_SESSION = `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider, amr, auth_time)`;
+
+const sessionValues = (id: string, family: string, input: NewSession, now: number) =>
+  [id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider, JSON.stringify(input.amr), now] as const;
+
 export async function insertSession(db: D1Database, input: NewSession, now: number): Promise<Session> {
   const id = `ses_${randomId(12)}`;
   const family = randomId(12);
-  await guard(() => db
-    .prepare(
-      `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider, amr, auth_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider, JSON.stringify(input.amr), now)
-    .run());
+  await guard(() => db.prepare(`${INSERT_SESSION} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).bind(...sessionValues(id, family, input, now)).run());
+  return newSession(id, family, input, now);
+}
+
+/**
+ * Inserts the session only if it spends the pending second-factor sign-in `pendingHash`
+ * (storage/mfa-pending.ts) in the same transaction: unused and unexpired, now used. Null if it
+ * was not (a replay, a concurrent completion, expiry). A failure leaves both unchanged.
+ */
+export async function insertSessionSpendingPending(db: D1Database, input: NewSession, pendingHash: string, now: number): Promise<Session | null> {
+  const id = `ses_${randomId(12)}`;
+  const family = randomId(12);
+  const [, inserted] = await guard(() => db.batch([
+    db.prepare('UPDATE mfa_pending SET used_at = ? WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?').bind(now, pendingHash, now),
+    db.prepare(`${INSERT_SESSION} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`).bind(...sessionValues(id, family, input, now)),
+  ]));
+  return inserted?.meta.changes === 1 ? newSession(id, family, input, now) : null;
+}
+
+function newSession(id: string, family: string, input: NewSession, now: number): Session {
   return {
     id,
     userId: input.userId,

@@ -6,6 +6,7 @@
 import { ErrorBox, Layout } from './layout';
 import { BackToApp, Notice, type Brand } from './components';
 import { PasskeysSection, type PasskeysSectionProps } from './passkeys-section';
+import { SecondFactorsCard, type SecondFactorsCardProps } from './second-factors-card';
 
 export interface AccountSession {
   id: string;
@@ -29,6 +30,7 @@ export interface AccountPageProps {
   providers: { name: string; email: string | null; linkedAt: number }[];
   sessions: AccountSession[];
   passkeys?: PasskeysSectionProps;
+  secondFactors?: SecondFactorsCardProps;
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -90,6 +92,7 @@ export function AccountPage(p: AccountPageProps) {
       </div>
 
       {p.passkeys && <PasskeysSection {...p.passkeys} nonce={p.nonce} />}
+      {p.secondFactors && <SecondFactorsCard {...p.secondFactors} />}
 
       <div class="card">
         <h2>Sessions</h2>

@@ -10,14 +10,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { deployedBundle, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /**
- * gzip KiB, as wrangler prints it in "Total Upload: ... / gzip: ...".
- * 84 before passkeys (issue 12). @simplewebauthn/server, with the X.509/ASN.1 stack its
- * attestation formats import (@peculiar/x509, asn1js, tsyringe, reflect-metadata), adds about
- * 98 KiB gzip (181.5 KiB in all). It is loaded by dynamic import(), so its code is not
- * evaluated at start-up, but wrangler does not split dynamic imports into separate chunks:
- * every byte is still uploaded and counted here. Raised deliberately; see README "Passkeys".
+ * gzip KiB, as wrangler prints it in "Total Upload: ... / gzip: ...". 84 before issues 11 and 12.
+ * Passkeys: @simplewebauthn/server with the X.509/ASN.1 stack its attestation formats import adds
+ * about 98 KiB; second factors (uqr, otpauth's bare build, their pages) about 16 KiB; mail and the
+ * account flows about 13 KiB. All of it is loaded by dynamic import() only where it is used.
  */
-export const BUNDLE_BUDGET_KIB = 184;
+export const BUNDLE_BUDGET_KIB = 220;
 export const BUNDLE_TARGET_KIB = 64;
 
 let bundle: DeployedBundle;

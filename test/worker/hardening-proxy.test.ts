@@ -169,7 +169,9 @@ describe('item 10: identity and routing headers an origin might honour are strip
     expect(Object.keys(origin.seen[0]!.headers).sort()).toEqual(
       [
         'cf-connecting-ip',
+        'x-auth-amr',
         'x-auth-assertion',
+        'x-auth-auth-time',
         'x-auth-email',
         'x-auth-roles',
         'x-auth-session-id',

@@ -74,7 +74,9 @@ describe('headers the origin sees', () => {
         'accept',
         'cf-connecting-ip',
         'cookie',
+        'x-auth-amr',
         'x-auth-assertion',
+        'x-auth-auth-time',
         'x-auth-email',
         'x-auth-roles',
         'x-auth-session-id',
@@ -95,7 +97,7 @@ describe('headers the origin sees', () => {
     expect(seen.headers['x-custom']).toBe('kept');
 
     const { payload, protectedHeader } = await assertionClaims(seen.headers['x-auth-assertion']!, 'urn:app');
-    expect(Object.keys(payload).sort()).toEqual(['aud', 'email', 'email_verified', 'exp', 'iat', 'iss', 'roles', 'sid', 'sub']);
+    expect(Object.keys(payload).sort()).toEqual(['amr', 'aud', 'auth_time', 'email', 'email_verified', 'exp', 'iat', 'iss', 'roles', 'sid', 'sub']);
     expect(payload).toMatchObject({ iss: PUBLIC_URL, aud: 'urn:app', sub: user.user.id, email: user.user.email, email_verified: false, roles: user.user.roles });
     expect(payload.sid).toBe(seen.headers['x-auth-session-id']);
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);

@@ -21,6 +21,8 @@ function claims(overrides: Record<string, unknown> = {}) {
     email: 'forged@example.com',
     email_verified: true,
     roles: ['admin'],
+    amr: ['pwd'],
+    auth_time: now(),
     ...overrides,
   };
 }
@@ -51,7 +53,7 @@ describe('access token verification', () => {
     const t = await registerUser();
     const [h, p] = t.access_token.split('.').slice(0, 2).map((s) => JSON.parse(new TextDecoder().decode(base64url.decode(s))));
     expect(h).toEqual({ alg: 'ES256', kid: testKey.kid, typ: 'at+jwt' });
-    expect(Object.keys(p).sort()).toEqual(['aud', 'email', 'email_verified', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub']);
+    expect(Object.keys(p).sort()).toEqual(['amr', 'aud', 'auth_time', 'email', 'email_verified', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub']);
     expect(p.iss).toBe(PUBLIC_URL);
     expect(p.aud).toBe(PUBLIC_URL);
     expect(p.exp - p.iat).toBe(600);

@@ -1,0 +1,110 @@
+/**
+ * The account's second factors, for browsers (plain forms; README "Second factors"):
+ *
+ * - `GET  /account/totp`             set up an authenticator app: QR code and key, then a code
+ * - `POST /account/totp/confirm`     the first code turns it on (and shows recovery codes once)
+ * - `POST /account/totp/remove`      remove it (and the recovery codes)
+ * - `POST /account/recovery-codes`   ten new recovery codes, replacing the old ones
+ *
+ * Each needs a recent sign-in (`RECENT_AUTH_SECONDS`): otherwise the browser is sent to the
+ * step-up page and back. The TOTP code and the QR renderer are loaded only here (dynamic import).
+ */
+import { Hono, type Context } from 'hono';
+import * as v from 'valibot';
+import type { AppEnv } from '../env';
+import { stepUpSession } from '../auth/sessions';
+import { hasSecondFactor } from '../auth/second-factor-status';
+import { readBody } from '../http/body';
+import { setAccessCookie } from '../http/cookies';
+import { ApiError } from '../http/errors';
+import { toApiError } from '../middleware/error-handler';
+import { sameOrigin } from '../middleware/same-origin';
+import { findSessionById } from '../storage/sessions';
+import type { User } from '../storage/users';
+import { renderPage, type PageStatus } from '../ui/render';
+import { nowSeconds as now } from '../util/time';
+import { browserAuth, currentUser, needsRecentSignIn } from './second-factor-helpers';
+
+const codeSchema = v.strictObject({ code: v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long')) }, 'is not a known field');
+const emptySchema = v.strictObject({}, 'is not a known field');
+
+const accountPath = (c: Context<AppEnv>) => `${c.get('config').AUTH_PREFIX}/account`;
+const totpPath = (c: Context<AppEnv>) => `${accountPath(c)}/totp`;
+
+async function enrolPage(c: Context<AppEnv>, user: User, enrolment: { secret: string; uri: string }, error: string | null = null, status: PageStatus = 200) {
+  const [{ qrSvg }, { TotpEnrolPage }] = await Promise.all([import('../ui/qr-svg'), import('../ui/second-factor-pages')]);
+  const qr = await qrSvg(enrolment.uri);
+  const config = c.get('config');
+  return renderPage(
+    c,
+    (nonce) => TotpEnrolPage({ nonce, appName: config.APP_NAME, qr, secret: enrolment.secret, action: `${totpPath(c)}/confirm`, error, cancelHref: accountPath(c) }),
+    status,
+  );
+}
+
+async function recoveryCodesPage(c: Context<AppEnv>, codes: string[], intro: string) {
+  const { RecoveryCodesPage } = await import('../ui/second-factor-pages');
+  return renderPage(c, (nonce) => RecoveryCodesPage({ nonce, intro, codes, continueHref: accountPath(c), continueLabel: 'Back to your account' }));
+}
+
+export const secondFactorRoutes = new Hono<AppEnv>()
+  .get('/account/totp', browserAuth(totpPath), async (c) => {
+    const reauth = needsRecentSignIn(c, c.get('user'), totpPath(c));
+    if (reauth) return reauth;
+    const user = await currentUser(c);
+    if (await hasSecondFactor(c.env.DB, user.id)) {
+      c.header('cache-control', 'no-store');
+      return c.redirect(`${accountPath(c)}?done=totp_already_on`, 303);
+    }
+    const { startTotpEnrolment } = await import('../auth/second-factor');
+    return enrolPage(c, user, await startTotpEnrolment(c, user));
+  })
+  .post('/account/totp/confirm', sameOrigin({ always: true }), browserAuth(totpPath), async (c) => {
+    const auth = c.get('user');
+    const reauth = needsRecentSignIn(c, auth, totpPath(c));
+    if (reauth) return reauth;
+    const user = await currentUser(c);
+    const { data } = await readBody(c, codeSchema);
+    const factors = await import('../auth/second-factor');
+    let result;
+    try {
+      result = await factors.confirmTotpEnrolment(c, user, data.code);
+    } catch (e) {
+      const err = toApiError(e);
+      const enrolment = err.status < 500 ? await factors.currentTotpEnrolment(c, user) : null;
+      if (!enrolment) throw e;
+      if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
+      return enrolPage(c, user, enrolment, err.description, err.status);
+    }
+    // The code just given proves the app on top of a recent sign-in: this session is now
+    // multi-factor (a route with require = ["mfa"] opens without another step-up).
+    const session = await findSessionById(c.env.DB, auth.sessionId);
+    if (session) {
+      const amr = [...new Set([...auth.amr.filter((m) => m !== 'mfa'), 'otp', 'mfa'])];
+      const stepped = await stepUpSession(c, user, session.id, amr);
+      setAccessCookie(c, stepped.accessToken, session.expiresAt - now());
+    }
+    if (result.recoveryCodes) return recoveryCodesPage(c, result.recoveryCodes, 'Your authenticator app is on.');
+    c.header('cache-control', 'no-store');
+    return c.redirect(`${accountPath(c)}?done=totp_on`, 303);
+  })
+  .post('/account/totp/remove', sameOrigin({ always: true }), browserAuth(accountPath), async (c) => {
+    const reauth = needsRecentSignIn(c, c.get('user'), accountPath(c));
+    if (reauth) return reauth;
+    await readBody(c, emptySchema);
+    const user = await currentUser(c);
+    const { removeSecondFactors } = await import('../auth/second-factor');
+    const removed = await removeSecondFactors(c, user);
+    if (!removed.totp) throw new ApiError('not_found', 'No authenticator app is set up.');
+    c.header('cache-control', 'no-store');
+    return c.redirect(`${accountPath(c)}?done=totp_removed`, 303);
+  })
+  .post('/account/recovery-codes', sameOrigin({ always: true }), browserAuth(accountPath), async (c) => {
+    const reauth = needsRecentSignIn(c, c.get('user'), accountPath(c));
+    if (reauth) return reauth;
+    await readBody(c, emptySchema);
+    const user = await currentUser(c);
+    if (!(await hasSecondFactor(c.env.DB, user.id))) throw new ApiError('conflict', 'Recovery codes stand in for a second factor: set one up first.');
+    const { regenerateRecoveryCodes } = await import('../auth/second-factor');
+    return recoveryCodesPage(c, await regenerateRecoveryCodes(c, user), 'New recovery codes: the old ones no longer work.');
+  });

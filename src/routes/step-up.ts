@@ -1,0 +1,162 @@
+/**
+ * Step-up: the signed-in user authenticates again, more strongly or more recently, and goes
+ * back where they were (README "Second factors", "Step-up").
+ *
+ * - `GET  /step-up?return_to=`  the page (a browser without a session is sent to sign in first)
+ * - `POST /step-up`             form or JSON: `password` and/or `code`, `return_to`
+ *
+ * What is asked: a user with a second factor gives a code (TOTP or recovery), plus the password
+ * unless the session's sign-in is within `RECENT_AUTH_SECONDS` (a recent first factor stands);
+ * a user without one gives the password. The session keeps its id and refresh token; its `amr`
+ * and `auth_time` are replaced (`amr` gains `pwd`, and `otp` + `mfa` with a code), and a new
+ * access token carries them. A user with neither a password nor a factor signs in again.
+ */
+import { Hono, type Context } from 'hono';
+import * as v from 'valibot';
+import { recordEvent } from '../auth/events';
+import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
+import { hasSecondFactor, isRecentAuth } from '../auth/second-factor-status';
+import { stepUpSession } from '../auth/sessions';
+import type { AppEnv, AuthUser } from '../env';
+import { bodyKind, readBody } from '../http/body';
+import { setAccessCookie } from '../http/cookies';
+import { ApiError, badRequest } from '../http/errors';
+import { safeReturnTo } from '../http/return-to';
+import { toApiError } from '../middleware/error-handler';
+import { checkRateLimit } from '../middleware/rate-limit';
+import { sameOrigin } from '../middleware/same-origin';
+import { normalisePath } from '../proxy/normalise-path';
+import { matchRoute, routeTable } from '../proxy/route-table';
+import { findSessionById } from '../storage/sessions';
+import type { User } from '../storage/users';
+import { renderPage, type PageStatus } from '../ui/render';
+import { nowSeconds as now } from '../util/time';
+import { browserAuth, currentUser } from './second-factor-helpers';
+
+const stepUpSchema = v.strictObject(
+  {
+    password: v.optional(v.pipe(v.string('must be a string'), v.maxLength(1024, 'is too long'))),
+    code: v.optional(v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long'))),
+    return_to: v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long'))),
+  },
+  'is not a known field',
+);
+
+interface Ask {
+  password: boolean;
+  code: boolean;
+  /** The route `return_to` leads to requires a factor the user does not have. */
+  missing: 'mfa' | 'passkey' | null;
+}
+
+/** The `require` of the ROUTES entry a same-origin `return_to` leads to (for a clear message only). */
+function routeRequires(c: Context<AppEnv>, returnTo: string): readonly string[] {
+  const config = c.get('config');
+  try {
+    const url = new URL(returnTo, config.PUBLIC_URL);
+    if (url.origin !== config.PUBLIC_URL) return [];
+    return matchRoute(routeTable(config.ROUTES), normalisePath(url.pathname))?.route.config.require ?? [];
+  } catch {
+    return [];
+  }
+}
+
+async function whatToAsk(c: Context<AppEnv>, user: User, auth: AuthUser, returnTo: string): Promise<Ask> {
+  const factor = await hasSecondFactor(c.env.DB, user.id);
+  const requires = routeRequires(c, returnTo);
+  const missing = requires.includes('mfa') && !factor ? 'mfa' : requires.includes('passkey') && !auth.amr.some((m) => m === 'hwk' || m === 'swk') ? 'passkey' : null;
+  const password = user.passwordHash !== null && (!factor || !isRecentAuth(auth.authTime, c.get('config'), now()));
+  return { password, code: factor, missing };
+}
+
+async function stepUpPage(c: Context<AppEnv>, ask: Ask, returnTo: string, error: string | null = null, status: PageStatus = 200) {
+  const ui = await import('../ui/second-factor-pages');
+  const prefix = c.get('config').AUTH_PREFIX;
+  const back = encodeURIComponent(returnTo);
+  if (ask.missing === 'mfa') {
+    const message = 'This page needs a second factor, and your account has none yet. Set up an authenticator app, then open the page again.';
+    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A second factor is needed', message, href: `${prefix}/account/totp`, label: 'Set up an authenticator app' }), 403);
+  }
+  if (ask.missing === 'passkey') {
+    const message = 'This page needs a sign-in with a passkey.';
+    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A passkey is needed', message, href: `${prefix}/login?return_to=${back}`, label: 'Sign in with a passkey' }), 403);
+  }
+  if (!ask.password && !ask.code) {
+    const message = 'For this page, please sign in again.';
+    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'Sign in again', message, href: `${prefix}/login?return_to=${back}`, label: 'Sign in again' }), 200);
+  }
+  const intro = ask.code
+    ? ask.password
+      ? 'To continue, confirm your password and enter a code from your authenticator app (or a recovery code).'
+      : 'To continue, enter a code from your authenticator app (or a recovery code).'
+    : 'To continue, confirm your password.';
+  return renderPage(
+    c,
+    (nonce) =>
+      ui.CodeFormPage({ nonce, title: 'Confirm it is you', intro, action: `${prefix}/step-up`, error, hidden: { return_to: returnTo }, password: ask.password, code: ask.code, submitLabel: 'Continue' }),
+    status,
+  );
+}
+
+/** Checks what was asked; returns the session's new `amr`. Wrong answers count against their limits. */
+async function reauthenticate(c: Context<AppEnv>, user: User, auth: AuthUser, ask: Ask, input: v.InferOutput<typeof stepUpSchema>): Promise<string[]> {
+  if (!ask.password && !ask.code) throw new ApiError('forbidden', 'This account cannot step up here: sign in again.');
+  if (ask.password && !input.password) throw badRequest('Field "password": is required');
+  if (ask.code && !input.code) throw badRequest('Field "code": is required');
+  const amr = new Set(auth.amr.filter((m) => m !== 'mfa'));
+  if (ask.password) {
+    const [{ verifyPassword }, { normalisePassword }] = await Promise.all([import('../auth/password-hash'), import('../auth/password-policy')]);
+    const attempt = await reserveLoginAttempt(c, user.email);
+    const result = await verifyPassword(normalisePassword(input.password!), user.passwordHash!);
+    if (!result.ok) {
+      await recordEvent(c, { event: 'step_up', outcome: 'failure', userId: user.id, detail: { reason: 'wrong_password' } });
+      await recordLoginFailure(c, attempt, user.id);
+      throw new ApiError('invalid_credentials', 'The password is incorrect.');
+    }
+    await recordLoginSuccess(c, user.email);
+    amr.add('pwd');
+  }
+  if (ask.code) {
+    const { verifySecondFactor } = await import('../auth/second-factor');
+    await verifySecondFactor(c, user, input.code!);
+    amr.add('otp').add('mfa');
+  }
+  return [...amr];
+}
+
+const stepUpBack = (c: Context<AppEnv>) => `${c.get('config').AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(safeReturnTo(c.req.query('return_to'), c.get('config')))}`;
+
+export const stepUpRoutes = new Hono<AppEnv>()
+  .get('/step-up', browserAuth(stepUpBack), async (c) => {
+    const returnTo = safeReturnTo(c.req.query('return_to'), c.get('config'));
+    const user = await currentUser(c);
+    return stepUpPage(c, await whatToAsk(c, user, c.get('user'), returnTo), returnTo);
+  })
+  .post('/step-up', sameOrigin({ always: true }), browserAuth(stepUpBack), async (c) => {
+    const form = bodyKind(c) === 'form';
+    const auth = c.get('user');
+    let returnTo = '/';
+    let ask: Ask | undefined;
+    try {
+      await checkRateLimit(c, 'login');
+      const { data } = await readBody(c, stepUpSchema);
+      returnTo = safeReturnTo(data.return_to, c.get('config'));
+      const user = await currentUser(c);
+      ask = await whatToAsk(c, user, auth, returnTo);
+      const amr = await reauthenticate(c, user, auth, ask, data);
+      const session = await findSessionById(c.env.DB, auth.sessionId);
+      if (!session) throw new ApiError('invalid_token', 'The session has ended. Sign in again.');
+      const stepped = await stepUpSession(c, user, session.id, amr);
+      await recordEvent(c, { event: 'step_up', outcome: 'success', userId: user.id, detail: { sid: session.id, amr: amr.join(',') } });
+      c.header('cache-control', 'no-store');
+      if (c.get('authVia') === 'bearer') return c.json({ token_type: 'Bearer', access_token: stepped.accessToken, expires_in: stepped.expiresIn, amr, auth_time: stepped.authTime });
+      setAccessCookie(c, stepped.accessToken, session.expiresAt - now());
+      if (form) return c.redirect(returnTo, 303);
+      return c.json({ ok: true, amr, auth_time: stepped.authTime, expires_in: stepped.expiresIn });
+    } catch (e) {
+      const err = toApiError(e);
+      if (!form || !ask || err.status >= 500 || err.code === 'invalid_token') throw e;
+      if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
+      return stepUpPage(c, ask, returnTo, err.description, err.status);
+    }
+  });

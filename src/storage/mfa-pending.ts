@@ -1,0 +1,74 @@
+/**
+ * `mfa_pending`: sign-ins whose first factor passed and whose second is still owed. The client
+ * holds a 256-bit handle; only its SHA-256 is stored. Completing one is a conditional update in
+ * the same transaction as the session's insert (storage/sessions.ts
+ * `insertSessionSpendingPending`), so a handle completes at most one sign-in, however often it
+ * is replayed, and never leaves a spent state without a session.
+ */
+import { guard } from './errors';
+
+export type PendingPurpose = 'verify' | 'enrol';
+export type PendingMode = 'form' | 'cookie' | 'token';
+
+export interface PendingSignIn {
+  idHash: string;
+  userId: string;
+  purpose: PendingPurpose;
+  /** The first factor's `amr`. */
+  amr: string[];
+  provider: string | null;
+  mode: PendingMode;
+  returnTo: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+type Row = {
+  id_hash: string;
+  user_id: string;
+  purpose: string;
+  amr: string;
+  provider: string | null;
+  mode: string;
+  return_to: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+};
+
+function toPending(r: Row): PendingSignIn {
+  let amr: unknown;
+  try {
+    amr = JSON.parse(r.amr);
+  } catch {
+    amr = [];
+  }
+  return {
+    idHash: r.id_hash,
+    userId: r.user_id,
+    purpose: r.purpose === 'enrol' ? 'enrol' : 'verify',
+    amr: Array.isArray(amr) ? amr.filter((m): m is string => typeof m === 'string') : [],
+    provider: r.provider,
+    mode: r.mode === 'token' ? 'token' : r.mode === 'cookie' ? 'cookie' : 'form',
+    returnTo: r.return_to,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    usedAt: r.used_at,
+  };
+}
+
+/** Stores a pending sign-in; rows that ended a day ago go in the same round trip. */
+export async function insertPending(db: D1Database, p: Omit<PendingSignIn, 'usedAt'>): Promise<void> {
+  await guard(() => db.batch([
+    db.prepare('DELETE FROM mfa_pending WHERE expires_at < ?').bind(p.createdAt - 86_400),
+    db
+      .prepare('INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.createdAt, p.expiresAt),
+  ]));
+}
+
+export async function findPending(db: D1Database, idHash: string): Promise<PendingSignIn | null> {
+  const row = await guard(() => db.prepare('SELECT * FROM mfa_pending WHERE id_hash = ?').bind(idHash).first<Row>());
+  return row ? toPending(row) : null;
+}

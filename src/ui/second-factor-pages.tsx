@@ -1,0 +1,158 @@
+/**
+ * The pages of second factors: setting up an authenticator app, recovery codes (shown once),
+ * entering a code to finish signing in, stepping up, and a plain message page. No script: plain
+ * forms, the CSP of ui/render.ts.
+ */
+import { raw } from 'hono/html';
+import { ErrorBox, Layout } from './layout';
+
+/** Sizes the QR code and the codes; in the page's own nonce-tagged stylesheet. */
+const EXTRA = `.qr{background:#fff;padding:.5rem;border-radius:.5rem;width:15rem;max-width:100%;margin:0 auto 1rem}.qr svg{display:block;width:100%;height:auto}
+code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;overflow-wrap:anywhere}ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap}`;
+
+function Extra(p: { nonce?: string }) {
+  return <style nonce={p.nonce}>{EXTRA}</style>;
+}
+
+export interface TotpEnrolPageProps {
+  nonce?: string;
+  appName: string;
+  /** SVG markup from ui/qr-svg.ts (our own rendering, no user text). */
+  qr: string;
+  secret: string;
+  action: string;
+  error?: string | null;
+  /** Shown above the steps, e.g. why setting one up is required now. */
+  intro?: string | null;
+  cancelHref?: string | null;
+}
+
+export function TotpEnrolPage(p: TotpEnrolPageProps) {
+  const grouped = p.secret.match(/.{1,4}/g)?.join(' ') ?? p.secret;
+  return (
+    <Layout title="Set up an authenticator app" nonce={p.nonce}>
+      <Extra nonce={p.nonce} />
+      <div class="card">
+        <h1>Set up an authenticator app</h1>
+        {p.intro && <p role="status">{p.intro}</p>}
+        <ErrorBox message={p.error} />
+        <p>1. Scan this code with an authenticator app (such as Google Authenticator, 1Password or Aegis).</p>
+        <div class="qr" role="img" aria-label={`QR code to add ${p.appName} to an authenticator app`}>
+          {raw(p.qr)}
+        </div>
+        <p>
+          Or enter this key by hand: <code id="totp-secret">{grouped}</code>
+        </p>
+        <form method="post" action={p.action}>
+          <label for="totp-code">2. Enter the 6-digit code the app shows</label>
+          <input id="totp-code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" maxlength={7} required aria-describedby={p.error ? 'form-error' : undefined} />
+          <button type="submit">Turn on</button>
+        </form>
+        {p.cancelHref && (
+          <p class="muted">
+            <a href={p.cancelHref}>Cancel</a>
+          </p>
+        )}
+      </div>
+    </Layout>
+  );
+}
+
+export interface RecoveryCodesPageProps {
+  nonce?: string;
+  intro: string;
+  codes: string[];
+  continueHref: string;
+  continueLabel: string;
+}
+
+export function RecoveryCodesPage(p: RecoveryCodesPageProps) {
+  return (
+    <Layout title="Your recovery codes" nonce={p.nonce}>
+      <Extra nonce={p.nonce} />
+      <div class="card">
+        <h1>Your recovery codes</h1>
+        <p role="status">{p.intro}</p>
+        <p>
+          Keep these somewhere safe. Each works once, in place of a code from your authenticator app, if you lose it. They are shown <strong>only now</strong>.
+        </p>
+        <ol class="codes" id="recovery-codes">
+          {p.codes.map((code) => (
+            <li>{code}</li>
+          ))}
+        </ol>
+        <a class="button" href={p.continueHref}>
+          {p.continueLabel}
+        </a>
+      </div>
+    </Layout>
+  );
+}
+
+export interface CodeFormProps {
+  nonce?: string;
+  title: string;
+  intro: string;
+  action: string;
+  error?: string | null;
+  /** Hidden fields to post back (e.g. return_to). */
+  hidden?: Record<string, string>;
+  /** Ask for the password too (step-up of a sign-in that is not recent). */
+  password?: boolean;
+  /** Ask for a code (the user has a second factor). */
+  code?: boolean;
+  submitLabel: string;
+  /** Links below the form, e.g. back to sign-in. */
+  links?: { href: string; label: string }[];
+}
+
+export function CodeFormPage(p: CodeFormProps) {
+  return (
+    <Layout title={p.title} nonce={p.nonce}>
+      <div class="card">
+        <h1>{p.title}</h1>
+        <p>{p.intro}</p>
+        <ErrorBox message={p.error} />
+        <form method="post" action={p.action}>
+          {Object.entries(p.hidden ?? {}).map(([name, value]) => (
+            <input type="hidden" name={name} value={value} />
+          ))}
+          {p.password && (
+            <>
+              <label for="password">Password</label>
+              <input id="password" name="password" type="password" autocomplete="current-password" required />
+            </>
+          )}
+          {p.code && (
+            <>
+              <label for="code">Code from your authenticator app, or a recovery code</label>
+              <input id="code" name="code" autocomplete="one-time-code" maxlength={24} required autofocus aria-describedby={p.error ? 'form-error' : undefined} />
+            </>
+          )}
+          <button type="submit">{p.submitLabel}</button>
+        </form>
+        {(p.links ?? []).map((l) => (
+          <p class="muted">
+            <a href={l.href}>{l.label}</a>
+          </p>
+        ))}
+      </div>
+    </Layout>
+  );
+}
+
+export function MessagePage(p: { nonce?: string; title: string; message: string; href: string; label: string; error?: boolean }) {
+  return (
+    <Layout title={p.title} nonce={p.nonce}>
+      <div class="card">
+        <h1>{p.title}</h1>
+        <p role={p.error ? 'alert' : 'status'} class={p.error ? 'error' : undefined}>
+          {p.message}
+        </p>
+        <a class="button" href={p.href}>
+          {p.label}
+        </a>
+      </div>
+    </Layout>
+  );
+}

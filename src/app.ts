@@ -18,6 +18,8 @@ import { rateLimit, rateLimitRefusals } from './middleware/rate-limit';
 import { refuseMethods } from './middleware/refuse-methods';
 import { requestLog } from './observability/request-log';
 import { accountRoutes } from './routes/account';
+import { accountLinkRoutes } from './routes/account-links';
+import { accountSecurityRoutes } from './routes/account-security';
 import { adminRoutes } from './routes/admin';
 import { loginPageRoutes } from './routes/login-page';
 import { oauthRoutes } from './routes/oauth';
@@ -81,6 +83,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', refreshNavigationRoute);
   auth.route('/', verifyRoute);
   auth.route('/', accountRoutes);
+  auth.route('/', accountSecurityRoutes.route('/', accountLinkRoutes));
   auth.route('/admin', adminRoutes);
   // A mounted sub-app's notFound never runs (the proxy below takes every unmatched path), so
   // the gateway's own paths end in this catch-all: 405 with Allow, or 404 (HTML for browsers).

@@ -22,6 +22,7 @@ import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { enabledProviders } from '../providers/registry';
 import { AccountPage } from '../ui/account-page';
+import { accountSecurityView, SECURITY_NOTICES } from './account-security';
 import { renderPage } from '../ui/render';
 import { listUserIdentities } from '../storage/identities';
 import { listActiveSessions } from '../storage/sessions';
@@ -66,13 +67,15 @@ export const accountRoutes = new Hono<AppEnv>()
     }
     const config = c.get('config');
     const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
-    const notice = NOTICES[c.req.query('done') ?? ''] ?? null;
+    const done = c.req.query('done') ?? '';
+    const notice = (Object.hasOwn(NOTICES, done) ? NOTICES[done] : Object.hasOwn(SECURITY_NOTICES, done) ? SECURITY_NOTICES[done] : null) ?? null;
     return renderPage(c, (nonce, brand) =>
       AccountPage({
         nonce,
         brand,
         prefix: config.AUTH_PREFIX,
         notice,
+        security: accountSecurityView(c, user, identities),
         user: {
           email: user.email,
           emailVerified: user.emailVerified,

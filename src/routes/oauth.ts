@@ -21,6 +21,7 @@ import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
+import { finishLink } from './account-links';
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
 function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, returnTo = '/'): Response {
@@ -113,6 +114,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     }
     const { profile, tokens } = result;
     const sealed = await sealForStorage(c, { provider: provider.id, subject: profile.subject }, tokens);
+    if (flow.linkUserId) return finishLink(c, provider, flow.linkUserId, profile, sealed);
     let linked;
     try {
       linked = await resolveOAuthUser(c, provider.id, profile, sealed);

@@ -5,6 +5,7 @@
  */
 import { ErrorBox, Layout } from './layout';
 import type { Brand } from './components';
+import { AccountSecuritySections, ManageSignInMethods, type AccountSecurityProps } from './account-security';
 
 export interface AccountSession {
   id: string;
@@ -25,6 +26,8 @@ export interface AccountPageProps {
   user: { email: string; emailVerified: boolean; name: string | null; roles: string[]; createdAt: number; hasPassword: boolean };
   providers: { name: string; email: string | null; linkedAt: number }[];
   sessions: AccountSession[];
+  /** Self-service: sign-in methods, password, email, deletion (ui/account-security.tsx). */
+  security?: AccountSecurityProps;
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -86,7 +89,9 @@ export function AccountPage(p: AccountPageProps) {
           ))}
           {!p.user.hasPassword && p.providers.length === 0 && <li>None</li>}
         </ul>
+        {p.security && <ManageSignInMethods {...p.security} />}
       </div>
+      {p.security && <AccountSecuritySections {...p.security} />}
 
       <div class="card">
         <h2>Sessions</h2>

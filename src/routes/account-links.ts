@@ -3,7 +3,8 @@
  *
  * - `POST /account/identities/link/:provider`  start an OAuth flow that links `provider` to the
  *   signed-in user (the flow cookie names the user; routes/oauth.ts hands the callback to
- *   {@link finishLink}, which links instead of signing in)
+ *   {@link finishLink}, which links instead of signing in). A form gets a page with the link to
+ *   the provider (ui/account-link-pages.tsx says why not a redirect); JSON gets `authorization_url`.
  * - `POST /account/identities/unlink`          unlink one (`provider`, `subject`) while another way to sign in remains
  */
 import { Hono, type Context } from 'hono';
@@ -21,7 +22,7 @@ import { findProvider } from '../providers/registry';
 import { providerContext, startAuthorization } from '../providers/sign-in';
 import { ProviderError, type Provider, type ProviderProfile } from '../providers/types';
 import { setFlowCookie } from '../tokens/oauth-flow-cookie';
-import { AccountResultPage } from '../ui/account-link-pages';
+import { AccountResultPage, ContinueToProviderPage } from '../ui/account-link-pages';
 import { renderPage, type PageStatus } from '../ui/render';
 
 const unlinkSchema = v.strictObject(
@@ -58,6 +59,7 @@ export async function finishLink(c: Context<AppEnv>, provider: Provider, userId:
 
 export const accountLinkRoutes = new Hono<AppEnv>()
   .post('/account/identities/link/:provider', sameOrigin({ always: true }), requireAuth(), async (c) => {
+    const { kind } = await readBody(c, v.strictObject({}, 'is not a known field'));
     const config = c.get('config');
     const provider = findProvider(config, c.req.param('provider'));
     if (!provider) throw new ApiError('not_found', 'This sign-in provider is not configured on this gateway.');
@@ -70,8 +72,8 @@ export const accountLinkRoutes = new Hono<AppEnv>()
     }
     const returnTo = `${config.AUTH_PREFIX}/account`;
     await setFlowCookie(c, { provider: provider.id, state: start.state, codeVerifier: start.codeVerifier, nonce: start.nonce, returnTo, linkUserId: c.get('user').id });
-    c.header('cache-control', 'no-store');
-    return c.redirect(start.url, 303);
+    if (kind === 'json') return c.json({ authorization_url: start.url.toString() });
+    return renderPage(c, (nonce, brand) => ContinueToProviderPage({ nonce, brand, prefix: config.AUTH_PREFIX, provider, url: start.url.toString() }));
   })
   .post('/account/identities/unlink', sameOrigin({ always: true }), requireAuth(), async (c) => {
     const { kind, data } = await readBody(c, unlinkSchema);

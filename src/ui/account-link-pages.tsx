@@ -3,7 +3,7 @@
  * first password, confirm a new address: a GET shows a form, only its POST uses the link, since
  * mail scanners fetch links), and the outcome of a form post (done, or what went wrong).
  */
-import { Card, ErrorBox, Notice, Page, PasswordField, PostForm, PrimaryButton, type Brand } from './components';
+import { ButtonLink, Card, ErrorBox, Notice, Page, PasswordField, PostForm, PrimaryButton, type Brand } from './components';
 
 interface Common {
   nonce: string;
@@ -56,6 +56,28 @@ export function AccountResultPage(p: Common & { title: string; notice?: string |
         <a class="button secondary" href={p.next.href} id="next">
           {p.next.label}
         </a>
+      </Card>
+    </Page>
+  );
+}
+
+/**
+ * The step between "Link GitHub" (a POST, CSRF-checked) and the provider: a plain link. A form
+ * post cannot answer with a redirect to the provider, because the page's CSP `form-action`
+ * also governs where the redirect after a submission may go, and it names this gateway only.
+ */
+export function ContinueToProviderPage(p: Common & { provider: { id: string; name: string }; url: string }) {
+  return (
+    <Page title={`Link ${p.provider.name}`} nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>Link {p.provider.name}</h1>
+        <p>Sign in at {p.provider.name} to link it to your account. You will come back to your account page.</p>
+        <ButtonLink href={p.url} primary data={{ provider: p.provider.id }}>
+          Continue to {p.provider.name}
+        </ButtonLink>
+        <p>
+          <a href={`${p.prefix}/account`}>Cancel</a>
+        </p>
       </Card>
     </Page>
   );

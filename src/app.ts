@@ -21,6 +21,7 @@ import { accountRoutes } from './routes/account';
 import { accountLinkRoutes } from './routes/account-links';
 import { accountSecurityRoutes } from './routes/account-security';
 import { adminRoutes } from './routes/admin';
+import { emailLoginRoutes } from './routes/email-login';
 import { loginPageRoutes } from './routes/login-page';
 import { oauthRoutes } from './routes/oauth';
 import { passwordRoutes } from './routes/password';
@@ -71,6 +72,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   );
   auth.route('/', healthRoute);
   auth.route('/', loginPageRoutes);
+  auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
   auth.get('/login/:provider', rateLimit('oauth'));
   auth.get('/callback/:provider', rateLimit('oauth'));
   auth.route('/', oauthRoutes);

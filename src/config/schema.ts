@@ -123,6 +123,8 @@ export const configSchema = v.object({
   SMTP_URL: mailSettings.SMTP_URL,
   /** The sender of every mail; default `no-reply@<PUBLIC_URL's host>` named APP_NAME. */
   EMAIL_FROM: mailSettings.EMAIL_FROM,
+  // --- Email sign-in (issue 11, auth/email-code.ts): a one-time code by mail; needs a transport ---
+  EMAIL_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'disabled'),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

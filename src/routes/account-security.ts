@@ -31,6 +31,7 @@ import { readBody, type BodyKind } from '../http/body';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies } from '../http/cookies';
 import { toApiError } from '../middleware/error-handler';
+import { checkRateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { AccountResultPage, AddPasswordPage, ConfirmEmailPage } from '../ui/account-link-pages';
@@ -155,6 +156,8 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     sameOrigin({ always: true }),
     auth(),
     action(schemas.empty, 'No link was sent', async (c, _data, kind) => {
+      // Each request sends a mail: the per-IP burst limit of sign-in keeps this from becoming a mail cannon.
+      await checkRateLimit(c, 'login');
       await requestAddPassword(c, c.get('user'));
       if (kind === 'form') return done(c, 'add_password_sent');
       return c.json({ status: 'link_sent' }, 202);
@@ -187,6 +190,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     sameOrigin({ always: true }),
     auth(),
     action(schemas.changeEmail, 'Your email address was not changed', async (c, data, kind) => {
+      await checkRateLimit(c, 'login'); // mails any address the user types: limited per IP like sign-in
       await requestEmailChange(c, c.get('user'), { newEmail: data.new_email, currentPassword: data.current_password || undefined });
       if (kind === 'form') return done(c, 'email_link_sent');
       // The same answer whether or not another account holds the address (it is checked on confirmation).

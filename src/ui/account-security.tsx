@@ -25,17 +25,17 @@ export function ManageSignInMethods(p: AccountSecurityProps) {
   const ways = p.identities.length + (p.hasPassword ? 1 : 0);
   return (
     <div id="manage-sign-in">
-      {p.identities.map((i) => (
-        <PostForm action={`${p.prefix}/account/identities/unlink`} label={`Unlink ${i.name}`}>
-          <input type="hidden" name="provider" value={i.provider} />
-          <input type="hidden" name="subject" value={i.subject} />
-          {ways > 1 ? (
+      {p.identities.map((i) =>
+        ways > 1 ? (
+          <PostForm action={`${p.prefix}/account/identities/unlink`} label={`Unlink ${i.name}`}>
+            <input type="hidden" name="provider" value={i.provider} />
+            <input type="hidden" name="subject" value={i.subject} />
             <SecondaryButton label={`Unlink ${i.name}${i.email ? ` (${i.email})` : ''}`}>Unlink {i.name}</SecondaryButton>
-          ) : (
-            <p class="muted">{i.name} is your only way to sign in, so it cannot be unlinked.</p>
-          )}
-        </PostForm>
-      ))}
+          </PostForm>
+        ) : (
+          <p class="muted">{i.name} is your only way to sign in, so it cannot be unlinked.</p>
+        ),
+      )}
       {p.linkable.map((provider) => (
         <PostForm action={`${p.prefix}/account/identities/link/${encodeURIComponent(provider.id)}`} label={`Link ${provider.name}`}>
           <SecondaryButton>Link {provider.name}</SecondaryButton>

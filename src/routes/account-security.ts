@@ -16,15 +16,6 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import {
-  changePassword,
-  completeAddPassword,
-  confirmEmailChange,
-  deleteAccount,
-  peekLink,
-  requestAddPassword,
-  requestEmailChange,
-} from '../auth/account-changes';
 import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
 import type { AppEnv } from '../env';
 import { readBody, type BodyKind } from '../http/body';
@@ -34,13 +25,16 @@ import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
-import { AccountResultPage, AddPasswordPage, ConfirmEmailPage } from '../ui/account-link-pages';
 import type { AccountSecurityProps } from '../ui/account-security';
 import { renderPage, type PageStatus } from '../ui/render';
 import { mailEnabled } from '../mail/send';
 import { enabledProviders } from '../providers/registry';
 import type { Identity } from '../storage/identities';
 import type { User } from '../storage/users';
+
+// Loaded on first use: only these rare requests need the rules and pages (app.ts stays small).
+const changes = () => import('../auth/account-changes');
+const pages = () => import('../ui/account-link-pages');
 
 /** The account page's confirmation banners for these actions (`?done=`): fixed text, never from the URL. */
 export const SECURITY_NOTICES: Record<string, string> = {
@@ -101,8 +95,9 @@ const auth = () =>
         : undefined,
   });
 
-function resultPage(c: Context<AppEnv>, title: string, outcome: { notice?: string; error?: string }, status: PageStatus = 200, next?: { href: string; label: string }) {
+async function resultPage(c: Context<AppEnv>, title: string, outcome: { notice?: string; error?: string }, status: PageStatus = 200, next?: { href: string; label: string }) {
   const prefix = c.get('config').AUTH_PREFIX;
+  const { AccountResultPage } = await pages();
   return renderPage(
     c,
     (nonce, brand) => AccountResultPage({ nonce, brand, prefix, title, ...outcome, next: next ?? { href: `${prefix}/account`, label: 'Back to your account' } }),
@@ -146,6 +141,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     sameOrigin({ always: true }),
     auth(),
     action(schemas.changePassword, 'Your password was not changed', async (c, data, kind) => {
+      const { changePassword } = await changes();
       const r = await changePassword(c, c.get('user'), { currentPassword: data.current_password, newPassword: data.new_password });
       if (kind === 'form') return done(c, 'password_changed');
       return c.json({ ok: true, ended_sessions: r.endedSessions, notice_sent: r.noticeSent });
@@ -158,6 +154,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     action(schemas.empty, 'No link was sent', async (c, _data, kind) => {
       // Each request sends a mail: the per-IP burst limit of sign-in keeps this from becoming a mail cannon.
       await checkRateLimit(c, 'login');
+      const { requestAddPassword } = await changes();
       await requestAddPassword(c, c.get('user'));
       if (kind === 'form') return done(c, 'add_password_sent');
       return c.json({ status: 'link_sent' }, 202);
@@ -165,9 +162,10 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
   )
   .get('/account/password/add', async (c) => {
     const raw = c.req.query('token') ?? '';
-    const found = await peekLink(c, raw, 'add_password');
+    const found = await (await changes()).peekLink(c, raw, 'add_password');
     if (!found) return invalidLinkPage(c, 'Set a password');
     const config = c.get('config');
+    const { AddPasswordPage } = await pages();
     return renderPage(c, (nonce, brand) =>
       AddPasswordPage({ nonce, brand, prefix: config.AUTH_PREFIX, token: raw, email: found.user.email, minPasswordLength: config.PASSWORD_MIN_LENGTH }),
     );
@@ -176,6 +174,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     '/account/password/add/confirm',
     sameOrigin({ always: true }),
     action(schemas.addPassword, 'Your password was not set', async (c, data, kind) => {
+      const { completeAddPassword } = await changes();
       const r = await completeAddPassword(c, data.token, data.password);
       if (kind === 'json') return c.json({ ok: true, notice_sent: r.noticeSent });
       const prefix = c.get('config').AUTH_PREFIX;
@@ -191,6 +190,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     auth(),
     action(schemas.changeEmail, 'Your email address was not changed', async (c, data, kind) => {
       await checkRateLimit(c, 'login'); // mails any address the user types: limited per IP like sign-in
+      const { requestEmailChange } = await changes();
       await requestEmailChange(c, c.get('user'), { newEmail: data.new_email, currentPassword: data.current_password || undefined });
       if (kind === 'form') return done(c, 'email_link_sent');
       // The same answer whether or not another account holds the address (it is checked on confirmation).
@@ -199,14 +199,16 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
   )
   .get('/account/email/confirm', async (c) => {
     const raw = c.req.query('token') ?? '';
-    const found = await peekLink(c, raw, 'change_email');
+    const found = await (await changes()).peekLink(c, raw, 'change_email');
     if (!found) return invalidLinkPage(c, 'Confirm your new email address');
+    const { ConfirmEmailPage } = await pages();
     return renderPage(c, (nonce, brand) => ConfirmEmailPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, token: raw, email: found.token.email }));
   })
   .post(
     '/account/email/confirm',
     sameOrigin({ always: true }),
     action(schemas.confirmEmail, 'Your email address was not changed', async (c, data, kind) => {
+      const { confirmEmailChange } = await changes();
       const r = await confirmEmailChange(c, data.token);
       if (kind === 'json') return c.json({ ok: true, email: r.email, notice_sent: r.noticeSent });
       return resultPage(c, 'Email address changed', { notice: `Your account now uses ${r.email}.` });
@@ -217,6 +219,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     sameOrigin({ always: true }),
     auth(),
     action(schemas.deleteAccount, 'Your account was not deleted', async (c, data, kind) => {
+      const { deleteAccount } = await changes();
       const r = await deleteAccount(c, c.get('user'), { password: data.password || undefined });
       clearSessionCookies(c);
       c.header('cache-control', 'no-store');

@@ -22,7 +22,7 @@ import { safeReturnTo } from '../http/return-to';
 import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
-import { EmailCodePage, type EmailCodePageProps } from '../ui/email-code-page';
+import type { EmailCodePageProps } from '../ui/email-code-page';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
 
@@ -48,7 +48,9 @@ const verifySchema = v.strictObject(
 
 const SENT = 'If an account uses this address, a code is on its way. It works for 10 minutes.';
 
-function page(c: Context<AppEnv>, props: Omit<EmailCodePageProps, 'nonce' | 'brand' | 'prefix' | 'digits'>, status: PageStatus = 200) {
+/** The page is loaded on first use: only this rare sign-in needs it. */
+async function page(c: Context<AppEnv>, props: Omit<EmailCodePageProps, 'nonce' | 'brand' | 'prefix' | 'digits'>, status: PageStatus = 200) {
+  const { EmailCodePage } = await import('../ui/email-code-page');
   return renderPage(c, (nonce, brand) => EmailCodePage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, digits: CODE_DIGITS, ...props }), status);
 }
 

@@ -87,21 +87,18 @@ export async function anotherStoredAdminExists(db: D1Database, userId: string): 
 }
 
 /**
- * Deletes the account and everything of it: identities, sessions (with their rotated refresh
- * tokens), mailed links, the sign-in failure counter of its address, then the user row (the
- * second-factor tables follow by `ON DELETE CASCADE`). One transaction. `auth_events` rows are
- * kept: the audit trail ages out by AUDIT_RETENTION_DAYS like any other. False if already gone.
+ * Deletes the account in one transaction: the sign-in failure counter of its address, then the
+ * user row. Its identities, sessions (with their rotated refresh tokens), mailed links and
+ * second-factor rows go with it by `ON DELETE CASCADE` (D1 enforces foreign keys). `auth_events`
+ * rows have no foreign key and stay: the audit trail ages out by AUDIT_RETENTION_DAYS like any
+ * other. False if the user was already gone.
  */
 export async function deleteUserAndData(db: D1Database, userId: string): Promise<boolean> {
-  const results = await guard(() =>
+  const [, deleted] = await guard(() =>
     db.batch([
-      db.prepare('DELETE FROM rotated_refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)').bind(userId),
-      db.prepare('DELETE FROM sessions WHERE user_id = ?').bind(userId),
-      db.prepare('DELETE FROM identities WHERE user_id = ?').bind(userId),
-      db.prepare('DELETE FROM account_tokens WHERE user_id = ?').bind(userId),
       db.prepare('DELETE FROM login_failures WHERE email = (SELECT email FROM users WHERE id = ?)').bind(userId),
       db.prepare('DELETE FROM users WHERE id = ?').bind(userId),
     ]),
   );
-  return results.at(-1)!.meta.changes === 1;
+  return deleted!.meta.changes === 1;
 }

@@ -16,7 +16,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
+import { emailInput } from '../auth/email-address';
 import type { AppEnv } from '../env';
 import { readBody, type BodyKind } from '../http/body';
 import { wantsHtml } from '../http/client';
@@ -65,21 +65,13 @@ export function accountSecurityView(c: Context<AppEnv>, user: User, identities: 
 
 const password = v.pipe(v.string('must be a string'), v.minLength(1, 'is required'), v.maxLength(1024, 'is too long (256 characters at most)'));
 const token = v.pipe(v.string('must be a string'), v.maxLength(100, 'is too long'));
-const email = v.pipe(
-  v.string('must be a string'),
-  v.trim(),
-  v.regex(ASCII_ONLY, NON_ASCII_MESSAGE),
-  v.toLowerCase(),
-  v.maxLength(254, 'is too long'),
-  v.email('is not a valid email address'),
-);
 const strict = <T extends v.ObjectEntries>(entries: T) => v.strictObject(entries, 'is not a known field');
 
 const schemas = {
   changePassword: strict({ current_password: password, new_password: password }),
   empty: strict({}),
   addPassword: strict({ token, password }),
-  changeEmail: strict({ new_email: email, current_password: v.optional(v.union([v.literal(''), password])) }),
+  changeEmail: strict({ new_email: emailInput, current_password: v.optional(v.union([v.literal(''), password])) }),
   confirmEmail: strict({ token }),
   deleteAccount: strict({ password: v.optional(v.union([v.literal(''), password])) }),
 };

@@ -10,7 +10,7 @@
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { CODE_DIGITS, emailLoginEnabled, requestEmailCode, verifyEmailCode } from '../auth/email-code';
-import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
+import { emailInput } from '../auth/email-address';
 import { recordEvent } from '../auth/events';
 import { signedInResponse } from '../auth/responses';
 import { startSession } from '../auth/sessions';
@@ -26,19 +26,11 @@ import type { EmailCodePageProps } from '../ui/email-code-page';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
 
-const email = v.pipe(
-  v.string('must be a string'),
-  v.trim(),
-  v.regex(ASCII_ONLY, NON_ASCII_MESSAGE),
-  v.toLowerCase(),
-  v.maxLength(254, 'is too long'),
-  v.email('is not a valid email address'),
-);
 const returnTo = v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long')));
-const requestSchema = v.strictObject({ email, return_to: returnTo }, 'is not a known field');
+const requestSchema = v.strictObject({ email: emailInput, return_to: returnTo }, 'is not a known field');
 const verifySchema = v.strictObject(
   {
-    email,
+    email: emailInput,
     code: v.pipe(v.string('must be a string'), v.trim(), v.regex(new RegExp(`^[0-9]{${CODE_DIGITS}}$`), `must be the ${CODE_DIGITS} digits from the email`)),
     session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')),
     return_to: returnTo,

@@ -9,9 +9,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { unlinkIdentity } from '../auth/account-changes';
 import { authenticate, presentedToken } from '../auth/authenticate';
-import { linkIdentityToUser } from '../auth/identity-links';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { ApiError } from '../http/errors';
@@ -22,7 +20,6 @@ import { findProvider } from '../providers/registry';
 import { providerContext, startAuthorization } from '../providers/sign-in';
 import { ProviderError, type Provider, type ProviderProfile } from '../providers/types';
 import { setFlowCookie } from '../tokens/oauth-flow-cookie';
-import { AccountResultPage, ContinueToProviderPage } from '../ui/account-link-pages';
 import { renderPage, type PageStatus } from '../ui/render';
 
 const unlinkSchema = v.strictObject(
@@ -30,8 +27,12 @@ const unlinkSchema = v.strictObject(
   'is not a known field',
 );
 
-function failurePage(c: Context<AppEnv>, title: string, status: PageStatus, message: string): Response {
+/** The pages are loaded on first use: only these rare requests need them. */
+const pages = () => import('../ui/account-link-pages');
+
+async function failurePage(c: Context<AppEnv>, title: string, status: PageStatus, message: string): Promise<Response> {
   const prefix = c.get('config').AUTH_PREFIX;
+  const { AccountResultPage } = await pages();
   return renderPage(c, (nonce, brand) => AccountResultPage({ nonce, brand, prefix, title, error: message, next: { href: `${prefix}/account`, label: 'Back to your account' } }), status);
 }
 
@@ -47,6 +48,7 @@ export async function finishLink(c: Context<AppEnv>, provider: Provider, userId:
   const who = presented ? await authenticate(c, presented.token).catch(() => null) : null;
   if (!who || who.id !== userId) return linkPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
   try {
+    const { linkIdentityToUser } = await import('../auth/identity-links');
     await linkIdentityToUser(c, userId, provider.id, profile, sealed);
   } catch (e) {
     const err = toApiError(e);
@@ -73,11 +75,13 @@ export const accountLinkRoutes = new Hono<AppEnv>()
     const returnTo = `${config.AUTH_PREFIX}/account`;
     await setFlowCookie(c, { provider: provider.id, state: start.state, codeVerifier: start.codeVerifier, nonce: start.nonce, returnTo, linkUserId: c.get('user').id });
     if (kind === 'json') return c.json({ authorization_url: start.url.toString() });
+    const { ContinueToProviderPage } = await pages();
     return renderPage(c, (nonce, brand) => ContinueToProviderPage({ nonce, brand, prefix: config.AUTH_PREFIX, provider, url: start.url.toString() }));
   })
   .post('/account/identities/unlink', sameOrigin({ always: true }), requireAuth(), async (c) => {
     const { kind, data } = await readBody(c, unlinkSchema);
     try {
+      const { unlinkIdentity } = await import('../auth/account-changes');
       await unlinkIdentity(c, c.get('user'), data);
     } catch (e) {
       const err = toApiError(e);

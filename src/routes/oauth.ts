@@ -21,7 +21,6 @@ import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
-import { finishLink } from './account-links';
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
 function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, returnTo = '/'): Response {
@@ -114,7 +113,11 @@ export const oauthRoutes = new Hono<AppEnv>()
     }
     const { profile, tokens } = result;
     const sealed = await sealForStorage(c, { provider: provider.id, subject: profile.subject }, tokens);
-    if (flow.linkUserId) return finishLink(c, provider, flow.linkUserId, profile, sealed);
+    if (flow.linkUserId) {
+      // A link from the account page (routes/account-links.ts): loaded only for such a flow.
+      const { finishLink } = await import('./account-links');
+      return finishLink(c, provider, flow.linkUserId, profile, sealed);
+    }
     let linked;
     try {
       linked = await resolveOAuthUser(c, provider.id, profile, sealed);

@@ -27,7 +27,7 @@ import { listUserIdentities } from '../storage/identities';
 import { sessionIdsWithLiveTokens } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
-import { addPasswordMail, changeEmailMail, sendNotice } from './account-mail';
+import { addPasswordMail, changeEmailMail, sendNotice } from './self-service-mail';
 import { assertNotBreached } from './breached-password';
 import { emailDomainAllowed } from './roles';
 import { recordEvent } from './events';

@@ -4,7 +4,7 @@
  * - `POST /account/identities/link/:provider`  start an OAuth flow that links `provider` to the
  *   signed-in user (the flow cookie names the user; routes/oauth.ts hands the callback to
  *   {@link finishLink}, which links instead of signing in). A form gets a page with the link to
- *   the provider (ui/account-link-pages.tsx says why not a redirect); JSON gets `authorization_url`.
+ *   the provider (ui/self-service-pages.tsx says why not a redirect); JSON gets `authorization_url`.
  * - `POST /account/identities/unlink`          unlink one (`provider`, `subject`) while another way to sign in remains
  */
 import { Hono, type Context } from 'hono';
@@ -28,7 +28,7 @@ const unlinkSchema = v.strictObject(
 );
 
 /** The pages are loaded on first use: only these rare requests need them. */
-const pages = () => import('../ui/account-link-pages');
+const pages = () => import('../ui/self-service-pages');
 
 async function failurePage(c: Context<AppEnv>, title: string, status: PageStatus, message: string): Promise<Response> {
   const prefix = c.get('config').AUTH_PREFIX;

@@ -34,7 +34,7 @@ import type { User } from '../storage/users';
 
 // Loaded on first use: only these rare requests need the rules and pages (app.ts stays small).
 const changes = () => import('../auth/account-changes');
-const pages = () => import('../ui/account-link-pages');
+const pages = () => import('../ui/self-service-pages');
 
 /** The account page's confirmation banners for these actions (`?done=`): fixed text, never from the URL. */
 export const SECURITY_NOTICES: Record<string, string> = {

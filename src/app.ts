@@ -18,7 +18,10 @@ import { rateLimit, rateLimitRefusals } from './middleware/rate-limit';
 import { refuseMethods } from './middleware/refuse-methods';
 import { requestLog } from './observability/request-log';
 import { accountRoutes } from './routes/account';
+import { accountLinkRoutes } from './routes/account-links';
+import { accountSecurityRoutes } from './routes/account-security';
 import { adminRoutes } from './routes/admin';
+import { emailLoginRoutes } from './routes/email-login';
 import { loginPageRoutes } from './routes/login-page';
 import { oauthRoutes } from './routes/oauth';
 import { emailVerificationRoutes } from './routes/email-verification';
@@ -75,6 +78,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   );
   auth.route('/', healthRoute);
   auth.route('/', loginPageRoutes);
+  auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
   auth.get('/login/:provider', rateLimit('oauth'));
   auth.get('/callback/:provider', rateLimit('oauth'));
   auth.route('/', oauthRoutes);
@@ -93,6 +97,7 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', secondFactorRoutes);
   auth.route('/', mfaRoutes);
   auth.route('/', stepUpRoutes);
+  auth.route('/', accountSecurityRoutes.route('/', accountLinkRoutes));
   auth.route('/admin', adminRoutes);
   // A mounted sub-app's notFound never runs (the proxy below takes every unmatched path), so
   // the gateway's own paths end in this catch-all: 405 with Allow, or 404 (HTML for browsers).

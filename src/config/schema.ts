@@ -162,6 +162,8 @@ export const configSchema = v.object({
   MFA_ATTEMPT_LIMIT: integerSetting(5, 3, 100, 'wrong codes'),
   /** How long a sign-in that still owes its second factor may be completed. */
   MFA_PENDING_SECONDS: integerSetting(300, 60, 900, 'seconds'),
+  // --- Email sign-in (issue 11, auth/email-code.ts): a one-time code by mail; needs a transport ---
+  EMAIL_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'disabled'),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

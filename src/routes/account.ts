@@ -24,6 +24,7 @@ import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { enabledProviders } from '../providers/registry';
 import { AccountPage } from '../ui/account-page';
+import { accountSecurityView, SECURITY_NOTICES } from './account-security';
 import { renderPage } from '../ui/render';
 import { SECOND_FACTOR_NOTICES, secondFactorsCard } from './second-factors-card';
 import { listUserIdentities } from '../storage/identities';
@@ -77,7 +78,7 @@ export const accountRoutes = new Hono<AppEnv>()
     const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
     // Own keys only: `?done=constructor` must not find Object.prototype's.
     const done = c.req.query('done') ?? '';
-    const notice = Object.hasOwn(NOTICES, done) ? (NOTICES[done] ?? null) : null;
+    const notice = (Object.hasOwn(NOTICES, done) ? NOTICES[done] : Object.hasOwn(SECURITY_NOTICES, done) ? SECURITY_NOTICES[done] : null) ?? null;
     const passkeys = passkeysAvailable(config) ? await passkeysSectionProps(c, user.id, current.createdAt) : undefined;
     return renderPage(c, (nonce, brand) =>
       AccountPage({
@@ -86,6 +87,7 @@ export const accountRoutes = new Hono<AppEnv>()
         backHref: safeReturnTo(c.req.query('return_to'), config),
         prefix: config.AUTH_PREFIX,
         notice,
+        security: accountSecurityView(c, user, identities),
         user: {
           email: user.email,
           emailVerified: user.emailVerified,

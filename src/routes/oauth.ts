@@ -114,6 +114,11 @@ export const oauthRoutes = new Hono<AppEnv>()
     }
     const { profile, tokens } = result;
     const sealed = await sealForStorage(c, { provider: provider.id, subject: profile.subject }, tokens);
+    if (flow.linkUserId) {
+      // A link from the account page (routes/account-links.ts): loaded only for such a flow.
+      const { finishLink } = await import('./account-links');
+      return finishLink(c, provider, flow.linkUserId, profile, sealed);
+    }
     let linked;
     try {
       linked = await resolveOAuthUser(c, provider.id, profile, sealed);

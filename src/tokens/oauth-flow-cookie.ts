@@ -21,6 +21,8 @@ export interface FlowState {
   codeVerifier: string;
   nonce: string | null;
   returnTo: string;
+  /** Set when the flow links a provider to this signed-in user's account (no sign-in happens). */
+  linkUserId?: string;
   /** Unix seconds when the flow stops being valid. */
   expiresAt: number;
 }
@@ -39,7 +41,7 @@ const options = { prefix: 'host', path: '/', httpOnly: true, secure: true, sameS
 
 export async function setFlowCookie(c: Context<AppEnv>, flow: Omit<FlowState, 'expiresAt'>): Promise<void> {
   const key = await flowCookieKey(c.get('config'));
-  const jwe = await new EncryptJWT({ p: flow.provider, s: flow.state, v: flow.codeVerifier, n: flow.nonce, r: flow.returnTo })
+  const jwe = await new EncryptJWT({ p: flow.provider, s: flow.state, v: flow.codeVerifier, n: flow.nonce, r: flow.returnTo, ...(flow.linkUserId ? { l: flow.linkUserId } : {}) })
     .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
     .setAudience(PURPOSE)
     .setIssuedAt()
@@ -61,10 +63,11 @@ export async function readFlowCookie(c: Context<AppEnv>): Promise<FlowState | nu
       requiredClaims: ['exp', 'iat'],
       maxTokenAge: FLOW_TTL_SECONDS,
     });
-    const { p, s, v, n, r, exp } = payload;
+    const { p, s, v, n, r, l, exp } = payload;
     if (typeof p !== 'string' || typeof s !== 'string' || typeof v !== 'string' || typeof r !== 'string') return null;
     if (n !== null && typeof n !== 'string') return null;
-    return { provider: p, state: s, codeVerifier: v, nonce: n, returnTo: r, expiresAt: exp! };
+    if (l !== undefined && typeof l !== 'string') return null;
+    return { provider: p, state: s, codeVerifier: v, nonce: n, returnTo: r, ...(l ? { linkUserId: l } : {}), expiresAt: exp! };
   } catch {
     return null;
   }

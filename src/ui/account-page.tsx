@@ -7,6 +7,7 @@ import { ErrorBox, Layout } from './layout';
 import { BackToApp, Notice, type Brand } from './components';
 import { PasskeysSection, type PasskeysSectionProps } from './passkeys-section';
 import { SecondFactorsCard, type SecondFactorsCardProps } from './second-factors-card';
+import { AccountSecuritySections, ManageSignInMethods, type AccountSecurityProps } from './account-security';
 
 export interface AccountSession {
   id: string;
@@ -31,6 +32,8 @@ export interface AccountPageProps {
   sessions: AccountSession[];
   passkeys?: PasskeysSectionProps;
   secondFactors?: SecondFactorsCardProps;
+  /** Self-service: sign-in methods, password, email, deletion (ui/account-security.tsx). */
+  security?: AccountSecurityProps;
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -89,7 +92,9 @@ export function AccountPage(p: AccountPageProps) {
           ))}
           {!p.user.hasPassword && p.providers.length === 0 && <li>None</li>}
         </ul>
+        {p.security && <ManageSignInMethods {...p.security} />}
       </div>
+      {p.security && <AccountSecuritySections {...p.security} />}
 
       {p.passkeys && <PasskeysSection {...p.passkeys} nonce={p.nonce} />}
       {p.secondFactors && <SecondFactorsCard {...p.secondFactors} />}

@@ -1,0 +1,94 @@
+/**
+ * Linked sign-in methods on the account page:
+ *
+ * - `POST /account/identities/link/:provider`  start an OAuth flow that links `provider` to the
+ *   signed-in user (the flow cookie names the user; routes/oauth.ts hands the callback to
+ *   {@link finishLink}, which links instead of signing in). A form gets a page with the link to
+ *   the provider (ui/self-service-pages.tsx says why not a redirect); JSON gets `authorization_url`.
+ * - `POST /account/identities/unlink`          unlink one (`provider`, `subject`) while another way to sign in remains
+ */
+import { Hono, type Context } from 'hono';
+import * as v from 'valibot';
+import { authenticate, presentedToken } from '../auth/authenticate';
+import type { AppEnv } from '../env';
+import { readBody } from '../http/body';
+import { ApiError } from '../http/errors';
+import { toApiError } from '../middleware/error-handler';
+import { requireAuth } from '../middleware/require-auth';
+import { sameOrigin } from '../middleware/same-origin';
+import { findProvider } from '../providers/registry';
+import { providerContext, startAuthorization } from '../providers/sign-in';
+import { ProviderError, type Provider, type ProviderProfile } from '../providers/types';
+import { setFlowCookie } from '../tokens/oauth-flow-cookie';
+import { renderPage, type PageStatus } from '../ui/render';
+
+const unlinkSchema = v.strictObject(
+  { provider: v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long')), subject: v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long')) },
+  'is not a known field',
+);
+
+/** The pages are loaded on first use: only these rare requests need them. */
+const pages = () => import('../ui/self-service-pages');
+
+async function failurePage(c: Context<AppEnv>, title: string, status: PageStatus, message: string): Promise<Response> {
+  const prefix = c.get('config').AUTH_PREFIX;
+  const { AccountResultPage } = await pages();
+  return renderPage(c, (nonce, brand) => AccountResultPage({ nonce, brand, prefix, title, error: message, next: { href: `${prefix}/account`, label: 'Back to your account' } }), status);
+}
+
+const linkPage = (c: Context<AppEnv>, status: PageStatus, message: string) => failurePage(c, 'The sign-in method was not linked', status, message);
+
+/**
+ * The callback of a link flow: the browser must still be signed in as the user who started it
+ * (a flow cookie alone never links anything to an account), then the identity is added to
+ * that account, or refused if it belongs to another.
+ */
+export async function finishLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
+  const presented = presentedToken(c);
+  const who = presented ? await authenticate(c, presented.token).catch(() => null) : null;
+  if (!who || who.id !== userId) return linkPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
+  try {
+    const { linkIdentityToUser } = await import('../auth/identity-links');
+    await linkIdentityToUser(c, userId, provider.id, profile, sealed);
+  } catch (e) {
+    const err = toApiError(e);
+    if (err.status < 500) return linkPage(c, err.status, err.description);
+    throw e;
+  }
+  c.header('cache-control', 'no-store');
+  return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=identity_linked`, 303);
+}
+
+export const accountLinkRoutes = new Hono<AppEnv>()
+  .post('/account/identities/link/:provider', sameOrigin({ always: true }), requireAuth(), async (c) => {
+    const { kind } = await readBody(c, v.strictObject({}, 'is not a known field'));
+    const config = c.get('config');
+    const provider = findProvider(config, c.req.param('provider'));
+    if (!provider) throw new ApiError('not_found', 'This sign-in provider is not configured on this gateway.');
+    let start;
+    try {
+      start = await startAuthorization(provider, providerContext(config, provider));
+    } catch (e) {
+      if (e instanceof ProviderError) return linkPage(c, e.kind === 'refused' ? 400 : 503, `${provider.name} cannot be reached right now. Try again in a moment.`);
+      throw e;
+    }
+    const returnTo = `${config.AUTH_PREFIX}/account`;
+    await setFlowCookie(c, { provider: provider.id, state: start.state, codeVerifier: start.codeVerifier, nonce: start.nonce, returnTo, linkUserId: c.get('user').id });
+    if (kind === 'json') return c.json({ authorization_url: start.url.toString() });
+    const { ContinueToProviderPage } = await pages();
+    return renderPage(c, (nonce, brand) => ContinueToProviderPage({ nonce, brand, prefix: config.AUTH_PREFIX, provider, url: start.url.toString() }));
+  })
+  .post('/account/identities/unlink', sameOrigin({ always: true }), requireAuth(), async (c) => {
+    const { kind, data } = await readBody(c, unlinkSchema);
+    try {
+      const { unlinkIdentity } = await import('../auth/account-changes');
+      await unlinkIdentity(c, c.get('user'), data);
+    } catch (e) {
+      const err = toApiError(e);
+      if (kind !== 'form' || err.status >= 500) throw e;
+      return failurePage(c, 'The sign-in method was not unlinked', err.status, err.description);
+    }
+    if (kind === 'json') return c.json({ ok: true });
+    c.header('cache-control', 'no-store');
+    return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=identity_unlinked`, 303);
+  });

@@ -1,0 +1,97 @@
+/**
+ * Sign-in by email code (`EMAIL_LOGIN=enabled`; rules in auth/email-code.ts):
+ *
+ * - `GET  /login/email-code`          the page (step one: the address)
+ * - `POST /login/email-code`          `{"email"}`: sends a code if the address has an account; 202 either way (a form gets step two)
+ * - `POST /login/email-code/verify`   `{"email","code","session"?}`: signs in like `POST /login` (JSON token or cookie mode, or a form's 303 to `return_to`)
+ *
+ * Mounted before `/login/:provider` (app.ts), which would otherwise take `email-code` for a provider id.
+ */
+import { Hono, type Context } from 'hono';
+import * as v from 'valibot';
+import { CODE_DIGITS, emailLoginEnabled, requestEmailCode, verifyEmailCode } from '../auth/email-code';
+import { emailInput } from '../auth/email-address';
+import { recordEvent } from '../auth/events';
+import { signedInResponse } from '../auth/responses';
+import { startSession } from '../auth/sessions';
+import type { AppEnv } from '../env';
+import { readBody, type BodyKind } from '../http/body';
+import { setSessionCookies } from '../http/cookies';
+import { ApiError } from '../http/errors';
+import { safeReturnTo } from '../http/return-to';
+import { toApiError } from '../middleware/error-handler';
+import { checkRateLimit } from '../middleware/rate-limit';
+import { sameOrigin } from '../middleware/same-origin';
+import type { EmailCodePageProps } from '../ui/email-code-page';
+import { renderPage, type PageStatus } from '../ui/render';
+import { nowSeconds as now } from '../util/time';
+
+const returnTo = v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long')));
+const requestSchema = v.strictObject({ email: emailInput, return_to: returnTo }, 'is not a known field');
+const verifySchema = v.strictObject(
+  {
+    email: emailInput,
+    code: v.pipe(v.string('must be a string'), v.trim(), v.regex(new RegExp(`^[0-9]{${CODE_DIGITS}}$`), `must be the ${CODE_DIGITS} digits from the email`)),
+    session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')),
+    return_to: returnTo,
+  },
+  'is not a known field',
+);
+
+const SENT = 'If an account uses this address, a code is on its way. It works for 10 minutes.';
+
+/** The page is loaded on first use: only this rare sign-in needs it. */
+async function page(c: Context<AppEnv>, props: Omit<EmailCodePageProps, 'nonce' | 'brand' | 'prefix' | 'digits'>, status: PageStatus = 200) {
+  const { EmailCodePage } = await import('../ui/email-code-page');
+  return renderPage(c, (nonce, brand) => EmailCodePage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, digits: CODE_DIGITS, ...props }), status);
+}
+
+/** A form post that fails gets the page back with the error; JSON clients get the JSON error. */
+function formAware<S extends v.GenericSchema<unknown, { email: string; return_to?: string }>>(schema: S, step: 'email' | 'code', run: (c: Context<AppEnv>, data: v.InferOutput<S>, kind: BodyKind) => Promise<Response>) {
+  return async (c: Context<AppEnv>) => {
+    let body: { kind: BodyKind; data: v.InferOutput<S> } | undefined;
+    try {
+      body = await readBody(c, schema);
+      return await run(c, body.data, body.kind);
+    } catch (e) {
+      const isForm = (c.req.header('content-type') ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded');
+      const err = toApiError(e);
+      if (!isForm || err.code === 'server_error' || err.code === 'not_found') throw e;
+      if (err.extra.retryAfter !== undefined) c.header('retry-after', String(Math.max(1, Math.ceil(err.extra.retryAfter))));
+      const data = body?.data;
+      return page(c, { step: data ? step : 'email', email: data?.email, returnTo: safeReturnTo(data?.return_to, c.get('config')), error: err.description }, err.status);
+    }
+  };
+}
+
+export const emailLoginRoutes = new Hono<AppEnv>()
+  .get('/login/email-code', async (c) => {
+    if (!emailLoginEnabled(c)) throw new ApiError('not_found', 'Sign-in by email code is not enabled on this gateway.');
+    return page(c, { step: 'email', returnTo: safeReturnTo(c.req.query('return_to'), c.get('config')) });
+  })
+  .post(
+    '/login/email-code',
+    sameOrigin({ always: true }),
+    formAware(requestSchema, 'email', async (c, data, kind) => {
+      await checkRateLimit(c, 'login');
+      await requestEmailCode(c, data.email);
+      if (kind === 'json') return c.json({ status: 'code_sent_if_account' }, 202);
+      return page(c, { step: 'code', email: data.email, returnTo: safeReturnTo(data.return_to, c.get('config')), notice: SENT });
+    }),
+  )
+  .post(
+    '/login/email-code/verify',
+    sameOrigin({ always: true }),
+    formAware(verifySchema, 'code', async (c, data, kind) => {
+      await checkRateLimit(c, 'login');
+      const user = await verifyEmailCode(c, data.email, data.code);
+      const tokens = await startSession(c, user, 'email_code', ['email']);
+      await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'email_code', sid: tokens.session.id } });
+      if (kind === 'form') {
+        setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
+        c.header('cache-control', 'no-store');
+        return c.redirect(safeReturnTo(data.return_to, c.get('config')), 303);
+      }
+      return signedInResponse(c, user, tokens, data.session === 'cookie' ? 'cookie' : 'token');
+    }),
+  );

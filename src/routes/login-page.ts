@@ -6,6 +6,7 @@
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { safeReturnTo } from '../http/return-to';
+import { emailLoginEnabled } from '../auth/email-code';
 import { passkeysAvailable } from '../auth/passkeys';
 import { passwordResetAvailable } from './password-reset';
 import { enabledProviders } from '../providers/registry';
@@ -33,7 +34,7 @@ export function renderLoginPage(
         minLength: config.PASSWORD_MIN_LENGTH,
         view: opts.view,
         // The reset link needs mail and password sign-in (routes/password-reset.ts).
-        offers: { forgotPassword: passwordResetAvailable(config) },
+        offers: { forgotPassword: passwordResetAvailable(config), emailCode: emailLoginEnabled(c) },
         error: opts.error,
         notice: opts.notice,
         email: opts.email,

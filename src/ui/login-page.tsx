@@ -17,7 +17,7 @@ export interface LoginPageProps {
   /** Which view: sign in (default) or create account. */
   view?: 'login' | 'register';
   /** Features the page may link to, when the gateway has them turned on. */
-  offers?: { forgotPassword?: boolean };
+  offers?: { forgotPassword?: boolean; emailCode?: boolean };
   error?: string | null;
   /** A confirmation such as "You have been signed out." */
   notice?: string | null;
@@ -96,6 +96,13 @@ export function LoginPage(p: LoginPageProps) {
         {!register && p.passkeys && <PasskeySignIn prefix={p.prefix} returnTo={p.returnTo} nonce={p.nonce} />}
         {p.passwordLogin && p.providers.length > 0 && <Divider>or</Divider>}
         {register ? <RegisterForm {...p} /> : p.passwordLogin && <SignInForm {...p} rt={rt} />}
+        {!register && p.offers?.emailCode && (
+          <SwitchLine>
+            <a href={`${p.prefix}/login/email-code?return_to=${rt}`} id="to-email-code">
+              Email me a sign-in code
+            </a>
+          </SwitchLine>
+        )}
         {!p.passwordLogin && p.providers.length === 0 && <p>No sign-in method is configured.</p>}
         {canRegister(p) && (
           <SwitchLine>

@@ -9,7 +9,9 @@ import { bearer, call, countRows, GOOD_PASSWORD, type TestEnv } from './helpers'
 import { failMailFor, lastMailFor, mailEnv, mailFor, recoverMail, uniqueEmail } from './mail';
 
 // Long-lived access tokens, so a test can move the clock past the recent-sign-in window.
-const e: TestEnv = mailEnv({ ACCESS_TOKEN_TTL: '3600' });
+// Registration here is set-up, not the subject: it signs in at once (EMAIL_VERIFICATION=off;
+// the verification flow has its own tests in email-verification.test.ts).
+const e: TestEnv = mailEnv({ EMAIL_VERIFICATION: 'off', ACCESS_TOKEN_TTL: '3600' });
 
 async function register(email = uniqueEmail('acct')) {
   const r = await call('/auth/register', { json: { email, password: GOOD_PASSWORD }, env: e });

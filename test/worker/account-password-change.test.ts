@@ -8,7 +8,9 @@ import { nowSeconds } from '../../src/util/time';
 import { bearer, call, countRows, GOOD_PASSWORD, type TestEnv } from './helpers';
 import { failMailFor, lastMailFor, mailEnv, mailFor, recoverMail, uniqueEmail } from './mail';
 
-const e: TestEnv = mailEnv();
+// Registration here is set-up, not the subject: it signs in at once (EMAIL_VERIFICATION=off;
+// the verification flow has its own tests in email-verification.test.ts).
+const e: TestEnv = mailEnv({ EMAIL_VERIFICATION: 'off' });
 const NEW_PASSWORD = 'a whole new phrase for the gate';
 
 async function register(email = uniqueEmail('pw'), testEnv = e) {
@@ -172,7 +174,7 @@ describe('add a password', () => {
     expect(r.status).toBe(403);
     expect(await r.json()).toMatchObject({ error: 'forbidden', error_description: expect.stringContaining('not verified') });
 
-    const noMailEnv = mailEnv({ SMTP_URL: '' });
+    const noMailEnv = mailEnv({ EMAIL_VERIFICATION: 'off', SMTP_URL: '' });
     const nomail = await providerOnly(noMailEnv);
     const off = await call('/auth/account/password/add', { json: {}, headers: bearer(nomail.token), env: noMailEnv });
     expect(off.status).toBe(403);

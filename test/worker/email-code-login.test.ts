@@ -8,7 +8,9 @@ import { sha256 } from '../../src/util/random';
 import { call, countRows, GOOD_PASSWORD, setCookies, type TestEnv } from './helpers';
 import { mailEnv, mailFor, uniqueEmail } from './mail';
 
-const e: TestEnv = mailEnv({ EMAIL_LOGIN: 'enabled' });
+// Registration here is set-up, not the subject: it signs in at once (EMAIL_VERIFICATION=off;
+// the verification flow has its own tests in email-verification.test.ts).
+const e: TestEnv = mailEnv({ EMAIL_VERIFICATION: 'off', EMAIL_LOGIN: 'enabled' });
 
 afterEach(() => {
   vi.useRealTimers();
@@ -23,7 +25,7 @@ async function register(email = uniqueEmail('code')) {
 const requestCode = (email: string, testEnv = e) => call('/auth/login/email-code', { json: { email }, env: testEnv });
 const verify = (email: string, code: string, testEnv = e) => call('/auth/login/email-code/verify', { json: { email, code }, env: testEnv });
 /** The account back-off out of the way, to see the per-code limit alone. */
-const noBackoff: TestEnv = mailEnv({ EMAIL_LOGIN: 'enabled', LOGIN_BACKOFF_AFTER: '50' });
+const noBackoff: TestEnv = mailEnv({ EMAIL_VERIFICATION: 'off', EMAIL_LOGIN: 'enabled', LOGIN_BACKOFF_AFTER: '50' });
 
 async function codeFor(email: string, nth = 1): Promise<string> {
   const mails = await mailFor(email);
@@ -112,13 +114,20 @@ describe('sign-in by email code', () => {
     const bad = await call('/auth/login/email-code/verify', { json: { email: uniqueEmail(), code: '12ab' }, env: e });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: 'invalid_request' });
-    for (const off of [mailEnv(), mailEnv({ EMAIL_LOGIN: 'enabled', SMTP_URL: '' })]) {
+    for (const off of [mailEnv({ EMAIL_VERIFICATION: 'off' }), mailEnv({ EMAIL_VERIFICATION: 'off', EMAIL_LOGIN: 'enabled', SMTP_URL: '' })]) {
       const r = await requestCode(uniqueEmail(), off);
       expect(r.status).toBe(404);
       expect(await r.json()).toMatchObject({ error: 'not_found' });
       const page = await call('/auth/login/email-code', { env: off, headers: { accept: 'text/html' } });
       expect(page.status).toBe(404);
+      // ...and the sign-in page does not offer it.
+      expect(await (await call('/auth/login', { env: off, headers: { accept: 'text/html' } })).text()).not.toContain('id="to-email-code"');
     }
+  });
+
+  it('the sign-in page links to it (return_to carried) when it is on', async () => {
+    const html = await (await call('/auth/login?return_to=%2Fapp', { env: e, headers: { accept: 'text/html' } })).text();
+    expect(html).toContain('<a href="/auth/login/email-code?return_to=%2Fapp" id="to-email-code">');
   });
 
   it('claims an unverified account: the password set without proving the address is removed, the address verified', async () => {

@@ -61,7 +61,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   catcher = await startSmtpCatcher();
   idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: oidcSubject, email: `sso-${stamp}@example.org`, email_verified: true, name: 'SSO User' }) });
-  gw = await startGateway({ vars: { SMTP_URL: catcher.smtpUrl, OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-e2e', OIDC_CLIENT_SECRET: 'e2e-secret', OIDC_NAME: 'Mock SSO' } });
+  gw = await startGateway({ vars: { SMTP_URL: catcher.smtpUrl, EMAIL_VERIFICATION: 'off', OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-e2e', OIDC_CLIENT_SECRET: 'e2e-secret', OIDC_NAME: 'Mock SSO' } });
   profileDir = mkdtempSync(join(tmpdir(), 'gatehouse-chromium-'));
   context = await chromium.launchPersistentContext(profileDir, {
     executablePath: '/usr/bin/chromium',

@@ -43,7 +43,7 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
       const fields = {
         request_id: c.get('requestId'),
         method: c.req.method,
-        route: c.get('proxyRoute') ?? routePath(c),
+        route: c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c),
         path: c.req.path.slice(0, 256),
         policy: policyFor(c),
         decision: decisionFor(status),

@@ -10,9 +10,11 @@
  *   under issue 10's target of 64 KiB (STARTUP_TARGET_KIB). Code that only some requests use
  *   goes behind a dynamic `import()` (app-lazy.ts), not here.
  * - All modules: what is uploaded. The lazily loaded chunks cost upload size, not start-up.
- *   Today about 86 KiB; the features in flight load their packages lazily and add about
- *   105 KiB gzip between them (@simplewebauthn/server alone is about 87 KiB gzip if all of it
- *   is used, otpauth 10, uqr 4, worker-mailer 4), hence 200 KiB. Raise it only deliberately.
+ *   About 87 KiB without issues 11 and 12; those add about 127 KiB gzip, all loaded by dynamic
+ *   import() (passkeys: @simplewebauthn/server with its X.509/ASN.1 stack about 98, second
+ *   factors about 16, mail and account flows about 13: their own measurement), and split
+ *   modules compress a few per cent worse together than one file, hence 230 KiB. Raise it only
+ *   deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWorker } from '../../scripts/build.mjs';
@@ -22,7 +24,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 44;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 200;
+export const TOTAL_BUDGET_KIB = 230;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -108,8 +108,11 @@ async function startOrigin() {
 
 async function startGatehouse(dir, origin) {
   const signingJwk = await generateSigningJwk('ES256');
-  const manifest = { mainModule: 'index.js', modules: { 'index.js': { type: 'esm', contents: readFileSync(join(dir, 'index.js'), 'utf8') } } };
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.txt'))) manifest.modules[f] = { type: 'text', contents: readFileSync(join(dir, f), 'utf8') };
+  // index.js and the chunks it loads (scripts/build.mjs splits the Worker), and text modules.
+  const manifest = { mainModule: 'index.js', modules: {} };
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.js') || f.endsWith('.txt'))) {
+    manifest.modules[f] = { type: f.endsWith('.js') ? 'esm' : 'text', contents: readFileSync(join(dir, f), 'utf8') };
+  }
   const text = (value) => ({ type: 'text', value });
   const env = {
     ENVIRONMENT: text('development'),

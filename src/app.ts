@@ -14,27 +14,10 @@ import { errorHandler } from './middleware/error-handler';
 import { devLoopback } from './middleware/dev-loopback';
 import { httpsOnly } from './middleware/https-only';
 import { proxy } from './proxy/proxy';
-import { rateLimit, rateLimitRefusals } from './middleware/rate-limit';
+import { rateLimitRefusals } from './middleware/rate-limit';
 import { refuseMethods } from './middleware/refuse-methods';
+import { lazyApp } from './middleware/lazy-app';
 import { requestLog } from './observability/request-log';
-import { accountRoutes } from './routes/account';
-import { accountLinkRoutes } from './routes/account-links';
-import { accountSecurityRoutes } from './routes/account-security';
-import { adminRoutes } from './routes/admin';
-import { emailLoginRoutes } from './routes/email-login';
-import { loginPageRoutes } from './routes/login-page';
-import { oauthRoutes } from './routes/oauth';
-import { emailVerificationRoutes } from './routes/email-verification';
-import { passwordResetRoutes } from './routes/password-reset';
-import { passkeyRoutes } from './routes/passkeys';
-import { passwordRoutes } from './routes/password';
-import { providerTokenRoutes } from './routes/provider-tokens';
-import { mfaRoutes } from './routes/mfa';
-import { refreshNavigationRoute } from './routes/refresh-navigation';
-import { secondFactorRoutes } from './routes/second-factors';
-import { stepUpRoutes } from './routes/step-up';
-import { sessionRoutes } from './routes/session';
-import { unmatchedEndpoint } from './routes/unmatched';
 import { verifyRoute } from './routes/verify';
 import { healthRoute, jwksRoute } from './routes/well-known';
 
@@ -76,37 +59,19 @@ export function buildApp(config: Config): Hono<AppEnv> {
       },
     }),
   );
+  // The hot path is here, built with the app: health, forward-auth, the JWKS and (below) the
+  // proxy. Every other endpoint of the gateway (pages, sign-in, sessions, account, admin, the
+  // 404/405 catch-all) is in app-lazy.ts, imported on the first request that reaches it, so
+  // start-up evaluates none of it. New endpoints go there.
+  const rest = lazyApp(async () => (await import('./app-lazy')).buildLazyApp(config, app));
   auth.route('/', healthRoute);
-  auth.route('/', loginPageRoutes);
-  auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
-  auth.get('/login/:provider', rateLimit('oauth'));
-  auth.get('/callback/:provider', rateLimit('oauth'));
-  auth.route('/', oauthRoutes);
-  auth.route('/', providerTokenRoutes);
-  auth.post('/refresh', rateLimit('refresh'));
-  auth.get('/refresh', rateLimit('refresh'));
   auth.get('/verify', rateLimitRefusals('verify_failure'));
-  auth.route('/', passwordRoutes);
-  auth.route('/', emailVerificationRoutes);
-  auth.route('/', passwordResetRoutes);
-  auth.route('/', sessionRoutes);
-  auth.route('/', refreshNavigationRoute);
   auth.route('/', verifyRoute);
-  auth.route('/', accountRoutes);
-  auth.route('/', passkeyRoutes);
-  auth.route('/', secondFactorRoutes);
-  auth.route('/', mfaRoutes);
-  auth.route('/', stepUpRoutes);
-  auth.route('/', accountSecurityRoutes.route('/', accountLinkRoutes));
-  auth.route('/admin', adminRoutes);
-  // A mounted sub-app's notFound never runs (the proxy below takes every unmatched path), so
-  // the gateway's own paths end in this catch-all: 405 with Allow, or 404 (HTML for browsers).
-  const unmatched = unmatchedEndpoint(app);
-  auth.all('*', unmatched);
+  auth.all('*', rest);
 
   app.use('/.well-known/*', gatewayHeaders(config));
   app.route('/', jwksRoute);
-  app.all('/.well-known/jwks.json', unmatched);
+  app.all('/.well-known/jwks.json', rest);
   app.route(config.AUTH_PREFIX, auth);
   // Everything else is an origin's, per ROUTES (no match: 404). No response-altering
   // middleware may run here: origin responses go back as they came.

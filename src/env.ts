@@ -73,6 +73,8 @@ export interface Variables {
   policy?: string;
   /** The `ROUTES` path a proxied request matched, for the request log. */
   proxyRoute?: string;
+  /** The route a lazily loaded app (middleware/lazy-app.ts) matched, for the request log. */
+  lazyRoute?: string;
 }
 
 export interface AppEnv {

@@ -7,7 +7,6 @@ import type { Env } from './env';
 import { ApiError, errorResponse } from './http/errors';
 import { configFailure } from './middleware/configure';
 import { log } from './observability/log';
-import { scheduled } from './scheduled/handler';
 
 export { requireAuth } from './middleware/require-auth';
 export { RevocationFence } from './storage/revocation-fence';
@@ -26,6 +25,8 @@ export default {
     }
   },
   async scheduled(controller: ScheduledController, env: Env): Promise<void> {
+    // Hourly housekeeping is no reason to evaluate its code at every isolate's start-up.
+    const { scheduled } = await import('./scheduled/handler');
     await scheduled(controller, env);
   },
 } satisfies ExportedHandler<Env>;

@@ -29,10 +29,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * `revocation: "immediate"`; run.mjs adds both, measures the route under load, and
  * measureRevocationLatency() measures logout -> first 401 on it. Returns null without the binding.
  *
- * Only in the same instance: miniflare 5 keeps Durable Object storage under each instance's
- * isolatedResourcePersistencePath; unsafeEnableSharedStorage routes KV/D1 (not DOs) through the
- * storage owner, so a second instance would have its own fence, which is not Cloudflare's one
- * object per user. The other-instance row says so rather than measure that.
+ * Another isolate: not through two Miniflare instances (miniflare 5 keeps Durable Object
+ * storage per instance, isolatedResourcePersistencePath; unsafeEnableSharedStorage shares KV and
+ * D1, not DOs, so a second instance would have a fence of its own). Instead two Gatehouse Workers
+ * in ONE Miniflare: workerd runs each Worker in its own isolate (own module state, so its own
+ * revocation cache), they share D1 and KV by id, and the second binds REVOCATION_FENCE to the
+ * first's Durable Object class: one object per user for both, as on Cloudflare
+ * (measureFencedOtherIsolate below).
  */
 export function revocationFenceVariant(wranglerToml) {
   if (!/REVOCATION_FENCE/.test(wranglerToml)) return null;
@@ -40,7 +43,6 @@ export function revocationFenceVariant(wranglerToml) {
     path: '/fenced',
     route: (origin) => ({ path: '/fenced', origin, auth: 'required', revocation: 'immediate' }),
     durableObjects: { REVOCATION_FENCE: 'RevocationFence' },
-    otherInstance: 'not measured: miniflare 5 does not share Durable Objects between instances (DO storage is per instance, isolatedResourcePersistencePath)',
   };
 }
 
@@ -57,8 +59,8 @@ async function signIn(base, publicUrl, email, register) {
   return { access, refresh };
 }
 
-async function expectStatus(url, headers, want, label) {
-  const r = await fetch(url, { headers });
+async function expectStatus(url, headers, want, label, fetcher = fetch) {
+  const r = await fetcher(url, { headers });
   const body = await r.text();
   if (r.status !== want) throw new Error(`${label}: expected ${want}, got ${r.status} ${body.slice(0, 200)}`);
 }
@@ -82,11 +84,11 @@ async function logout(base, publicUrl, tokens) {
  * up to BOUND_S. Returns { ms, polls } (ms from the logout response to the refusal's response),
  * or { error } (the bound passed, or an answer other than 200/401).
  */
-async function pollUntilRefused(url, token, since) {
+async function pollUntilRefused(url, token, since, fetcher = fetch) {
   const deadline = since + BOUND_S * 1000;
   let polls = 0;
   for (;;) {
-    const r = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    const r = await fetcher(url, { headers: { authorization: `Bearer ${token}` } });
     const body = await r.text();
     const now = performance.now();
     polls++;
@@ -163,6 +165,50 @@ export async function measureRevocationLatency({ startGatehouse, migrate, work, 
   }
   await a.mf.dispose().catch(() => {});
   log(`revocation latency: same isolate ${describe(out.same)}; another isolate ${describe(out.other)}${fencedPath ? `; fenced route, same isolate ${describe(out.fencedSame)}` : ''}`);
+  return out;
+}
+
+/**
+ * The fence seen from another isolate: `startPair()` starts two Gatehouse Workers in one
+ * Miniflare (A serves `url`, B is reached through `fetchB(url, init)`, both as `publicUrl`), B's
+ * REVOCATION_FENCE bound to A's Durable Object, D1 and KV shared. Register on A, sign in on B
+ * (D1 is shared), three requests on B's fenced route and three on its plain verified route
+ * (B's isolate caches "not revoked" for the session), sign out on A, then poll B's fenced route.
+ * Resolves to { fenced, plainFirstPoll } where fenced is { ms, polls } or { error }, and
+ * plainFirstPoll is B's plain route's status right after the refusal: 200 shows that B is an
+ * isolate of its own whose cache still answers (so the fence, not a shared cache, refused).
+ */
+export async function measureFencedOtherIsolate({ startPair, migrate, path, fencedPath, log }) {
+  const out = { fenced: null, plainFirstPoll: null };
+  let pair;
+  try {
+    pair = await startPair();
+    await migrate(pair.mf);
+    const { url, publicUrl, fetchB } = pair;
+    const email = `revoke-fence-b-${Date.now()}@example.com`;
+    const tokens = await signIn(url, publicUrl, email, true);
+    const r = await fetchB(`${publicUrl}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: publicUrl },
+      body: JSON.stringify({ email, password: PASSWORD }),
+    });
+    await r.text();
+    if (r.status !== 200) throw new Error(`login on B: ${r.status}`);
+    const auth = { authorization: `Bearer ${tokens.access}` };
+    for (let i = 0; i < WARM_REQUESTS; i++) {
+      await expectStatus(`${publicUrl}${fencedPath}`, auth, 200, 'before logout (fenced, B)', fetchB);
+      await expectStatus(`${publicUrl}${path}`, auth, 200, 'before logout (B)', fetchB);
+    }
+    const since = await logout(url, publicUrl, tokens);
+    out.fenced = await pollUntilRefused(`${publicUrl}${fencedPath}`, tokens.access, since, fetchB);
+    const plain = await fetchB(`${publicUrl}${path}`, { headers: auth });
+    await plain.text();
+    out.plainFirstPoll = plain.status;
+  } catch (e) {
+    out.fenced = { error: String(e?.message ?? e).split('\n')[0] };
+  }
+  await pair?.mf.dispose().catch(() => {});
+  log(`revocation latency with the fence, another isolate: ${describe(out.fenced)}; B's plain verified route right after: ${out.plainFirstPoll ?? 'n/a'}`);
   return out;
 }
 

@@ -116,6 +116,13 @@ export const configSchema = v.object({
   LOGIN_BACKOFF_MAX: integerSetting(900, 1, 3600, 'seconds'),
   /** Must equal `period` of the `[[ratelimits]]` bindings: it is the `Retry-After` of a 429. */
   RATE_LIMIT_PERIOD: v.pipe(integerSetting(60, 10, 60, 'seconds'), v.picklist([10, 60], 'must be 10 or 60 (the binding period)')),
+  // --- Request log volume (issue 10, edge speed) ---
+  /**
+   * `all`: one `request` line per request (the default). `refusals`: only requests not allowed
+   * (deny, invalid, rate_limited, error): an allowed request then writes no log line, which is
+   * most of what a public route costs beyond a bare pass-through (BENCHMARKS.md).
+   */
+  REQUEST_LOG: enumSetting(['all', 'refusals'] as const, 'all'),
   // --- The app's identity on pages and in mail ---
   /** The name users know the app by: page titles, headings, mail subjects and signatures. */
   APP_NAME: v.pipe(v.optional(v.string(), 'Gatehouse'), v.trim(), v.transform((s) => s || 'Gatehouse'), v.maxLength(60, 'is too long (60 characters at most)')),

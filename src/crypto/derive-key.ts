@@ -2,7 +2,7 @@
  * Symmetric keys derived with HKDF-SHA256 (WebCrypto): one input secret, a distinct `info`
  * label per use, so no two uses ever share a key.
  */
-import { base64url } from 'jose';
+import * as base64url from 'jose/base64url';
 import type { Config } from '../config/schema';
 import { randomBytes } from '../util/random';
 import { memoize } from '../util/memo';

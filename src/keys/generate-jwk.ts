@@ -4,7 +4,10 @@
  * import this very file: the scripts' Node 22 strips the types, but it cannot resolve the
  * extensionless imports of the rest of src/.
  */
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { JWK } from 'jose';
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint';
+import { exportJWK } from 'jose/key/export';
+import { generateKeyPair } from 'jose/key/generate/keypair';
 
 export type SigningAlgorithm = 'ES256' | 'EdDSA';
 

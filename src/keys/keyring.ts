@@ -2,7 +2,9 @@
  * The gateway's signing keys: parsed from the `SIGNING_KEYS` JWK Set and imported into
  * WebCrypto once per isolate. The first key signs; every key verifies and is published.
  */
-import { calculateJwkThumbprint, importJWK, type JWK } from 'jose';
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint';
+import { importJWK } from 'jose/key/import';
+import type { JWK } from 'jose';
 import { ConfigError } from '../config/load';
 import type { Config } from '../config/schema';
 import { log } from '../observability/log';

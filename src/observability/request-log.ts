@@ -32,28 +32,47 @@ function policyFor(c: Context<AppEnv>): string {
   return path === prefix || path.startsWith(`${prefix}/`) || path.startsWith('/.well-known/') ? 'gateway' : 'none';
 }
 
+function writeLine(c: Context<AppEnv>, started: number): void {
+  const status = c.res?.status ?? 500;
+  // REQUEST_LOG = "refusals": an allowed request writes no line (the config is unset only when
+  // configuration failed, and that is a 500: always logged).
+  if (status < 400 && c.get('config')?.REQUEST_LOG === 'refusals') return;
+  const fields = {
+    request_id: c.get('requestId'),
+    method: c.req.method,
+    route: c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c),
+    path: c.req.path.slice(0, 256),
+    policy: policyFor(c),
+    decision: decisionFor(status),
+    status,
+    user_id: c.get('user')?.id ?? null,
+    ip: clientIp(c),
+    latency_ms: Date.now() - started,
+  };
+  if (status >= 500) log.error('request', fields);
+  else log.info('request', fields);
+}
+
+/**
+ * A request id where Cloudflare gave no `cf-ray` (local development, tests, benchmarks): a
+ * random prefix drawn once per isolate and a counter, unique without random bytes per request.
+ */
+let isolatePrefix: string | undefined;
+let counter = 0;
+function localRequestId(): string {
+  isolatePrefix ??= randomId(6);
+  counter += 1;
+  return `${isolatePrefix}-${counter.toString(36)}`;
+}
+
 export function requestLog(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = Date.now();
-    c.set('requestId', c.req.header('cf-ray')?.slice(0, 64) ?? randomId(8));
+    c.set('requestId', c.req.header('cf-ray')?.slice(0, 64) ?? localRequestId());
     try {
       await next();
     } finally {
-      const status = c.res?.status ?? 500;
-      const fields = {
-        request_id: c.get('requestId'),
-        method: c.req.method,
-        route: c.get('proxyRoute') ?? routePath(c),
-        path: c.req.path.slice(0, 256),
-        policy: policyFor(c),
-        decision: decisionFor(status),
-        status,
-        user_id: c.get('user')?.id ?? null,
-        ip: clientIp(c),
-        latency_ms: Date.now() - started,
-      };
-      if (status >= 500) log.error('request', fields);
-      else log.info('request', fields);
+      writeLine(c, started);
     }
   };
 }

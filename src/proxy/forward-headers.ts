@@ -5,7 +5,7 @@
  * signed-in user, `X-Auth-*` with the signed assertion.
  */
 import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE } from '../http/cookies';
-import { FLOW_COOKIE } from '../tokens/oauth-flow-cookie';
+import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
 import type { AuthUser } from '../env';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies also drop. */

@@ -9,14 +9,14 @@
  * app.all('*', proxy({ gatewayHeaders: gatewayHeaders(config) }))
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { decodeProtectedHeader } from 'jose';
+import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
 import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { errorHandler } from '../middleware/error-handler';
 import { assertionFor } from '../tokens/assertion';
-import { FLOW_COOKIE } from '../tokens/oauth-flow-cookie';
+import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
 import { forwardHeaders, identityHeaders } from './forward-headers';
 import { gate } from './gate';
 import { normalisePath } from './normalise-path';

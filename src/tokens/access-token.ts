@@ -3,10 +3,12 @@
  * Verification pins the algorithm to our keys', resolves the key only by a `kid` we know,
  * and refuses tokens that carry key material of their own.
  */
-import { errors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import type { JWSHeaderParameters } from 'jose';
+import * as base64url from 'jose/base64url';
+import { SignJWT } from 'jose/jwt/sign';
 import * as v from 'valibot';
 import { ApiError, invalidToken } from '../http/errors';
-import type { Keyring, SigningKey } from '../keys/keyring';
+import type { Keyring, SigningAlgorithm, SigningKey } from '../keys/keyring';
 import { randomId } from '../util/random';
 import { CLOCK_TOLERANCE_S, nowSeconds } from '../util/time';
 
@@ -29,8 +31,9 @@ export class ExpiredTokenError extends ApiError {
 const idClaim = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
 
 /**
- * The claims an access token must carry beyond what jose checks (signature, `iss`, `aud`,
- * `typ`, lifetime). Built once per isolate; parsed once per verification (cache misses only).
+ * The claims an access token must carry besides `iss` and `aud` (checked by hand below, and
+ * not part of the result). Built once per isolate; parsed once per verification (cache misses
+ * only).
  */
 const accessClaimsSchema = v.object({
   sub: idClaim,
@@ -97,23 +100,22 @@ const FOREIGN_KEY_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as c
 const ALLOWED_HEADERS: ReadonlySet<string> = new Set(['alg', 'kid', 'typ']);
 
 /**
- * Finds the verification key for a JWS header, or refuses the token. jose hands it the
- * protected header it has already decoded, so the check costs no extra parsing.
+ * The key among ours that a token's protected header names, or a refusal: only `alg`, `kid`
+ * and `typ` (no key material of its own, no `crit`), a `kid` we know, and that key's own
+ * algorithm (so `none`, HS256 with a public key and the like never reach a verifier).
  */
-export function keyResolver(keyring: Keyring) {
-  return (header: JWTHeaderParameters): CryptoKey => {
-    for (const name of FOREIGN_KEY_HEADERS) {
-      if (name in header) throw invalidToken(`Tokens carrying their own key material ("${name}") are refused.`);
-    }
-    if (header.crit !== undefined) throw invalidToken('Unsupported critical header.');
-    for (const name in header) {
-      if (!ALLOWED_HEADERS.has(name)) throw invalidToken('The token header carries an unexpected parameter.');
-    }
-    const key: SigningKey | undefined = typeof header.kid === 'string' ? keyring.byKid.get(header.kid) : undefined;
-    if (!key) throw invalidToken('The token was not signed by a key of this gateway.');
-    if (key.alg !== header.alg) throw invalidToken('The token algorithm does not match its key.');
-    return key.publicKey;
-  };
+function resolveKey(keyring: Keyring, header: JWSHeaderParameters): SigningKey {
+  for (const name of FOREIGN_KEY_HEADERS) {
+    if (name in header) throw invalidToken(`Tokens carrying their own key material ("${name}") are refused.`);
+  }
+  if (header.crit !== undefined) throw invalidToken('Unsupported critical header.');
+  for (const name in header) {
+    if (!ALLOWED_HEADERS.has(name)) throw invalidToken('The token header carries an unexpected parameter.');
+  }
+  const key: SigningKey | undefined = typeof header.kid === 'string' ? keyring.byKid.get(header.kid) : undefined;
+  if (!key) throw invalidToken('The token was not signed by a key of this gateway.');
+  if (key.alg !== header.alg) throw invalidToken('The token algorithm does not match its key.');
+  return key;
 }
 
 /**
@@ -134,6 +136,12 @@ function cacheFor(keyring: Keyring) {
   return cache;
 }
 
+/** The `code` of a jose error (every jose error has one, `ERR_J…`), else undefined. */
+function joseCode(e: unknown): string | undefined {
+  const code = e instanceof Error && 'code' in e ? e.code : undefined;
+  return typeof code === 'string' && code.startsWith('ERR_J') ? code : undefined;
+}
+
 /** Checks signature, type, issuer, audience, lifetime and claim shapes. Throws `invalid_token`. */
 export async function verifyAccessToken(ctx: TokenContext, token: string, now?: number): Promise<AccessClaims> {
   const cache = cacheFor(ctx.keyring);
@@ -150,28 +158,86 @@ export async function verifyAccessToken(ctx: TokenContext, token: string, now?: 
   return claims;
 }
 
-/** The full check, without the per-isolate cache (the benchmark measures this). */
+/** `typ` as JOSE compares it: case-insensitive, `application/` optional (RFC 7515 4.1.9). */
+const normaliseTyp = (typ: string) => typ.toLowerCase().replace(/^application\//, '');
+const payloadDecoder = new TextDecoder();
+/** Claims jose's jwtVerify was told to require (`requiredClaims`), checked before expiry as it did. */
+const REQUIRED_CLAIMS = ['exp', 'iat', 'sub', 'jti', 'sid'] as const;
+
+/** A parsed JSON value that is an object (the JWT claims set must be one), else null. */
+function claimsObject(json: unknown): Record<string, unknown> | null {
+  return typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : null;
+}
+
+/** WebCrypto's parameters for each algorithm our keys use (JOSE's ES256 signature is r||s, as WebCrypto's). */
+const VERIFY_PARAMS: Record<SigningAlgorithm, Parameters<SubtleCrypto['verify']>[0]> = {
+  ES256: { name: 'ECDSA', hash: 'SHA-256' },
+  EdDSA: { name: 'Ed25519' },
+};
+const signingInputEncoder = new TextEncoder();
+
+/**
+ * The protected header of a compact JWS (its shape already checked: three base64url parts;
+ * `firstDot` ends the header), parsed once, and the key it names among ours.
+ */
+function headerAndKey(token: string, firstDot: number, keyring: Keyring): { header: JWSHeaderParameters; key: SigningKey } {
+  let header: Record<string, unknown> | null;
+  try {
+    header = claimsObject(JSON.parse(payloadDecoder.decode(base64url.decode(token.slice(0, firstDot)))));
+  } catch {
+    header = null;
+  }
+  if (!header) throw invalidToken('The access token is invalid.');
+  return { header, key: resolveKey(keyring, header) };
+}
+
+/**
+ * The full check, without the per-isolate cache (the benchmark measures this): the JWS (below),
+ * then the JWT claims as jose's jwtVerify checked them (`typ`; required claims; `iss`; `aud`;
+ * `iat`, `exp` and `nbf` with CLOCK_TOLERANCE_S, expiry last), then our claim shapes
+ * (accessClaimsSchema) and `iat` not in the future. Each step runs once on the one parsed
+ * header and payload.
+ */
 export async function verifyAccessTokenUncached(ctx: TokenContext, token: string, now?: number): Promise<AccessClaims> {
   if (token.length > MAX_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) {
     throw invalidToken('The access token is malformed.');
   }
-  let payload: JWTPayload;
+  // The JWS, verified by hand rather than with jose's compactVerify: for our one use (a key
+  // chosen by `kid` among our own, its algorithm fixed by the key, no unprotected header, no
+  // b64/crit) jose's general path costs a fifth of the verification again in awaits, copies
+  // and re-validation (BENCHMARKS.md, "Verify step"). The security-relevant steps are jose's:
+  // the header parsed once and checked by resolveKey (only alg/kid/typ, a known kid, the key's
+  // own algorithm), the signature verified over the exact signing input with that algorithm
+  // (JOSE's ES256 signature is r||s, as WebCrypto's), and nothing else read before it verifies.
+  const firstDot = token.indexOf('.');
+  const secondDot = token.indexOf('.', firstDot + 1);
+  const { header, key } = headerAndKey(token, firstDot, ctx.keyring);
+  let valid = false;
   try {
-    ({ payload } = await jwtVerify(token, keyResolver(ctx.keyring), {
-      algorithms: ctx.keyring.algorithms,
-      issuer: ctx.issuer,
-      audience: ctx.audience,
-      typ: ACCESS_TOKEN_TYPE,
-      requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid'],
-      clockTolerance: CLOCK_TOLERANCE_S,
-      currentDate: now === undefined ? undefined : new Date(now * 1000),
-    }));
-  } catch (e) {
-    if (e instanceof errors.JWTExpired) throw new ExpiredTokenError();
-    if (e instanceof errors.JOSEError) throw invalidToken('The access token is invalid.');
-    throw e instanceof ApiError ? e : invalidToken('The access token is invalid.');
+    const signature = base64url.decode(token.slice(secondDot + 1));
+    valid = await crypto.subtle.verify(VERIFY_PARAMS[key.alg], key.publicKey, signature, signingInputEncoder.encode(token.slice(0, secondDot)));
+  } catch {
+    valid = false;
   }
+  if (!valid) throw invalidToken('The access token is invalid.');
+  const payloadBytes = base64url.decode(token.slice(firstDot + 1, secondDot));
+  if (typeof header.typ !== 'string' || normaliseTyp(header.typ) !== ACCESS_TOKEN_TYPE) throw invalidToken('The access token is invalid.');
+  let payload: Record<string, unknown> | null;
+  try {
+    payload = claimsObject(JSON.parse(payloadDecoder.decode(payloadBytes)));
+  } catch {
+    payload = null;
+  }
+  if (!payload) throw invalidToken('The access token is invalid.');
+  // In jose's order: required claims, iss, aud, iat's type, nbf, exp; then our claim shapes.
+  for (const claim of REQUIRED_CLAIMS) if (!(claim in payload)) throw invalidToken('The access token is invalid.');
+  const { iss, aud, iat, exp, nbf } = payload;
+  const audOk = typeof aud === 'string' ? aud === ctx.audience : Array.isArray(aud) && aud.includes(ctx.audience);
+  if (iss !== ctx.issuer || !audOk || typeof iat !== 'number' || typeof exp !== 'number') throw invalidToken('The access token is invalid.');
   const nowS = now ?? nowSeconds();
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS + CLOCK_TOLERANCE_S)) throw invalidToken('The access token is invalid.');
+  // Only a token that is ours and otherwise well-formed is "expired" (sign-out tells them apart).
+  if (exp <= nowS - CLOCK_TOLERANCE_S) throw new ExpiredTokenError();
   const parsed = v.safeParse(accessClaimsSchema, payload);
   if (!parsed.success || parsed.output.iat > nowS + CLOCK_TOLERANCE_S || parsed.output.auth_time > parsed.output.iat + CLOCK_TOLERANCE_S) {
     throw invalidToken('The access token is invalid.');

@@ -5,7 +5,7 @@
  * a (session, audience) pair and reuses it until it is close to expiry or the session's access
  * token changes (a refresh may carry new roles).
  */
-import { SignJWT } from 'jose';
+import { SignJWT } from 'jose/jwt/sign';
 import type { AuthUser } from '../env';
 import type { Keyring } from '../keys/keyring';
 import { nowSeconds } from '../util/time';

@@ -8,11 +8,11 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { EncryptJWT, jwtDecrypt } from 'jose';
 import { flowCookieKey } from '../crypto/derive-key';
 import type { AppEnv } from '../env';
+import { FLOW_COOKIE, FLOW_COOKIE_BASE } from './flow-cookie-name';
 
 export const FLOW_TTL_SECONDS = 600;
-const COOKIE = 'gatehouse-oauth';
-/** The full name as browsers store it (proxied origins may not set it: the proxy drops it). */
-export const FLOW_COOKIE = `__Host-${COOKIE}`;
+const COOKIE = FLOW_COOKIE_BASE;
+export { FLOW_COOKIE };
 const PURPOSE = 'gatehouse:oauth-flow';
 
 export interface FlowState {

@@ -1,5 +1,5 @@
 /** Random identifiers and secrets from WebCrypto's CSPRNG, base64url-encoded. */
-import { base64url } from 'jose';
+import * as base64url from 'jose/base64url';
 
 export function randomBytes(n: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(n));

@@ -1,5 +1,6 @@
 // In-workerd cost of Gatehouse's verify step (src/tokens/access-token.ts verifyAccessToken:
-// jose's jwtVerify with our key resolver, pinned algorithm, issuer/audience/type/claim checks)
+// the JWS verified with the key its kid names among ours, pinned algorithm, header checks, then
+// issuer/audience/type/lifetime/claim checks)
 // against a bare crypto.subtle.verify of the same signature with the same imported key.
 // `floor` is the least any verifier of a fresh token must do (split, decode and parse header and
 // payload, encode the signing input, decode the signature, verify) with no check at all: the

@@ -1,0 +1,74 @@
+/**
+ * The gateway's own endpoints that are not on the hot path: pages, sign-in (password and
+ * OAuth), sessions and refresh, provider tokens, account and admin, and the 404/405 catch-all.
+ * app.ts loads this module with a dynamic `import()` on the first request that needs it, so
+ * none of it (nor hono/jsx, the providers, password hashing and policy, the common-word list)
+ * is evaluated at start-up; scripts/build.mjs puts it in chunks of its own.
+ *
+ * A new endpoint goes here, in the order it should match, unless it serves every proxied or
+ * forward-auth request (then app.ts). Paths are under AUTH_PREFIX, as in app.ts; app.ts has
+ * already run the gateway middleware (gateway headers, body limit) for them.
+ */
+import { Hono } from 'hono';
+import type { Config } from './config/schema';
+import type { AppEnv } from './env';
+import { rateLimit } from './middleware/rate-limit';
+import { accountRoutes } from './routes/account';
+import { accountLinkRoutes } from './routes/account-links';
+import { accountSecurityRoutes } from './routes/account-security';
+import { adminRoutes } from './routes/admin';
+import { emailLoginRoutes } from './routes/email-login';
+import { emailVerificationRoutes } from './routes/email-verification';
+import { loginPageRoutes } from './routes/login-page';
+import { mfaRoutes } from './routes/mfa';
+import { oauthRoutes } from './routes/oauth';
+import { passkeyRoutes } from './routes/passkeys';
+import { passwordRoutes } from './routes/password';
+import { passwordResetRoutes } from './routes/password-reset';
+import { providerTokenRoutes } from './routes/provider-tokens';
+import { refreshNavigationRoute } from './routes/refresh-navigation';
+import { secondFactorRoutes } from './routes/second-factors';
+import { sessionRoutes } from './routes/session';
+import { stepUpRoutes } from './routes/step-up';
+import { unmatchedEndpoint } from './routes/unmatched';
+
+/**
+ * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
+ * (health, verify, the JWKS) count with these for the catch-all's `Allow` header.
+ */
+export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
+  // Every route of the gateway, read by the catch-all on first use (when all are added).
+  const everything = new Hono<AppEnv>();
+  const unmatched = unmatchedEndpoint(everything);
+
+  const auth = new Hono<AppEnv>();
+  auth.route('/', loginPageRoutes);
+  auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
+  auth.get('/login/:provider', rateLimit('oauth'));
+  auth.get('/callback/:provider', rateLimit('oauth'));
+  auth.route('/', oauthRoutes);
+  auth.route('/', providerTokenRoutes);
+  auth.post('/refresh', rateLimit('refresh'));
+  auth.get('/refresh', rateLimit('refresh'));
+  auth.route('/', passwordRoutes);
+  auth.route('/', emailVerificationRoutes);
+  auth.route('/', passwordResetRoutes);
+  auth.route('/', sessionRoutes);
+  auth.route('/', refreshNavigationRoute);
+  auth.route('/', accountRoutes);
+  auth.route('/', passkeyRoutes);
+  auth.route('/', secondFactorRoutes);
+  auth.route('/', mfaRoutes);
+  auth.route('/', stepUpRoutes);
+  auth.route('/', accountSecurityRoutes.route('/', accountLinkRoutes));
+  auth.route('/admin', adminRoutes);
+  // A mounted sub-app's notFound never runs, so the gateway's own paths end in this
+  // catch-all: 405 with Allow, or 404 (HTML for browsers).
+  auth.all('*', unmatched);
+
+  const app = new Hono<AppEnv>();
+  app.all('/.well-known/jwks.json', unmatched);
+  app.route(config.AUTH_PREFIX, auth);
+  everything.route('/', hot).route('/', app);
+  return app;
+}

@@ -44,8 +44,12 @@ function requirePasswordLogin(c: Context<AppEnv>) {
   if (c.get('config').PASSWORD_LOGIN === 'disabled') throw new ApiError('forbidden', 'Password sign-in is disabled on this gateway.');
 }
 
-/** Signs the user in and answers according to how they asked (form, JSON cookie, JSON token). */
-async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Credentials, status: 200 | 201) {
+/**
+ * Signs the user in and answers according to how they asked (form, JSON cookie, JSON token).
+ * Also the sign-in of a confirmed verification link (routes/email-verification.ts), so that
+ * every password sign-in passes the same gates.
+ */
+export async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>, status: 200 | 201) {
   const tokens = await startSession(c, user, 'password', ['pwd']);
   if (kind === 'form') {
     setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
@@ -102,7 +106,7 @@ export const passwordRoutes = new Hono<AppEnv>()
       if (config.EMAIL_VERIFICATION === 'required') {
         // The same answer for a new and a taken address (auth/email-verification.ts); no session.
         const { registerPendingAccount } = await import('../auth/email-verification');
-        await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash });
+        await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash, returnTo: data.return_to === undefined ? undefined : safeReturnTo(data.return_to, config) });
         const { checkEmailAnswer } = await import('./account-link-views');
         return checkEmailAnswer(c, kind, 'register', safeReturnTo(data.return_to, config));
       }

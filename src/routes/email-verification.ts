@@ -94,8 +94,8 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       if (result.status === 'verified' && result.passwordChecked && maySignIn(config, result.user)) {
         const { recordEvent } = await import('../auth/events');
         await recordEvent(c, { event: 'login', outcome: 'success', userId: result.user.id, detail: { method: 'password', via: 'email_verification' } });
-        const { finishSignIn } = await import('./password');
-        return finishSignIn(c, result.user, kind, { session: data.session, return_to: confirmedReturnTo(data.return_to, config) }, 200);
+        const { signInAfterConfirmation } = await import('./password');
+        return signInAfterConfirmation(c, result.user, kind, { session: data.session, return_to: confirmedReturnTo(data.return_to, config) });
       }
       if (kind === 'json') return c.json({ status: result.status, email: result.user.email });
       const { messagePage } = await import('./account-link-views');

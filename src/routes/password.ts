@@ -44,12 +44,8 @@ function requirePasswordLogin(c: Context<AppEnv>) {
   if (c.get('config').PASSWORD_LOGIN === 'disabled') throw new ApiError('forbidden', 'Password sign-in is disabled on this gateway.');
 }
 
-/**
- * Signs the user in and answers according to how they asked (form, JSON cookie, JSON token).
- * Also the sign-in of a confirmed verification link (routes/email-verification.ts), so that
- * every password sign-in passes the same gates.
- */
-export async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>, status: 200 | 201) {
+/** Signs the user in and answers according to how they asked (form, JSON cookie, JSON token). */
+async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Credentials, status: 200 | 201) {
   const tokens = await startSession(c, user, 'password', ['pwd']);
   if (kind === 'form') {
     setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
@@ -158,3 +154,13 @@ export const passwordRoutes = new Hono<AppEnv>()
       return finishSignIn(c, user, kind, data, 200);
     }),
   );
+
+/**
+ * The sign-in that follows a confirmed verification link (routes/email-verification.ts): the
+ * password was checked there; the rest goes through {@link finishSignIn}, so that every password
+ * sign-in passes the same gates (a second factor still owed, for one). finishSignIn reads only
+ * `session` and `return_to` of its input; the address and password are not needed again.
+ */
+export function signInAfterConfirmation(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>) {
+  return finishSignIn(c, user, kind, { email: user.email, password: '', ...input }, 200);
+}

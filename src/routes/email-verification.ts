@@ -21,10 +21,9 @@ import { safeReturnTo } from '../http/return-to';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { peekAccountToken } from '../storage/account-tokens';
-import { findUserById } from '../storage/users';
+import { findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import type { Config } from '../config/schema';
-import type { User } from '../storage/users';
 import { confirmBody, emailBody, featureOff, pageAware } from './account-link-forms';
 
 const invalidLink = () =>

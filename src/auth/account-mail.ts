@@ -10,14 +10,15 @@ import type { MailMessage } from '../mail/message';
 export const VERIFY_EMAIL_TTL_S = 24 * 3600;
 export const PASSWORD_RESET_TTL_S = 30 * 60;
 
-export function verifyEmailMessage(config: Config, to: string, token: string): MailMessage {
+/** `returnTo` (already checked by safeReturnTo) rides along in the link: confirming signs in and goes there. */
+export function verifyEmailMessage(config: Config, to: string, token: string, returnTo?: string): MailMessage {
   return composeMail(config, {
     kind: 'verify_email',
     to,
     subject: `Confirm your email for ${config.APP_NAME}`,
-    paragraphs: [`Someone, hopefully you, created an account for ${to} on ${config.APP_NAME}.`, 'Confirm this address to finish setting up your account.'],
-    action: { label: 'Confirm email', url: gatewayLink(config, '/email/verify', { token }) },
-    footnote: 'The link works once, for 24 hours. If you did not create an account, ignore this email: nothing happens without it.',
+    paragraphs: [`Someone, hopefully you, created an account for ${to} on ${config.APP_NAME}.`, 'Confirm this address with the password you chose to finish setting up your account.'],
+    action: { label: 'Confirm email', url: gatewayLink(config, '/email/verify', returnTo === undefined ? { token } : { token, return_to: returnTo }) },
+    footnote: 'The link works once, for 24 hours. If you did not create an account, ignore this email and do not confirm: nothing happens without it.',
   });
 }
 

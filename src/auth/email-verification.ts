@@ -11,13 +11,17 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { sendMail } from '../mail/send';
 import { log } from '../observability/log';
-import { accountTokenIssuedAt, issueAccountToken, redeemAccountToken, revokeAccountTokens, type TokenPurpose } from '../storage/account-tokens';
+import { ApiError } from '../http/errors';
+import { accountTokenIssuedAt, issueAccountToken, peekAccountToken, redeemAccountToken, revokeAccountTokens, type TokenPurpose } from '../storage/account-tokens';
 import { countRecentEvents, markEmailVerified, replacePendingPassword } from '../storage/email-verification';
 import { listActiveSessions } from '../storage/sessions';
-import { createUser, findUserByEmail, findUserById, type User } from '../storage/users';
+import { createUser, findUserByEmail, findUserById, updatePasswordHash, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { alreadyRegisteredMessage, VERIFY_EMAIL_TTL_S, verifyEmailMessage } from './account-mail';
 import { recordEvent } from './events';
+import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
+import { hashPassword, verifyPassword } from './password-hash';
+import { normalisePassword } from './password-policy';
 import type { MailMessage } from '../mail/message';
 
 /** At most one mailed link per account and purpose within this many seconds (resend, forgot). */
@@ -54,10 +58,10 @@ export async function mailLink(
   return true;
 }
 
-/** Mails a verification link for the user's current address. */
-export function sendVerificationLink(c: Context<AppEnv>, user: Pick<User, 'id' | 'email'>, cooldown: boolean, beforeSend?: () => Promise<unknown>) {
+/** Mails a verification link for the user's current address (`returnTo`: where confirming leads). */
+export function sendVerificationLink(c: Context<AppEnv>, user: Pick<User, 'id' | 'email'>, cooldown: boolean, beforeSend?: () => Promise<unknown>, returnTo?: string) {
   const config = c.get('config');
-  return mailLink(c, user, { purpose: 'verify_email', ttlSeconds: VERIFY_EMAIL_TTL_S, message: (token) => verifyEmailMessage(config, user.email, token), cooldown, beforeSend });
+  return mailLink(c, user, { purpose: 'verify_email', ttlSeconds: VERIFY_EMAIL_TTL_S, message: (token) => verifyEmailMessage(config, user.email, token, returnTo), cooldown, beforeSend });
 }
 
 /**
@@ -68,10 +72,10 @@ export function sendVerificationLink(c: Context<AppEnv>, user: Pick<User, 'id' |
  * the latest registration). Any other account: its owner is told someone tried, and nothing
  * changes. No session is started in any case.
  */
-export async function registerPendingAccount(c: Context<AppEnv>, input: { email: string; name?: string; passwordHash: string }): Promise<void> {
+export async function registerPendingAccount(c: Context<AppEnv>, input: { email: string; name?: string; passwordHash: string; returnTo?: string }): Promise<void> {
   const created = await createUser(c.env.DB, { email: input.email, emailVerified: false, name: input.name, passwordHash: input.passwordHash }, now());
   if (created) {
-    await sendVerificationLink(c, created, false);
+    await sendVerificationLink(c, created, false, undefined, input.returnTo);
     await recordEvent(c, { event: 'register', outcome: 'success', userId: created.id, detail: { verification: 'sent' } });
     return;
   }
@@ -86,7 +90,7 @@ export async function registerPendingAccount(c: Context<AppEnv>, input: { email:
     // registration must not lock out. Its owner gets the link; the password stays.
     const pending = existing.createdAt > now() - VERIFY_EMAIL_TTL_S && (await listActiveSessions(c.env.DB, existing.id, now())).length === 0;
     const replace = pending ? () => replacePendingPassword(c.env.DB, existing.id, input.passwordHash, now()) : undefined;
-    const sent = await sendVerificationLink(c, existing, true, replace);
+    const sent = await sendVerificationLink(c, existing, true, replace, input.returnTo);
     await recordEvent(c, { event: 'register', outcome: 'failure', userId: existing.id, detail: { reason: 'unverified_account', password_replaced: pending && sent, verification: sent ? 'sent' : 'cooldown' } });
     return;
   }
@@ -113,30 +117,79 @@ export function offerVerification(c: Context<AppEnv>, user: User): void {
  * the background ({@link runInBackground}) so that neither the answer nor its timing depends on
  * whether the account exists.
  */
-export async function resendVerification(c: Context<AppEnv>, email: string): Promise<void> {
+export async function resendVerification(c: Context<AppEnv>, email: string, returnTo?: string): Promise<void> {
   const user = await findUserByEmail(c.env.DB, email);
   // Password accounts only, as in registerPendingAccount.
   if (!user || user.emailVerified || user.passwordHash === null || user.disabledAt !== null) return;
-  const sent = await sendVerificationLink(c, user, true);
+  const sent = await sendVerificationLink(c, user, true, undefined, returnTo);
   await recordEvent(c, { event: 'verification_resent', outcome: sent ? 'success' : 'failure', userId: user.id, detail: sent ? {} : { reason: 'cooldown' } });
 }
 
-export type ConfirmResult = { status: 'verified' | 'already_verified'; user: User } | { status: 'invalid' };
+export type ConfirmResult =
+  /** `passwordChecked`: the confirming person gave the account's password (they may be signed in). */
+  | { status: 'verified'; user: User; passwordChecked: boolean }
+  | { status: 'already_verified'; user: User }
+  | { status: 'invalid' };
+
+const wrongPassword = () =>
+  new ApiError('invalid_credentials', 'That is not the password this account was created with. Enter the password you chose when you registered.');
 
 /**
- * Confirms an address with a verification link: the token is used up (atomically, once) and
- * the address marked verified if it is still the user's.
+ * Confirms an address with a verification link. The link alone does not prove who chose the
+ * account's password: anyone can register someone else's address with a password of their own,
+ * and the mailbox owner's click would then verify the stranger's account. So the account's
+ * password is required too, checked before the link is used and counted like a sign-in
+ * (auth/login-throttle.ts): a wrong one leaves the link and the account as they were. Then the
+ * token is used up (atomically, once) and the address marked verified, only while it is still
+ * the user's and the password still the one just checked (a re-registration in between
+ * replaces both the link and the password).
+ *
+ * A link for an address already verified changes nothing and needs no password; an account
+ * without a password (none is mailed a link now, older links may exist) is confirmed as before.
  */
-export async function confirmEmail(c: Context<AppEnv>, token: string): Promise<ConfirmResult> {
+export async function confirmEmail(c: Context<AppEnv>, token: string, password: string | undefined): Promise<ConfirmResult> {
   const t = now();
+  const found = await peekAccountToken(c.env.DB, token, 'verify_email', t);
+  const owner = found ? await findUserById(c.env.DB, found.userId) : null;
+  if (!found || !owner || owner.email !== found.email) return { status: 'invalid' };
+  // The hash the confirming person must match (null: no password to prove).
+  const checkedHash = owner.emailVerified ? null : owner.passwordHash;
+  let rehash = false;
+  if (checkedHash !== null) {
+    if (password === undefined) throw new ApiError('invalid_credentials', 'Enter the password you chose when you registered to confirm this address.');
+    rehash = await checkConfirmingPassword(c, owner, checkedHash, normalisePassword(password));
+  }
   const redeemed = await redeemAccountToken(c.env.DB, token, 'verify_email', t);
   if (!redeemed) return { status: 'invalid' };
   const user = await findUserById(c.env.DB, redeemed.userId);
   if (!user || user.email !== redeemed.email) return { status: 'invalid' };
   if (user.emailVerified) return { status: 'already_verified', user };
-  if (!(await markEmailVerified(c.env.DB, user.id, redeemed.email, t))) return { status: 'invalid' };
-  await recordEvent(c, { event: 'email_verified', outcome: 'success', userId: user.id, detail: { via: 'link' } });
-  return { status: 'verified', user: { ...user, emailVerified: true } };
+  // Only with the hash just checked: if another registration replaced it since, this click proves nothing.
+  if (!(await markEmailVerified(c.env.DB, user.id, redeemed.email, t, checkedHash ?? undefined))) return { status: 'invalid' };
+  const passwordChecked = checkedHash !== null;
+  if (passwordChecked) {
+    await recordLoginSuccess(c, user.email);
+    if (rehash && password !== undefined) await updatePasswordHash(c.env.DB, user.id, await hashPassword(normalisePassword(password)), now());
+  }
+  await recordEvent(c, { event: 'email_verified', outcome: 'success', userId: user.id, detail: { via: 'link', password: passwordChecked } });
+  return { status: 'verified', user: { ...user, emailVerified: true }, passwordChecked };
+}
+
+/**
+ * The password check of a confirmation, throttled and counted exactly like a password sign-in
+ * (per-account back-off, failure burst alert); a wrong password throws `invalid_credentials`.
+ * True when the hash should be upgraded (done once the confirmation has succeeded: upgrading
+ * first would change the hash the confirmation is conditioned on).
+ */
+async function checkConfirmingPassword(c: Context<AppEnv>, user: User, hash: string, password: string): Promise<boolean> {
+  const attempt = await reserveLoginAttempt(c, user.email);
+  const result = await verifyPassword(password, hash);
+  if (!result.ok) {
+    await recordEvent(c, { event: 'email_verified', outcome: 'failure', userId: user.id, detail: { reason: 'wrong_password' } });
+    await recordLoginFailure(c, attempt, user.id);
+    throw wrongPassword();
+  }
+  return result.needsRehash;
 }
 
 /**

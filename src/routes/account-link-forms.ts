@@ -26,6 +26,22 @@ const returnToField = v.optional(v.pipe(v.string('must be a string'), v.maxLengt
 
 export const emailBody = v.strictObject({ email: emailField, return_to: returnToField }, 'is not a known field');
 export const tokenBody = v.strictObject({ token: tokenField }, 'is not a known field');
+/**
+ * Confirming a verification link: the token, and the account's password (the person confirming
+ * must be the one who chose it; auth/email-verification.ts `confirmEmail`); `session` and
+ * `return_to` say how the sign-in that follows answers, as for `/auth/login`.
+ */
+export const confirmBody = v.strictObject(
+  {
+    token: tokenField,
+    password: v.optional(v.pipe(v.string('must be a string'), v.minLength(1, 'is required'), v.maxLength(1024, 'is too long (256 characters at most)'))),
+    session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')),
+    return_to: returnToField,
+    // Sent by the confirm form for password managers only.
+    username: v.optional(v.pipe(v.string(), v.maxLength(254))),
+  },
+  'is not a known field',
+);
 export const resetBody = v.strictObject(
   {
     token: tokenField,

@@ -68,8 +68,14 @@ export function messagePage(c: Context<AppEnv>, title: string, message: string, 
   return renderPage(c, (nonce, brand) => MessagePage({ nonce, brand, title, message, tone: 'status', action }));
 }
 
-export function confirmEmailPage(c: Context<AppEnv>, token: string, email: string): Response {
-  return renderPage(c, (nonce, brand) => ConfirmEmailPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, token, email }));
+export function confirmEmailPage(
+  c: Context<AppEnv>,
+  token: string,
+  email: string,
+  opts: { returnTo?: string; askPassword: boolean; error?: string; status?: PageStatus },
+): Response {
+  const prefix = c.get('config').AUTH_PREFIX;
+  return renderPage(c, (nonce, brand) => ConfirmEmailPage({ nonce, brand, prefix, token, email, returnTo: opts.returnTo, askPassword: opts.askPassword, error: opts.error }), opts.status ?? 200);
 }
 
 export function forgotPasswordPage(c: Context<AppEnv>, returnTo: string, opts: { email?: string; error?: string; status?: PageStatus } = {}): Response {

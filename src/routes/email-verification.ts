@@ -1,9 +1,13 @@
 /**
  * Email verification (issue 11, `EMAIL_VERIFICATION` = required | optional; off: 404):
  *
- * - `GET  /email/verify?token=`   the page a mailed link opens: the address and a Confirm
- *                                 button. It never uses the link (mail scanners prefetch GETs).
- * - `POST /email/verify`          `token`: confirms (the link works once).
+ * - `GET  /email/verify?token=[&return_to=]`  the page a mailed link opens: the address, the
+ *                                 account's password and a Confirm button. It never uses the
+ *                                 link (mail scanners prefetch GETs).
+ * - `POST /email/verify`          `token`, `password` (the account's: whoever registered the
+ *                                 address with their own password cannot have its owner's
+ *                                 click verify it), optional `session`, `return_to`: confirms
+ *                                 (the link works once) and signs in like `/auth/login`.
  * - `POST /email/verify/resend`   `email`: a fresh link for an unverified account; the same
  *                                 202 for every address, the mail sent after the answer.
  *
@@ -17,12 +21,19 @@ import { safeReturnTo } from '../http/return-to';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { peekAccountToken } from '../storage/account-tokens';
-import { findUserById } from '../storage/users';
+import { findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
-import { emailBody, featureOff, pageAware, tokenBody } from './account-link-forms';
+import type { Config } from '../config/schema';
+import { confirmBody, emailBody, featureOff, pageAware } from './account-link-forms';
 
 const invalidLink = () =>
   new ApiError('invalid_link', 'This confirmation link is not valid any more: it was used, replaced by a newer one, or has expired. If you confirmed your email already, just sign in; otherwise ask for a new link by signing in.');
+
+/** Where a confirmation leads: the registration's return_to carried in the link, else the account page. */
+const confirmedReturnTo = (value: string | undefined, config: Config) => (value === undefined || value === '' ? `${config.AUTH_PREFIX}/account` : safeReturnTo(value, config));
+
+/** Signing in after a confirmation is a password sign-in: only where one would be allowed. */
+const maySignIn = (config: Config, user: User) => config.PASSWORD_LOGIN === 'enabled' && user.disabledAt === null;
 
 function requireVerification(c: Context<AppEnv>) {
   if (c.get('config').EMAIL_VERIFICATION === 'off') throw featureOff('Email verification');
@@ -45,7 +56,8 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       const { confirmEmailPage, messagePage } = await import('./account-link-views');
       const prefix = c.get('config').AUTH_PREFIX;
       if (user.emailVerified) return messagePage(c, 'Email already confirmed', `${user.email} is already confirmed. You can sign in.`, { href: `${prefix}/login`, label: 'Sign in' });
-      return confirmEmailPage(c, token, user.email);
+      const returnTo = c.req.query('return_to');
+      return confirmEmailPage(c, token, user.email, { returnTo: returnTo === undefined ? undefined : safeReturnTo(returnTo, c.get('config')), askPassword: user.passwordHash !== null });
     }, showError),
   )
   .post(
@@ -53,14 +65,40 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
     sameOrigin({ always: true }),
     pageAware(async (c) => {
       requireVerification(c);
-      const { kind, data } = await readBody(c, tokenBody);
+      await checkRateLimit(c, 'login');
+      const { kind, data } = await readBody(c, confirmBody);
+      const config = c.get('config');
       const { confirmEmail } = await import('../auth/email-verification');
-      const result = await confirmEmail(c, data.token);
+      let result: Awaited<ReturnType<typeof confirmEmail>>;
+      try {
+        result = await confirmEmail(c, data.token, data.password);
+      } catch (e) {
+        // A wrong password (or the back-off after several) on the form: the same form again with
+        // the reason. The link was not used and still works.
+        if (kind === 'form' && e instanceof ApiError && (e.code === 'invalid_credentials' || e.code === 'rate_limited')) {
+          const found = await peekAccountToken(c.env.DB, data.token, 'verify_email', now());
+          if (found) {
+            if (e.extra.retryAfter !== undefined) c.header('retry-after', String(e.extra.retryAfter));
+            const { confirmEmailPage } = await import('./account-link-views');
+            const returnTo = data.return_to === undefined ? undefined : safeReturnTo(data.return_to, config);
+            return confirmEmailPage(c, data.token, found.email, { returnTo, askPassword: true, error: e.description, status: e.status === 429 ? 429 : 401 });
+          }
+        }
+        throw e;
+      }
       if (result.status === 'invalid') throw invalidLink();
       c.header('cache-control', 'no-store');
+      // The person who chose the password has just proved it and the mailbox: sign them in, through
+      // the same path as /auth/login (its gates apply), and on to where the registration was going.
+      if (result.status === 'verified' && result.passwordChecked && maySignIn(config, result.user)) {
+        const { recordEvent } = await import('../auth/events');
+        await recordEvent(c, { event: 'login', outcome: 'success', userId: result.user.id, detail: { method: 'password', via: 'email_verification' } });
+        const { signInAfterConfirmation } = await import('./password');
+        return signInAfterConfirmation(c, result.user, kind, { session: data.session, return_to: confirmedReturnTo(data.return_to, config) });
+      }
       if (kind === 'json') return c.json({ status: result.status, email: result.user.email });
       const { messagePage } = await import('./account-link-views');
-      const prefix = c.get('config').AUTH_PREFIX;
+      const prefix = config.AUTH_PREFIX;
       const message = result.status === 'verified' ? `Thank you: ${result.user.email} is confirmed. You can now sign in.` : `${result.user.email} was already confirmed. You can sign in.`;
       return messagePage(c, 'Email confirmed', message, { href: `${prefix}/login`, label: 'Sign in' });
     }, showError),
@@ -74,7 +112,8 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       const { kind, data } = await readBody(c, emailBody);
       const { resendVerification, runInBackground } = await import('../auth/email-verification');
       // After the answer: neither its content nor its timing may depend on the account.
-      runInBackground(c, 'verify_email', resendVerification(c, data.email));
+      const returnTo = data.return_to === undefined ? undefined : safeReturnTo(data.return_to, c.get('config'));
+      runInBackground(c, 'verify_email', resendVerification(c, data.email, returnTo));
       const { checkEmailAnswer } = await import('./account-link-views');
       return checkEmailAnswer(c, kind, 'resend', safeReturnTo(data.return_to, c.get('config')));
     }, showError),

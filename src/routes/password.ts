@@ -109,7 +109,7 @@ export const passwordRoutes = new Hono<AppEnv>()
       if (config.EMAIL_VERIFICATION === 'required') {
         // The same answer for a new and a taken address (auth/email-verification.ts); no session.
         const { registerPendingAccount } = await import('../auth/email-verification');
-        await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash });
+        await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash, returnTo: data.return_to === undefined ? undefined : safeReturnTo(data.return_to, config) });
         const { checkEmailAnswer } = await import('./account-link-views');
         return checkEmailAnswer(c, kind, 'register', safeReturnTo(data.return_to, config));
       }
@@ -161,3 +161,13 @@ export const passwordRoutes = new Hono<AppEnv>()
       return finishSignIn(c, user, kind, data, 200);
     }),
   );
+
+/**
+ * The sign-in that follows a confirmed verification link (routes/email-verification.ts): the
+ * password was checked there; the rest goes through {@link finishSignIn}, so that every password
+ * sign-in passes the same gates (a second factor still owed, for one). finishSignIn reads only
+ * `session` and `return_to` of its input; the address and password are not needed again.
+ */
+export function signInAfterConfirmation(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>) {
+  return finishSignIn(c, user, kind, { email: user.email, password: '', ...input }, 200);
+}

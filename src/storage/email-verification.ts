@@ -8,16 +8,23 @@ import { guard } from './errors';
 /**
  * Marks `email` verified for the user, only while it is still the user's address (a link for
  * an address the user has since changed proves nothing), and drops the user's verification
- * links. True when the address is (now) verified.
+ * links. With `passwordHash`, only while the password is still the one the confirming person
+ * proved: a re-registration that replaced it in the meantime must not be verified by the click.
+ * True when the address is (now) verified.
  */
-export async function markEmailVerified(db: D1Database, userId: string, email: string, now: number): Promise<boolean> {
-  const [update] = await guard(() =>
+export async function markEmailVerified(db: D1Database, userId: string, email: string, now: number, passwordHash?: string): Promise<boolean> {
+  const update =
+    passwordHash === undefined
+      ? db.prepare('UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ? AND email = ?').bind(now, userId, email)
+      : db.prepare('UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ? AND email = ? AND password_hash = ?').bind(now, userId, email, passwordHash);
+  const [result] = await guard(() =>
     db.batch([
-      db.prepare('UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ? AND email = ?').bind(now, userId, email),
-      db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'verify_email'").bind(userId),
+      update,
+      // Only once verified: a refused update must not delete the link of a newer registration.
+      db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'verify_email' AND EXISTS (SELECT 1 FROM users WHERE id = ? AND email_verified = 1)").bind(userId, userId),
     ]),
   );
-  return (update?.meta.changes ?? 0) === 1;
+  return (result?.meta.changes ?? 0) === 1;
 }
 
 /**

@@ -34,19 +34,36 @@ export function MessagePage(p: Shell & { title: string; message: string; tone: '
   );
 }
 
-/** The page a verification link opens: the address, and the button that confirms it (a POST). */
-export function ConfirmEmailPage(p: Shell & { prefix: string; token: string; email: string }) {
+/**
+ * The page a verification link opens: the address, the account's password (whoever confirms
+ * must be whoever registered: a link alone would let a stranger who registered this address
+ * have its owner verify the stranger's account), and the button that confirms it (a POST).
+ */
+export function ConfirmEmailPage(p: Shell & { prefix: string; token: string; email: string; returnTo?: string; askPassword: boolean; error?: string | null }) {
   return (
     <Page title="Confirm your email" nonce={p.nonce} brand={p.brand}>
       <Card>
         <h1>Confirm your email</h1>
         <p>
-          Confirm <strong>{p.email}</strong> as the address of your {p.brand.name} account.
+          Confirm <strong>{p.email}</strong> as the address of your {p.brand.name} account
+          {p.askPassword ? ' with the password you chose when you created it. You will be signed in.' : '.'}
         </p>
-        <PostForm action={`${p.prefix}/email/verify`} label="Confirm your email">
+        <ErrorBox message={p.error} />
+        <PostForm action={`${p.prefix}/email/verify`} returnTo={p.returnTo} label="Confirm your email">
           <input type="hidden" name="token" value={p.token} />
+          {p.askPassword && (
+            <>
+              {/* Lets password managers fill in the password of the right account. */}
+              <input type="hidden" name="username" value={p.email} autocomplete="username" />
+              <PasswordField id="confirm-password" name="password" label="Password" autocomplete="current-password" maxlength={256} describedBy={p.error ? 'form-error' : null} />
+            </>
+          )}
           <PrimaryButton>Confirm email</PrimaryButton>
         </PostForm>
+        <p class="muted">
+          Did not create an account with {p.brand.name}? Then someone else used your address: ignore the email and close this page. Nothing happens
+          without the password.
+        </p>
       </Card>
     </Page>
   );

@@ -1,7 +1,7 @@
 /**
  * Email verification and password reset end to end (issue 11): a real `wrangler dev` sends
  * real SMTP to the test catcher (smtp-server + mailparser), and a real Chromium follows the
- * mailed links. register -> verify -> sign in; forgot -> reset -> the old session refused at
+ * mailed links. register -> verify (with the password) -> signed in; forgot -> reset -> the old session refused at
  * /auth/verify; and registration of a taken address answering exactly like a new one.
  * Screenshots go to test-artifacts/ (git-ignored).
  */
@@ -58,12 +58,11 @@ async function signIn(page: Page, email: string, password: string, returnTo: str
 }
 
 describe('register -> verify -> sign in, in Chromium', () => {
-  it('registers, is told to check the inbox, confirms through the mailed link, then signs in verified', async () => {
+  it('registers, is told to check the inbox, confirms through the mailed link with the password and lands signed in where it was going', async () => {
     const email = unique('e2e-verify');
     const page = await context.newPage();
-    await page.goto(`${gw.url}/auth/login`);
-    // The create-account form is on the sign-in page, or on its own page after the redesign.
-    if ((await page.locator('#register-email').count()) === 0) await page.goto(`${gw.url}/auth/register`);
+    // Registration on its way to /auth/me: the link carries it, and confirming leads there.
+    await page.goto(`${gw.url}/auth/register?return_to=${encodeURIComponent('/auth/me')}`);
     await page.locator('#register-email').fill(email);
     await page.locator('#register-password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create account' }).click();
@@ -82,14 +81,25 @@ describe('register -> verify -> sign in, in Chromium', () => {
     expect(mail.html).toContain('Confirm email');
     const link = mail.links.find((l) => l.startsWith(`${gw.url}/auth/email/verify?token=`));
     expect(link, mail.text).toBeDefined();
+    expect(new URL(link!).searchParams.get('return_to')).toBe('/auth/me');
 
-    // Opening the link (as a mail scanner would) uses nothing; the button confirms.
+    // Opening the link (as a mail scanner would) uses nothing; the button confirms, with the password.
     expect((await fetch(link!)).status).toBe(200);
     await page.goto(link!);
     await expect(page.getByText(email).first().isVisible()).resolves.toBe(true);
+    await expect(page.getByText('ignore the email').isVisible()).resolves.toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'verify-confirm.png'), fullPage: true });
+    // Someone else's password (the mailbox owner's, when a stranger registered the address): refused, the link still works.
+    await page.locator('#confirm-password').fill('not the password it was created with');
     await page.getByRole('button', { name: 'Confirm email' }).click();
-    await expect(page.getByRole('heading', { name: 'Email confirmed' }).isVisible()).resolves.toBe(true);
+    await expect(page.getByRole('alert').innerText()).resolves.toContain('not the password');
+    expect((await context.cookies()).filter((c) => c.name.startsWith('__Host-gatehouse'))).toEqual([]);
+    await page.screenshot({ path: join(ARTIFACTS, 'verify-confirm-wrong-password.png'), fullPage: true });
+    await page.locator('#confirm-password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Confirm email' }).click();
+    // Confirmed and signed in, on to the registration's return_to.
+    await page.waitForURL(`${gw.url}/auth/me`);
+    expect((await jsonBody<{ user: { email: string; email_verified: boolean } }>(page)).user).toMatchObject({ email, email_verified: true });
 
     // The same link a second time: a clear page, not a 500.
     const again = await page.goto(link!);
@@ -111,7 +121,7 @@ describe('forgot -> reset -> old sessions refused', () => {
     const api = new Client(gw.url);
     expect((await api.fetch('/auth/register', { method: 'POST', json: { email, password: PASSWORD } })).status).toBe(202);
     const confirmLink = new URL((await catcher.waitForMail(email)).links[0]!);
-    expect((await api.fetch('/auth/email/verify', { method: 'POST', json: { token: confirmLink.searchParams.get('token') } })).status).toBe(200);
+    expect((await api.fetch('/auth/email/verify', { method: 'POST', json: { token: confirmLink.searchParams.get('token'), password: PASSWORD } })).status).toBe(200);
     const old = await (await api.fetch('/auth/login', { method: 'POST', json: { email, password: PASSWORD } })).json();
     const oldToken = (old as { access_token: string }).access_token;
     const oldRefresh = (old as { refresh_token: string }).refresh_token;
@@ -194,7 +204,7 @@ describe('registration does not reveal accounts', () => {
     expect(taken.headers.getSetCookie()).toEqual([]);
     // The pending account got a fresh link only after the cool-down; a verified owner gets a notice.
     const link = new URL(catcher.mailFor(owner)[0]!.links[0]!);
-    expect((await c.fetch('/auth/email/verify', { method: 'POST', json: { token: link.searchParams.get('token') } })).status).toBe(200);
+    expect((await c.fetch('/auth/email/verify', { method: 'POST', json: { token: link.searchParams.get('token'), password: PASSWORD } })).status).toBe(200);
     const again = await c.fetch('/auth/register', { method: 'POST', json: { email: owner, password: 'someone else trying, long' } });
     expect(again.status).toBe(202);
     const notice = await catcher.waitForMail(owner, 2);

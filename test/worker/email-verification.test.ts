@@ -34,7 +34,8 @@ async function verificationLink(to: string, nth = -1) {
 
 const register = (env: TestEnv, email: string, password = GOOD_PASSWORD, extra: Record<string, unknown> = {}) => call('/auth/register', { env, json: { email, password, ...extra } });
 const login = (env: TestEnv, email: string, password = GOOD_PASSWORD) => call('/auth/login', { env, json: { email, password } });
-const confirm = (env: TestEnv, token: string) => call('/auth/email/verify', { env, json: { token } });
+/** Confirms a link as its registrant does: with the account's password (GOOD_PASSWORD unless told). */
+const confirm = (env: TestEnv, token: string, password = GOOD_PASSWORD) => call('/auth/email/verify', { env, json: { token, password } });
 
 /** Headers a client sees, without the ones that differ by the clock alone. */
 function comparableHeaders(r: Response) {
@@ -180,10 +181,10 @@ describe('EMAIL_VERIFICATION=required: registration', () => {
     expect((await register(required, email, 'the second long passphrase')).status).toBe(202);
     const second = await verificationLink(email);
     expect(second.token).not.toBe(first.token);
-    const old = await confirm(required, first.token);
+    const old = await confirm(required, first.token, 'the first long passphrase');
     expect(old.status).toBe(400);
     expect((await old.json<{ error: string }>()).error).toBe('invalid_link');
-    expect((await confirm(required, second.token)).status).toBe(200);
+    expect((await confirm(required, second.token, 'the second long passphrase')).status).toBe(200);
     expect((await login(required, email, 'the first long passphrase')).status).toBe(401);
     expect((await login(required, email, 'the second long passphrase')).status).toBe(200);
   });
@@ -215,7 +216,7 @@ describe('EMAIL_VERIFICATION=required: registration', () => {
 });
 
 describe('EMAIL_VERIFICATION=required: the link', () => {
-  it('GET shows a Confirm button and never uses the link; POST confirms once; then password sign-in works and the token says verified', async () => {
+  it('GET shows a Confirm button and a password field and never uses the link; POST confirms once; then password sign-in works and the token says verified', async () => {
     const email = uniqueEmail('link');
     await register(required, email);
     const { link, token } = await verificationLink(email);
@@ -226,14 +227,16 @@ describe('EMAIL_VERIFICATION=required: the link', () => {
       const html = await page.text();
       expect(html).toContain(`action="/auth/email/verify"`);
       expect(html).toContain(`name="token" value="${token}"`);
+      expect(html).toContain('name="password" type="password"');
       expect(html).toContain(email);
     }
     expect(await tokenRows(user!.id)).toBe(1);
     expect((await userRow(email))!.email_verified).toBe(0);
 
-    const form = await call('/auth/email/verify', { env: required, form: { token }, headers: { origin: PUBLIC_URL } });
-    expect(form.status).toBe(200);
-    expect(await form.text()).toContain('is confirmed');
+    const form = await call('/auth/email/verify', { env: required, form: { token, password: GOOD_PASSWORD }, headers: { origin: PUBLIC_URL } });
+    // Confirmed and signed in (test/worker/email-confirmation-password.test.ts covers where to).
+    expect(form.status).toBe(303);
+    expect(setCookies(form).has('__Host-gatehouse')).toBe(true);
     expect((await userRow(email))!.email_verified).toBe(1);
     expect(await tokenRows(user!.id)).toBe(0);
     expect(await countRows('auth_events', "event = 'email_verified' AND user_id = ?", user!.id)).toBe(1);

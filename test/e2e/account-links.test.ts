@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSmtpCatcher, type SmtpCatcher } from '../support/smtp-catcher';
-import { Client, ROOT, startGateway, type Gateway } from './harness';
+import { CHROMIUM, Client, ROOT, startGateway, type Gateway } from './harness';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const PASSWORD = 'an end to end passphrase, long';
@@ -30,11 +30,7 @@ beforeAll(async () => {
   // No EMAIL_VERIFICATION: with a transport it defaults to `required`.
   gw = await startGateway({ vars: { SMTP_URL: catcher.smtpUrl, APP_NAME: 'Acme Notes' } });
   profileDir = mkdtempSync(join(tmpdir(), 'gatehouse-chromium-links-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  context = await chromium.launchPersistentContext(profileDir, { ...CHROMIUM });
 });
 
 afterAll(async () => {

@@ -15,7 +15,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
 import { startSmtpCatcher, type SmtpCatcher } from '../support/smtp-catcher';
-import { freePort, ROOT, startGateway, type Gateway } from './harness';
+import { CHROMIUM, freePort, ROOT, startGateway, type Gateway } from './harness';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now();
@@ -63,11 +63,7 @@ beforeAll(async () => {
   idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: oidcSubject, email: `sso-${stamp}@example.org`, email_verified: true, name: 'SSO User' }) });
   gw = await startGateway({ vars: { SMTP_URL: catcher.smtpUrl, EMAIL_VERIFICATION: 'off', OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-e2e', OIDC_CLIENT_SECRET: 'e2e-secret', OIDC_NAME: 'Mock SSO' } });
   profileDir = mkdtempSync(join(tmpdir(), 'gatehouse-chromium-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  context = await chromium.launchPersistentContext(profileDir, { ...CHROMIUM });
   page = await context.newPage();
 });
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
-import { freePort, ROOT, startGateway, type Gateway } from './harness';
+import { CHROMIUM, freePort, ROOT, startGateway, type Gateway } from './harness';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const email = `browser-${Date.now()}@example.com`;
@@ -25,11 +25,7 @@ beforeAll(async () => {
   gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-browser', OIDC_CLIENT_SECRET: 'browser-secret', OIDC_NAME: 'Mock SSO' } });
   profileDir = mkdtempSync(join(tmpdir(), 'gatehouse-chromium-'));
   // A fresh profile directory per run (playwright passes it as --user-data-dir).
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  context = await chromium.launchPersistentContext(profileDir, { ...CHROMIUM });
 });
 
 afterAll(async () => {

@@ -17,6 +17,16 @@ export {
   type GatewayOptions,
 } from '../../scripts/lib/gateway.mjs';
 
+/**
+ * How every e2e test launches Debian's Chromium (playwright-core cannot download a browser
+ * here): `chromium.launch({ ...CHROMIUM })` or `launchPersistentContext(dir, { ...CHROMIUM })`.
+ */
+export const CHROMIUM = {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+};
+
 /** A minimal browser-like client: keeps cookies per name, never follows redirects by itself. */
 export class Client {
   cookies = new Map<string, string>();

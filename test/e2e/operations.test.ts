@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startGateway, type Gateway } from './harness';
+import { CHROMIUM, ROOT, startGateway, type Gateway } from './harness';
 import { freshRateLimitWindow } from '../rate-window';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -23,10 +23,8 @@ beforeAll(async () => {
   gw = await startGateway();
   profileDir = mkdtempSync(join(tmpdir(), 'gatehouse-chromium-ops-'));
   context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
+    ...CHROMIUM,
     javaScriptEnabled: false,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 });
 

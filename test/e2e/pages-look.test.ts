@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, ROOT, startGateway, type Gateway } from './harness';
+import { CHROMIUM, Client, ROOT, startGateway, type Gateway } from './harness';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const PASSWORD = 'pages look test passphrase 42';
@@ -35,11 +35,7 @@ beforeAll(async () => {
   });
   const reg = await new Client(gw.url).fetch('/auth/register', { method: 'POST', json: { email, password: PASSWORD } });
   expect(reg.status).toBe(201);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await chromium.launch({ ...CHROMIUM });
 });
 
 afterAll(async () => {

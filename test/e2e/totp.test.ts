@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, freePort, ROOT, startGateway, type Gateway } from './harness';
+import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const email = `totp-${Date.now()}@example.com`;
@@ -32,11 +32,7 @@ beforeAll(async () => {
   gw = await startGateway({
     vars: { ROUTES: JSON.stringify([{ path: '/secure', origin: `http://127.0.0.1:${port}`, auth: 'required', require: ['mfa'] }]) },
   });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await chromium.launch({ ...CHROMIUM });
 });
 
 afterAll(async () => {

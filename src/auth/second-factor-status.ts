@@ -29,8 +29,3 @@ export function mfaRequiredByRole(user: User, config: Config): boolean {
 export function rolesRequireMfa(roles: readonly string[], config: Config): boolean {
   return config.MFA_REQUIRED_ROLES.length > 0 && roles.some((r) => config.MFA_REQUIRED_ROLES.includes(r.toLowerCase()));
 }
-
-/** True if the sign-in at `authTime` is recent enough to enrol or remove a factor (`RECENT_AUTH_SECONDS`). */
-export function isRecentAuth(authTime: number, config: Config, now: number): boolean {
-  return now - authTime <= config.RECENT_AUTH_SECONDS;
-}

@@ -78,7 +78,7 @@ export const accountRoutes = new Hono<AppEnv>()
     // Own keys only: `?done=constructor` must not find Object.prototype's.
     const done = c.req.query('done') ?? '';
     const notice = Object.hasOwn(NOTICES, done) ? (NOTICES[done] ?? null) : null;
-    const passkeys = passkeysAvailable(config) ? await passkeysSectionProps(c, user.id, current.createdAt) : undefined;
+    const passkeys = passkeysAvailable(config) ? await passkeysSectionProps(c, user.id, auth.authTime) : undefined;
     return renderPage(c, (nonce, brand) =>
       AccountPage({
         nonce,

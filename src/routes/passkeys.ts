@@ -21,7 +21,6 @@ import {
   passkeysAvailable,
   authenticationOptions,
   finishRegistration,
-  isRecentSignIn,
   passkeyAmr,
   passkeyNameSchema,
   registrationCredentialSchema,
@@ -29,6 +28,7 @@ import {
   verifyPasskeyAssertion,
 } from '../auth/passkeys';
 import { recordEvent } from '../auth/events';
+import { isRecentSignIn } from '../auth/recent-sign-in';
 import { signedInResponse } from '../auth/responses';
 import { startSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
@@ -52,10 +52,10 @@ export const PASSKEY_NOTICES: Record<string, string> = {
   passkey_added: 'Your passkey has been added.',
   passkey_renamed: 'Your passkey has been renamed.',
   passkey_removed: 'Your passkey has been removed.',
-  passkey_reauth: 'To add or remove a passkey, sign out and sign in again first (your sign-in is more than 10 minutes old).',
+  passkey_reauth: 'To add or remove a passkey, sign out and sign in again first (your sign-in is not recent enough).',
 };
 
-const REAUTH = 'To add or remove a passkey, sign in again first: this needs a sign-in from the last 10 minutes.';
+const REAUTH = 'To add or remove a passkey, sign in again first: this needs a recent sign-in (RECENT_AUTH_SECONDS).';
 
 function publicPasskey(p: Passkey) {
   return {
@@ -74,7 +74,8 @@ async function signedInUser(c: Context<AppEnv>): Promise<{ user: User; recent: b
   const auth = c.get('user');
   const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
   if (!user || user.disabledAt !== null || !session || session.revokedAt !== null) throw invalidToken('The session has ended.');
-  return { user, recent: isRecentSignIn(session) };
+  // auth_time, not the session's age: a step-up makes an old session's sign-in recent again.
+  return { user, recent: isRecentSignIn(auth.authTime, c.get('config')) };
 }
 
 async function recentlySignedInUser(c: Context<AppEnv>): Promise<User> {
@@ -84,11 +85,11 @@ async function recentlySignedInUser(c: Context<AppEnv>): Promise<User> {
 }
 
 /** What the account page's passkey section shows (routes/account.ts). */
-export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, sessionCreatedAt: number): Promise<PasskeysSectionProps> {
+export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, authTime: number): Promise<PasskeysSectionProps> {
   const passkeys = await listPasskeys(c.env.DB, userId);
   return {
     prefix: c.get('config').AUTH_PREFIX,
-    recentSignIn: isRecentSignIn({ createdAt: sessionCreatedAt }),
+    recentSignIn: isRecentSignIn(authTime, c.get('config')),
     passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, synced: p.deviceType === 'multiDevice', createdAt: p.createdAt, lastUsedAt: p.lastUsedAt })),
   };
 }

@@ -15,7 +15,8 @@ import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
-import { hasSecondFactor, isRecentAuth } from '../auth/second-factor-status';
+import { isRecentSignIn } from '../auth/recent-sign-in';
+import { hasSecondFactor } from '../auth/second-factor-status';
 import { stepUpSession } from '../auth/sessions';
 import type { AppEnv, AuthUser } from '../env';
 import { bodyKind, readBody } from '../http/body';
@@ -65,7 +66,7 @@ async function whatToAsk(c: Context<AppEnv>, user: User, auth: AuthUser, returnT
   const factor = await hasSecondFactor(c.env.DB, user.id);
   const requires = routeRequires(c, returnTo);
   const missing = requires.includes('mfa') && !factor ? 'mfa' : requires.includes('passkey') && !auth.amr.some((m) => m === 'hwk' || m === 'swk') ? 'passkey' : null;
-  const password = user.passwordHash !== null && (!factor || !isRecentAuth(auth.authTime, c.get('config'), now()));
+  const password = user.passwordHash !== null && (!factor || !isRecentSignIn(auth.authTime, c.get('config'), now()));
   return { password, code: factor, missing };
 }
 

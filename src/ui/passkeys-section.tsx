@@ -6,7 +6,7 @@
  */
 export interface PasskeysSectionProps {
   prefix: string;
-  /** Adding or removing needs a sign-in from the last few minutes (auth/passkeys.ts isRecentSignIn). */
+  /** Adding or removing needs a sign-in from the last few minutes (auth/recent-sign-in.ts). */
   recentSignIn: boolean;
   passkeys: { id: string; name: string; synced: boolean; createdAt: number; lastUsedAt: number | null }[];
 }
@@ -78,7 +78,7 @@ export function PasskeysSection(p: PasskeysSectionProps & { nonce?: string }) {
         </form>
       ) : (
         <p id="passkey-reauth" class="muted">
-          To add or remove a passkey, <a href={`${p.prefix}/login?return_to=${encodeURIComponent(`${p.prefix}/account`)}`}>sign in again</a> first (your sign-in is more than 10 minutes old).
+          To add or remove a passkey, <a href={`${p.prefix}/login?return_to=${encodeURIComponent(`${p.prefix}/account`)}`}>sign in again</a> first (your sign-in is not recent enough).
         </p>
       )}
       <noscript>

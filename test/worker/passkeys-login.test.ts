@@ -6,7 +6,8 @@
  */
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { isRecentSignIn, passkeyAmr, RECENT_SIGN_IN_S, verifyPasskeyForUser, authenticationOptions, authenticationCredentialSchema } from '../../src/auth/passkeys';
+import { isRecentSignIn } from '../../src/auth/recent-sign-in';
+import { passkeyAmr, verifyPasskeyForUser, authenticationOptions, authenticationCredentialSchema } from '../../src/auth/passkeys';
 import { loadConfig } from '../../src/config/load';
 import type { AppEnv } from '../../src/env';
 import { readBody } from '../../src/http/body';
@@ -297,10 +298,10 @@ describe('a passkey as a second factor (verifyPasskeyForUser, for the pending st
 });
 
 describe('helpers the other half of issue 12 will use', () => {
-  it('isRecentSignIn: a session created within the last 10 minutes', () => {
-    expect(RECENT_SIGN_IN_S).toBe(600);
-    expect(isRecentSignIn({ createdAt: 1000 }, 1600)).toBe(true);
-    expect(isRecentSignIn({ createdAt: 1000 }, 1601)).toBe(false);
+  it('isRecentSignIn: the sign-in (auth_time) within RECENT_AUTH_SECONDS, the one rule for every factor change', () => {
+    expect(isRecentSignIn(1000, { RECENT_AUTH_SECONDS: 600 }, 1600)).toBe(true);
+    expect(isRecentSignIn(1000, { RECENT_AUTH_SECONDS: 600 }, 1601)).toBe(false);
+    expect(isRecentSignIn(1000, { RECENT_AUTH_SECONDS: 60 }, 1061)).toBe(false);
   });
 
   it('passkeyAmr: hwk for a device-bound key, swk for a synced one; mfa only with user verification', () => {

@@ -28,12 +28,15 @@ import {
   verifyPasskeyAssertion,
 } from '../auth/passkeys';
 import { recordEvent } from '../auth/events';
+import { sendFactorNotice } from '../auth/factor-notice';
 import { isRecentSignIn } from '../auth/recent-sign-in';
+import { secondFactorGate } from '../auth/mfa-pending';
 import { signedInResponse } from '../auth/responses';
 import { startSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { ApiError, invalidToken } from '../http/errors';
+import { safeReturnTo } from '../http/return-to';
 import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
@@ -97,7 +100,12 @@ export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, a
 const registerSchema = v.strictObject({ credential: registrationCredentialSchema, name: v.optional(passkeyNameSchema) }, 'is not a known field');
 const renameSchema = v.strictObject({ name: passkeyNameSchema }, 'is not a known field');
 const loginSchema = v.strictObject(
-  { credential: authenticationCredentialSchema, session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')) },
+  {
+    credential: authenticationCredentialSchema,
+    session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')),
+    // The sign-in page's script: where to go after a second factor, if one is owed.
+    return_to: v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long'))),
+  },
   'is not a known field',
 );
 
@@ -108,8 +116,11 @@ const accountDone = (c: Context<AppEnv>, done: keyof typeof PASSKEY_NOTICES) => 
 };
 
 async function removePasskey(c: Context<AppEnv>, user: User, id: string): Promise<void> {
-  if (!idOk(id) || !(await deletePasskey(c.env.DB, user.id, id))) throw new ApiError('not_found', 'No such passkey.');
-  await recordEvent(c, { event: 'passkey_removed', outcome: 'success', userId: user.id, detail: { credential: id.slice(0, 16) } });
+  // The recovery codes go with the last second factor (same transaction).
+  const removed = idOk(id) ? await deletePasskey(c.env.DB, user.id, id) : null;
+  if (!removed) throw new ApiError('not_found', 'No such passkey.');
+  await recordEvent(c, { event: 'passkey_removed', outcome: 'success', userId: user.id, detail: { credential: id.slice(0, 16), recovery_codes: removed.recoveryCodes } });
+  sendFactorNotice(c, user, 'passkey_removed');
 }
 
 /**
@@ -155,8 +166,12 @@ export const passkeyRoutes = new Hono<AppEnv>()
     const { data } = await readBody(c, registerSchema);
     const name = data.name ?? deviceLabel(c.req.header('user-agent') ?? null);
     const passkey = await finishRegistration(c, user, data.credential, name);
+    // A first second factor gets its recovery codes, shown this once (as for an authenticator app).
+    const { recoveryCodesIfNone } = await import('../auth/second-factor');
+    const recoveryCodes = await recoveryCodesIfNone(c, user);
+    sendFactorNotice(c, user, 'passkey_added');
     c.header('cache-control', 'no-store');
-    return c.json({ passkey: publicPasskey(passkey) }, 201);
+    return c.json({ passkey: publicPasskey(passkey), ...(recoveryCodes ? { recovery_codes: recoveryCodes } : {}) }, 201);
   })
   .post('/passkeys/login/options', sameOrigin({ always: true }), rateLimit('passkey'), async (c) => {
     c.header('cache-control', 'no-store');
@@ -167,7 +182,26 @@ export const passkeyRoutes = new Hono<AppEnv>()
       const { data } = await readBody(c, loginSchema);
       const { user, passkey, userVerified } = await verifyPasskeyAssertion(c, data.credential, null);
       // RFC 8176: hwk (device-bound) or swk (synced), user presence, and mfa when the device verified the user.
-      const tokens = await startSession(c, user, 'passkey', passkeyAmr({ deviceType: passkey.deviceType, userVerified }));
+      const amr = passkeyAmr({ deviceType: passkey.deviceType, userVerified });
+      if (!userVerified) {
+        // Without user verification a passkey proves possession only: one factor, under the same
+        // policy as a password (docs/design.md "Second factors"): a user with a second factor (or
+        // a role that needs one) gets the pending state, to finish with a code.
+        const session = data.session === 'cookie' ? 'cookie' : 'token';
+        const gate = await secondFactorGate(c, {
+          user,
+          amr,
+          provider: 'passkey',
+          // The page's script sends return_to and follows the 303 to the mfa page.
+          mode: session === 'cookie' && data.return_to !== undefined ? 'form' : session,
+          returnTo: safeReturnTo(data.return_to, c.get('config')),
+        });
+        if (gate) {
+          await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'passkey', credential: passkey.id.slice(0, 16), user_verified: false, second_factor: 'pending' } });
+          return gate;
+        }
+      }
+      const tokens = await startSession(c, user, 'passkey', amr);
       await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'passkey', credential: passkey.id.slice(0, 16), user_verified: userVerified } });
       return signedInResponse(c, user, tokens, data.session === 'cookie' ? 'cookie' : 'token');
     } catch (e) {

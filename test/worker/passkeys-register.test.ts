@@ -210,9 +210,10 @@ describe('listing, renaming and removing passkeys', () => {
   it('the account page’s forms rename and remove (303 back with a notice); an old sign-in cannot remove', async () => {
     const email = uniqueEmail();
     const user = await registerUser(email);
-    const a = await addPasskey(user, 'Phone');
+    // Signed in before the passkey exists: afterwards a password sign-in owes it as a second factor.
     const signIn = await call('/auth/login', { form: { email, password: 'correct horse battery staple' } });
     const cookies = Object.fromEntries([...setCookies(signIn)].map(([k, v]) => [k, v.value]));
+    const a = await addPasskey(user, 'Phone');
     const renamed = await call(`/auth/passkeys/${a.id}/rename`, { form: { name: 'Pocket' }, cookies });
     expect(renamed.status).toBe(303);
     expect(renamed.headers.get('location')).toBe('/auth/account?done=passkey_renamed');
@@ -232,8 +233,14 @@ describe('listing, renaming and removing passkeys', () => {
     expect(stale.headers.get('location')).toBe('/auth/account?done=passkey_reauth');
     expect(await passkeyRow(a.id)).not.toBeNull();
 
+    // A fresh sign-in: the password, then the passkey as the second factor (the pending state's cookie).
     const fresh = await call('/auth/login', { form: { email, password: 'correct horse battery staple' } });
-    const freshCookies = Object.fromEntries([...setCookies(fresh)].map(([k, v]) => [k, v.value]));
+    expect(fresh.headers.get('location')).toBe('/auth/mfa');
+    const pendingCookies = Object.fromEntries([...setCookies(fresh)].map(([k, v]) => [k, v.value]));
+    const mfaOptions = (await postJson('/auth/mfa/passkey/options', {}, { cookies: pendingCookies })).body as unknown as { challenge: string };
+    const second = await call('/auth/mfa/passkey', { json: { credential: await a.assert(mfaOptions) }, cookies: pendingCookies });
+    expect(second.status).toBe(303);
+    const freshCookies = Object.fromEntries([...setCookies(second)].map(([k, v]) => [k, v.value]));
     const removed = await call(`/auth/passkeys/${a.id}/remove`, { form: {}, cookies: freshCookies });
     expect(removed.status).toBe(303);
     expect(removed.headers.get('location')).toBe('/auth/account?done=passkey_removed');

@@ -1,13 +1,17 @@
 /**
- * The one "recent sign-in" rule (issue 12): adding or removing a factor, and any other account
- * change that needs a re-authentication, is allowed only if the session's sign-in (its
- * `auth_time`, which a step-up renews) is within `RECENT_AUTH_SECONDS`. Not the session's
- * creation time: a step-up on an old session counts as a fresh sign-in, a refresh does not.
+ * "Recent sign-in": the session's user authenticated (`auth_time`) within the last few minutes.
+ * Sensitive changes (deleting the account, changing its email) accept this in place of the
+ * password, which a provider-only account does not have. One function, so one window applies
+ * everywhere (the second-factor work's RECENT_AUTH setting can replace the default here).
  */
-import type { Config } from '../config/schema';
-import { nowSeconds } from '../util/time';
 
-/** True if a sign-in at `authTime` (seconds) is recent enough for a sensitive account change. */
-export function isRecentSignIn(authTime: number, config: Pick<Config, 'RECENT_AUTH_SECONDS'>, now: number = nowSeconds()): boolean {
-  return now - authTime <= config.RECENT_AUTH_SECONDS;
+/** Five minutes: long enough to sign in again and act, short enough that a left-open tab is not enough. */
+export const RECENT_SIGN_IN_SECONDS = 300;
+
+/**
+ * @example
+ * isRecentSignIn(c.get('user').authTime, nowSeconds()) // true within 5 minutes of signing in
+ */
+export function isRecentSignIn(authTime: number, now: number, windowSeconds = RECENT_SIGN_IN_SECONDS): boolean {
+  return authTime <= now + 60 && now - authTime <= windowSeconds;
 }

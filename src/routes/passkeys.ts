@@ -78,7 +78,7 @@ async function signedInUser(c: Context<AppEnv>): Promise<{ user: User; recent: b
   const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
   if (!user || user.disabledAt !== null || !session || session.revokedAt !== null) throw invalidToken('The session has ended.');
   // auth_time, not the session's age: a step-up makes an old session's sign-in recent again.
-  return { user, recent: isRecentSignIn(auth.authTime, c.get('config')) };
+  return { user, recent: isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS) };
 }
 
 async function recentlySignedInUser(c: Context<AppEnv>): Promise<User> {
@@ -92,7 +92,7 @@ export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, a
   const passkeys = await listPasskeys(c.env.DB, userId);
   return {
     prefix: c.get('config').AUTH_PREFIX,
-    recentSignIn: isRecentSignIn(authTime, c.get('config')),
+    recentSignIn: isRecentSignIn(authTime, now(), c.get('config').RECENT_AUTH_SECONDS),
     passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, synced: p.deviceType === 'multiDevice', createdAt: p.createdAt, lastUsedAt: p.lastUsedAt })),
   };
 }

@@ -74,7 +74,7 @@ async function whatToAsk(c: Context<AppEnv>, user: User, auth: AuthUser, returnT
   const requires = routeRequires(c, returnTo);
   // `require = ["passkey"]` is met by a passkey (amr hwk/swk): one the user has is offered here.
   const missing = requires.includes('mfa') && !factor ? 'mfa' : requires.includes('passkey') && !passkey && !usedPasskey(auth) ? 'passkey' : null;
-  const password = user.passwordHash !== null && (!factor || !isRecentSignIn(auth.authTime, c.get('config'), now()));
+  const password = user.passwordHash !== null && (!factor || !isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS));
   return { password, code: factor, passkey, missing };
 }
 
@@ -154,7 +154,7 @@ const usedPasskey = (auth: { amr: readonly string[] }) => auth.amr.some((m) => m
  */
 function passkeyStepUpAmr(c: Context<AppEnv>, auth: AuthUser, key: string[], userVerified: boolean): string[] {
   const amr = new Set([...auth.amr.filter((m) => m !== 'mfa'), ...key.filter((m) => m !== 'mfa')]);
-  if (userVerified || isRecentSignIn(auth.authTime, c.get('config'), now())) amr.add('mfa');
+  if (userVerified || isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS)) amr.add('mfa');
   return [...amr];
 }
 

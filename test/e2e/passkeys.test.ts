@@ -52,7 +52,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
 
     // A password account, signed in, on the account page.
     const email = `passkey-${Date.now()}@example.com`;
-    await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/account')}`);
+    await page.goto(`${gw.url}/auth/register?return_to=${encodeURIComponent('/auth/account')}`);
     await page.fill('#register-email', email);
     await page.fill('#register-password', PASSWORD);
     await page.click('button:has-text("Create account")');
@@ -63,6 +63,11 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await add.waitFor({ state: 'visible' });
     await page.fill('#passkey-add-name', 'E2E authenticator');
     await add.locator('button[type="submit"]').click();
+    // The account's first second factor: its ten recovery codes, shown this once, then on.
+    const codes = page.locator('#recovery-codes li');
+    await codes.first().waitFor({ state: 'visible' });
+    await expect(codes.count()).resolves.toBe(10);
+    await page.getByRole('link', { name: 'Continue' }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=passkey_added`);
     await expect(page.locator('#notice').innerText()).resolves.toBe('Your passkey has been added.');
     const rows = page.locator('#passkey-list tbody tr');
@@ -128,6 +133,8 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/account')}`);
     await expect(page.locator('#passkey-signin').isVisible()).resolves.toBe(false);
     await expect(page.getByRole('button', { name: 'Sign in with a passkey' }).isVisible()).resolves.toBe(false);
+    // Creating an account is its own view (/auth/register) since the sign-in page was split.
+    await page.goto(`${gw.url}/auth/register?return_to=${encodeURIComponent('/auth/account')}`);
     await page.fill('#register-email', email);
     await page.fill('#register-password', PASSWORD);
     await page.click('button:has-text("Create account")');

@@ -133,8 +133,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/account')}`);
     await expect(page.locator('#passkey-signin').isVisible()).resolves.toBe(false);
     await expect(page.getByRole('button', { name: 'Sign in with a passkey' }).isVisible()).resolves.toBe(false);
-    // Creating an account is its own view (/auth/register) since the sign-in page was split.
-    await page.goto(`${gw.url}/auth/register?return_to=${encodeURIComponent('/auth/account')}`);
+    await page.click('#to-register'); // the create-account view has its own URL
     await page.fill('#register-email', email);
     await page.fill('#register-password', PASSWORD);
     await page.click('button:has-text("Create account")');

@@ -41,7 +41,7 @@ export interface FirstFactor {
 
 /** What the user still owes after a first factor: nothing (null), a factor, or setting one up. */
 export async function secondFactorOwed(c: Context<AppEnv>, user: User): Promise<PendingPurpose | null> {
-  if (await hasSecondFactor(c.env.DB, user.id)) return 'verify';
+  if (await hasSecondFactor(c.env.DB, user.id, c.get('config'))) return 'verify';
   return mfaRequiredByRole(user, c.get('config')) ? 'enrol' : null;
 }
 
@@ -73,7 +73,7 @@ export async function secondFactorGate(c: Context<AppEnv>, first: FirstFactor): 
   c.header('cache-control', 'no-store');
   if (first.mode !== 'token') setMfaCookie(c, handle, ttl);
   if (first.mode === 'form') return c.redirect(`${config.AUTH_PREFIX}/mfa`, 303);
-  const description = purpose === 'enrol' ? 'Your account must set up a second factor before signing in.' : 'Enter a code from your authenticator app or a recovery code.';
+  const description = purpose === 'enrol' ? 'Your account must set up a second factor before signing in.' : 'Enter a code from your authenticator app or a recovery code, or use your passkey.';
   c.header('www-authenticate', `Bearer error="invalid_request", error_description="${description}"`);
   return c.json(
     {

@@ -32,18 +32,8 @@ import { recordEvent } from './events';
 
 /** How long a challenge can be answered: the browser's own timeout is set to the same. */
 export const CHALLENGE_TTL_S = 300;
-/** A recent sign-in, for adding or removing a passkey: the session began this recently. */
-export const RECENT_SIGN_IN_S = 600;
 /** More passkeys than this per account is a mistake or abuse, not a use case. */
 export const MAX_PASSKEYS_PER_USER = 20;
-
-/**
- * Whether the session's sign-in is recent enough to add or remove a factor. The one place this
- * is decided: when access tokens carry `auth_time` (issue 12's other half), compare that here.
- */
-export function isRecentSignIn(session: { createdAt: number }, at: number = now()): boolean {
-  return session.createdAt >= at - RECENT_SIGN_IN_S;
-}
 
 /**
  * The `amr` values (RFC 8176) a passkey sign-in should carry: `hwk` for a device-bound key,

@@ -34,9 +34,11 @@ import { openTotpSecret, sealTotpSecret } from '../tokens/totp-secret-crypto';
 import { sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
+import { sendFactorNotice } from './factor-notice';
+import { ATTEMPT_WINDOW_SECONDS } from './second-factor-status';
 import { matchingStep, newRecoveryCode, newTotpSecret, otpauthUri } from './totp-code';
 
-export const ATTEMPT_WINDOW_SECONDS = 900;
+export { ATTEMPT_WINDOW_SECONDS };
 export const RECOVERY_CODE_COUNT = 10;
 
 /** How the factor was given: `otp` (RFC 8176) covers both, a recovery code being a one-time password too. */
@@ -159,9 +161,17 @@ export async function confirmTotpEnrolment(c: Context<AppEnv>, user: User, raw: 
   }
   await clearSecondFactorAttempts(c.env.DB, user.id);
   await recordEvent(c, { event: 'totp_enrolled', outcome: 'success', userId: user.id });
-  // Notice mail "an authenticator app was added" (issue 11's mail module): left to the lead.
-  const recoveryCodes = (await countUnusedRecoveryCodes(c.env.DB, user.id)) === 0 ? await regenerateRecoveryCodes(c, user, 'first_factor') : null;
+  const recoveryCodes = await recoveryCodesIfNone(c, user);
+  sendFactorNotice(c, user, 'totp_added');
   return { recoveryCodes };
+}
+
+/**
+ * Recovery codes belong to "has any second factor": the first factor set up (an authenticator
+ * app or a passkey) gets ten, returned to be shown once; null if unused ones exist already.
+ */
+export async function recoveryCodesIfNone(c: Context<AppEnv>, user: User): Promise<string[] | null> {
+  return (await countUnusedRecoveryCodes(c.env.DB, user.id)) === 0 ? regenerateRecoveryCodes(c, user, 'first_factor') : null;
 }
 
 /** Ten new recovery codes, replacing every earlier one; the codes themselves are never stored. */
@@ -170,21 +180,30 @@ export async function regenerateRecoveryCodes(c: Context<AppEnv>, user: User, wh
   const hashes = await Promise.all(codes.map((code) => sha256(code.replaceAll('-', ''))));
   await replaceRecoveryCodes(c.env.DB, user.id, hashes, now());
   await recordEvent(c, { event: 'recovery_codes_generated', outcome: 'success', userId: user.id, detail: { why } });
+  // The first factor's own notice covers its codes.
+  if (why === 'regenerated') sendFactorNotice(c, user, 'recovery_codes_regenerated');
   return codes;
 }
 
 /**
- * Removes the authenticator app and, as it is the account's only second factor here, the
- * recovery codes that stand in for it.
+ * Removes the authenticator app; the recovery codes go too only if no passkey is left for them
+ * to stand in for (one transaction, storage/second-factors.ts). An admin's reset (`by.admin`)
+ * removes the passkeys as well: a reset is for a user who lost their factors, and a passkey
+ * left behind would still be demanded at the next sign-in (audited with the counts).
  */
-export async function removeSecondFactors(c: Context<AppEnv>, user: User, by: { admin?: string } = {}): Promise<{ totp: boolean; recoveryCodes: number }> {
-  const removed = await deleteSecondFactors(c.env.DB, user.id);
+export async function removeSecondFactors(
+  c: Context<AppEnv>,
+  user: User,
+  by: { admin?: string } = {},
+): Promise<{ totp: boolean; recoveryCodes: number; passkeys: number }> {
+  const removed = await deleteSecondFactors(c.env.DB, user.id, { passkeys: by.admin !== undefined });
   await recordEvent(c, {
     event: by.admin ? 'admin_second_factors_reset' : 'totp_removed',
     outcome: 'success',
     userId: user.id,
-    detail: { totp: removed.totp, recovery_codes: removed.recoveryCodes, ...(by.admin ? { admin: by.admin } : {}) },
+    detail: { totp: removed.totp, recovery_codes: removed.recoveryCodes, ...(by.admin ? { admin: by.admin, passkeys: removed.passkeys } : {}) },
   });
-  // Notice mail "a second factor was removed" (issue 11's mail module): left to the lead.
+  if (by.admin) sendFactorNotice(c, user, 'admin_reset');
+  else if (removed.totp) sendFactorNotice(c, user, 'totp_removed');
   return removed;
 }

@@ -79,7 +79,7 @@ export const accountRoutes = new Hono<AppEnv>()
     // Own keys only: `?done=constructor` must not find Object.prototype's.
     const done = c.req.query('done') ?? '';
     const notice = (Object.hasOwn(NOTICES, done) ? NOTICES[done] : Object.hasOwn(SECURITY_NOTICES, done) ? SECURITY_NOTICES[done] : null) ?? null;
-    const passkeys = passkeysAvailable(config) ? await passkeysSectionProps(c, user.id, current.createdAt) : undefined;
+    const passkeys = passkeysAvailable(config) ? await passkeysSectionProps(c, user.id, auth.authTime) : undefined;
     return renderPage(c, (nonce, brand) =>
       AccountPage({
         nonce,

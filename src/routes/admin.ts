@@ -192,8 +192,9 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .delete('/users/:id/second-factors', async (c) => {
     const user = await targetUser(c);
-    // Audited inside (admin_second_factors_reset, naming the admin); the user's sessions stay.
+    // TOTP, passkeys and recovery codes; audited inside (admin_second_factors_reset, naming the
+    // admin) and a notice mailed to the user; the user's sessions stay.
     const { removeSecondFactors } = await import('../auth/second-factor');
     const removed = await removeSecondFactors(c, user, { admin: c.get('user').id });
-    return c.json({ ok: true, removed: { totp: removed.totp, recovery_codes: removed.recoveryCodes } });
+    return c.json({ ok: true, removed: { totp: removed.totp, passkeys: removed.passkeys, recovery_codes: removed.recoveryCodes } });
   });

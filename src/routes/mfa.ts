@@ -5,6 +5,8 @@
  * - `POST /mfa`         `code` (form or JSON; JSON may name the state with `mfa_token`): the
  *                       session starts with `amr` [first factor, "otp", "mfa"]
  * - `POST /mfa/enrol`   JSON, for API clients that must set up an app first: its key and URI
+ * - `POST /mfa/passkey/options`, `POST /mfa/passkey` `{credential, mfa_token?}`: a passkey as
+ *                       the factor; the session starts with `amr` [first factor, "hwk"|"swk", "mfa"]
  *
  * Wrong codes count against the account's attempt limit; a missing, expired or used pending state
  * is a clear page (browsers) or `401 invalid_token` (JSON). No token exists before this succeeds.
@@ -17,8 +19,9 @@ import { bodyKind, readBody } from '../http/body';
 import { setSessionCookies } from '../http/cookies';
 import { ApiError, badRequest } from '../http/errors';
 import { toApiError } from '../middleware/error-handler';
-import { checkRateLimit } from '../middleware/rate-limit';
+import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
+import { secondFactors } from '../auth/second-factor-status';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
@@ -30,6 +33,7 @@ const mfaSchema = v.strictObject(
   },
   'is not a known field',
 );
+const passkeyOptionsSchema = v.strictObject({ mfa_token: v.optional(v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long'))) }, 'is not a known field');
 const enrolSchema = v.strictObject({ mfa_token: v.optional(v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long'))) }, 'is not a known field');
 
 const loginPath = (c: Context<AppEnv>) => `${c.get('config').AUTH_PREFIX}/login`;
@@ -60,22 +64,42 @@ async function page(c: Context<AppEnv>, pending: ReadPending, error: string | nu
       status,
     );
   }
+  const factors = await secondFactors(c.env.DB, pending.userId, c.get('config'));
+  const prefix = c.get('config').AUTH_PREFIX;
+  // A sign-in that began with a passkey (without user verification) needs another kind of factor.
+  const passkey = factors.passkeys > 0 && !usedPasskey(pending) ? { prefix, options: `${mfaPath(c)}/passkey/options`, verify: `${mfaPath(c)}/passkey`, returnTo: pending.returnTo } : undefined;
+  const intro = factors.totp
+    ? `Enter the 6-digit code from your authenticator app, or one of your recovery codes${passkey ? ', or use your passkey' : ''}.`
+    : passkey
+      ? 'Use your passkey, or enter one of your recovery codes.'
+      : 'Your passkey did not verify you (no PIN or biometrics): enter one of your recovery codes.';
   return renderPage(
     c,
     (nonce) =>
       ui.CodeFormPage({
         nonce,
         title: 'Two-step verification',
-        intro: 'Enter the 6-digit code from your authenticator app, or one of your recovery codes.',
+        intro,
         action: mfaPath(c),
         error,
         code: true,
         submitLabel: 'Verify',
         links: [{ href: loginPath(c), label: 'Start over' }],
+        passkey,
       }),
     status,
   );
 }
+
+/** The pending state a passkey answers, for a `verify` sign-in only. */
+async function pendingForPasskey(c: Context<AppEnv>, mfaToken: string | undefined): Promise<ReadPending> {
+  const pending = await readPendingSignIn(c, mfaToken);
+  if (pending.purpose !== 'verify') throw new ApiError('forbidden', 'This account must set up a second factor first.');
+  if (usedPasskey(pending)) throw new ApiError('forbidden', 'This sign-in began with a passkey: the second factor must be a code from your authenticator app or a recovery code.');
+  return pending;
+}
+
+const usedPasskey = (pending: { amr: readonly string[] }) => pending.amr.some((m) => m === 'hwk' || m === 'swk');
 
 async function complete(c: Context<AppEnv>, pending: ReadPending, code: string): Promise<Response> {
   const user = await pendingUser(c, pending);
@@ -132,6 +156,33 @@ export const mfaRoutes = new Hono<AppEnv>()
       }
       if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
       return page(c, pending, err.description, err.status);
+    }
+  })
+  // A passkey as the second factor (JSON, from the page's script or an API client): options
+  // bound to the pending user, then the assertion completes the sign-in with amr [first, key, mfa].
+  .post('/mfa/passkey/options', sameOrigin({ always: true }), rateLimit('passkey'), async (c) => {
+    const { data } = await readBody(c, passkeyOptionsSchema);
+    const pending = await pendingForPasskey(c, data.mfa_token);
+    const passkeys = await import('../auth/passkeys');
+    if (!passkeys.passkeysAvailable(c.get('config'))) throw new ApiError('forbidden', 'Passkeys are not enabled on this gateway.');
+    c.header('cache-control', 'no-store');
+    return c.json(await passkeys.authenticationOptions(c, pending.userId));
+  })
+  .post('/mfa/passkey', sameOrigin({ always: true }), async (c) => {
+    const passkeys = await import('../auth/passkeys');
+    const schema = v.strictObject({ credential: passkeys.authenticationCredentialSchema, mfa_token: v.optional(v.pipe(v.string(), v.maxLength(64, 'is too long'))) }, 'is not a known field');
+    try {
+      const { data } = await readBody(c, schema);
+      const pending = await pendingForPasskey(c, data.mfa_token);
+      if (!passkeys.passkeysAvailable(c.get('config'))) throw new ApiError('forbidden', 'Passkeys are not enabled on this gateway.');
+      const { passkey } = await passkeys.verifyPasskeyForUser(c, pending.userId, data.credential);
+      // Possession of the key is the second factor (hwk/swk); completePendingSignIn adds mfa.
+      return await completePendingSignIn(c, pending, passkeys.passkeyAmr({ deviceType: passkey.deviceType, userVerified: false }).filter((m) => m !== 'user'));
+    } catch (e) {
+      const err = toApiError(e);
+      // A refused assertion counts against the per-IP limit, as on the passkey sign-in.
+      if (err.status === 401 && err.code === 'invalid_credentials') await checkRateLimit(c, 'passkey');
+      throw e;
     }
   })
   .post('/mfa/enrol', sameOrigin({ always: true }), async (c) => {

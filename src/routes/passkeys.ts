@@ -21,7 +21,6 @@ import {
   passkeysAvailable,
   authenticationOptions,
   finishRegistration,
-  isRecentSignIn,
   passkeyAmr,
   passkeyNameSchema,
   registrationCredentialSchema,
@@ -29,11 +28,15 @@ import {
   verifyPasskeyAssertion,
 } from '../auth/passkeys';
 import { recordEvent } from '../auth/events';
+import { sendFactorNotice } from '../auth/factor-notice';
+import { isRecentSignIn } from '../auth/recent-sign-in';
+import { secondFactorGate } from '../auth/mfa-pending';
 import { signedInResponse } from '../auth/responses';
 import { startSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { ApiError, invalidToken } from '../http/errors';
+import { safeReturnTo } from '../http/return-to';
 import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
@@ -52,10 +55,10 @@ export const PASSKEY_NOTICES: Record<string, string> = {
   passkey_added: 'Your passkey has been added.',
   passkey_renamed: 'Your passkey has been renamed.',
   passkey_removed: 'Your passkey has been removed.',
-  passkey_reauth: 'To add or remove a passkey, sign out and sign in again first (your sign-in is more than 10 minutes old).',
+  passkey_reauth: 'To add or remove a passkey, sign out and sign in again first (your sign-in is not recent enough).',
 };
 
-const REAUTH = 'To add or remove a passkey, sign in again first: this needs a sign-in from the last 10 minutes.';
+const REAUTH = 'To add or remove a passkey, sign in again first: this needs a recent sign-in (RECENT_AUTH_SECONDS).';
 
 function publicPasskey(p: Passkey) {
   return {
@@ -74,7 +77,8 @@ async function signedInUser(c: Context<AppEnv>): Promise<{ user: User; recent: b
   const auth = c.get('user');
   const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
   if (!user || user.disabledAt !== null || !session || session.revokedAt !== null) throw invalidToken('The session has ended.');
-  return { user, recent: isRecentSignIn(session) };
+  // auth_time, not the session's age: a step-up makes an old session's sign-in recent again.
+  return { user, recent: isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS) };
 }
 
 async function recentlySignedInUser(c: Context<AppEnv>): Promise<User> {
@@ -84,11 +88,11 @@ async function recentlySignedInUser(c: Context<AppEnv>): Promise<User> {
 }
 
 /** What the account page's passkey section shows (routes/account.ts). */
-export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, sessionCreatedAt: number): Promise<PasskeysSectionProps> {
+export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, authTime: number): Promise<PasskeysSectionProps> {
   const passkeys = await listPasskeys(c.env.DB, userId);
   return {
     prefix: c.get('config').AUTH_PREFIX,
-    recentSignIn: isRecentSignIn({ createdAt: sessionCreatedAt }),
+    recentSignIn: isRecentSignIn(authTime, now(), c.get('config').RECENT_AUTH_SECONDS),
     passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, synced: p.deviceType === 'multiDevice', createdAt: p.createdAt, lastUsedAt: p.lastUsedAt })),
   };
 }
@@ -96,7 +100,12 @@ export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, s
 const registerSchema = v.strictObject({ credential: registrationCredentialSchema, name: v.optional(passkeyNameSchema) }, 'is not a known field');
 const renameSchema = v.strictObject({ name: passkeyNameSchema }, 'is not a known field');
 const loginSchema = v.strictObject(
-  { credential: authenticationCredentialSchema, session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')) },
+  {
+    credential: authenticationCredentialSchema,
+    session: v.optional(v.picklist(['cookie', 'token'], 'must be "cookie" or "token"')),
+    // The sign-in page's script: where to go after a second factor, if one is owed.
+    return_to: v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long'))),
+  },
   'is not a known field',
 );
 
@@ -107,8 +116,11 @@ const accountDone = (c: Context<AppEnv>, done: keyof typeof PASSKEY_NOTICES) => 
 };
 
 async function removePasskey(c: Context<AppEnv>, user: User, id: string): Promise<void> {
-  if (!idOk(id) || !(await deletePasskey(c.env.DB, user.id, id))) throw new ApiError('not_found', 'No such passkey.');
-  await recordEvent(c, { event: 'passkey_removed', outcome: 'success', userId: user.id, detail: { credential: id.slice(0, 16) } });
+  // The recovery codes go with the last second factor (same transaction).
+  const removed = idOk(id) ? await deletePasskey(c.env.DB, user.id, id) : null;
+  if (!removed) throw new ApiError('not_found', 'No such passkey.');
+  await recordEvent(c, { event: 'passkey_removed', outcome: 'success', userId: user.id, detail: { credential: id.slice(0, 16), recovery_codes: removed.recoveryCodes } });
+  sendFactorNotice(c, user, 'passkey_removed');
 }
 
 /**
@@ -154,8 +166,12 @@ export const passkeyRoutes = new Hono<AppEnv>()
     const { data } = await readBody(c, registerSchema);
     const name = data.name ?? deviceLabel(c.req.header('user-agent') ?? null);
     const passkey = await finishRegistration(c, user, data.credential, name);
+    // A first second factor gets its recovery codes, shown this once (as for an authenticator app).
+    const { recoveryCodesIfNone } = await import('../auth/second-factor');
+    const recoveryCodes = await recoveryCodesIfNone(c, user);
+    sendFactorNotice(c, user, 'passkey_added');
     c.header('cache-control', 'no-store');
-    return c.json({ passkey: publicPasskey(passkey) }, 201);
+    return c.json({ passkey: publicPasskey(passkey), ...(recoveryCodes ? { recovery_codes: recoveryCodes } : {}) }, 201);
   })
   .post('/passkeys/login/options', sameOrigin({ always: true }), rateLimit('passkey'), async (c) => {
     c.header('cache-control', 'no-store');
@@ -166,7 +182,26 @@ export const passkeyRoutes = new Hono<AppEnv>()
       const { data } = await readBody(c, loginSchema);
       const { user, passkey, userVerified } = await verifyPasskeyAssertion(c, data.credential, null);
       // RFC 8176: hwk (device-bound) or swk (synced), user presence, and mfa when the device verified the user.
-      const tokens = await startSession(c, user, 'passkey', passkeyAmr({ deviceType: passkey.deviceType, userVerified }));
+      const amr = passkeyAmr({ deviceType: passkey.deviceType, userVerified });
+      if (!userVerified) {
+        // Without user verification a passkey proves possession only: one factor, under the same
+        // policy as a password (docs/design.md "Second factors"): a user with a second factor (or
+        // a role that needs one) gets the pending state, to finish with a code.
+        const session = data.session === 'cookie' ? 'cookie' : 'token';
+        const gate = await secondFactorGate(c, {
+          user,
+          amr,
+          provider: 'passkey',
+          // The page's script sends return_to and follows the 303 to the mfa page.
+          mode: session === 'cookie' && data.return_to !== undefined ? 'form' : session,
+          returnTo: safeReturnTo(data.return_to, c.get('config')),
+        });
+        if (gate) {
+          await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'passkey', credential: passkey.id.slice(0, 16), user_verified: false, second_factor: 'pending' } });
+          return gate;
+        }
+      }
+      const tokens = await startSession(c, user, 'passkey', amr);
       await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'passkey', credential: passkey.id.slice(0, 16), user_verified: userVerified } });
       return signedInResponse(c, user, tokens, data.session === 'cookie' ? 'cookie' : 'token');
     } catch (e) {

@@ -4,7 +4,7 @@
  * error becomes the same page again.
  */
 import type { Context } from 'hono';
-import { isRecentAuth } from '../auth/second-factor-status';
+import { isRecentSignIn } from '../auth/recent-sign-in';
 import type { AppEnv, AuthUser } from '../env';
 import { wantsHtml } from '../http/client';
 import { readRefreshCookie } from '../http/cookies';
@@ -39,7 +39,7 @@ export async function currentUser(c: Context<AppEnv>): Promise<User> {
  */
 export function needsRecentSignIn(c: Context<AppEnv>, auth: AuthUser, back: string): Response | null {
   const config = c.get('config');
-  if (isRecentAuth(auth.authTime, config, now())) return null;
+  if (isRecentSignIn(auth.authTime, now(), config.RECENT_AUTH_SECONDS)) return null;
   const stepUp = `${config.AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(back)}`;
   if (wantsHtml(c) || (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
     c.header('cache-control', 'no-store');

@@ -3,7 +3,7 @@
  *
  * - `GET  /account/totp`             set up an authenticator app: QR code and key, then a code
  * - `POST /account/totp/confirm`     the first code turns it on (and shows recovery codes once)
- * - `POST /account/totp/remove`      remove it (and the recovery codes)
+ * - `POST /account/totp/remove`      remove it (and the recovery codes, unless a passkey remains)
  * - `POST /account/recovery-codes`   ten new recovery codes, replacing the old ones
  *
  * Each needs a recent sign-in (`RECENT_AUTH_SECONDS`): otherwise the browser is sent to the
@@ -13,7 +13,7 @@ import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import type { AppEnv } from '../env';
 import { stepUpSession } from '../auth/sessions';
-import { hasSecondFactor } from '../auth/second-factor-status';
+import { hasSecondFactor, secondFactors } from '../auth/second-factor-status';
 import { readBody } from '../http/body';
 import { setAccessCookie } from '../http/cookies';
 import { ApiError } from '../http/errors';
@@ -52,7 +52,8 @@ export const secondFactorRoutes = new Hono<AppEnv>()
     const reauth = needsRecentSignIn(c, c.get('user'), totpPath(c));
     if (reauth) return reauth;
     const user = await currentUser(c);
-    if (await hasSecondFactor(c.env.DB, user.id)) {
+    // Only an authenticator app already on stops this: a passkey user may add one too.
+    if ((await secondFactors(c.env.DB, user.id, c.get('config'))).totp) {
       c.header('cache-control', 'no-store');
       return c.redirect(`${accountPath(c)}?done=totp_already_on`, 303);
     }
@@ -104,7 +105,7 @@ export const secondFactorRoutes = new Hono<AppEnv>()
     if (reauth) return reauth;
     await readBody(c, emptySchema);
     const user = await currentUser(c);
-    if (!(await hasSecondFactor(c.env.DB, user.id))) throw new ApiError('conflict', 'Recovery codes stand in for a second factor: set one up first.');
+    if (!(await hasSecondFactor(c.env.DB, user.id, c.get('config')))) throw new ApiError('conflict', 'Recovery codes stand in for a second factor: set one up first.');
     const { regenerateRecoveryCodes } = await import('../auth/second-factor');
     return recoveryCodesPage(c, await regenerateRecoveryCodes(c, user), 'New recovery codes: the old ones no longer work.');
   });

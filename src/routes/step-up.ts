@@ -4,6 +4,8 @@
  *
  * - `GET  /step-up?return_to=`  the page (a browser without a session is sent to sign in first)
  * - `POST /step-up`             form or JSON: `password` and/or `code`, `return_to`
+ * - `POST /step-up/passkey/options`, `POST /step-up/passkey` `{credential}`: a passkey instead
+ *   (amr gains hwk/swk, and mfa with user verification or after a recent first factor)
  *
  * What is asked: a user with a second factor gives a code (TOTP or recovery), plus the password
  * unless the session's sign-in is within `RECENT_AUTH_SECONDS` (a recent first factor stands);
@@ -15,7 +17,8 @@ import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
-import { hasSecondFactor, isRecentAuth } from '../auth/second-factor-status';
+import { isRecentSignIn } from '../auth/recent-sign-in';
+import { secondFactors } from '../auth/second-factor-status';
 import { stepUpSession } from '../auth/sessions';
 import type { AppEnv, AuthUser } from '../env';
 import { bodyKind, readBody } from '../http/body';
@@ -23,7 +26,8 @@ import { setAccessCookie } from '../http/cookies';
 import { ApiError, badRequest } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
 import { toApiError } from '../middleware/error-handler';
-import { checkRateLimit } from '../middleware/rate-limit';
+import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
+import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { normalisePath } from '../proxy/normalise-path';
 import { matchRoute, routeTable } from '../proxy/route-table';
@@ -45,6 +49,8 @@ const stepUpSchema = v.strictObject(
 interface Ask {
   password: boolean;
   code: boolean;
+  /** The user has a passkey to offer (it steps up on its own: see the passkey route below). */
+  passkey: boolean;
   /** The route `return_to` leads to requires a factor the user does not have. */
   missing: 'mfa' | 'passkey' | null;
 }
@@ -62,11 +68,14 @@ function routeRequires(c: Context<AppEnv>, returnTo: string): readonly string[] 
 }
 
 async function whatToAsk(c: Context<AppEnv>, user: User, auth: AuthUser, returnTo: string): Promise<Ask> {
-  const factor = await hasSecondFactor(c.env.DB, user.id);
+  const factors = await secondFactors(c.env.DB, user.id, c.get('config'));
+  const factor = factors.totp || factors.passkeys > 0;
+  const passkey = factors.passkeys > 0;
   const requires = routeRequires(c, returnTo);
-  const missing = requires.includes('mfa') && !factor ? 'mfa' : requires.includes('passkey') && !auth.amr.some((m) => m === 'hwk' || m === 'swk') ? 'passkey' : null;
-  const password = user.passwordHash !== null && (!factor || !isRecentAuth(auth.authTime, c.get('config'), now()));
-  return { password, code: factor, missing };
+  // `require = ["passkey"]` is met by a passkey (amr hwk/swk): one the user has is offered here.
+  const missing = requires.includes('mfa') && !factor ? 'mfa' : requires.includes('passkey') && !passkey && !usedPasskey(auth) ? 'passkey' : null;
+  const password = user.passwordHash !== null && (!factor || !isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS));
+  return { password, code: factor, passkey, missing };
 }
 
 async function stepUpPage(c: Context<AppEnv>, ask: Ask, returnTo: string, error: string | null = null, status: PageStatus = 200) {
@@ -78,8 +87,8 @@ async function stepUpPage(c: Context<AppEnv>, ask: Ask, returnTo: string, error:
     return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A second factor is needed', message, href: `${prefix}/account/totp`, label: 'Set up an authenticator app' }), 403);
   }
   if (ask.missing === 'passkey') {
-    const message = 'This page needs a sign-in with a passkey.';
-    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A passkey is needed', message, href: `${prefix}/login?return_to=${back}`, label: 'Sign in with a passkey' }), 403);
+    const message = 'This page needs a passkey, and your account has none yet. Add one on your account page, then open the page again.';
+    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A passkey is needed', message, href: `${prefix}/account`, label: 'Add a passkey' }), 403);
   }
   if (!ask.password && !ask.code) {
     const message = 'For this page, please sign in again.';
@@ -90,10 +99,22 @@ async function stepUpPage(c: Context<AppEnv>, ask: Ask, returnTo: string, error:
       ? 'To continue, confirm your password and enter a code from your authenticator app (or a recovery code).'
       : 'To continue, enter a code from your authenticator app (or a recovery code).'
     : 'To continue, confirm your password.';
+  const passkey = ask.passkey ? { prefix, options: `${prefix}/step-up/passkey/options`, verify: `${prefix}/step-up/passkey`, returnTo } : undefined;
   return renderPage(
     c,
     (nonce) =>
-      ui.CodeFormPage({ nonce, title: 'Confirm it is you', intro, action: `${prefix}/step-up`, error, hidden: { return_to: returnTo }, password: ask.password, code: ask.code, submitLabel: 'Continue' }),
+      ui.CodeFormPage({
+        nonce,
+        title: 'Confirm it is you',
+        intro: passkey ? `Use your passkey. Or: ${intro.charAt(0).toLowerCase()}${intro.slice(1)}` : intro,
+        action: `${prefix}/step-up`,
+        error,
+        hidden: { return_to: returnTo },
+        password: ask.password,
+        code: ask.code,
+        submitLabel: 'Continue',
+        passkey,
+      }),
     status,
   );
 }
@@ -124,9 +145,57 @@ async function reauthenticate(c: Context<AppEnv>, user: User, auth: AuthUser, as
   return [...amr];
 }
 
+const usedPasskey = (auth: { amr: readonly string[] }) => auth.amr.some((m) => m === 'hwk' || m === 'swk');
+
+/**
+ * The session's new `amr` after a passkey step-up. With user verification the passkey is two
+ * factors by itself (`mfa`). Without, it is possession only: `mfa` only on top of a first factor
+ * given within `RECENT_AUTH_SECONDS` (as a code alone steps up after a recent password).
+ */
+function passkeyStepUpAmr(c: Context<AppEnv>, auth: AuthUser, key: string[], userVerified: boolean): string[] {
+  const amr = new Set([...auth.amr.filter((m) => m !== 'mfa'), ...key.filter((m) => m !== 'mfa')]);
+  if (userVerified || isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS)) amr.add('mfa');
+  return [...amr];
+}
+
 const stepUpBack = (c: Context<AppEnv>) => `${c.get('config').AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(safeReturnTo(c.req.query('return_to'), c.get('config')))}`;
 
+const passkeyStepUpSchema = v.strictObject({ credential: v.unknown() }, 'is not a known field');
+
 export const stepUpRoutes = new Hono<AppEnv>()
+  // A passkey instead of a password/code (JSON, from the page's script or an API client).
+  .post('/step-up/passkey/options', sameOrigin({ always: true }), requireAuth(), rateLimit('passkey'), async (c) => {
+    const user = await currentUser(c);
+    const passkeys = await import('../auth/passkeys');
+    if (!passkeys.passkeysAvailable(c.get('config'))) throw new ApiError('forbidden', 'Passkeys are not enabled on this gateway.');
+    c.header('cache-control', 'no-store');
+    return c.json(await passkeys.authenticationOptions(c, user.id));
+  })
+  .post('/step-up/passkey', sameOrigin({ always: true }), requireAuth(), async (c) => {
+    const passkeys = await import('../auth/passkeys');
+    const auth = c.get('user');
+    try {
+      const { data } = await readBody(c, passkeyStepUpSchema);
+      const credential = v.safeParse(passkeys.authenticationCredentialSchema, data.credential);
+      if (!credential.success) throw badRequest(`Field "credential": ${credential.issues[0].message}`);
+      if (!passkeys.passkeysAvailable(c.get('config'))) throw new ApiError('forbidden', 'Passkeys are not enabled on this gateway.');
+      const user = await currentUser(c);
+      const { passkey, userVerified } = await passkeys.verifyPasskeyForUser(c, user.id, credential.output);
+      const session = await findSessionById(c.env.DB, auth.sessionId);
+      if (!session) throw new ApiError('invalid_token', 'The session has ended. Sign in again.');
+      const amr = passkeyStepUpAmr(c, auth, passkeys.passkeyAmr({ deviceType: passkey.deviceType, userVerified }), userVerified);
+      const stepped = await stepUpSession(c, user, session.id, amr);
+      await recordEvent(c, { event: 'step_up', outcome: 'success', userId: user.id, detail: { sid: session.id, amr: amr.join(','), method: 'passkey' } });
+      c.header('cache-control', 'no-store');
+      if (c.get('authVia') === 'bearer') return c.json({ token_type: 'Bearer', access_token: stepped.accessToken, expires_in: stepped.expiresIn, amr, auth_time: stepped.authTime });
+      setAccessCookie(c, stepped.accessToken, session.expiresAt - now());
+      return c.json({ ok: true, amr, auth_time: stepped.authTime, expires_in: stepped.expiresIn });
+    } catch (e) {
+      const err = toApiError(e);
+      if (err.status === 401 && err.code === 'invalid_credentials') await checkRateLimit(c, 'passkey');
+      throw e;
+    }
+  })
   .get('/step-up', browserAuth(stepUpBack), async (c) => {
     const returnTo = safeReturnTo(c.req.query('return_to'), c.get('config'));
     const user = await currentUser(c);

@@ -1,19 +1,24 @@
 /**
  * The cron job (`[triggers] crons` in wrangler.toml): deletes sessions that ended more than a
  * day ago (kept that long for the admin view and reuse forensics), audit rows older than
- * `AUDIT_RETENTION_DAYS`, sign-in failure counters whose window has ended, and mailed-link
- * tokens (verification, password reset...) that have expired.
+ * `AUDIT_RETENTION_DAYS`, sign-in failure counters whose window has ended, mailed-link
+ * tokens (verification, password reset...) that have expired, and the second factors' leftovers
+ * (expired pending sign-ins, ended wrong-code counters, expired WebAuthn challenges).
  *
  * Each table is cleaned in batches of {@link BATCH_SIZE} rows, at most {@link MAX_BATCHES} per
  * run, so one run never holds D1 long; whatever is left waits for the next run.
  */
 import { FAILURE_WINDOW_SECONDS } from '../auth/login-throttle';
+import { ATTEMPT_WINDOW_SECONDS } from '../auth/second-factor-status';
 import type { Config } from '../config/schema';
 import { log } from '../observability/log';
 import { deleteExpiredAccountTokens } from '../storage/account-tokens';
 import { deleteOldEvents } from '../storage/events';
 import { deleteStaleFailureCounters } from '../storage/login-failures';
+import { deleteExpiredPending } from '../storage/mfa-pending';
+import { deleteStaleSecondFactorFailures } from '../storage/second-factors';
 import { deleteEndedSessions } from '../storage/sessions';
+import { deleteExpiredChallenges } from '../storage/webauthn-challenges';
 import { nowSeconds } from '../util/time';
 
 export const BATCH_SIZE = 500;
@@ -27,6 +32,12 @@ export interface HousekeepingReport {
   loginFailures: number;
   /** Expired account tokens (mailed links). */
   accountTokens: number;
+  /** Expired pending second-factor sign-ins (`mfa_pending`). */
+  mfaPending: number;
+  /** Wrong-code counters whose window has ended (`second_factor_failures`). */
+  secondFactorFailures: number;
+  /** Expired, unanswered WebAuthn challenges. */
+  webauthnChallenges: number;
   /** True if a table still had rows to delete when its batch budget ran out. */
   incomplete: boolean;
 }
@@ -53,11 +64,18 @@ export async function runHousekeeping(
   // One statement, not batches: the table stays small (one live token per user and purpose,
   // and every new token also clears the expired ones), so this never holds D1 for long.
   const accountTokens = await deleteExpiredAccountTokens(db, now);
+  // The same for these: short-lived rows, also trimmed whenever new ones are written.
+  const mfaPending = await deleteExpiredPending(db, now);
+  const secondFactorFailures = await deleteStaleSecondFactorFailures(db, now - ATTEMPT_WINDOW_SECONDS);
+  const webauthnChallenges = await deleteExpiredChallenges(db, now);
   const report = {
     sessions: sessions.total,
     events: events.total,
     loginFailures: failures.total,
     accountTokens,
+    mfaPending,
+    secondFactorFailures,
+    webauthnChallenges,
     incomplete: sessions.incomplete || events.incomplete || failures.incomplete,
   };
   log.info('housekeeping', {
@@ -65,6 +83,9 @@ export async function runHousekeeping(
     deleted_events: report.events,
     deleted_login_failures: report.loginFailures,
     deleted_account_tokens: report.accountTokens,
+    deleted_mfa_pending: report.mfaPending,
+    deleted_second_factor_failures: report.secondFactorFailures,
+    deleted_webauthn_challenges: report.webauthnChallenges,
     incomplete: report.incomplete,
   });
   return report;

@@ -72,3 +72,9 @@ export async function findPending(db: D1Database, idHash: string): Promise<Pendi
   const row = await guard(() => db.prepare('SELECT * FROM mfa_pending WHERE id_hash = ?').bind(idHash).first<Row>());
   return row ? toPending(row) : null;
 }
+
+/** Housekeeping: pending sign-ins that expired before `before` (used or not); returns how many. */
+export async function deleteExpiredPending(db: D1Database, before: number): Promise<number> {
+  const r = await guard(() => db.prepare('DELETE FROM mfa_pending WHERE expires_at < ?').bind(before).run());
+  return r.meta.changes;
+}

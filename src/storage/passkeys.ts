@@ -3,6 +3,7 @@
  * values in and out; the WebAuthn checks themselves live in auth/passkeys.ts.
  */
 import { guard } from './errors';
+import { deleteOrphanRecoveryCodes } from './second-factors';
 
 export type PasskeyDeviceType = 'singleDevice' | 'multiDevice';
 
@@ -81,14 +82,24 @@ export async function listPasskeys(db: D1Database, userId: string): Promise<Pass
   return results.map(toPasskey);
 }
 
+/** How many passkeys the user has (a passkey is a second factor too: auth/second-factor-status.ts). */
+export async function countPasskeys(db: D1Database, userId: string): Promise<number> {
+  const row = await guard(() => db.prepare('SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?').bind(userId).first<{ n: number }>());
+  return row?.n ?? 0;
+}
+
 export async function renamePasskey(db: D1Database, userId: string, id: string, name: string): Promise<boolean> {
   const r = await guard(() => db.prepare('UPDATE passkeys SET name = ? WHERE id = ? AND user_id = ?').bind(name, id, userId).run());
   return r.meta.changes === 1;
 }
 
-export async function deletePasskey(db: D1Database, userId: string, id: string): Promise<boolean> {
-  const r = await guard(() => db.prepare('DELETE FROM passkeys WHERE id = ? AND user_id = ?').bind(id, userId).run());
-  return r.meta.changes === 1;
+/**
+ * Removes one passkey and, in the same transaction, the recovery codes if it was the user's last
+ * second factor (storage/second-factors.ts). Null if there was no such passkey.
+ */
+export async function deletePasskey(db: D1Database, userId: string, id: string): Promise<{ recoveryCodes: number } | null> {
+  const [r, codes] = await guard(() => db.batch([db.prepare('DELETE FROM passkeys WHERE id = ? AND user_id = ?').bind(id, userId), deleteOrphanRecoveryCodes(db, userId)]));
+  return r?.meta.changes === 1 ? { recoveryCodes: codes?.meta.changes ?? 0 } : null;
 }
 
 /**

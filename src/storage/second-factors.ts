@@ -86,14 +86,39 @@ export async function countUnusedRecoveryCodes(db: D1Database, userId: string): 
   return row?.n ?? 0;
 }
 
-/** Removes the authenticator app and every recovery code (admin reset, last factor removed). Returns what was removed. */
-export async function deleteSecondFactors(db: D1Database, userId: string): Promise<{ totp: boolean; recoveryCodes: number }> {
-  const [totp, codes] = await guard(() => db.batch([
+/**
+ * Deletes the user's recovery codes if no second factor is left for them to stand in for (no
+ * passkey, no confirmed authenticator app): one statement, so a factor added concurrently keeps
+ * them. Run in the same batch as the removal of a factor.
+ */
+export function deleteOrphanRecoveryCodes(db: D1Database, userId: string): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM recovery_codes WHERE user_id = ?1
+         AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1)
+         AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL)`,
+    )
+    .bind(userId);
+}
+
+/**
+ * Removes the authenticator app (and, with `passkeys`, every passkey: an admin's reset), then the
+ * recovery codes if no factor is left, in one transaction. Returns what was removed.
+ */
+export async function deleteSecondFactors(
+  db: D1Database,
+  userId: string,
+  opts: { passkeys: boolean } = { passkeys: false },
+): Promise<{ totp: boolean; recoveryCodes: number; passkeys: number }> {
+  const passkeys = opts.passkeys ? [db.prepare('DELETE FROM passkeys WHERE user_id = ?').bind(userId)] : [];
+  const results = await guard(() => db.batch([
     db.prepare('DELETE FROM totp_factors WHERE user_id = ?').bind(userId),
-    db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').bind(userId),
+    ...passkeys,
+    deleteOrphanRecoveryCodes(db, userId),
     db.prepare('DELETE FROM second_factor_failures WHERE user_id = ?').bind(userId),
   ]));
-  return { totp: (totp?.meta.changes ?? 0) > 0, recoveryCodes: codes?.meta.changes ?? 0 };
+  const changes = (i: number) => results[i]?.meta.changes ?? 0;
+  return { totp: changes(0) > 0, passkeys: opts.passkeys ? changes(1) : 0, recoveryCodes: changes(passkeys.length + 1) };
 }
 
 /**
@@ -124,4 +149,10 @@ export async function secondFactorWindowStart(db: D1Database, userId: string): P
 
 export async function clearSecondFactorAttempts(db: D1Database, userId: string): Promise<void> {
   await guard(() => db.prepare('DELETE FROM second_factor_failures WHERE user_id = ?').bind(userId).run());
+}
+
+/** Housekeeping: wrong-code counters whose window began before `before` (ended); returns how many. */
+export async function deleteStaleSecondFactorFailures(db: D1Database, before: number): Promise<number> {
+  const r = await guard(() => db.prepare('DELETE FROM second_factor_failures WHERE window_start < ?').bind(before).run());
+  return r.meta.changes;
 }

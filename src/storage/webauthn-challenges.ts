@@ -38,3 +38,9 @@ export async function consumeChallenge(db: D1Database, challenge: string, purpos
   if (!row || row.expires_at < now) return null;
   return { userId: row.user_id };
 }
+
+/** Housekeeping: challenges that expired before `now` (unanswered); returns how many. */
+export async function deleteExpiredChallenges(db: D1Database, now: number): Promise<number> {
+  const r = await guard(() => db.prepare('DELETE FROM webauthn_challenges WHERE expires_at < ?').bind(now).run());
+  return r.meta.changes;
+}

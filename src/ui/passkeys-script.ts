@@ -40,9 +40,12 @@ export const PASSKEYS_SCRIPT = `"use strict";
   if (signin) {
     const base = signin.dataset.base;
     const status = document.getElementById("passkey-signin-status");
+    // As a second factor (mfa and step-up pages) the page names its own endpoints; the answer is
+    // a redirect to where the user was going, followed by a navigation, not by fetch.
+    const factor = signin.dataset.verify;
     let pending = null;
     const run = async (mediation) => {
-      const options = await post(base + "/login/options");
+      const options = await post(signin.dataset.options || base + "/login/options");
       const controller = new AbortController();
       pending = controller;
       const publicKey = Object.assign({}, options, { challenge: toBuf(options.challenge), allowCredentials: descriptors(options.allowCredentials) });
@@ -53,7 +56,24 @@ export const PASSKEYS_SCRIPT = `"use strict";
         clientDataJSON: toB64u(r.clientDataJSON), authenticatorData: toB64u(r.authenticatorData), signature: toB64u(r.signature),
         userHandle: r.userHandle ? toB64u(r.userHandle) : null } });
       say(status, "Signing you in…");
-      await post(base + "/login", { credential, session: "cookie" });
+      if (factor) {
+        const r2 = await fetch(factor, { method: "POST", credentials: "same-origin", redirect: "manual", headers: { "content-type": "application/json" }, body: JSON.stringify({ credential }) });
+        if (r2.type !== "opaqueredirect" && !r2.ok) {
+          let json = null;
+          try { json = await r2.json(); } catch (e) { json = null; }
+          throw new Error((json && json.error_description) || "Something went wrong. Try again.");
+        }
+      } else {
+        // A passkey without user verification may still owe a second factor: a 303 to the mfa page.
+        const body = { credential, session: "cookie", return_to: signin.dataset.returnTo || "/" };
+        const r2 = await fetch(base + "/login", { method: "POST", credentials: "same-origin", redirect: "manual", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+        if (r2.type === "opaqueredirect") { location.assign(signin.dataset.mfa); return; }
+        if (!r2.ok) {
+          let json = null;
+          try { json = await r2.json(); } catch (e) { json = null; }
+          throw new Error((json && json.error_description) || "Something went wrong. Try again.");
+        }
+      }
       location.assign(signin.dataset.returnTo || "/");
     };
     signin.hidden = false;
@@ -62,7 +82,7 @@ export const PASSKEYS_SCRIPT = `"use strict";
       say(status, "");
       run(undefined).catch((e) => { if (!e || e.name !== "AbortError") say(status, explain(e)); });
     });
-    if (typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
+    if (!factor && typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
       PublicKeyCredential.isConditionalMediationAvailable().then((ok) => {
         if (ok) run("conditional").catch((e) => { if (e && e.name !== "AbortError" && e.name !== "NotAllowedError") say(status, explain(e)); });
       });
@@ -90,7 +110,27 @@ export const PASSKEYS_SCRIPT = `"use strict";
           clientDataJSON: toB64u(r.clientDataJSON), attestationObject: toB64u(r.attestationObject),
           transports: typeof r.getTransports === "function" ? r.getTransports() : undefined } });
         const name = add.elements.namedItem("name").value.trim();
-        await post(base + "/register", name ? { credential, name } : { credential });
+        const res = await post(base + "/register", name ? { credential, name } : { credential });
+        if (res && Array.isArray(res.recovery_codes)) {
+          // The first second factor: its recovery codes, shown this once, then on to the account page.
+          const box = document.createElement("div");
+          const h = document.createElement("h3");
+          h.textContent = "Your recovery codes";
+          const p = document.createElement("p");
+          p.textContent = "Your passkey is added. Keep these codes somewhere safe: each works once if you lose your passkey. They are shown only now.";
+          const ol = document.createElement("ol");
+          ol.className = "codes";
+          ol.id = "recovery-codes";
+          for (const code of res.recovery_codes) { const li = document.createElement("li"); li.textContent = code; ol.appendChild(li); }
+          const a = document.createElement("a");
+          a.className = "button";
+          a.href = add.dataset.done;
+          a.textContent = "Continue";
+          box.append(h, p, ol, a);
+          add.replaceWith(box);
+          a.focus();
+          return;
+        }
         location.assign(add.dataset.done);
       })().catch((e) => say(status, e && e.name === "InvalidStateError" ? "This authenticator already holds a passkey for your account." : explain(e)));
     });

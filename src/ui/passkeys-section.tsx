@@ -6,7 +6,7 @@
  */
 export interface PasskeysSectionProps {
   prefix: string;
-  /** Adding or removing needs a sign-in from the last few minutes (auth/passkeys.ts isRecentSignIn). */
+  /** Adding or removing needs a sign-in from the last few minutes (auth/recent-sign-in.ts). */
   recentSignIn: boolean;
   passkeys: { id: string; name: string; synced: boolean; createdAt: number; lastUsedAt: number | null }[];
 }
@@ -78,7 +78,7 @@ export function PasskeysSection(p: PasskeysSectionProps & { nonce?: string }) {
         </form>
       ) : (
         <p id="passkey-reauth" class="muted">
-          To add or remove a passkey, <a href={`${p.prefix}/login?return_to=${encodeURIComponent(`${p.prefix}/account`)}`}>sign in again</a> first (your sign-in is more than 10 minutes old).
+          To add or remove a passkey, <a href={`${p.prefix}/login?return_to=${encodeURIComponent(`${p.prefix}/account`)}`}>sign in again</a> first (your sign-in is not recent enough).
         </p>
       )}
       <noscript>
@@ -92,9 +92,25 @@ export function PasskeysSection(p: PasskeysSectionProps & { nonce?: string }) {
 /** The sign-in page's passkey button, shown by the script where WebAuthn is available. */
 export function PasskeySignIn(p: { prefix: string; returnTo: string; nonce?: string }) {
   return (
-    <div id="passkey-signin" hidden data-base={`${p.prefix}/passkeys`} data-return-to={p.returnTo}>
+    <div id="passkey-signin" hidden data-base={`${p.prefix}/passkeys`} data-return-to={p.returnTo} data-mfa={`${p.prefix}/mfa`}>
       <button type="button" id="passkey-signin-button" class="secondary">
         Sign in with a passkey
+      </button>
+      <p id="passkey-signin-status" role="alert" hidden></p>
+      <PasskeysScript prefix={p.prefix} nonce={p.nonce} />
+    </div>
+  );
+}
+
+/**
+ * "Use your passkey" as a second factor (the mfa and step-up pages): the same script, pointed at
+ * the page's own endpoints (`options`, `verify`); hidden until the script shows it.
+ */
+export function PasskeyFactor(p: { prefix: string; options: string; verify: string; returnTo: string; nonce?: string }) {
+  return (
+    <div id="passkey-signin" hidden data-base={`${p.prefix}/passkeys`} data-options={p.options} data-verify={p.verify} data-return-to={p.returnTo}>
+      <button type="button" id="passkey-signin-button" class="secondary">
+        Use your passkey
       </button>
       <p id="passkey-signin-status" role="alert" hidden></p>
       <PasskeysScript prefix={p.prefix} nonce={p.nonce} />

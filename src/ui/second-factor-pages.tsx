@@ -5,6 +5,7 @@
  */
 import { raw } from 'hono/html';
 import { ErrorBox, Layout } from './layout';
+import { PasskeyFactor } from './passkeys-section';
 
 /** Sizes the QR code and the codes; in the page's own nonce-tagged stylesheet. */
 const EXTRA = `.qr{background:#fff;padding:.5rem;border-radius:.5rem;width:15rem;max-width:100%;margin:0 auto 1rem}.qr svg{display:block;width:100%;height:auto}
@@ -104,6 +105,8 @@ export interface CodeFormProps {
   submitLabel: string;
   /** Links below the form, e.g. back to sign-in. */
   links?: { href: string; label: string }[];
+  /** Offer "Use your passkey" (the user has one): its endpoints and where success leads. */
+  passkey?: { prefix: string; options: string; verify: string; returnTo: string };
 }
 
 export function CodeFormPage(p: CodeFormProps) {
@@ -113,6 +116,7 @@ export function CodeFormPage(p: CodeFormProps) {
         <h1>{p.title}</h1>
         <p>{p.intro}</p>
         <ErrorBox message={p.error} />
+        {p.passkey && <PasskeyFactor {...p.passkey} nonce={p.nonce} />}
         <form method="post" action={p.action}>
           {Object.entries(p.hidden ?? {}).map(([name, value]) => (
             <input type="hidden" name={name} value={value} />

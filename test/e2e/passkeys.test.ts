@@ -59,6 +59,11 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await add.waitFor({ state: 'visible' });
     await page.fill('#passkey-add-name', 'E2E authenticator');
     await add.locator('button[type="submit"]').click();
+    // The account's first second factor: its ten recovery codes, shown this once, then on.
+    const codes = page.locator('#recovery-codes li');
+    await codes.first().waitFor({ state: 'visible' });
+    await expect(codes.count()).resolves.toBe(10);
+    await page.getByRole('link', { name: 'Continue' }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=passkey_added`);
     await expect(page.locator('#notice').innerText()).resolves.toBe('Your passkey has been added.');
     const rows = page.locator('#passkey-list tbody tr');

@@ -115,7 +115,7 @@ describe('the admin API', () => {
     const u = await userWithTotp(plain);
     const r = await call(`/auth/admin/users/${u.userId}/second-factors`, { env: plain, method: 'DELETE', headers: bearer(admin.access_token) });
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ ok: true, removed: { totp: true, recovery_codes: 10 } });
+    expect(await r.json()).toEqual({ ok: true, removed: { totp: true, passkeys: 0, recovery_codes: 10 } });
     expect(await countRows('totp_factors', 'user_id = ?', u.userId)).toBe(0);
     expect(await countRows('recovery_codes', 'user_id = ?', u.userId)).toBe(0);
     const audit = await env.DB.prepare("SELECT detail FROM auth_events WHERE event = 'admin_second_factors_reset' AND user_id = ?").bind(u.userId).first<string>('detail');

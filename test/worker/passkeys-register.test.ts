@@ -26,8 +26,23 @@ async function addPasskey(user: TokenResponse, name?: string) {
 }
 
 const passkeyRow = (id: string) => baseEnv.DB.prepare('SELECT * FROM passkeys WHERE id = ?').bind(id).first<Record<string, unknown>>();
-const ageSessions = (userId: string, seconds: number) =>
-  baseEnv.DB.prepare('UPDATE sessions SET created_at = created_at - ? WHERE user_id = ?').bind(seconds, userId).run();
+/**
+ * Moves the user's sign-ins (`auth_time`) `seconds` into the past and refreshes, so the bearer
+ * token (and the cookie jar, if given) carry the old auth_time, as an old session's would.
+ */
+async function ageSessions(user: TokenResponse, seconds: number, cookies?: Record<string, string>) {
+  await baseEnv.DB.prepare('UPDATE sessions SET auth_time = auth_time - ? WHERE user_id = ?').bind(seconds, user.user.id).run();
+  const r = await call('/auth/refresh', { json: { refresh_token: user.refresh_token } });
+  expect(r.status).toBe(200);
+  const t = await r.json<TokenResponse>();
+  user.access_token = t.access_token;
+  user.refresh_token = t.refresh_token;
+  if (cookies) {
+    const rc = await call('/auth/refresh', { method: 'POST', cookies });
+    expect(rc.status).toBe(200);
+    for (const [k, v] of setCookies(rc)) cookies[k] = v.value;
+  }
+}
 
 describe('passkey registration', () => {
   it('options: rp id and origin from PUBLIC_URL, resident key required, user verification preferred, no attestation; the challenge is stored hashed and bound to the user', async () => {
@@ -76,7 +91,7 @@ describe('passkey registration', () => {
     const kept = await addPasskey(user);
     const auth = await SoftAuthenticator.create();
     const credential = await auth.register(await options(user));
-    await ageSessions(user.user.id, 601);
+    await ageSessions(user, 601);
     for (const r of [
       await call('/auth/passkeys/register/options', { method: 'POST', json: {}, headers: bearer(user.access_token) }),
       await call('/auth/passkeys/register', { method: 'POST', json: { credential }, headers: bearer(user.access_token) }),
@@ -195,9 +210,10 @@ describe('listing, renaming and removing passkeys', () => {
   it('the account page’s forms rename and remove (303 back with a notice); an old sign-in cannot remove', async () => {
     const email = uniqueEmail();
     const user = await registerUser(email);
-    const a = await addPasskey(user, 'Phone');
+    // Signed in before the passkey exists: afterwards a password sign-in owes it as a second factor.
     const signIn = await call('/auth/login', { form: { email, password: 'correct horse battery staple' } });
     const cookies = Object.fromEntries([...setCookies(signIn)].map(([k, v]) => [k, v.value]));
+    const a = await addPasskey(user, 'Phone');
     const renamed = await call(`/auth/passkeys/${a.id}/rename`, { form: { name: 'Pocket' }, cookies });
     expect(renamed.status).toBe(303);
     expect(renamed.headers.get('location')).toBe('/auth/account?done=passkey_renamed');
@@ -211,14 +227,20 @@ describe('listing, renaming and removing passkeys', () => {
     expect(csrf.status).toBe(403);
     expect(await passkeyRow(a.id)).not.toBeNull();
 
-    await ageSessions(user.user.id, 601);
+    await ageSessions(user, 601, cookies);
     const stale = await call(`/auth/passkeys/${a.id}/remove`, { form: {}, cookies });
     expect(stale.status).toBe(303);
     expect(stale.headers.get('location')).toBe('/auth/account?done=passkey_reauth');
     expect(await passkeyRow(a.id)).not.toBeNull();
 
+    // A fresh sign-in: the password, then the passkey as the second factor (the pending state's cookie).
     const fresh = await call('/auth/login', { form: { email, password: 'correct horse battery staple' } });
-    const freshCookies = Object.fromEntries([...setCookies(fresh)].map(([k, v]) => [k, v.value]));
+    expect(fresh.headers.get('location')).toBe('/auth/mfa');
+    const pendingCookies = Object.fromEntries([...setCookies(fresh)].map(([k, v]) => [k, v.value]));
+    const mfaOptions = (await postJson('/auth/mfa/passkey/options', {}, { cookies: pendingCookies })).body as unknown as { challenge: string };
+    const second = await call('/auth/mfa/passkey', { json: { credential: await a.assert(mfaOptions) }, cookies: pendingCookies });
+    expect(second.status).toBe(303);
+    const freshCookies = Object.fromEntries([...setCookies(second)].map(([k, v]) => [k, v.value]));
     const removed = await call(`/auth/passkeys/${a.id}/remove`, { form: {}, cookies: freshCookies });
     expect(removed.status).toBe(303);
     expect(removed.headers.get('location')).toBe('/auth/account?done=passkey_removed');
@@ -261,7 +283,7 @@ describe('the account page’s passkey section', () => {
 
   it('with a sign-in older than 10 minutes: no add form, a "sign in again" link instead', async () => {
     const { user, cookies } = await browserSession();
-    await ageSessions(user.user.id, 601);
+    await ageSessions(user, 601, cookies);
     const html = await (await call('/auth/account', { cookies, headers: NAV })).text();
     expect(html).not.toContain('id="passkey-add"');
     expect(html).toContain('id="passkey-reauth"');

@@ -5,21 +5,14 @@
  */
 import type { Context } from 'hono';
 import * as v from 'valibot';
-import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
+import { emailInput } from '../auth/email-address';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { ApiError } from '../http/errors';
 import { toApiError } from '../middleware/error-handler';
 
-/** The same address rules as registration (routes/password.ts): ASCII, trimmed, lower-cased. */
-export const emailField = v.pipe(
-  v.string('must be a string'),
-  v.trim(),
-  v.regex(ASCII_ONLY, NON_ASCII_MESSAGE),
-  v.toLowerCase(),
-  v.maxLength(254, 'is too long'),
-  v.email('is not a valid email address'),
-);
+/** The same address rules as registration: auth/email-address.ts `emailInput`. */
+export const emailField = emailInput;
 /** A link token as it arrives; its shape is checked by storage (anything else simply does not match). */
 export const tokenField = v.pipe(v.string('must be a string'), v.minLength(1, 'is required'), v.maxLength(200, 'is too long'));
 const returnToField = v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long')));

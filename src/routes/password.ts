@@ -5,7 +5,7 @@
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { assertNotBreached } from '../auth/breached-password';
-import { ASCII_ONLY, NON_ASCII_MESSAGE } from '../auth/email-address';
+import { emailInput } from '../auth/email-address';
 import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
@@ -28,8 +28,8 @@ import { renderLoginPage } from './login-page';
 
 const credentialsSchema = v.strictObject(
   {
-    // ASCII before lower-casing: toLowerCase folds some non-ASCII letters into ASCII ones (auth/email-address.ts).
-    email: v.pipe(v.string('must be a string'), v.trim(), v.regex(ASCII_ONLY, NON_ASCII_MESSAGE), v.toLowerCase(), v.maxLength(254, 'is too long'), v.email('is not a valid email address')),
+    // ASCII checked before lower-casing, which folds some non-ASCII letters into ASCII (auth/email-address.ts).
+    email: emailInput,
     // Raw length is capped generously here; the policy counts normalised characters.
     password: v.pipe(v.string('must be a string'), v.minLength(1, 'is required'), v.maxLength(1024, 'is too long (256 characters at most)')),
     name: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.maxLength(100, 'is too long'))),

@@ -8,6 +8,8 @@
  */
 import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { applyMailboxProof } from '../../src/storage/mailbox-proof';
+import { nowSeconds } from '../../src/util/time';
 import { bearer, call, countRows, GOOD_PASSWORD, makeEnv, setCookies, type TestEnv, type TokenResponse } from './helpers';
 import { mailEnv, mailFor, uniqueEmail } from './mail';
 import { FakeOidcProvider, fakeHost, installFakeNetwork } from './oauth-fakes';
@@ -169,6 +171,11 @@ describe('a verified provider sign-in claims an unverified account', () => {
     expect((await userRow(email))!.password_hash).not.toBeNull();
     expect((await call('/auth/me', { env: e, headers: bearer(t.access_token) })).status).toBe(200);
     expect(await countRows('auth_events', "event = 'account_claimed' AND user_id = ?", t.user.id)).toBe(0);
+    // The batch itself is a no-op on a verified account: a proof that lost a race to another removes nothing.
+    const late = await applyMailboxProof(env.DB, { userId: t.user.id, email, password: { kind: 'remove' }, now: nowSeconds() });
+    expect(late).toMatchObject({ claimed: false, endedSessionIds: [] });
+    expect(await waysIn(t.user.id)).toMatchObject({ passkeys: 1, identities: 1 });
+    expect((await userRow(email))!.password_hash).not.toBeNull();
   });
 });
 

@@ -25,7 +25,7 @@ import {
 } from '../storage/account-changes';
 import { listUserIdentities } from '../storage/identities';
 import { sessionIdsWithLiveTokens } from '../storage/sessions';
-import { findUserById, type User } from '../storage/users';
+import { findUserByEmail, findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { addPasswordMail, changeEmailMail, sendNotice } from './self-service-mail';
 import { assertNotBreached } from './breached-password';
@@ -93,7 +93,7 @@ function requireMail(c: Context<AppEnv>): void {
 async function mailLink(c: Context<AppEnv>, user: User, purpose: TokenPurpose, to: string): Promise<void> {
   const token = await issueAccountToken(c.env.DB, { userId: user.id, purpose, email: to, ttlSeconds: LINK_TTL_SECONDS, now: now() });
   const minutes = LINK_TTL_SECONDS / 60;
-  const message = purpose === 'add_password' ? addPasswordMail(c, to, token, minutes) : changeEmailMail(c, to, token, minutes);
+  const message = purpose === 'add_password' ? addPasswordMail(c, to, token, minutes) : changeEmailMail(c, to, token, minutes, user.email);
   try {
     await sendMail(c.env, c.get('config'), message);
   } catch (e) {
@@ -189,18 +189,66 @@ export async function requestEmailChange(c: Context<AppEnv>, auth: AuthUser, inp
   await recordEvent(c, { event: 'email_change_requested', outcome: 'success', userId: user.id });
 }
 
-/** Confirms a new address from its link: 409 with nothing changed if another account holds it now. */
-export async function confirmEmailChange(c: Context<AppEnv>, raw: string): Promise<ChangeResult & { email: string }> {
+/**
+ * Who is confirming an email change: the session making the request (if any) and the password
+ * typed on the confirmation page (if any).
+ */
+export interface EmailChangeConfirmer {
+  auth?: AuthUser;
+  password?: string;
+}
+
+/**
+ * Whether the confirmer may finish the change for `user`: a recent sign-in OF THAT ACCOUNT, or
+ * its password. The link alone proves only that someone reads the new mailbox, not that they
+ * want this account to hold it: with the link alone, an attacker who asked to move their own
+ * account to a victim's address would own it verified once the victim clicked "confirm".
+ */
+async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: EmailChangeConfirmer): Promise<void> {
+  const { auth, password } = confirmer;
+  if (password !== undefined && password !== '') return checkCurrentPassword(c, user, password, 'confirm_email_change');
+  if (auth !== undefined && auth.id === user.id && isRecentSignIn(auth.authTime, now())) return;
+  const minutes = RECENT_SIGN_IN_SECONDS / 60;
+  throw new ApiError(
+    'forbidden',
+    user.passwordHash
+      ? `Enter the password of the account currently using ${user.email} to confirm the change.`
+      : `Sign in to the account currently using ${user.email}, then open the link again within ${minutes} minutes.`,
+    { fields: { reauthenticate: true } },
+  );
+}
+
+/**
+ * Confirms a new address from its link, for the account's holder only (see
+ * {@link confirmerMayChange}): checked before the link is used, so a refusal leaves it working.
+ * 409 with nothing changed if another account holds the address now. Every other session of the
+ * account ends first (as for a password change): none keeps the old address, or roles that
+ * came with it, until its next refresh. The session confirming (if it is the account's) stays.
+ */
+export async function confirmEmailChange(c: Context<AppEnv>, raw: string, confirmer: EmailChangeConfirmer): Promise<ChangeResult & { email: string; endedSessions: number }> {
+  const peeked = await peekLink(c, raw, 'change_email');
+  if (!peeked) throw linkRefused();
+  if (!emailDomainAllowed(peeked.token.email, c.get('config'))) throw new ApiError('forbidden', 'Accounts with this email domain are not allowed.');
+  await confirmerMayChange(c, peeked.user, confirmer);
+  const taken = async () => {
+    await recordEvent(c, { event: 'email_change', outcome: 'failure', userId: peeked.user.id, detail: { reason: 'email_taken' } });
+    return new ApiError('conflict', 'Another account uses this address now, so the change cannot be made. Nothing was changed.');
+  };
+  // Refused before any session ends; the batch below still refuses an address taken in between.
+  if (await findUserByEmail(c.env.DB, peeked.token.email)) throw await taken();
   const found = await tokenAccount(c, await redeemAccountToken(c.env.DB, raw, 'change_email', now()), 'change_email');
-  if (!found) throw linkRefused();
+  if (!found || found.user.id !== peeked.user.id) throw linkRefused();
   const { token, user } = found;
-  if (!emailDomainAllowed(token.email, c.get('config'))) throw new ApiError('forbidden', 'Accounts with this email domain are not allowed.');
-  if (!(await changeEmailIfFree(c.env.DB, user.id, token.email, now()))) {
-    await recordEvent(c, { event: 'email_change', outcome: 'failure', userId: user.id, detail: { reason: 'email_taken' } });
-    throw new ApiError('conflict', 'Another account uses this address now, so the change cannot be made. Nothing was changed.');
-  }
-  await recordEvent(c, { event: 'email_changed', outcome: 'security', userId: user.id, detail: { message: 'The account moved to a new, confirmed email address; the old address was told.' } });
-  return { email: token.email, noticeSent: await sendNotice(c, 'email_changed', user.email, token.email) };
+  const keep = confirmer.auth?.id === user.id ? confirmer.auth.sessionId : undefined;
+  const endedSessions = keep === undefined ? (await endAllSessions(c, user.id)).length : await endOtherSessions(c, user.id, keep);
+  if (!(await changeEmailIfFree(c.env.DB, user.id, token.email, now()))) throw await taken();
+  await recordEvent(c, {
+    event: 'email_changed',
+    outcome: 'security',
+    userId: user.id,
+    detail: { ended_sessions: endedSessions, message: 'The account moved to a new, confirmed email address; its other sessions were ended and the old address was told.' },
+  });
+  return { email: token.email, endedSessions, noticeSent: await sendNotice(c, 'email_changed', user.email, token.email) };
 }
 
 /**

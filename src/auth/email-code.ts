@@ -10,8 +10,8 @@
  * - Guessing goes through the same per-account back-off as password sign-in (unknown addresses
  *   are counted alike), on top of the 5 guesses per code and the per-IP burst limit.
  * - A correct code proves the address, as a verified provider sign-in does: an unverified
- *   account is claimed (its password and other methods removed: someone may have registered
- *   the address without owning it), then verified.
+ *   account is claimed (auth/mailbox-proof.ts: its password, factors, other sign-in methods and
+ *   sessions removed: someone may have registered the address without owning it).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
@@ -19,13 +19,12 @@ import { ApiError } from '../http/errors';
 import { composeMail } from '../mail/compose';
 import { mailEnabled, sendMail } from '../mail/send';
 import { redeemEmailCode, storeEmailCode } from '../storage/email-codes';
-import { claimUnverifiedAccount } from '../storage/identities';
 import { findUserByEmail, type User } from '../storage/users';
 import { sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
-import { endAllSessions } from './sessions';
+import { proveMailbox } from './mailbox-proof';
 
 export const CODE_TTL_SECONDS = 600;
 export const CODE_MAX_ATTEMPTS = 5;
@@ -92,13 +91,10 @@ export async function verifyEmailCode(c: Context<AppEnv>, email: string, code: s
   }
   await recordLoginSuccess(c, email);
   if (!user.emailVerified) {
-    // As for a verified provider sign-in (auth/oauth-link.ts): whoever registered the address
-    // without proving it loses the account's sessions, password and linked identities.
-    await endAllSessions(c, user.id);
-    if (await claimUnverifiedAccount(c.env.DB, user.id, t)) {
-      await recordEvent(c, { event: 'account_claimed', outcome: 'security', userId: user.id, detail: { method: 'email_code', message: 'An email-code sign-in claimed an unverified account: its password and other sign-in methods were removed and its sessions ended.' } });
-    }
-    return { ...user, emailVerified: true, passwordHash: null };
+    const proved = await proveMailbox(c, user, { email: user.email, via: { method: 'email_code' }, password: { kind: 'remove' } });
+    // Deleted in the meantime: as if the address had no account.
+    if (!proved.user) throw new ApiError('invalid_credentials', 'The code is wrong, has expired or was already used. Request a new one if needed.');
+    return proved.user;
   }
   return user;
 }

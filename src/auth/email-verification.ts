@@ -13,12 +13,13 @@ import { sendMail } from '../mail/send';
 import { log } from '../observability/log';
 import { ApiError } from '../http/errors';
 import { accountTokenIssuedAt, issueAccountToken, peekAccountToken, redeemAccountToken, revokeAccountTokens, type TokenPurpose } from '../storage/account-tokens';
-import { countRecentEvents, markEmailVerified, replacePendingPassword } from '../storage/email-verification';
+import { countRecentEvents, replacePendingPassword } from '../storage/email-verification';
 import { listActiveSessions } from '../storage/sessions';
 import { createUser, findUserByEmail, findUserById, updatePasswordHash, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { alreadyRegisteredMessage, VERIFY_EMAIL_TTL_S, verifyEmailMessage } from './account-mail';
 import { recordEvent } from './events';
+import { proveMailbox } from './mailbox-proof';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
 import { hashPassword, verifyPassword } from './password-hash';
 import { normalisePassword } from './password-policy';
@@ -142,7 +143,9 @@ const wrongPassword = () =>
  * (auth/login-throttle.ts): a wrong one leaves the link and the account as they were. Then the
  * token is used up (atomically, once) and the address marked verified, only while it is still
  * the user's and the password still the one just checked (a re-registration in between
- * replaces both the link and the password).
+ * replaces both the link and the password). Marking it verified is a proof of the mailbox like
+ * any other (auth/mailbox-proof.ts): sessions, factors, identities and links an unproven
+ * holder could have added go in the same batch; the password just checked stays.
  *
  * A link for an address already verified changes nothing and needs no password; an account
  * without a password (none is mailed a link now, older links may exist) is confirmed as before.
@@ -165,14 +168,20 @@ export async function confirmEmail(c: Context<AppEnv>, token: string, password: 
   if (!user || user.email !== redeemed.email) return { status: 'invalid' };
   if (user.emailVerified) return { status: 'already_verified', user };
   // Only with the hash just checked: if another registration replaced it since, this click proves nothing.
-  if (!(await markEmailVerified(c.env.DB, user.id, redeemed.email, t, checkedHash ?? undefined))) return { status: 'invalid' };
+  const proved = await proveMailbox(c, user, { email: redeemed.email, via: { method: 'verification_link' }, password: { kind: 'keep', expected: checkedHash ?? undefined } });
+  if (!proved.claimed) {
+    // A concurrent proof verified it first (a message, no sign-in); anything else (the password
+    // replaced, the address changed) proves nothing.
+    const current = proved.user;
+    return current?.emailVerified && current.email === redeemed.email ? { status: 'already_verified', user: current } : { status: 'invalid' };
+  }
   const passwordChecked = checkedHash !== null;
   if (passwordChecked) {
     await recordLoginSuccess(c, user.email);
     if (rehash && password !== undefined) await updatePasswordHash(c.env.DB, user.id, await hashPassword(normalisePassword(password)), now());
   }
   await recordEvent(c, { event: 'email_verified', outcome: 'success', userId: user.id, detail: { via: 'link', password: passwordChecked } });
-  return { status: 'verified', user: { ...user, emailVerified: true }, passwordChecked };
+  return { status: 'verified', user: proved.user ?? { ...user, emailVerified: true }, passwordChecked };
 }
 
 /**

@@ -4,20 +4,20 @@
  * otherwise it creates an account (when registration is open) or is refused.
  * `ALLOWED_EMAIL_DOMAINS` needs a verified address: anyone can type a domain into an
  * unverified one. A verified sign-in that meets an unverified account claims it (see
- * `claimUnverifiedAccount`): nobody who registered the address without proving it keeps access.
+ * auth/mailbox-proof.ts): nobody who registered the address without proving it keeps access.
  */
 import type { Context } from 'hono';
 import * as v from 'valibot';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import type { ProviderProfile } from '../providers/types';
-import { claimUnverifiedAccount, findIdentity, insertIdentity, touchIdentity } from '../storage/identities';
+import { findIdentity, insertIdentity, touchIdentity } from '../storage/identities';
 import { createUser, findUserByEmail, findUserById, normaliseEmail, updateProfile, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { emailDomainAllowed } from './roles';
 import { recordEvent } from './events';
-import { endAllSessions } from './sessions';
+import { proveMailbox } from './mailbox-proof';
 
 const emailSchema = v.pipe(v.string(), v.email());
 
@@ -82,10 +82,16 @@ export async function resolveOAuthUser(
       return refuse(c, providerId, 'domain_not_allowed', new ApiError('forbidden', 'Accounts with this email domain are not allowed.'), user.id);
     }
     await touchIdentity(db, key, { email, ...keepTokens }, t);
-    const confirms = verified && email === user.email && !user.emailVerified;
-    if (confirms || (!user.name && profile.name) || (!user.avatarUrl && profile.avatarUrl)) {
-      await updateProfile(db, user.id, { name: user.name ? null : profile.name, avatarUrl: user.avatarUrl ? null : profile.avatarUrl, emailVerified: confirms }, t);
-      user = { ...user, emailVerified: user.emailVerified || confirms, name: user.name ?? profile.name, avatarUrl: user.avatarUrl ?? profile.avatarUrl };
+    if (verified && email === user.email && !user.emailVerified) {
+      // The provider now vouches for the address of an account it signs in to: the address is
+      // proven, and whatever an unproven holder added goes (this identity stays).
+      const proved = await proveMailbox(c, user, { email, via: { provider: providerId }, password: { kind: 'remove' }, keepIdentity: key });
+      if (!proved.user) return refuse(c, providerId, 'identity_without_user', new ApiError('forbidden', 'This account no longer exists.'));
+      user = proved.user;
+    }
+    if ((!user.name && profile.name) || (!user.avatarUrl && profile.avatarUrl)) {
+      await updateProfile(db, user.id, { name: user.name ? null : profile.name, avatarUrl: user.avatarUrl ? null : profile.avatarUrl }, t);
+      user = { ...user, name: user.name ?? profile.name, avatarUrl: user.avatarUrl ?? profile.avatarUrl };
     }
     return { user, how: 'returning' };
   }
@@ -111,21 +117,11 @@ export async function resolveOAuthUser(
       return refuse(c, providerId, 'domain_not_allowed', new ApiError('forbidden', 'Accounts with this email domain are not allowed.'), existing.id);
     }
     let user = existing;
-    // The unproven holder's sessions end before the claim as well (and again after it, for any
-    // made meanwhile): if a KV write fails (503), the account stays unclaimed, and the retry,
-    // meeting it unverified again, ends them in full (endAllSessions is idempotent).
-    if (!existing.emailVerified) await endAllSessions(c, existing.id);
     // Claim first: it unlinks the identities an unproven account had, and must not unlink this one.
-    if (!existing.emailVerified && (await claimUnverifiedAccount(db, existing.id, t))) {
-      // Whoever held the unverified account had no proof of the address: their sessions end.
-      await endAllSessions(c, existing.id);
-      await recordEvent(c, {
-        event: 'account_claimed',
-        outcome: 'security',
-        userId: existing.id,
-        detail: { provider: providerId, message: 'A verified provider sign-in claimed an unverified account: its password and other sign-in methods were removed and its sessions ended.' },
-      });
-      user = { ...existing, emailVerified: true, passwordHash: null };
+    if (!existing.emailVerified) {
+      const proved = await proveMailbox(c, existing, { email, via: { provider: providerId }, password: { kind: 'remove' } });
+      if (!proved.user) return refuse(c, providerId, 'identity_without_user', new ApiError('forbidden', 'This account no longer exists.'));
+      user = proved.user;
     }
     if (!(await insertIdentity(db, { ...key, userId: existing.id, email, tokensEncrypted }, t))) {
       // A concurrent callback created it first: accept only if it points at the same account.

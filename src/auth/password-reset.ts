@@ -2,7 +2,9 @@
  * Forgot / reset password (issue 11): a single-use link (purpose `password_reset`, 30 minutes,
  * replaced by a newer request, deleted by any password change), and the reset itself, which
  * sets the new password, ends every session of the user (D1, KV and the revocation fence),
- * records a security event and mails the user a notice.
+ * records a security event and mails the user a notice. A link that went to the account's
+ * current address proves the mailbox: an unverified address becomes verified, with everything
+ * an unproven holder could have added removed in the same batch (auth/mailbox-proof.ts).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
@@ -11,6 +13,7 @@ import { sendMail } from '../mail/send';
 import { log } from '../observability/log';
 import { peekAccountToken, redeemAccountToken, type AccountToken } from '../storage/account-tokens';
 import { setPasswordFromReset } from '../storage/email-verification';
+import { proveMailbox } from './mailbox-proof';
 import { findUserByEmail, findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { PASSWORD_RESET_TTL_S, passwordChangedMessage, passwordResetMessage } from './account-mail';
@@ -77,9 +80,16 @@ export async function resetPassword(c: Context<AppEnv>, token: string, rawPasswo
   const redeemed = await redeemAccountToken(c.env.DB, token, 'password_reset', t);
   if (!redeemed || redeemed.userId !== checked.user.id) throw invalidResetLink(); // a double submit lost the race
   const user = await findUserById(c.env.DB, redeemed.userId);
-  // Reading the mail proves the address, if the link went to the user's current one.
-  const verifiedEmail = user && user.email === redeemed.email ? redeemed.email : null;
-  if (!user || !(await setPasswordFromReset(c.env.DB, { userId: user.id, hash, verifiedEmail, now: t }))) throw invalidResetLink();
+  if (!user) throw invalidResetLink();
+  // Reading the mail proves the address, if the link went to the user's current one: the new
+  // password is set in the same batch as the proof (which, for an unverified address, removes
+  // whatever an unproven holder added).
+  const proves = user.email === redeemed.email;
+  const stored = proves
+    ? (await proveMailbox(c, user, { email: redeemed.email, via: { method: 'password_reset' }, password: { kind: 'set', hash } })).passwordSet
+    : await setPasswordFromReset(c.env.DB, user.id, hash, t);
+  if (!stored) throw invalidResetLink();
+  const verifiedEmail = proves ? redeemed.email : null;
   let late: string[] = [];
   try {
     late = await endAllSessions(c, user.id);

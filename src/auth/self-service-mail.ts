@@ -72,15 +72,22 @@ export function addPasswordMail(c: Context<AppEnv>, to: string, token: string, t
   });
 }
 
-/** The mailed link that proves the new address (`change_email` token), sent TO the new address. */
-export function changeEmailMail(c: Context<AppEnv>, to: string, token: string, ttlMinutes: number): MailMessage {
+/**
+ * The mailed link that proves the new address (`change_email` token), sent TO the new address.
+ * It names the account's current address: whoever reads it must know which account would take
+ * their address, and confirming takes that account's password or a recent sign-in to it.
+ */
+export function changeEmailMail(c: Context<AppEnv>, to: string, token: string, ttlMinutes: number, currentEmail: string): MailMessage {
   const config = c.get('config');
   return composeMail(config, {
     kind: 'change_email',
     to,
     subject: `Confirm your new email address for ${config.APP_NAME}`,
-    paragraphs: [`You asked to use ${to} for your account. Confirm it to finish the change.`],
+    paragraphs: [
+      `The ${config.APP_NAME} account currently using ${currentEmail} asked to move to ${to}.`,
+      `If that is your account, confirm the change: you will be asked for its password, unless you signed in to it in the last few minutes.`,
+    ],
     action: { label: 'Confirm new address', url: gatewayLink(config, '/account/email/confirm', { token }) },
-    footnote: `The link works for ${ttlMinutes} minutes, once. If you did not ask for this, ignore this email: nothing changes.`,
+    footnote: `The link works for ${ttlMinutes} minutes, once. If this is not your account, ignore this email: nothing changes, and your address is not given to anyone.`,
   });
 }

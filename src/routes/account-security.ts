@@ -6,8 +6,8 @@
  * - `GET  /account/password/add?token=`      the link's page (a form; the GET never uses the link)
  * - `POST /account/password/add/confirm`     set it (`token`, `password`)
  * - `POST /account/email`                    mail a link to a new address (`new_email`, `current_password` or a recent sign-in)
- * - `GET  /account/email/confirm?token=`     the link's page (a button)
- * - `POST /account/email/confirm`            confirm it (`token`)
+ * - `GET  /account/email/confirm?token=`     the link's page (a button; a password field unless signed in to that account recently)
+ * - `POST /account/email/confirm`            confirm it (`token`, and `current_password` or a recent sign-in of the same account)
  * - `POST /account/delete`                   delete the account (`password`, or a recent provider sign-in)
  * - `GET  /account/deleted`                  "your account was deleted"
  *
@@ -16,10 +16,13 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
+import { authenticate, presentedToken } from '../auth/authenticate';
 import { emailInput } from '../auth/email-address';
-import type { AppEnv } from '../env';
+import { isRecentSignIn } from '../auth/recent-sign-in';
+import type { AppEnv, AuthUser } from '../env';
 import { readBody, type BodyKind } from '../http/body';
 import { wantsHtml } from '../http/client';
+import { ApiError } from '../http/errors';
 import { clearSessionCookies } from '../http/cookies';
 import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit } from '../middleware/rate-limit';
@@ -31,6 +34,7 @@ import { mailEnabled } from '../mail/send';
 import { enabledProviders } from '../providers/registry';
 import type { Identity } from '../storage/identities';
 import type { User } from '../storage/users';
+import { nowSeconds } from '../util/time';
 
 // Loaded on first use: only these rare requests need the rules and pages (app.ts stays small).
 const changes = () => import('../auth/account-changes');
@@ -72,7 +76,7 @@ const schemas = {
   empty: strict({}),
   addPassword: strict({ token, password }),
   changeEmail: strict({ new_email: emailInput, current_password: v.optional(v.union([v.literal(''), password])) }),
-  confirmEmail: strict({ token }),
+  confirmEmail: strict({ token, current_password: v.optional(v.union([v.literal(''), password])) }),
   deleteAccount: strict({ password: v.optional(v.union([v.literal(''), password])) }),
 };
 
@@ -117,6 +121,20 @@ function action<S extends v.GenericSchema>(schema: S, title: string, run: (c: Co
       return resultPage(c, title, { error: err.description }, err.status);
     }
   };
+}
+
+/**
+ * The signed-in user of a request that does not require one (a mailed link's page and form):
+ * no token, or one that no longer verifies (expired, revoked), is simply nobody.
+ */
+async function signedInOrNobody(c: Context<AppEnv>): Promise<AuthUser | undefined> {
+  try {
+    const presented = presentedToken(c);
+    return presented ? await authenticate(c, presented.token) : undefined;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'invalid_token') return undefined;
+    throw e;
+  }
 }
 
 const done = (c: Context<AppEnv>, notice: keyof typeof SECURITY_NOTICES) => {
@@ -194,16 +212,32 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     const found = await (await changes()).peekLink(c, raw, 'change_email');
     if (!found) return invalidLinkPage(c, 'Confirm your new email address');
     const { ConfirmEmailPage } = await pages();
-    return renderPage(c, (nonce, brand) => ConfirmEmailPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, token: raw, email: found.token.email }));
+    const prefix = c.get('config').AUTH_PREFIX;
+    const signedIn = await signedInOrNobody(c);
+    const recent = signedIn?.id === found.user.id && isRecentSignIn(signedIn.authTime, nowSeconds());
+    const here = `${prefix}/account/email/confirm?token=${encodeURIComponent(raw)}`;
+    return renderPage(c, (nonce, brand) =>
+      ConfirmEmailPage({
+        nonce,
+        brand,
+        prefix,
+        token: raw,
+        email: found.token.email,
+        currentEmail: found.user.email,
+        // Who may confirm: a recent sign-in of this account, or its password; a provider-only account signs in first.
+        proof: recent ? 'signed_in' : found.user.passwordHash !== null ? 'password' : 'sign_in_first',
+        signInHref: `${prefix}/login?return_to=${encodeURIComponent(here)}`,
+      }),
+    );
   })
   .post(
     '/account/email/confirm',
     sameOrigin({ always: true }),
     action(schemas.confirmEmail, 'Your email address was not changed', async (c, data, kind) => {
       const { confirmEmailChange } = await changes();
-      const r = await confirmEmailChange(c, data.token);
-      if (kind === 'json') return c.json({ ok: true, email: r.email, notice_sent: r.noticeSent });
-      return resultPage(c, 'Email address changed', { notice: `Your account now uses ${r.email}.` });
+      const r = await confirmEmailChange(c, data.token, { auth: await signedInOrNobody(c), password: data.current_password || undefined });
+      if (kind === 'json') return c.json({ ok: true, email: r.email, ended_sessions: r.endedSessions, notice_sent: r.noticeSent });
+      return resultPage(c, 'Email address changed', { notice: `Your account now uses ${r.email}. Your other sessions were signed out.` });
     }),
   )
   .post(

@@ -6,11 +6,10 @@
 import { guard } from './errors';
 
 /**
- * Marks `email` verified for the user, only while it is still the user's address (a link for
- * an address the user has since changed proves nothing), and drops the user's verification
- * links. With `passwordHash`, only while the password is still the one the confirming person
- * proved: a re-registration that replaced it in the meantime must not be verified by the click.
- * True when the address is (now) verified.
+ * Marks `email` verified for the user without a proof of the mailbox (an administrator's
+ * decision: nothing is removed; a proof goes through storage/mailbox-proof.ts), only while it
+ * is still the user's address, and drops the user's verification links. With `passwordHash`,
+ * only while the password is still that one. True when the address is (now) verified.
  */
 export async function markEmailVerified(db: D1Database, userId: string, email: string, now: number, passwordHash?: string): Promise<boolean> {
   const update =
@@ -28,24 +27,18 @@ export async function markEmailVerified(db: D1Database, userId: string, email: s
 }
 
 /**
- * A password reset: the new hash, the address verified when the link went to the user's current
- * address (reading the mail proves it), and every reset link of the user gone (single use, and
- * "any password change invalidates them"), with the verification links when the address is now
- * verified. False when the user no longer exists.
+ * A password reset whose link proves nothing about the current address (it went to one the
+ * account has since changed): the new hash, and every reset link of the user gone (single use,
+ * and "any password change invalidates them"). A reset that proves the address goes through
+ * storage/mailbox-proof.ts instead. False when the user no longer exists.
  */
-export async function setPasswordFromReset(db: D1Database, input: { userId: string; hash: string; verifiedEmail: string | null; now: number }): Promise<boolean> {
-  const { userId, hash, verifiedEmail, now } = input;
-  const statements = [
-    db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(hash, now, userId),
-    db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'password_reset'").bind(userId),
-  ];
-  if (verifiedEmail !== null) {
-    statements.push(
-      db.prepare('UPDATE users SET email_verified = 1 WHERE id = ? AND email = ?').bind(userId, verifiedEmail),
-      db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'verify_email'").bind(userId),
-    );
-  }
-  const [update] = await guard(() => db.batch(statements));
+export async function setPasswordFromReset(db: D1Database, userId: string, hash: string, now: number): Promise<boolean> {
+  const [update] = await guard(() =>
+    db.batch([
+      db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(hash, now, userId),
+      db.prepare("DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'password_reset'").bind(userId),
+    ]),
+  );
   return (update?.meta.changes ?? 0) === 1;
 }
 

@@ -101,18 +101,3 @@ export async function replaceIdentityTokens(
     .run());
   return r.meta.changes === 1;
 }
-
-/**
- * The first verified sign-in proves who owns an address. If the account holding it was never
- * verified, whoever made it (with a password, or through a provider that did not vouch for the
- * address) may have registered someone else's address in advance: in one transaction the
- * password is removed, every identity already linked to the account is unlinked, and the
- * address is marked verified. Nothing changes for a verified account. True if it claimed.
- */
-export async function claimUnverifiedAccount(db: D1Database, userId: string, now: number): Promise<boolean> {
-  const [, claimed] = await guard(() => db.batch([
-    db.prepare('DELETE FROM identities WHERE user_id = ? AND (SELECT email_verified FROM users WHERE id = ?) = 0').bind(userId, userId),
-    db.prepare('UPDATE users SET email_verified = 1, password_hash = NULL, updated_at = ? WHERE id = ? AND email_verified = 0').bind(now, userId),
-  ]));
-  return claimed!.meta.changes === 1;
-}

@@ -107,18 +107,14 @@ export async function updatePasswordHash(db: D1Database, userId: string, hash: s
   await guard(() => db.prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?').bind(hash, now, userId).run());
 }
 
-export async function updateProfile(
-  db: D1Database,
-  userId: string,
-  profile: { name?: string | null; avatarUrl?: string | null; emailVerified?: boolean },
-  now: number,
-): Promise<void> {
+/**
+ * Fills in the name and avatar (null keeps the stored value). Never the address's verification:
+ * that takes a proof of the mailbox (storage/mailbox-proof.ts).
+ */
+export async function updateProfile(db: D1Database, userId: string, profile: { name?: string | null; avatarUrl?: string | null }, now: number): Promise<void> {
   await guard(() => db
-    .prepare(
-      `UPDATE users SET name = COALESCE(?, name), avatar_url = COALESCE(?, avatar_url),
-         email_verified = MAX(email_verified, ?), updated_at = ? WHERE id = ?`,
-    )
-    .bind(profile.name ?? null, profile.avatarUrl ?? null, profile.emailVerified ? 1 : 0, now, userId)
+    .prepare('UPDATE users SET name = COALESCE(?, name), avatar_url = COALESCE(?, avatar_url), updated_at = ? WHERE id = ?')
+    .bind(profile.name ?? null, profile.avatarUrl ?? null, now, userId)
     .run());
 }
 

@@ -28,18 +28,38 @@ export function AddPasswordPage(p: Common & { token: string; email: string; minP
   );
 }
 
-export function ConfirmEmailPage(p: Common & { token: string; email: string }) {
+/**
+ * What a change-email link opens. It names the account that would take the address, and asks
+ * for that account's password unless its holder signed in recently (`proof`); an account
+ * without a password signs in first and comes back here.
+ */
+export function ConfirmEmailPage(
+  p: Common & { token: string; email: string; currentEmail: string; proof: 'signed_in' | 'password' | 'sign_in_first'; signInHref: string },
+) {
   return (
     <Page title="Confirm your new email address" nonce={p.nonce} brand={p.brand}>
       <Card>
         <h1>Confirm your new email address</h1>
         <p>
-          Use <strong id="new-address">{p.email}</strong> for your account from now on?
+          The account currently using <strong id="current-address">{p.currentEmail}</strong> asked to use <strong id="new-address">{p.email}</strong> from now on.
+          Confirm only if that account is yours.
         </p>
-        <PostForm action={`${p.prefix}/account/email/confirm`} label="Confirm new email address">
-          <input type="hidden" name="token" value={p.token} />
-          <PrimaryButton>Confirm new address</PrimaryButton>
-        </PostForm>
+        {p.proof === 'sign_in_first' ? (
+          <>
+            <p>To confirm, sign in to that account first; you will come back here.</p>
+            <ButtonLink href={p.signInHref} primary>
+              Sign in to confirm
+            </ButtonLink>
+          </>
+        ) : (
+          <PostForm action={`${p.prefix}/account/email/confirm`} label="Confirm new email address">
+            <input type="hidden" name="token" value={p.token} />
+            {p.proof === 'password' ? (
+              <PasswordField id="confirm-email-password" name="current_password" label={`Password of the account using ${p.currentEmail}`} autocomplete="current-password" />
+            ) : null}
+            <PrimaryButton>Confirm new address</PrimaryButton>
+          </PostForm>
+        )}
       </Card>
     </Page>
   );

@@ -45,14 +45,20 @@ describe('change email', () => {
     expect(await r.json()).toEqual({ status: 'check_inbox' });
     expect(await userRow(user.id)).toMatchObject({ email: user.email });
 
-    const link = new URL((await lastMailFor(next)).links[0]!);
+    const mail = await lastMailFor(next);
+    expect(mail.text).toContain(`account currently using ${user.email} asked to move to ${next}`);
+    const link = new URL(mail.links[0]!);
     expect(link.pathname).toBe('/auth/account/email/confirm');
     const page = await call(`${link.pathname}${link.search}`, { env: e, headers: { accept: 'text/html' } });
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain(next);
+    const html = await page.text();
+    expect(html).toContain(next);
+    // Whoever opens it sees which account would take the address, and is asked for its password.
+    expect(html).toContain(`<strong id="current-address">${user.email}</strong>`);
+    expect(html).toContain('name="current_password"');
     expect(await countRows('account_tokens', "user_id = ? AND purpose = 'change_email'", user.id)).toBe(1);
 
-    const confirm = await call('/auth/account/email/confirm', { form: { token: link.searchParams.get('token')! }, headers: { origin: 'https://gate.example.com' }, env: e });
+    const confirm = await call('/auth/account/email/confirm', { form: { token: link.searchParams.get('token')!, current_password: GOOD_PASSWORD }, headers: { origin: 'https://gate.example.com' }, env: e });
     expect(confirm.status).toBe(200);
     expect(await confirm.text()).toContain(`Your account now uses ${next}.`);
     expect(await userRow(user.id)).toEqual({ email: next, email_verified: 1 });
@@ -75,7 +81,7 @@ describe('change email', () => {
     expect(await taken.text()).toBe(await free.text());
 
     const token = new URL((await lastMailFor(owner.email)).links[0]!).searchParams.get('token')!;
-    const r = await call('/auth/account/email/confirm', { json: { token }, env: e });
+    const r = await call('/auth/account/email/confirm', { json: { token, current_password: GOOD_PASSWORD }, env: e });
     expect(r.status).toBe(409);
     expect(await r.json()).toMatchObject({ error: 'conflict', error_description: expect.stringContaining('Nothing was changed') });
     expect(await userRow(user.id)).toMatchObject({ email: user.email });
@@ -98,6 +104,68 @@ describe('change email', () => {
     expect(await stale.json()).toMatchObject({ error: 'forbidden', reauthenticate: true });
     const withPassword = await requestChange(user.token, { new_email: uniqueEmail('pw'), current_password: GOOD_PASSWORD });
     expect(withPassword.status).toBe(202);
+  });
+
+  it('the link alone moves nothing: the mailbox owner without the account\'s password or a recent sign-in of that account is refused, and the link still works for the account\'s holder', async () => {
+    const attacker = await register();
+    const victim = await register();
+    const target = uniqueEmail('victim-new');
+    expect((await requestChange(attacker.token, { new_email: target, current_password: GOOD_PASSWORD })).status).toBe(202);
+    const token = new URL((await lastMailFor(target)).links[0]!).searchParams.get('token')!;
+
+    // The reader of the mail presses "confirm": no session, no password.
+    const bare = await call('/auth/account/email/confirm', { json: { token }, env: e });
+    expect(bare.status).toBe(403);
+    expect(await bare.json()).toMatchObject({ error: 'forbidden', reauthenticate: true, error_description: expect.stringContaining(attacker.email) });
+    const form = await call('/auth/account/email/confirm', { form: { token }, headers: { origin: 'https://gate.example.com' }, env: e });
+    expect(form.status).toBe(403);
+    // A recent session of another account is no proof for this one, nor a wrong password.
+    expect((await call('/auth/account/email/confirm', { json: { token }, headers: bearer(victim.token), env: e })).status).toBe(403);
+    expect((await call('/auth/account/email/confirm', { json: { token, current_password: 'not the password at all' }, headers: bearer(victim.token), env: e })).status).toBe(401);
+    expect(await userRow(attacker.id)).toEqual({ email: attacker.email, email_verified: 0 });
+    expect(await countRows('account_tokens', "user_id = ? AND purpose = 'change_email'", attacker.id)).toBe(1);
+
+    const r = await call('/auth/account/email/confirm', { json: { token, current_password: GOOD_PASSWORD }, env: e });
+    expect(r.status, await r.clone().text()).toBe(200);
+    expect(await userRow(attacker.id)).toEqual({ email: target, email_verified: 1 });
+  });
+
+  it('a recent sign-in of the same account confirms without a password; an older one does not', async () => {
+    const user = await register();
+    const next = uniqueEmail('recent-confirm');
+    expect((await requestChange(user.token, { new_email: next, current_password: GOOD_PASSWORD })).status).toBe(202);
+    const token = new URL((await lastMailFor(next)).links[0]!).searchParams.get('token')!;
+    const page = await call(`/auth/account/email/confirm?token=${encodeURIComponent(token)}`, { env: e, headers: { accept: 'text/html', ...bearer(user.token) } });
+    expect(await page.text()).not.toContain('name="current_password"');
+
+    laterBy(6 * 60);
+    const stale = await call('/auth/account/email/confirm', { json: { token }, headers: bearer(user.token), env: e });
+    expect(stale.status).toBe(403);
+    expect(await userRow(user.id)).toMatchObject({ email: user.email });
+    vi.useRealTimers();
+
+    const r = await call('/auth/account/email/confirm', { json: { token }, headers: bearer(user.token), env: e });
+    expect(r.status, await r.clone().text()).toBe(200);
+    expect(await userRow(user.id)).toEqual({ email: next, email_verified: 1 });
+  });
+
+  it('confirming ends the account\'s other sessions (their tokens are refused at /auth/verify); the confirming session stays', async () => {
+    const user = await register();
+    const other = (await (await call('/auth/login', { json: { email: user.email, password: GOOD_PASSWORD }, env: e })).json()) as { access_token: string; refresh_token: string };
+    const verify = (token: string) => call('/auth/verify', { env: e, headers: { ...bearer(token), 'x-original-uri': '/app/x' } });
+    expect((await verify(other.access_token)).status).toBe(200);
+    const next = uniqueEmail('ends-sessions');
+    expect((await requestChange(user.token, { new_email: next, current_password: GOOD_PASSWORD })).status).toBe(202);
+    const token = new URL((await lastMailFor(next)).links[0]!).searchParams.get('token')!;
+
+    const r = await call('/auth/account/email/confirm', { json: { token }, headers: bearer(user.token), env: e });
+    expect(r.status, await r.clone().text()).toBe(200);
+    expect(await r.json()).toMatchObject({ ok: true, email: next, ended_sessions: 1 });
+    expect((await verify(other.access_token)).status).toBe(401);
+    expect(await env.REVOKED.get(`sid:${sidOf(other.access_token)}`)).not.toBeNull();
+    expect((await call('/auth/refresh', { json: { refresh_token: other.refresh_token }, env: e })).status).toBe(401);
+    expect((await verify(user.token)).status).toBe(200);
+    expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', user.id)).toBe(1);
   });
 
   it('when mail is down: 503 mail_unavailable and no link left behind; the retry works', async () => {

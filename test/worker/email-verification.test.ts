@@ -379,7 +379,7 @@ describe('what a verified address opens', () => {
 });
 
 describe('EMAIL_VERIFICATION=optional', () => {
-  it('registration signs in as before (201) and the mail offers verification; confirming reaches the next refresh', async () => {
+  it('registration signs in as before (201) and the mail offers verification; confirming ends the sessions the unproven account had and signs in verified', async () => {
     const email = uniqueEmail('optional');
     const r = await call('/auth/register', { env: optional, json: { email, password: GOOD_PASSWORD, session: 'cookie' } });
     expect(r.status).toBe(201);
@@ -391,9 +391,12 @@ describe('EMAIL_VERIFICATION=optional', () => {
     const signIn = await login(optional, email);
     expect(signIn.status).toBe(200);
     const tokens = await signIn.json<TokenResponse>();
-    expect((await confirm(optional, token)).status).toBe(200);
+    const confirmed = await confirm(optional, token);
+    expect(confirmed.status).toBe(200);
+    expect((await confirmed.json<TokenResponse>()).user.email_verified).toBe(true);
+    // Proving the mailbox ends every session started before the address was proven.
     const refreshed = await call('/auth/refresh', { env: optional, json: { refresh_token: tokens.refresh_token } });
-    expect((await refreshed.json<TokenResponse>()).user.email_verified).toBe(true);
+    expect(refreshed.status).toBe(401);
     // A taken address is still 409 in this mode (the account was signed in straight away).
     const taken = await register(optional, email);
     expect(taken.status).toBe(409);

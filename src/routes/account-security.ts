@@ -21,7 +21,7 @@ import type { AppEnv } from '../env';
 import { readBody, type BodyKind } from '../http/body';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies } from '../http/cookies';
-import { toApiError } from '../middleware/error-handler';
+import { toApiError } from '../http/errors';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';

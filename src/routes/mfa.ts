@@ -17,8 +17,7 @@ import { completePendingSignIn, finishPendingSignIn, pendingUser, readPendingSig
 import type { AppEnv } from '../env';
 import { bodyKind, readBody } from '../http/body';
 import { setSessionCookies } from '../http/cookies';
-import { ApiError, badRequest } from '../http/errors';
-import { toApiError } from '../middleware/error-handler';
+import { ApiError, badRequest, toApiError } from '../http/errors';
 import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { secondFactors } from '../auth/second-factor-status';

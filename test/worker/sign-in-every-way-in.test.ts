@@ -10,7 +10,8 @@
 import { env } from 'cloudflare:test';
 import { Hono, type Context } from 'hono';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { signIn, SIGN_IN_ENDPOINTS, type SignInEndpointId } from '../../src/auth/sign-in';
+import { readPendingSignIn } from '../../src/auth/mfa-pending';
+import { completeSignIn, signIn, SIGN_IN_ENDPOINTS, type SignInEndpointId } from '../../src/auth/sign-in';
 import { loadConfig } from '../../src/config/load';
 import type { AppEnv } from '../../src/env';
 import { configure } from '../../src/middleware/configure';
@@ -293,5 +294,49 @@ describe('the pipeline serves only the listed sign-in endpoints', () => {
     const wrongMethod = await app.request('/auth/login', { headers: { 'x-user': userId } }, e);
     expect(wrongMethod.status).toBe(500);
     expect(await countRows('sessions', 'user_id = ?', userId)).toBe(before + 1);
+  });
+});
+
+describe('the pipeline itself refuses, whatever the route checked', () => {
+  function app() {
+    const loaded = loadConfig(e);
+    if (!loaded.ok) throw loaded.error;
+    const config = loaded.config;
+    const routes = new Hono<AppEnv>()
+      .post('/login', async (c) => {
+        const user = await findUserById(c.env.DB, c.req.header('x-user')!);
+        const outcome = await signIn(c, { user: user!, amr: ['pwd'], provider: 'password', mode: 'token', returnTo: '/' });
+        return c.json({ kind: outcome.kind });
+      })
+      // The second step, called as a route might after a factor check that let it through.
+      .post('/mfa', async (c) => {
+        const pending = await readPendingSignIn(c, c.req.header('x-mfa-token'));
+        const outcome = await completeSignIn(c, pending, ['otp']);
+        return c.json({ kind: outcome.kind });
+      });
+    const a = new Hono<AppEnv>().use(configure(config));
+    a.route(config.AUTH_PREFIX, routes);
+    a.onError(errorHandler);
+    return a;
+  }
+
+  it('a disabled account: 403, no session', async () => {
+    const email = uniqueEmail('disabled');
+    expect((await call('/auth/register', { env: e, json: { email, password: GOOD_PASSWORD } })).status).toBe(201);
+    const userId = await userIdOf(email);
+    await env.DB.prepare('UPDATE users SET disabled_at = 1 WHERE id = ?').bind(userId).run();
+    const before = await countRows('sessions', 'user_id = ?', userId);
+    const r = await app().request('/auth/login', { method: 'POST', headers: { 'x-user': userId } }, e);
+    expect(r.status).toBe(403);
+    expect(await countRows('sessions', 'user_id = ?', userId)).toBe(before);
+  });
+
+  it('a pending state is completed only once the account has a second factor (a required role must set one up first)', async () => {
+    const { email, userId } = await passwordAccount('role', 'enrol-first');
+    const mfaToken = await pendingToken(email);
+    const before = await countRows('sessions', 'user_id = ?', userId);
+    const r = await app().request('/auth/mfa', { method: 'POST', headers: { 'x-mfa-token': mfaToken } }, e);
+    expect(r.status).toBe(403);
+    expect(await countRows('sessions', 'user_id = ?', userId)).toBe(before);
   });
 });

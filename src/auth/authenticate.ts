@@ -14,6 +14,7 @@ import { readAccessCookie } from '../http/cookies';
 import { invalidToken } from '../http/errors';
 import { isSessionRevoked } from '../storage/revocation';
 import type { FenceTarget } from '../storage/revocation-fence';
+import { findUserById, type User } from '../storage/users';
 import { verifyAccessToken } from '../tokens/access-token';
 
 /** The presented token and where it came from, or null. Never looks at the query string. */
@@ -66,4 +67,11 @@ export async function authenticate(c: Context<AppEnv>, token: string, immediate 
     amr: claims.amr,
     authTime: claims.auth_time,
   };
+}
+
+/** The signed-in user's current record (after requireAuth()); a disabled or deleted one is signed out. */
+export async function currentUser(c: Context<AppEnv>): Promise<User> {
+  const user = await findUserById(c.env.DB, c.get('user').id);
+  if (!user || user.disabledAt !== null) throw invalidToken('The session has ended.');
+  return user;
 }

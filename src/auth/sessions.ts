@@ -1,18 +1,15 @@
 /**
- * Session lifecycle: start (issue a refresh token and an access token), refresh (rotate, with
- * reuse detection), and end (revoke in D1 and KV).
+ * Session lifecycle after the start (which is auth/sign-in.ts's alone): step-up, refresh (rotate,
+ * with reuse detection), and end (revoke in D1 and KV).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { fenceSessionIds, isFenced, revokeSessionIds } from '../storage/revocation';
 import {
   findRotatedToken,
   findSessionById,
   findSessionByRefreshHash,
-  insertSession,
-  insertSessionSpendingPending,
   revokeSession,
   revokeUserSessions,
   rotateRefreshHash,
@@ -40,7 +37,7 @@ export interface IssuedTokens {
 }
 
 /** 256 random bits, base64url: opaque to everyone, stored only as its SHA-256. */
-function newRefreshToken(): string {
+export function newRefreshToken(): string {
   return randomId(32);
 }
 
@@ -57,7 +54,8 @@ export const REFRESH_REUSE_GRACE_S = 10;
 const justRotated = () =>
   new ApiError('conflict', 'This refresh token was just used by another request, which received the new tokens. Use those (a browser already has them).');
 
-async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime'>) {
+/** An access token for the session's user, carrying the session's `amr` and `auth_time`. */
+export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime'>) {
   const config = c.get('config');
   return issueAccessToken(
     { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
@@ -72,41 +70,6 @@ async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Sess
       ttlSeconds: config.ACCESS_TOKEN_TTL,
     },
   );
-}
-
-/**
- * Starts a session for a user who has just authenticated. `provider` is the sign-in method shown
- * on the account page (`password`, a provider id, `passkey`); `amr` is how the user proved who
- * they are, as RFC 8176 values (`["pwd"]`, `["pwd","otp","mfa"]`, `["github"]`, `["hwk"]`...):
- * the session keeps it, with now as `auth_time`, and every access token carries both
- * (docs/design.md, "Authentication methods and step-up"). `spendsPending`: the hash of a pending
- * second-factor sign-in this session completes (auth/mfa-pending.ts); refused if already spent.
- */
-export async function startSession(
-  c: Context<AppEnv>,
-  user: User,
-  provider: string | null,
-  amr: readonly string[],
-  options: { spendsPending?: string } = {},
-): Promise<IssuedTokens> {
-  const config = c.get('config');
-  const t = now();
-  const refreshToken = newRefreshToken();
-  const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
-  const input = { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] };
-  // A second-factor sign-in spends its pending state in the session's own transaction
-  // (auth/mfa-pending.ts): never a session without spending it, nor a spent state without one.
-  const session = options.spendsPending === undefined ? await insertSession(c.env.DB, input, t) : await insertSessionSpendingPending(c.env.DB, input, options.spendsPending, t);
-  if (!session) throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
-  const access = await accessTokenFor(c, user, session);
-  return {
-    accessToken: access.token,
-    accessTokenId: access.jti,
-    expiresIn: access.expiresIn,
-    refreshToken,
-    sessionExpiresAt: expiresAt,
-    session,
-  };
 }
 
 /**

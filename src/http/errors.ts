@@ -2,6 +2,10 @@
  * The error contract of docs/design.md: OAuth-style JSON bodies, one status per code, and
  * `WWW-Authenticate` on 401s. Throw an {@link ApiError} anywhere; `errorHandler` renders it.
  */
+import { HTTPException } from 'hono/http-exception';
+import { MailUnavailableError } from '../mail/errors';
+import { StorageUnavailableError } from '../storage/errors';
+
 export const ERROR_STATUS = {
   invalid_request: 400,
   invalid_credentials: 401,
@@ -66,3 +70,55 @@ export const invalidToken = (description = 'The access token is missing, invalid
   new ApiError('invalid_token', description);
 export const unavailable = (description = 'A service Gatehouse depends on is unavailable. Try again shortly.') =>
   new ApiError('unavailable', description, { retryAfter: 5 });
+
+/** Any thrown value as the error the client gets: an ApiError as is, outages as 503, the rest a bare 500. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof HTTPException) {
+    if (err.status === 413) return new ApiError('payload_too_large', 'The request body is too large (64 KiB at most).');
+    if (err.status === 400) return new ApiError('invalid_request', 'The request is malformed.');
+  }
+  // D1 and KV failures are typed at the storage boundary (storage/errors.ts `guard`): they are
+  // an outage, not a bug of ours, and say so with `Retry-After`, still without any of their text.
+  if (err instanceof StorageUnavailableError) return unavailable(err.description);
+  // The mail relay or Email Service failed: the caller sent nothing half-done, so a retry is safe.
+  if (err instanceof MailUnavailableError) {
+    return new ApiError('mail_unavailable', 'The email could not be sent right now. Nothing was changed; try again in a minute.', { retryAfter: 30 });
+  }
+  return new ApiError('server_error', 'Something went wrong. Try again later.');
+}
+
+/** What a token lacks for a resource: the proxy's route `require`, or a recent sign-in. */
+export interface StepUpNeed {
+  /** The `require` values the token does not meet (sent as `acr_values`). */
+  missing: ('mfa' | 'passkey')[];
+  /** Set when the sign-in is older than the allowed age (`max_auth_age`, `RECENT_AUTH_SECONDS`). */
+  maxAge?: number;
+}
+
+/**
+ * RFC 9470's refusal: 401 with `WWW-Authenticate: Bearer error="insufficient_user_authentication"`
+ * naming what would do (`acr_values`: the missing `require` values, space-separated; `max_age`).
+ * The JSON body repeats both.
+ */
+export function insufficientUserAuthentication(need: StepUpNeed, stepUpUrl: string): ApiError {
+  const parts = [
+    ...(need.missing.length ? [need.missing.includes('mfa') ? 'a second factor' : '', need.missing.includes('passkey') ? 'a passkey' : ''].filter(Boolean) : []),
+    ...(need.maxAge !== undefined ? [`a sign-in within ${need.maxAge} seconds`] : []),
+  ];
+  const description = `This resource needs ${parts.join(' and ')}.`;
+  const challenge = [
+    'Bearer error="insufficient_user_authentication"',
+    `error_description="${description}"`,
+    ...(need.missing.length ? [`acr_values="${need.missing.join(' ')}"`] : []),
+    ...(need.maxAge !== undefined ? [`max_age=${need.maxAge}`] : []),
+  ].join(', ');
+  return new ApiError('insufficient_user_authentication', description, {
+    headers: { 'www-authenticate': challenge },
+    fields: {
+      ...(need.missing.length ? { acr_values: need.missing.join(' ') } : {}),
+      ...(need.maxAge !== undefined ? { max_age: need.maxAge } : {}),
+      step_up_url: stepUpUrl,
+    },
+  });
+}

@@ -1,10 +1,15 @@
 /**
- * Middleware over auth/authenticate.ts: who the caller is, and which role they need.
+ * Middleware over auth/authenticate.ts: who the caller is, which role they need, and (for
+ * browsers) where to go to sign in or to sign in again.
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { authenticate, presentedToken } from '../auth/authenticate';
+import { isRecentSignIn } from '../auth/recent-sign-in';
 import type { AppEnv, AuthUser } from '../env';
-import { ApiError, invalidToken } from '../http/errors';
+import { wantsHtml } from '../http/client';
+import { readRefreshCookie } from '../http/cookies';
+import { ApiError, insufficientUserAuthentication, invalidToken } from '../http/errors';
+import { nowSeconds as now } from '../util/time';
 
 export interface RequireAuthOptions {
   /** Let anonymous requests through without `user` (a bad or revoked token is still refused). */
@@ -59,4 +64,31 @@ export function requireRole(role: string): MiddlewareHandler<AppEnv> {
     if (!c.get('user')?.roles.includes(role)) throw new ApiError('forbidden', `This requires the "${role}" role.`);
     await next();
   };
+}
+
+/** A browser without a usable session: refresh if it can, else sign in; back to `back` after. */
+export function signInRedirect(c: Context<AppEnv>, back: string): Response {
+  const prefix = c.get('config').AUTH_PREFIX;
+  const rt = encodeURIComponent(back);
+  c.header('cache-control', 'no-store');
+  return c.redirect(readRefreshCookie(c) ? `${prefix}/refresh?return_to=${rt}` : `${prefix}/login?return_to=${rt}`, 302);
+}
+
+/** requireAuth(), sending a browser navigation to sign in (and back to `back`) instead of a 401. */
+export const browserAuth = (back: (c: Context<AppEnv>) => string) =>
+  requireAuth({ onUnauthenticated: (c) => (wantsHtml(c) ? signInRedirect(c, back(c)) : undefined) });
+
+/**
+ * Null if the session's sign-in is within `RECENT_AUTH_SECONDS`; else the way to re-authenticate:
+ * a browser goes to the step-up page and comes back to `back`, an API client gets RFC 9470's 401.
+ */
+export function needsRecentSignIn(c: Context<AppEnv>, auth: AuthUser, back: string): Response | null {
+  const config = c.get('config');
+  if (isRecentSignIn(auth.authTime, now(), config.RECENT_AUTH_SECONDS)) return null;
+  const stepUp = `${config.AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(back)}`;
+  if (wantsHtml(c) || (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
+    c.header('cache-control', 'no-store');
+    return c.redirect(stepUp, 303);
+  }
+  throw insufficientUserAuthentication({ missing: [], maxAge: config.RECENT_AUTH_SECONDS }, `${config.PUBLIC_URL}${stepUp}`);
 }

@@ -7,12 +7,12 @@
 import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
 import { wantsHtml } from '../http/client';
-import { ApiError, invalidToken } from '../http/errors';
+import { ApiError, insufficientUserAuthentication, invalidToken } from '../http/errors';
 import { authenticate, presentedToken } from '../auth/authenticate';
 import { crossSiteRefused, isSafeMethod, requestSite } from '../auth/cross-site';
 import type { CompiledRoute } from './route-table';
 import { isAllowed } from './policy';
-import { insufficientUserAuthentication, stepUpNeed } from './step-up';
+import { stepUpNeed } from './step-up';
 import { nowSeconds } from '../util/time';
 
 /** Headers by which many frameworks let a POST (or even a GET) act as another method. */

@@ -8,8 +8,7 @@ import * as v from 'valibot';
 import { emailInput } from '../auth/email-address';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
-import { ApiError } from '../http/errors';
-import { toApiError } from '../middleware/error-handler';
+import { ApiError, toApiError } from '../http/errors';
 
 /** The same address rules as registration: auth/email-address.ts `emailInput`. */
 export const emailField = emailInput;

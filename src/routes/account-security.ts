@@ -24,7 +24,7 @@ import { readBody, type BodyKind } from '../http/body';
 import { wantsHtml } from '../http/client';
 import { ApiError } from '../http/errors';
 import { clearSessionCookies } from '../http/cookies';
-import { toApiError } from '../middleware/error-handler';
+import { toApiError } from '../http/errors';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';

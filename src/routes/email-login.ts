@@ -3,7 +3,8 @@
  *
  * - `GET  /login/email-code`          the page (step one: the address)
  * - `POST /login/email-code`          `{"email"}`: sends a code if the address has an account; 202 either way (a form gets step two)
- * - `POST /login/email-code/verify`   `{"email","code","session"?}`: signs in like `POST /login` (JSON token or cookie mode, or a form's 303 to `return_to`)
+ * - `POST /login/email-code/verify`   `{"email","code","session"?}`: signs in like `POST /login` (JSON token or cookie mode, or a form's 303 to `return_to`),
+ *                                      second factor included (auth/sign-in.ts)
  *
  * Mounted before `/login/:provider` (app.ts), which would otherwise take `email-code` for a provider id.
  */
@@ -11,20 +12,16 @@ import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { CODE_DIGITS, emailLoginEnabled, requestEmailCode, verifyEmailCode } from '../auth/email-code';
 import { emailInput } from '../auth/email-address';
-import { recordEvent } from '../auth/events';
-import { signedInResponse } from '../auth/responses';
-import { startSession } from '../auth/sessions';
+import { signIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
 import { readBody, type BodyKind } from '../http/body';
-import { setSessionCookies } from '../http/cookies';
-import { ApiError } from '../http/errors';
+import { ApiError, toApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
-import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import type { EmailCodePageProps } from '../ui/email-code-page';
 import { renderPage, type PageStatus } from '../ui/render';
-import { nowSeconds as now } from '../util/time';
+import { signInReply } from './sign-in-reply';
 
 const returnTo = v.optional(v.pipe(v.string('must be a string'), v.maxLength(2048, 'is too long')));
 const requestSchema = v.strictObject({ email: emailInput, return_to: returnTo }, 'is not a known field');
@@ -85,13 +82,8 @@ export const emailLoginRoutes = new Hono<AppEnv>()
     formAware(verifySchema, 'code', async (c, data, kind) => {
       await checkRateLimit(c, 'login');
       const user = await verifyEmailCode(c, data.email, data.code);
-      const tokens = await startSession(c, user, 'email_code', ['email']);
-      await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'email_code', sid: tokens.session.id } });
-      if (kind === 'form') {
-        setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
-        c.header('cache-control', 'no-store');
-        return c.redirect(safeReturnTo(data.return_to, c.get('config')), 303);
-      }
-      return signedInResponse(c, user, tokens, data.session === 'cookie' ? 'cookie' : 'token');
+      // A mailed code is one factor, as a password is: a second factor is still owed where one is.
+      const mode = kind === 'form' ? 'form' : data.session === 'cookie' ? 'cookie' : 'token';
+      return signInReply(c, await signIn(c, { user, amr: ['email'], provider: 'email_code', mode, returnTo: safeReturnTo(data.return_to, c.get('config')) }));
     }),
   );

@@ -91,8 +91,6 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       // The person who chose the password has just proved it and the mailbox: sign them in, through
       // the same path as /auth/login (its gates apply), and on to where the registration was going.
       if (result.status === 'verified' && result.passwordChecked && maySignIn(config, result.user)) {
-        const { recordEvent } = await import('../auth/events');
-        await recordEvent(c, { event: 'login', outcome: 'success', userId: result.user.id, detail: { method: 'password', via: 'email_verification' } });
         const { signInAfterConfirmation } = await import('./password');
         return signInAfterConfirmation(c, result.user, kind, { session: data.session, return_to: confirmedReturnTo(data.return_to, config) });
       }

@@ -1,5 +1,5 @@
 /**
- * Finishing a sign-in that owes a second factor (auth/mfa-pending.ts):
+ * Finishing a sign-in that owes a second factor (auth/mfa-pending.ts reads it, auth/sign-in.ts completes it):
  *
  * - `GET  /mfa`         the page: a code form, or (MFA_REQUIRED_ROLES) setting up an authenticator app
  * - `POST /mfa`         `code` (form or JSON; JSON may name the state with `mfa_token`): the
@@ -13,18 +13,17 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { completePendingSignIn, finishPendingSignIn, pendingUser, readPendingSignIn, signedInAfterPending, type ReadPending } from '../auth/mfa-pending';
+import { pendingUser, readPendingSignIn, type ReadPending } from '../auth/mfa-pending';
+import { completeSignIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
 import { bodyKind, readBody } from '../http/body';
-import { setSessionCookies } from '../http/cookies';
-import { ApiError, badRequest } from '../http/errors';
-import { toApiError } from '../middleware/error-handler';
+import { ApiError, badRequest, toApiError } from '../http/errors';
 import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { secondFactors } from '../auth/second-factor-status';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
-import { nowSeconds as now } from '../util/time';
+import { signInReply } from './sign-in-reply';
 
 const mfaSchema = v.strictObject(
   {
@@ -107,19 +106,18 @@ async function complete(c: Context<AppEnv>, pending: ReadPending, code: string):
   if (pending.purpose === 'verify') {
     await factors.verifySecondFactor(c, user, code);
     // A recovery code is a one-time password too (RFC 8176 `otp`).
-    return completePendingSignIn(c, pending, ['otp']);
+    return signInReply(c, await completeSignIn(c, pending, ['otp']));
   }
   const { recoveryCodes } = await factors.confirmTotpEnrolment(c, user, code);
-  const tokens = await finishPendingSignIn(c, pending, user, ['otp']);
   const codes = recoveryCodes ?? [];
-  if (pending.mode === 'form') {
-    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
-    const { RecoveryCodesPage } = await import('../ui/second-factor-pages');
-    return renderPage(c, (nonce) => RecoveryCodesPage({ nonce, intro: 'Your authenticator app is on, and you are signed in.', codes, continueHref: pending.returnTo, continueLabel: 'Continue' }));
-  }
-  // JSON: the usual signed-in answer plus the recovery codes, shown this once.
-  const answer = (await signedInAfterPending(c, pending, user, tokens).json()) as Record<string, unknown>;
-  return c.json({ ...answer, recovery_codes: codes }, 200);
+  // The recovery codes, shown this once: on a page (forms) or in the signed-in JSON.
+  return signInReply(c, await completeSignIn(c, pending, ['otp']), {
+    fields: { recovery_codes: codes },
+    formPage: async () => {
+      const { RecoveryCodesPage } = await import('../ui/second-factor-pages');
+      return renderPage(c, (nonce) => RecoveryCodesPage({ nonce, intro: 'Your authenticator app is on, and you are signed in.', codes, continueHref: pending.returnTo, continueLabel: 'Continue' }));
+    },
+  });
 }
 
 export const mfaRoutes = new Hono<AppEnv>()
@@ -176,8 +174,8 @@ export const mfaRoutes = new Hono<AppEnv>()
       const pending = await pendingForPasskey(c, data.mfa_token);
       if (!passkeys.passkeysAvailable(c.get('config'))) throw new ApiError('forbidden', 'Passkeys are not enabled on this gateway.');
       const { passkey } = await passkeys.verifyPasskeyForUser(c, pending.userId, data.credential);
-      // Possession of the key is the second factor (hwk/swk); completePendingSignIn adds mfa.
-      return await completePendingSignIn(c, pending, passkeys.passkeyAmr({ deviceType: passkey.deviceType, userVerified: false }).filter((m) => m !== 'user'));
+      // Possession of the key is the second factor (hwk/swk); completeSignIn adds mfa.
+      return await signInReply(c, await completeSignIn(c, pending, passkeys.passkeyAmr({ deviceType: passkey.deviceType, userVerified: false }).filter((m) => m !== 'user')));
     } catch (e) {
       const err = toApiError(e);
       // A refused assertion counts against the per-IP limit, as on the passkey sign-in.

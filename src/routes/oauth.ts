@@ -5,12 +5,10 @@
 import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { recordEvent } from '../auth/events';
-import { secondFactorGate } from '../auth/mfa-pending';
 import { resolveOAuthUser } from '../auth/oauth-link';
 import { sealForStorage } from '../auth/oauth-provider-tokens';
-import { startSession } from '../auth/sessions';
+import { signIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
-import { setSessionCookies } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
 import { log } from '../observability/log';
@@ -22,6 +20,7 @@ import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
+import { signInReply } from './sign-in-reply';
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
 function errorPage(c: Context<AppEnv>, status: PageStatus, message: string, returnTo = '/'): Response {
@@ -127,11 +126,6 @@ export const oauthRoutes = new Hono<AppEnv>()
       throw e;
     }
     const returnTo = safeReturnTo(flow.returnTo, config);
-    const owed = await secondFactorGate(c, { user: linked.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo });
-    if (owed) return owed;
-    const session = await startSession(c, linked.user, provider.id, [provider.id]);
-    await recordEvent(c, { event: 'login', outcome: 'success', userId: linked.user.id, detail: { method: 'oauth', provider: provider.id, how: linked.how, sid: session.session.id } });
-    setSessionCookies(c, session.accessToken, session.refreshToken, session.sessionExpiresAt - now());
-    c.header('cache-control', 'no-store');
-    return c.redirect(returnTo, 303);
+    const outcome = await signIn(c, { user: linked.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo, detail: { via: 'oauth', how: linked.how } });
+    return signInReply(c, outcome);
   });

@@ -30,14 +30,11 @@ import {
 import { recordEvent } from '../auth/events';
 import { sendFactorNotice } from '../auth/factor-notice';
 import { isRecentSignIn } from '../auth/recent-sign-in';
-import { secondFactorGate } from '../auth/mfa-pending';
-import { signedInResponse } from '../auth/responses';
-import { startSession } from '../auth/sessions';
+import { signIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
-import { ApiError, invalidToken } from '../http/errors';
+import { ApiError, invalidToken, toApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
-import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
 import { wantsHtml } from '../http/client';
@@ -49,6 +46,7 @@ import { deviceLabel } from '../ui/device-label';
 import { PASSKEYS_SCRIPT } from '../ui/passkeys-script';
 import type { PasskeysSectionProps } from '../ui/passkeys-section';
 import { nowSeconds as now } from '../util/time';
+import { signInReply } from './sign-in-reply';
 
 /** The account page's `?done=` notices for the passkey forms. */
 export const PASSKEY_NOTICES: Record<string, string> = {
@@ -181,29 +179,22 @@ export const passkeyRoutes = new Hono<AppEnv>()
     try {
       const { data } = await readBody(c, loginSchema);
       const { user, passkey, userVerified } = await verifyPasskeyAssertion(c, data.credential, null);
-      // RFC 8176: hwk (device-bound) or swk (synced), user presence, and mfa when the device verified the user.
+      // RFC 8176: hwk (device-bound) or swk (synced), user presence, and mfa when the device
+      // verified the user. Without user verification a passkey proves possession only: one
+      // factor, under the same policy as a password (docs/design.md "Second factors").
       const amr = passkeyAmr({ deviceType: passkey.deviceType, userVerified });
-      if (!userVerified) {
-        // Without user verification a passkey proves possession only: one factor, under the same
-        // policy as a password (docs/design.md "Second factors"): a user with a second factor (or
-        // a role that needs one) gets the pending state, to finish with a code.
-        const session = data.session === 'cookie' ? 'cookie' : 'token';
-        const gate = await secondFactorGate(c, {
-          user,
-          amr,
-          provider: 'passkey',
-          // The page's script sends return_to and follows the 303 to the mfa page.
-          mode: session === 'cookie' && data.return_to !== undefined ? 'form' : session,
-          returnTo: safeReturnTo(data.return_to, c.get('config')),
-        });
-        if (gate) {
-          await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'passkey', credential: passkey.id.slice(0, 16), user_verified: false, second_factor: 'pending' } });
-          return gate;
-        }
-      }
-      const tokens = await startSession(c, user, 'passkey', amr);
-      await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'passkey', credential: passkey.id.slice(0, 16), user_verified: userVerified } });
-      return signedInResponse(c, user, tokens, data.session === 'cookie' ? 'cookie' : 'token');
+      const session = data.session === 'cookie' ? 'cookie' : 'token';
+      const outcome = await signIn(c, {
+        user,
+        amr,
+        provider: 'passkey',
+        mode: session,
+        // The page's script sends return_to and follows the 303 to the second-factor page.
+        pendingMode: session === 'cookie' && data.return_to !== undefined ? 'form' : session,
+        returnTo: safeReturnTo(data.return_to, c.get('config')),
+        detail: { credential: passkey.id.slice(0, 16), user_verified: userVerified },
+      });
+      return await signInReply(c, outcome);
     } catch (e) {
       const err = toApiError(e);
       if (err.status === 400 || err.status === 401 || err.status === 403) {

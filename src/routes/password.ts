@@ -10,21 +10,18 @@ import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { hashPassword, verifyDummy, verifyPassword } from '../auth/password-hash';
 import { checkNewPassword, normalisePassword } from '../auth/password-policy';
-import { secondFactorGate } from '../auth/mfa-pending';
-import { signedInResponse } from '../auth/responses';
 import { emailDomainAllowed } from '../auth/roles';
-import { startSession } from '../auth/sessions';
+import { signIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
 import { readBody, type BodyKind } from '../http/body';
-import { setSessionCookies } from '../http/cookies';
-import { ApiError, badRequest } from '../http/errors';
+import { ApiError, badRequest, toApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
-import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { renderLoginPage } from './login-page';
+import { signInReply } from './sign-in-reply';
 
 const credentialsSchema = v.strictObject(
   {
@@ -46,20 +43,13 @@ function requirePasswordLogin(c: Context<AppEnv>) {
 }
 
 /**
- * Signs the user in and answers according to how they asked (form, JSON cookie, JSON token). A
- * user who owes a second factor gets no tokens yet: the pending state of auth/mfa-pending.ts.
+ * Signs the user in through the pipeline (auth/sign-in.ts) and answers the way they asked (form,
+ * JSON cookie, JSON token). `detail` adds to the audit event (the sign-in after a confirmation).
  */
-async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Credentials, status: 200 | 201) {
+async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>, status: 200 | 201, detail?: Record<string, string>) {
   const mode = kind === 'form' ? 'form' : input.session === 'cookie' ? 'cookie' : 'token';
-  const owed = await secondFactorGate(c, { user, amr: ['pwd'], provider: 'password', mode, returnTo: safeReturnTo(input.return_to, c.get('config')) });
-  if (owed) return owed;
-  const tokens = await startSession(c, user, 'password', ['pwd']);
-  if (kind === 'form') {
-    setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - now());
-    c.header('cache-control', 'no-store');
-    return c.redirect(safeReturnTo(input.return_to, c.get('config')), 303);
-  }
-  return signedInResponse(c, user, tokens, input.session === 'cookie' ? 'cookie' : 'token', status);
+  const outcome = await signIn(c, { user, amr: ['pwd'], provider: 'password', mode, returnTo: safeReturnTo(input.return_to, c.get('config')), detail });
+  return signInReply(c, outcome, { status });
 }
 
 /** Form posts get the page back with the error; JSON clients get the JSON error. */
@@ -157,7 +147,6 @@ export const passwordRoutes = new Hono<AppEnv>()
       }
       await recordLoginSuccess(c, data.email);
       if (result.needsRehash) await updatePasswordHash(c.env.DB, user.id, await hashPassword(password), now());
-      await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'password' } });
       return finishSignIn(c, user, kind, data, 200);
     }),
   );
@@ -165,9 +154,8 @@ export const passwordRoutes = new Hono<AppEnv>()
 /**
  * The sign-in that follows a confirmed verification link (routes/email-verification.ts): the
  * password was checked there; the rest goes through {@link finishSignIn}, so that every password
- * sign-in passes the same gates (a second factor still owed, for one). finishSignIn reads only
- * `session` and `return_to` of its input; the address and password are not needed again.
+ * sign-in passes the same gates (a second factor still owed, for one).
  */
 export function signInAfterConfirmation(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>) {
-  return finishSignIn(c, user, kind, { email: user.email, password: '', ...input }, 200);
+  return finishSignIn(c, user, kind, input, 200, { via: 'email_verification' });
 }

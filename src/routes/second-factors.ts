@@ -11,19 +11,19 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
+import { currentUser } from '../auth/authenticate';
 import type { AppEnv } from '../env';
 import { stepUpSession } from '../auth/sessions';
 import { hasSecondFactor, secondFactors } from '../auth/second-factor-status';
 import { readBody } from '../http/body';
 import { setAccessCookie } from '../http/cookies';
-import { ApiError } from '../http/errors';
-import { toApiError } from '../middleware/error-handler';
+import { ApiError, toApiError } from '../http/errors';
+import { browserAuth, needsRecentSignIn } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { findSessionById } from '../storage/sessions';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
-import { browserAuth, currentUser, needsRecentSignIn } from './second-factor-helpers';
 
 const codeSchema = v.strictObject({ code: v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long')) }, 'is not a known field');
 const emptySchema = v.strictObject({}, 'is not a known field');

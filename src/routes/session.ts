@@ -4,7 +4,6 @@
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
-import { publicSession, publicUser, signedInResponse } from '../auth/responses';
 import { endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
@@ -16,6 +15,7 @@ import { sameOrigin } from '../middleware/same-origin';
 import { findSessionById, listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
+import { publicSession, publicUser, signedInResponse } from './sign-in-reply';
 
 const refreshSchema = v.strictObject({ refresh_token: v.optional(v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long'))) }, 'is not a known field');
 const emptySchema = v.strictObject({ return_to: v.optional(v.string()) }, 'is not a known field');

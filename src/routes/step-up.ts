@@ -15,6 +15,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
+import { currentUser } from '../auth/authenticate';
 import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { isRecentSignIn } from '../auth/recent-sign-in';
@@ -23,11 +24,10 @@ import { stepUpSession } from '../auth/sessions';
 import type { AppEnv, AuthUser } from '../env';
 import { bodyKind, readBody } from '../http/body';
 import { setAccessCookie } from '../http/cookies';
-import { ApiError, badRequest } from '../http/errors';
+import { ApiError, badRequest, toApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
-import { toApiError } from '../middleware/error-handler';
 import { checkRateLimit, rateLimit } from '../middleware/rate-limit';
-import { requireAuth } from '../middleware/require-auth';
+import { browserAuth, requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { normalisePath } from '../proxy/normalise-path';
 import { matchRoute, routeTable } from '../proxy/route-table';
@@ -35,7 +35,6 @@ import { findSessionById } from '../storage/sessions';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
-import { browserAuth, currentUser } from './second-factor-helpers';
 
 const stepUpSchema = v.strictObject(
   {

@@ -2,7 +2,7 @@
  * The one error storage throws when D1 or KV cannot serve a call. Every binding call in
  * storage/ goes through {@link guard} (or, for the revocation check, its own catch), so no
  * layer above has to recognise the runtime's error texts: the error handler maps this type to
- * 503 `unavailable` (middleware/error-handler.ts `toApiError`).
+ * 503 `unavailable` (http/errors.ts `toApiError`).
  */
 export class StorageUnavailableError extends Error {
   override readonly name = 'StorageUnavailableError';

@@ -12,7 +12,7 @@ import type { Env } from '../../src/env';
 import { composeMail, gatewayLink } from '../../src/mail/compose';
 import { MailUnavailableError } from '../../src/mail/errors';
 import { mailEnabled, sendMail } from '../../src/mail/send';
-import { toApiError } from '../../src/middleware/error-handler';
+import { toApiError } from '../../src/http/errors';
 import { errorResponse } from '../../src/http/errors';
 import { makeEnv } from './helpers';
 import { failMailFor, lastMailFor, mailEnv, mailFor, recoverMail, uniqueEmail } from './mail';

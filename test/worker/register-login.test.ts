@@ -180,7 +180,9 @@ describe('POST /auth/login', () => {
     expect(body.user.id).toBe(reg.user.id);
     expect((await call('/auth/me', { headers: bearer(body.access_token) })).status).toBe(200);
     expect(await countRows('sessions', 'user_id = ?', reg.user.id)).toBe(2);
-    expect(await countRows('auth_events', "event = 'login' AND outcome = 'success' AND user_id = ?", reg.user.id)).toBe(1);
+    // The registration signed in too (its own event); this sign-in is one more, named by its endpoint.
+    expect(await countRows('auth_events', "event = 'login' AND outcome = 'success' AND user_id = ?", reg.user.id)).toBe(2);
+    expect(await countRows('auth_events', "event = 'login' AND outcome = 'success' AND user_id = ? AND detail LIKE '%password_login%'", reg.user.id)).toBe(1);
   });
 
   it('answers unknown email and wrong password identically', async () => {

@@ -1,0 +1,199 @@
+/**
+ * The sign-in pipeline: the one way to a session (docs/design.md, "The sign-in pipeline").
+ *
+ * A route that has checked a first factor (password, mailed code, provider, passkey) hands the
+ * user and how they proved who they are to {@link signIn}; a route that has checked a second
+ * factor for a pending sign-in hands it to {@link completeSignIn}. Both answer with an
+ * {@link SignInOutcome}, a value, never an HTTP response: the route turns it into its reply
+ * (routes/sign-in-reply.ts). Here, once for every method: the disabled-account check, the
+ * second factor (a user with one, or whose role requires one, gets a pending state, no token),
+ * the audit event and its alerts, and the session itself. `startSession` is private to this
+ * module, so no other code can start a session.
+ *
+ * Both functions also refuse (500, logged) a request whose matched route is not in
+ * {@link SIGN_IN_ENDPOINTS}: a new sign-in route must be added there, which puts it under the
+ * test that drives every entry of that list without the second factor.
+ */
+import type { Context } from 'hono';
+import { routePath } from 'hono/route';
+import type { AppEnv } from '../env';
+import { clientIp, userAgent } from '../http/client';
+import { ApiError, invalidToken } from '../http/errors';
+import { log } from '../observability/log';
+import { insertPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
+import { insertSession, insertSessionSpendingPending } from '../storage/sessions';
+import type { User } from '../storage/users';
+import { randomId, sha256 } from '../util/random';
+import { nowSeconds as now } from '../util/time';
+import { recordEvent } from './events';
+import { pendingUser } from './mfa-pending';
+import { hasSecondFactor, mfaRequiredByRole } from './second-factor-status';
+import { accessTokenFor, newRefreshToken, type IssuedTokens } from './sessions';
+
+export interface SignInEndpoint {
+  /** A stable name (tests map each one to a way of driving it). */
+  id: string;
+  method: 'GET' | 'POST';
+  /** The route's path under AUTH_PREFIX, as registered (`/callback/:provider`). */
+  path: string;
+  /** `first`: a first factor starts the sign-in ({@link signIn}); `second`: a second factor completes a pending one ({@link completeSignIn}). */
+  step: 'first' | 'second';
+}
+
+/**
+ * Every endpoint that may sign a user in. The pipeline refuses any other route; the sign-in
+ * tests drive every entry and fail on one they do not know.
+ */
+export const SIGN_IN_ENDPOINTS = [
+  { id: 'password_register', method: 'POST', path: '/register', step: 'first' },
+  { id: 'password_login', method: 'POST', path: '/login', step: 'first' },
+  { id: 'email_verification_confirm', method: 'POST', path: '/email/verify', step: 'first' },
+  { id: 'email_code_verify', method: 'POST', path: '/login/email-code/verify', step: 'first' },
+  { id: 'oauth_callback', method: 'GET', path: '/callback/:provider', step: 'first' },
+  { id: 'passkey_login', method: 'POST', path: '/passkeys/login', step: 'first' },
+  { id: 'second_factor_code', method: 'POST', path: '/mfa', step: 'second' },
+  { id: 'second_factor_passkey', method: 'POST', path: '/mfa/passkey', step: 'second' },
+] as const satisfies readonly SignInEndpoint[];
+
+export type SignInEndpointId = (typeof SIGN_IN_ENDPOINTS)[number]['id'];
+
+/** How the client asked: an HTML form (303s), or JSON with tokens in cookies or in the body. */
+export type SignInMode = PendingMode;
+
+export interface FirstFactor {
+  user: User;
+  /** How the first factor was given, as RFC 8176 values (`["pwd"]`, `["github"]`, `["hwk","user","mfa"]`). */
+  amr: readonly string[];
+  /** The sign-in method the session shows on the account page (`password`, a provider id, `passkey`, `email_code`). */
+  provider: string;
+  /** How to answer now. */
+  mode: SignInMode;
+  /** How the pending state's completion answers, when it is not `mode` (a page script that follows a 303 to the second-factor page). */
+  pendingMode?: SignInMode;
+  /** Where the browser goes after signing in; already checked with safeReturnTo. */
+  returnTo: string;
+  /** More for the audit event (`via`, `how`, a credential prefix). */
+  detail?: Record<string, string | boolean>;
+}
+
+/** Signed in: the tokens, to be sent the way `mode` says. */
+export interface SessionOutcome {
+  kind: 'session';
+  user: User;
+  tokens: IssuedTokens;
+  mode: SignInMode;
+  returnTo: string;
+  /** A pending second-factor state was spent: its cookie goes. */
+  spentPending: boolean;
+}
+
+/** A second factor is owed: no token, a pending state the client names with `handle`. */
+export interface PendingOutcome {
+  kind: 'pending';
+  user: User;
+  handle: string;
+  /** `verify`: give a factor the user has; `enrol`: set one up first (MFA_REQUIRED_ROLES). */
+  purpose: PendingPurpose;
+  /** Seconds the handle stays valid. */
+  ttl: number;
+  mode: SignInMode;
+  returnTo: string;
+}
+
+export type SignInOutcome = SessionOutcome | PendingOutcome;
+
+/**
+ * The endpoint the request is on, if it is a sign-in endpoint for `step`; otherwise a logged 500.
+ * `routePath` is the path the running handler was registered with (AUTH_PREFIX included, also
+ * inside app-lazy.ts's mounted apps), so a path parameter cannot pass for another route.
+ */
+function requireSignInEndpoint(c: Context<AppEnv>, step: SignInEndpoint['step']): SignInEndpointId {
+  const matched = routePath(c);
+  const prefix = c.get('config').AUTH_PREFIX;
+  const endpoint = SIGN_IN_ENDPOINTS.find((e) => e.step === step && e.method === c.req.method && `${prefix}${e.path}` === matched);
+  if (endpoint) return endpoint.id;
+  log.error('sign_in_from_unlisted_route', { method: c.req.method, route: matched, step });
+  throw new ApiError('server_error', 'Something went wrong. Try again later.');
+}
+
+/** What the user still owes after a first factor: nothing (null), a factor, or setting one up. */
+async function secondFactorOwed(c: Context<AppEnv>, user: User, amr: readonly string[]): Promise<PendingPurpose | null> {
+  // A passkey that verified the user (PIN, biometrics) is two factors in one (`mfa`).
+  if (amr.includes('mfa')) return null;
+  if (await hasSecondFactor(c.env.DB, user.id, c.get('config'))) return 'verify';
+  return mfaRequiredByRole(user, c.get('config')) ? 'enrol' : null;
+}
+
+/**
+ * Starts a session: a refresh token and an access token carrying `amr` and now as `auth_time`.
+ * `spendsPending`: the hash of the pending state this session completes, spent in the same
+ * transaction (refused if already spent). Private: only the two functions below call it.
+ */
+async function startSession(c: Context<AppEnv>, user: User, provider: string | null, amr: readonly string[], spendsPending?: string): Promise<IssuedTokens> {
+  const config = c.get('config');
+  const t = now();
+  const refreshToken = newRefreshToken();
+  const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
+  const input = { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] };
+  const session = spendsPending === undefined ? await insertSession(c.env.DB, input, t) : await insertSessionSpendingPending(c.env.DB, input, spendsPending, t);
+  if (!session) throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
+  const access = await accessTokenFor(c, user, session);
+  return { accessToken: access.token, accessTokenId: access.jti, expiresIn: access.expiresIn, refreshToken, sessionExpiresAt: expiresAt, session };
+}
+
+/**
+ * After a first factor: a session, or (a second factor owed) a pending state and no token.
+ *
+ * @example
+ * const outcome = await signIn(c, { user, amr: ['pwd'], provider: 'password', mode: 'form', returnTo });
+ * return signInReply(c, outcome);
+ */
+export async function signIn(c: Context<AppEnv>, first: FirstFactor): Promise<SignInOutcome> {
+  const endpoint = requireSignInEndpoint(c, 'first');
+  const { user } = first;
+  const method = { method: first.provider, endpoint, ...first.detail };
+  if (user.disabledAt !== null) {
+    await recordEvent(c, { event: 'login', outcome: 'failure', userId: user.id, detail: { ...method, reason: 'disabled' } });
+    throw new ApiError('forbidden', 'This account is disabled.');
+  }
+  const purpose = await secondFactorOwed(c, user, first.amr);
+  if (purpose) {
+    const config = c.get('config');
+    const handle = randomId(32);
+    const t = now();
+    const ttl = config.MFA_PENDING_SECONDS;
+    const mode = first.pendingMode ?? first.mode;
+    await insertPending(c.env.DB, {
+      idHash: await sha256(handle),
+      userId: user.id,
+      purpose,
+      amr: [...first.amr],
+      provider: first.provider,
+      mode,
+      returnTo: first.returnTo,
+      createdAt: t,
+      expiresAt: t + ttl,
+    });
+    await recordEvent(c, { event: 'mfa_pending', outcome: 'success', userId: user.id, detail: { ...method, purpose, first_factor: first.amr.join(',') } });
+    return { kind: 'pending', user, handle, purpose, ttl, mode, returnTo: first.returnTo };
+  }
+  const tokens = await startSession(c, user, first.provider, first.amr);
+  await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { ...method, amr: first.amr.join(','), sid: tokens.session.id } });
+  return { kind: 'session', user, tokens, mode: first.mode, returnTo: first.returnTo, spentPending: false };
+}
+
+/**
+ * Completes a pending sign-in with a second factor the route has just checked (`factorAmr`:
+ * `["otp"]`, `["hwk"]`...): spends the state (once: a replay or a concurrent completion is
+ * refused) and starts the session with the first factor's `amr`, `factorAmr` and `mfa`. An
+ * `enrol` state completes only once the factor is set up.
+ */
+export async function completeSignIn(c: Context<AppEnv>, pending: PendingSignIn, factorAmr: readonly string[]): Promise<SessionOutcome> {
+  const endpoint = requireSignInEndpoint(c, 'second');
+  const user = await pendingUser(c, pending);
+  if (!(await hasSecondFactor(c.env.DB, user.id, c.get('config')))) throw new ApiError('forbidden', 'This account must set up a second factor first.');
+  const amr = [...new Set([...pending.amr, ...factorAmr, 'mfa'])];
+  const tokens = await startSession(c, user, pending.provider, amr, pending.idHash);
+  await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'second_factor', endpoint, amr: amr.join(','), sid: tokens.session.id } });
+  return { kind: 'session', user, tokens, mode: pending.mode, returnTo: pending.returnTo, spentPending: true };
+}

@@ -69,7 +69,9 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', verifyRoute);
   auth.all('*', rest);
 
-  app.use('/.well-known/*', gatewayHeaders(config));
+  // Only the JWKS is the gateway's under /.well-known: every other path there (OpenID or MCP
+  // discovery, security.txt) is an origin's, proxied below and sent back as it came.
+  app.use('/.well-known/jwks.json', gatewayHeaders(config));
   app.route('/', jwksRoute);
   app.all('/.well-known/jwks.json', rest);
   app.route(config.AUTH_PREFIX, auth);

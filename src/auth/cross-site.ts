@@ -33,6 +33,19 @@ export function requestSite(c: Context<AppEnv>, trustedOrigins: readonly string[
   return 'unknown';
 }
 
+/**
+ * Whether a request may be a top-level navigation: `Sec-Fetch-Mode: navigate` with
+ * `Sec-Fetch-Dest: document`, from any site, or a request with no fetch metadata at all (a
+ * browser too old to send it, or not a browser). An image, a script's fetch or a frame says
+ * what it is, and is not one.
+ */
+export function isTopLevelNavigation(c: Context<AppEnv>): boolean {
+  const mode = c.req.header('sec-fetch-mode');
+  const dest = c.req.header('sec-fetch-dest');
+  const sendsNone = mode === undefined && dest === undefined && c.req.header('sec-fetch-site') === undefined && c.req.header('sec-fetch-user') === undefined;
+  return sendsNone || (mode === 'navigate' && dest === 'document');
+}
+
 /** The refusal for a request from another site, or one that does not say where it comes from. */
 export function crossSiteRefused(site: RequestSite): ApiError {
   return new ApiError(

@@ -124,16 +124,37 @@ export async function verifySecondFactor(c: Context<AppEnv>, user: User, raw: st
 }
 
 /**
- * Starts (or restarts) setting up an authenticator app: a new secret, stored encrypted and
- * unconfirmed. `conflict` if one is already confirmed (remove it first).
+ * How long an unconfirmed authenticator secret is shown again rather than replaced: time to
+ * install an app and scan the code. Showing the set-up page never replaces a fresh one, so
+ * neither a reload nor another site's link to the page can break an enrolment in progress.
  */
-export async function startTotpEnrolment(c: Context<AppEnv>, user: User): Promise<{ secret: string; uri: string }> {
+export const TOTP_ENROLMENT_FRESH_S = 30 * 60;
+
+/**
+ * The authenticator app to set up: the unconfirmed secret if it is fresh (the same QR code on
+ * every visit), else a new one, stored encrypted and unconfirmed in place of a stale or
+ * unreadable one. If another request stored one meanwhile, that one is shown. `conflict` if an
+ * app is already confirmed (remove it first).
+ */
+export async function totpEnrolment(c: Context<AppEnv>, user: User): Promise<{ secret: string; uri: string }> {
   const key = await keyFor(c);
-  const secret = newTotpSecret();
-  if (!(await putPendingTotp(c.env.DB, user.id, await sealTotpSecret(key, user.id, secret), now()))) {
-    throw new ApiError('conflict', 'An authenticator app is already set up. Remove it first to set up another.');
+  const t = now();
+  const shown = async (secret: string) => ({ secret, uri: await otpauthUri(secret, c.get('config').APP_NAME, user.email) });
+  const alreadySetUp = () => new ApiError('conflict', 'An authenticator app is already set up. Remove it first to set up another.');
+  const existing = await findTotpFactor(c.env.DB, user.id);
+  if (existing && existing.confirmedAt !== null) throw alreadySetUp();
+  if (existing && existing.createdAt > t - TOTP_ENROLMENT_FRESH_S) {
+    const secret = await openTotpSecret(key, user.id, existing.secretEncrypted);
+    if (secret !== null) return shown(secret);
   }
-  return { secret, uri: await otpauthUri(secret, c.get('config').APP_NAME, user.email) };
+  const secret = newTotpSecret();
+  if (await putPendingTotp(c.env.DB, user.id, await sealTotpSecret(key, user.id, secret), t, existing?.secretEncrypted ?? null)) return shown(secret);
+  // Another request got there first: show what it stored.
+  const winner = await findTotpFactor(c.env.DB, user.id);
+  if (!winner || winner.confirmedAt !== null) throw alreadySetUp();
+  const stored = await openTotpSecret(key, user.id, winner.secretEncrypted);
+  if (stored === null) throw new ApiError('server_error', 'The authenticator app being set up cannot be read. Try again.');
+  return shown(stored);
 }
 
 /** The authenticator app being set up (unconfirmed), to show again after a wrong code; null if none. */

@@ -13,7 +13,6 @@ import {
   revokeSession,
   revokeUserSessions,
   rotateRefreshHash,
-  sessionIdsEndedSince,
   sessionIdsWithLiveTokens,
   updateSessionAuth,
   type Session,
@@ -54,8 +53,13 @@ export const REFRESH_REUSE_GRACE_S = 10;
 const justRotated = () =>
   new ApiError('conflict', 'This refresh token was just used by another request, which received the new tokens. Use those (a browser already has them).');
 
-/** An access token for the session's user, carrying the session's `amr` and `auth_time`. */
-export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime'>) {
+/**
+ * An access token for the session, which never outlives it: `exp` is at most the session's
+ * absolute end (`created_at + SESSION_MAX_AGE`) and its refresh token's expiry (`expiresAt`,
+ * as the session now stands). So once a session is past its end none of its tokens verifies,
+ * and ending a user's sessions need only revoke those whose `expires_at` is not yet past.
+ */
+export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime' | 'createdAt' | 'expiresAt'>) {
   const config = c.get('config');
   return issueAccessToken(
     { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
@@ -68,6 +72,7 @@ export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pi
       amr: session.amr,
       authTime: session.authTime,
       ttlSeconds: config.ACCESS_TOKEN_TTL,
+      notAfter: Math.min(session.createdAt + config.SESSION_MAX_AGE, session.expiresAt),
     },
   );
 }
@@ -79,8 +84,9 @@ export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pi
  */
 export async function stepUpSession(c: Context<AppEnv>, user: User, sessionId: string, amr: readonly string[]) {
   const t = now();
-  if (!(await updateSessionAuth(c.env.DB, sessionId, [...amr], t))) throw invalidToken('The session has ended. Sign in again.');
-  const access = await accessTokenFor(c, user, { id: sessionId, amr: [...amr], authTime: t });
+  const span = await updateSessionAuth(c.env.DB, sessionId, [...amr], t);
+  if (!span) throw invalidToken('The session has ended. Sign in again.');
+  const access = await accessTokenFor(c, user, { id: sessionId, amr: [...amr], authTime: t, ...span });
   return { accessToken: access.token, expiresIn: access.expiresIn, authTime: t };
 }
 
@@ -135,19 +141,21 @@ export async function endSession(c: Context<AppEnv>, sessionId: string, userId: 
 }
 
 /**
- * Ends every session of a user: D1 first, then KV for every session ended within the longest
- * access-token lifetime, so a retry after a failed KV write also covers the sessions the
- * failed attempt already ended in D1. `callerSessionId`, the session making the request, is
- * revoked in KV last, once the others are: until then its token still works for that retry.
- * Returns the ids this call ended in D1.
+ * Ends every session of a user: D1 first, then KV for every session whose access tokens may
+ * still verify: those this call ended, those ended within the longest access-token lifetime
+ * (so a retry after a failed KV write also covers the sessions the failed attempt already
+ * ended in D1), and those that ran out just now (a token refreshed just before its session's
+ * end lives until that end, plus clock tolerance). `callerSessionId`, the session making the
+ * request, is revoked in KV last, once the others are: until then its token still works for
+ * that retry. Returns the ids this call ended in D1.
  */
 export async function endAllSessions(c: Context<AppEnv>, userId: string, callerSessionId?: string): Promise<string[]> {
   await fenceUserSessions(c, userId);
   const t = now();
   const ended = await revokeUserSessions(c.env.DB, userId, t);
-  const recent = await sessionIdsEndedSince(c.env.DB, userId, t - tokenLifetime(c));
+  const live = await sessionIdsWithLiveTokens(c.env.DB, userId, t, tokenLifetime(c));
   const ttl = c.get('config').ACCESS_TOKEN_TTL;
-  await revokeSessionIds(c.env.REVOKED, recent.filter((id) => id !== callerSessionId), ttl);
+  await revokeSessionIds(c.env.REVOKED, live.filter((id) => id !== callerSessionId), ttl);
   if (callerSessionId !== undefined) await revokeSessionIds(c.env.REVOKED, [callerSessionId], ttl);
   return ended;
 }
@@ -252,7 +260,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const expiresAt = Math.min(t + config.REFRESH_TOKEN_TTL, absoluteEnd);
   const won = await rotateRefreshHash(c.env.DB, session.id, hash, await sha256(next), expiresAt, t);
   if (!won) throw justRotated();
-  const access = await accessTokenFor(c, user, session);
+  const access = await accessTokenFor(c, user, { ...session, expiresAt });
   await recordEvent(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
   return {
     user,

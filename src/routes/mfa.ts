@@ -45,8 +45,7 @@ async function noPendingPage(c: Context<AppEnv>, message: string) {
 }
 
 async function enrolment(c: Context<AppEnv>, user: User) {
-  const factors = await import('../auth/second-factor');
-  return (await factors.currentTotpEnrolment(c, user)) ?? factors.startTotpEnrolment(c, user);
+  return (await import('../auth/second-factor')).totpEnrolment(c, user);
 }
 
 async function page(c: Context<AppEnv>, pending: ReadPending, error: string | null = null, status: PageStatus = 200) {

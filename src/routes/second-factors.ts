@@ -57,8 +57,9 @@ export const secondFactorRoutes = new Hono<AppEnv>()
       c.header('cache-control', 'no-store');
       return c.redirect(`${accountPath(c)}?done=totp_already_on`, 303);
     }
-    const { startTotpEnrolment } = await import('../auth/second-factor');
-    return enrolPage(c, user, await startTotpEnrolment(c, user));
+    // The set-up in progress if there is one: a GET never replaces it (auth/second-factor.ts).
+    const { totpEnrolment } = await import('../auth/second-factor');
+    return enrolPage(c, user, await totpEnrolment(c, user));
   })
   .post('/account/totp/confirm', sameOrigin({ always: true }), browserAuth(totpPath), async (c) => {
     const auth = c.get('user');

@@ -29,15 +29,20 @@ export async function findTotpFactor(db: D1Database, userId: string): Promise<To
   return row ? toFactor(row) : null;
 }
 
-/** Stores a new, unconfirmed secret, replacing an unconfirmed one. False if a confirmed one exists (left alone). */
-export async function putPendingTotp(db: D1Database, userId: string, secretEncrypted: string, now: number): Promise<boolean> {
+/**
+ * Stores a new, unconfirmed secret where the user has none, or in place of exactly the
+ * unconfirmed one the caller saw (`replacing`, sealed as stored): a compare-and-swap, so a
+ * secret another request has just stored, or a confirmed one, is left alone. False if nothing
+ * was stored.
+ */
+export async function putPendingTotp(db: D1Database, userId: string, secretEncrypted: string, now: number, replacing: string | null): Promise<boolean> {
   const r = await guard(() => db
     .prepare(
       `INSERT INTO totp_factors (user_id, secret_encrypted, created_at) VALUES (?1, ?2, ?3)
        ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = ?2, created_at = ?3, last_used_step = NULL
-       WHERE confirmed_at IS NULL`,
+       WHERE confirmed_at IS NULL AND secret_encrypted = ?4`,
     )
-    .bind(userId, secretEncrypted, now)
+    .bind(userId, secretEncrypted, now, replacing)
     .run());
   return r.meta.changes === 1;
 }

@@ -125,15 +125,21 @@ function newSession(id: string, family: string, input: NewSession, now: number):
 }
 
 /**
- * A step-up: the live session's user authenticated again, now, with `amr`. False if the session
- * is no longer live (nothing changed).
+ * A step-up: the live session's user authenticated again, now, with `amr`. Returns when the
+ * session began and when its refresh token expires (a new access token must not outlive either),
+ * or null if the session is no longer live (nothing changed).
  */
-export async function updateSessionAuth(db: D1Database, sessionId: string, amr: string[], authTime: number): Promise<boolean> {
-  const r = await guard(() => db
-    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?')
+export async function updateSessionAuth(
+  db: D1Database,
+  sessionId: string,
+  amr: string[],
+  authTime: number,
+): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
+  const row = await guard(() => db
+    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING created_at, expires_at')
     .bind(JSON.stringify(amr), authTime, authTime, sessionId, authTime)
-    .run());
-  return r.meta.changes === 1;
+    .first<{ created_at: number; expires_at: number }>());
+  return row ? { createdAt: row.created_at, expiresAt: row.expires_at } : null;
 }
 
 export async function findSessionById(db: D1Database, id: string): Promise<SessionWithHash | null> {
@@ -220,23 +226,12 @@ export async function deleteEndedSessions(db: D1Database, before: number, limit:
 }
 
 /**
- * Sessions of a user that ended (were revoked) at or after `since`. Given the start of the
- * longest access-token lifetime, these are the ended sessions whose tokens may still verify:
- * revoking all of them in KV again is idempotent, so a retry after a failed KV write still
- * covers sessions that D1 already shows as ended.
- */
-export async function sessionIdsEndedSince(db: D1Database, userId: string, since: number): Promise<string[]> {
-  const { results } = await guard(() => db
-    .prepare('SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NOT NULL AND revoked_at >= ?')
-    .bind(userId, since)
-    .all<{ id: string }>());
-  return results.map((r) => r.id);
-}
-
-/**
- * Sessions of a user whose access tokens may still be unexpired: live ones and those ended in
- * the last `accessTtl` seconds. Revoking all of these in KV is idempotent, so a retry after a
- * failed KV write still covers sessions that D1 already shows as ended.
+ * Sessions of a user whose access tokens may still be unexpired: those not revoked, or revoked
+ * in the last `accessTtl` seconds (a token's lifetime plus clock tolerance), whose refresh
+ * expiry is less than `accessTtl` ago. A session that simply ran out counts too: an access
+ * token never outlives its session's `expires_at` (auth/sessions.ts caps it), and the margin
+ * also covers any token signed before that cap. Revoking all of these in KV is idempotent, so
+ * a retry after a failed KV write still covers sessions that D1 already shows as ended.
  */
 export async function sessionIdsWithLiveTokens(db: D1Database, userId: string, now: number, accessTtl: number): Promise<string[]> {
   const { results } = await guard(() => db

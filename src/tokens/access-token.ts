@@ -67,12 +67,17 @@ export interface IssueInput {
   amr: readonly string[];
   authTime: number;
   ttlSeconds: number;
+  /**
+   * The latest `exp` the token may carry, Unix seconds: its session's end. A token never
+   * outlives its session, so a session past its end has no token left for a revocation to miss.
+   */
+  notAfter?: number;
 }
 
 export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now = nowSeconds()) {
   const key = ctx.keyring.active;
   const jti = randomId(16);
-  const exp = now + input.ttlSeconds;
+  const exp = Math.min(now + input.ttlSeconds, input.notAfter ?? Infinity);
   const token = await new SignJWT({
     sid: input.sessionId,
     email: input.email,
@@ -89,7 +94,7 @@ export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now
     .setIssuedAt(now)
     .setExpirationTime(exp)
     .sign(key.privateKey);
-  return { token, jti, expiresAt: exp, expiresIn: input.ttlSeconds };
+  return { token, jti, expiresAt: exp, expiresIn: exp - now };
 }
 
 const FOREIGN_KEY_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;

@@ -10,7 +10,7 @@ import { REFRESH_REUSE_GRACE_S } from '../../src/auth/sessions';
 import { bearer, call, countRows, defaultEnv, GOOD_PASSWORD, revokedKeys, setCookies, uniqueEmail, type TokenResponse } from './helpers';
 import { cookieSession } from './proxy-helpers';
 
-const NAVIGATE = { accept: 'text/html', 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'navigate' };
+const NAVIGATE = { accept: 'text/html', 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
 const RETURN_TO = '/app/page?x=1';
 const navigation = `/auth/refresh?return_to=${encodeURIComponent(RETURN_TO)}`;
 const claimsOf = (jwt: string) => JSON.parse(atob(jwt.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sid: string; sub: string };

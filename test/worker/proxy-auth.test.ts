@@ -19,7 +19,7 @@ const env = proxyEnv(
   ],
   { O: origin },
 );
-const NAVIGATE = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'none' };
+const NAVIGATE = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', 'sec-fetch-site': 'none' };
 
 describe('unauthenticated requests', () => {
   it('a browser navigation is sent to sign in with the original URL', async () => {

@@ -1,5 +1,5 @@
 /**
- * Account self-service (issue 11, part B): change the password, add a first password through a
+ * Account self-service: change the password, add a first password through a
  * mailed link, change the email address through a link to the new one, delete the account, and
  * unlink a sign-in method. Routes (routes/account-security.ts) parse input and shape answers;
  * the rules live here, the multi-row writes in storage/account-changes.ts.

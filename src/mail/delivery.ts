@@ -2,11 +2,12 @@
  * When the gateway's mail goes out, and what a failure means: one rule for every message
  * (messages.ts says what they say).
  *
- * - {@link sendNow}: a link the signed-in user asked for and is waiting for (add a
- *   password, confirm a new address). Sent before the answer; if the relay fails, the caller
- *   revokes the link and the request answers 503 `mail_unavailable`, so the user retries at once
- *   instead of waiting for a mail that will never come. Only where the answer may depend on the
- *   outcome: the request names no one else's account.
+ * - {@link sendNow}, awaited before the answer: a link a signed-in user asked for and is
+ *   waiting for (add a password, confirm a new address, an admin's reset link for a user). If
+ *   the relay fails, the caller revokes the link and the request answers 503
+ *   `mail_unavailable`, so the user retries at once instead of waiting for a mail that will
+ *   never come. Only where the answer may depend on the outcome: it reveals nothing the asker
+ *   does not already know.
  * - {@link sendInBackground}: everything else, after the answer, through `waitUntil`; a failure
  *   is logged (`mail_failed` by send.ts, plus the kind here) and never reaches the answer.
  *   - Mail to an address someone typed (a sign-in code, a password reset, a verification link

@@ -1,5 +1,5 @@
 /**
- * Account self-service, JSON or HTML form (issue 11, part B; rules in auth/account-changes.ts):
+ * Account self-service, JSON or HTML form (rules in auth/account-changes.ts):
  *
  * - `POST /account/password`                 change the password (`current_password`, `new_password`)
  * - `POST /account/password/add`             mail a link to set a first password (a recent sign-in)

@@ -1,5 +1,5 @@
 /**
- * Changing the email address and deleting the account (issue 11, part B): D1, KV and mail asserted.
+ * Changing the email address and deleting the account: D1, KV and mail asserted.
  */
 import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';

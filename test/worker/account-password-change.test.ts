@@ -1,5 +1,5 @@
 /**
- * Changing the password and adding a first one (issue 11, part B): D1, KV and mail asserted.
+ * Changing the password and adding a first one: D1, KV and mail asserted.
  */
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';

@@ -1,5 +1,5 @@
 /**
- * Email verification (issue 11): `EMAIL_VERIFICATION` and its defaults, registration that
+ * Email verification: `EMAIL_VERIFICATION` and its defaults, registration that
  * answers the same for new and taken addresses, links that a GET never uses, the sign-in
  * refusal of an unverified account and its resend, mail outages, and what a verified address
  * then opens (ADMIN_EMAILS, route allow lists). Mail goes to the real SMTP server of the

@@ -1,5 +1,5 @@
 /**
- * Account self-service (issue 11, part B): change the password, add a first password through a
+ * Account self-service: change the password, add a first password through a
  * mailed link, change the email address through a link to the new one, delete the account, and
  * unlink a sign-in method. Routes (routes/account-security.ts) parse input and shape answers;
  * the rules live here, the multi-row writes in storage/account-changes.ts.
@@ -12,8 +12,11 @@
 import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
 import { ApiError, badRequest, invalidToken } from '../http/errors';
-import { mailEnabled, sendMail } from '../mail/send';
+import { sendAccountNotice, sendNow } from '../mail/delivery';
 import { MailUnavailableError } from '../mail/errors';
+import { addPasswordMessage, changeEmailMessage } from '../mail/messages';
+import { mailEnabled } from '../mail/send';
+import { findProvider } from '../providers/registry';
 import { issueAccountToken, peekAccountToken, redeemAccountToken, revokeAccountTokens, type AccountToken, type TokenPurpose } from '../storage/account-tokens';
 import {
   addPasswordIfNone,
@@ -27,14 +30,13 @@ import { listUserIdentities } from '../storage/identities';
 import { sessionIdsWithLiveTokens } from '../storage/sessions';
 import { findUserByEmail, findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
-import { addPasswordMail, changeEmailMail, sendNotice } from './self-service-mail';
 import { assertNotBreached } from './breached-password';
 import { emailDomainAllowed } from './roles';
 import { recordEvent } from './events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
 import { hashPassword, verifyPassword } from './password-hash';
 import { checkNewPassword, normalisePassword } from './password-policy';
-import { isRecentSignIn, RECENT_SIGN_IN_SECONDS } from './recent-sign-in';
+import { isRecentSignIn } from './recent-sign-in';
 import { endAllSessions, endSessions, tokenLifetime } from './sessions';
 
 /** How long a mailed add-password or change-email link works. */
@@ -93,9 +95,10 @@ function requireMail(c: Context<AppEnv>): void {
 async function mailLink(c: Context<AppEnv>, user: User, purpose: TokenPurpose, to: string): Promise<void> {
   const token = await issueAccountToken(c.env.DB, { userId: user.id, purpose, email: to, ttlSeconds: LINK_TTL_SECONDS, now: now() });
   const minutes = LINK_TTL_SECONDS / 60;
-  const message = purpose === 'add_password' ? addPasswordMail(c, to, token, minutes) : changeEmailMail(c, to, token, minutes, user.email);
+  const config = c.get('config');
+  const message = purpose === 'add_password' ? addPasswordMessage(config, to, token, minutes) : changeEmailMessage(config, to, token, minutes, user.email);
   try {
-    await sendMail(c.env, c.get('config'), message);
+    await sendNow(c, message);
   } catch (e) {
     if (e instanceof MailUnavailableError) await revokeAccountTokens(c.env.DB, user.id, [purpose]);
     throw e;
@@ -104,14 +107,15 @@ async function mailLink(c: Context<AppEnv>, user: User, purpose: TokenPurpose, t
 
 /**
  * Re-authentication for a sensitive change: the current password when given, else a sign-in
- * within {@link RECENT_SIGN_IN_SECONDS} (with a provider only, when `providerOnly`: a password
- * session must type its password again).
+ * within `RECENT_AUTH_SECONDS`, the one window of every change to how the account is reached
+ * (with a provider only, when `providerOnly`: a password session must type its password again).
  */
 async function reauthenticate(c: Context<AppEnv>, auth: AuthUser, user: User, password: string | undefined, action: string, providerOnly: boolean) {
   if (password !== undefined && password !== '') return checkCurrentPassword(c, user, password, action);
   const viaProvider = !auth.amr.includes('pwd');
-  if (isRecentSignIn(auth.authTime, now()) && (!providerOnly || viaProvider)) return;
-  const minutes = RECENT_SIGN_IN_SECONDS / 60;
+  const window = c.get('config').RECENT_AUTH_SECONDS;
+  if (isRecentSignIn(auth.authTime, now(), window) && (!providerOnly || viaProvider)) return;
+  const minutes = Math.floor(window / 60);
   throw new ApiError(
     'forbidden',
     user.passwordHash
@@ -122,7 +126,7 @@ async function reauthenticate(c: Context<AppEnv>, auth: AuthUser, user: User, pa
 }
 
 export interface ChangeResult {
-  /** Whether the notice mail was handed to the transport (false: mail is off or failed). */
+  /** Whether a notice mail was queued (false: this gateway cannot send mail); it goes after the answer. */
   noticeSent: boolean;
 }
 
@@ -135,10 +139,13 @@ export async function changePassword(c: Context<AppEnv>, auth: AuthUser, input: 
   const endedSessions = await endOtherSessions(c, user.id, auth.sessionId);
   await setPasswordRevokingLinks(c.env.DB, user.id, hash, now());
   await recordEvent(c, { event: 'password_changed', outcome: 'security', userId: user.id, detail: { ended_sessions: endedSessions, message: 'The user changed their password; their other sessions were ended.' } });
-  return { endedSessions, noticeSent: await sendNotice(c, 'password_changed', user.email) };
+  return { endedSessions, noticeSent: sendAccountNotice(c, user, 'password_changed') };
 }
 
-/** Mails a link that sets a first password, to the account's verified address. */
+/**
+ * Mails a link that sets a first password, to the account's verified address. The caller has
+ * checked for a recent sign-in (a password is a new way in); the owner is told once it is set.
+ */
 export async function requestAddPassword(c: Context<AppEnv>, auth: AuthUser): Promise<void> {
   const user = await liveUser(c, auth);
   if (c.get('config').PASSWORD_LOGIN === 'disabled') throw new ApiError('forbidden', 'Password sign-in is disabled on this gateway.');
@@ -172,7 +179,7 @@ export async function completeAddPassword(c: Context<AppEnv>, raw: string, passw
   if (!found) throw linkRefused();
   if (!(await addPasswordIfNone(c.env.DB, found.user.id, hash, now()))) throw new ApiError('conflict', 'This account already has a password. Change it from your account page.');
   await recordEvent(c, { event: 'password_added', outcome: 'security', userId: found.user.id, detail: { message: 'A password was added to the account through a mailed link.' } });
-  return { noticeSent: await sendNotice(c, 'password_added', found.user.email) };
+  return { noticeSent: sendAccountNotice(c, found.user, 'password_added') };
 }
 
 /**
@@ -187,6 +194,8 @@ export async function requestEmailChange(c: Context<AppEnv>, auth: AuthUser, inp
   await reauthenticate(c, auth, user, input.currentPassword, 'change_email', false);
   await mailLink(c, user, 'change_email', input.newEmail);
   await recordEvent(c, { event: 'email_change_requested', outcome: 'success', userId: user.id });
+  // The present address hears of it now: the new one is about to become a way in.
+  sendAccountNotice(c, user, 'email_change_requested', input.newEmail);
 }
 
 /**
@@ -207,8 +216,8 @@ export interface EmailChangeConfirmer {
 async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: EmailChangeConfirmer): Promise<void> {
   const { auth, password } = confirmer;
   if (password !== undefined && password !== '') return checkCurrentPassword(c, user, password, 'confirm_email_change');
-  if (auth !== undefined && auth.id === user.id && isRecentSignIn(auth.authTime, now())) return;
-  const minutes = RECENT_SIGN_IN_SECONDS / 60;
+  if (auth !== undefined && auth.id === user.id && isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS)) return;
+  const minutes = Math.round(c.get('config').RECENT_AUTH_SECONDS / 60);
   throw new ApiError(
     'forbidden',
     user.passwordHash
@@ -239,6 +248,7 @@ export async function confirmEmailChange(c: Context<AppEnv>, raw: string, confir
   const found = await tokenAccount(c, await redeemAccountToken(c.env.DB, raw, 'change_email', now()), 'change_email');
   if (!found || found.user.id !== peeked.user.id) throw linkRefused();
   const { token, user } = found;
+
   const keep = confirmer.auth?.id === user.id ? confirmer.auth.sessionId : undefined;
   const endedSessions = keep === undefined ? (await endAllSessions(c, user.id)).length : await endOtherSessions(c, user.id, keep);
   if (!(await changeEmailIfFree(c.env.DB, user.id, token.email, now()))) throw await taken();
@@ -248,7 +258,7 @@ export async function confirmEmailChange(c: Context<AppEnv>, raw: string, confir
     userId: user.id,
     detail: { ended_sessions: endedSessions, message: 'The account moved to a new, confirmed email address; its other sessions were ended and the old address was told.' },
   });
-  return { email: token.email, endedSessions, noticeSent: await sendNotice(c, 'email_changed', user.email, token.email) };
+  return { email: token.email, endedSessions, noticeSent: sendAccountNotice(c, user, 'email_changed', token.email) };
 }
 
 /**
@@ -264,14 +274,18 @@ export async function deleteAccount(c: Context<AppEnv>, auth: AuthUser, input: {
   const ended = await endAllSessions(c, user.id, auth.sessionId);
   await deleteUserAndData(c.env.DB, user.id);
   await recordEvent(c, { event: 'account_deleted', outcome: 'security', userId: user.id, detail: { ended_sessions: ended.length, message: 'The user deleted their account.' } });
-  return { noticeSent: await sendNotice(c, 'account_deleted', user.email) };
+  return { noticeSent: sendAccountNotice(c, user, 'account_deleted') };
 }
 
-/** Unlinks one of the user's identities while another way to sign in remains. */
+/**
+ * Unlinks one of the user's identities while another way to sign in remains. The caller has
+ * checked for a recent sign-in; the owner is told.
+ */
 export async function unlinkIdentity(c: Context<AppEnv>, auth: AuthUser, key: { provider: string; subject: string }): Promise<void> {
   const user = await liveUser(c, auth);
   if (await unlinkIdentityKeepingOne(c.env.DB, user.id, key.provider, key.subject)) {
     await recordEvent(c, { event: 'identity_unlinked', outcome: 'success', userId: user.id, detail: { provider: key.provider } });
+    sendAccountNotice(c, user, 'identity_unlinked', findProvider(c.get('config'), key.provider)?.name ?? key.provider);
     return;
   }
   const mine = (await listUserIdentities(c.env.DB, user.id)).some((i) => i.provider === key.provider && i.subject === key.subject);

@@ -3,10 +3,12 @@
  *
  * - The code: 8 random digits, valid 10 minutes, once, for 5 guesses (then it is dead until a
  *   new one is requested). Stored as SHA-256 of (address, code): not readable from a backup.
- * - Requesting answers the same for every address, and sends mail in the background
- *   (`waitUntil`), so neither the answer nor its timing says whether an account exists. The
- *   price: a relay failure cannot become a 503 here; it is logged (`mail_failed`), and the user
- *   asks for another code. A new code for the same address at most once a minute.
+ * - Requesting answers the same for every address, and does all its work after the answer
+ *   (mail/delivery.ts `sendInBackground`): looking the address up, storing the code (a D1 write
+ *   only a known address gets) and sending it. So neither the answer nor its timing says
+ *   whether an account exists. The price: a relay failure cannot become a 503 here; it is
+ *   logged, and the user asks for another code. A new code for the same address at most once a
+ *   minute (the store refuses sooner ones).
  * - Guessing goes through the same per-account back-off as password sign-in (unknown addresses
  *   are counted alike), on top of the 5 guesses per code and the per-IP burst limit.
  * - A correct code proves the address, as a verified provider sign-in does: an unverified
@@ -16,8 +18,9 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
-import { composeMail } from '../mail/compose';
-import { mailEnabled, sendMail } from '../mail/send';
+import { sendInBackground, sendNow } from '../mail/delivery';
+import { emailCodeMessage } from '../mail/messages';
+import { mailEnabled } from '../mail/send';
 import { redeemEmailCode, storeEmailCode } from '../storage/email-codes';
 import { findUserByEmail, type User } from '../storage/users';
 import { sha256 } from '../util/random';
@@ -53,24 +56,22 @@ function newCode(): string {
 
 const codeHash = (email: string, code: string) => sha256(`email-code:${email}:${code}`);
 
-/** Sends a code to the address if it has an account; the same answer and work either way. */
+/**
+ * Sends a code to the address if it has an account. Returns before any of that work is done,
+ * the same for every address.
+ */
 export async function requestEmailCode(c: Context<AppEnv>, email: string): Promise<void> {
   requireEnabled(c);
-  const config = c.get('config');
+  sendInBackground(c, 'email_code', () => mailCode(c, email));
+}
+
+async function mailCode(c: Context<AppEnv>, email: string): Promise<void> {
   const user = await findUserByEmail(c.env.DB, email);
-  const code = newCode();
-  const hash = await codeHash(email, code);
   if (!user || user.disabledAt !== null) return;
-  if (!(await storeEmailCode(c.env.DB, { email: user.email, codeHash: hash, now: now(), ttlSeconds: CODE_TTL_SECONDS, minIntervalSeconds: CODE_MIN_INTERVAL_SECONDS }))) return;
-  const message = composeMail(config, {
-    kind: 'email_code',
-    to: user.email,
-    subject: `${code} is your ${config.APP_NAME} sign-in code`,
-    paragraphs: [`Your sign-in code is ${code}.`, `Enter it on the sign-in page within ${CODE_TTL_SECONDS / 60} minutes. It works once.`],
-    footnote: 'If you did not try to sign in, ignore this email: nobody can sign in without the code.',
-  });
-  // In the background: the answer must not take longer for an address that has an account.
-  c.executionCtx.waitUntil(sendMail(c.env, config, message).catch(() => undefined));
+  const code = newCode();
+  const stored = await storeEmailCode(c.env.DB, { email: user.email, codeHash: await codeHash(user.email, code), now: now(), ttlSeconds: CODE_TTL_SECONDS, minIntervalSeconds: CODE_MIN_INTERVAL_SECONDS });
+  if (!stored) return;
+  await sendNow(c, emailCodeMessage(c.get('config'), user.email, code, CODE_TTL_SECONDS / 60));
 }
 
 /** Checks a code and returns the user to sign in. Wrong, expired, used and unknown all answer alike. */

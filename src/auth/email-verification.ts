@@ -1,15 +1,16 @@
 /**
- * Email verification (issue 11, `EMAIL_VERIFICATION`): registration that does not reveal
- * accounts, mailed single-use links, confirming them, and resending them.
+ * Email verification (`EMAIL_VERIFICATION`): registration that does not reveal accounts, mailed
+ * single-use links, confirming them, and resending them.
  *
  * Mail goes out only after the D1 work it belongs to has committed. When the transport fails,
- * the link just issued is deleted again before the error propagates (503 `mail_unavailable`):
- * nothing is left that a retry would trip over, and the per-account cool-down does not hold
- * the retry back.
+ * the link just issued is deleted again before the error propagates: nothing is left that a
+ * retry would trip over, and the per-account cool-down does not hold the retry back. Every
+ * mail here is sent after the answer (mail/delivery.ts says why).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { sendMail } from '../mail/send';
+import { sendInBackground, sendNotice, sendNow } from '../mail/delivery';
+import { alreadyRegisteredMessage, VERIFY_EMAIL_TTL_S, verifyEmailMessage } from '../mail/messages';
 import { log } from '../observability/log';
 import { ApiError } from '../http/errors';
 import { accountTokenIssuedAt, issueAccountToken, peekAccountToken, redeemAccountToken, revokeAccountTokens, type TokenPurpose } from '../storage/account-tokens';
@@ -17,7 +18,6 @@ import { countRecentEvents, replacePendingPassword } from '../storage/email-veri
 import { listActiveSessions } from '../storage/sessions';
 import { createUser, findUserByEmail, findUserById, updatePasswordHash, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
-import { alreadyRegisteredMessage, VERIFY_EMAIL_TTL_S, verifyEmailMessage } from './account-mail';
 import { recordEvent } from './events';
 import { proveMailbox } from './mailbox-proof';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
@@ -49,7 +49,7 @@ export async function mailLink(
   const token = await issueAccountToken(c.env.DB, { userId: user.id, purpose: link.purpose, email: user.email, ttlSeconds: link.ttlSeconds, now: t });
   try {
     await link.beforeSend?.();
-    await sendMail(c.env, c.get('config'), link.message(token));
+    await sendNow(c, link.message(token));
   } catch (e) {
     await revokeAccountTokens(c.env.DB, user.id, [link.purpose]).catch((err: unknown) => {
       log.error('account_token_cleanup_failed', { purpose: link.purpose, error: err instanceof Error ? err.message : String(err) });
@@ -72,8 +72,17 @@ export function sendVerificationLink(c: Context<AppEnv>, user: Pick<User, 'id' |
  * pending one and a fresh link goes out (older links die with it: the link always belongs to
  * the latest registration). Any other account: its owner is told someone tried, and nothing
  * changes. No session is started in any case.
+ *
+ * All of it runs after the answer: creating the account is a D1 write only a new address gets,
+ * and the mail goes to a new or an existing owner alike, so the answer waits for neither (its
+ * timing would tell which). A relay failure is logged and leaves no link; registering again (or
+ * "resend") sends a fresh one.
  */
 export async function registerPendingAccount(c: Context<AppEnv>, input: { email: string; name?: string; passwordHash: string; returnTo?: string }): Promise<void> {
+  sendInBackground(c, 'register', () => settleRegistration(c, input));
+}
+
+async function settleRegistration(c: Context<AppEnv>, input: { email: string; name?: string; passwordHash: string; returnTo?: string }): Promise<void> {
   const created = await createUser(c.env.DB, { email: input.email, emailVerified: false, name: input.name, passwordHash: input.passwordHash }, now());
   if (created) {
     await sendVerificationLink(c, created, false, undefined, input.returnTo);
@@ -81,7 +90,7 @@ export async function registerPendingAccount(c: Context<AppEnv>, input: { email:
     return;
   }
   const existing = await findUserByEmail(c.env.DB, input.email);
-  if (!existing) throw new Error('registration: the address is taken but no user has it'); // a concurrent delete: a 500, retry works
+  if (!existing) throw new Error('registration: the address is taken but no user has it'); // a concurrent delete: logged, a retry works
   // Only password accounts are confirmed by link: a provider-only account's address is its
   // provider's to vouch for, and a link mailed for it would let whoever holds that account have
   // the mailbox owner confirm an address that is not theirs (its owner is told instead, below).
@@ -97,7 +106,7 @@ export async function registerPendingAccount(c: Context<AppEnv>, input: { email:
   }
   const recent = await countRecentEvents(c.env.DB, existing.id, 'register_existing_notice', now() - 3600);
   if (recent < EXISTING_NOTICES_PER_HOUR) {
-    await sendMail(c.env, c.get('config'), alreadyRegisteredMessage(c.get('config'), existing.email));
+    sendNotice(c, alreadyRegisteredMessage(c.get('config'), existing.email));
     await recordEvent(c, { event: 'register_existing_notice', outcome: 'success', userId: existing.id });
   }
   await recordEvent(c, { event: 'register', outcome: 'failure', userId: existing.id, detail: { reason: 'email_taken' } });
@@ -109,13 +118,13 @@ export async function registerPendingAccount(c: Context<AppEnv>, input: { email:
  * (the user can ask for another link; the failure is logged).
  */
 export function offerVerification(c: Context<AppEnv>, user: User): void {
-  runInBackground(c, 'verify_email', sendVerificationLink(c, user, false));
+  sendInBackground(c, 'verify_email', () => sendVerificationLink(c, user, false));
 }
 
 /**
  * Resend: a fresh link for an unverified, enabled password account, at most one per
  * {@link MAIL_COOLDOWN_S}. The caller answers the same whatever happens here, and runs it in
- * the background ({@link runInBackground}) so that neither the answer nor its timing depends on
+ * the background (mail/delivery.ts `sendInBackground`) so that neither the answer nor its timing depends on
  * whether the account exists.
  */
 export async function resendVerification(c: Context<AppEnv>, email: string, returnTo?: string): Promise<void> {
@@ -199,20 +208,4 @@ async function checkConfirmingPassword(c: Context<AppEnv>, user: User, hash: str
     throw wrongPassword();
   }
   return result.needsRehash;
-}
-
-/**
- * Work whose outcome must not shape the answer (the answer is the same whether an account
- * exists): runs after the response through `waitUntil`; a failure is logged (`mail_failed`
- * is already logged by the mail layer) and the link it issued was deleted again.
- */
-export function runInBackground(c: Context<AppEnv>, kind: string, work: Promise<unknown>): void {
-  const logged = work.catch((e: unknown) => {
-    log.warn('account_mail_background_failed', { kind, error: e instanceof Error ? e.name : String(e) });
-  });
-  try {
-    c.executionCtx.waitUntil(logged);
-  } catch {
-    // No execution context (not a Worker request): the promise still runs on its own.
-  }
 }

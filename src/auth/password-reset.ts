@@ -9,14 +9,14 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
-import { sendMail } from '../mail/send';
+import { PASSWORD_RESET_TTL_S, passwordResetDoneMessage, passwordResetMessage } from '../mail/messages';
+import { sendNotice } from '../mail/delivery';
 import { log } from '../observability/log';
 import { peekAccountToken, redeemAccountToken, type AccountToken } from '../storage/account-tokens';
 import { setPasswordFromReset } from '../storage/email-verification';
 import { proveMailbox } from './mailbox-proof';
 import { findUserByEmail, findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
-import { PASSWORD_RESET_TTL_S, passwordChangedMessage, passwordResetMessage } from './account-mail';
 import { mailLink } from './email-verification';
 import { recordEvent } from './events';
 import { assertNotBreached } from './breached-password';
@@ -100,11 +100,7 @@ export async function resetPassword(c: Context<AppEnv>, token: string, rawPasswo
   }
   const endedSessions = ended.length + late.length;
   await recordEvent(c, { event: 'password_reset', outcome: 'security', userId: user.id, detail: { ended_sessions: endedSessions, email_verified: verifiedEmail !== null, message: 'The password was reset through a mailed link; every session was ended.' } });
-  try {
-    await sendMail(c.env, config, passwordChangedMessage(config, user.email));
-  } catch {
-    // The reset is done and cannot be undone by a retry (the link is used): a 503 would only
-    // mislead. The mail layer has logged `mail_failed`; the security event above stands.
-  }
+  // A notice, after the answer (mail/delivery.ts): the reset is done and a relay failure must not undo or delay it.
+  sendNotice(c, passwordResetDoneMessage(config, user.email));
   return { user: { ...user, passwordHash: hash, emailVerified: user.emailVerified || verifiedEmail !== null }, endedSessions };
 }

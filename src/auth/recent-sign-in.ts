@@ -1,17 +1,16 @@
 /**
- * "Recent sign-in": the session's user authenticated (`auth_time`) within the last few minutes.
- * Sensitive changes (deleting the account, changing its email) accept this in place of the
- * password, which a provider-only account does not have. One function, so one window applies
- * everywhere (the second-factor work's RECENT_AUTH setting can replace the default here).
+ * "Recent sign-in": the session's user authenticated (`auth_time`) within `RECENT_AUTH_SECONDS`.
+ * Every change to how an account is reached (a second factor, a passkey, a linked sign-in
+ * method, a password, the address) and deleting it need one; the email change and deletion
+ * also accept the password in its place, which a provider-only account does not have. One
+ * function and one setting, so one window applies everywhere: callers pass the setting, there
+ * is no default to drift from it.
  */
-
-/** Five minutes: long enough to sign in again and act, short enough that a left-open tab is not enough. */
-export const RECENT_SIGN_IN_SECONDS = 300;
 
 /**
  * @example
- * isRecentSignIn(c.get('user').authTime, nowSeconds()) // true within 5 minutes of signing in
+ * isRecentSignIn(c.get('user').authTime, nowSeconds(), c.get('config').RECENT_AUTH_SECONDS)
  */
-export function isRecentSignIn(authTime: number, now: number, windowSeconds = RECENT_SIGN_IN_SECONDS): boolean {
+export function isRecentSignIn(authTime: number, now: number, windowSeconds: number): boolean {
   return authTime <= now + 60 && now - authTime <= windowSeconds;
 }

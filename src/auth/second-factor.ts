@@ -34,7 +34,7 @@ import { openTotpSecret, sealTotpSecret } from '../tokens/totp-secret-crypto';
 import { sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
-import { sendFactorNotice } from './factor-notice';
+import { sendAccountNotice } from '../mail/delivery';
 import { ATTEMPT_WINDOW_SECONDS } from './second-factor-status';
 import { matchingStep, newRecoveryCode, newTotpSecret, otpauthUri } from './totp-code';
 
@@ -183,7 +183,7 @@ export async function confirmTotpEnrolment(c: Context<AppEnv>, user: User, raw: 
   await clearSecondFactorAttempts(c.env.DB, user.id);
   await recordEvent(c, { event: 'totp_enrolled', outcome: 'success', userId: user.id });
   const recoveryCodes = await recoveryCodesIfNone(c, user);
-  sendFactorNotice(c, user, 'totp_added');
+  sendAccountNotice(c, user, 'totp_added');
   return { recoveryCodes };
 }
 
@@ -202,7 +202,7 @@ export async function regenerateRecoveryCodes(c: Context<AppEnv>, user: User, wh
   await replaceRecoveryCodes(c.env.DB, user.id, hashes, now());
   await recordEvent(c, { event: 'recovery_codes_generated', outcome: 'success', userId: user.id, detail: { why } });
   // The first factor's own notice covers its codes.
-  if (why === 'regenerated') sendFactorNotice(c, user, 'recovery_codes_regenerated');
+  if (why === 'regenerated') sendAccountNotice(c, user, 'recovery_codes_regenerated');
   return codes;
 }
 
@@ -224,7 +224,7 @@ export async function removeSecondFactors(
     userId: user.id,
     detail: { totp: removed.totp, recovery_codes: removed.recoveryCodes, ...(by.admin ? { admin: by.admin, passkeys: removed.passkeys } : {}) },
   });
-  if (by.admin) sendFactorNotice(c, user, 'admin_reset');
-  else if (removed.totp) sendFactorNotice(c, user, 'totp_removed');
+  if (by.admin) sendAccountNotice(c, user, 'admin_reset');
+  else if (removed.totp) sendAccountNotice(c, user, 'totp_removed');
   return removed;
 }

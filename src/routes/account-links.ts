@@ -6,6 +6,10 @@
  *   {@link finishLink}, which links instead of signing in). A form gets a page with the link to
  *   the provider (ui/self-service-pages.tsx says why not a redirect); JSON gets `authorization_url`.
  * - `POST /account/identities/unlink`          unlink one (`provider`, `subject`) while another way to sign in remains
+ *
+ * Both change how the account can be reached, so both need a recent sign-in (`RECENT_AUTH_SECONDS`:
+ * a browser is sent to step up, an API client gets RFC 9470's 401) and both mail the owner a
+ * notice: a stolen session token an hour old must not add its holder's identity as a way in.
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
@@ -13,13 +17,16 @@ import { authenticate, presentedToken } from '../auth/authenticate';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { ApiError, toApiError } from '../http/errors';
+import { sendAccountNotice } from '../mail/delivery';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { findProvider } from '../providers/registry';
 import { providerContext, startAuthorization } from '../providers/sign-in';
 import { ProviderError, type Provider, type ProviderProfile } from '../providers/types';
 import { setFlowCookie } from '../tokens/oauth-flow-cookie';
+import { findUserById } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
+import { needsRecentSignIn } from '../middleware/require-auth';
 
 const unlinkSchema = v.strictObject(
   { provider: v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long')), subject: v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long')) },
@@ -40,7 +47,7 @@ const linkPage = (c: Context<AppEnv>, status: PageStatus, message: string) => fa
 /**
  * The callback of a link flow: the browser must still be signed in as the user who started it
  * (a flow cookie alone never links anything to an account), then the identity is added to
- * that account, or refused if it belongs to another.
+ * that account, or refused if it belongs to another. A new link is told to the owner.
  */
 export async function finishLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
   const presented = presentedToken(c);
@@ -48,7 +55,10 @@ export async function finishLink(c: Context<AppEnv>, provider: Provider, userId:
   if (!who || who.id !== userId) return linkPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
   try {
     const { linkIdentityToUser } = await import('../auth/identity-links');
-    await linkIdentityToUser(c, userId, provider.id, profile, sealed);
+    if (await linkIdentityToUser(c, userId, provider.id, profile, sealed)) {
+      const owner = await findUserById(c.env.DB, userId);
+      if (owner) sendAccountNotice(c, owner, 'identity_linked', provider.name);
+    }
   } catch (e) {
     const err = toApiError(e);
     if (err.status < 500) return linkPage(c, err.status, err.description);
@@ -62,6 +72,8 @@ export const accountLinkRoutes = new Hono<AppEnv>()
   .post('/account/identities/link/:provider', sameOrigin({ always: true }), requireAuth(), async (c) => {
     const { kind } = await readBody(c, v.strictObject({}, 'is not a known field'));
     const config = c.get('config');
+    const stepUp = needsRecentSignIn(c, c.get('user'), `${config.AUTH_PREFIX}/account`);
+    if (stepUp) return stepUp;
     const provider = findProvider(config, c.req.param('provider'));
     if (!provider) throw new ApiError('not_found', 'This sign-in provider is not configured on this gateway.');
     let start;
@@ -79,6 +91,8 @@ export const accountLinkRoutes = new Hono<AppEnv>()
   })
   .post('/account/identities/unlink', sameOrigin({ always: true }), requireAuth(), async (c) => {
     const { kind, data } = await readBody(c, unlinkSchema);
+    const stepUp = needsRecentSignIn(c, c.get('user'), `${c.get('config').AUTH_PREFIX}/account`);
+    if (stepUp) return stepUp;
     try {
       const { unlinkIdentity } = await import('../auth/account-changes');
       await unlinkIdentity(c, c.get('user'), data);

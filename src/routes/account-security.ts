@@ -1,8 +1,8 @@
 /**
- * Account self-service, JSON or HTML form (issue 11, part B; rules in auth/account-changes.ts):
+ * Account self-service, JSON or HTML form (rules in auth/account-changes.ts):
  *
  * - `POST /account/password`                 change the password (`current_password`, `new_password`)
- * - `POST /account/password/add`             mail a link to set a first password
+ * - `POST /account/password/add`             mail a link to set a first password (a recent sign-in)
  * - `GET  /account/password/add?token=`      the link's page (a form; the GET never uses the link)
  * - `POST /account/password/add/confirm`     set it (`token`, `password`)
  * - `POST /account/email`                    mail a link to a new address (`new_email`, `current_password` or a recent sign-in)
@@ -29,6 +29,7 @@ import { checkRateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import type { AccountSecurityProps } from '../ui/account-security';
+import { needsRecentSignIn } from '../middleware/require-auth';
 import { renderPage, type PageStatus } from '../ui/render';
 import { mailEnabled } from '../mail/send';
 import { enabledProviders } from '../providers/registry';
@@ -162,6 +163,9 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     sameOrigin({ always: true }),
     auth(),
     action(schemas.empty, 'No link was sent', async (c, _data, kind) => {
+      // A password is a new way in: only a recent sign-in may ask for one (the account has no password to type).
+      const stepUp = needsRecentSignIn(c, c.get('user'), accountHref(c));
+      if (stepUp) return stepUp;
       // Each request sends a mail: the per-IP burst limit of sign-in keeps this from becoming a mail cannon.
       await checkRateLimit(c, 'login');
       const { requestAddPassword } = await changes();
@@ -214,7 +218,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     const { ConfirmEmailPage } = await pages();
     const prefix = c.get('config').AUTH_PREFIX;
     const signedIn = await signedInOrNobody(c);
-    const recent = signedIn?.id === found.user.id && isRecentSignIn(signedIn.authTime, nowSeconds());
+    const recent = signedIn?.id === found.user.id && isRecentSignIn(signedIn.authTime, nowSeconds(), c.get('config').RECENT_AUTH_SECONDS);
     const here = `${prefix}/account/email/confirm?token=${encodeURIComponent(raw)}`;
     return renderPage(c, (nonce, brand) =>
       ConfirmEmailPage({

@@ -17,6 +17,7 @@ import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { ApiError } from '../http/errors';
+import { sendInBackground } from '../mail/delivery';
 import { safeReturnTo } from '../http/return-to';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
@@ -108,10 +109,10 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       requireVerification(c);
       await checkRateLimit(c, 'account_mail');
       const { kind, data } = await readBody(c, emailBody);
-      const { resendVerification, runInBackground } = await import('../auth/email-verification');
+      const { resendVerification } = await import('../auth/email-verification');
       // After the answer: neither its content nor its timing may depend on the account.
       const returnTo = data.return_to === undefined ? undefined : safeReturnTo(data.return_to, c.get('config'));
-      runInBackground(c, 'verify_email', resendVerification(c, data.email, returnTo));
+      sendInBackground(c, 'verify_email', () => resendVerification(c, data.email, returnTo));
       const { checkEmailAnswer } = await import('./account-link-views');
       return checkEmailAnswer(c, kind, 'resend', safeReturnTo(data.return_to, c.get('config')));
     }, showError),

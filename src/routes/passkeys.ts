@@ -28,7 +28,7 @@ import {
   verifyPasskeyAssertion,
 } from '../auth/passkeys';
 import { recordEvent } from '../auth/events';
-import { sendFactorNotice } from '../auth/factor-notice';
+import { sendAccountNotice } from '../mail/delivery';
 import { isRecentSignIn } from '../auth/recent-sign-in';
 import { signIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
@@ -118,7 +118,7 @@ async function removePasskey(c: Context<AppEnv>, user: User, id: string): Promis
   const removed = idOk(id) ? await deletePasskey(c.env.DB, user.id, id) : null;
   if (!removed) throw new ApiError('not_found', 'No such passkey.');
   await recordEvent(c, { event: 'passkey_removed', outcome: 'success', userId: user.id, detail: { credential: id.slice(0, 16), recovery_codes: removed.recoveryCodes } });
-  sendFactorNotice(c, user, 'passkey_removed');
+  sendAccountNotice(c, user, 'passkey_removed');
 }
 
 /**
@@ -167,7 +167,7 @@ export const passkeyRoutes = new Hono<AppEnv>()
     // A first second factor gets its recovery codes, shown this once (as for an authenticator app).
     const { recoveryCodesIfNone } = await import('../auth/second-factor');
     const recoveryCodes = await recoveryCodesIfNone(c, user);
-    sendFactorNotice(c, user, 'passkey_added');
+    sendAccountNotice(c, user, 'passkey_added');
     c.header('cache-control', 'no-store');
     return c.json({ passkey: publicPasskey(passkey), ...(recoveryCodes ? { recovery_codes: recoveryCodes } : {}) }, 201);
   })

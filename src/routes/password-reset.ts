@@ -18,6 +18,7 @@ import { readBody } from '../http/body';
 import { clearSessionCookies, hasSessionCookie } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { safeReturnTo } from '../http/return-to';
+import { sendInBackground } from '../mail/delivery';
 import { mailEnabled } from '../mail/send';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
@@ -53,9 +54,8 @@ export const passwordResetRoutes = new Hono<AppEnv>()
       await checkRateLimit(c, 'account_mail');
       const { kind, data } = await readBody(c, emailBody);
       const { requestPasswordReset } = await import('../auth/password-reset');
-      const { runInBackground } = await import('../auth/email-verification');
       // After the answer: neither its content nor its timing may depend on the account.
-      runInBackground(c, 'password_reset', requestPasswordReset(c, data.email));
+      sendInBackground(c, 'password_reset', () => requestPasswordReset(c, data.email));
       const { checkEmailAnswer } = await import('./account-link-views');
       return checkEmailAnswer(c, kind, 'forgot', safeReturnTo(data.return_to, c.get('config')));
     }, showError),

@@ -1,5 +1,5 @@
 /**
- * Changing the email address and deleting the account (issue 11, part B): D1, KV and mail asserted.
+ * Changing the email address and deleting the account: D1, KV and mail asserted.
  */
 import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -23,7 +23,7 @@ async function register(email = uniqueEmail('acct')) {
 const userRow = (id: string) => env.DB.prepare('SELECT email, email_verified FROM users WHERE id = ?').bind(id).first<{ email: string; email_verified: number }>();
 const sidOf = (token: string): string => (JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sid: string }).sid;
 
-/** Moves `Date` (only) past the 5-minute recent-sign-in window. */
+/** Moves `Date` (only) forward, e.g. past the recent-sign-in window (RECENT_AUTH_SECONDS, 10 minutes by default). */
 function laterBy(seconds: number) {
   vi.useFakeTimers({ toFake: ['Date'] });
   vi.setSystemTime(Date.now() + seconds * 1000);
@@ -86,7 +86,10 @@ describe('change email', () => {
     expect(await r.json()).toMatchObject({ error: 'conflict', error_description: expect.stringContaining('Nothing was changed') });
     expect(await userRow(user.id)).toMatchObject({ email: user.email });
     expect(await userRow(owner.id)).toMatchObject({ email: owner.email });
-    expect(await mailFor(user.email)).toEqual([]);
+    // The present address heard of both requests, and of no change.
+    const told = await mailFor(user.email);
+    expect(told.map((m) => m.subject)).toEqual([expect.stringMatching(/change of your email address was requested/), expect.stringMatching(/change of your email address was requested/)]);
+    expect(told[1]!.text).toContain(owner.email);
   });
 
   it('needs the current password or a recent sign-in: a wrong password is 401, an old session without one is 403', async () => {
@@ -98,13 +101,14 @@ describe('change email', () => {
     const recent = await requestChange(user.token, { new_email: uniqueEmail('recent') });
     expect(recent.status).toBe(202);
 
-    laterBy(6 * 60);
+    laterBy(11 * 60);
     const stale = await requestChange(user.token, { new_email: uniqueEmail('stale') });
     expect(stale.status).toBe(403);
     expect(await stale.json()).toMatchObject({ error: 'forbidden', reauthenticate: true });
     const withPassword = await requestChange(user.token, { new_email: uniqueEmail('pw'), current_password: GOOD_PASSWORD });
     expect(withPassword.status).toBe(202);
   });
+
 
   it('the link alone moves nothing: the mailbox owner without the account\'s password or a recent sign-in of that account is refused, and the link still works for the account\'s holder', async () => {
     const attacker = await register();
@@ -138,7 +142,7 @@ describe('change email', () => {
     const page = await call(`/auth/account/email/confirm?token=${encodeURIComponent(token)}`, { env: e, headers: { accept: 'text/html', ...bearer(user.token) } });
     expect(await page.text()).not.toContain('name="current_password"');
 
-    laterBy(6 * 60);
+    laterBy(11 * 60);
     const stale = await call('/auth/account/email/confirm', { json: { token }, headers: bearer(user.token), env: e });
     expect(stale.status).toBe(403);
     expect(await userRow(user.id)).toMatchObject({ email: user.email });
@@ -166,6 +170,30 @@ describe('change email', () => {
     expect((await call('/auth/refresh', { json: { refresh_token: other.refresh_token }, env: e })).status).toBe(401);
     expect((await verify(user.token)).status).toBe(200);
     expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', user.id)).toBe(1);
+  });
+
+  it('tells the present address of a request, naming the new one, before anything changes', async () => {
+    const user = await register();
+    const next = uniqueEmail('asked');
+    expect((await requestChange(user.token, { new_email: next, current_password: GOOD_PASSWORD })).status).toBe(202);
+    const notice = await lastMailFor(user.email);
+    expect(notice.subject).toMatch(/change of your email address was requested/);
+    expect(notice.text).toContain(next);
+    expect(notice.links).toEqual(['https://gate.example.com/auth/account']);
+    expect(await userRow(user.id)).toMatchObject({ email: user.email });
+  });
+
+  it('the recent-sign-in window is RECENT_AUTH_SECONDS, the same as for second factors', async () => {
+    const longer = mailEnv({ EMAIL_VERIFICATION: 'off', ACCESS_TOKEN_TTL: '3600', RECENT_AUTH_SECONDS: '900' });
+    const r = await call('/auth/register', { json: { email: uniqueEmail('window'), password: GOOD_PASSWORD }, env: longer });
+    const token = ((await r.json()) as { access_token: string }).access_token;
+    laterBy(11 * 60);
+    const within = await call('/auth/account/email', { json: { new_email: uniqueEmail('within') }, headers: bearer(token), env: longer });
+    expect(within.status, await within.clone().text()).toBe(202);
+    laterBy(5 * 60);
+    const past = await call('/auth/account/email', { json: { new_email: uniqueEmail('past') }, headers: bearer(token), env: longer });
+    expect(past.status).toBe(403);
+    expect(await past.json()).toMatchObject({ error: 'forbidden', reauthenticate: true, error_description: expect.stringContaining('current password') });
   });
 
   it('when mail is down: 503 mail_unavailable and no link left behind; the retry works', async () => {
@@ -248,7 +276,7 @@ describe('delete account', () => {
     const r = await call('/auth/refresh', { json: { refresh_token: user.refresh }, env: e });
     expect(r.status).toBe(200);
     const refreshed = ((await r.json()) as { access_token: string }).access_token;
-    laterBy(6 * 60);
+    laterBy(11 * 60);
     const old = await call('/auth/account/delete', { json: {}, headers: bearer(refreshed), env: e });
     expect(old.status).toBe(403);
     expect(await old.json()).toMatchObject({ error: 'forbidden', error_description: expect.stringContaining('sign in again') });

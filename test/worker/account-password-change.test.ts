@@ -1,12 +1,14 @@
 /**
- * Changing the password and adding a first one (issue 11, part B): D1, KV and mail asserted.
+ * Changing the password and adding a first one: D1, KV and mail asserted.
  */
 import { env } from 'cloudflare:test';
+import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { issueAccountToken } from '../../src/storage/account-tokens';
 import { nowSeconds } from '../../src/util/time';
 import { bearer, call, countRows, GOOD_PASSWORD, type TestEnv } from './helpers';
 import { failMailFor, lastMailFor, mailEnv, mailFor, recoverMail, uniqueEmail } from './mail';
+import { ageSignIn } from './second-factor-helpers';
 
 // Registration here is set-up, not the subject: it signs in at once (EMAIL_VERIFICATION=off;
 // the verification flow has its own tests in email-verification.test.ts).
@@ -16,8 +18,8 @@ const NEW_PASSWORD = 'a whole new phrase for the gate';
 async function register(email = uniqueEmail('pw'), testEnv = e) {
   const r = await call('/auth/register', { json: { email, password: GOOD_PASSWORD }, env: testEnv });
   expect(r.status).toBe(201);
-  const body = (await r.json()) as { access_token: string; user: { id: string } };
-  return { email, token: body.access_token, id: body.user.id };
+  const body = (await r.json()) as { access_token: string; refresh_token: string; user: { id: string } };
+  return { email, token: body.access_token, refresh: body.refresh_token, id: body.user.id };
 }
 
 async function signIn(email: string, password: string, testEnv = e) {
@@ -58,7 +60,8 @@ describe('change password', () => {
     expect((await signIn(user.email, NEW_PASSWORD)).status).toBe(200);
     const notice = await lastMailFor(user.email);
     expect(notice.subject).toMatch(/password was changed/);
-    expect(notice.links).toEqual([]);
+    // A notice carries no token: its one link is the account page.
+    expect(notice.links).toEqual(['https://gate.example.com/auth/account']);
   });
 
   it('refuses a wrong current password (401, counted against the sign-in back-off) and changes nothing', async () => {
@@ -82,13 +85,14 @@ describe('change password', () => {
     expect(await countRows('login_failures', 'email = ?', user.email)).toBe(0);
   });
 
-  it('keeps the change when the notice cannot be mailed, and says so', async () => {
+  it('keeps the change when the notice cannot be mailed: the notice goes after the answer and cannot fail it', async () => {
     const user = await register();
     await failMailFor(user.email);
     try {
       const r = await call('/auth/account/password', { json: { current_password: GOOD_PASSWORD, new_password: NEW_PASSWORD }, headers: bearer(user.token), env: e });
       expect(r.status).toBe(200);
-      expect(await r.json()).toMatchObject({ ok: true, notice_sent: false });
+      expect(await r.json()).toMatchObject({ ok: true, notice_sent: true });
+      expect(await mailFor(user.email)).toEqual([]);
       expect((await signIn(user.email, NEW_PASSWORD)).status).toBe(200);
     } finally {
       await recoverMail(user.email);
@@ -117,6 +121,33 @@ async function providerOnly(testEnv = e) {
 }
 
 describe('add a password', () => {
+  it('needs a recent sign-in: with an hour-old one a browser is sent to step up, an API client gets RFC 9470 max_age, and no link goes out', async () => {
+    const user = await providerOnly();
+    await ageSignIn(decodeJwt(user.token).sid as string, 3600);
+    const refreshed = await call('/auth/refresh', { json: { refresh_token: user.refresh }, env: e });
+    expect(refreshed.status).toBe(200);
+    const old = ((await refreshed.json()) as { access_token: string }).access_token;
+    const api = await call('/auth/account/password/add', { json: {}, headers: bearer(old), env: e });
+    expect(api.status).toBe(401);
+    expect(api.headers.get('www-authenticate')).toContain('error="insufficient_user_authentication"');
+    expect(await api.json()).toMatchObject({ error: 'insufficient_user_authentication', max_age: 600 });
+    const form = await call('/auth/account/password/add', { form: {}, cookies: { '__Host-gatehouse': old }, env: e });
+    expect(form.status).toBe(303);
+    expect(form.headers.get('location')).toBe('/auth/step-up?return_to=%2Fauth%2Faccount');
+    expect(await countRows('account_tokens', "user_id = ? AND purpose = 'add_password'", user.id)).toBe(0);
+    expect(await mailFor(user.email)).toEqual([]);
+  });
+
+  it('tells the owner once the password is set', async () => {
+    const user = await providerOnly();
+    expect((await call('/auth/account/password/add', { json: {}, headers: bearer(user.token), env: e })).status).toBe(202);
+    const token = new URL((await lastMailFor(user.email)).links[0]!).searchParams.get('token')!;
+    expect((await call('/auth/account/password/add/confirm', { json: { token, password: NEW_PASSWORD }, env: e })).status).toBe(200);
+    const notice = await lastMailFor(user.email);
+    expect(notice.subject).toMatch(/A password was added/);
+    expect(notice.links).toEqual(['https://gate.example.com/auth/account']);
+  });
+
   it('mails a link to the verified address; its page does not use it; a weak password keeps it; the set password signs in; the link works once', async () => {
     const user = await providerOnly();
     const r = await call('/auth/account/password/add', { json: {}, headers: bearer(user.token), env: e });

@@ -6,6 +6,7 @@ import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sha256 } from '../../src/util/random';
 import { call, countRows, GOOD_PASSWORD, setCookies, type TestEnv } from './helpers';
+import { answerWhileWritesHeld } from './held-writes';
 import { mailEnv, mailFor, uniqueEmail } from './mail';
 
 // Registration here is set-up, not the subject: it signs in at once (EMAIL_VERIFICATION=off;
@@ -34,6 +35,24 @@ async function codeFor(email: string, nth = 1): Promise<string> {
 }
 
 describe('sign-in by email code', () => {
+  it('does the same work before answering for a known and an unknown address: no D1 write, no mail', async () => {
+    const known = uniqueEmail('known-timing');
+    await register(known);
+    const unknown = uniqueEmail('nobody-timing');
+    const a = await answerWhileWritesHeld(e, '/auth/login/email-code', { email: known });
+    const b = await answerWhileWritesHeld(e, '/auth/login/email-code', { email: unknown });
+    expect(a.waitedFor, 'the known address waited for these D1 writes before its answer').toEqual([]);
+    expect(b.waitedFor).toEqual([]);
+    expect(a.response!.status).toBe(202);
+    expect(b.response!.status).toBe(a.response!.status);
+    expect(await b.response!.text()).toBe(await a.response!.text());
+    // The work happened after the answer: a code for the account, nothing for the stranger.
+    expect(await countRows('email_codes', 'email = ?', known)).toBe(1);
+    expect(await codeFor(known)).toMatch(/^\d{8}$/);
+    expect(await countRows('email_codes', 'email = ?', unknown)).toBe(0);
+    expect(await mailFor(unknown)).toEqual([]);
+  });
+
   it('answers the same for known and unknown addresses; mails a code only to an account; the code signs in once', async () => {
     const known = uniqueEmail('known');
     const id = await register(known);

@@ -1,5 +1,5 @@
 /**
- * Email verification (issue 11): `EMAIL_VERIFICATION` and its defaults, registration that
+ * Email verification: `EMAIL_VERIFICATION` and its defaults, registration that
  * answers the same for new and taken addresses, links that a GET never uses, the sign-in
  * refusal of an unverified account and its resend, mail outages, and what a verified address
  * then opens (ADMIN_EMAILS, route allow lists). Mail goes to the real SMTP server of the
@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load';
 import { baseEnv, bearer, call, countRows, GOOD_PASSWORD, makeEnv, PUBLIC_URL, setCookies, type TestEnv, type TokenResponse } from './helpers';
+import { answerWhileWritesHeld } from './held-writes';
 import { failMailFor, mailFor, mailEnv, recoverMail, uniqueEmail } from './mail';
 
 /** One env per mode for the whole file, as an isolate would keep it. */
@@ -103,6 +104,25 @@ describe('EMAIL_VERIFICATION=required: registration', () => {
     expect(await countRows('account_tokens', 'token_hash = ?', token)).toBe(0);
   });
 
+  it('does the same work before answering for a new and a taken address: no D1 write, no mail; both happen after', async () => {
+    const owner = uniqueEmail('owner-timing');
+    await register(required, owner);
+    await baseEnv.DB.prepare('UPDATE users SET email_verified = 1 WHERE email = ?').bind(owner).run();
+    const fresh = uniqueEmail('fresh-timing');
+    const taken = await answerWhileWritesHeld(required, '/auth/register', { email: owner, password: 'another long passphrase here' });
+    const created = await answerWhileWritesHeld(required, '/auth/register', { email: fresh, password: 'another long passphrase here' });
+    expect(taken.waitedFor, 'the taken address waited for these D1 writes before its answer').toEqual([]);
+    expect(created.waitedFor, 'the new address waited for these D1 writes before its answer').toEqual([]);
+    expect(created.response!.status).toBe(202);
+    expect(taken.response!.status).toBe(created.response!.status);
+    expect(await taken.response!.text()).toBe(await created.response!.text());
+    expect(comparableHeaders(taken.response!)).toEqual(comparableHeaders(created.response!));
+    // After the answer: the new account and its link; the owner told.
+    expect(await userRow(fresh)).toMatchObject({ email_verified: 0 });
+    await verificationLink(fresh);
+    expect((await mailFor(owner)).at(-1)!.subject).toBe('Someone tried to create an account with your email on Gatehouse');
+  });
+
   it('a taken address answers exactly as a new one (status, body, headers); the owner is told, nothing changes', async () => {
     const owner = uniqueEmail('owner');
     await register(required, owner);
@@ -189,20 +209,17 @@ describe('EMAIL_VERIFICATION=required: registration', () => {
     expect((await login(required, email, 'the second long passphrase')).status).toBe(200);
   });
 
-  it('a mail outage: 503 mail_unavailable with no link left behind; the retry succeeds (no "exists"), with one account', async () => {
+  it('a mail outage: the same 202 (the mail goes after the answer), no link left behind; registering again sends one, with one account', async () => {
     const email = uniqueEmail('outage');
     await failMailFor(email);
     try {
       const r = await register(required, email);
-      expect(r.status).toBe(503);
-      expect(r.headers.get('retry-after')).toBe('30');
-      expect((await r.json<{ error: string }>()).error).toBe('mail_unavailable');
+      expect(r.status).toBe(202);
+      expect(await r.json()).toEqual({ status: 'check_email', message: expect.stringContaining('open the link') });
       const user = await userRow(email);
+      expect(user).toMatchObject({ email_verified: 0 });
       expect(await tokenRows(user!.id)).toBe(0);
-      const page = await call('/auth/register', { env: required, form: { email, password: GOOD_PASSWORD }, headers: { origin: PUBLIC_URL } });
-      expect(page.status).toBe(503);
-      expect(page.headers.get('content-type')).toContain('text/html');
-      expect(await page.text()).toContain('We could not send the email');
+      expect(await mailFor(email)).toEqual([]);
     } finally {
       await recoverMail(email);
     }

@@ -157,3 +157,19 @@ describe('Cloudflare Email Service (Miniflare\'s local send_email binding)', () 
     await expect(sendMail(env as unknown as Env, configOf(env), message('someone@example.com'))).rejects.toBeInstanceOf(MailUnavailableError);
   });
 });
+
+describe('one home for what mail says and when it goes', () => {
+  const sources = import.meta.glob('../../src/**/*.{ts,tsx}', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
+  const path = (key: string) => key.replace(/^\.\.\/\.\.\//, '');
+
+  it('every message is composed in mail/messages.ts, and only mail/ calls the transport', () => {
+    const composing = Object.entries(sources)
+      .filter(([, text]) => /\bcomposeMail\(/.test(text))
+      .map(([key]) => path(key));
+    expect(composing.sort()).toEqual(['src/mail/compose.ts', 'src/mail/messages.ts']);
+    const sending = Object.entries(sources)
+      .filter(([key, text]) => !path(key).startsWith('src/mail/') && /\bsendMail\(/.test(text))
+      .map(([key]) => path(key));
+    expect(sending).toEqual([]);
+  });
+});

@@ -14,7 +14,7 @@ import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { rateLimit } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
-import { accountLinkRoutes } from './routes/account-links';
+import { linkedIdentityRoutes } from './routes/linked-identities';
 import { accountSecurityRoutes } from './routes/account-security';
 import { adminRoutes } from './routes/admin';
 import { emailLoginRoutes } from './routes/email-login';
@@ -60,7 +60,7 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', secondFactorRoutes);
   auth.route('/', mfaRoutes);
   auth.route('/', stepUpRoutes);
-  auth.route('/', accountSecurityRoutes.route('/', accountLinkRoutes));
+  auth.route('/', accountSecurityRoutes.route('/', linkedIdentityRoutes));
   auth.route('/admin', adminRoutes);
   // A mounted sub-app's notFound never runs, so the gateway's own paths end in this
   // catch-all: 405 with Allow, or 404 (HTML for browsers).

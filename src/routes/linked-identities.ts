@@ -3,7 +3,7 @@
  *
  * - `POST /account/identities/link/:provider`  start an OAuth flow that links `provider` to the
  *   signed-in user (the flow cookie names the user; routes/oauth.ts hands the callback to
- *   {@link finishLink}, which links instead of signing in). A form gets a page with the link to
+ *   {@link finishIdentityLink}, which links instead of signing in). A form gets a page with the link to
  *   the provider (ui/self-service-pages.tsx says why not a redirect); JSON gets `authorization_url`.
  * - `POST /account/identities/unlink`          unlink one (`provider`, `subject`) while another way to sign in remains
  *
@@ -49,12 +49,12 @@ const linkPage = (c: Context<AppEnv>, status: PageStatus, message: string) => fa
  * (a flow cookie alone never links anything to an account), then the identity is added to
  * that account, or refused if it belongs to another. A new link is told to the owner.
  */
-export async function finishLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
+export async function finishIdentityLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
   const presented = presentedToken(c);
   const who = presented ? await authenticate(c, presented.token).catch(() => null) : null;
   if (!who || who.id !== userId) return linkPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
   try {
-    const { linkIdentityToUser } = await import('../auth/identity-links');
+    const { linkIdentityToUser } = await import('../auth/linked-identities');
     if (await linkIdentityToUser(c, userId, provider.id, profile, sealed)) {
       const owner = await findUserById(c.env.DB, userId);
       if (owner) sendAccountNotice(c, owner, 'identity_linked', provider.name);
@@ -68,7 +68,7 @@ export async function finishLink(c: Context<AppEnv>, provider: Provider, userId:
   return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=identity_linked`, 303);
 }
 
-export const accountLinkRoutes = new Hono<AppEnv>()
+export const linkedIdentityRoutes = new Hono<AppEnv>()
   .post('/account/identities/link/:provider', sameOrigin({ always: true }), requireAuth(), async (c) => {
     const { kind } = await readBody(c, v.strictObject({}, 'is not a known field'));
     const config = c.get('config');

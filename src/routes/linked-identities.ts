@@ -27,6 +27,7 @@ import { setFlowCookie } from '../tokens/oauth-flow-cookie';
 import { findUserById } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { needsRecentSignIn } from '../middleware/require-auth';
+import { backToAccount } from './account-overview';
 
 const unlinkSchema = v.strictObject(
   { provider: v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long')), subject: v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long')) },
@@ -64,8 +65,7 @@ export async function finishIdentityLink(c: Context<AppEnv>, provider: Provider,
     if (err.status < 500) return linkPage(c, err.status, err.description);
     throw e;
   }
-  c.header('cache-control', 'no-store');
-  return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=identity_linked`, 303);
+  return backToAccount(c, 'identity_linked');
 }
 
 export const linkedIdentityRoutes = new Hono<AppEnv>()
@@ -102,6 +102,5 @@ export const linkedIdentityRoutes = new Hono<AppEnv>()
       return failurePage(c, 'The sign-in method was not unlinked', err.status, err.description);
     }
     if (kind === 'json') return c.json({ ok: true });
-    c.header('cache-control', 'no-store');
-    return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=identity_unlinked`, 303);
+    return backToAccount(c, 'identity_unlinked');
   });

@@ -20,7 +20,7 @@ import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
-import { renderLoginPage } from './login-page';
+import { renderLoginPage } from './sign-in-pages';
 import { signInReply } from './sign-in-reply';
 
 const credentialsSchema = v.strictObject(

@@ -1,5 +1,5 @@
 /**
- * Email verification (issue 11, `EMAIL_VERIFICATION` = required | optional; off: 404):
+ * Email verification (`EMAIL_VERIFICATION` = required | optional; off: 404):
  *
  * - `GET  /email/verify?token=[&return_to=]`  the page a mailed link opens: the address, the
  *                                 account's password and a Confirm button. It never uses the

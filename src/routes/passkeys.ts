@@ -1,5 +1,5 @@
 /**
- * Passkeys (issue 12), under `AUTH_PREFIX/passkeys`:
+ * Passkeys, under `AUTH_PREFIX/passkeys`:
  *
  * - `GET    /passkeys`                     the signed-in user's passkeys (JSON)
  * - `POST   /passkeys/register/options`    options for `navigator.credentials.create()` (recent sign-in)

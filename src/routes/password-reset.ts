@@ -1,5 +1,5 @@
 /**
- * Forgot / reset password (issue 11). On when a mail transport is configured and password
+ * Forgot / reset password. On when a mail transport is configured and password
  * sign-in is enabled; otherwise 404 (the sign-in page does not offer it then).
  *
  * - `GET  /password/forgot`           the form (one email field)

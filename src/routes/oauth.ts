@@ -20,6 +20,7 @@ import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
+import { finishIdentityLink } from './linked-identities';
 import { signInReply } from './sign-in-reply';
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
@@ -114,8 +115,7 @@ export const oauthRoutes = new Hono<AppEnv>()
     const { profile, tokens } = result;
     const sealed = await sealForStorage(c, { provider: provider.id, subject: profile.subject }, tokens);
     if (flow.linkUserId) {
-      // Linking an identity from the account page (routes/linked-identities.ts): loaded only for such a flow.
-      const { finishIdentityLink } = await import('./linked-identities');
+      // Linking an identity from the account page: the callback adds it to that account instead of signing in.
       return finishIdentityLink(c, provider, flow.linkUserId, profile, sealed);
     }
     let account;

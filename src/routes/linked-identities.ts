@@ -43,7 +43,7 @@ async function failurePage(c: Context<AppEnv>, title: string, status: PageStatus
   return renderPage(c, (nonce, brand) => AccountResultPage({ nonce, brand, prefix, title, error: message, next: { href: `${prefix}/account`, label: 'Back to your account' } }), status);
 }
 
-const linkPage = (c: Context<AppEnv>, status: PageStatus, message: string) => failurePage(c, 'The sign-in method was not linked', status, message);
+const identityLinkFailedPage = (c: Context<AppEnv>, status: PageStatus, message: string) => failurePage(c, 'The sign-in method was not linked', status, message);
 
 /**
  * The callback of a link flow: the browser must still be signed in as the user who started it
@@ -53,7 +53,7 @@ const linkPage = (c: Context<AppEnv>, status: PageStatus, message: string) => fa
 export async function finishIdentityLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
   const presented = presentedToken(c);
   const who = presented ? await authenticate(c, presented.token).catch(() => null) : null;
-  if (!who || who.id !== userId) return linkPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
+  if (!who || who.id !== userId) return identityLinkFailedPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
   try {
     const { linkIdentityToUser } = await import('../auth/linked-identities');
     if (await linkIdentityToUser(c, userId, provider.id, profile, sealed)) {
@@ -62,7 +62,7 @@ export async function finishIdentityLink(c: Context<AppEnv>, provider: Provider,
     }
   } catch (e) {
     const err = toApiError(e);
-    if (err.status < 500) return linkPage(c, err.status, err.description);
+    if (err.status < 500) return identityLinkFailedPage(c, err.status, err.description);
     throw e;
   }
   return backToAccount(c, 'identity_linked');
@@ -80,7 +80,7 @@ export const linkedIdentityRoutes = new Hono<AppEnv>()
     try {
       start = await startAuthorization(provider, providerContext(config, provider));
     } catch (e) {
-      if (e instanceof ProviderError) return linkPage(c, e.kind === 'refused' ? 400 : 503, `${provider.name} cannot be reached right now. Try again in a moment.`);
+      if (e instanceof ProviderError) return identityLinkFailedPage(c, e.kind === 'refused' ? 400 : 503, `${provider.name} cannot be reached right now. Try again in a moment.`);
       throw e;
     }
     const returnTo = `${config.AUTH_PREFIX}/account`;

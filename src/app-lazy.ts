@@ -14,12 +14,12 @@ import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { rateLimit } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
-import { accountLinkRoutes } from './routes/account-links';
-import { accountSecurityRoutes } from './routes/account-security';
+import { linkedIdentityRoutes } from './routes/linked-identities';
+import { accountChangeRoutes } from './routes/account-changes';
 import { adminRoutes } from './routes/admin';
 import { emailLoginRoutes } from './routes/email-login';
 import { emailVerificationRoutes } from './routes/email-verification';
-import { loginPageRoutes } from './routes/login-page';
+import { signInPageRoutes } from './routes/sign-in-pages';
 import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
 import { passkeyRoutes } from './routes/passkeys';
@@ -42,7 +42,7 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   const unmatched = unmatchedEndpoint(everything);
 
   const auth = new Hono<AppEnv>();
-  auth.route('/', loginPageRoutes);
+  auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
   auth.get('/login/:provider', rateLimit('oauth'));
   auth.get('/callback/:provider', rateLimit('oauth'));
@@ -60,7 +60,7 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', secondFactorRoutes);
   auth.route('/', mfaRoutes);
   auth.route('/', stepUpRoutes);
-  auth.route('/', accountSecurityRoutes.route('/', accountLinkRoutes));
+  auth.route('/', accountChangeRoutes.route('/', linkedIdentityRoutes));
   auth.route('/admin', adminRoutes);
   // A mounted sub-app's notFound never runs, so the gateway's own paths end in this
   // catch-all: 405 with Allow, or 404 (HTML for browsers).

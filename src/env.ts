@@ -27,7 +27,7 @@ export interface Env {
   RATE_LIMITER_OAUTH?: RateLimit;
   RATE_LIMITER_VERIFY_FAILURE?: RateLimit;
   RATE_LIMITER_ACCOUNT_MAIL?: RateLimit;
-  /** Passkey sign-in: option requests and failed assertions (issue 12). */
+  /** Passkey sign-in: option requests and failed assertions. */
   RATE_LIMITER_PASSKEY?: RateLimit;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Account self-service: change the password, add a first password through a
  * mailed link, change the email address through a link to the new one, delete the account, and
- * unlink a sign-in method. Routes (routes/account-security.ts) parse input and shape answers;
+ * unlink a sign-in method. Routes (routes/account-changes.ts) parse input and shape answers;
  * the rules live here, the multi-row writes in storage/account-changes.ts.
  *
  * Order, so that no failure leaves a half-changed account: checks first (nothing written), then

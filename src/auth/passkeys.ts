@@ -1,5 +1,5 @@
 /**
- * Passkeys (WebAuthn, issue 12): registration options and verification, assertion options and
+ * Passkeys (WebAuthn): registration options and verification, assertion options and
  * verification, for sign-in with a passkey alone and as a second factor.
  *
  * The WebAuthn checks themselves are `@simplewebauthn/server`'s. It is large (its attestation

@@ -1,5 +1,5 @@
 /**
- * Forgot / reset password (issue 11): a single-use link (purpose `password_reset`, 30 minutes,
+ * Forgot / reset password: a single-use link (purpose `password_reset`, 30 minutes,
  * replaced by a newer request, deleted by any password change), and the reset itself, which
  * sets the new password, ends every session of the user (D1, KV and the revocation fence),
  * records a security event and mails the user a notice. A link that went to the account's

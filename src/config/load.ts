@@ -71,7 +71,7 @@ export function parseConfig(env: object): ConfigResult {
     return { ok: false, error: new ConfigError('DEV_OIDC_ISSUER', 'is for development only and must not be set in production') };
   }
   if (raw.MFA_REQUIRED_ROLES.length > 0 && !raw.TOKEN_ENCRYPTION_KEY && !isDevelopment) {
-    // Authenticator-app secrets are encrypted under a key derived from it (auth/totp.ts).
+    // Authenticator-app secrets are encrypted under a key derived from it (tokens/totp-secret-crypto.ts).
     return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'is required when MFA_REQUIRED_ROLES is set (it encrypts authenticator-app secrets)') };
   }
   if (raw.TOKEN_ENCRYPTION_KEY && raw.TOKEN_ENCRYPTION_KEY.length < 32) {

@@ -116,7 +116,7 @@ export const configSchema = v.object({
   LOGIN_BACKOFF_MAX: integerSetting(900, 1, 3600, 'seconds'),
   /** Must equal `period` of the `[[ratelimits]]` bindings: it is the `Retry-After` of a 429. */
   RATE_LIMIT_PERIOD: v.pipe(integerSetting(60, 10, 60, 'seconds'), v.picklist([10, 60], 'must be 10 or 60 (the binding period)')),
-  // --- Request log volume (issue 10, edge speed) ---
+  // --- Request log volume ---
   /**
    * `all`: one `request` line per request (the default). `refusals`: only requests not allowed
    * (deny, invalid, rate_limited, error): an allowed request then writes no log line, which is
@@ -150,17 +150,17 @@ export const configSchema = v.object({
     v.check((s) => s === undefined || HEX_COLOUR.test(s), 'must be a colour written #rrggbb, such as #2957c8'),
     v.transform((s) => s?.toLowerCase()),
   ),
-  // --- Accounts: email verification (issue 11); the default follows the mail transport (load.ts) ---
+  // --- Accounts: email verification; the default follows the mail transport (load.ts) ---
   /** `required` | `optional` | `off`; unset: `required` with a mail transport, `off` without. */
   EMAIL_VERIFICATION: v.pipe(
     optionalText,
     v.transform((s) => s?.toLowerCase()),
     v.optional(v.picklist(['required', 'optional', 'off'] as const, 'must be one of: required, optional, off')),
   ),
-  // --- Passkeys (WebAuthn, issue 12) ---
+  // --- Passkeys (WebAuthn) ---
   /** `disabled` removes the passkey buttons and refuses every `/passkeys` endpoint (stored passkeys are kept). */
   PASSKEYS: enumSetting(['enabled', 'disabled'] as const, 'enabled'),
-  // --- Second factors (issue 12: TOTP, recovery codes, step-up; README "Second factors") ---
+  // --- Second factors (TOTP, recovery codes, step-up; README "Second factors") ---
   /** Users holding any of these roles must have a second factor: they enrol at their next sign-in. */
   MFA_REQUIRED_ROLES: commaList(true),
   /** How recent a sign-in must be to enrol or remove a factor or regenerate recovery codes. */
@@ -169,7 +169,7 @@ export const configSchema = v.object({
   MFA_ATTEMPT_LIMIT: integerSetting(5, 3, 100, 'wrong codes'),
   /** How long a sign-in that still owes its second factor may be completed. */
   MFA_PENDING_SECONDS: integerSetting(300, 60, 900, 'seconds'),
-  // --- Email sign-in (issue 11, auth/email-code.ts): a one-time code by mail; needs a transport ---
+  // --- Email sign-in (auth/email-code.ts): a one-time code by mail; needs a transport ---
   EMAIL_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'disabled'),
 });
 

@@ -31,9 +31,9 @@ export interface GatehouseIdentity {
   emailVerified: boolean;
   roles: string[];
   sessionId: string;
-  /** How the user signed in (RFC 8176 values, e.g. `["pwd","otp","mfa"]`); empty from gateways before issue 12. */
+  /** How the user signed in (RFC 8176 values, e.g. `["pwd","otp","mfa"]`); empty from older gateways, whose assertions did not carry it. */
   amr: string[];
-  /** When the user last authenticated (Unix seconds), or null from gateways before issue 12. */
+  /** When the user last authenticated (Unix seconds), or null from older gateways, whose assertions did not carry it. */
   authTime: number | null;
   claims: JWTPayload;
 }

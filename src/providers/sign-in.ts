@@ -61,7 +61,7 @@ const text = (x: unknown, max: number): string | null => (typeof x === 'string' 
 /**
  * An email claim as sent, only trimmed: never shortened, since a prefix of an address is
  * another address (`…@corp.example.attacker.test` cut to `…@corp.example`). Whether it is a
- * usable address is decided in one place, when the account is resolved (auth/oauth-link.ts).
+ * usable address is decided in one place, when the account is resolved (auth/provider-account.ts).
  */
 const emailClaim = (x: unknown): string | null => (typeof x === 'string' && x.trim() !== '' ? x.trim() : null);
 const httpsUrl = (x: unknown): string | null => (typeof x === 'string' && /^https:\/\/[^\s]{1,2000}$/.test(x) ? x : null);

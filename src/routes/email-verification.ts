@@ -1,5 +1,5 @@
 /**
- * Email verification (issue 11, `EMAIL_VERIFICATION` = required | optional; off: 404):
+ * Email verification (`EMAIL_VERIFICATION` = required | optional; off: 404):
  *
  * - `GET  /email/verify?token=[&return_to=]`  the page a mailed link opens: the address, the
  *                                 account's password and a Confirm button. It never uses the
@@ -25,7 +25,7 @@ import { peekAccountToken } from '../storage/account-tokens';
 import { findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import type { Config } from '../config/schema';
-import { confirmBody, emailBody, featureOff, pageAware } from './account-link-forms';
+import { confirmBody, emailBody, featureOff, pageAware } from './mailed-link-forms';
 
 const invalidLink = () =>
   new ApiError('invalid_link', 'This confirmation link is not valid any more: it was used, replaced by a newer one, or has expired. If you confirmed your email already, just sign in; otherwise ask for a new link by signing in.');
@@ -41,7 +41,7 @@ function requireVerification(c: Context<AppEnv>) {
 }
 
 async function showError(c: Context<AppEnv>, err: ApiError) {
-  const { errorPage } = await import('./account-link-views');
+  const { errorPage } = await import('./mailed-link-views');
   return errorPage(c, err);
 }
 
@@ -54,7 +54,7 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       const found = await peekAccountToken(c.env.DB, token, 'verify_email', now());
       const user = found ? await findUserById(c.env.DB, found.userId) : null;
       if (!found || !user || user.email !== found.email) throw invalidLink();
-      const { confirmEmailPage, messagePage } = await import('./account-link-views');
+      const { confirmEmailPage, messagePage } = await import('./mailed-link-views');
       const prefix = c.get('config').AUTH_PREFIX;
       if (user.emailVerified) return messagePage(c, 'Email already confirmed', `${user.email} is already confirmed. You can sign in.`, { href: `${prefix}/login`, label: 'Sign in' });
       const returnTo = c.req.query('return_to');
@@ -80,7 +80,7 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
           const found = await peekAccountToken(c.env.DB, data.token, 'verify_email', now());
           if (found) {
             if (e.extra.retryAfter !== undefined) c.header('retry-after', String(e.extra.retryAfter));
-            const { confirmEmailPage } = await import('./account-link-views');
+            const { confirmEmailPage } = await import('./mailed-link-views');
             const returnTo = data.return_to === undefined ? undefined : safeReturnTo(data.return_to, config);
             return confirmEmailPage(c, data.token, found.email, { returnTo, askPassword: true, error: e.description, status: e.status === 429 ? 429 : 401 });
           }
@@ -96,7 +96,7 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
         return signInAfterConfirmation(c, result.user, kind, { session: data.session, return_to: confirmedReturnTo(data.return_to, config) });
       }
       if (kind === 'json') return c.json({ status: result.status, email: result.user.email });
-      const { messagePage } = await import('./account-link-views');
+      const { messagePage } = await import('./mailed-link-views');
       const prefix = config.AUTH_PREFIX;
       const message = result.status === 'verified' ? `Thank you: ${result.user.email} is confirmed. You can now sign in.` : `${result.user.email} was already confirmed. You can sign in.`;
       return messagePage(c, 'Email confirmed', message, { href: `${prefix}/login`, label: 'Sign in' });
@@ -113,7 +113,7 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       // After the answer: neither its content nor its timing may depend on the account.
       const returnTo = data.return_to === undefined ? undefined : safeReturnTo(data.return_to, c.get('config'));
       sendInBackground(c, 'verify_email', () => resendVerification(c, data.email, returnTo));
-      const { checkEmailAnswer } = await import('./account-link-views');
+      const { checkEmailAnswer } = await import('./mailed-link-views');
       return checkEmailAnswer(c, kind, 'resend', safeReturnTo(data.return_to, c.get('config')));
     }, showError),
   );

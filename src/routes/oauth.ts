@@ -5,7 +5,7 @@
 import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { recordEvent } from '../auth/events';
-import { resolveOAuthUser } from '../auth/oauth-link';
+import { resolveProviderAccount } from '../auth/provider-account';
 import { sealForStorage } from '../auth/oauth-provider-tokens';
 import { signIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
@@ -20,6 +20,7 @@ import { clearFlowCookie, readFlowCookie, setFlowCookie } from '../tokens/oauth-
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
+import { finishIdentityLink } from './linked-identities';
 import { signInReply } from './sign-in-reply';
 
 /** `returnTo` (already checked) is carried back to the sign-in page so a retry ends up there too. */
@@ -114,18 +115,17 @@ export const oauthRoutes = new Hono<AppEnv>()
     const { profile, tokens } = result;
     const sealed = await sealForStorage(c, { provider: provider.id, subject: profile.subject }, tokens);
     if (flow.linkUserId) {
-      // A link from the account page (routes/account-links.ts): loaded only for such a flow.
-      const { finishLink } = await import('./account-links');
-      return finishLink(c, provider, flow.linkUserId, profile, sealed);
+      // Linking an identity from the account page: the callback adds it to that account instead of signing in.
+      return finishIdentityLink(c, provider, flow.linkUserId, profile, sealed);
     }
-    let linked;
+    let account;
     try {
-      linked = await resolveOAuthUser(c, provider.id, profile, sealed);
+      account = await resolveProviderAccount(c, provider.id, profile, sealed);
     } catch (e) {
       if (e instanceof ApiError && e.status < 500) return errorPage(c, e.status, e.description, safeReturnTo(flow.returnTo, config));
       throw e;
     }
     const returnTo = safeReturnTo(flow.returnTo, config);
-    const outcome = await signIn(c, { user: linked.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo, detail: { via: 'oauth', how: linked.how } });
+    const outcome = await signIn(c, { user: account.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo, detail: { via: 'oauth', how: account.how } });
     return signInReply(c, outcome);
   });

@@ -1,5 +1,5 @@
 /**
- * Passkeys (issue 12), under `AUTH_PREFIX/passkeys`:
+ * Passkeys, under `AUTH_PREFIX/passkeys`:
  *
  * - `GET    /passkeys`                     the signed-in user's passkeys (JSON)
  * - `POST   /passkeys/register/options`    options for `navigator.credentials.create()` (recent sign-in)
@@ -44,17 +44,9 @@ import { findSessionById } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
 import { deviceLabel } from '../ui/device-label';
 import { PASSKEYS_SCRIPT } from '../ui/passkeys-script';
-import type { PasskeysSectionProps } from '../ui/passkeys-section';
 import { nowSeconds as now } from '../util/time';
+import { backToAccount } from './account-overview';
 import { signInReply } from './sign-in-reply';
-
-/** The account page's `?done=` notices for the passkey forms. */
-export const PASSKEY_NOTICES: Record<string, string> = {
-  passkey_added: 'Your passkey has been added.',
-  passkey_renamed: 'Your passkey has been renamed.',
-  passkey_removed: 'Your passkey has been removed.',
-  passkey_reauth: 'To add or remove a passkey, sign out and sign in again first (your sign-in is not recent enough).',
-};
 
 const REAUTH = 'To add or remove a passkey, sign in again first: this needs a recent sign-in (RECENT_AUTH_SECONDS).';
 
@@ -85,16 +77,6 @@ async function recentlySignedInUser(c: Context<AppEnv>): Promise<User> {
   return user;
 }
 
-/** What the account page's passkey section shows (routes/account.ts). */
-export async function passkeysSectionProps(c: Context<AppEnv>, userId: string, authTime: number): Promise<PasskeysSectionProps> {
-  const passkeys = await listPasskeys(c.env.DB, userId);
-  return {
-    prefix: c.get('config').AUTH_PREFIX,
-    recentSignIn: isRecentSignIn(authTime, now(), c.get('config').RECENT_AUTH_SECONDS),
-    passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, synced: p.deviceType === 'multiDevice', createdAt: p.createdAt, lastUsedAt: p.lastUsedAt })),
-  };
-}
-
 const registerSchema = v.strictObject({ credential: registrationCredentialSchema, name: v.optional(passkeyNameSchema) }, 'is not a known field');
 const renameSchema = v.strictObject({ name: passkeyNameSchema }, 'is not a known field');
 const loginSchema = v.strictObject(
@@ -108,11 +90,6 @@ const loginSchema = v.strictObject(
 );
 
 const idOk = (id: string) => id.length > 0 && id.length <= 1400;
-const accountDone = (c: Context<AppEnv>, done: keyof typeof PASSKEY_NOTICES) => {
-  c.header('cache-control', 'no-store');
-  return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=${done}`, 303);
-};
-
 async function removePasskey(c: Context<AppEnv>, user: User, id: string): Promise<void> {
   // The recovery codes go with the last second factor (same transaction).
   const removed = idOk(id) ? await deletePasskey(c.env.DB, user.id, id) : null;
@@ -226,11 +203,11 @@ export const passkeyRoutes = new Hono<AppEnv>()
     const { data } = await readBody(c, renameSchema);
     const id = c.req.param('id');
     if (!idOk(id) || !(await renamePasskey(c.env.DB, user.id, id, data.name))) throw new ApiError('not_found', 'No such passkey.');
-    return accountDone(c, 'passkey_renamed');
+    return backToAccount(c, 'passkey_renamed');
   })
   .post('/passkeys/:id/remove', sameOrigin({ always: true }), formAuth(), async (c) => {
     const { user, recent } = await signedInUser(c);
-    if (!recent) return accountDone(c, 'passkey_reauth');
+    if (!recent) return backToAccount(c, 'passkey_reauth');
     await removePasskey(c, user, c.req.param('id'));
-    return accountDone(c, 'passkey_removed');
+    return backToAccount(c, 'passkey_removed');
   });

@@ -1,5 +1,5 @@
 /**
- * Forgot / reset password (issue 11). On when a mail transport is configured and password
+ * Forgot / reset password. On when a mail transport is configured and password
  * sign-in is enabled; otherwise 404 (the sign-in page does not offer it then).
  *
  * - `GET  /password/forgot`           the form (one email field)
@@ -22,7 +22,7 @@ import { sendInBackground } from '../mail/delivery';
 import { mailEnabled } from '../mail/send';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
-import { emailBody, featureOff, pageAware, resetBody } from './account-link-forms';
+import { emailBody, featureOff, pageAware, resetBody } from './mailed-link-forms';
 
 /** Whether the gateway offers password reset (the sign-in page's "Forgot password?" link follows this). */
 export const passwordResetAvailable = (config: Config) => mailEnabled(config) && config.PASSWORD_LOGIN === 'enabled';
@@ -32,7 +32,7 @@ function requireReset(c: Context<AppEnv>) {
 }
 
 async function showError(c: Context<AppEnv>, err: ApiError) {
-  const { errorPage } = await import('./account-link-views');
+  const { errorPage } = await import('./mailed-link-views');
   const prefix = c.get('config').AUTH_PREFIX;
   return errorPage(c, err, err.code === 'invalid_link' ? { href: `${prefix}/password/forgot`, label: 'Ask for a new link' } : undefined);
 }
@@ -42,7 +42,7 @@ export const passwordResetRoutes = new Hono<AppEnv>()
     '/password/forgot',
     pageAware(async (c) => {
       requireReset(c);
-      const { forgotPasswordPage } = await import('./account-link-views');
+      const { forgotPasswordPage } = await import('./mailed-link-views');
       return forgotPasswordPage(c, safeReturnTo(c.req.query('return_to'), c.get('config')));
     }, showError),
   )
@@ -56,7 +56,7 @@ export const passwordResetRoutes = new Hono<AppEnv>()
       const { requestPasswordReset } = await import('../auth/password-reset');
       // After the answer: neither its content nor its timing may depend on the account.
       sendInBackground(c, 'password_reset', () => requestPasswordReset(c, data.email));
-      const { checkEmailAnswer } = await import('./account-link-views');
+      const { checkEmailAnswer } = await import('./mailed-link-views');
       return checkEmailAnswer(c, kind, 'forgot', safeReturnTo(data.return_to, c.get('config')));
     }, showError),
   )
@@ -68,7 +68,7 @@ export const passwordResetRoutes = new Hono<AppEnv>()
       const { checkResetToken, invalidResetLink } = await import('../auth/password-reset');
       const checked = await checkResetToken(c, token);
       if (!checked) throw invalidResetLink();
-      const { resetPasswordPage } = await import('./account-link-views');
+      const { resetPasswordPage } = await import('./mailed-link-views');
       return resetPasswordPage(c, token, checked.user.email);
     }, showError),
   )
@@ -89,7 +89,7 @@ export const passwordResetRoutes = new Hono<AppEnv>()
           if (kind === 'form' && e instanceof ApiError && e.code === 'invalid_request') {
             const checked = await checkResetToken(c, data.token);
             if (checked) {
-              const { resetPasswordPage } = await import('./account-link-views');
+              const { resetPasswordPage } = await import('./mailed-link-views');
               return resetPasswordPage(c, data.token, checked.user.email, { error: e.description, status: 400 });
             }
           }
@@ -99,7 +99,7 @@ export const passwordResetRoutes = new Hono<AppEnv>()
         if (hasSessionCookie(c)) clearSessionCookies(c);
         c.header('cache-control', 'no-store');
         if (kind === 'json') return c.json({ status: 'password_reset', email: result.user.email, ended_sessions: result.endedSessions });
-        const { messagePage } = await import('./account-link-views');
+        const { messagePage } = await import('./mailed-link-views');
         const prefix = c.get('config').AUTH_PREFIX;
         return messagePage(c, 'Password changed', 'Your new password is set and every device was signed out. Sign in with the new password.', { href: `${prefix}/login`, label: 'Sign in' });
       },

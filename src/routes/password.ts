@@ -20,7 +20,7 @@ import { checkRateLimit } from '../middleware/rate-limit';
 import { sameOrigin } from '../middleware/same-origin';
 import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
-import { renderLoginPage } from './login-page';
+import { renderLoginPage } from './sign-in-pages';
 import { signInReply } from './sign-in-reply';
 
 const credentialsSchema = v.strictObject(
@@ -64,7 +64,7 @@ function formAware(handler: (c: Context<AppEnv>, body: { kind: BodyKind; data: C
       const err = toApiError(e);
       if (isForm && (err.code === 'email_not_verified' || err.code === 'mail_unavailable')) {
         // Pages of their own: the resend button, or "we could not send the email".
-        const views = await import('./account-link-views');
+        const views = await import('./mailed-link-views');
         const returnTo = safeReturnTo(body?.data.return_to, c.get('config'));
         return err.code === 'mail_unavailable' || !body ? views.errorPage(c, err) : views.emailNotVerifiedPage(c, body.data.email, returnTo);
       }
@@ -100,7 +100,7 @@ export const passwordRoutes = new Hono<AppEnv>()
         // The same answer for a new and a taken address (auth/email-verification.ts); no session.
         const { registerPendingAccount } = await import('../auth/email-verification');
         await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash, returnTo: data.return_to === undefined ? undefined : safeReturnTo(data.return_to, config) });
-        const { checkEmailAnswer } = await import('./account-link-views');
+        const { checkEmailAnswer } = await import('./mailed-link-views');
         return checkEmailAnswer(c, kind, 'register', safeReturnTo(data.return_to, config));
       }
       const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash }, now());

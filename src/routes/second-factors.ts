@@ -24,6 +24,7 @@ import { findSessionById } from '../storage/sessions';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
+import { backToAccount } from './account-overview';
 
 const codeSchema = v.strictObject({ code: v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long')) }, 'is not a known field');
 const emptySchema = v.strictObject({}, 'is not a known field');
@@ -54,8 +55,7 @@ export const secondFactorRoutes = new Hono<AppEnv>()
     const user = await currentUser(c);
     // Only an authenticator app already on stops this: a passkey user may add one too.
     if ((await secondFactors(c.env.DB, user.id, c.get('config'))).totp) {
-      c.header('cache-control', 'no-store');
-      return c.redirect(`${accountPath(c)}?done=totp_already_on`, 303);
+      return backToAccount(c, 'totp_already_on');
     }
     // The set-up in progress if there is one: a GET never replaces it (auth/second-factor.ts).
     const { totpEnrolment } = await import('../auth/second-factor');
@@ -87,8 +87,7 @@ export const secondFactorRoutes = new Hono<AppEnv>()
       setAccessCookie(c, stepped.accessToken, session.expiresAt - now());
     }
     if (result.recoveryCodes) return recoveryCodesPage(c, result.recoveryCodes, 'Your authenticator app is on.');
-    c.header('cache-control', 'no-store');
-    return c.redirect(`${accountPath(c)}?done=totp_on`, 303);
+    return backToAccount(c, 'totp_on');
   })
   .post('/account/totp/remove', sameOrigin({ always: true }), browserAuth(accountPath), async (c) => {
     const reauth = needsRecentSignIn(c, c.get('user'), accountPath(c));
@@ -98,8 +97,7 @@ export const secondFactorRoutes = new Hono<AppEnv>()
     const { removeSecondFactors } = await import('../auth/second-factor');
     const removed = await removeSecondFactors(c, user);
     if (!removed.totp) throw new ApiError('not_found', 'No authenticator app is set up.');
-    c.header('cache-control', 'no-store');
-    return c.redirect(`${accountPath(c)}?done=totp_removed`, 303);
+    return backToAccount(c, 'totp_removed');
   })
   .post('/account/recovery-codes', sameOrigin({ always: true }), browserAuth(accountPath), async (c) => {
     const reauth = needsRecentSignIn(c, c.get('user'), accountPath(c));

@@ -1,5 +1,5 @@
 /**
- * The multi-row changes of account self-service (issue 11, part B), each one D1 batch (one
+ * The multi-row changes of account self-service, each one D1 batch (one
  * transaction) or one conditional statement, so a refused or failed change leaves nothing
  * half-written: a password set together with the revocation of the links it makes stale, an
  * email changed only while no other account holds the address, an identity unlinked only while
@@ -9,7 +9,7 @@ import { guard } from './errors';
 
 /**
  * Replaces the password hash and deletes the user's `password_reset` and `add_password` links in
- * one transaction (a password change makes a mailed reset link stale, issue 11).
+ * one transaction (a password change makes a mailed reset link stale).
  */
 export async function setPasswordRevokingLinks(db: D1Database, userId: string, hash: string, now: number): Promise<boolean> {
   const [updated] = await guard(() =>

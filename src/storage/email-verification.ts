@@ -1,5 +1,5 @@
 /**
- * The D1 writes of email verification and password reset (issue 11): each is one batch, so a
+ * The D1 writes of email verification and password reset: each is one batch, so a
  * user is never left half-changed (a password set but its reset links still live, an address
  * marked verified but its verification links still working).
  */

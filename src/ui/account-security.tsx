@@ -1,8 +1,8 @@
 /**
- * The account page's self-service sections (issue 11, part B): managing sign-in methods
+ * The account page's self-service sections: managing sign-in methods
  * (unlink, link another provider), changing or adding a password, changing the email address,
- * deleting the account. Plain forms posting to `routes/account-security.ts` and
- * `routes/account-links.ts`; a mail-based action is offered only when the gateway can send mail.
+ * deleting the account. Plain forms posting to `routes/account-changes.ts` and
+ * `routes/linked-identities.ts`; a mail-based action is offered only when the gateway can send mail.
  */
 import { Card, Field, PasswordField, PostForm, PrimaryButton, SecondaryButton } from './components';
 

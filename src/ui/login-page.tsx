@@ -25,7 +25,7 @@ export interface LoginPageProps {
   email?: string;
   nonce?: string;
   brand?: Brand;
-  /** Offer "Sign in with a passkey" and passkey autofill (issue 12). */
+  /** Offer "Sign in with a passkey" and passkey autofill. */
   passkeys?: boolean;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The passkey parts of our pages (issue 12): the account page's "Passkeys" card (list, rename,
+ * The passkey parts of our pages: the account page's "Passkeys" card (list, rename,
  * remove as plain forms; "Add a passkey" driven by passkeys/client.js) and the sign-in page's
  * "Sign in with a passkey" button. Script-driven parts are rendered `hidden`: the script shows
  * them when the browser supports WebAuthn, so without JavaScript they never appear.

@@ -1,13 +1,13 @@
 /**
  * How the email-verification and password-reset endpoints answer: JSON for API clients, the
- * pages of ui/account-link-pages.tsx for form posts and browser navigations. Loaded on first
+ * pages of ui/mailed-link-pages.tsx for form posts and browser navigations. Loaded on first
  * use (`await import`) by the handlers that need it, never on the hot path.
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import type { BodyKind } from '../http/body';
 import type { ApiError } from '../http/errors';
-import { ConfirmEmailPage, EmailNotVerifiedPage, ForgotPasswordPage, MessagePage, ResetPasswordPage } from '../ui/account-link-pages';
+import { ConfirmEmailPage, EmailNotVerifiedPage, ForgotPasswordPage, MessagePage, ResetPasswordPage } from '../ui/mailed-link-pages';
 import { renderPage, type PageStatus } from '../ui/render';
 
 /** The one answer of a request that must not reveal whether an account exists. */

@@ -12,7 +12,8 @@
  * - `GET  /account/deleted`                  "your account was deleted"
  *
  * JSON clients get JSON (errors per http/errors.ts). A form post gets a 303 back to the account
- * page with a fixed notice, or a page saying what went wrong (never a JSON body in a browser).
+ * page with a fixed notice (routes/account-overview.ts), or a page saying what went wrong (never
+ * a JSON body in a browser).
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
@@ -28,45 +29,14 @@ import { toApiError } from '../http/errors';
 import { checkRateLimit } from '../middleware/rate-limit';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
-import type { AccountSecurityProps } from '../ui/account-security';
 import { needsRecentSignIn } from '../middleware/require-auth';
 import { renderPage, type PageStatus } from '../ui/render';
-import { mailEnabled } from '../mail/send';
-import { enabledProviders } from '../providers/registry';
-import type { Identity } from '../storage/identities';
-import type { User } from '../storage/users';
 import { nowSeconds } from '../util/time';
+import { backToAccount } from './account-overview';
 
 // Loaded on first use: only these rare requests need the rules and pages (app.ts stays small).
 const changes = () => import('../auth/account-changes');
 const pages = () => import('../ui/self-service-pages');
-
-/** The account page's confirmation banners for these actions (`?done=`): fixed text, never from the URL. */
-export const SECURITY_NOTICES: Record<string, string> = {
-  password_changed: 'Your password has been changed. Your other sessions were signed out.',
-  add_password_sent: 'Check your inbox: we sent you a link to set a password.',
-  email_link_sent: 'Check the inbox of the new address: the change takes effect once you follow the link there.',
-  identity_unlinked: 'The sign-in method has been unlinked.',
-  identity_linked: 'The sign-in method has been linked.',
-};
-
-/** What the account page's self-service sections need (ui/account-security.tsx). */
-export function accountSecurityView(c: Context<AppEnv>, user: User, identities: Identity[]): AccountSecurityProps {
-  const config = c.get('config');
-  const providers = enabledProviders(config);
-  const names = new Map(providers.map((p) => [p.id, p.name]));
-  return {
-    prefix: config.AUTH_PREFIX,
-    email: user.email,
-    emailVerified: user.emailVerified,
-    hasPassword: user.passwordHash !== null,
-    mail: mailEnabled(config),
-    passwordLogin: config.PASSWORD_LOGIN === 'enabled',
-    identities: identities.map((i) => ({ provider: i.provider, subject: i.subject, name: names.get(i.provider) ?? i.provider, email: i.email })),
-    linkable: providers.filter((p) => !identities.some((i) => i.provider === p.id)),
-    minPasswordLength: config.PASSWORD_MIN_LENGTH,
-  };
-}
 
 const password = v.pipe(v.string('must be a string'), v.minLength(1, 'is required'), v.maxLength(1024, 'is too long (256 characters at most)'));
 const token = v.pipe(v.string('must be a string'), v.maxLength(100, 'is too long'));
@@ -138,15 +108,10 @@ async function signedInOrNobody(c: Context<AppEnv>): Promise<AuthUser | undefine
   }
 }
 
-const done = (c: Context<AppEnv>, notice: keyof typeof SECURITY_NOTICES) => {
-  c.header('cache-control', 'no-store');
-  return c.redirect(`${accountHref(c)}?done=${notice}`, 303);
-};
-
 const invalidLinkPage = (c: Context<AppEnv>, title: string) =>
   resultPage(c, title, { error: 'This link is invalid, has expired or was already used. Start again from your account page.' }, 400);
 
-export const accountSecurityRoutes = new Hono<AppEnv>()
+export const accountChangeRoutes = new Hono<AppEnv>()
   .post(
     '/account/password',
     sameOrigin({ always: true }),
@@ -154,7 +119,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
     action(schemas.changePassword, 'Your password was not changed', async (c, data, kind) => {
       const { changePassword } = await changes();
       const r = await changePassword(c, c.get('user'), { currentPassword: data.current_password, newPassword: data.new_password });
-      if (kind === 'form') return done(c, 'password_changed');
+      if (kind === 'form') return backToAccount(c, 'password_changed');
       return c.json({ ok: true, ended_sessions: r.endedSessions, notice_sent: r.noticeSent });
     }),
   )
@@ -170,7 +135,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
       await checkRateLimit(c, 'login');
       const { requestAddPassword } = await changes();
       await requestAddPassword(c, c.get('user'));
-      if (kind === 'form') return done(c, 'add_password_sent');
+      if (kind === 'form') return backToAccount(c, 'add_password_sent');
       return c.json({ status: 'link_sent' }, 202);
     }),
   )
@@ -206,7 +171,7 @@ export const accountSecurityRoutes = new Hono<AppEnv>()
       await checkRateLimit(c, 'login'); // mails any address the user types: limited per IP like sign-in
       const { requestEmailChange } = await changes();
       await requestEmailChange(c, c.get('user'), { newEmail: data.new_email, currentPassword: data.current_password || undefined });
-      if (kind === 'form') return done(c, 'email_link_sent');
+      if (kind === 'form') return backToAccount(c, 'email_link_sent');
       // The same answer whether or not another account holds the address (it is checked on confirmation).
       return c.json({ status: 'check_inbox' }, 202);
     }),

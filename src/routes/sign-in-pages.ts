@@ -56,7 +56,7 @@ const doneNotice = (c: Context<AppEnv>) => {
   return Object.hasOwn(doneNotices, done) ? doneNotices[done] : null;
 };
 
-export const loginPageRoutes = new Hono<AppEnv>()
+export const signInPageRoutes = new Hono<AppEnv>()
   .get('/login', (c) =>
     renderLoginPage(c, {
       returnTo: safeReturnTo(c.req.query('return_to'), c.get('config')),

@@ -45,7 +45,7 @@ const refuse = async (c: Context<AppEnv>, providerId: string, reason: string, er
   throw error;
 };
 
-export interface LinkResult {
+export interface ProviderAccount {
   user: User;
   /** How the identity met its account this time. */
   how: 'returning' | 'linked' | 'created';
@@ -55,12 +55,12 @@ export interface LinkResult {
  * Finds or creates the account for a verified provider profile. Throws {@link ApiError}
  * (`forbidden`, `conflict`) with a message fit for the user.
  */
-export async function resolveOAuthUser(
+export async function resolveProviderAccount(
   c: Context<AppEnv>,
   providerId: string,
   profile: ProviderProfile,
   tokensEncrypted: string | null,
-): Promise<LinkResult> {
+): Promise<ProviderAccount> {
   const db = c.env.DB;
   const config = c.get('config');
   const t = now();

@@ -1,7 +1,7 @@
 /**
  * Linking another provider to the signed-in user's account (the account page's "Link"): the
  * OAuth flow cookie carries the user id, and the callback adds the identity to that account
- * instead of signing anyone in. Unlike a sign-in (auth/oauth-link.ts), no email matching
+ * instead of signing anyone in. Unlike a sign-in (auth/provider-account.ts), no email matching
  * happens: the user is already proven by their session. An identity that belongs to another
  * account is refused and stays where it is.
  */

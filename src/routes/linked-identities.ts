@@ -3,7 +3,7 @@
  *
  * - `POST /account/identities/link/:provider`  start an OAuth flow that links `provider` to the
  *   signed-in user (the flow cookie names the user; routes/oauth.ts hands the callback to
- *   {@link finishLink}, which links instead of signing in). A form gets a page with the link to
+ *   {@link finishIdentityLink}, which links instead of signing in). A form gets a page with the link to
  *   the provider (ui/self-service-pages.tsx says why not a redirect); JSON gets `authorization_url`.
  * - `POST /account/identities/unlink`          unlink one (`provider`, `subject`) while another way to sign in remains
  *
@@ -27,6 +27,7 @@ import { setFlowCookie } from '../tokens/oauth-flow-cookie';
 import { findUserById } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { needsRecentSignIn } from '../middleware/require-auth';
+import { backToAccount } from './account-overview';
 
 const unlinkSchema = v.strictObject(
   { provider: v.pipe(v.string('must be a string'), v.maxLength(64, 'is too long')), subject: v.pipe(v.string('must be a string'), v.maxLength(512, 'is too long')) },
@@ -42,33 +43,32 @@ async function failurePage(c: Context<AppEnv>, title: string, status: PageStatus
   return renderPage(c, (nonce, brand) => AccountResultPage({ nonce, brand, prefix, title, error: message, next: { href: `${prefix}/account`, label: 'Back to your account' } }), status);
 }
 
-const linkPage = (c: Context<AppEnv>, status: PageStatus, message: string) => failurePage(c, 'The sign-in method was not linked', status, message);
+const identityLinkFailedPage = (c: Context<AppEnv>, status: PageStatus, message: string) => failurePage(c, 'The sign-in method was not linked', status, message);
 
 /**
  * The callback of a link flow: the browser must still be signed in as the user who started it
  * (a flow cookie alone never links anything to an account), then the identity is added to
  * that account, or refused if it belongs to another. A new link is told to the owner.
  */
-export async function finishLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
+export async function finishIdentityLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
   const presented = presentedToken(c);
   const who = presented ? await authenticate(c, presented.token).catch(() => null) : null;
-  if (!who || who.id !== userId) return linkPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
+  if (!who || who.id !== userId) return identityLinkFailedPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
   try {
-    const { linkIdentityToUser } = await import('../auth/identity-links');
+    const { linkIdentityToUser } = await import('../auth/linked-identities');
     if (await linkIdentityToUser(c, userId, provider.id, profile, sealed)) {
       const owner = await findUserById(c.env.DB, userId);
       if (owner) sendAccountNotice(c, owner, 'identity_linked', provider.name);
     }
   } catch (e) {
     const err = toApiError(e);
-    if (err.status < 500) return linkPage(c, err.status, err.description);
+    if (err.status < 500) return identityLinkFailedPage(c, err.status, err.description);
     throw e;
   }
-  c.header('cache-control', 'no-store');
-  return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=identity_linked`, 303);
+  return backToAccount(c, 'identity_linked');
 }
 
-export const accountLinkRoutes = new Hono<AppEnv>()
+export const linkedIdentityRoutes = new Hono<AppEnv>()
   .post('/account/identities/link/:provider', sameOrigin({ always: true }), requireAuth(), async (c) => {
     const { kind } = await readBody(c, v.strictObject({}, 'is not a known field'));
     const config = c.get('config');
@@ -80,7 +80,7 @@ export const accountLinkRoutes = new Hono<AppEnv>()
     try {
       start = await startAuthorization(provider, providerContext(config, provider));
     } catch (e) {
-      if (e instanceof ProviderError) return linkPage(c, e.kind === 'refused' ? 400 : 503, `${provider.name} cannot be reached right now. Try again in a moment.`);
+      if (e instanceof ProviderError) return identityLinkFailedPage(c, e.kind === 'refused' ? 400 : 503, `${provider.name} cannot be reached right now. Try again in a moment.`);
       throw e;
     }
     const returnTo = `${config.AUTH_PREFIX}/account`;
@@ -102,6 +102,5 @@ export const accountLinkRoutes = new Hono<AppEnv>()
       return failurePage(c, 'The sign-in method was not unlinked', err.status, err.description);
     }
     if (kind === 'json') return c.json({ ok: true });
-    c.header('cache-control', 'no-store');
-    return c.redirect(`${c.get('config').AUTH_PREFIX}/account?done=identity_unlinked`, 303);
+    return backToAccount(c, 'identity_unlinked');
   });

@@ -1,5 +1,5 @@
 /**
- * The pages of email verification and password reset (issue 11), from the UI kit: "check your
+ * The pages mailed links lead to (email verification and password reset), from the UI kit: "check your
  * email", confirming an address (a button: the GET a mail scanner prefetches never uses the
  * link), forgot and reset password, the sign-in refusal of an unverified account with its
  * resend button, and one clear page for every bad link or outage. Every text is fixed by the

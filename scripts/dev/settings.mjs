@@ -1,6 +1,7 @@
 // Where `npm run dev` finds a setting the developer gave: `--var NAME:value` (wrangler's own
-// flag, the last one wins), the environment (ROUTES only, see echo-origin.mjs), or the env file
-// wrangler dev reads (.dev.vars, or the one named by `--env-file`).
+// flag, the last one wins), else the env file wrangler dev reads (.dev.vars, or the one named
+// by `--env-file`). The shell's environment is not read here: only ROUTES is taken from it,
+// by echo-origin.mjs.
 
 /** A .dev.vars-style line's value, with one pair of surrounding quotes removed. */
 function envFileValue(text, name) {

@@ -101,6 +101,20 @@ async function firstAnswer(url: string, proc: Running): Promise<Response> {
   throw new Error(`no answer from ${url}:\n${proc.output()}`);
 }
 
+/** A browser's top-level navigation (fetch() would say `Sec-Fetch-Mode: cors`): status, Location and body. */
+function navigate(url: string): Promise<{ status: number; location: string | undefined; contentType: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, location: res.headers.location, contentType: String(res.headers['content-type'] ?? ''), body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
 describe('the committed wrangler.toml', () => {
   const vars = { ...unstable_readConfig({ config: join(ROOT, 'wrangler.toml') }).vars };
 
@@ -146,19 +160,17 @@ describe('the committed wrangler.toml', () => {
       expect(login.status).toBe(500);
       expect(await login.json()).toMatchObject({ error: 'configuration_error', setting: 'PUBLIC_URL' });
     });
+
+    it('shows a browser that opens it a plain page with the same message, not JSON', async () => {
+      await firstAnswer(`${url}/auth/health`, proc);
+      const page = await navigate(`${url}/auth/login`);
+      expect(page.status).toBe(500);
+      expect(page.contentType).toMatch(/^text\/html/);
+      expect(page.body).toContain('PUBLIC_URL: is required in production');
+      expect(page.body).not.toContain('"error"');
+    });
   });
 });
-
-/** A browser's top-level navigation (fetch() would say `Sec-Fetch-Mode: cors`): status and Location. */
-function navigate(url: string): Promise<{ status: number; location: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } }, (res) => {
-      res.resume();
-      resolve({ status: res.statusCode!, location: res.headers.location });
-    });
-    req.on('error', reject);
-  });
-}
 
 /** README's addresses, as this test's: the one change made to README's commands before running them. */
 function onOurPorts(text: string, ports: { gateway: number; inbox: string }): string {

@@ -4,7 +4,8 @@
 import { appFor } from './app';
 import { loadConfig } from './config/load';
 import type { Env } from './env';
-import { ApiError, errorResponse } from './http/errors';
+import { navigationWantsHtml } from './http/client';
+import { ApiError, errorPage, errorResponse } from './http/errors';
 import { configFailure } from './middleware/configure';
 import { log } from './observability/log';
 
@@ -16,12 +17,13 @@ export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     try {
       const result = loadConfig(env);
-      if (!result.ok) return configFailure(result.error);
+      if (!result.ok) return configFailure(result.error, request);
       return await appFor(result.config).fetch(request, env, ctx);
     } catch (e) {
       // Last line of defence: nothing escapes as a runtime error page with internals.
       log.error('unhandled_error', { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
-      return errorResponse(new ApiError('server_error', 'Something went wrong. Try again later.'));
+      const failure = new ApiError('server_error', 'Something went wrong. Try again later.');
+      return navigationWantsHtml(request) ? errorPage(failure) : errorResponse(failure);
     }
   },
   async scheduled(controller: ScheduledController, env: Env): Promise<void> {

@@ -3,11 +3,15 @@
 // Gatehouse's identity headers and X-Auth-Assertion arrive. It is wired in through ROUTES:
 //   /         -> auth = "optional"  (anonymous visitors get no identity headers)
 //   /private  -> auth = "required"  (sign-in first)
-// A ROUTES you set yourself (wrangler.toml, .dev.vars or the environment) wins.
+// A ROUTES you set yourself wins, and then no demo origin starts: `--var ROUTES:…`, then the
+// environment (`ROUTES='[…]' npm run dev`: passed on to the Worker, which otherwise never sees
+// the shell's variables), then the env file (.dev.vars), then wrangler.toml's [vars]. What is
+// announced is always the routes the gateway really has.
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { givenSetting } from './settings.mjs';
 
 const HOST = '127.0.0.1';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -64,23 +68,55 @@ export async function startEchoOrigin({ port = Number(process.env.ECHO_ORIGIN_PO
   return { url, stop: () => new Promise((r) => server.close(() => r(undefined))) };
 }
 
-function routesAlreadySet() {
-  if (process.env.ROUTES) return true;
-  for (const file of ['.dev.vars', 'wrangler.toml']) {
-    const path = join(root, file);
-    if (existsSync(path) && /^\s*ROUTES\s*=/m.test(readFileSync(path, 'utf8'))) return true;
-  }
-  return false;
+/** The ROUTES the developer set, and where: `{ value, source }` (value undefined for wrangler.toml's TOML). */
+function routesSetElsewhere({ devVarsText, givenVars, environment }) {
+  const flag = givenSetting('ROUTES', { givenVars });
+  if (flag) return flag;
+  if (environment.ROUTES) return { value: environment.ROUTES, source: 'the environment (ROUTES=…)' };
+  const file = givenSetting('ROUTES', { devVarsText });
+  if (file) return file;
+  const toml = join(root, 'wrangler.toml');
+  if (existsSync(toml) && /^\s*ROUTES\s*=/m.test(readFileSync(toml, 'utf8'))) return { value: undefined, source: 'wrangler.toml' };
+  return undefined;
 }
 
-/** The `companions` entry for scripts/dev.mjs. */
-export async function echoOriginCompanion() {
-  if (routesAlreadySet()) return { vars: {}, stop: async () => {} };
+/** The developer's routes as `links` for the ready block, or a warning when they do not parse. */
+function describeRoutes(value) {
+  let routes;
+  try {
+    routes = typeof value === 'string' ? JSON.parse(value) : undefined;
+  } catch {
+    return { links: [], warning: 'ROUTES is not valid JSON: the gateway will answer every request with configuration_error naming ROUTES' };
+  }
+  if (!Array.isArray(routes)) return { links: [], warning: undefined };
+  const links = routes
+    .filter((r) => r && typeof r.path === 'string')
+    .map((r) => ({ label: 'route', url: r.path, note: `-> ${r.origin ?? '?'} (auth: ${r.auth ?? 'required'})` }));
+  return { links, warning: undefined };
+}
+
+/**
+ * The `companions` entry for scripts/dev.mjs. Resolves `{ vars, stop, links }`: `links` are
+ * the routes for the ready block (paths on the gateway).
+ */
+export async function echoOriginCompanion({ devVarsText = '', givenVars = [], environment = process.env } = {}) {
+  const mine = routesSetElsewhere({ devVarsText, givenVars, environment });
+  if (mine) {
+    const { links, warning } = describeRoutes(mine.value);
+    const listed = links.map((l) => `${l.url} ${l.note}`).join(', ');
+    console.log(`[gatehouse] ROUTES from ${mine.source}: no demo origin${listed ? `; routes: ${listed}` : ''}`);
+    if (warning) console.log(`[gatehouse] ${warning}`);
+    // Only the environment's value needs passing on: wrangler reads --var, the env file and
+    // wrangler.toml itself.
+    const vars = mine.source.startsWith('the environment') ? { ROUTES: mine.value } : {};
+    return { vars, stop: async () => {}, links };
+  }
   const { url, stop } = await startEchoOrigin();
   const routes = [
     { path: '/', origin: url, auth: 'optional' },
     { path: '/private', origin: url, auth: 'required' },
   ];
   console.log(`[gatehouse] demo echo origin at ${url}: open / (anonymous) or /private (sign-in) through the gateway to see the identity headers`);
-  return { vars: { ROUTES: JSON.stringify(routes) }, stop };
+  const links = [{ label: 'demo route', url: '/private', note: '(sign-in first; / shows an anonymous visit)' }];
+  return { vars: { ROUTES: JSON.stringify(routes) }, stop, links };
 }

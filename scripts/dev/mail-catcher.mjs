@@ -41,8 +41,8 @@ export async function startMailCatcher() {
 /** The `companions` entry for scripts/dev.mjs. */
 export async function mailCatcherCompanion({ devVarsText = '', givenVars = [] } = {}) {
   const text = devVarsText || (existsSync(join(root, '.dev.vars')) ? readFileSync(join(root, '.dev.vars'), 'utf8') : '');
-  if (smtpUrlAlreadySet(text, givenVars)) return { vars: {}, stop: async () => {} };
+  if (smtpUrlAlreadySet(text, givenVars)) return { vars: {}, stop: async () => {}, links: [] };
   const { smtpPort, inboxUrl, stop } = await startMailCatcher();
   console.log(`[gatehouse] mail catcher: every mail the gateway sends lands in the inbox at ${inboxUrl}`);
-  return { vars: { SMTP_URL: `smtp://${HOST}:${smtpPort}` }, stop };
+  return { vars: { SMTP_URL: `smtp://${HOST}:${smtpPort}` }, stop, links: [{ label: 'mail inbox', url: inboxUrl, note: '(every mail the gateway sends; JSON at /api/email)' }] };
 }

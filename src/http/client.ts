@@ -12,8 +12,13 @@ export function userAgent(c: Context): string | null {
 
 /** A top-level browser navigation that should get HTML (and redirects) rather than JSON. */
 export function wantsHtml(c: Context): boolean {
-  const accept = c.req.header('accept') ?? '';
-  const mode = c.req.header('sec-fetch-mode');
+  return navigationWantsHtml(c.req.raw);
+}
+
+/** {@link wantsHtml} for a bare request: the entry point answers some before any app exists. */
+export function navigationWantsHtml(request: Request): boolean {
+  const accept = request.headers.get('accept') ?? '';
+  const mode = request.headers.get('sec-fetch-mode');
   if (mode && mode !== 'navigate') return false;
   return accept.includes('text/html');
 }

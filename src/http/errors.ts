@@ -65,6 +65,32 @@ export function errorResponse(error: ApiError): Response {
   return new Response(JSON.stringify(body), { status: error.status, headers });
 }
 
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+/**
+ * The same error as a plain HTML page, for a browser when no app (and so no branded page) can
+ * be built: a bad configuration, or the entry point's last line of defence. It says only what
+ * the JSON says, and loads nothing (its CSP allows its own inline style alone).
+ */
+export function errorPage(error: ApiError): Response {
+  const title = 'This service is not available right now';
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a;background:#fff}@media (prefers-color-scheme:dark){body{color:#eee;background:#121212}}code{font-size:.9em}</style>
+</head><body><main><h1>${title}</h1><p>${escapeHtml(error.description)}</p><p>Error code: <code>${error.code}</code> (${error.status}).</p></main></body></html>`;
+  return new Response(html, {
+    status: error.status,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'x-content-type-options': 'nosniff',
+      ...error.extra.headers,
+    },
+  });
+}
+
 export const badRequest = (description: string) => new ApiError('invalid_request', description);
 export const invalidToken = (description = 'The access token is missing, invalid, expired or revoked.') =>
   new ApiError('invalid_token', description);

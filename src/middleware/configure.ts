@@ -6,7 +6,8 @@ import type { MiddlewareHandler } from 'hono';
 import { ConfigError } from '../config/load';
 import type { Config } from '../config/schema';
 import type { AppEnv } from '../env';
-import { ApiError, errorResponse } from '../http/errors';
+import { navigationWantsHtml } from '../http/client';
+import { ApiError, errorPage, errorResponse } from '../http/errors';
 import { getKeyring } from '../keys/keyring';
 import { log } from '../observability/log';
 
@@ -14,17 +15,17 @@ const reported = new WeakSet<object>();
 
 /**
  * A bad setting fails closed: every request gets a 500 whose JSON names the setting and never
- * its value. Logged once per isolate (a failed parse or key import is cached, so it is the same
- * error object on every request).
+ * its value; a browser navigation gets the same message as a plain page. Logged once per
+ * isolate (a failed parse or key import is cached, so it is the same error object on every
+ * request).
  */
-export function configFailure(error: ConfigError): Response {
+export function configFailure(error: ConfigError, request: Request): Response {
   if (!reported.has(error)) {
     reported.add(error);
     log.error('configuration_invalid', { setting: error.setting, message: error.message });
   }
-  return errorResponse(
-    new ApiError('configuration_error', `Gatehouse is misconfigured: ${error.message}`, { fields: { setting: error.setting } }),
-  );
+  const failure = new ApiError('configuration_error', `Gatehouse is misconfigured: ${error.message}`, { fields: { setting: error.setting } });
+  return navigationWantsHtml(request) ? errorPage(failure) : errorResponse(failure);
 }
 
 /**
@@ -40,7 +41,7 @@ export function configure(config: Config): MiddlewareHandler<AppEnv> {
     try {
       c.set('keyring', await getKeyring(config));
     } catch (e) {
-      if (e instanceof ConfigError) return configFailure(e);
+      if (e instanceof ConfigError) return configFailure(e, c.req.raw);
       throw e;
     }
     await next();

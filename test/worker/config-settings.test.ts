@@ -63,3 +63,41 @@ describe('a bad configuration', () => {
     expect(logged(error, 'configuration_invalid')).toBe(1);
   });
 });
+
+describe('a bad configuration, met by a browser', () => {
+  const secret = 'super-secret-value-123';
+  const html = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate' };
+
+  it.each([
+    ['a setting that does not parse', { ACCESS_TOKEN_TTL: secret }, 'ACCESS_TOKEN_TTL'],
+    ['a key set that does not import', { SIGNING_KEYS: JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', kid: secret, alg: 'ES256' }] }) }, 'SIGNING_KEYS'],
+  ])('%s: a navigation gets a plain HTML page with the JSON message, the same status, no secret', async (_, override, setting) => {
+    const env = makeEnv(override);
+    const json = await call('/auth/login', { env });
+    const { error_description } = (await json.json()) as { error_description: string };
+    expect(error_description).toContain(setting);
+    for (const path of ['/auth/login', '/somewhere/else']) {
+      const r = await call(path, { env, headers: html });
+      expect(r.status).toBe(500);
+      expect(r.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(r.headers.get('content-security-policy')).toContain("default-src 'none'");
+      const text = await r.text();
+      expect(text).toMatch(/^<!doctype html>/i);
+      expect(text).toContain(error_description.replace(/"/g, '&#34;').replace(/'/g, '&#39;'));
+      expect(text).toContain('configuration_error');
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain('"error"');
+    }
+  });
+
+  it('API clients keep the JSON: no Accept: text/html, or a fetch() that is not a navigation', async () => {
+    const env = makeEnv({ ACCESS_TOKEN_TTL: 'ten' });
+    const clients: Record<string, string>[] = [{ accept: 'application/json' }, {}, { accept: 'text/html', 'sec-fetch-mode': 'cors' }];
+    for (const headers of clients) {
+      const r = await call('/auth/health', { env, headers });
+      expect(r.status).toBe(500);
+      expect(r.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await r.json()).toMatchObject({ error: 'configuration_error', setting: 'ACCESS_TOKEN_TTL' });
+    }
+  });
+});

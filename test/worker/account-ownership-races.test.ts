@@ -1,0 +1,133 @@
+/**
+ * Ownership of an address against a squatter whose session the claim has ended, but whose
+ * access token a location of the gateway still accepts: another isolate's "not revoked" answer
+ * is kept `REVOCATION_CACHE_SECONDS`, and KV takes up to about a minute to reach every location
+ * (docs/design.md, "Revocation"). Within that window the token may still read, but it must not
+ * add a way into the account the owner has just taken over: a linked identity, an authenticator
+ * app, or a new address. Every such change checks that the caller's session is live in D1,
+ * which the claim's batch ends in the same transaction as the wipe.
+ */
+import { env } from 'cloudflare:test';
+import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { clearRevocationCache } from '../../src/storage/revocation';
+import { call, countRows, GOOD_PASSWORD, setCookies, type TestEnv } from './helpers';
+import { mailEnv, mailFor, uniqueEmail } from './mail';
+import { FakeOidcProvider, fakeHost, installFakeNetwork } from './oauth-fakes';
+import { FLOW_COOKIE, signIn } from './oauth-helpers';
+import { ENCRYPTION_KEY } from './second-factor-helpers';
+
+let idp: FakeOidcProvider;
+const oidcEnv = () => mailEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret, TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY, EMAIL_VERIFICATION: 'optional' });
+
+beforeAll(async () => {
+  const realFetch = globalThis.fetch;
+  installFakeNetwork();
+  fakeHost(new URL(inject('mail').inboxUrl).origin, (request) => realFetch(request));
+  idp = await FakeOidcProvider.create();
+});
+afterEach(() => clearRevocationCache());
+
+let n = 0;
+const subject = (label: string) => `${label}-${++n}-${Date.now()}`;
+const ACCESS = '__Host-gatehouse';
+
+/** A squatter registers `email` (never proving it) and holds a fresh browser session. */
+async function squat(e: TestEnv, email: string): Promise<{ userId: string; access: string }> {
+  const r = await call('/auth/register', { env: e, json: { email, password: GOOD_PASSWORD, session: 'cookie' } });
+  expect(r.status, await r.clone().text()).toBe(201);
+  const user = await env.DB.prepare('SELECT id, email_verified FROM users WHERE email = ?').bind(email).first<{ id: string; email_verified: number }>();
+  expect(user!.email_verified).toBe(0);
+  return { userId: user!.id, access: setCookies(r).get(ACCESS)!.value };
+}
+
+/** The mailbox owner signs in with a provider that vouches for `email`: the account is claimed. */
+async function claim(e: TestEnv, email: string, userId: string): Promise<void> {
+  idp.user = { sub: subject('owner'), email, email_verified: true };
+  const r = await signIn('oidc', idp, e);
+  expect(r.status, await r.clone().text()).toBe(303);
+  expect(await countRows('auth_events', "event = 'account_claimed' AND user_id = ?", userId)).toBe(1);
+}
+
+/**
+ * This request now runs where the revocation has not arrived: a fresh isolate (no cached
+ * answer) whose KV location still reads the `sid:` keys as missing. D1 says the sessions ended.
+ */
+async function revocationNotYetHere(userId: string): Promise<void> {
+  clearRevocationCache();
+  const { results } = await env.DB.prepare('SELECT id, revoked_at FROM sessions WHERE user_id = ?').bind(userId).all<{ id: string; revoked_at: number | null }>();
+  for (const s of results) await env.REVOKED.delete(`sid:${s.id}`);
+}
+
+describe('a squatter\'s session ended by a claim adds no way in where its revocation has not arrived', () => {
+  it('a link flow started before the claim and finished after it links nothing', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('link-race');
+    const squatter = await squat(e, email);
+    const start = await call('/auth/account/identities/link/oidc', { form: {}, cookies: { [ACCESS]: squatter.access }, env: e });
+    expect(start.status, await start.clone().text()).toBe(200);
+    const flow = setCookies(start).get(FLOW_COOKIE)!.value;
+    const href = /<a [^>]*href="([^"]+)"[^>]*data-provider="oidc"/.exec(await start.text())![1]!.replaceAll('&amp;', '&');
+    const theirs = subject('squatter');
+    idp.user = { sub: theirs, email: `${theirs}@elsewhere.example`, email_verified: true };
+    const consent = await idp.authorize(href, idp.authorizeUrl);
+
+    await claim(e, email, squatter.userId);
+    await revocationNotYetHere(squatter.userId);
+
+    const r = await call(consent.callback, { env: e, cookies: { [FLOW_COOKIE]: flow, [ACCESS]: squatter.access }, headers: { accept: 'text/html' } });
+    expect(r.status).toBe(403);
+    expect(await countRows('identities', 'provider = ? AND subject = ?', 'oidc', theirs)).toBe(0);
+  });
+
+  it('an authenticator app set up after the claim is refused: no key is stored, none can be confirmed', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('totp-race');
+    const squatter = await squat(e, email);
+    await claim(e, email, squatter.userId);
+    await revocationNotYetHere(squatter.userId);
+
+    const page = await call('/auth/account/totp', { env: e, cookies: { [ACCESS]: squatter.access }, headers: { accept: 'text/html' } });
+    expect(page.status).toBe(401);
+    expect(await countRows('totp_factors', 'user_id = ?', squatter.userId)).toBe(0);
+    const confirm = await call('/auth/account/totp/confirm', { env: e, form: { code: '123456' }, cookies: { [ACCESS]: squatter.access } });
+    expect(confirm.status).toBe(401);
+    expect(await countRows('totp_factors', 'user_id = ?', squatter.userId)).toBe(0);
+  });
+
+  it('an email change asked for after the claim is refused: no link is mailed, the account keeps its address', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('email-race');
+    const squatter = await squat(e, email);
+    await claim(e, email, squatter.userId);
+    await revocationNotYetHere(squatter.userId);
+
+    const elsewhere = uniqueEmail('squatter-new');
+    const r = await call('/auth/account/email', { env: e, json: { new_email: elsewhere }, cookies: { [ACCESS]: squatter.access } });
+    expect(r.status).toBe(401);
+    expect(await countRows('account_tokens', "user_id = ? AND purpose = 'change_email'", squatter.userId)).toBe(0);
+    expect(await mailFor(elsewhere)).toHaveLength(0);
+  });
+
+  it('an email-change link the squatter holds is not confirmed by the squatter\'s ended session', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('confirm-race');
+    const squatter = await squat(e, email);
+    await claim(e, email, squatter.userId);
+    // A change_email link issued after the wipe (a request that passed its checks just before the
+    // claim and wrote just after it), and the squatter's session, still accepted here.
+    const token = await issueChangeEmailLink(squatter.userId, uniqueEmail('squatter-new'));
+    await revocationNotYetHere(squatter.userId);
+
+    const r = await call('/auth/account/email/confirm', { env: e, json: { token }, cookies: { [ACCESS]: squatter.access } });
+    expect(r.status).toBe(403);
+    const row = await env.DB.prepare('SELECT email FROM users WHERE id = ?').bind(squatter.userId).first<{ email: string }>();
+    expect(row!.email).toBe(email);
+  });
+});
+
+/** Issues a change-email link for `userId` to `to`, as the request would have. */
+async function issueChangeEmailLink(userId: string, to: string): Promise<string> {
+  const { issueAccountToken } = await import('../../src/storage/account-tokens');
+  const { nowSeconds } = await import('../../src/util/time');
+  return issueAccountToken(env.DB, { userId, purpose: 'change_email', email: to, ttlSeconds: 1800, now: nowSeconds() });
+}

@@ -127,17 +127,19 @@ function newSession(id: string, family: string, input: NewSession, now: number):
 /**
  * A step-up: the live session's user authenticated again, now, with `amr`. Returns when the
  * session began and when its refresh token expires (a new access token must not outlive either),
- * or null if the session is no longer live (nothing changed).
+ * or null if the session is no longer live, or past its absolute end (`created_at + maxAge`):
+ * nothing changed.
  */
 export async function updateSessionAuth(
   db: D1Database,
   sessionId: string,
   amr: string[],
   authTime: number,
+  maxAge: number,
 ): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
   const row = await guard(() => db
-    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING created_at, expires_at')
-    .bind(JSON.stringify(amr), authTime, authTime, sessionId, authTime)
+    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at + ? > ? RETURNING created_at, expires_at')
+    .bind(JSON.stringify(amr), authTime, authTime, sessionId, authTime, maxAge, authTime)
     .first<{ created_at: number; expires_at: number }>());
   return row ? { createdAt: row.created_at, expiresAt: row.expires_at } : null;
 }

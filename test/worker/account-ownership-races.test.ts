@@ -4,7 +4,8 @@
  * is kept `REVOCATION_CACHE_SECONDS`, and KV takes up to about a minute to reach every location
  * (docs/design.md, "Revocation"). Within that window the token may still read, but it must not
  * add a way into the account the owner has just taken over: a linked identity, an authenticator
- * app, or a new address. Every such change checks that the caller's session is live in D1,
+ * app, a new address, or an administrator's call (the claim may make the account an
+ * administrator through ADMIN_EMAILS). Every such change checks that the caller's session is live in D1,
  * which the claim's batch ends in the same transaction as the wipe.
  */
 import { env } from 'cloudflare:test';
@@ -17,7 +18,8 @@ import { FLOW_COOKIE, signIn } from './oauth-helpers';
 import { ENCRYPTION_KEY } from './second-factor-helpers';
 
 let idp: FakeOidcProvider;
-const oidcEnv = () => mailEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret, TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY, EMAIL_VERIFICATION: 'optional' });
+const oidcSettings = () => ({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret, TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY, EMAIL_VERIFICATION: 'optional' });
+const oidcEnv = () => mailEnv(oidcSettings());
 
 beforeAll(async () => {
   const realFetch = globalThis.fetch;
@@ -122,6 +124,23 @@ describe('a squatter\'s session ended by a claim adds no way in where its revoca
     expect(r.status).toBe(403);
     const row = await env.DB.prepare('SELECT email FROM users WHERE id = ?').bind(squatter.userId).first<{ email: string }>();
     expect(row!.email).toBe(email);
+  });
+
+  it('an address in ADMIN_EMAILS: the claim makes the account an administrator, and the squatter\'s ended session gets no admin call', async () => {
+    const email = uniqueEmail('admin-race');
+    const e = mailEnv({ ...oidcSettings(), ADMIN_EMAILS: email });
+    const squatter = await squat(e, email);
+    // Unverified, the address in ADMIN_EMAILS grants nothing.
+    expect((await call('/auth/admin/users', { env: e, cookies: { [ACCESS]: squatter.access } })).status).toBe(403);
+    await claim(e, email, squatter.userId);
+    await revocationNotYetHere(squatter.userId);
+
+    const other = await squat(e, uniqueEmail('squatter-other'));
+    expect((await call('/auth/admin/users', { env: e, cookies: { [ACCESS]: squatter.access } })).status).toBe(401);
+    const grant = await call(`/auth/admin/users/${other.userId}/roles/admin`, { env: e, method: 'PUT', cookies: { [ACCESS]: squatter.access } });
+    expect(grant.status).toBe(401);
+    const roles = await env.DB.prepare('SELECT roles FROM users WHERE id = ?').bind(other.userId).first<{ roles: string }>();
+    expect(JSON.parse(roles!.roles)).not.toContain('admin');
   });
 });
 

@@ -5,7 +5,8 @@
  * (docs/design.md, "Revocation"). Within that window the token may still read, but it must not
  * add a way into the account the owner has just taken over: a linked identity, an authenticator
  * app, a new address, or an administrator's call (the claim may make the account an
- * administrator through ADMIN_EMAILS). Every such change checks that the caller's session is live in D1,
+ * administrator through ADMIN_EMAILS), nor take what the owner's proof brought in (the owner's
+ * provider token). Every such change checks that the caller's session is live in D1,
  * which the claim's batch ends in the same transaction as the wipe.
  */
 import { env } from 'cloudflare:test';
@@ -141,6 +142,22 @@ describe('a squatter\'s session ended by a claim adds no way in where its revoca
     expect(grant.status).toBe(401);
     const roles = await env.DB.prepare('SELECT roles FROM users WHERE id = ?').bind(other.userId).first<{ roles: string }>();
     expect(JSON.parse(roles!.roles)).not.toContain('admin');
+  });
+
+  it('STORE_PROVIDER_TOKENS: the owner\'s provider token, stored by the claim, is not handed to the squatter\'s ended session', async () => {
+    const email = uniqueEmail('tokens-race');
+    const e = mailEnv({ ...oidcSettings(), STORE_PROVIDER_TOKENS: 'true' });
+    const r = await call('/auth/register', { env: e, json: { email, password: GOOD_PASSWORD } });
+    expect(r.status).toBe(201);
+    const { access_token: squatterToken } = await r.json<{ access_token: string }>();
+    const userId = (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!.id;
+    await claim(e, email, userId);
+    expect(await countRows('identities', 'user_id = ? AND tokens_encrypted IS NOT NULL', userId)).toBe(1);
+    await revocationNotYetHere(userId);
+
+    const tokens = await call('/auth/provider-tokens/oidc', { env: e, headers: { authorization: `Bearer ${squatterToken}` } });
+    expect(tokens.status).toBe(401);
+    expect(await tokens.text()).not.toContain('access_token":"');
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { randomId } from '../util/random';
 import { guard } from './errors';
+import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
 
 export interface Session {
   id: string;
@@ -85,11 +86,12 @@ const INSERT_SESSION = `INSERT INTO sessions (id, user_id, refresh_hash, family,
 const sessionValues = (id: string, family: string, input: NewSession, now: number) =>
   [id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider, JSON.stringify(input.amr), now] as const;
 
-export async function insertSession(db: D1Database, input: NewSession, now: number): Promise<Session> {
+/** Inserts a new session, only while the account is as the sign-in read it ({@link AccountAsRead}); null if not. */
+export async function insertSession(db: D1Database, input: NewSession, now: number, asRead: AccountAsRead): Promise<Session | null> {
   const id = `ses_${randomId(12)}`;
   const family = randomId(12);
-  await guard(() => db.prepare(`${INSERT_SESSION} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).bind(...sessionValues(id, family, input, now)).run());
-  return newSession(id, family, input, now);
+  const r = await guard(() => db.prepare(`${INSERT_SESSION} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`).bind(...sessionValues(id, family, input, now), ...accountAsReadArgs(asRead)).run());
+  return r.meta.changes === 1 ? newSession(id, family, input, now) : null;
 }
 
 /**

@@ -11,11 +11,15 @@
  */
 import { env } from 'cloudflare:test';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { applyMailboxProof } from '../../src/storage/mailbox-proof';
 import { clearRevocationCache } from '../../src/storage/revocation';
+import { nowSeconds } from '../../src/util/time';
+import { claimBefore } from './claim-between';
 import { call, countRows, GOOD_PASSWORD, setCookies, type TestEnv } from './helpers';
 import { mailEnv, mailFor, uniqueEmail } from './mail';
 import { FakeOidcProvider, fakeHost, installFakeNetwork } from './oauth-fakes';
 import { FLOW_COOKIE, signIn } from './oauth-helpers';
+import { postJson, SoftAuthenticator, type RegistrationOptions } from './passkeys-helpers';
 import { ENCRYPTION_KEY } from './second-factor-helpers';
 
 let idp: FakeOidcProvider;
@@ -160,6 +164,41 @@ describe('a squatter\'s session ended by a claim adds no way in where its revoca
     expect(await tokens.text()).not.toContain('access_token":"');
   });
 });
+
+describe('a way in whose checks passed before a claim is not stored after it', () => {
+  it('a passkey registration: the claim lands between its checks and its insert, and no passkey is stored', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('passkey-insert-race');
+    const squatter = await squat(e, email);
+    const authenticator = await SoftAuthenticator.create();
+    const headers = { authorization: `Bearer ${squatter.access}` };
+    const options = (await postJson('/auth/passkeys/register/options', {}, { env: e, headers })).body as unknown as RegistrationOptions;
+    const racing = { ...e, DB: claimBefore(env.DB, 'INSERT INTO passkeys', mailboxProof(squatter.userId, email)) };
+    const r = await postJson('/auth/passkeys/register', { credential: await authenticator.register(options) }, { env: racing, headers });
+    expect(r.status, JSON.stringify(r.body)).toBe(409);
+    expect(await countRows('passkeys', 'user_id = ?', squatter.userId)).toBe(0);
+  });
+
+  it('a link flow\'s callback: the claim lands between its session check and its insert, and no identity is linked', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('link-insert-race');
+    const squatter = await squat(e, email);
+    const start = await call('/auth/account/identities/link/oidc', { form: {}, cookies: { [ACCESS]: squatter.access }, env: e });
+    const flow = setCookies(start).get(FLOW_COOKIE)!.value;
+    const href = /<a [^>]*href="([^"]+)"[^>]*data-provider="oidc"/.exec(await start.text())![1]!.replaceAll('&amp;', '&');
+    const theirs = subject('squatter');
+    idp.user = { sub: theirs, email: `${theirs}@elsewhere.example`, email_verified: true };
+    const consent = await idp.authorize(href, idp.authorizeUrl);
+
+    const racing = { ...e, DB: claimBefore(env.DB, 'INSERT INTO identities', mailboxProof(squatter.userId, email)) };
+    const r = await call(consent.callback, { env: racing, cookies: { [FLOW_COOKIE]: flow, [ACCESS]: squatter.access }, headers: { accept: 'text/html' } });
+    expect(r.status).toBe(403);
+    expect(await countRows('identities', 'provider = ? AND subject = ?', 'oidc', theirs)).toBe(0);
+  });
+});
+
+/** The D1 side of the owner's claim (a verified provider sign-in, a sign-in code). */
+const mailboxProof = (userId: string, email: string) => () => applyMailboxProof(env.DB, { userId, email, password: { kind: 'remove' }, now: nowSeconds() });
 
 /** Issues a change-email link for `userId` to `to`, as the request would have. */
 async function issueChangeEmailLink(userId: string, to: string): Promise<string> {

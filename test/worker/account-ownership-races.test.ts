@@ -20,7 +20,7 @@ import { mailEnv, mailFor, uniqueEmail } from './mail';
 import { FakeOidcProvider, fakeHost, installFakeNetwork } from './oauth-fakes';
 import { FLOW_COOKIE, signIn } from './oauth-helpers';
 import { postJson, SoftAuthenticator, type RegistrationOptions } from './passkeys-helpers';
-import { ENCRYPTION_KEY } from './second-factor-helpers';
+import { ENCRYPTION_KEY, NAV, secretFromPage, totpCode } from './second-factor-helpers';
 
 let idp: FakeOidcProvider;
 const oidcSettings = () => ({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret, TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY, EMAIL_VERIFICATION: 'optional' });
@@ -195,6 +195,23 @@ describe('a way in whose checks passed before a claim is not stored after it', (
     expect(r.status).toBe(403);
     expect(await countRows('identities', 'provider = ? AND subject = ?', 'oidc', theirs)).toBe(0);
   });
+
+  it('an authenticator app confirmed just before the claim: the recovery codes made just after it are not stored', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('codes-race');
+    const squatter = await squat(e, email);
+    const jar = { [ACCESS]: squatter.access };
+    const page = await call('/auth/account/totp', { env: e, cookies: jar, headers: NAV });
+    expect(page.status).toBe(200);
+    const code = totpCode(secretFromPage(await page.text()));
+
+    const racing = { ...e, DB: claimBefore(env.DB, 'INSERT INTO recovery_codes', mailboxProof(squatter.userId, email)) };
+    const r = await call('/auth/account/totp/confirm', { env: racing, cookies: jar, headers: NAV, form: { code } });
+    expect(r.status).not.toBe(200);
+    expect(recoveryCodesIn(await r.text())).toHaveLength(0);
+    expect(await countRows('recovery_codes', 'user_id = ?', squatter.userId)).toBe(0);
+    expect(await countRows('totp_factors', 'user_id = ?', squatter.userId)).toBe(0);
+  });
 });
 
 /** The D1 side of the owner's claim (a verified provider sign-in, a sign-in code). */
@@ -206,3 +223,6 @@ async function issueChangeEmailLink(userId: string, to: string): Promise<string>
   const { nowSeconds } = await import('../../src/util/time');
   return issueAccountToken(env.DB, { userId, purpose: 'change_email', email: to, ttlSeconds: 1800, now: nowSeconds() });
 }
+
+/** Recovery codes shown on a page (none when it shows none). */
+const recoveryCodesIn = (html: string) => html.match(/\b[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}\b/g) ?? [];

@@ -11,7 +11,7 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
-import { ApiError, badRequest, invalidToken } from '../http/errors';
+import { ApiError, badRequest } from '../http/errors';
 import { sendAccountNotice, sendNow } from '../mail/delivery';
 import { MailUnavailableError } from '../mail/errors';
 import { addPasswordMessage, changeEmailMessage } from '../mail/messages';
@@ -32,6 +32,7 @@ import { findUserByEmail, findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { assertNotBreached } from './breached-password';
 import { emailDomainAllowed } from './roles';
+import { liveSessionUser } from './authenticate';
 import { recordEvent } from './events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
 import { hashPassword, verifyPassword } from './password-hash';
@@ -44,12 +45,8 @@ export const LINK_TTL_SECONDS = 30 * 60;
 
 const linkRefused = () => badRequest('This link is invalid, has expired or was already used. Start again from your account page.');
 
-/** The signed-in user's current record; a deleted or disabled account is refused like an ended session. */
-async function liveUser(c: Context<AppEnv>, auth: AuthUser): Promise<User> {
-  const user = await findUserById(c.env.DB, auth.id);
-  if (!user || user.disabledAt !== null) throw invalidToken('The session has ended.');
-  return user;
-}
+/** The signed-in user's current record; a deleted or disabled account, or a session ended in D1, is refused like an ended session. */
+const liveUser = (c: Context<AppEnv>, auth: AuthUser): Promise<User> => liveSessionUser(c, auth);
 
 /**
  * Checks the current password. A wrong one counts against the account's sign-in back-off
@@ -216,7 +213,8 @@ export interface EmailChangeConfirmer {
 async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: EmailChangeConfirmer): Promise<void> {
   const { auth, password } = confirmer;
   if (password !== undefined && password !== '') return checkCurrentPassword(c, user, password, 'confirm_email_change');
-  if (auth !== undefined && auth.id === user.id && isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS)) return;
+  // The session must be live in D1 too: a claim's batch has ended the squatter's, whose token may still pass elsewhere.
+  if (auth !== undefined && auth.id === user.id && isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS) && (await sessionStillLive(c, auth))) return;
   const minutes = Math.round(c.get('config').RECENT_AUTH_SECONDS / 60);
   throw new ApiError(
     'forbidden',
@@ -225,6 +223,17 @@ async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: Ema
       : `Sign in to the account currently using ${user.email}, then open the link again within ${minutes} minutes.`,
     { fields: { reauthenticate: true } },
   );
+}
+
+/** Whether `auth`'s session is live in D1 (an ended one is false; a storage fault propagates). */
+async function sessionStillLive(c: Context<AppEnv>, auth: AuthUser): Promise<boolean> {
+  try {
+    await liveSessionUser(c, auth);
+    return true;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'invalid_token') return false;
+    throw e;
+  }
 }
 
 /**

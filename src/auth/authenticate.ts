@@ -14,8 +14,10 @@ import { readAccessCookie } from '../http/cookies';
 import { invalidToken } from '../http/errors';
 import { isSessionRevoked } from '../storage/revocation';
 import type { FenceTarget } from '../storage/revocation-fence';
+import { findSessionById } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
 import { verifyAccessToken } from '../tokens/access-token';
+import { nowSeconds } from '../util/time';
 
 /** The presented token and where it came from, or null. Never looks at the query string. */
 export function presentedToken(c: Context<AppEnv>): { token: string; via: 'bearer' | 'cookie' } | null {
@@ -69,9 +71,21 @@ export async function authenticate(c: Context<AppEnv>, token: string, immediate 
   };
 }
 
-/** The signed-in user's current record (after requireAuth()); a disabled or deleted one is signed out. */
-export async function currentUser(c: Context<AppEnv>): Promise<User> {
-  const user = await findUserById(c.env.DB, c.get('user').id);
-  if (!user || user.disabledAt !== null) throw invalidToken('The session has ended.');
+/**
+ * The current record of `auth`'s user, while the account is enabled and the session is live in
+ * D1. A token still passes `authenticate` where its session's revocation has not arrived yet
+ * (another isolate's cached answer, KV's propagation): good enough to read, not to change how
+ * the account is reached. A claim ends the squatter's sessions in D1 in the same batch as its
+ * wipe, so a change that checks here cannot add a way in after the wipe.
+ */
+export async function liveSessionUser(c: Context<AppEnv>, auth: Pick<AuthUser, 'id' | 'sessionId'>): Promise<User> {
+  const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
+  const live = session !== null && session.userId === auth.id && session.revokedAt === null && session.expiresAt > nowSeconds();
+  if (!user || user.disabledAt !== null || !live) throw invalidToken('The session has ended.');
   return user;
+}
+
+/** The signed-in user's current record (after requireAuth()), as {@link liveSessionUser}. */
+export async function currentUser(c: Context<AppEnv>): Promise<User> {
+  return liveSessionUser(c, c.get('user'));
 }

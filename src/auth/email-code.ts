@@ -8,7 +8,8 @@
  *   only a known address gets) and sending it. So neither the answer nor its timing says
  *   whether an account exists. The price: a relay failure cannot become a 503 here; it is
  *   logged, and the user asks for another code. A new code for the same address at most once a
- *   minute (the store refuses sooner ones).
+ *   minute (the store refuses sooner ones); a code the relay could not send is deleted again, so
+ *   the retry is not held back.
  * - Guessing goes through the same per-account back-off as password sign-in (unknown addresses
  *   are counted alike), on top of the 5 guesses per code and the per-IP burst limit.
  * - A correct code proves the address, as a verified provider sign-in does: an unverified
@@ -21,7 +22,7 @@ import { ApiError } from '../http/errors';
 import { sendInBackground, sendNow } from '../mail/delivery';
 import { emailCodeMessage } from '../mail/messages';
 import { mailEnabled } from '../mail/send';
-import { redeemEmailCode, storeEmailCode } from '../storage/email-codes';
+import { deleteEmailCode, redeemEmailCode, storeEmailCode } from '../storage/email-codes';
 import { findUserByEmail, type User } from '../storage/users';
 import { sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
@@ -69,9 +70,16 @@ async function mailCode(c: Context<AppEnv>, email: string): Promise<void> {
   const user = await findUserByEmail(c.env.DB, email);
   if (!user || user.disabledAt !== null) return;
   const code = newCode();
-  const stored = await storeEmailCode(c.env.DB, { email: user.email, codeHash: await codeHash(user.email, code), now: now(), ttlSeconds: CODE_TTL_SECONDS, minIntervalSeconds: CODE_MIN_INTERVAL_SECONDS });
+  const hash = await codeHash(user.email, code);
+  const stored = await storeEmailCode(c.env.DB, { email: user.email, codeHash: hash, now: now(), ttlSeconds: CODE_TTL_SECONDS, minIntervalSeconds: CODE_MIN_INTERVAL_SECONDS });
   if (!stored) return;
-  await sendNow(c, emailCodeMessage(c.get('config'), user.email, code, CODE_TTL_SECONDS / 60));
+  try {
+    await sendNow(c, emailCodeMessage(c.get('config'), user.email, code, CODE_TTL_SECONDS / 60));
+  } catch (e) {
+    // Not sent: not kept either, or the once-a-minute limit would swallow the person's retry.
+    await deleteEmailCode(c.env.DB, user.email, hash);
+    throw e;
+  }
 }
 
 /** Checks a code and returns the user to sign in. Wrong, expired, used and unknown all answer alike. */

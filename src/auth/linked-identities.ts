@@ -34,10 +34,11 @@ export async function linkIdentityToUser(
   };
   if (await taken()) return false;
   const email = profile.email === null ? null : profile.email.trim().toLowerCase();
-  if (!(await insertIdentity(c.env.DB, { provider: providerId, subject: profile.subject, userId, email, tokensEncrypted }, now()))) {
-    // A concurrent callback inserted it: fine if it is ours, refused otherwise.
-    await taken();
-    return false;
+  if (!(await insertIdentity(c.env.DB, { provider: providerId, subject: profile.subject, userId, email, tokensEncrypted }, now(), user))) {
+    // A concurrent callback inserted it: fine if it is ours, refused otherwise. Not inserted at
+    // all: the account changed since it was read (a claim removed the holder's ways in).
+    if (await taken()) return false;
+    throw new ApiError('forbidden', 'Your account changed meanwhile, so nothing was linked. Sign in and start again from your account page.');
   }
   await recordEvent(c, { event: 'identity_linked', outcome: 'success', userId, detail: { provider: providerId, via: 'account_page' } });
   return true;

@@ -228,7 +228,11 @@ export async function finishRegistration(c: Context<AppEnv>, user: User, credent
     name,
   };
   const t = now();
-  if (!(await insertPasskey(c.env.DB, passkey, t))) throw new ApiError('conflict', 'This passkey is already registered.');
+  if (!(await insertPasskey(c.env.DB, passkey, t, user))) {
+    // Not stored: the id is taken, or the account changed since it was read (a claim removed the holder's ways in).
+    if (await findPasskey(c.env.DB, passkey.id)) throw new ApiError('conflict', 'This passkey is already registered.');
+    throw new ApiError('conflict', 'Your account changed meanwhile, so nothing was added. Sign in again.');
+  }
   await recordEvent(c, { event: 'passkey_added', outcome: 'success', userId: user.id, detail: { credential: passkey.id.slice(0, 16), device_type: passkey.deviceType } });
   return { ...passkey, createdAt: t, lastUsedAt: null };
 }

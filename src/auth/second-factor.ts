@@ -199,7 +199,9 @@ export async function recoveryCodesIfNone(c: Context<AppEnv>, user: User): Promi
 export async function regenerateRecoveryCodes(c: Context<AppEnv>, user: User, why: 'first_factor' | 'regenerated' = 'regenerated'): Promise<string[]> {
   const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
   const hashes = await Promise.all(codes.map((code) => sha256(code.replaceAll('-', ''))));
-  await replaceRecoveryCodes(c.env.DB, user.id, hashes, now());
+  if (!(await replaceRecoveryCodes(c.env.DB, user.id, hashes, now()))) {
+    throw new ApiError('conflict', 'No second factor is set up on this account any more, so no recovery codes were made.');
+  }
   await recordEvent(c, { event: 'recovery_codes_generated', outcome: 'success', userId: user.id, detail: { why } });
   // The first factor's own notice covers its codes.
   if (why === 'regenerated') sendAccountNotice(c, user, 'recovery_codes_regenerated');

@@ -80,11 +80,12 @@ export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pi
 /**
  * A step-up: the user of a live session authenticated again, now, with `amr` (which replaces
  * the session's). Returns a new access token carrying it; the refresh token is unchanged, and
- * later refreshes keep the new `amr` and `auth_time`. Refused if the session has ended.
+ * later refreshes keep the new `amr` and `auth_time`. Refused if the session has ended, also by
+ * its absolute end under the current SESSION_MAX_AGE (as a refresh is).
  */
 export async function stepUpSession(c: Context<AppEnv>, user: User, sessionId: string, amr: readonly string[]) {
   const t = now();
-  const span = await updateSessionAuth(c.env.DB, sessionId, [...amr], t);
+  const span = await updateSessionAuth(c.env.DB, sessionId, [...amr], t, c.get('config').SESSION_MAX_AGE);
   if (!span) throw invalidToken('The session has ended. Sign in again.');
   const access = await accessTokenFor(c, user, { id: sessionId, amr: [...amr], authTime: t, ...span });
   return { accessToken: access.token, expiresIn: access.expiresIn, authTime: t };

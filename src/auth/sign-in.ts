@@ -125,9 +125,16 @@ async function secondFactorOwed(c: Context<AppEnv>, user: User, amr: readonly st
 }
 
 /**
+ * The account changed between the first factor's check and storing its outcome (its address
+ * was proven by its mailbox owner, who took it over, or it was disabled): nothing is stored.
+ */
+const accountChanged = () => new ApiError('conflict', 'Your account changed while you were signing in. Sign in again.');
+
+/**
  * Starts a session: a refresh token and an access token carrying `amr` and now as `auth_time`.
  * `spendsPending`: the hash of the pending state this session completes, spent in the same
- * transaction (refused if already spent). Private: only the two functions below call it.
+ * transaction (refused if already spent); without one, stored only while the account is as `user`
+ * says (storage/users.ts `AccountAsRead`). Private: only the two functions below call it.
  */
 async function startSession(c: Context<AppEnv>, user: User, provider: string | null, amr: readonly string[], spendsPending?: string): Promise<IssuedTokens> {
   const config = c.get('config');
@@ -135,8 +142,8 @@ async function startSession(c: Context<AppEnv>, user: User, provider: string | n
   const refreshToken = newRefreshToken();
   const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
   const input = { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] };
-  const session = spendsPending === undefined ? await insertSession(c.env.DB, input, t) : await insertSessionSpendingPending(c.env.DB, input, spendsPending, t);
-  if (!session) throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
+  const session = spendsPending === undefined ? await insertSession(c.env.DB, input, t, user) : await insertSessionSpendingPending(c.env.DB, input, spendsPending, t);
+  if (!session) throw spendsPending === undefined ? accountChanged() : invalidToken('This sign-in has already been completed or has expired. Sign in again.');
   const access = await accessTokenFor(c, user, session);
   return { accessToken: access.token, accessTokenId: access.jti, expiresIn: access.expiresIn, refreshToken, sessionExpiresAt: expiresAt, session };
 }
@@ -163,7 +170,7 @@ export async function signIn(c: Context<AppEnv>, first: FirstFactor): Promise<Si
     const t = now();
     const ttl = config.MFA_PENDING_SECONDS;
     const mode = first.pendingMode ?? first.mode;
-    await insertPending(c.env.DB, {
+    const stored = await insertPending(c.env.DB, {
       idHash: await sha256(handle),
       userId: user.id,
       purpose,
@@ -173,7 +180,8 @@ export async function signIn(c: Context<AppEnv>, first: FirstFactor): Promise<Si
       returnTo: first.returnTo,
       createdAt: t,
       expiresAt: t + ttl,
-    });
+    }, user);
+    if (!stored) throw accountChanged();
     await recordEvent(c, { event: 'mfa_pending', outcome: 'success', userId: user.id, detail: { ...method, purpose, first_factor: first.amr.join(',') } });
     return { kind: 'pending', user, handle, purpose, ttl, mode, returnTo: first.returnTo };
   }

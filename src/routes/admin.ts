@@ -18,6 +18,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
+import { liveSessionUser } from '../auth/authenticate';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole } from '../auth/second-factor-status';
@@ -38,11 +39,16 @@ const ADMIN_ROLE = 'admin';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/i;
 const MAX_ID_LENGTH = 64;
 
-/** Admits only users whose current D1 record (not the token) grants `admin` and who are not disabled. */
+/**
+ * Admits only users whose current D1 record (not the token) grants `admin`, who are not
+ * disabled, and whose session is live in D1: the current record may grant more than the token
+ * did (a claim verifies an address in ADMIN_EMAILS and ends the squatter's sessions, whose
+ * tokens may still pass where the revocation has not arrived).
+ */
 function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const me = await findUserById(c.env.DB, c.get('user').id);
-    if (!me || me.disabledAt !== null || !effectiveRoles(me, c.get('config')).includes(ADMIN_ROLE)) {
+    const me = await liveSessionUser(c, c.get('user'));
+    if (!effectiveRoles(me, c.get('config')).includes(ADMIN_ROLE)) {
       await recordEvent(c, { event: 'admin_denied', outcome: 'failure', userId: c.get('user').id, detail: { path: c.req.path.slice(0, 200) } });
       throw new ApiError('forbidden', 'This requires the "admin" role.');
     }

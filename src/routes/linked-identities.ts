@@ -13,7 +13,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { authenticate, presentedToken } from '../auth/authenticate';
+import { authenticate, liveSessionUser, presentedToken } from '../auth/authenticate';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { ApiError, toApiError } from '../http/errors';
@@ -53,7 +53,8 @@ const identityLinkFailedPage = (c: Context<AppEnv>, status: PageStatus, message:
 export async function finishIdentityLink(c: Context<AppEnv>, provider: Provider, userId: string, profile: ProviderProfile, sealed: string | null): Promise<Response> {
   const presented = presentedToken(c);
   const who = presented ? await authenticate(c, presented.token).catch(() => null) : null;
-  if (!who || who.id !== userId) return identityLinkFailedPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
+  const live = who && who.id === userId ? await liveSessionUser(c, who).catch(() => null) : null;
+  if (!live) return identityLinkFailedPage(c, 403, 'Your session has ended or changed since the link was started. Sign in and start again from your account page.');
   try {
     const { linkIdentityToUser } = await import('../auth/linked-identities');
     if (await linkIdentityToUser(c, userId, provider.id, profile, sealed)) {

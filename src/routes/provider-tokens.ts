@@ -8,6 +8,7 @@
  * user's provider tokens. A service that needs them holds the user's access token already.
  */
 import { Hono } from 'hono';
+import { liveSessionUser } from '../auth/authenticate';
 import { currentProviderTokens } from '../auth/oauth-provider-tokens';
 import type { AppEnv } from '../env';
 import { invalidToken } from '../http/errors';
@@ -18,7 +19,10 @@ export const providerTokenRoutes = new Hono<AppEnv>().get('/provider-tokens/:pro
     throw invalidToken('Provider tokens are handed out only for an Authorization: Bearer access token; the session cookie is not accepted here.');
   }
   const provider = c.req.param('provider');
-  const tokens = await currentProviderTokens(c, c.get('user').id, provider);
+  // A credential of the user's, not the token's: only for a session live in D1 (a claim links the
+  // owner's identity to an account whose squatter's ended session may still pass elsewhere).
+  const user = await liveSessionUser(c, c.get('user'));
+  const tokens = await currentProviderTokens(c, user.id, provider);
   c.header('cache-control', 'no-store');
   return c.json({
     provider,

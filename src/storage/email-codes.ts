@@ -30,6 +30,11 @@ export async function storeEmailCode(
   return stored!.meta.changes === 1;
 }
 
+/** Deletes the address's code if it is still this one (a code that could not be mailed). */
+export async function deleteEmailCode(db: D1Database, email: string, codeHash: string): Promise<void> {
+  await guard(() => db.prepare('DELETE FROM email_codes WHERE email = ? AND code_hash = ?').bind(email, codeHash).run());
+}
+
 /**
  * One guess at the address's code: counts it (only while the code is live and has guesses
  * left), then uses the code up if the hash matches. Both are single statements, so concurrent

@@ -1,5 +1,6 @@
 /** The `identities` table: one row per (provider, provider subject), pointing at a user. */
 import { guard } from './errors';
+import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
 
 export interface Identity {
   provider: string;
@@ -51,18 +52,24 @@ export async function listUserIdentities(db: D1Database, userId: string): Promis
   return results.map(toIdentity);
 }
 
-/** Inserts the identity; returns false when (provider, subject) already exists. */
+/**
+ * Inserts the identity; returns false when (provider, subject) already exists. With `asRead` (a
+ * link from the account page), only while the account is as the request read it
+ * (storage/users.ts `AccountAsRead`: a claim in between removed the holder's ways in).
+ */
 export async function insertIdentity(
   db: D1Database,
   input: { provider: string; subject: string; userId: string; email: string | null; tokensEncrypted: string | null },
   now: number,
+  asRead?: AccountAsRead,
 ): Promise<boolean> {
+  const values = [input.provider, input.subject, input.userId, input.email, now, now, input.tokensEncrypted];
   const r = await guard(() => db
     .prepare(
       `INSERT INTO identities (provider, subject, user_id, email, created_at, last_used_at, tokens_encrypted)
-       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+       SELECT ?, ?, ?, ?, ?, ?, ? WHERE ${asRead === undefined ? '1' : ACCOUNT_AS_READ} ON CONFLICT DO NOTHING`,
     )
-    .bind(input.provider, input.subject, input.userId, input.email, now, now, input.tokensEncrypted)
+    .bind(...values, ...(asRead === undefined ? [] : accountAsReadArgs(asRead)))
     .run());
   return r.meta.changes === 1;
 }

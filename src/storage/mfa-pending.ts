@@ -6,6 +6,7 @@
  * is replayed, and never leaves a spent state without a session.
  */
 import { guard } from './errors';
+import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
 
 export type PendingPurpose = 'verify' | 'enrol';
 export type PendingMode = 'form' | 'cookie' | 'token';
@@ -58,14 +59,18 @@ function toPending(r: Row): PendingSignIn {
   };
 }
 
-/** Stores a pending sign-in; rows that ended a day ago go in the same round trip. */
-export async function insertPending(db: D1Database, p: Omit<PendingSignIn, 'usedAt'>): Promise<void> {
-  await guard(() => db.batch([
+/**
+ * Stores a pending sign-in, only while the account is as the sign-in read it ({@link AccountAsRead});
+ * false if not. Rows that ended a day ago go in the same round trip.
+ */
+export async function insertPending(db: D1Database, p: Omit<PendingSignIn, 'usedAt'>, asRead: AccountAsRead): Promise<boolean> {
+  const [, inserted] = await guard(() => db.batch([
     db.prepare('DELETE FROM mfa_pending WHERE expires_at < ?').bind(p.createdAt - 86_400),
     db
-      .prepare('INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.createdAt, p.expiresAt),
+      .prepare(`INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`)
+      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.createdAt, p.expiresAt, ...accountAsReadArgs(asRead)),
   ]));
+  return inserted?.meta.changes === 1;
 }
 
 export async function findPending(db: D1Database, idHash: string): Promise<PendingSignIn | null> {

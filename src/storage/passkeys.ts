@@ -4,6 +4,7 @@
  */
 import { guard } from './errors';
 import { deleteOrphanRecoveryCodes } from './second-factors';
+import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
 
 export type PasskeyDeviceType = 'singleDevice' | 'multiDevice';
 
@@ -59,14 +60,18 @@ const toPasskey = (r: PasskeyRow): Passkey => ({
 
 export type NewPasskey = Omit<Passkey, 'createdAt' | 'lastUsedAt'>;
 
-/** Stores a new credential; false when its id is already registered (to anyone). */
-export async function insertPasskey(db: D1Database, p: NewPasskey, now: number): Promise<boolean> {
+/**
+ * Stores a new credential, only while the account is as the request read it (storage/users.ts
+ * `AccountAsRead`: a claim in between removed the holder's ways in); false when its id is
+ * already registered (to anyone) or the account changed.
+ */
+export async function insertPasskey(db: D1Database, p: NewPasskey, now: number, asRead: AccountAsRead): Promise<boolean> {
   const r = await guard(() => db
     .prepare(
       `INSERT INTO passkeys (id, user_id, public_key, counter, transports, device_type, backed_up, name, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ} ON CONFLICT DO NOTHING`,
     )
-    .bind(p.id, p.userId, p.publicKey, p.counter, JSON.stringify(p.transports), p.deviceType, p.backedUp ? 1 : 0, p.name, now)
+    .bind(p.id, p.userId, p.publicKey, p.counter, JSON.stringify(p.transports), p.deviceType, p.backedUp ? 1 : 0, p.name, now, ...accountAsReadArgs(asRead))
     .run());
   return r.meta.changes === 1;
 }

@@ -69,12 +69,16 @@ export async function deleteTotpFactor(db: D1Database, userId: string): Promise<
   return r.meta.changes === 1;
 }
 
-/** Replaces every recovery code of the user with these hashes, in one transaction. */
-export async function replaceRecoveryCodes(db: D1Database, userId: string, hashes: string[], now: number): Promise<void> {
-  await guard(() => db.batch([
+/** Replaces every recovery code of the user with these hashes, in one transaction; false (none stored) when the user has no second factor. */
+export async function replaceRecoveryCodes(db: D1Database, userId: string, hashes: string[], now: number): Promise<boolean> {
+  // Only beside a second factor, checked in the same transaction: a claim that removed the
+  // account's factors just before must not be followed by codes its old holder was shown.
+  const hasFactor = `(EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL) OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1))`;
+  const [, ...inserted] = await guard(() => db.batch([
     db.prepare('DELETE FROM recovery_codes WHERE user_id = ?').bind(userId),
-    ...hashes.map((h) => db.prepare('INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)').bind(userId, h, now)),
+    ...hashes.map((h) => db.prepare(`INSERT INTO recovery_codes (user_id, code_hash, created_at) SELECT ?1, ?2, ?3 WHERE ${hasFactor}`).bind(userId, h, now)),
   ]));
+  return inserted.every((r) => r.meta.changes === 1);
 }
 
 /** Marks one unused code used; true if this call spent it. */

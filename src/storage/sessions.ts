@@ -5,6 +5,7 @@
  */
 import { randomId } from '../util/random';
 import { guard } from './errors';
+import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
 
 export interface Session {
   id: string;
@@ -85,11 +86,12 @@ const INSERT_SESSION = `INSERT INTO sessions (id, user_id, refresh_hash, family,
 const sessionValues = (id: string, family: string, input: NewSession, now: number) =>
   [id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider, JSON.stringify(input.amr), now] as const;
 
-export async function insertSession(db: D1Database, input: NewSession, now: number): Promise<Session> {
+/** Inserts a new session, only while the account is as the sign-in read it ({@link AccountAsRead}); null if not. */
+export async function insertSession(db: D1Database, input: NewSession, now: number, asRead: AccountAsRead): Promise<Session | null> {
   const id = `ses_${randomId(12)}`;
   const family = randomId(12);
-  await guard(() => db.prepare(`${INSERT_SESSION} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).bind(...sessionValues(id, family, input, now)).run());
-  return newSession(id, family, input, now);
+  const r = await guard(() => db.prepare(`${INSERT_SESSION} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`).bind(...sessionValues(id, family, input, now), ...accountAsReadArgs(asRead)).run());
+  return r.meta.changes === 1 ? newSession(id, family, input, now) : null;
 }
 
 /**
@@ -127,17 +129,19 @@ function newSession(id: string, family: string, input: NewSession, now: number):
 /**
  * A step-up: the live session's user authenticated again, now, with `amr`. Returns when the
  * session began and when its refresh token expires (a new access token must not outlive either),
- * or null if the session is no longer live (nothing changed).
+ * or null if the session is no longer live, or past its absolute end (`created_at + maxAge`):
+ * nothing changed.
  */
 export async function updateSessionAuth(
   db: D1Database,
   sessionId: string,
   amr: string[],
   authTime: number,
+  maxAge: number,
 ): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
   const row = await guard(() => db
-    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING created_at, expires_at')
-    .bind(JSON.stringify(amr), authTime, authTime, sessionId, authTime)
+    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at + ? > ? RETURNING created_at, expires_at')
+    .bind(JSON.stringify(amr), authTime, authTime, sessionId, authTime, maxAge, authTime)
     .first<{ created_at: number; expires_at: number }>());
   return row ? { createdAt: row.created_at, expiresAt: row.expires_at } : null;
 }

@@ -55,6 +55,19 @@ export function toUser(row: UserRow): User {
   };
 }
 
+/**
+ * The account as a sign-in read it when it checked the first factor. The session or pending
+ * second-factor state that sign-in stores must be stored only while the account is still so
+ * (same address, same verified flag, enabled): a proof of the mailbox in between (a claim) has
+ * verified the address and removed what the reader proved, and would otherwise be outrun.
+ */
+export type AccountAsRead = Pick<User, 'id' | 'email' | 'emailVerified'>;
+
+/** SQL condition for {@link AccountAsRead}; bind {@link accountAsReadArgs} after the statement's own values. */
+export const ACCOUNT_AS_READ = 'EXISTS (SELECT 1 FROM users WHERE id = ? AND email = ? AND email_verified = ? AND disabled_at IS NULL)';
+
+export const accountAsReadArgs = (account: AccountAsRead) => [account.id, account.email, account.emailVerified ? 1 : 0] as const;
+
 export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }

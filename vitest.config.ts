@@ -25,6 +25,14 @@ function wranglerConfigWithoutDevVars(): string {
   return copy;
 }
 
+/**
+ * Test files run two at a time, across all three projects: one group, so the e2e files (which
+ * mostly wait on wrangler dev, Chromium and peers) overlap with the CPU-bound worker files.
+ * Vitest's default is one fewer than the cores (one on a 2-core CI machine), and a project whose
+ * maxWorkers differs from another's runs in a group of its own, one group after the other.
+ */
+const WORKERS = 2;
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations('migrations');
   return {
@@ -62,6 +70,7 @@ export default defineConfig(async () => {
             // A real SMTP server for the mail tests (test/worker/mail.ts).
             globalSetup: ['./test/worker/global-setup-mail.ts'],
             testTimeout: 30_000,
+            maxWorkers: WORKERS,
           },
         },
         {
@@ -71,8 +80,8 @@ export default defineConfig(async () => {
             environment: 'node',
             testTimeout: 120_000,
             hookTimeout: 120_000,
-            // Each file starts its own wrangler dev; two at once is all 2 cores take well.
-            maxWorkers: 2,
+            globalSetup: ['./test/e2e/global-setup.ts'],
+            maxWorkers: WORKERS,
             fileParallelism: true,
           },
         },
@@ -84,6 +93,7 @@ export default defineConfig(async () => {
             environment: 'node',
             testTimeout: 120_000,
             hookTimeout: 120_000,
+            maxWorkers: WORKERS,
           },
         },
       ],

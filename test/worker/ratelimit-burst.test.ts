@@ -4,7 +4,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { inOneWindow } from '../rate-window';
-import { baseEnv, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, stateSnapshot, uniqueEmail } from './helpers';
+import { baseEnv, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, seedUser, stateSnapshot, uniqueEmail } from './helpers';
 
 const ip = (n: number) => ({ 'cf-connecting-ip': `198.51.100.${n}` });
 
@@ -74,7 +74,7 @@ describe('rate limits with injected bindings', () => {
   it('a refused sign-in creates no session and a refused registration no user; a form post gets the page with Retry-After', async () => {
     const limiter = countingLimiter(0);
     const env = makeEnv({ RATE_LIMITER: limiter.binding, RATE_LIMIT_PERIOD: '10' });
-    const user = await registerUser();
+    const user = { user: await seedUser() };
     const before = await stateSnapshot();
     const login = await call('/auth/login', { env, json: { email: user.user.email, password: GOOD_PASSWORD } });
     expect(login.status).toBe(429);

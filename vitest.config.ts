@@ -10,6 +10,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
  * wrangler reads `.dev.vars` (or `.env`) from the folder of the config file it is given, and the
@@ -25,12 +26,44 @@ function wranglerConfigWithoutDevVars(): string {
   return copy;
 }
 
+/**
+ * Test files run two at a time, across all three projects: one group (vitest's default is one
+ * fewer than the cores, one on a 2-core CI machine, and a project whose maxWorkers differs from
+ * another's runs in a group of its own, one group after the other).
+ */
+const WORKERS = 2;
+
+/**
+ * Vitest's order (its own within each project) with the projects taken in turn rather than one
+ * after the other: the e2e files, which spend much of their time waiting on wrangler dev,
+ * Chromium and peers, run next to the CPU-bound worker files instead of next to each other.
+ */
+class ProjectsInTurn extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const queues = new Map<string, TestSpecification[]>();
+    for (const file of await super.sort(files)) {
+      const queue = queues.get(file.project.name) ?? [];
+      queue.push(file);
+      queues.set(file.project.name, queue);
+    }
+    const order: TestSpecification[] = [];
+    while (order.length < files.length) {
+      for (const queue of queues.values()) {
+        const next = queue.shift();
+        if (next) order.push(next);
+      }
+    }
+    return order;
+  }
+}
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations('migrations');
   return {
     test: {
       // The gateway logs a JSON line per request: show logs only for failing tests.
       silent: 'passed-only',
+      sequence: { sequencer: ProjectsInTurn },
       projects: [
         {
           plugins: [
@@ -62,6 +95,7 @@ export default defineConfig(async () => {
             // A real SMTP server for the mail tests (test/worker/mail.ts).
             globalSetup: ['./test/worker/global-setup-mail.ts'],
             testTimeout: 30_000,
+            maxWorkers: WORKERS,
           },
         },
         {
@@ -71,8 +105,8 @@ export default defineConfig(async () => {
             environment: 'node',
             testTimeout: 120_000,
             hookTimeout: 120_000,
-            // Each file starts its own wrangler dev; two at once is all 2 cores take well.
-            maxWorkers: 2,
+            globalSetup: ['./test/e2e/global-setup.ts'],
+            maxWorkers: WORKERS,
             fileParallelism: true,
           },
         },
@@ -84,6 +118,7 @@ export default defineConfig(async () => {
             environment: 'node',
             testTimeout: 120_000,
             hookTimeout: 120_000,
+            maxWorkers: WORKERS,
           },
         },
       ],

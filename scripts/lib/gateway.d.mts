@@ -22,6 +22,10 @@ export interface GatewayOptions {
   args?: string[];
   /** The host name of the gateway's URL and PUBLIC_URL (default 127.0.0.1; it listens on 127.0.0.1 either way). */
   host?: '127.0.0.1' | 'localhost';
+  /** A folder made by {@link migratedState}: copied as the gateway's state instead of migrating a new one. */
+  migrated?: string;
 }
+
+export declare function migratedState(): Promise<string>;
 
 export declare function startGateway(options?: GatewayOptions): Promise<Gateway>;

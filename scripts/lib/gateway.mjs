@@ -6,7 +6,7 @@
 // A gateway started here has exactly wrangler.toml's [vars] plus the settings the caller
 // states: a developer's .dev.vars (or .env) never reaches it (see `isolatedEnvFile`).
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -66,6 +66,18 @@ export async function stopChild(child) {
   });
 }
 
+/**
+ * A fresh local state folder (D1, KV, Durable Objects) with the D1 migrations applied. The
+ * caller removes it. A run that starts many gateways makes one and passes it to each
+ * (`startGateway({ migrated })`): applying the migrations is a wrangler process of its own,
+ * about as costly as starting the gateway itself.
+ */
+export async function migratedState() {
+  const persist = mkdtempSync(join(tmpdir(), 'gatehouse-migrated-'));
+  await promisify(execFile)(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist], { cwd: ROOT, env: wranglerProcessEnv() });
+  return persist;
+}
+
 /** Starts `wrangler dev` and resolves once `/auth/health` answers. */
 export async function startGateway(options = {}) {
   const port = await freePort();
@@ -74,7 +86,9 @@ export async function startGateway(options = {}) {
   const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
   const persist = mkdtempSync(join(tmpdir(), 'gatehouse-gateway-'));
   const env = wranglerProcessEnv();
-  await promisify(execFile)(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist], { cwd: ROOT, env });
+  // A copy of a migrated state (each gateway writes only its own), or migrate this one now.
+  if (options.migrated) cpSync(options.migrated, persist, { recursive: true });
+  else await promisify(execFile)(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persist], { cwd: ROOT, env });
   const vars = {
     ENVIRONMENT: 'development',
     PUBLIC_URL: url,

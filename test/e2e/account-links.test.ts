@@ -62,13 +62,13 @@ describe('register -> verify -> sign in, in Chromium', () => {
     await page.locator('#register-email').fill(email);
     await page.locator('#register-password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create account' }).click();
-    await expect(page.getByRole('heading', { name: 'Check your email' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'Check your email' }).waitFor({ state: 'visible' });
     expect((await context.cookies()).filter((c) => c.name.startsWith('__Host-gatehouse') || c.name.startsWith('__Secure-gatehouse'))).toEqual([]);
     await page.screenshot({ path: join(ARTIFACTS, 'verify-check-inbox.png'), fullPage: true });
 
     // Password sign-in before confirming: refused, with a resend button.
     await signIn(page, email, PASSWORD, '/auth/me');
-    await expect(page.getByRole('heading', { name: 'Confirm your email first' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'Confirm your email first' }).waitFor({ state: 'visible' });
     await expect(page.getByRole('button', { name: 'Send a new link' }).isVisible()).resolves.toBe(true);
 
     const mail = await catcher.waitForMail(email);
@@ -127,7 +127,7 @@ describe('forgot -> reset -> old sessions refused', () => {
     await page.goto(`${gw.url}/auth/password/forgot`);
     await page.locator('#forgot-email').fill(email);
     await page.getByRole('button', { name: 'Email me a link' }).click();
-    await expect(page.getByRole('heading', { name: 'Check your email' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'Check your email' }).waitFor({ state: 'visible' });
 
     const mail = await catcher.waitForMail(email, 2);
     expect(mail.subject).toBe('Reset your Acme Notes password');
@@ -137,7 +137,7 @@ describe('forgot -> reset -> old sessions refused', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'reset-form.png'), fullPage: true });
     await page.locator('#reset-password').fill(NEW_PASSWORD);
     await page.getByRole('button', { name: 'Set new password' }).click();
-    await expect(page.getByRole('heading', { name: 'Password changed' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'Password changed' }).waitFor({ state: 'visible' });
 
     // The old session: refused at forward-auth and at refresh.
     const refused = await fetch(`${gw.url}/auth/verify`, { headers: { authorization: `Bearer ${oldToken}`, 'x-forwarded-uri': '/' } });

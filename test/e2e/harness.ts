@@ -6,16 +6,15 @@
  * A gateway started there has exactly wrangler.toml's [vars] plus the settings the test states:
  * a developer's .dev.vars (or .env) never reaches it (see `isolatedEnvFile`).
  */
-export {
-  freePort,
-  isolatedEnvFile,
-  ROOT,
-  startGateway,
-  stopChild,
-  wranglerProcessEnv,
-  type Gateway,
-  type GatewayOptions,
-} from '../../scripts/lib/gateway.mjs';
+import { inject } from 'vitest';
+import { startGateway as start, type Gateway, type GatewayOptions } from '../../scripts/lib/gateway.mjs';
+
+export { freePort, isolatedEnvFile, ROOT, stopChild, wranglerProcessEnv, type Gateway, type GatewayOptions } from '../../scripts/lib/gateway.mjs';
+
+/** Starts a gateway from a copy of the run's migrated state (test/e2e/global-setup.ts). */
+export function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
+  return start({ migrated: inject('migratedState'), ...options });
+}
 
 /**
  * How every e2e test launches Debian's Chromium (playwright-core cannot download a browser

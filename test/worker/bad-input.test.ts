@@ -1,6 +1,6 @@
 /** Every malformed request gets its DESIGN.md error code, never a 500, and changes nothing. */
 import { describe, expect, it } from 'vitest';
-import { call, GOOD_PASSWORD, registerUser, stateSnapshot, uniqueEmail } from './helpers';
+import { call, GOOD_PASSWORD, registerUser, seedUser, stateSnapshot, uniqueEmail } from './helpers';
 
 /** Status, JSON `error` code and (when given) what the description must say, e.g. the field it names. */
 async function expectError(r: Response, status: number, code: string, description?: string | RegExp) {
@@ -103,7 +103,7 @@ describe('bad input', () => {
 describe('login CSRF', () => {
   it('refuses cross-site form posts to sign-in and registration', async () => {
     const email = uniqueEmail();
-    await registerUser(email);
+    await seedUser({ email });
     const before = await stateSnapshot();
     const variants: Record<string, string>[] = [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }];
     for (const headers of variants) {

@@ -7,8 +7,8 @@
 import fc from 'fast-check';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { bearer, call, PUBLIC_URL, registerUser, uniqueEmail } from './helpers';
-import { cookieSession, promote, proxyEnv, recordingOrigin } from './proxy-helpers';
+import { bearer, call, PUBLIC_URL, registerUser, signedInUser, uniqueEmail } from './helpers';
+import { cookieSession, proxyEnv, recordingOrigin } from './proxy-helpers';
 
 const NOT_PLAIN = 'The forwarded URI is not a plain path.';
 
@@ -119,9 +119,7 @@ describe('item 1: forward-auth and the proxy give the same verdict for every pat
 
   it('for a plain path the verdict and route are the proxy\'s; a path with a leading // or a \\ is refused', async () => {
     const plain = await registerUser(uniqueEmail('prop'), undefined, env);
-    const opsEmail = uniqueEmail('prop-ops');
-    await registerUser(opsEmail, undefined, env);
-    const opsToken = await promote(env, opsEmail, { roles: ['ops'] });
+    const opsToken = (await signedInUser({ email: uniqueEmail('prop-ops'), roles: ['ops'] }, env)).access_token;
     const principals: Record<string, Record<string, string>> = { anonymous: {}, user: bearer(plain.access_token), ops: bearer(opsToken) };
 
     const segment = fc.oneof(

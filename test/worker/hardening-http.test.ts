@@ -6,7 +6,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import worker from '../../src/index';
-import { call, defaultEnv, GOOD_PASSWORD, makeEnv, registerUser, uniqueEmail, type TestEnv } from './helpers';
+import { call, defaultEnv, GOOD_PASSWORD, makeEnv, registerUser, seedUser, uniqueEmail, type TestEnv } from './helpers';
 import { recordingOrigin } from './proxy-helpers';
 
 const NAVIGATE = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'none' };
@@ -188,7 +188,7 @@ describe('a missing required field is named as missing (item 22c)', () => {
 describe('WWW-Authenticate carries only RFC 6750 codes (item 22d)', () => {
   it('a wrong password: JSON invalid_credentials, header error="invalid_request"', async () => {
     const email = uniqueEmail('rfc6750');
-    await registerUser(email);
+    await seedUser({ email });
     const r = await call('/auth/login', { json: { email, password: 'not the password at all' } });
     expect(r.status).toBe(401);
     expect(await r.json()).toMatchObject({ error: 'invalid_credentials' });

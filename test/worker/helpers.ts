@@ -4,8 +4,11 @@
  */
 import { createExecutionContext, env as baseEnv, waitOnExecutionContext } from 'cloudflare:test';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { hashPassword } from '../../src/auth/password-hash';
+import { normalisePassword } from '../../src/auth/password-policy';
 import worker from '../../src/index';
 import { generateSigningJwk } from '../../src/keys/keyring';
+import { createUser, type User } from '../../src/storage/users';
 
 export const PUBLIC_URL = 'https://gate.example.com';
 
@@ -101,6 +104,44 @@ export async function registerUser(email = uniqueEmail(), password = GOOD_PASSWO
   const r = await call('/auth/register', { json: { email, password }, env });
   if (r.status !== 201) throw new Error(`register failed: ${r.status} ${await r.text()}`);
   return r.json();
+}
+
+/**
+ * GOOD_PASSWORD's hash, made once per test file by the real hashPassword with the current
+ * parameters: a seeded user's password checks exactly as a registered user's does.
+ */
+let seededHash: Promise<string> | undefined;
+
+export interface SeedOptions {
+  email?: string;
+  verified?: boolean;
+  roles?: string[];
+  name?: string;
+}
+
+/**
+ * A password user (password GOOD_PASSWORD) written straight into D1, for tests about something
+ * other than registration: no scrypt run, no session. Sign in with {@link signIn} when the test
+ * needs one (a password sign-in costs one scrypt run either way, as a registration does).
+ */
+export async function seedUser({ email = uniqueEmail(), verified = false, roles = [], name }: SeedOptions = {}): Promise<User> {
+  const passwordHash = await (seededHash ??= hashPassword(normalisePassword(GOOD_PASSWORD)));
+  const user = await createUser(baseEnv.DB, { email, emailVerified: verified, name, passwordHash, roles }, Math.floor(Date.now() / 1000));
+  if (!user) throw new Error(`seedUser: ${email} is taken`);
+  return user;
+}
+
+/** A real password sign-in in token mode (POST /auth/login); throws unless it gives tokens. */
+export async function signIn(email: string, password = GOOD_PASSWORD, env?: TestEnv): Promise<TokenResponse> {
+  const r = await call('/auth/login', { json: { email, password }, env });
+  if (r.status !== 200) throw new Error(`sign-in failed: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+/** A seeded user (verified, with roles, ...) signed in through POST /auth/login. */
+export async function signedInUser(options: SeedOptions = {}, env?: TestEnv): Promise<TokenResponse> {
+  const user = await seedUser(options);
+  return signIn(user.email, GOOD_PASSWORD, env);
 }
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

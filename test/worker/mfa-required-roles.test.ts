@@ -8,7 +8,7 @@ import { decodeJwt } from 'jose';
 import { Secret, TOTP } from 'otpauth';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load';
-import { bearer, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, setCookies, uniqueEmail } from './helpers';
+import { bearer, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, seedUser, setCookies, uniqueEmail } from './helpers';
 import { ENCRYPTION_KEY, mfaEnv, NAV, recoveryCodesFromPage, secretFromPage, totpCode, userWithTotp } from './second-factor-helpers';
 
 const e = mfaEnv({ MFA_REQUIRED_ROLES: 'admin' });
@@ -75,7 +75,7 @@ describe('MFA_REQUIRED_ROLES', () => {
 
   it('users without the role sign in as before', async () => {
     const email = uniqueEmail('plain');
-    await registerUser(email, undefined, e);
+    await seedUser({ email });
     const r = await call('/auth/login', { env: e, json: { email, password: GOOD_PASSWORD } });
     expect(r.status).toBe(200);
   });

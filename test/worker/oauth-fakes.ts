@@ -53,6 +53,13 @@ export function fakeHost(origin: string, handler: Handler): void {
   hosts.set(origin, handler);
 }
 
+let hangListener: ((request: Request) => void) | undefined;
+
+/** Tells `listener` of each request the network holds without answer (a `hang` fault); none: stop. */
+export function whenHanging(listener?: (request: Request) => void): void {
+  hangListener = listener;
+}
+
 /** Waits `ms`, or rejects when the request is aborted first. */
 function delayed(ms: number, request: Request): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -76,7 +83,10 @@ function faulty(fault: Fault, request: Request): Promise<Response> | Response | 
       throw new TypeError('connection refused');
     case 'hang':
       // Never answers; ends only if the caller gives up through its AbortSignal.
-      return new Promise((_, reject) => request.signal?.addEventListener('abort', () => reject(request.signal.reason)));
+      return new Promise((_, reject) => {
+        request.signal?.addEventListener('abort', () => reject(request.signal.reason));
+        hangListener?.(request);
+      });
     default:
       return null;
   }

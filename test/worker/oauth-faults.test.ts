@@ -2,21 +2,52 @@
  * Provider faults during the callback: down, slow, garbage, unreachable, at the token
  * endpoint, the key set and userinfo. Each gives a 502/503 page and no session.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeEnv, setCookies, stateSnapshot, type TestEnv } from './helpers';
-import { FakeGitHub, FakeOidcProvider, installFakeNetwork, type Fault } from './oauth-fakes';
-import { signIn } from './oauth-helpers';
+import { FakeGitHub, FakeOidcProvider, installFakeNetwork, whenHanging, type Fault } from './oauth-fakes';
+import { callback, startLogin } from './oauth-helpers';
 
 beforeAll(() => {
   installFakeNetwork();
 });
 
+afterEach(() => {
+  whenHanging(undefined);
+  vi.restoreAllMocks();
+});
+
+/**
+ * The provider deadline without its five seconds of waiting, for the callback that follows:
+ * each `AbortSignal.timeout` (the gateway's deadline, jose's key-set timeout) gives a signal of
+ * ours, and once the fake network holds a request it will never answer, time jumps to the first
+ * of them to expire, which fires as a timeout does (the later ones would fire after the answer,
+ * as in real time). Fills `asked` with the durations asked for, so that the test still pins the
+ * deadline itself.
+ */
+function deadlinePassesWhenHanging(asked: number[]): void {
+  const timers: { expires: number; timer: AbortController }[] = [];
+  vi.spyOn(AbortSignal, 'timeout').mockImplementation((ms: number) => {
+    asked.push(ms);
+    const timer = new AbortController();
+    timers.push({ expires: performance.now() + ms, timer });
+    return timer.signal;
+  });
+  whenHanging(() => {
+    const first = timers.filter((t) => !t.timer.signal.aborted).sort((a, b) => a.expires - b.expires)[0];
+    first?.timer.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+  });
+}
+
 let n = 0;
-async function expectFault(provider: 'oidc' | 'github', fake: FakeOidcProvider | FakeGitHub, e: TestEnv, status: 502 | 503) {
+/** A provider sign-in whose callback meets the fault; `beforeCallback` runs once the user has consented. */
+async function expectFault(provider: 'oidc' | 'github', fake: FakeOidcProvider | FakeGitHub, e: TestEnv, status: 502 | 503, beforeCallback?: () => void) {
   n += 1;
   fake.user = { sub: `fault-${n}-${Date.now()}`, email: `fault-${n}-${Date.now()}@example.com`, email_verified: true };
   const before = await stateSnapshot();
-  const r = await signIn(provider, fake, e);
+  const started = await startLogin(provider, e);
+  const consent = await fake.authorize(started.location.href, fake.authorizeUrl);
+  beforeCallback?.();
+  const r = await callback(consent, e, started.flowCookie);
   expect(r.status).toBe(status);
   expect(r.headers.get('content-type')).toMatch(/text\/html/);
   if (status === 503) expect(r.headers.get('retry-after')).toBe('5');
@@ -65,20 +96,24 @@ describe('OpenID Connect provider faults', () => {
     }
   });
 
-  it('a token endpoint that never answers times out -> 503', { timeout: 20_000 }, async () => {
+  it('a token endpoint that never answers times out -> 503', async () => {
     idp.faults = { token: 'hang' };
+    const deadlines: number[] = [];
     try {
-      await expectFault('oidc', idp, e, 503);
+      await expectFault('oidc', idp, e, 503, () => deadlinePassesWhenHanging(deadlines));
     } finally {
       idp.faults = {};
     }
+    expect(new Set(deadlines)).toEqual(new Set([5_000]));
   });
 
-  it('a key set that never answers times out -> 503', { timeout: 20_000 }, async () => {
+  it('a key set that never answers times out -> 503', async () => {
     const slow = await FakeOidcProvider.create();
     const slowEnv = makeEnv({ OIDC_ISSUER: slow.issuer, OIDC_CLIENT_ID: slow.clientId, OIDC_CLIENT_SECRET: slow.clientSecret });
     slow.faults = { jwks: 'hang' };
-    await expectFault('oidc', slow, slowEnv, 503);
+    const deadlines: number[] = [];
+    await expectFault('oidc', slow, slowEnv, 503, () => deadlinePassesWhenHanging(deadlines));
+    expect(new Set(deadlines)).toEqual(new Set([5_000]));
   });
 });
 
@@ -102,12 +137,14 @@ describe('GitHub faults', () => {
     gh.faults = {};
   });
 
-  it('an API that never answers times out -> 503', { timeout: 20_000 }, async () => {
+  it('an API that never answers times out -> 503', async () => {
     gh.faults = { api: 'hang' };
+    const deadlines: number[] = [];
     try {
-      await expectFault('github', gh, e, 503);
+      await expectFault('github', gh, e, 503, () => deadlinePassesWhenHanging(deadlines));
     } finally {
       gh.faults = {};
     }
+    expect(new Set(deadlines)).toEqual(new Set([5_000]));
   });
 });

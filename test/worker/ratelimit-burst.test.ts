@@ -3,8 +3,8 @@
  * per 60 s), and through injected bindings for the other outcomes.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { freshRateLimitWindow } from '../rate-window';
-import { baseEnv, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, stateSnapshot, uniqueEmail } from './helpers';
+import { inOneWindow } from '../rate-window';
+import { baseEnv, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, seedUser, stateSnapshot, uniqueEmail } from './helpers';
 
 const ip = (n: number) => ({ 'cf-connecting-ip': `198.51.100.${n}` });
 
@@ -15,15 +15,19 @@ describe('rate limits with the real binding', () => {
 
   it('refresh: the 101st request in a minute from one IP gets 429 rate_limited with Retry-After; other IPs are unaffected', async () => {
     const user = await registerUser();
-    await freshRateLimitWindow();
-    const statuses: number[] = [];
-    for (let i = 0; i < 100; i++) {
-      const r = await call('/auth/refresh', { json: { refresh_token: 'x'.repeat(43) }, headers: ip(1) });
-      statuses.push(r.status);
-    }
+    // One address per attempt (a fresh bucket), should the count cross a window boundary.
+    const { statuses, limited, before, limitedIp } = await inOneWindow(async (attempt) => {
+      const limitedIp = ip(1 + 10 * attempt);
+      const statuses: number[] = [];
+      for (let i = 0; i < 100; i++) {
+        const r = await call('/auth/refresh', { json: { refresh_token: 'x'.repeat(43) }, headers: limitedIp });
+        statuses.push(r.status);
+      }
+      const before = await stateSnapshot();
+      const limited = await call('/auth/refresh', { json: { refresh_token: user.refresh_token }, headers: limitedIp });
+      return { statuses, limited, before, limitedIp };
+    });
     expect(new Set(statuses)).toEqual(new Set([401]));
-    const before = await stateSnapshot();
-    const limited = await call('/auth/refresh', { json: { refresh_token: user.refresh_token }, headers: ip(1) });
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toBe('60');
     expect(await limited.json()).toEqual({ error: 'rate_limited', error_description: expect.any(String) });
@@ -33,7 +37,7 @@ describe('rate limits with the real binding', () => {
     const other = await call('/auth/refresh', { json: { refresh_token: user.refresh_token }, headers: ip(2) });
     expect(other.status).toBe(200);
     // Sign-in from the limited IP is a different bucket.
-    const login = await call('/auth/login', { json: { email: user.user.email, password: GOOD_PASSWORD }, headers: ip(1) });
+    const login = await call('/auth/login', { json: { email: user.user.email, password: GOOD_PASSWORD }, headers: limitedIp });
     expect(login.status).toBe(200);
   }, 120_000);
 });
@@ -70,7 +74,7 @@ describe('rate limits with injected bindings', () => {
   it('a refused sign-in creates no session and a refused registration no user; a form post gets the page with Retry-After', async () => {
     const limiter = countingLimiter(0);
     const env = makeEnv({ RATE_LIMITER: limiter.binding, RATE_LIMIT_PERIOD: '10' });
-    const user = await registerUser();
+    const user = { user: await seedUser() };
     const before = await stateSnapshot();
     const login = await call('/auth/login', { env, json: { email: user.user.email, password: GOOD_PASSWORD } });
     expect(login.status).toBe(429);

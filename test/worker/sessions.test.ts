@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { bearer, call, countRows, makeEnv, registerUser, revokedKeys, setCookies, stateSnapshot, uniqueEmail, GOOD_PASSWORD, type TokenResponse } from './helpers';
+import { bearer, call, countRows, makeEnv, registerUser, revokedKeys, seedUser, setCookies, stateSnapshot, uniqueEmail, GOOD_PASSWORD, type TokenResponse } from './helpers';
 
 const refresh = (refresh_token: string, e?: ReturnType<typeof makeEnv>) => call('/auth/refresh', { json: { refresh_token }, env: e });
 const now = () => Math.floor(Date.now() / 1000);
@@ -58,7 +58,7 @@ describe('POST /auth/refresh', () => {
   });
 
   it('refuses unknown, malformed and missing refresh tokens without changing anything', async () => {
-    await registerUser();
+    await seedUser();
     const before = await stateSnapshot();
     // An unknown or malformed token is looked up and not found; an empty one is no token at all.
     const cases: [string, string][] = [

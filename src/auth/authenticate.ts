@@ -11,7 +11,7 @@ import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
 import { recordEventInBackground } from './events';
 import { readAccessCookie } from '../http/cookies';
-import { invalidToken } from '../http/errors';
+import { ApiError, invalidToken } from '../http/errors';
 import { isSessionRevoked } from '../storage/revocation';
 import type { FenceTarget } from '../storage/revocation-fence';
 import { findUserById, type User } from '../storage/users';
@@ -74,4 +74,18 @@ export async function currentUser(c: Context<AppEnv>): Promise<User> {
   const user = await findUserById(c.env.DB, c.get('user').id);
   if (!user || user.disabledAt !== null) throw invalidToken('The session has ended.');
   return user;
+}
+
+/**
+ * The signed-in user of a request that does not require one (a mailed link's page and form):
+ * no token, or one that no longer verifies (expired, revoked), is simply nobody.
+ */
+export async function signedInOrNobody(c: Context<AppEnv>): Promise<AuthUser | undefined> {
+  try {
+    const presented = presentedToken(c);
+    return presented ? await authenticate(c, presented.token) : undefined;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'invalid_token') return undefined;
+    throw e;
+  }
 }

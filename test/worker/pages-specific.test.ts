@@ -1,0 +1,43 @@
+/**
+ * Pages that say who and what: "check your email" names the address and offers a new link, a
+ * confirmed link says who is now signed in, the step-up page names the account and can be left,
+ * recovery codes can be copied or downloaded and must be acknowledged, the 404 page does not
+ * offer "Sign in" to someone signed in, and the sign-in card names the app (and the app host a
+ * `return_to` leads to) with its logo.
+ */
+import { describe, expect, it } from 'vitest';
+import { call, GOOD_PASSWORD, makeEnv, registerUser, setCookies } from './helpers';
+
+const NAV = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
+
+/** Signs in with a form post as a browser would; returns the cookie jar. */
+async function browserSignIn(email: string, env = makeEnv()) {
+  const r = await call('/auth/login', { env, form: { email, password: GOOD_PASSWORD }, headers: NAV });
+  expect(r.status).toBe(303);
+  const jar = setCookies(r);
+  return { '__Host-gatehouse': jar.get('__Host-gatehouse')!.value, '__Secure-gatehouse-refresh': jar.get('__Secure-gatehouse-refresh')!.value };
+}
+
+describe('the 404 page', () => {
+  it('offers "Sign in" to a browser without a session', async () => {
+    const r = await call('/auth/no-such-page', { headers: NAV });
+    expect(r.status).toBe(404);
+    const html = await r.text();
+    expect(html).toContain('Page not found');
+    expect(html).toContain('href="/auth/login"');
+    expect(html).not.toContain('/auth/account');
+  });
+
+  it('offers the account page and the way back, never "Sign in", to someone signed in', async () => {
+    const user = await registerUser();
+    const cookies = await browserSignIn(user.user.email);
+    const r = await call('/auth/no-such-page', { headers: NAV, cookies });
+    expect(r.status).toBe(404);
+    const html = await r.text();
+    expect(html).toContain('Page not found');
+    expect(html).toContain('<a class="button primary" href="/auth/account" data-action="next">Go to your account</a>');
+    expect(html).toContain('id="back-to-app"');
+    expect(html).not.toContain('/auth/login');
+    expect(html).not.toMatch(/sign in/i);
+  });
+});

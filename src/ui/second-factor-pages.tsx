@@ -4,6 +4,7 @@
  * forms, the CSP of ui/render.ts.
  */
 import { raw } from 'hono/html';
+import type { Brand } from './components';
 import { ErrorBox, Layout } from './layout';
 import { PasskeyFactor } from './passkeys-section';
 
@@ -107,13 +108,23 @@ export interface CodeFormProps {
   links?: { href: string; label: string }[];
   /** Offer "Use your passkey" (the user has one): its endpoints and where success leads. */
   passkey?: { prefix: string; options: string; verify: string; returnTo: string };
+  /** The signed-in account the page confirms (step-up): named under the heading. */
+  account?: string;
+  /** A way out without answering (step-up): "Cancel". */
+  cancelHref?: string;
+  brand?: Brand;
 }
 
 export function CodeFormPage(p: CodeFormProps) {
   return (
-    <Layout title={p.title} nonce={p.nonce}>
+    <Layout title={p.title} nonce={p.nonce} brand={p.brand}>
       <div class="card">
         <h1>{p.title}</h1>
+        {p.account && (
+          <p id="account-name">
+            Signed in as <strong>{p.account}</strong>
+          </p>
+        )}
         <p>{p.intro}</p>
         <ErrorBox message={p.error} />
         {p.passkey && <PasskeyFactor {...p.passkey} nonce={p.nonce} />}
@@ -135,6 +146,11 @@ export function CodeFormPage(p: CodeFormProps) {
           )}
           <button type="submit">{p.submitLabel}</button>
         </form>
+        {p.cancelHref && (
+          <a class="button secondary" href={p.cancelHref} id="cancel">
+            Cancel
+          </a>
+        )}
         {(p.links ?? []).map((l) => (
           <p class="muted">
             <a href={l.href}>{l.label}</a>

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { call, GOOD_PASSWORD, makeEnv, registerUser, setCookies } from './helpers';
+import { proxyEnv, recordingOrigin } from './proxy-helpers';
 
 const NAV = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
 
@@ -39,5 +40,33 @@ describe('the 404 page', () => {
     expect(html).toContain('id="back-to-app"');
     expect(html).not.toContain('/auth/login');
     expect(html).not.toMatch(/sign in/i);
+  });
+});
+
+describe('the step-up page', () => {
+  const e = proxyEnv(
+    [
+      { path: '/fresh', origin: 'service:APP', auth: 'required', max_auth_age: 300 },
+      { path: '/open', origin: 'service:APP', auth: 'required' },
+    ],
+    { APP: recordingOrigin() },
+  );
+
+  it('names the signed-in account and offers Cancel back to return_to', async () => {
+    const user = await registerUser(undefined, undefined, e);
+    const cookies = await browserSignIn(user.user.email, e);
+    const r = await call(`/auth/step-up?return_to=${encodeURIComponent('/open/report')}`, { env: e, cookies, headers: NAV });
+    expect(r.status).toBe(200);
+    const html = await r.text();
+    expect(html).toContain('<h1>Confirm it’s you</h1>');
+    expect(html).toContain(`Signed in as <strong>${user.user.email}</strong>`);
+    expect(html).toContain('<a class="button secondary" href="/open/report" id="cancel">Cancel</a>');
+  });
+
+  it('cancels to the account page when return_to is the page that asked for the step-up', async () => {
+    const user = await registerUser(undefined, undefined, e);
+    const cookies = await browserSignIn(user.user.email, e);
+    const html = await (await call(`/auth/step-up?return_to=${encodeURIComponent('/fresh/x')}`, { env: e, cookies, headers: NAV })).text();
+    expect(html).toContain('<a class="button secondary" href="/auth/account" id="cancel">Cancel</a>');
   });
 });

@@ -101,7 +101,7 @@ export const passwordRoutes = new Hono<AppEnv>()
         const { registerPendingAccount } = await import('../auth/email-verification');
         await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash, returnTo: data.return_to === undefined ? undefined : safeReturnTo(data.return_to, config) });
         const { checkEmailAnswer } = await import('./mailed-link-views');
-        return checkEmailAnswer(c, kind, 'register', safeReturnTo(data.return_to, config));
+        return checkEmailAnswer(c, kind, 'register', data.email, safeReturnTo(data.return_to, config));
       }
       const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash }, now());
       if (!user) {

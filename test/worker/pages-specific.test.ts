@@ -6,7 +6,8 @@
  * `return_to` leads to) with its logo.
  */
 import { describe, expect, it } from 'vitest';
-import { call, GOOD_PASSWORD, makeEnv, registerUser, setCookies } from './helpers';
+import { call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies } from './helpers';
+import { mailEnv, uniqueEmail } from './mail';
 import { proxyEnv, recordingOrigin } from './proxy-helpers';
 
 const NAV = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
@@ -68,5 +69,27 @@ describe('the step-up page', () => {
     const cookies = await browserSignIn(user.user.email, e);
     const html = await (await call(`/auth/step-up?return_to=${encodeURIComponent('/fresh/x')}`, { env: e, cookies, headers: NAV })).text();
     expect(html).toContain('<a class="button secondary" href="/auth/account" id="cancel">Cancel</a>');
+  });
+});
+
+describe('"Check your email"', () => {
+  const required = mailEnv({ EMAIL_VERIFICATION: 'required' });
+
+  it('after registering names the address typed and offers to send the link again (the resend endpoint, that address, return_to)', async () => {
+    const email = uniqueEmail('check');
+    const r = await call('/auth/register', { env: required, form: { email, password: GOOD_PASSWORD, return_to: '/app' }, headers: { ...NAV, origin: PUBLIC_URL } });
+    expect(r.status).toBe(200);
+    const html = await r.text();
+    expect(html).toContain('<h1>Check your email</h1>');
+    expect(html).toContain(`We sent a message to <strong>${email}</strong>`);
+    const form = /<form method="post" action="\/auth\/email\/verify\/resend"[^>]*>(.*?)<\/form>/s.exec(html)?.[1];
+    expect(form).toBeDefined();
+    expect(form).toContain(`<input type="hidden" name="email" value="${email}"/>`);
+    expect(form).toContain('<input type="hidden" name="return_to" value="/app"/>');
+    expect(form).toContain('Send again');
+    // The button works: it answers with the same page for that address.
+    const again = await call('/auth/email/verify/resend', { env: required, form: { email, return_to: '/app' }, headers: { ...NAV, origin: PUBLIC_URL } });
+    expect(again.status).toBe(200);
+    expect(await again.text()).toContain(`If <strong>${email}</strong> is waiting to be confirmed, we sent a new link to it.`);
   });
 });

@@ -7,7 +7,8 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import type { BodyKind } from '../http/body';
 import type { ApiError } from '../http/errors';
-import { CheckEmailPage, ConfirmEmailPage, EmailNotVerifiedPage, ForgotPasswordPage, MessagePage, ResetPasswordPage } from '../ui/mailed-link-pages';
+import { destinationName } from '../ui/components';
+import { CheckEmailPage, ConfirmEmailPage, EmailNotVerifiedPage, ForgotPasswordPage, MessagePage, ResetPasswordPage, SignedInPage } from '../ui/mailed-link-pages';
 import { renderPage, type PageStatus } from '../ui/render';
 
 /** The one answer of a request that must not reveal whether an account exists. */
@@ -78,4 +79,12 @@ export function resetPasswordPage(c: Context<AppEnv>, token: string, email: stri
 
 export function emailNotVerifiedPage(c: Context<AppEnv>, email: string, returnTo: string): Response {
   return renderPage(c, (nonce, brand) => EmailNotVerifiedPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, email, returnTo }), 403);
+}
+
+/** The page after a confirmed link signed the person in (the session cookies are already set). */
+export function signedInPage(c: Context<AppEnv>, email: string, returnTo: string): Response {
+  const config = c.get('config');
+  return renderPage(c, (nonce, brand) =>
+    SignedInPage({ nonce, brand, prefix: config.AUTH_PREFIX, email, returnTo, destination: destinationName(returnTo, config.PUBLIC_URL, brand.name) }),
+  );
 }

@@ -331,6 +331,20 @@ export function Divider(p: { children: Child }) {
 }
 
 /**
+ * What a `return_to` leads to, in words: the app's name, or the host of another app (an
+ * allowed return origin) when it points away from the gateway. `returnTo` is already checked
+ * (`safeReturnTo`): a path, or a URL of an allowed origin.
+ *
+ * @example
+ * destinationName('https://books.example.com/x', 'https://auth.example.com', 'Acme'); // "books.example.com"
+ */
+export function destinationName(returnTo: string, publicUrl: string, appName: string): string {
+  if (!/^https?:\/\//i.test(returnTo)) return appName;
+  const url = new URL(returnTo);
+  return url.origin === new URL(publicUrl).origin ? appName : url.host;
+}
+
+/**
  * The way out of the gateway's pages, back to the app the user came from (a `return_to`
  * already checked by `safeReturnTo`, or `/`).
  *

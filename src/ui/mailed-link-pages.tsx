@@ -112,6 +112,32 @@ export function ConfirmEmailPage(p: Shell & { prefix: string; token: string; ema
   );
 }
 
+/**
+ * After a confirmed link signed the person in: who they are signed in as, and the way on to the
+ * app (`returnTo`, already checked), named as {@link destinationName} names it.
+ */
+export function SignedInPage(p: Shell & { prefix: string; email: string; returnTo: string; destination: string }) {
+  const toAccount = p.returnTo === `${p.prefix}/account`;
+  return (
+    <Page title="You are signed in" nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>You are signed in</h1>
+        <p class="banner" role="status" id="notice">
+          Your email address is confirmed. You are signed in to {p.brand.name} as <strong>{p.email}</strong>.
+        </p>
+        <ButtonLink href={p.returnTo} primary data={{ action: 'next' }}>
+          {toAccount ? 'Go to your account' : `Continue to ${p.destination}`}
+        </ButtonLink>
+        {!toAccount && (
+          <SwitchLine>
+            <a href={`${p.prefix}/account`}>Your account</a>
+          </SwitchLine>
+        )}
+      </Card>
+    </Page>
+  );
+}
+
 /** `GET /password/forgot`: one email field. */
 export function ForgotPasswordPage(p: Shell & { prefix: string; returnTo: string; email?: string; error?: string | null }) {
   const rt = encodeURIComponent(p.returnTo);

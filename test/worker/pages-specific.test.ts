@@ -6,8 +6,9 @@
  * `return_to` leads to) with its logo.
  */
 import { describe, expect, it } from 'vitest';
-import { call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies } from './helpers';
-import { mailEnv, uniqueEmail } from './mail';
+import { call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies, type TestEnv } from './helpers';
+import { mailEnv, mailFor, uniqueEmail } from './mail';
+import { ENCRYPTION_KEY } from './second-factor-helpers';
 import { proxyEnv, recordingOrigin } from './proxy-helpers';
 
 const NAV = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
@@ -91,5 +92,42 @@ describe('"Check your email"', () => {
     const again = await call('/auth/email/verify/resend', { env: required, form: { email, return_to: '/app' }, headers: { ...NAV, origin: PUBLIC_URL } });
     expect(again.status).toBe(200);
     expect(await again.text()).toContain(`If <strong>${email}</strong> is waiting to be confirmed, we sent a new link to it.`);
+  });
+});
+
+describe('after confirming a verification link', () => {
+  const required = mailEnv({ EMAIL_VERIFICATION: 'required', APP_NAME: 'Acme Books', ALLOWED_RETURN_ORIGINS: 'https://books.example.com' });
+
+  /** Registers `email` with verification on and posts its link's form, as the confirm page does. */
+  async function registerAndConfirm(env: TestEnv, email: string, returnTo: string) {
+    expect((await call('/auth/register', { env, json: { email, password: GOOD_PASSWORD, return_to: returnTo } })).status).toBe(202);
+    const mail = (await mailFor(email)).at(-1)!;
+    const token = new URL(mail.links.find((l) => l.includes('/email/verify'))!).searchParams.get('token')!;
+    return call('/auth/email/verify', { env, form: { token, password: GOOD_PASSWORD, return_to: returnTo }, headers: { ...NAV, origin: PUBLIC_URL } });
+  }
+
+  it('a page says who is signed in, with the session cookies set and "Continue to" the app', async () => {
+    const email = uniqueEmail('confirmed');
+    const r = await registerAndConfirm(required, email, '/library');
+    expect(r.status).toBe(200);
+    expect(setCookies(r).has('__Host-gatehouse')).toBe(true);
+    const html = await r.text();
+    expect(html).toContain('<h1>You are signed in</h1>');
+    expect(html).toContain(`You are signed in to Acme Books as <strong>${email}</strong>`);
+    expect(html).toContain('<a class="button primary" href="/library" data-action="next">Continue to Acme Books</a>');
+  });
+
+  it('names the host of another app that return_to leads to', async () => {
+    const html = await (await registerAndConfirm(required, uniqueEmail('elsewhere'), 'https://books.example.com/shelf')).text();
+    expect(html).toContain('<a class="button primary" href="https://books.example.com/shelf" data-action="next">Continue to books.example.com</a>');
+  });
+
+  it('a user who owes a second factor still goes to the second-factor step: no session, no page', async () => {
+    const admin = uniqueEmail('confirm-admin');
+    const e = mailEnv({ EMAIL_VERIFICATION: 'required', ADMIN_EMAILS: admin, MFA_REQUIRED_ROLES: 'admin', TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY });
+    const r = await registerAndConfirm(e, admin, '/library');
+    expect(r.status).toBe(303);
+    expect(r.headers.get('location')).toBe('/auth/mfa');
+    expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
   });
 });

@@ -58,7 +58,7 @@ main{width:100%;max-width:26rem}main.wide{max-width:48rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:.9rem;padding:1.75rem 1.5rem;margin-bottom:1rem}
 @media (max-width:30rem){.shell{padding-top:.5rem}.card{padding:1.25rem 1rem}
 #sessions thead{display:none}#sessions tr,#sessions td{display:block}#sessions tr{padding:.5rem 0;border-bottom:1px solid var(--line)}#sessions td{border:0;padding:.15rem 0}#sessions td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
-h1{font-size:1.5rem;line-height:1.25;margin:0 0 1.25rem}h2{font-size:1.1rem;margin:0 0 .75rem}
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 1.25rem}.lede{color:var(--muted);margin:-1rem 0 1.25rem;overflow-wrap:anywhere}h2{font-size:1.1rem;margin:0 0 .75rem}
 a{color:var(--link)}
 .field{margin-top:1rem}.field-head{display:flex;justify-content:space-between;align-items:baseline;gap:1rem}
 label{display:block;font-weight:600;margin:0 0 .3rem}

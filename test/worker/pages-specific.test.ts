@@ -131,3 +131,24 @@ describe('after confirming a verification link', () => {
     expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
   });
 });
+
+describe('the sign-in card', () => {
+  const e = makeEnv({ APP_NAME: 'Acme Books', APP_LOGO_URL: 'https://cdn.example.com/logo.svg', ALLOWED_RETURN_ORIGINS: 'https://books.example.com' });
+
+  it('says what the sign-in is for: the app, under the heading, with the logo', async () => {
+    const html = await (await call('/auth/login?return_to=%2Flibrary', { env: e })).text();
+    expect(html).toContain('<h1>Sign in</h1><p class="lede" id="destination">to continue to <strong>Acme Books</strong></p>');
+    expect(html).toMatch(/<img src="https:\/\/cdn.example.com\/logo.svg" alt=""/);
+  });
+
+  it('names the app host a return_to leads to, on both views; an unsafe one is just the app', async () => {
+    const rt = encodeURIComponent('https://books.example.com/shelf');
+    for (const view of ['login', 'register']) {
+      const html = await (await call(`/auth/${view}?return_to=${rt}`, { env: e })).text();
+      expect(html).toContain('to continue to <strong>books.example.com</strong>');
+    }
+    const evil = await (await call(`/auth/login?return_to=${encodeURIComponent('https://evil.example/')}`, { env: e })).text();
+    expect(evil).toContain('to continue to <strong>Acme Books</strong>');
+    expect(evil).not.toContain('evil.example');
+  });
+});

@@ -114,7 +114,7 @@ async function complete(c: Context<AppEnv>, pending: ReadPending, code: string):
     fields: { recovery_codes: codes },
     formPage: async () => {
       const { RecoveryCodesPage } = await import('../ui/second-factor-pages');
-      return renderPage(c, (nonce) => RecoveryCodesPage({ nonce, intro: 'Your authenticator app is on, and you are signed in.', codes, continueHref: pending.returnTo, continueLabel: 'Continue' }));
+      return renderPage(c, (nonce, brand) => RecoveryCodesPage({ nonce, brand, intro: 'Your authenticator app is on, and you are signed in.', codes, continueHref: pending.returnTo, continueLabel: 'Continue' }));
     },
   });
 }

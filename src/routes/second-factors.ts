@@ -45,7 +45,7 @@ async function enrolPage(c: Context<AppEnv>, user: User, enrolment: { secret: st
 
 async function recoveryCodesPage(c: Context<AppEnv>, codes: string[], intro: string) {
   const { RecoveryCodesPage } = await import('../ui/second-factor-pages');
-  return renderPage(c, (nonce) => RecoveryCodesPage({ nonce, intro, codes, continueHref: accountPath(c), continueLabel: 'Back to your account' }));
+  return renderPage(c, (nonce, brand) => RecoveryCodesPage({ nonce, brand, intro, codes, continueHref: accountPath(c), continueLabel: 'Back to your account' }));
 }
 
 export const secondFactorRoutes = new Hono<AppEnv>()

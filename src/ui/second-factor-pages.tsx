@@ -10,7 +10,8 @@ import { PasskeyFactor } from './passkeys-section';
 
 /** Sizes the QR code and the codes; in the page's own nonce-tagged stylesheet. */
 const EXTRA = `.qr{background:#fff;padding:.5rem;border-radius:.5rem;width:15rem;max-width:100%;margin:0 auto 1rem}.qr svg{display:block;width:100%;height:auto}
-code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;overflow-wrap:anywhere}ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap}`;
+code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;overflow-wrap:anywhere}
+ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap;border:1px solid var(--line);border-radius:.55rem;padding:.75rem .75rem .75rem 2.75rem;margin:1rem 0;columns:2 13rem;column-gap:2.5rem}`;
 
 function Extra(p: { nonce?: string }) {
   return <style nonce={p.nonce}>{EXTRA}</style>;
@@ -62,31 +63,72 @@ export function TotpEnrolPage(p: TotpEnrolPageProps) {
 
 export interface RecoveryCodesPageProps {
   nonce?: string;
+  brand?: Brand;
   intro: string;
   codes: string[];
   continueHref: string;
   continueLabel: string;
 }
 
-export function RecoveryCodesPage(p: RecoveryCodesPageProps) {
+/** Shows the copy button (hidden without JavaScript, where the codes are plain selectable text). */
+const COPY_SCRIPT = `document.querySelectorAll("button[data-copy]").forEach(function(b){var t=document.getElementById(b.getAttribute("data-copy"));if(!t||!navigator.clipboard)return;b.hidden=false;b.addEventListener("click",function(){navigator.clipboard.writeText(t.innerText).then(function(){b.textContent="Copied"},function(){b.textContent="Select the codes to copy them"})})});`;
+
+/**
+ * "Continue" as a GET form to `href` (its query as hidden fields, since a GET form replaces the
+ * action's query), so that the browser itself insists on the unnamed, required checkbox: the
+ * codes are shown only now, and going on must mean they were kept. Nothing is posted.
+ */
+function AcknowledgedContinue(p: { href: string; label: string }) {
+  const url = new URL(p.href, 'https://gateway.invalid');
+  const action = /^https?:\/\//i.test(p.href) ? `${url.origin}${url.pathname}` : url.pathname;
   return (
-    <Layout title="Your recovery codes" nonce={p.nonce}>
+    <form method="get" action={action} id="codes-continue">
+      {[...url.searchParams].map(([name, value]) => (
+        <input type="hidden" name={name} value={value} />
+      ))}
+      <div class="check">
+        <input type="checkbox" id="codes-saved" required />
+        <label for="codes-saved">I have saved these codes somewhere safe</label>
+      </div>
+      <button type="submit" class="button primary">
+        {p.label}
+      </button>
+    </form>
+  );
+}
+
+export function RecoveryCodesPage(p: RecoveryCodesPageProps) {
+  const name = p.brand?.name ?? 'Gatehouse';
+  const file = `${name} recovery codes\nEach code works once, in place of a code from your authenticator app or passkey.\n\n${p.codes.join('\n')}\n`;
+  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'gatehouse';
+  return (
+    <Layout title="Your recovery codes" nonce={p.nonce} brand={p.brand}>
       <Extra nonce={p.nonce} />
       <div class="card">
         <h1>Your recovery codes</h1>
-        <p role="status">{p.intro}</p>
+        <p class="banner" role="status">
+          {p.intro}
+        </p>
         <p>
-          Keep these somewhere safe. Each works once, in place of a code from your authenticator app, if you lose it. They are shown <strong>only now</strong>.
+          If you lose your authenticator app or passkey, each of these codes signs you in once. They are shown <strong>only now</strong>: save them
+          in a password manager or print them.
         </p>
         <ol class="codes" id="recovery-codes">
           {p.codes.map((code) => (
             <li>{code}</li>
           ))}
         </ol>
-        <a class="button" href={p.continueHref}>
-          {p.continueLabel}
-        </a>
+        <div class="actions">
+          <button type="button" class="button secondary" hidden data-copy="recovery-codes">
+            Copy codes
+          </button>
+          <a class="button secondary" id="codes-download" download={`${slug}-recovery-codes.txt`} href={`data:text/plain;charset=utf-8,${encodeURIComponent(file)}`}>
+            Download
+          </a>
+        </div>
+        <AcknowledgedContinue href={p.continueHref} label={p.continueLabel} />
       </div>
+      <script nonce={p.nonce}>{raw(COPY_SCRIPT)}</script>
     </Layout>
   );
 }

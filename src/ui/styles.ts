@@ -78,6 +78,8 @@ button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
 .switch{text-align:center;color:var(--muted);margin:1.25rem 0 0}
 .back{display:inline-block;margin:.25rem 0 1rem}
 .muted{color:var(--muted);font-size:.9rem}
+.actions{display:flex;flex-wrap:wrap;gap:.6rem}.actions>*{flex:1 1 10rem;width:auto;margin:0}
+.check{display:flex;gap:.6rem;align-items:flex-start;margin-top:1.25rem}.check input{width:1.25rem;height:1.25rem;flex:none;margin:.15rem 0 0}.check label{margin:0}
 table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}#profile-email{overflow-wrap:anywhere}
 td form button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}
 :focus-visible{outline:3px solid var(--link);outline-offset:2px}

@@ -63,7 +63,9 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     const codes = page.locator('#recovery-codes li');
     await codes.first().waitFor({ state: 'visible' });
     await expect(codes.count()).resolves.toBe(10);
-    await page.getByRole('link', { name: 'Continue' }).click();
+    await expect(page.locator('#codes-download').getAttribute('href')).resolves.toMatch(/^data:text\/plain/);
+    await page.getByLabel('I have saved these codes somewhere safe').check();
+    await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=passkey_added`);
     await expect(page.locator('#notice').innerText()).resolves.toBe('Your passkey has been added.');
     const rows = page.locator('#passkey-list tbody tr');

@@ -8,7 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies, type TestEnv } from './helpers';
 import { mailEnv, mailFor, uniqueEmail } from './mail';
-import { ENCRYPTION_KEY } from './second-factor-helpers';
+import { ENCRYPTION_KEY, recoveryCodesFromPage, userWithTotp } from './second-factor-helpers';
+import { RecoveryCodesPage } from '../../src/ui/second-factor-pages';
 import { proxyEnv, recordingOrigin } from './proxy-helpers';
 
 const NAV = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
@@ -150,5 +151,40 @@ describe('the sign-in card', () => {
     const evil = await (await call(`/auth/login?return_to=${encodeURIComponent('https://evil.example/')}`, { env: e })).text();
     expect(evil).toContain('to continue to <strong>Acme Books</strong>');
     expect(evil).not.toContain('evil.example');
+  });
+});
+
+describe('recovery codes', () => {
+  const e = makeEnv({ TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY, APP_NAME: 'Acme Books' });
+
+  it('can be copied (a nonce script shows the button) or downloaded as text, and going on needs "I have saved these codes"', async () => {
+    const { jar } = await userWithTotp(e);
+    const r = await call('/auth/account/recovery-codes', { env: e, cookies: jar, headers: NAV, form: {} });
+    expect(r.status).toBe(200);
+    const nonce = /script-src 'nonce-([^']+)'/.exec(r.headers.get('content-security-policy')!)![1];
+    const html = await r.text();
+    const codes = recoveryCodesFromPage(html);
+    expect(codes).toHaveLength(10);
+    // Copy: hidden without JavaScript (the codes are plain text then), shown by a script under the page's nonce.
+    expect(html).toContain('<button type="button" class="button secondary" hidden="" data-copy="recovery-codes">Copy codes</button>');
+    for (const tag of html.match(/<script[^>]*>/g)!) expect(tag).toBe(`<script nonce="${nonce}">`);
+    expect(html).toContain('navigator.clipboard.writeText');
+    // Download: a data: URL with a file name, no request to the gateway.
+    const download = /<a class="button secondary" id="codes-download" download="acme-books-recovery-codes.txt" href="([^"]+)">Download<\/a>/.exec(html)?.[1];
+    expect(download).toBeDefined();
+    const text = decodeURIComponent(download!.replace('data:text/plain;charset=utf-8,', ''));
+    expect(text.startsWith('Acme Books recovery codes\n')).toBe(true);
+    for (const code of codes) expect(text).toContain(`\n${code}`);
+    // Going on: a GET form back to the account page that the browser submits only with the box ticked.
+    const form = /<form method="get" action="\/auth\/account" id="codes-continue">(.*?)<\/form>/s.exec(html)?.[1];
+    expect(form).toBeDefined();
+    expect(form).toContain('<input type="checkbox" id="codes-saved" required=""/><label for="codes-saved">I have saved these codes somewhere safe</label>');
+    expect(form).toContain('<button type="submit" class="button primary">Back to your account</button>');
+    expect(html).not.toContain('<a class="button" href="/auth/account"');
+  });
+
+  it('the acknowledged "Continue" keeps the query of where it leads (hidden fields of the GET form)', () => {
+    const html = RecoveryCodesPage({ intro: 'On.', codes: ['aaaa-bbbb'], continueHref: 'https://books.example.com/shelf?a=1&b=two%20words', continueLabel: 'Continue' }).toString();
+    expect(html).toContain('<form method="get" action="https://books.example.com/shelf" id="codes-continue"><input type="hidden" name="a" value="1"/><input type="hidden" name="b" value="two words"/>');
   });
 });

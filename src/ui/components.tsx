@@ -101,6 +101,20 @@ export function Card(p: { id?: string; children: Child }) {
 }
 
 /**
+ * One part of a card with several (a section of the account page), under a rule, headed by an h3.
+ *
+ * @example
+ * <Sub id="change-password"><h3>Password</h3>...</Sub>
+ */
+export function Sub(p: { id: string; children: Child }) {
+  return (
+    <div class="sub" id={p.id}>
+      {p.children}
+    </div>
+  );
+}
+
+/**
  * A form that posts to the gateway, as every form here does: a same-origin POST checked by the
  * `sameOrigin` middleware (the Origin header), so no token field is needed. `returnTo`, when
  * given, travels along as the `return_to` field.

@@ -69,6 +69,7 @@ input[aria-invalid=true]{border-color:var(--err)}
 .reveal-row{display:flex;gap:.5rem}.reveal-row input{flex:1}
 button,.button{display:block;width:100%;margin-top:1.25rem;padding:.7rem 1rem;border:1px solid transparent;border-radius:.55rem;background:var(--accent);color:var(--on-accent);font:inherit;font-weight:600;line-height:1.4;text-align:center;text-decoration:none;cursor:pointer}
 .secondary{background:transparent;color:var(--link);border-color:var(--field)}
+.danger{background:transparent;color:var(--err);border-color:var(--err)}
 button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
 .providers{display:grid;gap:.6rem}.providers .button{margin:0}
 .divider{display:flex;align-items:center;gap:.75rem;color:var(--muted);font-size:.875rem;margin:1.5rem 0 .25rem}
@@ -82,6 +83,9 @@ button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
 .check{display:flex;gap:.6rem;align-items:flex-start;margin-top:1.25rem}.check input{width:1.25rem;height:1.25rem;flex:none;margin:.15rem 0 0}.check label{margin:0}
 table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}#profile-email{overflow-wrap:anywhere}
 td form button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}
+h3{font-size:1rem;margin:0 0 .5rem}.sub{border-top:1px solid var(--line);margin-top:1.5rem;padding-top:1.25rem}.card>h2+.sub{border-top:0;margin-top:0;padding-top:0}
+.sub>form{max-width:28rem}.sub p{margin:.5rem 0}.wide .button,.wide button{width:auto;display:inline-block}
+.danger-zone{border-color:var(--err)}.toc{display:flex;flex-wrap:wrap;gap:.35rem 1.25rem;margin:0 0 1.25rem}
 :focus-visible{outline:3px solid var(--link);outline-offset:2px}
 `;
 

@@ -136,7 +136,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await page.fill('#register-password', PASSWORD);
     await page.click('button:has-text("Create account")');
     await page.waitForURL(`${gw.url}/auth/account`);
-    await expect(page.locator('#passkeys h2').innerText()).resolves.toBe('Passkeys');
+    await expect(page.locator('#passkeys h3').innerText()).resolves.toBe('Passkeys');
     await expect(page.locator('#passkey-add').isVisible()).resolves.toBe(false);
     await expect(page.locator('#passkeys noscript').count()).resolves.toBe(1);
     await context.close();

@@ -6,7 +6,7 @@
  * `return_to` leads to) with its logo.
  */
 import { describe, expect, it } from 'vitest';
-import { call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies, type TestEnv } from './helpers';
+import { baseEnv, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies, type TestEnv } from './helpers';
 import { mailEnv, mailFor, uniqueEmail } from './mail';
 import { ENCRYPTION_KEY, recoveryCodesFromPage, userWithTotp } from './second-factor-helpers';
 import { RecoveryCodesPage } from '../../src/ui/second-factor-pages';
@@ -186,5 +186,54 @@ describe('recovery codes', () => {
   it('the acknowledged "Continue" keeps the query of where it leads (hidden fields of the GET form)', () => {
     const html = RecoveryCodesPage({ intro: 'On.', codes: ['aaaa-bbbb'], continueHref: 'https://books.example.com/shelf?a=1&b=two%20words', continueLabel: 'Continue' }).toString();
     expect(html).toContain('<form method="get" action="https://books.example.com/shelf" id="codes-continue"><input type="hidden" name="a" value="1"/><input type="hidden" name="b" value="two words"/>');
+  });
+});
+
+describe('the account page', () => {
+  const e = mailEnv({ TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY, EMAIL_VERIFICATION: 'off' });
+
+  /** The page's sections in order: id and markup. */
+  function sections(html: string) {
+    return [...html.matchAll(/<section class="([^"]+)" id="([^"]+)"[^>]*>(.*?)<\/section>/gs)].map((m) => ({ id: m[2]!, danger: m[1]!.includes('danger-zone'), html: m[3]! }));
+  }
+
+  it('is grouped in sections, each with at most one primary action, the danger zone last (sign out everywhere, delete)', async () => {
+    const user = await registerUser(uniqueEmail('sections'), undefined, e);
+    const cookies = await browserSignIn(user.user.email, e);
+    const html = await (await call('/auth/account', { env: e, cookies, headers: NAV })).text();
+    expect(html).toContain(`Signed in as <strong>${user.user.email}</strong>`);
+    const found = sections(html);
+    expect(found.map((s) => s.id)).toEqual(['profile', 'security', 'sessions-section', 'danger-zone']);
+    const primaries = (part: string) => part.match(/class="button primary"/g)?.length ?? 0;
+    expect(primaries(html)).toBe(found.reduce((n, s) => n + primaries(s.html), 0)); // none outside a section
+    for (const s of found) expect(primaries(s.html), s.id).toBeLessThanOrEqual(1);
+    const [profile, security, sessions, danger] = found;
+    // Profile: the address and its one action, changing it.
+    expect(profile!.html).toContain('action="/auth/account/email"');
+    expect(primaries(profile!.html)).toBe(1);
+    // Sign-in & security: password (its change the one primary action), passkeys, authenticator app, linked methods.
+    for (const id of ['change-password', 'passkeys', 'second-factors', 'sign-in-methods']) expect(security!.html).toContain(`id="${id}"`);
+    expect(security!.html).toMatch(/<button type="submit" class="button primary">Change password<\/button>/);
+    expect(primaries(security!.html)).toBe(1);
+    expect(sessions!.html).toContain('id="sessions"');
+    expect(primaries(sessions!.html)).toBe(0);
+    // The danger zone, last: both irreversible actions, as danger buttons, and nothing else has them.
+    expect(danger!.danger).toBe(true);
+    expect(danger!.html).toContain('<form method="post" action="/auth/account/logout-all">');
+    expect(danger!.html).toContain('<form method="post" action="/auth/account/delete" aria-label="Delete account">');
+    expect(danger!.html).toContain('<input id="delete-password" name="password"');
+    expect(danger!.html.match(/class="button danger"/g)).toHaveLength(2);
+    expect(primaries(danger!.html)).toBe(0);
+    for (const s of [profile, security, sessions]) expect(s!.html).not.toMatch(/logout-all|account\/delete/);
+  });
+
+  it('a provider-only account (no password to change): setting up the authenticator app is the security section\'s one primary action', async () => {
+    const user = await registerUser(uniqueEmail('no-password'), undefined, e);
+    const cookies = await browserSignIn(user.user.email, e);
+    await baseEnv.DB.prepare('UPDATE users SET password_hash = NULL WHERE id = ?').bind(user.user.id).run();
+    const html = await (await call('/auth/account', { env: e, cookies, headers: NAV })).text();
+    const security = sections(html).find((s) => s.id === 'security')!;
+    expect(security.html).toContain('<a class="button primary" href="/auth/account/totp">');
+    expect(security.html.match(/class="button primary"/g)).toHaveLength(1);
   });
 });

@@ -11,7 +11,7 @@ import { PasskeyFactor } from './passkeys-section';
 /** Sizes the QR code and the codes; in the page's own nonce-tagged stylesheet. */
 const EXTRA = `.qr{background:#fff;padding:.5rem;border-radius:.5rem;width:15rem;max-width:100%;margin:0 auto 1rem}.qr svg{display:block;width:100%;height:auto}
 code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;overflow-wrap:anywhere}
-ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap;border:1px solid var(--line);border-radius:.55rem;padding:.75rem .75rem .75rem 2.75rem;margin:1rem 0;columns:2 13rem;column-gap:2.5rem}`;
+ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap;border:1px solid var(--line);border-radius:.55rem;padding:.75rem .75rem .75rem 2.75rem;margin:1rem 0}`;
 
 function Extra(p: { nonce?: string }) {
   return <style nonce={p.nonce}>{EXTRA}</style>;

@@ -75,11 +75,11 @@ button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
 .divider{display:flex;align-items:center;gap:.75rem;color:var(--muted);font-size:.875rem;margin:1.5rem 0 .25rem}
 .divider::before,.divider::after{content:"";flex:1;border-top:1px solid var(--line)}
 .error{background:var(--err-bg);border:1px solid var(--err);color:var(--err);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem}
-.banner{background:var(--ok-bg);border:1px solid var(--ok);color:var(--fg);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem}
+.banner{background:var(--ok-bg);border:1px solid var(--ok);color:var(--fg);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem;overflow-wrap:anywhere}
 .switch{text-align:center;color:var(--muted);margin:1.25rem 0 0}
-.back{display:inline-block;margin:.25rem 0 1rem}
+.back{display:inline-block;margin:.25rem 0 1rem}.switch .back{margin:0}
 .muted{color:var(--muted);font-size:.9rem}
-.actions{display:flex;flex-wrap:wrap;gap:.6rem}.actions>*{flex:1 1 10rem;width:auto;margin:0}
+.actions{display:flex;flex-wrap:wrap;gap:.6rem}.actions>*{flex:1 1 8rem;width:auto;margin:0}
 .check{display:flex;gap:.6rem;align-items:flex-start;margin-top:1.25rem}.check input{width:1.25rem;height:1.25rem;flex:none;margin:.15rem 0 0}.check label{margin:0}
 table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}#profile-email{overflow-wrap:anywhere}
 td form button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}

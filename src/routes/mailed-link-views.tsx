@@ -30,7 +30,7 @@ export function checkEmailAnswer(c: Context<AppEnv>, kind: BodyKind, what: Check
   c.header('cache-control', 'no-store');
   if (kind === 'json') return c.json({ status: 'check_email', message: CHECK_EMAIL[what] }, 202);
   const prefix = c.get('config').AUTH_PREFIX;
-  return renderPage(c, (nonce, brand) => CheckEmailPage({ nonce, brand, prefix, what, email, returnTo }));
+  return renderPage(c, (nonce, brand) => CheckEmailPage({ nonce, brand, prefix, what, message: CHECK_EMAIL[what], email, returnTo }));
 }
 
 /**

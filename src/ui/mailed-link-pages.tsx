@@ -39,24 +39,19 @@ export function MessagePage(p: Shell & { title: string; message: string; tone: '
  * address the person typed (nothing they did not know), what was sent, and a button to send it
  * again (the same endpoint, so the same answer for every address).
  */
-export function CheckEmailPage(p: Shell & { prefix: string; what: 'register' | 'resend' | 'forgot'; email: string; returnTo: string }) {
-  const address = <strong>{p.email}</strong>;
+export function CheckEmailPage(p: Shell & { prefix: string; what: 'register' | 'resend' | 'forgot'; message: string; email: string; returnTo: string }) {
+  // The message speaks of "this address": the page names it.
+  const [before, after] = p.message.split('this address');
   const rt = encodeURIComponent(p.returnTo);
-  const sent =
-    p.what === 'register' ? (
-      <>We sent a message to {address} with what to do next. To finish creating your account, open the link in it.</>
-    ) : p.what === 'resend' ? (
-      <>If {address} is waiting to be confirmed, we sent a new link to it. Earlier links no longer work.</>
-    ) : (
-      <>If an account with a password uses {address}, we sent it a link to choose a new password. The link works for 30 minutes.</>
-    );
   const again = p.what === 'forgot' ? `${p.prefix}/password/forgot` : `${p.prefix}/email/verify/resend`;
   return (
     <Page title="Check your email" nonce={p.nonce} brand={p.brand}>
       <Card>
         <h1>Check your email</h1>
         <p class="banner" role="status" id="notice">
-          {sent}
+          {before}
+          <strong>{p.email}</strong>
+          {after}
         </p>
         <p>No email after a few minutes? Check your spam folder, or send it again.</p>
         <PostForm action={again} returnTo={p.returnTo} label="Send the email again" id="send-again">

@@ -122,30 +122,16 @@ export const PASSKEYS_SCRIPT = `"use strict";
           ol.className = "codes";
           ol.id = "recovery-codes";
           for (const code of res.recovery_codes) { const li = document.createElement("li"); li.textContent = code; ol.appendChild(li); }
-          // Copy (where the clipboard is there), download, and "I have saved these codes" before going on.
+          // Download (and copy, where there is a clipboard), and "I have saved these codes" before going on.
           const text = res.recovery_codes.join("\\n") + "\\n";
-          const row = document.createElement("div");
-          row.className = "actions";
-          if (navigator.clipboard) {
-            const copy = document.createElement("button");
-            copy.type = "button";
-            copy.className = "button secondary";
-            copy.textContent = "Copy codes";
-            copy.addEventListener("click", () => navigator.clipboard.writeText(text).then(() => { copy.textContent = "Copied"; }, () => { copy.textContent = "Select the codes to copy them"; }));
-            row.append(copy);
-          }
-          const dl = document.createElement("a");
-          dl.className = "button secondary";
-          dl.id = "codes-download";
-          dl.download = "recovery-codes.txt";
-          dl.href = "data:text/plain;charset=utf-8," + encodeURIComponent(text);
-          dl.textContent = "Download";
-          row.append(dl);
           const go = document.createElement("form");
-          go.id = "codes-continue";
-          go.innerHTML = '<div class="check"><input type="checkbox" id="codes-saved" required><label for="codes-saved">I have saved these codes somewhere safe</label></div><button type="submit" class="button primary">Continue</button>';
+          go.innerHTML = '<div class="actions"><button type="button" class="button secondary" hidden>Copy codes</button><a class="button secondary" id="codes-download" download="recovery-codes.txt">Download</a></div><div class="check"><input type="checkbox" id="codes-saved" required><label for="codes-saved">I have saved these codes somewhere safe</label></div><button type="submit" class="button primary">Continue</button>';
+          go.querySelector("a").href = "data:text/plain;charset=utf-8," + encodeURIComponent(text);
+          const copy = go.querySelector("button");
+          if (navigator.clipboard) copy.hidden = false;
+          copy.addEventListener("click", () => navigator.clipboard.writeText(text).then(() => { copy.textContent = "Copied"; }));
           go.addEventListener("submit", (ev) => { ev.preventDefault(); location.assign(add.dataset.done); });
-          box.append(h, p, ol, row, go);
+          box.append(h, p, ol, go);
           add.replaceWith(box);
           h.tabIndex = -1;
           h.focus();

@@ -186,7 +186,9 @@ export function CodeFormPage(p: CodeFormProps) {
               <input id="code" name="code" autocomplete="one-time-code" maxlength={24} required autofocus aria-describedby={p.error ? 'form-error' : undefined} />
             </>
           )}
-          <button type="submit">{p.submitLabel}</button>
+          <button type="submit" class="button primary">
+            {p.submitLabel}
+          </button>
         </form>
         {p.cancelHref && (
           <a class="button secondary" href={p.cancelHref} id="cancel">

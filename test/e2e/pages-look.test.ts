@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSmtpCatcher, type SmtpCatcher } from '../support/smtp-catcher';
 import { CHROMIUM, Client, ROOT, startGateway, type Gateway } from './harness';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -18,11 +19,16 @@ const email = `pages-${Date.now()}@example.com`;
 
 let gw: Gateway;
 let browser: Browser;
+let catcher: SmtpCatcher;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
+  catcher = await startSmtpCatcher();
   gw = await startGateway({
     vars: {
+      // Mail on, verification optional: registration still signs in, and the mailed pages exist.
+      SMTP_URL: catcher.smtpUrl,
+      EMAIL_VERIFICATION: 'optional',
       APP_NAME: 'Acme Books',
       APP_ACCENT: '#0f766e',
       // Provider buttons on the page; nobody clicks them, so the issuer is never asked.
@@ -41,6 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await gw?.stop();
+  await catcher?.stop();
 });
 
 interface Facts {
@@ -49,6 +56,7 @@ interface Facts {
   unlabelled: string[];
   bodyContrast: number;
   primaryContrast: number | null;
+  /** Primary buttons in the page, or in its busiest section where it has sections (the account page). */
   primaries: number;
 }
 
@@ -84,17 +92,21 @@ function pageFacts(): Facts {
     unlabelled: inputs.filter((i) => i.labels?.length === 0 && !i.getAttribute('aria-label')).map((i) => i.id || i.name),
     bodyContrast: Math.min(...texts.map(textContrast)),
     primaryContrast: primary ? textContrast(primary) : null,
-    primaries: document.querySelectorAll('.button.primary').length,
+    primaries: Math.max(...[...document.querySelectorAll('main section, main')].map((part) => (part.tagName === 'MAIN' && part.querySelector('section') ? 0 : part.querySelectorAll('.button.primary').length))),
   };
 }
 
-const PAGES: { name: string; path: string; signedIn?: boolean; primary: boolean }[] = [
+/** `post`: the page a form post answers with, posted from `path` (a page of the gateway). */
+const PAGES: { name: string; path: string; signedIn?: boolean; primary: boolean; post?: { action: string; fields: Record<string, string> } }[] = [
   { name: 'sign-in', path: '/auth/login?return_to=%2Fauth%2Fme', primary: true },
   { name: 'sign-in-notice', path: '/auth/login?done=signed_out', primary: true },
   { name: 'create-account', path: '/auth/register?return_to=%2Fauth%2Fme', primary: true },
   { name: 'not-found', path: '/auth/no-such-page', primary: true },
+  { name: 'not-found-signed-in', path: '/auth/no-such-page', signedIn: true, primary: true },
   { name: 'oauth-error', path: '/auth/login/nope', primary: true },
-  { name: 'account', path: '/auth/account', signedIn: true, primary: false },
+  { name: 'account', path: '/auth/account', signedIn: true, primary: true },
+  { name: 'step-up', path: '/auth/step-up?return_to=%2Fauth%2Fme', signedIn: true, primary: true },
+  { name: 'check-email', path: '/auth/login', primary: false, post: { action: '/auth/email/verify/resend', fields: { email: 'someone-else@example.com' } } },
 ];
 
 async function signIn(page: Page, returnTo = '/auth/account') {
@@ -124,11 +136,24 @@ describe.each([
     await context?.close();
   });
 
-  it.each(PAGES)('$name: fits, reads at 4.5:1, labels every input, one h1', async ({ name, path, signedIn, primary }) => {
+  it.each(PAGES)('$name: fits, reads at 4.5:1, labels every input, one h1', async ({ name, path, signedIn, primary, post }) => {
     const page = await context.newPage();
     if (signedIn) await signIn(page);
     const r = await page.goto(`${gw.url}${path}`);
     expect(r?.headers()['content-type']).toMatch(/^text\/html/);
+    if (post) {
+      // As the page's own form would: a same-origin POST, and the page it answers with.
+      const answered = page.waitForNavigation();
+      await page.evaluate(({ action, fields }) => {
+        const form = document.createElement('form');
+        form.method = 'post';
+        form.action = action;
+        for (const [k, v] of Object.entries(fields)) form.append(Object.assign(document.createElement('input'), { type: 'hidden', name: k, value: v }));
+        document.body.append(form);
+        form.submit();
+      }, post);
+      expect((await answered)?.headers()['content-type']).toMatch(/^text\/html/);
+    }
     await page.screenshot({ path: join(ARTIFACTS, `pages-${name}-${scheme}-${width}.png`), fullPage: true });
     const facts = await page.evaluate(pageFacts);
     expect(facts.overflow, 'horizontal overflow (px)').toBeLessThanOrEqual(0);

@@ -38,7 +38,7 @@ async function enrolPage(c: Context<AppEnv>, user: User, enrolment: { secret: st
   const config = c.get('config');
   return renderPage(
     c,
-    (nonce) => TotpEnrolPage({ nonce, appName: config.APP_NAME, qr, secret: enrolment.secret, action: `${totpPath(c)}/confirm`, error, cancelHref: accountPath(c) }),
+    (nonce, brand) => TotpEnrolPage({ nonce, brand, appName: config.APP_NAME, qr, secret: enrolment.secret, action: `${totpPath(c)}/confirm`, error, cancelHref: accountPath(c) }),
     status,
   );
 }

@@ -99,15 +99,15 @@ async function stepUpPage(c: Context<AppEnv>, user: User, ask: Ask, returnTo: st
   const back = encodeURIComponent(returnTo);
   if (ask.missing === 'mfa') {
     const message = 'This page needs a second factor, and your account has none yet. Set up an authenticator app, then open the page again.';
-    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A second factor is needed', message, href: `${prefix}/account/totp`, label: 'Set up an authenticator app' }), 403);
+    return renderPage(c, (nonce, brand) => ui.MessagePage({ nonce, brand, title: 'A second factor is needed', message, href: `${prefix}/account/totp`, label: 'Set up an authenticator app' }), 403);
   }
   if (ask.missing === 'passkey') {
     const message = 'This page needs a passkey, and your account has none yet. Add one on your account page, then open the page again.';
-    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A passkey is needed', message, href: `${prefix}/account`, label: 'Add a passkey' }), 403);
+    return renderPage(c, (nonce, brand) => ui.MessagePage({ nonce, brand, title: 'A passkey is needed', message, href: `${prefix}/account`, label: 'Add a passkey' }), 403);
   }
   if (!ask.password && !ask.code) {
     const message = 'For this page, please sign in again.';
-    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'Sign in again', message, href: `${prefix}/login?return_to=${back}`, label: 'Sign in again' }), 200);
+    return renderPage(c, (nonce, brand) => ui.MessagePage({ nonce, brand, title: 'Sign in again', message, href: `${prefix}/login?return_to=${back}`, label: 'Sign in again' }), 200);
   }
   const intro = ask.code
     ? ask.password

@@ -28,12 +28,13 @@ export interface TotpEnrolPageProps {
   /** Shown above the steps, e.g. why setting one up is required now. */
   intro?: string | null;
   cancelHref?: string | null;
+  brand?: Brand;
 }
 
 export function TotpEnrolPage(p: TotpEnrolPageProps) {
   const grouped = p.secret.match(/.{1,4}/g)?.join(' ') ?? p.secret;
   return (
-    <Layout title="Set up an authenticator app" nonce={p.nonce}>
+    <Layout title="Set up an authenticator app" nonce={p.nonce} brand={p.brand}>
       <Extra nonce={p.nonce} />
       <div class="card">
         <h1>Set up an authenticator app</h1>
@@ -205,9 +206,9 @@ export function CodeFormPage(p: CodeFormProps) {
   );
 }
 
-export function MessagePage(p: { nonce?: string; title: string; message: string; href: string; label: string; error?: boolean }) {
+export function MessagePage(p: { nonce?: string; brand?: Brand; title: string; message: string; href: string; label: string; error?: boolean }) {
   return (
-    <Layout title={p.title} nonce={p.nonce}>
+    <Layout title={p.title} nonce={p.nonce} brand={p.brand}>
       <div class="card">
         <h1>{p.title}</h1>
         <p role={p.error ? 'alert' : 'status'} class={p.error ? 'error' : undefined}>

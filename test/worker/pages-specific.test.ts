@@ -53,6 +53,7 @@ describe('the step-up page', () => {
       { path: '/open', origin: 'service:APP', auth: 'required' },
     ],
     { APP: recordingOrigin() },
+    { APP_NAME: 'Acme Books' },
   );
 
   it('names the signed-in account and offers Cancel back to return_to', async () => {
@@ -61,6 +62,7 @@ describe('the step-up page', () => {
     const r = await call(`/auth/step-up?return_to=${encodeURIComponent('/open/report')}`, { env: e, cookies, headers: NAV });
     expect(r.status).toBe(200);
     const html = await r.text();
+    expect(html).toContain('<title>Confirm it’s you · Acme Books</title>');
     expect(html).toContain('<h1>Confirm it’s you</h1>');
     expect(html).toContain(`Signed in as <strong>${user.user.email}</strong>`);
     expect(html).toContain('<a class="button secondary" href="/open/report" id="cancel">Cancel</a>');
@@ -163,6 +165,7 @@ describe('recovery codes', () => {
     expect(r.status).toBe(200);
     const nonce = /script-src 'nonce-([^']+)'/.exec(r.headers.get('content-security-policy')!)![1];
     const html = await r.text();
+    expect(html).toContain('<title>Your recovery codes · Acme Books</title>');
     const codes = recoveryCodesFromPage(html);
     expect(codes).toHaveLength(10);
     // Copy: hidden without JavaScript (the codes are plain text then), shown by a script under the page's nonce.

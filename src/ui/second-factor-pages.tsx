@@ -8,10 +8,9 @@ import type { Brand } from './components';
 import { ErrorBox, Layout } from './layout';
 import { PasskeyFactor } from './passkeys-section';
 
-/** Sizes the QR code and the codes; in the page's own nonce-tagged stylesheet. */
+/** Sizes the QR code and the typed key; in the page's own nonce-tagged stylesheet (the codes list is in ui/styles.ts: the passkey script shows one on the account page too). */
 const EXTRA = `.qr{background:#fff;padding:.5rem;border-radius:.5rem;width:15rem;max-width:100%;margin:0 auto 1rem}.qr svg{display:block;width:100%;height:auto}
-code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;overflow-wrap:anywhere}
-ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap;border:1px solid var(--line);border-radius:.55rem;padding:.75rem .75rem .75rem 2.75rem;margin:1rem 0}`;
+code{font:600 1rem/1.6 ui-monospace,monospace;letter-spacing:.05em;overflow-wrap:anywhere}`;
 
 function Extra(p: { nonce?: string }) {
   return <style nonce={p.nonce}>{EXTRA}</style>;

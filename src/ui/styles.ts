@@ -79,6 +79,7 @@ button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
 .switch{text-align:center;color:var(--muted);margin:1.25rem 0 0}
 .back{display:inline-block;margin:.25rem 0 1rem}.switch .back{margin:0}
 .muted{color:var(--muted);font-size:.9rem}
+ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap;border:1px solid var(--line);border-radius:.55rem;padding:.75rem .75rem .75rem 2.75rem;margin:1rem 0}
 .actions{display:flex;flex-wrap:wrap;gap:.6rem}.actions>*{flex:1 1 8rem;width:auto;margin:0}
 .check{display:flex;gap:.6rem;align-items:flex-start;margin-top:1.25rem}.check input{width:1.25rem;height:1.25rem;flex:none;margin:.15rem 0 0}.check label{margin:0}
 table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}#profile-email{overflow-wrap:anywhere}

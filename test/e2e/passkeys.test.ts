@@ -64,6 +64,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await codes.first().waitFor({ state: 'visible' });
     await expect(codes.count()).resolves.toBe(10);
     await expect(page.locator('#codes-download').getAttribute('href')).resolves.toMatch(/^data:text\/plain/);
+    await page.screenshot({ path: join(ARTIFACTS, 'passkeys-recovery-codes.png'), fullPage: true });
     await page.getByLabel('I have saved these codes somewhere safe').check();
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=passkey_added`);

@@ -4,10 +4,12 @@
  * (git-ignored) for a person to look at; what can be asserted without pixels is asserted:
  * no horizontal overflow on a phone, WCAG AA contrast of body and primary-button text as the
  * browser computes it, a label for every input, one h1, no CSP violation, the show-password
- * toggle, and a sign-in that works with JavaScript off.
+ * toggle, and a sign-in that works with JavaScript off. Pages that answer a form post (check
+ * your email, signed in after a confirmed link, recovery codes) are reached as a person would.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSmtpCatcher, type SmtpCatcher } from '../support/smtp-catcher';
@@ -29,6 +31,7 @@ beforeAll(async () => {
       // Mail on, verification optional: registration still signs in, and the mailed pages exist.
       SMTP_URL: catcher.smtpUrl,
       EMAIL_VERIFICATION: 'optional',
+      TOKEN_ENCRYPTION_KEY: 'pages-look-token-encryption-key-0123456789',
       APP_NAME: 'Acme Books',
       APP_ACCENT: '#0f766e',
       // Provider buttons on the page; nobody clicks them, so the issuer is never asked.
@@ -96,7 +99,39 @@ function pageFacts(): Facts {
   };
 }
 
-/** `post`: the page a form post answers with, posted from `path` (a page of the gateway). */
+/** An account of its own (a new address each time), registered as an API client would; its address. */
+async function newAccount(label: string): Promise<string> {
+  const address = `pages-${label}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+  const reg = await new Client(gw.url).fetch('/auth/register', { method: 'POST', json: { email: address, password: PASSWORD } });
+  expect(reg.status).toBe(201);
+  return address;
+}
+
+/**
+ * Pages that are the answer to a form post, driven the way a person gets there: `post` (posted
+ * from `path`, a page of the gateway) or `flow` (clicked through, from a fresh account).
+ */
+const FLOWS: Record<string, (page: Page) => Promise<void>> = {
+  // Confirming the mailed link, with the password: the page that says who is now signed in.
+  'signed-in': async (page) => {
+    const address = await newAccount('confirm');
+    const mail = await catcher.waitForMail(address);
+    await page.goto(mail.links.find((l) => l.includes('/auth/email/verify?token='))!);
+    await page.locator('#confirm-password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Confirm email' }).click();
+    await page.getByRole('heading', { name: 'You are signed in' }).waitFor();
+  },
+  // Turning on an authenticator app: the recovery codes, shown once.
+  'recovery-codes': async (page) => {
+    await signIn(page, '/auth/account', await newAccount('codes'));
+    await page.goto(`${gw.url}/auth/account/totp`);
+    const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
+    await page.fill('#totp-code', new TOTP({ secret: Secret.fromBase32(secret) }).generate());
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.locator('#recovery-codes').waitFor();
+  },
+};
+
 const PAGES: { name: string; path: string; signedIn?: boolean; primary: boolean; post?: { action: string; fields: Record<string, string> } }[] = [
   { name: 'sign-in', path: '/auth/login?return_to=%2Fauth%2Fme', primary: true },
   { name: 'sign-in-notice', path: '/auth/login?done=signed_out', primary: true },
@@ -107,11 +142,14 @@ const PAGES: { name: string; path: string; signedIn?: boolean; primary: boolean;
   { name: 'account', path: '/auth/account', signedIn: true, primary: true },
   { name: 'step-up', path: '/auth/step-up?return_to=%2Fauth%2Fme', signedIn: true, primary: true },
   { name: 'check-email', path: '/auth/login', primary: false, post: { action: '/auth/email/verify/resend', fields: { email: 'someone-else@example.com' } } },
+  // Last: their flows leave the browser signed in as another account.
+  { name: 'signed-in', path: '/auth/login', primary: true },
+  { name: 'recovery-codes', path: '/auth/login', primary: true },
 ];
 
-async function signIn(page: Page, returnTo = '/auth/account') {
+async function signIn(page: Page, returnTo = '/auth/account', as = email) {
   await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent(returnTo)}`);
-  await page.locator('#login-email').fill(email);
+  await page.locator('#login-email').fill(as);
   await page.locator('#login-password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL(`${gw.url}${returnTo}`);
@@ -154,6 +192,7 @@ describe.each([
       }, post);
       expect((await answered)?.headers()['content-type']).toMatch(/^text\/html/);
     }
+    await FLOWS[name]?.(page);
     await page.screenshot({ path: join(ARTIFACTS, `pages-${name}-${scheme}-${width}.png`), fullPage: true });
     const facts = await page.evaluate(pageFacts);
     expect(facts.overflow, 'horizontal overflow (px)').toBeLessThanOrEqual(0);

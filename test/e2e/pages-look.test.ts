@@ -251,3 +251,22 @@ describe('the show-password toggle', () => {
     await context.close();
   });
 });
+
+describe('recovery codes', () => {
+  it('without JavaScript: plain text with a download link, and going on needs the box ticked', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await FLOWS['recovery-codes']!(page);
+    await expect(page.getByRole('button', { name: 'Copy codes' }).isVisible()).resolves.toBe(false);
+    await expect(page.locator('#codes-download').isVisible()).resolves.toBe(true);
+    const back = page.getByRole('button', { name: 'Back to your account' });
+    await back.click();
+    await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10); // the browser refused: still here
+    await page.getByLabel('I have saved these codes somewhere safe').check();
+    await back.click();
+    // A GET form without named fields: the address gains an empty query.
+    await page.waitForURL(/\/auth\/account\??$/);
+    await expect(page.getByRole('heading', { name: 'Your account' }).isVisible()).resolves.toBe(true);
+    await context.close();
+  });
+});

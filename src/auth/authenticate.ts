@@ -11,7 +11,7 @@ import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
 import { recordEventInBackground } from './events';
 import { readAccessCookie } from '../http/cookies';
-import { invalidToken } from '../http/errors';
+import { ApiError, invalidToken } from '../http/errors';
 import { isSessionRevoked } from '../storage/revocation';
 import type { FenceTarget } from '../storage/revocation-fence';
 import { findSessionById } from '../storage/sessions';
@@ -88,4 +88,18 @@ export async function liveSessionUser(c: Context<AppEnv>, auth: Pick<AuthUser, '
 /** The signed-in user's current record (after requireAuth()), as {@link liveSessionUser}. */
 export async function currentUser(c: Context<AppEnv>): Promise<User> {
   return liveSessionUser(c, c.get('user'));
+}
+
+/**
+ * The signed-in user of a request that does not require one (a mailed link's page and form):
+ * no token, or one that no longer verifies (expired, revoked), is simply nobody.
+ */
+export async function signedInOrNobody(c: Context<AppEnv>): Promise<AuthUser | undefined> {
+  try {
+    const presented = presentedToken(c);
+    return presented ? await authenticate(c, presented.token) : undefined;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'invalid_token') return undefined;
+    throw e;
+  }
 }

@@ -17,7 +17,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { authenticate, presentedToken } from '../auth/authenticate';
+import { signedInOrNobody } from '../auth/authenticate';
 import { emailInput } from '../auth/email-address';
 import { isRecentSignIn } from '../auth/recent-sign-in';
 import type { AppEnv, AuthUser } from '../env';
@@ -92,20 +92,6 @@ function action<S extends v.GenericSchema>(schema: S, title: string, run: (c: Co
       return resultPage(c, title, { error: err.description }, err.status);
     }
   };
-}
-
-/**
- * The signed-in user of a request that does not require one (a mailed link's page and form):
- * no token, or one that no longer verifies (expired, revoked), is simply nobody.
- */
-async function signedInOrNobody(c: Context<AppEnv>): Promise<AuthUser | undefined> {
-  try {
-    const presented = presentedToken(c);
-    return presented ? await authenticate(c, presented.token) : undefined;
-  } catch (e) {
-    if (e instanceof ApiError && e.code === 'invalid_token') return undefined;
-    throw e;
-  }
 }
 
 const invalidLinkPage = (c: Context<AppEnv>, title: string) =>

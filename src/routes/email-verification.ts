@@ -114,6 +114,6 @@ export const emailVerificationRoutes = new Hono<AppEnv>()
       const returnTo = data.return_to === undefined ? undefined : safeReturnTo(data.return_to, c.get('config'));
       sendInBackground(c, 'verify_email', () => resendVerification(c, data.email, returnTo));
       const { checkEmailAnswer } = await import('./mailed-link-views');
-      return checkEmailAnswer(c, kind, 'resend', safeReturnTo(data.return_to, c.get('config')));
+      return checkEmailAnswer(c, kind, 'resend', data.email, safeReturnTo(data.return_to, c.get('config')));
     }, showError),
   );

@@ -7,40 +7,30 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import type { BodyKind } from '../http/body';
 import type { ApiError } from '../http/errors';
-import { ConfirmEmailPage, EmailNotVerifiedPage, ForgotPasswordPage, MessagePage, ResetPasswordPage } from '../ui/mailed-link-pages';
+import { destinationName } from '../ui/components';
+import { CheckEmailPage, ConfirmEmailPage, EmailNotVerifiedPage, ForgotPasswordPage, MessagePage, ResetPasswordPage, SignedInPage } from '../ui/mailed-link-pages';
 import { renderPage, type PageStatus } from '../ui/render';
 
 /** The one answer of a request that must not reveal whether an account exists. */
 const CHECK_EMAIL = {
-  register: {
-    title: 'Check your email',
-    message: 'We sent a message to this address with what to do next. To finish creating your account, open the link in it.',
-  },
-  forgot: {
-    title: 'Check your email',
-    message: 'If an account with a password uses this address, we sent it a link to choose a new password. The link works for 30 minutes.',
-  },
-  resend: {
-    title: 'Check your email',
-    message: 'If this address is waiting to be confirmed, we sent a new link to it. Earlier links no longer work.',
-  },
+  register: 'We sent a message to this address with what to do next. To finish creating your account, open the link in it.',
+  forgot: 'If an account with a password uses this address, we sent it a link to choose a new password. The link works for 30 minutes.',
+  resend: 'If this address is waiting to be confirmed, we sent a new link to it. Earlier links no longer work.',
 } as const;
 
 export type CheckEmailKind = keyof typeof CHECK_EMAIL;
 
 /**
- * `202 {"status":"check_email","message":…}`, or the "Check your email" page for a form post.
- * Built only from the kind, never from what happened: byte for byte the same for every address
- * (the page's CSP nonce aside).
+ * `202 {"status":"check_email","message":…}`, or the "Check your email" page for a form post,
+ * which names the address typed and offers to send the mail again. Built only from the kind
+ * and what the person typed, never from what happened: byte for byte the same for an address
+ * with or without an account (the page's CSP nonce aside).
  */
-export function checkEmailAnswer(c: Context<AppEnv>, kind: BodyKind, what: CheckEmailKind, returnTo: string): Response {
-  const text = CHECK_EMAIL[what];
+export function checkEmailAnswer(c: Context<AppEnv>, kind: BodyKind, what: CheckEmailKind, email: string, returnTo: string): Response {
   c.header('cache-control', 'no-store');
-  if (kind === 'json') return c.json({ status: 'check_email', message: text.message }, 202);
+  if (kind === 'json') return c.json({ status: 'check_email', message: CHECK_EMAIL[what] }, 202);
   const prefix = c.get('config').AUTH_PREFIX;
-  return renderPage(c, (nonce, brand) =>
-    MessagePage({ nonce, brand, title: text.title, message: text.message, tone: 'status', action: { href: `${prefix}/login?return_to=${encodeURIComponent(returnTo)}`, label: 'Back to sign-in' } }),
-  );
+  return renderPage(c, (nonce, brand) => CheckEmailPage({ nonce, brand, prefix, what, message: CHECK_EMAIL[what], email, returnTo }));
 }
 
 /**
@@ -89,4 +79,12 @@ export function resetPasswordPage(c: Context<AppEnv>, token: string, email: stri
 
 export function emailNotVerifiedPage(c: Context<AppEnv>, email: string, returnTo: string): Response {
   return renderPage(c, (nonce, brand) => EmailNotVerifiedPage({ nonce, brand, prefix: c.get('config').AUTH_PREFIX, email, returnTo }), 403);
+}
+
+/** The page after a confirmed link signed the person in (the session cookies are already set). */
+export function signedInPage(c: Context<AppEnv>, email: string, returnTo: string): Response {
+  const config = c.get('config');
+  return renderPage(c, (nonce, brand) =>
+    SignedInPage({ nonce, brand, prefix: config.AUTH_PREFIX, email, returnTo, destination: destinationName(returnTo, config.PUBLIC_URL, brand.name) }),
+  );
 }

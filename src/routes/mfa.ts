@@ -41,7 +41,7 @@ const mfaPath = (c: Context<AppEnv>) => `${c.get('config').AUTH_PREFIX}/mfa`;
 /** The page for a browser whose pending sign-in is missing, expired or used: start again. */
 async function noPendingPage(c: Context<AppEnv>, message: string) {
   const { MessagePage } = await import('../ui/second-factor-pages');
-  return renderPage(c, (nonce) => MessagePage({ nonce, title: 'Sign in again', message, href: loginPath(c), label: 'Back to sign-in', error: true }), 401);
+  return renderPage(c, (nonce, brand) => MessagePage({ nonce, brand, title: 'Sign in again', message, href: loginPath(c), label: 'Back to sign-in', error: true }), 401);
 }
 
 async function enrolment(c: Context<AppEnv>, user: User) {
@@ -57,8 +57,8 @@ async function page(c: Context<AppEnv>, pending: ReadPending, error: string | nu
     const config = c.get('config');
     return renderPage(
       c,
-      (nonce) =>
-        ui.TotpEnrolPage({ nonce, appName: config.APP_NAME, qr, secret, action: mfaPath(c), error, intro: 'Your account needs a second factor before you can sign in. Set up an authenticator app to continue.', cancelHref: loginPath(c) }),
+      (nonce, brand) =>
+        ui.TotpEnrolPage({ nonce, brand, appName: config.APP_NAME, qr, secret, action: mfaPath(c), error, intro: 'Your account needs a second factor before you can sign in. Set up an authenticator app to continue.', cancelHref: loginPath(c) }),
       status,
     );
   }
@@ -73,9 +73,10 @@ async function page(c: Context<AppEnv>, pending: ReadPending, error: string | nu
       : 'Your passkey did not verify you (no PIN or biometrics): enter one of your recovery codes.';
   return renderPage(
     c,
-    (nonce) =>
+    (nonce, brand) =>
       ui.CodeFormPage({
         nonce,
+        brand,
         title: 'Two-step verification',
         intro,
         action: mfaPath(c),
@@ -114,7 +115,7 @@ async function complete(c: Context<AppEnv>, pending: ReadPending, code: string):
     fields: { recovery_codes: codes },
     formPage: async () => {
       const { RecoveryCodesPage } = await import('../ui/second-factor-pages');
-      return renderPage(c, (nonce) => RecoveryCodesPage({ nonce, intro: 'Your authenticator app is on, and you are signed in.', codes, continueHref: pending.returnTo, continueLabel: 'Continue' }));
+      return renderPage(c, (nonce, brand) => RecoveryCodesPage({ nonce, brand, intro: 'Your authenticator app is on, and you are signed in.', codes, continueHref: pending.returnTo, continueLabel: 'Continue' }));
     },
   });
 }

@@ -57,7 +57,7 @@ export const passwordResetRoutes = new Hono<AppEnv>()
       // After the answer: neither its content nor its timing may depend on the account.
       sendInBackground(c, 'password_reset', () => requestPasswordReset(c, data.email));
       const { checkEmailAnswer } = await import('./mailed-link-views');
-      return checkEmailAnswer(c, kind, 'forgot', safeReturnTo(data.return_to, c.get('config')));
+      return checkEmailAnswer(c, kind, 'forgot', data.email, safeReturnTo(data.return_to, c.get('config')));
     }, showError),
   )
   .get(

@@ -21,7 +21,7 @@ import { sameOrigin } from '../middleware/same-origin';
 import { createUser, findUserByEmail, updatePasswordHash, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { renderLoginPage } from './sign-in-pages';
-import { signInReply } from './sign-in-reply';
+import { signInReply, type SignInReplyOptions } from './sign-in-reply';
 
 const credentialsSchema = v.strictObject(
   {
@@ -46,10 +46,18 @@ function requirePasswordLogin(c: Context<AppEnv>) {
  * Signs the user in through the pipeline (auth/sign-in.ts) and answers the way they asked (form,
  * JSON cookie, JSON token). `detail` adds to the audit event (the sign-in after a confirmation).
  */
-async function finishSignIn(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>, status: 200 | 201, detail?: Record<string, string>) {
+async function finishSignIn(
+  c: Context<AppEnv>,
+  user: User,
+  kind: BodyKind,
+  input: Pick<Credentials, 'session' | 'return_to'>,
+  status: 200 | 201,
+  detail?: Record<string, string>,
+  formPage?: SignInReplyOptions['formPage'],
+) {
   const mode = kind === 'form' ? 'form' : input.session === 'cookie' ? 'cookie' : 'token';
   const outcome = await signIn(c, { user, amr: ['pwd'], provider: 'password', mode, returnTo: safeReturnTo(input.return_to, c.get('config')), detail });
-  return signInReply(c, outcome, { status });
+  return signInReply(c, outcome, { status, formPage });
 }
 
 /** Form posts get the page back with the error; JSON clients get the JSON error. */
@@ -101,7 +109,7 @@ export const passwordRoutes = new Hono<AppEnv>()
         const { registerPendingAccount } = await import('../auth/email-verification');
         await registerPendingAccount(c, { email: data.email, name: data.name, passwordHash, returnTo: data.return_to === undefined ? undefined : safeReturnTo(data.return_to, config) });
         const { checkEmailAnswer } = await import('./mailed-link-views');
-        return checkEmailAnswer(c, kind, 'register', safeReturnTo(data.return_to, config));
+        return checkEmailAnswer(c, kind, 'register', data.email, safeReturnTo(data.return_to, config));
       }
       const user = await createUser(c.env.DB, { email: data.email, emailVerified: false, name: data.name, passwordHash }, now());
       if (!user) {
@@ -157,5 +165,9 @@ export const passwordRoutes = new Hono<AppEnv>()
  * sign-in passes the same gates (a second factor still owed, for one).
  */
 export function signInAfterConfirmation(c: Context<AppEnv>, user: User, kind: BodyKind, input: Pick<Credentials, 'session' | 'return_to'>) {
-  return finishSignIn(c, user, kind, input, 200, { via: 'email_verification' });
+  // A form gets a page saying who is now signed in, with the way on, rather than a silent
+  // redirect into the app: the person has just left their inbox and should know where they are.
+  const returnTo = safeReturnTo(input.return_to, c.get('config'));
+  const signedInPage = async () => (await import('./mailed-link-views')).signedInPage(c, user.email, returnTo);
+  return finishSignIn(c, user, kind, input, 200, { via: 'email_verification' }, signedInPage);
 }

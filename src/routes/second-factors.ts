@@ -38,14 +38,14 @@ async function enrolPage(c: Context<AppEnv>, user: User, enrolment: { secret: st
   const config = c.get('config');
   return renderPage(
     c,
-    (nonce) => TotpEnrolPage({ nonce, appName: config.APP_NAME, qr, secret: enrolment.secret, action: `${totpPath(c)}/confirm`, error, cancelHref: accountPath(c) }),
+    (nonce, brand) => TotpEnrolPage({ nonce, brand, appName: config.APP_NAME, qr, secret: enrolment.secret, action: `${totpPath(c)}/confirm`, error, cancelHref: accountPath(c) }),
     status,
   );
 }
 
 async function recoveryCodesPage(c: Context<AppEnv>, codes: string[], intro: string) {
   const { RecoveryCodesPage } = await import('../ui/second-factor-pages');
-  return renderPage(c, (nonce) => RecoveryCodesPage({ nonce, intro, codes, continueHref: accountPath(c), continueLabel: 'Back to your account' }));
+  return renderPage(c, (nonce, brand) => RecoveryCodesPage({ nonce, brand, intro, codes, continueHref: accountPath(c), continueLabel: 'Back to your account' }));
 }
 
 export const secondFactorRoutes = new Hono<AppEnv>()

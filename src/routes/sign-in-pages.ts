@@ -10,6 +10,7 @@ import { emailLoginEnabled } from '../auth/email-code';
 import { passkeysAvailable } from '../auth/passkeys';
 import { passwordResetAvailable } from './password-reset';
 import { enabledProviders } from '../providers/registry';
+import { destinationName } from '../ui/components';
 import { canRegister, LoginPage } from '../ui/login-page';
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage, type PageStatus } from '../ui/render';
@@ -39,6 +40,7 @@ export function renderLoginPage(
         notice: opts.notice,
         email: opts.email,
         passkeys,
+        destination: destinationName(opts.returnTo, config.PUBLIC_URL, brand.name),
       }),
     opts.status ?? 200,
     { scripts: passkeys },

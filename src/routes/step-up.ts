@@ -54,16 +54,21 @@ interface Ask {
   missing: 'mfa' | 'passkey' | null;
 }
 
-/** The `require` of the ROUTES entry a same-origin `return_to` leads to (for a clear message only). */
-function routeRequires(c: Context<AppEnv>, returnTo: string): readonly string[] {
+/** The ROUTES entry a same-origin `return_to` leads to, if any. */
+function routeOf(c: Context<AppEnv>, returnTo: string) {
   const config = c.get('config');
   try {
     const url = new URL(returnTo, config.PUBLIC_URL);
-    if (url.origin !== config.PUBLIC_URL) return [];
-    return matchRoute(routeTable(config.ROUTES), normalisePath(url.pathname))?.route.config.require ?? [];
+    if (url.origin !== config.PUBLIC_URL) return undefined;
+    return matchRoute(routeTable(config.ROUTES), normalisePath(url.pathname))?.route.config;
   } catch {
-    return [];
+    return undefined;
   }
+}
+
+/** The `require` of the ROUTES entry a same-origin `return_to` leads to (for a clear message only). */
+function routeRequires(c: Context<AppEnv>, returnTo: string): readonly string[] {
+  return routeOf(c, returnTo)?.require ?? [];
 }
 
 async function whatToAsk(c: Context<AppEnv>, user: User, auth: AuthUser, returnTo: string): Promise<Ask> {
@@ -77,21 +82,32 @@ async function whatToAsk(c: Context<AppEnv>, user: User, auth: AuthUser, returnT
   return { password, code: factor, passkey, missing };
 }
 
-async function stepUpPage(c: Context<AppEnv>, ask: Ask, returnTo: string, error: string | null = null, status: PageStatus = 200) {
+/**
+ * Where "Cancel" leads: back to `return_to`, unless that is the very page that asked for the
+ * step-up (a route with `require` or `max_auth_age`), which would only send the browser here again: then the
+ * account page.
+ */
+function cancelHref(c: Context<AppEnv>, returnTo: string): string {
+  const route = routeOf(c, returnTo);
+  const asks = (route?.require ?? []).length > 0 || route?.max_auth_age !== undefined;
+  return asks ? `${c.get('config').AUTH_PREFIX}/account` : returnTo;
+}
+
+async function stepUpPage(c: Context<AppEnv>, user: User, ask: Ask, returnTo: string, error: string | null = null, status: PageStatus = 200) {
   const ui = await import('../ui/second-factor-pages');
   const prefix = c.get('config').AUTH_PREFIX;
   const back = encodeURIComponent(returnTo);
   if (ask.missing === 'mfa') {
     const message = 'This page needs a second factor, and your account has none yet. Set up an authenticator app, then open the page again.';
-    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A second factor is needed', message, href: `${prefix}/account/totp`, label: 'Set up an authenticator app' }), 403);
+    return renderPage(c, (nonce, brand) => ui.MessagePage({ nonce, brand, title: 'A second factor is needed', message, href: `${prefix}/account/totp`, label: 'Set up an authenticator app' }), 403);
   }
   if (ask.missing === 'passkey') {
     const message = 'This page needs a passkey, and your account has none yet. Add one on your account page, then open the page again.';
-    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'A passkey is needed', message, href: `${prefix}/account`, label: 'Add a passkey' }), 403);
+    return renderPage(c, (nonce, brand) => ui.MessagePage({ nonce, brand, title: 'A passkey is needed', message, href: `${prefix}/account`, label: 'Add a passkey' }), 403);
   }
   if (!ask.password && !ask.code) {
     const message = 'For this page, please sign in again.';
-    return renderPage(c, (nonce) => ui.MessagePage({ nonce, title: 'Sign in again', message, href: `${prefix}/login?return_to=${back}`, label: 'Sign in again' }), 200);
+    return renderPage(c, (nonce, brand) => ui.MessagePage({ nonce, brand, title: 'Sign in again', message, href: `${prefix}/login?return_to=${back}`, label: 'Sign in again' }), 200);
   }
   const intro = ask.code
     ? ask.password
@@ -101,10 +117,13 @@ async function stepUpPage(c: Context<AppEnv>, ask: Ask, returnTo: string, error:
   const passkey = ask.passkey ? { prefix, options: `${prefix}/step-up/passkey/options`, verify: `${prefix}/step-up/passkey`, returnTo } : undefined;
   return renderPage(
     c,
-    (nonce) =>
+    (nonce, brand) =>
       ui.CodeFormPage({
         nonce,
-        title: 'Confirm it is you',
+        brand,
+        title: 'Confirm it’s you',
+        account: user.email,
+        cancelHref: cancelHref(c, returnTo),
         intro: passkey ? `Use your passkey. Or: ${intro.charAt(0).toLowerCase()}${intro.slice(1)}` : intro,
         action: `${prefix}/step-up`,
         error,
@@ -198,18 +217,19 @@ export const stepUpRoutes = new Hono<AppEnv>()
   .get('/step-up', browserAuth(stepUpBack), async (c) => {
     const returnTo = safeReturnTo(c.req.query('return_to'), c.get('config'));
     const user = await currentUser(c);
-    return stepUpPage(c, await whatToAsk(c, user, c.get('user'), returnTo), returnTo);
+    return stepUpPage(c, user, await whatToAsk(c, user, c.get('user'), returnTo), returnTo);
   })
   .post('/step-up', sameOrigin({ always: true }), browserAuth(stepUpBack), async (c) => {
     const form = bodyKind(c) === 'form';
     const auth = c.get('user');
     let returnTo = '/';
     let ask: Ask | undefined;
+    let user: User | undefined;
     try {
       await checkRateLimit(c, 'login');
       const { data } = await readBody(c, stepUpSchema);
       returnTo = safeReturnTo(data.return_to, c.get('config'));
-      const user = await currentUser(c);
+      user = await currentUser(c);
       ask = await whatToAsk(c, user, auth, returnTo);
       const amr = await reauthenticate(c, user, auth, ask, data);
       const session = await findSessionById(c.env.DB, auth.sessionId);
@@ -223,8 +243,8 @@ export const stepUpRoutes = new Hono<AppEnv>()
       return c.json({ ok: true, amr, auth_time: stepped.authTime, expires_in: stepped.expiresIn });
     } catch (e) {
       const err = toApiError(e);
-      if (!form || !ask || err.status >= 500 || err.code === 'invalid_token') throw e;
+      if (!form || !ask || !user || err.status >= 500 || err.code === 'invalid_token') throw e;
       if (err.extra.retryAfter !== undefined) c.header('retry-after', String(err.extra.retryAfter));
-      return stepUpPage(c, ask, returnTo, err.description, err.status);
+      return stepUpPage(c, user, ask, returnTo, err.description, err.status);
     }
   });

@@ -12,6 +12,7 @@
  */
 import type { Context, Handler, Hono } from 'hono';
 import { TrieRouter } from 'hono/router/trie-router';
+import { signedInOrNobody } from '../auth/authenticate';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { ApiError } from '../http/errors';
@@ -42,15 +43,22 @@ function allowedMethods(index: MethodIndex, path: string): string[] {
   return allowed;
 }
 
-function page(c: Context<AppEnv>, status: 404 | 405, message: string): Response {
+/**
+ * The page's way on: the account page for someone signed in (offering them "Sign in" would
+ * suggest they are not), else the sign-in page. A fault while finding out only costs the
+ * account link, never the page.
+ */
+async function page(c: Context<AppEnv>, status: 404 | 405, message: string): Promise<Response> {
   const prefix = c.get('config').AUTH_PREFIX;
   const title = status === 404 ? 'Page not found' : 'Not available this way';
-  return renderPage(c, (nonce, brand) => OAuthErrorPage({ nonce, brand, title, message, loginHref: `${prefix}/login` }), status);
+  const signedIn = await signedInOrNobody(c).catch(() => undefined);
+  const next = signedIn ? { href: `${prefix}/account`, label: 'Go to your account' } : { href: `${prefix}/login`, label: 'Back to sign-in' };
+  return renderPage(c, (nonce, brand) => OAuthErrorPage({ nonce, brand, title, message, next, backHref: signedIn ? '/' : undefined }), status);
 }
 
 export function unmatchedEndpoint(app: Hono<AppEnv>): Handler<AppEnv> {
   let index: MethodIndex | undefined;
-  return (c) => {
+  return async (c) => {
     index ??= indexRoutes(app);
     const allowed = allowedMethods(index, c.req.path);
     if (allowed.length === 0) {

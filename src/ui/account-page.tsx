@@ -7,7 +7,8 @@ import { ErrorBox, Layout } from './layout';
 import { BackToApp, Notice, type Brand } from './components';
 import { PasskeysSection, type PasskeysSectionProps } from './passkeys-section';
 import { SecondFactorsCard, type SecondFactorsCardProps } from './second-factors-card';
-import { AccountSecuritySections, ManageSignInMethods, type AccountSecurityProps } from './account-security';
+import { DeleteSection, EmailSection, ManageSignInMethods, PasswordSection, type AccountSecurityProps } from './account-security';
+import type { Child } from 'hono/jsx';
 
 export interface AccountSession {
   id: string;
@@ -44,14 +45,49 @@ function When(props: { at: number }) {
   return <time datetime={iso(props.at)}>{readable(props.at)}</time>;
 }
 
+/** One section of the account page: a card with its heading, reachable from the page's contents. */
+function Section(p: { id: string; title: string; lede?: string; danger?: boolean; children: Child }) {
+  return (
+    <section class={p.danger ? 'card danger-zone' : 'card'} id={p.id} aria-labelledby={`${p.id}-heading`}>
+      <h2 id={`${p.id}-heading`}>{p.title}</h2>
+      {p.lede && <p class="muted">{p.lede}</p>}
+      {p.children}
+    </section>
+  );
+}
+
+const SECTIONS = [
+  ['profile', 'Profile'],
+  ['security', 'Sign-in & security'],
+  ['sessions-section', 'Sessions'],
+  ['danger-zone', 'Danger zone'],
+] as const;
+
+/**
+ * Four sections, each with at most one primary action: Profile (change the address), Sign-in &
+ * security (password, passkeys, authenticator app, linked sign-in methods), Sessions, and the
+ * Danger zone last (sign out everywhere, delete the account), whose buttons are marked as such.
+ */
 export function AccountPage(p: AccountPageProps) {
+  const changePassword = p.security?.hasPassword === true;
   return (
     <Layout title="Your account" nonce={p.nonce} brand={p.brand} wide>
       <BackToApp href={p.backHref ?? '/'} appName={p.brand?.name} />
-      <div class="card">
+      <div class="account-head">
         <h1>Your account</h1>
-        <ErrorBox message={p.error} />
-        <Notice message={p.notice} />
+        <p class="lede" id="signed-in-as">
+          Signed in as <strong>{p.user.email}</strong>
+        </p>
+        <nav class="toc" aria-label="Sections">
+          {SECTIONS.map(([id, title]) => (
+            <a href={`#${id}`}>{title}</a>
+          ))}
+        </nav>
+      </div>
+      <ErrorBox message={p.error} />
+      <Notice message={p.notice} />
+
+      <Section id="profile" title="Profile">
         <table aria-label="Profile">
           <tbody>
             <tr>
@@ -78,29 +114,30 @@ export function AccountPage(p: AccountPageProps) {
             </tr>
           </tbody>
         </table>
-      </div>
+        {p.security && <EmailSection {...p.security} />}
+      </Section>
 
-      <div class="card">
-        <h2>Sign-in methods</h2>
-        <ul id="providers">
-          {p.user.hasPassword && <li>Email and password</li>}
-          {p.providers.map((provider) => (
-            <li data-provider={provider.name}>
-              {provider.name}
-              {provider.email ? ` (${provider.email})` : ''}, linked <When at={provider.linkedAt} />
-            </li>
-          ))}
-          {!p.user.hasPassword && p.providers.length === 0 && <li>None</li>}
-        </ul>
-        {p.security && <ManageSignInMethods {...p.security} />}
-      </div>
-      {p.security && <AccountSecuritySections {...p.security} />}
+      <Section id="security" title="Sign-in & security">
+        {p.security && <PasswordSection {...p.security} />}
+        {p.passkeys && <PasskeysSection {...p.passkeys} nonce={p.nonce} />}
+        {p.secondFactors && <SecondFactorsCard {...p.secondFactors} primary={!changePassword} />}
+        <div class="sub" id="sign-in-methods">
+          <h3>Linked sign-in methods</h3>
+          <ul id="providers">
+            {p.user.hasPassword && <li>Email and password</li>}
+            {p.providers.map((provider) => (
+              <li data-provider={provider.name}>
+                {provider.name}
+                {provider.email ? ` (${provider.email})` : ''}, linked <When at={provider.linkedAt} />
+              </li>
+            ))}
+            {!p.user.hasPassword && p.providers.length === 0 && <li>None</li>}
+          </ul>
+          {p.security && <ManageSignInMethods {...p.security} />}
+        </div>
+      </Section>
 
-      {p.passkeys && <PasskeysSection {...p.passkeys} nonce={p.nonce} />}
-      {p.secondFactors && <SecondFactorsCard {...p.secondFactors} />}
-
-      <div class="card">
-        <h2>Sessions</h2>
+      <Section id="sessions-section" title="Sessions" lede="The browsers and devices signed in to your account.">
         <table id="sessions">
           <thead>
             <tr>
@@ -138,10 +175,20 @@ export function AccountPage(p: AccountPageProps) {
             ))}
           </tbody>
         </table>
-        <form method="post" action={`${p.prefix}/account/logout-all`}>
-          <button type="submit">Sign out everywhere</button>
-        </form>
-      </div>
+      </Section>
+
+      <Section id="danger-zone" title="Danger zone" danger>
+        <div class="sub" id="sign-out-everywhere">
+          <h3>Sign out everywhere</h3>
+          <p class="muted">Ends every session above, this one included.</p>
+          <form method="post" action={`${p.prefix}/account/logout-all`}>
+            <button type="submit" class="button danger">
+              Sign out everywhere
+            </button>
+          </form>
+        </div>
+        {p.security && <DeleteSection {...p.security} />}
+      </Section>
     </Layout>
   );
 }

@@ -4,7 +4,7 @@
  * deleting the account. Plain forms posting to `routes/account-changes.ts` and
  * `routes/linked-identities.ts`; a mail-based action is offered only when the gateway can send mail.
  */
-import { Card, Field, PasswordField, PostForm, PrimaryButton, SecondaryButton } from './components';
+import { Field, PasswordField, PostForm, PrimaryButton, SecondaryButton, Sub } from './components';
 
 export interface AccountSecurityProps {
   prefix: string;
@@ -45,72 +45,66 @@ export function ManageSignInMethods(p: AccountSecurityProps) {
   );
 }
 
-function PasswordSection(p: AccountSecurityProps) {
+/** Sign-in & security: change the password (the section's primary action), or add one by mail. */
+export function PasswordSection(p: AccountSecurityProps) {
   if (p.hasPassword) {
     return (
-      <Card id="change-password">
-        <h2>Change password</h2>
+      <Sub id="change-password">
+        <h3>Password</h3>
         <p class="muted">Your other sessions are signed out; this one stays.</p>
         <PostForm action={`${p.prefix}/account/password`} label="Change password">
           <PasswordField id="current-password" name="current_password" label="Current password" autocomplete="current-password" />
           <PasswordField id="new-password" name="new_password" label="New password" autocomplete="new-password" minlength={p.minPasswordLength} hint={`At least ${p.minPasswordLength} characters.`} />
           <PrimaryButton>Change password</PrimaryButton>
         </PostForm>
-      </Card>
+      </Sub>
     );
   }
   if (!p.passwordLogin || !p.mail || !p.emailVerified) return null;
   return (
-    <Card id="add-password">
-      <h2>Add a password</h2>
+    <Sub id="add-password">
+      <h3>Password</h3>
       <p>We will email a link to {p.email}; it lets you set a password so you can also sign in with your email address.</p>
       <PostForm action={`${p.prefix}/account/password/add`} label="Add a password">
         <SecondaryButton>Email me a link</SecondaryButton>
       </PostForm>
-    </Card>
+    </Sub>
   );
 }
 
-function EmailSection(p: AccountSecurityProps) {
+/** Profile: change the address (the section's primary action), when the gateway can send mail. */
+export function EmailSection(p: AccountSecurityProps) {
   if (!p.mail) return null;
   return (
-    <Card id="change-email">
-      <h2>Change email address</h2>
+    <Sub id="change-email">
+      <h3>Change email address</h3>
       <p class="muted">We email a link to the new address; the change takes effect once you follow it, and {p.email} is told.</p>
       <PostForm action={`${p.prefix}/account/email`} label="Change email address">
         <Field id="new-email" name="new_email" label="New email address" type="email" autocomplete="email" maxlength={254} />
         {p.hasPassword && (
           <PasswordField id="email-current-password" name="current_password" label="Current password" autocomplete="current-password" />
         )}
-        <SecondaryButton>Send confirmation link</SecondaryButton>
+        <PrimaryButton>Send confirmation link</PrimaryButton>
       </PostForm>
-    </Card>
+    </Sub>
   );
 }
 
-function DeleteSection(p: AccountSecurityProps) {
+/** Danger zone: delete the account, behind the password (or a recent provider sign-in). */
+export function DeleteSection(p: AccountSecurityProps) {
   return (
-    <Card id="delete-account">
-      <h2>Delete account</h2>
+    <Sub id="delete-account">
+      <h3>Delete account</h3>
       <p>
         This deletes your account, its sign-in methods and sessions at once. It cannot be undone.
         {!p.hasPassword && ' Sign in again with your provider first if you signed in more than a few minutes ago.'}
       </p>
       <PostForm action={`${p.prefix}/account/delete`} label="Delete account">
         {p.hasPassword && <PasswordField id="delete-password" name="password" label="Current password" autocomplete="current-password" />}
-        <SecondaryButton>Delete my account</SecondaryButton>
+        <button type="submit" class="button danger">
+          Delete my account
+        </button>
       </PostForm>
-    </Card>
-  );
-}
-
-/** The sections after "Sign-in methods" on the account page. */
-export function AccountSecuritySections(p: AccountSecurityProps) {
-  return (
-    <>
-      <PasswordSection {...p} />
-      <EmailSection {...p} />
-      <DeleteSection {...p} />
-    </>
+    </Sub>
   );
 }

@@ -101,6 +101,20 @@ export function Card(p: { id?: string; children: Child }) {
 }
 
 /**
+ * One part of a card with several (a section of the account page), under a rule, headed by an h3.
+ *
+ * @example
+ * <Sub id="change-password"><h3>Password</h3>...</Sub>
+ */
+export function Sub(p: { id: string; children: Child }) {
+  return (
+    <div class="sub" id={p.id}>
+      {p.children}
+    </div>
+  );
+}
+
+/**
  * A form that posts to the gateway, as every form here does: a same-origin POST checked by the
  * `sameOrigin` middleware (the Origin header), so no token field is needed. `returnTo`, when
  * given, travels along as the `return_to` field.
@@ -328,6 +342,20 @@ export function Divider(p: { children: Child }) {
       {p.children}
     </div>
   );
+}
+
+/**
+ * What a `return_to` leads to, in words: the app's name, or the host of another app (an
+ * allowed return origin) when it points away from the gateway. `returnTo` is already checked
+ * (`safeReturnTo`): a path, or a URL of an allowed origin.
+ *
+ * @example
+ * destinationName('https://books.example.com/x', 'https://auth.example.com', 'Acme'); // "books.example.com"
+ */
+export function destinationName(returnTo: string, publicUrl: string, appName: string): string {
+  if (!/^https?:\/\//i.test(returnTo)) return appName;
+  const url = new URL(returnTo);
+  return url.origin === new URL(publicUrl).origin ? appName : url.host;
 }
 
 /**

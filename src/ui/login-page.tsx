@@ -27,6 +27,8 @@ export interface LoginPageProps {
   brand?: Brand;
   /** Offer "Sign in with a passkey" and passkey autofill. */
   passkeys?: boolean;
+  /** What the sign-in leads to: the app's name, or the host of another app `returnTo` names. */
+  destination?: string;
 }
 
 /** Whether `GET {prefix}/register` has anything to offer: password accounts, open registration. */
@@ -90,6 +92,11 @@ export function LoginPage(p: LoginPageProps) {
     <Page title={title} nonce={p.nonce} brand={p.brand ?? { name: 'Gatehouse' }}>
       <Card>
         <h1>{title}</h1>
+        {p.destination && (
+          <p class="lede" id="destination">
+            to continue to <strong>{p.destination}</strong>
+          </p>
+        )}
         <Notice message={p.notice} />
         <ErrorBox message={p.error} />
         <Providers {...p} rt={rt} />

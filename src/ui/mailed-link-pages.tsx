@@ -35,6 +35,44 @@ export function MessagePage(p: Shell & { title: string; message: string; tone: '
 }
 
 /**
+ * "Check your email" after a registration, a new confirmation link or a password reset: the
+ * address the person typed (nothing they did not know), what was sent, and a button to send it
+ * again (the same endpoint, so the same answer for every address).
+ */
+export function CheckEmailPage(p: Shell & { prefix: string; what: 'register' | 'resend' | 'forgot'; message: string; email: string; returnTo: string }) {
+  // The message speaks of "this address": the page names it.
+  const [before, after] = p.message.split('this address');
+  const rt = encodeURIComponent(p.returnTo);
+  const again = p.what === 'forgot' ? `${p.prefix}/password/forgot` : `${p.prefix}/email/verify/resend`;
+  return (
+    <Page title="Check your email" nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>Check your email</h1>
+        <p class="banner" role="status" id="notice">
+          {before}
+          <strong>{p.email}</strong>
+          {after}
+        </p>
+        <p>No email after a few minutes? Check your spam folder, or send it again.</p>
+        <PostForm action={again} returnTo={p.returnTo} label="Send the email again" id="send-again">
+          <input type="hidden" name="email" value={p.email} />
+          <SecondaryButton>Send again</SecondaryButton>
+        </PostForm>
+        <SwitchLine>
+          {p.what === 'register' ? (
+            <>
+              Wrong address? <a href={`${p.prefix}/register?return_to=${rt}`}>Start over</a>
+            </>
+          ) : (
+            <a href={`${p.prefix}/login?return_to=${rt}`}>Back to sign-in</a>
+          )}
+        </SwitchLine>
+      </Card>
+    </Page>
+  );
+}
+
+/**
  * The page a verification link opens: the address, the account's password (whoever confirms
  * must be whoever registered: a link alone would let a stranger who registered this address
  * have its owner verify the stranger's account), and the button that confirms it (a POST).
@@ -64,6 +102,32 @@ export function ConfirmEmailPage(p: Shell & { prefix: string; token: string; ema
           Did not create an account with {p.brand.name}? Then someone else used your address: ignore the email and close this page. Nothing happens
           without the password.
         </p>
+      </Card>
+    </Page>
+  );
+}
+
+/**
+ * After a confirmed link signed the person in: who they are signed in as, and the way on to the
+ * app (`returnTo`, already checked), named as {@link destinationName} names it.
+ */
+export function SignedInPage(p: Shell & { prefix: string; email: string; returnTo: string; destination: string }) {
+  const toAccount = p.returnTo === `${p.prefix}/account`;
+  return (
+    <Page title="You are signed in" nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>You are signed in</h1>
+        <p class="banner" role="status" id="notice">
+          Your email address is confirmed. You are signed in to {p.brand.name} as <strong>{p.email}</strong>.
+        </p>
+        <ButtonLink href={p.returnTo} primary data={{ action: 'next' }}>
+          {toAccount ? 'Go to your account' : `Continue to ${p.destination}`}
+        </ButtonLink>
+        {!toAccount && (
+          <SwitchLine>
+            <a href={`${p.prefix}/account`}>Your account</a>
+          </SwitchLine>
+        )}
       </Card>
     </Page>
   );

@@ -122,13 +122,19 @@ export const PASSKEYS_SCRIPT = `"use strict";
           ol.className = "codes";
           ol.id = "recovery-codes";
           for (const code of res.recovery_codes) { const li = document.createElement("li"); li.textContent = code; ol.appendChild(li); }
-          const a = document.createElement("a");
-          a.className = "button";
-          a.href = add.dataset.done;
-          a.textContent = "Continue";
-          box.append(h, p, ol, a);
+          // Download (and copy, where there is a clipboard), and "I have saved these codes" before going on.
+          const text = res.recovery_codes.join("\\n") + "\\n";
+          const go = document.createElement("form");
+          go.innerHTML = '<div class="actions"><button type="button" class="button secondary" hidden>Copy codes</button><a class="button secondary" id="codes-download" download="recovery-codes.txt">Download</a></div><div class="check"><input type="checkbox" id="codes-saved" required><label for="codes-saved">I have saved these codes somewhere safe</label></div><button type="submit" class="button primary">Continue</button>';
+          go.querySelector("a").href = "data:text/plain;charset=utf-8," + encodeURIComponent(text);
+          const copy = go.querySelector("button");
+          if (navigator.clipboard) copy.hidden = false;
+          copy.addEventListener("click", () => navigator.clipboard.writeText(text).then(() => { copy.textContent = "Copied"; }));
+          go.addEventListener("submit", (ev) => { ev.preventDefault(); location.assign(add.dataset.done); });
+          box.append(h, p, ol, go);
           add.replaceWith(box);
-          a.focus();
+          h.tabIndex = -1;
+          h.focus();
           return;
         }
         location.assign(add.dataset.done);

@@ -21,8 +21,8 @@ export function PasskeysScript(props: { prefix: string; nonce?: string }) {
 export function PasskeysSection(p: PasskeysSectionProps & { nonce?: string }) {
   const base = `${p.prefix}/passkeys`;
   return (
-    <div class="card" id="passkeys">
-      <h2>Passkeys</h2>
+    <div class="sub" id="passkeys">
+      <h3>Passkeys</h3>
       <p class="muted">
         A passkey signs you in with your device’s screen lock, fingerprint or face, or a security key, instead of a password.
       </p>
@@ -70,10 +70,9 @@ export function PasskeysSection(p: PasskeysSectionProps & { nonce?: string }) {
       )}
       {p.recentSignIn ? (
         <form id="passkey-add" hidden data-base={base} data-done={`${p.prefix}/account?done=passkey_added`} aria-labelledby="passkey-add-heading">
-          <h3 id="passkey-add-heading">Add a passkey</h3>
-          <label for="passkey-add-name">Name (optional)</label>
+          <label for="passkey-add-name" id="passkey-add-heading">Name of a new passkey (optional)</label>
           <input id="passkey-add-name" name="name" maxlength={60} placeholder="e.g. Work laptop" />
-          <button type="submit">Add a passkey</button>
+          <button type="submit" class="button secondary">Add a passkey</button>
           <p id="passkey-add-status" role="alert" hidden></p>
         </form>
       ) : (

@@ -1,6 +1,6 @@
 /**
- * The account page's "Second factor" card: the authenticator app's state and plain forms to set
- * it up, remove it, or get new recovery codes (each asks for a recent sign-in first).
+ * The account page's "Authenticator app" part: the app's state and plain forms to set it up,
+ * remove it, or get new recovery codes (each asks for a recent sign-in first).
  */
 export interface SecondFactorsCardProps {
   prefix: string;
@@ -10,12 +10,14 @@ export interface SecondFactorsCardProps {
   recoveryCodesLeft: number;
   /** True when one of the user's roles requires a second factor. */
   required: boolean;
+  /** "Set up" is its section's primary action (the account has no password to change). */
+  primary?: boolean;
 }
 
 export function SecondFactorsCard(p: SecondFactorsCardProps) {
   return (
-    <div class="card" id="second-factors">
-      <h2>Second factor</h2>
+    <div class="sub" id="second-factors">
+      <h3>Authenticator app</h3>
       {p.required && !p.totp && <p role="status">Your role requires a second factor: set one up now.</p>}
       {p.totp ? (
         <>
@@ -24,16 +26,16 @@ export function SecondFactorsCard(p: SecondFactorsCardProps) {
             {p.recoveryCodesLeft} unused recovery code{p.recoveryCodesLeft === 1 ? '' : 's'} left.
           </p>
           <form method="post" action={`${p.prefix}/account/recovery-codes`}>
-            <button type="submit" class="secondary">Get new recovery codes</button>
+            <button type="submit" class="button secondary">Get new recovery codes</button>
           </form>
           <form method="post" action={`${p.prefix}/account/totp/remove`}>
-            <button type="submit" class="secondary">Remove authenticator app</button>
+            <button type="submit" class="button secondary">Remove authenticator app</button>
           </form>
         </>
       ) : p.available ? (
         <>
           <p id="totp-status">Authenticator app: off. Add one so a stolen password is not enough to sign in.</p>
-          <a class="button" href={`${p.prefix}/account/totp`}>
+          <a class={p.primary ? 'button primary' : 'button secondary'} href={`${p.prefix}/account/totp`}>
             Set up an authenticator app
           </a>
         </>

@@ -58,7 +58,7 @@ main{width:100%;max-width:26rem}main.wide{max-width:48rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:.9rem;padding:1.75rem 1.5rem;margin-bottom:1rem}
 @media (max-width:30rem){.shell{padding-top:.5rem}.card{padding:1.25rem 1rem}
 #sessions thead{display:none}#sessions tr,#sessions td{display:block}#sessions tr{padding:.5rem 0;border-bottom:1px solid var(--line)}#sessions td{border:0;padding:.15rem 0}#sessions td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
-h1{font-size:1.5rem;line-height:1.25;margin:0 0 1.25rem}h2{font-size:1.1rem;margin:0 0 .75rem}
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 1.25rem}.lede{color:var(--muted);margin:-1rem 0 1.25rem;overflow-wrap:anywhere}h2{font-size:1.1rem;margin:0 0 .75rem}
 a{color:var(--link)}
 .field{margin-top:1rem}.field-head{display:flex;justify-content:space-between;align-items:baseline;gap:1rem}
 label{display:block;font-weight:600;margin:0 0 .3rem}
@@ -69,17 +69,24 @@ input[aria-invalid=true]{border-color:var(--err)}
 .reveal-row{display:flex;gap:.5rem}.reveal-row input{flex:1}
 button,.button{display:block;width:100%;margin-top:1.25rem;padding:.7rem 1rem;border:1px solid transparent;border-radius:.55rem;background:var(--accent);color:var(--on-accent);font:inherit;font-weight:600;line-height:1.4;text-align:center;text-decoration:none;cursor:pointer}
 .secondary{background:transparent;color:var(--link);border-color:var(--field)}
+.danger{background:transparent;color:var(--err);border-color:var(--err)}
 button.reveal{width:auto;flex:none;margin:0;padding:0 .9rem;font-weight:600}
 .providers{display:grid;gap:.6rem}.providers .button{margin:0}
 .divider{display:flex;align-items:center;gap:.75rem;color:var(--muted);font-size:.875rem;margin:1.5rem 0 .25rem}
 .divider::before,.divider::after{content:"";flex:1;border-top:1px solid var(--line)}
 .error{background:var(--err-bg);border:1px solid var(--err);color:var(--err);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem}
-.banner{background:var(--ok-bg);border:1px solid var(--ok);color:var(--fg);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem}
+.banner{background:var(--ok-bg);border:1px solid var(--ok);color:var(--fg);border-radius:.55rem;padding:.7rem .9rem;margin:0 0 1rem;overflow-wrap:anywhere}
 .switch{text-align:center;color:var(--muted);margin:1.25rem 0 0}
-.back{display:inline-block;margin:.25rem 0 1rem}
+.back{display:inline-block;margin:.25rem 0 1rem}.switch .back{margin:0}
 .muted{color:var(--muted);font-size:.9rem}
+ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap;border:1px solid var(--line);border-radius:.55rem;padding:.75rem .75rem .75rem 2.75rem;margin:1rem 0}
+.actions{display:flex;flex-wrap:wrap;gap:.6rem}.actions>*{flex:1 1 8rem;width:auto;margin:0}
+.check{display:flex;gap:.6rem;align-items:flex-start;margin-top:1.25rem}.check input{width:1.25rem;height:1.25rem;flex:none;margin:.15rem 0 0}.check label{margin:0}
 table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}#profile-email{overflow-wrap:anywhere}
 td form button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}
+h3{font-size:1rem;margin:0 0 .5rem}.sub{border-top:1px solid var(--line);margin-top:1.5rem;padding-top:1.25rem}.card>h2+.sub{border-top:0;margin-top:0;padding-top:0}
+.sub>form{max-width:28rem}.sub p{margin:.5rem 0}.wide .button,.wide button{width:auto;display:inline-block}
+.danger-zone{border-color:var(--err)}.toc{display:flex;flex-wrap:wrap;gap:.35rem 1.25rem;margin:0 0 1.25rem}
 :focus-visible{outline:3px solid var(--link);outline-offset:2px}
 `;
 

@@ -13,8 +13,10 @@
  *   About 87 KiB without issues 11 and 12; those add about 127 KiB gzip, all loaded by dynamic
  *   import() (passkeys: @simplewebauthn/server with its X.509/ASN.1 stack about 98, second
  *   factors about 16, mail and account flows about 13: their own measurement), and split
- *   modules compress a few per cent worse together than one file, hence 230 KiB. Raise it only
- *   deliberately.
+ *   modules compress a few per cent worse together than one file, hence 230 KiB; the pages that
+ *   name the address, account and app (account sections, "check your email" with its resend,
+ *   the signed-in page after a confirmed link, copying, downloading and acknowledging recovery
+ *   codes) add about 2 KiB of lazily loaded markup, hence 231. Raise it only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWorker } from '../../scripts/build.mjs';
@@ -24,7 +26,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 44;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 230;
+export const TOTAL_BUDGET_KIB = 231;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

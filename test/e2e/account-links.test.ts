@@ -93,7 +93,11 @@ describe('register -> verify -> sign in, in Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'verify-confirm-wrong-password.png'), fullPage: true });
     await page.locator('#confirm-password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Confirm email' }).click();
-    // Confirmed and signed in, on to the registration's return_to.
+    // Confirmed and signed in: a page says so, and its one button goes on to the registration's return_to.
+    await expect(page.getByRole('heading', { name: 'You are signed in' }).isVisible()).resolves.toBe(true);
+    await expect(page.getByRole('status').innerText()).resolves.toContain(email);
+    await page.screenshot({ path: join(ARTIFACTS, 'verify-signed-in.png'), fullPage: true });
+    await page.locator('a[data-action="next"]').click();
     await page.waitForURL(`${gw.url}/auth/me`);
     expect((await jsonBody<{ user: { email: string; email_verified: boolean } }>(page)).user).toMatchObject({ email, email_verified: true });
 

@@ -4,12 +4,15 @@
  * (git-ignored) for a person to look at; what can be asserted without pixels is asserted:
  * no horizontal overflow on a phone, WCAG AA contrast of body and primary-button text as the
  * browser computes it, a label for every input, one h1, no CSP violation, the show-password
- * toggle, and a sign-in that works with JavaScript off.
+ * toggle, and a sign-in that works with JavaScript off. Pages that answer a form post (check
+ * your email, signed in after a confirmed link, recovery codes) are reached as a person would.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSmtpCatcher, type SmtpCatcher } from '../support/smtp-catcher';
 import { CHROMIUM, Client, ROOT, startGateway, type Gateway } from './harness';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -18,11 +21,17 @@ const email = `pages-${Date.now()}@example.com`;
 
 let gw: Gateway;
 let browser: Browser;
+let catcher: SmtpCatcher;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
+  catcher = await startSmtpCatcher();
   gw = await startGateway({
     vars: {
+      // Mail on, verification optional: registration still signs in, and the mailed pages exist.
+      SMTP_URL: catcher.smtpUrl,
+      EMAIL_VERIFICATION: 'optional',
+      TOKEN_ENCRYPTION_KEY: 'pages-look-token-encryption-key-0123456789',
       APP_NAME: 'Acme Books',
       APP_ACCENT: '#0f766e',
       // Provider buttons on the page; nobody clicks them, so the issuer is never asked.
@@ -41,6 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await gw?.stop();
+  await catcher?.stop();
 });
 
 interface Facts {
@@ -49,6 +59,7 @@ interface Facts {
   unlabelled: string[];
   bodyContrast: number;
   primaryContrast: number | null;
+  /** Primary buttons in the page, or in its busiest section where it has sections (the account page). */
   primaries: number;
 }
 
@@ -84,22 +95,61 @@ function pageFacts(): Facts {
     unlabelled: inputs.filter((i) => i.labels?.length === 0 && !i.getAttribute('aria-label')).map((i) => i.id || i.name),
     bodyContrast: Math.min(...texts.map(textContrast)),
     primaryContrast: primary ? textContrast(primary) : null,
-    primaries: document.querySelectorAll('.button.primary').length,
+    primaries: Math.max(...[...document.querySelectorAll('main section, main')].map((part) => (part.tagName === 'MAIN' && part.querySelector('section') ? 0 : part.querySelectorAll('.button.primary').length))),
   };
 }
 
-const PAGES: { name: string; path: string; signedIn?: boolean; primary: boolean }[] = [
+/** An account of its own (a new address each time), registered as an API client would; its address. */
+async function newAccount(label: string): Promise<string> {
+  const address = `pages-${label}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+  const reg = await new Client(gw.url).fetch('/auth/register', { method: 'POST', json: { email: address, password: PASSWORD } });
+  expect(reg.status).toBe(201);
+  return address;
+}
+
+/**
+ * Pages that are the answer to a form post, driven the way a person gets there: `post` (posted
+ * from `path`, a page of the gateway) or `flow` (clicked through, from a fresh account).
+ */
+const FLOWS: Record<string, (page: Page) => Promise<void>> = {
+  // Confirming the mailed link, with the password: the page that says who is now signed in.
+  'signed-in': async (page) => {
+    const address = await newAccount('confirm');
+    const mail = await catcher.waitForMail(address);
+    await page.goto(mail.links.find((l) => l.includes('/auth/email/verify?token='))!);
+    await page.locator('#confirm-password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Confirm email' }).click();
+    await page.getByRole('heading', { name: 'You are signed in' }).waitFor();
+  },
+  // Turning on an authenticator app: the recovery codes, shown once.
+  'recovery-codes': async (page) => {
+    await signIn(page, '/auth/account', await newAccount('codes'));
+    await page.goto(`${gw.url}/auth/account/totp`);
+    const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
+    await page.fill('#totp-code', new TOTP({ secret: Secret.fromBase32(secret) }).generate());
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.locator('#recovery-codes').waitFor();
+  },
+};
+
+const PAGES: { name: string; path: string; signedIn?: boolean; primary: boolean; post?: { action: string; fields: Record<string, string> } }[] = [
   { name: 'sign-in', path: '/auth/login?return_to=%2Fauth%2Fme', primary: true },
   { name: 'sign-in-notice', path: '/auth/login?done=signed_out', primary: true },
   { name: 'create-account', path: '/auth/register?return_to=%2Fauth%2Fme', primary: true },
   { name: 'not-found', path: '/auth/no-such-page', primary: true },
+  { name: 'not-found-signed-in', path: '/auth/no-such-page', signedIn: true, primary: true },
   { name: 'oauth-error', path: '/auth/login/nope', primary: true },
-  { name: 'account', path: '/auth/account', signedIn: true, primary: false },
+  { name: 'account', path: '/auth/account', signedIn: true, primary: true },
+  { name: 'step-up', path: '/auth/step-up?return_to=%2Fauth%2Fme', signedIn: true, primary: true },
+  { name: 'check-email', path: '/auth/login', primary: false, post: { action: '/auth/email/verify/resend', fields: { email: 'someone-else@example.com' } } },
+  // Last: their flows leave the browser signed in as another account.
+  { name: 'signed-in', path: '/auth/login', primary: true },
+  { name: 'recovery-codes', path: '/auth/login', primary: true },
 ];
 
-async function signIn(page: Page, returnTo = '/auth/account') {
+async function signIn(page: Page, returnTo = '/auth/account', as = email) {
   await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent(returnTo)}`);
-  await page.locator('#login-email').fill(email);
+  await page.locator('#login-email').fill(as);
   await page.locator('#login-password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL(`${gw.url}${returnTo}`);
@@ -124,11 +174,25 @@ describe.each([
     await context?.close();
   });
 
-  it.each(PAGES)('$name: fits, reads at 4.5:1, labels every input, one h1', async ({ name, path, signedIn, primary }) => {
+  it.each(PAGES)('$name: fits, reads at 4.5:1, labels every input, one h1', async ({ name, path, signedIn, primary, post }) => {
     const page = await context.newPage();
     if (signedIn) await signIn(page);
     const r = await page.goto(`${gw.url}${path}`);
     expect(r?.headers()['content-type']).toMatch(/^text\/html/);
+    if (post) {
+      // As the page's own form would: a same-origin POST, and the page it answers with.
+      const answered = page.waitForNavigation();
+      await page.evaluate(({ action, fields }) => {
+        const form = document.createElement('form');
+        form.method = 'post';
+        form.action = action;
+        for (const [k, v] of Object.entries(fields)) form.append(Object.assign(document.createElement('input'), { type: 'hidden', name: k, value: v }));
+        document.body.append(form);
+        form.submit();
+      }, post);
+      expect((await answered)?.headers()['content-type']).toMatch(/^text\/html/);
+    }
+    await FLOWS[name]?.(page);
     await page.screenshot({ path: join(ARTIFACTS, `pages-${name}-${scheme}-${width}.png`), fullPage: true });
     const facts = await page.evaluate(pageFacts);
     expect(facts.overflow, 'horizontal overflow (px)').toBeLessThanOrEqual(0);
@@ -184,6 +248,25 @@ describe('the show-password toggle', () => {
     await page.goto(`${gw.url}/auth/account?return_to=%2Fauth%2Fme`);
     await page.getByRole('link', { name: 'Back to Acme Books' }).click();
     await page.waitForURL(`${gw.url}/auth/me`);
+    await context.close();
+  });
+});
+
+describe('recovery codes', () => {
+  it('without JavaScript: plain text with a download link, and going on needs the box ticked', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await FLOWS['recovery-codes']!(page);
+    await expect(page.getByRole('button', { name: 'Copy codes' }).isVisible()).resolves.toBe(false);
+    await expect(page.locator('#codes-download').isVisible()).resolves.toBe(true);
+    const back = page.getByRole('button', { name: 'Back to your account' });
+    await back.click();
+    await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10); // the browser refused: still here
+    await page.getByLabel('I have saved these codes somewhere safe').check();
+    await back.click();
+    // A GET form without named fields: the address gains an empty query.
+    await page.waitForURL(/\/auth\/account\??$/);
+    await expect(page.getByRole('heading', { name: 'Your account' }).isVisible()).resolves.toBe(true);
     await context.close();
   });
 });

@@ -63,7 +63,10 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     const codes = page.locator('#recovery-codes li');
     await codes.first().waitFor({ state: 'visible' });
     await expect(codes.count()).resolves.toBe(10);
-    await page.getByRole('link', { name: 'Continue' }).click();
+    await expect(page.locator('#codes-download').getAttribute('href')).resolves.toMatch(/^data:text\/plain/);
+    await page.screenshot({ path: join(ARTIFACTS, 'passkeys-recovery-codes.png'), fullPage: true });
+    await page.getByLabel('I have saved these codes somewhere safe').check();
+    await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=passkey_added`);
     await expect(page.locator('#notice').innerText()).resolves.toBe('Your passkey has been added.');
     const rows = page.locator('#passkey-list tbody tr');
@@ -134,7 +137,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await page.fill('#register-password', PASSWORD);
     await page.click('button:has-text("Create account")');
     await page.waitForURL(`${gw.url}/auth/account`);
-    await expect(page.locator('#passkeys h2').innerText()).resolves.toBe('Passkeys');
+    await expect(page.locator('#passkeys h3').innerText()).resolves.toBe('Passkeys');
     await expect(page.locator('#passkey-add').isVisible()).resolves.toBe(false);
     await expect(page.locator('#passkeys noscript').count()).resolves.toBe(1);
     await context.close();

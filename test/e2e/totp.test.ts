@@ -99,7 +99,11 @@ describe('second factors in Chromium', () => {
     await page.getByRole('button', { name: 'Turn on' }).click();
     await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10);
     await page.screenshot({ path: join(ARTIFACTS, 'totp-recovery-codes.png'), fullPage: true });
-    await page.getByRole('link', { name: 'Back to your account' }).click();
+    // Going on needs the "I have saved these codes" box: without it the browser stays on the page.
+    await page.getByRole('button', { name: 'Back to your account' }).click();
+    await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10);
+    await page.getByLabel('I have saved these codes somewhere safe').check();
+    await page.getByRole('button', { name: 'Back to your account' }).click();
     await expect(page.locator('#totp-status').innerText()).resolves.toContain('Authenticator app: on');
 
     // Sign out this device, then sign in again: the password alone is not enough.

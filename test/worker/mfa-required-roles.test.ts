@@ -69,7 +69,7 @@ describe('MFA_REQUIRED_ROLES', () => {
     expect(done.status).toBe(200);
     const after = await done.text();
     expect(recoveryCodesFromPage(after)).toHaveLength(10);
-    expect(after).toContain('href="/dashboard"');
+    expect(after).toContain('<form method="get" action="/dashboard" id="codes-continue">');
     expect(decodeJwt(setCookies(done).get('__Host-gatehouse')!.value).amr).toEqual(['pwd', 'otp', 'mfa']);
   });
 

@@ -40,6 +40,9 @@ describe('page colours', () => {
     expect(STYLES).toMatch(/\.secondary\{[^}]*color:var\(--link\)/);
     expect(STYLES).toMatch(/\.error\{background:var\(--err-bg\);[^}]*color:var\(--err\)/);
     expect(STYLES).toMatch(/\.banner\{background:var\(--ok-bg\);[^}]*color:var\(--fg\)/);
+    // The danger zone's buttons are error-coloured text on the card; the line under a heading is muted text.
+    expect(STYLES).toMatch(/\.danger\{background:transparent;color:var\(--err\)/);
+    expect(STYLES).toMatch(/\.lede\{color:var\(--muted\)/);
     expect(contrast(p['on-accent'], p.accent)).toBeGreaterThanOrEqual(4.5);
     for (const surface of [p.card, p.bg]) {
       expect(contrast(p.link, surface)).toBeGreaterThanOrEqual(4.5); // secondary buttons, links

@@ -109,6 +109,8 @@ describe('account self-service in a browser', () => {
     await page.getByRole('link', { name: 'Continue to Mock SSO' }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=identity_linked`);
     await expect(page.locator('#providers').innerText()).resolves.toContain('Mock SSO');
+    // A new way into the account: its owner is told.
+    expect((await catcher.waitForMail(email, 2)).subject).toMatch(/A sign-in method was added/);
   });
 
   it('changes the email through the link mailed to the new address; the old address is told', async () => {
@@ -117,6 +119,8 @@ describe('account self-service in a browser', () => {
     await page.locator('#email-current-password').fill(NEW_PASSWORD);
     await page.getByRole('button', { name: 'Send confirmation link' }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=email_link_sent`);
+    // The present address hears of the request before anything changes.
+    expect((await catcher.waitForMail(email, 3)).subject).toMatch(/A change of your email address was requested/);
 
     const mail = await catcher.waitForMail(newEmail);
     const link = mail.links.find((l) => l.includes('/auth/account/email/confirm'))!;
@@ -126,7 +130,7 @@ describe('account self-service in a browser', () => {
     await page.getByRole('button', { name: 'Confirm new address' }).click();
     await expect(page.locator('#notice').innerText()).resolves.toContain(`Your account now uses ${newEmail}.`);
 
-    const notice = await catcher.waitForMail(email, 2);
+    const notice = await catcher.waitForMail(email, 4);
     expect(notice.subject).toMatch(/email address of your .* account was changed/);
     expect(notice.text).toContain(newEmail);
     expect((await json('/auth/login', { body: { email: newEmail, password: NEW_PASSWORD } })).status).toBe(200);

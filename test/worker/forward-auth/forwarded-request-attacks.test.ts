@@ -255,3 +255,69 @@ describe('item 13: letters outside ASCII that fold to ASCII pick the route they 
     expect(decodeJwt(signedIn.assertion!).aud).toBe(audience);
   });
 });
+
+describe('forward-auth: the route is not chosen by a header the client can add', () => {
+  const env = proxyEnv([
+    { path: '/ops', origin: 'https://ops.internal.example', auth: 'required', allow: { roles: ['ops'] } },
+    { path: '/pub', origin: 'https://pub.internal.example', auth: 'public' },
+  ]);
+
+  it('nginx sets X-Original-URI; a client-sent X-Forwarded-Uri naming a public route does not open /ops', async () => {
+    const anonymous = await call('/auth/verify', { env, headers: { 'x-original-uri': '/ops/deploy', 'x-forwarded-uri': '/pub/a' } });
+    expect(anonymous.status).toBe(403);
+    expect(await anonymous.json()).toMatchObject({ error: 'forbidden' });
+
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const signedIn = await call('/auth/verify', { env, headers: { ...bearer(access_token), 'x-original-uri': '/ops/deploy', 'x-forwarded-uri': '/pub/a' } });
+    expect(signedIn.status).toBe(403);
+    expect(signedIn.headers.get('x-auth-user-id')).toBeNull();
+  });
+
+  it('Traefik/Caddy set X-Forwarded-Uri; a client-sent X-Original-URI does not override it either', async () => {
+    const r = await call('/auth/verify', { env, headers: { 'x-forwarded-uri': '/ops/deploy', 'x-original-uri': '/pub/a' } });
+    expect(r.status).toBe(403);
+  });
+
+  it('both headers naming the same route are fine', async () => {
+    const r = await call('/auth/verify', { env, headers: { 'x-forwarded-uri': '/pub/a?x=1', 'x-original-uri': '/PUB/b' } });
+    expect(r.status).toBe(200);
+  });
+});
+
+describe('forward-auth: cookie-authenticated unsafe requests from another site are refused, as on the proxy', () => {
+  const env = proxyEnv([{ path: '/app', origin: 'https://app.internal.example', auth: 'required' }]);
+
+  it('X-Forwarded-Method POST with a cross-site or same-site Sec-Fetch-Site, or a foreign Origin: 403', async () => {
+    const { cookies } = await cookieSession(env);
+    const variants: Record<string, string>[] = [
+      { 'x-forwarded-method': 'POST', 'sec-fetch-site': 'cross-site' },
+      { 'x-forwarded-method': 'DELETE', 'sec-fetch-site': 'same-site' },
+      { 'x-original-method': 'put', origin: 'https://evil.example' },
+      { 'x-forwarded-method': 'POST', origin: 'null', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com' },
+    ];
+    for (const headers of variants) {
+      const r = await call('/auth/verify', { env, cookies, headers: { 'x-forwarded-uri': '/app/x', ...headers } });
+      expect(r.status, JSON.stringify(headers)).toBe(403);
+      expect(await r.json()).toMatchObject({ error: 'forbidden' });
+      expect(r.headers.get('x-auth-user-id')).toBeNull();
+    }
+  });
+
+  it('same-origin posts, the app\'s own Origin, safe methods and bearer clients still pass', async () => {
+    const { cookies } = await cookieSession(env);
+    const passing: Record<string, string>[] = [
+      { 'x-forwarded-method': 'POST', 'sec-fetch-site': 'same-origin' },
+      { 'x-forwarded-method': 'POST', origin: 'https://app.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com' },
+      { 'x-forwarded-method': 'GET', 'sec-fetch-site': 'cross-site' },
+      {},
+    ];
+    for (const headers of passing) {
+      const r = await call('/auth/verify', { env, cookies, headers: { 'x-forwarded-uri': '/app/x', ...headers } });
+      expect(r.status, JSON.stringify(headers)).toBe(200);
+      expect(r.headers.get('x-auth-user-id')).toBeTruthy();
+    }
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const api = await call('/auth/verify', { env, headers: { ...bearer(access_token), 'x-forwarded-uri': '/app/x', 'x-forwarded-method': 'POST', 'sec-fetch-site': 'cross-site' } });
+    expect(api.status).toBe(200);
+  });
+});

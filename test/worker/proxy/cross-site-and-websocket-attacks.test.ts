@@ -249,3 +249,45 @@ describe('item 13: letters outside ASCII that fold to ASCII pick the route they 
     expect(foldSegment('\u00C9t\u00E9')).toBe('\u00E9t\u00E9');
   });
 });
+
+describe('cross-site WebSocket hijacking: a cookie-authenticated upgrade from another site is refused', () => {
+  const wsHeaders = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+
+  it('403 for a cross-site or same-site handshake, or a foreign Origin; the origin is never asked', async () => {
+    const origin = recordingOrigin(() => {
+      const pair = new WebSocketPair();
+      pair[1].accept();
+      return new Response(null, { status: 101, webSocket: pair[0] });
+    });
+    const env = proxyEnv([{ path: '/ws', origin: 'service:WS', auth: 'required' }], { WS: origin });
+    const { cookies } = await cookieSession(env);
+    const variants: Record<string, string>[] = [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' }];
+    for (const extra of variants) {
+      const r = await call('/ws', { env, cookies, headers: { ...wsHeaders, ...extra } });
+      expect(r.status, JSON.stringify(extra)).toBe(403);
+      expect(await r.json()).toMatchObject({ error: 'forbidden' });
+    }
+    expect(origin.seen).toHaveLength(0);
+
+    const own = await call('/ws', { env, cookies, headers: { ...wsHeaders, 'sec-fetch-site': 'same-origin', origin: PUBLIC_URL } });
+    expect(own.status).toBe(101);
+    own.webSocket!.accept();
+    own.webSocket!.close();
+    expect(origin.seen).toHaveLength(1);
+  });
+});
+
+describe('an origin cannot plant the OAuth flow cookie (login CSRF through a proxied response)', () => {
+  it('Set-Cookie __Host-gatehouse-oauth from an origin is dropped; the origin\'s own cookies stay', async () => {
+    const origin = recordingOrigin(() => {
+      const headers = new Headers();
+      headers.append('set-cookie', '__Host-gatehouse-oauth=planted; Path=/; Secure; HttpOnly; SameSite=Lax');
+      headers.append('set-cookie', 'app=1; Path=/');
+      return new Response('ok', { headers });
+    });
+    const env = proxyEnv([{ path: '/pub', origin: 'service:ORIGIN', auth: 'public' }], { ORIGIN: origin });
+    const r = await call('/pub/x', { env });
+    expect(r.status).toBe(200);
+    expect(r.headers.getSetCookie()).toEqual(['app=1; Path=/']);
+  });
+});

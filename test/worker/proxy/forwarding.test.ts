@@ -3,10 +3,12 @@
  * and the gateway's cookies and bearer token removed; the assertion's claims; bodies,
  * redirects, WebSockets and origin failures.
  */
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import worker from '../../../src/index';
 import { bearer, call, PUBLIC_URL, registerUser } from '../support/helpers';
-import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
+import { cookieSession, proxyEnv, recordingOrigin } from '../support/proxy-helpers';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -239,5 +241,25 @@ describe('bodies, responses and failures', () => {
     const anon = await call('/ws', { env: e, headers: { upgrade: 'websocket', connection: 'Upgrade' } });
     expect(anon.status).toBe(401);
     expect(origin.seen).toHaveLength(1);
+  });
+});
+
+describe('the gateway cookies never reach an origin, however the Cookie header is split', () => {
+  it('two Cookie header lines (joined with ", " by the runtime) do not smuggle __Host-gatehouse through', async () => {
+    const origin = recordingOrigin();
+    const env = proxyEnv([{ path: '/opt', origin: 'service:ORIGIN', auth: 'optional' }], { ORIGIN: origin });
+    const { cookies } = await cookieSession(env);
+    const headers = new Headers({ 'cf-connecting-ip': '203.0.113.7' });
+    headers.append('cookie', 'theme=dark, plain');
+    headers.append('cookie', `__Host-gatehouse=${cookies['__Host-gatehouse']}`);
+    headers.append('cookie', `__Secure-gatehouse-refresh=${cookies['__Secure-gatehouse-refresh']}`);
+    const ctx = createExecutionContext();
+    const r = await worker.fetch(new Request(`${PUBLIC_URL}/opt/x`, { headers }), env as never, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(r.status).toBe(200);
+    const seen = origin.seen[0]!.headers;
+    expect(seen.cookie).toBe('theme=dark, plain');
+    expect(JSON.stringify(seen)).not.toContain(cookies['__Host-gatehouse']);
+    expect(JSON.stringify(seen)).not.toContain(cookies['__Secure-gatehouse-refresh']);
   });
 });

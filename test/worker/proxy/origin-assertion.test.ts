@@ -118,3 +118,27 @@ describe('verifyGatehouseAssertion (origin helper)', () => {
     ).rejects.toThrow(/not valid/);
   });
 });
+
+describe('token confusion between access tokens and assertions', () => {
+  afterEach(() => vi.restoreAllMocks());
+  const env = proxyEnv([]);
+
+  it('an assertion whose aud is PUBLIC_URL (forward-auth, unknown path) is not accepted as an access token', async () => {
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const r = await call('/auth/verify', { env, headers: { ...bearer(access_token), 'x-original-uri': '/elsewhere' } });
+    const assertion = r.headers.get('x-auth-assertion')!;
+    expect(decodeJwt(assertion).aud).toBe(PUBLIC_URL);
+    const me = await call('/auth/me', { env, headers: bearer(assertion) });
+    expect(me.status).toBe(401);
+    expect(await me.json()).toMatchObject({ error: 'invalid_token' });
+  });
+
+  it('the origin helper refuses a fresh access token presented as X-Auth-Assertion for audience PUBLIC_URL', async () => {
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const jwks = await (await call('/.well-known/jwks.json', { env })).text();
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async () => new Response(jwks, { headers: { 'content-type': 'application/json' } }));
+    await expect(
+      verifyGatehouseAssertion({ headers: { 'x-auth-assertion': access_token } }, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: PUBLIC_URL }),
+    ).rejects.toThrow(/not valid/);
+  });
+});

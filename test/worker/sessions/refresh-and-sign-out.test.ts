@@ -1,7 +1,10 @@
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { bearer, call, countRows, makeEnv, registerUser, revokedKeys, seedUser, setCookies, stateSnapshot, uniqueEmail, GOOD_PASSWORD, type TokenResponse } from '../support/helpers';
+import { keyringFromJwks } from '../../../src/keys/keyring';
+import { issueAccessToken } from '../../../src/tokens/access-token';
+import { baseEnv, bearer, call, countRows, defaultEnv, makeEnv, registerUser, revokedKeys, seedUser, setCookies, stateSnapshot, uniqueEmail, GOOD_PASSWORD, PUBLIC_URL, testKey, type TokenResponse } from '../support/helpers';
+import { cookieSession } from '../support/proxy-helpers';
 
 const refresh = (refresh_token: string, e?: ReturnType<typeof makeEnv>) => call('/auth/refresh', { json: { refresh_token }, env: e });
 const now = () => Math.floor(Date.now() / 1000);
@@ -13,6 +16,14 @@ const sid = (t: TokenResponse) => decodeJwt<{ sid: string }>(t.access_token).sid
  */
 const verify = (t: TokenResponse) => call('/auth/verify', { headers: bearer(t.access_token) });
 const REVOKED = { error: 'invalid_token', error_description: 'The access token has been revoked.' };
+/** verifyAccessToken's clock tolerance: a token is accepted until `exp` + this. */
+const CLOCK_TOLERANCE_S = 30;
+
+/** The KV expiry (Unix seconds) of one REVOKED key. */
+async function kvExpiration(name: string): Promise<number | undefined> {
+  const { keys } = await baseEnv.REVOKED.list({ prefix: name });
+  return keys.find((k) => k.name === name)?.expiration;
+}
 
 describe('POST /auth/refresh', () => {
   it('rotates the refresh token and issues a new access token for the same session', async () => {
@@ -255,5 +266,45 @@ describe('GET /auth/me', () => {
     const t = await registerUser();
     await env.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(now(), t.user.id).run();
     expect((await call('/auth/me', { headers: bearer(t.access_token) })).status).toBe(401);
+  });
+});
+
+describe('revocation outlives every token it revokes (verification accepts exp + clock tolerance)', () => {
+  it('logout: the sid key stays in KV until every token of the session is refused by its exp anyway (no per-token jti key)', async () => {
+    const t = await registerUser();
+    const claims = decodeJwt(t.access_token) as { jti: string; sid: string; exp: number };
+    const before = now();
+    const r = await call('/auth/logout', { method: 'POST', headers: bearer(t.access_token) });
+    expect(r.status).toBe(200);
+    expect(await kvExpiration(`jti:${claims.jti}`)).toBeUndefined();
+    // Any token of the session was issued before now, so it expires by now + ACCESS_TOKEN_TTL (600).
+    expect(await kvExpiration(`sid:${claims.sid}`)).toBeGreaterThanOrEqual(before + 600 + CLOCK_TOLERANCE_S);
+  });
+});
+
+describe('sign-out from a browser whose access cookie has expired', () => {
+  it('a stale access cookie next to a live refresh cookie still signs out (session ended, cookies cleared)', async () => {
+    const { cookies } = await cookieSession(defaultEnv);
+    const claims = decodeJwt(cookies['__Host-gatehouse']) as { sub: string; sid: string; email: string };
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const stale = await issueAccessToken(
+      { keyring: ring, issuer: PUBLIC_URL, audience: PUBLIC_URL },
+      { userId: claims.sub, sessionId: claims.sid, email: claims.email, emailVerified: false, roles: [], amr: ['pwd'], authTime: 0, ttlSeconds: 600 },
+      now() - 3600,
+    );
+    const r = await call('/auth/logout', {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'same-origin' },
+      cookies: { '__Host-gatehouse': stale.token, '__Secure-gatehouse-refresh': cookies['__Secure-gatehouse-refresh'] },
+    });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ ok: true, ended_sessions: 1 });
+    expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', claims.sid)).toBe(1);
+    expect(setCookies(r).get('__Host-gatehouse')?.value).toBe('');
+  });
+
+  it('a bad bearer token is still refused', async () => {
+    const r = await call('/auth/logout', { method: 'POST', headers: bearer('a.b.c') });
+    expect(r.status).toBe(401);
   });
 });

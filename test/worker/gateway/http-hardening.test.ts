@@ -21,7 +21,7 @@ async function fetchAt(url: string, env: TestEnv, init: RequestInit = {}): Promi
   return response;
 }
 
-describe('development gateway at another loopback name (item 21)', () => {
+describe('development gateway at another loopback name', () => {
   const origin = recordingOrigin(() => new Response('private page'));
   const devEnv = makeEnv({
     ENVIRONMENT: 'development',
@@ -98,7 +98,7 @@ describe('development gateway at another loopback name (item 21)', () => {
   });
 });
 
-describe('unknown gateway paths (item 22a)', () => {
+describe('unknown gateway paths', () => {
   it('a browser gets the HTML error page with a nonce CSP and the gateway headers', async () => {
     const r = await call('/auth/no-such-page', { headers: NAVIGATE });
     expect(r.status).toBe(404);
@@ -124,7 +124,7 @@ describe('unknown gateway paths (item 22a)', () => {
   });
 });
 
-describe('wrong method on a gateway endpoint (item 22b)', () => {
+describe('wrong method on a gateway endpoint', () => {
   const cases: [method: string, path: string, allow: string][] = [
     ['PUT', '/auth/login', 'GET, HEAD, POST'],
     ['DELETE', '/auth/register', 'GET, HEAD, POST'],
@@ -162,7 +162,7 @@ describe('wrong method on a gateway endpoint (item 22b)', () => {
   });
 });
 
-describe('a missing required field is named as missing (item 22c)', () => {
+describe('a missing required field is named as missing', () => {
   it('JSON sign-in without email or password', async () => {
     const noEmail = await call('/auth/login', { json: { password: GOOD_PASSWORD } });
     expect(noEmail.status).toBe(400);
@@ -185,7 +185,7 @@ describe('a missing required field is named as missing (item 22c)', () => {
   });
 });
 
-describe('WWW-Authenticate carries only RFC 6750 codes (item 22d)', () => {
+describe('WWW-Authenticate carries only RFC 6750 codes', () => {
   it('a wrong password: JSON invalid_credentials, header error="invalid_request"', async () => {
     const email = uniqueEmail('rfc6750');
     await seedUser({ email });

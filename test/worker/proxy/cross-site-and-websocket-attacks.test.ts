@@ -13,7 +13,7 @@ import { cookieSession, proxyEnv, recordingOrigin } from '../support/proxy-helpe
 
 const cookieHeader = (cookies: Record<string, string>) => Object.entries(cookies).map(([k, v]) => `${k}=${v}`).join('; ');
 
-describe('item 3: a WebSocket 101 cannot set the gateway\'s cookies', () => {
+describe('a WebSocket 101 cannot set the gateway\'s cookies', () => {
   it('Set-Cookie for our cookies is dropped from the 101, the origin\'s own stays, and the socket still works', async () => {
     const origin = recordingOrigin(() => {
       const pair = new WebSocketPair();
@@ -43,7 +43,7 @@ describe('item 3: a WebSocket 101 cannot set the gateway\'s cookies', () => {
   });
 });
 
-describe('item 8: an unsafe cookie request with neither Origin nor Sec-Fetch-Site is refused', () => {
+describe('an unsafe cookie request with neither Origin nor Sec-Fetch-Site is refused', () => {
   const origin = recordingOrigin();
   const env = proxyEnv([{ path: '/app', origin: 'service:APP', auth: 'required' }], { APP: origin });
 
@@ -91,7 +91,7 @@ describe('item 8: an unsafe cookie request with neither Origin nor Sec-Fetch-Sit
   });
 });
 
-describe('item 9: TRACE is answered by the gateway; method overrides count for the cross-site check', () => {
+describe('TRACE is answered by the gateway; method overrides count for the cross-site check', () => {
   const origin = recordingOrigin();
   const env = proxyEnv(
     [
@@ -139,7 +139,7 @@ describe('item 9: TRACE is answered by the gateway; method overrides count for t
   });
 });
 
-describe('item 10: identity and routing headers an origin might honour are stripped', () => {
+describe('identity and routing headers an origin might honour are stripped', () => {
   it('the origin sees exactly the expected header set', async () => {
     const origin = recordingOrigin();
     const env = proxyEnv([{ path: '/app', origin: 'service:APP', auth: 'required' }], { APP: origin });
@@ -187,7 +187,7 @@ describe('item 10: identity and routing headers an origin might honour are strip
   });
 });
 
-describe('item 13: letters outside ASCII that fold to ASCII pick the route they fold to', () => {
+describe('letters outside ASCII that fold to ASCII pick the route they fold to', () => {
   const root = recordingOrigin();
   const admin = recordingOrigin();
   const ops = recordingOrigin();

@@ -182,7 +182,7 @@ describe('the account-claim path (a verified provider sign-in claims an unverifi
   });
 });
 
-describe('POST /auth/logout is idempotent (issue 8, item 22)', () => {
+describe('POST /auth/logout is idempotent', () => {
   it('a second sign-out with the same, now revoked, token: 200 with the cookies cleared', async () => {
     const t = await registerUser();
     expect((await call('/auth/logout', { method: 'POST', headers: bearer(t.access_token) })).status).toBe(200);

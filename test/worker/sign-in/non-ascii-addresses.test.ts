@@ -8,7 +8,7 @@ import { call, countRows, GOOD_PASSWORD, PUBLIC_URL, uniqueEmail } from '../supp
 
 const origin = { origin: PUBLIC_URL };
 
-describe('item 16: non-ASCII email addresses at registration and password sign-in', () => {
+describe('non-ASCII email addresses at registration and password sign-in', () => {
   it('refuses to register the Kelvin-sign spelling of an address', async () => {
     const ascii = uniqueEmail('kevin');
     const folded = ascii.replace(/^k/, '\u212A');

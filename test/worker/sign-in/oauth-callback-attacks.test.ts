@@ -32,7 +32,7 @@ async function expectRefusedPage(r: Response, status: number, before: Awaited<Re
   return r.text();
 }
 
-describe('item 12: RFC 9207 issuer identification on the callback', () => {
+describe('RFC 9207 issuer identification on the callback', () => {
   it('refuses an iss that names another issuer, before the code is sent anywhere', async () => {
     const { idp, e } = await provider();
     idp.sendIss = 'https://attacker.example.test';
@@ -62,7 +62,7 @@ describe('item 12: RFC 9207 issuer identification on the callback', () => {
   });
 });
 
-describe('item 14: https issuers only, and no redirects at the token endpoint', () => {
+describe('https issuers only, and no redirects at the token endpoint', () => {
   it('refuses an http:// OIDC_ISSUER outside development (configuration_error naming it)', async () => {
     const e = makeEnv({ OIDC_ISSUER: 'http://idp.example.test', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's' });
     const r = await call('/auth/login', { env: e, headers: { accept: 'application/json' } });
@@ -87,7 +87,7 @@ describe('item 14: https issuers only, and no redirects at the token endpoint', 
   });
 });
 
-describe('item 15: a provider email is never shortened', () => {
+describe('a provider email is never shortened', () => {
   it('refuses a verified 241-character local part at corp.example.attacker.test (it would be cut to …@corp.example)', async () => {
     for (const where of ['id_token', 'userinfo'] as const) {
       const { idp, e } = await provider({ ALLOWED_EMAIL_DOMAINS: 'corp.example' });
@@ -102,7 +102,7 @@ describe('item 15: a provider email is never shortened', () => {
   });
 });
 
-describe('item 16: no Unicode case folding into someone else’s address', () => {
+describe('no Unicode case folding into someone else’s address', () => {
   it('a verified provider email with the Kelvin sign does not open kevin’s account', async () => {
     const { idp, e } = await provider();
     const id = uniq();
@@ -116,7 +116,7 @@ describe('item 16: no Unicode case folding into someone else’s address', () =>
   });
 });
 
-describe('item 18: one flow cookie raises at most one alert', () => {
+describe('one flow cookie raises at most one alert', () => {
   const hook = 'https://hooks.example.test';
   const posts = (from: number) => requests.slice(from).filter((q) => q.url.startsWith(hook));
 
@@ -150,7 +150,7 @@ describe('item 18: one flow cookie raises at most one alert', () => {
   });
 });
 
-describe('item 19a: the flow cookie is __Host- (Path=/), which no sibling subdomain can plant', () => {
+describe('the flow cookie is __Host- (Path=/), which no sibling subdomain can plant', () => {
   it('is set as __Host-gatehouse-oauth with Path=/ and no Domain', async () => {
     const { e } = await provider();
     const started = await startLogin('oidc', e);
@@ -185,7 +185,7 @@ describe('item 19a: the flow cookie is __Host- (Path=/), which no sibling subdom
   });
 });
 
-describe('item 19c: azp and iat of the ID token', () => {
+describe('azp and iat of the ID token', () => {
   const cases: [string, (claims: Record<string, unknown>) => void][] = [
     ['an azp naming another client (single audience)', (c) => void (c.azp = 'someone-else')],
     ['an iat two hours old (exp still ahead)', (c) => void (c.iat = Math.floor(Date.now() / 1000) - 7200)],
@@ -207,7 +207,7 @@ describe('item 19c: azp and iat of the ID token', () => {
   });
 });
 
-describe('item 19d: one deadline for the whole callback', () => {
+describe('one deadline for the whole callback', () => {
   it('a provider slow at every step (each step under 5 s, together over) gets a 503 page', { timeout: 30_000 }, async () => {
     const { idp, e } = await provider();
     // 3 s at the token endpoint and 3 s at the key set: each under a per-call 5 s, 6 s together.

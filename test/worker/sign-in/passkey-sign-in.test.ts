@@ -297,7 +297,7 @@ describe('a passkey as a second factor (verifyPasskeyForUser, for the pending st
   });
 });
 
-describe('helpers the other half of issue 12 will use', () => {
+describe('the rules the factor routes share: a recent sign-in, and the amr of a passkey', () => {
   it('isRecentSignIn: the sign-in (auth_time) within RECENT_AUTH_SECONDS, the one rule for every factor change', () => {
     // The factor routes pass RECENT_AUTH_SECONDS as the window.
     expect(isRecentSignIn(1000, 1600, 600)).toBe(true);

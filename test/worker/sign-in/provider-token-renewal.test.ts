@@ -37,7 +37,7 @@ async function until(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((r) => setTimeout(r, 5));
 }
 
-describe('item 17: provider-token renewal', () => {
+describe('provider-token renewal', () => {
   it('two concurrent renewals at a rotating provider: the loser neither clears nor overwrites the winner’s grant', async () => {
     const { idp, e, access, sub } = await signedIn();
     idp.rotateRefresh = true;
@@ -109,7 +109,7 @@ describe('item 17: provider-token renewal', () => {
   });
 });
 
-describe('item 19b: provider tokens need a bearer token', () => {
+describe('provider tokens need a bearer token', () => {
   it('refuses the session cookie with 401 and a clear message', async () => {
     const { e, cookies } = await signedIn(3600);
     const r = await call('/auth/provider-tokens/oidc', { env: e, cookies: { '__Host-gatehouse': cookies.access } });

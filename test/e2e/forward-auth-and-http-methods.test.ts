@@ -1,5 +1,5 @@
 /**
- * Security review, end to end: nginx `auth_request` configured as the README shows, in front of
+ * Forward-auth and HTTP methods end to end: nginx `auth_request` configured as the README shows, in front of
  * an origin. A client-sent X-Forwarded-Uri (which nginx passes on to /auth/verify) must not
  * choose a laxer route's policy, a cookie-authenticated cross-site POST must be refused, and a
  * raw path with `//` or `\` (as `curl --path-as-is` sends it) must not be read as another route.

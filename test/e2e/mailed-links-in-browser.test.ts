@@ -1,5 +1,5 @@
 /**
- * Email verification and password reset end to end (issue 11): a real `wrangler dev` sends
+ * Email verification and password reset end to end: a real `wrangler dev` sends
  * real SMTP to the test catcher (smtp-server + mailparser), and a real Chromium follows the
  * mailed links. register -> verify (with the password) -> signed in; forgot -> reset -> the old session refused at
  * /auth/verify; and registration of a taken address answering exactly like a new one.

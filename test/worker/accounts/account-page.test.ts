@@ -48,7 +48,7 @@ describe('GET /auth/account', () => {
     expect(html).toContain('Safari on iOS');
     expect(html).toContain('(this device)');
     // Scripts run only under the page's nonce: the show-password toggle (inline) and the passkey
-    // script of our own origin (issue 12); the passkey script may call our JSON endpoints.
+    // script of our own origin; the passkey script may call our JSON endpoints.
     expect(csp).toContain("connect-src 'self';");
     const scripts = html.match(/<script[^>]*>/g) ?? [];
     expect(scripts.length).toBeGreaterThan(0);

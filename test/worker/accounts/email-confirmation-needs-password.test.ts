@@ -1,5 +1,5 @@
 /**
- * Confirming a verification link needs the account's password (issue 11 follow-up): someone
+ * Confirming a verification link needs the account's password: someone
  * who registers another person's address with a password of their own must not have that
  * person's click verify the account. A wrong password leaves the link and the account as they
  * were and counts in the sign-in back-off; the right one verifies, signs in like /auth/login

@@ -1,5 +1,5 @@
 /**
- * Forgot / reset password (issue 11): the same answer for every address, a single-use 30-minute
+ * Forgot / reset password: the same answer for every address, a single-use 30-minute
  * link that a GET never uses, the reset ending every session (D1 and KV), the security event
  * and the notice mail, rate limits, mail outages, the pages, the admin endpoints, and
  * housekeeping of expired links. Mail goes to the real SMTP server of the global setup.

@@ -20,7 +20,7 @@ function moduleId(globKey: string): string {
   return globKey.replace(/^\.\.\/\.\.\/\.\.\/src\//, '').replace(/(\.d)?\.tsx?$/, '');
 }
 
-/** The part a module belongs to: its top folder in src/, or the file itself at the top. */
+/** The part of src/ a module belongs to: its top folder in src/, or the file itself at the top. */
 const partOf = (id: string): string => id.split('/')[0]!;
 
 const modules = Object.entries(sources).map(([key, text]) => ({ file: `src/${moduleId(key)}${key.slice(key.lastIndexOf('.'))}`, id: moduleId(key), text }));

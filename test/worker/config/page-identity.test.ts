@@ -1,5 +1,5 @@
 /**
- * The app's identity on pages (issue 11, "Pages"): APP_LOGO_URL and APP_ACCENT are validated at
+ * The app's identity on pages: APP_LOGO_URL and APP_ACCENT are validated at
  * config load with a clear message, and reach the page (logo, accent rules, CSP img-src).
  */
 import { describe, expect, it } from 'vitest';

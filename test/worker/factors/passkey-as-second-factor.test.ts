@@ -1,5 +1,5 @@
 /**
- * Passkeys and the second-factor framework joined (issue 12): a passkey is a second factor (the
+ * A passkey as a second factor: a passkey is a second factor (the
  * pending state, the mfa page and its JSON twin, step-up, MFA_REQUIRED_ROLES), a passkey sign-in
  * goes through the same policy, recovery codes belong to "has any second factor", an admin reset
  * removes passkeys too, notice mails, and housekeeping of the factors' short-lived rows.

@@ -1,5 +1,5 @@
 /**
- * Passkeys, registration and management (issue 12): options, verification and storage with a
+ * Passkeys, registration and management: options, verification and storage with a
  * real software authenticator (passkeys-helpers.ts), the recent sign-in rule, list / rename /
  * remove (JSON and the account page's forms), the account page's section and its CSP.
  */

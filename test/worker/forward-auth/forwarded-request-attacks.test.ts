@@ -1,5 +1,5 @@
 /**
- * Forward-auth hardening (issue 8, items 1, 2, 8, 9, 13): `/auth/verify` reads the forwarded URI
+ * Attacks through the forwarded request: `/auth/verify` reads the forwarded URI
  * as a raw request target and decides exactly as the built-in proxy would for the same path;
  * the forwarded method cannot be chosen by the client; a cookie-authenticated unsafe request
  * must say where it comes from; non-ASCII letters that fold to ASCII still pick their route.
@@ -12,7 +12,7 @@ import { cookieSession, proxyEnv, recordingOrigin } from '../support/proxy-helpe
 
 const NOT_PLAIN = 'The forwarded URI is not a plain path.';
 
-// The issue's reproduction: /ops for role ops only, /pub public (nothing else).
+// A restricted route next to a public one: /ops for role ops only, /pub public (nothing else).
 const issueEnv = proxyEnv([
   { path: '/ops', origin: 'https://ops.internal.example', auth: 'required', allow: { roles: ['ops'] }, audience: 'urn:ops' },
   { path: '/pub', origin: 'https://pub.internal.example', auth: 'public' },

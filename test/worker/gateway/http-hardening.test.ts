@@ -1,5 +1,5 @@
 /**
- * HTTP details a new user trips over (issue 8, items 21 and 22): the development gateway opened
+ * HTTP details a new user trips over: the development gateway opened
  * at another loopback name than PUBLIC_URL's, unknown gateway paths in a browser, wrong methods
  * (405 with Allow), missing body fields, and RFC 6750 codes in WWW-Authenticate.
  */

@@ -1,5 +1,5 @@
 /**
- * REQUEST_LOG (issue 10): `all` (the default) writes one `request` line per request;
+ * REQUEST_LOG: `all` (the default) writes one `request` line per request;
  * `refusals` writes lines only for requests not allowed (deny, invalid, rate_limited, error),
  * 5xx included. And the request id without `cf-ray`: unique per request, cheap.
  */

@@ -1,5 +1,5 @@
 /**
- * The sign-in and create-account pages (issue 11, "Pages"): separate views with their own URLs,
+ * The sign-in and create-account pages: separate views with their own URLs,
  * one primary button each, links between them carrying return_to, provider buttons, the
  * "Forgot password?" link only when offered, closed registration, and the account page's way
  * back to the app.

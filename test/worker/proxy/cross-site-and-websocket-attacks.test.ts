@@ -1,5 +1,5 @@
 /**
- * Proxy hardening (issue 8, items 3, 8, 9, 10, 13): an origin's WebSocket 101 cannot set the
+ * Cross-site and WebSocket attacks through the proxy: an origin's WebSocket 101 cannot set the
  * gateway's cookies; cookie-authenticated unsafe requests must say where they come from (proxy
  * and the gateway's own endpoints); TRACE never reaches an origin and method-override headers
  * count for the cross-site check; more identity and routing headers are stripped; non-ASCII

@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 11: an access token whose protected header carries anything besides `alg`,
+ * An access token whose protected header carries anything besides `alg`,
  * `kid` and `typ` is refused, even when the real key signed it.
  */
 import { base64url, importJWK } from 'jose';

@@ -1,5 +1,5 @@
 /**
- * Every bad-token case from the issue, forged with jose: each gets 401 invalid_token, never a
+ * Every kind of bad access token, forged with jose: each gets 401 invalid_token, never a
  * 500, and changes nothing in D1 or KV.
  */
 import { base64url, exportJWK, SignJWT, importJWK, type JWK } from 'jose';

@@ -1,11 +1,11 @@
 /**
- * Issue 8, item 4: every path that ends sessions must be idempotent and complete on retry. The
+ * Every path that ends sessions must be idempotent and complete on retry. The
  * sessions are marked ended in D1 first and then revoked in KV (`sid:`); when that KV write
  * fails the client gets 503, and the retry must still write `sid:`, or the session's access
  * tokens keep passing the proxy and /auth/verify (which consult only KV) until they expire.
  * /auth/me re-reads D1, so these tests check /auth/verify and the proxy.
  *
- * Issue 8, item 22 (logout part): POST /auth/logout is idempotent: a revoked or expired token,
+ * POST /auth/logout is idempotent: a revoked or expired token,
  * or no session at all, answers 200 with the cookies cleared.
  */
 import { env } from 'cloudflare:test';

@@ -27,7 +27,7 @@ const claims = (overrides: Record<string, unknown> = {}) => ({
   email: 'a@example.com',
   email_verified: true,
   roles: [],
-  // Second factors (issue 12) add these claims; extra claims are ignored where they are not known.
+  // Second factors add these claims; extra claims are ignored where they are not known.
   amr: ['pwd'],
   auth_time: NOW,
   ...overrides,

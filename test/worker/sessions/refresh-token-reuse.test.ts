@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 6: two tabs refreshing with the same refresh cookie at once must not sign the
+ * Two tabs refreshing with the same refresh cookie at once must not sign the
  * user out. A token rotated less than REFRESH_REUSE_GRACE_S ago, presented again, ends nothing
  * and raises no alert; after the grace it is theft as before (the session ends, an alert fires).
  * Time is moved by rewriting `rotated_at` in D1, never by waiting.

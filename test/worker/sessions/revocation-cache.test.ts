@@ -1,5 +1,5 @@
 /**
- * Issue 10, "revocation at memory speed, with honest bounds": each isolate reuses a "not
+ * Revocation at memory speed, with honest bounds: each isolate reuses a "not
  * revoked" answer per session for REVOCATION_CACHE_SECONDS; the isolate that revokes refuses at
  * once; another isolate (simulated by writing `sid:` to KV directly, as its logout would)
  * refuses once its window has passed. /auth/verify and the proxy read no D1 session row, so a

@@ -1,5 +1,5 @@
 /**
- * Issue 10, "Immediate revocation where a route needs it": the optional revocation fence, one
+ * Immediate revocation where a route needs it: the optional revocation fence, one
  * Durable Object per user (the real one, in workerd). A route marked `revocation = "immediate"`
  * asks it on every request, so a revocation written anywhere is refused on the next request,
  * whatever this isolate's cache and KV still say; a "cached" route keeps its window. Refresh

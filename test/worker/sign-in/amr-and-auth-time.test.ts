@@ -1,5 +1,5 @@
 /**
- * Issue 12, step 1: sessions remember how (`amr`, RFC 8176) and when (`auth_time`) the user
+ * Sessions remember how (`amr`, RFC 8176) and when (`auth_time`) the user
  * signed in; access tokens, assertions and identity headers carry both; refresh keeps them.
  */
 import { env } from 'cloudflare:test';

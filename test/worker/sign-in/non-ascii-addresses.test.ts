@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 16 for passwords: an address with a non-ASCII character is refused at
+ * No Unicode case folding into someone else's address, for passwords: an address with a non-ASCII character is refused at
  * registration and sign-in, before any case folding (`\u212A`, the Kelvin sign, lower-cases to
  * `k`: `\u212Aevin@x` would otherwise register or sign in as `kevin@x`).
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 8, OAuth hardening (items 12, 14, 15, 16, 18, 19a/c/d): RFC 9207 `iss`, https-only
+ * Attacks on the OAuth callback: RFC 9207 `iss`, https-only
  * issuers and no redirects at the token endpoint, emails never shortened nor folded, one alert
  * per replayed flow, the `__Host-` flow cookie, `azp` and `iat`, one deadline per callback.
  */

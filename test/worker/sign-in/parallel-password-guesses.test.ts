@@ -1,5 +1,5 @@
 /**
- * Issue 8, item 5: parallel guesses must not bypass the per-account back-off. Each attempt is
+ * Parallel guesses must not bypass the per-account back-off. Each attempt is
  * reserved in D1 in one conditional statement before the password is checked, so however many
  * requests arrive at once, no more passwords are checked than the back-off allows.
  *

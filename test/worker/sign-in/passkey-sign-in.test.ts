@@ -1,5 +1,5 @@
 /**
- * Passkeys, sign-in (issue 12): a passkey alone (discoverable credentials), and the exported
+ * Passkeys, sign-in: a passkey alone (discoverable credentials), and the exported
  * second-factor check. Real assertions from a software authenticator (passkeys-helpers.ts),
  * verified for real by @simplewebauthn/server. Every refusal: a clear JSON error, never a 500,
  * no session, counted against the per-IP limit.

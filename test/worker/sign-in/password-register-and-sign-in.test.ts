@@ -266,7 +266,7 @@ describe('GET /auth/login', () => {
     expect(html).toMatch(/<label for="login-email">/);
     expect(html).toContain('value="/app"');
     const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1];
-    // Only nonce'd scripts: the show-password toggle (inline) and the passkey script of our own origin (issue 12).
+    // Only nonce'd scripts: the show-password toggle (inline) and the passkey script of our own origin.
     expect(html.match(/<script[^>]*>/g)).toEqual([`<script nonce="${nonce}" src="/auth/passkeys/client.js" defer="">`, `<script nonce="${nonce}">`]);
     expect(html).not.toMatch(/https?:\/\/(?!gate\.example\.com)[a-z]/); // no third-party resources
   });

@@ -1,5 +1,5 @@
 /**
- * Issue 8, provider tokens (items 17 and 19b): renewal by compare-and-set (a lost race never
+ * Provider tokens: renewal by compare-and-set (a lost race never
  * clears the winner's rotated grant), stored tokens dropped only on `invalid_grant`, a sign-in
  * without a refresh token keeps the stored one, and the endpoint takes a bearer token only.
  */

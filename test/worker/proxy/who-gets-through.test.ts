@@ -171,7 +171,7 @@ describe('edge hygiene', () => {
   it('localhost in development stays on HTTP; other hosts in development do not', async () => {
     const dev = makeEnv({ ENVIRONMENT: 'development', PUBLIC_URL: 'http://localhost:8787' });
     expect((await call('http://localhost:8787/auth/health', { env: dev })).status).toBe(200);
-    // The other loopback name stays on HTTP too, sent to PUBLIC_URL's host (hardening-http.test.ts).
+    // The other loopback name stays on HTTP too, sent to PUBLIC_URL's host (gateway/http-hardening.test.ts).
     const loopback = await call('http://127.0.0.1:8787/auth/health', { env: dev });
     expect(loopback.status).toBe(307);
     expect(loopback.headers.get('location')).toBe('http://localhost:8787/auth/health');

@@ -43,7 +43,7 @@ describe('POST /auth/refresh', () => {
     const t = await registerUser();
     const results = await Promise.all(Array.from({ length: 10 }, () => refresh(t.refresh_token)));
     const statuses = results.map((r) => r.status).sort();
-    // The losers get 409 conflict (a just-rotated token, see hardening-refresh-grace.test.ts).
+    // The losers get 409 conflict (a just-rotated token, see refresh-token-reuse.test.ts).
     expect(statuses).toEqual([200, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
     const winner = (await results.find((r) => r.status === 200)!.json()) as TokenResponse;
     // The race losers did not end the session: the winner's new token still works.

@@ -78,7 +78,7 @@ export default defineConfig(async () => {
                   PUBLIC_URL: 'https://gate.example.com',
                 },
                 // Miniflare's local Email Service, under other names than EMAIL so that mail
-                // stays off unless a test turns it on (test/worker/mail-transport.test.ts).
+                // stays off unless a test turns it on (test/worker/mail/transport.test.ts).
                 email: {
                   send_email: [
                     { name: 'TEST_EMAIL_SERVICE' },
@@ -91,9 +91,9 @@ export default defineConfig(async () => {
           test: {
             name: 'worker',
             include: ['test/worker/**/*.test.{ts,tsx}'],
-            setupFiles: ['./test/worker/setup.ts'],
-            // A real SMTP server for the mail tests (test/worker/mail.ts).
-            globalSetup: ['./test/worker/global-setup-mail.ts'],
+            setupFiles: ['./test/worker/support/setup.ts'],
+            // A real SMTP server for the mail tests (test/worker/support/mail.ts).
+            globalSetup: ['./test/worker/support/global-setup-mail.ts'],
             testTimeout: 30_000,
             maxWorkers: WORKERS,
           },

@@ -17,7 +17,7 @@ export interface ScryptParams {
   p: number;
 }
 
-/** The parameters new hashes use. Pinned by test/worker/password-hash.test.ts. */
+/** The parameters new hashes use. Pinned by test/worker/accounts/password-hashing-and-policy.test.ts. */
 export const CURRENT_SCRYPT: Readonly<ScryptParams> = Object.freeze({ N: 2 ** 14, r: 8, p: 5 });
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;

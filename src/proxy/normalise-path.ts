@@ -10,7 +10,7 @@
  * re-encoded canonically, so it sees exactly the path that was matched.
  *
  * Hand-written because no library offers this exact contract; it is small and fully tested
- * (test/worker/proxy-paths.test.ts).
+ * (test/worker/proxy/path-normalisation.test.ts).
  */
 import { badRequest } from '../http/errors';
 

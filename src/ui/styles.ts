@@ -1,7 +1,7 @@
 /**
  * The one stylesheet of Gatehouse's pages, sent inline under the page's CSP nonce, and the
  * few rules an app's accent colour (`APP_ACCENT`) adds to it. Colours are custom properties
- * per scheme so that test/worker/ui-contrast.test.ts can check every text/background pair.
+ * per scheme so that test/worker/pages/contrast.test.ts can check every text/background pair.
  */
 import { HEX_COLOUR, contrastRatio, textOn } from '../util/contrast';
 

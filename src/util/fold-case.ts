@@ -11,7 +11,7 @@
  * We fold these characters rather than refuse them: refusing would break ordinary paths (German
  * `straße`), while folding only makes a segment match a route whenever some origin could read
  * it as that route, so the policy applied is that route's. The origin still receives the
- * segments exactly as sent. The table is complete: test/worker/hardening-proxy.test.ts checks
+ * segments exactly as sent. The table is complete: test/worker/proxy/cross-site-and-websocket-attacks.test.ts checks
  * every code point against those foldings.
  */
 const TO_ASCII: Readonly<Record<string, string>> = {

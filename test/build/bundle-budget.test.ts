@@ -7,10 +7,10 @@
  *
  * - Start-up modules (the main module and every module it imports statically): what each
  *   isolate evaluates before its first request. Budget: today's size plus a small margin, well
- *   under issue 10's target of 64 KiB (STARTUP_TARGET_KIB). Code that only some requests use
+ *   under the start-up target of 64 KiB (STARTUP_TARGET_KIB). Code that only some requests use
  *   goes behind a dynamic `import()` (app-lazy.ts), not here.
  * - All modules: what is uploaded. The lazily loaded chunks cost upload size, not start-up.
- *   About 87 KiB without issues 11 and 12; those add about 127 KiB gzip, all loaded by dynamic
+ *   About 87 KiB without mail, account flows, passkeys and second factors; those add about 127 KiB gzip, all loaded by dynamic
  *   import() (passkeys: @simplewebauthn/server with its X.509/ASN.1 stack about 98, second
  *   factors about 16, mail and account flows about 13: their own measurement), and split
  *   modules compress a few per cent worse together than one file, hence 230 KiB; the pages that

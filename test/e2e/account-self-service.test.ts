@@ -1,5 +1,5 @@
 /**
- * Account self-service end to end (issue 11, part B): a real `wrangler dev`, a real SMTP server
+ * Account self-service end to end: a real `wrangler dev`, a real SMTP server
  * (the catcher), the dev OpenID Connect server, and Chromium on the account page.
  *
  * The browser is signed in by copying a cookie-mode sign-in into it (the sign-in page itself is

@@ -3,7 +3,7 @@
  * worker-mailer client talks SMTP to it over a real socket, exactly as to a relay.
  *
  * - Worker tests reach it through the worker project's global setup
- *   (test/worker/global-setup-mail.ts), which also serves its inbox over HTTP.
+ *   (test/worker/support/global-setup-mail.ts), which also serves its inbox over HTTP.
  * - E2E tests start one per file and pass `smtpUrl` to the gateway as `SMTP_URL`.
  *
  * Recipients can be made to fail (`failFor`) to test what a relay outage does.

@@ -1,0 +1,144 @@
+/**
+ * X-Auth-Assertion: claims, lifetime, per-(session, audience) caching, and the origin-side
+ * helper `verifyGatehouseAssertion` against the gateway's published JWKS.
+ */
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { AuthUser } from '../../../src/env';
+import { generateSigningJwk, keyringFromJwks } from '../../../src/keys/keyring';
+import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
+import { ASSERTION_REUSE_MARGIN_S, assertionFor } from '../../../src/tokens/assertion';
+import { bearer, call, PUBLIC_URL, registerUser, testKey } from '../support/helpers';
+import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
+
+afterEach(() => vi.restoreAllMocks());
+
+const NOW = 1_900_000_000;
+const user: AuthUser = {
+  id: 'u1',
+  email: 'a@example.com',
+  emailVerified: true,
+  roles: ['ops'],
+  sessionId: 's1',
+  tokenId: 'j1',
+  tokenExpiresAt: NOW + 600,
+  issuedAt: NOW,
+  amr: ['pwd'],
+  authTime: NOW,
+};
+
+describe('assertionFor', () => {
+  it('signs with the active key, exp <= 60 s and never past the access token', async () => {
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const token = await assertionFor(ring, PUBLIC_URL, user, 'https://app.example', NOW);
+    expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'ES256', kid: testKey.kid });
+    expect(decodeJwt(token)).toEqual({
+      iss: PUBLIC_URL,
+      aud: 'https://app.example',
+      sub: 'u1',
+      email: 'a@example.com',
+      email_verified: true,
+      roles: ['ops'],
+      sid: 's1',
+      amr: ['pwd'],
+      auth_time: NOW,
+      iat: NOW,
+      exp: NOW + 60,
+    });
+    const dying = await assertionFor(ring, PUBLIC_URL, { ...user, sessionId: 's2', tokenExpiresAt: NOW + 10 }, 'https://app.example', NOW);
+    expect(decodeJwt(dying).exp).toBe(NOW + 10);
+  });
+
+  it('is reused per (session, audience) until near expiry, and re-signed after a refresh', async () => {
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const first = await assertionFor(ring, PUBLIC_URL, user, 'aud-1', NOW);
+    expect(await assertionFor(ring, PUBLIC_URL, user, 'aud-1', NOW + 60 - ASSERTION_REUSE_MARGIN_S - 1)).toBe(first);
+    const other = await assertionFor(ring, PUBLIC_URL, user, 'aud-2', NOW);
+    expect(other).not.toBe(first);
+    expect(decodeJwt(other).aud).toBe('aud-2');
+    const late = await assertionFor(ring, PUBLIC_URL, user, 'aud-1', NOW + 60 - ASSERTION_REUSE_MARGIN_S);
+    expect(late).not.toBe(first);
+    expect(decodeJwt(late).iat).toBe(NOW + 60 - ASSERTION_REUSE_MARGIN_S);
+    const refreshed = await assertionFor(ring, PUBLIC_URL, { ...user, tokenId: 'j2', roles: ['ops', 'admin'] }, 'aud-1', NOW + 41);
+    expect(decodeJwt(refreshed).roles).toEqual(['ops', 'admin']);
+  });
+
+  it('a key rotation signs with the new active key', async () => {
+    const next = await generateSigningJwk('ES256');
+    const ring = await keyringFromJwks({ keys: [next, testKey] });
+    const token = await assertionFor(ring, PUBLIC_URL, user, 'aud-1', NOW);
+    expect(decodeProtectedHeader(token).kid).toBe(next.kid);
+  });
+});
+
+describe('through the proxy', () => {
+  it('two requests of one session share one assertion; another session gets its own', async () => {
+    const origin = recordingOrigin();
+    const env = proxyEnv([{ path: '/', origin: 'service:O', auth: 'required' }], { O: origin });
+    const a = await registerUser(undefined, undefined, env);
+    const b = await registerUser(undefined, undefined, env);
+    await call('/one', { env, headers: bearer(a.access_token) });
+    await call('/two', { env, headers: bearer(a.access_token) });
+    await call('/three', { env, headers: bearer(b.access_token) });
+    const [x, y, z] = origin.seen.map((s) => s.headers['x-auth-assertion']!);
+    expect(x).toBe(y);
+    expect(z).not.toBe(x);
+    expect(decodeJwt(z!).sub).toBe(b.user.id);
+    expect(decodeJwt(x!).aud).toBe('service:O');
+  });
+});
+
+describe('verifyGatehouseAssertion (origin helper)', () => {
+  it('accepts a real assertion and refuses a wrong audience, a missing header and a tampered one', async () => {
+    const origin = recordingOrigin();
+    const env = proxyEnv([{ path: '/', origin: 'https://app.example', auth: 'required' }], {}, {});
+    const u = await registerUser(undefined, undefined, env);
+    const jwks = await (await call('/.well-known/jwks.json', { env })).text();
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const req = new Request(input as RequestInfo, init);
+      if (req.url === `${PUBLIC_URL}/.well-known/jwks.json`) return new Response(jwks, { headers: { 'content-type': 'application/json' } });
+      return origin.fetch(req);
+    });
+    await call('/hello', { env, headers: bearer(u.access_token) });
+    const seen = origin.seen[0]!;
+    const request = new Request('https://app.example/hello', { headers: seen.headers });
+    const who = await verifyGatehouseAssertion(request, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: 'https://app.example' });
+    expect(who).toMatchObject({ userId: u.user.id, email: u.user.email, emailVerified: false, roles: u.user.roles, sessionId: seen.headers['x-auth-session-id'] });
+    expect(spy).toHaveBeenCalled();
+
+    await expect(
+      verifyGatehouseAssertion(request, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: 'https://other.example' }),
+    ).rejects.toThrow(GatehouseAssertionError);
+    await expect(
+      verifyGatehouseAssertion(new Request('https://app.example/'), { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: 'https://app.example' }),
+    ).rejects.toThrow(/No X-Auth-Assertion/);
+    const tampered = seen.headers['x-auth-assertion']!.replace(/\.[^.]+\./, `.${btoa(JSON.stringify({ ...decodeJwt(seen.headers['x-auth-assertion']!), roles: ['admin'] })).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')}.`);
+    await expect(
+      verifyGatehouseAssertion({ headers: { 'x-auth-assertion': tampered } }, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: 'https://app.example' }),
+    ).rejects.toThrow(/not valid/);
+  });
+});
+
+describe('token confusion between access tokens and assertions', () => {
+  afterEach(() => vi.restoreAllMocks());
+  const env = proxyEnv([]);
+
+  it('an assertion whose aud is PUBLIC_URL (forward-auth, unknown path) is not accepted as an access token', async () => {
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const r = await call('/auth/verify', { env, headers: { ...bearer(access_token), 'x-original-uri': '/elsewhere' } });
+    const assertion = r.headers.get('x-auth-assertion')!;
+    expect(decodeJwt(assertion).aud).toBe(PUBLIC_URL);
+    const me = await call('/auth/me', { env, headers: bearer(assertion) });
+    expect(me.status).toBe(401);
+    expect(await me.json()).toMatchObject({ error: 'invalid_token' });
+  });
+
+  it('the origin helper refuses a fresh access token presented as X-Auth-Assertion for audience PUBLIC_URL', async () => {
+    const { access_token } = await registerUser(undefined, undefined, env);
+    const jwks = await (await call('/.well-known/jwks.json', { env })).text();
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async () => new Response(jwks, { headers: { 'content-type': 'application/json' } }));
+    await expect(
+      verifyGatehouseAssertion({ headers: { 'x-auth-assertion': access_token } }, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: PUBLIC_URL }),
+    ).rejects.toThrow(/not valid/);
+  });
+});

@@ -6,11 +6,11 @@
  * `return_to` leads to) with its logo.
  */
 import { describe, expect, it } from 'vitest';
-import { baseEnv, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies, type TestEnv } from './helpers';
-import { mailEnv, mailFor, uniqueEmail } from './mail';
-import { ENCRYPTION_KEY, recoveryCodesFromPage, userWithTotp } from './second-factor-helpers';
-import { RecoveryCodesPage } from '../../src/ui/second-factor-pages';
-import { proxyEnv, recordingOrigin } from './proxy-helpers';
+import { baseEnv, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, setCookies, type TestEnv } from '../support/helpers';
+import { mailEnv, mailFor, uniqueEmail } from '../support/mail';
+import { ENCRYPTION_KEY, recoveryCodesFromPage, userWithTotp } from '../support/second-factor-helpers';
+import { RecoveryCodesPage } from '../../../src/ui/second-factor-pages';
+import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
 
 const NAV = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
 

@@ -16,7 +16,10 @@
  *   modules compress a few per cent worse together than one file, hence 230 KiB; the pages that
  *   name the address, account and app (account sections, "check your email" with its resend,
  *   the signed-in page after a confirmed link, copying, downloading and acknowledging recovery
- *   codes) add about 2 KiB of lazily loaded markup, hence 231. Raise it only deliberately.
+ *   codes) add about 2 KiB of lazily loaded markup; the one sign-in pipeline, the one batch
+ *   that wipes what an unproven holder added, the checks that an ended session changes
+ *   nothing and an account claimed meanwhile gains no way in, the mail texts' module and the
+ *   configuration-error page add about 1.3 KiB more, hence 233. Raise it only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWorker } from '../../scripts/build.mjs';
@@ -26,7 +29,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 44;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 231;
+export const TOTAL_BUDGET_KIB = 233;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -27,12 +27,12 @@ import {
   unlinkIdentityKeepingOne,
 } from '../storage/account-changes';
 import { listUserIdentities } from '../storage/identities';
-import { sessionIdsWithLiveTokens } from '../storage/sessions';
+import { forgetSessions, sessionIdsWithLiveTokens } from '../storage/sessions';
 import { findUserByEmail, findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { assertNotBreached } from './breached-password';
 import { emailDomainAllowed } from './roles';
-import { liveSessionUser } from './authenticate';
+import { liveSessionUser, sessionsOf } from './authenticate';
 import { recordEvent } from './events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
 import { hashPassword, verifyPassword } from './password-hash';
@@ -80,7 +80,7 @@ async function newPasswordHash(c: Context<AppEnv>, password: string): Promise<st
  * that their tokens may still verify: a retry after a failed KV write completes the job.
  */
 async function endOtherSessions(c: Context<AppEnv>, userId: string, keep: string): Promise<number> {
-  const ids = (await sessionIdsWithLiveTokens(c.env.DB, userId, now(), tokenLifetime(c))).filter((id) => id !== keep);
+  const ids = (await sessionIdsWithLiveTokens(sessionsOf(c, userId), now(), tokenLifetime(c))).filter((id) => id !== keep);
   return endSessions(c, userId, ids);
 }
 
@@ -281,6 +281,7 @@ export async function deleteAccount(c: Context<AppEnv>, auth: AuthUser, input: {
     throw new ApiError('conflict', 'This is the only administrator account. Make someone else an administrator first.');
   }
   const ended = await endAllSessions(c, user.id, auth.sessionId);
+  await forgetSessions(sessionsOf(c, user.id));
   await deleteUserAndData(c.env.DB, user.id);
   await recordEvent(c, { event: 'account_deleted', outcome: 'security', userId: user.id, detail: { ended_sessions: ended.length, message: 'The user deleted their account.' } });
   return { noticeSent: sendAccountNotice(c, user, 'account_deleted') };

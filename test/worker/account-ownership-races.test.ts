@@ -16,6 +16,7 @@ import { clearRevocationCache } from '../../src/storage/revocation';
 import { nowSeconds } from '../../src/util/time';
 import { claimBefore } from './claim-between';
 import { call, countRows, GOOD_PASSWORD, setCookies, type TestEnv } from './helpers';
+import { sessionRows } from './user-sessions-store';
 import { mailEnv, mailFor, uniqueEmail } from './mail';
 import { FakeOidcProvider, fakeHost, installFakeNetwork } from './oauth-fakes';
 import { FLOW_COOKIE, signIn } from './oauth-helpers';
@@ -61,7 +62,7 @@ async function claim(e: TestEnv, email: string, userId: string): Promise<void> {
  */
 async function revocationNotYetHere(userId: string): Promise<void> {
   clearRevocationCache();
-  const { results } = await env.DB.prepare('SELECT id, revoked_at FROM sessions WHERE user_id = ?').bind(userId).all<{ id: string; revoked_at: number | null }>();
+  const results = await sessionRows<{ id: string; revoked_at: number | null }>('SELECT id, revoked_at FROM sessions WHERE user_id = ?', [userId]);
   for (const s of results) await env.REVOKED.delete(`sid:${s.id}`);
 }
 

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { baseEnv, bearer, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, revokedKeys, setCookies, stateSnapshot, type TokenResponse } from './helpers';
+import { sessionRows } from './user-sessions-store';
 
 async function setStoredRoles(userId: string, roles: string[]) {
   await baseEnv.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind(JSON.stringify(roles), userId).run();
@@ -131,7 +132,7 @@ describe('admin endpoints: what they do', () => {
     expect(r.status).toBe(200);
     expect(await r.json()).toMatchObject({ ok: true, ended_sessions: 2, user: { id: target.user.id, disabled: true } });
     expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', target.user.id)).toBe(0);
-    const { results } = await baseEnv.DB.prepare('SELECT id FROM sessions WHERE user_id = ?').bind(target.user.id).all<{ id: string }>();
+    const results = await sessionRows<{ id: string }>('SELECT id FROM sessions WHERE user_id = ?', [target.user.id]);
     const keys = await revokedKeys();
     for (const { id } of results) expect(keys).toContain(`sid:${id}`);
     for (const token of [target.access_token, second.access_token]) {

@@ -9,8 +9,8 @@ const now = () => Math.floor(Date.now() / 1000);
 const sid = (t: TokenResponse) => decodeJwt<{ sid: string }>(t.access_token).sid;
 /**
  * Forward-auth for the token. /auth/verify checks the token and the KV revocation list only
- * (no D1 session read, it is the hot path), so a refusal there is the revocation list's alone;
- * /auth/me would also refuse from the D1 session row.
+ * (no session read, it is the hot path), so a refusal there is the revocation list's alone;
+ * /auth/me would also refuse from the session in the user's object.
  */
 const verify = (t: TokenResponse) => call('/auth/verify', { headers: bearer(t.access_token) });
 const REVOKED = { error: 'invalid_token', error_description: 'The access token has been revoked.' };

@@ -96,3 +96,26 @@ export function claimBeforeCreate(before: () => Promise<unknown>): UserSessionsN
   // A test double: only what storage/sessions.ts calls is there.
   return double as unknown as UserSessionsNamespace;
 }
+
+/** The USER_SESSIONS binding, recording in `calls` every method called on any object (and `get`, each time a stub is made). */
+export function recordingSessions(calls: string[]): UserSessionsNamespace {
+  const ns = env.USER_SESSIONS;
+  const double = {
+    idFromName: (name: string) => ns.idFromName(name),
+    get: (id: DurableObjectId) => {
+      calls.push('get');
+      const stub = ns.get(id);
+      return new Proxy(stub, {
+        get(target, prop) {
+          if (prop === 'then') return undefined;
+          return (...args: unknown[]) => {
+            calls.push(String(prop));
+            return Reflect.apply(Reflect.get(target, prop) as (...a: unknown[]) => unknown, target, args);
+          };
+        },
+      });
+    },
+  };
+  // A test double: only what storage/sessions.ts calls is there.
+  return double as unknown as UserSessionsNamespace;
+}

@@ -11,7 +11,7 @@
  */
 import { log } from '../observability/log';
 import { guard, StorageUnavailableError } from './errors';
-import { sessionsStub, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
+import { sessionsStub, toSession, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
 
 export type { RotateOutcome, Session, SessionStore };
 
@@ -53,20 +53,7 @@ export async function insertSession(store: SessionStore, input: NewSession, id: 
     auth_time: now,
   };
   await onObject(store, (s) => s.create(store.userId, row));
-  return {
-    id,
-    userId: input.userId,
-    family,
-    createdAt: now,
-    expiresAt: input.expiresAt,
-    lastUsedAt: now,
-    revokedAt: null,
-    userAgent: input.userAgent,
-    ip: input.ip,
-    provider: input.provider,
-    amr: [...input.amr],
-    authTime: now,
-  };
+  return toSession(row);
 }
 
 /** See UserSessions.stepUp. */
@@ -76,12 +63,12 @@ export function updateSessionAuth(store: SessionStore, sessionId: string, amr: s
 
 /** The user's session with this id, ended or not, or null. */
 export function findSession(store: SessionStore, id: string): Promise<Session | null> {
-  return onObject(store, (s) => s.get(store.userId, id));
+  return onObject(store, (s) => s.find(store.userId, 'id', id));
 }
 
 /** The user's session whose current refresh token has this hash, ended or not, or null. */
 export function findSessionByRefreshHash(store: SessionStore, hash: string): Promise<Session | null> {
-  return onObject(store, (s) => s.byRefreshHash(store.userId, hash));
+  return onObject(store, (s) => s.find(store.userId, 'refresh_hash', hash));
 }
 
 /** Rotation with reuse detection, one transaction in the object (UserSessions.rotate). */

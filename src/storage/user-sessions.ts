@@ -9,7 +9,7 @@
  * rotated-token records with their session (or once older than the refresh-token lifetime).
  *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
- * used (storage/sessions.ts `legacySessionsOf`); their D1 rows stay only to route a refresh
+ * used (`ready`); their D1 rows stay only to route a refresh
  * token of the old shape to this object, and go when that token is rotated here.
  */
 import { DurableObject } from 'cloudflare:workers';
@@ -172,7 +172,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     );
   }
 
-  private row(where: string, value: string): SessionRow | null {
+  private row(where: 'id' | 'refresh_hash', value: string): SessionRow | null {
     return this.ctx.storage.sql.exec<SessionRow & Record<string, SqlStorageValue>>(`SELECT * FROM sessions WHERE ${where} = ?`, value).toArray()[0] ?? null;
   }
 
@@ -183,17 +183,10 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     await this.scheduleCleanup();
   }
 
-  /** The session, ended or not, or null. */
-  async get(userId: string, sessionId: string): Promise<Session | null> {
+  /** The session with this id, or whose current refresh token has this hash; ended or not; or null. */
+  async find(userId: string, by: 'id' | 'refresh_hash', value: string): Promise<Session | null> {
     await this.ready(userId);
-    const row = this.row('id', sessionId);
-    return row ? toSession(row) : null;
-  }
-
-  /** The session whose current refresh token has this hash, ended or not, or null. */
-  async byRefreshHash(userId: string, hash: string): Promise<Session | null> {
-    await this.ready(userId);
-    const row = this.row('refresh_hash', hash);
+    const row = this.row(by, value);
     return row ? toSession(row) : null;
   }
 

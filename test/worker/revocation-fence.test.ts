@@ -53,7 +53,7 @@ async function fenceHolds(t: TokenResponse): Promise<boolean> {
 const kvHolds = async (t: TokenResponse) => (await env.REVOKED.get(`sid:${claimsOf(t).sid}`)) !== null;
 const sessionEndedInObject = async (t: TokenResponse) => {
   const { sub, sid } = claimsOf(t);
-  return (await sessionsObject(sub).get(sub, sid))?.revokedAt !== null;
+  return (await sessionsObject(sub).find(sub, 'id', sid))?.revokedAt !== null;
 };
 
 afterEach(() => clearRevocationCache());

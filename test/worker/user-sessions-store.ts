@@ -55,7 +55,7 @@ export function failingSessions(calls: string[] = []): UserSessionsNamespace {
     calls.push(name);
     throw new Error('Durable Object is overloaded');
   };
-  const methods = ['create', 'get', 'byRefreshHash', 'rotate', 'stepUp', 'end', 'endAll', 'withLiveTokens', 'list', 'isRevoked', 'forget'];
+  const methods = ['create', 'find', 'rotate', 'stepUp', 'end', 'endAll', 'withLiveTokens', 'list', 'isRevoked', 'forget'];
   const double = {
     idFromName: (name: string) => env.USER_SESSIONS.idFromName(name),
     get: () => Object.fromEntries(methods.map((m) => [m, fail(m)])),

@@ -45,7 +45,7 @@ export const LINK_TTL_SECONDS = 30 * 60;
 
 const linkRefused = () => badRequest('This link is invalid, has expired or was already used. Start again from your account page.');
 
-/** The signed-in user's current record; a deleted or disabled account, or a session ended in D1, is refused like an ended session. */
+/** The signed-in user's current record; a deleted or disabled account, or a session ended in its object, is refused like an ended session. */
 const liveUser = (c: Context<AppEnv>, auth: AuthUser): Promise<User> => liveSessionUser(c, auth);
 
 /**
@@ -76,7 +76,7 @@ async function newPasswordHash(c: Context<AppEnv>, password: string): Promise<st
 }
 
 /**
- * Ends every session of the user but `keep` (fence, D1, KV), including those ended so recently
+ * Ends every session of the user but `keep` (the user's object, then KV), including those ended so recently
  * that their tokens may still verify: a retry after a failed KV write completes the job.
  */
 async function endOtherSessions(c: Context<AppEnv>, userId: string, keep: string): Promise<number> {
@@ -213,7 +213,7 @@ export interface EmailChangeConfirmer {
 async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: EmailChangeConfirmer): Promise<void> {
   const { auth, password } = confirmer;
   if (password !== undefined && password !== '') return checkCurrentPassword(c, user, password, 'confirm_email_change');
-  // The session must be live in D1 too: a claim's batch has ended the squatter's, whose token may still pass elsewhere.
+  // The session must be live in its object too: a claim has ended the squatter's, whose token may still pass elsewhere.
   if (auth !== undefined && auth.id === user.id && isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS) && (await sessionStillLive(c, auth))) return;
   const minutes = Math.round(c.get('config').RECENT_AUTH_SECONDS / 60);
   throw new ApiError(
@@ -225,7 +225,7 @@ async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: Ema
   );
 }
 
-/** Whether `auth`'s session is live in D1 (an ended one is false; a storage fault propagates). */
+/** Whether `auth`'s session is live in its object (an ended one is false; a storage fault propagates). */
 async function sessionStillLive(c: Context<AppEnv>, auth: AuthUser): Promise<boolean> {
   try {
     await liveSessionUser(c, auth);

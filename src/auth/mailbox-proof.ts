@@ -41,7 +41,7 @@ export interface ProofResult {
 
 /**
  * Applies a proof of the mailbox to `user`'s account. Nothing is removed when the address was
- * already verified (a reset still sets its password). Throws on a fence, KV or D1 failure.
+ * already verified (a reset still sets its password). Throws on a sessions-object, KV or D1 failure.
  */
 export async function proveMailbox(c: Context<AppEnv>, user: User, proof: MailboxProof): Promise<ProofResult> {
   if (!user.emailVerified) await endAllSessions(c, user.id);

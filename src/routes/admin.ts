@@ -41,7 +41,7 @@ const MAX_ID_LENGTH = 64;
 
 /**
  * Admits only users whose current D1 record (not the token) grants `admin`, who are not
- * disabled, and whose session is live in D1: the current record may grant more than the token
+ * disabled, and whose session is live in its object: the current record may grant more than the token
  * did (a claim verifies an address in ADMIN_EMAILS and ends the squatter's sessions, whose
  * tokens may still pass where the revocation has not arrived).
  */

@@ -1,3 +1,4 @@
+/// <reference types="vite/client" />
 /**
  * Each user's sessions in their own Durable Object (storage/user-sessions.ts), the real one in
  * workerd: rotation as one transaction inside it (parallel refreshes, the two-tab grace, reuse),
@@ -184,5 +185,30 @@ describe('upgrade: sessions an earlier version kept in D1 move to the user\'s ob
     expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', first.id)).toBe(1);
     expect(await revokedKeys()).toContain(`sid:${first.id}`);
     expect((await refresh(first.token)).status).toBe(401);
+  });
+});
+
+describe('one way to a session', () => {
+  const sources = import.meta.glob('../../src/**/*.{ts,tsx}', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
+
+  it('only the sign-in pipeline stores a session, and only storage/sessions.ts calls the object\'s create', () => {
+    const storing = Object.entries(sources).filter(([, text]) => /\binsertSession\(/.test(text)).map(([key]) => key.replace('../../src/', ''));
+    expect(storing.sort()).toEqual(['auth/sign-in.ts', 'storage/sessions.ts']);
+    const creating = Object.entries(sources).filter(([, text]) => /\.create\(store\.userId/.test(text)).map(([key]) => key.replace('../../src/', ''));
+    expect(creating).toEqual(['storage/sessions.ts']);
+  });
+});
+
+describe('the revocation fence of earlier versions', () => {
+  it('a session it still holds as revoked is refused by the object, until its entry expires', async () => {
+    const t = await registerUser();
+    const { sub, sid } = decodeJwt<{ sub: string; sid: string }>(t.access_token);
+    const stub = sessionsObject(sub);
+    expect(await stub.isRevoked(sub, sid)).toBe(false);
+    // What the old class wrote (same object, renamed): a revocation whose D1 write had not landed.
+    await runInDurableObject(stub, (_i, state) => state.storage.sql.exec('INSERT INTO revoked (sid, until_ms) VALUES (?, ?)', sid, Date.now() + 60_000));
+    expect(await stub.isRevoked(sub, sid)).toBe(true);
+    await runInDurableObject(stub, (_i, state) => state.storage.sql.exec('UPDATE revoked SET until_ms = ? WHERE sid = ?', Date.now() - 1, sid));
+    expect(await stub.isRevoked(sub, sid)).toBe(false);
   });
 });

@@ -140,8 +140,9 @@ const accountChanged = () => new ApiError('conflict', 'Your account changed whil
  * and no session: the user signs in again (fail closed, never two sessions from one state).
  *
  * Without one, the session is stored only while the account is as `user` says (storage/users.ts
- * `AccountAsRead`): D1 is checked before the object stores it, and again after; a change seen
- * then ends the new session and refuses. A claim ends every session in the object before and
+ * `AccountAsRead`): D1 is checked before the object stores it. With or without one, D1 is checked
+ * again after (a claim that landed after the spend deleted nothing the spend still needed); a
+ * change seen then ends the new session and refuses. A claim ends every session in the object before and
  * after its D1 batch (auth/mailbox-proof.ts), so a session stored in between is ended by the
  * claim's second pass, and one stored after it is caught by the check after.
  */
@@ -158,7 +159,7 @@ async function startSession(c: Context<AppEnv>, user: User, provider: string | n
   }
   const store = sessionsOf(c, user.id);
   const session = await insertSession(store, input, `ses_${randomId(12)}`, randomId(12), t);
-  if (spendsPending === undefined && !(await isAccountAsRead(c.env.DB, user))) {
+  if (!(await isAccountAsRead(c.env.DB, user))) {
     await endSessions(c, user.id, [session.id]);
     throw accountChanged();
   }

@@ -173,6 +173,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   }
 
   private row(where: 'id' | 'refresh_hash', value: string): SessionRow | null {
+    // A column name goes into the SQL text: only these two, whatever a caller sends.
+    if (where !== 'id' && where !== 'refresh_hash') throw new RangeError('find by id or refresh_hash');
     return this.ctx.storage.sql.exec<SessionRow & Record<string, SqlStorageValue>>(`SELECT * FROM sessions WHERE ${where} = ?`, value).toArray()[0] ?? null;
   }
 

@@ -12,7 +12,7 @@ import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { applyMailboxProof } from '../../src/storage/mailbox-proof';
 import { nowSeconds } from '../../src/util/time';
-import { ENCRYPTION_KEY } from './second-factor-helpers';
+import { ENCRYPTION_KEY, mfaEnv, userWithTotp } from './second-factor-helpers';
 import { claimBefore } from './claim-between';
 import { call, countRows, GOOD_PASSWORD, makeEnv, uniqueEmail, type TestEnv } from './helpers';
 import { claimBeforeCreate, sessionsObject } from './user-sessions-store';
@@ -56,5 +56,17 @@ describe('a sign-in that read the account before a claim stores nothing after it
     expect(r.status, await r.clone().text()).toBe(409);
     expect(await r.text()).not.toContain('mfa_token');
     expect(await countRows('mfa_pending', 'user_id = ?', userId)).toBe(0);
+  });
+
+  it('a second-factor completion: the claim lands after the pending state is spent and before the session is stored, and no session is left', async () => {
+    const e = mfaEnv();
+    const u = await userWithTotp(e, uniqueEmail('mfa-race'));
+    expect((await env.DB.prepare('SELECT email_verified FROM users WHERE id = ?').bind(u.userId).first<{ email_verified: number }>())!.email_verified).toBe(0);
+    const login = await call('/auth/login', { env: e, json: { email: u.email, password: GOOD_PASSWORD } });
+    const { mfa_token } = (await login.json()) as { mfa_token: string };
+    const r = await call('/auth/mfa', { env: { ...e, USER_SESSIONS: claimBeforeCreate(claim(u.userId, u.email)) }, json: { mfa_token, code: u.codes[0]! } });
+    expect(r.status, await r.clone().text()).toBe(409);
+    expect(await r.text()).not.toContain('access_token');
+    expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', u.userId)).toBe(0);
   });
 });

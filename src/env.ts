@@ -4,7 +4,7 @@
  */
 import type { Config } from './config/schema';
 import type { Keyring } from './keys/keyring';
-import type { RevocationFenceNamespace } from './storage/revocation-fence';
+import type { UserSessionsNamespace } from './storage/user-sessions';
 
 /**
  * The bindings from `wrangler.toml` that code reads by name. The settings (`PUBLIC_URL`, ...)
@@ -14,8 +14,8 @@ import type { RevocationFenceNamespace } from './storage/revocation-fence';
 export interface Env {
   DB: D1Database;
   REVOKED: KVNamespace;
-  /** The optional revocation fence (storage/revocation-fence.ts): one Durable Object per user. */
-  REVOCATION_FENCE?: RevocationFenceNamespace;
+  /** Each user's sessions and revocation fence (storage/user-sessions.ts): one Durable Object per user. */
+  USER_SESSIONS: UserSessionsNamespace;
   /** Cloudflare Email Service (src/mail/): used when set and SMTP_URL is not. */
   EMAIL?: SendEmail;
   /** The shared per-IP burst limiter (middleware/rate-limit.ts). */

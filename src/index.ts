@@ -10,7 +10,7 @@ import { configFailure } from './middleware/configure';
 import { log } from './observability/log';
 
 export { requireAuth } from './middleware/require-auth';
-export { RevocationFence } from './storage/revocation-fence';
+export { UserSessions } from './storage/user-sessions';
 export type { AppEnv, AuthUser, Env } from './env';
 
 export default {

@@ -1,12 +1,12 @@
 import type { D1Migration } from 'cloudflare:test';
-import type { RevocationFenceNamespace } from '../src/storage/revocation-fence';
+import type { UserSessionsNamespace } from '../src/storage/user-sessions';
 
 declare global {
   namespace Cloudflare {
     interface Env {
       DB: D1Database;
       REVOKED: KVNamespace;
-      REVOCATION_FENCE: RevocationFenceNamespace;
+      USER_SESSIONS: UserSessionsNamespace;
       TEST_MIGRATIONS: D1Migration[];
       [setting: string]: unknown;
     }

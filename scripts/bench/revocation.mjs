@@ -23,7 +23,7 @@ const PASSWORD = 'a benchmark passphrase, long enough';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The Durable Object revocation fence (src/storage/revocation-fence.ts). With REVOCATION_FENCE in
+ * The users' sessions objects, also the revocation fence (src/storage/user-sessions.ts). With USER_SESSIONS in
  * wrangler.toml, returns what the fenced variant needs: the binding to give the Gatehouse Worker
  * (class exported by the bundle's main module) and the ROUTES entry with
  * `revocation: "immediate"`; run.mjs adds both, measures the route under load, and
@@ -33,16 +33,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * storage per instance, isolatedResourcePersistencePath; unsafeEnableSharedStorage shares KV and
  * D1, not DOs, so a second instance would have a fence of its own). Instead two Gatehouse Workers
  * in ONE Miniflare: workerd runs each Worker in its own isolate (own module state, so its own
- * revocation cache), they share D1 and KV by id, and the second binds REVOCATION_FENCE to the
+ * revocation cache), they share D1 and KV by id, and the second binds USER_SESSIONS to the
  * first's Durable Object class: one object per user for both, as on Cloudflare
  * (measureFencedOtherIsolate below).
  */
 export function revocationFenceVariant(wranglerToml) {
-  if (!/REVOCATION_FENCE/.test(wranglerToml)) return null;
+  if (!/USER_SESSIONS/.test(wranglerToml)) return null;
   return {
     path: '/fenced',
     route: (origin) => ({ path: '/fenced', origin, auth: 'required', revocation: 'immediate' }),
-    durableObjects: { REVOCATION_FENCE: 'RevocationFence' },
+    durableObjects: { USER_SESSIONS: 'UserSessions' },
   };
 }
 
@@ -171,7 +171,7 @@ export async function measureRevocationLatency({ startGatehouse, migrate, work, 
 /**
  * The fence seen from another isolate: `startPair()` starts two Gatehouse Workers in one
  * Miniflare (A serves `url`, B is reached through `fetchB(url, init)`, both as `publicUrl`), B's
- * REVOCATION_FENCE bound to A's Durable Object, D1 and KV shared. Register on A, sign in on B
+ * USER_SESSIONS bound to A's Durable Object, D1 and KV shared. Register on A, sign in on B
  * (D1 is shared), three requests on B's fenced route and three on its plain verified route
  * (B's isolate caches "not revoked" for the session), sign out on A, then poll B's fenced route.
  * Resolves to { fenced, plainFirstPoll } where fenced is { ms, polls } or { error }, and

@@ -622,7 +622,7 @@ try {
 
   // The fence from another isolate (revocation.mjs measureFencedOtherIsolate): a second
   // Gatehouse Worker in the same Miniflare (its own isolate), D1 and KV shared by id, its
-  // REVOCATION_FENCE bound to the first Worker's Durable Object class.
+  // USER_SESSIONS bound to the first Worker's Durable Object class.
   let fencedOther = null;
   if (fence) {
     const pairConfig = (publicUrl) => ({

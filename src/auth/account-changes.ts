@@ -27,12 +27,12 @@ import {
   unlinkIdentityKeepingOne,
 } from '../storage/account-changes';
 import { listUserIdentities } from '../storage/identities';
-import { sessionIdsWithLiveTokens } from '../storage/sessions';
+import { forgetSessions, sessionIdsWithLiveTokens } from '../storage/sessions';
 import { findUserByEmail, findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { assertNotBreached } from './breached-password';
 import { emailDomainAllowed } from './roles';
-import { liveSessionUser } from './authenticate';
+import { liveSessionUser, sessionsOf } from './authenticate';
 import { recordEvent } from './events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from './login-throttle';
 import { hashPassword, verifyPassword } from './password-hash';
@@ -45,7 +45,7 @@ export const LINK_TTL_SECONDS = 30 * 60;
 
 const linkRefused = () => badRequest('This link is invalid, has expired or was already used. Start again from your account page.');
 
-/** The signed-in user's current record; a deleted or disabled account, or a session ended in D1, is refused like an ended session. */
+/** The signed-in user's current record; a deleted or disabled account, or a session ended in its object, is refused like an ended session. */
 const liveUser = (c: Context<AppEnv>, auth: AuthUser): Promise<User> => liveSessionUser(c, auth);
 
 /**
@@ -76,11 +76,11 @@ async function newPasswordHash(c: Context<AppEnv>, password: string): Promise<st
 }
 
 /**
- * Ends every session of the user but `keep` (fence, D1, KV), including those ended so recently
+ * Ends every session of the user but `keep` (the user's object, then KV), including those ended so recently
  * that their tokens may still verify: a retry after a failed KV write completes the job.
  */
 async function endOtherSessions(c: Context<AppEnv>, userId: string, keep: string): Promise<number> {
-  const ids = (await sessionIdsWithLiveTokens(c.env.DB, userId, now(), tokenLifetime(c))).filter((id) => id !== keep);
+  const ids = (await sessionIdsWithLiveTokens(sessionsOf(c, userId), now(), tokenLifetime(c))).filter((id) => id !== keep);
   return endSessions(c, userId, ids);
 }
 
@@ -213,7 +213,7 @@ export interface EmailChangeConfirmer {
 async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: EmailChangeConfirmer): Promise<void> {
   const { auth, password } = confirmer;
   if (password !== undefined && password !== '') return checkCurrentPassword(c, user, password, 'confirm_email_change');
-  // The session must be live in D1 too: a claim's batch has ended the squatter's, whose token may still pass elsewhere.
+  // The session must be live in its object too: a claim has ended the squatter's, whose token may still pass elsewhere.
   if (auth !== undefined && auth.id === user.id && isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS) && (await sessionStillLive(c, auth))) return;
   const minutes = Math.round(c.get('config').RECENT_AUTH_SECONDS / 60);
   throw new ApiError(
@@ -225,7 +225,7 @@ async function confirmerMayChange(c: Context<AppEnv>, user: User, confirmer: Ema
   );
 }
 
-/** Whether `auth`'s session is live in D1 (an ended one is false; a storage fault propagates). */
+/** Whether `auth`'s session is live in its object (an ended one is false; a storage fault propagates). */
 async function sessionStillLive(c: Context<AppEnv>, auth: AuthUser): Promise<boolean> {
   try {
     await liveSessionUser(c, auth);
@@ -281,6 +281,7 @@ export async function deleteAccount(c: Context<AppEnv>, auth: AuthUser, input: {
     throw new ApiError('conflict', 'This is the only administrator account. Make someone else an administrator first.');
   }
   const ended = await endAllSessions(c, user.id, auth.sessionId);
+  await forgetSessions(sessionsOf(c, user.id));
   await deleteUserAndData(c.env.DB, user.id);
   await recordEvent(c, { event: 'account_deleted', outcome: 'security', userId: user.id, detail: { ended_sessions: ended.length, message: 'The user deleted their account.' } });
   return { noticeSent: sendAccountNotice(c, user, 'account_deleted') };

@@ -13,8 +13,7 @@ import { recordEventInBackground } from './events';
 import { readAccessCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
 import { isSessionRevoked } from '../storage/revocation';
-import type { FenceTarget } from '../storage/revocation-fence';
-import { findSessionById } from '../storage/sessions';
+import { findSession, type SessionStore } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
 import { verifyAccessToken } from '../tokens/access-token';
 import { nowSeconds } from '../util/time';
@@ -31,16 +30,15 @@ export function presentedToken(c: Context<AppEnv>): { token: string; via: 'beare
   return cookie ? { token: cookie, via: 'cookie' } : null;
 }
 
-/** The user's revocation fence, when the `REVOCATION_FENCE` binding is configured. */
-export function fenceOf(c: Context<AppEnv>, userId: string): FenceTarget | undefined {
-  const ns = c.env.REVOCATION_FENCE;
-  return ns ? { ns, userId } : undefined;
+/** The user's sessions: their Durable Object (storage/user-sessions.ts), also the revocation fence. */
+export function sessionsOf(c: Context<AppEnv>, userId: string): SessionStore {
+  return { ns: c.env.USER_SESSIONS, userId };
 }
 
 /**
  * Verifies a token fully (signature, claims, revocation). Throws `invalid_token` or `unavailable`.
- * `immediate` (a route marked `revocation = "immediate"`): the user's fence is asked too, on
- * every request (config/load.ts refuses such a route without the binding).
+ * `immediate` (a route marked `revocation = "immediate"`): the user's sessions object is asked
+ * too, on every request.
  */
 export async function authenticate(c: Context<AppEnv>, token: string, immediate = false): Promise<AuthUser> {
   const config = c.get('config');
@@ -52,7 +50,7 @@ export async function authenticate(c: Context<AppEnv>, token: string, immediate 
   if (await isSessionRevoked(c.env.REVOKED, claims.sid, {
       cacheSeconds: config.REVOCATION_CACHE_SECONDS,
       tokenExpiresAt: claims.exp,
-      fence: immediate ? fenceOf(c, claims.sub) : undefined,
+      fence: immediate ? sessionsOf(c, claims.sub) : undefined,
     })) {
     recordEventInBackground(c, { event: 'revoked_token_presented', outcome: 'security', userId: claims.sub, detail: { sid: claims.sid } });
     throw invalidToken('The access token has been revoked.');
@@ -73,13 +71,13 @@ export async function authenticate(c: Context<AppEnv>, token: string, immediate 
 
 /**
  * The current record of `auth`'s user, while the account is enabled and the session is live in
- * D1. A token still passes `authenticate` where its session's revocation has not arrived yet
+ * its user's object. A token still passes `authenticate` where its session's revocation has not arrived yet
  * (another isolate's cached answer, KV's propagation): good enough to read, not to change how
- * the account is reached. A claim ends the squatter's sessions in D1 in the same batch as its
- * wipe, so a change that checks here cannot add a way in after the wipe.
+ * the account is reached. A claim ends the squatter's sessions in the object before (and again
+ * after) its D1 wipe, so a change that checks here cannot add a way in after the wipe.
  */
 export async function liveSessionUser(c: Context<AppEnv>, auth: Pick<AuthUser, 'id' | 'sessionId'>): Promise<User> {
-  const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
+  const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSession(sessionsOf(c, auth.id), auth.sessionId)]);
   const live = session !== null && session.userId === auth.id && session.revokedAt === null && session.expiresAt > nowSeconds();
   if (!user || user.disabledAt !== null || !live) throw invalidToken('The session has ended.');
   return user;

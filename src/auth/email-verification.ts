@@ -9,6 +9,7 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
+import { sessionsOf } from './authenticate';
 import { sendInBackground, sendNotice, sendNow } from '../mail/delivery';
 import { alreadyRegisteredMessage, VERIFY_EMAIL_TTL_S, verifyEmailMessage } from '../mail/messages';
 import { log } from '../observability/log';
@@ -98,7 +99,7 @@ async function settleRegistration(c: Context<AppEnv>, input: { email: string; na
     // Only a registration still pending (hours old, never signed in) takes the new password:
     // an older unverified account may be someone's account in use, which a stranger's
     // registration must not lock out. Its owner gets the link; the password stays.
-    const pending = existing.createdAt > now() - VERIFY_EMAIL_TTL_S && (await listActiveSessions(c.env.DB, existing.id, now())).length === 0;
+    const pending = existing.createdAt > now() - VERIFY_EMAIL_TTL_S && (await listActiveSessions(sessionsOf(c, existing.id), now())).length === 0;
     const replace = pending ? () => replacePendingPassword(c.env.DB, existing.id, input.passwordHash, now()) : undefined;
     const sent = await sendVerificationLink(c, existing, true, replace, input.returnTo);
     await recordEvent(c, { event: 'register', outcome: 'failure', userId: existing.id, detail: { reason: 'unverified_account', password_replaced: pending && sent, verification: sent ? 'sent' : 'cooldown' } });

@@ -5,10 +5,12 @@
  * password reset link and a registration link. What is removed, and why in one D1 batch:
  * storage/mailbox-proof.ts.
  *
- * Sessions: every session of an unverified account ends before the batch (fence, D1, KV, as
- * `endAllSessions`): a fence or KV failure is then a 503 with nothing claimed, and a retry,
- * meeting the account unverified again, completes it. The batch revokes in D1 any session
- * started meanwhile, and those get the fence and KV right after it.
+ * Sessions live in the user's object, not in D1, so they cannot be in the batch: every session
+ * of an unverified account ends before it (object, then KV, as `endAllSessions`): a failure is
+ * then a 503 with nothing claimed, and a retry, meeting the account unverified again, completes
+ * it. After a batch that claimed, every session ends again: one a sign-in stored between the
+ * first pass and the batch (it read the account before the claim) goes too. A sign-in storing
+ * its session after the batch sees the account changed and ends it itself (auth/sign-in.ts).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
@@ -16,7 +18,7 @@ import { applyMailboxProof, type PasswordOnProof } from '../storage/mailbox-proo
 import { findUserById, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
-import { endAllSessions, endSessions } from './sessions';
+import { endAllSessions } from './sessions';
 
 export interface MailboxProof {
   /** The address proven: it counts only while it is still the account's address. */
@@ -39,20 +41,20 @@ export interface ProofResult {
 
 /**
  * Applies a proof of the mailbox to `user`'s account. Nothing is removed when the address was
- * already verified (a reset still sets its password). Throws on a fence, KV or D1 failure.
+ * already verified (a reset still sets its password). Throws on a sessions-object, KV or D1 failure.
  */
 export async function proveMailbox(c: Context<AppEnv>, user: User, proof: MailboxProof): Promise<ProofResult> {
   if (!user.emailVerified) await endAllSessions(c, user.id);
   const outcome = await applyMailboxProof(c.env.DB, { userId: user.id, email: proof.email, password: proof.password, keepIdentity: proof.keepIdentity, now: now() });
-  if (outcome.endedSessionIds.length > 0) await endSessions(c, user.id, outcome.endedSessionIds, true);
   if (outcome.claimed) {
+    const late = await endAllSessions(c, user.id);
     await recordEvent(c, {
       event: 'account_claimed',
       outcome: 'security',
       userId: user.id,
       detail: {
         ...proof.via,
-        removed: outcome.removed,
+        removed: { ...outcome.removed, sessions: late.length },
         password: proof.password.kind === 'remove' ? 'removed' : proof.password.kind === 'set' ? 'replaced' : 'kept',
         message: 'Proof of the mailbox verified the address of an unverified account: every session ended, and its passkeys, authenticator, recovery codes, linked identities and mailed links were removed.',
       },

@@ -1,7 +1,7 @@
 /**
  * Forgot / reset password: a single-use link (purpose `password_reset`, 30 minutes,
  * replaced by a newer request, deleted by any password change), and the reset itself, which
- * sets the new password, ends every session of the user (D1, KV and the revocation fence),
+ * sets the new password, ends every session of the user (its sessions object, then KV),
  * records a security event and mails the user a notice. A link that went to the account's
  * current address proves the mailbox: an unverified address becomes verified, with everything
  * an unproven holder could have added removed in the same batch (auth/mailbox-proof.ts).
@@ -61,7 +61,7 @@ export async function checkResetToken(c: Context<AppEnv>, token: string): Promis
 /**
  * Sets a new password with a reset link. The password is checked before the link is used, so
  * a refused password leaves the link working. Every session ends before the link is used (a
- * fence or KV failure is a 503 with the link intact, and a retry works), and again after the
+ * sessions-object or KV failure is a 503 with the link intact, and a retry works), and again after the
  * new password is stored, for a session someone started with the old one in between.
  *
  * @returns how many sessions ended.

@@ -1,19 +1,22 @@
 /**
  * Session lifecycle after the start (which is auth/sign-in.ts's alone): step-up, refresh (rotate,
- * with reuse detection), and end (revoke in D1 and KV).
+ * with reuse detection), and end. Every session lives in its user's Durable Object
+ * (storage/user-sessions.ts): it rotates, detects reuse and fences in one place; KV then spreads
+ * an ending to every location's verifications.
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
+import { log } from '../observability/log';
 import { ApiError, invalidToken } from '../http/errors';
-import { fenceSessionIds, isFenced, revokeSessionIds } from '../storage/revocation';
+import { revokeSessionIds } from '../storage/revocation';
 import {
-  findRotatedToken,
-  findSessionById,
+  deleteLegacySession,
+  endAllSessionsIn,
+  endSessionsIn,
+  findSession,
   findSessionByRefreshHash,
-  revokeSession,
-  revokeUserSessions,
-  rotateRefreshHash,
-  sessionIdsWithLiveTokens,
+  legacyRefreshOwner,
+  rotateRefreshToken,
   updateSessionAuth,
   type Session,
 } from '../storage/sessions';
@@ -21,7 +24,7 @@ import { findUserById, type User } from '../storage/users';
 import { ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
 import { randomId, sha256 } from '../util/random';
 import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
-import { fenceOf } from './authenticate';
+import { sessionsOf } from './authenticate';
 import { recordEvent } from './events';
 import { effectiveRoles } from './roles';
 
@@ -35,12 +38,42 @@ export interface IssuedTokens {
   session: Session;
 }
 
-/** 256 random bits, base64url: opaque to everyone, stored only as its SHA-256. */
-export function newRefreshToken(): string {
-  return randomId(32);
+/**
+ * A refresh token: `<user id>.<secret>`, the secret 256 random bits (base64url). The user id
+ * names the object that holds the session, so a refresh reaches it without a D1 lookup; only
+ * the secret's SHA-256 is stored, and only that object's sessions are compared with it, so a
+ * user id paired with anything but one of that user's current secrets is refused like any bad
+ * token. The id tells the holder nothing new: the access token beside it carries it as `sub`.
+ */
+export interface RefreshToken {
+  token: string;
+  /** SHA-256 of the secret part: what the object stores. */
+  hash: string;
 }
 
-const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+export async function newRefreshToken(userId: string): Promise<RefreshToken> {
+  const secret = randomId(32);
+  return { token: `${userId}.${secret}`, hash: await sha256(secret) };
+}
+
+/** The shape of every refresh token issued now: a user id, a dot, 43 base64url characters. */
+const ROUTED_REFRESH_TOKEN = /^(usr_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/;
+/** The shape earlier versions issued (their sessions are in D1 until their next refresh). */
+const LEGACY_REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Which object a refresh token names, and the hash to look for there. A token of the old shape
+ * finds its user through D1 (once: its refresh moves it). Null for a malformed, truncated or
+ * foreign token, and for an old one D1 does not know: no object is touched.
+ */
+async function locateRefreshToken(c: Context<AppEnv>, token: string): Promise<{ userId: string; hash: string; legacy: boolean } | null> {
+  const routed = ROUTED_REFRESH_TOKEN.exec(token);
+  if (routed) return { userId: routed[1]!, hash: await sha256(routed[2]!), legacy: false };
+  if (!LEGACY_REFRESH_TOKEN.test(token)) return null;
+  const hash = await sha256(token);
+  const userId = await legacyRefreshOwner(c.env.DB, hash);
+  return userId === null ? null : { userId, hash, legacy: true };
+}
 
 /**
  * Seconds during which a just-rotated refresh token may be presented again without counting as
@@ -85,7 +118,7 @@ export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pi
  */
 export async function stepUpSession(c: Context<AppEnv>, user: User, sessionId: string, amr: readonly string[]) {
   const t = now();
-  const span = await updateSessionAuth(c.env.DB, sessionId, [...amr], t, c.get('config').SESSION_MAX_AGE);
+  const span = await updateSessionAuth(sessionsOf(c, user.id), sessionId, [...amr], t, c.get('config').SESSION_MAX_AGE);
   if (!span) throw invalidToken('The session has ended. Sign in again.');
   const access = await accessTokenFor(c, user, { id: sessionId, amr: [...amr], authTime: t, ...span });
   return { accessToken: access.token, expiresIn: access.expiresIn, authTime: t };
@@ -100,32 +133,15 @@ export function tokenLifetime(c: Context<AppEnv>): number {
 }
 
 /**
- * With the `REVOCATION_FENCE` binding: writes the sessions to the user's fence. Every revocation
- * does this FIRST (before D1 and KV), so a failure (503) leaves nothing half done.
+ * Ends sessions of `userId`: in the user's object first (which is also the fence: a failure
+ * there is a 503 with nothing done), then their access tokens in KV, also for sessions the
+ * object already shows as ended: a retry after a failed KV write completes the job. Returns how
+ * many sessions this call ended.
  */
-async function fenceFirst(c: Context<AppEnv>, userId: string | null, sessionIds: string[]): Promise<void> {
-  const fence = userId === null ? undefined : fenceOf(c, userId);
-  if (fence) await fenceSessionIds(fence, sessionIds, c.get('config').ACCESS_TOKEN_TTL);
-}
-
-/** Fences every session of the user whose access tokens may still verify (before D1 and KV). */
-export async function fenceUserSessions(c: Context<AppEnv>, userId: string): Promise<void> {
-  if (!fenceOf(c, userId)) return;
-  await fenceFirst(c, userId, await sessionIdsWithLiveTokens(c.env.DB, userId, now(), tokenLifetime(c)));
-}
-
-/**
- * Ends sessions of `userId` (null: unknown, nothing to fence): the fence first when configured,
- * then D1 (those still live), then their access tokens in KV, also for sessions D1 already shows
- * as ended: a retry after a failed KV write completes the job. Fence and KV errors propagate (no
- * silent success). Returns how many sessions this call ended in D1.
- */
-export async function endSessions(c: Context<AppEnv>, userId: string | null, sessionIds: string[], alreadyRevokedInDb = false): Promise<number> {
-  await fenceFirst(c, userId, sessionIds);
-  const t = now();
-  const ended = alreadyRevokedInDb ? [] : await Promise.all(sessionIds.map((id) => revokeSession(c.env.DB, id, t)));
+export async function endSessions(c: Context<AppEnv>, userId: string, sessionIds: string[]): Promise<number> {
+  const ended = await endSessionsIn(sessionsOf(c, userId), sessionIds, now());
   await revokeSessionIds(c.env.REVOKED, sessionIds, c.get('config').ACCESS_TOKEN_TTL);
-  return ended.filter(Boolean).length;
+  return ended.length;
 }
 
 /**
@@ -134,7 +150,7 @@ export async function endSessions(c: Context<AppEnv>, userId: string | null, ses
  * whose KV write failed). False when there is nothing (left) to end.
  */
 export async function endSession(c: Context<AppEnv>, sessionId: string, userId: string): Promise<boolean> {
-  const session = await findSessionById(c.env.DB, sessionId);
+  const session = await findSession(sessionsOf(c, userId), sessionId);
   if (!session || session.userId !== userId) return false;
   if (session.revokedAt !== null && session.revokedAt < now() - tokenLifetime(c)) return false;
   await endSessions(c, userId, [session.id]);
@@ -142,21 +158,18 @@ export async function endSession(c: Context<AppEnv>, sessionId: string, userId: 
 }
 
 /**
- * Ends every session of a user: D1 first, then KV for every session whose access tokens may
- * still verify: those this call ended, those ended within the longest access-token lifetime
- * (so a retry after a failed KV write also covers the sessions the failed attempt already
- * ended in D1), and those that ran out just now (a token refreshed just before its session's
- * end lives until that end, plus clock tolerance). `callerSessionId`, the session making the
- * request, is revoked in KV last, once the others are: until then its token still works for
- * that retry. Returns the ids this call ended in D1.
+ * Ends every session of a user: in the object first (one transaction), then KV for every
+ * session whose access tokens may still verify: those this call ended, those ended within the
+ * longest access-token lifetime (so a retry after a failed KV write also covers the sessions
+ * the failed attempt already ended), and those that ran out just now (a token refreshed just
+ * before its session's end lives until that end, plus clock tolerance). `callerSessionId`, the
+ * session making the request, is revoked in KV last, once the others are: until then its token
+ * still works for that retry. Returns the ids this call ended.
  */
 export async function endAllSessions(c: Context<AppEnv>, userId: string, callerSessionId?: string): Promise<string[]> {
-  await fenceUserSessions(c, userId);
-  const t = now();
-  const ended = await revokeUserSessions(c.env.DB, userId, t);
-  const live = await sessionIdsWithLiveTokens(c.env.DB, userId, t, tokenLifetime(c));
+  const { ended, withLiveTokens } = await endAllSessionsIn(sessionsOf(c, userId), now(), tokenLifetime(c));
   const ttl = c.get('config').ACCESS_TOKEN_TTL;
-  await revokeSessionIds(c.env.REVOKED, live.filter((id) => id !== callerSessionId), ttl);
+  await revokeSessionIds(c.env.REVOKED, withLiveTokens.filter((id) => id !== callerSessionId), ttl);
   if (callerSessionId !== undefined) await revokeSessionIds(c.env.REVOKED, [callerSessionId], ttl);
   return ended;
 }
@@ -164,16 +177,15 @@ export async function endAllSessions(c: Context<AppEnv>, userId: string, callerS
 export interface SignOutResult {
   userId: string | null;
   sessionId: string | null;
-  /** Sessions this call ended in D1 (0 when there was nothing, or nothing left, to end). */
+  /** Sessions this call ended (0 when there was nothing, or nothing left, to end). */
   ended: number;
 }
 
 /**
  * Sign-out, idempotent: it ends what the request proves, and otherwise still succeeds.
  * - An unexpired access token of ours ends its session, even when already revoked: that is
- *   the retry of a sign-out that failed part-way, and it finishes the job (`sid:` in KV first,
- *   so the token is dead even if D1 then fails, then the session in D1, then `sid:` again; all
- *   idempotent). A revoked token's session is ending anyway.
+ *   the retry of a sign-out that failed part-way, and it finishes the job (the object, then
+ *   KV; both idempotent). A revoked token's session is ending anyway.
  * - Otherwise (no access token, an expired one, an unusable cookie) the refresh token names
  *   the session.
  * - With neither, nothing ends.
@@ -185,11 +197,7 @@ export async function signOut(
   refreshToken: string | undefined,
 ): Promise<SignOutResult> {
   const claims = presented ? await signOutClaims(c, presented) : null;
-  if (claims) {
-    await fenceFirst(c, claims.sub, [claims.sid]);
-    await revokeSessionIds(c.env.REVOKED, [claims.sid], c.get('config').ACCESS_TOKEN_TTL);
-    return { userId: claims.sub, sessionId: claims.sid, ended: await endSessions(c, claims.sub, [claims.sid]) };
-  }
+  if (claims) return { userId: claims.sub, sessionId: claims.sid, ended: await endSessions(c, claims.sub, [claims.sid]) };
   const session = refreshToken ? await sessionForRefreshToken(c, refreshToken) : null;
   if (!session) return { userId: null, sessionId: null, ended: 0 };
   return { userId: session.userId, sessionId: session.id, ended: await endSessions(c, session.userId, [session.id]) };
@@ -211,57 +219,53 @@ async function signOutClaims(c: Context<AppEnv>, presented: { token: string; via
 
 /** The live session a refresh token belongs to, or null (no side effects). */
 export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: string): Promise<Session | null> {
-  if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) return null;
-  const session = await findSessionByRefreshHash(c.env.DB, await sha256(refreshToken));
+  const located = await locateRefreshToken(c, refreshToken);
+  if (!located) return null;
+  const session = await findSessionByRefreshHash(sessionsOf(c, located.userId), located.hash);
   if (!session || session.revokedAt !== null || session.expiresAt <= now()) return null;
   return session;
 }
 
 /**
- * Rotates a refresh token. A token that was already rotated is treated as stolen: its whole
+ * Rotates a refresh token, in its user's object (one transaction: of concurrent rotations of
+ * one token exactly one wins). A token that was already rotated is treated as stolen: its whole
  * session ends and a security event is recorded, unless it was rotated less than
  * {@link REFRESH_REUSE_GRACE_S} ago and its session is live (two tabs at once): then, as for
- * the losers of concurrent rotations of one token, the answer is `conflict` and nothing ends.
+ * the losers of concurrent rotations, the answer is `conflict` and nothing ends. A token of the
+ * old shape moves its session's D1 row out of the way once rotated (the object already holds it).
  */
 export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');
   const refused = invalidToken('The refresh token is invalid, expired or revoked.');
-  if (!REFRESH_TOKEN_SHAPE.test(refreshToken)) throw refused;
-  const hash = await sha256(refreshToken);
+  const located = await locateRefreshToken(c, refreshToken);
+  if (!located) throw refused;
+  const { userId } = located;
+  const store = sessionsOf(c, userId);
+  // The directory first: if D1 cannot answer (503), nothing has been rotated and the token still works.
+  const user = await findUserById(c.env.DB, userId);
+  const next = await newRefreshToken(userId);
   const t = now();
-  const session = await findSessionByRefreshHash(c.env.DB, hash);
-  if (!session) {
-    const rotated = await findRotatedToken(c.env.DB, hash);
-    if (rotated) {
-      const reusedSessionId = rotated.sessionId;
-      const reused = await findSessionById(c.env.DB, reusedSessionId);
-      const live = reused !== null && reused.revokedAt === null && reused.expiresAt > t;
-      if (live && rotated.rotatedAt >= t - REFRESH_REUSE_GRACE_S) throw justRotated();
-      await endSessions(c, reused?.userId ?? null, [reusedSessionId]);
-      await recordEvent(c, {
-        event: 'refresh_token_reuse',
-        outcome: 'security',
-        userId: reused?.userId ?? null,
-        detail: { sid: reusedSessionId, message: 'A rotated refresh token was presented again; the session was ended.' },
-      });
-    }
+  const outcome = await rotateRefreshToken(store, { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S });
+  if (outcome.kind === 'invalid') throw refused;
+  if (outcome.kind === 'conflict') throw justRotated();
+  if (outcome.kind === 'reused') {
+    // The object has ended the session; its access tokens go in KV.
+    await revokeSessionIds(c.env.REVOKED, [outcome.sessionId], config.ACCESS_TOKEN_TTL);
+    await recordEvent(c, {
+      event: 'refresh_token_reuse',
+      outcome: 'security',
+      userId,
+      detail: { sid: outcome.sessionId, message: 'A rotated refresh token was presented again; the session was ended.' },
+    });
     throw refused;
   }
-  const absoluteEnd = session.createdAt + config.SESSION_MAX_AGE;
-  if (session.revokedAt !== null || session.expiresAt <= t || absoluteEnd <= t) throw refused;
-  // A revocation whose fence write landed but whose D1 write has not (yet): refused all the same.
-  const fence = fenceOf(c, session.userId);
-  if (fence && (await isFenced(fence, session.id))) throw refused;
-  const user = await findUserById(c.env.DB, session.userId);
+  const { session } = outcome;
+  if (located.legacy) await forgetLegacyRow(c, session.id);
   if (!user || user.disabledAt !== null) {
-    await endSessions(c, session.userId, [session.id]);
+    await endSessions(c, userId, [session.id]);
     throw refused;
   }
-  const next = newRefreshToken();
-  const expiresAt = Math.min(t + config.REFRESH_TOKEN_TTL, absoluteEnd);
-  const won = await rotateRefreshHash(c.env.DB, session.id, hash, await sha256(next), expiresAt, t);
-  if (!won) throw justRotated();
-  const access = await accessTokenFor(c, user, { ...session, expiresAt });
+  const access = await accessTokenFor(c, user, session);
   await recordEvent(c, { event: 'refresh', outcome: 'success', userId: user.id, detail: { sid: session.id } });
   return {
     user,
@@ -269,9 +273,22 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
       accessToken: access.token,
       accessTokenId: access.jti,
       expiresIn: access.expiresIn,
-      refreshToken: next,
-      sessionExpiresAt: expiresAt,
-      session: { ...session, expiresAt, lastUsedAt: t },
+      refreshToken: next.token,
+      sessionExpiresAt: session.expiresAt,
+      session,
     },
   };
+}
+
+/**
+ * Deletes the D1 row of a session its object has just rotated. A failure is only logged: the
+ * row then routes the old token to the object, which knows it as rotated, and housekeeping
+ * removes it when it expires.
+ */
+async function forgetLegacyRow(c: Context<AppEnv>, sessionId: string): Promise<void> {
+  try {
+    await deleteLegacySession(c.env.DB, sessionId);
+  } catch (e) {
+    log.warn('legacy_session_row_kept', { sid: sessionId, error: e instanceof Error ? e.message : String(e) });
+  }
 }

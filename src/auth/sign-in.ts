@@ -20,15 +20,16 @@ import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { log } from '../observability/log';
-import { insertPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
-import { insertSession, insertSessionSpendingPending } from '../storage/sessions';
-import type { User } from '../storage/users';
+import { insertPending, spendPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
+import { insertSession } from '../storage/sessions';
+import { isAccountAsRead, type User } from '../storage/users';
 import { randomId, sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
 import { pendingUser } from './mfa-pending';
 import { hasSecondFactor, mfaRequiredByRole } from './second-factor-status';
-import { accessTokenFor, newRefreshToken, type IssuedTokens } from './sessions';
+import { sessionsOf } from './authenticate';
+import { accessTokenFor, endSessions, newRefreshToken, type IssuedTokens } from './sessions';
 
 export interface SignInEndpoint {
   /** A stable name (tests map each one to a way of driving it). */
@@ -131,21 +132,39 @@ async function secondFactorOwed(c: Context<AppEnv>, user: User, amr: readonly st
 const accountChanged = () => new ApiError('conflict', 'Your account changed while you were signing in. Sign in again.');
 
 /**
- * Starts a session: a refresh token and an access token carrying `amr` and now as `auth_time`.
- * `spendsPending`: the hash of the pending state this session completes, spent in the same
- * transaction (refused if already spent); without one, stored only while the account is as `user`
- * says (storage/users.ts `AccountAsRead`). Private: only the two functions below call it.
+ * Starts a session in the user's object: a refresh token and an access token carrying `amr` and
+ * now as `auth_time`. Private: only the two functions below call it.
+ *
+ * `spendsPending`: the hash of the pending state this session completes, spent in D1 first by a
+ * conditional update (refused if already spent); a failure after the spend leaves a spent state
+ * and no session: the user signs in again (fail closed, never two sessions from one state).
+ *
+ * Without one, the session is stored only while the account is as `user` says (storage/users.ts
+ * `AccountAsRead`): D1 is checked before the object stores it. With or without one, D1 is checked
+ * again after (a claim that landed after the spend deleted nothing the spend still needed); a
+ * change seen then ends the new session and refuses. A claim ends every session in the object before and
+ * after its D1 batch (auth/mailbox-proof.ts), so a session stored in between is ended by the
+ * claim's second pass, and one stored after it is caught by the check after.
  */
 async function startSession(c: Context<AppEnv>, user: User, provider: string | null, amr: readonly string[], spendsPending?: string): Promise<IssuedTokens> {
   const config = c.get('config');
   const t = now();
-  const refreshToken = newRefreshToken();
+  const refresh = await newRefreshToken(user.id);
   const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
-  const input = { userId: user.id, refreshHash: await sha256(refreshToken), expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] };
-  const session = spendsPending === undefined ? await insertSession(c.env.DB, input, t, user) : await insertSessionSpendingPending(c.env.DB, input, spendsPending, t);
-  if (!session) throw spendsPending === undefined ? accountChanged() : invalidToken('This sign-in has already been completed or has expired. Sign in again.');
+  const input = { userId: user.id, refreshHash: refresh.hash, expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr] };
+  if (spendsPending !== undefined) {
+    if (!(await spendPending(c.env.DB, spendsPending, t))) throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
+  } else if (!(await isAccountAsRead(c.env.DB, user))) {
+    throw accountChanged();
+  }
+  const store = sessionsOf(c, user.id);
+  const session = await insertSession(store, input, `ses_${randomId(12)}`, randomId(12), t);
+  if (!(await isAccountAsRead(c.env.DB, user))) {
+    await endSessions(c, user.id, [session.id]);
+    throw accountChanged();
+  }
   const access = await accessTokenFor(c, user, session);
-  return { accessToken: access.token, accessTokenId: access.jti, expiresIn: access.expiresIn, refreshToken, sessionExpiresAt: expiresAt, session };
+  return { accessToken: access.token, accessTokenId: access.jti, expiresIn: access.expiresIn, refreshToken: refresh.token, sessionExpiresAt: expiresAt, session };
 }
 
 /**

@@ -51,9 +51,6 @@ export function parseConfig(env: object): ConfigResult {
   if (!isDevelopment && raw.PUBLIC_URL?.startsWith('http:')) {
     return { ok: false, error: new ConfigError('PUBLIC_URL', 'must use https in production') };
   }
-  if (raw.ROUTES.some((r) => r.revocation === 'immediate') && !('REVOCATION_FENCE' in env && env.REVOCATION_FENCE)) {
-    return { ok: false, error: new ConfigError('ROUTES', 'revocation = "immediate" needs the REVOCATION_FENCE Durable Object binding (see wrangler.toml)') };
-  }
   if (raw.STORE_PROVIDER_TOKENS && !raw.TOKEN_ENCRYPTION_KEY) {
     return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'is required when STORE_PROVIDER_TOKENS=true') };
   }

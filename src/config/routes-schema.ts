@@ -48,7 +48,7 @@ export const routeSchema = v.pipe(
     strip_prefix: v.optional(v.boolean(), false),
     /** How long the origin may take to answer with headers before a 504. */
     timeout_seconds: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(300)), 30),
-    /** "immediate": every request also asks the revocation fence (needs REVOCATION_FENCE). */
+    /** "immediate": every request also asks the user's sessions object (storage/user-sessions.ts). */
     revocation: v.optional(v.picklist(['cached', 'immediate'], 'revocation must be cached or immediate'), 'cached'),
     /** Step-up (README "Second factors"): how the user must have signed in (token `amr`). */
     require: v.optional(v.pipe(v.array(v.picklist(['mfa', 'passkey'], 'require holds "mfa" and/or "passkey"')), v.minLength(1, 'require must name at least one of "mfa", "passkey"'))),

@@ -14,6 +14,7 @@ import { passkeysAvailable } from '../auth/passkeys';
 import { isRecentSignIn } from '../auth/recent-sign-in';
 import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole, totpAvailable } from '../auth/second-factor-status';
+import { sessionsOf } from '../auth/authenticate';
 import type { AppEnv, AuthUser } from '../env';
 import { safeReturnTo } from '../http/return-to';
 import { mailEnabled } from '../mail/send';
@@ -74,7 +75,7 @@ export async function loadAccountOverview(c: Context<AppEnv>, auth: AuthUser): P
   const t = now();
   const [user, sessions, identities, secondFactors] = await Promise.all([
     findUserById(c.env.DB, auth.id),
-    listActiveSessions(c.env.DB, auth.id, t),
+    listActiveSessions(sessionsOf(c, auth.id), t),
     listUserIdentities(c.env.DB, auth.id),
     secondFactorsCard(c, auth.id),
   ]);

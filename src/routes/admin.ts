@@ -18,18 +18,18 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
-import { liveSessionUser } from '../auth/authenticate';
+import { liveSessionUser, sessionsOf } from '../auth/authenticate';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole } from '../auth/second-factor-status';
-import { endSessions, fenceUserSessions, tokenLifetime } from '../auth/sessions';
+import { endAllSessions } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest, insufficientUserAuthentication } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { listUserEvents } from '../storage/events';
 import { listUserIdentities } from '../storage/identities';
-import { listActiveSessions, revokeUserSessions, sessionIdsWithLiveTokens } from '../storage/sessions';
+import { listActiveSessions } from '../storage/sessions';
 import { markEmailVerified } from '../storage/email-verification';
 import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
 import { mailEnabled } from '../mail/send';
@@ -41,7 +41,7 @@ const MAX_ID_LENGTH = 64;
 
 /**
  * Admits only users whose current D1 record (not the token) grants `admin`, who are not
- * disabled, and whose session is live in D1: the current record may grant more than the token
+ * disabled, and whose session is live in its object: the current record may grant more than the token
  * did (a claim verifies an address in ADMIN_EMAILS and ends the squatter's sessions, whose
  * tokens may still pass where the revocation has not arrived).
  */
@@ -117,7 +117,7 @@ export const adminRoutes = new Hono<AppEnv>()
   .get('/users/:id', async (c) => {
     const user = await targetUser(c);
     const [sessions, events, identities] = await Promise.all([
-      listActiveSessions(c.env.DB, user.id, now()),
+      listActiveSessions(sessionsOf(c, user.id), now()),
       listUserEvents(c.env.DB, user.id, 50),
       listUserIdentities(c.env.DB, user.id),
     ]);
@@ -140,14 +140,14 @@ export const adminRoutes = new Hono<AppEnv>()
   .post('/users/:id/disable', async (c) => {
     const user = await targetUser(c);
     if (user.id === c.get('user').id) throw new ApiError('conflict', 'You cannot disable your own account.');
-    // The fence first (when configured): a failure there is a 503 with nothing disabled yet.
-    await fenceUserSessions(c, user.id);
+    // The user's sessions end first (object, then KV for every session whose access token may
+    // still live): a failure there is a 503 with nothing disabled yet, and the retry finishes.
+    // Again once disabled: a sign-in that read the account before it was disabled and stored
+    // its session in between is ended too (the sign-in's own check after storing catches one later).
+    const ended = await endAllSessions(c, user.id);
     const t = now();
     if (user.disabledAt === null) await setDisabled(c.env.DB, user.id, t, t);
-    // D1 first, then KV for every session whose access token may still live (also those a
-    // failed earlier attempt ended in D1 only): a KV failure answers 503 and a retry finishes.
-    const ended = await revokeUserSessions(c.env.DB, user.id, t);
-    await endSessions(c, null, await sessionIdsWithLiveTokens(c.env.DB, user.id, t, tokenLifetime(c)), true);
+    ended.push(...(await endAllSessions(c, user.id)));
     await recordEvent(c, { event: 'admin_user_disabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, ended_sessions: ended.length } });
     return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: user.disabledAt ?? t }), ended_sessions: ended.length });
   })

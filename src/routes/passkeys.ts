@@ -31,6 +31,7 @@ import { recordEvent } from '../auth/events';
 import { sendAccountNotice } from '../mail/delivery';
 import { isRecentSignIn } from '../auth/recent-sign-in';
 import { signIn } from '../auth/sign-in';
+import { sessionsOf } from '../auth/authenticate';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { ApiError, invalidToken, toApiError } from '../http/errors';
@@ -40,7 +41,7 @@ import { requireAuth } from '../middleware/require-auth';
 import { wantsHtml } from '../http/client';
 import { sameOrigin } from '../middleware/same-origin';
 import { deletePasskey, listPasskeys, renamePasskey, type Passkey } from '../storage/passkeys';
-import { findSessionById } from '../storage/sessions';
+import { findSession } from '../storage/sessions';
 import { findUserById, type User } from '../storage/users';
 import { deviceLabel } from '../ui/device-label';
 import { PASSKEYS_SCRIPT } from '../ui/passkeys-script';
@@ -65,7 +66,7 @@ function publicPasskey(p: Passkey) {
 /** The signed-in user (live, not disabled) and whether their sign-in is recent; 401 otherwise. */
 async function signedInUser(c: Context<AppEnv>): Promise<{ user: User; recent: boolean }> {
   const auth = c.get('user');
-  const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
+  const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSession(sessionsOf(c, auth.id), auth.sessionId)]);
   if (!user || user.disabledAt !== null || !session || session.revokedAt !== null) throw invalidToken('The session has ended.');
   // auth_time, not the session's age: a step-up makes an old session's sign-in recent again.
   return { user, recent: isRecentSignIn(auth.authTime, now(), c.get('config').RECENT_AUTH_SECONDS) };

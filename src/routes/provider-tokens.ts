@@ -19,7 +19,7 @@ export const providerTokenRoutes = new Hono<AppEnv>().get('/provider-tokens/:pro
     throw invalidToken('Provider tokens are handed out only for an Authorization: Bearer access token; the session cookie is not accepted here.');
   }
   const provider = c.req.param('provider');
-  // A credential of the user's, not the token's: only for a session live in D1 (a claim links the
+  // A credential of the user's, not the token's: only for a session live in its object (a claim links the
   // owner's identity to an account whose squatter's ended session may still pass elsewhere).
   const user = await liveSessionUser(c, c.get('user'));
   const tokens = await currentProviderTokens(c, user.id, provider);

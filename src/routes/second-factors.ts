@@ -11,7 +11,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { currentUser } from '../auth/authenticate';
+import { currentUser, sessionsOf } from '../auth/authenticate';
 import type { AppEnv } from '../env';
 import { stepUpSession } from '../auth/sessions';
 import { hasSecondFactor, secondFactors } from '../auth/second-factor-status';
@@ -20,7 +20,7 @@ import { setAccessCookie } from '../http/cookies';
 import { ApiError, toApiError } from '../http/errors';
 import { browserAuth, needsRecentSignIn } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
-import { findSessionById } from '../storage/sessions';
+import { findSession } from '../storage/sessions';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
@@ -80,7 +80,7 @@ export const secondFactorRoutes = new Hono<AppEnv>()
     }
     // The code just given proves the app on top of a recent sign-in: this session is now
     // multi-factor (a route with require = ["mfa"] opens without another step-up).
-    const session = await findSessionById(c.env.DB, auth.sessionId);
+    const session = await findSession(sessionsOf(c, auth.id), auth.sessionId);
     if (session) {
       const amr = [...new Set([...auth.amr.filter((m) => m !== 'mfa'), 'otp', 'mfa'])];
       const stepped = await stepUpSession(c, user, session.id, amr);

@@ -9,10 +9,10 @@ import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
-import { presentedToken } from '../auth/authenticate';
+import { presentedToken, sessionsOf } from '../auth/authenticate';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
-import { findSessionById, listActiveSessions } from '../storage/sessions';
+import { findSession, listActiveSessions } from '../storage/sessions';
 import { findUserById } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { publicSession, publicUser, signedInResponse } from './sign-in-reply';
@@ -30,13 +30,12 @@ async function optionalBody<S extends v.GenericSchema>(c: Context<AppEnv>, schem
 export const sessionRoutes = new Hono<AppEnv>()
   .get('/me', requireAuth(), async (c) => {
     const auth = c.get('user');
-    const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSessionById(c.env.DB, auth.sessionId)]);
+    const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSession(sessionsOf(c, auth.id), auth.sessionId)]);
     if (!user || user.disabledAt !== null || !session || session.revokedAt !== null || session.expiresAt <= now()) {
       throw invalidToken('The session has ended.');
     }
-    const { refreshHash: _omit, ...rest } = session;
     c.header('cache-control', 'no-store');
-    return c.json({ user: publicUser(c, user), session: { ...publicSession(rest, auth.sessionId), access_token_expires_at: auth.tokenExpiresAt } });
+    return c.json({ user: publicUser(c, user), session: { ...publicSession(session, auth.sessionId), access_token_expires_at: auth.tokenExpiresAt } });
   })
   .post('/refresh', sameOrigin(), async (c) => {
     const body = await optionalBody(c, refreshSchema);
@@ -78,7 +77,7 @@ export const sessionRoutes = new Hono<AppEnv>()
   })
   .get('/sessions', requireAuth(), async (c) => {
     const auth = c.get('user');
-    const sessions = await listActiveSessions(c.env.DB, auth.id, now());
+    const sessions = await listActiveSessions(sessionsOf(c, auth.id), now());
     c.header('cache-control', 'no-store');
     return c.json({ sessions: sessions.map((s) => publicSession(s, auth.sessionId)) });
   })

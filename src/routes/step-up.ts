@@ -15,7 +15,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { currentUser } from '../auth/authenticate';
+import { currentUser, sessionsOf } from '../auth/authenticate';
 import { recordEvent } from '../auth/events';
 import { recordLoginFailure, recordLoginSuccess, reserveLoginAttempt } from '../auth/login-throttle';
 import { isRecentSignIn } from '../auth/recent-sign-in';
@@ -31,7 +31,7 @@ import { browserAuth, requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { normalisePath } from '../proxy/normalise-path';
 import { matchRoute, routeTable } from '../proxy/route-table';
-import { findSessionById } from '../storage/sessions';
+import { findSession } from '../storage/sessions';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
@@ -199,7 +199,7 @@ export const stepUpRoutes = new Hono<AppEnv>()
       if (!passkeys.passkeysAvailable(c.get('config'))) throw new ApiError('forbidden', 'Passkeys are not enabled on this gateway.');
       const user = await currentUser(c);
       const { passkey, userVerified } = await passkeys.verifyPasskeyForUser(c, user.id, credential.output);
-      const session = await findSessionById(c.env.DB, auth.sessionId);
+      const session = await findSession(sessionsOf(c, auth.id), auth.sessionId);
       if (!session) throw new ApiError('invalid_token', 'The session has ended. Sign in again.');
       const amr = passkeyStepUpAmr(c, auth, passkeys.passkeyAmr({ deviceType: passkey.deviceType, userVerified }), userVerified);
       const stepped = await stepUpSession(c, user, session.id, amr);
@@ -232,7 +232,7 @@ export const stepUpRoutes = new Hono<AppEnv>()
       user = await currentUser(c);
       ask = await whatToAsk(c, user, auth, returnTo);
       const amr = await reauthenticate(c, user, auth, ask, data);
-      const session = await findSessionById(c.env.DB, auth.sessionId);
+      const session = await findSession(sessionsOf(c, auth.id), auth.sessionId);
       if (!session) throw new ApiError('invalid_token', 'The session has ended. Sign in again.');
       const stepped = await stepUpSession(c, user, session.id, amr);
       await recordEvent(c, { event: 'step_up', outcome: 'success', userId: user.id, detail: { sid: session.id, amr: amr.join(',') } });

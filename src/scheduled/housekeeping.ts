@@ -1,6 +1,8 @@
 /**
- * The cron job (`[triggers] crons` in wrangler.toml): deletes sessions that ended more than a
- * day ago (kept that long for the admin view and reuse forensics), audit rows older than
+ * The cron job (`[triggers] crons` in wrangler.toml): directory work only. Sessions are each
+ * user's object's, which cleans up after itself (storage/user-sessions.ts, alarms); here go the
+ * rows earlier versions kept in D1's session table once they ended more than a day ago (kept
+ * that long for reuse forensics), audit rows older than
  * `AUDIT_RETENTION_DAYS`, sign-in failure counters whose window has ended, mailed-link
  * tokens (verification, password reset...) that have expired, and the second factors' leftovers
  * (expired pending sign-ins, ended wrong-code counters, expired WebAuthn challenges).
@@ -17,7 +19,7 @@ import { deleteOldEvents } from '../storage/events';
 import { deleteStaleFailureCounters } from '../storage/login-failures';
 import { deleteExpiredPending } from '../storage/mfa-pending';
 import { deleteStaleSecondFactorFailures } from '../storage/second-factors';
-import { deleteEndedSessions } from '../storage/sessions';
+import { deleteEndedLegacySessions } from '../storage/sessions';
 import { deleteExpiredChallenges } from '../storage/webauthn-challenges';
 import { nowSeconds } from '../util/time';
 
@@ -27,6 +29,10 @@ export const ENDED_SESSION_GRACE_SECONDS = 86_400;
 
 /** Rows deleted per table (as D1 counts them: a session's cascaded rotated tokens included). */
 export interface HousekeepingReport {
+  /**
+   * Rows of the session table earlier versions kept in D1, once expired or ended (each user's
+   * object cleans up its own sessions with its alarm).
+   */
   sessions: number;
   events: number;
   loginFailures: number;
@@ -58,7 +64,7 @@ export async function runHousekeeping(
   now = nowSeconds(),
   limits = { batchSize: BATCH_SIZE, maxBatches: MAX_BATCHES },
 ): Promise<HousekeepingReport> {
-  const sessions = await inBatches((n) => deleteEndedSessions(db, now - ENDED_SESSION_GRACE_SECONDS, n), limits.batchSize, limits.maxBatches);
+  const sessions = await inBatches((n) => deleteEndedLegacySessions(db, now - ENDED_SESSION_GRACE_SECONDS, n), limits.batchSize, limits.maxBatches);
   const events = await inBatches((n) => deleteOldEvents(db, now - config.AUDIT_RETENTION_DAYS * 86_400, n), limits.batchSize, limits.maxBatches);
   const failures = await inBatches((n) => deleteStaleFailureCounters(db, now - FAILURE_WINDOW_SECONDS, n), limits.batchSize, limits.maxBatches);
   // One statement, not batches: the table stays small (one live token per user and purpose,

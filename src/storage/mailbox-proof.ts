@@ -11,7 +11,6 @@
  * - linked identities (but the one doing the proving, for a provider sign-in);
  * - mailed links of every purpose (an email-change link could move the account away), and
  *   sign-in codes for the address;
- * - live sessions (revoked here; their access tokens through the fence and KV by the caller);
  * - the password, unless the proof came with it (a confirmation checked it, a reset sets it).
  *
  * Every deletion is conditioned on the account still being unverified at this address, and the
@@ -49,12 +48,10 @@ export interface MailboxProofInput {
 export interface MailboxProofOutcome {
   /** True when this batch turned the address from unverified to verified (and wiped). */
   claimed: boolean;
-  /** Sessions this batch revoked in D1 (their access tokens still need the fence and KV). */
-  endedSessionIds: string[];
   /** With `set`: whether the password was stored (false: the user is gone). */
   passwordSet: boolean;
   /** Rows removed, per kind, for the audit trail. */
-  removed: { passkeys: number; authenticator: number; recoveryCodes: number; identities: number; links: number; sessions: number };
+  removed: { passkeys: number; authenticator: number; recoveryCodes: number; identities: number; links: number };
 }
 
 /**
@@ -83,7 +80,6 @@ export async function applyMailboxProof(db: D1Database, input: MailboxProofInput
       : wipe(`DELETE FROM identities WHERE user_id = ?1 AND NOT (provider = ?${next} AND subject = ?${next + 1}) AND ${unproven}`, keep.provider, keep.subject),
     wipe(`DELETE FROM account_tokens WHERE user_id = ?1 AND ${unproven}`),
     wipe(`DELETE FROM email_codes WHERE email = ?2 AND ${unproven}`),
-    wipe(`UPDATE sessions SET revoked_at = ?${next} WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?${next} AND ${unproven} RETURNING id`, now),
   ];
   if (password.kind === 'set') {
     // A reset sets the password and uses up its links whether or not the address was verified.
@@ -97,11 +93,9 @@ export async function applyMailboxProof(db: D1Database, input: MailboxProofInput
   statements.push(wipe(`UPDATE users SET email_verified = 1${dropPassword}, updated_at = ?${next} WHERE id = ?1 AND email = ?2 AND email_verified = 0${expected === undefined ? '' : ' AND password_hash = ?3'}`, now));
   const results = await guard(() => db.batch(statements));
   const changes = (i: number) => results[i]?.meta.changes ?? 0;
-  const ended = (results[8]?.results ?? []) as { id: string }[];
   return {
     claimed: changes(results.length - 1) === 1,
-    passwordSet: password.kind === 'set' && changes(9) === 1,
-    endedSessionIds: ended.map((r) => r.id),
-    removed: { passkeys: changes(0), authenticator: changes(1), recoveryCodes: changes(2), identities: changes(5), links: changes(6), sessions: ended.length },
+    passwordSet: password.kind === 'set' && changes(8) === 1,
+    removed: { passkeys: changes(0), authenticator: changes(1), recoveryCodes: changes(2), identities: changes(5), links: changes(6) },
   };
 }

@@ -1,9 +1,9 @@
 /**
  * `mfa_pending`: sign-ins whose first factor passed and whose second is still owed. The client
- * holds a 256-bit handle; only its SHA-256 is stored. Completing one is a conditional update in
- * the same transaction as the session's insert (storage/sessions.ts
- * `insertSessionSpendingPending`), so a handle completes at most one sign-in, however often it
- * is replayed, and never leaves a spent state without a session.
+ * holds a 256-bit handle; only its SHA-256 is stored. Completing one spends it first, by a conditional
+ * update ({@link spendPending}), and only then stores the session (in the user's object,
+ * auth/sign-in.ts): a handle completes at most one sign-in, however often it is replayed; a
+ * failure in between leaves it spent without a session, and the user signs in again.
  */
 import { guard } from './errors';
 import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
@@ -82,4 +82,10 @@ export async function findPending(db: D1Database, idHash: string): Promise<Pendi
 export async function deleteExpiredPending(db: D1Database, before: number): Promise<number> {
   const r = await guard(() => db.prepare('DELETE FROM mfa_pending WHERE expires_at < ?').bind(before).run());
   return r.meta.changes;
+}
+
+/** Spends the pending sign-in: true if this call did (unused and unexpired, now used), false otherwise. */
+export async function spendPending(db: D1Database, idHash: string, now: number): Promise<boolean> {
+  const r = await guard(() => db.prepare('UPDATE mfa_pending SET used_at = ? WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?').bind(now, idHash, now).run());
+  return r.meta.changes === 1;
 }

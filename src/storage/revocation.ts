@@ -6,8 +6,8 @@
  * key per session is all a verification reads: it stays hot in KV's edge cache across the
  * session's access-token rotations, where a per-token `jti:` key would be cold for every token.
  *
- * In front of KV sits a per-isolate cache (the one place revocation is answered, so a later
- * fence, e.g. a Durable Object, can be consulted here too):
+ * In front of KV sits a per-isolate cache (the one place revocation is answered; "immediate"
+ * routes also ask the user's sessions object here):
  * - "not revoked" answers, per session, for `REVOCATION_CACHE_SECONDS` (0 = never cached);
  * - "revoked" answers, until no token of the session can verify any more. Every revocation this
  *   isolate writes is recorded here first, so this isolate refuses the session on its very next
@@ -17,7 +17,7 @@
 import { log } from '../observability/log';
 import { CLOCK_TOLERANCE_S } from '../util/time';
 import { guard, StorageUnavailableError } from './errors';
-import { fenceStub, type FenceTarget } from './revocation-fence';
+import { isSessionEndedIn, type SessionStore } from './sessions';
 
 export const KV_MIN_TTL = 60;
 
@@ -79,22 +79,12 @@ export interface RevocationCheck {
   cacheSeconds: number;
   /** The presented token's `exp` (Unix seconds): a "revoked" answer from KV is kept that long. */
   tokenExpiresAt: number;
-  /** A route marked `revocation = "immediate"`: also ask the user's fence, on every request. */
-  fence?: FenceTarget;
-}
-
-/**
- * True if the user's fence holds the session as revoked. Never cached: the fence's point is
- * that a revocation written anywhere is refused on the next request everywhere. Any failure
- * (unreachable, throwing) is a 503, never a pass.
- */
-export async function isFenced(fence: FenceTarget, sid: string): Promise<boolean> {
-  try {
-    return await fenceStub(fence).isRevoked(sid);
-  } catch (e) {
-    log.error('revocation_fence_failed', { error: e instanceof Error ? e.message : String(e) });
-    throw new StorageUnavailableError(e, 'The revocation fence cannot be read right now. Try again shortly.');
-  }
+  /**
+   * A route marked `revocation = "immediate"`: also ask the user's sessions object, on every
+   * request and never cached (a session ended anywhere is refused on the next request
+   * everywhere). Any failure to ask it is a 503, never a pass.
+   */
+  fence?: SessionStore;
 }
 
 /**
@@ -105,7 +95,7 @@ export async function isFenced(fence: FenceTarget, sid: string): Promise<boolean
 export async function isSessionRevoked(kv: KVNamespace, sid: string, check: RevocationCheck): Promise<boolean> {
   const t = Date.now();
   if (revoked.has(sid, t)) return true;
-  if (check.fence && (await isFenced(check.fence, sid))) return true;
+  if (check.fence && (await isSessionEndedIn(check.fence, sid))) return true;
   if (passes.has(sid, t)) return false;
   let value: string | null;
   try {
@@ -140,16 +130,6 @@ export async function revokeSessionIds(kv: KVNamespace, sids: string[], accessTt
     revoked.add(sid, until);
   }
   await Promise.all(sids.map((sid) => guard(() => kv.put(sidKey(sid), '1', { expirationTtl: ttl(accessTtl) }))));
-}
-
-/**
- * Writes the sessions to the user's fence, for as long as KV keeps them. Callers do this FIRST
- * (before D1 and KV): a failure is a 503 with nothing else done, and the retry completes it.
- */
-export async function fenceSessionIds(fence: FenceTarget, sids: string[], accessTtl: number): Promise<void> {
-  if (sids.length === 0) return;
-  const until = Date.now() + ttl(accessTtl) * 1000;
-  await guard(() => fenceStub(fence).revoke(sids, until), 'The revocation fence cannot be written right now. Try again shortly.');
 }
 
 /** Entries held in this isolate, for tests and diagnostics. */

@@ -1,73 +1,27 @@
 /**
- * The `sessions` table and refresh-token rotation. A session holds the SHA-256 of its current
- * refresh token; rotated hashes move to `rotated_refresh_tokens` so that a copy presented
- * later is recognised as reuse.
+ * Sessions: each user's live in their own Durable Object (storage/user-sessions.ts), reached
+ * through these functions; every failure to reach it (a broken binding, an object that throws or
+ * cannot be reached) is a {@link StorageUnavailableError}, a 503, never a pass.
+ *
+ * D1's `sessions` and `rotated_refresh_tokens` tables are what earlier versions stored: an
+ * object copies its user's rows on first use, and the rows stay only to route a refresh token
+ * of the old shape (no routing part) to its user's object, until that token is rotated there
+ * ({@link legacyRefreshOwner}, {@link deleteLegacySession}) or the row expires
+ * ({@link deleteEndedLegacySessions}).
  */
-import { randomId } from '../util/random';
-import { guard } from './errors';
-import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
+import { log } from '../observability/log';
+import { guard, StorageUnavailableError } from './errors';
+import { sessionsStub, toSession, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
 
-export interface Session {
-  id: string;
-  userId: string;
-  family: string;
-  createdAt: number;
-  expiresAt: number;
-  lastUsedAt: number;
-  revokedAt: number | null;
-  userAgent: string | null;
-  ip: string | null;
-  provider: string | null;
-  /** How the user signed in (RFC 8176 `amr` values) and when (Unix seconds): refresh keeps both. */
-  amr: string[];
-  authTime: number;
-}
+export type { RotateOutcome, Session, SessionStore };
 
-interface SessionRow {
-  id: string;
-  user_id: string;
-  refresh_hash: string;
-  family: string;
-  created_at: number;
-  expires_at: number;
-  last_used_at: number;
-  revoked_at: number | null;
-  user_agent: string | null;
-  ip: string | null;
-  provider: string | null;
-  amr: string;
-  auth_time: number | null;
-}
-
-export interface SessionWithHash extends Session {
-  refreshHash: string;
-}
-
-function toSession(row: SessionRow): SessionWithHash {
-  return {
-    id: row.id,
-    userId: row.user_id,
-    family: row.family,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    lastUsedAt: row.last_used_at,
-    revokedAt: row.revoked_at,
-    userAgent: row.user_agent,
-    ip: row.ip,
-    provider: row.provider,
-    amr: parseAmr(row.amr),
-    // Sessions from before migration 0005 have no auth_time: they signed in when they began.
-    authTime: row.auth_time ?? row.created_at,
-    refreshHash: row.refresh_hash,
-  };
-}
-
-function parseAmr(text: string): string[] {
+/** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */
+async function onObject<T>(store: SessionStore, call: (stub: ReturnType<typeof sessionsStub>) => Promise<T>): Promise<T> {
   try {
-    const amr: unknown = JSON.parse(text);
-    return Array.isArray(amr) ? amr.filter((m): m is string => typeof m === 'string') : [];
-  } catch {
-    return [];
+    return await call(sessionsStub(store));
+  } catch (e) {
+    log.error('user_sessions_failed', { error: e instanceof Error ? e.message : String(e) });
+    throw new StorageUnavailableError(e, 'Sessions cannot be reached right now. Try again shortly.');
   }
 }
 
@@ -81,144 +35,102 @@ export interface NewSession {
   amr: string[];
 }
 
-const INSERT_SESSION = `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider, amr, auth_time)`;
-
-const sessionValues = (id: string, family: string, input: NewSession, now: number) =>
-  [id, input.userId, input.refreshHash, family, now, input.expiresAt, now, input.userAgent, input.ip, input.provider, JSON.stringify(input.amr), now] as const;
-
-/** Inserts a new session, only while the account is as the sign-in read it ({@link AccountAsRead}); null if not. */
-export async function insertSession(db: D1Database, input: NewSession, now: number, asRead: AccountAsRead): Promise<Session | null> {
-  const id = `ses_${randomId(12)}`;
-  const family = randomId(12);
-  const r = await guard(() => db.prepare(`${INSERT_SESSION} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`).bind(...sessionValues(id, family, input, now), ...accountAsReadArgs(asRead)).run());
-  return r.meta.changes === 1 ? newSession(id, family, input, now) : null;
-}
-
-/**
- * Inserts the session only if it spends the pending second-factor sign-in `pendingHash`
- * (storage/mfa-pending.ts) in the same transaction: unused and unexpired, now used. Null if it
- * was not (a replay, a concurrent completion, expiry). A failure leaves both unchanged.
- */
-export async function insertSessionSpendingPending(db: D1Database, input: NewSession, pendingHash: string, now: number): Promise<Session | null> {
-  const id = `ses_${randomId(12)}`;
-  const family = randomId(12);
-  const [, inserted] = await guard(() => db.batch([
-    db.prepare('UPDATE mfa_pending SET used_at = ? WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?').bind(now, pendingHash, now),
-    db.prepare(`${INSERT_SESSION} SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`).bind(...sessionValues(id, family, input, now)),
-  ]));
-  return inserted?.meta.changes === 1 ? newSession(id, family, input, now) : null;
-}
-
-function newSession(id: string, family: string, input: NewSession, now: number): Session {
-  return {
+/** Stores a new session in its user's object (the sign-in pipeline's alone: auth/sign-in.ts). */
+export async function insertSession(store: SessionStore, input: NewSession, id: string, family: string, now: number): Promise<Session> {
+  const row: SessionRow = {
     id,
-    userId: input.userId,
+    user_id: input.userId,
+    refresh_hash: input.refreshHash,
     family,
-    createdAt: now,
-    expiresAt: input.expiresAt,
-    lastUsedAt: now,
-    revokedAt: null,
-    userAgent: input.userAgent,
+    created_at: now,
+    expires_at: input.expiresAt,
+    last_used_at: now,
+    revoked_at: null,
+    user_agent: input.userAgent,
     ip: input.ip,
     provider: input.provider,
-    amr: [...input.amr],
-    authTime: now,
+    amr: JSON.stringify(input.amr),
+    auth_time: now,
   };
+  await onObject(store, (s) => s.create(store.userId, row));
+  return toSession(row);
+}
+
+/** See UserSessions.stepUp. */
+export function updateSessionAuth(store: SessionStore, sessionId: string, amr: string[], authTime: number, maxAge: number): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
+  return onObject(store, (s) => s.stepUp(store.userId, sessionId, amr, authTime, maxAge));
+}
+
+/** The user's session with this id, ended or not, or null. */
+export function findSession(store: SessionStore, id: string): Promise<Session | null> {
+  return onObject(store, (s) => s.find(store.userId, 'id', id));
+}
+
+/** The user's session whose current refresh token has this hash, ended or not, or null. */
+export function findSessionByRefreshHash(store: SessionStore, hash: string): Promise<Session | null> {
+  return onObject(store, (s) => s.find(store.userId, 'refresh_hash', hash));
+}
+
+/** Rotation with reuse detection, one transaction in the object (UserSessions.rotate). */
+export function rotateRefreshToken(store: SessionStore, request: RotateRequest): Promise<RotateOutcome> {
+  return onObject(store, async (s) => (await s.rotate(store.userId, request)).outcome);
+}
+
+/** Ends those of the sessions still live; returns the ids this call ended. */
+export function endSessionsIn(store: SessionStore, sessionIds: string[], now: number): Promise<string[]> {
+  if (sessionIds.length === 0) return Promise.resolve([]);
+  return onObject(store, (s) => s.end(store.userId, sessionIds, now));
+}
+
+/** Ends every live session of the user (UserSessions.endAll). */
+export function endAllSessionsIn(store: SessionStore, now: number, accessTtl: number): Promise<{ ended: string[]; withLiveTokens: string[] }> {
+  return onObject(store, (s) => s.endAll(store.userId, now, accessTtl));
 }
 
 /**
- * A step-up: the live session's user authenticated again, now, with `amr`. Returns when the
- * session began and when its refresh token expires (a new access token must not outlive either),
- * or null if the session is no longer live, or past its absolute end (`created_at + maxAge`):
- * nothing changed.
+ * Sessions of the user whose access tokens may still be unexpired: not ended, or ended in the
+ * last `accessTtl` seconds, and whose refresh expiry is less than `accessTtl` ago (an access
+ * token never outlives its session's `expires_at`). Revoking all of these in KV is idempotent,
+ * so a retry after a failed KV write still covers sessions already ended.
  */
-export async function updateSessionAuth(
-  db: D1Database,
-  sessionId: string,
-  amr: string[],
-  authTime: number,
-  maxAge: number,
-): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
+export function sessionIdsWithLiveTokens(store: SessionStore, now: number, accessTtl: number): Promise<string[]> {
+  return onObject(store, (s) => s.withLiveTokens(store.userId, now, accessTtl));
+}
+
+export function listActiveSessions(store: SessionStore, now: number): Promise<Session[]> {
+  return onObject(store, (s) => s.list(store.userId, now));
+}
+
+/** Deletes everything the user's object holds (account deletion, after ending every session). */
+export function forgetSessions(store: SessionStore): Promise<void> {
+  return onObject(store, (s) => s.forget(store.userId));
+}
+
+/** The fence: true if the session is ended (or unknown) in its user's object. Never cached. */
+export function isSessionEndedIn(store: SessionStore, sessionId: string): Promise<boolean> {
+  return onObject(store, (s) => s.isRevoked(store.userId, sessionId));
+}
+
+/**
+ * The user a refresh token of the old shape belongs to, from D1 (a session stored by an earlier
+ * version, current or rotated token), or null.
+ */
+export async function legacyRefreshOwner(db: D1Database, hash: string): Promise<string | null> {
   const row = await guard(() => db
-    .prepare('UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at + ? > ? RETURNING created_at, expires_at')
-    .bind(JSON.stringify(amr), authTime, authTime, sessionId, authTime, maxAge, authTime)
-    .first<{ created_at: number; expires_at: number }>());
-  return row ? { createdAt: row.created_at, expiresAt: row.expires_at } : null;
-}
-
-export async function findSessionById(db: D1Database, id: string): Promise<SessionWithHash | null> {
-  const row = await guard(() => db.prepare('SELECT * FROM sessions WHERE id = ?').bind(id).first<SessionRow>());
-  return row ? toSession(row) : null;
-}
-
-export async function findSessionByRefreshHash(db: D1Database, hash: string): Promise<SessionWithHash | null> {
-  const row = await guard(() => db.prepare('SELECT * FROM sessions WHERE refresh_hash = ?').bind(hash).first<SessionRow>());
-  return row ? toSession(row) : null;
-}
-
-/** The session a rotated (already used) refresh token belonged to, and when it was rotated, if any. */
-export async function findRotatedToken(db: D1Database, hash: string): Promise<{ sessionId: string; rotatedAt: number } | null> {
-  const row = await guard(() => db
-    .prepare('SELECT session_id, rotated_at FROM rotated_refresh_tokens WHERE hash = ?')
+    .prepare(`SELECT user_id FROM sessions WHERE refresh_hash = ?1
+              UNION ALL SELECT s.user_id FROM rotated_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = ?1 LIMIT 1`)
     .bind(hash)
-    .first<{ session_id: string; rotated_at: number }>());
-  return row ? { sessionId: row.session_id, rotatedAt: row.rotated_at } : null;
+    .first<{ user_id: string }>());
+  return row ? row.user_id : null;
 }
 
-/**
- * Swaps the refresh hash if, and only if, it is still `oldHash` and the session is live: a
- * conditional update, so of several concurrent rotations with one token exactly one wins.
- * The old hash is recorded as rotated in the same transaction, only when the swap happened.
- */
-export async function rotateRefreshHash(
-  db: D1Database,
-  sessionId: string,
-  oldHash: string,
-  newHash: string,
-  expiresAt: number,
-  now: number,
-): Promise<boolean> {
-  const [update] = await guard(() => db.batch([
-    db
-      .prepare(
-        `UPDATE sessions SET refresh_hash = ?, expires_at = ?, last_used_at = ?
-         WHERE id = ? AND refresh_hash = ? AND revoked_at IS NULL AND expires_at > ?`,
-      )
-      .bind(newHash, expiresAt, now, sessionId, oldHash, now),
-    db
-      .prepare('INSERT OR IGNORE INTO rotated_refresh_tokens (hash, session_id, rotated_at) SELECT ?, ?, ? WHERE changes() = 1')
-      .bind(oldHash, sessionId, now),
-  ]));
-  return update?.meta.changes === 1;
+/** The D1 row of a session now rotated in its object (its rotated tokens go with it). */
+export async function deleteLegacySession(db: D1Database, sessionId: string): Promise<void> {
+  await guard(() => db.prepare('DELETE FROM sessions WHERE id = ?').bind(sessionId).run());
 }
 
-export async function revokeSession(db: D1Database, sessionId: string, now: number): Promise<boolean> {
-  const r = await guard(() => db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').bind(now, sessionId).run());
-  return r.meta.changes === 1;
-}
-
-/** Ends every live session of a user; returns the ids it ended. */
-export async function revokeUserSessions(db: D1Database, userId: string, now: number): Promise<string[]> {
-  const { results } = await guard(() => db
-    .prepare('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING id')
-    .bind(now, userId, now)
-    .all<{ id: string }>());
-  return results.map((r) => r.id);
-}
-
-export async function listActiveSessions(db: D1Database, userId: string, now: number): Promise<Session[]> {
-  const { results } = await guard(() => db
-    .prepare('SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC LIMIT 100')
-    .bind(userId, now)
-    .all<SessionRow>());
-  return results.map((r) => {
-    const { refreshHash: _omit, ...session } = toSession(r);
-    return session;
-  });
-}
-
-/** Housekeeping: deletes up to `limit` sessions that ended before `before`. Returns how many. */
-export async function deleteEndedSessions(db: D1Database, before: number, limit: number): Promise<number> {
+/** Housekeeping of the old table: deletes up to `limit` D1 session rows that ended before `before`. */
+export async function deleteEndedLegacySessions(db: D1Database, before: number, limit: number): Promise<number> {
   const r = await guard(() => db
     .prepare(
       `DELETE FROM sessions WHERE id IN (
@@ -227,20 +139,4 @@ export async function deleteEndedSessions(db: D1Database, before: number, limit:
     .bind(before, before, limit)
     .run());
   return r.meta.changes;
-}
-
-/**
- * Sessions of a user whose access tokens may still be unexpired: those not revoked, or revoked
- * in the last `accessTtl` seconds (a token's lifetime plus clock tolerance), whose refresh
- * expiry is less than `accessTtl` ago. A session that simply ran out counts too: an access
- * token never outlives its session's `expires_at` (auth/sessions.ts caps it), and the margin
- * also covers any token signed before that cap. Revoking all of these in KV is idempotent, so
- * a retry after a failed KV write still covers sessions that D1 already shows as ended.
- */
-export async function sessionIdsWithLiveTokens(db: D1Database, userId: string, now: number, accessTtl: number): Promise<string[]> {
-  const { results } = await guard(() => db
-    .prepare('SELECT id FROM sessions WHERE user_id = ? AND (revoked_at IS NULL OR revoked_at >= ?) AND expires_at > ?')
-    .bind(userId, now - accessTtl, now - accessTtl)
-    .all<{ id: string }>());
-  return results.map((r) => r.id);
 }

@@ -68,6 +68,12 @@ export const ACCOUNT_AS_READ = 'EXISTS (SELECT 1 FROM users WHERE id = ? AND ema
 
 export const accountAsReadArgs = (account: AccountAsRead) => [account.id, account.email, account.emailVerified ? 1 : 0] as const;
 
+/** True while the account is as read ({@link AccountAsRead}): same address, same verified flag, enabled. */
+export async function isAccountAsRead(db: D1Database, account: AccountAsRead): Promise<boolean> {
+  const row = await guard(() => db.prepare(`SELECT ${ACCOUNT_AS_READ} AS still`).bind(...accountAsReadArgs(account)).first<{ still: number }>());
+  return row?.still === 1;
+}
+
 export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { baseEnv, bearer, call, countRows, GOOD_PASSWORD, registerUser, revokedKeys, setCookies, stateSnapshot, uniqueEmail } from '../support/helpers';
+import { sessionRows } from '../support/user-sessions-store';
 
 const NAV = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
@@ -18,9 +19,7 @@ async function browserSignIn(email: string, userAgent = FIREFOX) {
 }
 
 async function sessionIds(userId: string, live = true) {
-  const { results } = await baseEnv.DB.prepare(`SELECT id FROM sessions WHERE user_id = ? ${live ? 'AND revoked_at IS NULL' : ''} ORDER BY created_at`)
-    .bind(userId)
-    .all<{ id: string }>();
+  const results = await sessionRows<{ id: string }>(`SELECT id FROM sessions WHERE user_id = ? ${live ? 'AND revoked_at IS NULL' : ''} ORDER BY created_at`, [userId]);
   return results.map((r) => r.id);
 }
 

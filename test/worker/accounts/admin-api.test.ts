@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { baseEnv, bearer, call, countRows, GOOD_PASSWORD, makeEnv, registerUser, revokedKeys, setCookies, stateSnapshot, type TokenResponse } from '../support/helpers';
+import { claimBefore } from '../support/claim-between';
+import { sessionRows, sessionsObject } from '../support/user-sessions-store';
 
 async function setStoredRoles(userId: string, roles: string[]) {
   await baseEnv.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind(JSON.stringify(roles), userId).run();
@@ -121,7 +123,26 @@ describe('admin endpoints: what they do', () => {
     expect(await auditRows('admin_user_viewed', target.user.id)).toEqual([{ admin: admin.user.id }]);
   });
 
-  it('disabling ends every session at once (D1 and KV), blocks sign-in and refresh; enabling lets the user sign in again', async () => {
+  it('disabling ends a session a sign-in stored between the first ending of sessions and the disable itself', async () => {
+    const admin = await makeAdmin();
+    const target = await registerUser();
+    const userId = target.user.id;
+    const t = Math.floor(Date.now() / 1000);
+    const sid = 'ses_storedwhiledisabling';
+    const storeSession = () =>
+      sessionsObject(userId).create(userId, {
+        id: sid, user_id: userId, refresh_hash: `hash-${sid}`, family: 'f', created_at: t, expires_at: t + 3600, last_used_at: t,
+        revoked_at: null, user_agent: null, ip: null, provider: 'password', amr: '["pwd"]', auth_time: t,
+      });
+    const e = makeEnv({ DB: claimBefore(baseEnv.DB, 'UPDATE users SET disabled_at', storeSession) });
+    const r = await call(`/auth/admin/users/${userId}/disable`, { env: e, method: 'POST', headers: bearer(admin.access_token) });
+    expect(r.status).toBe(200);
+    expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', userId)).toBe(0);
+    expect(await countRows('sessions', 'id = ?', sid)).toBe(1);
+    expect(await revokedKeys()).toContain(`sid:${sid}`);
+  });
+
+  it('disabling ends every session at once (its object and KV), blocks sign-in and refresh; enabling lets the user sign in again', async () => {
     const admin = await makeAdmin();
     const target = await registerUser();
     const second = await (await call('/auth/login', { json: { email: target.user.email, password: GOOD_PASSWORD } })).json<TokenResponse>();
@@ -131,7 +152,7 @@ describe('admin endpoints: what they do', () => {
     expect(r.status).toBe(200);
     expect(await r.json()).toMatchObject({ ok: true, ended_sessions: 2, user: { id: target.user.id, disabled: true } });
     expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', target.user.id)).toBe(0);
-    const { results } = await baseEnv.DB.prepare('SELECT id FROM sessions WHERE user_id = ?').bind(target.user.id).all<{ id: string }>();
+    const results = await sessionRows<{ id: string }>('SELECT id FROM sessions WHERE user_id = ?', [target.user.id]);
     const keys = await revokedKeys();
     for (const { id } of results) expect(keys).toContain(`sid:${id}`);
     for (const token of [target.access_token, second.access_token]) {

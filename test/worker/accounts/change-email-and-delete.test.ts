@@ -7,6 +7,7 @@ import { issueAccountToken } from '../../../src/storage/account-tokens';
 import { nowSeconds } from '../../../src/util/time';
 import { bearer, call, countRows, GOOD_PASSWORD, type TestEnv } from '../support/helpers';
 import { failMailFor, lastMailFor, mailEnv, mailFor, recoverMail, uniqueEmail } from '../support/mail';
+import { sessionExec } from '../support/user-sessions-store';
 
 // Long-lived access tokens, so a test can move the clock past the recent-sign-in window.
 // Registration here is set-up, not the subject: it signs in at once (EMAIL_VERIFICATION=off;
@@ -271,7 +272,7 @@ describe('delete account', () => {
   it('accepts a recent provider sign-in instead of the password, and refuses an old one', async () => {
     const user = await register();
     await env.DB.prepare('UPDATE users SET password_hash = NULL, email_verified = 1 WHERE id = ?').bind(user.id).run();
-    await env.DB.prepare(`UPDATE sessions SET amr = '["github"]', provider = 'github' WHERE user_id = ?`).bind(user.id).run();
+    await sessionExec(`UPDATE sessions SET amr = '["github"]', provider = 'github' WHERE user_id = ?`, [user.id]);
     // A token carrying the provider amr: refresh keeps the session's amr and auth_time.
     const r = await call('/auth/refresh', { json: { refresh_token: user.refresh }, env: e });
     expect(r.status).toBe(200);

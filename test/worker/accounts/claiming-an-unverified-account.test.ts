@@ -173,7 +173,7 @@ describe('a verified provider sign-in claims an unverified account', () => {
     expect(await countRows('auth_events', "event = 'account_claimed' AND user_id = ?", t.user.id)).toBe(0);
     // The batch itself is a no-op on a verified account: a proof that lost a race to another removes nothing.
     const late = await applyMailboxProof(env.DB, { userId: t.user.id, email, password: { kind: 'remove' }, now: nowSeconds() });
-    expect(late).toMatchObject({ claimed: false, endedSessionIds: [] });
+    expect(late).toMatchObject({ claimed: false, removed: { passkeys: 0, authenticator: 0, recoveryCodes: 0, identities: 0, links: 0 } });
     expect(await waysIn(t.user.id)).toMatchObject({ passkeys: 1, identities: 1 });
     expect((await userRow(email))!.password_hash).not.toBeNull();
   });

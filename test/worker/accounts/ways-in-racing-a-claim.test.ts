@@ -6,8 +6,8 @@
  * add a way into the account the owner has just taken over: a linked identity, an authenticator
  * app, a new address, or an administrator's call (the claim may make the account an
  * administrator through ADMIN_EMAILS), nor take what the owner's proof brought in (the owner's
- * provider token). Every such change checks that the caller's session is live in D1,
- * which the claim's batch ends in the same transaction as the wipe.
+ * provider token). Every such change checks that the caller's session is live in its user's
+ * object, where the claim ends every session before its D1 batch, and again after it.
  */
 import { env } from 'cloudflare:test';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -15,12 +15,13 @@ import { applyMailboxProof } from '../../../src/storage/mailbox-proof';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { nowSeconds } from '../../../src/util/time';
 import { claimBefore } from '../support/claim-between';
-import { call, countRows, GOOD_PASSWORD, setCookies, type TestEnv } from '../support/helpers';
+import { call, countRows, GOOD_PASSWORD, revokedKeys, setCookies, type TestEnv } from '../support/helpers';
 import { mailEnv, mailFor, uniqueEmail } from '../support/mail';
-import { FakeOidcProvider, fakeHost, installFakeNetwork } from '../support/oauth-fakes';
+import { fakeHost, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { FLOW_COOKIE, signIn } from '../support/oauth-helpers';
-import { postJson, SoftAuthenticator, type RegistrationOptions } from '../support/passkeys-helpers';
+import { postJson, type RegistrationOptions, SoftAuthenticator } from '../support/passkeys-helpers';
 import { ENCRYPTION_KEY, NAV, secretFromPage, totpCode } from '../support/second-factor-helpers';
+import { sessionRows, sessionsObject } from '../support/user-sessions-store';
 
 let idp: FakeOidcProvider;
 const oidcSettings = () => ({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret, TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY, EMAIL_VERIFICATION: 'optional' });
@@ -61,7 +62,7 @@ async function claim(e: TestEnv, email: string, userId: string): Promise<void> {
  */
 async function revocationNotYetHere(userId: string): Promise<void> {
   clearRevocationCache();
-  const { results } = await env.DB.prepare('SELECT id, revoked_at FROM sessions WHERE user_id = ?').bind(userId).all<{ id: string; revoked_at: number | null }>();
+  const results = await sessionRows<{ id: string; revoked_at: number | null }>('SELECT id, revoked_at FROM sessions WHERE user_id = ?', [userId]);
   for (const s of results) await env.REVOKED.delete(`sid:${s.id}`);
 }
 
@@ -226,3 +227,24 @@ async function issueChangeEmailLink(userId: string, to: string): Promise<string>
 
 /** Recovery codes shown on a page (none when it shows none). */
 const recoveryCodesIn = (html: string) => html.match(/\b[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}\b/g) ?? [];
+
+describe('a session stored while a claim runs is ended by it', () => {
+  it('a sign-in that stores its session between the claim\'s first ending of sessions and its D1 batch: the claim ends it after the batch', async () => {
+    const e = oidcEnv();
+    const email = uniqueEmail('between');
+    const { userId } = await squat(e, email);
+    // The squatter's sign-in read the account before the claim and stores its session just
+    // before the claim's batch (after the claim's first pass over the sessions).
+    const t = nowSeconds();
+    const sid = `ses_between${++n}`;
+    const storeSquatterSession = () =>
+      sessionsObject(userId).create(userId, {
+        id: sid, user_id: userId, refresh_hash: `hash-${sid}`, family: 'f', created_at: t, expires_at: t + 3600, last_used_at: t,
+        revoked_at: null, user_agent: null, ip: null, provider: 'password', amr: '["pwd"]', auth_time: t,
+      });
+    await claim({ ...e, DB: claimBefore(env.DB, 'DELETE FROM passkeys', storeSquatterSession) }, email, userId);
+    expect(await countRows('sessions', 'id = ? AND revoked_at IS NULL', sid)).toBe(0);
+    expect(await countRows('sessions', 'id = ?', sid)).toBe(1);
+    expect(await revokedKeys()).toContain(`sid:${sid}`);
+  });
+});

@@ -4,9 +4,10 @@
  * remove (JSON and the account page's forms), the account page's section and its CSP.
  */
 import { describe, expect, it } from 'vitest';
-import { baseEnv, bearer, call, countRows, makeEnv, PUBLIC_URL, registerUser, setCookies, uniqueEmail, type TokenResponse } from '../support/helpers';
-import { FLAGS, postJson, SoftAuthenticator, type RegistrationOptions } from '../support/passkeys-helpers';
+import { baseEnv, bearer, call, countRows, makeEnv, PUBLIC_URL, registerUser, setCookies, type TokenResponse, uniqueEmail } from '../support/helpers';
+import { FLAGS, postJson, type RegistrationOptions, SoftAuthenticator } from '../support/passkeys-helpers';
 import { sha256 } from '../../../src/util/random';
+import { sessionExec } from '../support/user-sessions-store';
 
 const NAV = { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-site': 'same-origin' };
 
@@ -31,7 +32,7 @@ const passkeyRow = (id: string) => baseEnv.DB.prepare('SELECT * FROM passkeys WH
  * token (and the cookie jar, if given) carry the old auth_time, as an old session's would.
  */
 async function ageSessions(user: TokenResponse, seconds: number, cookies?: Record<string, string>) {
-  await baseEnv.DB.prepare('UPDATE sessions SET auth_time = auth_time - ? WHERE user_id = ?').bind(seconds, user.user.id).run();
+  await sessionExec('UPDATE sessions SET auth_time = auth_time - ? WHERE user_id = ?', [seconds, user.user.id]);
   const r = await call('/auth/refresh', { json: { refresh_token: user.refresh_token } });
   expect(r.status).toBe(200);
   const t = await r.json<TokenResponse>();

@@ -2,6 +2,7 @@
  * Second factors fail closed: when D1 cannot say whether a user has a second factor, or cannot
  * serve the pending state, the answer is 503 without internals, and no token is issued.
  */
+import { failingSessions } from '../support/user-sessions-store';
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { call, countRows, GOOD_PASSWORD } from '../support/helpers';
@@ -55,18 +56,32 @@ describe('second factors when D1 fails', () => {
   });
 });
 
-describe('completing a sign-in is one transaction', () => {
-  it('if the session cannot be stored, the pending state is not spent: 503, and a retry signs in', async () => {
+describe('completing a sign-in spends its pending state once, then stores the session', () => {
+  it('if the pending state cannot be spent (D1 down): 503, nothing stored, and a retry signs in', async () => {
     const u = await userWithTotp(e);
     const login = await call('/auth/login', { env: e, json: { email: u.email, password: GOOD_PASSWORD } });
     const { mfa_token } = (await login.json()) as { mfa_token: string };
     const before = await countRows('sessions', 'user_id = ?', u.userId);
-    const r = await call('/auth/mfa', { env: { ...e, DB: d1FailingOn('INSERT INTO sessions') }, json: { mfa_token, code: u.codes[0]! } });
+    const r = await call('/auth/mfa', { env: { ...e, DB: d1FailingOn('UPDATE mfa_pending SET used_at') }, json: { mfa_token, code: u.codes[0]! } });
     await expect503(r);
     expect(await countRows('mfa_pending', 'user_id = ? AND used_at IS NULL', u.userId)).toBe(1);
     expect(await countRows('sessions', 'user_id = ?', u.userId)).toBe(before);
     const retry = await call('/auth/mfa', { env: e, json: { mfa_token, code: u.codes[1]! } });
     expect(retry.status).toBe(200);
     expect(await countRows('sessions', 'user_id = ?', u.userId)).toBe(before + 1);
+  });
+
+  it('if the session cannot be stored once the state is spent: 503, no session, and the state is not usable again (fail closed)', async () => {
+    const u = await userWithTotp(e);
+    const login = await call('/auth/login', { env: e, json: { email: u.email, password: GOOD_PASSWORD } });
+    const { mfa_token } = (await login.json()) as { mfa_token: string };
+    const before = await countRows('sessions', 'user_id = ?', u.userId);
+    const r = await call('/auth/mfa', { env: { ...e, USER_SESSIONS: failingSessions() }, json: { mfa_token, code: u.codes[0]! } });
+    await expect503(r);
+    expect(await countRows('sessions', 'user_id = ?', u.userId)).toBe(before);
+    const retry = await call('/auth/mfa', { env: e, json: { mfa_token, code: u.codes[1]! } });
+    expect(retry.status).toBe(401);
+    expect(await retry.json()).toMatchObject({ error: 'invalid_token' });
+    expect(await countRows('sessions', 'user_id = ?', u.userId)).toBe(before);
   });
 });

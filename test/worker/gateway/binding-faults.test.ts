@@ -1,11 +1,14 @@
 /**
- * Fault injection through the bindings: KV, D1 and the rate limiter are wrapped so that their
+ * Fault injection through the bindings: KV, D1, the users' sessions objects and the rate limiter
+ * are wrapped so that their
  * calls throw the errors Cloudflare gives during an outage. Every refusal fails closed: 503
  * (or a bare 500 for a bug), JSON without internals, nothing let through, nothing lost.
  */
+import { decodeJwt } from 'jose';
 import { describe, expect, it, vi } from 'vitest';
 import { baseEnv, bearer, call, GOOD_PASSWORD, makeEnv, registerUser, revokedKeys, setCookies, stateSnapshot, type TestEnv, type TokenResponse } from '../support/helpers';
 import { cookieSession, proxyEnv, recordingOrigin } from '../support/proxy-helpers';
+import { failingSessions, sessionRows } from '../support/user-sessions-store';
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -105,7 +108,7 @@ describe('KV (revocation list) down', () => {
     await expectFailClosed(await call(`/auth/admin/users/${target.user.id}/disable`, { env, method: 'POST', headers: bearer(admin.access_token) }), 503, 'unavailable');
     const ok = await call(`/auth/admin/users/${target.user.id}/disable`, { method: 'POST', headers: bearer(admin.access_token) });
     expect(ok.status).toBe(200);
-    const { results } = await baseEnv.DB.prepare('SELECT id FROM sessions WHERE user_id = ?').bind(target.user.id).all<{ id: string }>();
+    const results = await sessionRows<{ id: string }>('SELECT id FROM sessions WHERE user_id = ?', [target.user.id]);
     const keys = await revokedKeys();
     for (const { id } of results) expect(keys).toContain(`sid:${id}`);
     expect((await call('/auth/me', { headers: bearer(target.access_token) })).status).toBe(401);
@@ -136,8 +139,6 @@ describe('D1 down', () => {
     ['registration', (env) => call('/auth/register', { env, json: { email: `d1-${Date.now()}@example.com`, password: GOOD_PASSWORD } })],
     ['refresh', (env, user) => call('/auth/refresh', { env, json: { refresh_token: user.refresh_token } })],
     ['status', (env, user) => call('/auth/me', { env, headers: bearer(user.access_token) })],
-    ['session list', (env, user) => call('/auth/sessions', { env, headers: bearer(user.access_token) })],
-    ['logout', (env, user) => call('/auth/logout', { env, method: 'POST', headers: bearer(user.access_token) })],
     ['account page', (env, user) => call('/auth/account', { env, headers: bearer(user.access_token) })],
     ['admin', (env, user) => call('/auth/admin/users', { env, headers: bearer(user.access_token) })],
   ];
@@ -146,27 +147,15 @@ describe('D1 down', () => {
     it(`${name}: 503 JSON without internals, no session cookie, nothing changed in D1`, async () => {
       const user = await registerUser();
       const before = await stateSnapshot();
-      // (A failed logout has already revoked the token in KV, so it is tried once.)
-      const variants = name === 'logout' ? [d1Outage(baseEnv.DB)] : [d1Outage(baseEnv.DB), broken(baseEnv.DB, ['prepare', 'batch'], d1Down)];
-      for (const db of variants) {
+      for (const db of [d1Outage(baseEnv.DB), broken(baseEnv.DB, ['prepare', 'batch'], d1Down)]) {
         const r = await request(makeEnv({ DB: db }), user);
         await expectFailClosed(r, 503, 'unavailable');
         expect(setCookies(r).get('__Host-gatehouse')?.value ?? '').toBe('');
       }
-      const after = await stateSnapshot();
-      // Logout revokes in KV before D1 (fail closed: the token is dead even if D1 is not updated).
-      if (name === 'logout') after.revoked = before.revoked;
-      expect(after).toEqual(before);
+      expect(await stateSnapshot()).toEqual(before);
     });
   }
 
-  it('refresh when the rotation batch fails: 503, and the refresh token is not lost (it still works afterwards)', async () => {
-    const user = await registerUser();
-    const env = makeEnv({ DB: rejecting(baseEnv.DB, ['batch'], d1Down) });
-    await expectFailClosed(await call('/auth/refresh', { env, json: { refresh_token: user.refresh_token } }), 503, 'unavailable');
-    const ok = await call('/auth/refresh', { json: { refresh_token: user.refresh_token } });
-    expect(ok.status).toBe(200);
-  });
 
   it('an unexpected error (a bug, not an outage) is a bare 500 server_error, logged for the operator only', async () => {
     const user = await registerUser();
@@ -176,6 +165,41 @@ describe('D1 down', () => {
     expect(text).not.toContain('secret_column');
     expect(error.mock.calls.map((c) => String(c[0])).some((l) => l.includes('secret_column'))).toBe(true);
     error.mockRestore();
+  });
+});
+
+describe("the user's sessions object unreachable", () => {
+  const cases: [string, (env: TestEnv, user: TokenResponse) => Promise<Response>][] = [
+    ['sign-in', (env, user) => call('/auth/login', { env, json: { email: user.user.email, password: GOOD_PASSWORD } })],
+    ['refresh', (env, user) => call('/auth/refresh', { env, json: { refresh_token: user.refresh_token } })],
+    ['session list', (env, user) => call('/auth/sessions', { env, headers: bearer(user.access_token) })],
+    ['logout', (env, user) => call('/auth/logout', { env, method: 'POST', headers: bearer(user.access_token) })],
+    ['logout-all', (env, user) => call('/auth/logout-all', { env, method: 'POST', headers: bearer(user.access_token) })],
+    ['end one session', (env, user) => call(`/auth/sessions/${decodeJwt<{ sid: string }>(user.access_token).sid}`, { env, method: 'DELETE', headers: bearer(user.access_token) })],
+    ['status', (env, user) => call('/auth/me', { env, headers: bearer(user.access_token) })],
+  ];
+
+  for (const [name, request] of cases) {
+    it(`${name}: 503 JSON without internals, no session cookie, nothing changed`, async () => {
+      const user = await registerUser();
+      const before = await stateSnapshot();
+      const r = await request(makeEnv({ USER_SESSIONS: failingSessions() }), user);
+      await expectFailClosed(r, 503, 'unavailable');
+      expect(setCookies(r).get('__Host-gatehouse')?.value ?? '').toBe('');
+      expect(await stateSnapshot()).toEqual(before);
+    });
+  }
+
+  it('refresh: the refresh token is not lost (it still works afterwards)', async () => {
+    const user = await registerUser();
+    await expectFailClosed(await call('/auth/refresh', { env: makeEnv({ USER_SESSIONS: failingSessions() }), json: { refresh_token: user.refresh_token } }), 503, 'unavailable');
+    expect((await call('/auth/refresh', { json: { refresh_token: user.refresh_token } })).status).toBe(200);
+  });
+
+  it('refresh when D1 cannot read the account: 503 before anything rotates (the token still works afterwards)', async () => {
+    const user = await registerUser();
+    await expectFailClosed(await call('/auth/refresh', { env: makeEnv({ DB: d1Outage(baseEnv.DB) }), json: { refresh_token: user.refresh_token } }), 503, 'unavailable');
+    expect((await call('/auth/refresh', { json: { refresh_token: user.refresh_token } })).status).toBe(200);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
- * The cron handler: deletes ended sessions, old audit rows and stale sign-in counters in
- * bounded batches, and leaves everything else alone.
+ * The cron handler: directory work only. It deletes old audit rows, stale sign-in counters and
+ * the session rows earlier versions kept in D1 once ended, in bounded batches, and leaves
+ * everything else alone (sessions now live in each user's object, which cleans up with alarms).
  */
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +17,11 @@ async function seedSession(id: string, userId: string, expiresAt: number, revoke
     .prepare(`INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, revoked_at) VALUES (?, ?, ?, 'f', 0, ?, 0, ?)`)
     .bind(id, userId, `hash-${id}`, expiresAt, revokedAt)
     .run();
+}
+
+/** Rows in D1's session tables (what earlier versions stored), not in the users' objects. */
+async function d1Rows(table: 'sessions' | 'rotated_refresh_tokens', where: string, ...params: string[]): Promise<number> {
+  return (await db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`).bind(...params).first<{ n: number }>())?.n ?? 0;
 }
 
 async function seedEvent(at: number, event = 'login') {
@@ -38,10 +44,10 @@ describe('scheduled housekeeping', () => {
     const ctx = createExecutionContext();
     await worker.scheduled(controller, defaultEnv as never);
     await waitOnExecutionContext(ctx);
-    expect(await countRows('sessions', 'id = ?', 'ses_cron_old')).toBe(0);
+    expect(await d1Rows('sessions', 'id = ?', 'ses_cron_old')).toBe(0);
     expect(await countRows('auth_events', "event = 'ancient'")).toBe(0);
     expect(await countRows('auth_events', "event = 'recent'")).toBe(1);
-    // The live session from registration is untouched.
+    // The live session from registration (in the user's object) is untouched.
     expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', user.user.id)).toBe(1);
   });
 
@@ -67,9 +73,9 @@ describe('scheduled housekeeping', () => {
     expect(report).toEqual({ sessions: 3, events: 1, loginFailures: 1, accountTokens: 0, mfaPending: 0, secondFactorFailures: 0, webauthnChallenges: 0, incomplete: false });
     const { results } = await db.prepare('SELECT id FROM sessions WHERE user_id = ? ORDER BY id').bind(user.user.id).all<{ id: string }>();
     const kept = results.map((r) => r.id);
-    expect(kept).toHaveLength(4); // the three below and the live one from registration
+    expect(kept).toHaveLength(3); // the three below (registration's session is in the user's object)
     expect(kept).toEqual(expect.arrayContaining(['ses_expired_recently', 'ses_live', 'ses_revoked_recently']));
-    expect(await countRows('rotated_refresh_tokens', 'hash = ?', 'rot-1')).toBe(0);
+    expect(await d1Rows('rotated_refresh_tokens', 'hash = ?', 'rot-1')).toBe(0);
     expect(await countRows('auth_events', "event = 'old'")).toBe(0);
     expect(await countRows('auth_events', "event = 'kept'")).toBe(1);
     expect(await countRows('login_failures', 'email = ?', 'stale@example.com')).toBe(0);

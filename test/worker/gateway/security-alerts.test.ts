@@ -6,6 +6,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import worker from '../../../src/index';
 import { baseEnv, bearer, call, makeEnv, PUBLIC_URL, registerUser } from '../support/helpers';
+import { sessionExec } from '../support/user-sessions-store';
 
 const WEBHOOK = 'https://alerts.example.net/hook';
 const env = makeEnv({ ALERT_WEBHOOK_URL: WEBHOOK });
@@ -47,7 +48,7 @@ describe('security alerts', () => {
     const first = await call('/auth/refresh', { env, json: { refresh_token: user.refresh_token }, headers: { 'cf-connecting-ip': IP } });
     expect(first.status).toBe(200);
     // Past the grace for two tabs refreshing at once (REFRESH_REUSE_GRACE_S).
-    await baseEnv.DB.prepare('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)').bind(user.user.id).run();
+    await sessionExec('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)', [user.user.id]);
     const hook = captureWebhook();
     const warn = vi.spyOn(console, 'warn');
     const replay = await call('/auth/refresh', { env, json: { refresh_token: user.refresh_token }, headers: { 'cf-connecting-ip': IP } });

@@ -9,6 +9,7 @@ import { keyringFromJwks } from '../../../src/keys/keyring';
 import { issueAccessToken } from '../../../src/tokens/access-token';
 import { bearer, call, makeEnv, PUBLIC_URL, registerUser, setCookies, testKey, uniqueEmail } from '../support/helpers';
 import { cookieSession, promote, proxyEnv, recordingOrigin } from '../support/proxy-helpers';
+import { sessionExec } from '../support/user-sessions-store';
 
 const origin = recordingOrigin();
 const env = proxyEnv(
@@ -91,7 +92,7 @@ describe('expired access cookie during a navigation', () => {
 
     // The old refresh token is spent: a second use (past the grace for two tabs refreshing at
     // once, REFRESH_REUSE_GRACE_S) ends the session and goes to sign-in.
-    await env.DB.prepare('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id = ?').bind(session.id).run();
+    await sessionExec('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id = ?', [session.id]);
     const reuse = await call(`${to.pathname}${to.search}`, { env, cookies: stale, headers: NAVIGATE });
     expect(reuse.status).toBe(303);
     expect(reuse.headers.get('location')).toBe(`/auth/login?return_to=${encodeURIComponent('/app/page?x=1')}`);

@@ -13,10 +13,11 @@ import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
 import { issueAccessToken } from '../../../src/tokens/access-token';
-import { baseEnv, bearer, call, foreignKey, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, revokedKeys, setCookies, testKey, uniqueEmail, type TestEnv, type TokenResponse } from '../support/helpers';
+import { baseEnv, bearer, call, foreignKey, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, revokedKeys, setCookies, type TestEnv, testKey, type TokenResponse, uniqueEmail } from '../support/helpers';
 import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { signIn } from '../support/oauth-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
+import { sessionExec, sessionRow } from '../support/user-sessions-store';
 
 const ROUTES = JSON.stringify([{ path: '/app', origin: 'service:ORIGIN', auth: 'required' }]);
 const origin = recordingOrigin();
@@ -101,7 +102,7 @@ describe('ending sessions when the KV write fails once: the retry completes it',
 
   it('DELETE /auth/sessions/:id of a session that ended longer ago than any of its tokens lives: still 404', async () => {
     const { a, b } = await twoSessions();
-    await env.DB.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ?').bind(now() - 3600, sidOf(b.access_token)).run();
+    await sessionExec('UPDATE sessions SET revoked_at = ? WHERE id = ?', [now() - 3600, sidOf(b.access_token)]);
     const r = await call(`/auth/sessions/${sidOf(b.access_token)}`, { method: 'DELETE', headers: bearer(a) });
     expect(r.status).toBe(404);
     expect(((await r.json()) as { error: string }).error).toBe('not_found');
@@ -151,8 +152,9 @@ describe('ending sessions when the KV write fails once: the retry completes it',
     await expect503(await call('/auth/logout', { env: e, method: 'POST', headers: bearer(current) }));
     const retry = await call('/auth/logout', { env: e, method: 'POST', headers: bearer(current) });
     expect(retry.status).toBe(200);
-    // Sign-out writes sid: first (before D1), so the failed attempt ended nothing and the retry ends it.
-    expect(await retry.json()).toEqual({ ok: true, ended_sessions: 1 });
+    // The user's object is written first: the failed attempt ended the session there (so the
+    // retry has nothing left to end) and the retry's KV write refuses every token of it.
+    expect(await retry.json()).toEqual({ ok: true, ended_sessions: 0 });
     // `older` was never presented: only the session's sid: key can refuse it.
     expect(await gateStatus(older)).toEqual(REFUSED);
   });
@@ -200,7 +202,7 @@ describe('POST /auth/logout is idempotent', () => {
     const r = await call('/auth/logout', { method: 'POST', headers: bearer(t.access_token) });
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ ok: true, ended_sessions: 1 });
-    const row = await env.DB.prepare('SELECT revoked_at FROM sessions WHERE id = ?').bind(sid).first<{ revoked_at: number | null }>();
+    const row = await sessionRow<{ revoked_at: number | null }>('SELECT revoked_at FROM sessions WHERE id = ?', [sid]);
     expect(row?.revoked_at).not.toBeNull();
     expect(await revokedKeys()).toContain(`sid:${sid}`);
     expect((await call('/auth/refresh', { json: { refresh_token: t.refresh_token } })).status).toBe(401);

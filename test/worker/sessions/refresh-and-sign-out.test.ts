@@ -3,16 +3,17 @@ import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
 import { issueAccessToken } from '../../../src/tokens/access-token';
-import { baseEnv, bearer, call, countRows, defaultEnv, makeEnv, registerUser, revokedKeys, seedUser, setCookies, stateSnapshot, uniqueEmail, GOOD_PASSWORD, PUBLIC_URL, testKey, type TokenResponse } from '../support/helpers';
+import { baseEnv, bearer, call, countRows, defaultEnv, GOOD_PASSWORD, makeEnv, PUBLIC_URL, registerUser, revokedKeys, seedUser, setCookies, stateSnapshot, testKey, type TokenResponse, uniqueEmail } from '../support/helpers';
 import { cookieSession } from '../support/proxy-helpers';
+import { sessionExec, sessionRow } from '../support/user-sessions-store';
 
 const refresh = (refresh_token: string, e?: ReturnType<typeof makeEnv>) => call('/auth/refresh', { json: { refresh_token }, env: e });
 const now = () => Math.floor(Date.now() / 1000);
 const sid = (t: TokenResponse) => decodeJwt<{ sid: string }>(t.access_token).sid;
 /**
  * Forward-auth for the token. /auth/verify checks the token and the KV revocation list only
- * (no D1 session read, it is the hot path), so a refusal there is the revocation list's alone;
- * /auth/me would also refuse from the D1 session row.
+ * (no session read, it is the hot path), so a refusal there is the revocation list's alone;
+ * /auth/me would also refuse from the session in the user's object.
  */
 const verify = (t: TokenResponse) => call('/auth/verify', { headers: bearer(t.access_token) });
 const REVOKED = { error: 'invalid_token', error_description: 'The access token has been revoked.' };
@@ -55,7 +56,7 @@ describe('POST /auth/refresh', () => {
     const t = await registerUser();
     const next = (await (await refresh(t.refresh_token)).json()) as TokenResponse;
     // Past the grace for two tabs refreshing at once (REFRESH_REUSE_GRACE_S).
-    await env.DB.prepare('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id = ?').bind(sid(t)).run();
+    await sessionExec('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60 WHERE session_id = ?', [sid(t)]);
     const replay = await refresh(t.refresh_token);
     expect(replay.status).toBe(401);
     expect(await replay.json()).toMatchObject({ error: 'invalid_token' });
@@ -98,19 +99,19 @@ describe('POST /auth/refresh', () => {
 
   it('enforces the idle limit (REFRESH_TOKEN_TTL) and the absolute limit (SESSION_MAX_AGE)', async () => {
     const idle = await registerUser();
-    await env.DB.prepare('UPDATE sessions SET expires_at = ? WHERE id = ?').bind(now() - 1, sid(idle)).run();
+    await sessionExec('UPDATE sessions SET expires_at = ? WHERE id = ?', [now() - 1, sid(idle)]);
     expect((await refresh(idle.refresh_token)).status).toBe(401);
 
     const old = await registerUser();
-    await env.DB.prepare('UPDATE sessions SET created_at = ? WHERE id = ?').bind(now() - 7_776_000 - 10, sid(old)).run();
+    await sessionExec('UPDATE sessions SET created_at = ? WHERE id = ?', [now() - 7_776_000 - 10, sid(old)]);
     expect((await refresh(old.refresh_token)).status).toBe(401);
 
     // A refresh never extends past the absolute limit.
     const capped = await registerUser();
     const created = now() - 7_776_000 + 100;
-    await env.DB.prepare('UPDATE sessions SET created_at = ? WHERE id = ?').bind(created, sid(capped)).run();
+    await sessionExec('UPDATE sessions SET created_at = ? WHERE id = ?', [created, sid(capped)]);
     expect((await refresh(capped.refresh_token)).status).toBe(200);
-    const row = await env.DB.prepare('SELECT expires_at FROM sessions WHERE id = ?').bind(sid(capped)).first<{ expires_at: number }>();
+    const row = await sessionRow<{ expires_at: number }>('SELECT expires_at FROM sessions WHERE id = ?', [sid(capped)]);
     expect(row!.expires_at).toBe(created + 7_776_000);
   });
 

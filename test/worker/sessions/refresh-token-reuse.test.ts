@@ -7,8 +7,9 @@
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { REFRESH_REUSE_GRACE_S } from '../../../src/auth/sessions';
-import { bearer, call, countRows, defaultEnv, GOOD_PASSWORD, revokedKeys, setCookies, uniqueEmail, type TokenResponse } from '../support/helpers';
+import { bearer, call, countRows, defaultEnv, GOOD_PASSWORD, revokedKeys, setCookies, type TokenResponse, uniqueEmail } from '../support/helpers';
 import { cookieSession } from '../support/proxy-helpers';
+import { sessionExec } from '../support/user-sessions-store';
 
 const NAVIGATE = { accept: 'text/html', 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
 const RETURN_TO = '/app/page?x=1';
@@ -26,7 +27,7 @@ async function tokenSession(): Promise<TokenResponse> {
 
 /** Moves every rotation of a session `seconds` into the past. */
 async function ageRotations(sessionId: string, seconds: number) {
-  await env.DB.prepare('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - ? WHERE session_id = ?').bind(seconds, sessionId).run();
+  await sessionExec('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - ? WHERE session_id = ?', [seconds, sessionId]);
 }
 
 async function sessionState(sessionId: string, userId: string) {

@@ -1,18 +1,19 @@
 /**
- * Immediate revocation where a route needs it: the optional revocation fence, one
- * Durable Object per user (the real one, in workerd). A route marked `revocation = "immediate"`
- * asks it on every request, so a revocation written anywhere is refused on the next request,
- * whatever this isolate's cache and KV still say; a "cached" route keeps its window. Refresh
- * asks it before rotating. Every revocation writes it first; a fence fault is a 503, never a pass.
- * "Another isolate" is simulated by writing the revocation to the fence only (through its binding).
+ * Immediate revocation where a route needs it: the fence is each user's sessions object (the
+ * real one, in workerd). A route marked `revocation = "immediate"` asks it on every request, so
+ * a session ended anywhere is refused on the next request, whatever this isolate's cache and KV
+ * still say; a "cached" route keeps its window. Refresh rotates in the same object. Every
+ * revocation writes it first; a fault there is a 503, never a pass. "Another isolate" is
+ * simulated by ending the session in the object only (through its binding).
  */
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { clearRevocationCache } from '../../../src/storage/revocation';
-import { bearer, call, makeEnv, registerUser, type TestEnv, type TokenResponse } from '../support/helpers';
+import { bearer, call, GOOD_PASSWORD, makeEnv, registerUser, type TestEnv, type TokenResponse } from '../support/helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
+import { failingSessions as failingFence, sessionsObject } from '../support/user-sessions-store';
 
 const ROUTES = JSON.stringify([
   { path: '/now', origin: 'service:ORIGIN', auth: 'required', revocation: 'immediate' },
@@ -33,18 +34,6 @@ function blindKv(real: KVNamespace): KVNamespace {
   });
 }
 
-/** A fence binding whose object throws on every call (unreachable, overloaded, broken). */
-function failingFence(calls: string[] = []) {
-  const fail = async (name: string) => {
-    calls.push(name);
-    throw new Error('Durable Object is overloaded');
-  };
-  return {
-    idFromName: (name: string) => env.REVOCATION_FENCE.idFromName(name),
-    get: () => ({ isRevoked: () => fail('isRevoked'), revoke: () => fail('revoke') }),
-  };
-}
-
 const gatewayEnv = (overrides: Record<string, unknown> = {}): TestEnv => makeEnv({ ROUTES, ORIGIN: origin, ...overrides });
 const realEnv = gatewayEnv();
 
@@ -52,18 +41,20 @@ const get = (e: TestEnv, path: string, token: string) => call(path, { env: e, he
 const verify = (e: TestEnv, uri: string, token: string) => call('/auth/verify', { env: e, headers: { ...bearer(token), 'x-original-uri': uri } });
 const refresh = (e: TestEnv, t: TokenResponse) => call('/auth/refresh', { env: e, json: { refresh_token: t.refresh_token } });
 
-/** Another isolate's revocation: written to the user's fence only, nothing in KV or this isolate. */
+/** Another isolate's revocation: the session ended in the user's object only, nothing in KV or this isolate. */
 async function fenceElsewhere(t: TokenResponse) {
   const { sub, sid } = claimsOf(t);
-  await env.REVOCATION_FENCE.get(env.REVOCATION_FENCE.idFromName(sub)).revoke([sid], Date.now() + 600_000);
+  await sessionsObject(sub).end(sub, [sid], Math.floor(Date.now() / 1000));
 }
 async function fenceHolds(t: TokenResponse): Promise<boolean> {
   const { sub, sid } = claimsOf(t);
-  return env.REVOCATION_FENCE.get(env.REVOCATION_FENCE.idFromName(sub)).isRevoked(sid);
+  return sessionsObject(sub).isRevoked(sub, sid);
 }
 const kvHolds = async (t: TokenResponse) => (await env.REVOKED.get(`sid:${claimsOf(t).sid}`)) !== null;
-const sessionRevokedInD1 = async (t: TokenResponse) =>
-  (await env.DB.prepare('SELECT revoked_at FROM sessions WHERE id = ?').bind(claimsOf(t).sid).first<{ revoked_at: number | null }>())?.revoked_at !== null;
+const sessionEndedInObject = async (t: TokenResponse) => {
+  const { sub, sid } = claimsOf(t);
+  return (await sessionsObject(sub).find(sub, 'id', sid))?.revokedAt !== null;
+};
 
 afterEach(() => clearRevocationCache());
 
@@ -100,7 +91,7 @@ describe('a route marked revocation = "immediate"', () => {
 
   it('answers 503 when the fence fails, never a pass; the "cached" route is unaffected', async () => {
     const t = await registerUser(undefined, undefined, realEnv);
-    const broken = gatewayEnv({ REVOCATION_FENCE: failingFence() });
+    const broken = gatewayEnv({ USER_SESSIONS: failingFence() });
     for (const res of [await get(broken, '/now/x', t.access_token), await verify(broken, '/now/x', t.access_token)]) {
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({ error: 'unavailable' });
@@ -121,7 +112,7 @@ describe('refresh consults the fence before rotating', () => {
 
   it('answers 503 when the fence fails, and rotates nothing (the same refresh token works afterwards)', async () => {
     const t = await registerUser(undefined, undefined, realEnv);
-    const res = await refresh(gatewayEnv({ REVOCATION_FENCE: failingFence() }), t);
+    const res = await refresh(gatewayEnv({ USER_SESSIONS: failingFence() }), t);
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: 'unavailable' });
     expect((await refresh(realEnv, t)).status).toBe(200);
@@ -132,25 +123,25 @@ describe('revocations write the fence first', () => {
   it('sign-out with a failing fence write: 503 and nothing else done; the retry completes it', async () => {
     const t = await registerUser(undefined, undefined, realEnv);
     const calls: string[] = [];
-    const res = await call('/auth/logout', { env: gatewayEnv({ REVOCATION_FENCE: failingFence(calls) }), method: 'POST', headers: bearer(t.access_token) });
+    const res = await call('/auth/logout', { env: gatewayEnv({ USER_SESSIONS: failingFence(calls) }), method: 'POST', headers: bearer(t.access_token) });
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: 'unavailable' });
-    expect(calls).toEqual(['revoke']);
+    expect(calls).toEqual(['end']);
     expect(await kvHolds(t)).toBe(false);
-    expect(await sessionRevokedInD1(t)).toBe(false);
+    expect(await sessionEndedInObject(t)).toBe(false);
     expect((await get(realEnv, '/app/x', t.access_token)).status).toBe(200);
     // The retry, with the fence back.
     expect((await call('/auth/logout', { env: realEnv, method: 'POST', headers: bearer(t.access_token) })).status).toBe(200);
     expect(await fenceHolds(t)).toBe(true);
     expect(await kvHolds(t)).toBe(true);
-    expect(await sessionRevokedInD1(t)).toBe(true);
+    expect(await sessionEndedInObject(t)).toBe(true);
   });
 
   it('logout-all with a failing fence write: 503 and no session ended; with the fence, every session is fenced', async () => {
     const t = await registerUser(undefined, undefined, realEnv);
-    const res = await call('/auth/logout-all', { env: gatewayEnv({ REVOCATION_FENCE: failingFence() }), method: 'POST', headers: bearer(t.access_token) });
+    const res = await call('/auth/logout-all', { env: gatewayEnv({ USER_SESSIONS: failingFence() }), method: 'POST', headers: bearer(t.access_token) });
     expect(res.status).toBe(503);
-    expect(await sessionRevokedInD1(t)).toBe(false);
+    expect(await sessionEndedInObject(t)).toBe(false);
     expect(await kvHolds(t)).toBe(false);
     expect((await call('/auth/logout-all', { env: realEnv, method: 'POST', headers: bearer(t.access_token) })).status).toBe(200);
     expect(await fenceHolds(t)).toBe(true);
@@ -163,44 +154,37 @@ describe('admin disable writes the fence first', () => {
     await env.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind('["admin"]', admin.user.id).run();
     const target = await registerUser(undefined, undefined, realEnv);
     const disable = (e: TestEnv) => call(`/auth/admin/users/${target.user.id}/disable`, { env: e, method: 'POST', headers: bearer(admin.access_token) });
-    const res = await disable(gatewayEnv({ REVOCATION_FENCE: failingFence() }));
+    const res = await disable(gatewayEnv({ USER_SESSIONS: failingFence() }));
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: 'unavailable' });
     const disabledAt = () => env.DB.prepare('SELECT disabled_at FROM users WHERE id = ?').bind(target.user.id).first<number | null>('disabled_at');
     expect(await disabledAt()).toBeNull();
-    expect(await sessionRevokedInD1(target)).toBe(false);
+    expect(await sessionEndedInObject(target)).toBe(false);
     expect((await disable(realEnv)).status).toBe(200);
     expect(await disabledAt()).not.toBeNull();
     expect(await fenceHolds(target)).toBe(true);
   });
 });
 
-describe('configuration', () => {
-  it('refuses revocation = "immediate" without the REVOCATION_FENCE binding (configuration_error naming ROUTES)', async () => {
-    const e = gatewayEnv({ REVOCATION_FENCE: undefined });
-    const parsed = parseConfig(e);
-    expect(parsed.ok).toBe(false);
-    const res = await call('/auth/me', { env: e });
-    expect(res.status).toBe(500);
-    const body = await res.json<{ error: string; error_description: string }>();
-    expect(body.error).toBe('configuration_error');
-    expect(body.error_description).toContain('ROUTES');
-    expect(body.error_description).toContain('REVOCATION_FENCE');
+describe('the USER_SESSIONS binding is required', () => {
+  it('without it, sign-in, refresh, sign-out and "immediate" routes answer 503 unavailable, never a pass', async () => {
+    const t = await registerUser(undefined, undefined, realEnv);
+    const e = gatewayEnv({ USER_SESSIONS: undefined });
+    const answers = [
+      await call('/auth/login', { env: e, json: { email: t.user.email, password: GOOD_PASSWORD } }),
+      await refresh(e, t),
+      await call('/auth/logout', { env: e, method: 'POST', headers: bearer(t.access_token) }),
+      await get(e, '/now/x', t.access_token),
+    ];
+    for (const res of answers) {
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: 'unavailable' });
+    }
+    expect(await kvHolds(t)).toBe(false);
   });
 
   it('refuses an unknown revocation mode', () => {
     const parsed = parseConfig(makeEnv({ ROUTES: JSON.stringify([{ path: '/a', origin: 'service:ORIGIN', auth: 'required', revocation: 'soon' }]) }));
     expect(parsed).toMatchObject({ ok: false, error: { setting: 'ROUTES' } });
-  });
-
-  it('without the binding, "cached" routes and sign-out work as before', async () => {
-    const e = makeEnv({ ROUTES: JSON.stringify([{ path: '/app', origin: 'service:ORIGIN', auth: 'required' }]), ORIGIN: origin, REVOCATION_FENCE: undefined });
-    expect(parseConfig(e).ok).toBe(true);
-    const t = await registerUser(undefined, undefined, e);
-    expect((await get(e, '/app/x', t.access_token)).status).toBe(200);
-    expect((await call('/auth/logout', { env: e, method: 'POST', headers: bearer(t.access_token) })).status).toBe(200);
-    expect(await fenceHolds(t)).toBe(false);
-    expect(await kvHolds(t)).toBe(true);
-    expect((await get(e, '/app/x', t.access_token)).status).toBe(401);
   });
 });

@@ -8,7 +8,8 @@
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bearer, call, GOOD_PASSWORD, makeEnv, uniqueEmail, type TokenResponse } from '../support/helpers';
+import { bearer, call, GOOD_PASSWORD, makeEnv, type TokenResponse, uniqueEmail } from '../support/helpers';
+import { sessionRow } from '../support/user-sessions-store';
 
 const before = makeEnv({ ACCESS_TOKEN_TTL: '3600' });
 const lowered = makeEnv({ ACCESS_TOKEN_TTL: '3600', SESSION_MAX_AGE: '300' });
@@ -23,7 +24,7 @@ describe('a step-up of a session past its absolute end', () => {
     expect(r.status).toBe(201);
     const user = (await r.json()) as TokenResponse;
     const sid = decodeJwt(user.access_token).sid as string;
-    const authTime = async () => (await env.DB.prepare('SELECT auth_time FROM sessions WHERE id = ?').bind(sid).first<{ auth_time: number }>())!.auth_time;
+    const authTime = async () => (await sessionRow<{ auth_time: number }>('SELECT auth_time FROM sessions WHERE id = ?', [sid]))!.auth_time;
     const signedInAt = await authTime();
 
     vi.useFakeTimers({ toFake: ['Date'] });

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { bearer, call, GOOD_PASSWORD, registerUser, setCookies, uniqueEmail } from '../support/helpers';
 import { cookieSession, proxyEnv, recordingOrigin } from '../support/proxy-helpers';
-import { agedJar, ENCRYPTION_KEY, NAV, totpCode, updateJar, userWithTotp, type Jar } from '../support/second-factor-helpers';
+import { agedJar, ENCRYPTION_KEY, type Jar, NAV, totpCode, updateJar, userWithTotp } from '../support/second-factor-helpers';
+import { sessionRow } from '../support/user-sessions-store';
 
 const origin = recordingOrigin();
 const e = proxyEnv(
@@ -113,7 +114,7 @@ describe('the step-up page', () => {
     const claims = decodeJwt(u.jar['__Host-gatehouse']!);
     expect(claims.sid).toBe(sid);
     expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
-    const row = await env.DB.prepare('SELECT amr, auth_time FROM sessions WHERE id = ?').bind(sid).first<{ amr: string; auth_time: number }>();
+    const row = await sessionRow<{ amr: string; auth_time: number }>('SELECT amr, auth_time FROM sessions WHERE id = ?', [sid]);
     expect(row).toEqual({ amr: '["pwd","otp","mfa"]', auth_time: claims.auth_time });
     expect((await call('/secure/page', { env: e, cookies: u.jar })).status).toBe(200);
     // A refresh keeps the stepped-up amr.
@@ -143,7 +144,7 @@ describe('the step-up page', () => {
     const r = await call('/auth/step-up', { env: e, cookies: u.jar, json: { code: u.enrolCode } });
     expect(r.status).toBe(401);
     expect(await r.json()).toMatchObject({ error: 'invalid_credentials' });
-    expect(await env.DB.prepare('SELECT amr FROM sessions WHERE id = ?').bind(sid).first('amr')).toBe('["pwd"]');
+    expect((await sessionRow<{ amr: unknown }>('SELECT amr FROM sessions WHERE id = ?', [sid]))?.amr).toBe('["pwd"]');
   });
 
   it('an API client steps up with its bearer token and gets a new access token', async () => {

@@ -9,7 +9,8 @@ import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CLOCK_TOLERANCE_S } from '../../../src/util/time';
-import { bearer, call, GOOD_PASSWORD, makeEnv, setCookies, uniqueEmail, type TokenResponse } from '../support/helpers';
+import { bearer, call, GOOD_PASSWORD, makeEnv, setCookies, type TokenResponse, uniqueEmail } from '../support/helpers';
+import { sessionRow } from '../support/user-sessions-store';
 
 const MAX_AGE = 300;
 const e = makeEnv({ SESSION_MAX_AGE: String(MAX_AGE), ACCESS_TOKEN_TTL: '600' });
@@ -40,7 +41,7 @@ async function signIn(email: string): Promise<TokenResponse & { expires_in: numb
 const refresh = (refresh_token: string) => call('/auth/refresh', { json: { refresh_token }, env: e });
 const verify = (token: string) => call('/auth/verify', { env: e, headers: bearer(token) });
 const absoluteEnd = async (sid: string) => {
-  const row = await env.DB.prepare('SELECT created_at FROM sessions WHERE id = ?').bind(sid).first<{ created_at: number }>();
+  const row = await sessionRow<{ created_at: number }>('SELECT created_at FROM sessions WHERE id = ?', [sid]);
   return row!.created_at + MAX_AGE;
 };
 

@@ -7,10 +7,11 @@ import { decodeJwt, importJWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
 import { verifyAccessTokenUncached } from '../../../src/tokens/access-token';
-import { bearer, call, makeEnv, PUBLIC_URL, registerUser, testKey, type TestEnv } from '../support/helpers';
+import { bearer, call, makeEnv, PUBLIC_URL, registerUser, type TestEnv, testKey } from '../support/helpers';
 import { FakeGitHub, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { cookieSession, proxyEnv, recordingOrigin } from '../support/proxy-helpers';
+import { sessionExec, sessionRow } from '../support/user-sessions-store';
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
@@ -22,7 +23,7 @@ describe('amr and auth_time in access tokens', () => {
     expect(claims.amr).toEqual(['pwd']);
     expect(claims.auth_time).toBeGreaterThanOrEqual(before);
     expect(claims.auth_time).toBeLessThanOrEqual(claims.iat!);
-    const row = await env.DB.prepare('SELECT amr, auth_time FROM sessions WHERE id = ?').bind(claims.sid).first<{ amr: string; auth_time: number }>();
+    const row = await sessionRow<{ amr: string; auth_time: number }>('SELECT amr, auth_time FROM sessions WHERE id = ?', [claims.sid]);
     expect(row).toEqual({ amr: '["pwd"]', auth_time: claims.auth_time });
     const me = (await (await call('/auth/me', { headers: bearer(t.access_token) })).json()) as { session: { amr: string[]; auth_time: number } };
     expect(me.session).toMatchObject({ amr: ['pwd'], auth_time: claims.auth_time });
@@ -31,22 +32,22 @@ describe('amr and auth_time in access tokens', () => {
   it('refresh keeps amr and auth_time (it is not a new authentication)', async () => {
     const t = await registerUser();
     const { sid } = decodeJwt(t.access_token) as { sid: string };
-    await env.DB.prepare(`UPDATE sessions SET amr = '["pwd","otp","mfa"]', auth_time = ? WHERE id = ?`).bind(nowS() - 5000, sid).run();
+    await sessionExec(`UPDATE sessions SET amr = '["pwd","otp","mfa"]', auth_time = ? WHERE id = ?`, [nowS() - 5000, sid]);
     const r = await call('/auth/refresh', { json: { refresh_token: t.refresh_token } });
     expect(r.status).toBe(200);
     const claims = decodeJwt(((await r.json()) as { access_token: string }).access_token);
     expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
-    expect(claims.auth_time).toBe((await env.DB.prepare('SELECT auth_time FROM sessions WHERE id = ?').bind(sid).first<{ auth_time: number }>())!.auth_time);
+    expect(claims.auth_time).toBe((await sessionRow<{ auth_time: number }>('SELECT auth_time FROM sessions WHERE id = ?', [sid]))!.auth_time);
     expect(claims.auth_time).toBeLessThan(claims.iat! - 4000);
   });
 
   it('a session from before the migration (no auth_time) counts from its creation', async () => {
     const t = await registerUser();
     const { sid } = decodeJwt(t.access_token) as { sid: string };
-    await env.DB.prepare(`UPDATE sessions SET amr = '[]', auth_time = NULL, created_at = created_at - 100 WHERE id = ?`).bind(sid).run();
+    await sessionExec(`UPDATE sessions SET amr = '[]', auth_time = NULL, created_at = created_at - 100 WHERE id = ?`, [sid]);
     const r = await call('/auth/refresh', { json: { refresh_token: t.refresh_token } });
     const claims = decodeJwt(((await r.json()) as { access_token: string }).access_token);
-    const created = (await env.DB.prepare('SELECT created_at FROM sessions WHERE id = ?').bind(sid).first<{ created_at: number }>())!.created_at;
+    const created = (await sessionRow<{ created_at: number }>('SELECT created_at FROM sessions WHERE id = ?', [sid]))!.created_at;
     expect(claims).toMatchObject({ amr: [], auth_time: created });
   });
 });

@@ -94,7 +94,7 @@ describe('sign-in by email code', () => {
     expect(await countRows('email_codes', 'email = ? AND attempts = 5', email)).toBe(1);
     const right = await verify(email, code, noBackoff);
     expect(right.status).toBe(401);
-    expect(await countRows('sessions', "provider = 'email_code' AND user_id = (SELECT id FROM users WHERE email = ?)", email)).toBe(0);
+    expect(await countRows('sessions', "provider = 'email_code' AND user_id = ?", (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<string>('id')) ?? '')).toBe(0);
   });
 
   it('counts wrong codes against the account back-off shared with password sign-in (429)', async () => {

@@ -23,13 +23,15 @@ describe('POST /auth/register', () => {
     expect(await countRows('auth_events', "event = 'register' AND outcome = 'success' AND user_id = ?", body.user.id)).toBe(1);
   });
 
-  it('stores only the SHA-256 of the refresh token', async () => {
+  it('names the user\'s object and stores only the SHA-256 of the secret part of the refresh token', async () => {
     const t = await registerUser();
-    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(t.refresh_token)));
+    const [routing, secret] = t.refresh_token.split('.');
+    expect(routing).toBe(t.user.id);
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(secret)));
     const hash = btoa(String.fromCharCode(...digest)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-    expect(t.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits
     expect(await countRows('sessions', 'refresh_hash = ?', hash)).toBe(1);
-    expect(await countRows('sessions', 'refresh_hash = ?', t.refresh_token)).toBe(0);
+    expect(await countRows('sessions', 'refresh_hash = ? OR refresh_hash = ?', t.refresh_token, secret!)).toBe(0);
   });
 
   it('cookie mode sets the two cookies and keeps tokens out of the body', async () => {

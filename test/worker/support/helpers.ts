@@ -2,6 +2,7 @@
  * Test helpers for workerd tests: call the real Worker entry with an env of our choosing
  * (real local D1 and KV from `cloudflare:test`), read D1/KV state, forge tokens.
  */
+import { sessionRows } from './user-sessions-store';
 import { createExecutionContext, env as baseEnv, waitOnExecutionContext } from 'cloudflare:test';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { hashPassword } from '../../../src/auth/password-hash';
@@ -146,7 +147,15 @@ export async function signedInUser(options: SeedOptions = {}, env?: TestEnv): Pr
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
+/** Tables that live in each user's sessions object (storage/user-sessions.ts), not in D1. */
+const SESSION_TABLES = new Set(['sessions', 'rotated_refresh_tokens']);
+
+/** Rows of `table` matching `where`: in D1, or summed over the users' sessions objects for their tables. */
 export async function countRows(table: string, where = '1=1', ...params: unknown[]): Promise<number> {
+  if (SESSION_TABLES.has(table)) {
+    const rows = await sessionRows<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`, params);
+    return rows.reduce((sum, r) => sum + r.n, 0);
+  }
   const row = await baseEnv.DB.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`).bind(...params).first<{ n: number }>();
   return row?.n ?? 0;
 }

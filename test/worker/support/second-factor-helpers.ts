@@ -3,6 +3,7 @@
  * as an authenticator app would (otpauth), and a user with an authenticator app set up through
  * the real pages.
  */
+import { sessionExec } from './user-sessions-store';
 import { env } from 'cloudflare:test';
 import { Secret, TOTP } from 'otpauth';
 import { expect } from 'vitest';
@@ -61,7 +62,7 @@ export async function userWithTotp(e: TestEnv, email = uniqueEmail('totp'), sign
 
 /** Moves a session's sign-in into the past (as if it happened `secondsAgo`). */
 export async function ageSignIn(sessionId: string, secondsAgo: number) {
-  await env.DB.prepare('UPDATE sessions SET auth_time = ? WHERE id = ?').bind(Math.floor(Date.now() / 1000) - secondsAgo, sessionId).run();
+  await sessionExec('UPDATE sessions SET auth_time = ? WHERE id = ?', [Math.floor(Date.now() / 1000) - secondsAgo, sessionId]);
 }
 
 /** Ages the jar's session sign-in by `secondsAgo` and refreshes, so the access cookie carries the old auth_time. */

@@ -1,0 +1,350 @@
+/**
+ * One Durable Object per user (`idFromName(userId)`, binding `USER_SESSIONS`) owns that user's
+ * sessions: their rows, the hashes of rotated refresh tokens (reuse detection), and the
+ * revocation fence (an ended session is refused here at once, everywhere). Each method runs as
+ * one synchronous SQLite transaction inside the object, which runs one request at a time: two
+ * refreshes of one token cannot both win, by construction, not by a conditional update.
+ *
+ * Housekeeping is the object's own alarm: ended and expired sessions go a day after their end,
+ * rotated-token records with their session (or once older than the refresh-token lifetime).
+ *
+ * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
+ * used (`ready`); their D1 rows stay only to route a refresh
+ * token of the old shape to this object, and go when that token is rotated here.
+ */
+import { DurableObject } from 'cloudflare:workers';
+
+/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions. */
+export interface UserSessionsEnv {
+  DB: D1Database;
+}
+
+export interface Session {
+  id: string;
+  userId: string;
+  family: string;
+  createdAt: number;
+  expiresAt: number;
+  lastUsedAt: number;
+  revokedAt: number | null;
+  userAgent: string | null;
+  ip: string | null;
+  provider: string | null;
+  /** How the user signed in (RFC 8176 `amr` values) and when (Unix seconds): refresh keeps both. */
+  amr: string[];
+  authTime: number;
+}
+
+/** A session row as D1 stored it and the object stores it (the same columns). */
+export interface SessionRow {
+  id: string;
+  user_id: string;
+  refresh_hash: string;
+  family: string;
+  created_at: number;
+  expires_at: number;
+  last_used_at: number;
+  revoked_at: number | null;
+  user_agent: string | null;
+  ip: string | null;
+  provider: string | null;
+  amr: string;
+  auth_time: number | null;
+}
+
+export interface RotatedRow {
+  hash: string;
+  session_id: string;
+  rotated_at: number;
+}
+
+export function toSession(row: SessionRow): Session {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    family: row.family,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+    userAgent: row.user_agent,
+    ip: row.ip,
+    provider: row.provider,
+    amr: parseAmr(row.amr),
+    // Sessions from before the second-factor migration have no auth_time: they signed in when they began.
+    authTime: row.auth_time ?? row.created_at,
+  };
+}
+
+function parseAmr(text: string): string[] {
+  try {
+    const amr: unknown = JSON.parse(text);
+    return Array.isArray(amr) ? amr.filter((m): m is string => typeof m === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Ended and expired sessions stay this long (the account page, a retried sign-out), then go. */
+export const ENDED_SESSION_KEEP_S = 86_400;
+
+export interface RotateRequest {
+  /** SHA-256 of the presented refresh token's secret, and of its successor. */
+  hash: string;
+  newHash: string;
+  now: number;
+  refreshTtl: number;
+  maxAge: number;
+  /** Seconds during which a just-rotated token is a concurrent tab, not a theft. */
+  grace: number;
+}
+
+export type RotateOutcome =
+  /** Unknown here, ended, idle past its expiry or past its absolute end. */
+  | { kind: 'invalid' }
+  /** Rotated less than `grace` ago and its session is live: a concurrent request won. */
+  | { kind: 'conflict' }
+  /** A rotated token presented again after the grace: its session is ended (now, or already). */
+  | { kind: 'reused'; sessionId: string }
+  | { kind: 'rotated'; session: Session };
+
+export class UserSessions extends DurableObject<UserSessionsEnv> {
+  private copied = false;
+
+  constructor(ctx: DurableObjectState, env: UserSessionsEnv) {
+    super(ctx, env);
+    this.createTables();
+    this.copied = this.meta('copied_from_d1') !== null;
+  }
+
+  private createTables(): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS sessions (
+      id TEXT PRIMARY KEY, user_id TEXT NOT NULL, refresh_hash TEXT NOT NULL UNIQUE, family TEXT NOT NULL,
+      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER,
+      user_agent TEXT, ip TEXT, provider TEXT, amr TEXT NOT NULL DEFAULT '[]', auth_time INTEGER)`);
+    sql.exec('CREATE TABLE IF NOT EXISTS rotated_refresh_tokens (hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
+    sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    // The revocation fence of earlier versions (same object, renamed class): read until it empties.
+    sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
+  }
+
+  private meta(key: string): string | null {
+    const row = this.ctx.storage.sql.exec<{ value: string }>('SELECT value FROM meta WHERE key = ?', key).toArray()[0];
+    return row ? row.value : null;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.ctx.storage.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, value);
+  }
+
+  /**
+   * Copies the user's sessions that earlier versions kept in D1, once. Nothing else runs in the
+   * object meanwhile (blockConcurrencyWhile), so no call sees a half-copied state; a D1 failure
+   * fails the call (503) and the next one tries again.
+   */
+  private async ready(userId: string): Promise<void> {
+    if (this.copied) return;
+    await this.ctx.blockConcurrencyWhile(async () => {
+      if (this.meta('copied_from_d1') !== null) return;
+      const db = this.env.DB;
+      const [sessions, rotated] = await db.batch<SessionRow | RotatedRow>([
+        db.prepare('SELECT * FROM sessions WHERE user_id = ?').bind(userId),
+        db.prepare('SELECT r.hash, r.session_id, r.rotated_at FROM rotated_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE s.user_id = ?').bind(userId),
+      ]);
+      this.ctx.storage.transactionSync(() => {
+        for (const s of (sessions?.results ?? []) as SessionRow[]) this.insertRow(s);
+        for (const r of (rotated?.results ?? []) as RotatedRow[]) {
+          this.ctx.storage.sql.exec('INSERT OR IGNORE INTO rotated_refresh_tokens (hash, session_id, rotated_at) VALUES (?, ?, ?)', r.hash, r.session_id, r.rotated_at);
+        }
+        this.setMeta('copied_from_d1', String(Date.now()));
+      });
+      this.copied = true;
+    });
+    await this.scheduleCleanup();
+  }
+
+  private insertRow(s: SessionRow): void {
+    this.ctx.storage.sql.exec(
+      `INSERT OR IGNORE INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, revoked_at, user_agent, ip, provider, amr, auth_time)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      s.id, s.user_id, s.refresh_hash, s.family, s.created_at, s.expires_at, s.last_used_at, s.revoked_at, s.user_agent, s.ip, s.provider, s.amr, s.auth_time,
+    );
+  }
+
+  private row(where: 'id' | 'refresh_hash', value: string): SessionRow | null {
+    // A column name goes into the SQL text: only these two, whatever a caller sends.
+    if (where !== 'id' && where !== 'refresh_hash') throw new RangeError('find by id or refresh_hash');
+    return this.ctx.storage.sql.exec<SessionRow & Record<string, SqlStorageValue>>(`SELECT * FROM sessions WHERE ${where} = ?`, value).toArray()[0] ?? null;
+  }
+
+  /** A new session (only the sign-in pipeline calls this, through storage/sessions.ts). */
+  async create(userId: string, row: SessionRow): Promise<void> {
+    await this.ready(userId);
+    this.insertRow(row);
+    await this.scheduleCleanup();
+  }
+
+  /** The session with this id, or whose current refresh token has this hash; ended or not; or null. */
+  async find(userId: string, by: 'id' | 'refresh_hash', value: string): Promise<Session | null> {
+    await this.ready(userId);
+    const row = this.row(by, value);
+    return row ? toSession(row) : null;
+  }
+
+  /**
+   * Rotates a refresh token, in one transaction: the current token of a live session gets a
+   * successor (and its hash is kept as rotated); a rotated one is a conflict within the grace
+   * while its session lives, and otherwise a reuse that ends the session.
+   */
+  async rotate(userId: string, r: RotateRequest): Promise<{ outcome: RotateOutcome }> {
+    await this.ready(userId);
+    const sql = this.ctx.storage.sql;
+    const outcome = this.ctx.storage.transactionSync((): RotateOutcome => {
+      const row = this.row('refresh_hash', r.hash);
+      if (!row) {
+        const rotated = sql.exec<{ session_id: string; rotated_at: number }>('SELECT session_id, rotated_at FROM rotated_refresh_tokens WHERE hash = ?', r.hash).toArray()[0];
+        if (!rotated) return { kind: 'invalid' };
+        const owner = this.row('id', rotated.session_id);
+        const live = owner !== null && owner.revoked_at === null && owner.expires_at > r.now;
+        if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
+        sql.exec('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', r.now, rotated.session_id);
+        return { kind: 'reused', sessionId: rotated.session_id };
+      }
+      const absoluteEnd = row.created_at + r.maxAge;
+      if (row.revoked_at !== null || row.expires_at <= r.now || absoluteEnd <= r.now) return { kind: 'invalid' };
+      const expiresAt = Math.min(r.now + r.refreshTtl, absoluteEnd);
+      sql.exec('UPDATE sessions SET refresh_hash = ?, expires_at = ?, last_used_at = ? WHERE id = ?', r.newHash, expiresAt, r.now, row.id);
+      sql.exec('INSERT OR IGNORE INTO rotated_refresh_tokens (hash, session_id, rotated_at) VALUES (?, ?, ?)', r.hash, row.id, r.now);
+      return { kind: 'rotated', session: toSession({ ...row, refresh_hash: r.newHash, expires_at: expiresAt, last_used_at: r.now }) };
+    });
+    this.setMeta('rotated_keep_s', String(r.refreshTtl));
+    await this.scheduleCleanup();
+    return { outcome };
+  }
+
+  /**
+   * A step-up: new `amr` and `auth_time` for a live session within its absolute end. Returns
+   * when it began and when its refresh token expires, or null (nothing changed).
+   */
+  async stepUp(userId: string, sessionId: string, amr: string[], authTime: number, maxAge: number): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
+    await this.ready(userId);
+    const row = this.ctx.storage.sql
+      .exec<{ created_at: number; expires_at: number }>(
+        'UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at + ? > ? RETURNING created_at, expires_at',
+        JSON.stringify(amr), authTime, authTime, sessionId, authTime, maxAge, authTime,
+      )
+      .toArray()[0];
+    return row ? { createdAt: row.created_at, expiresAt: row.expires_at } : null;
+  }
+
+  /** Ends the sessions that are still live; returns the ids this call ended. */
+  async end(userId: string, sessionIds: string[], now: number): Promise<string[]> {
+    await this.ready(userId);
+    const ended = this.ctx.storage.transactionSync(() =>
+      sessionIds.filter((id) => this.ctx.storage.sql.exec('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id', now, id).toArray().length > 0),
+    );
+    await this.scheduleCleanup();
+    return ended;
+  }
+
+  /**
+   * Ends every live session. Returns the ids this call ended, and every session whose access
+   * tokens may still verify (not ended, or ended in the last `accessTtl` seconds, and not
+   * expired longer ago than that): those KV must (again) revoke.
+   */
+  async endAll(userId: string, now: number, accessTtl: number): Promise<{ ended: string[]; withLiveTokens: string[] }> {
+    await this.ready(userId);
+    const sql = this.ctx.storage.sql;
+    const result = this.ctx.storage.transactionSync(() => {
+      const ended = sql.exec<{ id: string }>('UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL AND expires_at > ? RETURNING id', now, now).toArray().map((r) => r.id);
+      return { ended, withLiveTokens: this.liveTokenIds(now, accessTtl) };
+    });
+    await this.scheduleCleanup();
+    return result;
+  }
+
+  /** Sessions whose access tokens may still verify (see {@link endAll}). */
+  async withLiveTokens(userId: string, now: number, accessTtl: number): Promise<string[]> {
+    await this.ready(userId);
+    return this.liveTokenIds(now, accessTtl);
+  }
+
+  private liveTokenIds(now: number, accessTtl: number): string[] {
+    return this.ctx.storage.sql
+      .exec<{ id: string }>('SELECT id FROM sessions WHERE (revoked_at IS NULL OR revoked_at >= ?) AND expires_at > ?', now - accessTtl, now - accessTtl)
+      .toArray()
+      .map((r) => r.id);
+  }
+
+  /** Live sessions, most recently used first (at most 100). */
+  async list(userId: string, now: number): Promise<Session[]> {
+    await this.ready(userId);
+    return this.ctx.storage.sql
+      .exec<SessionRow & Record<string, SqlStorageValue>>('SELECT * FROM sessions WHERE revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC LIMIT 100', now)
+      .toArray()
+      .map(toSession);
+  }
+
+  /**
+   * The fence: true unless the session is here and not ended. A session this object does not
+   * know (another user's id, one long gone) is refused too: no live token can name it.
+   */
+  async isRevoked(userId: string, sessionId: string): Promise<boolean> {
+    await this.ready(userId);
+    const fencedBefore = this.ctx.storage.sql.exec('SELECT 1 FROM revoked WHERE sid = ? AND until_ms > ?', sessionId, Date.now()).toArray().length > 0;
+    const row = this.row('id', sessionId);
+    return fencedBefore || row === null || row.revoked_at !== null;
+  }
+
+  /**
+   * The account is being deleted: everything here goes (its sessions were ended first). A
+   * session id this object no longer knows counts as ended ({@link isRevoked}), so the fence
+   * holds for any token still in flight.
+   */
+  async forget(userId: string): Promise<void> {
+    await this.ready(userId);
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    // Empty again, as a new object (the D1 rows went with the account: nothing left to copy).
+    this.createTables();
+    this.copied = false;
+  }
+
+  /** Sets the alarm for the earliest moment a row may go, unless one is set sooner. */
+  private async scheduleCleanup(): Promise<void> {
+    const next = this.ctx.storage.sql
+      .exec<{ at: number | null }>('SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions')
+      .toArray()[0]?.at;
+    if (next === null || next === undefined) return;
+    const atMs = (next + ENDED_SESSION_KEEP_S) * 1000;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > atMs) await this.ctx.storage.setAlarm(atMs);
+  }
+
+  /** Housekeeping: sessions ended or expired more than a day ago, and their rotated tokens. */
+  override async alarm(): Promise<void> {
+    const nowS = Math.floor(Date.now() / 1000);
+    const before = nowS - ENDED_SESSION_KEEP_S;
+    const keepRotated = Number(this.meta('rotated_keep_s') ?? '0');
+    const sql = this.ctx.storage.sql;
+    this.ctx.storage.transactionSync(() => {
+      sql.exec('DELETE FROM sessions WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?)', before, before);
+      sql.exec('DELETE FROM rotated_refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)');
+      if (keepRotated > 0) sql.exec('DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?', nowS - keepRotated);
+      sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
+    });
+    await this.scheduleCleanup();
+  }
+}
+
+/** The binding's type (`USER_SESSIONS` in wrangler.toml). */
+export type UserSessionsNamespace = DurableObjectNamespace<UserSessions>;
+
+/** Where a user's sessions live: the binding and whose object. */
+export interface SessionStore {
+  ns: UserSessionsNamespace;
+  userId: string;
+}
+
+export const sessionsStub = (s: SessionStore) => s.ns.get(s.ns.idFromName(s.userId));

@@ -192,9 +192,9 @@ describe('one way to a session', () => {
   const sources = import.meta.glob('../../../src/**/*.{ts,tsx}', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
 
   it('only the sign-in pipeline stores a session, and only storage/sessions.ts calls the object\'s create', () => {
-    const storing = Object.entries(sources).filter(([, text]) => /\binsertSession\(/.test(text)).map(([key]) => key.replace('../../../src', ''));
+    const storing = Object.entries(sources).filter(([, text]) => /\binsertSession\(/.test(text)).map(([key]) => key.replace('../../../src/', ''));
     expect(storing.sort()).toEqual(['auth/sign-in.ts', 'storage/sessions.ts']);
-    const creating = Object.entries(sources).filter(([, text]) => /\.create\(store\.userId/.test(text)).map(([key]) => key.replace('../../../src', ''));
+    const creating = Object.entries(sources).filter(([, text]) => /\.create\(store\.userId/.test(text)).map(([key]) => key.replace('../../../src/', ''));
     expect(creating).toEqual(['storage/sessions.ts']);
   });
 });

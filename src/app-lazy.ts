@@ -12,6 +12,7 @@
 import { Hono } from 'hono';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
+import { directoryBookmark } from './middleware/directory-bookmark';
 import { rateLimit } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
 import { linkedIdentityRoutes } from './routes/linked-identities';
@@ -42,6 +43,10 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   const unmatched = unmatchedEndpoint(everything);
 
   const auth = new Hono<AppEnv>();
+  // After a change, the browser's next reads see it (storage/directory.ts). Refresh and
+  // sign-out write only audit rows, and the hot refresh path stays one object call.
+  auth.use('*', directoryBookmark({ except: ['/refresh', '/logout', '/logout-all'] }));
+  auth.get('/callback/:provider', directoryBookmark({ reads: true }));
   auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
   auth.get('/login/:provider', rateLimit('oauth'));

@@ -43,9 +43,10 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   const unmatched = unmatchedEndpoint(everything);
 
   const auth = new Hono<AppEnv>();
-  // After a change, the browser's next reads see it (storage/directory.ts). Refresh and
-  // sign-out write only audit rows, and the hot refresh path stays one object call.
-  auth.use('*', directoryBookmark({ except: ['/refresh', '/logout', '/logout-all'] }));
+  // After a change, the browser's next reads see it (storage/directory.ts). Refresh, sign-out
+  // and ending sessions change only the sessions' objects (and audit rows): no bookmark, and
+  // the hot refresh path stays free of the extra query.
+  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end)$/ }));
   auth.get('/callback/:provider', directoryBookmark({ reads: true }));
   auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider

@@ -7,6 +7,8 @@
  * recording stand-in for the binding.
  */
 import { describe, expect, it } from 'vitest';
+import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { signIn as providerSignIn } from '../support/oauth-helpers';
 import { baseEnv, bearer, call, GOOD_PASSWORD, makeEnv, registerUser, setCookies, uniqueEmail, type TestEnv } from '../support/helpers';
 import { recordingDirectory } from '../support/recording-directory';
 import { sessionRows } from '../support/user-sessions-store';
@@ -87,6 +89,30 @@ describe('a browser reads back its own change: the bookmark', () => {
     const changed = await call('/auth/account/password', { env, form: { current_password: GOOD_PASSWORD, new_password: 'another fine passphrase' }, cookies, headers: NAV });
     expect(changed.status).toBe(303);
     expect(setCookies(changed).get(BOOKMARK_COOKIE)?.value).toMatch(/^[0-9a-f-]+$/i);
+  });
+
+  it('a provider sign-in (a GET callback) sets the bookmark too', async () => {
+    installFakeNetwork();
+    const idp = await FakeOidcProvider.create();
+    idp.user = { sub: `d1-${Date.now()}`, email: uniqueEmail('d1-oidc'), email_verified: true, name: 'Replica' };
+    const r = await providerSignIn('oidc', idp, makeEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret }));
+    expect(r.status).toBe(303);
+    expect(setCookies(r).has('__Host-gatehouse')).toBe(true);
+    expect(setCookies(r).get(BOOKMARK_COOKIE)?.value).toMatch(/^[0-9a-f-]+$/i);
+  });
+
+  it('no bookmark for a token-mode client, nor for what changes only sessions (refresh, sign-out)', async () => {
+    const registered = await call('/auth/register', { json: { email: uniqueEmail(), password: GOOD_PASSWORD } });
+    expect(registered.status).toBe(201);
+    expect(setCookies(registered).has(BOOKMARK_COOKIE)).toBe(false);
+    const { email } = ((await registered.json()) as { user: { email: string } }).user;
+    const first = await browserSignIn(email);
+    const second = await browserSignIn(email);
+    const refreshed = await call('/auth/refresh', { cookies: second.cookies, method: 'POST' });
+    expect(refreshed.status).toBe(200);
+    const ended = await call('/auth/logout', { cookies: first.cookies, method: 'POST' });
+    expect(ended.status).toBe(200);
+    for (const r of [refreshed, ended]) expect(setCookies(r).has(BOOKMARK_COOKIE)).toBe(false);
   });
 
   it('a bookmark cookie that is not one is ignored: any replica, no error', async () => {

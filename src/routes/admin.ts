@@ -85,8 +85,8 @@ function adminView(c: Context<AppEnv>, user: User) {
  */
 async function targetUser(c: Context<AppEnv>, forView = false): Promise<User> {
   const id = c.req.param('id') ?? '';
-  const read = forView ? userFromReplica : (_: Context<AppEnv>, userId: string) => findUserById(c.env.DB, userId);
-  const user = id.length <= MAX_ID_LENGTH ? await read(c, id) : null;
+  if (id.length > MAX_ID_LENGTH) throw new ApiError('not_found', 'No such user.');
+  const user = forView ? await userFromReplica(c, id) : await findUserById(c.env.DB, id);
   if (!user) throw new ApiError('not_found', 'No such user.');
   return user;
 }

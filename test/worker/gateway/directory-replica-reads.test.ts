@@ -146,6 +146,17 @@ describe('security decisions read the primary', () => {
     expect(directory.primarySql()).toContain(USER_BY_ID);
   });
 
+  it('an admin\'s change reads its target and the admin role on the primary', async () => {
+    const admin = await registerUser();
+    await baseEnv.DB.prepare(`UPDATE users SET roles = '["admin"]' WHERE id = ?`).bind(admin.user.id).run();
+    const target = await registerUser();
+    const { env, directory } = recorded();
+    const r = await call(`/auth/admin/users/${target.user.id}/disable`, { env, method: 'POST', headers: bearer(admin.access_token) });
+    expect(r.status).toBe(200);
+    expect(directory.replicaSql()).toEqual([]);
+    expect(directory.primarySql().filter((sql) => sql === USER_BY_ID)).toHaveLength(2);
+  });
+
   it('a replica that has not seen the account yet ends nothing: the refusal is confirmed on the primary', async () => {
     const user = await registerUser(uniqueEmail('lag'));
     const { env, directory } = recorded((sql) => sql === USER_BY_ID);

@@ -12,6 +12,7 @@
 import { Hono } from 'hono';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
+import { directoryBookmark } from './middleware/directory-bookmark';
 import { rateLimit } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
 import { linkedIdentityRoutes } from './routes/linked-identities';
@@ -42,6 +43,11 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   const unmatched = unmatchedEndpoint(everything);
 
   const auth = new Hono<AppEnv>();
+  // After a change, the browser's next reads see it (storage/directory.ts). Refresh, sign-out
+  // and ending sessions change only the sessions' objects (and audit rows): no bookmark, and
+  // the hot refresh path stays free of the extra query.
+  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end)$/ }));
+  auth.get('/callback/:provider', directoryBookmark({ reads: true }));
   auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
   auth.get('/login/:provider', rateLimit('oauth'));

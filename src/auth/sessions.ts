@@ -20,11 +20,12 @@ import {
   updateSessionAuth,
   type Session,
 } from '../storage/sessions';
-import { findUserById, type User } from '../storage/users';
+import type { User } from '../storage/users';
 import { ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
 import { randomId, sha256 } from '../util/random';
 import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
+import { userFromReplica } from './directory-reads';
 import { recordEvent } from './events';
 import { effectiveRoles } from './roles';
 
@@ -242,7 +243,8 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const { userId } = located;
   const store = sessionsOf(c, userId);
   // The directory first: if D1 cannot answer (503), nothing has been rotated and the token still works.
-  const user = await findUserById(c.env.DB, userId);
+  // A replica's copy is enough for the claims: disabling ends the session in the object, which decides.
+  const user = await userFromReplica(c, userId);
   const next = await newRefreshToken(userId);
   const t = now();
   const outcome = await rotateRefreshToken(store, { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S });

@@ -61,3 +61,20 @@ export function clearMfaCookie(c: Context<AppEnv>): void {
 export function hasSessionCookie(c: Context<AppEnv>): boolean {
   return readAccessCookie(c) !== undefined || readRefreshCookie(c) !== undefined;
 }
+
+/**
+ * The directory's bookmark after this browser's last change (auth/directory-reads.ts): its next
+ * requests read the directory from a replica at least that new, so they see what it wrote. Not
+ * a credential (a position in D1's log); short-lived, since replicas catch up within seconds.
+ */
+export const DIRECTORY_BOOKMARK_COOKIE = '__Secure-gatehouse-d1';
+const DIRECTORY_BOOKMARK_MAX_AGE = 300;
+
+export function readDirectoryBookmark(c: Context<AppEnv>): string | undefined {
+  return getCookie(c, 'gatehouse-d1', 'secure');
+}
+
+export function setDirectoryBookmark(c: Context<AppEnv>, bookmark: string): void {
+  const path = c.get('config').AUTH_PREFIX;
+  setCookie(c, 'gatehouse-d1', bookmark, { prefix: 'secure', path, httpOnly: true, secure: true, sameSite: 'Lax', maxAge: DIRECTORY_BOOKMARK_MAX_AGE });
+}

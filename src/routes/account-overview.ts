@@ -15,6 +15,7 @@ import { isRecentSignIn } from '../auth/recent-sign-in';
 import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole, totpAvailable } from '../auth/second-factor-status';
 import { sessionsOf } from '../auth/authenticate';
+import { directoryReads, userFromReplica } from '../auth/directory-reads';
 import type { AppEnv, AuthUser } from '../env';
 import { safeReturnTo } from '../http/return-to';
 import { mailEnabled } from '../mail/send';
@@ -23,7 +24,7 @@ import { listUserIdentities, type Identity } from '../storage/identities';
 import { listPasskeys } from '../storage/passkeys';
 import { countUnusedRecoveryCodes, findTotpFactor } from '../storage/second-factors';
 import { listActiveSessions } from '../storage/sessions';
-import { findUserById, type User } from '../storage/users';
+import type { User } from '../storage/users';
 import type { AccountPageProps } from '../ui/account-page';
 import type { AccountSecurityProps } from '../ui/account-security';
 import { deviceLabel } from '../ui/device-label';
@@ -74,9 +75,9 @@ export type AccountOverview = Omit<AccountPageProps, 'nonce' | 'brand'>;
 export async function loadAccountOverview(c: Context<AppEnv>, auth: AuthUser): Promise<AccountOverview | null> {
   const t = now();
   const [user, sessions, identities, secondFactors] = await Promise.all([
-    findUserById(c.env.DB, auth.id),
+    userFromReplica(c, auth.id),
     listActiveSessions(sessionsOf(c, auth.id), t),
-    listUserIdentities(c.env.DB, auth.id),
+    listUserIdentities(directoryReads(c), auth.id),
     secondFactorsCard(c, auth.id),
   ]);
   const current = sessions.find((s) => s.id === auth.sessionId);
@@ -133,7 +134,7 @@ function selfServiceSections(c: Context<AppEnv>, user: User, identities: Identit
 
 /** The "Second factor" card, except `required` (which needs the user's roles). */
 async function secondFactorsCard(c: Context<AppEnv>, userId: string): Promise<Omit<SecondFactorsCardProps, 'required'>> {
-  const [factor, left] = await Promise.all([findTotpFactor(c.env.DB, userId), countUnusedRecoveryCodes(c.env.DB, userId)]);
+  const [factor, left] = await Promise.all([findTotpFactor(directoryReads(c), userId), countUnusedRecoveryCodes(directoryReads(c), userId)]);
   return {
     prefix: c.get('config').AUTH_PREFIX,
     available: totpAvailable(c.get('config')),
@@ -144,7 +145,7 @@ async function secondFactorsCard(c: Context<AppEnv>, userId: string): Promise<Om
 
 /** The passkeys card: the user's passkeys, and whether the sign-in is recent enough to add or remove one. */
 async function passkeysCard(c: Context<AppEnv>, userId: string, authTime: number): Promise<PasskeysSectionProps> {
-  const passkeys = await listPasskeys(c.env.DB, userId);
+  const passkeys = await listPasskeys(directoryReads(c), userId);
   return {
     prefix: c.get('config').AUTH_PREFIX,
     recentSignIn: isRecentSignIn(authTime, now(), c.get('config').RECENT_AUTH_SECONDS),

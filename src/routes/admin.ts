@@ -19,6 +19,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
 import { liveSessionUser, sessionsOf } from '../auth/authenticate';
+import { directoryReads, userFromReplica } from '../auth/directory-reads';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole } from '../auth/second-factor-status';
@@ -78,9 +79,14 @@ function adminView(c: Context<AppEnv>, user: User) {
   };
 }
 
-async function targetUser(c: Context<AppEnv>): Promise<User> {
+/**
+ * The user the path names. A change reads it on the primary (what it decides on must be
+ * current); a view may read a replica (a miss is confirmed on the primary).
+ */
+async function targetUser(c: Context<AppEnv>, forView = false): Promise<User> {
   const id = c.req.param('id') ?? '';
-  const user = id.length <= MAX_ID_LENGTH ? await findUserById(c.env.DB, id) : null;
+  if (id.length > MAX_ID_LENGTH) throw new ApiError('not_found', 'No such user.');
+  const user = forView ? await userFromReplica(c, id) : await findUserById(c.env.DB, id);
   if (!user) throw new ApiError('not_found', 'No such user.');
   return user;
 }
@@ -110,16 +116,16 @@ export const adminRoutes = new Hono<AppEnv>()
     const q = parseQuery(c);
     const limit = Number(q.limit);
     const offset = Number(q.offset);
-    const users = await listUsers(c.env.DB, { search: q.q || undefined, limit, offset });
+    const users = await listUsers(directoryReads(c), { search: q.q || undefined, limit, offset });
     await recordEvent(c, { event: 'admin_users_listed', outcome: 'success', userId: c.get('user').id, detail: { q: q.q ?? null } });
     return c.json({ users: users.map((u) => adminView(c, u)), limit, offset });
   })
   .get('/users/:id', async (c) => {
-    const user = await targetUser(c);
+    const user = await targetUser(c, true);
     const [sessions, events, identities] = await Promise.all([
       listActiveSessions(sessionsOf(c, user.id), now()),
-      listUserEvents(c.env.DB, user.id, 50),
-      listUserIdentities(c.env.DB, user.id),
+      listUserEvents(directoryReads(c), user.id, 50),
+      listUserIdentities(directoryReads(c), user.id),
     ]);
     await recordEvent(c, { event: 'admin_user_viewed', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
     return c.json({

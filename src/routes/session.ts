@@ -10,10 +10,10 @@ import { readBody } from '../http/body';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
 import { presentedToken, sessionsOf } from '../auth/authenticate';
+import { userFromReplica } from '../auth/directory-reads';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { findSession, listActiveSessions } from '../storage/sessions';
-import { findUserById } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { publicSession, publicUser, signedInResponse } from './sign-in-reply';
 
@@ -30,7 +30,7 @@ async function optionalBody<S extends v.GenericSchema>(c: Context<AppEnv>, schem
 export const sessionRoutes = new Hono<AppEnv>()
   .get('/me', requireAuth(), async (c) => {
     const auth = c.get('user');
-    const [user, session] = await Promise.all([findUserById(c.env.DB, auth.id), findSession(sessionsOf(c, auth.id), auth.sessionId)]);
+    const [user, session] = await Promise.all([userFromReplica(c, auth.id), findSession(sessionsOf(c, auth.id), auth.sessionId)]);
     if (!user || user.disabledAt !== null || !session || session.revokedAt !== null || session.expiresAt <= now()) {
       throw invalidToken('The session has ended.');
     }

@@ -4,6 +4,7 @@
  */
 import { nowSeconds } from '../util/time';
 import { guard } from './errors';
+import type { Directory } from './directory';
 
 export type EventOutcome = 'success' | 'failure' | 'security';
 
@@ -34,7 +35,7 @@ export async function insertEvent(db: D1Database, e: AuthEvent, now = nowSeconds
     .run());
 }
 
-export async function listUserEvents(db: D1Database, userId: string, limit: number): Promise<StoredEvent[]> {
+export async function listUserEvents(db: Directory, userId: string, limit: number): Promise<StoredEvent[]> {
   const { results } = await guard(() => db
     .prepare('SELECT * FROM auth_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?')
     .bind(userId, limit)

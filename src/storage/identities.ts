@@ -1,6 +1,7 @@
 /** The `identities` table: one row per (provider, provider subject), pointing at a user. */
 import { guard } from './errors';
 import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
+import type { Directory } from './directory';
 
 export interface Identity {
   provider: string;
@@ -47,7 +48,7 @@ export async function findUserIdentity(db: D1Database, userId: string, provider:
   return row ? toIdentity(row) : null;
 }
 
-export async function listUserIdentities(db: D1Database, userId: string): Promise<Identity[]> {
+export async function listUserIdentities(db: Directory, userId: string): Promise<Identity[]> {
   const { results } = await guard(() => db.prepare('SELECT * FROM identities WHERE user_id = ? ORDER BY created_at').bind(userId).all<IdentityRow>());
   return results.map(toIdentity);
 }

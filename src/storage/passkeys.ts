@@ -5,6 +5,7 @@
 import { guard } from './errors';
 import { deleteOrphanRecoveryCodes } from './second-factors';
 import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
+import type { Directory } from './directory';
 
 export type PasskeyDeviceType = 'singleDevice' | 'multiDevice';
 
@@ -82,7 +83,7 @@ export async function findPasskey(db: D1Database, id: string): Promise<Passkey |
 }
 
 /** The user's passkeys, oldest first (rowid: in the order they were added, within a second too). */
-export async function listPasskeys(db: D1Database, userId: string): Promise<Passkey[]> {
+export async function listPasskeys(db: Directory, userId: string): Promise<Passkey[]> {
   const { results } = await guard(() => db.prepare('SELECT * FROM passkeys WHERE user_id = ? ORDER BY created_at, rowid').bind(userId).all<PasskeyRow>());
   return results.map(toPasskey);
 }

@@ -5,6 +5,7 @@
  * spend the same code.
  */
 import { guard } from './errors';
+import type { Directory } from './directory';
 
 export interface TotpFactor {
   userId: string;
@@ -24,7 +25,7 @@ const toFactor = (r: TotpRow): TotpFactor => ({
   lastUsedStep: r.last_used_step,
 });
 
-export async function findTotpFactor(db: D1Database, userId: string): Promise<TotpFactor | null> {
+export async function findTotpFactor(db: Directory, userId: string): Promise<TotpFactor | null> {
   const row = await guard(() => db.prepare('SELECT * FROM totp_factors WHERE user_id = ?').bind(userId).first<TotpRow>());
   return row ? toFactor(row) : null;
 }
@@ -90,7 +91,7 @@ export async function useRecoveryCode(db: D1Database, userId: string, hash: stri
   return r.meta.changes === 1;
 }
 
-export async function countUnusedRecoveryCodes(db: D1Database, userId: string): Promise<number> {
+export async function countUnusedRecoveryCodes(db: Directory, userId: string): Promise<number> {
   const row = await guard(() => db.prepare('SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').bind(userId).first<{ n: number }>());
   return row?.n ?? 0;
 }

@@ -4,6 +4,7 @@
  */
 import { randomId } from '../util/random';
 import { guard } from './errors';
+import type { Directory } from './directory';
 
 export interface User {
   id: string;
@@ -83,7 +84,7 @@ export async function findUserByEmail(db: D1Database, email: string): Promise<Us
   return row ? toUser(row) : null;
 }
 
-export async function findUserById(db: D1Database, id: string): Promise<User | null> {
+export async function findUserById(db: Directory, id: string): Promise<User | null> {
   const row = await guard(() => db.prepare('SELECT * FROM users WHERE id = ?').bind(id).first<UserRow>());
   return row ? toUser(row) : null;
 }
@@ -147,7 +148,7 @@ export async function setDisabled(db: D1Database, userId: string, disabledAt: nu
   return r.meta.changes === 1;
 }
 
-export async function listUsers(db: D1Database, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
+export async function listUsers(db: Directory, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
   const pattern = opts.search ? `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%` : '%';
   const { results } = await guard(() => db
     .prepare(

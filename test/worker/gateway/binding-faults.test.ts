@@ -12,10 +12,22 @@ import { failingSessions, sessionRows } from '../support/user-sessions-store';
 
 type Fn = (...args: unknown[]) => unknown;
 
+/**
+ * D1's sessions (`withSession`: reads a replica may serve) are the same binding: what breaks
+ * D1 breaks them too.
+ */
+function sessionsAlike(target: object, prop: string | symbol, wrap: (session: object) => object): unknown {
+  if (prop !== 'withSession') return undefined;
+  const open = Reflect.get(target, prop) as unknown;
+  return typeof open === 'function' ? (arg?: string) => wrap((open as Fn).call(target, arg) as object) : undefined;
+}
+
 /** A binding whose named methods throw `error`; everything else goes to the real one. */
 function broken<T extends object>(real: T, methods: string[], error: () => Error): T {
   return new Proxy(real, {
     get(target, prop) {
+      const session = sessionsAlike(target, prop, (s) => broken(s, methods, error));
+      if (session) return session;
       if (typeof prop === 'string' && methods.includes(prop)) {
         return () => {
           throw error();
@@ -31,6 +43,8 @@ function broken<T extends object>(real: T, methods: string[], error: () => Error
 function rejecting<T extends object>(real: T, methods: string[], error: () => Error): T {
   return new Proxy(real, {
     get(target, prop) {
+      const session = sessionsAlike(target, prop, (s) => rejecting(s, methods, error));
+      if (session) return session;
       if (typeof prop === 'string' && methods.includes(prop)) return async () => Promise.reject(error());
       const value = Reflect.get(target, prop) as unknown;
       return typeof value === 'function' ? (value as Fn).bind(target) : value;
@@ -116,7 +130,7 @@ describe('KV (revocation list) down', () => {
 });
 
 /** D1 in an outage: every statement and batch rejects, as the runtime reports it. */
-function d1Outage(real: D1Database): D1Database {
+function d1Outage<T extends D1Database | D1DatabaseSession>(real: T): T {
   const statement = (): D1PreparedStatement => {
     const fail = async () => Promise.reject(d1Down());
     const stmt = { bind: () => stmt, first: fail, all: fail, run: fail, raw: fail } as unknown as D1PreparedStatement;
@@ -126,6 +140,7 @@ function d1Outage(real: D1Database): D1Database {
     get(target, prop) {
       if (prop === 'prepare') return statement;
       if (prop === 'batch' || prop === 'exec') return async () => Promise.reject(d1Down());
+      if (prop === 'withSession') return (arg?: string) => d1Outage((target as D1Database).withSession(arg));
       const value = Reflect.get(target, prop) as unknown;
       return typeof value === 'function' ? (value as Fn).bind(target) : value;
     },

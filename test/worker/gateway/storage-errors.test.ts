@@ -27,9 +27,11 @@ function rejecting<T extends object>(real: T, method: string, error: () => Error
 }
 
 /** The real D1, except that statements whose SQL contains `fragment` reject when run. */
-function failingStatements(real: D1Database, fragment: string): D1Database {
+function failingStatements<T extends D1Database | D1DatabaseSession>(real: T, fragment: string): T {
   return new Proxy(real, {
     get(target, prop) {
+      // D1's sessions (reads a replica may serve) fail alike.
+      if (prop === 'withSession') return (arg?: string) => failingStatements((target as D1Database).withSession(arg), fragment);
       if (prop === 'prepare') {
         return (sql: string) => {
           if (!sql.includes(fragment)) return target.prepare(sql);

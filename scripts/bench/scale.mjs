@@ -22,7 +22,7 @@
 // (default 32), each design stopped at BENCH_SCALE_CAP seconds (default 60) whatever is left.
 import childProcess, { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -41,6 +41,9 @@ const WARMUP = Number(process.env.BENCH_SCALE_WARMUP ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_SCALE_CONCURRENCY ?? 32);
 const CAP_S = Number(process.env.BENCH_SCALE_CAP ?? 60);
 const ONLY = process.env.BENCH_SCALE_ONLY; // "d1" or "objects": one design (debugging)
+// Opt-in (a minute more): also Gatehouse itself as of this commit, built from git, whose sessions
+// were rows in D1 (e.g. be8e3c8, the last before per-user objects): the whole app, same route.
+const BEFORE = process.env.BENCH_SCALE_BEFORE;
 const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
 const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1];
 const work = mkdtempSync(join(tmpdir(), 'gatehouse-scale-'));
@@ -82,9 +85,21 @@ const b64url = (buf) => Buffer.from(buf).toString('base64url');
 const sha256 = (text) => b64url(createHash('sha256').update(text).digest());
 const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
-/** Gatehouse's modules, as scripts/build.mjs builds them for wrangler to upload (index.js first). */
-async function gatehouseModules() {
-  const { files } = await buildWorker();
+/**
+ * Gatehouse's modules, as scripts/build.mjs builds them for wrangler to upload (index.js first);
+ * with `commit`, those of that commit: its src/ and build script from git, this checkout's
+ * node_modules (the dependencies have not changed since).
+ */
+async function gatehouseModules(commit) {
+  let builder = buildWorker;
+  if (commit) {
+    const dir = join(work, `src-${commit}`);
+    mkdirSync(dir, { recursive: true });
+    execFileSync('sh', ['-c', `git archive ${commit} src scripts/build.mjs package.json | tar -x -C ${dir}`], { cwd: root });
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    ({ buildWorker: builder } = await import(join(dir, 'scripts', 'build.mjs')));
+  }
+  const { files } = await builder();
   const types = { '.js': 'esm', '.txt': 'text' };
   return files
     .filter((f) => types[/\.[a-z]+$/.exec(f.name)?.[0]])
@@ -200,6 +215,16 @@ async function seedUsers(db, users, now) {
 
 const SESSION_COLUMNS = ['id', 'user_id', 'refresh_hash', 'family', 'created_at', 'expires_at', 'last_used_at', 'revoked_at', 'user_agent', 'ip', 'provider', 'amr', 'auth_time'];
 
+/** Migrates the database, then users and their sessions as rows (the design before per-user objects). */
+async function seedD1(db, pop) {
+  await migrate(db);
+  await seedUsers(db, pop.users, pop.now);
+  const insert = `INSERT INTO sessions (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map(() => '?').join(', ')})`;
+  for (let i = 0; i < pop.sessions.length; i += 1000) {
+    await db.batch(pop.sessions.slice(i, i + 1000).map((s) => db.prepare(insert).bind(...SESSION_COLUMNS.map((c) => s.row[c]))));
+  }
+}
+
 /** One measured run in its own load-generator process; workerd CPU sampled around it. */
 function load(target, sessions, headers) {
   const jobFile = join(work, `job-${Date.now()}.json`);
@@ -238,12 +263,7 @@ async function runD1(signingKeys, pop) {
     },
   ]);
   const db = await w.mf.getD1Database('DB', 'd1baseline');
-  await migrate(db);
-  await seedUsers(db, pop.users, pop.now);
-  const insert = `INSERT INTO sessions (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map(() => '?').join(', ')})`;
-  for (let i = 0; i < pop.sessions.length; i += 1000) {
-    await db.batch(pop.sessions.slice(i, i + 1000).map((s) => db.prepare(insert).bind(...SESSION_COLUMNS.map((c) => s.row[c]))));
-  }
+  await seedD1(db, pop);
   const n = await db.prepare('SELECT COUNT(*) AS n, COUNT(DISTINCT user_id) AS u FROM sessions').first();
   log(`D1 baseline: seeded ${n.n} session rows of ${n.u} users in its one D1 database; measuring`);
   const result = await load(w, pop.sessions.map((s) => ({ user: s.user, token: s.secret })), {});
@@ -251,6 +271,39 @@ async function runD1(signingKeys, pop) {
   await w.mf.dispose();
   cleanups.pop();
   return { ...result, stores: '1 D1 database', check: `${rows.rotated} rotated-token rows, ${rows.audited} refresh audit rows` };
+}
+
+/** Gatehouse at `commit` (sessions as D1 rows, its optional fence bound as its wrangler.toml did). */
+async function runBefore(commit, signingKeys, pop) {
+  const modules = await gatehouseModules(commit);
+  const port = await freePort();
+  const publicUrl = `https://127.0.0.1:${port}`;
+  const w = await start(port, [
+    {
+      name: 'gatehouse',
+      flags: ['nodejs_compat'],
+      modules,
+      env: {
+        ENVIRONMENT: text('production'),
+        PUBLIC_URL: text(publicUrl),
+        SIGNING_KEYS: text(signingKeys),
+        ACCESS_TOKEN_TTL: text('600'),
+        DB: { type: 'd1', id: 'before-db' },
+        REVOKED: { type: 'kv', id: 'before-REVOKED' },
+        RATE_LIMITER,
+        REVOCATION_FENCE: { type: 'durable-object', worker: 'gatehouse', exportName: 'RevocationFence' },
+      },
+      exports: { RevocationFence: { type: 'durable-object', storage: 'sqlite' } },
+    },
+  ]);
+  const db = await w.mf.getD1Database('DB', 'gatehouse');
+  await seedD1(db, pop);
+  log(`Gatehouse at ${commit}: seeded ${pop.sessions.length} session rows in D1; measuring`);
+  const result = await load(w, pop.sessions.map((s) => ({ user: s.user, token: s.secret })), { origin: publicUrl });
+  const rows = await db.prepare('SELECT (SELECT COUNT(*) FROM rotated_refresh_tokens) AS rotated, (SELECT COUNT(*) FROM auth_events WHERE event = ?) AS audited').bind('refresh').first();
+  await w.mf.dispose();
+  cleanups.pop();
+  return { ...result, stores: '1 D1 database (+ the fence, 1 object per user)', check: `${rows.rotated} rotated-token rows, ${rows.audited} refresh audit rows` };
 }
 
 async function runObjects(signingKeys, pop) {
@@ -309,6 +362,7 @@ try {
   const results = [];
   // The same users and sessions (fresh secrets) for both designs.
   if (ONLY !== 'objects') results.push(['sessions as rows in one D1 database (baseline)', await runD1(signingKeys, population())]);
+  if (BEFORE) results.push([`Gatehouse at ${BEFORE} \`POST /auth/refresh\`, sessions as D1 rows`, await runBefore(BEFORE, signingKeys, population())]);
   if (ONLY !== 'd1') results.push(['Gatehouse `POST /auth/refresh`, one Durable Object per user', await runObjects(signingKeys, population())]);
   const workerdBin = workerdChildren[0]?.command;
   const workerdVersion = workerdBin ? execFileSync(workerdBin, ['--version'], { encoding: 'utf8' }).trim() : 'n/a';
@@ -323,9 +377,11 @@ try {
   for (const [label, r] of results) {
     console.log(`${label}: ${r.check}; outcomes ${JSON.stringify(r.kinds)}${Object.keys(r.samples).length ? `; first bodies: ${JSON.stringify(r.samples)}` : ''}`);
   }
-  if (results.length === 2) {
-    const [[, d1], [, obj]] = results;
-    console.log(`\nper-user objects / D1 rows: throughput ${fmt(obj.rps / d1.rps, 2)}x, workerd CPU per refresh ${fmt(obj.cpuMsPerReq / d1.cpuMsPerReq, 2)}x`);
+  const obj = results.at(-1)[1];
+  if (results.length >= 2) {
+    for (const [label, r] of results.slice(0, -1)) {
+      console.log(`per-user objects / ${label}: throughput ${fmt(obj.rps / r.rps, 2)}x, workerd CPU per refresh ${fmt(obj.cpuMsPerReq / r.cpuMsPerReq, 2)}x`);
+    }
   }
 } finally {
   for (const f of cleanups.reverse()) await f().catch(() => {});

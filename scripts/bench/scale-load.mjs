@@ -1,12 +1,13 @@
 // The scale bench's load generator (scripts/bench/scale.mjs), in its own process. Reads one JSON
 // job from the file named by argv[2] (ten thousand tokens do not fit in one argument):
-//   { url, headers, sessions: [{ user, token }], concurrency, rounds, warmup, capSeconds }
+//   { url, headers, sessions: [{ user, token }], concurrency, rounds, warmup, capSeconds, pairs }
 // Each session is one simulated browser holding one refresh token. `warmup` refreshes first
 // (their new tokens replace the old), then the measured run: `rounds` passes over every session
 // in a shuffled order (users interleaved), `concurrency` requests in flight, each refresh
 // carrying the token the previous one returned; it stops early at `capSeconds`. Prints
 //   {"event":"start"}  just before the measured run (the runner samples workerd's CPU here)
-//   {"event":"done", ...}  after it
+//   {"event":"end"}    just after it (and here)
+//   {"event":"done", ...}  after the two-tab pairs (`pairs`, below), with the figures
 // Every response is checked: 200 with a JSON body holding an access and a refresh token is a
 // success; 409 `conflict` and other statuses and network errors are counted, never fatal.
 import { readFileSync } from 'node:fs';
@@ -62,6 +63,23 @@ for (let r = 0; r < job.rounds; r++) queue.push(...shuffled(sessions));
 const t0 = performance.now();
 const results = await run(queue, t0 + job.capSeconds * 1000);
 const seconds = (performance.now() - t0) / 1000;
+process.stdout.write(`${JSON.stringify({ event: 'end' })}\n`); // the runner's second CPU sample
+
+// Two tabs, after the measured run: `pairs` sessions each refreshed twice at once with the same
+// token. The design's promise: exactly one 200 per pair, the other 409 `conflict`, never two
+// rotations of one token.
+const pairs = { sent: 0, oneWinner: 0, twoWinners: 0, other: 0 };
+await Promise.all(
+  sessions.slice(0, job.pairs ?? 0).map(async (s) => {
+    const twin = { ...s };
+    const [a, b] = await Promise.all([refresh(s), refresh(twin)]);
+    const kinds = [a.kind, b.kind].sort().join(',');
+    pairs.sent++;
+    if (kinds === 'conflict,ok') pairs.oneWinner++;
+    else if (kinds === 'ok,ok') pairs.twoWinners++;
+    else pairs.other++;
+  }),
+);
 const ok = results.filter((x) => x.kind === 'ok');
 const lat = results.map((x) => x.ms).sort((a, b) => a - b);
 const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : NaN);
@@ -87,5 +105,6 @@ process.stdout.write(
     samples,
     usersServed: new Set(ok.map((x) => x.user)).size,
     capped: results.length < queue.length,
+    pairs,
   })}\n`,
 );

@@ -19,7 +19,9 @@
 //
 // Bounded: loopback only; a fixed number of refreshes (every session BENCH_SCALE_ROUNDS times,
 // default 1, after BENCH_SCALE_WARMUP warm-up refreshes) with BENCH_SCALE_CONCURRENCY in flight
-// (default 32), each design stopped at BENCH_SCALE_CAP seconds (default 60) whatever is left.
+// (default 32), each design stopped at BENCH_SCALE_CAP seconds (default 60) whatever is left;
+// then, outside the measured window, BENCH_SCALE_PAIRS sessions (default 100) are each refreshed
+// twice at once with one token (two tabs): one 200 and one 409 `conflict` each is the promise.
 import childProcess, { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -40,6 +42,7 @@ const ROUNDS = Number(process.env.BENCH_SCALE_ROUNDS ?? 1);
 const WARMUP = Number(process.env.BENCH_SCALE_WARMUP ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_SCALE_CONCURRENCY ?? 32);
 const CAP_S = Number(process.env.BENCH_SCALE_CAP ?? 60);
+const PAIRS = Number(process.env.BENCH_SCALE_PAIRS ?? 100); // two-tab pairs after the measured run
 const ONLY = process.env.BENCH_SCALE_ONLY; // "d1" or "objects": one design (debugging)
 // Opt-in (a minute more): also Gatehouse itself as of this commit, built from git, whose sessions
 // were rows in D1 (e.g. be8e3c8, the last before per-user objects): the whole app, same route.
@@ -228,12 +231,13 @@ async function seedD1(db, pop) {
 /** One measured run in its own load-generator process; workerd CPU sampled around it. */
 function load(target, sessions, headers) {
   const jobFile = join(work, `job-${Date.now()}.json`);
-  writeFileSync(jobFile, JSON.stringify({ url: `${target.url}/auth/refresh`, headers, sessions, concurrency: CONCURRENCY, rounds: ROUNDS, warmup: WARMUP, capSeconds: CAP_S }));
+  writeFileSync(jobFile, JSON.stringify({ url: `${target.url}/auth/refresh`, headers, sessions, concurrency: CONCURRENCY, rounds: ROUNDS, warmup: WARMUP, capSeconds: CAP_S, pairs: PAIRS }));
   const child = spawn(process.execPath, [join(here, 'scale-load.mjs'), jobFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanups.push(async () => child.kill('SIGTERM'));
   return new Promise((resolve, reject) => {
     let buffered = '';
     let cpuStart = 0;
+    let cpu = NaN;
     child.stdout.on('data', (d) => {
       buffered += d;
       let nl;
@@ -241,10 +245,8 @@ function load(target, sessions, headers) {
         const msg = JSON.parse(buffered.slice(0, nl));
         buffered = buffered.slice(nl + 1);
         if (msg.event === 'start') cpuStart = cpuMs(target.pid);
-        if (msg.event === 'done') {
-          const cpu = cpuMs(target.pid) - cpuStart;
-          resolve({ ...msg, cpuMsPerReq: msg.responses ? cpu / msg.responses : NaN, loadAfter: loadavg()[0] });
-        }
+        if (msg.event === 'end') cpu = cpuMs(target.pid) - cpuStart;
+        if (msg.event === 'done') resolve({ ...msg, cpuMsPerReq: msg.responses ? cpu / msg.responses : NaN, loadAfter: loadavg()[0] });
       }
     });
     child.once('exit', (code) => code !== 0 && reject(new Error(`scale-load.mjs exited ${code}`)));
@@ -375,6 +377,7 @@ try {
     console.log(`| ${label} | ${r.ok}/${r.planned}${r.capped ? ' (capped)' : ''} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.cpuMsPerReq, 2)} | ${r.errors} | ${r.conflicts} | ${r.stores} | ${fmt(r.loadAfter, 2)} |`);
   }
   for (const [label, r] of results) {
+    console.log(`${label}: two tabs, ${r.pairs.sent} sessions each refreshed twice at once with one token: ${r.pairs.oneWinner} with exactly one 200 and one 409 conflict, ${r.pairs.twoWinners} with two 200s, ${r.pairs.other} otherwise`);
     console.log(`${label}: ${r.check}; outcomes ${JSON.stringify(r.kinds)}${Object.keys(r.samples).length ? `; first bodies: ${JSON.stringify(r.samples)}` : ''}`);
   }
   const obj = results.at(-1)[1];

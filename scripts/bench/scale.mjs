@@ -96,9 +96,12 @@ const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 async function gatehouseModules(commit) {
   let builder = buildWorker;
   if (commit) {
-    const dir = join(work, `src-${commit}`);
+    // Resolved without a shell first: only a full hash reaches the shell line below.
+    const hash = execFileSync('git', ['rev-parse', '--verify', `${commit}^{commit}`], { cwd: root, encoding: 'utf8' }).trim();
+    if (!/^[0-9a-f]{40}$/.test(hash)) throw new Error(`not a commit: ${commit}`);
+    const dir = join(work, `src-${hash}`);
     mkdirSync(dir, { recursive: true });
-    execFileSync('sh', ['-c', `git archive ${commit} src scripts/build.mjs package.json | tar -x -C ${dir}`], { cwd: root });
+    execFileSync('sh', ['-c', `git archive ${hash} src scripts/build.mjs package.json | tar -x -C '${dir}'`], { cwd: root });
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
     ({ buildWorker: builder } = await import(join(dir, 'scripts', 'build.mjs')));
   }

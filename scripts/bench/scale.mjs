@@ -384,7 +384,7 @@ try {
     console.log(`${label}: ${r.check}; outcomes ${JSON.stringify(r.kinds)}${Object.keys(r.samples).length ? `; first bodies: ${JSON.stringify(r.samples)}` : ''}`);
   }
   const obj = results.at(-1)[1];
-  if (results.length >= 2) {
+  if (ONLY !== 'd1' && results.length >= 2) {
     for (const [label, r] of results.slice(0, -1)) {
       console.log(`per-user objects / ${label}: throughput ${fmt(obj.rps / r.rps, 2)}x, workerd CPU per refresh ${fmt(obj.cpuMsPerReq / r.cpuMsPerReq, 2)}x`);
     }

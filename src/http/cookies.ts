@@ -37,6 +37,8 @@ export function clearSessionCookies(c: Context<AppEnv>): void {
   const prefix = c.get('config').AUTH_PREFIX;
   deleteCookie(c, 'gatehouse', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
   deleteCookie(c, 'gatehouse-refresh', { prefix: 'secure', path: prefix, httpOnly: true, secure: true, sameSite: 'Lax' });
+  // Only a position in the directory's history, but a signed-out browser keeps nothing of ours.
+  if (readDirectoryBookmark(c) !== undefined) deleteCookie(c, 'gatehouse-d1', { prefix: 'secure', path: prefix, httpOnly: true, secure: true, sameSite: 'Lax' });
 }
 
 /**

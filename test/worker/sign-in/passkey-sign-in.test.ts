@@ -70,7 +70,10 @@ describe('sign in with a passkey', () => {
     const r = await login(await auth.assert(await loginOptions()), { session: 'cookie' }, undefined);
     expect(r.status).toBe(200);
     expect(JSON.stringify(r.body)).not.toMatch(/access_token|refresh_token/);
-    expect([...setCookies(r.response).keys()].sort()).toEqual(['__Host-gatehouse', '__Secure-gatehouse-refresh']);
+    const set = setCookies(r.response);
+    // The session's two cookies, and the directory bookmark (a position in D1's history, no token).
+    expect([...set.keys()].sort()).toEqual(['__Host-gatehouse', '__Secure-gatehouse-d1', '__Secure-gatehouse-refresh']);
+    expect(set.get('__Secure-gatehouse-d1')!.value).not.toMatch(/^eyJ/);
   });
 
   it('an authenticator without a counter (always 0) signs in again and again', async () => {

@@ -222,6 +222,8 @@ async function signOutClaims(c: Context<AppEnv>, presented: { token: string; via
 export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: string): Promise<Session | null> {
   const located = await locateRefreshToken(c, refreshToken);
   if (!located) return null;
+  // A routing part anyone can write: one naming no account must not reach (create) an object.
+  if (!located.legacy && (await userFromReplica(c, located.userId)) === null) return null;
   const session = await findSessionByRefreshHash(sessionsOf(c, located.userId), located.hash);
   if (!session || session.revokedAt !== null || session.expiresAt <= now()) return null;
   return session;
@@ -245,6 +247,8 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   // The directory first: if D1 cannot answer (503), nothing has been rotated and the token still works.
   // A replica's copy is enough for the claims: disabling ends the session in the object, which decides.
   const user = await userFromReplica(c, userId);
+  // No such account (made up, or deleted): refused before its object is reached, and so created.
+  if (!user) throw refused;
   const next = await newRefreshToken(userId);
   const t = now();
   const outcome = await rotateRefreshToken(store, { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S });
@@ -263,7 +267,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   }
   const { session } = outcome;
   if (located.legacy) await forgetLegacyRow(c, session.id);
-  if (!user || user.disabledAt !== null) {
+  if (user.disabledAt !== null) {
     await endSessions(c, userId, [session.id]);
     throw refused;
   }

@@ -6,11 +6,9 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { log } from '../observability/log';
 import { ApiError, invalidToken } from '../http/errors';
 import { revokeSessionIds } from '../storage/revocation';
 import {
-  deleteLegacySession,
   endAllSessionsIn,
   endSessionsIn,
   findSession,
@@ -235,7 +233,8 @@ export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: s
  * session ends and a security event is recorded, unless it was rotated less than
  * {@link REFRESH_REUSE_GRACE_S} ago and its session is live (two tabs at once): then, as for
  * the losers of concurrent rotations, the answer is `conflict` and nothing ends. A token of the
- * old shape moves its session's D1 row out of the way once rotated (the object already holds it).
+ * old shape keeps its session's D1 row until that expires (housekeeping): the row is what routes
+ * the token, once rotated, to the object again, where a second use is a conflict or a reuse.
  */
 export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');
@@ -266,7 +265,6 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
     throw refused;
   }
   const { session } = outcome;
-  if (located.legacy) await forgetLegacyRow(c, session.id);
   if (user.disabledAt !== null) {
     await endSessions(c, userId, [session.id]);
     throw refused;
@@ -284,17 +282,4 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
       session,
     },
   };
-}
-
-/**
- * Deletes the D1 row of a session its object has just rotated. A failure is only logged: the
- * row then routes the old token to the object, which knows it as rotated, and housekeeping
- * removes it when it expires.
- */
-async function forgetLegacyRow(c: Context<AppEnv>, sessionId: string): Promise<void> {
-  try {
-    await deleteLegacySession(c.env.DB, sessionId);
-  } catch (e) {
-    log.warn('legacy_session_row_kept', { sid: sessionId, error: e instanceof Error ? e.message : String(e) });
-  }
 }

@@ -23,7 +23,7 @@ import { ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClai
 import { randomId, sha256 } from '../util/random';
 import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
-import { userFromReplica } from './directory-reads';
+import { userForTokenClaims, userFromReplica } from './directory-reads';
 import { recordEvent } from './events';
 import { effectiveRoles } from './roles';
 
@@ -244,8 +244,9 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const { userId } = located;
   const store = sessionsOf(c, userId);
   // The directory first: if D1 cannot answer (503), nothing has been rotated and the token still works.
-  // A replica's copy is enough for the claims: disabling ends the session in the object, which decides.
-  const user = await userFromReplica(c, userId);
+  // A replica's copy is enough for the claims unless it grants a role (then the primary's):
+  // disabling ends the session in the object, which decides.
+  const user = await userForTokenClaims(c, userId);
   // No such account (made up, or deleted): refused before its object is reached, and so created.
   if (!user) throw refused;
   const next = await newRefreshToken(userId);

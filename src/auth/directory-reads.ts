@@ -11,6 +11,7 @@ import { readDirectoryBookmark, setDirectoryBookmark } from '../http/cookies';
 import { log } from '../observability/log';
 import { confirmOnPrimary, isBookmark, primaryBookmark, replicaReads } from '../storage/directory';
 import { findUserById, type User } from '../storage/users';
+import { effectiveRoles } from './roles';
 
 /** One session per request, so that its reads are sequentially consistent with each other. */
 const perRequest = new WeakMap<Request, D1DatabaseSession>();
@@ -48,4 +49,20 @@ export async function rememberDirectoryWrites(c: Context<AppEnv>): Promise<void>
  */
 export function userFromReplica(c: Context<AppEnv>, userId: string): Promise<User | null> {
   return confirmOnPrimary((db) => findUserById(db, userId), directoryReads(c), c.env.DB, (user) => user === null || user.disabledAt !== null);
+}
+
+/**
+ * The user whose claims a refresh puts into a new access token: {@link userFromReplica}, and
+ * a replica's copy that would grant any role is confirmed on the primary too, so a role just
+ * taken away (or an admin address just changed) is not granted again by a replica that has not
+ * caught up. A copy granting no role (most users) is used as read: it can grant nothing.
+ */
+export function userForTokenClaims(c: Context<AppEnv>, userId: string): Promise<User | null> {
+  const config = c.get('config');
+  return confirmOnPrimary(
+    (db) => findUserById(db, userId),
+    directoryReads(c),
+    c.env.DB,
+    (user) => user === null || user.disabledAt !== null || effectiveRoles(user, config).length > 0,
+  );
 }

@@ -6,11 +6,9 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { log } from '../observability/log';
 import { ApiError, invalidToken } from '../http/errors';
 import { revokeSessionIds } from '../storage/revocation';
 import {
-  deleteLegacySession,
   endAllSessionsIn,
   endSessionsIn,
   findSession,
@@ -25,7 +23,7 @@ import { ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClai
 import { randomId, sha256 } from '../util/random';
 import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
-import { userFromReplica } from './directory-reads';
+import { userForTokenClaims, userFromReplica } from './directory-reads';
 import { recordEvent } from './events';
 import { effectiveRoles } from './roles';
 
@@ -222,6 +220,8 @@ async function signOutClaims(c: Context<AppEnv>, presented: { token: string; via
 export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: string): Promise<Session | null> {
   const located = await locateRefreshToken(c, refreshToken);
   if (!located) return null;
+  // A routing part anyone can write: one naming no account must not reach (create) an object.
+  if (!located.legacy && (await userFromReplica(c, located.userId)) === null) return null;
   const session = await findSessionByRefreshHash(sessionsOf(c, located.userId), located.hash);
   if (!session || session.revokedAt !== null || session.expiresAt <= now()) return null;
   return session;
@@ -233,7 +233,8 @@ export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: s
  * session ends and a security event is recorded, unless it was rotated less than
  * {@link REFRESH_REUSE_GRACE_S} ago and its session is live (two tabs at once): then, as for
  * the losers of concurrent rotations, the answer is `conflict` and nothing ends. A token of the
- * old shape moves its session's D1 row out of the way once rotated (the object already holds it).
+ * old shape keeps its session's D1 row until that expires (housekeeping): the row is what routes
+ * the token, once rotated, to the object again, where a second use is a conflict or a reuse.
  */
 export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');
@@ -243,8 +244,11 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   const { userId } = located;
   const store = sessionsOf(c, userId);
   // The directory first: if D1 cannot answer (503), nothing has been rotated and the token still works.
-  // A replica's copy is enough for the claims: disabling ends the session in the object, which decides.
-  const user = await userFromReplica(c, userId);
+  // A replica's copy is enough for the claims unless it grants a role (then the primary's):
+  // disabling ends the session in the object, which decides.
+  const user = await userForTokenClaims(c, userId);
+  // No such account (made up, or deleted): refused before its object is reached, and so created.
+  if (!user) throw refused;
   const next = await newRefreshToken(userId);
   const t = now();
   const outcome = await rotateRefreshToken(store, { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S });
@@ -262,8 +266,7 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
     throw refused;
   }
   const { session } = outcome;
-  if (located.legacy) await forgetLegacyRow(c, session.id);
-  if (!user || user.disabledAt !== null) {
+  if (user.disabledAt !== null) {
     await endSessions(c, userId, [session.id]);
     throw refused;
   }
@@ -280,17 +283,4 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
       session,
     },
   };
-}
-
-/**
- * Deletes the D1 row of a session its object has just rotated. A failure is only logged: the
- * row then routes the old token to the object, which knows it as rotated, and housekeeping
- * removes it when it expires.
- */
-async function forgetLegacyRow(c: Context<AppEnv>, sessionId: string): Promise<void> {
-  try {
-    await deleteLegacySession(c.env.DB, sessionId);
-  } catch (e) {
-    log.warn('legacy_session_row_kept', { sid: sessionId, error: e instanceof Error ? e.message : String(e) });
-  }
 }

@@ -5,9 +5,9 @@
  *
  * D1's `sessions` and `rotated_refresh_tokens` tables are what earlier versions stored: an
  * object copies its user's rows on first use, and the rows stay only to route a refresh token
- * of the old shape (no routing part) to its user's object, until that token is rotated there
- * ({@link legacyRefreshOwner}, {@link deleteLegacySession}) or the row expires
- * ({@link deleteEndedLegacySessions}).
+ * of the old shape (no routing part) to its user's object ({@link legacyRefreshOwner}), also
+ * once rotated there (a second use must reach the object to count as a conflict or a reuse),
+ * until the row expires ({@link deleteEndedLegacySessions}).
  */
 import { log } from '../observability/log';
 import { guard, StorageUnavailableError } from './errors';
@@ -122,11 +122,6 @@ export async function legacyRefreshOwner(db: D1Database, hash: string): Promise<
     .bind(hash)
     .first<{ user_id: string }>());
   return row ? row.user_id : null;
-}
-
-/** The D1 row of a session now rotated in its object (its rotated tokens go with it). */
-export async function deleteLegacySession(db: D1Database, sessionId: string): Promise<void> {
-  await guard(() => db.prepare('DELETE FROM sessions WHERE id = ?').bind(sessionId).run());
 }
 
 /** Housekeeping of the old table: deletes up to `limit` D1 session rows that ended before `before`. */

@@ -306,9 +306,11 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     await this.ready(userId);
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
-    // Empty again, as a new object (the D1 rows went with the account: nothing left to copy).
+    // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
+    // versions as live (their end was recorded here), until the account's D1 delete runs.
     this.createTables();
-    this.copied = false;
+    this.setMeta('copied_from_d1', String(Date.now()));
+    this.copied = true;
   }
 
   /** Sets the alarm for the earliest moment a row may go, unless one is set sooner. */

@@ -145,7 +145,7 @@ async function seedLegacyUser() {
 }
 
 describe('upgrade: sessions an earlier version kept in D1 move to the user\'s object on their next refresh', () => {
-  it('a refresh token of the old shape refreshes once, from the object, under the same session id; its D1 row goes, nobody is signed out', async () => {
+  it('a refresh token of the old shape refreshes once, from the object, under the same session id; its D1 row stays only to route the old token to the object, nobody is signed out', async () => {
     const { userId, sessions } = await seedLegacyUser();
     const [first, second] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];
     // An access token the earlier version issued for the first session keeps verifying.
@@ -161,7 +161,8 @@ describe('upgrade: sessions an earlier version kept in D1 move to the user\'s ob
     const moved = (await r.json()) as TokenResponse;
     expect(sidOf(moved)).toBe(first.id);
     expect(moved.refresh_token.startsWith(`${userId}.`)).toBe(true);
-    expect(await baseEnv.DB.prepare('SELECT COUNT(*) AS n FROM sessions WHERE id = ?').bind(first.id).first('n')).toBe(0);
+    expect(await baseEnv.DB.prepare('SELECT COUNT(*) AS n FROM sessions WHERE id = ?').bind(first.id).first('n')).toBe(1);
+    expect((await refresh(first.token)).status).toBe(409);
     expect(await countRows('sessions', 'id = ? AND revoked_at IS NULL', first.id)).toBe(1);
     // The new token goes on refreshing; the old one is now a rotated token of the object.
     const again = (await (await refresh(moved.refresh_token)).json()) as TokenResponse;

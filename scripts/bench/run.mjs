@@ -25,16 +25,15 @@ import childProcess, { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
 import { generateSigningJwk } from '../../src/keys/generate-jwk.ts';
 import { startupModules } from '../bundle-size.mjs';
 import { startupProfile } from './startup.mjs';
 import { describe as describeRevocation, measureFencedOtherIsolate, measureRevocationLatency, POLL_MS as POLL_GRANULARITY_MS, REVOCATION_BOUND_S, revocationFenceVariant } from './revocation.mjs';
+import { bundleWorker, CLK_TCK, cpuMs, freePort } from './common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -72,14 +71,7 @@ childProcess.spawn = function spawnAndRecord(command, ...rest) {
 };
 const { Miniflare } = wranglerRequire('miniflare');
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** CPU time (user + system, all threads) the process has used so far, in ms. */
-function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
-
 async function cleanup() {
   for (const f of cleanups.reverse()) await f().catch(() => {});
   rmSync(work, { recursive: true, force: true });
@@ -112,23 +104,7 @@ function bundleGatehouse() {
 }
 
 /** A bench Worker bundled once with esbuild (the peers are not deployed, only measured). */
-async function bundle(entry, name) {
-  const outfile = join(work, `${name}.js`);
-  await build({
-    entryPoints: [join(here, 'workers', entry)],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['module', 'main'],
-    external: ['cloudflare:*', 'node:*'],
-    target: 'es2022',
-    minify: true,
-    outfile,
-    logLevel: 'error',
-  });
-  return outfile;
-}
+const bundle = (entry, name) => bundleWorker(entry, name, work);
 
 async function startOrigin() {
   const child = spawn(process.execPath, [join(here, 'origin.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -138,17 +114,6 @@ async function startOrigin() {
     child.once('exit', (c) => reject(new Error(`origin exited ${c}`)));
   });
   return { url: `http://127.0.0.1:${port}`, pid: child.pid };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Miniflare 5's description of one Worker: `modules` [{ path, type }], the first is the entry. */
@@ -431,6 +396,8 @@ try {
       vars: gatehouseVars(`https://127.0.0.1:${port}`, false),
       d1: true,
       ratelimit: true,
+      // Each user's sessions object is required (sign-in stores the session there).
+      ...fenceBinding,
       services: { REVOKED: ['kvcount', 'CountingKv'] },
       extraWorkers: [{ name: 'kvcount', modules: [{ type: 'esm', path: join(here, 'workers', 'kv-count.js') }] }],
     }));

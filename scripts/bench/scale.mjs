@@ -26,13 +26,12 @@ import childProcess, { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { generateSigningJwk } from '../../src/keys/generate-jwk.ts';
 import { buildWorker } from '../build.mjs';
+import { bundleWorker, CLK_TCK, cpuMs, freePort } from './common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -65,25 +64,7 @@ childProcess.spawn = function spawnAndRecord(command, ...rest) {
 };
 const { Miniflare } = wranglerRequire('miniflare');
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 /** CPU time (user + system, all threads) the process has used so far, in ms. */
-function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 const sha256 = (text) => b64url(createHash('sha256').update(text).digest());
 const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
@@ -132,23 +113,7 @@ function workerConfig({ name, modules, flags = [], env = {}, exports }) {
 }
 const text = (value) => ({ type: 'text', value });
 
-async function bundle(entry, name) {
-  const outfile = join(work, `${name}.js`);
-  await build({
-    entryPoints: [join(here, 'workers', entry)],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['module', 'main'],
-    external: ['cloudflare:*', 'node:*'],
-    target: 'es2022',
-    minify: true,
-    outfile,
-    logLevel: 'error',
-  });
-  return outfile;
-}
+const bundle = (entry, name) => bundleWorker(entry, name, work);
 
 // A rate limiter as wrangler.toml configures it, but with a limit no bench run reaches: every
 // simulated user here shares the loopback address, where in production each has their own.

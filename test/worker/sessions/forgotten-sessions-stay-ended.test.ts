@@ -5,27 +5,16 @@
  * old token between the two steps (or after a failed D1 delete) brings an ended session back.
  */
 import { describe, expect, it } from 'vitest';
-import { randomId, sha256 } from '../../../src/util/random';
-import { baseEnv, call, uniqueEmail } from '../support/helpers';
+import { call } from '../support/helpers';
+import { insertLegacySession, insertLegacyUser } from '../support/legacy-sessions';
 import { sessionsObject } from '../support/user-sessions-store';
 
 const now = () => Math.floor(Date.now() / 1000);
 
+/** A user whose one session an earlier version stored in D1. */
 async function userWithD1Session() {
-  const db = baseEnv.DB;
-  const userId = `usr_${randomId(12)}`;
-  const t = now();
-  await db.prepare('INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?, ?, 1, ?, ?)').bind(userId, uniqueEmail('forgotten'), t - 3600, t - 3600).run();
-  const id = `ses_${randomId(12)}`;
-  const token = randomId(32);
-  await db
-    .prepare(
-      `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider, amr, auth_time)
-       VALUES (?, ?, ?, 'fam', ?, ?, ?, NULL, NULL, 'password', '["pwd"]', ?)`,
-    )
-    .bind(id, userId, await sha256(token), t - 3600, t + 86_400, t - 600, t - 3600)
-    .run();
-  return { userId, id, token };
+  const { userId } = await insertLegacyUser('forgotten');
+  return { userId, ...(await insertLegacySession(userId)) };
 }
 
 describe('an emptied sessions object', () => {

@@ -5,28 +5,17 @@
  * new token stops working.
  */
 import { describe, expect, it } from 'vitest';
-import { randomId, sha256 } from '../../../src/util/random';
-import { baseEnv, call, countRows, revokedKeys, uniqueEmail, type TokenResponse } from '../support/helpers';
+import { call, countRows, revokedKeys, type TokenResponse } from '../support/helpers';
+import { insertLegacySession, insertLegacyUser } from '../support/legacy-sessions';
 import { sessionExec } from '../support/user-sessions-store';
 
 const now = () => Math.floor(Date.now() / 1000);
 const refresh = (refresh_token: string) => call('/auth/refresh', { json: { refresh_token } });
 
+/** A user whose one session an earlier version stored in D1. */
 async function userWithD1Session() {
-  const db = baseEnv.DB;
-  const userId = `usr_${randomId(12)}`;
-  const t = now();
-  await db.prepare('INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?, ?, 1, ?, ?)').bind(userId, uniqueEmail('migrated'), t - 3600, t - 3600).run();
-  const id = `ses_${randomId(12)}`;
-  const token = randomId(32);
-  await db
-    .prepare(
-      `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider, amr, auth_time)
-       VALUES (?, ?, ?, 'fam', ?, ?, ?, NULL, NULL, 'password', '["pwd"]', ?)`,
-    )
-    .bind(id, userId, await sha256(token), t - 3600, t + 86_400, t - 600, t - 3600)
-    .run();
-  return { userId, id, token };
+  const { userId } = await insertLegacyUser('migrated');
+  return { userId, ...(await insertLegacySession(userId)) };
 }
 
 describe('an old-shape refresh token rotated by its move to the object', () => {

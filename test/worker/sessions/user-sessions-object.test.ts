@@ -12,8 +12,9 @@ import { keyringFromJwks } from '../../../src/keys/keyring';
 import { ENDED_SESSION_KEEP_S } from '../../../src/storage/user-sessions';
 import { issueAccessToken } from '../../../src/tokens/access-token';
 import { randomId, sha256 } from '../../../src/util/random';
-import { baseEnv, bearer, call, countRows, makeEnv, PUBLIC_URL, registerUser, revokedKeys, testKey, uniqueEmail, type TokenResponse } from '../support/helpers';
+import { baseEnv, bearer, call, countRows, makeEnv, PUBLIC_URL, registerUser, revokedKeys, testKey, type TokenResponse } from '../support/helpers';
 import { recordingSessions, sessionExec, sessionRow, sessionsObject } from '../support/user-sessions-store';
+import { insertLegacySession, insertLegacyUser } from '../support/legacy-sessions';
 
 const now = () => Math.floor(Date.now() / 1000);
 const refresh = (refresh_token: string, e?: ReturnType<typeof makeEnv>) => call('/auth/refresh', { json: { refresh_token }, env: e });
@@ -121,24 +122,12 @@ async function sessionRowIds(userId: string): Promise<string[]> {
  * never been used, two sessions in D1 (one rotated once), each with a 43-character refresh token.
  */
 async function seedLegacyUser() {
-  const db = baseEnv.DB;
-  const userId = `usr_${randomId(12)}`;
-  const email = uniqueEmail('legacy');
-  const t = now();
-  await db.prepare('INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?, ?, 1, ?, ?)').bind(userId, email, t - 3600, t - 3600).run();
+  const { userId, email } = await insertLegacyUser('legacy');
   const sessions = [] as { id: string; token: string; rotatedToken: string }[];
   for (let i = 0; i < 2; i++) {
-    const id = `ses_${randomId(12)}`;
-    const token = randomId(32);
+    const { id, token } = await insertLegacySession(userId, { userAgent: 'Firefox', ip: '192.0.2.1' });
     const rotatedToken = randomId(32);
-    await db
-      .prepare(
-        `INSERT INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, user_agent, ip, provider, amr, auth_time)
-         VALUES (?, ?, ?, 'fam', ?, ?, ?, 'Firefox', '192.0.2.1', 'password', '["pwd"]', ?)`,
-      )
-      .bind(id, userId, await sha256(token), t - 3600, t + 86_400, t - 600, t - 3600)
-      .run();
-    await db.prepare('INSERT INTO rotated_refresh_tokens (hash, session_id, rotated_at) VALUES (?, ?, ?)').bind(await sha256(rotatedToken), id, t - 1800).run();
+    await baseEnv.DB.prepare('INSERT INTO rotated_refresh_tokens (hash, session_id, rotated_at) VALUES (?, ?, ?)').bind(await sha256(rotatedToken), id, now() - 1800).run();
     sessions.push({ id, token, rotatedToken });
   }
   return { userId, email, sessions };

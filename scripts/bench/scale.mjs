@@ -243,29 +243,36 @@ async function runD1(signingKeys, pop) {
   return { ...result, stores: '1 D1 database', check: `${rows.rotated} rotated-token rows, ${rows.audited} refresh audit rows` };
 }
 
+/**
+ * Gatehouse as it deploys (production, real keys, PUBLIC_URL the https origin it is served as),
+ * with its per-user Durable Object class bound under `binding`: the old fence or today's
+ * sessions object. Storage ids are prefixed, so two builds never share a database.
+ */
+function gatehouseWorker({ modules, publicUrl, signingKeys, ids, binding, className }) {
+  return {
+    name: 'gatehouse',
+    flags: ['nodejs_compat'],
+    modules,
+    env: {
+      ENVIRONMENT: text('production'),
+      PUBLIC_URL: text(publicUrl),
+      SIGNING_KEYS: text(signingKeys),
+      ACCESS_TOKEN_TTL: text('600'),
+      DB: { type: 'd1', id: `${ids}-db` },
+      REVOKED: { type: 'kv', id: `${ids}-REVOKED` },
+      RATE_LIMITER,
+      [binding]: { type: 'durable-object', worker: 'gatehouse', exportName: className },
+    },
+    exports: { [className]: { type: 'durable-object', storage: 'sqlite' } },
+  };
+}
+
 /** Gatehouse at `commit` (sessions as D1 rows, its optional fence bound as its wrangler.toml did). */
 async function runBefore(commit, signingKeys, pop) {
   const modules = await gatehouseModules(commit);
   const port = await freePort();
   const publicUrl = `https://127.0.0.1:${port}`;
-  const w = await start(port, [
-    {
-      name: 'gatehouse',
-      flags: ['nodejs_compat'],
-      modules,
-      env: {
-        ENVIRONMENT: text('production'),
-        PUBLIC_URL: text(publicUrl),
-        SIGNING_KEYS: text(signingKeys),
-        ACCESS_TOKEN_TTL: text('600'),
-        DB: { type: 'd1', id: 'before-db' },
-        REVOKED: { type: 'kv', id: 'before-REVOKED' },
-        RATE_LIMITER,
-        REVOCATION_FENCE: { type: 'durable-object', worker: 'gatehouse', exportName: 'RevocationFence' },
-      },
-      exports: { RevocationFence: { type: 'durable-object', storage: 'sqlite' } },
-    },
-  ]);
+  const w = await start(port, [gatehouseWorker({ modules, publicUrl, signingKeys, ids: 'before', binding: 'REVOCATION_FENCE', className: 'RevocationFence' })]);
   const db = await w.mf.getD1Database('DB', 'gatehouse');
   await seedD1(db, pop);
   log(`Gatehouse at ${commit}: seeded ${pop.sessions.length} session rows in D1; measuring`);
@@ -282,22 +289,7 @@ async function runObjects(signingKeys, pop) {
   const port = await freePort();
   const publicUrl = `https://127.0.0.1:${port}`;
   const w = await start(port, [
-    {
-      name: 'gatehouse',
-      flags: ['nodejs_compat'],
-      modules,
-      env: {
-        ENVIRONMENT: text('production'),
-        PUBLIC_URL: text(publicUrl),
-        SIGNING_KEYS: text(signingKeys),
-        ACCESS_TOKEN_TTL: text('600'),
-        DB: { type: 'd1', id: 'gatehouse-db' },
-        REVOKED: { type: 'kv', id: 'gatehouse-REVOKED' },
-        RATE_LIMITER,
-        USER_SESSIONS: { type: 'durable-object', worker: 'gatehouse', exportName: 'UserSessions' },
-      },
-      exports: { UserSessions: { type: 'durable-object', storage: 'sqlite' } },
-    },
+    gatehouseWorker({ modules, publicUrl, signingKeys, ids: 'gatehouse', binding: 'USER_SESSIONS', className: 'UserSessions' }),
     {
       name: 'seeder',
       modules: [{ name: 'scale-seed.js', type: 'esm', contents: readFileSync(seeder, 'utf8') }],

@@ -97,6 +97,8 @@ describe('second factors in Chromium', () => {
 
     await page.fill('#totp-code', await nextCode());
     await page.getByRole('button', { name: 'Turn on' }).click();
+    // The click submits a form: wait for the page that answers it before counting.
+    await page.locator('#recovery-codes li').first().waitFor();
     await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10);
     await page.screenshot({ path: join(ARTIFACTS, 'totp-recovery-codes.png'), fullPage: true });
     // Going on needs the "I have saved these codes" box: without it the browser stays on the page.

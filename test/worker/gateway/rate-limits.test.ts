@@ -14,9 +14,10 @@ describe('rate limits with the real binding', () => {
   });
 
   it('refresh: the 101st request in a minute from one IP gets 429 rate_limited with Retry-After; other IPs are unaffected', async () => {
-    const user = await registerUser();
-    // One address per attempt (a fresh bucket), should the count cross a window boundary.
-    const { statuses, limited, before, limitedIp } = await inOneWindow(async (attempt) => {
+    // One address (a fresh bucket) and one account per attempt, should the count cross a window
+    // boundary: an attempt that crossed one may have let its last refresh through and rotated the token.
+    const { user, statuses, limited, before, limitedIp } = await inOneWindow(async (attempt) => {
+      const user = await registerUser();
       const limitedIp = ip(1 + 10 * attempt);
       const statuses: number[] = [];
       for (let i = 0; i < 100; i++) {
@@ -25,7 +26,7 @@ describe('rate limits with the real binding', () => {
       }
       const before = await stateSnapshot();
       const limited = await call('/auth/refresh', { json: { refresh_token: user.refresh_token }, headers: limitedIp });
-      return { statuses, limited, before, limitedIp };
+      return { user, statuses, limited, before, limitedIp };
     });
     expect(new Set(statuses)).toEqual(new Set([401]));
     expect(limited.status).toBe(429);

@@ -52,6 +52,8 @@ export interface AuthUser {
   email: string;
   emailVerified: boolean;
   roles: string[];
+  /** Groups the identity provider says the user is in (OIDC `groups`, GitHub organisations and teams). */
+  groups: readonly string[];
   sessionId: string;
   /** Access token id and expiry (Unix seconds), for revocation on logout. */
   tokenId: string;

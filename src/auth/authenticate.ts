@@ -60,6 +60,7 @@ export async function authenticate(c: Context<AppEnv>, token: string, immediate 
     email: claims.email,
     emailVerified: claims.email_verified,
     roles: claims.roles,
+    groups: claims.groups,
     sessionId: claims.sid,
     tokenId: claims.jti,
     tokenExpiresAt: claims.exp,

@@ -30,6 +30,8 @@ export interface GatehouseIdentity {
   email: string;
   emailVerified: boolean;
   roles: string[];
+  /** The identity provider's groups; empty from older gateways, whose assertions did not carry them. */
+  groups: string[];
   sessionId: string;
   /** How the user signed in (RFC 8176 values, e.g. `["pwd","otp","mfa"]`); empty from older gateways, whose assertions did not carry it. */
   amr: string[];
@@ -60,6 +62,13 @@ const identityClaimsSchema = v.object({
   roles: v.pipe(
     v.array(v.unknown()),
     v.transform((roles) => roles.filter((r): r is string => typeof r === 'string')),
+  ),
+  groups: v.optional(
+    v.pipe(
+      v.array(v.unknown()),
+      v.transform((groups) => groups.filter((g): g is string => typeof g === 'string')),
+    ),
+    [],
   ),
   amr: v.optional(v.array(v.string()), []),
   auth_time: v.optional(v.pipe(v.number(), v.integer())),
@@ -112,6 +121,7 @@ export async function verifyGatehouseAssertion(
     email: p.email,
     emailVerified: p.email_verified,
     roles: p.roles,
+    groups: p.groups,
     sessionId: p.sid,
     amr: p.amr,
     authTime: p.auth_time ?? null,

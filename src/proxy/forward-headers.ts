@@ -118,6 +118,7 @@ export function identityHeaders(user: AuthUser, assertion: string): Record<strin
     'x-auth-user-id': user.id,
     'x-auth-email': user.email,
     'x-auth-roles': user.roles.join(','),
+    'x-auth-groups': user.groups.join(','),
     'x-auth-session-id': user.sessionId,
     // RFC 8176 method names never hold a comma; the auth time lets an origin ask for a fresh sign-in itself.
     'x-auth-amr': user.amr.join(','),

@@ -26,6 +26,7 @@ export interface AssertionClaims {
   email: string;
   email_verified: boolean;
   roles: string[];
+  groups: string[];
   sid: string;
   amr: string[];
   auth_time: number;
@@ -62,6 +63,7 @@ export async function assertionFor(
     email: user.email,
     email_verified: user.emailVerified,
     roles: user.roles,
+    groups: [...user.groups],
     sid: user.sessionId,
     amr: [...user.amr],
     auth_time: user.authTime,

@@ -173,6 +173,7 @@ describe('identity and routing headers an origin might honour are stripped', () 
         'x-auth-assertion',
         'x-auth-auth-time',
         'x-auth-email',
+        'x-auth-groups',
         'x-auth-roles',
         'x-auth-session-id',
         'x-auth-user-id',

@@ -80,6 +80,7 @@ describe('headers the origin sees', () => {
         'x-auth-assertion',
         'x-auth-auth-time',
         'x-auth-email',
+        'x-auth-groups',
         'x-auth-roles',
         'x-auth-session-id',
         'x-auth-user-id',
@@ -99,7 +100,7 @@ describe('headers the origin sees', () => {
     expect(seen.headers['x-custom']).toBe('kept');
 
     const { payload, protectedHeader } = await assertionClaims(seen.headers['x-auth-assertion']!, 'urn:app');
-    expect(Object.keys(payload).sort()).toEqual(['amr', 'aud', 'auth_time', 'email', 'email_verified', 'exp', 'iat', 'iss', 'roles', 'sid', 'sub']);
+    expect(Object.keys(payload).sort()).toEqual(['amr', 'aud', 'auth_time', 'email', 'email_verified', 'exp', 'groups', 'iat', 'iss', 'roles', 'sid', 'sub']);
     expect(payload).toMatchObject({ iss: PUBLIC_URL, aud: 'urn:app', sub: user.user.id, email: user.user.email, email_verified: false, roles: user.user.roles });
     expect(payload.sid).toBe(seen.headers['x-auth-session-id']);
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(60);

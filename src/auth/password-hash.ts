@@ -1,8 +1,7 @@
 /**
  * Password hashing in a versioned format, `alg$params$salt$hash`.
  *
- * Current: scrypt N=2^14, r=8, p=5 (16 MiB, one of OWASP's equivalent scrypt settings to
- * N=2^17/r=8/p=1, which would need 128 MiB, the whole Worker). PBKDF2 would be capped at
+Current: scrypt with the parameters of auth/password-cost.ts. PBKDF2 would be capped at
  * 100,000 iterations on Workers, a sixth of OWASP's 600,000 for PBKDF2-SHA256, so it is only
  * read (legacy hashes) and re-hashed on the next sign-in. scrypt comes from `node:crypto`
  * (nodejs_compat) because WebCrypto has no memory-hard KDF.
@@ -10,15 +9,10 @@
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { base64url } from 'jose';
 import { randomBytes } from '../util/random';
+import { CURRENT_SCRYPT, type ScryptParams } from './password-cost';
 
-export interface ScryptParams {
-  N: number;
-  r: number;
-  p: number;
-}
+export { CURRENT_SCRYPT, type ScryptParams } from './password-cost';
 
-/** The parameters new hashes use. Pinned by test/worker/accounts/password-hashing-and-policy.test.ts. */
-export const CURRENT_SCRYPT: Readonly<ScryptParams> = Object.freeze({ N: 2 ** 14, r: 8, p: 5 });
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
 

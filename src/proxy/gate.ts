@@ -1,8 +1,10 @@
 /**
  * Decides who a request to a route is, and whether it may pass: the route's `auth` mode, the
  * presented token (bearer or cookie, fully verified including revocation), cross-site checks
- * for cookie-authenticated unsafe methods and WebSocket handshakes, and the `allow` list.
- * Shared by the proxy and by forward-auth (`/auth/verify`).
+ * for cookie-authenticated unsafe methods and WebSocket handshakes, the route's policy (its
+ * rules, then step-up, then its external decision). Shared by the proxy and by forward-auth
+ * (`/auth/verify`). A refusal by policy is a bare 403 `forbidden`: which rule refused goes to
+ * the request log (`policy_rule`), never to the requester.
  */
 import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
@@ -11,7 +13,9 @@ import { ApiError, insufficientUserAuthentication, invalidToken } from '../http/
 import { authenticate, presentedToken } from '../auth/authenticate';
 import { crossSiteRefused, isSafeMethod, requestSite } from '../auth/cross-site';
 import type { CompiledRoute } from './route-table';
-import { isAllowed } from './policy';
+import { encodePath, type NormalisedPath } from './normalise-path';
+import { decide } from './policy';
+import { externalDecision } from './external-decision';
 import { stepUpNeed } from './step-up';
 import { nowSeconds } from '../util/time';
 
@@ -47,6 +51,50 @@ export interface GateOptions {
   method?: string;
   /** Origins besides `PUBLIC_URL` that the request may come from (forward-auth: the app's own). */
   trustedOrigins?: readonly string[];
+  /** What the route's policy may ask of the request; null where nothing trustworthy is known. */
+  request?: PolicyRequest;
+}
+
+export interface PolicyRequest {
+  method: string | null;
+  /** The normalised path the route matched. */
+  path: NormalisedPath | null;
+  host: string;
+  ip: string | null;
+  country: string | null;
+}
+
+const NOT_ALLOWED = 'Your account is not allowed on this route.';
+
+/** The route's rules, then (once step-up is met) its external decision; throws `forbidden`. */
+function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined, now: number): void {
+  const policy = route.config.policy;
+  if (!policy) return;
+  const verdict = decide(policy, user, {
+    method: request?.method ?? null,
+    segments: request?.path ? request.path.segments.slice(route.prefix.length) : null,
+    ip: request?.ip ?? null,
+    country: request?.country ?? null,
+    now,
+  });
+  c.set('policyRule', verdict.rule);
+  if (!verdict.allowed) throw new ApiError('forbidden', NOT_ALLOWED);
+}
+
+async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined): Promise<void> {
+  const binding = route.config.policy?.external;
+  if (!binding) return;
+  const answer = await externalDecision(c.env, binding, route.config.path, user, {
+    method: request?.method ?? '',
+    host: request?.host ?? '',
+    path: request?.path ? encodePath(request.path.segments, request.path.trailingSlash) : '',
+    ip: request?.ip ?? null,
+    country: request?.country ?? null,
+  });
+  if (answer.allowed) return;
+  c.set('policyRule', answer.failed ? 'external failed' : 'external');
+  c.set('policyReason', answer.why);
+  throw new ApiError('forbidden', NOT_ALLOWED);
 }
 
 export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: GateOptions = {}): Promise<GateResult> {
@@ -83,13 +131,15 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   }
   c.set('user', user);
   c.set('authVia', presented.via);
-  if (!isAllowed(route.config.allow, user)) throw new ApiError('forbidden', 'Your account is not allowed on this route.');
-  const need = stepUpNeed(route.config, user, nowSeconds());
+  const now = nowSeconds();
+  checkRules(c, route, user, options.request, now);
+  const need = stepUpNeed(route.config, user, now);
   if (need) {
     const stepUp = `${config.AUTH_PREFIX}/step-up${options.returnTo === undefined ? '' : `?return_to=${encodeURIComponent(options.returnTo)}`}`;
     // A browser is sent to sign in again more strongly and comes back; an API client is told what would do.
     if (navigation) return { pass: false, redirect: stepUp, status: 303 };
     throw insufficientUserAuthentication(need, `${config.PUBLIC_URL}${stepUp}`);
   }
+  await checkExternal(c, route, user, options.request);
   return { pass: true, user, via: presented.via };
 }

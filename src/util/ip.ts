@@ -84,13 +84,17 @@ export function parseCidr(text: string): IpRange | string {
   const addressText = slash === -1 ? text : text.slice(0, slash);
   const address = parseIp(addressText);
   if (!address) return `"${addressText}" is not an IPv4 or IPv6 address`;
-  const max = address.v4 ? 32 : 128;
-  if (slash === -1) return { ...address, bits: max };
+  // The prefix length counts in the family the address was written in (::ffff:a.b.c.d/120 is a.b.c.0/24).
+  const writtenV6 = addressText.includes(':');
+  const max = writtenV6 ? 128 : 32;
+  if (slash === -1) return { ...address, bits: address.v4 ? 32 : 128 };
   const lengthText = text.slice(slash + 1);
   if (!/^(?:0|[1-9]\d{0,2})$/.test(lengthText) || Number(lengthText) > max) return `the prefix length must be a whole number from 0 to ${max}`;
-  const range = { ...address, bits: Number(lengthText) };
+  const written = Number(lengthText);
+  if (address.v4 && writtenV6 && written < 96) return 'an IPv4-mapped range must be /96 or longer';
+  const range = { ...address, bits: address.v4 && writtenV6 ? written - 96 : written };
   // Host bits set (10.0.0.1/8) usually means a typo for another range: refuse rather than guess.
-  for (let bit = range.bits; bit < max; bit++) {
+  for (let bit = range.bits; bit < range.bytes.length * 8; bit++) {
     if (range.bytes[bit >> 3]! & (0x80 >> (bit & 7))) return `host bits are set after /${range.bits}: write the network address`;
   }
   return range;

@@ -6,7 +6,6 @@
  */
 import * as v from 'valibot';
 import { configSchema, type Config } from './schema';
-import { providersWithGroups } from './providers-with-groups';
 
 /** A bad or missing setting. `setting` is safe to show; no value is ever included. */
 export class ConfigError extends Error {
@@ -104,13 +103,5 @@ export function parseConfig(env: object): ConfigResult {
       name: raw.EMAIL_FROM?.name ?? raw.APP_NAME,
     },
   };
-  // A groups condition with no provider that supplies groups could never hold (README "Policy").
-  const grouped = config.ROUTES.find((r) => r.policy?.groupsAt);
-  if (grouped && providersWithGroups(config).length === 0) {
-    return {
-      ok: false,
-      error: new ConfigError('ROUTES', `route "${grouped.path}": policy ${grouped.policy?.groupsAt}: no configured sign-in provider supplies groups (OpenID Connect, GitLab or GitHub; Google does not)`),
-    };
-  }
   return { ok: true, config };
 }

@@ -1,7 +1,8 @@
 /**
- * A route's `policy` (README "Policy"): parsed and checked once, when the configuration is
- * loaded, into the plain {@link Policy} the gate evaluates (proxy/policy.ts). Every refusal
- * names the rule and the field (`allow[1].any[0].ip[2]`); routes-schema.ts adds the route.
+ * A route's `policy` (README "Policy"): parsed and checked once per isolate, on its first
+ * request (route-policies.ts loads this module then, not at start-up), into the plain
+ * {@link Policy} the gate evaluates (proxy/policy.ts). Every refusal is a {@link ConfigError}
+ * for ROUTES naming the route, the rule and the field (`allow[1].any[0].ip[2]`).
  *
  * Parsed by hand rather than with a valibot schema: the messages must name the nested rule, and
  * the values are compiled here too (CIDR ranges to bytes, path globs to folded segments), so that
@@ -9,6 +10,10 @@
  */
 import { parseCidr, type IpRange } from '../util/ip';
 import { foldSegment } from '../util/fold-case';
+import { ConfigError } from './load';
+import { providersWithGroups } from './providers-with-groups';
+import type { RouteConfig } from './routes-schema';
+import type { Config } from './schema';
 
 /** Kinds of caller. Only people sign in today; service identities will add "service". */
 export const CALLERS = ['person'] as const;
@@ -300,4 +305,33 @@ export function checkedShorthandPolicy(allow: AllowShorthand): Policy {
   const policy = shorthandPolicy(allow);
   if (policy.allow.length === 0) throw new PolicyError('allow', 'lists no email, domain or role: the route would allow no one');
   return policy;
+}
+
+/** The route's policy (or its allow shorthand as one), or null; throws a {@link PolicyError}. */
+export function routePolicy(route: Pick<RouteConfig, 'policy' | 'allow'>): Policy | null {
+  if (route.policy !== undefined) return parsePolicy(route.policy);
+  return route.allow !== undefined ? checkedShorthandPolicy(route.allow) : null;
+}
+
+/**
+ * Every route's policy, compiled; a mistake is a ConfigError naming the route, the rule and the
+ * field. A `groups` condition needs a configured provider that supplies groups, or it could never hold.
+ */
+export function compileRoutePolicies(config: Config): ReadonlyMap<RouteConfig, Policy> {
+  const compiled = new Map<RouteConfig, Policy>();
+  for (const route of config.ROUTES) {
+    let policy: Policy | null;
+    try {
+      policy = routePolicy(route);
+    } catch (e) {
+      if (!(e instanceof PolicyError)) throw e;
+      throw new ConfigError('ROUTES', `route "${route.path}": ${route.policy !== undefined ? 'policy ' : ''}${e.message}`);
+    }
+    if (!policy) continue;
+    if (policy.groupsAt && providersWithGroups(config).length === 0) {
+      throw new ConfigError('ROUTES', `route "${route.path}": policy ${policy.groupsAt}: no configured sign-in provider supplies groups (OpenID Connect, GitLab or GitHub; Google does not)`);
+    }
+    compiled.set(route, policy);
+  }
+  return compiled;
 }

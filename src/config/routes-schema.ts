@@ -5,7 +5,6 @@
  */
 import * as v from 'valibot';
 import { foldSegment } from '../util/fold-case';
-import { checkedShorthandPolicy, parsePolicy, PolicyError, type Policy } from './policy';
 
 const pathPrefix = v.pipe(
   v.string(),
@@ -45,7 +44,7 @@ export const routeSchema = v.pipe(
         roles: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1)))),
       }),
     ),
-    /** README "Policy": allow and deny rules over the identity and the request; checked and compiled in config/policy.ts. */
+    /** README "Policy": allow and deny rules; checked and compiled by config/route-policies.ts (loaded on first use). */
     policy: v.optional(v.unknown()),
     /** "assertion": the origin also receives the assertion as `Authorization: Bearer` (replacing the client's). */
     upstream_authorization: v.optional(v.picklist(['assertion'], 'upstream_authorization must be "assertion"')),
@@ -69,18 +68,6 @@ export const routeSchema = v.pipe(
   v.check((r) => r.upstream_authorization === undefined || r.auth !== 'public', 'upstream_authorization needs auth = "required" or "optional"'),
   // Step-up only means something where a sign-in is required; elsewhere it would be skipped silently.
   v.check((r) => (r.require === undefined && r.max_auth_age === undefined) || r.auth === 'required', 'require and max_auth_age need auth = "required"'),
-  // The allow shorthand or the policy, compiled once with the configuration (once per isolate).
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    const { policy, ...route } = dataset.value;
-    try {
-      const compiled: Policy | null = policy !== undefined ? parsePolicy(policy) : route.allow !== undefined ? checkedShorthandPolicy(route.allow) : null;
-      return { ...route, policy: compiled };
-    } catch (e) {
-      if (!(e instanceof PolicyError)) throw e;
-      addIssue({ message: `route "${route.path}": ${policy !== undefined ? 'policy ' : ''}${e.message}` });
-      return NEVER;
-    }
-  }),
 );
 
 export const routesSchema = v.pipe(

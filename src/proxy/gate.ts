@@ -13,9 +13,9 @@ import { ApiError, insufficientUserAuthentication, invalidToken } from '../http/
 import { authenticate, presentedToken } from '../auth/authenticate';
 import { crossSiteRefused, isSafeMethod, requestSite } from '../auth/cross-site';
 import type { CompiledRoute } from './route-table';
+import type { Policy } from '../config/policy';
 import { encodePath, type NormalisedPath } from './normalise-path';
-import { decide } from './policy';
-import { externalDecision } from './external-decision';
+import { hasPolicy, routePolicies } from '../config/route-policies';
 import { stepUpNeed } from './step-up';
 import { nowSeconds } from '../util/time';
 
@@ -66,10 +66,21 @@ export interface PolicyRequest {
 
 const NOT_ALLOWED = 'Your account is not allowed on this route.';
 
-/** The route's rules, then (once step-up is met) its external decision; throws `forbidden`. */
-function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined, now: number): void {
-  const policy = route.config.policy;
-  if (!policy) return;
+/**
+ * The evaluator and the external decision are loaded on first use (dynamic `import()`), so that
+ * start-up evaluates none of the policy code; later requests reuse the loaded module.
+ */
+let evaluator: Promise<typeof import('./policy')> | undefined;
+let external: Promise<typeof import('./external-decision')> | undefined;
+
+/** The route's compiled policy, or null; throws `forbidden` if its rules refuse the request. */
+async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined, now: number): Promise<Policy | null> {
+  if (!hasPolicy(route.config)) return null;
+  const [policies, { decide }] = await Promise.all([routePolicies(c.get('config')), (evaluator ??= import('./policy'))]);
+  const policy = policies?.get(route.config);
+  // The configure middleware compiled every route's policy before the gate runs: a route with
+  // rules and no compiled policy would be a bug, refused rather than let through.
+  if (!policy) throw new ApiError('server_error', 'The route policy is not available.');
   const verdict = decide(policy, user, {
     method: request?.method ?? null,
     segments: request?.path ? request.path.segments.slice(route.prefix.length) : null,
@@ -79,12 +90,14 @@ function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, re
   });
   c.set('policyRule', verdict.rule);
   if (!verdict.allowed) throw new ApiError('forbidden', NOT_ALLOWED);
+  return policy;
 }
 
-async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined): Promise<void> {
-  const binding = route.config.policy?.external;
-  if (!binding) return;
-  const answer = await externalDecision(c.env, binding, route.config.path, user, {
+/** Asks the route's external decision service, if it names one; throws `forbidden` unless it allows. */
+async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: Policy | null, user: AuthUser, request: PolicyRequest | undefined): Promise<void> {
+  if (!policy?.external) return;
+  const { externalDecision } = await (external ??= import('./external-decision'));
+  const answer = await externalDecision(c.env, policy.external, route.config.path, user, {
     method: request?.method ?? '',
     host: request?.host ?? '',
     path: request?.path ? encodePath(request.path.segments, request.path.trailingSlash) : '',
@@ -132,7 +145,7 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   c.set('user', user);
   c.set('authVia', presented.via);
   const now = nowSeconds();
-  checkRules(c, route, user, options.request, now);
+  const policy = await checkRules(c, route, user, options.request, now);
   const need = stepUpNeed(route.config, user, now);
   if (need) {
     const stepUp = `${config.AUTH_PREFIX}/step-up${options.returnTo === undefined ? '' : `?return_to=${encodeURIComponent(options.returnTo)}`}`;
@@ -140,6 +153,6 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
     if (navigation) return { pass: false, redirect: stepUp, status: 303 };
     throw insufficientUserAuthentication(need, `${config.PUBLIC_URL}${stepUp}`);
   }
-  await checkExternal(c, route, user, options.request);
+  await checkExternal(c, route, policy, user, options.request);
   return { pass: true, user, via: presented.via };
 }

@@ -16,6 +16,7 @@ import { sessionsOf } from '../auth/authenticate';
 import { directoryReads, userFromReplica } from '../auth/directory-reads';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
+import { routePolicies } from '../config/route-policies';
 import type { AppEnv, AuthUser } from '../env';
 import { ApiError, badRequest } from '../http/errors';
 import { normalisePath } from '../proxy/normalise-path';
@@ -109,7 +110,7 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
     groups_from: q.groups === undefined ? 'none (sessions do not record groups; pass groups= to try some)' : 'the groups parameter',
     session: last ? { id: last.id, last_used_at: last.lastUsedAt, amr: last.amr, auth_time: last.authTime } : null,
   };
-  const policy = route.config.policy;
+  const policy = (await routePolicies(config))?.get(route.config);
   const verdict = policy
     ? decide(policy, subject, { method: q.method, segments: path.segments.slice(route.prefix.length), ip: q.ip ?? null, country: q.country ?? null, now })
     : { allowed: true, rule: 'no policy: any signed-in user' };

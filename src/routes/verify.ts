@@ -23,7 +23,7 @@ import { memoize } from '../util/memo';
 const NOT_A_PLAIN_PATH = 'The forwarded URI is not a plain path.';
 
 const defaultRoute = memoize((config: Config): CompiledRoute => ({
-  config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30, revocation: 'cached', policy: null },
+  config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30, revocation: 'cached' },
   prefix: [],
   binding: null,
   originUrl: new URL(config.PUBLIC_URL),

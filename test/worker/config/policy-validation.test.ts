@@ -1,10 +1,12 @@
 /**
- * A route policy is checked when the configuration loads: every mistake is a
- * `configuration_error` naming the route, the rule (allow[i] / deny[i] and the nested path) and
- * the field, and a policy that could never allow anyone is refused.
+ * A route policy is checked when the configuration loads (the rules on an isolate's first
+ * request, before anything else runs): every mistake is a `configuration_error` naming the
+ * route, the rule (allow[i] / deny[i] and the nested path) and the field, and a policy that
+ * could never allow anyone is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../../src/config/load';
+import { ConfigError, parseConfig } from '../../../src/config/load';
+import { routePolicies } from '../../../src/config/route-policies';
 import { call, makeEnv } from '../support/helpers';
 
 const base = { ENVIRONMENT: 'production', PUBLIC_URL: 'https://gate.example.com', SIGNING_KEYS: '{"keys":[]}', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'gatehouse' };
@@ -13,11 +15,27 @@ function routes(policy: unknown, extra: Record<string, unknown> = {}) {
   return JSON.stringify([{ path: '/ops', origin: 'https://ops.example', auth: 'required', policy, ...extra }]);
 }
 
-function refusal(settings: Record<string, unknown>): string {
+/** Null if the configuration and its route policies load; else the ConfigError, which must name ROUTES. */
+async function loadError(settings: Record<string, unknown>): Promise<string | null> {
   const r = parseConfig({ ...base, ...settings });
-  if (r.ok) throw new Error('the configuration was accepted');
-  expect(r.error.setting).toBe('ROUTES');
-  return r.error.message;
+  let error: unknown = r.ok ? null : r.error;
+  if (r.ok) {
+    try {
+      await routePolicies(r.config);
+    } catch (e) {
+      error = e;
+    }
+  }
+  if (error === null) return null;
+  if (!(error instanceof ConfigError)) throw error;
+  expect(error.setting).toBe('ROUTES');
+  return error.message;
+}
+
+async function refusal(settings: Record<string, unknown>): Promise<string> {
+  const message = await loadError(settings);
+  if (message === null) throw new Error('the configuration was accepted');
+  return message;
 }
 
 describe('policy mistakes refused at start-up', () => {
@@ -40,8 +58,8 @@ describe('policy mistakes refused at start-up', () => {
     ['an empty condition', { allow: [{}] }, /policy allow\[0\]: is empty/],
     ['a bad external binding', { allow: [{ roles: ['a'] }], external: 'https://decide.example' }, /policy external: must name a service binding/],
     ['not over a list', { allow: [{ not: [{ roles: ['a'] }] }] }, /policy allow\[0\]\.not: takes one condition/],
-  ])('%s', (_name, policy, message) => {
-    expect(refusal({ ROUTES: routes(policy) })).toMatch(message);
+  ])('%s', async (_name, policy, message) => {
+    expect(await refusal({ ROUTES: routes(policy) })).toMatch(message);
   });
 });
 
@@ -58,39 +76,37 @@ describe('policies that could never allow anyone are refused', () => {
       /policy allow\[0\]: is the same condition as deny\[0\]/,
     ],
     ['an allow shorthand with every list empty', undefined, /route "\/ops": allow: lists no email, domain or role/],
-  ])('%s', (_name, policy, message) => {
+  ])('%s', async (_name, policy, message) => {
     const settings = policy === undefined ? { ROUTES: JSON.stringify([{ path: '/ops', origin: 'https://ops.example', auth: 'required', allow: { emails: [], roles: [] } }]) } : { ROUTES: routes(policy) };
-    expect(refusal(settings)).toMatch(message);
+    expect(await refusal(settings)).toMatch(message);
   });
 });
 
 describe('where a policy may stand', () => {
-  it('needs auth = "required", and not beside the allow shorthand', () => {
-    expect(refusal({ ROUTES: routes({ allow: [{ roles: ['a'] }] }, { auth: 'optional' }) })).toMatch(/policy needs auth = "required"/);
-    expect(refusal({ ROUTES: routes({ allow: [{ roles: ['a'] }] }, { allow: { roles: ['a'] } }) })).toMatch(/use either allow .* or policy/);
+  it('needs auth = "required", and not beside the allow shorthand', async () => {
+    expect(await refusal({ ROUTES: routes({ allow: [{ roles: ['a'] }] }, { auth: 'optional' }) })).toMatch(/policy needs auth = "required"/);
+    expect(await refusal({ ROUTES: routes({ allow: [{ roles: ['a'] }] }, { allow: { roles: ['a'] } }) })).toMatch(/use either allow .* or policy/);
   });
 
-  it('upstream_authorization takes only "assertion", and not on a public route', () => {
+  it('upstream_authorization takes only "assertion", and not on a public route', async () => {
     const route = (extra: Record<string, unknown>) => JSON.stringify([{ path: '/api', origin: 'https://api.example', ...extra }]);
-    expect(refusal({ ROUTES: route({ auth: 'required', upstream_authorization: 'token' }) })).toMatch(/upstream_authorization must be "assertion"/);
-    expect(refusal({ ROUTES: route({ auth: 'public', upstream_authorization: 'assertion' }) })).toMatch(/upstream_authorization needs auth/);
-    expect(parseConfig({ ...base, ROUTES: route({ auth: 'optional', upstream_authorization: 'assertion' }) }).ok).toBe(true);
+    expect(await refusal({ ROUTES: route({ auth: 'required', upstream_authorization: 'token' }) })).toMatch(/upstream_authorization must be "assertion"/);
+    expect(await refusal({ ROUTES: route({ auth: 'public', upstream_authorization: 'assertion' }) })).toMatch(/upstream_authorization needs auth/);
+    expect(await loadError({ ROUTES: route({ auth: 'optional', upstream_authorization: 'assertion' }) })).toBeNull();
   });
 
-  it('a groups condition needs a configured provider that supplies groups', () => {
+  it('a groups condition needs a configured provider that supplies groups', async () => {
     const grouped = routes({ allow: [{ roles: ['a'] }, { any: [{ groups: ['eng'] }] }] });
-    const noGroups = { ...base, OIDC_ISSUER: undefined, OIDC_CLIENT_ID: undefined };
-    const r = parseConfig({ ...noGroups, ROUTES: grouped });
-    expect(r.ok).toBe(false);
-    expect(!r.ok && r.error.message).toMatch(/route "\/ops": policy allow\[1\]\.any\[0\]\.groups: no configured sign-in provider supplies groups/);
+    const noGroups = { OIDC_ISSUER: undefined, OIDC_CLIENT_ID: undefined, ROUTES: grouped };
+    expect(await refusal(noGroups)).toMatch(/route "\/ops": policy allow\[1\]\.any\[0\]\.groups: no configured sign-in provider supplies groups/);
     // Google does not supply groups; GitHub, GitLab and OpenID Connect do.
-    expect(parseConfig({ ...noGroups, GOOGLE_CLIENT_ID: 'g', GOOGLE_CLIENT_SECRET: 's', ROUTES: grouped }).ok).toBe(false);
-    expect(parseConfig({ ...noGroups, GITHUB_CLIENT_ID: 'g', GITHUB_CLIENT_SECRET: 's', ROUTES: grouped }).ok).toBe(true);
-    expect(parseConfig({ ...noGroups, GITLAB_CLIENT_ID: 'g', GITLAB_CLIENT_SECRET: 's', ROUTES: grouped }).ok).toBe(true);
-    expect(parseConfig({ ...base, ROUTES: grouped }).ok).toBe(true);
+    expect(await loadError({ ...noGroups, GOOGLE_CLIENT_ID: 'g', GOOGLE_CLIENT_SECRET: 's' })).not.toBeNull();
+    expect(await loadError({ ...noGroups, GITHUB_CLIENT_ID: 'g', GITHUB_CLIENT_SECRET: 's' })).toBeNull();
+    expect(await loadError({ ...noGroups, GITLAB_CLIENT_ID: 'g', GITLAB_CLIENT_SECRET: 's' })).toBeNull();
+    expect(await loadError({ ROUTES: grouped })).toBeNull();
   });
 
-  it('a good policy with every fact loads', () => {
+  it('a good policy with every fact loads', async () => {
     const policy = {
       allow: [
         { groups: ['eng'], method: ['GET', 'HEAD'] },
@@ -101,7 +117,7 @@ describe('where a policy may stand', () => {
       deny: [{ country: ['RU', 'T1'] }, { not: { ip: ['192.0.2.0/24', '2001:db8::/32', '::ffff:198.51.100.0/120'] } }],
       external: 'service:DECIDER',
     };
-    expect(parseConfig({ ...base, ROUTES: routes(policy) }).ok).toBe(true);
+    expect(await loadError({ ROUTES: routes(policy) })).toBeNull();
   });
 
   it('every request fails closed with configuration_error naming ROUTES and the rule', async () => {

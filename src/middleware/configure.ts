@@ -39,12 +39,13 @@ export function configFailure(error: ConfigError, request: Request): Response {
  * app.use('*', configure(config))
  */
 export function configure(config: Config): MiddlewareHandler<AppEnv> {
+  // Null (nothing to wait for) unless some route has rules.
+  const policies = routePolicies(config);
   return async (c, next) => {
     c.set('config', config);
     try {
       c.set('keyring', await getKeyring(config));
       // Route policies are compiled on the first request; a mistake fails every request closed.
-      const policies = routePolicies(config);
       if (policies) await policies;
     } catch (e) {
       if (e instanceof ConfigError) return configFailure(e, c.req.raw);

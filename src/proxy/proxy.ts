@@ -22,6 +22,7 @@ import { gate } from './gate';
 import { normalisePath } from './normalise-path';
 import { fetchOrigin } from './origin-fetch';
 import { isUnder, matchRoute, routeTable } from './route-table';
+import { hasPolicy } from '../config/route-policies';
 
 export interface ProxyOptions {
   /** Middleware that adds the gateway's security headers to a response the gateway makes itself. */
@@ -70,7 +71,8 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   const verdict = await gate(c, route, {
     returnTo: url.href,
     refuseCrossSite: true,
-    request: { method: c.req.method, path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) },
+    // Gathered only for a route with rules: the bench's plain verified route pays nothing here.
+    request: hasPolicy(route.config) ? { method: c.req.method, path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) } : undefined,
   });
   if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status };
 

@@ -20,5 +20,9 @@ export function hasPolicy(route: RouteConfig): boolean {
 /** Null when no route has rules; otherwise the compiled policies, or a rejection with a ConfigError. */
 export const routePolicies = memoize((config: Config): Promise<RoutePolicies> | null => {
   if (!config.ROUTES.some(hasPolicy)) return null;
-  return import('./policy').then(({ compileRoutePolicies }) => compileRoutePolicies(config));
+  const compiled = import('./policy').then(({ compileRoutePolicies }) => compileRoutePolicies(config));
+  // Awaited by every request (configure middleware), which answers a rejection; until the first
+  // one gets there, this keeps the runtime from reporting it as unhandled.
+  compiled.catch(() => undefined);
+  return compiled;
 });

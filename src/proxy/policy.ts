@@ -9,8 +9,9 @@
  * count only when the address is verified, so that signing up with someone else's unverified
  * address cannot open a door.
  *
- * The hot path: no parsing, and no allocation beyond the lower-cased email and, for `path` and
- * `ip` conditions, the folded segments and the parsed address, each made once per request.
+ * Per request: no parsing of the rules, and no allocation beyond the verdict, one small
+ * evaluation record and, made at most once each, the lower-cased email, the folded path
+ * segments and the parsed client address.
  */
 import type { Caller, Condition, Policy, Rule } from '../config/policy';
 import type { AuthUser } from '../env';
@@ -156,7 +157,7 @@ function test(c: Condition, e: Evaluation): Tri {
   }
 }
 
-/** The first rule of `rules` whose condition tests as `want`, or null. */
+/** The first rule that holds (for deny rules, `refuses`: that may hold), or null. */
 function first(rules: readonly Rule[], e: Evaluation, refuses: boolean): Rule | null {
   for (const rule of rules) {
     const t = test(rule.condition, e);

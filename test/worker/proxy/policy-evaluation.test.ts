@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePolicy, shorthandPolicy } from '../../../src/config/policy';
 import type { AuthUser } from '../../../src/env';
 import { decide, type RequestFacts } from '../../../src/proxy/policy';
+import { parseCidr, parseIp } from '../../../src/util/ip';
 
 const NOW = 1_800_000_000;
 
@@ -93,6 +94,25 @@ describe('each fact', () => {
     expect(passes({ ip: ['::/0'] })).toBe(false);
     expect(passes({ ip: ['10.0.0.0/9'] }, person(), request({ ip: '10.127.255.255' }))).toBe(true);
     expect(passes({ ip: ['10.0.0.0/9'] }, person(), request({ ip: '10.128.0.0' }))).toBe(false);
+  });
+
+  it('addresses are read as RFC 4291 / dotted-quad text, nothing looser', () => {
+    const bytes = (text: string) => {
+      const a = parseIp(text);
+      return a && [a.v4 ? 4 : 6, ...a.bytes];
+    };
+    expect(bytes('::')).toEqual([6, ...new Array(16).fill(0)]);
+    expect(bytes('::1')).toEqual([6, ...new Array(15).fill(0), 1]);
+    expect(bytes('1::')).toEqual([6, 0, 1, ...new Array(14).fill(0)]);
+    expect(bytes('1:2:3:4:5:6:7:8')).toEqual([6, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]);
+    expect(bytes('1:2:3:4:5:6:1.2.3.4')).toEqual([6, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 1, 2, 3, 4]);
+    expect(bytes('::FFFF:192.0.2.1')).toEqual([4, 192, 0, 2, 1]);
+    for (const bad of ['1:2:3:4:5:6:7:8:9', '1::2::3', '1:2:3:4:5:6:7:1.2.3.4', 'fe80::1%eth0', '12345::', '01.2.3.4', '1.2.3', '1.2.3.256', ' 1.2.3.4', '']) {
+      expect(parseIp(bad), bad).toBeNull();
+    }
+    expect(parseCidr('::ffff:198.51.100.0/120')).toMatchObject({ v4: true, bits: 24 });
+    expect(parseCidr('::ffff:0.0.0.0/95')).toBe('an IPv4-mapped range must be /96 or longer');
+    expect(parseCidr('10.0.0.0/08')).toMatch(/prefix length/);
   });
 
   it('country from the edge', () => {

@@ -73,6 +73,10 @@ export interface Variables {
   requestId: string;
   /** The access policy that decided the request (a proxy route's `auth`), for the request log. */
   policy?: string;
+  /** The policy rule that decided (`allow[0]`, `deny[1]`, `no allow matched`, `external`), for the request log. */
+  policyRule?: string;
+  /** Why the external decision refused or failed, for the request log (never the requester). */
+  policyReason?: string;
   /** The `ROUTES` path a proxied request matched, for the request log. */
   proxyRoute?: string;
   /** The route a lazily loaded app (middleware/lazy-app.ts) matched, for the request log. */

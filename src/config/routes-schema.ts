@@ -44,6 +44,10 @@ export const routeSchema = v.pipe(
         roles: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1)))),
       }),
     ),
+    /** README "Policy": allow and deny rules; checked and compiled by config/route-policies.ts (loaded on first use). */
+    policy: v.optional(v.unknown()),
+    /** "assertion": the origin also receives the assertion as `Authorization: Bearer` (replacing the client's). */
+    upstream_authorization: v.optional(v.picklist(['assertion'], 'upstream_authorization must be "assertion"')),
     audience: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1))),
     strip_prefix: v.optional(v.boolean(), false),
     /** How long the origin may take to answer with headers before a 504. */
@@ -57,6 +61,11 @@ export const routeSchema = v.pipe(
   }),
   // An allow list on an anonymous-friendly route would admit strangers and refuse members.
   v.check((r) => r.allow === undefined || r.auth === 'required', 'allow needs auth = "required"'),
+  // The same holds for a policy: on an optional route anonymous requests would pass it unasked.
+  v.check((r) => r.policy === undefined || r.auth === 'required', 'policy needs auth = "required"'),
+  v.check((r) => r.policy === undefined || r.allow === undefined, 'use either allow (the shorthand) or policy, not both: write the allow list as policy.allow rules'),
+  // A public route has no one to assert.
+  v.check((r) => r.upstream_authorization === undefined || r.auth !== 'public', 'upstream_authorization needs auth = "required" or "optional"'),
   // Step-up only means something where a sign-in is required; elsewhere it would be skipped silently.
   v.check((r) => (r.require === undefined && r.max_auth_age === undefined) || r.auth === 'required', 'require and max_auth_age need auth = "required"'),
 );

@@ -1,9 +1,11 @@
 /**
  * Puts the validated config and the signing keys (both loaded once per isolate) into
- * `c.var.config` / `c.var.keyring`, and the one failure response for a bad configuration.
+ * `c.var.config` / `c.var.keyring`, has the route policies compiled, and the one failure
+ * response for a bad configuration.
  */
 import type { MiddlewareHandler } from 'hono';
 import { ConfigError } from '../config/load';
+import { routePolicies } from '../config/route-policies';
 import type { Config } from '../config/schema';
 import type { AppEnv } from '../env';
 import { navigationWantsHtml } from '../http/client';
@@ -30,16 +32,21 @@ export function configFailure(error: ConfigError, request: Request): Response {
 
 /**
  * Sets `c.var.config` (parsed by the entry point, which builds the app for it) and
- * `c.var.keyring`; a key set that does not import answers the configuration failure.
+ * `c.var.keyring`; a key set that does not import, or a route policy that does not compile,
+ * answers the configuration failure.
  *
  * @example
  * app.use('*', configure(config))
  */
 export function configure(config: Config): MiddlewareHandler<AppEnv> {
+  // Null (nothing to wait for) unless some route has rules.
+  const policies = routePolicies(config);
   return async (c, next) => {
     c.set('config', config);
     try {
       c.set('keyring', await getKeyring(config));
+      // Route policies are compiled on the first request; a mistake fails every request closed.
+      if (policies) await policies;
     } catch (e) {
       if (e instanceof ConfigError) return configFailure(e, c.req.raw);
       throw e;

@@ -1,5 +1,6 @@
 /**
- * One JSON log line per request outcome: route, policy, decision, user id, status, latency.
+ * One JSON log line per request outcome: route, policy (and the policy rule that decided, when a
+ * route's policy did), decision, user id, status, latency.
  * Never a token, cookie, query string or header value: the path is logged without its query.
  * Mounted first, so it also sees responses made by the error handler.
  *
@@ -43,6 +44,9 @@ function writeLine(c: Context<AppEnv>, started: number): void {
     route: c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c),
     path: c.req.path.slice(0, 256),
     policy: policyFor(c),
+    // The route policy's rule that decided (README "Policy"), and the external service's reason.
+    ...(c.get('policyRule') === undefined ? {} : { policy_rule: c.get('policyRule') }),
+    ...(c.get('policyReason') ? { policy_reason: c.get('policyReason') } : {}),
     decision: decisionFor(status),
     status,
     user_id: c.get('user')?.id ?? null,

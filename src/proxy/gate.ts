@@ -1,8 +1,10 @@
 /**
  * Decides who a request to a route is, and whether it may pass: the route's `auth` mode, the
  * presented token (bearer or cookie, fully verified including revocation), cross-site checks
- * for cookie-authenticated unsafe methods and WebSocket handshakes, and the `allow` list.
- * Shared by the proxy and by forward-auth (`/auth/verify`).
+ * for cookie-authenticated unsafe methods and WebSocket handshakes, the route's policy (its
+ * rules, then step-up, then its external decision). Shared by the proxy and by forward-auth
+ * (`/auth/verify`). A refusal by policy is a bare 403 `forbidden`: which rule refused goes to
+ * the request log (`policy_rule`), never to the requester.
  */
 import type { Context } from 'hono';
 import type { AppEnv, AuthUser } from '../env';
@@ -11,7 +13,9 @@ import { ApiError, insufficientUserAuthentication, invalidToken } from '../http/
 import { authenticate, presentedToken } from '../auth/authenticate';
 import { crossSiteRefused, isSafeMethod, requestSite } from '../auth/cross-site';
 import type { CompiledRoute } from './route-table';
-import { isAllowed } from './policy';
+import type { Policy } from '../config/policy';
+import { encodePath, type NormalisedPath } from './normalise-path';
+import { hasPolicy, routePolicies } from '../config/route-policies';
 import { stepUpNeed } from './step-up';
 import { nowSeconds } from '../util/time';
 
@@ -47,6 +51,63 @@ export interface GateOptions {
   method?: string;
   /** Origins besides `PUBLIC_URL` that the request may come from (forward-auth: the app's own). */
   trustedOrigins?: readonly string[];
+  /** What the route's policy may ask of the request; null where nothing trustworthy is known. */
+  request?: PolicyRequest;
+}
+
+export interface PolicyRequest {
+  method: string | null;
+  /** The normalised path the route matched. */
+  path: NormalisedPath | null;
+  host: string;
+  ip: string | null;
+  country: string | null;
+}
+
+const NOT_ALLOWED = 'Your account is not allowed on this route.';
+
+/**
+ * The evaluator and the external decision are loaded on first use (dynamic `import()`), so that
+ * start-up evaluates none of the policy code; later requests reuse the loaded module.
+ */
+let evaluator: Promise<typeof import('./policy')> | undefined;
+let external: Promise<typeof import('./external-decision')> | undefined;
+
+/** The route's compiled policy, or null; throws `forbidden` if its rules refuse the request. */
+async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined, now: number): Promise<Policy | null> {
+  if (!hasPolicy(route.config)) return null;
+  const [policies, { decide }] = await Promise.all([routePolicies(c.get('config')), (evaluator ??= import('./policy'))]);
+  const policy = policies?.get(route.config);
+  // The configure middleware compiled every route's policy before the gate runs: a route with
+  // rules and no compiled policy would be a bug, refused rather than let through.
+  if (!policy) throw new ApiError('server_error', 'The route policy is not available.');
+  const verdict = decide(policy, user, {
+    method: request?.method ?? null,
+    segments: request?.path ? request.path.segments.slice(route.prefix.length) : null,
+    ip: request?.ip ?? null,
+    country: request?.country ?? null,
+    now,
+  });
+  c.set('policyRule', verdict.rule);
+  if (!verdict.allowed) throw new ApiError('forbidden', NOT_ALLOWED);
+  return policy;
+}
+
+/** Asks the route's external decision service, if it names one; throws `forbidden` unless it allows. */
+async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: Policy | null, user: AuthUser, request: PolicyRequest | undefined): Promise<void> {
+  if (!policy?.external) return;
+  const { externalDecision } = await (external ??= import('./external-decision'));
+  const answer = await externalDecision(c.env, policy.external, route.config.path, user, {
+    method: request?.method ?? '',
+    host: request?.host ?? '',
+    path: request?.path ? encodePath(request.path.segments, request.path.trailingSlash) : '',
+    ip: request?.ip ?? null,
+    country: request?.country ?? null,
+  });
+  if (answer.allowed) return;
+  c.set('policyRule', answer.failed ? 'external failed' : 'external');
+  c.set('policyReason', answer.why);
+  throw new ApiError('forbidden', NOT_ALLOWED);
 }
 
 export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: GateOptions = {}): Promise<GateResult> {
@@ -83,13 +144,15 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   }
   c.set('user', user);
   c.set('authVia', presented.via);
-  if (!isAllowed(route.config.allow, user)) throw new ApiError('forbidden', 'Your account is not allowed on this route.');
-  const need = stepUpNeed(route.config, user, nowSeconds());
+  const now = nowSeconds();
+  const policy = await checkRules(c, route, user, options.request, now);
+  const need = stepUpNeed(route.config, user, now);
   if (need) {
     const stepUp = `${config.AUTH_PREFIX}/step-up${options.returnTo === undefined ? '' : `?return_to=${encodeURIComponent(options.returnTo)}`}`;
     // A browser is sent to sign in again more strongly and comes back; an API client is told what would do.
     if (navigation) return { pass: false, redirect: stepUp, status: 303 };
     throw insufficientUserAuthentication(need, `${config.PUBLIC_URL}${stepUp}`);
   }
+  await checkExternal(c, route, policy, user, options.request);
   return { pass: true, user, via: presented.via };
 }

@@ -1,17 +1,176 @@
 /**
- * A route's `allow` list: a signed-in user passes if any listed email, email domain or role
- * matches. Emails and domains count only when the email is verified, so that signing up with
- * someone else's unverified address cannot open a door.
+ * Evaluates a route's policy (config/policy.ts compiled it once with the configuration): a
+ * request passes when some `allow` rule holds and no `deny` rule does. Deny wins.
+ *
+ * A fact the request does not carry (forward-auth knows no trustworthy client IP or country,
+ * and the method only from the proxy's header) is unknown, and a condition that depends on it is
+ * unknown too (three-valued: `not` of unknown is unknown). Unknown fails closed both ways: an
+ * allow rule must surely hold, a deny rule refuses unless it surely does not. Emails and domains
+ * count only when the address is verified, so that signing up with someone else's unverified
+ * address cannot open a door.
+ *
+ * Per request: no parsing of the rules, and no allocation beyond the verdict, one small
+ * evaluation record and, made at most once each, the lower-cased email, the folded path
+ * segments and the parsed client address.
  */
-import type { RouteConfig } from '../config/routes-schema';
+import type { Caller, Condition, Policy, Rule } from '../config/policy';
 import type { AuthUser } from '../env';
+import { foldSegment } from '../util/fold-case';
+import { inRange, parseIp, type IpAddress } from '../util/ip';
 
-export function isAllowed(allow: RouteConfig['allow'], user: AuthUser): boolean {
-  if (!allow) return true;
-  const email = user.email.toLowerCase();
-  const domain = email.slice(email.lastIndexOf('@') + 1);
-  if (user.emailVerified && allow.emails?.includes(email)) return true;
-  if (user.emailVerified && allow.domains?.includes(domain)) return true;
-  if (allow.roles?.some((r) => user.roles.includes(r))) return true;
+/** What the gate knows of the request being authorised; null where it knows nothing trustworthy. */
+export interface RequestFacts {
+  method: string | null;
+  /** The decoded path segments below the route's prefix. */
+  segments: readonly string[] | null;
+  /** From `CF-Connecting-IP` (the built-in proxy only). */
+  ip: string | null;
+  /** From `request.cf.country` (the built-in proxy only). */
+  country: string | null;
+  /** Unix seconds. */
+  now: number;
+}
+
+export interface PolicyVerdict {
+  allowed: boolean;
+  /** The rule that decided (`deny[0]`, `allow[2]`), or `no allow matched`. */
+  rule: string;
+}
+
+export const NO_ALLOW_MATCHED = 'no allow matched';
+
+/** Every signed-in principal is a person until service identities exist. */
+export function callerOf(_user: AuthUser): Caller {
+  return 'person';
+}
+
+const FALSE = 0;
+const TRUE = 1;
+const UNKNOWN = 2;
+type Tri = typeof FALSE | typeof TRUE | typeof UNKNOWN;
+
+/** Per-request values computed at most once, on first use. */
+class Evaluation {
+  private email?: string;
+  private folded?: string[];
+  private address?: IpAddress | null;
+  constructor(
+    readonly user: AuthUser,
+    readonly facts: RequestFacts,
+  ) {}
+
+  lowerEmail(): string {
+    return (this.email ??= this.user.email.toLowerCase());
+  }
+
+  segments(): string[] | null {
+    if (this.facts.segments === null) return null;
+    return (this.folded ??= this.facts.segments.map(foldSegment));
+  }
+
+  ip(): IpAddress | null {
+    if (this.address === undefined) this.address = this.facts.ip === null ? null : parseIp(this.facts.ip);
+    return this.address;
+  }
+}
+
+function anyOf(values: readonly string[], held: readonly string[]): boolean {
+  for (const v of values) if (held.includes(v)) return true;
   return false;
+}
+
+/** `*` is one segment, `**` any number of them. */
+function globMatches(glob: readonly string[], gi: number, path: readonly string[], pi: number): boolean {
+  while (gi < glob.length) {
+    const g = glob[gi]!;
+    if (g === '**') {
+      if (gi === glob.length - 1) return true;
+      for (let k = pi; k <= path.length; k++) if (globMatches(glob, gi + 1, path, k)) return true;
+      return false;
+    }
+    if (pi >= path.length || (g !== '*' && g !== path[pi])) return false;
+    gi++;
+    pi++;
+  }
+  return pi === path.length;
+}
+
+function test(c: Condition, e: Evaluation): Tri {
+  switch (c.kind) {
+    case 'all': {
+      let result: Tri = TRUE;
+      for (const part of c.of) {
+        const t = test(part, e);
+        if (t === FALSE) return FALSE;
+        if (t === UNKNOWN) result = UNKNOWN;
+      }
+      return result;
+    }
+    case 'any': {
+      let result: Tri = FALSE;
+      for (const part of c.of) {
+        const t = test(part, e);
+        if (t === TRUE) return TRUE;
+        if (t === UNKNOWN) result = UNKNOWN;
+      }
+      return result;
+    }
+    case 'not': {
+      const t = test(c.of, e);
+      return t === UNKNOWN ? UNKNOWN : t === TRUE ? FALSE : TRUE;
+    }
+    case 'email':
+      return e.user.emailVerified && c.values.includes(e.lowerEmail()) ? TRUE : FALSE;
+    case 'domain': {
+      if (!e.user.emailVerified) return FALSE;
+      const email = e.lowerEmail();
+      return c.values.includes(email.slice(email.lastIndexOf('@') + 1)) ? TRUE : FALSE;
+    }
+    case 'groups':
+      return anyOf(c.values, e.user.groups) ? TRUE : FALSE;
+    case 'roles':
+      return anyOf(c.values, e.user.roles) ? TRUE : FALSE;
+    case 'amr':
+      return anyOf(c.values, e.user.amr) ? TRUE : FALSE;
+    case 'caller':
+      return c.values.includes(callerOf(e.user)) ? TRUE : FALSE;
+    case 'signed_in_within':
+      return e.facts.now - e.user.authTime <= c.seconds ? TRUE : FALSE;
+    case 'method':
+      if (e.facts.method === null) return UNKNOWN;
+      return c.values.includes(e.facts.method.toUpperCase()) ? TRUE : FALSE;
+    case 'country':
+      if (e.facts.country === null) return UNKNOWN;
+      return c.values.includes(e.facts.country.toUpperCase()) ? TRUE : FALSE;
+    case 'path': {
+      const path = e.segments();
+      if (path === null) return UNKNOWN;
+      for (const glob of c.globs) if (globMatches(glob, 0, path, 0)) return TRUE;
+      return FALSE;
+    }
+    case 'ip': {
+      const address = e.ip();
+      if (address === null) return UNKNOWN;
+      for (const range of c.ranges) if (inRange(address, range)) return TRUE;
+      return FALSE;
+    }
+  }
+}
+
+/** The first rule that holds (for deny rules, `refuses`: that may hold), or null. */
+function first(rules: readonly Rule[], e: Evaluation, refuses: boolean): Rule | null {
+  for (const rule of rules) {
+    const t = test(rule.condition, e);
+    if (t === TRUE || (refuses && t === UNKNOWN)) return rule;
+  }
+  return null;
+}
+
+/** Whether `user` may make this request under `policy`, and the rule that decided. */
+export function decide(policy: Policy, user: AuthUser, facts: RequestFacts): PolicyVerdict {
+  const e = new Evaluation(user, facts);
+  const denied = first(policy.deny, e, true);
+  if (denied) return { allowed: false, rule: denied.label };
+  const allowed = first(policy.allow, e, false);
+  return allowed ? { allowed: true, rule: allowed.label } : { allowed: false, rule: NO_ALLOW_MATCHED };
 }

@@ -22,6 +22,7 @@ import { gate } from './gate';
 import { normalisePath } from './normalise-path';
 import { fetchOrigin } from './origin-fetch';
 import { isUnder, matchRoute, routeTable } from './route-table';
+import { hasPolicy } from '../config/route-policies';
 
 export interface ProxyOptions {
   /** Middleware that adds the gateway's security headers to a response the gateway makes itself. */
@@ -67,20 +68,28 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   c.set('policy', route.config.auth);
   c.set('proxyRoute', route.config.path);
 
-  const verdict = await gate(c, route, { returnTo: url.href, refuseCrossSite: true });
+  const verdict = await gate(c, route, {
+    returnTo: url.href,
+    refuseCrossSite: true,
+    // Gathered only for a route with rules: the bench's plain verified route pays nothing here.
+    request: hasPolicy(route.config) ? { method: c.req.method, path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) } : undefined,
+  });
   if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status };
 
   const websocket = (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
+  const upstreamAssertion = route.config.upstream_authorization === 'assertion';
   const headers = forwardHeaders(c.req.raw.headers, {
     clientIp: clientIp(c),
     proto: url.protocol === 'https:' ? 'https' : 'http',
     host: url.host,
-    dropAuthorization: verdict.via === 'bearer' || (route.config.auth === 'public' && carriesOurBearer(c)),
+    // With upstream_authorization the origin reads Authorization as the identity: never the client's.
+    dropAuthorization: verdict.via === 'bearer' || upstreamAssertion || (route.config.auth === 'public' && carriesOurBearer(c)),
     websocket,
   });
   if (verdict.user) {
     const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);
     for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) headers.set(name, value);
+    if (upstreamAssertion) headers.set('authorization', `Bearer ${assertion}`);
   }
   const response = await fetchOrigin(c.env, route, {
     method: c.req.method,
@@ -90,6 +99,12 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
     host: url.host,
   });
   return { origin: withoutGatewaySetCookies(response) };
+}
+
+/** The client's country as the Cloudflare edge saw it (`request.cf.country`), if the runtime says. */
+function edgeCountry(request: Request): string | null {
+  const country: unknown = request.cf?.country;
+  return typeof country === 'string' && country !== '' ? country : null;
 }
 
 /** On a public route nothing is verified, but a bearer token of ours still must not leak onward. */

@@ -13,6 +13,7 @@
  * - `POST /admin/users/:id/verify-email`     mark the user's current address verified
  * - `POST /admin/users/:id/password-reset`   mail the user a password reset link (needs mail)
  * - `DELETE /admin/users/:id/second-factors` remove the authenticator app and recovery codes (a lost phone)
+ * - `GET  /admin/explain?user=&url=&method=` which route and policy rule decide a request (routes/policy-explain.ts)
  *
  * Role changes reach tokens at the next refresh; disabling is immediate.
  */
@@ -34,6 +35,7 @@ import { listActiveSessions } from '../storage/sessions';
 import { markEmailVerified } from '../storage/email-verification';
 import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
 import { mailEnabled } from '../mail/send';
+import { policyExplainRoute } from './policy-explain';
 import { nowSeconds as now } from '../util/time';
 
 const ADMIN_ROLE = 'admin';
@@ -112,6 +114,7 @@ export const adminRoutes = new Hono<AppEnv>()
     c.header('cache-control', 'no-store');
     await next();
   })
+  .route('/', policyExplainRoute)
   .get('/users', async (c) => {
     const q = parseQuery(c);
     const limit = Number(q.limit);

@@ -3,9 +3,9 @@
  * `forward_auth`. The proxy in front sends the client's headers (cookie or bearer token); the
  * answer is 200 with the identity headers and the assertion, 401, or 403 by policy.
  *
- * `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-URI` (nginx) is read only to pick the
- * route whose policy and audience apply (if both come and name different routes, the request is
- * refused). A URI that matches no route gets the default policy: a signed-in user is required
+ * `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-URI` (nginx) picks the route whose policy
+ * and audience apply and gives the policy its path (if both come and name different routes, the
+ * request is refused); `X-Forwarded-Method` / `X-Original-Method` give it the method. A URI that matches no route gets the default policy: a signed-in user is required
  * and the assertion's audience is the gateway's own `PUBLIC_URL`.
  */
 import { Hono, type Context } from 'hono';
@@ -14,7 +14,7 @@ import { ApiError } from '../http/errors';
 import { REFUSED_METHODS } from '../middleware/refuse-methods';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
-import { normaliseRequestTarget } from '../proxy/normalise-path';
+import { normaliseRequestTarget, type NormalisedPath } from '../proxy/normalise-path';
 import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';
@@ -31,8 +31,14 @@ const defaultRoute = memoize((config: Config): CompiledRoute => ({
   audience: config.PUBLIC_URL,
 }));
 
-function routeFor(config: Config, uri: string | undefined): CompiledRoute {
-  if (uri === undefined || uri === '') return defaultRoute(config);
+interface ForwardedRoute {
+  route: CompiledRoute;
+  /** The forwarded URI's path, or null when none came (then the default route applies). */
+  path: NormalisedPath | null;
+}
+
+function routeFor(config: Config, uri: string | undefined): ForwardedRoute {
+  if (uri === undefined || uri === '') return { route: defaultRoute(config), path: null };
   let path;
   try {
     // A raw request target, as nginx's $request_uri: never `new URL(uri, base)` on its own,
@@ -42,7 +48,7 @@ function routeFor(config: Config, uri: string | undefined): CompiledRoute {
     // A proxy only understands 2xx, 401 and 403 here: an unclear path is refused, not a 400.
     throw new ApiError('forbidden', NOT_A_PLAIN_PATH);
   }
-  return matchRoute(routeTable(config.ROUTES), path)?.route ?? defaultRoute(config);
+  return { route: matchRoute(routeTable(config.ROUTES), path)?.route ?? defaultRoute(config), path };
 }
 
 /**
@@ -51,12 +57,12 @@ function routeFor(config: Config, uri: string | undefined): CompiledRoute {
  * Caddy a client's `X-Original-URI`), so when both are present and pick different routes one of
  * them is the client's: refused, rather than letting a client choose the laxer policy.
  */
-function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined): CompiledRoute {
-  const route = routeFor(config, forwardedUri ?? originalUri);
-  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri) !== route) {
+function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined): ForwardedRoute {
+  const named = routeFor(config, forwardedUri ?? originalUri);
+  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri).route !== named.route) {
     throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
   }
-  return route;
+  return named;
 }
 
 /**
@@ -80,16 +86,29 @@ function forwardedMethod(forwarded: string | undefined, original: string | undef
  */
 function forwardedOrigin(c: Context<AppEnv>): string[] {
   const proto = c.req.header('x-forwarded-proto');
+  const host = forwardedHost(c);
+  return (proto === 'https' || proto === 'http') && host ? [`${proto}://${host}`] : [];
+}
+
+function forwardedHost(c: Context<AppEnv>): string {
   const host = c.req.header('x-forwarded-host');
-  return (proto === 'https' || proto === 'http') && host && /^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host) ? [`${proto}://${host.toLowerCase()}`] : [];
+  return host && /^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host) ? host.toLowerCase() : '';
 }
 
 export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   const config = c.get('config');
-  const route = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'));
+  const { route, path } = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'));
   // A cookie-authenticated unsafe request from another site is refused here as the proxy would.
   const method = forwardedMethod(c.req.header('x-forwarded-method'), c.req.header('x-original-method'));
-  const verdict = await gate(c, route, { refuseCrossSite: true, method, trustedOrigins: forwardedOrigin(c) });
+  const verdict = await gate(c, route, {
+    refuseCrossSite: true,
+    method,
+    trustedOrigins: forwardedOrigin(c),
+    // This request comes from the proxy in front, so its own IP and country are the proxy's, and
+    // a header naming the client's could be the client's own (nginx passes them through): a
+    // policy's ip and country are unknown here, which fails closed (proxy/policy.ts).
+    request: { method: method ?? null, path, host: forwardedHost(c), ip: null, country: null },
+  });
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {
     const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);

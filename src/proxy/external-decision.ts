@@ -1,0 +1,127 @@
+/**
+ * A route's external decision (`policy.external = "service:NAME"`, README "Policy"): after the
+ * route's own rules allow, a Worker bound as NAME is asked, by a JSON POST to
+ * `https://gatehouse.invalid/decision`:
+ *
+ *   { "version": 1, "route": "/app",
+ *     "request": { "method": "GET", "host": "...", "path": "/app/x", "ip": "...", "country": "DE" },
+ *     "identity": { "caller": "person", "sub": "...", "email": "...", "email_verified": true,
+ *                   "roles": [...], "groups": [...], "amr": [...], "auth_time": 0, "session_id": "..." } }
+ *
+ * (`path` without the query; `ip` and `country` null where unknown.) It answers 200 with
+ * `{ "allow": true | false, "reason"?: "..." }`. Anything else (another status, a body that is
+ * not that JSON, no answer within {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
+ * the requester gets 403 `forbidden`, the log says why. The reason is logged, never shown.
+ *
+ * Answers (allow or refuse, not failures) are kept for {@link EXTERNAL_CACHE_SECONDS} per access
+ * token (so per session, and new at each refresh), route, method, path, IP and country, at most
+ * {@link EXTERNAL_CACHE_ENTRIES} per isolate (the oldest goes first).
+ */
+import { serviceBinding, type AuthUser, type Env } from '../env';
+import { log } from '../observability/log';
+import { callerOf } from './policy';
+
+export const EXTERNAL_TIMEOUT_MS = 2000;
+export const EXTERNAL_CACHE_SECONDS = 5;
+export const EXTERNAL_CACHE_ENTRIES = 1000;
+export const EXTERNAL_DECISION_URL = 'https://gatehouse.invalid/decision';
+
+export interface ExternalRequest {
+  method: string;
+  host: string;
+  path: string;
+  ip: string | null;
+  country: string | null;
+}
+
+export interface ExternalVerdict {
+  allowed: boolean;
+  /** Asking failed (a refusal, never cached). */
+  failed: boolean;
+  /** What the log says: the service's reason (may be empty), or why asking failed. */
+  why: string;
+}
+
+const answers = new Map<string, ExternalVerdict & { until: number }>();
+
+function remember(key: string, verdict: ExternalVerdict, nowMs: number): void {
+  answers.delete(key);
+  // A Map iterates in insertion order: the first key is the oldest.
+  while (answers.size >= EXTERNAL_CACHE_ENTRIES) answers.delete(answers.keys().next().value!);
+  answers.set(key, { ...verdict, until: nowMs + EXTERNAL_CACHE_SECONDS * 1000 });
+}
+
+/** How many answers this isolate holds (for tests of the bound). */
+export function cachedExternalAnswers(): number {
+  return answers.size;
+}
+
+const failure = (why: string): ExternalVerdict => ({ allowed: false, failed: true, why });
+
+function isAnswer(x: unknown): x is { allow: boolean; reason?: unknown } {
+  return typeof x === 'object' && x !== null && 'allow' in x && typeof x.allow === 'boolean';
+}
+
+async function ask(env: Env, binding: string, route: string, user: AuthUser, request: ExternalRequest): Promise<ExternalVerdict> {
+  const service = serviceBinding(env, binding);
+  if (!service) return failure('no such service binding');
+  const body = JSON.stringify({
+    version: 1,
+    route,
+    request,
+    identity: {
+      caller: callerOf(user),
+      sub: user.id,
+      email: user.email,
+      email_verified: user.emailVerified,
+      roles: user.roles,
+      groups: user.groups,
+      amr: user.amr,
+      auth_time: user.authTime,
+      session_id: user.sessionId,
+    },
+  });
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), EXTERNAL_TIMEOUT_MS);
+  try {
+    const response = await service.fetch(EXTERNAL_DECISION_URL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal: controller.signal,
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      return failure(`status ${response.status}`);
+    }
+    let answer: unknown;
+    try {
+      answer = await response.json();
+    } catch {
+      return failure('the answer is not JSON');
+    }
+    if (!isAnswer(answer)) return failure('the answer has no boolean "allow"');
+    const reason = typeof answer.reason === 'string' ? answer.reason.slice(0, 200) : '';
+    return { allowed: answer.allow, failed: false, why: reason };
+  } catch (e) {
+    return failure(controller.signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : `${e instanceof Error ? e.name : 'error'}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The external service's verdict on this request, from the cache while it is fresh. */
+export async function externalDecision(env: Env, binding: string, route: string, user: AuthUser, request: ExternalRequest): Promise<ExternalVerdict> {
+  const key = `${user.tokenId}\n${binding}\n${route}\n${request.method}\n${request.host}\n${request.path}\n${request.ip ?? ''}\n${request.country ?? ''}`;
+  const nowMs = Date.now();
+  const cached = answers.get(key);
+  if (cached && cached.until > nowMs) return cached;
+  const verdict = await ask(env, binding, route, user, request);
+  if (verdict.failed) {
+    answers.delete(key);
+    log.warn('policy_external_failed', { route, binding, why: verdict.why });
+  } else {
+    remember(key, verdict, nowMs);
+  }
+  return verdict;
+}

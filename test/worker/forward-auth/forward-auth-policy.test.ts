@@ -1,0 +1,64 @@
+/**
+ * Route policies in forward-auth (`GET /auth/verify`): the method and path come from the
+ * headers the proxy in front sets; the client's IP and country are unknown there (the request
+ * comes from the proxy, and a header naming the client's could be the client's own), so a rule
+ * that needs them fails closed: an allow rule does not hold, a deny rule refuses.
+ */
+import { describe, expect, it } from 'vitest';
+import { bearer, call, registerUser, uniqueEmail } from '../support/helpers';
+import { promote, proxyEnv } from '../support/proxy-helpers';
+
+const env = proxyEnv([
+  {
+    path: '/wiki',
+    origin: 'https://wiki.internal.example',
+    auth: 'required',
+    policy: { allow: [{ roles: ['editor'] }, { roles: ['reader'], method: ['GET'], path: ['/pages/**'] }], deny: [{ path: ['/admin/**'] }] },
+  },
+  { path: '/office', origin: 'https://office.internal.example', auth: 'required', policy: { allow: [{ roles: ['editor'], ip: ['203.0.113.0/24'] }] } },
+  { path: '/geo', origin: 'https://geo.internal.example', auth: 'required', policy: { allow: [{ roles: ['editor'] }], deny: [{ country: ['RU'] }] } },
+]);
+
+async function withRoles(roles: string[]): Promise<string> {
+  const email = uniqueEmail('fa');
+  await registerUser(email, undefined, env);
+  return promote(env, email, { roles });
+}
+
+const verify = (token: string, headers: Record<string, string>) => call('/auth/verify', { env, headers: { ...bearer(token), ...headers } });
+
+describe('forward-auth policy facts', () => {
+  it('method and path come from the forwarded headers', async () => {
+    const reader = await withRoles(['reader']);
+    expect((await verify(reader, { 'x-forwarded-uri': '/wiki/pages/home', 'x-forwarded-method': 'GET' })).status).toBe(200);
+    expect((await verify(reader, { 'x-original-uri': '/wiki/pages/home', 'x-original-method': 'get' })).status).toBe(200);
+    expect((await verify(reader, { 'x-forwarded-uri': '/wiki/pages/home', 'x-forwarded-method': 'POST' })).status).toBe(403);
+    expect((await verify(reader, { 'x-forwarded-uri': '/wiki/other', 'x-forwarded-method': 'GET' })).status).toBe(403);
+  });
+
+  it('without a forwarded method, a rule on the method cannot hold', async () => {
+    const reader = await withRoles(['reader']);
+    expect((await verify(reader, { 'x-forwarded-uri': '/wiki/pages/home' })).status).toBe(403);
+  });
+
+  it('deny wins on the forwarded path, whatever its case or encoding', async () => {
+    const editor = await withRoles(['editor']);
+    expect((await verify(editor, { 'x-forwarded-uri': '/wiki/pages/x' })).status).toBe(200);
+    for (const uri of ['/wiki/admin/x', '/wiki/Admin/x', '/wiki/%61dmin/x', '/wiki/pages/../admin/x']) {
+      const r = await verify(editor, { 'x-forwarded-uri': uri });
+      expect(r.status, uri).toBe(403);
+      expect(await r.json()).toMatchObject({ error: 'forbidden' });
+    }
+  });
+
+  it('the client IP is unknown: the verify request\'s own CF-Connecting-IP and X-Forwarded-For are not it', async () => {
+    const editor = await withRoles(['editor']);
+    const r = await verify(editor, { 'x-forwarded-uri': '/office/x', 'cf-connecting-ip': '203.0.113.5', 'x-forwarded-for': '203.0.113.5', 'x-real-ip': '203.0.113.5' });
+    expect(r.status).toBe(403);
+  });
+
+  it('the country is unknown: a country deny refuses', async () => {
+    const editor = await withRoles(['editor']);
+    expect((await verify(editor, { 'x-forwarded-uri': '/geo/x' })).status).toBe(403);
+  });
+});

@@ -4,10 +4,12 @@
  * GitHub's organisations and teams (asking `read:org` only when a route decides on groups), and
  * the bounds every provider's names pass through. Google and password sign-ins carry none.
  */
+import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MAX_GROUP_LENGTH, MAX_GROUPS, MAX_GROUPS_TOTAL } from '../../../src/providers/groups';
-import { bearer, call, GOOD_PASSWORD, makeEnv, uniqueEmail, type TestEnv } from '../support/helpers';
+import { bearer, call, GOOD_PASSWORD, makeEnv, setCookies, uniqueEmail, type TestEnv } from '../support/helpers';
+import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
 import { FakeGitHub, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
 import { sessionCookies, signIn, startLogin } from '../support/oauth-helpers';
 
@@ -129,5 +131,22 @@ describe('GitHub organisations and teams', () => {
     gh.orgs = [{ login: 'Acme' }, { login: 'open-source' }];
     gh.teams = [{ slug: 'platform', organization: { login: 'Acme' } }, { slug: 'Docs', organization: { login: 'Writers' } }];
     expect(await groupsAfterSignIn('github', gh, e)).toEqual(['acme', 'open-source', 'writers', 'acme/platform', 'writers/docs']);
+  });
+});
+
+describe('a provider sign-in that owes a second factor', () => {
+  it('keeps the provider’s groups through the pending state: the session the code completes carries them', async () => {
+    const gh = FakeGitHub.create();
+    const e = mfaEnv({ GITHUB_CLIENT_ID: gh.clientId, GITHUB_CLIENT_SECRET: gh.clientSecret, ROUTES: JSON.stringify(GROUP_ROUTE) });
+    const u = await userWithTotp(e);
+    await env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(u.userId).run();
+    gh.githubUser = { ...gh.githubUser, id: 800_000 + n++ };
+    gh.emails = [{ email: u.email, primary: true, verified: true }];
+    gh.orgs = [{ login: 'eng' }];
+    const r = await signIn('github', gh, e, '/eng');
+    expect(r.headers.get('location')).toBe('/auth/mfa');
+    const done = await call('/auth/mfa', { env: e, cookies: { '__Host-gatehouse-mfa': setCookies(r).get('__Host-gatehouse-mfa')!.value }, headers: NAV, form: { code: totpCode(u.secret, 1) } });
+    expect(done.status).toBe(303);
+    expect(decodeJwt(setCookies(done).get('__Host-gatehouse')!.value).groups).toEqual(['eng']);
   });
 });

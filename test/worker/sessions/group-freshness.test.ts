@@ -18,6 +18,7 @@ import { insertLegacyUser } from '../support/legacy-sessions';
 import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
+import { NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
 import { sessionRow, sessionsObject } from '../support/user-sessions-store';
 
 const KEY = 'k'.repeat(20) + 'an-encryption-secret-for-tests';
@@ -186,6 +187,17 @@ describe('how fresh group membership is', () => {
     expect(idp.refreshCalls).toBe(0);
     const sid = decodeJwt(after.access_token).sid as string;
     expect(await sessionRow('SELECT groups, provider_grant FROM sessions WHERE id = ?', [sid], decodeJwt(after.access_token).sub)).toEqual({ groups: null, provider_grant: null });
+  });
+
+  it('no access token carries groups GROUPS_MAX_AGE old: a step-up then mints one without them', async () => {
+    const { idp, e, t0, access, refresh } = await signedIn(['eng']);
+    const u = await userWithTotp(e, idp.user.email, { '__Host-gatehouse': access, '__Secure-gatehouse-refresh': refresh });
+    at(t0, MAX_AGE + 1);
+    const r = await call('/auth/step-up', { env: e, cookies: u.jar, headers: NAV, form: { code: totpCode(u.secret, 1), return_to: '/eng' } });
+    expect(r.status, await r.clone().text()).toBe(303);
+    const stepped = decodeJwt(setCookies(r).get('__Host-gatehouse')!.value);
+    expect(stepped.amr).toContain('otp');
+    expect(stepped.groups).toBeUndefined();
   });
 
   it('the provider grant kept with the session is sealed, never stored in the clear', async () => {

@@ -15,7 +15,7 @@ import { randomId, sha256 } from '../../../src/util/random';
 import { CLOCK_TOLERANCE_S } from '../../../src/util/time';
 import { bearer, call, makeEnv, setCookies, type TestEnv } from '../support/helpers';
 import { insertLegacyUser } from '../support/legacy-sessions';
-import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { FakeGitHub, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
@@ -60,11 +60,17 @@ async function signedIn(groups: string[], routes: unknown[] = [ENG_ROUTE]) {
   });
   const id = `fresh-${n}-${Date.now()}`;
   idp.user = { sub: id, email: `${id}@example.com`, email_verified: true, groups };
-  const t0 = now();
   const r = await signIn('oidc', idp, e);
   expect(r.status, await r.clone().text()).toBe(303);
   const { access, refresh } = sessionCookies(r);
-  return { idp, e, origin, t0, access, refresh };
+  return { idp, e, origin, t0: await groupsReadAt(access), access, refresh };
+}
+
+/** When the session of `access` read its groups (Unix seconds): the clock every bound runs from. */
+async function groupsReadAt(access: string): Promise<number> {
+  const { sid, sub } = decodeJwt(access);
+  const row = await sessionRow<{ groups_read_at: number }>('SELECT groups_read_at FROM sessions WHERE id = ?', [sid], sub);
+  return row!.groups_read_at;
 }
 
 interface Refreshed {
@@ -165,6 +171,45 @@ describe('how fresh group membership is', () => {
       expect(decodeJwt(recovered.access_token).groups).toEqual(['eng']);
     });
   }
+
+  it('a refreshed ID token about another account is not believed: refused like a provider that cannot be asked', async () => {
+    const { idp, e, t0, refresh } = await signedIn(['eng']);
+    idp.tamper = (claims) => {
+      if (claims.nonce === undefined) claims.sub = 'somebody-else';
+    };
+    at(t0, MAX_AGE + 1);
+    expect((await refreshWith(e, refresh)).status).toBe(401);
+  });
+
+  it('GitHub: organisations and teams are re-read through the API with the kept token; an API that fails refuses after the bound', async () => {
+    const gh = FakeGitHub.create();
+    const e = makeEnv({
+      GITHUB_CLIENT_ID: gh.clientId,
+      GITHUB_CLIENT_SECRET: gh.clientSecret,
+      TOKEN_ENCRYPTION_KEY: KEY,
+      GROUPS_MAX_AGE: String(MAX_AGE),
+      ROUTES: JSON.stringify([ENG_ROUTE]),
+      ENG: recordingOrigin(),
+    });
+    gh.githubUser = { ...gh.githubUser, id: 900_000 + n++ };
+    gh.emails = [{ email: `gh-fresh-${n}-${Date.now()}@example.com`, primary: true, verified: true }];
+    gh.orgs = [{ login: 'eng' }];
+    gh.teams = [];
+    const r = await signIn('github', gh, e);
+    expect(r.status).toBe(303);
+    const { access, refresh } = sessionCookies(r);
+    const t0 = await groupsReadAt(access);
+    gh.orgs = [{ login: 'ops' }];
+    gh.teams = [{ slug: 'sre', organization: { login: 'ops' } }];
+    at(t0, MAX_AGE);
+    const reread = await refreshed(e, refresh);
+    expect(decodeJwt(reread.access_token).groups).toEqual(['ops', 'ops/sre']);
+    expect((await eng(e, reread.access_token)).status).toBe(403);
+    gh.faults = { api: 'rate-limited' };
+    at(t0, 2 * MAX_AGE + 1);
+    expect((await refreshWith(e, reread.refresh_token)).status).toBe(401);
+    gh.faults = {};
+  });
 
   it('a browser navigation whose refresh is refused that way goes to sign-in', async () => {
     const { idp, e, t0, refresh } = await signedIn(['eng']);

@@ -3,7 +3,9 @@
  * server (the dev one) gives each user groups; a real `wrangler dev` admits `/eng` to the group
  * `eng` only. A member passes nginx with X-Auth-Groups copied from the gateway's answer (a name
  * holding a comma percent-encoded, the assertion carrying it as sent); a non-member is refused
- * by nginx (403) and the origin is never asked.
+ * by nginx (403) and the origin is never asked. A user removed from `eng` at the provider keeps
+ * it until the access token is refreshed once the groups are GROUPS_MAX_AGE (here 30 s) old: the
+ * refresh re-reads them from the server (refresh grant, new ID token) and nginx refuses.
  * Skips only when nginx is not installed, and never in CI (there a missing nginx fails the run).
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -14,6 +16,8 @@ import { Client, freePort, startGateway, type Gateway } from './harness';
 import { nginxBin, startNginx, type Nginx } from './interop/nginx';
 import { missingPeer } from './interop/processes';
 import { startOrigin, type Origin } from './interop/origin';
+
+const GROUPS_MAX_AGE = 30;
 
 describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request with a group rule', () => {
   let gw: Gateway;
@@ -30,6 +34,7 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request wit
         OIDC_ISSUER: idp.issuer,
         OIDC_CLIENT_ID: 'gatehouse-nginx-groups',
         OIDC_CLIENT_SECRET: 'nginx-groups-secret',
+        GROUPS_MAX_AGE: String(GROUPS_MAX_AGE),
         ROUTES: JSON.stringify([{ path: '/eng', origin: 'http://127.0.0.1:9', auth: 'required', allow: { groups: ['eng'] } }]),
       },
     });
@@ -49,6 +54,10 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request wit
 
   /** Signs in through the OpenID Connect server as someone in `groups`; returns the session's cookie header. */
   async function signedIn(groups: string[]): Promise<string> {
+    return (await signedInClient(groups)).cookieHeader();
+  }
+
+  async function signedInClient(groups: string[]): Promise<Client> {
     const stamp = `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
     who = { sub: `nginx-${stamp}`, email: `nginx-${stamp}@example.com`, email_verified: true, name: 'Nginx Groups', groups };
     const c = new Client(gw.url);
@@ -58,7 +67,7 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request wit
     const back = new URL(atProvider.headers.get('location')!);
     const done = await c.fetch(`${back.pathname}${back.search}`);
     expect(done.status, gw.logs().slice(-4000)).toBe(303);
-    return c.cookieHeader();
+    return c;
   }
 
   it('a member of eng passes, with X-Auth-Groups and the assertion’s groups', async () => {
@@ -80,5 +89,19 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request wit
     const r = await fetch(`${nginx.base}/eng/board`, { headers: { cookie, 'x-auth-groups': 'eng' } });
     expect(r.status).toBe(403);
     expect(seen).toHaveLength(0);
+  });
+
+  it('removed from eng at the provider: kept until a refresh after GROUPS_MAX_AGE re-reads the groups, then refused', { timeout: 90_000 }, async () => {
+    const c = await signedInClient(['eng']);
+    who = { ...who, groups: ['staff'] };
+    const before = await fetch(`${nginx.base}/eng/board`, { headers: { cookie: c.cookieHeader() } });
+    expect(before.status).toBe(200);
+    await new Promise((r) => setTimeout(r, (GROUPS_MAX_AGE + 2) * 1000));
+    // The access token minted at sign-in still carries eng until it expires (the bound's second part).
+    expect((await fetch(`${nginx.base}/eng/board`, { headers: { cookie: c.cookieHeader() } })).status).toBe(200);
+    const refreshed = await c.fetch('/auth/refresh', { method: 'POST', headers: { origin: gw.url } });
+    expect(refreshed.status, gw.logs().slice(-4000)).toBe(200);
+    const after = await fetch(`${nginx.base}/eng/board`, { headers: { cookie: c.cookieHeader() } });
+    expect(after.status).toBe(403);
   });
 });

@@ -101,6 +101,9 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request wit
     expect((await fetch(`${nginx.base}/eng/board`, { headers: { cookie: c.cookieHeader() } })).status).toBe(200);
     const refreshed = await c.fetch('/auth/refresh', { method: 'POST', headers: { origin: gw.url } });
     expect(refreshed.status, gw.logs().slice(-4000)).toBe(200);
+    // Re-read, not merely dropped: the token carries the groups the provider says now.
+    const me = (await (await c.fetch('/auth/me')).json()) as { user: { groups: string[] } };
+    expect(me.user.groups).toEqual(['staff']);
     const after = await fetch(`${nginx.base}/eng/board`, { headers: { cookie: c.cookieHeader() } });
     expect(after.status).toBe(403);
   });

@@ -91,6 +91,10 @@ export interface RotatedRow {
 }
 
 export function toSession(row: SessionRow): Session {
+  // Rows D1 kept have no group columns: read as null, like the object's rows without groups.
+  const groups = row.groups ?? null;
+  const readAt = row.groups_read_at ?? null;
+  const subject = row.provider_subject ?? null;
   return {
     id: row.id,
     userId: row.user_id,
@@ -102,18 +106,14 @@ export function toSession(row: SessionRow): Session {
     userAgent: row.user_agent,
     ip: row.ip,
     provider: row.provider,
-    amr: parseAmr(row.amr),
+    amr: parseList(row.amr),
     // Sessions from before the second-factor migration have no auth_time: they signed in when they began.
     authTime: row.auth_time ?? row.created_at,
     // Sessions of earlier versions, and of sign-ins without provider groups, carry none.
-    groups: row.groups == null || row.groups_read_at == null ? null : parseList(row.groups),
-    groupsReadAt: row.groups == null ? null : (row.groups_read_at ?? null),
-    groupSource: row.provider_subject == null ? null : { subject: row.provider_subject, grant: row.provider_grant ?? null },
+    groups: groups === null || readAt === null ? null : parseList(groups),
+    groupsReadAt: groups === null ? null : readAt,
+    groupSource: subject === null ? null : { subject, grant: row.provider_grant ?? null },
   };
-}
-
-function parseAmr(text: string): string[] {
-  return parseList(text);
 }
 
 function parseList(text: string): string[] {
@@ -268,8 +268,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       }
       const absoluteEnd = row.created_at + r.maxAge;
       if (row.revoked_at !== null || row.expires_at <= r.now || absoluteEnd <= r.now) return { kind: 'invalid' };
-      const groupsRead = row.groups_read_at ?? null;
-      if (r.groupsMaxAge !== null && row.groups != null && groupsRead !== null && groupsRead + r.groupsMaxAge <= r.now) return { kind: 'stale_groups', session: toSession(row) };
+      const current = toSession(row);
+      if (r.groupsMaxAge !== null && current.groupsReadAt !== null && current.groupsReadAt + r.groupsMaxAge <= r.now) return { kind: 'stale_groups', session: current };
       const expiresAt = Math.min(r.now + r.refreshTtl, absoluteEnd);
       sql.exec('UPDATE sessions SET refresh_hash = ?, expires_at = ?, last_used_at = ? WHERE id = ?', r.newHash, expiresAt, r.now, row.id);
       sql.exec('INSERT OR IGNORE INTO rotated_refresh_tokens (hash, session_id, rotated_at) VALUES (?, ?, ?)', r.hash, row.id, r.now);

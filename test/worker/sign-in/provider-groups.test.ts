@@ -7,6 +7,8 @@
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/load';
+import { groupProviders } from '../../../src/providers/catalog';
 import { MAX_GROUP_LENGTH, MAX_GROUPS, MAX_GROUPS_TOTAL } from '../../../src/providers/groups';
 import { bearer, call, GOOD_PASSWORD, makeEnv, setCookies, uniqueEmail, type TestEnv } from '../support/helpers';
 import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
@@ -149,5 +151,24 @@ describe('a provider sign-in that owes a second factor', () => {
     const done = await call('/auth/mfa', { env: e, cookies: { '__Host-gatehouse-mfa': setCookies(r).get('__Host-gatehouse-mfa')!.value }, headers: NAV, form: { code: totpCode(u.secret, 1) } });
     expect(done.status).toBe(303);
     expect(decodeJwt(setCookies(done).get('__Host-gatehouse')!.value).groups).toEqual(['eng']);
+  });
+});
+
+describe('which providers can supply groups', () => {
+  it('OpenID Connect providers with a groups claim always, GitHub once a route decides on groups, Google never', () => {
+    const settings = {
+      GITHUB_CLIENT_ID: 'gh', GITHUB_CLIENT_SECRET: 'gh-secret',
+      GOOGLE_CLIENT_ID: 'g', GOOGLE_CLIENT_SECRET: 'g-secret',
+      GITLAB_CLIENT_ID: 'gl', GITLAB_CLIENT_SECRET: 'gl-secret',
+      OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'oidc',
+      TOKEN_ENCRYPTION_KEY: KEY,
+    };
+    const config = (extra: Record<string, unknown>) => {
+      const r = parseConfig(makeEnv({ ...settings, ...extra }));
+      if (!r.ok) throw r.error;
+      return r.config;
+    };
+    expect(groupProviders(config({}))).toEqual(['gitlab', 'oidc']);
+    expect(groupProviders(config({ ROUTES: JSON.stringify(GROUP_ROUTE) }))).toEqual(['github', 'gitlab', 'oidc']);
   });
 });

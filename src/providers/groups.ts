@@ -1,16 +1,21 @@
 /**
  * Group names from a provider, bounded before anything keeps them: they travel in every access
  * token (a cookie, at most 4 KB with everything else), the assertion and `X-Auth-Groups`.
- * Only strings count; an empty name, one longer than {@link MAX_GROUP_LENGTH} or holding a
- * control character is dropped (never shortened: a prefix of a name is another group's name);
- * duplicates go; past {@link MAX_GROUPS} names or {@link MAX_GROUPS_TOTAL} characters the rest
- * is dropped. Dropping a group can only refuse, never admit.
+ * Only strings count; an empty name, one longer than {@link MAX_GROUP_LENGTH} characters or
+ * holding a control character is dropped (never shortened: a prefix of a name is another
+ * group's name); duplicates go; past {@link MAX_GROUPS} names or {@link MAX_GROUPS_BYTES} bytes
+ * the rest is dropped. Dropping a group can only refuse, never admit.
  */
 
 export const MAX_GROUP_LENGTH = 128;
 export const MAX_GROUPS = 50;
-/** Characters of all kept names together. */
-export const MAX_GROUPS_TOTAL = 1024;
+/**
+ * Bytes the kept names take in a token's JSON (UTF-8, quotes and separators included): a
+ * name of 128 CJK characters is 384 bytes, so characters alone would not bound the token.
+ */
+export const MAX_GROUPS_BYTES = 1024;
+
+const encoder = new TextEncoder();
 
 /**
  * Control characters (C0, DEL, C1), the Unicode line and paragraph separators, and a lone
@@ -27,10 +32,11 @@ export function boundedGroups(value: unknown): string[] {
   for (const x of value) {
     if (kept.length >= MAX_GROUPS) break;
     if (typeof x !== 'string' || x === '' || x.length > MAX_GROUP_LENGTH || CONTROL.test(x) || seen.has(x)) continue;
-    if (total + x.length > MAX_GROUPS_TOTAL) break;
+    const bytes = encoder.encode(JSON.stringify(x)).length + 1;
+    if (total + bytes > MAX_GROUPS_BYTES) break;
     seen.add(x);
     kept.push(x);
-    total += x.length;
+    total += bytes;
   }
   return kept;
 }

@@ -9,7 +9,7 @@ import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { groupProviders } from '../../../src/providers/catalog';
-import { MAX_GROUP_LENGTH, MAX_GROUPS, MAX_GROUPS_TOTAL } from '../../../src/providers/groups';
+import { MAX_GROUP_LENGTH, MAX_GROUPS, MAX_GROUPS_BYTES } from '../../../src/providers/groups';
 import { bearer, call, GOOD_PASSWORD, makeEnv, setCookies, uniqueEmail, type TestEnv } from '../support/helpers';
 import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
 import { FakeGitHub, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
@@ -90,11 +90,16 @@ describe('OpenID Connect groups', () => {
     // Too many: the first MAX_GROUPS are kept.
     idp.user = someone(Array.from({ length: MAX_GROUPS + 20 }, (_, i) => `g${i}`));
     expect(await groupsAfterSignIn('oidc', idp, e)).toEqual(Array.from({ length: MAX_GROUPS }, (_, i) => `g${i}`));
-    // Too long together: names are kept while the total stays within MAX_GROUPS_TOTAL.
+    // Too long together: names are kept while their JSON (quotes and a separator each) stays
+    // within MAX_GROUPS_BYTES of UTF-8. 128 ASCII characters cost 131 bytes: 7 fit in 1024.
+    expect(MAX_GROUPS_BYTES).toBe(1024);
     const name = (i: number) => `${String(i).padStart(3, '0')}${'n'.repeat(MAX_GROUP_LENGTH - 3)}`;
     idp.user = someone(Array.from({ length: 20 }, (_, i) => name(i)));
-    const kept = (await groupsAfterSignIn('oidc', idp, e)) as string[];
-    expect(kept).toEqual(Array.from({ length: Math.floor(MAX_GROUPS_TOTAL / MAX_GROUP_LENGTH) }, (_, i) => name(i)));
+    expect(await groupsAfterSignIn('oidc', idp, e)).toEqual(Array.from({ length: 7 }, (_, i) => name(i)));
+    // Counted in bytes, not characters: 99 CJK characters and a digit are 298 bytes (301 with quotes and separator): 3 fit.
+    const wide = (i: number) => `${'工'.repeat(99)}${i}`;
+    idp.user = someone(Array.from({ length: 6 }, (_, i) => wide(i)));
+    expect(await groupsAfterSignIn('oidc', idp, e)).toEqual([0, 1, 2].map(wide));
   });
 
   it('Google supplies no groups; a password sign-in carries none', async () => {

@@ -238,6 +238,8 @@ export class FakeOidcProvider extends FakeProvider {
   groupsOnlyInUserinfo = false;
   /** Answer a refresh grant with a new ID token about the user as they are now (most providers do). */
   idTokenOnRefresh = true;
+  /** Who each access token of a code exchange was issued to: userinfo answers about them, as a real provider does. */
+  private readonly tokenUsers = new Map<string, FakeUser>();
   /** Discovery's `authorization_response_iss_parameter_supported` (RFC 9207); left out when undefined. */
   issParameterSupported: boolean | undefined = undefined;
   /** The `iss` the authorization response carries: none, this issuer, or another value. */
@@ -313,7 +315,9 @@ export class FakeOidcProvider extends FakeProvider {
     }
     if (path === '/userinfo') {
       if (this.delays.userinfo) await delayed(this.delays.userinfo, request);
-      const { sub, extra, ...rest } = this.user;
+      // A renewed token answers about the user as they are now (`user`).
+      const bearer = (request.headers.get('authorization') ?? '').replace(/^Bearer /, '');
+      const { sub, extra, ...rest } = this.tokenUsers.get(bearer) ?? this.user;
       return faulty(this.faults.userinfo, request) ?? json({ sub: this.userinfoSub ?? sub, ...rest, ...extra });
     }
     return new Response('not found', { status: 404 });
@@ -338,8 +342,10 @@ export class FakeOidcProvider extends FakeProvider {
 
   private async mint(pending: PendingCode): Promise<Record<string, unknown>> {
     const idToken = await this.idToken(pending.user, pending.nonce);
+    const accessToken = `at-${crypto.randomUUID()}`;
+    this.tokenUsers.set(accessToken, pending.user);
     const tokens = {
-      access_token: `at-${crypto.randomUUID()}`,
+      access_token: accessToken,
       token_type: 'Bearer',
       expires_in: this.accessTokenTtl,
       ...(this.omitRefreshToken ? {} : { refresh_token: 'refresh-1' }),

@@ -75,8 +75,9 @@ const userinfoSchema = v.looseObject({ sub: v.string(), email: v.optional(v.unkn
 async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: IdTokenClaims, accessToken: string, deadline: AbortSignal): Promise<ProviderProfile> {
   let email = emailClaim(claims.email);
   let verified = isTrue(claims.email_verified);
-  let groups = p.groupsClaim === undefined ? undefined : groupsClaim(claims, p.groupsClaim);
-  const groupsMissing = p.groupsClaim !== undefined && groups === undefined;
+  const claim = p.groupsClaim;
+  let groups = claim === undefined ? undefined : groupsClaim(claims, claim);
+  const groupsMissing = claim !== undefined && groups === undefined;
   // One userinfo call for whatever the ID token left out (GitLab lists `groups` only there).
   if ((email === null || groupsMissing) && endpoints.userinfoEndpoint) {
     const info = await userinfo(p, endpoints.userinfoEndpoint, claims.sub, accessToken, deadline);
@@ -84,7 +85,7 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
       email = emailClaim(info.email);
       verified = isTrue(info.email_verified);
     }
-    if (groupsMissing) groups = groupsClaim(info, p.groupsClaim!);
+    if (claim !== undefined && groups === undefined) groups = groupsClaim(info, claim);
   }
   return {
     subject: claims.sub,
@@ -93,7 +94,7 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
     name: text(claims.name, 100),
     avatarUrl: httpsUrl(claims.picture),
     // A provider with a groups claim that lists none for this user: no groups (not "unknown").
-    groups: p.groupsClaim === undefined ? null : (groups ?? []),
+    groups: claim === undefined ? null : (groups ?? []),
   };
 }
 

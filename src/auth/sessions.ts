@@ -237,6 +237,8 @@ export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: s
  * the losers of concurrent rotations, the answer is `conflict` and nothing ends. A token of the
  * old shape keeps its session's D1 row until that expires (housekeeping): the row is what routes
  * the token, once rotated, to the object again, where a second use is a conflict or a reuse.
+ * A session whose provider groups are GROUPS_MAX_AGE old has them re-read before it rotates
+ * (auth/provider-groups.ts): a refusal there leaves the presented token as it was.
  */
 export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');

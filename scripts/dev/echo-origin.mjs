@@ -3,6 +3,7 @@
 // Gatehouse's identity headers and X-Auth-Assertion arrive. It is wired in through ROUTES:
 //   /         -> auth = "optional"  (anonymous visitors get no identity headers)
 //   /private  -> auth = "required"  (sign-in first)
+//   /eng      -> auth = "required", allow = { groups = ["eng"] }  (the dev sign-in's dev@example.com is in eng)
 // A ROUTES you set yourself wins, and then no demo origin starts: `--var ROUTES:…`, then the
 // environment (`ROUTES='[…]' npm run dev`: passed on to the Worker, which otherwise never sees
 // the shell's variables), then the env file (.dev.vars), then wrangler.toml's [vars]. What is
@@ -115,8 +116,10 @@ export async function echoOriginCompanion({ devVarsText = '', givenVars = [], en
   const routes = [
     { path: '/', origin: url, auth: 'optional' },
     { path: '/private', origin: url, auth: 'required' },
+    // A group rule: the dev sign-in's dev@example.com is in `eng` (scripts/dev/oidc-server.mjs).
+    { path: '/eng', origin: url, auth: 'required', allow: { groups: ['eng'] } },
   ];
   console.log(`[gatehouse] demo echo origin at ${url}: open / (anonymous) or /private (sign-in) through the gateway to see the identity headers`);
-  const links = [{ label: 'demo route', url: '/private', note: '(sign-in first; / shows an anonymous visit)' }];
+  const links = [{ label: 'demo route', url: '/private', note: '(sign-in first; / shows an anonymous visit; /eng admits the group eng only)' }];
   return { vars: { ROUTES: JSON.stringify(routes) }, stop, links };
 }

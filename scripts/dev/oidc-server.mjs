@@ -4,13 +4,26 @@
 // DEV_OIDC_ISSUER outside ENVIRONMENT=development. It listens on loopback only.
 //
 // Sign in as someone else: DEV_OIDC_EMAIL=ada@example.com npm run dev
+// In other groups: DEV_OIDC_GROUPS=ops,staff npm run dev
 import { OAuth2Server } from 'oauth2-mock-server';
 
 const HOST = '127.0.0.1';
 
-/** Claims the dev user gets: a verified email (so linking and ADMIN_EMAILS can be tried), a name. */
+/**
+ * The demo users' groups: `dev@example.com` is in `eng` and `staff` (so the demo route `/eng`,
+ * which admits the `eng` group, lets it in), anyone else in `staff` only.
+ */
+export function devGroups(email, listed = process.env.DEV_OIDC_GROUPS) {
+  if (listed !== undefined && listed.trim() !== '') return listed.split(',').map((g) => g.trim()).filter(Boolean);
+  return email === 'dev@example.com' ? ['eng', 'staff'] : ['staff'];
+}
+
+/**
+ * Claims the dev user gets: a verified email (so linking and ADMIN_EMAILS can be tried), a name,
+ * and groups (`DEV_OIDC_GROUPS=ops,staff` lists others).
+ */
 export function devClaims(email = process.env.DEV_OIDC_EMAIL || 'dev@example.com') {
-  return { sub: `dev:${email}`, email, email_verified: true, name: email.split('@')[0] };
+  return { sub: `dev:${email}`, email, email_verified: true, name: email.split('@')[0], groups: devGroups(email) };
 }
 
 /**
@@ -45,6 +58,6 @@ export async function devOidcCompanion() {
     console.log(`[gatehouse] port ${e.port} is taken: the dev OpenID Connect provider uses a free port instead`);
     started = await startDevOidcServer({ port: 0 });
   }
-  console.log(`[gatehouse] dev OpenID Connect provider at ${started.issuer} ("Dev sign-in" on the login page, signs in as ${devClaims().email})`);
+  console.log(`[gatehouse] dev OpenID Connect provider at ${started.issuer} ("Dev sign-in" on the login page, signs in as ${devClaims().email}, groups ${devClaims().groups.join(', ')})`);
   return { vars: started.vars, stop: started.stop };
 }

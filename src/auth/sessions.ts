@@ -25,6 +25,7 @@ import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
 import { userForTokenClaims, userFromReplica } from './directory-reads';
 import { recordEvent } from './events';
+import { rereadStaleGroups, vouchedGroups } from './provider-groups';
 import { effectiveRoles } from './roles';
 
 export interface IssuedTokens {
@@ -91,7 +92,7 @@ const justRotated = () =>
  * as the session now stands). So once a session is past its end none of its tokens verifies,
  * and ending a user's sessions need only revoke those whose `expires_at` is not yet past.
  */
-export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime' | 'createdAt' | 'expiresAt'>) {
+export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime' | 'createdAt' | 'expiresAt' | 'groups' | 'groupsReadAt'>) {
   const config = c.get('config');
   return issueAccessToken(
     { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
@@ -101,6 +102,7 @@ export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pi
       email: user.email,
       emailVerified: user.emailVerified,
       roles: effectiveRoles(user, config),
+      groups: vouchedGroups(config, session),
       amr: session.amr,
       authTime: session.authTime,
       ttlSeconds: config.ACCESS_TOKEN_TTL,
@@ -235,6 +237,8 @@ export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: s
  * the losers of concurrent rotations, the answer is `conflict` and nothing ends. A token of the
  * old shape keeps its session's D1 row until that expires (housekeeping): the row is what routes
  * the token, once rotated, to the object again, where a second use is a conflict or a reuse.
+ * A session whose provider groups are GROUPS_MAX_AGE old has them re-read before it rotates
+ * (auth/provider-groups.ts): a refusal there leaves the presented token as it was.
  */
 export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');
@@ -251,8 +255,14 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   if (!user) throw refused;
   const next = await newRefreshToken(userId);
   const t = now();
-  const outcome = await rotateRefreshToken(store, { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S });
-  if (outcome.kind === 'invalid') throw refused;
+  const rotation = { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S };
+  let outcome = await rotateRefreshToken(store, { ...rotation, groupsMaxAge: config.GROUPS_MAX_AGE });
+  if (outcome.kind === 'stale_groups') {
+    // Re-read before rotating: a refusal here leaves the presented refresh token as it was.
+    if (user.disabledAt === null) await rereadStaleGroups(c, userId, outcome.session);
+    outcome = await rotateRefreshToken(store, { ...rotation, groupsMaxAge: null });
+  }
+  if (outcome.kind === 'invalid' || outcome.kind === 'stale_groups') throw refused;
   if (outcome.kind === 'conflict') throw justRotated();
   if (outcome.kind === 'reused') {
     // The object has ended the session; its access tokens go in KV.

@@ -5,6 +5,7 @@
  * result is cached against it; a test that builds a fresh env gets a fresh parse.
  */
 import * as v from 'valibot';
+import { routesNeedGroups } from './routes-schema';
 import { configSchema, type Config } from './schema';
 
 /** A bad or missing setting. `setting` is safe to show; no value is ever included. */
@@ -67,6 +68,10 @@ export function parseConfig(env: object): ConfigResult {
     // The dev sign-in trusts a local test server that signs in anyone: never in production.
     return { ok: false, error: new ConfigError('DEV_OIDC_ISSUER', 'is for development only and must not be set in production') };
   }
+  if (routesNeedGroups(raw.ROUTES) && !raw.TOKEN_ENCRYPTION_KEY && !isDevelopment) {
+    // Each session keeps its provider grant, encrypted under it, to re-read groups at refresh.
+    return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'is required when a route decides on groups (it encrypts the provider grant each session keeps to re-read them)') };
+  }
   if (raw.MFA_REQUIRED_ROLES.length > 0 && !raw.TOKEN_ENCRYPTION_KEY && !isDevelopment) {
     // Authenticator-app secrets are encrypted under a key derived from it (tokens/totp-secret-crypto.ts).
     return { ok: false, error: new ConfigError('TOKEN_ENCRYPTION_KEY', 'is required when MFA_REQUIRED_ROLES is set (it encrypts authenticator-app secrets)') };
@@ -91,6 +96,7 @@ export function parseConfig(env: object): ConfigResult {
   }
   const config: Config = {
     ...raw,
+    groupsNeeded: routesNeedGroups(raw.ROUTES),
     PUBLIC_URL: publicUrl,
     isDevelopment,
     accessTokenAudience: publicUrl,

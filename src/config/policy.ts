@@ -285,10 +285,11 @@ export interface AllowShorthand {
   emails?: readonly string[];
   domains?: readonly string[];
   roles?: readonly string[];
+  groups?: readonly string[];
 }
 
 /**
- * Today's `allow = { emails, domains, roles }` as a policy: one allow rule per non-empty list,
+ * Today's `allow = { emails, domains, roles, groups }` as a policy: one allow rule per non-empty list,
  * no deny. It decides exactly as the allow list always did (an empty list matched no one).
  * Not checked: {@link shorthandPolicy} callers decide whether allowing no one is an error.
  */
@@ -297,7 +298,8 @@ export function shorthandPolicy(allow: AllowShorthand): Policy {
   if (allow.emails?.length) rules.push({ label: 'allow.emails', condition: { kind: 'email', values: allow.emails } });
   if (allow.domains?.length) rules.push({ label: 'allow.domains', condition: { kind: 'domain', values: allow.domains } });
   if (allow.roles?.length) rules.push({ label: 'allow.roles', condition: { kind: 'roles', values: allow.roles } });
-  return { allow: rules, deny: [], external: null, groupsAt: null };
+  if (allow.groups?.length) rules.push({ label: 'allow.groups', condition: { kind: 'groups', values: allow.groups } });
+  return { allow: rules, deny: [], external: null, groupsAt: allow.groups?.length ? 'allow.groups' : null };
 }
 
 /** {@link shorthandPolicy}, refused if it allows no one (every list empty). */

@@ -42,6 +42,8 @@ export const routeSchema = v.pipe(
         emails: list,
         domains: list,
         roles: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1)))),
+        /** Provider groups (README "Groups"), compared exactly as the provider names them. */
+        groups: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1)))),
       }),
     ),
     /** README "Policy": allow and deny rules; checked and compiled by config/route-policies.ts (loaded on first use). */
@@ -85,4 +87,21 @@ export type RouteConfig = v.InferOutput<typeof routeSchema>;
 /** The binding name of a `service:BINDING` origin, or null for a URL origin. */
 export function serviceBinding(origin: string): string | null {
   return SERVICE_ORIGIN.test(origin) ? origin.slice('service:'.length) : null;
+}
+
+/** True if a value (a route's `allow` or `policy`, at any depth) has a `groups` key with something in it. */
+function mentionsGroups(value: unknown, depth = 0): boolean {
+  if (depth > 32 || typeof value !== 'object' || value === null) return false;
+  if (Array.isArray(value)) return value.some((x) => mentionsGroups(x, depth + 1));
+  return Object.entries(value).some(([key, x]) => (key === 'groups' && (!Array.isArray(x) || x.length > 0)) || mentionsGroups(x, depth + 1));
+}
+
+/**
+ * True when some route decides on groups (its `allow` or `policy` names them): then group
+ * membership must stay fresh (GitHub is asked for `read:org`, each session keeps its provider
+ * grant to re-read them, a session whose groups cannot be re-read must sign in again). Read
+ * generically, so any rule language that spells the fact `groups` counts.
+ */
+export function routesNeedGroups(routes: readonly object[]): boolean {
+  return routes.some((r) => Object.entries(r).some(([key, x]) => (key === 'allow' || key === 'policy') && mentionsGroups(x)));
 }

@@ -103,9 +103,21 @@ export const configSchema = v.object({
   OIDC_CLIENT_ID: optionalText,
   OIDC_CLIENT_SECRET: optionalText,
   OIDC_NAME: v.pipe(v.optional(v.string(), 'OpenID Connect'), v.trim()),
+  /** The claim of the generic provider's ID token (or userinfo) that lists the user's groups. */
+  OIDC_GROUPS_CLAIM: v.pipe(
+    v.optional(v.string(), 'groups'),
+    v.trim(),
+    v.transform((s) => s || 'groups'),
+    v.regex(/^[A-Za-z0-9_:./-]{1,100}$/, 'must be a claim name such as groups (letters, digits, _ : . / -; 100 characters at most)'),
+  ),
   DEV_OIDC_ISSUER: v.optional(v.pipe(v.string(), v.trim(), v.url('must be the issuer URL'))),
   STORE_PROVIDER_TOKENS: boolSetting(false),
   TOKEN_ENCRYPTION_KEY: optionalText,
+  /**
+   * How old a session's groups may be, in seconds: older ones are re-read from the provider at
+   * the next refresh, or (when it cannot be asked) no longer vouched for (README "Groups").
+   */
+  GROUPS_MAX_AGE: integerSetting(300, 30, 86_400, 'seconds'),
   ROUTES: v.pipe(v.optional(v.unknown(), []), v.transform(parseStructured), v.transform((x) => x ?? []), routesSchema),
   AUDIT_RETENTION_DAYS: integerSetting(90, 1, 3650, 'days'),
   ALERT_WEBHOOK_URL: v.optional(v.pipe(v.string(), v.trim(), v.url('must be an absolute URL'))),
@@ -182,6 +194,8 @@ export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 
   SIGNING_KEYS?: unknown;
   ROUTES: RouteConfig[];
   isDevelopment: boolean;
+  /** Some route decides on groups (routes-schema.ts `routesNeedGroups`): membership must stay fresh. */
+  groupsNeeded: boolean;
   /** `aud` of access tokens. */
   accessTokenAudience: string;
   /**

@@ -4,7 +4,7 @@
  * providers, or two endpoints and a profile fetcher for plain OAuth 2.0 ones.
  */
 import type { Config } from '../config/schema';
-import { fetchGitHubProfile } from './github';
+import { fetchGitHubGroups, fetchGitHubProfile } from './github';
 import type { Provider } from './types';
 
 const OIDC_SCOPES = ['openid', 'email', 'profile'];
@@ -20,10 +20,12 @@ export function configuredProviders(config: Config): Provider[] {
       protocol: 'oauth2',
       clientId: config.GITHUB_CLIENT_ID,
       clientSecret: config.GITHUB_CLIENT_SECRET,
-      scopes: ['read:user', 'user:email'],
+      // Organisations and teams need `read:org`, which also reads private memberships: asked only when a route decides on groups.
+      scopes: config.groupsNeeded ? ['read:user', 'user:email', 'read:org'] : ['read:user', 'user:email'],
       authorizationEndpoint: 'https://github.com/login/oauth/authorize',
       tokenEndpoint: 'https://github.com/login/oauth/access_token',
       fetchProfile: fetchGitHubProfile,
+      ...(config.groupsNeeded ? { fetchGroups: fetchGitHubGroups } : {}),
     });
   }
   if (config.GOOGLE_CLIENT_ID && config.GOOGLE_CLIENT_SECRET) {
@@ -55,6 +57,9 @@ export function configuredProviders(config: Config): Provider[] {
       name: 'GitLab',
       protocol: 'oidc',
       issuer: 'https://gitlab.com',
+      // GitLab documents `groups` (paths of the groups the user is in, directly or through a
+      // parent group) in userinfo only; the ID token's `groups_direct` leaves inherited ones out.
+      groupsClaim: 'groups',
       clientId: config.GITLAB_CLIENT_ID,
       clientSecret: config.GITLAB_CLIENT_SECRET,
       scopes: OIDC_SCOPES,
@@ -68,7 +73,9 @@ export function configuredProviders(config: Config): Provider[] {
       issuer: config.OIDC_ISSUER,
       clientId: config.OIDC_CLIENT_ID,
       clientSecret: config.OIDC_CLIENT_SECRET ?? null,
-      scopes: offline ? [...OIDC_SCOPES, 'offline_access'] : OIDC_SCOPES,
+      groupsClaim: config.OIDC_GROUPS_CLAIM,
+      // A refresh token renews kept tokens, and lets groups be re-read at refresh (README "Groups").
+      scopes: offline || config.groupsNeeded ? [...OIDC_SCOPES, 'offline_access'] : OIDC_SCOPES,
     });
   }
   // The local OpenID Connect server `npm run dev` starts. Never in production, whatever is set.
@@ -80,6 +87,7 @@ export function configuredProviders(config: Config): Provider[] {
       issuer: config.DEV_OIDC_ISSUER,
       clientId: 'gatehouse-dev',
       clientSecret: 'gatehouse-dev-secret',
+      groupsClaim: 'groups',
       scopes: OIDC_SCOPES,
     });
   }

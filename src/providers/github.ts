@@ -1,9 +1,12 @@
 /**
  * GitHub is plain OAuth 2.0 (no ID token): the account comes from `GET /user`, the email from
- * `GET /user/emails`, and only the primary address that GitHub marks verified is used.
+ * `GET /user/emails`, and only the primary address that GitHub marks verified is used. Groups
+ * (only when a route needs them, with the `read:org` scope) are the user's organisations
+ * (`org`) and teams (`org/team`), from `GET /user/orgs` and `GET /user/teams`.
  */
 import * as v from 'valibot';
 import { fetchJson } from './http';
+import { boundedGroups } from './groups';
 import type { ProviderProfile } from './types';
 
 const API = 'https://api.github.com';
@@ -18,7 +21,7 @@ const userSchema = v.object({
 
 const emailsSchema = v.array(v.object({ email: v.string(), primary: v.boolean(), verified: v.boolean() }));
 
-export async function fetchGitHubProfile(accessToken: string, deadline: AbortSignal): Promise<ProviderProfile> {
+export async function fetchGitHubProfile(accessToken: string, deadline: AbortSignal): Promise<Omit<ProviderProfile, 'groups'>> {
   const [user, emails] = await Promise.all([
     fetchJson(`${API}/user`, userSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),
     fetchJson(`${API}/user/emails`, emailsSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),
@@ -33,4 +36,26 @@ export async function fetchGitHubProfile(accessToken: string, deadline: AbortSig
     name: user.name || user.login,
     avatarUrl: user.avatar_url ?? null,
   };
+}
+
+const orgsSchema = v.array(v.looseObject({ login: v.string() }));
+const teamsSchema = v.array(v.looseObject({ slug: v.string(), organization: v.looseObject({ login: v.string() }) }));
+
+/**
+ * The user's organisations and teams as group names: `org` and `org/team-slug`, lower-cased
+ * (GitHub compares logins and slugs without case). The first page of each list (100 entries)
+ * is read, then bounded like every provider's groups; an organisation that restricts OAuth
+ * apps lists nothing until it approves this one.
+ */
+export async function fetchGitHubGroups(accessToken: string, deadline: AbortSignal): Promise<string[]> {
+  const [orgs, teams] = await Promise.all([
+    fetchJson(`${API}/user/orgs?per_page=100`, orgsSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),
+    fetchJson(`${API}/user/teams?per_page=100`, teamsSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),
+  ]);
+  const names = [
+    ...orgs.map((o) => o.login.toLowerCase()),
+    ...teams.map((t) => t.organization.login.toLowerCase()),
+    ...teams.map((t) => `${t.organization.login}/${t.slug}`.toLowerCase()),
+  ];
+  return boundedGroups(names);
 }

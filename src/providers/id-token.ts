@@ -47,7 +47,8 @@ export interface IdTokenClaims extends JWTPayload {
 
 export async function verifyIdToken(
   idToken: string,
-  expected: { issuers: string[]; clientId: string; jwksUri: string; nonce: string },
+  /** `nonce` null: an ID token from a refresh grant, which answers no authorization request of ours. */
+  expected: { issuers: string[]; clientId: string; jwksUri: string; nonce: string | null },
   deadline: AbortSignal,
 ): Promise<IdTokenClaims> {
   let payload: JWTPayload;
@@ -81,7 +82,7 @@ export async function verifyIdToken(
   if ((payload.azp !== undefined || (Array.isArray(payload.aud) && payload.aud.length > 1)) && payload.azp !== expected.clientId) {
     throw new ProviderError('refused', 'The provider’s ID token did not verify.', 'azp does not name us');
   }
-  if (typeof payload.nonce !== 'string' || payload.nonce !== expected.nonce) {
+  if (expected.nonce !== null && (typeof payload.nonce !== 'string' || payload.nonce !== expected.nonce)) {
     throw new ProviderError('refused', 'The provider’s ID token did not verify.', 'nonce mismatch');
   }
   if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 255) {

@@ -6,9 +6,11 @@
 import * as v from 'valibot';
 import type { Config } from '../config/schema';
 import { randomId } from '../util/random';
+import { nowSeconds } from '../util/time';
 import { authorizationUrl, exchangeCode, newCodeVerifier, newState, refreshTokens, type ClientSettings } from './arctic-client';
 import { discover } from './discovery';
 import { fetchJson, newDeadline } from './http';
+import { groupsClaim } from './groups';
 import { verifyIdToken, type IdTokenClaims } from './id-token';
 import { ProviderError, type OidcEndpoints, type OidcProvider, type Provider, type ProviderProfile, type ProviderTokens } from './types';
 
@@ -73,14 +75,34 @@ const userinfoSchema = v.looseObject({ sub: v.string(), email: v.optional(v.unkn
 async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: IdTokenClaims, accessToken: string, deadline: AbortSignal): Promise<ProviderProfile> {
   let email = emailClaim(claims.email);
   let verified = isTrue(claims.email_verified);
-  if (email === null && endpoints.userinfoEndpoint) {
-    const info = await fetchJson(endpoints.userinfoEndpoint, userinfoSchema, `${p.name}`, { bearer: accessToken, deadline });
-    // OpenID Connect Core 5.3.2: userinfo about anyone else must not be used.
-    if (info.sub !== claims.sub) throw new ProviderError('refused', 'The provider’s user information is about another account.', 'userinfo sub mismatch');
-    email = emailClaim(info.email);
-    verified = isTrue(info.email_verified);
+  const claim = p.groupsClaim;
+  let groups = claim === undefined ? undefined : groupsClaim(claims, claim);
+  const groupsMissing = claim !== undefined && groups === undefined;
+  // One userinfo call for whatever the ID token left out (GitLab lists `groups` only there).
+  if ((email === null || groupsMissing) && endpoints.userinfoEndpoint) {
+    const info = await userinfo(p, endpoints.userinfoEndpoint, claims.sub, accessToken, deadline);
+    if (email === null) {
+      email = emailClaim(info.email);
+      verified = isTrue(info.email_verified);
+    }
+    if (claim !== undefined && groups === undefined) groups = groupsClaim(info, claim);
   }
-  return { subject: claims.sub, email, emailVerified: email !== null && verified, name: text(claims.name, 100), avatarUrl: httpsUrl(claims.picture) };
+  return {
+    subject: claims.sub,
+    email,
+    emailVerified: email !== null && verified,
+    name: text(claims.name, 100),
+    avatarUrl: httpsUrl(claims.picture),
+    // A provider with a groups claim that lists none for this user: no groups (not "unknown").
+    groups: claim === undefined ? null : (groups ?? []),
+  };
+}
+
+async function userinfo(p: OidcProvider, endpoint: string, subject: string, accessToken: string, deadline: AbortSignal) {
+  const info = await fetchJson(endpoint, userinfoSchema, `${p.name}`, { bearer: accessToken, deadline });
+  // OpenID Connect Core 5.3.2: userinfo about anyone else must not be used.
+  if (info.sub !== subject) throw new ProviderError('refused', 'The provider’s user information is about another account.', 'userinfo sub mismatch');
+  return info;
 }
 
 /**
@@ -113,7 +135,11 @@ export async function completeAuthorization(
   const deadline = newDeadline();
   if (provider.protocol === 'oauth2') {
     const tokens = await exchangeCode(settings(provider, ctx), provider.tokenEndpoint, input.code, input.codeVerifier, deadline);
-    return { profile: await provider.fetchProfile(tokens.accessToken, deadline), tokens };
+    const [profile, groups] = await Promise.all([
+      provider.fetchProfile(tokens.accessToken, deadline),
+      provider.fetchGroups ? provider.fetchGroups(tokens.accessToken, deadline) : null,
+    ]);
+    return { profile: { ...profile, groups }, tokens };
   }
   if (input.nonce === null) throw new ProviderError('refused', 'The sign-in state is incomplete.', 'no nonce for OIDC');
   const endpoints = await endpointsOf(provider, ctx, deadline);
@@ -134,4 +160,52 @@ export async function renewTokens(provider: Provider, ctx: ProviderContext, refr
   const deadline = newDeadline();
   const tokenEndpoint = provider.protocol === 'oauth2' ? provider.tokenEndpoint : (await endpointsOf(provider, ctx, deadline)).tokenEndpoint;
   return refreshTokens(settings(provider, ctx), tokenEndpoint, refreshToken, deadline);
+}
+
+/** The provider grant is over (no usable token is left to ask with): the user must sign in again. */
+const grantOver = (detail: string) => new ProviderError('refused', 'The provider can no longer be asked on the user’s behalf.', detail, 'grant_expired');
+
+/** Seconds before its expiry at which an access token is no longer used to ask the provider. */
+const EXPIRY_MARGIN_S = 60;
+
+/**
+ * Re-reads a signed-in user's groups with the grant their sign-in left (`tokens`), all under ONE
+ * deadline. OpenID Connect: the refresh token buys a new ID token (its groups claim, about the
+ * same `subject`) and access token (userinfo, when the ID token lacks the claim); without a
+ * refresh token, an unexpired access token asks userinfo. Plain OAuth 2.0 (GitHub): the access
+ * token asks the API, renewed first when it has expired and can be. Returns the groups and the
+ * tokens to keep from now on. Throws {@link ProviderError}.
+ */
+export async function rereadGroups(provider: Provider, ctx: ProviderContext, subject: string, tokens: ProviderTokens): Promise<{ groups: string[]; tokens: ProviderTokens }> {
+  const deadline = newDeadline();
+  const expired = (t: ProviderTokens) => t.expiresAt !== null && t.expiresAt - EXPIRY_MARGIN_S <= nowSeconds();
+  const keepRefresh = (renewed: ProviderTokens, old: ProviderTokens): ProviderTokens => ({ ...renewed, idToken: null, refreshToken: renewed.refreshToken ?? old.refreshToken });
+  if (provider.protocol === 'oauth2') {
+    if (!provider.fetchGroups) throw new ProviderError('refused', 'The provider supplies no groups.', 'no group source', 'no_groups');
+    let current = tokens;
+    if (expired(current)) {
+      if (!current.refreshToken) throw grantOver('access token expired, no refresh token');
+      current = keepRefresh(await refreshTokens(settings(provider, ctx), provider.tokenEndpoint, current.refreshToken, deadline), current);
+    }
+    return { groups: await provider.fetchGroups(current.accessToken, deadline), tokens: current };
+  }
+  const claim = provider.groupsClaim;
+  if (claim === undefined) throw new ProviderError('refused', 'The provider supplies no groups.', 'no group source', 'no_groups');
+  const endpoints = await endpointsOf(provider, ctx, deadline);
+  let current = tokens;
+  if (current.refreshToken) {
+    const renewed = await refreshTokens(settings(provider, ctx), endpoints.tokenEndpoint, current.refreshToken, deadline);
+    current = keepRefresh(renewed, current);
+    if (renewed.idToken) {
+      const claims = await verifyIdToken(renewed.idToken, { issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])], clientId: provider.clientId, jwksUri: endpoints.jwksUri, nonce: null }, deadline);
+      if (claims.sub !== subject) throw new ProviderError('refused', 'The provider’s ID token is about another account.', 'refreshed id_token sub mismatch');
+      const fromIdToken = groupsClaim(claims, claim);
+      if (fromIdToken !== undefined) return { groups: fromIdToken, tokens: current };
+    }
+  } else if (expired(current)) {
+    throw grantOver('access token expired, no refresh token');
+  }
+  if (!endpoints.userinfoEndpoint) return { groups: [], tokens: current };
+  const info = await userinfo(provider, endpoints.userinfoEndpoint, subject, current.accessToken, deadline);
+  return { groups: groupsClaim(info, claim) ?? [], tokens: current };
 }

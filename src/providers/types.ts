@@ -38,6 +38,11 @@ export interface OidcProvider extends ProviderBase {
   endpoints?: OidcEndpoints;
   /** Other `iss` values the provider documents for its ID tokens (Google: `accounts.google.com`). */
   issuerAliases?: string[];
+  /**
+   * The claim listing the user's groups, read from the ID token, else from userinfo; absent for
+   * a provider that has none (Google).
+   */
+  groupsClaim?: string;
 }
 
 /** Plain OAuth 2.0: identity from provider-specific API calls. */
@@ -46,7 +51,9 @@ export interface OAuth2Provider extends ProviderBase {
   authorizationEndpoint: string;
   tokenEndpoint: string;
   /** Fetches the profile with the access token, giving up when `deadline` aborts. */
-  fetchProfile: (accessToken: string, deadline: AbortSignal) => Promise<ProviderProfile>;
+  fetchProfile: (accessToken: string, deadline: AbortSignal) => Promise<Omit<ProviderProfile, 'groups'>>;
+  /** Fetches the user's groups with the access token; absent when the provider supplies none here. */
+  fetchGroups?: (accessToken: string, deadline: AbortSignal) => Promise<string[]>;
 }
 
 export type Provider = OidcProvider | OAuth2Provider;
@@ -60,6 +67,8 @@ export interface ProviderProfile {
   emailVerified: boolean;
   name: string | null;
   avatarUrl: string | null;
+  /** The user's groups (bounded: providers/groups.ts), or null when the provider supplies none. */
+  groups: string[] | null;
 }
 
 /** The provider's tokens, as parsed and checked by us. */

@@ -112,13 +112,22 @@ export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers 
   return out;
 }
 
+/**
+ * One group name as `X-Auth-Groups` lists it: `%`, `,` and every character outside printable
+ * ASCII percent-encoded (UTF-8), so that a name holding a comma stays one name, a header holds
+ * only visible ASCII, and `decodeURIComponent` of each comma-separated part gives the name back.
+ */
+export function headerGroupName(name: string): string {
+  return name.replace(/[^\x20-\x24\x26-\x2b\x2d-\x7e]/gu, (ch) => encodeURIComponent(ch));
+}
+
 /** The identity headers of docs/design.md, for a signed-in user. */
 export function identityHeaders(user: AuthUser, assertion: string): Record<string, string> {
   return {
     'x-auth-user-id': user.id,
     'x-auth-email': user.email,
     'x-auth-roles': user.roles.join(','),
-    'x-auth-groups': user.groups.join(','),
+    'x-auth-groups': user.groups.map(headerGroupName).join(','),
     'x-auth-session-id': user.sessionId,
     // RFC 8176 method names never hold a comma; the auth time lets an origin ask for a fresh sign-in itself.
     'x-auth-amr': user.amr.join(','),

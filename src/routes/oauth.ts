@@ -6,6 +6,7 @@ import { Hono, type Context } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { recordEvent } from '../auth/events';
 import { resolveProviderAccount } from '../auth/provider-account';
+import { groupsAtSignIn } from '../auth/provider-groups';
 import { sealForStorage } from '../auth/oauth-provider-tokens';
 import { signIn } from '../auth/sign-in';
 import type { AppEnv } from '../env';
@@ -126,6 +127,7 @@ export const oauthRoutes = new Hono<AppEnv>()
       throw e;
     }
     const returnTo = safeReturnTo(flow.returnTo, config);
-    const outcome = await signIn(c, { user: account.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo, detail: { via: 'oauth', how: account.how } });
+    const groups = await groupsAtSignIn(c, provider, profile, tokens);
+    const outcome = await signIn(c, { user: account.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo, groups, detail: { via: 'oauth', how: account.how } });
     return signInReply(c, outcome);
   });

@@ -5,8 +5,8 @@
  *
  * Evaluated with the user's current directory record (verified address, roles as a refresh
  * would put them into a token) and their most recently used live session's `amr` and sign-in
- * time (none: no sign-in methods, never signed in). Sessions do not record groups, so the groups
- * evaluated are the `groups` given here (comma-separated) or none, and the answer says which.
+ * time and groups as a token minted now would carry them (none: never signed in, or groups
+ * GROUPS_MAX_AGE old), unless `groups` (comma-separated) is given to try others; the answer says which.
  * The external decision is not asked (its answer depends on the live request); the answer says
  * whether the route would ask it.
  */
@@ -15,6 +15,7 @@ import * as v from 'valibot';
 import { sessionsOf } from '../auth/authenticate';
 import { directoryReads, userFromReplica } from '../auth/directory-reads';
 import { recordEvent } from '../auth/events';
+import { vouchedGroups } from '../auth/provider-groups';
 import { effectiveRoles } from '../auth/roles';
 import { routePolicies } from '../config/route-policies';
 import type { AppEnv, AuthUser } from '../env';
@@ -87,7 +88,7 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
   const now = nowSeconds();
   const sessions = await listActiveSessions(sessionsOf(c, user.id), now);
   const last = sessions.reduce<(typeof sessions)[number] | null>((a, s) => (a === null || s.lastUsedAt > a.lastUsedAt ? s : a), null);
-  const groups = q.groups ?? [];
+  const groups = q.groups ?? (last ? vouchedGroups(config, last, now) : []);
   const subject: AuthUser = {
     id: user.id,
     email: user.email,
@@ -107,7 +108,7 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
     email_verified: subject.emailVerified,
     roles: subject.roles,
     groups,
-    groups_from: q.groups === undefined ? 'none (sessions do not record groups; pass groups= to try some)' : 'the groups parameter',
+    groups_from: q.groups !== undefined ? 'the groups parameter' : last ? 'the last used session' : 'none (no live session; pass groups= to try some)',
     session: last ? { id: last.id, last_used_at: last.lastUsedAt, amr: last.amr, auth_time: last.authTime } : null,
   };
   const policy = (await routePolicies(config))?.get(route.config);

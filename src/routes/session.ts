@@ -35,7 +35,8 @@ export const sessionRoutes = new Hono<AppEnv>()
       throw invalidToken('The session has ended.');
     }
     c.header('cache-control', 'no-store');
-    return c.json({ user: publicUser(c, user), session: { ...publicSession(session, auth.sessionId), access_token_expires_at: auth.tokenExpiresAt } });
+    // Groups as this access token carries them: what routes decide on until it is refreshed.
+    return c.json({ user: { ...publicUser(c, user), groups: auth.groups }, session: { ...publicSession(session, auth.sessionId), access_token_expires_at: auth.tokenExpiresAt } });
   })
   .post('/refresh', sameOrigin(), async (c) => {
     const body = await optionalBody(c, refreshSchema);

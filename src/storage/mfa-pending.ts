@@ -7,6 +7,7 @@
  */
 import { guard } from './errors';
 import { ACCOUNT_AS_READ, accountAsReadArgs, type AccountAsRead } from './users';
+import type { ProviderGroups } from './user-sessions';
 
 export type PendingPurpose = 'verify' | 'enrol';
 export type PendingMode = 'form' | 'cookie' | 'token';
@@ -20,6 +21,8 @@ export interface PendingSignIn {
   provider: string | null;
   mode: PendingMode;
   returnTo: string;
+  /** The provider's groups for the session it will start (null: none). */
+  groups: ProviderGroups | null;
   createdAt: number;
   expiresAt: number;
   usedAt: number | null;
@@ -36,7 +39,25 @@ type Row = {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  provider_groups: string | null;
 };
+
+/** The stored groups, as this module wrote them; anything else is none. */
+function parseGroups(text: string | null): ProviderGroups | null {
+  if (text === null) return null;
+  try {
+    const x: unknown = JSON.parse(text);
+    if (typeof x !== 'object' || x === null || !('groups' in x) || !('readAt' in x) || !('source' in x)) return null;
+    const { groups, readAt, source } = x;
+    if (!Array.isArray(groups) || typeof readAt !== 'number' || typeof source !== 'object' || source === null) return null;
+    const subject = 'subject' in source ? source.subject : null;
+    const grant = 'grant' in source ? source.grant : null;
+    if (typeof subject !== 'string' || (grant !== null && typeof grant !== 'string')) return null;
+    return { groups: groups.filter((g): g is string => typeof g === 'string'), readAt, source: { subject, grant } };
+  } catch {
+    return null;
+  }
+}
 
 function toPending(r: Row): PendingSignIn {
   let amr: unknown;
@@ -53,6 +74,7 @@ function toPending(r: Row): PendingSignIn {
     provider: r.provider,
     mode: r.mode === 'token' ? 'token' : r.mode === 'cookie' ? 'cookie' : 'form',
     returnTo: r.return_to,
+    groups: parseGroups(r.provider_groups),
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     usedAt: r.used_at,
@@ -67,8 +89,8 @@ export async function insertPending(db: D1Database, p: Omit<PendingSignIn, 'used
   const [, inserted] = await guard(() => db.batch([
     db.prepare('DELETE FROM mfa_pending WHERE expires_at < ?').bind(p.createdAt - 86_400),
     db
-      .prepare(`INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`)
-      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.createdAt, p.expiresAt, ...accountAsReadArgs(asRead)),
+      .prepare(`INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, provider_groups, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`)
+      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.groups === null ? null : JSON.stringify(p.groups), p.createdAt, p.expiresAt, ...accountAsReadArgs(asRead)),
   ]));
   return inserted?.meta.changes === 1;
 }

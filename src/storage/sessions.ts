@@ -11,9 +11,9 @@
  */
 import { log } from '../observability/log';
 import { guard, StorageUnavailableError } from './errors';
-import { sessionsStub, toSession, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
+import { sessionsStub, toSession, type ProviderGroups, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
 
-export type { RotateOutcome, Session, SessionStore };
+export type { ProviderGroups, RotateOutcome, Session, SessionStore };
 
 /** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */
 async function onObject<T>(store: SessionStore, call: (stub: ReturnType<typeof sessionsStub>) => Promise<T>): Promise<T> {
@@ -33,6 +33,8 @@ export interface NewSession {
   ip: string | null;
   provider: string | null;
   amr: string[];
+  /** The groups the provider of this sign-in supplied, or null (other methods, providers without groups). */
+  groups: ProviderGroups | null;
 }
 
 /** Stores a new session in its user's object (the sign-in pipeline's alone: auth/sign-in.ts). */
@@ -51,13 +53,22 @@ export async function insertSession(store: SessionStore, input: NewSession, id: 
     provider: input.provider,
     amr: JSON.stringify(input.amr),
     auth_time: now,
+    groups: input.groups ? JSON.stringify(input.groups.groups) : null,
+    groups_read_at: input.groups?.readAt ?? null,
+    provider_subject: input.groups?.source.subject ?? null,
+    provider_grant: input.groups?.source.grant ?? null,
   };
   await onObject(store, (s) => s.create(store.userId, row));
   return toSession(row);
 }
 
+/** See UserSessions.setGroups. */
+export function setSessionGroups(store: SessionStore, sessionId: string, expectedGrant: string | null, update: { groups: string[] | null; readAt: number; grant: string | null }): Promise<boolean> {
+  return onObject(store, (s) => s.setGroups(store.userId, sessionId, expectedGrant, update));
+}
+
 /** See UserSessions.stepUp. */
-export function updateSessionAuth(store: SessionStore, sessionId: string, amr: string[], authTime: number, maxAge: number): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
+export function updateSessionAuth(store: SessionStore, sessionId: string, amr: string[], authTime: number, maxAge: number): Promise<Pick<Session, 'createdAt' | 'expiresAt' | 'groups' | 'groupsReadAt'> | null> {
   return onObject(store, (s) => s.stepUp(store.userId, sessionId, amr, authTime, maxAge));
 }
 

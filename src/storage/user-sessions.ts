@@ -33,9 +33,28 @@ export interface Session {
   /** How the user signed in (RFC 8176 `amr` values) and when (Unix seconds): refresh keeps both. */
   amr: string[];
   authTime: number;
+  /** The provider's groups as last read, or null: a sign-in that brought none (and sessions of earlier versions). */
+  groups: string[] | null;
+  /** When `groups` were read (Unix seconds); null with them. */
+  groupsReadAt: number | null;
+  /** Where they can be read again: the provider's subject, and its grant sealed (null: none kept). */
+  groupSource: GroupSource | null;
 }
 
-/** A session row as D1 stored it and the object stores it (the same columns). */
+/** What a provider sign-in leaves for re-reading groups: who, and the sealed provider tokens (or none). */
+export interface GroupSource {
+  subject: string;
+  grant: string | null;
+}
+
+/** A provider's groups for a new session: the names, when read, and where to read them again. */
+export interface ProviderGroups {
+  groups: string[];
+  readAt: number;
+  source: GroupSource;
+}
+
+/** A session row as D1 stored it and the object stores it (the same columns; the group columns are the object's alone). */
 export interface SessionRow {
   id: string;
   user_id: string;
@@ -50,7 +69,20 @@ export interface SessionRow {
   provider: string | null;
   amr: string;
   auth_time: number | null;
+  /** JSON list of group names, or null. Absent in rows D1 kept. */
+  groups?: string | null;
+  groups_read_at?: number | null;
+  provider_subject?: string | null;
+  provider_grant?: string | null;
 }
+
+/** Columns added to the object's `sessions` table after its first version: objects made before get them at start. */
+const ADDED_COLUMNS = [
+  ['groups', 'TEXT'],
+  ['groups_read_at', 'INTEGER'],
+  ['provider_subject', 'TEXT'],
+  ['provider_grant', 'TEXT'],
+] as const;
 
 export interface RotatedRow {
   hash: string;
@@ -59,6 +91,10 @@ export interface RotatedRow {
 }
 
 export function toSession(row: SessionRow): Session {
+  // Rows D1 kept have no group columns: read as null, like the object's rows without groups.
+  const groups = row.groups ?? null;
+  const readAt = row.groups_read_at ?? null;
+  const subject = row.provider_subject ?? null;
   return {
     id: row.id,
     userId: row.user_id,
@@ -70,16 +106,20 @@ export function toSession(row: SessionRow): Session {
     userAgent: row.user_agent,
     ip: row.ip,
     provider: row.provider,
-    amr: parseAmr(row.amr),
+    amr: parseList(row.amr),
     // Sessions from before the second-factor migration have no auth_time: they signed in when they began.
     authTime: row.auth_time ?? row.created_at,
+    // Sessions of earlier versions, and of sign-ins without provider groups, carry none.
+    groups: groups === null || readAt === null ? null : parseList(groups),
+    groupsReadAt: groups === null ? null : readAt,
+    groupSource: subject === null ? null : { subject, grant: row.provider_grant ?? null },
   };
 }
 
-function parseAmr(text: string): string[] {
+function parseList(text: string): string[] {
   try {
-    const amr: unknown = JSON.parse(text);
-    return Array.isArray(amr) ? amr.filter((m): m is string => typeof m === 'string') : [];
+    const list: unknown = JSON.parse(text);
+    return Array.isArray(list) ? list.filter((m): m is string => typeof m === 'string') : [];
   } catch {
     return [];
   }
@@ -97,6 +137,11 @@ export interface RotateRequest {
   maxAge: number;
   /** Seconds during which a just-rotated token is a concurrent tab, not a theft. */
   grace: number;
+  /**
+   * GROUPS_MAX_AGE: a session whose groups are this old and can be re-read (a kept grant) is
+   * not rotated but answered `stale_groups`, so they are re-read first. Null: rotate anyway.
+   */
+  groupsMaxAge: number | null;
 }
 
 export type RotateOutcome =
@@ -106,7 +151,9 @@ export type RotateOutcome =
   | { kind: 'conflict' }
   /** A rotated token presented again after the grace: its session is ended (now, or already). */
   | { kind: 'reused'; sessionId: string }
-  | { kind: 'rotated'; session: Session };
+  | { kind: 'rotated'; session: Session }
+  /** Nothing rotated: the session's groups are to be re-read first (see `groupsMaxAge`). */
+  | { kind: 'stale_groups'; session: Session };
 
 export class UserSessions extends DurableObject<UserSessionsEnv> {
   private copied = false;
@@ -122,7 +169,13 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     sql.exec(`CREATE TABLE IF NOT EXISTS sessions (
       id TEXT PRIMARY KEY, user_id TEXT NOT NULL, refresh_hash TEXT NOT NULL UNIQUE, family TEXT NOT NULL,
       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER,
-      user_agent TEXT, ip TEXT, provider TEXT, amr TEXT NOT NULL DEFAULT '[]', auth_time INTEGER)`);
+      user_agent TEXT, ip TEXT, provider TEXT, amr TEXT NOT NULL DEFAULT '[]', auth_time INTEGER,
+      groups TEXT, groups_read_at INTEGER, provider_subject TEXT, provider_grant TEXT)`);
+    // An object made by an earlier version has the table without the later columns: add them, once.
+    const have = new Set(sql.exec<{ name: string }>('PRAGMA table_info(sessions)').toArray().map((c) => c.name));
+    for (const [name, type] of ADDED_COLUMNS) {
+      if (!have.has(name)) sql.exec(`ALTER TABLE sessions ADD COLUMN ${name} ${type}`);
+    }
     sql.exec('CREATE TABLE IF NOT EXISTS rotated_refresh_tokens (hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
     sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
@@ -166,9 +219,11 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
 
   private insertRow(s: SessionRow): void {
     this.ctx.storage.sql.exec(
-      `INSERT OR IGNORE INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, revoked_at, user_agent, ip, provider, amr, auth_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, revoked_at, user_agent, ip, provider, amr, auth_time,
+         groups, groups_read_at, provider_subject, provider_grant)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       s.id, s.user_id, s.refresh_hash, s.family, s.created_at, s.expires_at, s.last_used_at, s.revoked_at, s.user_agent, s.ip, s.provider, s.amr, s.auth_time,
+      s.groups ?? null, s.groups_read_at ?? null, s.provider_subject ?? null, s.provider_grant ?? null,
     );
   }
 
@@ -213,6 +268,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       }
       const absoluteEnd = row.created_at + r.maxAge;
       if (row.revoked_at !== null || row.expires_at <= r.now || absoluteEnd <= r.now) return { kind: 'invalid' };
+      const current = toSession(row);
+      if (r.groupsMaxAge !== null && current.groupsReadAt !== null && current.groupsReadAt + r.groupsMaxAge <= r.now) return { kind: 'stale_groups', session: current };
       const expiresAt = Math.min(r.now + r.refreshTtl, absoluteEnd);
       sql.exec('UPDATE sessions SET refresh_hash = ?, expires_at = ?, last_used_at = ? WHERE id = ?', r.newHash, expiresAt, r.now, row.id);
       sql.exec('INSERT OR IGNORE INTO rotated_refresh_tokens (hash, session_id, rotated_at) VALUES (?, ?, ?)', r.hash, row.id, r.now);
@@ -227,15 +284,35 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
    * A step-up: new `amr` and `auth_time` for a live session within its absolute end. Returns
    * when it began and when its refresh token expires, or null (nothing changed).
    */
-  async stepUp(userId: string, sessionId: string, amr: string[], authTime: number, maxAge: number): Promise<Pick<Session, 'createdAt' | 'expiresAt'> | null> {
+  async stepUp(userId: string, sessionId: string, amr: string[], authTime: number, maxAge: number): Promise<Pick<Session, 'createdAt' | 'expiresAt' | 'groups' | 'groupsReadAt'> | null> {
     await this.ready(userId);
     const row = this.ctx.storage.sql
-      .exec<{ created_at: number; expires_at: number }>(
-        'UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at + ? > ? RETURNING created_at, expires_at',
+      .exec<{ created_at: number; expires_at: number; groups: string | null; groups_read_at: number | null }>(
+        'UPDATE sessions SET amr = ?, auth_time = ?, last_used_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? AND created_at + ? > ? RETURNING created_at, expires_at, groups, groups_read_at',
         JSON.stringify(amr), authTime, authTime, sessionId, authTime, maxAge, authTime,
       )
       .toArray()[0];
-    return row ? { createdAt: row.created_at, expiresAt: row.expires_at } : null;
+    if (!row) return null;
+    const { groups, groups_read_at: readAt } = row;
+    const carried = groups !== null && readAt !== null ? { groups: parseList(groups), groupsReadAt: readAt } : { groups: null, groupsReadAt: null };
+    return { createdAt: row.created_at, expiresAt: row.expires_at, ...carried };
+  }
+
+  /**
+   * Stores groups just re-read for a live session, with the grant that read them, only if the
+   * session still holds the grant `expected` (compare-and-set: of two concurrent re-reads the
+   * first stored wins, and a rotated provider refresh token is never overwritten by a stale
+   * one). `groups` null: the groups are no longer vouched for (they are dropped, and so is the
+   * grant, which can no longer ask). True if stored.
+   */
+  async setGroups(userId: string, sessionId: string, expected: string | null, update: { groups: string[] | null; readAt: number; grant: string | null }): Promise<boolean> {
+    await this.ready(userId);
+    const groups = update.groups === null ? null : JSON.stringify(update.groups);
+    return (
+      this.ctx.storage.sql
+        .exec('UPDATE sessions SET groups = ?, groups_read_at = ?, provider_grant = ? WHERE id = ? AND revoked_at IS NULL AND provider_grant IS ? RETURNING id', groups, update.groups === null ? null : update.readAt, update.grant, sessionId, expected)
+        .toArray().length > 0
+    );
   }
 
   /** Ends the sessions that are still live; returns the ids this call ended. */

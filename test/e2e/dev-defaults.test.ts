@@ -379,7 +379,7 @@ describe('npm run dev with ROUTES of your own (the echo-origin companion, no wra
     const started = await echoOriginCompanion({ environment: {}, givenVars: [], devVarsText: '' });
     try {
       const demo = JSON.parse(started.vars.ROUTES) as { path: string; origin: string }[];
-      expect(demo.map((r) => r.path)).toEqual(['/', '/private']);
+      expect(demo.map((r) => r.path)).toEqual(['/', '/private', '/eng']);
       expect(started.links.map((l: { url: string }) => l.url)).toEqual(['/private']);
       expect((await fetch(`${demo[0]!.origin}/`)).status).toBe(200);
     } finally {

@@ -14,6 +14,7 @@ const IDENTITY = [
   ['X-Auth-User-Id', 'user'],
   ['X-Auth-Email', 'email'],
   ['X-Auth-Roles', 'roles'],
+  ['X-Auth-Groups', 'groups'],
   ['X-Auth-Session-Id', 'sid'],
   ['X-Auth-Assertion', 'assertion'],
 ] as const;

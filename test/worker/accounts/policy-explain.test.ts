@@ -21,7 +21,7 @@ const env = proxyEnv([
   },
   { path: '/open', origin: 'https://open.internal.example', auth: 'public' },
   { path: '/app', origin: 'https://app.internal.example', auth: 'required' },
-], {}, { OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'gatehouse' });
+], {}, { OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'gatehouse', TOKEN_ENCRYPTION_KEY: 'k'.repeat(20) + 'an-encryption-secret-for-tests' });
 
 async function setRoles(userId: string, roles: string[]) {
   await baseEnv.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind(JSON.stringify(roles), userId).run();
@@ -54,7 +54,8 @@ describe('explaining a decision', () => {
       external: { binding: 'DECIDER', asked: false },
       identity: { roles: ['ops'], groups: [], session: { amr: ['pwd'] } },
     });
-    expect(body.identity.groups_from).toMatch(/^none/);
+    // A password sign-in brings no provider groups.
+    expect(body.identity.groups_from).toBe('the last used session');
   });
 
   it('names the deny rule that refuses, and "no allow matched"; by user id too', async () => {

@@ -9,7 +9,9 @@ import { ConfigError, parseConfig } from '../../../src/config/load';
 import { routePolicies } from '../../../src/config/route-policies';
 import { call, makeEnv } from '../support/helpers';
 
-const base = { ENVIRONMENT: 'production', PUBLIC_URL: 'https://gate.example.com', SIGNING_KEYS: '{"keys":[]}', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'gatehouse' };
+const base = { ENVIRONMENT: 'production', PUBLIC_URL: 'https://gate.example.com', SIGNING_KEYS: '{"keys":[]}', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'gatehouse',
+  // A route deciding on groups needs it (each session keeps its provider grant, sealed with it).
+  TOKEN_ENCRYPTION_KEY: 'k'.repeat(20) + 'an-encryption-secret-for-tests' };
 
 function routes(policy: unknown, extra: Record<string, unknown> = {}) {
   return JSON.stringify([{ path: '/ops', origin: 'https://ops.example', auth: 'required', policy, ...extra }]);

@@ -112,6 +112,10 @@ export interface FakeUser {
   email?: string;
   email_verified?: boolean | string;
   name?: string;
+  /** The `groups` claim, as the provider would send it (anything: tests send bad values too). */
+  groups?: unknown;
+  /** More claims, in the ID token and userinfo alike (a custom groups claim name). */
+  extra?: Record<string, unknown>;
 }
 
 let counter = 0;
@@ -175,6 +179,11 @@ abstract class FakeProvider {
     return { callback: `${redirect.pathname}${redirect.search}`, code };
   }
 
+  /** More fields of a refresh grant's answer (an OpenID Connect provider's new ID token). */
+  protected async refreshExtras(): Promise<Record<string, unknown>> {
+    return {};
+  }
+
   /** The `iss` to put on the authorization response (RFC 9207), or null for none. */
   protected responseIssuer(): string | null {
     return null;
@@ -199,7 +208,7 @@ abstract class FakeProvider {
         return json({ access_token: `renewed-${call}`, token_type: 'Bearer', expires_in: this.accessTokenTtl, refresh_token: next });
       }
       if (presented !== 'refresh-1' || this.refuseRefresh) return json({ error: 'invalid_grant' }, 400);
-      return json({ access_token: `renewed-${call}`, token_type: 'Bearer', expires_in: this.accessTokenTtl });
+      return json({ access_token: `renewed-${call}`, token_type: 'Bearer', expires_in: this.accessTokenTtl, ...(await this.refreshExtras()) });
     }
     this.tokenCalls += 1;
     const code = form.get('code') ?? '';
@@ -225,6 +234,12 @@ export class FakeOidcProvider extends FakeProvider {
   userinfoSub: string | null = null;
   /** Answer the token request without an ID token. */
   omitIdToken = false;
+  /** Leave the groups (and `extra` claims) out of the ID token: only userinfo has them (as GitLab does). */
+  groupsOnlyInUserinfo = false;
+  /** Answer a refresh grant with a new ID token about the user as they are now (most providers do). */
+  idTokenOnRefresh = true;
+  /** Who each access token of a code exchange was issued to: userinfo answers about them, as a real provider does. */
+  private readonly tokenUsers = new Map<string, FakeUser>();
   /** Discovery's `authorization_response_iss_parameter_supported` (RFC 9207); left out when undefined. */
   issParameterSupported: boolean | undefined = undefined;
   /** The `iss` the authorization response carries: none, this issuer, or another value. */
@@ -257,6 +272,20 @@ export class FakeOidcProvider extends FakeProvider {
     return p;
   }
 
+  /**
+   * GitLab.com as its documentation describes it: discovery at https://gitlab.com, `groups`
+   * (direct and inherited memberships) in userinfo only, `groups_direct` in the ID token.
+   */
+  static async createGitLab(clientId = 'gitlab-client', clientSecret = 'gitlab-secret'): Promise<FakeOidcProvider> {
+    const p = await FakeOidcProvider.create(clientId, clientSecret);
+    hosts.delete(p.issuer);
+    p.issuer = 'https://gitlab.com';
+    p.authorizeUrl = 'https://gitlab.com/authorize';
+    p.groupsOnlyInUserinfo = true;
+    hosts.set(p.issuer, (r) => p.handle(r, new URL(r.url).pathname));
+    return p;
+  }
+
   protected override responseIssuer(): string | null {
     return this.sendIss === 'none' ? null : this.sendIss === 'own' ? this.issuer : this.sendIss;
   }
@@ -286,23 +315,37 @@ export class FakeOidcProvider extends FakeProvider {
     }
     if (path === '/userinfo') {
       if (this.delays.userinfo) await delayed(this.delays.userinfo, request);
-      const { sub, ...rest } = this.user;
-      return faulty(this.faults.userinfo, request) ?? json({ sub: this.userinfoSub ?? sub, ...rest });
+      // A renewed token answers about the user as they are now (`user`).
+      const bearer = (request.headers.get('authorization') ?? '').replace(/^Bearer /, '');
+      const { sub, extra, ...rest } = this.tokenUsers.get(bearer) ?? this.user;
+      return faulty(this.faults.userinfo, request) ?? json({ sub: this.userinfoSub ?? sub, ...rest, ...extra });
     }
     return new Response('not found', { status: 404 });
   }
 
-  private async mint(pending: PendingCode): Promise<Record<string, unknown>> {
-    const { sub, email, email_verified, name } = pending.user;
+  /** An ID token about `user` (with `nonce` when it answers an authorization request). */
+  private async idToken(user: FakeUser, nonce: string | null): Promise<string> {
+    const { sub, email, email_verified, name, groups, extra } = user;
     const claims: JWTPayload = { sub, name, ...(this.emailOnlyInUserinfo ? {} : { email, email_verified }) };
-    if (pending.nonce !== null) claims.nonce = pending.nonce;
+    if (!this.groupsOnlyInUserinfo) Object.assign(claims, groups === undefined ? {} : { groups }, extra);
+    if (nonce !== null) claims.nonce = nonce;
     const header: { alg: string; kid?: string } = { alg: 'RS256', kid: this.keys.kid };
     const now = Math.floor(Date.now() / 1000);
-    Object.assign(claims, { iss: this.issuer, aud: pending.clientId, iat: now, exp: now + 300 });
+    Object.assign(claims, { iss: this.issuer, aud: this.clientId, iat: now, exp: now + 300 });
     this.tamper(claims, header);
-    const idToken = await new SignJWT(claims).setProtectedHeader(header).sign(this.signWith ?? this.keys.privateKey);
+    return new SignJWT(claims).setProtectedHeader(header).sign(this.signWith ?? this.keys.privateKey);
+  }
+
+  protected override async refreshExtras(): Promise<Record<string, unknown>> {
+    return this.idTokenOnRefresh && !this.omitIdToken ? { id_token: await this.idToken(this.user, null) } : {};
+  }
+
+  private async mint(pending: PendingCode): Promise<Record<string, unknown>> {
+    const idToken = await this.idToken(pending.user, pending.nonce);
+    const accessToken = `at-${crypto.randomUUID()}`;
+    this.tokenUsers.set(accessToken, pending.user);
     const tokens = {
-      access_token: `at-${crypto.randomUUID()}`,
+      access_token: accessToken,
       token_type: 'Bearer',
       expires_in: this.accessTokenTtl,
       ...(this.omitRefreshToken ? {} : { refresh_token: 'refresh-1' }),
@@ -324,6 +367,11 @@ export class FakeGitHub extends FakeProvider {
   authorizeUrl = 'https://github.com/login/oauth/authorize';
   /** GitHub answers some token errors with status 200. */
   errorIn200: string | null = null;
+  /** What `GET /user/orgs` and `GET /user/teams` list (they answer only a token granted `read:org`). */
+  orgs: { login: string }[] = [];
+  teams: { slug: string; organization: { login: string } }[] = [];
+  /** Scopes granted per access token, as the code exchange recorded them. */
+  private readonly granted = new Map<string, string[]>();
 
   static create(clientId = 'gh-client', clientSecret = 'gh-secret'): FakeGitHub {
     const p = new FakeGitHub(clientId, clientSecret);
@@ -337,7 +385,11 @@ export class FakeGitHub extends FakeProvider {
     const fault = faulty(this.faults.token, request);
     if (fault) return fault;
     if (this.errorIn200) return json({ error: this.errorIn200 });
-    return this.token(request, async (pending) => ({ access_token: `gho_${crypto.randomUUID()}`, token_type: 'bearer', scope: pending.scope.replace(' ', ',') }));
+    return this.token(request, async (pending) => {
+      const token = `gho_${crypto.randomUUID()}`;
+      this.granted.set(token, pending.scope.split(' ').filter(Boolean));
+      return { access_token: token, token_type: 'bearer', scope: pending.scope.replaceAll(' ', ',') };
+    });
   }
 
   private async handleApi(request: Request): Promise<Response> {
@@ -347,6 +399,12 @@ export class FakeGitHub extends FakeProvider {
     const path = new URL(request.url).pathname;
     if (path === '/user') return json(this.githubUser);
     if (path === '/user/emails') return json(this.emails);
+    if (path === '/user/orgs' || path === '/user/teams') {
+      // Without read:org GitHub lists public memberships only (and no teams); this fake, none.
+      const token = (request.headers.get('authorization') ?? '').replace(/^Bearer /, '');
+      if (!this.granted.get(token)?.includes('read:org')) return json(path === '/user/orgs' ? [] : { message: 'Resource not accessible by integration' }, path === '/user/orgs' ? 200 : 403);
+      return json(path === '/user/orgs' ? this.orgs : this.teams);
+    }
     return json({ message: 'Not Found' }, 404);
   }
 }

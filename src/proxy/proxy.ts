@@ -18,10 +18,11 @@ import { errorHandler } from '../middleware/error-handler';
 import { assertionFor } from '../tokens/assertion';
 import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
 import { forwardHeaders, identityHeaders } from './forward-headers';
-import { gate } from './gate';
+import { gate, type GateOptions } from './gate';
+import type { Config } from '../config/schema';
 import { normalisePath } from './normalise-path';
 import { fetchOrigin } from './origin-fetch';
-import { isUnder, matchRoute, routeTable } from './route-table';
+import { isUnder, matchRoute, requestHost, routeTable } from './route-table';
 
 export interface ProxyOptions {
   /** Middleware that adds the gateway's security headers to a response the gateway makes itself. */
@@ -61,13 +62,16 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   const path = normalisePath(url.pathname);
   // The gateway's own endpoints are never proxied, whatever their case or encoding.
   if (isUnder(path, config.AUTH_PREFIX)) throw new ApiError('not_found', 'No such endpoint.');
-  const match = matchRoute(routeTable(config.ROUTES), path);
+  // A host no route names (and not the gateway's own) goes nowhere, never to a default origin.
+  const host = requestHost(config, url.host);
+  if (host === 'unknown') throw new ApiError('not_found', 'No route serves this host.');
+  const match = matchRoute(routeTable(config.ROUTES), path, host);
   if (!match) throw new ApiError('not_found', 'No route matches this path.');
   const { route, forwardPath } = match;
   c.set('policy', route.config.auth);
   c.set('proxyRoute', route.config.path);
 
-  const verdict = await gate(c, route, { returnTo: url.href, refuseCrossSite: true });
+  const verdict = await gate(c, route, host === null ? { returnTo: url.href, refuseCrossSite: true } : appHostGate(config, url));
   if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status };
 
   const websocket = (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
@@ -90,6 +94,21 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
     host: url.host,
   });
   return { origin: withoutGatewaySetCookies(response) };
+}
+
+/**
+ * The gate's options on an app host: the app's own origin is same-origin there, and a browser
+ * without a usable cookie of this host gets one through the gateway's `/sso` (routes/host-sign-in.ts).
+ */
+function appHostGate(config: Config, url: URL): GateOptions {
+  const sso = `${config.PUBLIC_URL}${config.AUTH_PREFIX}/sso?return_to=${encodeURIComponent(url.href)}`;
+  const ssoPath = `${config.AUTH_PREFIX}/sso?return_to=${encodeURIComponent(url.href)}`;
+  return {
+    returnTo: url.href,
+    refuseCrossSite: true,
+    trustedOrigins: [url.origin],
+    viaGateway: { signIn: sso, stepUp: `${config.PUBLIC_URL}${config.AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(ssoPath)}` },
+  };
 }
 
 /** On a public route nothing is verified, but a bearer token of ours still must not leak onward. */

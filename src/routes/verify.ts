@@ -7,6 +7,12 @@
  * route whose policy and audience apply (if both come and name different routes, the request is
  * refused). A URI that matches no route gets the default policy: a signed-in user is required
  * and the assertion's audience is the gateway's own `PUBLIC_URL`.
+ *
+ * `X-Forwarded-Host`, when it names a host some route names (README "Hosts"), picks among that
+ * host's routes first (most specific host, then longest prefix); a URI none of them matches, or
+ * any other host, is matched by path against the routes without `host`, as for a single host.
+ * Only tokens of the gateway host are accepted here: an app host's own cookie is bound to that
+ * host (auth/authenticate.ts), and forward-auth answers on the gateway's.
  */
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
@@ -15,7 +21,7 @@ import { REFUSED_METHODS } from '../middleware/refuse-methods';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
 import { normaliseRequestTarget } from '../proxy/normalise-path';
-import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
+import { matchRoute, requestHost, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';
 import { memoize } from '../util/memo';
@@ -23,6 +29,7 @@ import { memoize } from '../util/memo';
 const NOT_A_PLAIN_PATH = 'The forwarded URI is not a plain path.';
 
 const defaultRoute = memoize((config: Config): CompiledRoute => ({
+  host: null,
   config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30, revocation: 'cached' },
   prefix: [],
   binding: null,
@@ -31,7 +38,7 @@ const defaultRoute = memoize((config: Config): CompiledRoute => ({
   audience: config.PUBLIC_URL,
 }));
 
-function routeFor(config: Config, uri: string | undefined): CompiledRoute {
+function routeFor(config: Config, uri: string | undefined, host: string | null): CompiledRoute {
   if (uri === undefined || uri === '') return defaultRoute(config);
   let path;
   try {
@@ -42,7 +49,8 @@ function routeFor(config: Config, uri: string | undefined): CompiledRoute {
     // A proxy only understands 2xx, 401 and 403 here: an unclear path is refused, not a 400.
     throw new ApiError('forbidden', NOT_A_PLAIN_PATH);
   }
-  return matchRoute(routeTable(config.ROUTES), path)?.route ?? defaultRoute(config);
+  const table = routeTable(config.ROUTES);
+  return (host === null ? null : matchRoute(table, path, host))?.route ?? matchRoute(table, path)?.route ?? defaultRoute(config);
 }
 
 /**
@@ -51,9 +59,11 @@ function routeFor(config: Config, uri: string | undefined): CompiledRoute {
  * Caddy a client's `X-Original-URI`), so when both are present and pick different routes one of
  * them is the client's: refused, rather than letting a client choose the laxer policy.
  */
-function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined): CompiledRoute {
-  const route = routeFor(config, forwardedUri ?? originalUri);
-  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri) !== route) {
+function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined, forwardedHost: string | undefined): CompiledRoute {
+  const named = forwardedHost === undefined ? null : requestHost(config, forwardedHost.trim());
+  const host = named === 'unknown' ? null : named;
+  const route = routeFor(config, forwardedUri ?? originalUri, host);
+  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri, host) !== route) {
     throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
   }
   return route;
@@ -86,7 +96,7 @@ function forwardedOrigin(c: Context<AppEnv>): string[] {
 
 export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   const config = c.get('config');
-  const route = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'));
+  const route = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'), c.req.header('x-forwarded-host'));
   // A cookie-authenticated unsafe request from another site is refused here as the proxy would.
   const method = forwardedMethod(c.req.header('x-forwarded-method'), c.req.header('x-original-method'));
   const verdict = await gate(c, route, { refuseCrossSite: true, method, trustedOrigins: forwardedOrigin(c) });

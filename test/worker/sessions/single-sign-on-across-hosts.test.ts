@@ -1,0 +1,325 @@
+/**
+ * Single sign-on across hosts without a shared cookie (README "Hosts"): the gateway host keeps
+ * the session; an app host gets a one-time code through the gateway's `/sso`, exchanges it on
+ * its own `/sso/callback` for an access cookie of the same session bound to that host, and
+ * signing out on any host ends the session on every host. The code works once, on its host,
+ * before its expiry, for a live session; a replay is a security event.
+ */
+import { describe, expect, it } from 'vitest';
+import { call, countRows, PUBLIC_URL, setCookies, bearer } from '../support/helpers';
+import { cookieSession, proxyEnv, recordingOrigin } from '../support/proxy-helpers';
+import { sessionExec } from '../support/user-sessions-store';
+import { keyringFromJwks } from '../../../src/keys/keyring';
+import { issueAccessToken } from '../../../src/tokens/access-token';
+import { testKey } from '../support/helpers';
+
+const APP = 'https://app.example.com';
+/** Under another registrable domain than the gateway's. */
+const TOOL = 'https://tool.example.org';
+const app = recordingOrigin(() => new Response('app page'));
+const tool = recordingOrigin(() => new Response('tool page'));
+const gatewayOrigin = recordingOrigin(() => new Response('gateway page'));
+const env = proxyEnv(
+  [
+    { path: '/', origin: 'service:GW', auth: 'required' },
+    { host: 'app.example.com', path: '/', origin: 'service:APP', auth: 'required' },
+    { host: '*.example.org', path: '/', origin: 'service:TOOL', auth: 'required' },
+  ],
+  { APP: app, TOOL: tool, GW: gatewayOrigin },
+);
+
+/** A browser's top-level navigation coming from another site (the usual way to each step). */
+const NAV = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', 'sec-fetch-site': 'cross-site' };
+const JSON_ACCEPT = { accept: 'application/json' };
+
+type Jar = Record<string, string>;
+
+function ssoUrl(returnTo: string): string {
+  return `${PUBLIC_URL}/auth/sso?return_to=${encodeURIComponent(returnTo)}`;
+}
+
+/** A code for `returnTo` from a browser signed in at the gateway host: the callback URL. */
+async function codeFor(gateway: Jar, returnTo: string): Promise<URL> {
+  const r = await call(ssoUrl(returnTo), { env, cookies: gateway, headers: NAV });
+  expect(r.status, await r.clone().text()).toBe(303);
+  const callback = new URL(r.headers.get('location')!);
+  expect(callback.origin + callback.pathname).toBe(`${new URL(returnTo).origin}/auth/sso/callback`);
+  expect(callback.searchParams.get('code')).toMatch(/^usr_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+  return callback;
+}
+
+/** Exchanges the code on `callback`'s host: the response. */
+function exchange(callback: URL | string, headers: Record<string, string> = NAV) {
+  return call(callback.toString(), { env, headers });
+}
+
+/** Signs an app host in from the gateway's session: its own cookie jar. */
+async function signInOnHost(gateway: Jar, returnTo: string): Promise<Jar> {
+  const r = await exchange(await codeFor(gateway, returnTo));
+  expect(r.status, await r.clone().text()).toBe(303);
+  const cookie = setCookies(r).get('__Host-gatehouse')!;
+  return { '__Host-gatehouse': cookie.value };
+}
+
+const claimsOf = (token: string) => JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sid: string; aud: string; sub: string };
+
+async function gatewaySession() {
+  const { cookies } = await cookieSession(env);
+  return cookies as Jar;
+}
+
+async function events(event: string, userId: string): Promise<number> {
+  return countRows('auth_events', 'event = ? AND user_id = ?', event, userId);
+}
+
+describe('an app host without a session of its own', () => {
+  it('sends a browser navigation to the gateway’s /sso with the full URL, and an API call gets 401; the origin sees neither', async () => {
+    app.seen.length = 0;
+    const r = await call(`${APP}/wiki/page?x=1`, { env, headers: NAV });
+    expect(r.status).toBe(302);
+    expect(r.headers.get('location')).toBe(ssoUrl(`${APP}/wiki/page?x=1`));
+    const api = await call(`${APP}/api`, { env, headers: JSON_ACCEPT });
+    expect(api.status).toBe(401);
+    expect(app.seen).toHaveLength(0);
+  });
+});
+
+describe('one sign-in serves every host', () => {
+  it('the gateway’s session comes back to the app host as a code, exchanged for this host’s own cookie of the same session', async () => {
+    const gateway = await gatewaySession();
+    const callback = await codeFor(gateway, `${APP}/wiki/page?x=1`);
+    const r = await exchange(callback);
+    expect(r.status).toBe(303);
+    expect(r.headers.get('location')).toBe('/wiki/page?x=1');
+    const cookie = setCookies(r).get('__Host-gatehouse')!;
+    expect(cookie.attributes).toMatch(/Path=\//);
+    expect(cookie.attributes).toMatch(/Secure/);
+    expect(cookie.attributes).toMatch(/HttpOnly/);
+    expect(cookie.attributes).toMatch(/SameSite=Lax/);
+    // No refresh token on an app host: a stale cookie goes through /sso again.
+    expect(setCookies(r).has('__Secure-gatehouse-refresh')).toBe(false);
+    // Same session as the gateway's, bound to this host.
+    const hostClaims = claimsOf(cookie.value);
+    expect(hostClaims.sid).toBe(claimsOf(gateway['__Host-gatehouse']!).sid);
+    expect(hostClaims.aud).toBe(APP);
+
+    app.seen.length = 0;
+    const page = await call(`${APP}/wiki/page?x=1`, { env, cookies: { '__Host-gatehouse': cookie.value }, headers: NAV });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toBe('app page');
+    expect(app.seen[0]!.headers['x-auth-session-id']).toBe(hostClaims.sid);
+    // The gateway's cookie never reaches the origin.
+    expect(app.seen[0]!.headers.cookie).toBeUndefined();
+  });
+
+  it('works for a host under another registrable domain (a wildcard route), with the same session', async () => {
+    const gateway = await gatewaySession();
+    const toolJar = await signInOnHost(gateway, `${TOOL}/board`);
+    const appJar = await signInOnHost(gateway, `${APP}/`);
+    expect(claimsOf(toolJar['__Host-gatehouse']!).sid).toBe(claimsOf(appJar['__Host-gatehouse']!).sid);
+    const r = await call(`${TOOL}/board`, { env, cookies: toolJar, headers: NAV });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('tool page');
+  });
+
+  it('a browser not signed in at the gateway host signs in there first and comes back to /sso (return_to survives the sign-in page)', async () => {
+    const r = await call(ssoUrl(`${APP}/wiki?a=1&b=2`), { env, headers: NAV });
+    expect(r.status).toBe(303);
+    const login = new URL(r.headers.get('location')!, PUBLIC_URL);
+    expect(login.pathname).toBe('/auth/login');
+    const back = login.searchParams.get('return_to')!;
+    expect(new URL(back, PUBLIC_URL).pathname).toBe('/auth/sso');
+    expect(new URL(back, PUBLIC_URL).searchParams.get('return_to')).toBe(`${APP}/wiki?a=1&b=2`);
+    const page = await call(login.pathname + login.search, { env, headers: NAV });
+    expect(await page.text()).toContain(`name="return_to" value="${back.replaceAll('&', '&amp;')}"`);
+  });
+
+  it('a stale gateway cookie goes through the refresh navigation and back to /sso', async () => {
+    const gateway = await gatewaySession();
+    const keyring = await keyringFromJwks({ keys: [testKey] });
+    const claims = claimsOf(gateway['__Host-gatehouse']!);
+    const expired = await issueAccessToken(
+      { keyring, issuer: PUBLIC_URL, audience: PUBLIC_URL },
+      { userId: claims.sub, sessionId: claims.sid, email: 'x@example.com', emailVerified: false, roles: [], amr: ['pwd'], authTime: 1, ttlSeconds: 60 },
+      Math.floor(Date.now() / 1000) - 3600,
+    );
+    const r = await call(ssoUrl(`${APP}/`), { env, cookies: { ...gateway, '__Host-gatehouse': expired.token }, headers: NAV });
+    expect(r.status).toBe(303);
+    const refresh = new URL(r.headers.get('location')!, PUBLIC_URL);
+    expect(refresh.pathname).toBe('/auth/refresh');
+    expect(new URL(refresh.searchParams.get('return_to')!, PUBLIC_URL).pathname).toBe('/auth/sso');
+  });
+
+  it('an expired app-host cookie sends a navigation through /sso again, not to a refresh it cannot do', async () => {
+    const gateway = await gatewaySession();
+    const claims = claimsOf(gateway['__Host-gatehouse']!);
+    const keyring = await keyringFromJwks({ keys: [testKey] });
+    const expired = await issueAccessToken(
+      { keyring, issuer: PUBLIC_URL, audience: APP },
+      { userId: claims.sub, sessionId: claims.sid, email: 'x@example.com', emailVerified: false, roles: [], amr: ['pwd'], authTime: 1, ttlSeconds: 60 },
+      Math.floor(Date.now() / 1000) - 3600,
+    );
+    const r = await call(`${APP}/page`, { env, cookies: { '__Host-gatehouse': expired.token }, headers: NAV });
+    expect(r.status).toBe(302);
+    expect(r.headers.get('location')).toBe(ssoUrl(`${APP}/page`));
+  });
+});
+
+describe('/sso gives codes only for the hosts the routes serve', () => {
+  it.each([
+    ['a host no route names', 'https://evil.example.net/'],
+    ['the gateway host itself', `${PUBLIC_URL}/account`],
+    ['plain http in production', 'http://app.example.com/'],
+    ['a relative path', '/auth/account'],
+    ['credentials in the URL', 'https://user:pw@app.example.com/'],
+    ['a suffix lookalike', 'https://app.example.com.evil.net/'],
+    ['no return_to', ''],
+  ])('%s: refused (400), no code', async (_label, returnTo) => {
+    const gateway = await gatewaySession();
+    const r = await call(ssoUrl(returnTo), { env, cookies: gateway, headers: { ...NAV, accept: 'application/json' } });
+    expect(r.status).toBe(400);
+    expect(await r.json()).toMatchObject({ error: 'invalid_request' });
+    const page = await call(ssoUrl(returnTo), { env, cookies: gateway, headers: NAV });
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain('Not a site this gateway serves');
+  });
+
+  it('only to a top-level navigation: an image or a script’s fetch gets no code', async () => {
+    const gateway = await gatewaySession();
+    const r = await call(ssoUrl(`${APP}/`), { env, cookies: gateway, headers: { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', 'sec-fetch-site': 'cross-site' } });
+    expect(r.status).toBe(403);
+    expect(r.headers.get('location')).toBeNull();
+  });
+});
+
+describe('the code', () => {
+  it('works once: a second exchange is refused and recorded as a security event', async () => {
+    const gateway = await gatewaySession();
+    const userId = claimsOf(gateway['__Host-gatehouse']!).sub;
+    const callback = await codeFor(gateway, `${APP}/`);
+    expect((await exchange(callback)).status).toBe(303);
+    const again = await exchange(callback, JSON_ACCEPT);
+    expect(again.status).toBe(401);
+    expect(await again.json()).toMatchObject({ error: 'invalid_token' });
+    expect(setCookies(again).has('__Host-gatehouse')).toBe(false);
+    expect(await events('host_code_replayed', userId)).toBe(1);
+    const row = await countRows('auth_events', "event = 'host_code_replayed' AND outcome = 'security' AND user_id = ?", userId);
+    expect(row).toBe(1);
+  });
+
+  it('is useless on another host, and spent by the attempt', async () => {
+    const gateway = await gatewaySession();
+    const callback = await codeFor(gateway, `${APP}/`);
+    const elsewhere = new URL(callback);
+    elsewhere.host = 'tool.example.org';
+    const r = await exchange(elsewhere, JSON_ACCEPT);
+    expect(r.status).toBe(401);
+    expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
+    expect((await exchange(callback, JSON_ACCEPT)).status).toBe(401);
+  });
+
+  it('is useless on the gateway host (no callback there)', async () => {
+    const gateway = await gatewaySession();
+    const callback = await codeFor(gateway, `${APP}/`);
+    const r = await call(`${PUBLIC_URL}/auth/sso/callback${callback.search}`, { env, headers: JSON_ACCEPT });
+    expect(r.status).toBe(404);
+    expect((await exchange(callback)).status).toBe(303);
+  });
+
+  it('is refused after its expiry', async () => {
+    const gateway = await gatewaySession();
+    const userId = claimsOf(gateway['__Host-gatehouse']!).sub;
+    const callback = await codeFor(gateway, `${APP}/`);
+    await sessionExec('UPDATE host_codes SET expires_at = ?', [Math.floor(Date.now() / 1000) - 1], userId);
+    const r = await exchange(callback, JSON_ACCEPT);
+    expect(r.status).toBe(401);
+    expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
+  });
+
+  it('is refused once its session has ended', async () => {
+    const gateway = await gatewaySession();
+    const callback = await codeFor(gateway, `${APP}/`);
+    expect((await call('/auth/logout', { env, method: 'POST', cookies: gateway })).status).toBe(200);
+    const r = await exchange(callback, JSON_ACCEPT);
+    expect(r.status).toBe(401);
+    expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
+  });
+
+  it.each([['not a code'], ['usr_nobody.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'], ['']])('a made-up code %s: refused', async (code) => {
+    const r = await exchange(`${APP}/auth/sso/callback?code=${encodeURIComponent(code)}`, JSON_ACCEPT);
+    expect(r.status).toBe(401);
+  });
+});
+
+describe('an app host’s token is bound to its host', () => {
+  it('is refused on another app host, on the gateway’s routes and on the gateway’s account endpoints', async () => {
+    const gateway = await gatewaySession();
+    const appJar = await signInOnHost(gateway, `${APP}/`);
+    const token = appJar['__Host-gatehouse']!;
+    tool.seen.length = 0;
+    gatewayOrigin.seen.length = 0;
+    expect((await call(`${TOOL}/x`, { env, cookies: appJar, headers: JSON_ACCEPT })).status).toBe(401);
+    expect((await call(`${TOOL}/x`, { env, headers: { ...bearer(token), ...JSON_ACCEPT } })).status).toBe(401);
+    expect((await call(`${PUBLIC_URL}/x`, { env, cookies: appJar, headers: JSON_ACCEPT })).status).toBe(401);
+    expect((await call('/auth/me', { env, headers: bearer(token) })).status).toBe(401);
+    expect((await call('/auth/me', { env, cookies: appJar })).status).toBe(401);
+    expect((await call('/auth/verify', { env, cookies: appJar, headers: { 'x-forwarded-host': 'app.example.com', 'x-forwarded-uri': '/' } })).status).toBe(401);
+    expect(tool.seen).toHaveLength(0);
+    expect(gatewayOrigin.seen).toHaveLength(0);
+    // On its own host it works.
+    expect((await call(`${APP}/x`, { env, cookies: appJar, headers: JSON_ACCEPT })).status).toBe(200);
+  });
+});
+
+describe('signing out on any host ends the session on every host', () => {
+  it('an app host’s sign-out ends the gateway’s session and every other host’s', async () => {
+    const gateway = await gatewaySession();
+    const appJar = await signInOnHost(gateway, `${APP}/`);
+    const toolJar = await signInOnHost(gateway, `${TOOL}/`);
+    const r = await call(`${APP}/auth/logout`, { env, method: 'POST', cookies: appJar, headers: { origin: APP, accept: 'text/html' } });
+    expect(r.status).toBe(303);
+    expect(r.headers.get('location')).toBe(`${PUBLIC_URL}/auth/login?done=signed_out`);
+    const cleared = setCookies(r).get('__Host-gatehouse')!;
+    expect(cleared.value === '' || /max-age=0/i.test(cleared.attributes)).toBe(true);
+    expect((await call('/auth/me', { env, cookies: gateway })).status).toBe(401);
+    expect((await call(`${TOOL}/x`, { env, cookies: toolJar, headers: JSON_ACCEPT })).status).toBe(401);
+    expect((await call(`${APP}/x`, { env, cookies: appJar, headers: JSON_ACCEPT })).status).toBe(401);
+    // The gateway's page says so.
+    expect(await (await call('/auth/login?done=signed_out', { env, headers: NAV })).text()).toContain('You have been signed out.');
+  });
+
+  it('an app host’s sign-out also ends the session when its cookie has expired (the page was open a while)', async () => {
+    const gateway = await gatewaySession();
+    const claims = claimsOf(gateway['__Host-gatehouse']!);
+    const keyring = await keyringFromJwks({ keys: [testKey] });
+    const expired = await issueAccessToken(
+      { keyring, issuer: PUBLIC_URL, audience: APP },
+      { userId: claims.sub, sessionId: claims.sid, email: 'x@example.com', emailVerified: false, roles: [], amr: ['pwd'], authTime: 1, ttlSeconds: 60 },
+      Math.floor(Date.now() / 1000) - 3600,
+    );
+    const r = await call(`${APP}/auth/logout`, { env, method: 'POST', cookies: { '__Host-gatehouse': expired.token }, headers: { origin: APP } });
+    expect(r.status).toBe(303);
+    expect((await call('/auth/me', { env, cookies: gateway })).status).toBe(401);
+  });
+
+  it('is refused from another site, or from the gateway host’s pages, and ends nothing', async () => {
+    const gateway = await gatewaySession();
+    const appJar = await signInOnHost(gateway, `${APP}/`);
+    for (const headers of [{ origin: 'https://evil.example.net' }, { origin: PUBLIC_URL }, { 'sec-fetch-site': 'same-site' }, {}]) {
+      const r = await call(`${APP}/auth/logout`, { env, method: 'POST', cookies: appJar, headers });
+      expect(r.status, JSON.stringify(headers)).toBe(403);
+    }
+    expect((await call('/auth/me', { env, cookies: gateway })).status).toBe(200);
+  });
+
+  it('the gateway’s sign-out ends the app hosts’ cookies too: a navigation goes back through /sso, an API call gets 401', async () => {
+    const gateway = await gatewaySession();
+    const appJar = await signInOnHost(gateway, `${APP}/`);
+    expect((await call(`${APP}/x`, { env, cookies: appJar, headers: JSON_ACCEPT })).status).toBe(200);
+    expect((await call('/auth/logout', { env, method: 'POST', cookies: gateway })).status).toBe(200);
+    expect((await call(`${APP}/x`, { env, cookies: appJar, headers: JSON_ACCEPT })).status).toBe(401);
+    const nav = await call(`${APP}/x`, { env, cookies: appJar, headers: NAV });
+    expect(nav.status).toBe(302);
+    expect(nav.headers.get('location')).toBe(ssoUrl(`${APP}/x`));
+  });
+});

@@ -134,6 +134,12 @@ describe('one sign-in serves every host', () => {
     expect(await page.text()).toContain(`name="return_to" value="${back.replaceAll('&', '&amp;')}"`);
   });
 
+  it('the sign-in page lets its form’s redirects lead on to the app hosts (CSP form-action governs them all)', async () => {
+    const page = await call('/auth/login', { env, headers: NAV });
+    const formAction = /form-action ([^;]+)/.exec(page.headers.get('content-security-policy')!)![1]!.split(' ');
+    expect(formAction).toEqual(expect.arrayContaining(["'self'", 'app.example.com:*', '*.example.org:*']));
+  });
+
   it('a stale gateway cookie goes through the refresh navigation and back to /sso', async () => {
     const gateway = await gatewaySession();
     const keyring = await keyringFromJwks({ keys: [testKey] });

@@ -277,6 +277,22 @@ describe('an app host’s token is bound to its host', () => {
   });
 });
 
+describe('cross-site checks on an app host', () => {
+  it('a cookie-authenticated write from the app host’s own pages passes; from another site, or another app host, it is refused', async () => {
+    const gateway = await gatewaySession();
+    const appJar = await signInOnHost(gateway, `${APP}/`);
+    const cookie = `__Host-gatehouse=${appJar['__Host-gatehouse']}`;
+    app.seen.length = 0;
+    const own = await call(`${APP}/save`, { env, method: 'POST', body: 'x', headers: { cookie, origin: APP } });
+    expect(own.status).toBe(200);
+    for (const origin of ['https://evil.example.net', TOOL]) {
+      const r = await call(`${APP}/save`, { env, method: 'POST', body: 'x', headers: { cookie, origin } });
+      expect(r.status, origin).toBe(403);
+    }
+    expect(app.seen).toHaveLength(1);
+  });
+});
+
 describe('signing out on any host ends the session on every host', () => {
   it('an app host’s sign-out ends the gateway’s session and every other host’s', async () => {
     const gateway = await gatewaySession();

@@ -91,6 +91,9 @@ describe('one sign-in serves every host', () => {
     const r = await exchange(callback);
     expect(r.status).toBe(303);
     expect(r.headers.get('location')).toBe('/wiki/page?x=1');
+    // The code in this URL goes no further: not in a Referer, not in a cache.
+    expect(r.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(r.headers.get('cache-control')).toBe('no-store');
     const cookie = setCookies(r).get('__Host-gatehouse')!;
     expect(cookie.attributes).toMatch(/Path=\//);
     expect(cookie.attributes).toMatch(/Secure/);

@@ -15,16 +15,10 @@ const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
  * wildcard covering anyone's domain under a shared suffix would send every such host to one origin.
  */
 export const TWO_LABEL_PUBLIC_SUFFIXES: ReadonlySet<string> = new Set([
-  'co.uk', 'org.uk', 'me.uk', 'ltd.uk', 'plc.uk', 'net.uk', 'ac.uk', 'gov.uk', 'sch.uk',
-  'com.au', 'net.au', 'org.au', 'edu.au', 'gov.au', 'co.nz', 'org.nz', 'net.nz', 'govt.nz',
-  'co.jp', 'ne.jp', 'or.jp', 'ac.jp', 'go.jp', 'co.kr', 'or.kr', 'co.in', 'net.in', 'org.in', 'gov.in',
-  'com.br', 'net.br', 'org.br', 'gov.br', 'com.cn', 'net.cn', 'org.cn', 'gov.cn', 'com.tw', 'org.tw',
-  'com.hk', 'org.hk', 'com.sg', 'org.sg', 'com.my', 'com.mx', 'org.mx', 'com.ar', 'com.tr', 'org.tr',
-  'co.za', 'org.za', 'co.il', 'org.il', 'com.ua', 'co.id', 'or.id', 'co.th', 'in.th', 'com.ph', 'com.vn',
-  'com.pl', 'com.es', 'com.ru', 'com.eg', 'com.sa', 'com.pk', 'com.ng', 'co.ke',
-  // Shared hosting suffixes where every customer gets a name of their own.
-  'github.io', 'gitlab.io', 'pages.dev', 'workers.dev', 'herokuapp.com', 'netlify.app', 'vercel.app',
-  'appspot.com', 'web.app', 'firebaseapp.com', 'azurewebsites.net', 'cloudfront.net', 'fly.dev', 'onrender.com',
+  'co.uk', 'org.uk', 'ac.uk', 'gov.uk', 'com.au', 'net.au', 'org.au', 'co.nz', 'co.jp', 'ne.jp', 'co.kr',
+  'co.in', 'com.br', 'com.cn', 'com.tw', 'com.hk', 'com.sg', 'co.za', 'com.mx', 'com.tr',
+  // Shared hosting, where every customer gets a name of their own under one suffix.
+  'github.io', 'pages.dev', 'workers.dev', 'netlify.app', 'vercel.app', 'herokuapp.com', 'appspot.com',
 ]);
 
 /** A host as routing compares it: lower case, no port, no trailing dot. */

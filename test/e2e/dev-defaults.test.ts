@@ -107,7 +107,9 @@ async function firstAnswer(url: string, proc: Running): Promise<Response> {
  */
 function navigate(url: string): Promise<{ status: number; location: string | undefined; contentType: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const loopback = new URL(url).hostname.endsWith('.localhost') ? { lookup: (_h: string, _o: unknown, cb: (e: null, a: string, f: number) => void) => cb(null, '127.0.0.1', 4) } : {};
+    const toLoopback = (_host: string, options: { all?: boolean }, done: (error: null, address: string | { address: string; family: number }[], family?: number) => void) =>
+      options.all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
+    const loopback = new URL(url).hostname.endsWith('.localhost') ? { lookup: toLoopback } : {};
     const req = httpGet(url, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' }, ...loopback }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -391,9 +393,9 @@ describe('npm run dev with ROUTES of your own (the echo-origin companion, no wra
   it('without one, starts the demo origin and announces its routes, which answer', async () => {
     const started = await echoOriginCompanion({ environment: {}, givenVars: [], devVarsText: '' });
     try {
-      const demo = JSON.parse(started.vars.ROUTES) as { path: string; origin: string }[];
-      expect(demo.map((r) => r.path)).toEqual(['/', '/private']);
-      expect(started.links.map((l: { url: string }) => l.url)).toEqual(['/private']);
+      const demo = JSON.parse(started.vars.ROUTES) as { host?: string; path: string; origin: string }[];
+      expect(demo.map((r) => `${r.host ?? ''}${r.path}`)).toEqual(['/', '/private', 'app.localhost/', 'wiki.localhost/']);
+      expect(started.links.map((l: { url: string }) => l.url)).toEqual(['/private', 'http://app.localhost:8787/', 'http://wiki.localhost:8787/']);
       expect((await fetch(`${demo[0]!.origin}/`)).status).toBe(200);
     } finally {
       await started.stop();

@@ -243,6 +243,8 @@ const HOST_CODE = /^(usr_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/;
 export interface HostTarget {
   origin: string;
   returnPath: string;
+  /** The state the browser holds on that host (the `state` it came to `/sso` with). */
+  state: string;
 }
 
 /**
@@ -260,6 +262,7 @@ export async function handOffToHost(c: Context<AppEnv>, auth: AuthUser, target: 
     session_id: auth.sessionId,
     origin: target.origin,
     return_path: target.returnPath,
+    state_hash: await sha256(target.state),
     created_at: t,
     expires_at: t + HOST_CODE_TTL_S,
   });
@@ -278,14 +281,16 @@ export interface HostSignIn {
 }
 
 /**
- * Exchanges a host code on the app host at `origin`: once, on that origin, before its expiry,
- * while its session is live and the account enabled. The access token carries the session's
+ * Exchanges a host code on the app host at `origin`: once, on that origin, from the browser it
+ * was made for (`state`, which that browser holds on the host), before its expiry, while its
+ * session is live and the account enabled. The access token carries the session's
  * `sid` (every way of ending the session ends it here too) and the host's origin as its
  * audience (auth/authenticate.ts accepts it on that origin alone). A code presented again is a
  * security event (it was seen by someone else, or the browser was made to replay it); one
- * presented on another origin, or too late, is spent and refused.
+ * presented on another origin or by another browser (a security event too), or too late, is
+ * spent and refused.
  */
-export async function signInOnHost(c: Context<AppEnv>, code: string, origin: string): Promise<HostSignIn> {
+export async function signInOnHost(c: Context<AppEnv>, code: string, origin: string, state: string): Promise<HostSignIn> {
   const endpoint = requireSignInEndpoint(c, 'host');
   const refused = invalidToken('This sign-in code is invalid, used, expired or for another site. Open the page again.');
   const parts = HOST_CODE.exec(code);
@@ -296,13 +301,13 @@ export async function signInOnHost(c: Context<AppEnv>, code: string, origin: str
   if (!user) throw refused;
   const config = c.get('config');
   const t = now();
-  const outcome = await spendHostCode(sessionsOf(c, userId), await sha256(parts[2]!), origin, t);
+  const outcome = await spendHostCode(sessionsOf(c, userId), await sha256(parts[2]!), origin, await sha256(state), t);
   if (outcome.kind === 'unknown') throw refused;
   if (outcome.kind !== 'spent') {
     const replay = outcome.kind === 'replayed';
     await recordEvent(c, {
       event: replay ? 'host_code_replayed' : 'host_code_refused',
-      outcome: replay || outcome.kind === 'wrong_host' ? 'security' : 'failure',
+      outcome: replay || outcome.kind === 'wrong_host' || outcome.kind === 'wrong_browser' ? 'security' : 'failure',
       userId,
       detail: { endpoint, sid: outcome.sessionId, host: origin, reason: outcome.kind },
     });

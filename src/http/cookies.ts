@@ -59,6 +59,28 @@ export function clearMfaCookie(c: Context<AppEnv>): void {
   deleteCookie(c, 'gatehouse-mfa', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
 }
 
+/**
+ * Single sign-on to an app host (README "Hosts"): a random state this browser holds on the app
+ * host while it fetches a code from the gateway host. The code is exchanged only together with
+ * it, so a code made for someone else's browser (login CSRF) or read from a log is useless.
+ * Not a credential; `Path=/` as `__Host-` requires, five minutes.
+ */
+export const SSO_STATE_COOKIE = '__Host-gatehouse-sso';
+const SSO_STATE_MAX_AGE = 300;
+
+/** The `Set-Cookie` line for the state (the proxy writes its redirect by hand). */
+export function ssoStateCookie(state: string): string {
+  return `${SSO_STATE_COOKIE}=${state}; Max-Age=${SSO_STATE_MAX_AGE}; Path=/; HttpOnly; Secure; SameSite=Lax`;
+}
+
+export function readSsoStateCookie(c: Context<AppEnv>): string | undefined {
+  return getCookie(c, 'gatehouse-sso', 'host');
+}
+
+export function clearSsoStateCookie(c: Context<AppEnv>): void {
+  deleteCookie(c, 'gatehouse-sso', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
+}
+
 /** True if the request carries any gateway cookie: it is then "cookie-authenticated". */
 export function hasSessionCookie(c: Context<AppEnv>): boolean {
   return readAccessCookie(c) !== undefined || readRefreshCookie(c) !== undefined;

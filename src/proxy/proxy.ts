@@ -12,7 +12,9 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
-import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE } from '../http/cookies';
+import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE, SSO_STATE_COOKIE, ssoStateCookie } from '../http/cookies';
+import { queryValue } from '../http/return-to';
+import { randomId } from '../util/random';
 import { ApiError } from '../http/errors';
 import { errorHandler } from '../middleware/error-handler';
 import { assertionFor } from '../tokens/assertion';
@@ -40,7 +42,7 @@ function withoutGatewaySetCookies(response: Response): Response {
   const lines = response.headers.getSetCookie();
   const ours = (line: string) => {
     const name = line.slice(0, line.indexOf('=')).trim();
-    return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE || name === MFA_COOKIE;
+    return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE || name === MFA_COOKIE || name === SSO_STATE_COOKIE;
   };
   if (!lines.some(ours)) return response;
   // A 101 carries the WebSocket itself (workerd's `webSocket`), which a plain copy would lose.
@@ -54,7 +56,7 @@ function withoutGatewaySetCookies(response: Response): Response {
 }
 
 /** Either the origin's response (passed back as is) or a redirect the gateway makes itself. */
-type Outcome = { origin: Response } | { redirect: string; status?: 302 | 303 };
+type Outcome = { origin: Response } | { redirect: string; status?: 302 | 303; setCookie?: string };
 
 async function forward(c: Context<AppEnv>): Promise<Outcome> {
   const config = c.get('config');
@@ -71,8 +73,10 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   c.set('policy', route.config.auth);
   c.set('proxyRoute', route.config.path);
 
-  const verdict = await gate(c, route, host === null ? { returnTo: url.href, refuseCrossSite: true } : appHostGate(config, url));
-  if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status };
+  // On an app host, a browser sent through single sign-on holds a state of its own there.
+  const state = host === null ? null : randomId(16);
+  const verdict = await gate(c, route, state === null ? { returnTo: url.href, refuseCrossSite: true } : appHostGate(config, url, state));
+  if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status, setCookie: state === null ? undefined : ssoStateCookie(state) };
 
   const websocket = (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
   const headers = forwardHeaders(c.req.raw.headers, {
@@ -98,11 +102,12 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
 
 /**
  * The gate's options on an app host: the app's own origin is same-origin there, and a browser
- * without a usable cookie of this host gets one through the gateway's `/sso` (routes/host-sign-in.ts).
+ * without a usable cookie of this host gets one through the gateway's `/sso`
+ * (routes/host-sign-in.ts), carrying `state`, which this host's cookie holds (http/cookies.ts).
  */
-function appHostGate(config: Config, url: URL): GateOptions {
-  const sso = `${config.PUBLIC_URL}${config.AUTH_PREFIX}/sso?return_to=${encodeURIComponent(url.href)}`;
-  const ssoPath = `${config.AUTH_PREFIX}/sso?return_to=${encodeURIComponent(url.href)}`;
+function appHostGate(config: Config, url: URL, state: string): GateOptions {
+  const ssoPath = `${config.AUTH_PREFIX}/sso?return_to=${queryValue(url.href)}&state=${state}`;
+  const sso = `${config.PUBLIC_URL}${ssoPath}`;
   return {
     returnTo: url.href,
     refuseCrossSite: true,
@@ -130,6 +135,7 @@ export function proxy(options: ProxyOptions): MiddlewareHandler<AppEnv> {
       const outcome = await forward(c);
       if ('origin' in outcome) return outcome.origin;
       refusal = new Response(null, { status: outcome.status ?? 302, headers: { location: outcome.redirect, 'cache-control': 'no-store' } });
+      if (outcome.setCookie) refusal.headers.append('set-cookie', outcome.setCookie);
     } catch (e) {
       // The app's error handler renders (and, for the unexpected, logs) as everywhere else.
       refusal = await errorHandler(e instanceof Error ? e : new Error(String(e)), c);

@@ -3,12 +3,13 @@
  * "Hosts and single sign-on"). The gateway host (PUBLIC_URL's) keeps the session; an app host
  * (one a route's `host` names) gets an access cookie of its own for the same session:
  *
- * - `GET /sso?return_to=<app URL>` on the gateway host: a browser signed in here (its access
- *   cookie) is sent back to the app host with a one-time code; one whose cookie is stale goes
+ * - `GET /sso?return_to=<app URL>&state=…` on the gateway host: a browser signed in here (its
+ *   access cookie) is sent back to the app host with a one-time code, bound to the `state` the
+ *   app host gave this browser in its `__Host-gatehouse-sso` cookie; one whose cookie is stale goes
  *   through the refresh navigation first, one not signed in through the sign-in page, both
  *   coming back here. A `return_to` on a host the routes do not serve gets no code.
  * - `GET /sso/callback?code=…` on the app host: exchanges the code (auth/sign-in.ts
- *   `signInOnHost`) for an access token of the same session bound to this host, sets this
+ *   `signInOnHost`, with this host's state cookie) for an access token of the same session bound to this host, sets this
  *   host's `__Host-` cookie and 303s to the page the code was minted for.
  * - `POST /logout` on the app host: ends the session of this host's cookie (so on every host),
  *   clears the cookie and 303s to the gateway's sign-in page, which says so.
@@ -24,7 +25,7 @@ import { signOutWithAccessToken } from '../auth/sessions';
 import { handOffToHost, signInOnHost } from '../auth/sign-in';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
-import { clearSessionCookies, readAccessCookie, setAccessCookie } from '../http/cookies';
+import { clearSessionCookies, clearSsoStateCookie, readAccessCookie, readSsoStateCookie, setAccessCookie } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { hostReturnTo, onHost, queryValue } from '../http/return-to';
 import { isAppHost } from '../proxy/route-table';
@@ -40,6 +41,9 @@ function refusal(c: Context<AppEnv>, error: ApiError, title: string): Response {
   return renderPage(c, (nonce, brand) => OAuthErrorPage({ nonce, brand, title, message: error.description, loginHref }), error.status as PageStatus);
 }
 
+/** The state the app host gave the browser (proxy/proxy.ts: 16 random bytes, base64url). */
+const STATE = /^[A-Za-z0-9_-]{22}$/;
+
 const NOT_A_NAVIGATION = 'Signing in to another site of this gateway happens only by opening its pages in the browser, not from an image, a frame or a script.';
 
 /** The gateway host's end: a code for the app host, or on through refresh or sign-in and back. */
@@ -52,7 +56,12 @@ export const gatewaySsoRoute = new Hono<AppEnv>().get('/sso', async (c) => {
     const error = new ApiError('invalid_request', 'return_to must be a page on a site this gateway serves (a host named in its routes).');
     return refusal(c, error, 'Not a site this gateway serves');
   }
-  const here = `${config.AUTH_PREFIX}/sso?return_to=${queryValue(target.href)}`;
+  const state = c.req.query('state') ?? '';
+  if (!STATE.test(state)) {
+    const error = new ApiError('invalid_request', 'This sign-in must start from a page of the site you are going to.');
+    return refusal(c, error, 'Start again from the site');
+  }
+  const here = `${config.AUTH_PREFIX}/sso?return_to=${queryValue(target.href)}&state=${state}`;
   const cookie = readAccessCookie(c);
   if (!cookie) return c.redirect(`${config.AUTH_PREFIX}/login?return_to=${encodeURIComponent(here)}`, 303);
   const refresh = `${config.AUTH_PREFIX}/refresh?return_to=${encodeURIComponent(here)}`;
@@ -64,7 +73,7 @@ export const gatewaySsoRoute = new Hono<AppEnv>().get('/sso', async (c) => {
     if (e instanceof ApiError && e.code === 'invalid_token') return c.redirect(refresh, 303);
     throw e;
   }
-  const code = await handOffToHost(c, auth, { origin: target.origin, returnPath: target.path });
+  const code = await handOffToHost(c, auth, { origin: target.origin, returnPath: target.path, state });
   if (code === null) return c.redirect(refresh, 303);
   return c.redirect(`${target.origin}${config.AUTH_PREFIX}/sso/callback?code=${encodeURIComponent(code)}`, 303);
 });
@@ -74,9 +83,11 @@ export const appHostRoutes = new Hono<AppEnv>()
   .get('/sso/callback', async (c) => {
     if (!isTopLevelNavigation(c)) return refusal(c, new ApiError('forbidden', NOT_A_NAVIGATION), 'Not available this way');
     c.header('cache-control', 'no-store');
+    const state = readSsoStateCookie(c) ?? '';
+    clearSsoStateCookie(c);
     let signedIn;
     try {
-      signedIn = await signInOnHost(c, c.req.query('code') ?? '', new URL(c.req.url).origin);
+      signedIn = await signInOnHost(c, c.req.query('code') ?? '', new URL(c.req.url).origin, state);
     } catch (e) {
       if (e instanceof ApiError && e.code === 'invalid_token') return refusal(c, e, 'This sign-in link cannot be used');
       throw e;

@@ -82,8 +82,8 @@ export function insertHostCode(store: SessionStore, code: HostCodeRow): Promise<
 }
 
 /** Spends a host code, once (UserSessions.spendHostCode). */
-export function spendHostCode(store: SessionStore, hash: string, origin: string, now: number): Promise<HostCodeOutcome> {
-  return onObject(store, async (s) => (await s.spendHostCode(store.userId, hash, origin, now)).outcome);
+export function spendHostCode(store: SessionStore, hash: string, origin: string, stateHash: string, now: number): Promise<HostCodeOutcome> {
+  return onObject(store, async (s) => (await s.spendHostCode(store.userId, hash, origin, stateHash, now)).outcome);
 }
 
 /** Ends those of the sessions still live; returns the ids this call ended. */

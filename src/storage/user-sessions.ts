@@ -117,6 +117,8 @@ export interface HostCodeRow {
   session_id: string;
   origin: string;
   return_path: string;
+  /** SHA-256 of the state the browser holds on the app host (http/cookies.ts SSO_STATE_COOKIE). */
+  state_hash: string;
   created_at: number;
   expires_at: number;
 }
@@ -128,6 +130,8 @@ export type HostCodeOutcome =
   | { kind: 'replayed'; sessionId: string }
   /** Presented on another origin than the one it was minted for (it is spent now). */
   | { kind: 'wrong_host'; sessionId: string }
+  /** Presented without the state of the browser it was minted for (login CSRF, or a stolen code). */
+  | { kind: 'wrong_browser'; sessionId: string }
   | { kind: 'expired'; sessionId: string }
   /** Its session has ended or expired. */
   | { kind: 'ended'; sessionId: string }
@@ -151,7 +155,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     sql.exec('CREATE TABLE IF NOT EXISTS rotated_refresh_tokens (hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
     sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     sql.exec(`CREATE TABLE IF NOT EXISTS host_codes (
-      hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, origin TEXT NOT NULL, return_path TEXT NOT NULL,
+      hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, origin TEXT NOT NULL, return_path TEXT NOT NULL, state_hash TEXT NOT NULL,
       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER)`);
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
@@ -273,8 +277,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       const session = this.row('id', code.session_id);
       if (!session || session.revoked_at !== null || session.expires_at <= code.created_at) return false;
       this.ctx.storage.sql.exec(
-        'INSERT INTO host_codes (hash, session_id, origin, return_path, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)',
-        code.hash, code.session_id, code.origin, code.return_path, code.created_at, code.expires_at,
+        'INSERT INTO host_codes (hash, session_id, origin, return_path, state_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)',
+        code.hash, code.session_id, code.origin, code.return_path, code.state_hash, code.created_at, code.expires_at,
       );
       return true;
     });
@@ -286,7 +290,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
    * Spends a host code, in one transaction: whatever the outcome, a known code is used once
    * (one presented on the wrong origin, or too late, cannot be tried again elsewhere).
    */
-  async spendHostCode(userId: string, hash: string, origin: string, now: number): Promise<{ outcome: HostCodeOutcome }> {
+  async spendHostCode(userId: string, hash: string, origin: string, stateHash: string, now: number): Promise<{ outcome: HostCodeOutcome }> {
     await this.ready(userId);
     const sql = this.ctx.storage.sql;
     const outcome = this.ctx.storage.transactionSync((): HostCodeOutcome => {
@@ -296,6 +300,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       if (code.used_at !== null) return { kind: 'replayed', sessionId };
       sql.exec('UPDATE host_codes SET used_at = ? WHERE hash = ?', now, hash);
       if (code.origin !== origin) return { kind: 'wrong_host', sessionId };
+      if (code.state_hash !== stateHash) return { kind: 'wrong_browser', sessionId };
       if (code.expires_at <= now) return { kind: 'expired', sessionId };
       const session = this.row('id', sessionId);
       if (!session || session.revoked_at !== null || session.expires_at <= now) return { kind: 'ended', sessionId };

@@ -34,23 +34,37 @@ const JSON_ACCEPT = { accept: 'application/json' };
 
 type Jar = Record<string, string>;
 
-function ssoUrl(returnTo: string): string {
-  return `${PUBLIC_URL}/auth/sso?return_to=${encodeURIComponent(returnTo)}`;
+/** A well-formed state, for requests to /sso that are refused before it matters. */
+const SOME_STATE = 'AAAAAAAAAAAAAAAAAAAAAA';
+
+function ssoUrl(returnTo: string, state = SOME_STATE): string {
+  return `${PUBLIC_URL}/auth/sso?return_to=${encodeURIComponent(returnTo)}&state=${state}`;
 }
 
-/** A code for `returnTo` from a browser signed in at the gateway host: the callback URL. */
-async function codeFor(gateway: Jar, returnTo: string): Promise<URL> {
-  const r = await call(ssoUrl(returnTo), { env, cookies: gateway, headers: NAV });
+/** The app host sends a browser without its cookie to /sso, with a state it keeps in a cookie of its own. */
+async function startOnHost(returnTo: string): Promise<{ sso: string; state: string }> {
+  const r = await call(returnTo, { env, headers: NAV });
+  expect(r.status, await r.clone().text()).toBe(302);
+  const sso = r.headers.get('location')!;
+  const state = setCookies(r).get('__Host-gatehouse-sso')!.value;
+  expect(new URL(sso).searchParams.get('state')).toBe(state);
+  return { sso, state };
+}
+
+/** A code for `returnTo` from a browser signed in at the gateway host: the callback URL and the browser's state on the app host. */
+async function codeFor(gateway: Jar, returnTo: string): Promise<{ callback: URL; state: string }> {
+  const { sso, state } = await startOnHost(returnTo);
+  const r = await call(sso, { env, cookies: gateway, headers: NAV });
   expect(r.status, await r.clone().text()).toBe(303);
   const callback = new URL(r.headers.get('location')!);
   expect(callback.origin + callback.pathname).toBe(`${new URL(returnTo).origin}/auth/sso/callback`);
   expect(callback.searchParams.get('code')).toMatch(/^usr_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
-  return callback;
+  return { callback, state };
 }
 
-/** Exchanges the code on `callback`'s host: the response. */
-function exchange(callback: URL | string, headers: Record<string, string> = NAV) {
-  return call(callback.toString(), { env, headers });
+/** Exchanges the code on `callback`'s host, by the browser holding `state` there: the response. */
+function exchange({ callback, state }: { callback: URL | string; state?: string }, headers: Record<string, string> = NAV) {
+  return call(callback.toString(), { env, headers, cookies: state === undefined ? undefined : { '__Host-gatehouse-sso': state } });
 }
 
 /** Signs an app host in from the gateway's session: its own cookie jar. */
@@ -77,7 +91,10 @@ describe('an app host without a session of its own', () => {
     app.seen.length = 0;
     const r = await call(`${APP}/wiki/page?x=1`, { env, headers: NAV });
     expect(r.status).toBe(302);
-    expect(r.headers.get('location')).toBe(ssoUrl(`${APP}/wiki/page?x=1`));
+    const state = setCookies(r).get('__Host-gatehouse-sso')!;
+    expect(state.value).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(state.attributes).toMatch(/Path=\/; HttpOnly; Secure; SameSite=Lax/);
+    expect(r.headers.get('location')).toBe(`${PUBLIC_URL}/auth/sso?return_to=${APP}/wiki/page?x=1&state=${state.value}`);
     const api = await call(`${APP}/api`, { env, headers: JSON_ACCEPT });
     expect(api.status).toBe(401);
     expect(app.seen).toHaveLength(0);
@@ -87,8 +104,7 @@ describe('an app host without a session of its own', () => {
 describe('one sign-in serves every host', () => {
   it('the gateway’s session comes back to the app host as a code, exchanged for this host’s own cookie of the same session', async () => {
     const gateway = await gatewaySession();
-    const callback = await codeFor(gateway, `${APP}/wiki/page?x=1`);
-    const r = await exchange(callback);
+    const r = await exchange(await codeFor(gateway, `${APP}/wiki/page?x=1`));
     expect(r.status).toBe(303);
     expect(r.headers.get('location')).toBe('/wiki/page?x=1');
     // The code in this URL goes no further: not in a Referer, not in a cache.
@@ -107,12 +123,12 @@ describe('one sign-in serves every host', () => {
     expect(hostClaims.aud).toBe(APP);
 
     app.seen.length = 0;
-    const page = await call(`${APP}/wiki/page?x=1`, { env, cookies: { '__Host-gatehouse': cookie.value }, headers: NAV });
+    const page = await call(`${APP}/wiki/page?x=1`, { env, cookies: { '__Host-gatehouse': cookie.value, '__Host-gatehouse-sso': 'AAAAAAAAAAAAAAAAAAAAAA', theme: 'dark' }, headers: NAV });
     expect(page.status).toBe(200);
     expect(await page.text()).toBe('app page');
     expect(app.seen[0]!.headers['x-auth-session-id']).toBe(hostClaims.sid);
-    // The gateway's cookie never reaches the origin.
-    expect(app.seen[0]!.headers.cookie).toBeUndefined();
+    // The gateway's cookies (this host's access cookie, the single sign-on state) never reach the origin.
+    expect(app.seen[0]!.headers.cookie).toBe('theme=dark');
   });
 
   it('works for a host under another registrable domain (a wildcard route), with the same session', async () => {
@@ -126,7 +142,8 @@ describe('one sign-in serves every host', () => {
   });
 
   it('a browser not signed in at the gateway host signs in there first and comes back to /sso (return_to survives the sign-in page)', async () => {
-    const r = await call(ssoUrl(`${APP}/wiki?a=1&b=2`), { env, headers: NAV });
+    const { sso } = await startOnHost(`${APP}/wiki?a=1&b=2`);
+    const r = await call(sso, { env, headers: NAV });
     expect(r.status).toBe(303);
     const login = new URL(r.headers.get('location')!, PUBLIC_URL);
     expect(login.pathname).toBe('/auth/login');
@@ -152,7 +169,8 @@ describe('one sign-in serves every host', () => {
       { userId: claims.sub, sessionId: claims.sid, email: 'x@example.com', emailVerified: false, roles: [], amr: ['pwd'], authTime: 1, ttlSeconds: 60 },
       Math.floor(Date.now() / 1000) - 3600,
     );
-    const r = await call(ssoUrl(`${APP}/`), { env, cookies: { ...gateway, '__Host-gatehouse': expired.token }, headers: NAV });
+    const { sso } = await startOnHost(`${APP}/`);
+    const r = await call(sso, { env, cookies: { ...gateway, '__Host-gatehouse': expired.token }, headers: NAV });
     expect(r.status).toBe(303);
     const refresh = new URL(r.headers.get('location')!, PUBLIC_URL);
     expect(refresh.pathname).toBe('/auth/refresh');
@@ -170,7 +188,7 @@ describe('one sign-in serves every host', () => {
     );
     const r = await call(`${APP}/page`, { env, cookies: { '__Host-gatehouse': expired.token }, headers: NAV });
     expect(r.status).toBe(302);
-    expect(r.headers.get('location')).toBe(ssoUrl(`${APP}/page`));
+    expect(r.headers.get('location')).toBe(`${PUBLIC_URL}/auth/sso?return_to=${APP}/page&state=${setCookies(r).get('__Host-gatehouse-sso')!.value}`);
   });
 });
 
@@ -193,6 +211,13 @@ describe('/sso gives codes only for the hosts the routes serve', () => {
     expect(await page.text()).toContain('Not a site this gateway serves');
   });
 
+  it.each([['no state', ''], ['a malformed state', 'x'.repeat(21)]])('%s: refused (400), no code', async (_label, state) => {
+    const gateway = await gatewaySession();
+    const r = await call(`${PUBLIC_URL}/auth/sso?return_to=${encodeURIComponent(`${APP}/`)}&state=${state}`, { env, cookies: gateway, headers: { ...NAV, accept: 'application/json' } });
+    expect(r.status).toBe(400);
+    expect(await r.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
   it('only to a top-level navigation: an image or a script’s fetch gets no code', async () => {
     const gateway = await gatewaySession();
     const r = await call(ssoUrl(`${APP}/`), { env, cookies: gateway, headers: { accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', 'sec-fetch-site': 'cross-site' } });
@@ -205,9 +230,9 @@ describe('the code', () => {
   it('works once: a second exchange is refused and recorded as a security event', async () => {
     const gateway = await gatewaySession();
     const userId = claimsOf(gateway['__Host-gatehouse']!).sub;
-    const callback = await codeFor(gateway, `${APP}/`);
-    expect((await exchange(callback)).status).toBe(303);
-    const again = await exchange(callback, JSON_ACCEPT);
+    const code = await codeFor(gateway, `${APP}/`);
+    expect((await exchange(code)).status).toBe(303);
+    const again = await exchange(code, JSON_ACCEPT);
     expect(again.status).toBe(401);
     expect(await again.json()).toMatchObject({ error: 'invalid_token' });
     expect(setCookies(again).has('__Host-gatehouse')).toBe(false);
@@ -218,44 +243,60 @@ describe('the code', () => {
 
   it('is useless on another host, and spent by the attempt', async () => {
     const gateway = await gatewaySession();
-    const callback = await codeFor(gateway, `${APP}/`);
-    const elsewhere = new URL(callback);
+    const code = await codeFor(gateway, `${APP}/`);
+    const elsewhere = new URL(code.callback);
     elsewhere.host = 'tool.example.org';
-    const r = await exchange(elsewhere, JSON_ACCEPT);
+    const r = await exchange({ callback: elsewhere, state: code.state }, JSON_ACCEPT);
     expect(r.status).toBe(401);
     expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
-    expect((await exchange(callback, JSON_ACCEPT)).status).toBe(401);
+    expect((await exchange(code, JSON_ACCEPT)).status).toBe(401);
+  });
+
+  it('is useless in another browser (login CSRF: someone else’s code; a code read from a log): refused, spent, a security event', async () => {
+    const gateway = await gatewaySession();
+    const userId = claimsOf(gateway['__Host-gatehouse']!).sub;
+    // The attacker's own code, pushed to a victim's browser that holds another state, or none.
+    const code = await codeFor(gateway, `${APP}/`);
+    const { state: victims } = await startOnHost(`${APP}/`);
+    for (const state of [victims, undefined]) {
+      const r = await exchange({ callback: code.callback, state }, JSON_ACCEPT);
+      expect(r.status).toBe(401);
+      expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
+    }
+    expect(await countRows('auth_events', "event = 'host_code_refused' AND outcome = 'security' AND user_id = ? AND detail LIKE '%wrong_browser%'", userId)).toBe(1);
+    // Spent: the right browser cannot use it after that either.
+    expect((await exchange(code, JSON_ACCEPT)).status).toBe(401);
   });
 
   it('is useless on the gateway host (no callback there)', async () => {
     const gateway = await gatewaySession();
-    const callback = await codeFor(gateway, `${APP}/`);
-    const r = await call(`${PUBLIC_URL}/auth/sso/callback${callback.search}`, { env, headers: JSON_ACCEPT });
+    const code = await codeFor(gateway, `${APP}/`);
+    const r = await call(`${PUBLIC_URL}/auth/sso/callback${code.callback.search}`, { env, headers: JSON_ACCEPT });
     expect(r.status).toBe(404);
-    expect((await exchange(callback)).status).toBe(303);
+    expect((await exchange(code)).status).toBe(303);
   });
 
   it('is refused after its expiry', async () => {
     const gateway = await gatewaySession();
     const userId = claimsOf(gateway['__Host-gatehouse']!).sub;
-    const callback = await codeFor(gateway, `${APP}/`);
+    const code = await codeFor(gateway, `${APP}/`);
     await sessionExec('UPDATE host_codes SET expires_at = ?', [Math.floor(Date.now() / 1000) - 1], userId);
-    const r = await exchange(callback, JSON_ACCEPT);
+    const r = await exchange(code, JSON_ACCEPT);
     expect(r.status).toBe(401);
     expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
   });
 
   it('is refused once its session has ended', async () => {
     const gateway = await gatewaySession();
-    const callback = await codeFor(gateway, `${APP}/`);
+    const code = await codeFor(gateway, `${APP}/`);
     expect((await call('/auth/logout', { env, method: 'POST', cookies: gateway })).status).toBe(200);
-    const r = await exchange(callback, JSON_ACCEPT);
+    const r = await exchange(code, JSON_ACCEPT);
     expect(r.status).toBe(401);
     expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
   });
 
   it.each([['not a code'], ['usr_nobody.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'], ['']])('a made-up code %s: refused', async (code) => {
-    const r = await exchange(`${APP}/auth/sso/callback?code=${encodeURIComponent(code)}`, JSON_ACCEPT);
+    const r = await exchange({ callback: `${APP}/auth/sso/callback?code=${encodeURIComponent(code)}`, state: SOME_STATE }, JSON_ACCEPT);
     expect(r.status).toBe(401);
   });
 });
@@ -348,6 +389,7 @@ describe('signing out on any host ends the session on every host', () => {
     expect((await call(`${APP}/x`, { env, cookies: appJar, headers: JSON_ACCEPT })).status).toBe(401);
     const nav = await call(`${APP}/x`, { env, cookies: appJar, headers: NAV });
     expect(nav.status).toBe(302);
-    expect(nav.headers.get('location')).toBe(ssoUrl(`${APP}/x`));
+    expect(new URL(nav.headers.get('location')!).pathname).toBe('/auth/sso');
+    expect(new URL(nav.headers.get('location')!).searchParams.get('return_to')).toBe(`${APP}/x`);
   });
 });

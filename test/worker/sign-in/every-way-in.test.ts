@@ -66,6 +66,8 @@ beforeAll(async () => {
 
 /** An app host (README "Hosts"): single sign-on hands it a session of the gateway host. */
 const APP_HOST = 'app.example.com';
+/** The state an app host gave the browser for single sign-on (its own cookie there). */
+const SSO_STATE = 'AAAAAAAAAAAAAAAAAAAAAA';
 /** A browser's top-level navigation, as single sign-on requires. */
 const DOCUMENT_NAV = { ...NAV, 'sec-fetch-dest': 'document', 'sec-fetch-site': 'cross-site' };
 
@@ -215,14 +217,14 @@ const drivers: Record<SignInEndpointId, (kind: Kind) => Promise<Prepared>> = {
     const { email, userId } = await passwordAccount(kind, 'host-code');
     const jar = await pendingBrowser(email);
     const returnTo = encodeURIComponent(`https://${APP_HOST}/wiki`);
-    return { userId, expected: 'sent-to-sign-in', send: () => call(`/auth/sso?return_to=${returnTo}`, { env: e, cookies: jar, headers: DOCUMENT_NAV }) };
+    return { userId, expected: 'sent-to-sign-in', send: () => call(`/auth/sso?return_to=${returnTo}&state=${SSO_STATE}`, { env: e, cookies: jar, headers: DOCUMENT_NAV }) };
   },
   // Such a browser has no code to exchange: one made up in the right shape, for this very user, gets nothing.
   host_code_exchange: async (kind) => {
     const { email, userId } = await passwordAccount(kind, 'host-exchange');
     const jar = await pendingBrowser(email);
     const code = `${userId}.${'A'.repeat(43)}`;
-    return { userId, expected: 'refused', send: () => call(`https://${APP_HOST}/auth/sso/callback?code=${code}`, { env: e, cookies: jar, headers: DOCUMENT_NAV }) };
+    return { userId, expected: 'refused', send: () => call(`https://${APP_HOST}/auth/sso/callback?code=${code}`, { env: e, cookies: { ...jar, '__Host-gatehouse-sso': SSO_STATE }, headers: DOCUMENT_NAV }) };
   },
 };
 

@@ -12,6 +12,8 @@ import { sessionExec } from '../support/user-sessions-store';
 import { keyringFromJwks } from '../../../src/keys/keyring';
 import { issueAccessToken } from '../../../src/tokens/access-token';
 import { testKey } from '../support/helpers';
+import { safeReturnTo } from '../../../src/http/return-to';
+import { loadConfig } from '../../../src/config/load';
 
 const APP = 'https://app.example.com';
 /** Under another registrable domain than the gateway's. */
@@ -24,6 +26,7 @@ const env = proxyEnv(
     { path: '/', origin: 'service:GW', auth: 'required' },
     { host: 'app.example.com', path: '/', origin: 'service:APP', auth: 'required' },
     { host: '*.example.org', path: '/', origin: 'service:TOOL', auth: 'required' },
+    { host: 'admin.example.com', path: '/', origin: 'service:APP', auth: 'required', require: ['mfa'] },
   ],
   { APP: app, TOOL: tool, GW: gatewayOrigin },
 );
@@ -189,6 +192,25 @@ describe('one sign-in serves every host', () => {
     const r = await call(`${APP}/page`, { env, cookies: { '__Host-gatehouse': expired.token }, headers: NAV });
     expect(r.status).toBe(302);
     expect(r.headers.get('location')).toBe(`${PUBLIC_URL}/auth/sso?return_to=${APP}/page&state=${setCookies(r).get('__Host-gatehouse-sso')!.value}`);
+  });
+});
+
+describe('step-up on an app host', () => {
+  it('sends the browser to the gateway’s step-up, which comes back through /sso (its return_to survives the check)', async () => {
+    const gateway = await gatewaySession();
+    const adminJar = await signInOnHost(gateway, 'https://admin.example.com/');
+    const r = await call('https://admin.example.com/panel?a=1&b=2', { env, cookies: adminJar, headers: NAV });
+    expect(r.status).toBe(303);
+    const stepUp = new URL(r.headers.get('location')!);
+    expect(stepUp.origin + stepUp.pathname).toBe(`${PUBLIC_URL}/auth/step-up`);
+    const back = stepUp.searchParams.get('return_to')!;
+    const loaded = loadConfig(env);
+    if (!loaded.ok) throw loaded.error;
+    expect(safeReturnTo(back, loaded.config)).toBe(back);
+    const sso = new URL(back, PUBLIC_URL);
+    expect(sso.pathname).toBe('/auth/sso');
+    expect(sso.searchParams.get('return_to')).toBe('https://admin.example.com/panel?a=1&b=2');
+    expect(sso.searchParams.get('state')).toBe(setCookies(r).get('__Host-gatehouse-sso')!.value);
   });
 });
 

@@ -29,15 +29,6 @@ export function safeReturnTo(value: unknown, config: Pick<Config, 'PUBLIC_URL' |
   return DEFAULT_RETURN_TO;
 }
 
-/**
- * A `return_to` value in a query string, escaped only where a query needs it: `/`, `:`, `?` and
- * `=` stay as they are, so the URL of a gateway page that holds it (`/auth/sso?return_to=https://…`)
- * passes {@link safeReturnTo}, which refuses encoded slashes.
- */
-export function queryValue(value: string): string {
-  return encodeURIComponent(value).replace(/%(2F|3A|3F|3D)/gi, (m) => decodeURIComponent(m));
-}
-
 /** A page on an app host to return to after single sign-on: its origin and its path with query. */
 export interface HostReturnTo {
   origin: string;

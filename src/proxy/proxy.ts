@@ -13,7 +13,7 @@ import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
 import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE, SSO_STATE_COOKIE, ssoStateCookie } from '../http/cookies';
-import { queryValue } from '../http/return-to';
+import { queryValue } from '../http/query-value';
 import { randomId } from '../util/random';
 import { ApiError } from '../http/errors';
 import { errorHandler } from '../middleware/error-handler';

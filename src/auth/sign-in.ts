@@ -305,11 +305,14 @@ export async function signInOnHost(c: Context<AppEnv>, code: string, origin: str
   if (outcome.kind === 'unknown') throw refused;
   if (outcome.kind !== 'spent') {
     const replay = outcome.kind === 'replayed';
+    // No state at all is most likely its cookie running out during a long sign-in; another
+    // browser's state is someone pushing their code to this browser.
+    const reason = outcome.kind === 'wrong_browser' && state === '' ? 'no_state' : outcome.kind;
     await recordEvent(c, {
       event: replay ? 'host_code_replayed' : 'host_code_refused',
-      outcome: replay || outcome.kind === 'wrong_host' || outcome.kind === 'wrong_browser' ? 'security' : 'failure',
+      outcome: replay || reason === 'wrong_host' || reason === 'wrong_browser' ? 'security' : 'failure',
       userId,
-      detail: { endpoint, sid: outcome.sessionId, host: origin, reason: outcome.kind },
+      detail: { endpoint, sid: outcome.sessionId, host: origin, reason },
     });
     throw refused;
   }

@@ -63,10 +63,15 @@ export function clearMfaCookie(c: Context<AppEnv>): void {
  * Single sign-on to an app host (README "Hosts"): a random state this browser holds on the app
  * host while it fetches a code from the gateway host. The code is exchanged only together with
  * it, so a code made for someone else's browser (login CSRF) or read from a log is useless.
- * Not a credential; `Path=/` as `__Host-` requires, five minutes.
+ * Not a credential: one per browser, kept for an hour (a sign-in on the way may take a while)
+ * and reused by the browser's other tabs, so they do not replace each other's. `Path=/` as
+ * `__Host-` requires.
  */
 export const SSO_STATE_COOKIE = '__Host-gatehouse-sso';
-const SSO_STATE_MAX_AGE = 300;
+const SSO_STATE_MAX_AGE = 3600;
+
+/** The shape of a state: 16 random bytes, base64url. */
+export const SSO_STATE = /^[A-Za-z0-9_-]{22}$/;
 
 /** The `Set-Cookie` line for the state (the proxy writes its redirect by hand). */
 export function ssoStateCookie(state: string): string {
@@ -77,9 +82,6 @@ export function readSsoStateCookie(c: Context<AppEnv>): string | undefined {
   return getCookie(c, 'gatehouse-sso', 'host');
 }
 
-export function clearSsoStateCookie(c: Context<AppEnv>): void {
-  deleteCookie(c, 'gatehouse-sso', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
-}
 
 /** True if the request carries any gateway cookie: it is then "cookie-authenticated". */
 export function hasSessionCookie(c: Context<AppEnv>): boolean {

@@ -12,7 +12,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
-import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE, SSO_STATE_COOKIE, ssoStateCookie } from '../http/cookies';
+import { ACCESS_COOKIE, MFA_COOKIE, readSsoStateCookie, REFRESH_COOKIE, SSO_STATE, SSO_STATE_COOKIE, ssoStateCookie } from '../http/cookies';
 import { queryValue } from '../http/query-value';
 import { randomId } from '../util/random';
 import { ApiError } from '../http/errors';
@@ -73,8 +73,9 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   c.set('policy', route.config.auth);
   c.set('proxyRoute', route.config.path);
 
-  // On an app host, a browser sent through single sign-on holds a state of its own there.
-  const state = host === null ? null : randomId(16);
+  // On an app host, a browser sent through single sign-on holds a state of its own there (the
+  // one it has, so that its tabs do not replace each other's).
+  const state = host === null ? null : ssoStateOf(c);
   const verdict = await gate(c, route, state === null ? { returnTo: url.href, refuseCrossSite: true } : appHostGate(config, url, state));
   if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status, setCookie: state === null ? undefined : ssoStateCookie(state) };
 
@@ -114,6 +115,12 @@ function appHostGate(config: Config, url: URL, state: string): GateOptions {
     trustedOrigins: [url.origin],
     viaGateway: { signIn: sso, stepUp: `${config.PUBLIC_URL}${config.AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(ssoPath)}` },
   };
+}
+
+/** The browser's single sign-on state on this host, or a new one. */
+function ssoStateOf(c: Context<AppEnv>): string {
+  const held = readSsoStateCookie(c);
+  return held !== undefined && SSO_STATE.test(held) ? held : randomId(16);
 }
 
 /** On a public route nothing is verified, but a bearer token of ours still must not leak onward. */

@@ -25,7 +25,7 @@ import { signOutWithAccessToken } from '../auth/sessions';
 import { handOffToHost, signInOnHost } from '../auth/sign-in';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
-import { clearSessionCookies, clearSsoStateCookie, readAccessCookie, readSsoStateCookie, setAccessCookie } from '../http/cookies';
+import { clearSessionCookies, readAccessCookie, readSsoStateCookie, setAccessCookie, SSO_STATE } from '../http/cookies';
 import { ApiError } from '../http/errors';
 import { hostReturnTo, onHost } from '../http/return-to';
 import { queryValue } from '../http/query-value';
@@ -42,9 +42,6 @@ function refusal(c: Context<AppEnv>, error: ApiError, title: string): Response {
   return renderPage(c, (nonce, brand) => OAuthErrorPage({ nonce, brand, title, message: error.description, loginHref }), error.status as PageStatus);
 }
 
-/** The state the app host gave the browser (proxy/proxy.ts: 16 random bytes, base64url). */
-const STATE = /^[A-Za-z0-9_-]{22}$/;
-
 const NOT_A_NAVIGATION = 'Signing in to another site of this gateway happens only by opening its pages in the browser, not from an image, a frame or a script.';
 
 /** The gateway host's end: a code for the app host, or on through refresh or sign-in and back. */
@@ -58,7 +55,7 @@ export const gatewaySsoRoute = new Hono<AppEnv>().get('/sso', async (c) => {
     return refusal(c, error, 'Not a site this gateway serves');
   }
   const state = c.req.query('state') ?? '';
-  if (!STATE.test(state)) {
+  if (!SSO_STATE.test(state)) {
     const error = new ApiError('invalid_request', 'This sign-in must start from a page of the site you are going to.');
     return refusal(c, error, 'Start again from the site');
   }
@@ -85,7 +82,6 @@ export const appHostRoutes = new Hono<AppEnv>()
     if (!isTopLevelNavigation(c)) return refusal(c, new ApiError('forbidden', NOT_A_NAVIGATION), 'Not available this way');
     c.header('cache-control', 'no-store');
     const state = readSsoStateCookie(c) ?? '';
-    clearSsoStateCookie(c);
     let signedIn;
     try {
       signedIn = await signInOnHost(c, c.req.query('code') ?? '', new URL(c.req.url).origin, state);

@@ -134,6 +134,17 @@ describe('one sign-in serves every host', () => {
     expect(app.seen[0]!.headers.cookie).toBe('theme=dark');
   });
 
+  it('a browser keeps its one state across tabs, so two sign-ons at once do not undo each other', async () => {
+    const gateway = await gatewaySession();
+    const first = await codeFor(gateway, `${APP}/one`);
+    // The second tab's navigation carries the state cookie the first one got.
+    const r = await call(`${APP}/two`, { env, headers: NAV, cookies: { '__Host-gatehouse-sso': first.state } });
+    expect(setCookies(r).get('__Host-gatehouse-sso')!.value).toBe(first.state);
+    const second = await call(r.headers.get('location')!, { env, cookies: gateway, headers: NAV });
+    const both = [first, { callback: new URL(second.headers.get('location')!), state: first.state }];
+    for (const code of both) expect((await exchange(code)).status).toBe(303);
+  });
+
   it('works for a host under another registrable domain (a wildcard route), with the same session', async () => {
     const gateway = await gatewaySession();
     const toolJar = await signInOnHost(gateway, `${TOOL}/board`);
@@ -287,6 +298,15 @@ describe('the code', () => {
     }
     expect(await countRows('auth_events', "event = 'host_code_refused' AND outcome = 'security' AND user_id = ? AND detail LIKE '%wrong_browser%'", userId)).toBe(1);
     // Spent: the right browser cannot use it after that either.
+    expect((await exchange(code, JSON_ACCEPT)).status).toBe(401);
+  });
+
+  it('without the state cookie (it ran out during a long sign-in), refused and spent, a failure rather than an attack', async () => {
+    const gateway = await gatewaySession();
+    const userId = claimsOf(gateway['__Host-gatehouse']!).sub;
+    const code = await codeFor(gateway, `${APP}/`);
+    expect((await exchange({ callback: code.callback }, JSON_ACCEPT)).status).toBe(401);
+    expect(await countRows('auth_events', "event = 'host_code_refused' AND outcome = 'failure' AND user_id = ? AND detail LIKE '%no_state%'", userId)).toBe(1);
     expect((await exchange(code, JSON_ACCEPT)).status).toBe(401);
   });
 

@@ -88,6 +88,8 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
 export function buildAppHostApp(config: Config, headers: MiddlewareHandler<AppEnv>): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use('*', headers);
+  // Exchanging a code counts with refreshes: each is a token minted from something presented.
+  app.get(`${config.AUTH_PREFIX}/sso/callback`, rateLimit('refresh'));
   app.route(config.AUTH_PREFIX, appHostRoutes);
   return app;
 }

@@ -337,6 +337,19 @@ describe('the code', () => {
     expect(setCookies(r).has('__Host-gatehouse')).toBe(false);
   });
 
+  it('exchanges count against the per-IP refresh limit: over it, 429 and the code is not touched', async () => {
+    const gateway = await gatewaySession();
+    const code = await codeFor(gateway, `${APP}/`);
+    const keys: string[] = [];
+    const limited = proxyEnv(JSON.parse(env.ROUTES as string) as unknown[], { APP: app, TOOL: tool, GW: gatewayOrigin }, {
+      RATE_LIMITER: { limit: async (o: { key: string }) => (keys.push(o.key), { success: false }) },
+    });
+    const r = await call(code.callback.toString(), { env: limited, headers: JSON_ACCEPT, cookies: { '__Host-gatehouse-sso': code.state } });
+    expect(r.status).toBe(429);
+    expect(keys).toEqual(['refresh:203.0.113.7']);
+    expect((await exchange(code)).status).toBe(303);
+  });
+
   it.each([['not a code'], ['usr_nobody.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'], ['']])('a made-up code %s: refused', async (code) => {
     const r = await exchange({ callback: `${APP}/auth/sso/callback?code=${encodeURIComponent(code)}`, state: SOME_STATE }, JSON_ACCEPT);
     expect(r.status).toBe(401);

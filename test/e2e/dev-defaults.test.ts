@@ -270,7 +270,10 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     for (const host of [urls['app host']!, urls['second host']!]) {
       const visit = await navigate(host);
       expect(visit.status, host).toBe(302);
-      expect(visit.location, host).toBe(`http://localhost:${port}/auth/sso?return_to=${encodeURIComponent(host)}`);
+      const sso = new URL(visit.location!);
+      expect(sso.origin + sso.pathname, host).toBe(`http://localhost:${port}/auth/sso`);
+      expect(sso.searchParams.get('return_to'), host).toBe(host);
+      expect(sso.searchParams.get('state'), host).toMatch(/^[A-Za-z0-9_-]{22}$/);
     }
   });
 

@@ -40,8 +40,9 @@ const devVarsText = (envFiles.length ? envFiles : [devVarsFile]).map((f) => (exi
 const vars = {};
 const stops = [];
 const links = [];
+const listenPort = typeof given.port === 'string' ? given.port : '8787';
 for (const start of companions) {
-  const started = await start({ devVarsText, givenVars: given.var ?? [], environment: process.env });
+  const started = await start({ devVarsText, givenVars: given.var ?? [], environment: process.env, gatewayPort: listenPort });
   Object.assign(vars, started.vars);
   stops.push(started.stop);
   links.push(...(started.links ?? []));
@@ -55,7 +56,6 @@ for (const start of companions) {
 // place of a .dev.vars, and dev-setup.mjs always writes one; ROUTES is the exception,
 // passed on by echo-origin.mjs.)
 const setting = (name) => givenSetting(name, { givenVars: given.var ?? [], devVarsText })?.value;
-const listenPort = typeof given.port === 'string' ? given.port : '8787';
 if (setting('ENVIRONMENT') === undefined) vars.ENVIRONMENT = 'development';
 if (setting('PUBLIC_URL') === undefined) vars.PUBLIC_URL = `http://localhost:${listenPort}`;
 const gatewayUrl = (setting('PUBLIC_URL') ?? vars.PUBLIC_URL).replace(/\/+$/, '');

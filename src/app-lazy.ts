@@ -9,7 +9,7 @@
  * forward-auth request (then app.ts). Paths are under AUTH_PREFIX, as in app.ts; app.ts has
  * already run the gateway middleware (gateway headers, body limit) for them.
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
@@ -32,6 +32,7 @@ import { secondFactorRoutes } from './routes/second-factors';
 import { sessionRoutes } from './routes/session';
 import { stepUpRoutes } from './routes/step-up';
 import { unmatchedEndpoint } from './routes/unmatched';
+import { appHostRoutes, gatewaySsoRoute } from './routes/host-sign-in';
 
 /**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
@@ -61,6 +62,7 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', passwordResetRoutes);
   auth.route('/', sessionRoutes);
   auth.route('/', refreshNavigationRoute);
+  auth.route('/', gatewaySsoRoute);
   auth.route('/', accountRoutes);
   auth.route('/', passkeyRoutes);
   auth.route('/', secondFactorRoutes);
@@ -76,5 +78,18 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   app.all('/.well-known/jwks.json', unmatched);
   app.route(config.AUTH_PREFIX, auth);
   everything.route('/', hot).route('/', app);
+  return app;
+}
+
+/**
+ * The gateway's paths on an app host (README "Hosts"): single sign-on's callback and sign-out,
+ * and 404 for the rest (routes/host-sign-in.ts). `headers`: the gateway's security headers.
+ */
+export function buildAppHostApp(config: Config, headers: MiddlewareHandler<AppEnv>): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use('*', headers);
+  // Exchanging a code counts with refreshes: each is a token minted from something presented.
+  app.get(`${config.AUTH_PREFIX}/sso/callback`, rateLimit('refresh'));
+  app.route(config.AUTH_PREFIX, appHostRoutes);
   return app;
 }

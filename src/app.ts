@@ -14,6 +14,7 @@ import { errorHandler } from './middleware/error-handler';
 import { devLoopback } from './middleware/dev-loopback';
 import { httpsOnly } from './middleware/https-only';
 import { proxy } from './proxy/proxy';
+import { hasHostRoutes, isAppHost } from './proxy/route-table';
 import { rateLimitRefusals } from './middleware/rate-limit';
 import { refuseMethods } from './middleware/refuse-methods';
 import { lazyApp } from './middleware/lazy-app';
@@ -47,6 +48,12 @@ export function buildApp(config: Config): Hono<AppEnv> {
   app.use('*', refuseMethods(gatewayHeaders(config)));
   app.use('*', httpsOnly());
   app.use('*', devLoopback());
+  // On an app host (a host the routes name), the gateway's paths are its single sign-on and
+  // sign-out alone (routes/host-sign-in.ts); every other one answers 404 there.
+  if (hasHostRoutes(config.ROUTES)) {
+    const onAppHost = lazyApp(async () => (await import('./app-lazy')).buildAppHostApp(config, gatewayHeaders(config)));
+    app.use(`${config.AUTH_PREFIX}/*`, async (c, next) => (isAppHost(config, new URL(c.req.url).host) ? onAppHost(c, next) : next()));
+  }
 
   const auth = new Hono<AppEnv>();
   auth.use('*', gatewayHeaders(config));

@@ -4,6 +4,11 @@
 //   /         -> auth = "optional"  (anonymous visitors get no identity headers)
 //   /private  -> auth = "required"  (sign-in first)
 //   /eng      -> auth = "required", allow = { groups = ["eng"] }  (the dev sign-in's dev@example.com is in eng)
+// and, to show single sign-on across hosts (README "Hosts"), two app hosts on `*.localhost`
+// names (browsers resolve them to loopback and treat them as secure, so `__Host-` cookies work
+// over http there):
+//   app.localhost:<port>, wiki.localhost:<port>  -> auth = "required"
+// Its page offers a "Sign out" button (a form post to /auth/logout on the host it is shown on).
 // A ROUTES you set yourself wins, and then no demo origin starts: `--var ROUTES:…`, then the
 // environment (`ROUTES='[…]' npm run dev`: passed on to the Worker, which otherwise never sees
 // the shell's variables), then the env file (.dev.vars), then wrangler.toml's [vars]. What is
@@ -15,6 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { givenSetting } from './settings.mjs';
 
 const HOST = '127.0.0.1';
+/** The app hosts of the demo: single sign-on across hosts, on names that resolve to loopback. */
+export const DEMO_HOSTS = ['app.localhost', 'wiki.localhost'];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const escape = (s) => String(s).replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -40,7 +47,8 @@ function page(req) {
 <h1>Echo origin</h1>
 <p>${claims ? `Signed in as <b>${escape(claims.email)}</b> (roles: ${escape((claims.roles ?? []).join(', ') || 'none')}).` : 'Anonymous: no identity headers.'}
  <a href="/private">/private</a> needs sign-in · <a href="/auth/login?return_to=/private">sign in</a> · <a href="/auth/account">account</a></p>
-<p>${escape(req.method)} ${escape(req.url)}</p>
+${claims ? '<form method="post" action="/auth/logout"><button type="submit">Sign out</button></form>' : ''}
+<p>${escape(req.method)} ${escape(req.headers['x-forwarded-host'] ?? '')}${escape(req.url)}</p>
 <table>${rows}</table>
 ${claims ? `<h2>X-Auth-Assertion claims (unverified here)</h2><pre>${escape(JSON.stringify(claims, null, 2))}</pre>` : ''}`;
 }
@@ -100,7 +108,7 @@ function describeRoutes(value) {
  * The `companions` entry for scripts/dev.mjs. Resolves `{ vars, stop, links }`: `links` are
  * the routes for the ready block (paths on the gateway).
  */
-export async function echoOriginCompanion({ devVarsText = '', givenVars = [], environment = process.env } = {}) {
+export async function echoOriginCompanion({ devVarsText = '', givenVars = [], environment = process.env, gatewayPort = '8787' } = {}) {
   const mine = routesSetElsewhere({ devVarsText, givenVars, environment });
   if (mine) {
     const { links, warning } = describeRoutes(mine.value);
@@ -118,8 +126,13 @@ export async function echoOriginCompanion({ devVarsText = '', givenVars = [], en
     { path: '/private', origin: url, auth: 'required' },
     // A group rule: the dev sign-in's dev@example.com is in `eng` (scripts/dev/oidc-server.mjs).
     { path: '/eng', origin: url, auth: 'required', allow: { groups: ['eng'] } },
+    ...DEMO_HOSTS.map((host) => ({ host, path: '/', origin: url, auth: 'required' })),
   ];
   console.log(`[gatehouse] demo echo origin at ${url}: open / (anonymous) or /private (sign-in) through the gateway to see the identity headers`);
-  const links = [{ label: 'demo route', url: '/private', note: '(sign-in first; / shows an anonymous visit; /eng admits the group eng only)' }];
+  const links = [
+    { label: 'demo route', url: '/private', note: '(sign-in first; / shows an anonymous visit; /eng admits the group eng only)' },
+    { label: 'app host', url: `http://${DEMO_HOSTS[0]}:${gatewayPort}/`, note: '(another host: one sign-in serves both)' },
+    { label: 'second host', url: `http://${DEMO_HOSTS[1]}:${gatewayPort}/`, note: '(sign out on one ends both)' },
+  ];
   return { vars: { ROUTES: JSON.stringify(routes) }, stop, links };
 }

@@ -36,6 +36,19 @@ export function sessionsOf(c: Context<AppEnv>, userId: string): SessionStore {
 }
 
 /**
+ * The request's origin when it is not the gateway's (PUBLIC_URL): an app host, whose own cookie
+ * holds access tokens minted for its origin (auth/sign-in.ts `signInOnHost`). Such a token is
+ * accepted on that origin alone: never on another host, nor on the gateway's endpoints. The
+ * gateway's own requests are told apart without parsing the URL.
+ */
+export function hostAudience(c: Context<AppEnv>): string | undefined {
+  const base = c.get('config').PUBLIC_URL;
+  const url = c.req.url;
+  if (url.startsWith(base) && (url.length === base.length || url[base.length] === '/')) return undefined;
+  return new URL(url).origin;
+}
+
+/**
  * Verifies a token fully (signature, claims, revocation). Throws `invalid_token` or `unavailable`.
  * `immediate` (a route marked `revocation = "immediate"`): the user's sessions object is asked
  * too, on every request.
@@ -43,7 +56,7 @@ export function sessionsOf(c: Context<AppEnv>, userId: string): SessionStore {
 export async function authenticate(c: Context<AppEnv>, token: string, immediate = false): Promise<AuthUser> {
   const config = c.get('config');
   const claims = await verifyAccessToken(
-    { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
+    { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience, hostAudience: hostAudience(c) },
     token,
   );
   // The one revocation check of every path (proxy, forward-auth, gateway routes).

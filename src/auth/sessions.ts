@@ -19,10 +19,11 @@ import {
   type Session,
 } from '../storage/sessions';
 import type { User } from '../storage/users';
-import { ExpiredTokenError, issueAccessToken, verifyAccessToken, type AccessClaims } from '../tokens/access-token';
+import { decodeJwt } from 'jose/jwt/decode';
+import { ExpiredTokenError, issueAccessToken, verifyAccessToken, verifyAccessTokenUncached, type AccessClaims } from '../tokens/access-token';
 import { randomId, sha256 } from '../util/random';
 import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
-import { sessionsOf } from './authenticate';
+import { hostAudience, sessionsOf } from './authenticate';
 import { userForTokenClaims, userFromReplica } from './directory-reads';
 import { recordEvent } from './events';
 import { rereadStaleGroups, vouchedGroups } from './provider-groups';
@@ -92,10 +93,16 @@ const justRotated = () =>
  * as the session now stands). So once a session is past its end none of its tokens verifies,
  * and ending a user's sessions need only revoke those whose `expires_at` is not yet past.
  */
-export async function accessTokenFor(c: Context<AppEnv>, user: User, session: Pick<Session, 'id' | 'amr' | 'authTime' | 'createdAt' | 'expiresAt' | 'groups' | 'groupsReadAt'>) {
+export async function accessTokenFor(
+  c: Context<AppEnv>,
+  user: User,
+  session: Pick<Session, 'id' | 'amr' | 'authTime' | 'createdAt' | 'expiresAt' | 'groups' | 'groupsReadAt'>,
+  /** An app host's origin, for its own cookie (auth/sign-in.ts `signInOnHost`); default the gateway's. */
+  audience?: string,
+) {
   const config = c.get('config');
   return issueAccessToken(
-    { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience },
+    { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: audience ?? config.accessTokenAudience },
     {
       userId: user.id,
       sessionId: session.id,
@@ -208,7 +215,7 @@ export async function signOut(
 async function signOutClaims(c: Context<AppEnv>, presented: { token: string; via: 'bearer' | 'cookie' }): Promise<AccessClaims | null> {
   const config = c.get('config');
   try {
-    return await verifyAccessToken({ keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience }, presented.token);
+    return await verifyAccessToken({ keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience, hostAudience: hostAudience(c) }, presented.token);
   } catch (e) {
     // A browser's access cookie may be anything stale (expired, signed by a retired key): the
     // refresh cookie decides. A bearer token must at least be ours.
@@ -216,6 +223,38 @@ async function signOutClaims(c: Context<AppEnv>, presented: { token: string; via
     if (stale) return null;
     throw e;
   }
+}
+
+/**
+ * Sign-out on an app host (routes/host-sign-in.ts), whose only credential is its access cookie:
+ * the session that cookie's token names ends, on every host, also when the token's lifetime is
+ * over (the page was open a while), as long as it is ours: its signature and claims are checked
+ * as they stood at its expiry. Anything else ends nothing.
+ */
+export async function signOutWithAccessToken(c: Context<AppEnv>, token: string | undefined): Promise<SignOutResult> {
+  const none = { userId: null, sessionId: null, ended: 0 };
+  if (token === undefined) return none;
+  const config = c.get('config');
+  const ctx = { keyring: c.get('keyring'), issuer: config.PUBLIC_URL, audience: config.accessTokenAudience, hostAudience: hostAudience(c) };
+  let claims: AccessClaims;
+  try {
+    claims = await verifyAccessToken(ctx, token);
+  } catch (e) {
+    if (!(e instanceof ExpiredTokenError)) return none;
+    let exp: unknown;
+    try {
+      exp = decodeJwt(token).exp;
+    } catch {
+      return none;
+    }
+    if (typeof exp !== 'number') return none;
+    try {
+      claims = await verifyAccessTokenUncached(ctx, token, exp - 1);
+    } catch {
+      return none;
+    }
+  }
+  return { userId: claims.sub, sessionId: claims.sid, ended: await endSessions(c, claims.sub, [claims.sid]) };
 }
 
 /** The live session a refresh token belongs to, or null (no side effects). */

@@ -21,7 +21,7 @@ import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { log } from '../observability/log';
 import { insertPending, spendPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
-import { insertSession, type ProviderGroups } from '../storage/sessions';
+import { insertHostCode, insertSession, spendHostCode, type ProviderGroups } from '../storage/sessions';
 import { isAccountAsRead, type User } from '../storage/users';
 import { randomId, sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
@@ -29,6 +29,8 @@ import { recordEvent } from './events';
 import { pendingUser } from './mfa-pending';
 import { hasSecondFactor, mfaRequiredByRole } from './second-factor-status';
 import { sessionsOf } from './authenticate';
+import { userForTokenClaims } from './directory-reads';
+import type { AuthUser } from '../env';
 import { accessTokenFor, endSessions, newRefreshToken, type IssuedTokens } from './sessions';
 
 export interface SignInEndpoint {
@@ -37,8 +39,12 @@ export interface SignInEndpoint {
   method: 'GET' | 'POST';
   /** The route's path under AUTH_PREFIX, as registered (`/callback/:provider`). */
   path: string;
-  /** `first`: a first factor starts the sign-in ({@link signIn}); `second`: a second factor completes a pending one ({@link completeSignIn}). */
-  step: 'first' | 'second';
+  /**
+   * `first`: a first factor starts the sign-in ({@link signIn}); `second`: a second factor
+   * completes a pending one ({@link completeSignIn}); `host`: a live session of the gateway host
+   * is handed to an app host ({@link handOffToHost}, {@link signInOnHost}).
+   */
+  step: 'first' | 'second' | 'host';
 }
 
 /**
@@ -54,6 +60,8 @@ export const SIGN_IN_ENDPOINTS = [
   { id: 'passkey_login', method: 'POST', path: '/passkeys/login', step: 'first' },
   { id: 'second_factor_code', method: 'POST', path: '/mfa', step: 'second' },
   { id: 'second_factor_passkey', method: 'POST', path: '/mfa/passkey', step: 'second' },
+  { id: 'host_code', method: 'GET', path: '/sso', step: 'host' },
+  { id: 'host_code_exchange', method: 'GET', path: '/sso/callback', step: 'host' },
 ] as const satisfies readonly SignInEndpoint[];
 
 export type SignInEndpointId = (typeof SIGN_IN_ENDPOINTS)[number]['id'];
@@ -226,4 +234,94 @@ export async function completeSignIn(c: Context<AppEnv>, pending: PendingSignIn,
   const tokens = await startSession(c, user, pending.provider, amr, pending.groups, pending.idHash);
   await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'second_factor', endpoint, amr: amr.join(','), sid: tokens.session.id } });
   return { kind: 'session', user, tokens, mode: pending.mode, returnTo: pending.returnTo, spentPending: true };
+}
+
+/** How long a host code may be exchanged: a redirect's round trip, with room for a slow network. */
+export const HOST_CODE_TTL_S = 60;
+
+/** A host code: `<user id>.<secret>`, as refresh tokens, so the exchange reaches the object without D1. */
+const HOST_CODE = /^(usr_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/;
+
+/** Where a host code leads: the app host's origin and the path (with query) to go back to there. */
+export interface HostTarget {
+  origin: string;
+  returnPath: string;
+  /** The state the browser holds on that host (the `state` it came to `/sso` with). */
+  state: string;
+}
+
+/**
+ * Hands the live gateway session of `auth` (its access cookie, verified) to an app host: a
+ * one-time code, bound to the session, the host's origin and the return path, valid for
+ * {@link HOST_CODE_TTL_S} seconds. Only the secret's hash is stored, in the user's object and
+ * only while the session is live there. Null when the session has ended: no code.
+ */
+export async function handOffToHost(c: Context<AppEnv>, auth: AuthUser, target: HostTarget): Promise<string | null> {
+  const endpoint = requireSignInEndpoint(c, 'host');
+  const secret = randomId(32);
+  const t = now();
+  const stored = await insertHostCode(sessionsOf(c, auth.id), {
+    hash: await sha256(secret),
+    session_id: auth.sessionId,
+    origin: target.origin,
+    return_path: target.returnPath,
+    state_hash: await sha256(target.state),
+    created_at: t,
+    expires_at: t + HOST_CODE_TTL_S,
+  });
+  if (!stored) return null;
+  await recordEvent(c, { event: 'host_code_issued', outcome: 'success', userId: auth.id, detail: { endpoint, sid: auth.sessionId, host: target.origin } });
+  return `${auth.id}.${secret}`;
+}
+
+/** An app host signed in: an access token of the same session, for that host alone. */
+export interface HostSignIn {
+  user: User;
+  accessToken: string;
+  /** Seconds the host's cookie may live: until the session's end. */
+  cookieMaxAge: number;
+  returnPath: string;
+}
+
+/**
+ * Exchanges a host code on the app host at `origin`: once, on that origin, from the browser it
+ * was made for (`state`, which that browser holds on the host), before its expiry, while its
+ * session is live and the account enabled. The access token carries the session's
+ * `sid` (every way of ending the session ends it here too) and the host's origin as its
+ * audience (auth/authenticate.ts accepts it on that origin alone). A code presented again is a
+ * security event (it was seen by someone else, or the browser was made to replay it); one
+ * presented on another origin or by another browser (a security event too), or too late, is
+ * spent and refused.
+ */
+export async function signInOnHost(c: Context<AppEnv>, code: string, origin: string, state: string): Promise<HostSignIn> {
+  const endpoint = requireSignInEndpoint(c, 'host');
+  const refused = invalidToken('This sign-in code is invalid, used, expired or for another site. Open the page again.');
+  const parts = HOST_CODE.exec(code);
+  if (!parts) throw refused;
+  const userId = parts[1]!;
+  // A routing part anyone can write: one naming no account must not reach (create) an object.
+  const user = await userForTokenClaims(c, userId);
+  if (!user) throw refused;
+  const config = c.get('config');
+  const t = now();
+  const outcome = await spendHostCode(sessionsOf(c, userId), await sha256(parts[2]!), origin, await sha256(state), t);
+  if (outcome.kind === 'unknown') throw refused;
+  if (outcome.kind !== 'spent') {
+    const replay = outcome.kind === 'replayed';
+    // No state at all is most likely its cookie running out during a long sign-in; another
+    // browser's state is someone pushing their code to this browser.
+    const reason = outcome.kind === 'wrong_browser' && state === '' ? 'no_state' : outcome.kind;
+    await recordEvent(c, {
+      event: replay ? 'host_code_replayed' : 'host_code_refused',
+      outcome: replay || reason === 'wrong_host' || reason === 'wrong_browser' ? 'security' : 'failure',
+      userId,
+      detail: { endpoint, sid: outcome.sessionId, host: origin, reason },
+    });
+    throw refused;
+  }
+  const { session } = outcome;
+  if (user.disabledAt !== null || session.createdAt + config.SESSION_MAX_AGE <= t) throw refused;
+  const access = await accessTokenFor(c, user, session, origin);
+  await recordEvent(c, { event: 'host_sign_in', outcome: 'success', userId, detail: { endpoint, sid: session.id, host: origin } });
+  return { user, accessToken: access.token, cookieMaxAge: Math.max(0, session.expiresAt - t), returnPath: outcome.returnPath };
 }

@@ -5,6 +5,7 @@
  * result is cached against it; a test that builds a fresh env gets a fresh parse.
  */
 import * as v from 'valibot';
+import { hostRoutesProblem } from './route-hosts';
 import { routesNeedGroups } from './routes-schema';
 import { configSchema, type Config } from './schema';
 
@@ -88,6 +89,8 @@ export function parseConfig(env: object): ConfigResult {
     return { ok: false, error: new ConfigError('OIDC_CLIENT_ID', 'is required when OIDC_ISSUER is set') };
   }
   const publicUrl = raw.PUBLIC_URL ?? 'http://localhost:8787';
+  const hostProblem = hostRoutesProblem(raw.ROUTES, publicUrl);
+  if (hostProblem) return { ok: false, error: new ConfigError('ROUTES', hostProblem) };
   const emailBinding = 'EMAIL' in env && typeof env.EMAIL === 'object' && env.EMAIL !== null;
   const mailTransport = raw.SMTP_URL ? 'smtp' : emailBinding ? 'email-service' : null;
   if (raw.EMAIL_VERIFICATION && raw.EMAIL_VERIFICATION !== 'off' && mailTransport === null) {

@@ -5,6 +5,7 @@
  */
 import * as v from 'valibot';
 import { foldSegment } from '../util/fold-case';
+import { hostProblem } from './route-hosts';
 
 const pathPrefix = v.pipe(
   v.string(),
@@ -30,10 +31,24 @@ const origin = v.pipe(
   }, 'origin must be an http(s) URL (no credentials, query or fragment) or service:BINDING'),
 );
 
+/** README "Hosts": an exact name or one leading `*.`; stored in lower case, compared without the port. */
+const host = v.pipe(
+  v.string('host must be a string'),
+  v.trim(),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const problem = dataset.typed ? hostProblem(dataset.value) : null;
+    if (problem) addIssue({ message: problem });
+  }),
+  v.toLowerCase(),
+  v.transform((h) => h.replace(/\.$/, '')),
+);
+
 const list = v.optional(v.array(v.pipe(v.string(), v.trim(), v.toLowerCase(), v.minLength(1))));
 
 export const routeSchema = v.pipe(
   v.strictObject({
+    /** Which host the route serves; none: the gateway's own (PUBLIC_URL's). */
+    host: v.optional(host),
     path: pathPrefix,
     origin,
     auth: v.picklist(['required', 'optional', 'public'], 'auth must be required, optional or public'),
@@ -74,12 +89,22 @@ export const routeSchema = v.pipe(
 
 export const routesSchema = v.pipe(
   v.array(routeSchema, 'ROUTES must be a list of routes'),
-  v.check((routes) => {
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
     // Compared as the route table compares them (util/fold-case.ts): `/class` and `/claß` are
     // one prefix to route matching, so two routes for it would leave one unreachable.
-    const seen = new Set(routes.map((r) => r.path.split('/').map(foldSegment).join('/')));
-    return seen.size === routes.length;
-  }, 'two routes have the same path (paths are compared case-insensitively, with Unicode case folding)'),
+    const seen = new Map<string, number>();
+    for (const [i, r] of dataset.value.entries()) {
+      const key = `${r.host ?? ''} ${r.path.split('/').map(foldSegment).join('/')}`;
+      const first = seen.get(key);
+      if (first !== undefined) {
+        const where = r.host === undefined ? `path ${r.path}` : `host ${r.host} and path ${r.path}`;
+        addIssue({ message: `routes ${first} and ${i} have the same ${where} (paths are compared case-insensitively, with Unicode case folding)` });
+        return;
+      }
+      seen.set(key, i);
+    }
+  }),
 );
 
 export type RouteConfig = v.InferOutput<typeof routeSchema>;

@@ -59,6 +59,30 @@ export function clearMfaCookie(c: Context<AppEnv>): void {
   deleteCookie(c, 'gatehouse-mfa', { prefix: 'host', path: '/', httpOnly: true, secure: true, sameSite: 'Lax' });
 }
 
+/**
+ * Single sign-on to an app host (README "Hosts"): a random state this browser holds on the app
+ * host while it fetches a code from the gateway host. The code is exchanged only together with
+ * it, so a code made for someone else's browser (login CSRF) or read from a log is useless.
+ * Not a credential: one per browser, kept for an hour (a sign-in on the way may take a while)
+ * and reused by the browser's other tabs, so they do not replace each other's. `Path=/` as
+ * `__Host-` requires.
+ */
+export const SSO_STATE_COOKIE = '__Host-gatehouse-sso';
+const SSO_STATE_MAX_AGE = 3600;
+
+/** The shape of a state: 16 random bytes, base64url. */
+export const SSO_STATE = /^[A-Za-z0-9_-]{22}$/;
+
+/** The `Set-Cookie` line for the state (the proxy writes its redirect by hand). */
+export function ssoStateCookie(state: string): string {
+  return `${SSO_STATE_COOKIE}=${state}; Max-Age=${SSO_STATE_MAX_AGE}; Path=/; HttpOnly; Secure; SameSite=Lax`;
+}
+
+export function readSsoStateCookie(c: Context<AppEnv>): string | undefined {
+  return getCookie(c, 'gatehouse-sso', 'host');
+}
+
+
 /** True if the request carries any gateway cookie: it is then "cookie-authenticated". */
 export function hasSessionCookie(c: Context<AppEnv>): boolean {
   return readAccessCookie(c) !== undefined || readRefreshCookie(c) !== undefined;

@@ -4,7 +4,7 @@
  * minus the gateway's own cookies and bearer token; then the edge's `X-Forwarded-*` and, for a
  * signed-in user, `X-Auth-*` with the signed assertion.
  */
-import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE } from '../http/cookies';
+import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE, SSO_STATE_COOKIE } from '../http/cookies';
 import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
 import type { AuthUser } from '../env';
 
@@ -56,7 +56,7 @@ function isSpoofableCanonical(n: string): boolean {
  * repeated headers that way): split there too, but only in front of one of our names, so that
  * commas inside other cookies' values survive.
  */
-const JOINED_BEFORE_OURS = new RegExp(`,\\s*(?=(?:${ACCESS_COOKIE}|${REFRESH_COOKIE}|${FLOW_COOKIE}|${MFA_COOKIE})\\s*=)`);
+const JOINED_BEFORE_OURS = new RegExp(`,\\s*(?=(?:${ACCESS_COOKIE}|${REFRESH_COOKIE}|${FLOW_COOKIE}|${MFA_COOKIE}|${SSO_STATE_COOKIE})\\s*=)`);
 
 /** The Cookie header without the gateway's cookies, or null if nothing else is left. */
 export function withoutGatewayCookies(cookie: string): string | null {
@@ -68,7 +68,7 @@ export function withoutGatewayCookies(cookie: string): string | null {
       if (!part) return false;
       const name = part.slice(0, part.includes('=') ? part.indexOf('=') : part.length).trim();
       // The OAuth flow cookie is Path=/ (a __Host- cookie), so it now reaches proxied paths too.
-      return name !== ACCESS_COOKIE && name !== REFRESH_COOKIE && name !== FLOW_COOKIE && name !== MFA_COOKIE;
+      return name !== ACCESS_COOKIE && name !== REFRESH_COOKIE && name !== FLOW_COOKIE && name !== MFA_COOKIE && name !== SSO_STATE_COOKIE;
     });
   return kept.length ? kept.join('; ') : null;
 }

@@ -53,6 +53,11 @@ export interface GateOptions {
   trustedOrigins?: readonly string[];
   /** What the route's policy may ask of the request; null where nothing trustworthy is known. */
   request?: PolicyRequest;
+  /**
+   * An app host (README "Hosts"): where a browser navigation goes instead of this host's sign-in
+   * and refresh (the gateway's `/sso`) and step-up (the gateway's, then `/sso` again). Absolute URLs.
+   */
+  viaGateway?: { signIn: string; stepUp: string };
 }
 
 export interface PolicyRequest {
@@ -116,7 +121,7 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   const config = c.get('config');
   const navigation = options.returnTo !== undefined && wantsHtml(c);
   const to = (endpoint: 'login' | 'refresh') =>
-    `${config.AUTH_PREFIX}/${endpoint}?return_to=${encodeURIComponent(options.returnTo ?? '/')}`;
+    options.viaGateway?.signIn ?? `${config.AUTH_PREFIX}/${endpoint}?return_to=${encodeURIComponent(options.returnTo ?? '/')}`;
 
   const presented = presentedToken(c);
   if (!presented) {
@@ -150,7 +155,7 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
   if (need) {
     const stepUp = `${config.AUTH_PREFIX}/step-up${options.returnTo === undefined ? '' : `?return_to=${encodeURIComponent(options.returnTo)}`}`;
     // A browser is sent to sign in again more strongly and comes back; an API client is told what would do.
-    if (navigation) return { pass: false, redirect: stepUp, status: 303 };
+    if (navigation) return { pass: false, redirect: options.viaGateway?.stepUp ?? stepUp, status: 303 };
     throw insufficientUserAuthentication(need, `${config.PUBLIC_URL}${stepUp}`);
   }
   await checkExternal(c, route, policy, user, options.request);

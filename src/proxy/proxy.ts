@@ -12,16 +12,19 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { decodeProtectedHeader } from 'jose/decode/protected_header';
 import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
-import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE } from '../http/cookies';
+import { ACCESS_COOKIE, MFA_COOKIE, readSsoStateCookie, REFRESH_COOKIE, SSO_STATE, SSO_STATE_COOKIE, ssoStateCookie } from '../http/cookies';
+import { queryValue } from '../http/query-value';
+import { randomId } from '../util/random';
 import { ApiError } from '../http/errors';
 import { errorHandler } from '../middleware/error-handler';
 import { assertionFor } from '../tokens/assertion';
 import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
 import { forwardHeaders, identityHeaders } from './forward-headers';
-import { gate } from './gate';
+import { gate, type GateOptions } from './gate';
+import type { Config } from '../config/schema';
 import { normalisePath } from './normalise-path';
 import { fetchOrigin } from './origin-fetch';
-import { isUnder, matchRoute, routeTable } from './route-table';
+import { isUnder, matchRoute, requestHost, routeTable } from './route-table';
 import { hasPolicy } from '../config/route-policies';
 
 export interface ProxyOptions {
@@ -40,7 +43,7 @@ function withoutGatewaySetCookies(response: Response): Response {
   const lines = response.headers.getSetCookie();
   const ours = (line: string) => {
     const name = line.slice(0, line.indexOf('=')).trim();
-    return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE || name === MFA_COOKIE;
+    return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE || name === MFA_COOKIE || name === SSO_STATE_COOKIE;
   };
   if (!lines.some(ours)) return response;
   // A 101 carries the WebSocket itself (workerd's `webSocket`), which a plain copy would lose.
@@ -54,7 +57,7 @@ function withoutGatewaySetCookies(response: Response): Response {
 }
 
 /** Either the origin's response (passed back as is) or a redirect the gateway makes itself. */
-type Outcome = { origin: Response } | { redirect: string; status?: 302 | 303 };
+type Outcome = { origin: Response } | { redirect: string; status?: 302 | 303; setCookie?: string };
 
 async function forward(c: Context<AppEnv>): Promise<Outcome> {
   const config = c.get('config');
@@ -62,19 +65,22 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   const path = normalisePath(url.pathname);
   // The gateway's own endpoints are never proxied, whatever their case or encoding.
   if (isUnder(path, config.AUTH_PREFIX)) throw new ApiError('not_found', 'No such endpoint.');
-  const match = matchRoute(routeTable(config.ROUTES), path);
+  // A host no route names (and not the gateway's own) goes nowhere, never to a default origin.
+  const host = requestHost(config, url.host);
+  if (host === 'unknown') throw new ApiError('not_found', 'No route serves this host.');
+  const match = matchRoute(routeTable(config.ROUTES), path, host);
   if (!match) throw new ApiError('not_found', 'No route matches this path.');
   const { route, forwardPath } = match;
   c.set('policy', route.config.auth);
   c.set('proxyRoute', route.config.path);
 
-  const verdict = await gate(c, route, {
-    returnTo: url.href,
-    refuseCrossSite: true,
-    // Gathered only for a route with rules: the bench's plain verified route pays nothing here.
-    request: hasPolicy(route.config) ? { method: c.req.method, path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) } : undefined,
-  });
-  if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status };
+  // On an app host, a browser sent through single sign-on holds a state of its own there (the
+  // one it has, so that its tabs do not replace each other's).
+  const state = host === null ? null : ssoStateOf(c);
+  // Gathered only for a route with rules: the bench's plain verified route pays nothing here.
+  const request = hasPolicy(route.config) ? { method: c.req.method, path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) } : undefined;
+  const verdict = await gate(c, route, state === null ? { returnTo: url.href, refuseCrossSite: true, request } : { ...appHostGate(config, url, state), request });
+  if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status, setCookie: state === null ? undefined : ssoStateCookie(state) };
 
   const websocket = (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
   const upstreamAssertion = route.config.upstream_authorization === 'assertion';
@@ -107,6 +113,28 @@ function edgeCountry(request: Request): string | null {
   return typeof country === 'string' && country !== '' ? country : null;
 }
 
+/**
+ * The gate's options on an app host: the app's own origin is same-origin there, and a browser
+ * without a usable cookie of this host gets one through the gateway's `/sso`
+ * (routes/host-sign-in.ts), carrying `state`, which this host's cookie holds (http/cookies.ts).
+ */
+function appHostGate(config: Config, url: URL, state: string): GateOptions {
+  const ssoPath = `${config.AUTH_PREFIX}/sso?return_to=${queryValue(url.href)}&state=${state}`;
+  const sso = `${config.PUBLIC_URL}${ssoPath}`;
+  return {
+    returnTo: url.href,
+    refuseCrossSite: true,
+    trustedOrigins: [url.origin],
+    viaGateway: { signIn: sso, stepUp: `${config.PUBLIC_URL}${config.AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(ssoPath)}` },
+  };
+}
+
+/** The browser's single sign-on state on this host, or a new one. */
+function ssoStateOf(c: Context<AppEnv>): string {
+  const held = readSsoStateCookie(c);
+  return held !== undefined && SSO_STATE.test(held) ? held : randomId(16);
+}
+
 /** On a public route nothing is verified, but a bearer token of ours still must not leak onward. */
 function carriesOurBearer(c: Context<AppEnv>): boolean {
   const header = c.req.header('authorization');
@@ -126,6 +154,7 @@ export function proxy(options: ProxyOptions): MiddlewareHandler<AppEnv> {
       const outcome = await forward(c);
       if ('origin' in outcome) return outcome.origin;
       refusal = new Response(null, { status: outcome.status ?? 302, headers: { location: outcome.redirect, 'cache-control': 'no-store' } });
+      if (outcome.setCookie) refusal.headers.append('set-cookie', outcome.setCookie);
     } catch (e) {
       // The app's error handler renders (and, for the unexpected, logs) as everywhere else.
       refusal = await errorHandler(e instanceof Error ? e : new Error(String(e)), c);

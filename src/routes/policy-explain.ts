@@ -22,7 +22,7 @@ import type { AppEnv, AuthUser } from '../env';
 import { ApiError, badRequest } from '../http/errors';
 import { normalisePath } from '../proxy/normalise-path';
 import { callerOf, decide } from '../proxy/policy';
-import { isUnder, matchRoute, routeTable } from '../proxy/route-table';
+import { isUnder, matchRoute, requestHost, routeTable } from '../proxy/route-table';
 import { stepUpNeed } from '../proxy/step-up';
 import { listActiveSessions } from '../storage/sessions';
 import { findUserByEmail, type User } from '../storage/users';
@@ -75,13 +75,16 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
   await recordEvent(c, { event: 'admin_policy_explained', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, path: url.pathname.slice(0, 200), method: q.method } });
 
   const request = { method: q.method, url: url.href, ip: q.ip ?? null, country: q.country ?? null };
+  // As the proxy decides: the host first (README "Hosts"), then the gateway's own paths, then ROUTES.
+  const host = requestHost(config, url.host);
+  if (host === 'unknown') return c.json({ request, route: null, decision: 'deny', rule: 'no route names this host (404)' });
   if (isUnder(path, config.AUTH_PREFIX)) {
     return c.json({ request, route: null, decision: 'not proxied', rule: 'the gateway\'s own endpoint' });
   }
-  const match = matchRoute(routeTable(config.ROUTES), path);
+  const match = matchRoute(routeTable(config.ROUTES), path, host);
   if (!match) return c.json({ request, route: null, decision: 'deny', rule: 'no route matches (404)' });
   const route = match.route;
-  const routeView = { path: route.config.path, auth: route.config.auth };
+  const routeView = { ...(route.config.host === undefined ? {} : { host: route.config.host }), path: route.config.path, auth: route.config.auth };
   if (route.config.auth === 'public') return c.json({ request, route: routeView, decision: 'allow', rule: 'public route' });
   if (user.disabledAt !== null) return c.json({ request, route: routeView, decision: 'deny', rule: 'the account is disabled' });
 

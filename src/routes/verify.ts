@@ -7,6 +7,12 @@
  * and audience apply and gives the policy its path (if both come and name different routes, the
  * request is refused); `X-Forwarded-Method` / `X-Original-Method` give it the method. A URI that matches no route gets the default policy: a signed-in user is required
  * and the assertion's audience is the gateway's own `PUBLIC_URL`.
+ *
+ * `X-Forwarded-Host`, when it names a host some route names (README "Hosts"), picks among that
+ * host's routes first (most specific host, then longest prefix); a URI none of them matches, or
+ * any other host, is matched by path against the routes without `host`, as for a single host.
+ * Only tokens of the gateway host are accepted here: an app host's own cookie is bound to that
+ * host (auth/authenticate.ts), and forward-auth answers on the gateway's.
  */
 import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
@@ -15,7 +21,7 @@ import { REFUSED_METHODS } from '../middleware/refuse-methods';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
 import { normaliseRequestTarget, type NormalisedPath } from '../proxy/normalise-path';
-import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
+import { matchRoute, requestHost, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';
 import { memoize } from '../util/memo';
@@ -23,6 +29,7 @@ import { memoize } from '../util/memo';
 const NOT_A_PLAIN_PATH = 'The forwarded URI is not a plain path.';
 
 const defaultRoute = memoize((config: Config): CompiledRoute => ({
+  host: null,
   config: { path: '/', origin: config.PUBLIC_URL, auth: 'required', strip_prefix: false, timeout_seconds: 30, revocation: 'cached' },
   prefix: [],
   binding: null,
@@ -37,7 +44,7 @@ interface ForwardedRoute {
   path: NormalisedPath | null;
 }
 
-function routeFor(config: Config, uri: string | undefined): ForwardedRoute {
+function routeFor(config: Config, uri: string | undefined, host: string | null): ForwardedRoute {
   if (uri === undefined || uri === '') return { route: defaultRoute(config), path: null };
   let path;
   try {
@@ -48,7 +55,8 @@ function routeFor(config: Config, uri: string | undefined): ForwardedRoute {
     // A proxy only understands 2xx, 401 and 403 here: an unclear path is refused, not a 400.
     throw new ApiError('forbidden', NOT_A_PLAIN_PATH);
   }
-  return { route: matchRoute(routeTable(config.ROUTES), path)?.route ?? defaultRoute(config), path };
+  const table = routeTable(config.ROUTES);
+  return { route: (host === null ? null : matchRoute(table, path, host))?.route ?? matchRoute(table, path)?.route ?? defaultRoute(config), path };
 }
 
 /**
@@ -57,9 +65,11 @@ function routeFor(config: Config, uri: string | undefined): ForwardedRoute {
  * Caddy a client's `X-Original-URI`), so when both are present and pick different routes one of
  * them is the client's: refused, rather than letting a client choose the laxer policy.
  */
-function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined): ForwardedRoute {
-  const named = routeFor(config, forwardedUri ?? originalUri);
-  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri).route !== named.route) {
+function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined, forwardedHost: string | undefined): ForwardedRoute {
+  const hostNamed = forwardedHost === undefined ? null : requestHost(config, forwardedHost.trim());
+  const host = hostNamed === 'unknown' ? null : hostNamed;
+  const named = routeFor(config, forwardedUri ?? originalUri, host);
+  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri, host).route !== named.route) {
     throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
   }
   return named;
@@ -97,7 +107,7 @@ function forwardedHost(c: Context<AppEnv>): string {
 
 export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   const config = c.get('config');
-  const { route, path } = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'));
+  const { route, path } = forwardedRoute(config, c.req.header('x-forwarded-uri'), c.req.header('x-original-uri'), c.req.header('x-forwarded-host'));
   // A cookie-authenticated unsafe request from another site is refused here as the proxy would.
   const method = forwardedMethod(c.req.header('x-forwarded-method'), c.req.header('x-original-method'));
   const verdict = await gate(c, route, {

@@ -11,9 +11,9 @@
  */
 import { log } from '../observability/log';
 import { guard, StorageUnavailableError } from './errors';
-import { sessionsStub, toSession, type ProviderGroups, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
+import { sessionsStub, toSession, type HostCodeOutcome, type HostCodeRow, type ProviderGroups, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
 
-export type { ProviderGroups, RotateOutcome, Session, SessionStore };
+export type { HostCodeOutcome, HostCodeRow, ProviderGroups, RotateOutcome, Session, SessionStore };
 
 /** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */
 async function onObject<T>(store: SessionStore, call: (stub: ReturnType<typeof sessionsStub>) => Promise<T>): Promise<T> {
@@ -85,6 +85,16 @@ export function findSessionByRefreshHash(store: SessionStore, hash: string): Pro
 /** Rotation with reuse detection, one transaction in the object (UserSessions.rotate). */
 export function rotateRefreshToken(store: SessionStore, request: RotateRequest): Promise<RotateOutcome> {
   return onObject(store, async (s) => (await s.rotate(store.userId, request)).outcome);
+}
+
+/** Stores a code that hands a live session to an app host (UserSessions.createHostCode). */
+export function insertHostCode(store: SessionStore, code: HostCodeRow): Promise<boolean> {
+  return onObject(store, (s) => s.createHostCode(store.userId, code));
+}
+
+/** Spends a host code, once (UserSessions.spendHostCode). */
+export function spendHostCode(store: SessionStore, hash: string, origin: string, stateHash: string, now: number): Promise<HostCodeOutcome> {
+  return onObject(store, async (s) => (await s.spendHostCode(store.userId, hash, origin, stateHash, now)).outcome);
 }
 
 /** Ends those of the sessions still live; returns the ids this call ended. */

@@ -155,6 +155,35 @@ export type RotateOutcome =
   /** Nothing rotated: the session's groups are to be re-read first (see `groupsMaxAge`). */
   | { kind: 'stale_groups'; session: Session };
 
+/**
+ * A one-time code that hands a session to an app host (README "Hosts"): only its secret's
+ * SHA-256 is kept, bound to the session, the app host's origin and the path to return to.
+ */
+export interface HostCodeRow {
+  hash: string;
+  session_id: string;
+  origin: string;
+  return_path: string;
+  /** SHA-256 of the state the browser holds on the app host (http/cookies.ts SSO_STATE_COOKIE). */
+  state_hash: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export type HostCodeOutcome =
+  /** No such code here. */
+  | { kind: 'unknown' }
+  /** Used before: a replay (the security event is the caller's). */
+  | { kind: 'replayed'; sessionId: string }
+  /** Presented on another origin than the one it was minted for (it is spent now). */
+  | { kind: 'wrong_host'; sessionId: string }
+  /** Presented without the state of the browser it was minted for (login CSRF, or a stolen code). */
+  | { kind: 'wrong_browser'; sessionId: string }
+  | { kind: 'expired'; sessionId: string }
+  /** Its session has ended or expired. */
+  | { kind: 'ended'; sessionId: string }
+  | { kind: 'spent'; session: Session; returnPath: string };
+
 export class UserSessions extends DurableObject<UserSessionsEnv> {
   private copied = false;
 
@@ -178,6 +207,9 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     }
     sql.exec('CREATE TABLE IF NOT EXISTS rotated_refresh_tokens (hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
     sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    sql.exec(`CREATE TABLE IF NOT EXISTS host_codes (
+      hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, origin TEXT NOT NULL, return_path TEXT NOT NULL, state_hash TEXT NOT NULL,
+      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER)`);
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
   }
@@ -315,6 +347,45 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     );
   }
 
+  /** Stores a host code for a session, only while that session is live; false if it is not. */
+  async createHostCode(userId: string, code: HostCodeRow): Promise<boolean> {
+    await this.ready(userId);
+    const stored = this.ctx.storage.transactionSync(() => {
+      const session = this.row('id', code.session_id);
+      if (!session || session.revoked_at !== null || session.expires_at <= code.created_at) return false;
+      this.ctx.storage.sql.exec(
+        'INSERT INTO host_codes (hash, session_id, origin, return_path, state_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)',
+        code.hash, code.session_id, code.origin, code.return_path, code.state_hash, code.created_at, code.expires_at,
+      );
+      return true;
+    });
+    await this.scheduleCleanup();
+    return stored;
+  }
+
+  /**
+   * Spends a host code, in one transaction: whatever the outcome, a known code is used once
+   * (one presented on the wrong origin, or too late, cannot be tried again elsewhere).
+   */
+  async spendHostCode(userId: string, hash: string, origin: string, stateHash: string, now: number): Promise<{ outcome: HostCodeOutcome }> {
+    await this.ready(userId);
+    const sql = this.ctx.storage.sql;
+    const outcome = this.ctx.storage.transactionSync((): HostCodeOutcome => {
+      const code = sql.exec<HostCodeRow & { used_at: number | null } & Record<string, SqlStorageValue>>('SELECT * FROM host_codes WHERE hash = ?', hash).toArray()[0];
+      if (!code) return { kind: 'unknown' };
+      const sessionId = code.session_id;
+      if (code.used_at !== null) return { kind: 'replayed', sessionId };
+      sql.exec('UPDATE host_codes SET used_at = ? WHERE hash = ?', now, hash);
+      if (code.origin !== origin) return { kind: 'wrong_host', sessionId };
+      if (code.state_hash !== stateHash) return { kind: 'wrong_browser', sessionId };
+      if (code.expires_at <= now) return { kind: 'expired', sessionId };
+      const session = this.row('id', sessionId);
+      if (!session || session.revoked_at !== null || session.expires_at <= now) return { kind: 'ended', sessionId };
+      return { kind: 'spent', session: toSession(session), returnPath: code.return_path };
+    });
+    return { outcome };
+  }
+
   /** Ends the sessions that are still live; returns the ids this call ended. */
   async end(userId: string, sessionIds: string[], now: number): Promise<string[]> {
     await this.ready(userId);
@@ -410,6 +481,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     this.ctx.storage.transactionSync(() => {
       sql.exec('DELETE FROM sessions WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?)', before, before);
       sql.exec('DELETE FROM rotated_refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)');
+      // Used codes stay a day past their expiry, so a replay is still told apart from a made-up code.
+      sql.exec('DELETE FROM host_codes WHERE expires_at < ? OR session_id NOT IN (SELECT id FROM sessions)', before);
       if (keepRotated > 0) sql.exec('DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?', nowS - keepRotated);
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });

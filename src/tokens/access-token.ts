@@ -58,6 +58,11 @@ export interface TokenContext {
   keyring: Keyring;
   issuer: string;
   audience: string;
+  /**
+   * On an app host (README "Hosts"): that host's origin, the audience of the access tokens
+   * minted for its own cookie; accepted besides `audience` there and nowhere else.
+   */
+  hostAudience?: string;
 }
 
 export interface IssueInput {
@@ -136,6 +141,9 @@ function resolveKey(keyring: Keyring, header: JWSHeaderParameters): SigningKey {
 const VERIFIED_CACHE_SIZE = 2048;
 const verified = new WeakMap<Keyring, Map<string, { claims: AccessClaims; issuer: string; audience: string }>>();
 
+/** True if `aud` (the audience a token was verified with) is one the context accepts. */
+const accepts = (ctx: TokenContext, aud: string) => aud === ctx.audience || (ctx.hostAudience !== undefined && aud === ctx.hostAudience);
+
 function cacheFor(keyring: Keyring) {
   let cache = verified.get(keyring);
   if (!cache) {
@@ -155,7 +163,7 @@ function joseCode(e: unknown): string | undefined {
 export async function verifyAccessToken(ctx: TokenContext, token: string, now?: number): Promise<AccessClaims> {
   const cache = cacheFor(ctx.keyring);
   const hit = cache.get(token);
-  if (hit && hit.issuer === ctx.issuer && hit.audience === ctx.audience) {
+  if (hit && hit.issuer === ctx.issuer && accepts(ctx, hit.audience)) {
     const nowS = now ?? nowSeconds();
     if (hit.claims.exp + CLOCK_TOLERANCE_S > nowS) return hit.claims;
     cache.delete(token);
@@ -163,9 +171,12 @@ export async function verifyAccessToken(ctx: TokenContext, token: string, now?: 
   }
   const claims = await verifyAccessTokenUncached(ctx, token, now);
   if (cache.size >= VERIFIED_CACHE_SIZE) cache.delete(cache.keys().next().value!);
-  cache.set(token, { claims, issuer: ctx.issuer, audience: ctx.audience });
+  cache.set(token, { claims, issuer: ctx.issuer, audience: audienceOf.get(claims) ?? ctx.audience });
   return claims;
 }
+
+/** The audience each verified claims object was accepted for (the cache's key check). */
+const audienceOf = new WeakMap<AccessClaims, string>();
 
 /** `typ` as JOSE compares it: case-insensitive, `application/` optional (RFC 7515 4.1.9). */
 const normaliseTyp = (typ: string) => typ.toLowerCase().replace(/^application\//, '');
@@ -241,7 +252,8 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
   // In jose's order: required claims, iss, aud, iat's type, nbf, exp; then our claim shapes.
   for (const claim of REQUIRED_CLAIMS) if (!(claim in payload)) throw invalidToken('The access token is invalid.');
   const { iss, aud, iat, exp, nbf } = payload;
-  const audOk = typeof aud === 'string' ? aud === ctx.audience : Array.isArray(aud) && aud.includes(ctx.audience);
+  // An app host's audience is accepted only as the one a token of ours carries for it.
+  const audOk = typeof aud === 'string' ? accepts(ctx, aud) : Array.isArray(aud) && aud.includes(ctx.audience);
   if (iss !== ctx.issuer || !audOk || typeof iat !== 'number' || typeof exp !== 'number') throw invalidToken('The access token is invalid.');
   const nowS = now ?? nowSeconds();
   if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS + CLOCK_TOLERANCE_S)) throw invalidToken('The access token is invalid.');
@@ -255,5 +267,6 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
   Object.freeze(parsed.output.roles);
   Object.freeze(parsed.output.groups);
   Object.freeze(parsed.output.amr);
+  audienceOf.set(parsed.output, typeof aud === 'string' ? aud : ctx.audience);
   return Object.freeze(parsed.output);
 }

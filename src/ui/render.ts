@@ -1,7 +1,8 @@
 /**
  * Sends one of our HTML pages with a strict Content-Security-Policy: nothing may load except
  * the page's own nonce-tagged stylesheet and script (the show-password toggle), forms post only
- * to us (and allowed return origins, since form-action also governs the redirect after a post),
+ * to us (and allowed return origins and app hosts, since form-action also governs the redirects
+ * after a post),
  * and no one may frame it. The page function gets the nonce and the app's identity ({@link Brand}).
  *
  * @example
@@ -38,7 +39,11 @@ export function renderPage(
 ): Response {
   const nonce = randomId(16);
   const config = c.get('config');
-  const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? [])].join(' ');
+  // A sign-in form's redirects lead on through /sso to an app host (README "Hosts"), and
+  // form-action governs every redirect after a post: each host a route names, on any port (a
+  // `*.` source matches the names under it, as a route's wildcard does).
+  const appHosts = (config?.ROUTES ?? []).flatMap((r) => (r.host === undefined ? [] : [`${r.host}:*`]));
+  const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? []), ...appHosts].join(' ');
   const brand: Brand = { name: config?.APP_NAME ?? 'Gatehouse', logoUrl: config?.APP_LOGO_URL, accent: config?.APP_ACCENT };
   c.header(
     'content-security-policy',

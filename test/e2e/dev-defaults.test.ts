@@ -101,10 +101,16 @@ async function firstAnswer(url: string, proc: Running): Promise<Response> {
   throw new Error(`no answer from ${url}:\n${proc.output()}`);
 }
 
-/** A browser's top-level navigation (fetch() would say `Sec-Fetch-Mode: cors`): status, Location and body. */
+/**
+ * A browser's top-level navigation (fetch() would say `Sec-Fetch-Mode: cors`): status, Location
+ * and body. A `*.localhost` name goes to loopback, as browsers send it (Node's resolver may not know it).
+ */
 function navigate(url: string): Promise<{ status: number; location: string | undefined; contentType: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' } }, (res) => {
+    const toLoopback = (_host: string, options: { all?: boolean }, done: (error: null, address: string | { address: string; family: number }[], family?: number) => void) =>
+      options.all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4);
+    const loopback = new URL(url).hostname.endsWith('.localhost') ? { lookup: toLoopback } : {};
+    const req = httpGet(url, { headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate' }, ...loopback }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
@@ -225,7 +231,7 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     if (persist) rmSync(persist, { recursive: true, force: true });
   });
 
-  it('ends its output with one short block: sign-in page, mail inbox, demo route, each answering', async () => {
+  it('ends its output with one short block: sign-in page, mail inbox, demo route, two app hosts, each answering', async () => {
     const deadline = Date.now() + 100_000;
     while (!readyBlock(proc.output()) && Date.now() < deadline) {
       if (proc.child.exitCode !== null) throw new Error(`exited early (${proc.child.exitCode}):\n${proc.output()}`);
@@ -242,7 +248,7 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     expect(output.indexOf('SMTP_URL')).toBeLessThan(output.indexOf('[gatehouse] ready at'));
     expect(block!.text.split('\n').filter(Boolean).length).toBeLessThanOrEqual(6);
     const { urls } = block!;
-    expect(Object.keys(urls)).toEqual(['sign-in page', 'mail inbox', 'demo route']);
+    expect(Object.keys(urls)).toEqual(['sign-in page', 'mail inbox', 'demo route', 'app host', 'second host']);
     expect(urls['sign-in page']).toBe(`http://localhost:${port}/auth/login`);
     const signIn = await fetch(urls['sign-in page']!, { headers: { accept: 'text/html' } });
     expect(signIn.status).toBe(200);
@@ -257,6 +263,18 @@ describe('npm run dev (scripts/dev.mjs) on another port', () => {
     const root = await fetch(`http://localhost:${port}/`, { headers: { accept: 'text/html' } });
     expect(root.status).toBe(200);
     expect(await root.text()).toContain('Echo origin');
+    // Two app hosts on *.localhost names (README "Hosts"): each sends a browser to the gateway's
+    // single sign-on, coming back to it.
+    expect(urls['app host']).toBe(`http://app.localhost:${port}/`);
+    expect(urls['second host']).toBe(`http://wiki.localhost:${port}/`);
+    for (const host of [urls['app host']!, urls['second host']!]) {
+      const visit = await navigate(host);
+      expect(visit.status, host).toBe(302);
+      const sso = new URL(visit.location!);
+      expect(sso.origin + sso.pathname, host).toBe(`http://localhost:${port}/auth/sso`);
+      expect(sso.searchParams.get('return_to'), host).toBe(host);
+      expect(sso.searchParams.get('state'), host).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    }
   });
 
   // README's example needs curl and jq: skipped on a machine without them, an error in CI.
@@ -378,9 +396,9 @@ describe('npm run dev with ROUTES of your own (the echo-origin companion, no wra
   it('without one, starts the demo origin and announces its routes, which answer', async () => {
     const started = await echoOriginCompanion({ environment: {}, givenVars: [], devVarsText: '' });
     try {
-      const demo = JSON.parse(started.vars.ROUTES) as { path: string; origin: string }[];
-      expect(demo.map((r) => r.path)).toEqual(['/', '/private', '/eng']);
-      expect(started.links.map((l: { url: string }) => l.url)).toEqual(['/private']);
+      const demo = JSON.parse(started.vars.ROUTES) as { host?: string; path: string; origin: string }[];
+      expect(demo.map((r) => `${r.host ?? ''}${r.path}`)).toEqual(['/', '/private', '/eng', 'app.localhost/', 'wiki.localhost/']);
+      expect(started.links.map((l: { url: string }) => l.url)).toEqual(['/private', 'http://app.localhost:8787/', 'http://wiki.localhost:8787/']);
       expect((await fetch(`${demo[0]!.origin}/`)).status).toBe(200);
     } finally {
       await started.stop();

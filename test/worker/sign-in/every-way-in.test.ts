@@ -29,9 +29,11 @@ const KINDS: Kind[] = ['totp', 'passkey', 'role'];
 
 /**
  * What the endpoint must answer without the second factor: `pending` (the second-factor state,
- * no token), or `refused` (an error, no token: the endpoint cannot start a sign-in for this user).
+ * no token), `refused` (an error, no token: the endpoint cannot start a sign-in for this user),
+ * or `sent-to-sign-in` (single sign-on to an app host: no session here, so on to the sign-in
+ * page, and no code for the app host).
  */
-type Expected = 'pending' | 'refused' | 'pending-or-wiped';
+type Expected = 'pending' | 'refused' | 'pending-or-wiped' | 'sent-to-sign-in';
 /** A user set up for one endpoint, and the request under test (not yet sent). */
 interface Prepared {
   userId: string;
@@ -58,8 +60,25 @@ beforeAll(async () => {
     OIDC_ISSUER: idp.issuer,
     OIDC_CLIENT_ID: idp.clientId,
     OIDC_CLIENT_SECRET: idp.clientSecret,
+    ROUTES: JSON.stringify([{ host: APP_HOST, path: '/', origin: 'https://origin.example.net', auth: 'required' }]),
   });
 });
+
+/** An app host (README "Hosts"): single sign-on hands it a session of the gateway host. */
+const APP_HOST = 'app.example.com';
+/** The state an app host gave the browser for single sign-on (its own cookie there). */
+const SSO_STATE = 'AAAAAAAAAAAAAAAAAAAAAA';
+/** A browser's top-level navigation, as single sign-on requires. */
+const DOCUMENT_NAV = { ...NAV, 'sec-fetch-dest': 'document', 'sec-fetch-site': 'cross-site' };
+
+/** A browser password sign-in (form) that stops at the second factor: only the pending state's cookie. */
+async function pendingBrowser(email: string): Promise<Jar> {
+  const r = await call('/auth/login', { env: e, form: { email, password: GOOD_PASSWORD }, headers: NAV });
+  expect(r.status, await r.clone().text()).toBe(303);
+  const jar = updateJar({}, r);
+  expect(Object.keys(jar)).toEqual(['__Host-gatehouse-mfa']);
+  return jar;
+}
 
 const SESSION_COOKIES = ['__Host-gatehouse', '__Secure-gatehouse-refresh'];
 
@@ -192,7 +211,23 @@ const drivers: Record<SignInEndpointId, (kind: Kind) => Promise<Prepared>> = {
     stranger.userHandle = 'someone-else';
     return { userId, expected: 'refused', send: async () => call('/auth/mfa/passkey', { env: e, json: { mfa_token: mfaToken, credential: await stranger.assert({ challenge }) } }) };
   },
+  // A browser that has only a pending sign-in (no session at the gateway host) asks for a code
+  // for an app host: it is sent to sign in, with no code.
+  host_code: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'host-code');
+    const jar = await pendingBrowser(email);
+    const returnTo = encodeURIComponent(`https://${APP_HOST}/wiki`);
+    return { userId, expected: 'sent-to-sign-in', send: () => call(`/auth/sso?return_to=${returnTo}&state=${SSO_STATE}`, { env: e, cookies: jar, headers: DOCUMENT_NAV }) };
+  },
+  // Such a browser has no code to exchange: one made up in the right shape, for this very user, gets nothing.
+  host_code_exchange: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'host-exchange');
+    const jar = await pendingBrowser(email);
+    const code = `${userId}.${'A'.repeat(43)}`;
+    return { userId, expected: 'refused', send: () => call(`https://${APP_HOST}/auth/sso/callback?code=${code}`, { env: e, cookies: { ...jar, '__Host-gatehouse-sso': SSO_STATE }, headers: DOCUMENT_NAV }) };
+  },
 };
+
 
 /** Whether the account still has an authenticator app or a passkey. */
 async function hasFactor(userId: string): Promise<boolean> {
@@ -223,6 +258,13 @@ async function expectPending(response: Response, label: string) {
   expect(body.mfa_token, label).toMatch(/^[A-Za-z0-9_-]{43}$/);
 }
 
+function expectSentToSignIn(response: Response, label: string) {
+  expect(response.status, label).toBe(303);
+  const location = new URL(response.headers.get('location')!, PUBLIC_URL);
+  expect(location.origin + location.pathname, label).toBe(`${PUBLIC_URL}/auth/login`);
+  expect(location.href, label).not.toContain('code=');
+}
+
 describe('every way in asks for the second factor', () => {
   it('the list of sign-in endpoints is the one this test drives, entry for entry', () => {
     expect(Object.keys(drivers).sort()).toEqual(SIGN_IN_ENDPOINTS.map((x) => x.id).sort());
@@ -242,6 +284,7 @@ describe('every way in asks for the second factor', () => {
           }
           await expectNoSession(response, prepared.userId, before, label);
           if (prepared.expected === 'pending') await expectPending(response, label);
+          else if (prepared.expected === 'sent-to-sign-in') expectSentToSignIn(response, label);
           else expect(response.status, label).toBeGreaterThanOrEqual(400);
         });
       }

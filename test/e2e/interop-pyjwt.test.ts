@@ -44,7 +44,7 @@ describe.skipIf(missingPeer('/usr/bin/python3 with PyJWT (python3-jwt, python3-c
     const body = (await r.json()) as { verified: boolean; claims: Record<string, unknown>; lifetime: number; user_id_header: string };
     expect(body.verified).toBe(true);
     expect(body.claims).toMatchObject({ iss: gw.url, aud: originUrl, sub: user.id, email, email_verified: false });
-    expect(Object.keys(body.claims).sort()).toEqual(['amr', 'aud', 'auth_time', 'email', 'email_verified', 'exp', 'iat', 'iss', 'roles', 'sid', 'sub']);
+    expect(Object.keys(body.claims).sort()).toEqual(['amr', 'aud', 'auth_time', 'email', 'email_verified', 'exp', 'groups', 'iat', 'iss', 'roles', 'sid', 'sub']);
     expect(body.lifetime).toBeLessThanOrEqual(60);
     expect(body.user_id_header).toBe(user.id);
   });

@@ -62,6 +62,8 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', passwordResetRoutes);
   auth.route('/', sessionRoutes);
   auth.route('/', refreshNavigationRoute);
+  // Each call mints a code (a row in the user's object, an audit row): counted like the exchange.
+  auth.get('/sso', rateLimit('refresh'));
   auth.route('/', gatewaySsoRoute);
   auth.route('/', accountRoutes);
   auth.route('/', passkeyRoutes);

@@ -42,7 +42,7 @@ function withoutGatewaySetCookies(response: Response): Response {
   if (!response.headers.has('set-cookie')) return response;
   const lines = response.headers.getSetCookie();
   const ours = (line: string) => {
-    const name = line.slice(0, line.indexOf('=')).trim();
+    const name = sentName(line);
     return name === ACCESS_COOKIE || name === REFRESH_COOKIE || name === FLOW_COOKIE || name === MFA_COOKIE || name === SSO_STATE_COOKIE;
   };
   if (!lines.some(ours)) return response;
@@ -54,6 +54,24 @@ function withoutGatewaySetCookies(response: Response): Response {
   copy.headers.delete('set-cookie');
   for (const line of lines) if (!ours(line)) copy.headers.append('set-cookie', line);
   return copy;
+}
+
+/**
+ * The name a `Set-Cookie` line's cookie is sent back under. A nameless cookie (`=a=b`, or no
+ * `=` at all) is sent as its value alone, so `=__Host-gatehouse=x` comes back as
+ * `__Host-gatehouse=x`: its name is the value's (browsers that refuse prefixed values in
+ * nameless cookies are not all of them).
+ */
+function sentName(line: string): string {
+  const semi = line.indexOf(';');
+  const pair = semi < 0 ? line : line.slice(0, semi);
+  const eq = pair.indexOf('=');
+  if (eq < 0) return pair.trim();
+  const name = pair.slice(0, eq).trim();
+  if (name !== '') return name;
+  const value = pair.slice(eq + 1);
+  const inner = value.indexOf('=');
+  return (inner < 0 ? value : value.slice(0, inner)).trim();
 }
 
 /** Either the origin's response (passed back as is) or a redirect the gateway makes itself. */

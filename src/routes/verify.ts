@@ -9,8 +9,9 @@
  * and the assertion's audience is the gateway's own `PUBLIC_URL`.
  *
  * `X-Forwarded-Host`, when it names a host some route names (README "Hosts"), picks among that
- * host's routes first (most specific host, then longest prefix); a URI none of them matches, or
- * any other host, is matched by path against the routes without `host`, as for a single host.
+ * host's routes alone (most specific host, then longest prefix); a URI none of them matches gets
+ * the default policy. Any other host is matched by path against the routes without `host`, as
+ * for a single host.
  * Only tokens of the gateway host are accepted here: an app host's own cookie is bound to that
  * host (auth/authenticate.ts), and forward-auth answers on the gateway's.
  */
@@ -56,7 +57,9 @@ function routeFor(config: Config, uri: string | undefined, host: string | null):
     throw new ApiError('forbidden', NOT_A_PLAIN_PATH);
   }
   const table = routeTable(config.ROUTES);
-  return { route: (host === null ? null : matchRoute(table, path, host))?.route ?? matchRoute(table, path)?.route ?? defaultRoute(config), path };
+  // A named host is decided by its own routes alone, as on the proxy: the gateway host's routes
+  // are another site's (a public one there must not open the host's unlisted paths).
+  return { route: matchRoute(table, path, host)?.route ?? defaultRoute(config), path };
 }
 
 /**

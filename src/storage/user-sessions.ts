@@ -6,7 +6,8 @@
  * refreshes of one token cannot both win, by construction, not by a conditional update.
  *
  * Housekeeping is the object's own alarm: ended and expired sessions go a day after their end,
- * rotated-token records with their session (or once older than the refresh-token lifetime).
+ * rotated-token records with their session (or once older than the refresh-token lifetime),
+ * host codes a day after their expiry.
  *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh
@@ -461,10 +462,17 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     this.copied = true;
   }
 
-  /** Sets the alarm for the earliest moment a row may go, unless one is set sooner. */
+  /**
+   * Sets the alarm for the earliest moment a row may go, unless one is set sooner: a session's,
+   * or a host code's (a day after its expiry, though its session may live on for a month).
+   */
   private async scheduleCleanup(): Promise<void> {
     const next = this.ctx.storage.sql
-      .exec<{ at: number | null }>('SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions')
+      .exec<{ at: number | null }>(
+        `SELECT MIN(at) AS at FROM (
+           SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions
+           UNION ALL SELECT MIN(expires_at) AS at FROM host_codes)`,
+      )
       .toArray()[0]?.at;
     if (next === null || next === undefined) return;
     const atMs = (next + ENDED_SESSION_KEEP_S) * 1000;
@@ -472,7 +480,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     if (current === null || current > atMs) await this.ctx.storage.setAlarm(atMs);
   }
 
-  /** Housekeeping: sessions ended or expired more than a day ago, and their rotated tokens. */
+  /** Housekeeping: sessions ended or expired more than a day ago, their rotated tokens, host codes a day past expiry. */
   override async alarm(): Promise<void> {
     const nowS = Math.floor(Date.now() / 1000);
     const before = nowS - ENDED_SESSION_KEEP_S;
@@ -482,7 +490,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       sql.exec('DELETE FROM sessions WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?)', before, before);
       sql.exec('DELETE FROM rotated_refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)');
       // Used codes stay a day past their expiry, so a replay is still told apart from a made-up code.
-      sql.exec('DELETE FROM host_codes WHERE expires_at < ? OR session_id NOT IN (SELECT id FROM sessions)', before);
+      // `<=`: the alarm is due exactly then, and must not find the code still there and come again.
+      sql.exec('DELETE FROM host_codes WHERE expires_at <= ? OR session_id NOT IN (SELECT id FROM sessions)', before);
       if (keepRotated > 0) sql.exec('DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?', nowS - keepRotated);
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });

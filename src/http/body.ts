@@ -66,3 +66,13 @@ export async function readBody<S extends v.GenericSchema>(c: Context, schema: S)
   }
   return { kind, data: parsed.output };
 }
+
+/** The query string, validated by `schema`; a 400 naming the first bad parameter otherwise. */
+export function readQuery<S extends v.GenericSchema>(c: Context, schema: S): v.InferOutput<S> {
+  const parsed = v.safeParse(schema, c.req.query());
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    throw badRequest(`Query "${issue.path?.map((p) => String(p.key)).join('.') ?? ''}": ${issue.message}`);
+  }
+  return parsed.output;
+}

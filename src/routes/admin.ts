@@ -26,6 +26,7 @@ import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole } from '../auth/second-factor-status';
 import { endAllSessions } from '../auth/sessions';
 import type { AppEnv } from '../env';
+import { readQuery } from '../http/body';
 import { ApiError, badRequest, insufficientUserAuthentication } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
@@ -99,15 +100,6 @@ const listQuery = v.object({
   offset: v.optional(v.pipe(v.string(), v.regex(/^\d{1,6}$/, 'must be a whole number'), v.transform(Number)), '0'),
 });
 
-function parseQuery(c: Context<AppEnv>) {
-  const parsed = v.safeParse(listQuery, c.req.query());
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    throw badRequest(`Query "${issue.path?.map((p) => String(p.key)).join('.') ?? ''}": ${issue.message}`);
-  }
-  return parsed.output;
-}
-
 export const adminRoutes = new Hono<AppEnv>()
   .use('*', sameOrigin(), requireAuth(), requireAdmin())
   .use('*', async (c, next) => {
@@ -116,7 +108,7 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .route('/', policyExplainRoute)
   .get('/users', async (c) => {
-    const q = parseQuery(c);
+    const q = readQuery(c, listQuery);
     const limit = Number(q.limit);
     const offset = Number(q.offset);
     const users = await listUsers(directoryReads(c), { search: q.q || undefined, limit, offset });

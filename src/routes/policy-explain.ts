@@ -19,6 +19,7 @@ import { vouchedGroups } from '../auth/provider-groups';
 import { effectiveRoles } from '../auth/roles';
 import { routePolicies } from '../config/route-policies';
 import type { AppEnv, AuthUser } from '../env';
+import { readQuery } from '../http/body';
 import { ApiError, badRequest } from '../http/errors';
 import { normalisePath } from '../proxy/normalise-path';
 import { callerOf, decide } from '../proxy/policy';
@@ -38,15 +39,6 @@ const explainQuery = v.object({
   groups: v.optional(v.pipe(v.string(), v.maxLength(2048, 'is too long'), v.transform((s) => s.split(',').map((g) => g.trim()).filter(Boolean)))),
 });
 
-function parseQuery(c: Context<AppEnv>) {
-  const parsed = v.safeParse(explainQuery, c.req.query());
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    throw badRequest(`Query "${issue.path?.map((p) => String(p.key)).join('.') ?? ''}": ${issue.message}`);
-  }
-  return parsed.output;
-}
-
 async function userNamed(c: Context<AppEnv>, named: string): Promise<User> {
   const user = named.includes('@') ? await findUserByEmail(c.env.DB, named) : named.length <= 64 ? await userFromReplica(c, named) : null;
   if (!user) throw new ApiError('not_found', 'No such user.');
@@ -62,7 +54,7 @@ function targetUrl(c: Context<AppEnv>, raw: string): URL {
 }
 
 export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) => {
-  const q = parseQuery(c);
+  const q = readQuery(c, explainQuery);
   const config = c.get('config');
   const user = await userNamed(c, q.user);
   const url = targetUrl(c, q.url);

@@ -89,6 +89,18 @@ async function events(event: string, userId: string): Promise<number> {
   return countRows('auth_events', 'event = ? AND user_id = ?', event, userId);
 }
 
+
+/** An access token of the gateway session's own session for the app host APP, expired an hour ago. */
+async function expiredAppHostToken(gateway: Jar) {
+  const claims = claimsOf(gateway['__Host-gatehouse']!);
+  const keyring = await keyringFromJwks({ keys: [testKey] });
+  return issueAccessToken(
+    { keyring, issuer: PUBLIC_URL, audience: APP },
+    { userId: claims.sub, sessionId: claims.sid, email: 'x@example.com', emailVerified: false, roles: [], amr: ['pwd'], authTime: 1, ttlSeconds: 60 },
+    Math.floor(Date.now() / 1000) - 3600,
+  );
+}
+
 describe('an app host without a session of its own', () => {
   it('sends a browser navigation to the gateway’s /sso with the full URL, and an API call gets 401; the origin sees neither', async () => {
     app.seen.length = 0;
@@ -193,13 +205,7 @@ describe('one sign-in serves every host', () => {
 
   it('an expired app-host cookie sends a navigation through /sso again, not to a refresh it cannot do', async () => {
     const gateway = await gatewaySession();
-    const claims = claimsOf(gateway['__Host-gatehouse']!);
-    const keyring = await keyringFromJwks({ keys: [testKey] });
-    const expired = await issueAccessToken(
-      { keyring, issuer: PUBLIC_URL, audience: APP },
-      { userId: claims.sub, sessionId: claims.sid, email: 'x@example.com', emailVerified: false, roles: [], amr: ['pwd'], authTime: 1, ttlSeconds: 60 },
-      Math.floor(Date.now() / 1000) - 3600,
-    );
+    const expired = await expiredAppHostToken(gateway);
     const r = await call(`${APP}/page`, { env, cookies: { '__Host-gatehouse': expired.token }, headers: NAV });
     expect(r.status).toBe(302);
     expect(r.headers.get('location')).toBe(`${PUBLIC_URL}/auth/sso?return_to=${APP}/page&state=${setCookies(r).get('__Host-gatehouse-sso')!.value}`);
@@ -411,13 +417,7 @@ describe('signing out on any host ends the session on every host', () => {
 
   it('an app host’s sign-out also ends the session when its cookie has expired (the page was open a while)', async () => {
     const gateway = await gatewaySession();
-    const claims = claimsOf(gateway['__Host-gatehouse']!);
-    const keyring = await keyringFromJwks({ keys: [testKey] });
-    const expired = await issueAccessToken(
-      { keyring, issuer: PUBLIC_URL, audience: APP },
-      { userId: claims.sub, sessionId: claims.sid, email: 'x@example.com', emailVerified: false, roles: [], amr: ['pwd'], authTime: 1, ttlSeconds: 60 },
-      Math.floor(Date.now() / 1000) - 3600,
-    );
+    const expired = await expiredAppHostToken(gateway);
     const r = await call(`${APP}/auth/logout`, { env, method: 'POST', cookies: { '__Host-gatehouse': expired.token }, headers: { origin: APP } });
     expect(r.status).toBe(303);
     expect((await call('/auth/me', { env, cookies: gateway })).status).toBe(401);

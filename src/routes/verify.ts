@@ -4,8 +4,8 @@
  * answer is 200 with the identity headers and the assertion, 401, or 403 by policy.
  *
  * `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-URI` (nginx) picks the route whose policy
- * and audience apply and gives the policy its path (if both come and name different routes, the
- * request is refused); `X-Forwarded-Method` / `X-Original-Method` give it the method. A URI that matches no route gets the default policy: a signed-in user is required
+ * and audience apply and gives the policy its path (if both come and name different routes, or
+ * different paths on a route with rules, the request is refused); `X-Forwarded-Method` / `X-Original-Method` give it the method. A URI that matches no route gets the default policy: a signed-in user is required
  * and the assertion's audience is the gateway's own `PUBLIC_URL`.
  */
 import { Hono, type Context } from 'hono';
@@ -14,6 +14,7 @@ import { ApiError } from '../http/errors';
 import { REFUSED_METHODS } from '../middleware/refuse-methods';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
+import { hasPolicy } from '../config/route-policies';
 import { normaliseRequestTarget, type NormalisedPath } from '../proxy/normalise-path';
 import { matchRoute, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
@@ -54,15 +55,26 @@ function routeFor(config: Config, uri: string | undefined): ForwardedRoute {
 /**
  * The route the proxy in front names. Each proxy sets only its own header and passes the
  * client's other headers through (nginx forwards a client's `X-Forwarded-Uri`, Traefik and
- * Caddy a client's `X-Original-URI`), so when both are present and pick different routes one of
- * them is the client's: refused, rather than letting a client choose the laxer policy.
+ * Caddy a client's `X-Original-URI`), so when both are present and pick different routes (or,
+ * on a route with rules, which read the path below it, different paths) one of them is the
+ * client's: refused, rather than letting a client choose the laxer policy.
  */
 function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined): ForwardedRoute {
   const named = routeFor(config, forwardedUri ?? originalUri);
-  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri).route !== named.route) {
-    throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
+  if (forwardedUri !== undefined && originalUri !== undefined) {
+    const other = routeFor(config, originalUri);
+    if (other.route !== named.route) throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
+    // A route's policy reads the path below it too (path globs, the external decision).
+    if (hasPolicy(named.route.config) && !samePath(other.path, named.path)) {
+      throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different paths.');
+    }
   }
   return named;
+}
+
+function samePath(a: NormalisedPath | null, b: NormalisedPath | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.trailingSlash === b.trailingSlash && a.segments.length === b.segments.length && a.segments.every((s, i) => s === b.segments[i]);
 }
 
 /**

@@ -62,3 +62,21 @@ describe('forward-auth policy facts', () => {
     expect((await verify(editor, { 'x-forwarded-uri': '/geo/x' })).status).toBe(403);
   });
 });
+
+describe('forward-auth: a client\'s copy of the other URI header', () => {
+  // nginx sets X-Original-URI and passes the client's X-Forwarded-Uri through (Traefik the other
+  // way round): two URIs under one route that name different paths mean one is the client's.
+  it('two forwarded URIs naming different paths under one route are refused, not the laxer one believed', async () => {
+    const editor = await withRoles(['editor']);
+    const r = await verify(editor, { 'x-original-uri': '/wiki/admin/x', 'x-forwarded-uri': '/wiki/pages/x' });
+    expect(r.status).toBe(403);
+    expect(await r.json()).toMatchObject({ error: 'forbidden' });
+    const swapped = await verify(editor, { 'x-forwarded-uri': '/wiki/admin/x', 'x-original-uri': '/wiki/pages/x' });
+    expect(swapped.status).toBe(403);
+  });
+
+  it('two forwarded URIs naming the same path (query and dot segments aside) still pass', async () => {
+    const editor = await withRoles(['editor']);
+    expect((await verify(editor, { 'x-original-uri': '/wiki/pages/x?a=1', 'x-forwarded-uri': '/wiki/pages/./x?b=2' })).status).toBe(200);
+  });
+});

@@ -8,7 +8,7 @@
  *     "identity": { "caller": "person", "sub": "...", "email": "...", "email_verified": true,
  *                   "roles": [...], "groups": [...], "amr": [...], "auth_time": 0, "session_id": "..." } }
  *
- * (`path` without the query; `ip` and `country` null where unknown.) It answers 200 with
+ * (`path` without the query; `ip` and `country` null, `method` empty, where unknown.) It answers 200 with
  * `{ "allow": true | false, "reason"?: "..." }`. Anything else (another status, a body that is
  * not that JSON, no answer within {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
  * the requester gets 403 `forbidden`, the log says why. The reason is logged, never shown.

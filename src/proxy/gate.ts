@@ -73,6 +73,19 @@ const NOT_ALLOWED = 'Your account is not allowed on this route.';
 let evaluator: Promise<typeof import('./policy')> | undefined;
 let external: Promise<typeof import('./external-decision')> | undefined;
 
+/**
+ * The method the policy sees: unknown (null) when a method-override header names another one,
+ * since an origin that honours it acts on that method, not on the request line's.
+ */
+function policyMethod(c: Context<AppEnv>, method: string | null): string | null {
+  if (method === null) return null;
+  for (const name of METHOD_OVERRIDES) {
+    const value = c.req.header(name);
+    if (value !== undefined && value.trim().toUpperCase() !== method.toUpperCase()) return null;
+  }
+  return method;
+}
+
 /** The route's compiled policy, or null; throws `forbidden` if its rules refuse the request. */
 async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined, now: number): Promise<Policy | null> {
   if (!hasPolicy(route.config)) return null;
@@ -82,7 +95,7 @@ async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUs
   // rules and no compiled policy would be a bug, refused rather than let through.
   if (!policy) throw new ApiError('server_error', 'The route policy is not available.');
   const verdict = decide(policy, user, {
-    method: request?.method ?? null,
+    method: policyMethod(c, request?.method ?? null),
     segments: request?.path ? request.path.segments.slice(route.prefix.length) : null,
     ip: request?.ip ?? null,
     country: request?.country ?? null,
@@ -98,7 +111,7 @@ async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: P
   if (!policy?.external) return;
   const { externalDecision } = await (external ??= import('./external-decision'));
   const answer = await externalDecision(c.env, policy.external, route.config.path, user, {
-    method: request?.method ?? '',
+    method: policyMethod(c, request?.method ?? null) ?? '',
     host: request?.host ?? '',
     path: request?.path ? encodePath(request.path.segments, request.path.trailingSlash) : '',
     ip: request?.ip ?? null,

@@ -187,7 +187,10 @@ function condition(raw: unknown, at: string, found: { groupsAt: string | null })
         const fact = LIST_FACTS.find((f) => f === key);
         if (!fact) throw new PolicyError(where, `unknown fact (known: ${FACTS.join(', ')})`);
         if (fact === 'groups') found.groupsAt ??= where;
-        return { kind: fact, values: listValues(fact, value, where) };
+        const values = listValues(fact, value, where);
+        // HEAD is GET without the body (the origin runs its GET handler): a rule on GET covers it.
+        if (fact === 'method' && values.includes('GET') && !values.includes('HEAD')) values.push('HEAD');
+        return { kind: fact, values };
       }
     }
   });

@@ -1,7 +1,9 @@
 /**
  * What a policy's `method` fact is, beyond the request line: a method-override header
  * (`X-HTTP-Method-Override` and kin) is how many frameworks let a GET or POST act as another
- * method, so when one names another method the method is unknown, which fails closed both ways.
+ * method, so when one names another method the method is unknown, which fails closed both ways;
+ * and HEAD is GET without the body (the origin runs its GET handler), so a rule naming GET names
+ * HEAD too.
  */
 import { describe, expect, it } from 'vitest';
 import { bearer, call, registerUser, uniqueEmail } from '../support/helpers';
@@ -57,5 +59,22 @@ describe('method-override headers and the method fact', () => {
       call('/auth/verify', { env: forwardAuthEnv, headers: { ...bearer(reader), 'x-forwarded-uri': '/docs/a', 'x-forwarded-method': 'GET', ...headers } });
     expect((await verify({})).status).toBe(200);
     expect((await verify({ 'x-http-method-override': 'DELETE' })).status).toBe(403);
+  });
+});
+
+describe('HEAD is GET without the body', () => {
+  it('a deny rule naming GET refuses HEAD too', async () => {
+    const reader = await withRoles(['reader']);
+    expect((await call('/vault/public/x', { env, method: 'HEAD', headers: bearer(reader) })).status).toBe(200);
+    expect((await call('/vault/secret/x', { env, headers: bearer(reader) })).status).toBe(403);
+    origin.seen.length = 0;
+    expect((await call('/vault/secret/x', { env, method: 'HEAD', headers: bearer(reader) })).status).toBe(403);
+    expect(origin.seen).toEqual([]);
+  });
+
+  it('an allow rule naming GET admits HEAD', async () => {
+    const reader = await withRoles(['reader']);
+    expect((await call('/docs/a', { env, method: 'HEAD', headers: bearer(reader) })).status).toBe(200);
+    expect((await call('/docs/a', { env, method: 'POST', headers: bearer(reader) })).status).toBe(403);
   });
 });

@@ -5,9 +5,9 @@
  * A fact the request does not carry (forward-auth knows no trustworthy client IP or country,
  * and the method only from the proxy's header) is unknown, and a condition that depends on it is
  * unknown too (three-valued: `not` of unknown is unknown). Unknown fails closed both ways: an
- * allow rule must surely hold, a deny rule refuses unless it surely does not. Emails and domains
- * count only when the address is verified, so that signing up with someone else's unverified
- * address cannot open a door.
+ * allow rule must surely hold, a deny rule refuses unless it surely does not. An email or domain
+ * that matches an address not yet verified is unknown too: signing up with someone else's
+ * address cannot open a door, and an unproven address of one's own cannot slip past a deny.
  *
  * Per request: no parsing of the rules, and no allocation beyond the verdict, one small
  * evaluation record and, made at most once each, the lower-cased email, the folded path
@@ -119,12 +119,15 @@ function test(c: Condition, e: Evaluation): Tri {
       const t = test(c.of, e);
       return t === UNKNOWN ? UNKNOWN : t === TRUE ? FALSE : TRUE;
     }
+    // An address that matches but is not yet proven is unknown: it may be the user's (a deny or a
+    // `not` must not let them past) or a stranger's (an allow must not let them in).
     case 'email':
-      return e.user.emailVerified && c.values.includes(e.lowerEmail()) ? TRUE : FALSE;
+      if (!c.values.includes(e.lowerEmail())) return FALSE;
+      return e.user.emailVerified ? TRUE : UNKNOWN;
     case 'domain': {
-      if (!e.user.emailVerified) return FALSE;
       const email = e.lowerEmail();
-      return c.values.includes(email.slice(email.lastIndexOf('@') + 1)) ? TRUE : FALSE;
+      if (!c.values.includes(email.slice(email.lastIndexOf('@') + 1))) return FALSE;
+      return e.user.emailVerified ? TRUE : UNKNOWN;
     }
     case 'groups':
       return anyOf(c.values, e.user.groups) ? TRUE : FALSE;

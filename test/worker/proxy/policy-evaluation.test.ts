@@ -185,3 +185,26 @@ describe('the allow shorthand', () => {
     expect(decide(shorthandPolicy({ emails: [] }), person(), request()).allowed).toBe(false);
   });
 });
+
+describe('an address not yet proven is unknown, not proof of being someone else', () => {
+  // Anyone can sign up with an address they do not hold, and a changed address is unproven until
+  // its mailbox answers: it must neither open an allow rule nor slip past a deny or a `not`.
+  const contractor = person({ email: 'lee@contractor.example', emailVerified: false, roles: ['staff'] });
+
+  it('a deny on a domain refuses an unverified address in it', () => {
+    const policy = parsePolicy({ allow: [{ roles: ['staff'] }], deny: [{ domain: ['contractor.example'] }] });
+    expect(decide(policy, contractor, request())).toEqual({ allowed: false, rule: 'deny[0]' });
+    expect(decide(policy, person({ roles: ['staff'] }), request()).allowed).toBe(true);
+  });
+
+  it('a deny on an email refuses that unverified address', () => {
+    const policy = parsePolicy({ allow: [{ roles: ['staff'] }], deny: [{ email: ['lee@contractor.example'] }] });
+    expect(decide(policy, contractor, request()).allowed).toBe(false);
+  });
+
+  it('an allow rule with not = { domain } does not hold for an unverified address in that domain', () => {
+    expect(passes({ roles: ['staff'], not: { domain: ['contractor.example'] } }, contractor)).toBe(false);
+    expect(passes({ roles: ['staff'], not: { email: ['lee@contractor.example'] } }, contractor)).toBe(false);
+    expect(passes({ roles: ['staff'], not: { domain: ['contractor.example'] } }, person({ roles: ['staff'] }))).toBe(true);
+  });
+});

@@ -82,13 +82,30 @@ async function ask(env: Env, binding: string, route: string, user: AuthUser, req
     },
   });
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), EXTERNAL_TIMEOUT_MS);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // The signal asks the service to stop; the race stops the wait even when it does not, or when
+  // it sends its headers and then stalls the body.
+  const deadline = new Promise<ExternalVerdict>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve(failure(`no answer within ${EXTERNAL_TIMEOUT_MS} ms`));
+    }, EXTERNAL_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([exchange(service, body, controller.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One POST to the service and its answer read; never rejects. */
+async function exchange(service: Pick<Fetcher, 'fetch'>, body: string, signal: AbortSignal): Promise<ExternalVerdict> {
   try {
     const response = await service.fetch(EXTERNAL_DECISION_URL, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body,
-      signal: controller.signal,
+      signal,
     });
     if (response.status !== 200) {
       await response.body?.cancel();
@@ -98,15 +115,13 @@ async function ask(env: Env, binding: string, route: string, user: AuthUser, req
     try {
       answer = await response.json();
     } catch {
-      return failure('the answer is not JSON');
+      return failure(signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : 'the answer is not JSON');
     }
     if (!isAnswer(answer)) return failure('the answer has no boolean "allow"');
     const reason = typeof answer.reason === 'string' ? answer.reason.slice(0, 200) : '';
     return { allowed: answer.allow, failed: false, why: reason };
   } catch (e) {
-    return failure(controller.signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : `${e instanceof Error ? e.name : 'error'}`);
-  } finally {
-    clearTimeout(timer);
+    return failure(signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : `${e instanceof Error ? e.name : 'error'}`);
   }
 }
 

@@ -137,6 +137,24 @@ describe('asking the decision service', () => {
     expect(lines().find((l) => l.event === 'policy_external_failed')!.why).toMatch(/no answer within/);
   });
 
+  it(`the ${EXTERNAL_TIMEOUT_MS} ms bound holds when the service ignores the abort, or stalls its answer's body`, async () => {
+    const { token } = await staff();
+    const stalls: Answer[] = [
+      () => new Promise<Response>(() => undefined),
+      () => new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{"allow":')) }), { headers: { 'content-type': 'application/json' } }),
+    ];
+    for (const stall of stalls) {
+      service.answer(stall);
+      const lines = logLines();
+      const started = Date.now();
+      const r = await call('/app/x', { env, headers: bearer(token) });
+      expect(r.status).toBe(403);
+      expect(Date.now() - started).toBeLessThan(EXTERNAL_TIMEOUT_MS + 1000);
+      expect(lines().find((l) => l.event === 'policy_external_failed')!.why).toMatch(/no answer within/);
+      vi.restoreAllMocks();
+    }
+  }, 15_000);
+
   it('a missing binding is a refusal', async () => {
     const { token } = await staff();
     const lines = logLines();

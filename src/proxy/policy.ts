@@ -79,20 +79,39 @@ function anyOf(values: readonly string[], held: readonly string[]): boolean {
   return false;
 }
 
-/** `*` is one segment, `**` any number of them. */
-function globMatches(glob: readonly string[], gi: number, path: readonly string[], pi: number): boolean {
-  while (gi < glob.length) {
-    const g = glob[gi]!;
-    if (g === '**') {
-      if (gi === glob.length - 1) return true;
-      for (let k = pi; k <= path.length; k++) if (globMatches(glob, gi + 1, path, k)) return true;
-      return false;
+/**
+ * `*` is one segment, `**` any number of them. Wildcard matching with backtracking only to the
+ * latest `**` (a later `**` can absorb whatever an earlier one would have): at most path × glob
+ * steps, where trying every split for every `**` would be exponential in their number, and the
+ * path is the requester's.
+ */
+function globMatches(glob: readonly string[], path: readonly string[]): boolean {
+  const globLength = glob.length;
+  let gi = 0;
+  let pi = 0;
+  let starGi = -1;
+  let starPi = 0;
+  while (pi < path.length) {
+    if (gi < globLength) {
+      const g = glob[gi]!;
+      if (g === '**') {
+        starGi = gi++;
+        starPi = pi;
+        continue;
+      }
+      if (g === '*' || g === path[pi]) {
+        gi++;
+        pi++;
+        continue;
+      }
     }
-    if (pi >= path.length || (g !== '*' && g !== path[pi])) return false;
-    gi++;
-    pi++;
+    // A mismatch: let the latest `**` take one more segment, or fail if there is none.
+    if (starGi === -1) return false;
+    gi = starGi + 1;
+    pi = ++starPi;
   }
-  return pi === path.length;
+  while (gi < globLength && glob[gi] === '**') gi++;
+  return gi === globLength;
 }
 
 function test(c: Condition, e: Evaluation): Tri {
@@ -148,7 +167,7 @@ function test(c: Condition, e: Evaluation): Tri {
     case 'path': {
       const path = e.segments();
       if (path === null) return UNKNOWN;
-      for (const glob of c.globs) if (globMatches(glob, 0, path, 0)) return TRUE;
+      for (const glob of c.globs) if (globMatches(glob, path)) return TRUE;
       return FALSE;
     }
     case 'ip': {

@@ -52,7 +52,7 @@ const condition: fc.Arbitrary<Raw> = fc.letrec<{ c: Raw }>((tie) => ({
     fc.record({ method: someOf(METHODS) }),
     fc.record({ country: someOf(COUNTRIES) }),
     fc.record({ email: someOf(EMAILS) }),
-    fc.record({ path: someOf(['/a/**', '/*/b', '/admin', '/**']) }),
+    fc.record({ path: someOf(['/a/**', '/*/b', '/admin', '/**', '/**/a/**/b', '/*/**/admin/**', '/**/*/a']) }),
     fc.record({ groups: someOf(GROUPS), method: someOf(METHODS) }),
     fc.record({ any: fc.array(tie('c'), { minLength: 1, maxLength: 3 }) }),
     fc.record({ all: fc.array(tie('c'), { minLength: 1, maxLength: 3 }) }),
@@ -72,7 +72,7 @@ const user = fc.record({
 const facts = fc.record({
   method: fc.constantFrom(...METHODS),
   country: fc.constantFrom(...COUNTRIES),
-  segments: fc.array(fc.constantFrom(...SEGMENTS, 'ADMIN'), { maxLength: 3 }),
+  segments: fc.array(fc.constantFrom(...SEGMENTS, 'ADMIN'), { maxLength: 5 }),
 }).map((f): RequestFacts => ({ ...f, ip: '203.0.113.7', now: NOW }));
 
 function globHolds(glob: string[], path: string[]): boolean {

@@ -8,7 +8,7 @@
  *     "identity": { "caller": "person", "sub": "...", "email": "...", "email_verified": true,
  *                   "roles": [...], "groups": [...], "amr": [...], "auth_time": 0, "session_id": "..." } }
  *
- * (`path` without the query; `ip` and `country` null, `method` empty, where unknown.) It answers 200 with
+ * (`path` without the query; `host`, `ip` and `country` null, `method` empty, where unknown.) It answers 200 with
  * `{ "allow": true | false, "reason"?: "..." }`. Anything else (another status, a body that is
  * not that JSON, no answer within {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
  * the requester gets 403 `forbidden`, the log says why. The reason is logged, never shown.
@@ -28,7 +28,7 @@ export const EXTERNAL_DECISION_URL = 'https://gatehouse.invalid/decision';
 
 export interface ExternalRequest {
   method: string;
-  host: string;
+  host: string | null;
   path: string;
   ip: string | null;
   country: string | null;
@@ -127,7 +127,7 @@ async function exchange(service: Pick<Fetcher, 'fetch'>, body: string, signal: A
 
 /** The external service's verdict on this request, from the cache while it is fresh. */
 export async function externalDecision(env: Env, binding: string, route: string, user: AuthUser, request: ExternalRequest): Promise<ExternalVerdict> {
-  const key = `${user.tokenId}\n${binding}\n${route}\n${request.method}\n${request.host}\n${request.path}\n${request.ip ?? ''}\n${request.country ?? ''}`;
+  const key = `${user.tokenId}\n${binding}\n${route}\n${request.method}\n${request.host ?? ''}\n${request.path}\n${request.ip ?? ''}\n${request.country ?? ''}`;
   const nowMs = Date.now();
   const cached = answers.get(key);
   if (cached && cached.until > nowMs) return cached;

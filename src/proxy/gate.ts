@@ -59,7 +59,7 @@ export interface PolicyRequest {
   method: string | null;
   /** The normalised path the route matched. */
   path: NormalisedPath | null;
-  host: string;
+  host: string | null;
   ip: string | null;
   country: string | null;
 }
@@ -112,7 +112,7 @@ async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: P
   const { externalDecision } = await (external ??= import('./external-decision'));
   const answer = await externalDecision(c.env, policy.external, route.config.path, user, {
     method: policyMethod(c, request?.method ?? null) ?? '',
-    host: request?.host ?? '',
+    host: request?.host ?? null,
     path: request?.path ? encodePath(request.path.segments, request.path.trailingSlash) : '',
     ip: request?.ip ?? null,
     country: request?.country ?? null,

@@ -117,9 +117,10 @@ export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
     method,
     trustedOrigins: forwardedOrigin(c),
     // This request comes from the proxy in front, so its own IP and country are the proxy's, and
-    // a header naming the client's could be the client's own (nginx passes them through): a
-    // policy's ip and country are unknown here, which fails closed (proxy/policy.ts).
-    request: { method: method ?? null, path, host: forwardedHost(c), ip: null, country: null },
+    // a header naming the client's, or the host, could be the client's own (nginx passes
+    // X-Forwarded-* through): a policy's ip and country are unknown here, which fails closed
+    // (proxy/policy.ts), and the external decision is told no host.
+    request: { method: method ?? null, path, host: null, ip: null, country: null },
   });
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {

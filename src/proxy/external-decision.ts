@@ -10,7 +10,8 @@
  *
  * (`path` without the query; `host`, `ip` and `country` null, `method` empty, where unknown.) It answers 200 with
  * `{ "allow": true | false, "reason"?: "..." }`. Anything else (another status, a body that is
- * not that JSON, no answer within {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
+ * not that JSON or longer than {@link EXTERNAL_ANSWER_MAX_BYTES}, no answer within
+ * {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
  * the requester gets 403 `forbidden`, the log says why. The reason is logged, never shown.
  *
  * Answers (allow or refuse, not failures) are kept for {@link EXTERNAL_CACHE_SECONDS} per access
@@ -25,6 +26,8 @@ export const EXTERNAL_TIMEOUT_MS = 2000;
 export const EXTERNAL_CACHE_SECONDS = 5;
 export const EXTERNAL_CACHE_ENTRIES = 1000;
 export const EXTERNAL_DECISION_URL = 'https://gatehouse.invalid/decision';
+/** The longest answer read: `{"allow": …, "reason": …}` needs far less. */
+export const EXTERNAL_ANSWER_MAX_BYTES = 16 * 1024;
 
 export interface ExternalRequest {
   method: string;
@@ -98,6 +101,41 @@ async function ask(env: Env, binding: string, route: string, user: AuthUser, req
   }
 }
 
+/**
+ * The answer's text, or null past {@link EXTERNAL_ANSWER_MAX_BYTES}. Stops reading (cancels the
+ * body) there and when the deadline aborts, so an endless or stalled body is not read on in the
+ * background after the request has been refused.
+ */
+async function readAnswer(response: Response, signal: AbortSignal): Promise<string | null> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const stop = () => void reader.cancel().catch(() => undefined);
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      length += value.byteLength;
+      if (length > EXTERNAL_ANSWER_MAX_BYTES) {
+        stop();
+        return null;
+      }
+      chunks.push(value);
+    }
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return new TextDecoder().decode(bytes);
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
 /** One POST to the service and its answer read; never rejects. */
 async function exchange(service: Pick<Fetcher, 'fetch'>, body: string, signal: AbortSignal): Promise<ExternalVerdict> {
   try {
@@ -111,9 +149,11 @@ async function exchange(service: Pick<Fetcher, 'fetch'>, body: string, signal: A
       await response.body?.cancel();
       return failure(`status ${response.status}`);
     }
+    const text = await readAnswer(response, signal);
+    if (text === null) return failure(`the answer is too long (over ${EXTERNAL_ANSWER_MAX_BYTES} bytes)`);
     let answer: unknown;
     try {
-      answer = await response.json();
+      answer = JSON.parse(text);
     } catch {
       return failure(signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : 'the answer is not JSON');
     }

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AuthUser, Env } from '../../../src/env';
 import {
   cachedExternalAnswers,
+  EXTERNAL_ANSWER_MAX_BYTES,
   EXTERNAL_CACHE_ENTRIES,
   EXTERNAL_CACHE_SECONDS,
   EXTERNAL_DECISION_URL,
@@ -154,6 +155,30 @@ describe('asking the decision service', () => {
       vi.restoreAllMocks();
     }
   }, 15_000);
+
+  it(`an answer longer than ${EXTERNAL_ANSWER_MAX_BYTES} bytes is a refusal, read no further`, async () => {
+    const { token } = await staff();
+    let sent = 0;
+    const chunk = new TextEncoder().encode(' '.repeat(64 * 1024));
+    service.answer(
+      () =>
+        new Response(
+          new ReadableStream({
+            start: (c) => c.enqueue(new TextEncoder().encode('{"allow":true,"reason":"')),
+            pull: (c) => {
+              // 4 MiB of answer (never closed as JSON): a reader that does not stop reads it all.
+              if (sent >= 4 * 1024 * 1024) return c.close();
+              sent += chunk.byteLength;
+              c.enqueue(chunk);
+            },
+          }),
+        ),
+    );
+    const lines = logLines();
+    expect((await call('/app/x', { env, headers: bearer(token) })).status).toBe(403);
+    expect(lines().find((l) => l.event === 'policy_external_failed')!.why).toMatch(/too long/);
+    expect(sent).toBeLessThan(1024 * 1024);
+  });
 
   it('a missing binding is a refusal', async () => {
     const { token } = await staff();

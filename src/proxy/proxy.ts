@@ -72,7 +72,9 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
     returnTo: url.href,
     refuseCrossSite: true,
     // Gathered only for a route with rules: the bench's plain verified route pays nothing here.
-    request: hasPolicy(route.config) ? { method: c.req.method, path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) } : undefined,
+    request: hasPolicy(route.config)
+      ? { method: c.req.method, methodParams: url.searchParams.getAll('_method'), path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) }
+      : undefined,
   });
   if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status };
 

@@ -92,6 +92,14 @@ function forwardedMethod(forwarded: string | undefined, original: string | undef
   return method;
 }
 
+/** The `_method` query parameters of a forwarded request target (a method override). */
+function methodParams(uri: string | undefined): string[] {
+  const query = uri === undefined ? -1 : uri.indexOf('?');
+  if (uri === undefined || query === -1) return [];
+  const fragment = uri.indexOf('#', query);
+  return new URLSearchParams(uri.slice(query + 1, fragment === -1 ? undefined : fragment)).getAll('_method');
+}
+
 /**
  * The app's own origin as the proxy states it. A cross-site page cannot make a browser send
  * these headers, so trusting them for the `Origin` comparison cannot help a forged request.
@@ -120,7 +128,15 @@ export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
     // a header naming the client's, or the host, could be the client's own (nginx passes
     // X-Forwarded-* through): a policy's ip and country are unknown here, which fails closed
     // (proxy/policy.ts), and the external decision is told no host.
-    request: { method: method ?? null, path, host: null, ip: null, country: null },
+    request: {
+      method: method ?? null,
+      // The origin reads `_method` from the URI it gets: from either header, as either may be it.
+      methodParams: [...methodParams(c.req.header('x-forwarded-uri')), ...methodParams(c.req.header('x-original-uri'))],
+      path,
+      host: null,
+      ip: null,
+      country: null,
+    },
   });
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {

@@ -53,12 +53,26 @@ describe('method-override headers and the method fact', () => {
     expect(r.status).toBe(403);
   });
 
+  it('a _method query parameter naming another method (Express, Laravel, Symfony) is read as an override too', async () => {
+    const writer = await withRoles(['writer']);
+    expect((await call('/docs/a?_method=POST', { env, method: 'POST', headers: bearer(writer) })).status).toBe(200);
+    expect((await call('/docs/a?_method=DELETE', { env, method: 'POST', headers: bearer(writer) })).status).toBe(403);
+    expect((await call('/docs/a?x=1&_method=delete', { env, method: 'POST', headers: bearer(writer) })).status).toBe(403);
+  });
+
   it('forward-auth: a method-override header the client sent is read as on the proxy', async () => {
     const reader = await withRoles(['reader'], forwardAuthEnv);
     const verify = (headers: Record<string, string>) =>
       call('/auth/verify', { env: forwardAuthEnv, headers: { ...bearer(reader), 'x-forwarded-uri': '/docs/a', 'x-forwarded-method': 'GET', ...headers } });
     expect((await verify({})).status).toBe(200);
     expect((await verify({ 'x-http-method-override': 'DELETE' })).status).toBe(403);
+  });
+
+  it('forward-auth: a _method parameter in the forwarded URI is read as on the proxy', async () => {
+    const reader = await withRoles(['reader'], forwardAuthEnv);
+    const verify = (uri: string) => call('/auth/verify', { env: forwardAuthEnv, headers: { ...bearer(reader), 'x-original-uri': uri, 'x-original-method': 'GET' } });
+    expect((await verify('/docs/a?_method=GET')).status).toBe(200);
+    expect((await verify('/docs/a?_method=DELETE')).status).toBe(403);
   });
 });
 

@@ -127,16 +127,19 @@ export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
     // This request comes from the proxy in front, so its own IP and country are the proxy's, and
     // a header naming the client's, or the host, could be the client's own (nginx passes
     // X-Forwarded-* through): a policy's ip and country are unknown here, which fails closed
-    // (proxy/policy.ts), and the external decision is told no host.
-    request: {
-      method: method ?? null,
-      // The origin reads `_method` from the URI it gets: from either header, as either may be it.
-      methodParams: [...methodParams(c.req.header('x-forwarded-uri')), ...methodParams(c.req.header('x-original-uri'))],
-      path,
-      host: null,
-      ip: null,
-      country: null,
-    },
+    // (proxy/policy.ts), and the external decision is told no host. Gathered only for a route
+    // with rules, as on the proxy.
+    request: hasPolicy(route.config)
+      ? {
+          method: method ?? null,
+          // The origin reads `_method` from the URI it gets: from either header, as either may be it.
+          methodParams: [...methodParams(c.req.header('x-forwarded-uri')), ...methodParams(c.req.header('x-original-uri'))],
+          path,
+          host: null,
+          ip: null,
+          country: null,
+        }
+      : undefined,
   });
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {

@@ -149,7 +149,14 @@ function glob(raw: unknown, at: string): string[] {
   return segments.map((s) => (s === '*' || s === '**' ? s : foldSegment(s)));
 }
 
-function condition(raw: unknown, at: string, found: { groupsAt: string | null }): Condition {
+/**
+ * How deep `all`, `any` and `not` may nest: far beyond a readable rule, and shallow enough that
+ * checking and evaluating (both recursive) cannot run out of stack.
+ */
+const MAX_DEPTH = 16;
+
+function condition(raw: unknown, at: string, found: { groupsAt: string | null }, depth = 0): Condition {
+  if (depth > MAX_DEPTH) throw new PolicyError(at, `conditions nest more than ${MAX_DEPTH} deep: write the rule flatter`);
   if (!isObject(raw)) throw new PolicyError(at, 'must be a condition: an object of facts, such as { groups = ["eng"] }');
   const keys = Object.keys(raw);
   if (keys.length === 0) throw new PolicyError(at, 'is empty: a condition names at least one fact');
@@ -160,10 +167,10 @@ function condition(raw: unknown, at: string, found: { groupsAt: string | null })
       case 'all':
       case 'any':
         if (!Array.isArray(value) || value.length === 0) throw new PolicyError(where, 'must be a non-empty list of conditions');
-        return { kind: key, of: value.map((c, i) => condition(c, `${where}[${i}]`, found)) };
+        return { kind: key, of: value.map((c, i) => condition(c, `${where}[${i}]`, found, depth + 1)) };
       case 'not':
         if (Array.isArray(value)) throw new PolicyError(where, 'takes one condition (wrap several in all = [...] or any = [...])');
-        return { kind: 'not', of: condition(value, where, found) };
+        return { kind: 'not', of: condition(value, where, found, depth + 1) };
       case 'path':
         if (!Array.isArray(value) || value.length === 0) throw new PolicyError(where, 'must be a non-empty list of path globs, e.g. path = ["/reports/**"]');
         return { kind: 'path', globs: value.map((g, i) => glob(g, `${where}[${i}]`)) };
@@ -187,7 +194,10 @@ function condition(raw: unknown, at: string, found: { groupsAt: string | null })
         const fact = LIST_FACTS.find((f) => f === key);
         if (!fact) throw new PolicyError(where, `unknown fact (known: ${FACTS.join(', ')})`);
         if (fact === 'groups') found.groupsAt ??= where;
-        return { kind: fact, values: listValues(fact, value, where) };
+        const values = listValues(fact, value, where);
+        // HEAD is GET without the body (the origin runs its GET handler): a rule on GET covers it.
+        if (fact === 'method' && values.includes('GET') && !values.includes('HEAD')) values.push('HEAD');
+        return { kind: fact, values };
       }
     }
   });

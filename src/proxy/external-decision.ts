@@ -8,9 +8,10 @@
  *     "identity": { "caller": "person", "sub": "...", "email": "...", "email_verified": true,
  *                   "roles": [...], "groups": [...], "amr": [...], "auth_time": 0, "session_id": "..." } }
  *
- * (`path` without the query; `ip` and `country` null where unknown.) It answers 200 with
+ * (`path` without the query; `host`, `ip` and `country` null, `method` empty, where unknown.) It answers 200 with
  * `{ "allow": true | false, "reason"?: "..." }`. Anything else (another status, a body that is
- * not that JSON, no answer within {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
+ * not that JSON or longer than {@link EXTERNAL_ANSWER_MAX_BYTES}, no answer within
+ * {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
  * the requester gets 403 `forbidden`, the log says why. The reason is logged, never shown.
  *
  * Answers (allow or refuse, not failures) are kept for {@link EXTERNAL_CACHE_SECONDS} per access
@@ -25,10 +26,12 @@ export const EXTERNAL_TIMEOUT_MS = 2000;
 export const EXTERNAL_CACHE_SECONDS = 5;
 export const EXTERNAL_CACHE_ENTRIES = 1000;
 export const EXTERNAL_DECISION_URL = 'https://gatehouse.invalid/decision';
+/** The longest answer read: `{"allow": …, "reason": …}` needs far less. */
+export const EXTERNAL_ANSWER_MAX_BYTES = 16 * 1024;
 
 export interface ExternalRequest {
   method: string;
-  host: string;
+  host: string | null;
   path: string;
   ip: string | null;
   country: string | null;
@@ -82,37 +85,89 @@ async function ask(env: Env, binding: string, route: string, user: AuthUser, req
     },
   });
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), EXTERNAL_TIMEOUT_MS);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // The signal asks the service to stop; the race stops the wait even when it does not, or when
+  // it sends its headers and then stalls the body.
+  const deadline = new Promise<ExternalVerdict>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve(failure(`no answer within ${EXTERNAL_TIMEOUT_MS} ms`));
+    }, EXTERNAL_TIMEOUT_MS);
+  });
   try {
-    const response = await service.fetch(EXTERNAL_DECISION_URL, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-      signal: controller.signal,
-    });
-    if (response.status !== 200) {
-      await response.body?.cancel();
-      return failure(`status ${response.status}`);
-    }
-    let answer: unknown;
-    try {
-      answer = await response.json();
-    } catch {
-      return failure('the answer is not JSON');
-    }
-    if (!isAnswer(answer)) return failure('the answer has no boolean "allow"');
-    const reason = typeof answer.reason === 'string' ? answer.reason.slice(0, 200) : '';
-    return { allowed: answer.allow, failed: false, why: reason };
-  } catch (e) {
-    return failure(controller.signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : `${e instanceof Error ? e.name : 'error'}`);
+    return await Promise.race([exchange(service, body, controller.signal), deadline]);
   } finally {
     clearTimeout(timer);
   }
 }
 
+/**
+ * The answer's text, or null past {@link EXTERNAL_ANSWER_MAX_BYTES}. Stops reading (cancels the
+ * body) there and when the deadline aborts, so an endless or stalled body is not read on in the
+ * background after the request has been refused.
+ */
+async function readAnswer(response: Response, signal: AbortSignal): Promise<string | null> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const stop = () => void reader.cancel().catch(() => undefined);
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      length += value.byteLength;
+      if (length > EXTERNAL_ANSWER_MAX_BYTES) {
+        stop();
+        return null;
+      }
+      chunks.push(value);
+    }
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return new TextDecoder().decode(bytes);
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
+/** One POST to the service and its answer read; never rejects. */
+async function exchange(service: Pick<Fetcher, 'fetch'>, body: string, signal: AbortSignal): Promise<ExternalVerdict> {
+  try {
+    const response = await service.fetch(EXTERNAL_DECISION_URL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal,
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      return failure(`status ${response.status}`);
+    }
+    const text = await readAnswer(response, signal);
+    if (text === null) return failure(`the answer is too long (over ${EXTERNAL_ANSWER_MAX_BYTES} bytes)`);
+    let answer: unknown;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      return failure(signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : 'the answer is not JSON');
+    }
+    if (!isAnswer(answer)) return failure('the answer has no boolean "allow"');
+    const reason = typeof answer.reason === 'string' ? answer.reason.slice(0, 200) : '';
+    return { allowed: answer.allow, failed: false, why: reason };
+  } catch (e) {
+    return failure(signal.aborted ? `no answer within ${EXTERNAL_TIMEOUT_MS} ms` : `${e instanceof Error ? e.name : 'error'}`);
+  }
+}
+
 /** The external service's verdict on this request, from the cache while it is fresh. */
 export async function externalDecision(env: Env, binding: string, route: string, user: AuthUser, request: ExternalRequest): Promise<ExternalVerdict> {
-  const key = `${user.tokenId}\n${binding}\n${route}\n${request.method}\n${request.host}\n${request.path}\n${request.ip ?? ''}\n${request.country ?? ''}`;
+  const key = `${user.tokenId}\n${binding}\n${route}\n${request.method}\n${request.host ?? ''}\n${request.path}\n${request.ip ?? ''}\n${request.country ?? ''}`;
   const nowMs = Date.now();
   const cached = answers.get(key);
   if (cached && cached.until > nowMs) return cached;

@@ -62,9 +62,11 @@ export interface GateOptions {
 
 export interface PolicyRequest {
   method: string | null;
+  /** The request's `_method` query parameters (a method override many frameworks honour). */
+  methodParams: readonly string[];
   /** The normalised path the route matched. */
   path: NormalisedPath | null;
-  host: string;
+  host: string | null;
   ip: string | null;
   country: string | null;
 }
@@ -78,6 +80,19 @@ const NOT_ALLOWED = 'Your account is not allowed on this route.';
 let evaluator: Promise<typeof import('./policy')> | undefined;
 let external: Promise<typeof import('./external-decision')> | undefined;
 
+/**
+ * The method the policy sees: unknown (null) when a method-override header or `_method` query
+ * parameter names another one, since an origin that honours it acts on that method, not on the
+ * request line's.
+ */
+function policyMethod(c: Context<AppEnv>, request: PolicyRequest | undefined): string | null {
+  if (!request || request.method === null) return null;
+  const method = request.method.toUpperCase();
+  const other = (value: string | undefined) => value !== undefined && value.trim().toUpperCase() !== method;
+  if (METHOD_OVERRIDES.some((name) => other(c.req.header(name))) || request.methodParams.some(other)) return null;
+  return request.method;
+}
+
 /** The route's compiled policy, or null; throws `forbidden` if its rules refuse the request. */
 async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined, now: number): Promise<Policy | null> {
   if (!hasPolicy(route.config)) return null;
@@ -87,7 +102,7 @@ async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUs
   // rules and no compiled policy would be a bug, refused rather than let through.
   if (!policy) throw new ApiError('server_error', 'The route policy is not available.');
   const verdict = decide(policy, user, {
-    method: request?.method ?? null,
+    method: policyMethod(c, request),
     segments: request?.path ? request.path.segments.slice(route.prefix.length) : null,
     ip: request?.ip ?? null,
     country: request?.country ?? null,
@@ -103,8 +118,8 @@ async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: P
   if (!policy?.external) return;
   const { externalDecision } = await (external ??= import('./external-decision'));
   const answer = await externalDecision(c.env, policy.external, route.config.path, user, {
-    method: request?.method ?? '',
-    host: request?.host ?? '',
+    method: policyMethod(c, request) ?? '',
+    host: request?.host ?? null,
     path: request?.path ? encodePath(request.path.segments, request.path.trailingSlash) : '',
     ip: request?.ip ?? null,
     country: request?.country ?? null,

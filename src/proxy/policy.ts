@@ -5,9 +5,9 @@
  * A fact the request does not carry (forward-auth knows no trustworthy client IP or country,
  * and the method only from the proxy's header) is unknown, and a condition that depends on it is
  * unknown too (three-valued: `not` of unknown is unknown). Unknown fails closed both ways: an
- * allow rule must surely hold, a deny rule refuses unless it surely does not. Emails and domains
- * count only when the address is verified, so that signing up with someone else's unverified
- * address cannot open a door.
+ * allow rule must surely hold, a deny rule refuses unless it surely does not. An email or domain
+ * that matches an address not yet verified is unknown too: signing up with someone else's
+ * address cannot open a door, and an unproven address of one's own cannot slip past a deny.
  *
  * Per request: no parsing of the rules, and no allocation beyond the verdict, one small
  * evaluation record and, made at most once each, the lower-cased email, the folded path
@@ -79,20 +79,39 @@ function anyOf(values: readonly string[], held: readonly string[]): boolean {
   return false;
 }
 
-/** `*` is one segment, `**` any number of them. */
-function globMatches(glob: readonly string[], gi: number, path: readonly string[], pi: number): boolean {
-  while (gi < glob.length) {
-    const g = glob[gi]!;
-    if (g === '**') {
-      if (gi === glob.length - 1) return true;
-      for (let k = pi; k <= path.length; k++) if (globMatches(glob, gi + 1, path, k)) return true;
-      return false;
+/**
+ * `*` is one segment, `**` any number of them. Wildcard matching with backtracking only to the
+ * latest `**` (a later `**` can absorb whatever an earlier one would have): at most path × glob
+ * steps, where trying every split for every `**` would be exponential in their number, and the
+ * path is the requester's.
+ */
+function globMatches(glob: readonly string[], path: readonly string[]): boolean {
+  const globLength = glob.length;
+  let gi = 0;
+  let pi = 0;
+  let starGi = -1;
+  let starPi = 0;
+  while (pi < path.length) {
+    if (gi < globLength) {
+      const g = glob[gi]!;
+      if (g === '**') {
+        starGi = gi++;
+        starPi = pi;
+        continue;
+      }
+      if (g === '*' || g === path[pi]) {
+        gi++;
+        pi++;
+        continue;
+      }
     }
-    if (pi >= path.length || (g !== '*' && g !== path[pi])) return false;
-    gi++;
-    pi++;
+    // A mismatch: let the latest `**` take one more segment, or fail if there is none.
+    if (starGi === -1) return false;
+    gi = starGi + 1;
+    pi = ++starPi;
   }
-  return pi === path.length;
+  while (gi < globLength && glob[gi] === '**') gi++;
+  return gi === globLength;
 }
 
 function test(c: Condition, e: Evaluation): Tri {
@@ -119,12 +138,15 @@ function test(c: Condition, e: Evaluation): Tri {
       const t = test(c.of, e);
       return t === UNKNOWN ? UNKNOWN : t === TRUE ? FALSE : TRUE;
     }
+    // An address that matches but is not yet proven is unknown: it may be the user's (a deny or a
+    // `not` must not let them past) or a stranger's (an allow must not let them in).
     case 'email':
-      return e.user.emailVerified && c.values.includes(e.lowerEmail()) ? TRUE : FALSE;
+      if (!c.values.includes(e.lowerEmail())) return FALSE;
+      return e.user.emailVerified ? TRUE : UNKNOWN;
     case 'domain': {
-      if (!e.user.emailVerified) return FALSE;
       const email = e.lowerEmail();
-      return c.values.includes(email.slice(email.lastIndexOf('@') + 1)) ? TRUE : FALSE;
+      if (!c.values.includes(email.slice(email.lastIndexOf('@') + 1))) return FALSE;
+      return e.user.emailVerified ? TRUE : UNKNOWN;
     }
     case 'groups':
       return anyOf(c.values, e.user.groups) ? TRUE : FALSE;
@@ -145,7 +167,7 @@ function test(c: Condition, e: Evaluation): Tri {
     case 'path': {
       const path = e.segments();
       if (path === null) return UNKNOWN;
-      for (const glob of c.globs) if (globMatches(glob, 0, path, 0)) return TRUE;
+      for (const glob of c.globs) if (globMatches(glob, path)) return TRUE;
       return FALSE;
     }
     case 'ip': {

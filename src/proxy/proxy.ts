@@ -96,7 +96,9 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   // one it has, so that its tabs do not replace each other's).
   const state = host === null ? null : ssoStateOf(c);
   // Gathered only for a route with rules: the bench's plain verified route pays nothing here.
-  const request = hasPolicy(route.config) ? { method: c.req.method, path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) } : undefined;
+  const request = hasPolicy(route.config)
+    ? { method: c.req.method, methodParams: url.searchParams.getAll('_method'), path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) }
+    : undefined;
   const verdict = await gate(c, route, state === null ? { returnTo: url.href, refuseCrossSite: true, request } : { ...appHostGate(config, url, state), request });
   if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status, setCookie: state === null ? undefined : ssoStateCookie(state) };
 

@@ -4,8 +4,8 @@
  * answer is 200 with the identity headers and the assertion, 401, or 403 by policy.
  *
  * `X-Forwarded-Uri` (Traefik, Caddy) or `X-Original-URI` (nginx) picks the route whose policy
- * and audience apply and gives the policy its path (if both come and name different routes, the
- * request is refused); `X-Forwarded-Method` / `X-Original-Method` give it the method. A URI that matches no route gets the default policy: a signed-in user is required
+ * and audience apply and gives the policy its path (if both come and name different routes, or
+ * different paths on a route with rules, the request is refused); `X-Forwarded-Method` / `X-Original-Method` give it the method. A URI that matches no route gets the default policy: a signed-in user is required
  * and the assertion's audience is the gateway's own `PUBLIC_URL`.
  *
  * `X-Forwarded-Host`, when it names a host some route names (README "Hosts"), picks among that
@@ -21,6 +21,7 @@ import { ApiError } from '../http/errors';
 import { REFUSED_METHODS } from '../middleware/refuse-methods';
 import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
+import { hasPolicy } from '../config/route-policies';
 import { normaliseRequestTarget, type NormalisedPath } from '../proxy/normalise-path';
 import { matchRoute, requestHost, routeTable, type CompiledRoute } from '../proxy/route-table';
 import { assertionFor } from '../tokens/assertion';
@@ -65,17 +66,28 @@ function routeFor(config: Config, uri: string | undefined, host: string | null):
 /**
  * The route the proxy in front names. Each proxy sets only its own header and passes the
  * client's other headers through (nginx forwards a client's `X-Forwarded-Uri`, Traefik and
- * Caddy a client's `X-Original-URI`), so when both are present and pick different routes one of
- * them is the client's: refused, rather than letting a client choose the laxer policy.
+ * Caddy a client's `X-Original-URI`), so when both are present and pick different routes (or,
+ * on a route with rules, which read the path below it, different paths) one of them is the
+ * client's: refused, rather than letting a client choose the laxer policy.
  */
 function forwardedRoute(config: Config, forwardedUri: string | undefined, originalUri: string | undefined, forwardedHost: string | undefined): ForwardedRoute {
   const hostNamed = forwardedHost === undefined ? null : requestHost(config, forwardedHost.trim());
   const host = hostNamed === 'unknown' ? null : hostNamed;
   const named = routeFor(config, forwardedUri ?? originalUri, host);
-  if (forwardedUri !== undefined && originalUri !== undefined && routeFor(config, originalUri, host).route !== named.route) {
-    throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
+  if (forwardedUri !== undefined && originalUri !== undefined) {
+    const other = routeFor(config, originalUri, host);
+    if (other.route !== named.route) throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different routes.');
+    // A route's policy reads the path below it too (path globs, the external decision).
+    if (hasPolicy(named.route.config) && !samePath(other.path, named.path)) {
+      throw new ApiError('forbidden', 'X-Forwarded-Uri and X-Original-URI name different paths.');
+    }
   }
   return named;
+}
+
+function samePath(a: NormalisedPath | null, b: NormalisedPath | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.trailingSlash === b.trailingSlash && a.segments.length === b.segments.length && a.segments.every((s, i) => s === b.segments[i]);
 }
 
 /**
@@ -91,6 +103,14 @@ function forwardedMethod(forwarded: string | undefined, original: string | undef
   // The built-in proxy answers these 405; forward-auth can only say 403.
   if (method !== undefined && REFUSED_METHODS.has(method)) throw new ApiError('forbidden', `${method} requests are not allowed.`);
   return method;
+}
+
+/** The `_method` query parameters of a forwarded request target (a method override). */
+function methodParams(uri: string | undefined): string[] {
+  const query = uri === undefined ? -1 : uri.indexOf('?');
+  if (uri === undefined || query === -1) return [];
+  const fragment = uri.indexOf('#', query);
+  return new URLSearchParams(uri.slice(query + 1, fragment === -1 ? undefined : fragment)).getAll('_method');
 }
 
 /**
@@ -118,9 +138,21 @@ export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
     method,
     trustedOrigins: forwardedOrigin(c),
     // This request comes from the proxy in front, so its own IP and country are the proxy's, and
-    // a header naming the client's could be the client's own (nginx passes them through): a
-    // policy's ip and country are unknown here, which fails closed (proxy/policy.ts).
-    request: { method: method ?? null, path, host: forwardedHost(c), ip: null, country: null },
+    // a header naming the client's, or the host, could be the client's own (nginx passes
+    // X-Forwarded-* through): a policy's ip and country are unknown here, which fails closed
+    // (proxy/policy.ts), and the external decision is told no host. Gathered only for a route
+    // with rules, as on the proxy.
+    request: hasPolicy(route.config)
+      ? {
+          method: method ?? null,
+          // The origin reads `_method` from the URI it gets: from either header, as either may be it.
+          methodParams: [...methodParams(c.req.header('x-forwarded-uri')), ...methodParams(c.req.header('x-original-uri'))],
+          path,
+          host: null,
+          ip: null,
+          country: null,
+        }
+      : undefined,
   });
   c.header('cache-control', 'no-store');
   if (verdict.pass && verdict.user) {

@@ -133,3 +133,15 @@ describe('where a policy may stand', () => {
     }
   });
 });
+
+describe('how deep conditions may nest', () => {
+  /** ROUTES with an allow rule nested `depth` times in `not = { not = … }`, written as text (no recursion to build it). */
+  const nested = (depth: number) =>
+    `[{"path":"/ops","origin":"https://ops.example","auth":"required","policy":{"allow":[${'{"not":'.repeat(depth)}{"roles":["a"]}${'}'.repeat(depth)}]}}]`;
+
+  it('a policy nested beyond any real need is a configuration_error naming the rule, not a stack overflow', async () => {
+    expect(await loadError({ ROUTES: nested(16) })).toBeNull();
+    expect(await refusal({ ROUTES: nested(17) })).toMatch(/route "\/ops": policy allow\[0\](\.not){17}: conditions nest more than 16 deep/);
+    expect(await refusal({ ROUTES: nested(200_000) })).toMatch(/conditions nest more than 16 deep/);
+  });
+});

@@ -62,3 +62,41 @@ describe('forward-auth policy facts', () => {
     expect((await verify(editor, { 'x-forwarded-uri': '/geo/x' })).status).toBe(403);
   });
 });
+
+describe('forward-auth: a client\'s copy of the other URI header', () => {
+  // nginx sets X-Original-URI and passes the client's X-Forwarded-Uri through (Traefik the other
+  // way round): two URIs under one route that name different paths mean one is the client's.
+  it('two forwarded URIs naming different paths under one route are refused, not the laxer one believed', async () => {
+    const editor = await withRoles(['editor']);
+    const r = await verify(editor, { 'x-original-uri': '/wiki/admin/x', 'x-forwarded-uri': '/wiki/pages/x' });
+    expect(r.status).toBe(403);
+    expect(await r.json()).toMatchObject({ error: 'forbidden' });
+    const swapped = await verify(editor, { 'x-forwarded-uri': '/wiki/admin/x', 'x-original-uri': '/wiki/pages/x' });
+    expect(swapped.status).toBe(403);
+  });
+
+  it('two forwarded URIs naming the same path (query and dot segments aside) still pass', async () => {
+    const editor = await withRoles(['editor']);
+    expect((await verify(editor, { 'x-original-uri': '/wiki/pages/x?a=1', 'x-forwarded-uri': '/wiki/pages/./x?b=2' })).status).toBe(200);
+  });
+});
+
+describe('forward-auth: what the external decision is told', () => {
+  it('the host is unknown (null), not the X-Forwarded-Host a client can send through nginx', async () => {
+    const asked: Record<string, any>[] = [];
+    const decider = {
+      async fetch(input: RequestInfo | URL, init?: RequestInit) {
+        asked.push(await new Request(input, init).json());
+        return Response.json({ allow: true });
+      },
+    };
+    const extEnv = proxyEnv([{ path: '/ext', origin: 'https://ext.internal.example', auth: 'required', policy: { allow: [{ roles: ['editor'] }], external: 'service:DECIDER' } }], { DECIDER: decider });
+    const email = uniqueEmail('fa-ext');
+    await registerUser(email, undefined, extEnv);
+    const editor = await promote(extEnv, email, { roles: ['editor'] });
+    const r = await call('/auth/verify', { env: extEnv, headers: { ...bearer(editor), 'x-original-uri': '/ext/x', 'x-original-method': 'GET', 'x-forwarded-host': 'public.example.com' } });
+    expect(r.status).toBe(200);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]!.request).toEqual({ method: 'GET', host: null, path: '/ext/x', ip: null, country: null });
+  });
+});

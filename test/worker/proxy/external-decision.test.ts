@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AuthUser, Env } from '../../../src/env';
 import {
   cachedExternalAnswers,
+  EXTERNAL_ANSWER_MAX_BYTES,
   EXTERNAL_CACHE_ENTRIES,
   EXTERNAL_CACHE_SECONDS,
   EXTERNAL_DECISION_URL,
@@ -135,6 +136,48 @@ describe('asking the decision service', () => {
     expect(r.status).toBe(403);
     expect(Date.now() - started).toBeGreaterThanOrEqual(EXTERNAL_TIMEOUT_MS - 50);
     expect(lines().find((l) => l.event === 'policy_external_failed')!.why).toMatch(/no answer within/);
+  });
+
+  it(`the ${EXTERNAL_TIMEOUT_MS} ms bound holds when the service ignores the abort, or stalls its answer's body`, async () => {
+    const { token } = await staff();
+    const stalls: Answer[] = [
+      () => new Promise<Response>(() => undefined),
+      () => new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{"allow":')) }), { headers: { 'content-type': 'application/json' } }),
+    ];
+    for (const stall of stalls) {
+      service.answer(stall);
+      const lines = logLines();
+      const started = Date.now();
+      const r = await call('/app/x', { env, headers: bearer(token) });
+      expect(r.status).toBe(403);
+      expect(Date.now() - started).toBeLessThan(EXTERNAL_TIMEOUT_MS + 1000);
+      expect(lines().find((l) => l.event === 'policy_external_failed')!.why).toMatch(/no answer within/);
+      vi.restoreAllMocks();
+    }
+  }, 15_000);
+
+  it(`an answer longer than ${EXTERNAL_ANSWER_MAX_BYTES} bytes is a refusal, read no further`, async () => {
+    const { token } = await staff();
+    let sent = 0;
+    const chunk = new TextEncoder().encode(' '.repeat(64 * 1024));
+    service.answer(
+      () =>
+        new Response(
+          new ReadableStream({
+            start: (c) => c.enqueue(new TextEncoder().encode('{"allow":true,"reason":"')),
+            pull: (c) => {
+              // 4 MiB of answer (never closed as JSON): a reader that does not stop reads it all.
+              if (sent >= 4 * 1024 * 1024) return c.close();
+              sent += chunk.byteLength;
+              c.enqueue(chunk);
+            },
+          }),
+        ),
+    );
+    const lines = logLines();
+    expect((await call('/app/x', { env, headers: bearer(token) })).status).toBe(403);
+    expect(lines().find((l) => l.event === 'policy_external_failed')!.why).toMatch(/too long/);
+    expect(sent).toBeLessThan(1024 * 1024);
   });
 
   it('a missing binding is a refusal', async () => {

@@ -4,7 +4,7 @@
  * policy. Evaluated directly on the compiled policy, as the gate does.
  */
 import { describe, expect, it } from 'vitest';
-import { parsePolicy, shorthandPolicy } from '../../../src/config/policy';
+import { parsePolicy, shorthandPolicy, type Policy } from '../../../src/config/policy';
 import type { AuthUser } from '../../../src/env';
 import { decide, type RequestFacts } from '../../../src/proxy/policy';
 import { parseCidr, parseIp } from '../../../src/util/ip';
@@ -183,5 +183,55 @@ describe('the allow shorthand', () => {
     expect(decide(policy, person(), request())).toEqual({ allowed: true, rule: 'allow.emails' });
     expect(decide(policy, person({ email: 'x@example.com', roles: ['ops'] }), request()).rule).toBe('allow.roles');
     expect(decide(shorthandPolicy({ emails: [] }), person(), request()).allowed).toBe(false);
+  });
+});
+
+describe('an address not yet proven is unknown, not proof of being someone else', () => {
+  // Anyone can sign up with an address they do not hold, and a changed address is unproven until
+  // its mailbox answers: it must neither open an allow rule nor slip past a deny or a `not`.
+  const contractor = person({ email: 'lee@contractor.example', emailVerified: false, roles: ['staff'] });
+
+  it('a deny on a domain refuses an unverified address in it', () => {
+    const policy = parsePolicy({ allow: [{ roles: ['staff'] }], deny: [{ domain: ['contractor.example'] }] });
+    expect(decide(policy, contractor, request())).toEqual({ allowed: false, rule: 'deny[0]' });
+    expect(decide(policy, person({ roles: ['staff'] }), request()).allowed).toBe(true);
+  });
+
+  it('a deny on an email refuses that unverified address', () => {
+    const policy = parsePolicy({ allow: [{ roles: ['staff'] }], deny: [{ email: ['lee@contractor.example'] }] });
+    expect(decide(policy, contractor, request()).allowed).toBe(false);
+  });
+
+  it('an allow rule with not = { domain } does not hold for an unverified address in that domain', () => {
+    expect(passes({ roles: ['staff'], not: { domain: ['contractor.example'] } }, contractor)).toBe(false);
+    expect(passes({ roles: ['staff'], not: { email: ['lee@contractor.example'] } }, contractor)).toBe(false);
+    expect(passes({ roles: ['staff'], not: { domain: ['contractor.example'] } }, person({ roles: ['staff'] }))).toBe(true);
+  });
+});
+
+describe('path globs cost a request little, whatever the path', () => {
+  // Workers freeze the clock during computation, so the work is counted instead: every read of
+  // the compiled glob (its length, a segment) is one step of matching.
+  function countingGlob(segments: string[]) {
+    const count = { reads: 0 };
+    const glob = new Proxy(segments, {
+      get(target, key, receiver) {
+        count.reads++;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    return { glob, count };
+  }
+
+  it('several "**" against a long path that almost matches take steps in proportion to the path, not one try per way to split it', () => {
+    const { glob, count } = countingGlob(['**', 'x', '**', 'x', '**', 'x', '**', 'y']);
+    const policy: Policy = { allow: [{ label: 'allow[0]', condition: { kind: 'roles', values: ['staff'] } }], deny: [{ label: 'deny[0]', condition: { kind: 'path', globs: [glob] } }], external: null, groupsAt: null };
+    const segments = Array.from({ length: 120 }, () => 'x');
+    const staff = person({ roles: ['staff'] });
+    expect(decide(policy, staff, request({ segments })).allowed).toBe(true);
+    expect(decide(policy, staff, request({ segments: [...segments, 'y'] })).allowed).toBe(false);
+    expect(decide(policy, staff, request({ segments: ['x', 'x', 'q', 'x', 'y'] })).allowed).toBe(false);
+    expect(decide(policy, staff, request({ segments: ['x', 'x', 'q', 'x'] })).allowed).toBe(true);
+    expect(count.reads).toBeLessThan(100 * (segments.length + 8));
   });
 });

@@ -42,6 +42,7 @@ http {
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Original-Method $request_method;
     }
     location / {

@@ -76,7 +76,7 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
   let email = emailClaim(claims.email);
   let verified = isTrue(claims.email_verified);
   const claim = p.groupsClaim;
-  let groups = claim === undefined ? undefined : groupsClaim(claims, claim);
+  let groups = claim === undefined ? undefined : groupsClaim(claims, claim, p.groupNamespace);
   const groupsMissing = claim !== undefined && groups === undefined;
   // One userinfo call for whatever the ID token left out (GitLab lists `groups` only there).
   if ((email === null || groupsMissing) && endpoints.userinfoEndpoint) {
@@ -85,7 +85,7 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
       email = emailClaim(info.email);
       verified = isTrue(info.email_verified);
     }
-    if (claim !== undefined && groups === undefined) groups = groupsClaim(info, claim);
+    if (claim !== undefined && groups === undefined) groups = groupsClaim(info, claim, p.groupNamespace);
   }
   return {
     subject: claims.sub,
@@ -199,7 +199,7 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
     if (renewed.idToken) {
       const claims = await verifyIdToken(renewed.idToken, { issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])], clientId: provider.clientId, jwksUri: endpoints.jwksUri, nonce: null }, deadline);
       if (claims.sub !== subject) throw new ProviderError('refused', 'The provider’s ID token is about another account.', 'refreshed id_token sub mismatch');
-      const fromIdToken = groupsClaim(claims, claim);
+      const fromIdToken = groupsClaim(claims, claim, provider.groupNamespace);
       if (fromIdToken !== undefined) return { groups: fromIdToken, tokens: current };
     }
   } else if (expired(current)) {
@@ -207,5 +207,5 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
   }
   if (!endpoints.userinfoEndpoint) return { groups: [], tokens: current };
   const info = await userinfo(provider, endpoints.userinfoEndpoint, subject, current.accessToken, deadline);
-  return { groups: groupsClaim(info, claim) ?? [], tokens: current };
+  return { groups: groupsClaim(info, claim, provider.groupNamespace) ?? [], tokens: current };
 }

@@ -188,7 +188,7 @@ describe('how fresh group membership is', () => {
       GITHUB_CLIENT_SECRET: gh.clientSecret,
       TOKEN_ENCRYPTION_KEY: KEY,
       GROUPS_MAX_AGE: String(MAX_AGE),
-      ROUTES: JSON.stringify([ENG_ROUTE]),
+      ROUTES: JSON.stringify([{ ...ENG_ROUTE, allow: { groups: ['github:eng'] } }]),
       ENG: recordingOrigin(),
     });
     gh.githubUser = { ...gh.githubUser, id: 900_000 + n++ };
@@ -203,7 +203,7 @@ describe('how fresh group membership is', () => {
     gh.teams = [{ slug: 'sre', organization: { login: 'ops' } }];
     at(t0, MAX_AGE);
     const reread = await refreshed(e, refresh);
-    expect(decodeJwt(reread.access_token).groups).toEqual(['ops', 'ops/sre']);
+    expect(decodeJwt(reread.access_token).groups).toEqual(['github:ops', 'github:ops/sre']);
     expect((await eng(e, reread.access_token)).status).toBe(403);
     gh.faults = { api: 'rate-limited' };
     at(t0, 2 * MAX_AGE + 1);

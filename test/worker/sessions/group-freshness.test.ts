@@ -1,6 +1,6 @@
 /**
  * Groups travel with the session and stay fresh: /auth/me, the assertion and X-Auth-Groups show
- * them (a name holding a comma percent-encoded); a refresh re-reads them from the provider only
+ * them (a name holding a comma or a space percent-encoded); a refresh re-reads them from the provider only
  * once they are GROUPS_MAX_AGE old; a user removed from a group loses the routes that need it
  * within GROUPS_MAX_AGE plus the access-token lifetime; a provider that cannot be asked keeps
  * the last groups only for GROUPS_MAX_AGE, then the refresh is refused (sign in again) where a
@@ -97,13 +97,27 @@ describe('groups in what the gateway says about the user', () => {
     const verified = await call('/auth/verify', { env: e, headers: { ...bearer(access), 'x-forwarded-uri': '/eng/x' } });
     expect(verified.status).toBe(200);
     const header = verified.headers.get('x-auth-groups')!;
-    expect(header).toBe('eng,R&D%2C Europe,100%25,Ingenier%C3%ADa');
+    expect(header).toBe('eng,R&D%2C%20Europe,100%25,Ingenier%C3%ADa');
     // Split on commas, then decode each part: the names come back whole.
     expect(header.split(',').map(decodeURIComponent)).toEqual(['eng', 'R&D, Europe', '100%', 'Ingeniería']);
     expect(decodeJwt(verified.headers.get('x-auth-assertion')!).groups).toEqual(['eng', 'R&D, Europe', '100%', 'Ingeniería']);
 
     expect((await eng(e, access)).status).toBe(200);
-    expect(origin.seen.at(-1)!.headers['x-auth-groups']).toBe('eng,R&D%2C Europe,100%25,Ingenier%C3%ADa');
+    expect(origin.seen.at(-1)!.headers['x-auth-groups']).toBe('eng,R&D%2C%20Europe,100%25,Ingenier%C3%ADa');
+  });
+});
+
+describe('X-Auth-Groups cannot be read as other groups', () => {
+  it('a name with a space at either end keeps it: no list parser that trims around commas, and no header that trims its value, reads another name', async () => {
+    const routes = [ENG_ROUTE, { path: '/app', origin: 'service:ENG', auth: 'required' }];
+    const { e, access } = await signedIn([' admin'], routes);
+    const alone = (await call('/auth/verify', { env: e, headers: { ...bearer(access), 'x-forwarded-uri': '/app/x' } })).headers.get('x-auth-groups')!;
+    expect(alone.split(',').map(decodeURIComponent)).toEqual([' admin']);
+    const { e: e2, access: access2 } = await signedIn(['eng', ' admin', 'ops '], routes);
+    const several = (await call('/auth/verify', { env: e2, headers: { ...bearer(access2), 'x-forwarded-uri': '/eng/x' } })).headers.get('x-auth-groups')!;
+    // RFC 9110 lists allow spaces around each comma: a parser that drops them still gets the names back.
+    expect(several.split(',').map((part) => decodeURIComponent(part.trim()))).toEqual(['eng', ' admin', 'ops ']);
+    expect(several).toMatch(/^[\x21-\x7e]*$/);
   });
 });
 

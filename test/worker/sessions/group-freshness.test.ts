@@ -269,6 +269,34 @@ describe('how fresh group membership is', () => {
   });
 });
 
+describe('the provider grant goes when its session ends', () => {
+  const grantOf = async (access: string) => {
+    const { sid, sub } = decodeJwt(access);
+    return (await sessionRow<{ provider_grant: string | null }>('SELECT provider_grant FROM sessions WHERE id = ?', [sid], sub))!.provider_grant;
+  };
+
+  it('sign-out deletes it', async () => {
+    const { e, access } = await signedIn(['eng']);
+    expect(await grantOf(access)).not.toBeNull();
+    expect((await call('/auth/logout', { env: e, method: 'POST', headers: bearer(access) })).status).toBe(200);
+    expect(await grantOf(access)).toBeNull();
+  });
+
+  it('signing out everywhere, and a reused refresh token, delete it', async () => {
+    const { e, refresh } = await signedIn(['eng']);
+    const again = await refreshed(e, refresh);
+    at(now(), 3600);
+    // The first refresh token, rotated an hour ago, comes back: a theft, the session ends.
+    expect((await refreshWith(e, refresh)).status).toBe(401);
+    expect(await grantOf(again.access_token)).toBeNull();
+    vi.useRealTimers();
+    const other = await signedIn(['eng']);
+    expect(await grantOf(other.access)).not.toBeNull();
+    expect((await call('/auth/logout-all', { env: other.e, method: 'POST', headers: bearer(other.access) })).status).toBe(200);
+    expect(await grantOf(other.access)).toBeNull();
+  });
+});
+
 describe('sessions of earlier versions', () => {
   it('an object made before groups existed gains the columns, and its sessions refresh with no groups', async () => {
     const e = makeEnv({ ROUTES: JSON.stringify([{ path: '/app', origin: 'https://app.internal.example', auth: 'required' }]) });

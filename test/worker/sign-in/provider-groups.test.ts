@@ -214,6 +214,10 @@ describe('a provider sign-in that owes a second factor', () => {
     const done = await call('/auth/mfa', { env: e, cookies: { '__Host-gatehouse-mfa': setCookies(r).get('__Host-gatehouse-mfa')!.value }, headers: NAV, form: { code: totpCode(u.secret, 1) } });
     expect(done.status).toBe(303);
     expect(decodeJwt(setCookies(done).get('__Host-gatehouse')!.value).groups).toEqual(['github:eng']);
+    // The session has the sealed grant now: the spent pending sign-in keeps no copy of it.
+    const left = await env.DB.prepare('SELECT provider_groups FROM mfa_pending WHERE user_id = ?').bind(u.userId).all<{ provider_groups: string | null }>();
+    expect(left.results.length).toBeGreaterThan(0);
+    expect(left.results.map((r) => r.provider_groups)).toEqual(left.results.map(() => null));
   });
 });
 

@@ -41,10 +41,14 @@ export async function groupsAtSignIn(c: Context<AppEnv>, provider: Provider, pro
   return { groups: profile.groups, readAt: now(), source: { subject: profile.subject, grant } };
 }
 
-/** The groups an access token minted now may carry: the session's, unless older than GROUPS_MAX_AGE. */
-export function vouchedGroups(config: Config, session: Pick<Session, 'groups' | 'groupsReadAt'>, t = now()): string[] {
-  if (session.groups === null || session.groupsReadAt === null) return [];
-  return session.groupsReadAt + config.GROUPS_MAX_AGE > t ? session.groups : [];
+/**
+ * The groups an access token minted now may carry: the session's, unless older than
+ * GROUPS_MAX_AGE; null when nobody vouches for any (no provider groups, or too old), which is
+ * not the same as a provider saying "none".
+ */
+export function vouchedGroups(config: Config, session: Pick<Session, 'groups' | 'groupsReadAt'>, t = now()): string[] | null {
+  if (session.groups === null || session.groupsReadAt === null) return null;
+  return session.groupsReadAt + config.GROUPS_MAX_AGE > t ? session.groups : null;
 }
 
 /** The refusal of a refresh whose groups are too old and could not be re-read. */

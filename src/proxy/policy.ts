@@ -127,6 +127,8 @@ function test(c: Condition, e: Evaluation): Tri {
       return c.values.includes(email.slice(email.lastIndexOf('@') + 1)) ? TRUE : FALSE;
     }
     case 'groups':
+      // Nobody vouches for the groups (a password sign-in, groups too old): unknown, not none.
+      if (!e.user.groupsKnown) return UNKNOWN;
       return anyOf(c.values, e.user.groups) ? TRUE : FALSE;
     case 'roles':
       return anyOf(c.values, e.user.roles) ? TRUE : FALSE;

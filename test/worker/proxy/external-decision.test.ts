@@ -167,7 +167,7 @@ describe('the answer cache', () => {
     let asked = 0;
     const counting = { fetch: async () => (asked++, Response.json({ allow: true })) };
     const bindings = { COUNTING: counting } as unknown as Env;
-    const user: AuthUser = { id: 'u', email: 'a@example.com', emailVerified: true, roles: [], groups: [], sessionId: 's', tokenId: 'bound-test', tokenExpiresAt: 0, issuedAt: 0, amr: [], authTime: 0 };
+    const user: AuthUser = { id: 'u', email: 'a@example.com', emailVerified: true, roles: [], groups: [], groupsKnown: true, sessionId: 's', tokenId: 'bound-test', tokenExpiresAt: 0, issuedAt: 0, amr: [], authTime: 0 };
     const request = (path: string) => ({ method: 'GET', host: 'h', path, ip: null, country: null });
     for (let i = 0; i <= EXTERNAL_CACHE_ENTRIES; i++) await externalDecision(bindings, 'COUNTING', '/r', user, request(`/p${i}`));
     expect(asked).toBe(EXTERNAL_CACHE_ENTRIES + 1);

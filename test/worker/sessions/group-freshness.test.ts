@@ -7,13 +7,13 @@
  * route decides on groups; sessions of earlier versions (no groups) still refresh. `Date` is
  * moved with fake timers, never by waiting.
  */
-import { env as testEnv, runInDurableObject } from 'cloudflare:test';
+import { env, env as testEnv, runInDurableObject } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UserSessions } from '../../../src/storage/user-sessions';
 import { randomId, sha256 } from '../../../src/util/random';
 import { CLOCK_TOLERANCE_S } from '../../../src/util/time';
-import { bearer, call, makeEnv, setCookies, type TestEnv } from '../support/helpers';
+import { bearer, call, GOOD_PASSWORD, makeEnv, seedUser, setCookies, signIn as passwordSignIn, type TestEnv } from '../support/helpers';
 import { insertLegacyUser } from '../support/legacy-sessions';
 import { FakeGitHub, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
@@ -266,6 +266,34 @@ describe('how fresh group membership is', () => {
     expect(row!.provider_grant.split('.')).toHaveLength(5);
     expect(row!.provider_grant).not.toContain('refresh-1');
     expect(JSON.parse(row!.groups)).toEqual(['eng']);
+  });
+});
+
+describe('a route that denies a group cannot be passed by leaving groups out', () => {
+  const DENY_ROUTE = { path: '/eng', origin: 'service:ENG', auth: 'required', policy: { allow: [{ domain: ['example.com'] }], deny: [{ groups: ['contractors'] }] } };
+
+  it('a member of the denied group who signs in by password (no provider to vouch for groups) is refused', async () => {
+    const { idp, e, access } = await signedIn(['contractors'], [DENY_ROUTE]);
+    expect((await eng(e, access)).status).toBe(403);
+    // The same account also has a password: that session carries no groups, which is not "in none".
+    await env.DB.prepare('UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE id = ?) WHERE email = ?').bind((await seedUser({ verified: true })).id, idp.user.email!).run();
+    const viaPassword = await passwordSignIn(idp.user.email!, GOOD_PASSWORD, e);
+    expect(decodeJwt(viaPassword.access_token).groups).toBeUndefined();
+    expect((await eng(e, viaPassword.access_token)).status, 'password session').toBe(403);
+    // Someone the provider says is in no group passes.
+    const { e: e2, access: clean } = await signedIn([], [DENY_ROUTE]);
+    expect((await eng(e2, clean)).status).toBe(200);
+  });
+
+  it('a step-up once the groups are GROUPS_MAX_AGE old mints a token the deny rule still refuses', async () => {
+    const { idp, e, t0, access, refresh } = await signedIn(['contractors'], [DENY_ROUTE]);
+    const u = await userWithTotp(e, idp.user.email, { '__Host-gatehouse': access, '__Secure-gatehouse-refresh': refresh });
+    at(t0, MAX_AGE + 1);
+    const r = await call('/auth/step-up', { env: e, cookies: u.jar, headers: NAV, form: { code: totpCode(u.secret, 1), return_to: '/eng' } });
+    expect(r.status, await r.clone().text()).toBe(303);
+    const stepped = setCookies(r).get('__Host-gatehouse')!.value;
+    expect(decodeJwt(stepped).groups).toBeUndefined();
+    expect((await eng(e, stepped)).status, 'stepped-up token').toBe(403);
   });
 });
 

@@ -91,7 +91,7 @@ describe('OpenID Connect groups', () => {
     expect(JSON.stringify(await groupsAfterSignIn('oidc', idp, e))).toBe(JSON.stringify(['ok', 'a,b']));
     // Not a list at all: no groups (and no error).
     idp.user = someone('eng');
-    expect(await groupsAfterSignIn('oidc', idp, e)).toBeUndefined();
+    expect(await groupsAfterSignIn('oidc', idp, e)).toEqual([]);
     // Too many: the first MAX_GROUPS are kept.
     idp.user = someone(Array.from({ length: MAX_GROUPS + 20 }, (_, i) => `g${i}`));
     expect(await groupsAfterSignIn('oidc', idp, e)).toEqual(Array.from({ length: MAX_GROUPS }, (_, i) => `g${i}`));

@@ -10,12 +10,13 @@
 import { env, env as testEnv, runInDurableObject } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MAX_RESPONSE_BYTES } from '../../../src/providers/http';
 import { UserSessions } from '../../../src/storage/user-sessions';
 import { randomId, sha256 } from '../../../src/util/random';
 import { CLOCK_TOLERANCE_S } from '../../../src/util/time';
 import { bearer, call, GOOD_PASSWORD, makeEnv, seedUser, setCookies, signIn as passwordSignIn, type TestEnv } from '../support/helpers';
 import { insertLegacyUser } from '../support/legacy-sessions';
-import { FakeGitHub, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { FakeGitHub, FakeOidcProvider, huge, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
@@ -185,6 +186,16 @@ describe('how fresh group membership is', () => {
       expect(decodeJwt(recovered.access_token).groups).toEqual(['eng']);
     });
   }
+
+  it('a provider that answers a re-read with far too much: no more than the size cap is read, and the refresh is refused', async () => {
+    const { idp, e, t0, refresh } = await signedIn(['eng']);
+    idp.faults = { token: 'huge' };
+    const before = huge.pulled;
+    at(t0, MAX_AGE + 1);
+    expect((await refreshWith(e, refresh)).status).toBe(401);
+    expect(huge.pulled - before).toBeGreaterThan(0);
+    expect(huge.pulled - before).toBeLessThanOrEqual(MAX_RESPONSE_BYTES + 64 * 1024);
+  });
 
   it('a refreshed ID token about another account is not believed: refused like a provider that cannot be asked', async () => {
     const { idp, e, t0, refresh } = await signedIn(['eng']);

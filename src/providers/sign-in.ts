@@ -93,8 +93,9 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
     emailVerified: email !== null && verified,
     name: text(claims.name, 100),
     avatarUrl: httpsUrl(claims.picture),
-    // A provider with a groups claim that lists none for this user: no groups (not "unknown").
-    groups: claim === undefined ? null : (groups ?? []),
+    // A claim that lists none: no groups. A claim sent nowhere (not asked for, misnamed): nobody
+    // vouches (null), which a rule denying a group must not read as "in none".
+    groups: claim === undefined ? null : (groups ?? null),
   };
 }
 
@@ -165,6 +166,9 @@ export async function renewTokens(provider: Provider, ctx: ProviderContext, refr
 /** The provider grant is over (no usable token is left to ask with): the user must sign in again. */
 const grantOver = (detail: string) => new ProviderError('refused', 'The provider can no longer be asked on the user’s behalf.', detail, 'grant_expired');
 
+/** The provider answered without the groups claim: that says nothing of the groups (not "none"). */
+const groupsAbsent = (detail: string) => new ProviderError('bad_response', 'The provider did not say which groups the user is in.', detail, 'groups_absent');
+
 /** Seconds before its expiry at which an access token is no longer used to ask the provider. */
 const EXPIRY_MARGIN_S = 60;
 
@@ -205,7 +209,9 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
   } else if (expired(current)) {
     throw grantOver('access token expired, no refresh token');
   }
-  if (!endpoints.userinfoEndpoint) return { groups: [], tokens: current };
+  if (!endpoints.userinfoEndpoint) throw groupsAbsent('no groups claim in the refreshed ID token, no userinfo');
   const info = await userinfo(provider, endpoints.userinfoEndpoint, subject, current.accessToken, deadline);
-  return { groups: groupsClaim(info, claim, provider.groupNamespace) ?? [], tokens: current };
+  const fromUserinfo = groupsClaim(info, claim, provider.groupNamespace);
+  if (fromUserinfo === undefined) throw groupsAbsent('no groups claim in the refreshed ID token or userinfo');
+  return { groups: fromUserinfo, tokens: current };
 }

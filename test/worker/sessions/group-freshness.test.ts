@@ -44,8 +44,8 @@ beforeAll(() => {
 
 let n = 0;
 
-/** A fresh provider, an env for it (`routes`: ROUTES; the ENG route by default) and a user signed in with `groups`. */
-async function signedIn(groups: string[], routes: unknown[] = [ENG_ROUTE]) {
+/** A fresh provider, an env for it (`routes`: ROUTES; the ENG route by default) and a user signed in with `groups` (the claim as sent; undefined: none). */
+async function signedIn(groups: unknown, routes: unknown[] = [ENG_ROUTE]) {
   n += 1;
   const idp = await FakeOidcProvider.create();
   const origin = recordingOrigin();
@@ -294,6 +294,19 @@ describe('a route that denies a group cannot be passed by leaving groups out', (
     // Someone the provider says is in no group passes.
     const { e: e2, access: clean } = await signedIn([], [DENY_ROUTE]);
     expect((await eng(e2, clean)).status).toBe(200);
+  });
+
+  it('a provider that does not send the groups claim at all (ID token and userinfo) vouches for nothing, at sign-in or at a re-read', async () => {
+    // Sign-in: the claim is absent (an IdP that sends groups only for a scope not asked, a misnamed claim).
+    const { e, access } = await signedIn(undefined, [DENY_ROUTE]);
+    expect(decodeJwt(access).groups).toBeUndefined();
+    expect((await eng(e, access)).status).toBe(403);
+    // Re-read: the claim was there at sign-in, the refreshed ID token and userinfo leave it out.
+    const member = await signedIn(['contractors'], [DENY_ROUTE]);
+    member.idp.user = { ...member.idp.user, groups: undefined };
+    at(member.t0, MAX_AGE + 1);
+    const r = await refreshWith(member.e, member.refresh);
+    expect(r.status, 'refresh whose re-read found no groups claim').toBe(401);
   });
 
   it('a step-up once the groups are GROUPS_MAX_AGE old mints a token the deny rule still refuses', async () => {

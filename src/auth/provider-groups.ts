@@ -75,9 +75,13 @@ export async function rereadStaleGroups(c: Context<AppEnv>, userId: string, sess
     const tokens = await decryptProviderTokens(secret, owner, expected);
     if (tokens) {
       try {
+        // Read no later than the call began, or than the provider says it stated them (an ID
+        // token's `iat`): the bound runs from when the groups were true, not from when they arrived.
+        const started = now();
         const read = await rereadGroups(provider, providerContext(config, provider), source.subject, tokens);
         const grant = await encryptProviderTokens(secret, owner, read.tokens);
-        await setSessionGroups(store, session.id, expected, { groups: read.groups, readAt: now(), grant });
+        const readAt = Math.min(started, read.asOf ?? started);
+        await setSessionGroups(store, session.id, expected, { groups: read.groups, readAt, grant });
         return;
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;

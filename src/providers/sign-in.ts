@@ -178,9 +178,11 @@ const EXPIRY_MARGIN_S = 60;
  * same `subject`) and access token (userinfo, when the ID token lacks the claim); without a
  * refresh token, an unexpired access token asks userinfo. Plain OAuth 2.0 (GitHub): the access
  * token asks the API, renewed first when it has expired and can be. Returns the groups and the
- * tokens to keep from now on. Throws {@link ProviderError}.
+ * tokens to keep from now on, and `asOf`: when the provider stated them, if it says so (the
+ * ID token's `iat`: one re-sent or cached is as old as it says, not as new as this call).
+ * Throws {@link ProviderError}.
  */
-export async function rereadGroups(provider: Provider, ctx: ProviderContext, subject: string, tokens: ProviderTokens): Promise<{ groups: string[]; tokens: ProviderTokens }> {
+export async function rereadGroups(provider: Provider, ctx: ProviderContext, subject: string, tokens: ProviderTokens): Promise<{ groups: string[]; tokens: ProviderTokens; asOf: number | null }> {
   const deadline = newDeadline();
   const expired = (t: ProviderTokens) => t.expiresAt !== null && t.expiresAt - EXPIRY_MARGIN_S <= nowSeconds();
   const keepRefresh = (renewed: ProviderTokens, old: ProviderTokens): ProviderTokens => ({ ...renewed, idToken: null, refreshToken: renewed.refreshToken ?? old.refreshToken });
@@ -191,7 +193,7 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
       if (!current.refreshToken) throw grantOver('access token expired, no refresh token');
       current = keepRefresh(await refreshTokens(settings(provider, ctx), provider.tokenEndpoint, current.refreshToken, deadline), current);
     }
-    return { groups: await provider.fetchGroups(current.accessToken, deadline), tokens: current };
+    return { groups: await provider.fetchGroups(current.accessToken, deadline), tokens: current, asOf: null };
   }
   const claim = provider.groupsClaim;
   if (claim === undefined) throw new ProviderError('refused', 'The provider supplies no groups.', 'no group source', 'no_groups');
@@ -204,7 +206,7 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
       const claims = await verifyIdToken(renewed.idToken, { issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])], clientId: provider.clientId, jwksUri: endpoints.jwksUri, nonce: null }, deadline);
       if (claims.sub !== subject) throw new ProviderError('refused', 'The provider’s ID token is about another account.', 'refreshed id_token sub mismatch');
       const fromIdToken = groupsClaim(claims, claim, provider.groupNamespace);
-      if (fromIdToken !== undefined) return { groups: fromIdToken, tokens: current };
+      if (fromIdToken !== undefined) return { groups: fromIdToken, tokens: current, asOf: typeof claims.iat === 'number' ? claims.iat : null };
     }
   } else if (expired(current)) {
     throw grantOver('access token expired, no refresh token');
@@ -213,5 +215,5 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
   const info = await userinfo(provider, endpoints.userinfoEndpoint, subject, current.accessToken, deadline);
   const fromUserinfo = groupsClaim(info, claim, provider.groupNamespace);
   if (fromUserinfo === undefined) throw groupsAbsent('no groups claim in the refreshed ID token or userinfo');
-  return { groups: fromUserinfo, tokens: current };
+  return { groups: fromUserinfo, tokens: current, asOf: null };
 }

@@ -197,6 +197,23 @@ describe('how fresh group membership is', () => {
     expect(huge.pulled - before).toBeLessThanOrEqual(MAX_RESPONSE_BYTES + 64 * 1024);
   });
 
+  it('groups from a refreshed ID token are as old as the token: one issued minutes ago (re-sent, cached) does not count as read now', async () => {
+    const { idp, e, t0, refresh } = await signedIn(['eng', 'staff']);
+    // Removed from eng; but the provider answers the refresh grant with an ID token it issued
+    // 500 s ago (still within the ID token age accepted), listing the groups as they were.
+    idp.user = { ...idp.user, groups: ['staff'] };
+    idp.tamper = (claims) => {
+      if (claims.nonce === undefined) {
+        claims.iat = (claims.iat as number) - 500;
+        claims.groups = ['eng', 'staff'];
+      }
+    };
+    at(t0, MAX_AGE + 1);
+    const body = await refreshed(e, refresh);
+    expect(decodeJwt(body.access_token).groups, 'groups 500 s old carried as fresh').toBeUndefined();
+    expect((await eng(e, body.access_token)).status).toBe(403);
+  });
+
   it('a refreshed ID token about another account is not believed: refused like a provider that cannot be asked', async () => {
     const { idp, e, t0, refresh } = await signedIn(['eng']);
     idp.tamper = (claims) => {

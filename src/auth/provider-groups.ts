@@ -15,7 +15,7 @@ import { log } from '../observability/log';
 import { findProvider } from '../providers/registry';
 import { providerContext, rereadGroups } from '../providers/sign-in';
 import { ProviderError, type Provider, type ProviderProfile, type ProviderTokens } from '../providers/types';
-import { setSessionGroups, type ProviderGroups, type Session } from '../storage/sessions';
+import { findSession, setSessionGroups, type ProviderGroups, type Session } from '../storage/sessions';
 import { decryptProviderTokens, encryptProviderTokens } from '../tokens/provider-token-crypto';
 import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
@@ -58,8 +58,8 @@ const groupsUnconfirmed = () =>
 /**
  * Re-reads the groups of `session` (stale: GROUPS_MAX_AGE old) with its kept grant and stores
  * them with the grant the provider left (compare-and-set on the grant read: of two concurrent
- * re-reads the first stored wins). When that is impossible (no grant kept, the provider refuses
- * or cannot be reached): refused with `invalid_token` if a route decides on groups, else the
+ * re-reads the first stored wins, and one that fails after another stored is not a failure).
+ * When that is impossible (no grant kept, the provider refuses or cannot be reached): refused with `invalid_token` if a route decides on groups, else the
  * groups are dropped and the session goes on without them.
  */
 export async function rereadStaleGroups(c: Context<AppEnv>, userId: string, session: Session): Promise<void> {
@@ -85,6 +85,10 @@ export async function rereadStaleGroups(c: Context<AppEnv>, userId: string, sess
         return;
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;
+        // A concurrent refresh of this session (a second tab) re-read them first, with the grant
+        // this one holds, which a provider rotating its refresh tokens then refuses: what that one
+        // stored stands (and the rotation that follows answers this one as the two-tab loser).
+        if ((await findSession(store, session.id))?.groupSource?.grant !== expected) return;
         log.warn('groups_reread_failed', { provider: provider.id, kind: e.kind, code: e.code, detail: e.detail });
         reason = e.code ?? e.kind;
       }

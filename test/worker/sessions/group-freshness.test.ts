@@ -214,6 +214,24 @@ describe('how fresh group membership is', () => {
     expect((await eng(e, body.access_token)).status).toBe(403);
   });
 
+  it('two tabs refreshing at once with a provider that rotates its refresh tokens: the one that loses the provider race gets the two-tab answer, not "sign in again"', async () => {
+    const { idp, e, t0, refresh } = await signedIn(['eng']);
+    idp.rotateRefresh = true;
+    idp.holdRefresh = true;
+    at(t0, MAX_AGE + 1);
+    const settled: number[] = [];
+    const both = [refreshWith(e, refresh), refreshWith(e, refresh)].map((p) => p.then((r) => (settled.push(r.status), r.status)));
+    await vi.waitFor(() => expect(idp.heldRefreshes).toHaveLength(2));
+    // The first re-read reaches the provider, rotates its refresh token and finishes; only then the second.
+    idp.heldRefreshes[0]!();
+    await vi.waitFor(() => expect(settled).toHaveLength(1));
+    idp.heldRefreshes[1]!();
+    const statuses = await Promise.all(both);
+    idp.holdRefresh = false;
+    expect(settled[0]).toBe(200);
+    expect(statuses.sort()).toEqual([200, 409]);
+  });
+
   it('a refreshed ID token about another account is not believed: refused like a provider that cannot be asked', async () => {
     const { idp, e, t0, refresh } = await signedIn(['eng']);
     idp.tamper = (claims) => {

@@ -54,6 +54,12 @@ export interface AuthUser {
   roles: string[];
   /** Groups the identity provider says the user is in (OIDC `groups`, GitHub organisations and teams). */
   groups: readonly string[];
+  /**
+   * Whether a provider vouches for `groups` (the token's `groups` claim is present). False for
+   * sessions without provider groups and groups too old: `groups` is then empty, but the user
+   * may well be in some, so a rule denying a group refuses (proxy/policy.ts).
+   */
+  groupsKnown: boolean;
   sessionId: string;
   /** Access token id and expiry (Unix seconds), for revocation on logout. */
   tokenId: string;

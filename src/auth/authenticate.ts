@@ -18,6 +18,9 @@ import { findUserById, type User } from '../storage/users';
 import { verifyAccessToken } from '../tokens/access-token';
 import { nowSeconds } from '../util/time';
 
+/** The groups of a token that carries none (shared: frozen, like the verified claims). */
+const NO_GROUPS: readonly string[] = Object.freeze([]);
+
 /** The presented token and where it came from, or null. Never looks at the query string. */
 export function presentedToken(c: Context<AppEnv>): { token: string; via: 'bearer' | 'cookie' } | null {
   const header = c.req.header('authorization');
@@ -73,7 +76,8 @@ export async function authenticate(c: Context<AppEnv>, token: string, immediate 
     email: claims.email,
     emailVerified: claims.email_verified,
     roles: claims.roles,
-    groups: claims.groups,
+    groups: claims.groups ?? NO_GROUPS,
+    groupsKnown: claims.groups !== undefined,
     sessionId: claims.sid,
     tokenId: claims.jti,
     tokenExpiresAt: claims.exp,

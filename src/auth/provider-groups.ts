@@ -15,7 +15,7 @@ import { log } from '../observability/log';
 import { findProvider } from '../providers/registry';
 import { providerContext, rereadGroups } from '../providers/sign-in';
 import { ProviderError, type Provider, type ProviderProfile, type ProviderTokens } from '../providers/types';
-import { setSessionGroups, type ProviderGroups, type Session } from '../storage/sessions';
+import { findSession, setSessionGroups, type ProviderGroups, type Session } from '../storage/sessions';
 import { decryptProviderTokens, encryptProviderTokens } from '../tokens/provider-token-crypto';
 import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
@@ -41,10 +41,14 @@ export async function groupsAtSignIn(c: Context<AppEnv>, provider: Provider, pro
   return { groups: profile.groups, readAt: now(), source: { subject: profile.subject, grant } };
 }
 
-/** The groups an access token minted now may carry: the session's, unless older than GROUPS_MAX_AGE. */
-export function vouchedGroups(config: Config, session: Pick<Session, 'groups' | 'groupsReadAt'>, t = now()): string[] {
-  if (session.groups === null || session.groupsReadAt === null) return [];
-  return session.groupsReadAt + config.GROUPS_MAX_AGE > t ? session.groups : [];
+/**
+ * The groups an access token minted now may carry: the session's, unless older than
+ * GROUPS_MAX_AGE; null when nobody vouches for any (no provider groups, or too old), which is
+ * not the same as a provider saying "none".
+ */
+export function vouchedGroups(config: Config, session: Pick<Session, 'groups' | 'groupsReadAt'>, t = now()): string[] | null {
+  if (session.groups === null || session.groupsReadAt === null) return null;
+  return session.groupsReadAt + config.GROUPS_MAX_AGE > t ? session.groups : null;
 }
 
 /** The refusal of a refresh whose groups are too old and could not be re-read. */
@@ -54,8 +58,8 @@ const groupsUnconfirmed = () =>
 /**
  * Re-reads the groups of `session` (stale: GROUPS_MAX_AGE old) with its kept grant and stores
  * them with the grant the provider left (compare-and-set on the grant read: of two concurrent
- * re-reads the first stored wins). When that is impossible (no grant kept, the provider refuses
- * or cannot be reached): refused with `invalid_token` if a route decides on groups, else the
+ * re-reads the first stored wins, and one that fails after another stored is not a failure).
+ * When that is impossible (no grant kept, the provider refuses or cannot be reached): refused with `invalid_token` if a route decides on groups, else the
  * groups are dropped and the session goes on without them.
  */
 export async function rereadStaleGroups(c: Context<AppEnv>, userId: string, session: Session): Promise<void> {
@@ -71,12 +75,20 @@ export async function rereadStaleGroups(c: Context<AppEnv>, userId: string, sess
     const tokens = await decryptProviderTokens(secret, owner, expected);
     if (tokens) {
       try {
+        // Read no later than the call began, or than the provider says it stated them (an ID
+        // token's `iat`): the bound runs from when the groups were true, not from when they arrived.
+        const started = now();
         const read = await rereadGroups(provider, providerContext(config, provider), source.subject, tokens);
         const grant = await encryptProviderTokens(secret, owner, read.tokens);
-        await setSessionGroups(store, session.id, expected, { groups: read.groups, readAt: now(), grant });
+        const readAt = Math.min(started, read.asOf ?? started);
+        await setSessionGroups(store, session.id, expected, { groups: read.groups, readAt, grant });
         return;
       } catch (e) {
         if (!(e instanceof ProviderError)) throw e;
+        // A concurrent refresh of this session (a second tab) re-read them first, with the grant
+        // this one holds, which a provider rotating its refresh tokens then refuses: what that one
+        // stored stands (and the rotation that follows answers this one as the two-tab loser).
+        if ((await findSession(store, session.id))?.groupSource?.grant !== expected) return;
         log.warn('groups_reread_failed', { provider: provider.id, kind: e.kind, code: e.code, detail: e.detail });
         reason = e.code ?? e.kind;
       }

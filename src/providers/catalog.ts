@@ -60,6 +60,7 @@ export function configuredProviders(config: Config): Provider[] {
       // GitLab documents `groups` (paths of the groups the user is in, directly or through a
       // parent group) in userinfo only; the ID token's `groups_direct` leaves inherited ones out.
       groupsClaim: 'groups',
+      groupNamespace: 'gitlab',
       clientId: config.GITLAB_CLIENT_ID,
       clientSecret: config.GITLAB_CLIENT_SECRET,
       scopes: OIDC_SCOPES,

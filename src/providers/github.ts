@@ -2,7 +2,7 @@
  * GitHub is plain OAuth 2.0 (no ID token): the account comes from `GET /user`, the email from
  * `GET /user/emails`, and only the primary address that GitHub marks verified is used. Groups
  * (only when a route needs them, with the `read:org` scope) are the user's organisations
- * (`org`) and teams (`org/team`), from `GET /user/orgs` and `GET /user/teams`.
+ * (`github:org`) and teams (`github:org/team`), from `GET /user/orgs` and `GET /user/teams`.
  */
 import * as v from 'valibot';
 import { fetchJson } from './http';
@@ -42,8 +42,8 @@ const orgsSchema = v.array(v.looseObject({ login: v.string() }));
 const teamsSchema = v.array(v.looseObject({ slug: v.string(), organization: v.looseObject({ login: v.string() }) }));
 
 /**
- * The user's organisations and teams as group names: `org` and `org/team-slug`, lower-cased
- * (GitHub compares logins and slugs without case). The first page of each list (100 entries)
+ * The user's organisations and teams as group names: `github:org` and `github:org/team-slug`,
+ * lower-cased (GitHub compares logins and slugs without case; the namespace: providers/groups.ts). The first page of each list (100 entries)
  * is read, then bounded like every provider's groups; an organisation that restricts OAuth
  * apps lists nothing until it approves this one.
  */
@@ -57,5 +57,5 @@ export async function fetchGitHubGroups(accessToken: string, deadline: AbortSign
     ...teams.map((t) => t.organization.login.toLowerCase()),
     ...teams.map((t) => `${t.organization.login}/${t.slug}`.toLowerCase()),
   ];
-  return boundedGroups(names);
+  return boundedGroups(names, 'github');
 }

@@ -23,19 +23,36 @@ const encoder = new TextEncoder();
  */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff]/u;
 
-/** The usable names of a claim value, in the provider's order; an absent or non-list value has none. */
-export function boundedGroups(value: unknown): string[] {
+/**
+ * Providers where anyone can create an organisation or group of any name not yet taken: their
+ * names are kept as `namespace:name` (`github:acme/platform`, `gitlab:acme/platform`), so that
+ * a stranger's GitHub organisation `eng` is never the company directory's `eng`, nor a GitLab
+ * group a GitHub team of the same path. The deployment's own provider (OIDC_*) names groups
+ * as they are, except that it cannot send names in these namespaces (they are dropped).
+ */
+export type GroupNamespace = 'github' | 'gitlab';
+
+const NAMESPACED = /^(?:github|gitlab):/i;
+
+/**
+ * The usable names of a claim value, in the provider's order, qualified by `namespace` when the
+ * provider has one; an absent or non-list value has none.
+ */
+export function boundedGroups(value: unknown, namespace?: GroupNamespace): string[] {
   if (!Array.isArray(value)) return [];
   const kept: string[] = [];
   const seen = new Set<string>();
   let total = 0;
   for (const x of value) {
     if (kept.length >= MAX_GROUPS) break;
-    if (typeof x !== 'string' || x === '' || x.length > MAX_GROUP_LENGTH || CONTROL.test(x) || seen.has(x)) continue;
-    const bytes = encoder.encode(JSON.stringify(x)).length + 1;
+    if (typeof x !== 'string' || x === '' || CONTROL.test(x)) continue;
+    if (namespace === undefined && NAMESPACED.test(x)) continue;
+    const name = namespace === undefined ? x : `${namespace}:${x}`;
+    if (name.length > MAX_GROUP_LENGTH || seen.has(name)) continue;
+    const bytes = encoder.encode(JSON.stringify(name)).length + 1;
     if (total + bytes > MAX_GROUPS_BYTES) break;
-    seen.add(x);
-    kept.push(x);
+    seen.add(name);
+    kept.push(name);
     total += bytes;
   }
   return kept;
@@ -45,7 +62,7 @@ export function boundedGroups(value: unknown): string[] {
  * A claim's groups: `undefined` when the claim is absent (another source may have it), else its
  * bounded names (a claim that is present but not a list of strings gives none).
  */
-export function groupsClaim(claims: Record<string, unknown>, name: string): string[] | undefined {
+export function groupsClaim(claims: Record<string, unknown>, name: string, namespace?: GroupNamespace): string[] | undefined {
   if (!Object.hasOwn(claims, name)) return undefined;
-  return boundedGroups(claims[name]);
+  return boundedGroups(claims[name], namespace);
 }

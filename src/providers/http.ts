@@ -15,8 +15,8 @@ export const PROVIDER_DEADLINE_MS = 5_000;
 /** A fresh deadline for one provider operation. */
 export const newDeadline = (ms = PROVIDER_DEADLINE_MS): AbortSignal => AbortSignal.timeout(ms);
 
-/** Provider answers are small JSON documents; anything bigger is not one we want to parse. */
-const MAX_RESPONSE_BYTES = 256 * 1024;
+/** Provider answers are small JSON documents; anything bigger (in bytes) is not one we want to read. */
+export const MAX_RESPONSE_BYTES = 256 * 1024;
 
 export const USER_AGENT = 'Gatehouse';
 
@@ -56,16 +56,53 @@ async function send(url: string, init: RequestInit, what: string, deadline: Abor
   }
 }
 
+const tooMuch = (what: string) => new ProviderError('bad_response', `${what} answered with too much data.`);
+
+/**
+ * The body as text, read chunk by chunk under the deadline and given up (the rest never read)
+ * once past {@link MAX_RESPONSE_BYTES}: reading it whole first would hold whatever a provider
+ * sends, up to the isolate's memory, on the refresh path too.
+ */
+async function readCapped(response: Response, what: string, deadline: AbortSignal): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > MAX_RESPONSE_BYTES) {
+    await response.body?.cancel();
+    throw tooMuch(what);
+  }
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await withDeadline(reader.read(), what, deadline);
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_RESPONSE_BYTES) throw tooMuch(what);
+      chunks.push(value);
+    }
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
 /** Reads a JSON body (size-capped, under the deadline); throws `bad_response` for anything else. */
 async function readJson(response: Response, what: string, deadline: AbortSignal): Promise<unknown> {
   let text: string;
   try {
-    text = await withDeadline(response.text(), what, deadline);
+    text = await readCapped(response, what, deadline);
   } catch (e) {
     if (e instanceof ProviderError) throw e;
     throw new ProviderError('unavailable', `${what} could not be read.`, String(e));
   }
-  if (text.length > MAX_RESPONSE_BYTES) throw new ProviderError('bad_response', `${what} answered with too much data.`);
   try {
     return JSON.parse(text);
   } catch {

@@ -76,7 +76,7 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
   let email = emailClaim(claims.email);
   let verified = isTrue(claims.email_verified);
   const claim = p.groupsClaim;
-  let groups = claim === undefined ? undefined : groupsClaim(claims, claim);
+  let groups = claim === undefined ? undefined : groupsClaim(claims, claim, p.groupNamespace);
   const groupsMissing = claim !== undefined && groups === undefined;
   // One userinfo call for whatever the ID token left out (GitLab lists `groups` only there).
   if ((email === null || groupsMissing) && endpoints.userinfoEndpoint) {
@@ -85,7 +85,7 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
       email = emailClaim(info.email);
       verified = isTrue(info.email_verified);
     }
-    if (claim !== undefined && groups === undefined) groups = groupsClaim(info, claim);
+    if (claim !== undefined && groups === undefined) groups = groupsClaim(info, claim, p.groupNamespace);
   }
   return {
     subject: claims.sub,
@@ -93,8 +93,9 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
     emailVerified: email !== null && verified,
     name: text(claims.name, 100),
     avatarUrl: httpsUrl(claims.picture),
-    // A provider with a groups claim that lists none for this user: no groups (not "unknown").
-    groups: claim === undefined ? null : (groups ?? []),
+    // A claim that lists none: no groups. A claim sent nowhere (not asked for, misnamed): nobody
+    // vouches (null), which a rule denying a group must not read as "in none".
+    groups: claim === undefined ? null : (groups ?? null),
   };
 }
 
@@ -165,6 +166,9 @@ export async function renewTokens(provider: Provider, ctx: ProviderContext, refr
 /** The provider grant is over (no usable token is left to ask with): the user must sign in again. */
 const grantOver = (detail: string) => new ProviderError('refused', 'The provider can no longer be asked on the user’s behalf.', detail, 'grant_expired');
 
+/** The provider answered without the groups claim: that says nothing of the groups (not "none"). */
+const groupsAbsent = (detail: string) => new ProviderError('bad_response', 'The provider did not say which groups the user is in.', detail, 'groups_absent');
+
 /** Seconds before its expiry at which an access token is no longer used to ask the provider. */
 const EXPIRY_MARGIN_S = 60;
 
@@ -174,9 +178,11 @@ const EXPIRY_MARGIN_S = 60;
  * same `subject`) and access token (userinfo, when the ID token lacks the claim); without a
  * refresh token, an unexpired access token asks userinfo. Plain OAuth 2.0 (GitHub): the access
  * token asks the API, renewed first when it has expired and can be. Returns the groups and the
- * tokens to keep from now on. Throws {@link ProviderError}.
+ * tokens to keep from now on, and `asOf`: when the provider stated them, if it says so (the
+ * ID token's `iat`: one re-sent or cached is as old as it says, not as new as this call).
+ * Throws {@link ProviderError}.
  */
-export async function rereadGroups(provider: Provider, ctx: ProviderContext, subject: string, tokens: ProviderTokens): Promise<{ groups: string[]; tokens: ProviderTokens }> {
+export async function rereadGroups(provider: Provider, ctx: ProviderContext, subject: string, tokens: ProviderTokens): Promise<{ groups: string[]; tokens: ProviderTokens; asOf: number | null }> {
   const deadline = newDeadline();
   const expired = (t: ProviderTokens) => t.expiresAt !== null && t.expiresAt - EXPIRY_MARGIN_S <= nowSeconds();
   const keepRefresh = (renewed: ProviderTokens, old: ProviderTokens): ProviderTokens => ({ ...renewed, idToken: null, refreshToken: renewed.refreshToken ?? old.refreshToken });
@@ -187,7 +193,7 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
       if (!current.refreshToken) throw grantOver('access token expired, no refresh token');
       current = keepRefresh(await refreshTokens(settings(provider, ctx), provider.tokenEndpoint, current.refreshToken, deadline), current);
     }
-    return { groups: await provider.fetchGroups(current.accessToken, deadline), tokens: current };
+    return { groups: await provider.fetchGroups(current.accessToken, deadline), tokens: current, asOf: null };
   }
   const claim = provider.groupsClaim;
   if (claim === undefined) throw new ProviderError('refused', 'The provider supplies no groups.', 'no group source', 'no_groups');
@@ -199,13 +205,15 @@ export async function rereadGroups(provider: Provider, ctx: ProviderContext, sub
     if (renewed.idToken) {
       const claims = await verifyIdToken(renewed.idToken, { issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])], clientId: provider.clientId, jwksUri: endpoints.jwksUri, nonce: null }, deadline);
       if (claims.sub !== subject) throw new ProviderError('refused', 'The provider’s ID token is about another account.', 'refreshed id_token sub mismatch');
-      const fromIdToken = groupsClaim(claims, claim);
-      if (fromIdToken !== undefined) return { groups: fromIdToken, tokens: current };
+      const fromIdToken = groupsClaim(claims, claim, provider.groupNamespace);
+      if (fromIdToken !== undefined) return { groups: fromIdToken, tokens: current, asOf: typeof claims.iat === 'number' ? claims.iat : null };
     }
   } else if (expired(current)) {
     throw grantOver('access token expired, no refresh token');
   }
-  if (!endpoints.userinfoEndpoint) return { groups: [], tokens: current };
+  if (!endpoints.userinfoEndpoint) throw groupsAbsent('no groups claim in the refreshed ID token, no userinfo');
   const info = await userinfo(provider, endpoints.userinfoEndpoint, subject, current.accessToken, deadline);
-  return { groups: groupsClaim(info, claim) ?? [], tokens: current };
+  const fromUserinfo = groupsClaim(info, claim, provider.groupNamespace);
+  if (fromUserinfo === undefined) throw groupsAbsent('no groups claim in the refreshed ID token or userinfo');
+  return { groups: fromUserinfo, tokens: current, asOf: null };
 }

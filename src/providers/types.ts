@@ -2,6 +2,7 @@
  * The provider contract the rest of Gatehouse sees. Everything here is ours: arctic's types
  * stay inside `arctic-client.ts`, so replacing the library touches one file.
  */
+import type { GroupNamespace } from './groups';
 
 /** Endpoints of an OpenID Connect provider, from discovery or written down for well-known ones. */
 export interface OidcEndpoints {
@@ -43,6 +44,8 @@ export interface OidcProvider extends ProviderBase {
    * a provider that has none (Google).
    */
   groupsClaim?: string;
+  /** Set for a provider where anyone can name a group (GitLab): its names are qualified (providers/groups.ts). */
+  groupNamespace?: GroupNamespace;
 }
 
 /** Plain OAuth 2.0: identity from provider-specific API calls. */

@@ -6,9 +6,12 @@
  *   { "version": 1, "route": "/app",
  *     "request": { "method": "GET", "host": "...", "path": "/app/x", "ip": "...", "country": "DE" },
  *     "identity": { "caller": "person", "sub": "...", "email": "...", "email_verified": true,
- *                   "roles": [...], "groups": [...], "amr": [...], "auth_time": 0, "session_id": "..." } }
+ *                   "roles": [...], "groups": [...], "groups_known": true, "amr": [...], "auth_time": 0,
+ *                   "session_id": "..." } }
  *
- * (`path` without the query; `host`, `ip` and `country` null, `method` empty, where unknown.) It answers 200 with
+ * (`path` without the query; `host`, `ip` and `country` null, `method` empty, where unknown;
+ * `groups_known` false when no provider vouches for the groups, which are then empty but
+ * unknown, not "none".) It answers 200 with
  * `{ "allow": true | false, "reason"?: "..." }`. Anything else (another status, a body that is
  * not that JSON or longer than {@link EXTERNAL_ANSWER_MAX_BYTES}, no answer within
  * {@link EXTERNAL_TIMEOUT_MS}, no such binding) is a refusal:
@@ -79,6 +82,8 @@ async function ask(env: Env, binding: string, route: string, user: AuthUser, req
       email_verified: user.emailVerified,
       roles: user.roles,
       groups: user.groups,
+      // False: no provider vouches for `groups` (a password sign-in, groups too old); they may be in some.
+      groups_known: user.groupsKnown,
       amr: user.amr,
       auth_time: user.authTime,
       session_id: user.sessionId,

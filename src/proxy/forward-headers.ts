@@ -113,12 +113,15 @@ export function forwardHeaders(incoming: Headers, facts: ForwardFacts): Headers 
 }
 
 /**
- * One group name as `X-Auth-Groups` lists it: `%`, `,` and every character outside printable
- * ASCII percent-encoded (UTF-8), so that a name holding a comma stays one name, a header holds
- * only visible ASCII, and `decodeURIComponent` of each comma-separated part gives the name back.
+ * One group name as `X-Auth-Groups` lists it: `%`, `,`, space and every character outside
+ * printable ASCII percent-encoded (UTF-8), so that a name holding a comma stays one name, a
+ * header holds only visible ASCII, and `decodeURIComponent` of each comma-separated part gives
+ * the name back. A space left as it is would not survive: a header value loses the spaces at
+ * its ends, and a list parser (RFC 9110 5.6.1) those around each comma, so ` admin` would
+ * arrive as `admin`.
  */
 export function headerGroupName(name: string): string {
-  return name.replace(/[^\x20-\x24\x26-\x2b\x2d-\x7e]/gu, (ch) => encodeURIComponent(ch));
+  return name.replace(/[^\x21-\x24\x26-\x2b\x2d-\x7e]/gu, (ch) => encodeURIComponent(ch));
 }
 
 /** The identity headers of docs/design.md, for a signed-in user. */

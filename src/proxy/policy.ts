@@ -149,6 +149,8 @@ function test(c: Condition, e: Evaluation): Tri {
       return e.user.emailVerified ? TRUE : UNKNOWN;
     }
     case 'groups':
+      // Nobody vouches for the groups (a password sign-in, groups too old): unknown, not none.
+      if (!e.user.groupsKnown) return UNKNOWN;
       return anyOf(c.values, e.user.groups) ? TRUE : FALSE;
     case 'roles':
       return anyOf(c.values, e.user.roles) ? TRUE : FALSE;

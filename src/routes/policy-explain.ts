@@ -83,13 +83,15 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
   const now = nowSeconds();
   const sessions = await listActiveSessions(sessionsOf(c, user.id), now);
   const last = sessions.reduce<(typeof sessions)[number] | null>((a, s) => (a === null || s.lastUsedAt > a.lastUsedAt ? s : a), null);
-  const groups = q.groups ?? (last ? vouchedGroups(config, last, now) : []);
+  // Null: nobody vouches for the session's groups (not "in none": a rule denying a group refuses).
+  const groups = q.groups ?? (last ? vouchedGroups(config, last, now) : null);
   const subject: AuthUser = {
     id: user.id,
     email: user.email,
     emailVerified: user.emailVerified,
     roles: effectiveRoles(user, config),
-    groups,
+    groups: groups ?? [],
+    groupsKnown: groups !== null,
     sessionId: last?.id ?? '',
     tokenId: '',
     tokenExpiresAt: 0,
@@ -102,8 +104,15 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
     email: subject.email,
     email_verified: subject.emailVerified,
     roles: subject.roles,
-    groups,
-    groups_from: q.groups !== undefined ? 'the groups parameter' : last ? 'the last used session' : 'none (no live session; pass groups= to try some)',
+    groups: subject.groups,
+    groups_from:
+      q.groups !== undefined
+        ? 'the groups parameter'
+        : groups !== null
+          ? 'the last used session'
+          : last
+            ? 'unknown (the last used session has no provider groups, or they are too old: a rule denying a group refuses; pass groups= to try some)'
+            : 'unknown (no live session; pass groups= to try some)',
     session: last ? { id: last.id, last_used_at: last.lastUsedAt, amr: last.amr, auth_time: last.authTime } : null,
   };
   const policy = (await routePolicies(config))?.get(route.config);

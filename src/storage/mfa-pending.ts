@@ -106,8 +106,12 @@ export async function deleteExpiredPending(db: D1Database, before: number): Prom
   return r.meta.changes;
 }
 
-/** Spends the pending sign-in: true if this call did (unused and unexpired, now used), false otherwise. */
+/**
+ * Spends the pending sign-in: true if this call did (unused and unexpired, now used), false
+ * otherwise. Its provider groups and sealed grant go with it (the caller holds them, for the
+ * session): the row stays a day for housekeeping, a live provider grant need not.
+ */
 export async function spendPending(db: D1Database, idHash: string, now: number): Promise<boolean> {
-  const r = await guard(() => db.prepare('UPDATE mfa_pending SET used_at = ? WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?').bind(now, idHash, now).run());
+  const r = await guard(() => db.prepare('UPDATE mfa_pending SET used_at = ?, provider_groups = NULL WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?').bind(now, idHash, now).run());
   return r.meta.changes === 1;
 }

@@ -85,6 +85,12 @@ const ADDED_COLUMNS = [
   ['provider_grant', 'TEXT'],
 ] as const;
 
+/**
+ * What ending a session does besides `revoked_at`: its provider grant (a live provider refresh
+ * token, sealed) is of no more use to anyone, so it is not kept for the day the row stays.
+ */
+const FORGET_GRANT = 'provider_grant = NULL';
+
 export interface RotatedRow {
   hash: string;
   session_id: string;
@@ -296,7 +302,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
         const owner = this.row('id', rotated.session_id);
         const live = owner !== null && owner.revoked_at === null && owner.expires_at > r.now;
         if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
-        sql.exec('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', r.now, rotated.session_id);
+        sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL`, r.now, rotated.session_id);
         return { kind: 'reused', sessionId: rotated.session_id };
       }
       const absoluteEnd = row.created_at + r.maxAge;
@@ -391,7 +397,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   async end(userId: string, sessionIds: string[], now: number): Promise<string[]> {
     await this.ready(userId);
     const ended = this.ctx.storage.transactionSync(() =>
-      sessionIds.filter((id) => this.ctx.storage.sql.exec('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id', now, id).toArray().length > 0),
+      sessionIds.filter((id) => this.ctx.storage.sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0),
     );
     await this.scheduleCleanup();
     return ended;
@@ -406,7 +412,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     await this.ready(userId);
     const sql = this.ctx.storage.sql;
     const result = this.ctx.storage.transactionSync(() => {
-      const ended = sql.exec<{ id: string }>('UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL AND expires_at > ? RETURNING id', now, now).toArray().map((r) => r.id);
+      const ended = sql.exec<{ id: string }>(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE revoked_at IS NULL AND expires_at > ? RETURNING id`, now, now).toArray().map((r) => r.id);
       return { ended, withLiveTokens: this.liveTokenIds(now, accessTtl) };
     });
     await this.scheduleCleanup();

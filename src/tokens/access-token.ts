@@ -44,8 +44,12 @@ const accessClaimsSchema = v.object({
   email: v.string(),
   email_verified: v.boolean(),
   roles: v.array(v.string()),
-  /** The identity provider's groups (absent in tokens of earlier versions: none). */
-  groups: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(256))), v.maxLength(256)), []),
+  /**
+   * The identity provider's groups, as the session's provider vouches for them now (possibly
+   * none). Absent: nobody vouches (a sign-in without provider groups, groups too old, a token of
+   * an earlier version): not "in no group", which a rule denying a group must not take it for.
+   */
+  groups: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(256))), v.maxLength(256))),
   /** RFC 8176 authentication methods (RFC 9068 §2.2.1): what step-up checks. At most a few short names. */
   amr: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(64))), v.maxLength(16)),
   /** When the user last authenticated (OpenID Connect `auth_time`), Unix seconds; for `max_auth_age`. */
@@ -71,7 +75,8 @@ export interface IssueInput {
   email: string;
   emailVerified: boolean;
   roles: string[];
-  groups?: readonly string[];
+  /** The vouched groups (even none); null or absent when nobody vouches for them: then no claim. */
+  groups?: readonly string[] | null;
   amr: readonly string[];
   authTime: number;
   ttlSeconds: number;
@@ -91,7 +96,7 @@ export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now
     email: input.email,
     email_verified: input.emailVerified,
     roles: input.roles,
-    ...(input.groups?.length ? { groups: [...input.groups] } : {}),
+    ...(input.groups === undefined || input.groups === null ? {} : { groups: [...input.groups] }),
     amr: [...input.amr],
     auth_time: input.authTime,
   })
@@ -265,7 +270,7 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
   }
   // The verified-token cache hands the same object to every request: frozen, so none can alter it.
   Object.freeze(parsed.output.roles);
-  Object.freeze(parsed.output.groups);
+  if (parsed.output.groups) Object.freeze(parsed.output.groups);
   Object.freeze(parsed.output.amr);
   audienceOf.set(parsed.output, typeof aud === 'string' ? aud : ctx.audience);
   return Object.freeze(parsed.output);

@@ -78,7 +78,7 @@ describe.skipIf(missingPeer('nginx', nginxBin !== null))('nginx auth_request wit
     expect(await r.json()).toEqual({ path: '/eng/board' });
     expect(seen).toHaveLength(1);
     const h = seen[0]!;
-    expect(h['x-auth-groups']).toBe('staff,eng,R&D%2C Europe');
+    expect(h['x-auth-groups']).toBe('staff,eng,R&D%2C%20Europe');
     expect((h['x-auth-groups'] as string).split(',').map(decodeURIComponent)).toEqual(['staff', 'eng', 'R&D, Europe']);
     expect(decodeJwt(h['x-auth-assertion'] as string).groups).toEqual(['staff', 'eng', 'R&D, Europe']);
   });

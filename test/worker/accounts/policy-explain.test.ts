@@ -54,8 +54,8 @@ describe('explaining a decision', () => {
       external: { binding: 'DECIDER', asked: false },
       identity: { roles: ['ops'], groups: [], session: { amr: ['pwd'] } },
     });
-    // A password sign-in brings no provider groups.
-    expect(body.identity.groups_from).toBe('the last used session');
+    // A password sign-in brings no provider groups: nobody vouches for any (not "in none").
+    expect(body.identity.groups_from).toMatch(/^unknown \(the last used session has no provider groups/);
   });
 
   it('names the deny rule that refuses, and "no allow matched"; by user id too', async () => {

@@ -206,11 +206,22 @@ describe('the answer cache', () => {
     expect(service.asked).toHaveLength(3);
   });
 
+  it('the service is told whether a provider vouches for the groups: an empty list from a password sign-in is not "in no group"', async () => {
+    const told: unknown[] = [];
+    const recording = { fetch: async (_url: string, init: RequestInit) => (told.push(JSON.parse(String(init.body))), Response.json({ allow: true })) };
+    const bindings = { TOLD: recording } as unknown as Env;
+    const base: AuthUser = { id: 'u', email: 'a@example.com', emailVerified: true, roles: [], groups: [], groupsKnown: false, sessionId: 'vouch-test', tokenId: 'vouch-unknown', tokenExpiresAt: 0, issuedAt: 0, amr: ['pwd'], authTime: 0 };
+    const request = { method: 'GET', host: 'h', path: '/p', ip: null, country: null };
+    await externalDecision(bindings, 'TOLD', '/r', base, request);
+    await externalDecision(bindings, 'TOLD', '/r', { ...base, groupsKnown: true, tokenId: 'vouch-none' }, request);
+    expect(told).toMatchObject([{ identity: { groups: [], groups_known: false } }, { identity: { groups: [], groups_known: true } }]);
+  });
+
   it(`holds at most ${EXTERNAL_CACHE_ENTRIES} answers per isolate, dropping the oldest`, async () => {
     let asked = 0;
     const counting = { fetch: async () => (asked++, Response.json({ allow: true })) };
     const bindings = { COUNTING: counting } as unknown as Env;
-    const user: AuthUser = { id: 'u', email: 'a@example.com', emailVerified: true, roles: [], groups: [], sessionId: 's', tokenId: 'bound-test', tokenExpiresAt: 0, issuedAt: 0, amr: [], authTime: 0 };
+    const user: AuthUser = { id: 'u', email: 'a@example.com', emailVerified: true, roles: [], groups: [], groupsKnown: true, sessionId: 's', tokenId: 'bound-test', tokenExpiresAt: 0, issuedAt: 0, amr: [], authTime: 0 };
     const request = (path: string) => ({ method: 'GET', host: 'h', path, ip: null, country: null });
     for (let i = 0; i <= EXTERNAL_CACHE_ENTRIES; i++) await externalDecision(bindings, 'COUNTING', '/r', user, request(`/p${i}`));
     expect(asked).toBe(EXTERNAL_CACHE_ENTRIES + 1);

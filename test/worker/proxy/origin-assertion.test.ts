@@ -20,6 +20,7 @@ const user: AuthUser = {
   emailVerified: true,
   roles: ['ops'],
   groups: ['eng'],
+  groupsKnown: true,
   sessionId: 's1',
   tokenId: 'j1',
   tokenExpiresAt: NOW + 600,

@@ -18,6 +18,7 @@ function person(over: Partial<AuthUser> = {}): AuthUser {
     emailVerified: true,
     roles: [],
     groups: [],
+    groupsKnown: true,
     sessionId: 's1',
     tokenId: 't1',
     tokenExpiresAt: NOW + 600,

@@ -66,7 +66,7 @@ const user = fc.record({
   groups: fc.uniqueArray(fc.constantFrom(...GROUPS)),
   roles: fc.uniqueArray(fc.constantFrom(...ROLES)),
 }).map(
-  (u): AuthUser => ({ ...u, id: 'u', sessionId: 's', tokenId: 't', tokenExpiresAt: NOW + 600, issuedAt: NOW, amr: ['pwd'], authTime: NOW - 60 }),
+  (u): AuthUser => ({ ...u, groupsKnown: true, id: 'u', sessionId: 's', tokenId: 't', tokenExpiresAt: NOW + 600, issuedAt: NOW, amr: ['pwd'], authTime: NOW - 60 }),
 );
 
 const facts = fc.record({

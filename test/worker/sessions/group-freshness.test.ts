@@ -1,21 +1,22 @@
 /**
  * Groups travel with the session and stay fresh: /auth/me, the assertion and X-Auth-Groups show
- * them (a name holding a comma percent-encoded); a refresh re-reads them from the provider only
+ * them (a name holding a comma or a space percent-encoded); a refresh re-reads them from the provider only
  * once they are GROUPS_MAX_AGE old; a user removed from a group loses the routes that need it
  * within GROUPS_MAX_AGE plus the access-token lifetime; a provider that cannot be asked keeps
  * the last groups only for GROUPS_MAX_AGE, then the refresh is refused (sign in again) where a
  * route decides on groups; sessions of earlier versions (no groups) still refresh. `Date` is
  * moved with fake timers, never by waiting.
  */
-import { env as testEnv, runInDurableObject } from 'cloudflare:test';
+import { env, env as testEnv, runInDurableObject } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MAX_RESPONSE_BYTES } from '../../../src/providers/http';
 import { UserSessions } from '../../../src/storage/user-sessions';
 import { randomId, sha256 } from '../../../src/util/random';
 import { CLOCK_TOLERANCE_S } from '../../../src/util/time';
-import { bearer, call, makeEnv, setCookies, type TestEnv } from '../support/helpers';
+import { bearer, call, GOOD_PASSWORD, makeEnv, seedUser, setCookies, signIn as passwordSignIn, type TestEnv } from '../support/helpers';
 import { insertLegacyUser } from '../support/legacy-sessions';
-import { FakeGitHub, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { FakeGitHub, FakeOidcProvider, huge, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
@@ -43,8 +44,8 @@ beforeAll(() => {
 
 let n = 0;
 
-/** A fresh provider, an env for it (`routes`: ROUTES; the ENG route by default) and a user signed in with `groups`. */
-async function signedIn(groups: string[], routes: unknown[] = [ENG_ROUTE]) {
+/** A fresh provider, an env for it (`routes`: ROUTES; the ENG route by default) and a user signed in with `groups` (the claim as sent; undefined: none). */
+async function signedIn(groups: unknown, routes: unknown[] = [ENG_ROUTE]) {
   n += 1;
   const idp = await FakeOidcProvider.create();
   const origin = recordingOrigin();
@@ -97,13 +98,27 @@ describe('groups in what the gateway says about the user', () => {
     const verified = await call('/auth/verify', { env: e, headers: { ...bearer(access), 'x-forwarded-uri': '/eng/x' } });
     expect(verified.status).toBe(200);
     const header = verified.headers.get('x-auth-groups')!;
-    expect(header).toBe('eng,R&D%2C Europe,100%25,Ingenier%C3%ADa');
+    expect(header).toBe('eng,R&D%2C%20Europe,100%25,Ingenier%C3%ADa');
     // Split on commas, then decode each part: the names come back whole.
     expect(header.split(',').map(decodeURIComponent)).toEqual(['eng', 'R&D, Europe', '100%', 'Ingeniería']);
     expect(decodeJwt(verified.headers.get('x-auth-assertion')!).groups).toEqual(['eng', 'R&D, Europe', '100%', 'Ingeniería']);
 
     expect((await eng(e, access)).status).toBe(200);
-    expect(origin.seen.at(-1)!.headers['x-auth-groups']).toBe('eng,R&D%2C Europe,100%25,Ingenier%C3%ADa');
+    expect(origin.seen.at(-1)!.headers['x-auth-groups']).toBe('eng,R&D%2C%20Europe,100%25,Ingenier%C3%ADa');
+  });
+});
+
+describe('X-Auth-Groups cannot be read as other groups', () => {
+  it('a name with a space at either end keeps it: no list parser that trims around commas, and no header that trims its value, reads another name', async () => {
+    const routes = [ENG_ROUTE, { path: '/app', origin: 'service:ENG', auth: 'required' }];
+    const { e, access } = await signedIn([' admin'], routes);
+    const alone = (await call('/auth/verify', { env: e, headers: { ...bearer(access), 'x-forwarded-uri': '/app/x' } })).headers.get('x-auth-groups')!;
+    expect(alone.split(',').map(decodeURIComponent)).toEqual([' admin']);
+    const { e: e2, access: access2 } = await signedIn(['eng', ' admin', 'ops '], routes);
+    const several = (await call('/auth/verify', { env: e2, headers: { ...bearer(access2), 'x-forwarded-uri': '/eng/x' } })).headers.get('x-auth-groups')!;
+    // RFC 9110 lists allow spaces around each comma: a parser that drops them still gets the names back.
+    expect(several.split(',').map((part) => decodeURIComponent(part.trim()))).toEqual(['eng', ' admin', 'ops ']);
+    expect(several).toMatch(/^[\x21-\x7e]*$/);
   });
 });
 
@@ -172,6 +187,51 @@ describe('how fresh group membership is', () => {
     });
   }
 
+  it('a provider that answers a re-read with far too much: no more than the size cap is read, and the refresh is refused', async () => {
+    const { idp, e, t0, refresh } = await signedIn(['eng']);
+    idp.faults = { token: 'huge' };
+    const before = huge.pulled;
+    at(t0, MAX_AGE + 1);
+    expect((await refreshWith(e, refresh)).status).toBe(401);
+    expect(huge.pulled - before).toBeGreaterThan(0);
+    expect(huge.pulled - before).toBeLessThanOrEqual(MAX_RESPONSE_BYTES + 64 * 1024);
+  });
+
+  it('groups from a refreshed ID token are as old as the token: one issued minutes ago (re-sent, cached) does not count as read now', async () => {
+    const { idp, e, t0, refresh } = await signedIn(['eng', 'staff']);
+    // Removed from eng; but the provider answers the refresh grant with an ID token it issued
+    // 500 s ago (still within the ID token age accepted), listing the groups as they were.
+    idp.user = { ...idp.user, groups: ['staff'] };
+    idp.tamper = (claims) => {
+      if (claims.nonce === undefined) {
+        claims.iat = (claims.iat as number) - 500;
+        claims.groups = ['eng', 'staff'];
+      }
+    };
+    at(t0, MAX_AGE + 1);
+    const body = await refreshed(e, refresh);
+    expect(decodeJwt(body.access_token).groups, 'groups 500 s old carried as fresh').toBeUndefined();
+    expect((await eng(e, body.access_token)).status).toBe(403);
+  });
+
+  it('two tabs refreshing at once with a provider that rotates its refresh tokens: the one that loses the provider race gets the two-tab answer, not "sign in again"', async () => {
+    const { idp, e, t0, refresh } = await signedIn(['eng']);
+    idp.rotateRefresh = true;
+    idp.holdRefresh = true;
+    at(t0, MAX_AGE + 1);
+    const settled: number[] = [];
+    const both = [refreshWith(e, refresh), refreshWith(e, refresh)].map((p) => p.then((r) => (settled.push(r.status), r.status)));
+    await vi.waitFor(() => expect(idp.heldRefreshes).toHaveLength(2));
+    // The first re-read reaches the provider, rotates its refresh token and finishes; only then the second.
+    idp.heldRefreshes[0]!();
+    await vi.waitFor(() => expect(settled).toHaveLength(1));
+    idp.heldRefreshes[1]!();
+    const statuses = await Promise.all(both);
+    idp.holdRefresh = false;
+    expect(settled[0]).toBe(200);
+    expect(statuses.sort()).toEqual([200, 409]);
+  });
+
   it('a refreshed ID token about another account is not believed: refused like a provider that cannot be asked', async () => {
     const { idp, e, t0, refresh } = await signedIn(['eng']);
     idp.tamper = (claims) => {
@@ -188,7 +248,7 @@ describe('how fresh group membership is', () => {
       GITHUB_CLIENT_SECRET: gh.clientSecret,
       TOKEN_ENCRYPTION_KEY: KEY,
       GROUPS_MAX_AGE: String(MAX_AGE),
-      ROUTES: JSON.stringify([ENG_ROUTE]),
+      ROUTES: JSON.stringify([{ ...ENG_ROUTE, allow: { groups: ['github:eng'] } }]),
       ENG: recordingOrigin(),
     });
     gh.githubUser = { ...gh.githubUser, id: 900_000 + n++ };
@@ -203,7 +263,7 @@ describe('how fresh group membership is', () => {
     gh.teams = [{ slug: 'sre', organization: { login: 'ops' } }];
     at(t0, MAX_AGE);
     const reread = await refreshed(e, refresh);
-    expect(decodeJwt(reread.access_token).groups).toEqual(['ops', 'ops/sre']);
+    expect(decodeJwt(reread.access_token).groups).toEqual(['github:ops', 'github:ops/sre']);
     expect((await eng(e, reread.access_token)).status).toBe(403);
     gh.faults = { api: 'rate-limited' };
     at(t0, 2 * MAX_AGE + 1);
@@ -252,6 +312,75 @@ describe('how fresh group membership is', () => {
     expect(row!.provider_grant.split('.')).toHaveLength(5);
     expect(row!.provider_grant).not.toContain('refresh-1');
     expect(JSON.parse(row!.groups)).toEqual(['eng']);
+  });
+});
+
+describe('a route that denies a group cannot be passed by leaving groups out', () => {
+  const DENY_ROUTE = { path: '/eng', origin: 'service:ENG', auth: 'required', policy: { allow: [{ domain: ['example.com'] }], deny: [{ groups: ['contractors'] }] } };
+
+  it('a member of the denied group who signs in by password (no provider to vouch for groups) is refused', async () => {
+    const { idp, e, access } = await signedIn(['contractors'], [DENY_ROUTE]);
+    expect((await eng(e, access)).status).toBe(403);
+    // The same account also has a password: that session carries no groups, which is not "in none".
+    await env.DB.prepare('UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE id = ?) WHERE email = ?').bind((await seedUser({ verified: true })).id, idp.user.email!).run();
+    const viaPassword = await passwordSignIn(idp.user.email!, GOOD_PASSWORD, e);
+    expect(decodeJwt(viaPassword.access_token).groups).toBeUndefined();
+    expect((await eng(e, viaPassword.access_token)).status, 'password session').toBe(403);
+    // Someone the provider says is in no group passes.
+    const { e: e2, access: clean } = await signedIn([], [DENY_ROUTE]);
+    expect((await eng(e2, clean)).status).toBe(200);
+  });
+
+  it('a provider that does not send the groups claim at all (ID token and userinfo) vouches for nothing, at sign-in or at a re-read', async () => {
+    // Sign-in: the claim is absent (an IdP that sends groups only for a scope not asked, a misnamed claim).
+    const { e, access } = await signedIn(undefined, [DENY_ROUTE]);
+    expect(decodeJwt(access).groups).toBeUndefined();
+    expect((await eng(e, access)).status).toBe(403);
+    // Re-read: the claim was there at sign-in, the refreshed ID token and userinfo leave it out.
+    const member = await signedIn(['contractors'], [DENY_ROUTE]);
+    member.idp.user = { ...member.idp.user, groups: undefined };
+    at(member.t0, MAX_AGE + 1);
+    const r = await refreshWith(member.e, member.refresh);
+    expect(r.status, 'refresh whose re-read found no groups claim').toBe(401);
+  });
+
+  it('a step-up once the groups are GROUPS_MAX_AGE old mints a token the deny rule still refuses', async () => {
+    const { idp, e, t0, access, refresh } = await signedIn(['contractors'], [DENY_ROUTE]);
+    const u = await userWithTotp(e, idp.user.email, { '__Host-gatehouse': access, '__Secure-gatehouse-refresh': refresh });
+    at(t0, MAX_AGE + 1);
+    const r = await call('/auth/step-up', { env: e, cookies: u.jar, headers: NAV, form: { code: totpCode(u.secret, 1), return_to: '/eng' } });
+    expect(r.status, await r.clone().text()).toBe(303);
+    const stepped = setCookies(r).get('__Host-gatehouse')!.value;
+    expect(decodeJwt(stepped).groups).toBeUndefined();
+    expect((await eng(e, stepped)).status, 'stepped-up token').toBe(403);
+  });
+});
+
+describe('the provider grant goes when its session ends', () => {
+  const grantOf = async (access: string) => {
+    const { sid, sub } = decodeJwt(access);
+    return (await sessionRow<{ provider_grant: string | null }>('SELECT provider_grant FROM sessions WHERE id = ?', [sid], sub))!.provider_grant;
+  };
+
+  it('sign-out deletes it', async () => {
+    const { e, access } = await signedIn(['eng']);
+    expect(await grantOf(access)).not.toBeNull();
+    expect((await call('/auth/logout', { env: e, method: 'POST', headers: bearer(access) })).status).toBe(200);
+    expect(await grantOf(access)).toBeNull();
+  });
+
+  it('signing out everywhere, and a reused refresh token, delete it', async () => {
+    const { e, refresh } = await signedIn(['eng']);
+    const again = await refreshed(e, refresh);
+    at(now(), 3600);
+    // The first refresh token, rotated an hour ago, comes back: a theft, the session ends.
+    expect((await refreshWith(e, refresh)).status).toBe(401);
+    expect(await grantOf(again.access_token)).toBeNull();
+    vi.useRealTimers();
+    const other = await signedIn(['eng']);
+    expect(await grantOf(other.access)).not.toBeNull();
+    expect((await call('/auth/logout-all', { env: other.e, method: 'POST', headers: bearer(other.access) })).status).toBe(200);
+    expect(await grantOf(other.access)).toBeNull();
   });
 });
 

@@ -14,6 +14,7 @@ import { bearer, call, GOOD_PASSWORD, makeEnv, setCookies, uniqueEmail, type Tes
 import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
 import { FakeGitHub, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
 import { sessionCookies, signIn, startLogin } from '../support/oauth-helpers';
+import { recordingOrigin } from '../support/proxy-helpers';
 
 const KEY = 'k'.repeat(20) + 'an-encryption-secret-for-tests';
 const GROUP_ROUTE = [{ path: '/eng', origin: 'https://eng.internal.example', auth: 'required', allow: { groups: ['eng'] } }];
@@ -23,6 +24,10 @@ beforeAll(() => {
 });
 
 let n = 0;
+
+// GitLab's fake answers at the one https://gitlab.com, whose keys the gateway caches: one for the file.
+let gitlabFake: FakeOidcProvider | undefined;
+const theGitLab = async () => (gitlabFake ??= await FakeOidcProvider.createGitLab());
 const someone = (groups?: unknown, extra?: Record<string, unknown>) => {
   n += 1;
   const id = `grp-${n}-${Date.now()}`;
@@ -67,14 +72,14 @@ describe('OpenID Connect groups', () => {
     expect(r.status).toBe(400);
   });
 
-  it('GitLab: `groups` from userinfo (direct and inherited), not the ID token’s `groups_direct`', async () => {
-    const idp = await FakeOidcProvider.createGitLab();
+  it('GitLab: `groups` from userinfo (direct and inherited, as `gitlab:path`), not the ID token’s `groups_direct`', async () => {
+    const idp = await theGitLab();
     const e = makeEnv({ GITLAB_CLIENT_ID: idp.clientId, GITLAB_CLIENT_SECRET: idp.clientSecret });
     idp.user = someone(['acme', 'acme/platform']);
     idp.tamper = (claims) => {
       claims.groups_direct = ['acme/platform'];
     };
-    expect(await groupsAfterSignIn('gitlab', idp, e)).toEqual(['acme', 'acme/platform']);
+    expect(await groupsAfterSignIn('gitlab', idp, e)).toEqual(['gitlab:acme', 'gitlab:acme/platform']);
   });
 
   it('bad claim values: only strings count, empty, over-long and control-character names are dropped, the list is capped', async () => {
@@ -86,7 +91,7 @@ describe('OpenID Connect groups', () => {
     expect(JSON.stringify(await groupsAfterSignIn('oidc', idp, e))).toBe(JSON.stringify(['ok', 'a,b']));
     // Not a list at all: no groups (and no error).
     idp.user = someone('eng');
-    expect(await groupsAfterSignIn('oidc', idp, e)).toBeUndefined();
+    expect(await groupsAfterSignIn('oidc', idp, e)).toEqual([]);
     // Too many: the first MAX_GROUPS are kept.
     idp.user = someone(Array.from({ length: MAX_GROUPS + 20 }, (_, i) => `g${i}`));
     expect(await groupsAfterSignIn('oidc', idp, e)).toEqual(Array.from({ length: MAX_GROUPS }, (_, i) => `g${i}`));
@@ -129,7 +134,7 @@ describe('GitHub organisations and teams', () => {
     expect(requests.slice(from).some((q) => /\/user\/(orgs|teams)/.test(q.url))).toBe(false);
   });
 
-  it('with one: asks read:org, and the groups are `org` and `org/team`, lower-cased', async () => {
+  it('with one: asks read:org, and the groups are `github:org` and `github:org/team`, lower-cased', async () => {
     const gh = FakeGitHub.create();
     const e = makeEnv({ GITHUB_CLIENT_ID: gh.clientId, GITHUB_CLIENT_SECRET: gh.clientSecret, ROUTES: JSON.stringify(GROUP_ROUTE), TOKEN_ENCRYPTION_KEY: KEY });
     const { location } = await startLogin('github', e);
@@ -138,7 +143,60 @@ describe('GitHub organisations and teams', () => {
     gh.emails = [{ email: uniqueEmail('gh-groups'), primary: true, verified: true }];
     gh.orgs = [{ login: 'Acme' }, { login: 'open-source' }];
     gh.teams = [{ slug: 'platform', organization: { login: 'Acme' } }, { slug: 'Docs', organization: { login: 'Writers' } }];
-    expect(await groupsAfterSignIn('github', gh, e)).toEqual(['acme', 'open-source', 'writers', 'acme/platform', 'writers/docs']);
+    expect(await groupsAfterSignIn('github', gh, e)).toEqual(['github:acme', 'github:open-source', 'github:writers', 'github:acme/platform', 'github:writers/docs']);
+  });
+});
+
+describe('groups from different providers never pose as one another', () => {
+  let fakes: { idp: FakeOidcProvider; gh: FakeGitHub; gitlab: FakeOidcProvider } | undefined;
+  /** A gateway with the company's OpenID Connect provider, GitHub and GitLab, and a route that admits `allow`. */
+  async function threeProviders(allow: string[]) {
+    fakes ??= { idp: await FakeOidcProvider.create(), gh: FakeGitHub.create(), gitlab: await theGitLab() };
+    const { idp, gh, gitlab } = fakes;
+    gh.orgs = [];
+    gh.teams = [];
+    const e = makeEnv({
+      OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret,
+      GITHUB_CLIENT_ID: gh.clientId, GITHUB_CLIENT_SECRET: gh.clientSecret,
+      GITLAB_CLIENT_ID: gitlab.clientId, GITLAB_CLIENT_SECRET: gitlab.clientSecret,
+      TOKEN_ENCRYPTION_KEY: KEY,
+      ROUTES: JSON.stringify([{ path: '/eng', origin: 'service:ENG', auth: 'required', allow: { groups: allow } }]),
+      ENG: recordingOrigin(),
+    });
+    return { idp, gh, gitlab, e };
+  }
+  const eng = async (e: TestEnv, r: Response) => (await call('/eng/x', { env: e, headers: bearer(sessionCookies(r).access) })).status;
+
+  it('anyone can create a GitHub organisation or a GitLab group named like the company’s group: neither opens its route', async () => {
+    const { idp, gh, gitlab, e } = await threeProviders(['eng', 'acme/platform']);
+    // The company's own directory: its `eng` group opens the route.
+    idp.user = someone(['eng']);
+    expect(await eng(e, await signIn('oidc', idp, e))).toBe(200);
+    // A stranger's GitHub organisation `eng`, and a GitLab group `acme` with a subgroup `platform`.
+    gh.githubUser = { ...gh.githubUser, id: 750_000 + n++ };
+    gh.emails = [{ email: uniqueEmail('gh-stranger'), primary: true, verified: true }];
+    gh.orgs = [{ login: 'ENG' }];
+    const viaGitHub = await signIn('github', gh, e);
+    expect(await eng(e, viaGitHub)).toBe(403);
+    expect(decodeJwt(sessionCookies(viaGitHub).access).groups).toEqual(['github:eng']);
+    gitlab.user = someone(['acme', 'acme/platform']);
+    const viaGitLab = await signIn('gitlab', gitlab, e);
+    expect(await eng(e, viaGitLab)).toBe(403);
+    expect(decodeJwt(sessionCookies(viaGitLab).access).groups).toEqual(['gitlab:acme', 'gitlab:acme/platform']);
+  });
+
+  it('a GitHub team and a GitLab subgroup of the same path are different groups; the generic provider cannot send names in their namespaces', async () => {
+    const { idp, gh, gitlab, e } = await threeProviders(['github:acme/platform']);
+    gh.githubUser = { ...gh.githubUser, id: 750_000 + n++ };
+    gh.emails = [{ email: uniqueEmail('gh-team'), primary: true, verified: true }];
+    gh.teams = [{ slug: 'platform', organization: { login: 'acme' } }];
+    expect(await eng(e, await signIn('github', gh, e))).toBe(200);
+    gitlab.user = someone(['acme/platform']);
+    expect(await eng(e, await signIn('gitlab', gitlab, e))).toBe(403);
+    idp.user = someone(['github:acme/platform', 'gitlab:acme', 'eng']);
+    const r = await signIn('oidc', idp, e);
+    expect(decodeJwt(sessionCookies(r).access).groups).toEqual(['eng']);
+    expect(await eng(e, r)).toBe(403);
   });
 });
 
@@ -155,7 +213,11 @@ describe('a provider sign-in that owes a second factor', () => {
     expect(r.headers.get('location')).toBe('/auth/mfa');
     const done = await call('/auth/mfa', { env: e, cookies: { '__Host-gatehouse-mfa': setCookies(r).get('__Host-gatehouse-mfa')!.value }, headers: NAV, form: { code: totpCode(u.secret, 1) } });
     expect(done.status).toBe(303);
-    expect(decodeJwt(setCookies(done).get('__Host-gatehouse')!.value).groups).toEqual(['eng']);
+    expect(decodeJwt(setCookies(done).get('__Host-gatehouse')!.value).groups).toEqual(['github:eng']);
+    // The session has the sealed grant now: the spent pending sign-in keeps no copy of it.
+    const left = await env.DB.prepare('SELECT provider_groups FROM mfa_pending WHERE user_id = ?').bind(u.userId).all<{ provider_groups: string | null }>();
+    expect(left.results.length).toBeGreaterThan(0);
+    expect(left.results.map((r) => r.provider_groups)).toEqual(left.results.map(() => null));
   });
 });
 

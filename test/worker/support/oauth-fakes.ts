@@ -9,8 +9,13 @@ import { base64url, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 
 import { vi } from 'vitest';
 
 type Handler = (request: Request) => Promise<Response> | Response;
-/** What a misbehaving endpoint does: answer 500, hang until aborted, answer HTML, or fail to connect. */
-export type Fault = 'down' | 'hang' | 'garbage' | 'refuse-connection' | 'rate-limited' | undefined;
+/** What a misbehaving endpoint does: answer 500, hang until aborted, answer HTML, fail to connect, or stream far too much. */
+export type Fault = 'down' | 'hang' | 'garbage' | 'refuse-connection' | 'rate-limited' | 'huge' | undefined;
+
+/** Bytes the reader has pulled from `huge` answers so far (the stream makes each chunk only when asked). */
+export const huge = { pulled: 0 };
+const HUGE_CHUNK = 64 * 1024;
+const HUGE_TOTAL = 16 * 1024 * 1024;
 
 const hosts = new Map<string, Handler>();
 export const requests: { url: string; method: string; body?: string; headers: Record<string, string> }[] = [];
@@ -81,6 +86,27 @@ function faulty(fault: Fault, request: Request): Promise<Response> | Response | 
       return new Response('{"message":"API rate limit exceeded"}', { status: 403, headers: { 'x-ratelimit-remaining': '0', 'content-type': 'application/json' } });
     case 'refuse-connection':
       throw new TypeError('connection refused');
+    case 'huge': {
+      // 16 MiB of one JSON string, with no Content-Length: only reading tells how big it is.
+      let sent = 0;
+      const chunk = new TextEncoder().encode('x'.repeat(HUGE_CHUNK));
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"access_token":"'));
+        },
+        pull(controller) {
+          if (sent >= HUGE_TOTAL) {
+            controller.enqueue(new TextEncoder().encode('"}'));
+            controller.close();
+            return;
+          }
+          sent += chunk.byteLength;
+          huge.pulled += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+    }
     case 'hang':
       // Never answers; ends only if the caller gives up through its AbortSignal.
       return new Promise((_, reject) => {

@@ -14,7 +14,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { isTopLevelNavigation } from '../auth/cross-site';
-import { refreshSession } from '../auth/sessions';
+import { refreshBrowserSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies, readRefreshCookie, setSessionCookies } from '../http/cookies';
@@ -43,7 +43,8 @@ export const refreshNavigationRoute = new Hono<AppEnv>().get('/refresh', async (
   const token = readRefreshCookie(c);
   if (!token) return c.redirect(signIn, 303);
   try {
-    const { tokens } = await refreshSession(c, token);
+    // Only beside this browser's own access cookie (a sibling host can plant a refresh cookie).
+    const { tokens } = await refreshBrowserSession(c, token);
     setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - nowSeconds());
   } catch (e) {
     // Another tab refreshed with this cookie a moment ago, and its response set the new

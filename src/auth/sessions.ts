@@ -6,7 +6,7 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { readAccessCookie, refreshCookieCount } from '../http/cookies';
+import { readAccessCookie, REFRESH_COOKIE } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
 import { revokeSessionIds } from '../storage/revocation';
 import {
@@ -384,6 +384,26 @@ async function cookiesDisagree(c: Context<AppEnv>, browser: BrowserSession | nul
     },
   });
   return invalidToken('The refresh cookie does not belong to this browser\'s session. Sign in again.');
+}
+
+/**
+ * How many refresh cookies the `Cookie` header carries. The gateway sets one; `__Secure-`
+ * allows `Domain=`, so a page on a sibling host (`wiki.example.com` beside `auth.example.com`)
+ * can add its own for the whole registrable domain, and a browser sends both (the longer path
+ * first, which is the one {@link readRefreshCookie} returns). Counted on the raw header, also
+ * across `,` (two `Cookie` headers joined), so a second one is never missed: more than one is
+ * refused ({@link refreshBrowserSession}). Here rather than in http/cookies.ts, which is on
+ * the start-up path: only a refresh needs it.
+ */
+function refreshCookieCount(c: Context<AppEnv>): number {
+  const header = c.req.header('cookie');
+  if (header === undefined) return 0;
+  let count = 0;
+  for (const pair of header.split(/[;,]/)) {
+    const eq = pair.indexOf('=');
+    if (eq !== -1 && pair.slice(0, eq).trim() === REFRESH_COOKIE) count++;
+  }
+  return count;
 }
 
 /**

@@ -19,25 +19,6 @@ export function readRefreshCookie(c: Context<AppEnv>): string | undefined {
 }
 
 /**
- * How many refresh cookies the `Cookie` header carries. The gateway sets one; `__Secure-`
- * allows `Domain=`, so a page on a sibling host (`wiki.example.com` beside `auth.example.com`)
- * can add its own for the whole registrable domain, and a browser sends both (the longer path
- * first, which is the one {@link readRefreshCookie} returns). Counted on the raw header, also
- * across `,` (two `Cookie` headers joined), so a second one is never missed: more than one is
- * refused (auth/sessions.ts `refreshBrowserSession`).
- */
-export function refreshCookieCount(c: Context<AppEnv>): number {
-  const header = c.req.header('cookie');
-  if (header === undefined) return 0;
-  let count = 0;
-  for (const pair of header.split(/[;,]/)) {
-    const eq = pair.indexOf('=');
-    if (eq !== -1 && pair.slice(0, eq).trim() === REFRESH_COOKIE) count++;
-  }
-  return count;
-}
-
-/**
  * Both cookies live as long as the session may be refreshed, so an expired access token still
  * reaches the gateway and a browser can be refreshed instead of being sent to sign in.
  */

@@ -120,6 +120,20 @@ describe.each(['GET', 'POST'] as const)('%s /auth/refresh with a refresh cookie 
     expect(await stillRefreshes(second)).toBe(true);
     expect(await stillRefreshes(first)).toBe(true);
   });
+
+  it('a rotated refresh token of another session beside this browser\'s access cookie ends nothing: the mismatch is decided before reuse', async () => {
+    const { email, cookies: first } = await cookieSession(defaultEnv);
+    const login = await call('/auth/login', { json: { email, password: GOOD_PASSWORD, session: 'cookie' } });
+    const second = { [ACCESS]: setCookies(login).get(ACCESS)!.value, [REFRESH]: setCookies(login).get(REFRESH)!.value } as Jar;
+    const rotatedAway = second[REFRESH];
+    const onward = await refreshWith('POST', cookieHeader([ACCESS, second[ACCESS]], [REFRESH, rotatedAway]));
+    expect(onward.status).toBe(200);
+    const next = { [ACCESS]: setCookies(onward).get(ACCESS)!.value, [REFRESH]: setCookies(onward).get(REFRESH)!.value } as Jar;
+    const r = await refreshWith(how, cookieHeader([ACCESS, first[ACCESS]], [REFRESH, rotatedAway]));
+    await expectRefused(how, r);
+    expect(await countRows('sessions', 'id = ? AND revoked_at IS NOT NULL', claims(second).sid)).toBe(0);
+    expect(await stillRefreshes(next)).toBe(true);
+  });
 });
 
 describe.each(['GET', 'POST'] as const)('%s /auth/refresh from a legitimate browser (both cookies of one session)', (how) => {

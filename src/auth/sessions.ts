@@ -390,7 +390,7 @@ async function cookiesDisagree(c: Context<AppEnv>, browser: BrowserSession | nul
  * How many refresh cookies the `Cookie` header carries. The gateway sets one; `__Secure-`
  * allows `Domain=`, so a page on a sibling host (`wiki.example.com` beside `auth.example.com`)
  * can add its own for the whole registrable domain, and a browser sends both (the longer path
- * first, which is the one {@link readRefreshCookie} returns). Counted on the raw header, also
+ * first, which is the one http/cookies.ts `readRefreshCookie` returns). Counted on the raw header, also
  * across `,` (two `Cookie` headers joined), so a second one is never missed: more than one is
  * refused ({@link refreshBrowserSession}). Here rather than in http/cookies.ts, which is on
  * the start-up path: only a refresh needs it.

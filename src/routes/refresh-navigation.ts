@@ -5,8 +5,8 @@
  * the access cookie expired it cannot refresh in place: it redirects here, this endpoint
  * rotates the refresh token, sets new cookies and 303s back; without a usable refresh token it
  * 303s to the sign-in page with the same `return_to` (so too without the access cookie of the
- * same session beside it: auth/sessions.ts `refreshBrowserSession`). A refresh cookie another tab rotated a
- * moment ago (REFRESH_REUSE_GRACE_S) just 303s back. It is a GET because it is reached by a
+ * same session beside it: auth/sessions.ts `refreshBrowserSession`). A refresh cookie another
+ * tab rotated a moment ago (REFRESH_REUSE_GRACE_S) just 303s back. It is a GET because it is reached by a
  * top-level navigation, and only that may use it: a request whose fetch metadata says it is
  * anything else (an image, a frame, a script's fetch; `SameSite=Lax` does not keep the cookies
  * off a same-site one) gets 403 and changes nothing, so no page can make a browser rotate or

@@ -6,6 +6,7 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
+import { readAccessCookie, REFRESH_COOKIE } from '../http/cookies';
 import { ApiError, invalidToken } from '../http/errors';
 import { revokeSessionIds } from '../storage/revocation';
 import {
@@ -279,12 +280,19 @@ export async function sessionForRefreshToken(c: Context<AppEnv>, refreshToken: s
  * A session whose provider groups are GROUPS_MAX_AGE old has them re-read before it rotates
  * (auth/provider-groups.ts): a refusal there leaves the presented token as it was.
  */
-export async function refreshSession(c: Context<AppEnv>, refreshToken: string): Promise<{ user: User; tokens: IssuedTokens }> {
+export async function refreshSession(
+  c: Context<AppEnv>,
+  refreshToken: string,
+  /** A browser's session as its access cookie names it: the token must be of that one (see {@link refreshBrowserSession}). */
+  browser?: BrowserSession,
+): Promise<{ user: User; tokens: IssuedTokens }> {
   const config = c.get('config');
   const refused = invalidToken('The refresh token is invalid, expired or revoked.');
   const located = await locateRefreshToken(c, refreshToken);
   if (!located) throw refused;
   const { userId } = located;
+  // Another account's token beside this browser's access cookie: refused before its object is reached.
+  if (browser && userId !== browser.userId) throw await cookiesDisagree(c, browser, { refreshUser: userId });
   const store = sessionsOf(c, userId);
   // The directory first: if D1 cannot answer (503), nothing has been rotated and the token still works.
   // A replica's copy is enough for the claims unless it grants a role (then the primary's):
@@ -294,13 +302,14 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
   if (!user) throw refused;
   const next = await newRefreshToken(userId);
   const t = now();
-  const rotation = { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S };
+  const rotation = { hash: located.hash, newHash: next.hash, now: t, refreshTtl: config.REFRESH_TOKEN_TTL, maxAge: config.SESSION_MAX_AGE, grace: REFRESH_REUSE_GRACE_S, sessionId: browser?.sessionId };
   let outcome = await rotateRefreshToken(store, { ...rotation, groupsMaxAge: config.GROUPS_MAX_AGE });
   if (outcome.kind === 'stale_groups') {
     // Re-read before rotating: a refusal here leaves the presented refresh token as it was.
     if (user.disabledAt === null) await rereadStaleGroups(c, userId, outcome.session);
     outcome = await rotateRefreshToken(store, { ...rotation, groupsMaxAge: null });
   }
+  if (outcome.kind === 'other_session') throw await cookiesDisagree(c, browser ?? null, { refreshUser: userId });
   if (outcome.kind === 'invalid' || outcome.kind === 'stale_groups') throw refused;
   if (outcome.kind === 'conflict') throw justRotated();
   if (outcome.kind === 'reused') {
@@ -332,4 +341,89 @@ export async function refreshSession(c: Context<AppEnv>, refreshToken: string): 
       session,
     },
   };
+}
+
+/** The session a browser's access cookie names: the one its refresh cookie may rotate. */
+export interface BrowserSession {
+  userId: string;
+  sessionId: string;
+}
+
+/**
+ * The `sub` and `sid` of a browser's access cookie, or null when it has none or they cannot be
+ * read. Its signature is not checked, and it may have expired: `__Host-` already means only the
+ * gateway's host can have set it (no sibling host can, unlike the `__Secure-` refresh cookie),
+ * and whoever could write it there could as well write a validly signed token of their own
+ * account. A check would only refuse browsers whose cookie a retired signing key signed (README
+ * "Rotating signing keys"), which are to refresh like any other.
+ */
+function browserSessionOf(accessCookie: string | undefined): BrowserSession | null {
+  if (accessCookie === undefined) return null;
+  let claims: { sub?: unknown; sid?: unknown };
+  try {
+    claims = decodeJwt(accessCookie);
+  } catch {
+    return null;
+  }
+  const { sub, sid } = claims;
+  if (typeof sub !== 'string' || sub === '' || typeof sid !== 'string' || sid === '') return null;
+  return { userId: sub, sessionId: sid };
+}
+
+/** Records a browser whose cookies disagree (one was planted) and returns the refusal to throw. */
+async function cookiesDisagree(c: Context<AppEnv>, browser: BrowserSession | null, detail: { refreshUser?: string; refreshCookies?: number }): Promise<ApiError> {
+  await recordEvent(c, {
+    event: 'refresh_cookie_mismatch',
+    outcome: 'security',
+    userId: browser?.userId ?? null,
+    detail: {
+      sid: browser?.sessionId ?? null,
+      ...(detail.refreshUser !== undefined ? { refresh_user: detail.refreshUser } : {}),
+      ...(detail.refreshCookies !== undefined ? { refresh_cookies: detail.refreshCookies } : {}),
+      message: 'A refresh cookie that is not this browser\'s own was presented (planted by a sibling host?); nothing was refreshed.',
+    },
+  });
+  return invalidToken('The refresh cookie does not belong to this browser\'s session. Sign in again.');
+}
+
+/**
+ * How many refresh cookies the `Cookie` header carries. The gateway sets one; `__Secure-`
+ * allows `Domain=`, so a page on a sibling host (`wiki.example.com` beside `auth.example.com`)
+ * can add its own for the whole registrable domain, and a browser sends both (the longer path
+ * first, which is the one http/cookies.ts `readRefreshCookie` returns). Counted on the raw header, also
+ * across `,` (two `Cookie` headers joined), so a second one is never missed: more than one is
+ * refused ({@link refreshBrowserSession}). Here rather than in http/cookies.ts, which is on
+ * the start-up path: only a refresh needs it.
+ */
+function refreshCookieCount(c: Context<AppEnv>): number {
+  const header = c.req.header('cookie');
+  if (header === undefined) return 0;
+  let count = 0;
+  for (const pair of header.split(/[;,]/)) {
+    const eq = pair.indexOf('=');
+    if (eq !== -1 && pair.slice(0, eq).trim() === REFRESH_COOKIE) count++;
+  }
+  return count;
+}
+
+/**
+ * A browser's refresh (cookie mode: `GET` and `POST /auth/refresh`). The refresh cookie is
+ * `__Secure-`, which a page on a sibling host under the same registrable domain can set with
+ * `Domain=` (README "Hosts"): its own refresh token, planted to sign this browser into its
+ * account (login CSRF). So the refresh cookie is used only
+ * - when it is the only one the request carries (a second can only have been planted), and
+ * - beside the `__Host-gatehouse` access cookie (which no sibling can set; the gateway sets and
+ *   clears both together, with the same lifetime), only for the user and session that cookie
+ *   names (checked in the user's object, in the rotation's own transaction).
+ * Anything else is `invalid_token` and nothing is rotated or ended; cookies that disagree are
+ * also a `refresh_cookie_mismatch` security event (a missing access cookie is not: a browser
+ * that lost it is merely signed out). A token-mode client sends its token in the body instead
+ * and is not concerned: no page can make a browser do that.
+ */
+export async function refreshBrowserSession(c: Context<AppEnv>, refreshCookie: string): Promise<{ user: User; tokens: IssuedTokens }> {
+  const browser = browserSessionOf(readAccessCookie(c));
+  const count = refreshCookieCount(c);
+  if (count > 1) throw await cookiesDisagree(c, browser, { refreshCookies: count });
+  if (!browser) throw invalidToken('The refresh cookie is used only beside this browser\'s access cookie, which is missing or unreadable. Sign in again.');
+  return refreshSession(c, refreshCookie, browser);
 }

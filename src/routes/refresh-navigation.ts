@@ -4,8 +4,9 @@
  * The refresh cookie is scoped to the auth prefix (`Path=/auth`), so when a proxied page finds
  * the access cookie expired it cannot refresh in place: it redirects here, this endpoint
  * rotates the refresh token, sets new cookies and 303s back; without a usable refresh token it
- * 303s to the sign-in page with the same `return_to`. A refresh cookie another tab rotated a
- * moment ago (REFRESH_REUSE_GRACE_S) just 303s back. It is a GET because it is reached by a
+ * 303s to the sign-in page with the same `return_to` (so too without the access cookie of the
+ * same session beside it: auth/sessions.ts `refreshBrowserSession`). A refresh cookie another
+ * tab rotated a moment ago (REFRESH_REUSE_GRACE_S) just 303s back. It is a GET because it is reached by a
  * top-level navigation, and only that may use it: a request whose fetch metadata says it is
  * anything else (an image, a frame, a script's fetch; `SameSite=Lax` does not keep the cookies
  * off a same-site one) gets 403 and changes nothing, so no page can make a browser rotate or
@@ -14,7 +15,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { isTopLevelNavigation } from '../auth/cross-site';
-import { refreshSession } from '../auth/sessions';
+import { refreshBrowserSession } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { wantsHtml } from '../http/client';
 import { clearSessionCookies, readRefreshCookie, setSessionCookies } from '../http/cookies';
@@ -43,7 +44,8 @@ export const refreshNavigationRoute = new Hono<AppEnv>().get('/refresh', async (
   const token = readRefreshCookie(c);
   if (!token) return c.redirect(signIn, 303);
   try {
-    const { tokens } = await refreshSession(c, token);
+    // Only beside this browser's own access cookie (a sibling host can plant a refresh cookie).
+    const { tokens } = await refreshBrowserSession(c, token);
     setSessionCookies(c, tokens.accessToken, tokens.refreshToken, tokens.sessionExpiresAt - nowSeconds());
   } catch (e) {
     // Another tab refreshed with this cookie a moment ago, and its response set the new

@@ -4,7 +4,7 @@
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { recordEvent } from '../auth/events';
-import { endAllSessions, endSession, refreshSession, signOut } from '../auth/sessions';
+import { endAllSessions, endSession, refreshBrowserSession, refreshSession, signOut } from '../auth/sessions';
 import type { AppEnv } from '../env';
 import { readBody } from '../http/body';
 import { clearSessionCookies, readRefreshCookie } from '../http/cookies';
@@ -45,7 +45,8 @@ export const sessionRoutes = new Hono<AppEnv>()
     const token = fromBody ?? fromCookie;
     if (!token) throw invalidToken('No refresh token was sent.');
     try {
-      const { user, tokens } = await refreshSession(c, token);
+      // A browser's cookie only with its access cookie (auth/sessions.ts refreshBrowserSession).
+      const { user, tokens } = fromBody !== undefined ? await refreshSession(c, fromBody) : await refreshBrowserSession(c, token);
       return signedInResponse(c, user, tokens, fromBody !== undefined ? 'token' : 'cookie');
     } catch (e) {
       if (fromBody === undefined && e instanceof ApiError && e.code === 'invalid_token') clearSessionCookies(c);

@@ -149,6 +149,12 @@ export interface RotateRequest {
    * not rotated but answered `stale_groups`, so they are re-read first. Null: rotate anyway.
    */
   groupsMaxAge: number | null;
+  /**
+   * The session the token must belong to, when the caller knows it (a browser's access cookie
+   * names it): a token of any other session, current or rotated, is `other_session` and
+   * nothing changes (no rotation, no reuse ending).
+   */
+  sessionId?: string;
 }
 
 export type RotateOutcome =
@@ -160,7 +166,9 @@ export type RotateOutcome =
   | { kind: 'reused'; sessionId: string }
   | { kind: 'rotated'; session: Session }
   /** Nothing rotated: the session's groups are to be re-read first (see `groupsMaxAge`). */
-  | { kind: 'stale_groups'; session: Session };
+  | { kind: 'stale_groups'; session: Session }
+  /** Nothing changed: the token belongs to another session than `sessionId`. */
+  | { kind: 'other_session' };
 
 /**
  * A one-time code that hands a session to an app host (README "Hosts"): only its secret's
@@ -299,12 +307,14 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       if (!row) {
         const rotated = sql.exec<{ session_id: string; rotated_at: number }>('SELECT session_id, rotated_at FROM rotated_refresh_tokens WHERE hash = ?', r.hash).toArray()[0];
         if (!rotated) return { kind: 'invalid' };
+        if (r.sessionId !== undefined && rotated.session_id !== r.sessionId) return { kind: 'other_session' };
         const owner = this.row('id', rotated.session_id);
         const live = owner !== null && owner.revoked_at === null && owner.expires_at > r.now;
         if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
         sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL`, r.now, rotated.session_id);
         return { kind: 'reused', sessionId: rotated.session_id };
       }
+      if (r.sessionId !== undefined && row.id !== r.sessionId) return { kind: 'other_session' };
       const absoluteEnd = row.created_at + r.maxAge;
       if (row.revoked_at !== null || row.expires_at <= r.now || absoluteEnd <= r.now) return { kind: 'invalid' };
       const current = toSession(row);

@@ -30,6 +30,10 @@
  *   of ROUTES, the app host's sign-on state, the sessions object's code table and group columns
  *   (a Durable Object class is evaluated at start-up), and the policy's presence check; lazily,
  *   the code exchange, the app-host endpoints and pages, the policy compiler and evaluator.
+ *   The sessions object's check that a browser's refresh token is of the session its access
+ *   cookie names adds about 0.04 KiB, yet 47.2 in all: the modules are concatenated in the
+ *   order of their hashed names, and a changed chunk reorders them (gzip's window sees other
+ *   neighbours); hence 47.5.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +41,7 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 47;
+export const STARTUP_BUDGET_KIB = 47.5;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
 export const TOTAL_BUDGET_KIB = 250;

@@ -73,7 +73,9 @@ describe('bad input', () => {
     for (const cookie of ['__Host-gatehouse=%%%', '__Host-gatehouse=' + 'a'.repeat(5000), '__Host-gatehouse', '=;=;;', `__Host-gatehouse=${t.refresh_token}`]) {
       await expectError(await call('/auth/me', { headers: { cookie } }), 401, 'invalid_token');
     }
-    for (const cookie of ['__Secure-gatehouse-refresh=%ZZ', '__Secure-gatehouse-refresh=' + 'b'.repeat(4000)]) {
+    // Beside a real access cookie, as a browser sends them, so the refresh cookie itself is read.
+    for (const refresh of ['__Secure-gatehouse-refresh=%ZZ', '__Secure-gatehouse-refresh=' + 'b'.repeat(4000)]) {
+      const cookie = `__Host-gatehouse=${t.access_token}; ${refresh}`;
       const r = await call('/auth/refresh', { method: 'POST', headers: { cookie, 'sec-fetch-site': 'same-origin' } });
       await expectError(r, 401, 'invalid_token');
     }

@@ -272,10 +272,10 @@ describe('how fresh group membership is', () => {
   });
 
   it('a browser navigation whose refresh is refused that way goes to sign-in', async () => {
-    const { idp, e, t0, refresh } = await signedIn(['eng']);
+    const { idp, e, t0, access, refresh } = await signedIn(['eng']);
     idp.refuseRefresh = true;
     at(t0, MAX_AGE + 1);
-    const r = await call('/auth/refresh?return_to=%2Feng%2Fdashboard', { env: e, cookies: { '__Secure-gatehouse-refresh': refresh }, headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' } });
+    const r = await call('/auth/refresh?return_to=%2Feng%2Fdashboard', { env: e, cookies: { '__Host-gatehouse': access, '__Secure-gatehouse-refresh': refresh }, headers: { 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' } });
     expect(r.status).toBe(303);
     expect(r.headers.get('location')).toBe('/auth/login?return_to=%2Feng%2Fdashboard');
     expect(setCookies(r).get('__Secure-gatehouse-refresh')?.value).toBe('');

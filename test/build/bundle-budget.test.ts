@@ -33,7 +33,9 @@
  *   The sessions object's check that a browser's refresh token is of the session its access
  *   cookie names adds about 0.04 KiB, yet 47.2 in all: the modules are concatenated in the
  *   order of their hashed names, and a changed chunk reorders them (gzip's window sees other
- *   neighbours); hence 47.5.
+ *   neighbours). The attacker's reviews of all three (a namespace per provider's groups, known
+ *   versus no groups, bounded answers, rate limits and cookie checks) bring the whole upload to
+ *   249.4 and start-up to 47.2: hence 252 and 48, half a KiB or more of room for that reordering.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -41,10 +43,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 47.5;
+export const STARTUP_BUDGET_KIB = 48;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 250;
+export const TOTAL_BUDGET_KIB = 252;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -8,6 +8,7 @@
  */
 import * as v from 'valibot';
 import { ProviderError } from './types';
+import { cappedText } from '../util/capped-text';
 
 /** How long one provider operation (a whole callback, a sign-in start, a renewal) may take. */
 export const PROVIDER_DEADLINE_MS = 5_000;
@@ -69,29 +70,9 @@ async function readCapped(response: Response, what: string, deadline: AbortSigna
     await response.body?.cancel();
     throw tooMuch(what);
   }
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await withDeadline(reader.read(), what, deadline);
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_RESPONSE_BYTES) throw tooMuch(what);
-      chunks.push(value);
-    }
-  } catch (e) {
-    await reader.cancel().catch(() => {});
-    throw e;
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  const text = await cappedText(response.body, MAX_RESPONSE_BYTES, { each: (read) => withDeadline(read, what, deadline) });
+  if (text === null) throw tooMuch(what);
+  return text;
 }
 
 /** Reads a JSON body (size-capped, under the deadline); throws `bad_response` for anything else. */

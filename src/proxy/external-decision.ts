@@ -21,6 +21,7 @@
  * token (so per session, and new at each refresh), route, method, path, IP and country, at most
  * {@link EXTERNAL_CACHE_ENTRIES} per isolate (the oldest goes first).
  */
+import { cappedText } from '../util/capped-text';
 import { serviceBinding, type AuthUser, type Env } from '../env';
 import { log } from '../observability/log';
 import { callerOf } from './policy';
@@ -111,34 +112,8 @@ async function ask(env: Env, binding: string, route: string, user: AuthUser, req
  * body) there and when the deadline aborts, so an endless or stalled body is not read on in the
  * background after the request has been refused.
  */
-async function readAnswer(response: Response, signal: AbortSignal): Promise<string | null> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const stop = () => void reader.cancel().catch(() => undefined);
-  signal.addEventListener('abort', stop, { once: true });
-  try {
-    const chunks: Uint8Array[] = [];
-    let length = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      length += value.byteLength;
-      if (length > EXTERNAL_ANSWER_MAX_BYTES) {
-        stop();
-        return null;
-      }
-      chunks.push(value);
-    }
-    const bytes = new Uint8Array(length);
-    let at = 0;
-    for (const chunk of chunks) {
-      bytes.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    return new TextDecoder().decode(bytes);
-  } finally {
-    signal.removeEventListener('abort', stop);
-  }
+function readAnswer(response: Response, signal: AbortSignal): Promise<string | null> {
+  return cappedText(response.body, EXTERNAL_ANSWER_MAX_BYTES, { signal });
 }
 
 /** One POST to the service and its answer read; never rejects. */

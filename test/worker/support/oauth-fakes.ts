@@ -283,7 +283,6 @@ export class FakeOidcProvider extends FakeProvider {
     return p;
   }
 
-
   /**
    * Google's endpoints, written down in the gateway's catalog (no discovery): authorization at
    * accounts.google.com, token at oauth2.googleapis.com, keys at www.googleapis.com.

@@ -73,6 +73,11 @@ export const routeSchema = v.pipe(
     revocation: v.optional(v.picklist(['cached', 'immediate'], 'revocation must be cached or immediate'), 'cached'),
     /** Step-up (README "Second factors"): how the user must have signed in (token `amr`). */
     require: v.optional(v.pipe(v.array(v.picklist(['mfa', 'passkey'], 'require holds "mfa" and/or "passkey"')), v.minLength(1, 'require must name at least one of "mfa", "passkey"'))),
+    /**
+     * "mcp": the route is an OAuth protected resource (README "MCP servers"): RFC 9728 metadata,
+     * 401 with `resource_metadata`, and only tokens issued for this resource (RFC 8707) pass.
+     */
+    resource: v.optional(v.picklist(['mcp'], 'resource must be "mcp"')),
     /** Step-up: the sign-in (token `auth_time`) may be at most this many seconds old. */
     max_auth_age: v.optional(v.pipe(v.number('max_auth_age must be a number of seconds'), v.integer('max_auth_age must be whole seconds'), v.minValue(60, 'max_auth_age must be at least 60'), v.maxValue(31_536_000, 'max_auth_age must be at most 31536000'))),
   }),
@@ -81,6 +86,8 @@ export const routeSchema = v.pipe(
   // The same holds for a policy: on an optional route anonymous requests would pass it unasked.
   v.check((r) => r.policy === undefined || r.auth === 'required', 'policy needs auth = "required"'),
   v.check((r) => r.policy === undefined || r.allow === undefined, 'use either allow (the shorthand) or policy, not both: write the allow list as policy.allow rules'),
+  // A protected resource is for token holders only.
+  v.check((r) => r.resource === undefined || r.auth === 'required', 'resource needs auth = "required"'),
   // A public route has no one to assert.
   v.check((r) => r.upstream_authorization === undefined || r.auth !== 'public', 'upstream_authorization needs auth = "required" or "optional"'),
   // Step-up only means something where a sign-in is required; elsewhere it would be skipped silently.

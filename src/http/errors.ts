@@ -14,6 +14,18 @@ export const ERROR_STATUS = {
   invalid_token: 401,
   /** RFC 9470: the token is valid but its authentication is too weak or too old for the resource. */
   insufficient_user_authentication: 401,
+  /** RFC 6749 §5.2 (token, revocation, introspection endpoints) and RFC 7591 §3.2.2 (registration). */
+  invalid_client: 401,
+  invalid_grant: 400,
+  unauthorized_client: 400,
+  unsupported_grant_type: 400,
+  invalid_scope: 400,
+  invalid_target: 400,
+  invalid_redirect_uri: 400,
+  invalid_client_metadata: 400,
+  /** RFC 7009 §2.2.1: a token type the server cannot revoke. */
+  unsupported_token_type: 400,
+  access_denied: 403,
   forbidden: 403,
   /** Password sign-in of an account whose address is not verified yet (EMAIL_VERIFICATION=required). */
   email_not_verified: 403,

@@ -225,6 +225,19 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     sql.exec(`CREATE TABLE IF NOT EXISTS host_codes (
       hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, origin TEXT NOT NULL, return_path TEXT NOT NULL, state_hash TEXT NOT NULL,
       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER)`);
+    // Gatehouse as an authorization server (README "Apps (OpenID Connect)"): each user's
+    // authorization codes, the grants clients hold on a session (with their refresh tokens and
+    // the hashes of rotated ones), and the consents the user gave. Secrets only as SHA-256.
+    // A code remembers the grant it led to, so a replay can end what it issued.
+    sql.exec(`CREATE TABLE IF NOT EXISTS oauth_codes (
+      hash TEXT PRIMARY KEY, session_id TEXT NOT NULL, client_id TEXT NOT NULL, redirect_uri TEXT NOT NULL, scope TEXT NOT NULL,
+      nonce TEXT, code_challenge TEXT NOT NULL, resource TEXT, auth_time INTEGER NOT NULL, amr TEXT NOT NULL,
+      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, grant_id TEXT)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS oauth_grants (
+      id TEXT PRIMARY KEY, session_id TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL, resource TEXT,
+      refresh_hash TEXT UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER)`);
+    sql.exec('CREATE TABLE IF NOT EXISTS oauth_rotated_tokens (hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
+    sql.exec('CREATE TABLE IF NOT EXISTS oauth_consents (client_id TEXT PRIMARY KEY, scope TEXT NOT NULL, granted_at INTEGER NOT NULL)');
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
   }

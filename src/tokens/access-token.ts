@@ -123,7 +123,7 @@ const ALLOWED_HEADERS: ReadonlySet<string> = new Set(['alg', 'kid', 'typ']);
  * and `typ` (no key material of its own, no `crit`), a `kid` we know, and that key's own
  * algorithm (so `none`, HS256 with a public key and the like never reach a verifier).
  */
-function resolveKey(keyring: Keyring, header: JWSHeaderParameters): SigningKey {
+export function resolveKey(keyring: Keyring, header: JWSHeaderParameters): SigningKey {
   for (const name of FOREIGN_KEY_HEADERS) {
     if (name in header) throw invalidToken(`Tokens carrying their own key material ("${name}") are refused.`);
   }

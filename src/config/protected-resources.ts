@@ -1,0 +1,23 @@
+/**
+ * The protected resources (RFC 9728) the routes declare (`resource = "mcp"`): each route's
+ * resource identifier is its own URL, `https://<host><path>` (the route's host, or
+ * PUBLIC_URL's), which RFC 8707 `resource` parameters name and grant tokens carry as `aud`.
+ */
+import type { RouteConfig } from './routes-schema';
+
+export interface ProtectedResource {
+  /** The resource identifier: the route's URL without a trailing slash. */
+  url: string;
+  route: RouteConfig;
+}
+
+/** The resource identifier of a route (whether or not it is marked as a resource). */
+export function resourceUrl(route: RouteConfig, publicUrl: string): string {
+  const origin = route.host === undefined ? publicUrl : `${new URL(publicUrl).protocol}//${route.host}`;
+  return route.path === '/' ? origin : `${origin}${route.path}`;
+}
+
+/** Every route marked as a protected resource, with its identifier. */
+export function protectedResources(routes: readonly RouteConfig[], publicUrl: string): ProtectedResource[] {
+  return routes.filter((r) => r.resource !== undefined && !(r.host ?? '').startsWith('*.')).map((route) => ({ url: resourceUrl(route, publicUrl), route }));
+}

@@ -7,8 +7,11 @@
  * host, so no grant token passes where a session token is expected, and they carry `client_id`
  * and `scope`, which a session token never does.
  *
- * `sub` is the user, or for the client-credentials grant the client itself (`svc` true). `sid`
- * is what revocation keys on: the user's session, or the client's `svc:<id>:<epoch>`.
+ * `sub` is the user, or for the client-credentials grant the client itself (`svc` true).
+ * Revocation (auth/grant-authenticate.ts) keys on `sid` (the user's session, so every way a
+ * session ends ends its clients' tokens; for a service `svc:<id>:<epoch>`), on `gid` (one
+ * grant: RFC 7009 revocation, a replayed code, a withdrawn consent) and on
+ * `cli:<client_id>:<cep>` (a disabled client).
  */
 import type { JWTPayload } from 'jose';
 import { jwtVerify } from 'jose/jwt/verify';
@@ -33,6 +36,10 @@ const grantClaimsSchema = v.object({
   scope: v.pipe(v.string(), v.maxLength(2048)),
   iat: v.number(),
   exp: v.number(),
+  /** The grant (a user's consent to this client on this session) it was issued under; none for a service. */
+  gid: v.optional(idClaim),
+  /** The client's token epoch when it was issued: disabling the client revokes `cli:<client_id>:<cep>`. */
+  cep: v.pipe(v.string(), v.minLength(1), v.maxLength(64)),
   /** A service's token (client credentials): `sub` is the client, no user. */
   svc: v.optional(v.literal(true)),
   /** For a user's token: when and how the user signed in. */
@@ -48,6 +55,10 @@ export interface GrantTokenInput {
   subject: string;
   sessionId: string;
   clientId: string;
+  /** The client's token epoch (`OAuthClient.tokenEpoch`). */
+  clientEpoch: string;
+  /** The grant id, for a user's token. */
+  grantId?: string;
   scope: string;
   ttlSeconds: number;
   /** Latest `exp` (the session's or grant's end). */
@@ -65,6 +76,8 @@ export async function issueGrantToken(keyring: Keyring, input: GrantTokenInput, 
   const token = await new SignJWT({
     sid: input.sessionId,
     client_id: input.clientId,
+    cep: input.clientEpoch,
+    ...(input.grantId === undefined ? {} : { gid: input.grantId }),
     scope: input.scope,
     ...(input.service ? { svc: true } : {}),
     ...(input.authTime === undefined ? {} : { auth_time: input.authTime }),
@@ -96,7 +109,7 @@ export async function verifyGrantToken(keyring: Keyring, issuer: string, audienc
       typ: ACCESS_TOKEN_TYPE,
       algorithms: keyring.algorithms,
       clockTolerance: CLOCK_TOLERANCE_S,
-      requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid', 'client_id'],
+      requiredClaims: ['exp', 'iat', 'sub', 'jti', 'sid', 'client_id', 'cep'],
     }));
   } catch {
     throw invalidToken('The access token is invalid or expired.');
@@ -105,3 +118,14 @@ export async function verifyGrantToken(keyring: Keyring, issuer: string, audienc
   if (!parsed.success || parsed.output.iat > nowSeconds() + CLOCK_TOLERANCE_S) throw invalidToken('The access token is invalid.');
   return parsed.output;
 }
+
+/** The revocation keys of a grant token: its session, its grant, its client's epoch. */
+export function grantRevocationKeys(claims: Pick<GrantClaims, 'sid' | 'gid' | 'client_id' | 'cep'>): string[] {
+  return [claims.sid, ...(claims.gid === undefined ? [] : [claims.gid]), clientRevocationKey(claims.client_id, claims.cep)];
+}
+
+/** The key that revokes every token a client got under one epoch. */
+export const clientRevocationKey = (clientId: string, epoch: string) => `cli:${clientId}:${epoch}`;
+
+/** The session id of a service's tokens: revoked when the client is disabled or its epoch changes. */
+export const serviceSessionId = (clientId: string, epoch: string) => `svc:${clientId}:${epoch}`;

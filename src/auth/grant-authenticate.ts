@@ -1,0 +1,41 @@
+/**
+ * Who holds a grant token (tokens/grant-token.ts): its verification for the audiences a place
+ * accepts (userinfo, a protected resource, a service audience), then revocation on each of its
+ * keys (its session, its grant, its client's epoch) through the same KV list and per-isolate
+ * cache as session tokens. `immediate` also asks the strongly consistent source, never cached:
+ * the user's object for a user's token (its session and its grant), the clients table for a
+ * service's token.
+ */
+import type { Context } from 'hono';
+import type { AppEnv } from '../env';
+import { invalidToken } from '../http/errors';
+import { isSessionRevoked } from '../storage/revocation';
+import { findClientById } from '../storage/oauth-clients';
+import { grantRevocationKeys, verifyGrantToken, type GrantClaims } from '../tokens/grant-token';
+import { sessionsOf } from './authenticate';
+import { recordEventInBackground } from './events';
+
+export type { GrantClaims };
+
+/**
+ * The verified, unrevoked claims of `token` for one of `audiences`, or `invalid_token` (a
+ * storage failure is a 503, never a pass).
+ */
+export async function authenticateGrantToken(c: Context<AppEnv>, token: string, audiences: readonly string[], immediate = false): Promise<GrantClaims> {
+  const config = c.get('config');
+  const claims = await verifyGrantToken(c.get('keyring'), config.PUBLIC_URL, audiences, token);
+  const check = { cacheSeconds: config.REVOCATION_CACHE_SECONDS, tokenExpiresAt: claims.exp };
+  const keys = grantRevocationKeys(claims);
+  const userFence = immediate && claims.svc !== true ? sessionsOf(c, claims.sub) : undefined;
+  const answers = await Promise.all(keys.map((key, i) => isSessionRevoked(c.env.REVOKED, key, { ...check, fence: userFence && i < 2 ? userFence : undefined })));
+  let revoked = answers.some(Boolean);
+  if (!revoked && immediate && claims.svc === true) {
+    const client = await findClientById(c.env.DB, claims.client_id);
+    revoked = !client || client.disabledAt !== null || client.tokenEpoch !== claims.cep;
+  }
+  if (revoked) {
+    recordEventInBackground(c, { event: 'revoked_token_presented', outcome: 'security', userId: claims.svc ? null : claims.sub, detail: { sid: claims.sid, client_id: claims.client_id } });
+    throw invalidToken('The access token has been revoked.');
+  }
+  return claims;
+}

@@ -21,6 +21,8 @@ import { lazyApp } from './middleware/lazy-app';
 import { requestLog } from './observability/request-log';
 import { verifyRoute } from './routes/verify';
 import { healthRoute, jwksRoute } from './routes/well-known';
+import { resourceMetadata } from './routes/protected-resource-metadata';
+import { METADATA_PATH } from './config/protected-resources';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -76,11 +78,15 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', verifyRoute);
   auth.all('*', rest);
 
-  // Only the JWKS is the gateway's under /.well-known: every other path there (OpenID or MCP
-  // discovery, security.txt) is an origin's, proxied below and sent back as it came.
+  // Only the JWKS and the metadata of the routes that are protected resources are the gateway's
+  // under /.well-known: every other path there (OpenID discovery, security.txt, the metadata of
+  // a resource no route marks) is an origin's, proxied below and sent back as it came.
   app.use('/.well-known/jwks.json', gatewayHeaders(config));
   app.route('/', jwksRoute);
   app.all('/.well-known/jwks.json', rest);
+  // Mounted only when some route is a resource, on its paths alone: other requests never meet it.
+  const metadata = resourceMetadata(config, gatewayHeaders(config));
+  if (metadata) app.use(`${METADATA_PATH}/*`, metadata);
   app.route(config.AUTH_PREFIX, auth);
   // Everything else is an origin's, per ROUTES (no match: 404). No response-altering
   // middleware may run here: origin responses go back as they came.

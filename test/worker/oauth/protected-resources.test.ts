@@ -198,7 +198,7 @@ describe('a caller without a token for the resource', () => {
     const service = await grant(undefined, { service: true });
     const r = await get('/mcp', bearer(service.token));
     expect(r.status).toBe(401);
-    expect(challenge(r).error).toBe('invalid_token');
+    expect(challenge(r)).toMatchObject({ error: 'invalid_token', error_description: 'This resource takes tokens a client got for a user, not a service token.' });
   });
 });
 
@@ -268,8 +268,7 @@ describe('the route\'s policy and step-up apply to the token\'s user', () => {
     expect(r.status).toBe(403);
     expect(((await r.json()) as { error: string }).error).toBe('forbidden');
     expect(r.headers.get('www-authenticate')).toBeNull();
-    // The roles are read from the user's current record.
-    await env.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind(JSON.stringify(['admin']), g.sub).run();
+    // The roles come from the user's current record (a grant token carries none).
     const promoted = await grant(undefined, { audience: `${PUBLIC_URL}/admin-mcp` });
     await env.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind(JSON.stringify(['admin']), promoted.sub).run();
     expect((await get('/admin-mcp', bearer(promoted.token))).status).toBe(200);

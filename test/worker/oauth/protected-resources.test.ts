@@ -215,11 +215,11 @@ describe('revocation of a grant token at a resource', () => {
 
   // The user's object must answer for grant ids (the token endpoint's part): until then this fails at its first request.
   it('the user\'s session ended is refused at once on an immediate route, though KV holds nothing yet', async () => {
-    const g = await grant();
+    const g = await grant(undefined, { audience: `${PUBLIC_URL}/now-mcp` });
     const now = Math.floor(Date.now() / 1000);
     await sessionExec(
       'INSERT INTO oauth_grants (id, session_id, client_id, scope, resource, refresh_hash, created_at, expires_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL)',
-      [g.grantId, g.sid, g.client.id, 'openid', MCP, now, now + 3600, now],
+      [g.grantId, g.sid, g.client.id, 'openid', `${PUBLIC_URL}/now-mcp`, now, now + 3600, now],
       g.sub,
     );
     expect((await get('/now-mcp', bearer(g.token))).status).toBe(200);

@@ -22,7 +22,6 @@ import { effectiveRoles } from '../auth/roles';
 import type { Config } from '../config/schema';
 import { resourceMetadataUrl, resourceUrl } from '../config/protected-resources';
 import type { RouteConfig } from '../config/routes-schema';
-import type { User } from '../storage/users';
 import { nowSeconds } from '../util/time';
 import type { CompiledRoute } from './route-table';
 
@@ -32,6 +31,9 @@ export const RESOURCE_USER_CACHE_SECONDS = 30;
 const MAX_CACHED_USERS = 1000;
 
 const NO_GROUPS: readonly string[] = Object.freeze([]);
+
+/** The user's record as the directory gives it (or null: no such user). */
+type User = NonNullable<Awaited<ReturnType<typeof userForTokenClaims>>>;
 
 /** The headers a browser-based MCP client needs to read a refusal (its challenge above all). */
 const REFUSAL_CORS = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'WWW-Authenticate' };

@@ -2,7 +2,7 @@
  * Assembles the Gatehouse Hono app for one configuration. Built once per isolate (the auth
  * prefix is a setting, so routes are mounted after the config is known).
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config/schema';
@@ -21,7 +21,6 @@ import { lazyApp } from './middleware/lazy-app';
 import { requestLog } from './observability/request-log';
 import { verifyRoute } from './routes/verify';
 import { healthRoute, jwksRoute } from './routes/well-known';
-import { resourceMetadata } from './routes/protected-resource-metadata';
 import { METADATA_PATH } from './config/protected-resources';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -84,9 +83,12 @@ export function buildApp(config: Config): Hono<AppEnv> {
   app.use('/.well-known/jwks.json', gatewayHeaders(config));
   app.route('/', jwksRoute);
   app.all('/.well-known/jwks.json', rest);
-  // Mounted only when some route is a resource, on its paths alone: other requests never meet it.
-  const metadata = resourceMetadata(config, gatewayHeaders(config));
-  if (metadata) app.use(`${METADATA_PATH}/*`, metadata);
+  // Mounted only when some route is a resource, on its paths alone: other requests never meet
+  // it, and its code is loaded on the first request there.
+  if (config.ROUTES.some((r) => r.resource !== undefined)) {
+    let metadata: Promise<MiddlewareHandler<AppEnv>> | undefined;
+    app.use(`${METADATA_PATH}/*`, async (c, next) => (await (metadata ??= import('./routes/protected-resource-metadata').then((m) => m.resourceMetadata(config, gatewayHeaders(config)))))(c, next));
+  }
   app.route(config.AUTH_PREFIX, auth);
   // Everything else is an origin's, per ROUTES (no match: 404). No response-altering
   // middleware may run here: origin responses go back as they came.

@@ -5,7 +5,6 @@
  * result is cached against it; a test that builds a fresh env gets a fresh parse.
  */
 import * as v from 'valibot';
-import { resourceRoutesProblem } from './protected-resources';
 import { hostRoutesProblem } from './route-hosts';
 import { routesNeedGroups } from './routes-schema';
 import { configSchema, type Config } from './schema';
@@ -92,8 +91,6 @@ export function parseConfig(env: object): ConfigResult {
   const publicUrl = raw.PUBLIC_URL ?? 'http://localhost:8787';
   const hostProblem = hostRoutesProblem(raw.ROUTES, publicUrl);
   if (hostProblem) return { ok: false, error: new ConfigError('ROUTES', hostProblem) };
-  const resourceProblem = resourceRoutesProblem(raw.ROUTES, raw.AUTH_PREFIX);
-  if (resourceProblem) return { ok: false, error: new ConfigError('ROUTES', resourceProblem) };
   const emailBinding = 'EMAIL' in env && typeof env.EMAIL === 'object' && env.EMAIL !== null;
   const mailTransport = raw.SMTP_URL ? 'smtp' : emailBinding ? 'email-service' : null;
   if (raw.EMAIL_VERIFICATION && raw.EMAIL_VERIFICATION !== 'off' && mailTransport === null) {

@@ -36,12 +36,11 @@ function documents(config: Config): Map<string, string> {
 }
 
 /**
- * The middleware serving the documents (mounted on the well-known name and below it), or null
- * when no route is a protected resource: then nothing is mounted at all.
+ * The middleware serving the documents, mounted on the well-known name and below it (app.ts
+ * mounts it only when some route is a protected resource).
  */
-export function resourceMetadata(config: Config, gatewayHeaders: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> | null {
+export function resourceMetadata(config: Config, gatewayHeaders: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> {
   const served = documents(config);
-  if (served.size === 0) return null;
   return async (c, next) => {
     const url = new URL(c.req.url);
     const host = requestHost(config, url.host);

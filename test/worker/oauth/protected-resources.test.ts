@@ -8,8 +8,9 @@
  */
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
+import { verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { issueGrantToken } from '../../../src/tokens/grant-token';
 import { bearer, call, PUBLIC_URL, signedInUser, testKey, type TestEnv, type TokenResponse } from '../support/helpers';
@@ -250,6 +251,23 @@ describe('what the origin behind a resource sees', () => {
     expect(seen.headers.authorization).toBeUndefined();
     const assertion = decodeJwt(seen.headers['x-auth-assertion']!);
     expect(assertion).toMatchObject({ sub: g.sub, client_id: g.client.id, email: g.session.user.email });
+  });
+
+  it('the origin helper verifies that assertion and names the client', async () => {
+    const g = await grant();
+    expect((await get('/mcp', bearer(g.token))).status).toBe(200);
+    const seen = mcp.seen.at(-1)!;
+    const jwksUrl = `${PUBLIC_URL}/.well-known/jwks.json`;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      if (new Request(input as RequestInfo).url === jwksUrl) return Response.json(keyring.jwks);
+      return new Response('unexpected fetch', { status: 599 });
+    });
+    try {
+      const who = await verifyGatehouseAssertion({ headers: { 'x-auth-assertion': seen.headers['x-auth-assertion'] } }, { jwksUrl, audience: 'service:MCP' });
+      expect(who).toMatchObject({ userId: g.sub, clientId: g.client.id });
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('an ordinary route\'s origin sees no client id', async () => {

@@ -26,6 +26,7 @@ const ROUTES = [
   { path: '/now-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', revocation: 'immediate' },
   { path: '/admin-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', allow: { roles: ['admin'] } },
   { path: '/mfa-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', require: ['mfa'] },
+  { path: '/fresh-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', max_auth_age: 60 },
   { path: '/app', origin: 'service:ROOT', auth: 'required' },
   { host: 'tools.example.net', path: '/', origin: 'service:MCP', auth: 'required', resource: 'mcp' },
   { path: '/', origin: 'service:ROOT', auth: 'public' },
@@ -49,6 +50,8 @@ interface GrantOptions {
   now?: number;
   amr?: string[];
   service?: boolean;
+  /** When the user signed in; null: the token does not say. */
+  authTime?: number | null;
 }
 
 /** A signed-in user, a client, and a grant token the client got for them (as the token endpoint mints it). */
@@ -70,7 +73,7 @@ async function grant(t?: TokenResponse, options: GrantOptions = {}) {
       scope: 'openid',
       ttlSeconds: options.ttlSeconds ?? 600,
       service: options.service,
-      authTime: Math.floor(Date.now() / 1000) - 10,
+      authTime: options.authTime === null ? undefined : (options.authTime ?? Math.floor(Date.now() / 1000) - 10),
       amr: options.amr ?? ['pwd'],
     },
     options.now,
@@ -299,6 +302,18 @@ describe('the route\'s policy and step-up apply to the token\'s user', () => {
     expect(challenge(r)).toMatchObject({ error: 'insufficient_user_authentication', acr_values: 'mfa', resource_metadata: `${PUBLIC_URL}/.well-known/oauth-protected-resource/mfa-mcp` });
     const strong = await grant(undefined, { audience: `${PUBLIC_URL}/mfa-mcp`, amr: ['pwd', 'mfa', 'otp'] });
     expect((await get('/mfa-mcp', bearer(strong.token))).status).toBe(200);
+  });
+});
+
+describe('a resource route\'s max_auth_age', () => {
+  it('admits a recent sign-in, and takes a token that does not say when the user signed in for too old', async () => {
+    const audience = `${PUBLIC_URL}/fresh-mcp`;
+    expect((await get('/fresh-mcp', bearer((await grant(undefined, { audience })).token))).status).toBe(200);
+    for (const authTime of [null, Math.floor(Date.now() / 1000) - 600]) {
+      const r = await get('/fresh-mcp', bearer((await grant(undefined, { audience, authTime })).token));
+      expect(r.status).toBe(401);
+      expect(r.headers.get('www-authenticate')).toMatch(/^Bearer error="insufficient_user_authentication", .*max_age=60, resource_metadata="https:\/\/gate\.example\.com\/\.well-known\/oauth-protected-resource\/fresh-mcp"$/);
+    }
   });
 });
 

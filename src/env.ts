@@ -68,6 +68,8 @@ export interface AuthUser {
   /** How and when the user authenticated (the token's `amr` and `auth_time`): what step-up checks. */
   amr: readonly string[];
   authTime: number;
+  /** The OAuth client acting for the user (a grant token at a protected resource); absent for the user's own session. */
+  clientId?: string;
 }
 
 export interface Variables {

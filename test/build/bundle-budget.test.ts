@@ -36,17 +36,22 @@
  *   neighbours). The attacker's reviews of all three (a namespace per provider's groups, known
  *   versus no groups, bounded answers, rate limits and cookie checks) bring the whole upload to
  *   249.4 and start-up to 47.2: hence 252 and 48, half a KiB or more of room for that reordering.
- *   Raise them only deliberately.
+ *   The authorization server's foundation (clients, grant tokens) brought them to 250.1 and
+ *   47.5. Protected resources (routes marked `resource = "mcp"`) add about 0.9 KiB to start-up:
+ *   the schema's checks of a resource route, the metadata mount (its documents loaded on first
+ *   use), and the gate's lazy load of the grant-token check at a resource, whose new chunk
+ *   boundary splits modules start-up shares with it; and about 3.3 KiB in all: 48.4 and 253.5,
+ *   hence 49 and 255. Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 48;
+export const STARTUP_BUDGET_KIB = 49;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 252;
+export const TOTAL_BUDGET_KIB = 255;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

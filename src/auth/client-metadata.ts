@@ -188,12 +188,12 @@ export function issueProblems(issues: readonly v.BaseIssue<unknown>[]): Metadata
 }
 
 /**
- * One RFC 7591 §3.2.2 error for all the problems: `invalid_redirect_uri` when a redirect URI is
- * among them, else `invalid_client_metadata`; every field is named in the description and in
+ * One RFC 7591 §3.2.2 error for all the problems: `invalid_redirect_uri` when one of the
+ * redirect URIs is among them, else `invalid_client_metadata`; every field is named in the description and in
  * `invalid_fields`.
  */
 export function metadataError(problems: readonly MetadataProblem[]): ApiError {
-  const redirect = problems.some((p) => /^(redirect_uris|post_logout_redirect_uris)(\.|$)/.test(p.field));
+  const redirect = problems.some((p) => /^(redirect_uris|post_logout_redirect_uris)\.\d+$/.test(p.field));
   const description = problems.map((p) => `Field "${p.field}": ${p.message}`).join('; ');
   return new ApiError(redirect ? 'invalid_redirect_uri' : 'invalid_client_metadata', description, {
     fields: { invalid_fields: Object.fromEntries(problems.map((p) => [p.field, p.message])) },

@@ -158,6 +158,9 @@ function jwksOf(value: unknown, problems: MetadataProblem[]): ClientMetadata['jw
   return parsed.jwks;
 }
 
+/** The cross-field problems of fields not already named (a bad `jwks` is not also a missing one). */
+const unlessNamed = (named: MetadataProblem[], more: MetadataProblem[]) => more.filter((p) => !named.some((n) => n.field === p.field || n.field.startsWith(`${p.field}.`)));
+
 /** The client the path names (enabled or not), or 404. */
 async function targetClient(c: Context<AppEnv>): Promise<OAuthClient> {
   const id = c.req.param('id') ?? '';
@@ -203,7 +206,7 @@ export const adminClientRoutes = new Hono<AppEnv>()
       backchannelLogoutUri: output.backchannel_logout_uri,
       firstParty: output.first_party,
     };
-    problems.push(...clientProblems(metadata, c.get('config')));
+    problems.push(...unlessNamed(problems, clientProblems(metadata, c.get('config'))));
     if (problems.length > 0) throw metadataError(problems);
     const { client, secret } = await newClient(c, metadata, 'admin');
     await recordEvent(c, { event: 'admin_client_created', outcome: 'success', userId: adminId(c), detail: { admin: adminId(c), client_id: client.id } });
@@ -237,7 +240,7 @@ export const adminClientRoutes = new Hono<AppEnv>()
       backchannelLogoutUri: output.backchannel_logout_uri === undefined ? client.backchannelLogoutUri : output.backchannel_logout_uri,
       firstParty: output.first_party ?? client.firstParty,
     };
-    problems.push(...clientProblems(metadata, c.get('config')));
+    problems.push(...unlessNamed(problems, clientProblems(metadata, c.get('config'))));
     if (problems.length > 0) throw metadataError(problems);
     const t = now();
     if (!(await updateClientMetadata(c.env.DB, client.id, metadata, t))) throw new ApiError('not_found', 'No such client.');

@@ -239,6 +239,7 @@ describe('rotating a secret', () => {
     const publicClient = await create({ name: 'SPA', kind: 'public', redirect_uris: ['https://spa.example.org/cb'] });
     const none = await asAdmin(`/clients/${publicClient.client.client_id}/rotate-secret`, { json: { overlap_seconds: 0 } });
     expect(none.status).toBe(409);
+    expect((await none.json<{ error_description: string }>()).error_description).toContain('no secret to rotate');
   });
 });
 

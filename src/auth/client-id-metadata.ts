@@ -33,11 +33,14 @@ export function metadataDocumentsEnabled(config: Pick<Config, 'CLIENT_ID_METADAT
   return config.CLIENT_ID_METADATA_DOCUMENTS === 'on' || (config.CLIENT_ID_METADATA_DOCUMENTS === 'auto' && config.DYNAMIC_CLIENT_REGISTRATION === 'open');
 }
 
-/** True when `clientId` has the shape of a metadata document's URL: https, a path, no fragment or user info, in normal form. */
+/**
+ * True when `clientId` has the shape of a metadata document's URL: https, a path, no fragment
+ * or user info, in the URL parser's normal form (so no dot segments, no default port).
+ */
 export function isMetadataDocumentUrl(clientId: string): boolean {
   if (!clientId.startsWith('https://') || !URL.canParse(clientId)) return false;
   const url = new URL(clientId);
-  return url.href === clientId && url.pathname !== '/' && url.hash === '' && url.username === '' && url.password === '' && !/\/\.\.?(\/|$)/.test(url.pathname);
+  return url.href === clientId && url.pathname !== '/' && url.hash === '' && url.username === '' && url.password === '';
 }
 
 /** Names that never lead to a public host. */

@@ -36,6 +36,9 @@
  *   neighbours). The attacker's reviews of all three (a namespace per provider's groups, known
  *   versus no groups, bounded answers, rate limits and cookie checks) bring the whole upload to
  *   249.4 and start-up to 47.2: hence 252 and 48, half a KiB or more of room for that reordering.
+ *   The authorization server's clients (the admin API for them, their one set of metadata rules,
+ *   dynamic registration, client ID metadata documents and private_key_jwt with jose's local key
+ *   set, all in lazily loaded chunks) add about 5.1 KiB: 249.7 to 254.8, hence 257.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -46,7 +49,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 48;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 252;
+export const TOTAL_BUDGET_KIB = 257;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -7,6 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { baseEnv, bearer, call, countRows, registerUser, type TokenResponse } from '../support/helpers';
 import { authenticateAt, basic } from '../support/client-auth';
+import { clearRevocationCache, isSessionRevoked } from '../../../src/storage/revocation';
+import { grantRevocationKeys } from '../../../src/tokens/grant-token';
 import { sha256 } from '../../../src/util/random';
 
 async function makeAdmin(): Promise<TokenResponse> {
@@ -206,6 +208,21 @@ describe('changing a client', () => {
   });
 });
 
+describe('changing the keys of a private_key_jwt client', () => {
+  it('replaces its JWK Set by PATCH, refusing private key material', async () => {
+    const key = (x: string) => ({ kty: 'OKP', crv: 'Ed25519', x });
+    const { client } = await create({ name: 'Signer', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [key('11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo')] }, grant_types: ['client_credentials'] });
+    const bad = await asAdmin(`/clients/${client.client_id}`, { method: 'PATCH', json: { jwks: { keys: [{ ...key('x'), d: 'secret' }] } } });
+    expect(bad.status).toBe(400);
+    expect(Object.keys((await bad.json<{ invalid_fields: object }>()).invalid_fields)).toEqual(['jwks.keys.0']);
+    const r = await asAdmin(`/clients/${client.client_id}`, { method: 'PATCH', json: { jwks: { keys: [key('new-key-x')] } } });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(String((await row(client.client_id))!.jwks))).toEqual({ keys: [key('new-key-x')] });
+    const none = await asAdmin(`/clients/${client.client_id}`, { method: 'PATCH', json: { jwks: null } });
+    expect(Object.keys((await none.json<{ invalid_fields: object }>()).invalid_fields)).toEqual(['jwks']);
+  });
+});
+
 describe('rotating a secret', () => {
   it('keeps the old secret working until the overlap ends, and not after; the new one works at once', async () => {
     const { client, client_secret: old } = await create(webApp);
@@ -261,6 +278,15 @@ describe('disabling and enabling a client', () => {
     const list = await baseEnv.REVOKED.list({ prefix: `sid:cli:${client.client_id}:` });
     expect(list.keys.map((k) => k.name)).toEqual([`sid:cli:${client.client_id}:${oldEpoch}`]);
     expect(list.keys[0]!.expiration! - Date.now() / 1000).toBeGreaterThan(600);
+    // Another isolate (nothing cached here) reading KV: a grant token of the old epoch is revoked, one of the new is not.
+    clearRevocationCache();
+    const check = { cacheSeconds: 0, tokenExpiresAt: Math.floor(Date.now() / 1000) + 600 };
+    const revoked = async (epoch: string) => {
+      const answers = await Promise.all(grantRevocationKeys({ sid: 'ses_x', client_id: client.client_id, cep: epoch }).map((k) => isSessionRevoked(baseEnv.REVOKED, k, check)));
+      return answers.some(Boolean);
+    };
+    expect(await revoked(oldEpoch)).toBe(true);
+    expect(await revoked(String(after!.token_epoch))).toBe(false);
     const refused = await authenticateAt({}, { authorization: basic(client.client_id, secret!) });
     expect(refused.status).toBe(401);
     expect((await refused.json<{ error: string }>()).error).toBe('invalid_client');

@@ -35,6 +35,20 @@ describe('dynamic client registration: off by default', () => {
   });
 });
 
+describe('dynamic client registration: settings', () => {
+  it.each([
+    ['DYNAMIC_CLIENT_REGISTRATION', 'yes'],
+    ['DCR_REDIRECT_URI_POLICY', 'anything'],
+    ['CLIENT_ID_METADATA_DOCUMENTS', 'maybe'],
+  ])('a bad %s fails closed, naming the setting and not its value', async (setting, value) => {
+    const r = await call('/auth/oauth/register', { json: {}, env: makeEnv({ [setting]: value }) });
+    expect(r.status).toBe(500);
+    const text = await r.text();
+    expect(JSON.parse(text)).toMatchObject({ error: 'configuration_error', setting });
+    expect(text).not.toContain(value);
+  });
+});
+
 describe('dynamic client registration: open', () => {
   it('registers a public client and answers exactly the fields of RFC 7591 §3.2.1; stored as dynamic, not first-party, no audiences', async () => {
     const r = await register({

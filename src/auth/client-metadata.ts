@@ -85,11 +85,12 @@ function serverUrlProblem(uri: string, config: Pick<Config, 'isDevelopment'>): s
  */
 export function audienceProblem(audience: string, config: Pick<Config, 'isDevelopment' | 'PUBLIC_URL' | 'accessTokenAudience' | 'ROUTES'>): string | null {
   const problem = serverUrlProblem(audience, config);
-  if (problem) return problem.replace('https URL', 'https URL (a resource identifier)');
+  if (problem) return problem;
   const url = new URL(audience);
   const bare = audience.replace(/\/$/, '') === url.origin;
-  const appOrigins = config.ROUTES.flatMap((r) => (r.host === undefined ? [] : [`https://${r.host}`]));
-  if (audience === config.accessTokenAudience || (bare && (url.origin === new URL(config.PUBLIC_URL).origin || appOrigins.includes(url.origin)))) {
+  // An app host, or a name a wildcard host (`*.apps.example.com`) serves.
+  const appHost = config.ROUTES.some((r) => r.host !== undefined && (r.host.startsWith('*.') ? url.hostname.endsWith(r.host.slice(1)) : url.hostname === r.host));
+  if (audience === config.accessTokenAudience || (bare && (url.origin === new URL(config.PUBLIC_URL).origin || appHost))) {
     return "must not be the gateway's or an app host's own origin (session tokens carry that audience)";
   }
   return null;

@@ -5,7 +5,7 @@
  * epoch in KV, enabling accepts it again.
  */
 import { describe, expect, it } from 'vitest';
-import { baseEnv, bearer, call, countRows, registerUser, type TokenResponse } from '../support/helpers';
+import { baseEnv, bearer, call, countRows, makeEnv, registerUser, type TokenResponse } from '../support/helpers';
 import { authenticateAt, basic } from '../support/client-auth';
 import { clearRevocationCache, isSessionRevoked } from '../../../src/storage/revocation';
 import { grantRevocationKeys } from '../../../src/tokens/grant-token';
@@ -186,6 +186,25 @@ describe('registering a client', () => {
     }
     const service = await create({ name: 'Nightly export', grant_types: ['client_credentials'], allowed_audiences: ['https://api.example.org'] });
     expect(service.client).toMatchObject({ grant_types: ['client_credentials'], allowed_audiences: ['https://api.example.org'], redirect_uris: [] });
+  });
+});
+
+describe('audiences a client may be allowed', () => {
+  it("never the gateway's or an app host's own origin (what session tokens carry), a wildcard host's names included; paths under them are resources", async () => {
+    const env = makeEnv({
+      ROUTES: JSON.stringify([
+        { host: 'wiki.example.com', path: '/', origin: 'https://wiki-origin.example.net', auth: 'required' },
+        { host: '*.apps.example.com', path: '/', origin: 'https://apps-origin.example.net', auth: 'required' },
+      ]),
+    });
+    const attempt = (allowed_audiences: string[]) =>
+      call('/auth/admin/clients', { env, json: { name: 'Svc', grant_types: ['client_credentials'], allowed_audiences }, headers: bearer(admin.access_token) });
+    for (const audience of ['https://gate.example.com/', 'https://wiki.example.com', 'https://crm.apps.example.com/']) {
+      const r = await attempt([audience]);
+      expect(r.status, audience).toBe(400);
+      expect((await r.json<{ invalid_fields: Record<string, string> }>()).invalid_fields['allowed_audiences.0'], audience).toContain('own origin');
+    }
+    expect((await attempt(['https://wiki.example.com/api', 'https://crm.apps.example.com/mcp', 'https://api.example.net'])).status).toBe(201);
   });
 });
 

@@ -18,6 +18,7 @@ import { accountRoutes } from './routes/account';
 import { linkedIdentityRoutes } from './routes/linked-identities';
 import { accountChangeRoutes } from './routes/account-changes';
 import { adminRoutes } from './routes/admin';
+import { clientRegistrationRoutes } from './routes/client-registration';
 import { emailLoginRoutes } from './routes/email-login';
 import { emailVerificationRoutes } from './routes/email-verification';
 import { signInPageRoutes } from './routes/sign-in-pages';
@@ -72,6 +73,9 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', stepUpRoutes);
   auth.route('/', accountChangeRoutes.route('/', linkedIdentityRoutes));
   auth.route('/admin', adminRoutes);
+  // Each registration stores a client: counted per IP, on its own binding if there is one.
+  auth.post('/oauth/register', rateLimit('register_client'));
+  auth.route('/', clientRegistrationRoutes);
   // A mounted sub-app's notFound never runs, so the gateway's own paths end in this
   // catch-all: 405 with Allow, or 404 (HTML for browsers).
   auth.all('*', unmatched);

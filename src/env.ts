@@ -29,6 +29,8 @@ export interface Env {
   RATE_LIMITER_ACCOUNT_MAIL?: RateLimit;
   /** Passkey sign-in: option requests and failed assertions. */
   RATE_LIMITER_PASSKEY?: RateLimit;
+  /** Dynamic client registration (`/oauth/register`). */
+  RATE_LIMITER_REGISTER_CLIENT?: RateLimit;
 }
 
 /**

@@ -41,7 +41,11 @@
  *   the schema's checks of a resource route, the metadata mount (its documents loaded on first
  *   use), and the gate's lazy load of the grant-token check at a resource, whose new chunk
  *   boundary splits modules start-up shares with it; and about 3.3 KiB in all: 48.4 and 253.5,
- *   hence 49 and 255. Raise them only deliberately.
+ *   hence 49 and 255.
+ *   The authorization server's clients (the admin API for them, their one set of metadata rules,
+ *   dynamic registration, client ID metadata documents and private_key_jwt with jose's local key
+ *   set, all in lazily loaded chunks) add about 5.1 KiB, hence 260.
+ *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWorker } from '../../scripts/build.mjs';
@@ -51,7 +55,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 49;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 255;
+export const TOTAL_BUDGET_KIB = 260;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

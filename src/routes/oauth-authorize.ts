@@ -32,9 +32,8 @@ import {
 } from '../auth/oauth-authorize';
 import { issueAuthorizationCode } from '../auth/sign-in';
 import type { AppEnv, AuthUser } from '../env';
-import { readAccessCookie } from '../http/cookies';
+import { readAccessCookie, readRefreshCookie } from '../http/cookies';
 import { ApiError, toApiError } from '../http/errors';
-import { signInRedirect } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { log } from '../observability/log';
 import { findConsent, storeConsent } from '../storage/sessions';
@@ -81,6 +80,14 @@ async function liveSession(c: Context<AppEnv>): Promise<AuthUser | null> {
   }
 }
 
+/** A browser without a usable session: refresh if it can, else sign in; back to the request after. */
+function toSignIn(c: Context<AppEnv>, back: string): Response {
+  const prefix = c.get('config').AUTH_PREFIX;
+  const rt = encodeURIComponent(back);
+  c.header('cache-control', 'no-store');
+  return c.redirect(readRefreshCookie(c) ? `${prefix}/refresh?return_to=${rt}` : `${prefix}/login?return_to=${rt}`, 303);
+}
+
 const tooLong = () => new AuthorizeError('invalid_request', 'The request is too long to carry through sign-in; send shorter parameters.');
 
 /** True if the session's sign-in meets an `acr_values` entry. */
@@ -107,7 +114,7 @@ async function sendCode(c: Context<AppEnv>, r: AuthorizationRequest, auth: AuthU
     if (r.prompt.has('none')) throw new AuthorizeError('login_required', 'The session has ended: the user must sign in.');
     const back = authorizeReturnPath(c, r);
     if (!back) throw tooLong();
-    return signInRedirect(c, back);
+    return toSignIn(c, back);
   }
   c.header('cache-control', 'no-store');
   return c.redirect(redirectWith(c, r.redirectUri, { code, state: r.state }), 303);
@@ -125,7 +132,7 @@ async function authorize(c: Context<AppEnv>, r: AuthorizationRequest): Promise<R
     if (r.prompt.has('none')) throw new AuthorizeError('login_required', 'The user is not signed in.');
     const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: wantsLogin ? t : r.authAfter });
     if (!back) throw tooLong();
-    return signInRedirect(c, back);
+    return toSignIn(c, back);
   }
   // Fresh: signed in (or stepped up) since this server sent the browser to do so; nothing older is asked for again.
   const fresh = r.authAfter !== null && auth.authTime >= r.authAfter;

@@ -36,6 +36,10 @@
  *   neighbours). The attacker's reviews of all three (a namespace per provider's groups, known
  *   versus no groups, bounded answers, rate limits and cookie checks) bring the whole upload to
  *   249.4 and start-up to 47.2: hence 252 and 48, half a KiB or more of room for that reordering.
+ *   The authorization endpoint (its request checks, the consent page and form token, the apps
+ *   on the account page, the discovery documents, all lazily loaded) adds about 5.9 KiB to the
+ *   upload (250.1 to 256.0), and its methods of the sessions object (codes and consents) about
+ *   0.4 KiB to start-up (47.5 to 47.9): hence 258.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -46,7 +50,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 48;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 252;
+export const TOTAL_BUDGET_KIB = 258;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

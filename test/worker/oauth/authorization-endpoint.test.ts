@@ -10,7 +10,7 @@ import { sha256 } from '../../../src/util/random';
 import { call, countRows, GOOD_PASSWORD, makeEnv, PUBLIC_URL } from '../support/helpers';
 import { seedClient } from '../support/oauth-clients';
 import { NAV, updateJar } from '../support/second-factor-helpers';
-import { failingSessions, sessionRow } from '../support/user-sessions-store';
+import { failingSessions, sessionRow, sessionsObject } from '../support/user-sessions-store';
 import { authorizeUrl, CHALLENGE, expectCode, expectErrorRedirect, locationOf, navigate, signedInBrowser } from './authorize-support';
 
 const MCP_URL = `${PUBLIC_URL}/mcp`;
@@ -95,6 +95,25 @@ describe('a signed-in browser gets a code', () => {
     expect(signedIn.headers.get('location')).toBe(back);
     const jar = updateJar({}, signedIn);
     expectCode(await navigate(e, back, jar), client.redirectUris[0]!);
+  });
+});
+
+describe('the sessions object stores a code only for a live session', () => {
+  it('an ended session, or one the object does not know, gets no code row', async () => {
+    const { jar } = await signedInBrowser(e);
+    const claims = decodeJwt(jar['__Host-gatehouse']!);
+    const userId = claims.sub!;
+    const t = Math.floor(Date.now() / 1000);
+    const row = (sessionId: string) => ({
+      hash: `hash-${sessionId}`, session_id: sessionId, client_id: 'cli_x', redirect_uri: 'https://app.example.org/callback', scope: 'openid',
+      nonce: null, code_challenge: CHALLENGE, resource: null, created_at: t, expires_at: t + 60,
+    });
+    expect(await sessionsObject(userId).createAuthorizationCode(userId, row('ses_unknown'))).toBe(false);
+    const out = await call('/auth/logout', { env: e, cookies: jar, method: 'POST' });
+    expect(out.status).toBeLessThan(400);
+    expect(await sessionsObject(userId).createAuthorizationCode(userId, row(claims.sid as string))).toBe(false);
+    expect(await countRows('auth_events', "event = 'oauth_code_issued' AND user_id = ?", userId)).toBe(0);
+    expect(await sessionRow('SELECT hash FROM oauth_codes', [], userId)).toBeNull();
   });
 });
 

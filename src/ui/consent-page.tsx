@@ -4,6 +4,7 @@
  * two buttons, Allow and Deny, in one form that posts back to the endpoint with the request and
  * the form's token (auth/oauth-authorize.ts). Works without JavaScript.
  */
+import { raw } from 'hono/html';
 import { Card, Page, PostForm, SecondaryButton, PrimaryButton, type Brand } from './components';
 
 /** What each scope lets the app do, in words; a scope not listed here is shown by its name. */
@@ -67,6 +68,31 @@ export function ConsentPage(p: ConsentPageProps) {
           </SecondaryButton>
         </PostForm>
       </Card>
+    </Page>
+  );
+}
+
+/**
+ * "Returning to the app": the answer to a request the browser reached from one of our own pages
+ * (after signing in, stepping up or a second factor). Browsers apply the submitting page's CSP
+ * `form-action` to every redirect after a form post, and that page could not name the app's
+ * redirect URI, so a 303 there would be blocked: this page goes on by script (nonce'd, which no
+ * `form-action` governs), with a link for a browser without scripts.
+ */
+export function ContinuePage(p: { nonce?: string; brand: Brand; appName: string; href: string }) {
+  // JSON in a script: `<` escaped so the URL cannot close the element.
+  const target = JSON.stringify(p.href).replace(/</g, '\\u003c');
+  return (
+    <Page title={`Back to ${p.appName}`} nonce={p.nonce} brand={p.brand}>
+      <Card>
+        <h1>Returning to {p.appName}…</h1>
+        <p>
+          <a class="button primary" id="continue" href={p.href}>
+            Continue to {p.appName}
+          </a>
+        </p>
+      </Card>
+      <script nonce={p.nonce}>{raw(`location.replace(${target});`)}</script>
     </Page>
   );
 }

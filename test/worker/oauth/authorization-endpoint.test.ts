@@ -98,6 +98,28 @@ describe('a signed-in browser gets a code', () => {
   });
 });
 
+describe('back to the app from one of our own pages', () => {
+  it('a request reached from the gateway’s own pages (after a form post) goes back by a page, since a redirect there would meet the form’s CSP', async () => {
+    const { client } = await seedClient({ firstParty: true });
+    const { jar } = await signedInBrowser(e);
+    const r = await call(authorizeUrl(client), { env: e, cookies: jar, headers: NAV });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('location')).toBeNull();
+    const html = await r.text();
+    const href = /id="continue" href="([^"]+)"/.exec(html)![1]!.replaceAll('&amp;', '&');
+    const at = new URL(href);
+    expect(`${at.origin}${at.pathname}`).toBe(client.redirectUris[0]);
+    expect(at.searchParams.get('code')).toMatch(/^usr_/);
+    expect(at.searchParams.get('iss')).toBe(PUBLIC_URL);
+    const nonce = /script-src 'nonce-([^']+)'/.exec(r.headers.get('content-security-policy')!)![1]!;
+    expect(html).toContain(`<script nonce="${nonce}">location.replace(${JSON.stringify(href)});</script>`);
+    // An error goes back the same way.
+    const bad = await call(authorizeUrl(client, { response_type: 'token' }), { env: e, cookies: jar, headers: NAV });
+    expect(bad.status).toBe(200);
+    expect(await bad.text()).toContain('error=unsupported_response_type');
+  });
+});
+
 describe('the sessions object stores a code only for a live session', () => {
   it('an ended session, or one the object does not know, gets no code row', async () => {
     const { jar } = await signedInBrowser(e);

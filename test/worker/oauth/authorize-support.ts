@@ -31,9 +31,11 @@ export function authorizeUrl(client: OAuthClient, extra: Record<string, string |
   return `/auth/authorize?${q}`;
 }
 
-/** A top-level navigation by a browser with `jar`'s cookies. */
+/** A top-level navigation from the app's site (another site) by a browser with `jar`'s cookies. */
+export const FROM_APP = { ...NAV, 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'document' };
+
 export function navigate(env: TestEnv, url: string, jar?: Jar): Promise<Response> {
-  return call(url, { env, cookies: jar, headers: NAV });
+  return call(url, { env, cookies: jar, headers: FROM_APP });
 }
 
 export function locationOf(r: Response): URL {

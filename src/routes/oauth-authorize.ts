@@ -37,7 +37,7 @@ import { ApiError, toApiError } from '../http/errors';
 import { sameOrigin } from '../middleware/same-origin';
 import { log } from '../observability/log';
 import { findConsent, storeConsent } from '../storage/sessions';
-import { ConsentPage } from '../ui/consent-page';
+import { ConsentPage, ContinuePage } from '../ui/consent-page';
 import { OAuthErrorPage } from '../ui/oauth-error-page';
 import { renderPage } from '../ui/render';
 import { nowSeconds as now } from '../util/time';
@@ -63,8 +63,20 @@ function errorRedirect(c: Context<AppEnv>, target: ClientAndRedirect, e: unknown
       ? new AuthorizeError('temporarily_unavailable', 'The sign-in service is busy or unavailable. Try again shortly.')
       : new AuthorizeError('server_error', 'Something went wrong. Try again later.');
   }
+  return backToApp(c, target, redirectWith(c, target.redirectUri, { error: error.code, error_description: error.description, state: target.state }));
+}
+
+/**
+ * The answer's way back to the app: a 303, unless this is a GET the browser reached from one of
+ * our own pages (a redirect after signing in or stepping up): then a page that goes on by
+ * itself (ui/consent-page.tsx `ContinuePage` says why).
+ */
+function backToApp(c: Context<AppEnv>, target: ClientAndRedirect, href: string): Response {
   c.header('cache-control', 'no-store');
-  return c.redirect(redirectWith(c, target.redirectUri, { error: error.code, error_description: error.description, state: target.state }), 303);
+  if (c.req.method === 'GET' && c.req.header('sec-fetch-site') === 'same-origin') {
+    return renderPage(c, (nonce, brand) => ContinuePage({ nonce, brand, appName: target.client.name, href }), 200);
+  }
+  return c.redirect(href, 303);
 }
 
 /** The browser's live session here (its access cookie, checked against the session's object), or null. */
@@ -116,8 +128,7 @@ async function sendCode(c: Context<AppEnv>, r: AuthorizationRequest, auth: AuthU
     if (!back) throw tooLong();
     return toSignIn(c, back);
   }
-  c.header('cache-control', 'no-store');
-  return c.redirect(redirectWith(c, r.redirectUri, { code, state: r.state }), 303);
+  return backToApp(c, r, redirectWith(c, r.redirectUri, { code, state: r.state }));
 }
 
 /** What the request needs of this browser, in order: a session, a fresh or stronger sign-in, consent; then a code. */

@@ -83,9 +83,12 @@ const LIMITS = {
 
 type Param = keyof typeof LIMITS;
 
+const isParam = (name: string): name is Param => Object.hasOwn(LIMITS, name);
+
 /** The prompts this server honours. */
 export const PROMPT_VALUES = ['none', 'login', 'consent'] as const;
 type Prompt = (typeof PROMPT_VALUES)[number];
+const isPrompt = (p: string): p is Prompt => (PROMPT_VALUES as readonly string[]).includes(p);
 
 /** The `acr_values` this server can satisfy through step-up: a second factor, a passkey. */
 export const ACR_VALUES = ['mfa', 'passkey'] as const;
@@ -160,7 +163,7 @@ export function checkAuthorizationRequest(c: Context<AppEnv>, params: RawParams,
   const bad = (description: string) => new AuthorizeError('invalid_request', description);
   for (const [name, values] of params) {
     if (values.length > 1) throw bad(`The parameter ${name} must be sent once.`);
-    const limit: number | undefined = Object.hasOwn(LIMITS, name) ? LIMITS[name as Param] : undefined;
+    const limit: number | undefined = isParam(name) ? LIMITS[name] : undefined;
     if (limit !== undefined && values[0]!.length > limit) throw bad(`The parameter ${name} is too long (${limit} characters at most).`);
     if (limit !== undefined && !PRINTABLE.test(values[0]!)) throw bad(`The parameter ${name} must be printable ASCII.`);
   }
@@ -185,9 +188,11 @@ export function checkAuthorizationRequest(c: Context<AppEnv>, params: RawParams,
     if (!client.allowedScopes.includes(scope)) throw new AuthorizeError('invalid_scope', `This client may not ask for the scope "${scope}".`);
   }
 
-  const prompts = spaceList(get('prompt'));
-  for (const p of prompts) if (!(PROMPT_VALUES as readonly string[]).includes(p)) throw bad(`The prompt value "${p}" is not supported.`);
-  const prompt = new Set(prompts as Prompt[]);
+  const prompt = new Set<Prompt>();
+  for (const p of spaceList(get('prompt'))) {
+    if (!isPrompt(p)) throw bad(`The prompt value "${p}" is not supported.`);
+    prompt.add(p);
+  }
   if (prompt.has('none') && prompt.size > 1) throw bad('prompt=none cannot be combined with other prompt values.');
 
   const maxAgeText = get('max_age');

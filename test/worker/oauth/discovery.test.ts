@@ -6,6 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { call, makeEnv, PUBLIC_URL } from '../support/helpers';
 import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
+import { loadConfig } from '../../../src/config/load';
+import type { Config } from '../../../src/config/schema';
+import { discoveryDocument } from '../../../src/routes/oauth-discovery';
 
 const PATHS = ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'];
 
@@ -46,6 +49,15 @@ describe('discovery documents', () => {
       // Registration is off unless DYNAMIC_CLIENT_REGISTRATION=open.
       expect(doc).not.toHaveProperty('registration_endpoint');
     }
+  });
+
+  it('names the registration endpoint once DYNAMIC_CLIENT_REGISTRATION is open', () => {
+    const loaded = loadConfig(makeEnv());
+    if (!loaded.ok) throw loaded.error;
+    const open = discoveryDocument({ ...loaded.config, DYNAMIC_CLIENT_REGISTRATION: 'open' } as Config);
+    expect(open.registration_endpoint).toBe(`${PUBLIC_URL}/auth/oauth/register`);
+    const off = discoveryDocument({ ...loaded.config, DYNAMIC_CLIENT_REGISTRATION: 'off' } as Config);
+    expect(off).not.toHaveProperty('registration_endpoint');
   });
 
   it('the prefix is the configured one', async () => {

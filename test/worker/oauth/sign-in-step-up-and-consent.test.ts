@@ -148,6 +148,15 @@ describe('consent', () => {
     expect(csp).toMatch(/script-src 'nonce-/);
   });
 
+  it('an app’s name and a scope it may ask for are shown as text, never as markup', async () => {
+    const { client } = await seedClient({ name: '<img src=x onerror=alert(1)>Evil', allowedScopes: ['openid', '<b>x</b>'] });
+    const { jar } = await signedInBrowser(e);
+    const { html } = await consentPage(authorizeUrl(client, { scope: 'openid <b>x</b>' }), jar);
+    expect(html).not.toContain('<img src=x');
+    expect(html).not.toContain('<b>x</b>');
+    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;Evil');
+  });
+
   it('Allow sends a code and remembers the scopes; the same or fewer are not asked again, more are, and prompt=consent always asks', async () => {
     const { client } = await seedClient();
     const uri = client.redirectUris[0]!;

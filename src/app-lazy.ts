@@ -15,6 +15,7 @@ import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
 import { rateLimit } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
+import { accountAppRoutes } from './routes/account-apps';
 import { linkedIdentityRoutes } from './routes/linked-identities';
 import { accountChangeRoutes } from './routes/account-changes';
 import { adminRoutes } from './routes/admin';
@@ -34,6 +35,8 @@ import { sessionRoutes } from './routes/session';
 import { stepUpRoutes } from './routes/step-up';
 import { unmatchedEndpoint } from './routes/unmatched';
 import { appHostRoutes, gatewaySsoRoute } from './routes/host-sign-in';
+import { authorizeRoutes } from './routes/oauth-authorize';
+import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
 
 /**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
@@ -66,7 +69,11 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // Each call mints a code (a row in the user's object, an audit row): counted like the exchange.
   auth.get('/sso', rateLimit('refresh'));
   auth.route('/', gatewaySsoRoute);
+  // The authorization endpoint mints codes (and its consent answers do): counted as /sso is.
+  auth.on(['GET', 'POST'], '/authorize', rateLimit('refresh'));
+  auth.route('/', authorizeRoutes);
   auth.route('/', accountRoutes);
+  auth.route('/', accountAppRoutes);
   auth.route('/', passkeyRoutes);
   auth.route('/', secondFactorRoutes);
   auth.route('/', mfaRoutes);
@@ -82,6 +89,8 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
 
   const app = new Hono<AppEnv>();
   app.all('/.well-known/jwks.json', unmatched);
+  app.route('/', discoveryRoutes);
+  for (const path of DISCOVERY_PATHS) app.all(path, unmatched);
   app.route(config.AUTH_PREFIX, auth);
   everything.route('/', hot).route('/', app);
   return app;

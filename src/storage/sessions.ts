@@ -11,9 +11,9 @@
  */
 import { log } from '../observability/log';
 import { guard, StorageUnavailableError } from './errors';
-import { sessionsStub, toSession, type HostCodeOutcome, type HostCodeRow, type ProviderGroups, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
+import { sessionsStub, toSession, type AuthorizationCodeRow, type ConsentRow, type HostCodeOutcome, type HostCodeRow, type ProviderGroups, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
 
-export type { HostCodeOutcome, HostCodeRow, ProviderGroups, RotateOutcome, Session, SessionStore };
+export type { AuthorizationCodeRow, ConsentRow, HostCodeOutcome, HostCodeRow, ProviderGroups, RotateOutcome, Session, SessionStore };
 
 /** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */
 async function onObject<T>(store: SessionStore, call: (stub: ReturnType<typeof sessionsStub>) => Promise<T>): Promise<T> {
@@ -95,6 +95,30 @@ export function insertHostCode(store: SessionStore, code: HostCodeRow): Promise<
 /** Spends a host code, once (UserSessions.spendHostCode). */
 export function spendHostCode(store: SessionStore, hash: string, origin: string, stateHash: string, now: number): Promise<HostCodeOutcome> {
   return onObject(store, async (s) => (await s.spendHostCode(store.userId, hash, origin, stateHash, now)).outcome);
+}
+
+/** Stores an authorization code for a live session (UserSessions.createAuthorizationCode). */
+export function insertAuthorizationCode(store: SessionStore, code: AuthorizationCodeRow): Promise<boolean> {
+  return onObject(store, (s) => s.createAuthorizationCode(store.userId, code));
+}
+
+/** The user's consent to a client, or null (UserSessions.findConsent). */
+export function findConsent(store: SessionStore, clientId: string): Promise<ConsentRow | null> {
+  return onObject(store, (s) => s.findConsent(store.userId, clientId));
+}
+
+/** Remembers the user's consent to a client for `scopes`, added to what it had (UserSessions.grantConsent). */
+export function storeConsent(store: SessionStore, clientId: string, scopes: string[], now: number): Promise<void> {
+  return onObject(store, (s) => s.grantConsent(store.userId, clientId, scopes, now));
+}
+
+export function listConsents(store: SessionStore): Promise<ConsentRow[]> {
+  return onObject(store, (s) => s.listConsents(store.userId));
+}
+
+/** Withdraws a consent and ends that client's grants, one transaction (UserSessions.revokeConsent). */
+export function withdrawConsent(store: SessionStore, clientId: string, now: number): Promise<{ hadConsent: boolean; grantIds: string[] }> {
+  return onObject(store, (s) => s.revokeConsent(store.userId, clientId, now));
 }
 
 /** Ends those of the sessions still live; returns the ids this call ended. */

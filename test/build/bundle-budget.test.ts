@@ -44,7 +44,11 @@
  *   hence 49 and 255.
  *   The authorization server's clients (the admin API for them, their one set of metadata rules,
  *   dynamic registration, client ID metadata documents and private_key_jwt with jose's local key
- *   set, all in lazily loaded chunks) add about 5.1 KiB, hence 260.
+ *   set, all in lazily loaded chunks) add about 5.1 KiB.
+ *   The authorization endpoint (its request checks, the consent page and form token, the apps
+ *   on the account page, the discovery documents, all lazily loaded) adds about 6.1 KiB to the
+ *   upload (250.1 to 256.2), and its methods of the sessions object (codes and consents) about
+ *   0.4 KiB to start-up (47.5 to 47.9).
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -55,7 +59,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 49;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 260;
+export const TOTAL_BUDGET_KIB = 266;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -9,14 +9,15 @@ import type { Config } from '../config/schema';
 import type { AppEnv } from '../env';
 import { ACR_VALUES, PROMPT_VALUES } from '../auth/oauth-authorize';
 import { memoize } from '../util/memo';
+import { dynamicRegistrationOpen } from './client-registration';
+import { metadataDocumentsEnabled } from '../auth/client-id-metadata';
 
 export const DISCOVERY_PATHS = ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'] as const;
 
 /** The document for `config`. */
 export const discoveryDocument = memoize((config: Config): Record<string, unknown> => {
   const base = `${config.PUBLIC_URL}${config.AUTH_PREFIX}`;
-  // The clients' part adds this setting; read without assuming it exists.
-  const registration = Reflect.get(config, 'DYNAMIC_CLIENT_REGISTRATION') === 'open';
+  const registration = dynamicRegistrationOpen(config);
   return {
     issuer: config.PUBLIC_URL,
     authorization_endpoint: `${base}/authorize`,
@@ -46,7 +47,7 @@ export const discoveryDocument = memoize((config: Config): Record<string, unknow
     backchannel_logout_supported: true,
     backchannel_logout_session_supported: true,
     authorization_response_iss_parameter_supported: true,
-    client_id_metadata_document_supported: true,
+    ...(metadataDocumentsEnabled(config) ? { client_id_metadata_document_supported: true } : {}),
   };
 });
 

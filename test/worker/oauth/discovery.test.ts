@@ -43,8 +43,9 @@ describe('discovery documents', () => {
         backchannel_logout_supported: true,
         backchannel_logout_session_supported: true,
         authorization_response_iss_parameter_supported: true,
-        client_id_metadata_document_supported: true,
       });
+      // Metadata documents follow registration by default: off here.
+      expect(doc).not.toHaveProperty('client_id_metadata_document_supported');
       expect(doc.claims_supported).toEqual(expect.arrayContaining(['sub', 'auth_time', 'amr', 'sid', 'nonce', 'email']));
       // Registration is off unless DYNAMIC_CLIENT_REGISTRATION=open.
       expect(doc).not.toHaveProperty('registration_endpoint');
@@ -54,9 +55,10 @@ describe('discovery documents', () => {
   it('names the registration endpoint once DYNAMIC_CLIENT_REGISTRATION is open', () => {
     const loaded = loadConfig(makeEnv());
     if (!loaded.ok) throw loaded.error;
-    const open = discoveryDocument({ ...loaded.config, DYNAMIC_CLIENT_REGISTRATION: 'open' } as Config);
+    const open = discoveryDocument({ ...loaded.config, DYNAMIC_CLIENT_REGISTRATION: 'open' });
+    expect(open.client_id_metadata_document_supported).toBe(true);
     expect(open.registration_endpoint).toBe(`${PUBLIC_URL}/auth/oauth/register`);
-    const off = discoveryDocument({ ...loaded.config, DYNAMIC_CLIENT_REGISTRATION: 'off' } as Config);
+    const off = discoveryDocument({ ...loaded.config, DYNAMIC_CLIENT_REGISTRATION: 'off' });
     expect(off).not.toHaveProperty('registration_endpoint');
   });
 

@@ -70,6 +70,21 @@ export interface AuthUser {
   authTime: number;
 }
 
+/**
+ * A service (a client with the client-credentials grant, README "Machines") calling a proxied
+ * route or forward-auth: its verified grant token. No user, so none of a person's facts.
+ */
+export interface ServiceCaller {
+  kind: 'service';
+  clientId: string;
+  /** `svc:<client id>:<token epoch>` (tokens/grant-token.ts `serviceSessionId`). */
+  sessionId: string;
+  /** Space-separated scopes. */
+  scope: string;
+  tokenId: string;
+  tokenExpiresAt: number;
+}
+
 export interface Variables {
   config: Config;
   keyring: Keyring;

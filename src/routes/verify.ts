@@ -19,12 +19,12 @@ import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { REFUSED_METHODS } from '../middleware/refuse-methods';
-import { identityHeaders } from '../proxy/forward-headers';
+import { identityHeaders, serviceIdentityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
 import { hasPolicy } from '../config/route-policies';
 import { normaliseRequestTarget, type NormalisedPath } from '../proxy/normalise-path';
 import { matchRoute, requestHost, routeTable, type CompiledRoute } from '../proxy/route-table';
-import { assertionFor } from '../tokens/assertion';
+import { assertionFor, serviceAssertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';
 import { memoize } from '../util/memo';
 
@@ -158,6 +158,9 @@ export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   if (verdict.pass && verdict.user) {
     const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);
     for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) c.header(name, value);
+  } else if (verdict.pass && verdict.service) {
+    const assertion = await serviceAssertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.service, route.audience);
+    for (const [name, value] of Object.entries(serviceIdentityHeaders(verdict.service, assertion))) c.header(name, value);
   }
   return c.body(null, 200);
 });

@@ -157,3 +157,15 @@ export async function insertClient(db: D1Database, client: OAuthClient): Promise
   );
   return result.meta.changes > 0;
 }
+
+/**
+ * Disables an enabled client and moves its token epoch to `newEpoch` (every token issued under
+ * the old one is then refused by the immediate check, and by the KV check once the caller has
+ * revoked the old epoch's keys). False if it was unknown or already disabled.
+ */
+export async function disableClient(db: D1Database, id: string, newEpoch: string, now: number): Promise<boolean> {
+  const result = await guard(() =>
+    db.prepare('UPDATE oauth_clients SET disabled_at = ?, token_epoch = ?, updated_at = ? WHERE id = ? AND disabled_at IS NULL').bind(now, newEpoch, now, id).run(),
+  );
+  return result.meta.changes > 0;
+}

@@ -38,7 +38,7 @@ import { issueGrantToken, serviceSessionId } from '../tokens/grant-token';
 /**
  * The `path` of the proxy's entry: the app's root catch-all (app.ts `app.all('*', proxy(...))`),
  * which serves every method on every path the gateway does not own. It matches only when the
- * running handler is registered as `*` at the app's root for all methods, is the last route the
+ * running handler is registered as `/*` (hono's spelling of the root `*`) for all methods, is the last route the
  * request matched (middleware registered with `use('*')` comes before it), and the request's
  * path is not under AUTH_PREFIX (the gateway's own endpoints are never proxied).
  */
@@ -146,7 +146,7 @@ function requireSignInEndpoint(c: Context<AppEnv>, step: SignInEndpoint['step'])
 
 /** True when the running handler is the proxy's (see {@link PROXIED}). */
 function isProxyRoute(c: Context<AppEnv>, matched: string, prefix: string): boolean {
-  if (matched !== '*') return false;
+  if (matched !== '/*') return false;
   const routes = matchedRoutes(c);
   const running = routes[c.req.routeIndex];
   if (running?.method !== 'ALL' || c.req.routeIndex !== routes.length - 1) return false;

@@ -14,7 +14,8 @@ import { ApiError, badRequest } from '../http/errors';
 async function tokenForm(c: Context<AppEnv>): Promise<URLSearchParams> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') throw new ApiError('unsupported_media_type', 'Send the token request as application/x-www-form-urlencoded.');
-  return new URLSearchParams(await c.req.text());
+  // Read as bytes: the runtime warns when text() is called on a form body.
+  return new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer()));
 }
 
 /** RFC 6749 §2.3.1: the Basic credentials are each form-urlencoded before being joined. */

@@ -96,7 +96,7 @@ describe('a service gets a token of its own', () => {
 
   it('resource (RFC 8707) or audience picks one of several allowed audiences', async () => {
     const { client, secret } = await service({ allowedAudiences: [API, REPORTS] });
-    for (const form of [{ resource: REPORTS }, { audience: REPORTS }, { resource: REPORTS, audience: REPORTS }]) {
+    for (const form of [{ resource: REPORTS }, { audience: REPORTS }, { resource: REPORTS, audience: REPORTS }] as Record<string, string>[]) {
       const r = await token({ grant_type: 'client_credentials', ...form }, basic(client.id, secret));
       expect(r.status, JSON.stringify(form)).toBe(200);
       expect(decodeJwt(((await r.json()) as { access_token: string }).access_token).aud).toBe(REPORTS);
@@ -140,7 +140,7 @@ describe('refusals, each with its own code', () => {
 
   it('invalid_target (400): an audience not allowed, two different ones, none named among several', async () => {
     const { client, secret } = await service({ allowedAudiences: [API, REPORTS] });
-    for (const form of [{ resource: 'https://elsewhere.example.com' }, { audience: `${API}/` }, { resource: API, audience: REPORTS }, {}]) {
+    for (const form of [{ resource: 'https://elsewhere.example.com' }, { audience: `${API}/` }, { resource: API, audience: REPORTS }, {}] as Record<string, string>[]) {
       const r = await token({ grant_type: 'client_credentials', ...form }, basic(client.id, secret));
       expect(await refusal(r), JSON.stringify(form)).toEqual({ status: 400, body: { error: 'invalid_target', error_description: expect.any(String) } });
     }

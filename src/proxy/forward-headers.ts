@@ -2,13 +2,13 @@
  * The headers an origin receives (docs/design.md, "Identity sent to origins"): the client's headers
  * minus hop-by-hop ones, minus anything that could pass for identity or for the edge's facts,
  * minus the gateway's own cookies and bearer token; then the edge's `X-Forwarded-*` and, for a
- * signed-in user, `X-Auth-*` with the signed assertion, for a service `X-Auth-Client-Id` with
- * its own assertion. The service-token headers (`X-Gatehouse-Client-Id`, `-Secret`: a client's
+ * signed-in user, `X-Auth-*` with the signed assertion (for a service, proxy/service-caller.ts
+ * `serviceIdentityHeaders`). The service-token headers (`X-Gatehouse-Client-Id`, `-Secret`: a client's
  * credentials) never go on, on any route.
  */
 import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE, SSO_STATE_COOKIE } from '../http/cookies';
 import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
-import type { AuthUser, ServiceCaller } from '../env';
+import type { AuthUser } from '../env';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies also drop. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -143,9 +143,4 @@ export function identityHeaders(user: AuthUser, assertion: string): Record<strin
     'x-auth-auth-time': String(user.authTime),
     'x-auth-assertion': assertion,
   };
-}
-
-/** The identity headers for a service: its client id and its assertion, nothing of a person. */
-export function serviceIdentityHeaders(service: ServiceCaller, assertion: string): Record<string, string> {
-  return { 'x-auth-client-id': service.clientId, 'x-auth-assertion': assertion };
 }

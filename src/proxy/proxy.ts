@@ -17,9 +17,9 @@ import { queryValue } from '../http/query-value';
 import { randomId } from '../util/random';
 import { ApiError } from '../http/errors';
 import { errorHandler } from '../middleware/error-handler';
-import { assertionFor, serviceAssertionFor } from '../tokens/assertion';
+import { assertionFor } from '../tokens/assertion';
 import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
-import { forwardHeaders, identityHeaders, serviceIdentityHeaders } from './forward-headers';
+import { forwardHeaders, identityHeaders } from './forward-headers';
 import { gate, type GateOptions } from './gate';
 import type { Config } from '../config/schema';
 import { normalisePath } from './normalise-path';
@@ -121,9 +121,10 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
     for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) headers.set(name, value);
     if (upstreamAssertion) headers.set('authorization', `Bearer ${assertion}`);
   } else if (verdict.service) {
-    const assertion = await serviceAssertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.service, route.audience);
-    for (const [name, value] of Object.entries(serviceIdentityHeaders(verdict.service, assertion))) headers.set(name, value);
-    if (upstreamAssertion) headers.set('authorization', `Bearer ${assertion}`);
+    // Loaded already: the gate admitted the service through this module.
+    const identity = await (await import('./service-caller')).serviceIdentityHeaders(c, verdict.service, route.audience);
+    for (const [name, value] of Object.entries(identity)) headers.set(name, value);
+    if (upstreamAssertion) headers.set('authorization', `Bearer ${identity['x-auth-assertion']}`);
   }
   const response = await fetchOrigin(c.env, route, {
     method: c.req.method,

@@ -32,6 +32,7 @@ import { checkRateLimit } from '../middleware/rate-limit';
 import { sha256 } from '../util/random';
 import { memoize } from '../util/memo';
 import { nowSeconds } from '../util/time';
+import { serviceAssertionFor } from '../tokens/service-assertion';
 import type { CompiledRoute } from './route-table';
 
 /** The service-token headers (README "Machines"); never forwarded (proxy/forward-headers.ts). */
@@ -168,4 +169,13 @@ export function headersRefusedHere(): ApiError {
     'forbidden',
     'X-Gatehouse-Client-Id and X-Gatehouse-Client-Secret are accepted by the built-in proxy only (a proxy in front would pass them on to the origin): exchange them for a token with the client credentials grant and send it as a bearer token.',
   );
+}
+
+/**
+ * The identity headers for a service, as the origin (proxy) or the proxy in front (forward-auth)
+ * gets them: its client id and its assertion for `audience`, nothing of a person.
+ */
+export async function serviceIdentityHeaders(c: Context<AppEnv>, service: ServiceCaller, audience: string): Promise<Record<string, string>> {
+  const assertion = await serviceAssertionFor(c.get('keyring'), c.get('config').PUBLIC_URL, service, audience);
+  return { 'x-auth-client-id': service.clientId, 'x-auth-assertion': assertion };
 }

@@ -12,6 +12,9 @@
  * host's routes alone (most specific host, then longest prefix); a URI none of them matches gets
  * the default policy. Any other host is matched by path against the routes without `host`, as
  * for a single host.
+ * A service's own token (README "Machines") passes where the route's policy admits services; the
+ * answer then carries `X-Auth-Client-Id` and a service assertion. The two service-token headers
+ * are refused here: the proxy in front would pass them on to the origin.
  * Only tokens of the gateway host are accepted here: an app host's own cookie is bound to that
  * host (auth/authenticate.ts), and forward-auth answers on the gateway's.
  */
@@ -19,12 +22,12 @@ import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { REFUSED_METHODS } from '../middleware/refuse-methods';
-import { identityHeaders, serviceIdentityHeaders } from '../proxy/forward-headers';
+import { identityHeaders } from '../proxy/forward-headers';
 import { gate } from '../proxy/gate';
 import { hasPolicy } from '../config/route-policies';
 import { normaliseRequestTarget, type NormalisedPath } from '../proxy/normalise-path';
 import { matchRoute, requestHost, routeTable, type CompiledRoute } from '../proxy/route-table';
-import { assertionFor, serviceAssertionFor } from '../tokens/assertion';
+import { assertionFor } from '../tokens/assertion';
 import type { Config } from '../config/schema';
 import { memoize } from '../util/memo';
 
@@ -159,8 +162,9 @@ export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
     const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);
     for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) c.header(name, value);
   } else if (verdict.pass && verdict.service) {
-    const assertion = await serviceAssertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.service, route.audience);
-    for (const [name, value] of Object.entries(serviceIdentityHeaders(verdict.service, assertion))) c.header(name, value);
+    // Loaded already: the gate admitted the service through this module.
+    const identity = await (await import('../proxy/service-caller')).serviceIdentityHeaders(c, verdict.service, route.audience);
+    for (const [name, value] of Object.entries(identity)) c.header(name, value);
   }
   return c.body(null, 200);
 });

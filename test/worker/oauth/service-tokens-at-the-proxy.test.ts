@@ -17,6 +17,14 @@ import { serviceClient, serviceToken } from '../support/service-clients';
 
 const REPORTER = 'cli_reporter';
 const origin = recordingOrigin();
+/** An external decision service that allows, recording what it was asked. */
+const asked: Record<string, unknown>[] = [];
+const decider = {
+  async fetch(input: RequestInfo | URL, init?: RequestInit) {
+    asked.push(await new Request(input, init).json());
+    return Response.json({ allow: true });
+  },
+};
 const url = (path: string) => `${PUBLIC_URL}${path}`;
 const env = proxyEnv(
   [
@@ -30,8 +38,9 @@ const env = proxyEnv(
     { path: '/aud', origin: 'service:O', auth: 'required', audience: 'https://reports.internal', policy: { allow: [{ caller: ['service'] }] } },
     { path: '/now', origin: 'service:O', auth: 'required', revocation: 'immediate', policy: { allow: [{ caller: ['service'] }] } },
     { path: '/open', origin: 'service:O', auth: 'public' },
+    { path: '/decided', origin: 'service:O', auth: 'required', policy: { allow: [{ caller: ['service'] }], external: 'service:DECIDER' } },
   ],
-  { O: origin },
+  { O: origin, DECIDER: decider },
 );
 
 /** The origin's view of the last request it got. */
@@ -120,6 +129,14 @@ describe('a person\'s facts are unknown for a service', () => {
     const { client, secret } = await serviceClient([url('/deny-email'), url('/deny-person-email')]);
     expect((await get('/deny-email/x', bearer(await serviceToken(env, client, secret, url('/deny-email'))))).r.status).toBe(403);
     expect((await get('/deny-person-email/x', bearer(await serviceToken(env, client, secret, url('/deny-person-email'))))).r.status).toBe(200);
+  });
+});
+
+describe('an external decision', () => {
+  it('is told the caller is a service, its client and scope, nothing of a person', async () => {
+    const { client, secret } = await serviceClient([url('/decided')]);
+    expect((await get('/decided/x', bearer(await serviceToken(env, client, secret, url('/decided'))))).r.status).toBe(200);
+    expect(asked.at(-1)!.identity).toEqual({ caller: 'service', sub: client.id, client_id: client.id, scope: 'reports:read reports:write', session_id: `svc:${client.id}:${client.tokenEpoch}` });
   });
 });
 

@@ -106,6 +106,14 @@ describe('a pair that does not authenticate', () => {
     expect(await issued(client.id)).toBe(0);
   });
 
+  it('a kept token is only for the secret it was exchanged for: a wrong one after a good one is still refused', async () => {
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+    const { r, reached } = await get('/api/x', serviceHeaders(client.id, 'a-guess'));
+    expect(r.status).toBe(401);
+    expect(reached).toBe(false);
+  });
+
   it('a client without the grant, or not allowed the route\'s audience: 403', async () => {
     const { client: codeOnly, secret: codeSecret } = await serviceClient([API], { grantTypes: ['authorization_code'] });
     expect((await get('/api/x', serviceHeaders(codeOnly.id, codeSecret))).r.status).toBe(403);

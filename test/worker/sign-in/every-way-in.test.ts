@@ -5,7 +5,9 @@
  * MFA_REQUIRED_ROLES, and none of them gets an access token, a refresh token or a session
  * cookie without the second factor. An endpoint added to the list without a driver here fails;
  * a sign-in route left out of the list fails its own tests (the pipeline refuses it, see the
- * last group).
+ * last group). The service entries (a client's own token: the token endpoint's client
+ * credentials, the proxy's service-token headers) have no user: for them the user's address and
+ * password, presented as a client's id and secret, must get nothing.
  */
 import { env } from 'cloudflare:test';
 import { Hono, type Context } from 'hono';

@@ -81,6 +81,17 @@ describe('the pair never reaches an origin', () => {
     expect(origin.seen.at(-1)!.headers['x-auth-user-id']).toBe(person.user.id);
   });
 
+  it('with the pair, an Authorization of the origin\'s own is passed on, one carrying a gateway token is not', async () => {
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', { ...serviceHeaders(client.id, secret), authorization: 'Basic b3JpZ2luOnVzZXI=' })).r.status).toBe(200);
+    expect(origin.seen.at(-1)!.headers.authorization).toBe('Basic b3JpZ2luOnVzZXI=');
+    const person = await registerUser(undefined, undefined, env);
+    expect((await get('/api/x', { ...serviceHeaders(client.id, secret), ...bearer(person.access_token) })).r.status).toBe(200);
+    expect(origin.seen.at(-1)!.headers.authorization).toBeUndefined();
+    expect(origin.seen.at(-1)!.headers['x-auth-client-id']).toBe(client.id);
+    expect(origin.seen.at(-1)!.headers['x-auth-user-id']).toBeUndefined();
+  });
+
   it('a route that does not admit services refuses the pair (403) and the origin is not reached', async () => {
     const { client, secret } = await serviceClient([`${PUBLIC_URL}/people`]);
     const { r, reached } = await get('/people/x', serviceHeaders(client.id, secret));

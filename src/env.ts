@@ -98,6 +98,8 @@ export interface Variables {
   policyRule?: string;
   /** Why the external decision refused or failed, for the request log (never the requester). */
   policyReason?: string;
+  /** The client a service's request came from (README "Machines"), for the request log. */
+  clientId?: string;
   /** The `ROUTES` path a proxied request matched, for the request log. */
   proxyRoute?: string;
   /** The route a lazily loaded app (middleware/lazy-app.ts) matched, for the request log. */

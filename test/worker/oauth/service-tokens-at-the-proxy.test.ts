@@ -7,7 +7,7 @@
  */
 import { env as baseEnv } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { disableClient } from '../../../src/storage/oauth-clients';
 import { revokeSessionIds } from '../../../src/storage/revocation';
 import { clientRevocationKey, serviceSessionId } from '../../../src/tokens/grant-token';
@@ -129,6 +129,23 @@ describe('a person\'s facts are unknown for a service', () => {
     const { client, secret } = await serviceClient([url('/deny-email'), url('/deny-person-email')]);
     expect((await get('/deny-email/x', bearer(await serviceToken(env, client, secret, url('/deny-email'))))).r.status).toBe(403);
     expect((await get('/deny-person-email/x', bearer(await serviceToken(env, client, secret, url('/deny-person-email'))))).r.status).toBe(200);
+  });
+});
+
+describe('the request log', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('names the client of a service\'s request, allowed or refused', async () => {
+    const { client, secret } = await serviceClient([url('/any-service'), url('/people')]);
+    const lines: Record<string, unknown>[] = [];
+    for (const level of ['log', 'warn', 'error'] as const) vi.spyOn(console, level).mockImplementation((line: unknown) => void lines.push(JSON.parse(String(line))));
+    await get('/any-service/x', bearer(await serviceToken(env, client, secret, url('/any-service'))));
+    await get('/people/x', bearer(await serviceToken(env, client, secret, url('/people'))));
+    const requests = lines.filter((l) => l.event === 'request' && String(l.path).startsWith('/'));
+    expect(requests.filter((l) => l.route !== '/auth/token').map((l) => [l.path, l.status, l.client_id, l.user_id])).toEqual([
+      ['/any-service/x', 200, client.id, null],
+      ['/people/x', 403, client.id, null],
+    ]);
   });
 });
 

@@ -78,6 +78,8 @@ async function verifiedService(c: Context<AppEnv>, route: CompiledRoute, token: 
   const claims = await authenticateGrantToken(c, token, [serviceAudience(c, route)], route.config.revocation === 'immediate');
   // A user's grant token for this resource is not a service's.
   if (claims.svc !== true) throw invalidToken('The access token is not a service token.');
+  // The request log names the client from here on, a refusal by the route included.
+  c.set('clientId', claims.client_id);
   return { kind: 'service', clientId: claims.client_id, sessionId: claims.sid, scope: claims.scope, tokenId: claims.jti, tokenExpiresAt: claims.exp };
 }
 

@@ -22,6 +22,7 @@ const ROUTES = [
   { path: '/api', origin: 'service:O', auth: 'required', policy: { allow: [{ caller: ['service'] }] } },
   { path: '/people', origin: 'service:O', auth: 'required' },
   { path: '/open', origin: 'service:O', auth: 'public' },
+  { host: 'api.example.com', path: '/', origin: 'service:O', auth: 'required', policy: { allow: [{ caller: ['service'] }] } },
 ];
 const env = proxyEnv(ROUTES, { O: origin });
 const API = `${PUBLIC_URL}/api`;
@@ -65,6 +66,18 @@ describe('the pair is exchanged at the edge', () => {
     vi.setSystemTime(Date.now() + 545_000);
     expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
     expect(await issued(client.id)).toBe(2);
+  });
+});
+
+describe('on an app host', () => {
+  it('the route\'s identifier is the host\'s URL: the pair passes for a client allowed it, not for one allowed the gateway host\'s', async () => {
+    const { client, secret } = await serviceClient(['https://api.example.com']);
+    const r = await get('https://api.example.com/reports', serviceHeaders(client.id, secret));
+    expect(r.r.status, await r.r.clone().text()).toBe(200);
+    expectNoPair('app host');
+    expect(origin.seen.at(-1)!.headers['x-auth-client-id']).toBe(client.id);
+    const { client: other, secret: otherSecret } = await serviceClient([`${PUBLIC_URL}/`, PUBLIC_URL]);
+    expect((await get('https://api.example.com/reports', serviceHeaders(other.id, otherSecret))).r.status).toBe(403);
   });
 });
 

@@ -25,6 +25,7 @@ import { emailVerificationRoutes } from './routes/email-verification';
 import { signInPageRoutes } from './routes/sign-in-pages';
 import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
+import { oauthTokenRoutes } from './routes/oauth-token';
 import { passkeyRoutes } from './routes/passkeys';
 import { passwordRoutes } from './routes/password';
 import { passwordResetRoutes } from './routes/password-reset';
@@ -65,6 +66,7 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', emailVerificationRoutes);
   auth.route('/', passwordResetRoutes);
   auth.route('/', sessionRoutes);
+  auth.route('/', oauthTokenRoutes);
   auth.route('/', refreshNavigationRoute);
   // Each call mints a code (a row in the user's object, an audit row): counted like the exchange.
   auth.get('/sso', rateLimit('refresh'));

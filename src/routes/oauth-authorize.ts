@@ -16,6 +16,8 @@ import { Hono, type Context } from 'hono';
 import { authenticate, sessionsOf } from '../auth/authenticate';
 import { recordEvent } from '../auth/events';
 import {
+  authAfterTime,
+  authAfterToken,
   authorizeReturnPath,
   AuthorizeError,
   AuthorizePageError,
@@ -139,20 +141,22 @@ async function authorize(c: Context<AppEnv>, r: AuthorizationRequest): Promise<R
   const wantsLogin = r.prompt.has('login');
   // Coming back from signing in or stepping up, `prompt=login` has become `auth_after`.
   const withoutLogin = [...r.prompt].filter((p) => p !== 'login');
+  // Only an `auth_after` this server made for this request, recently, says the browser was sent to sign in.
+  const authAfter = await authAfterTime(c, r, t);
   if (!auth) {
     if (r.prompt.has('none')) throw new AuthorizeError('login_required', 'The user is not signed in.');
-    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: wantsLogin ? t : r.authAfter });
+    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: wantsLogin ? await authAfterToken(c, r, t) : authAfter === null ? null : r.authAfter });
     if (!back) throw tooLong();
     return toSignIn(c, back);
   }
   // Fresh: signed in (or stepped up) since this server sent the browser to do so; nothing older is asked for again.
-  const fresh = r.authAfter !== null && auth.authTime >= r.authAfter;
+  const fresh = authAfter !== null && auth.authTime >= authAfter;
   const stale = !fresh && (wantsLogin || r.authAfter !== null || (r.maxAge !== null && t - auth.authTime > r.maxAge));
   // `acr_values` are voluntary (OpenID Connect Core §3.1.2.1): asked for once, through step-up; not insisted on after.
-  const weak = r.authAfter === null && r.acr.some((a) => !meets(auth, a));
+  const weak = authAfter === null && r.acr.some((a) => !meets(auth, a));
   if (stale && r.prompt.has('none')) throw new AuthorizeError('login_required', 'The user must sign in again for this request.');
   if ((stale || weak) && !r.prompt.has('none')) {
-    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: t });
+    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: await authAfterToken(c, r, t) });
     if (!back) throw tooLong();
     c.header('cache-control', 'no-store');
     return c.redirect(`${config.AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(back)}`, 303);

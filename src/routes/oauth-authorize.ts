@@ -164,7 +164,9 @@ async function authorize(c: Context<AppEnv>, r: AuthorizationRequest): Promise<R
   if (!r.client.firstParty) {
     const consent = r.prompt.has('consent') ? null : await findConsent(sessionsOf(c, auth.id), r.client.id);
     const granted = new Set(consent ? consent.scope.split(' ') : []);
-    if (!consent || !r.scopes.every((s) => granted.has(s))) {
+    // The resource is part of what was allowed: consent to one MCP server is none to another.
+    const resources = new Set(consent ? consent.resources.split(' ') : []);
+    if (!consent || !r.scopes.every((s) => granted.has(s)) || (r.resource !== null && !resources.has(r.resource))) {
       if (r.prompt.has('none')) throw new AuthorizeError('consent_required', 'The user has not allowed this app what it asks for.');
       return consentPage(c, r, auth);
     }
@@ -247,7 +249,7 @@ export const authorizeRoutes = new Hono<AppEnv>()
         await recordEvent(c, { event: 'oauth_consent_denied', outcome: 'success', userId: auth.id, detail });
         throw new AuthorizeError('access_denied', 'The user did not allow the app.');
       }
-      await storeConsent(sessionsOf(c, auth.id), r.client.id, r.scopes, t);
+      await storeConsent(sessionsOf(c, auth.id), r.client.id, r.scopes, r.resource === null ? [] : [r.resource], t);
       await recordEvent(c, { event: 'oauth_consent_granted', outcome: 'success', userId: auth.id, detail });
       return sendCode(c, r, auth);
     });

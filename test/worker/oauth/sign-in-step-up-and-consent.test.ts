@@ -218,6 +218,22 @@ describe('consent', () => {
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM auth_events WHERE event = 'oauth_consent_granted' AND user_id = ?").bind(userIdOf(jar)).first('n')).toBe(1);
   });
 
+  it('a remembered consent covers the resources allowed with it: another resource asks again, prompt=none gets consent_required', async () => {
+    const { client } = await seedClient({ allowedAudiences: ['https://notes.example.org', 'https://payroll.example.org'] });
+    const uri = client.redirectUris[0]!;
+    const { jar } = await signedInBrowser(e);
+    const { html } = await consentPage(authorizeUrl(client, { scope: 'openid', resource: 'https://notes.example.org' }), jar);
+    expectCode(await answer(jar, { ...consentForm(html), decision: 'allow' }), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://notes.example.org' }), jar), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid' }), jar), uri);
+    expectErrorRedirect(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://payroll.example.org', prompt: 'none' }), jar), uri, 'consent_required');
+    const again = await consentPage(authorizeUrl(client, { scope: 'openid', resource: 'https://payroll.example.org' }), jar);
+    expect(again.html).toContain('https://payroll.example.org');
+    expectCode(await answer(jar, { ...consentForm(again.html), decision: 'allow' }), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://notes.example.org', prompt: 'none' }), jar), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://payroll.example.org', prompt: 'none' }), jar), uri);
+  });
+
   it('Deny: access_denied to the app, no code, nothing remembered', async () => {
     const { client } = await seedClient();
     const { jar } = await signedInBrowser(e);

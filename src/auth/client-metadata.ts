@@ -207,7 +207,8 @@ export const clientName = v.pipe(
   v.trim(),
   v.minLength(1, 'must not be empty'),
   v.maxLength(MAX_NAME_LENGTH, `is too long (${MAX_NAME_LENGTH} characters at most)`),
-  v.check((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters'),
+  // Controls, and the invisible and bidirectional formatting characters that make a name read as another (`Acme \u202enimda`).
+  v.check((s) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s), 'must not contain control, invisible or text-direction characters'),
 );
 
 /** A list of URIs, checked one by one later (the rules depend on the client's kind). */

@@ -14,6 +14,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { authenticate, sessionsOf } from '../auth/authenticate';
+import { isMetadataDocumentUrl } from '../auth/client-id-metadata';
 import { recordEvent } from '../auth/events';
 import {
   authAfterTime,
@@ -187,6 +188,8 @@ async function consentPage(c: Context<AppEnv>, r: AuthorizationRequest, auth: Au
         action: `${config.AUTH_PREFIX}/authorize`,
         appName: r.client.name,
         appHost: URL.canParse(r.redirectUri) ? new URL(r.redirectUri).host || r.redirectUri : r.redirectUri,
+        // A metadata document's client id is its URL: its host is the one thing the app cannot claim.
+        vouchedBy: isMetadataDocumentUrl(r.client.id) ? { kind: 'document', host: new URL(r.client.id).host } : r.client.source === 'dynamic' ? { kind: 'self' } : { kind: 'admin' },
         account: auth.email,
         scopes: r.scopes,
         resource: r.resource,

@@ -134,6 +134,21 @@ describe('client ID metadata documents', () => {
     expect(requests).toEqual([]);
   });
 
+  it('fetches nothing from the gateway’s own host or an app host: a file there would be vouched for by the operator’s name', async () => {
+    const withHosts = makeEnv({
+      CLIENT_ID_METADATA_DOCUMENTS: 'on',
+      ROUTES: JSON.stringify([
+        { host: 'wiki.example.com', path: '/', origin: 'https://wiki-origin.example.net', auth: 'public' },
+        { host: '*.apps.example.com', path: '/', origin: 'https://apps-origin.example.net', auth: 'public' },
+        { path: '/files', origin: 'https://files-origin.example.net', auth: 'public' },
+      ]),
+    });
+    const ids = ['https://gate.example.com/files/client.json', 'https://wiki.example.com/raw/client.json', 'https://notes.apps.example.com/client.json'];
+    for (const id of ids) fakeHost(new URL(id).origin, (request) => json(valid(request.url)));
+    for (const id of ids) expect(await findClientAt(id, withHosts), id).toBeNull();
+    expect(requests).toEqual([]);
+  });
+
   it('in development a local host may serve documents', async () => {
     const dev = makeEnv({ ENVIRONMENT: 'development', CLIENT_ID_METADATA_DOCUMENTS: 'on' });
     const local = 'https://localhost:8443';

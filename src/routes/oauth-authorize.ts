@@ -66,7 +66,27 @@ function errorRedirect(c: Context<AppEnv>, target: ClientAndRedirect, e: unknown
       ? new AuthorizeError('temporarily_unavailable', 'The sign-in service is busy or unavailable. Try again shortly.')
       : new AuthorizeError('server_error', 'Something went wrong. Try again later.');
   }
-  return backToApp(c, target, redirectWith(c, target.redirectUri, { error: error.code, error_description: error.description, state: target.state }));
+  const href = redirectWith(c, target.redirectUri, { error: error.code, error_description: error.description, state: target.state });
+  // An app that registered itself names any redirect URI it likes: sent there unasked, the
+  // endpoint would be a redirector on our host for whoever registers (RFC 9700 §4.11.2). Before
+  // the user answered anything (a GET), its errors are a page with a link the user may follow.
+  if (c.req.method === 'GET' && target.client.source === 'dynamic') {
+    const host = URL.canParse(target.redirectUri) ? new URL(target.redirectUri).host || target.redirectUri : target.redirectUri;
+    c.header('cache-control', 'no-store');
+    return renderPage(
+      c,
+      (nonce, brand) =>
+        OAuthErrorPage({
+          nonce,
+          brand,
+          title: 'This sign-in request could not be completed',
+          message: `${target.client.name} asked for something this sign-in service cannot do (${error.code}): ${error.description}`,
+          next: { href, label: `Back to ${target.client.name} (${host})` },
+        }),
+      400,
+    );
+  }
+  return backToApp(c, target, href);
 }
 
 /**

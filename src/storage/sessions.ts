@@ -11,9 +11,28 @@
  */
 import { log } from '../observability/log';
 import { guard, StorageUnavailableError } from './errors';
-import { sessionsStub, toSession, type HostCodeOutcome, type HostCodeRow, type ProviderGroups, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
+import {
+  sessionsStub,
+  toSession,
+  type EndGrantOutcome,
+  type HostCodeOutcome,
+  type HostCodeRow,
+  type OAuthCodeRow,
+  type OAuthGrant,
+  type ProviderGroups,
+  type RotateGrantOutcome,
+  type RotateGrantRequest,
+  type RotateOutcome,
+  type RotateRequest,
+  type Session,
+  type SessionRow,
+  type SessionStore,
+  type SpendCodeOutcome,
+  type SpendCodeRequest,
+} from './user-sessions';
 
-export type { HostCodeOutcome, HostCodeRow, ProviderGroups, RotateOutcome, Session, SessionStore };
+export { GRANT_ID_PREFIX } from './user-sessions';
+export type { EndGrantOutcome, HostCodeOutcome, HostCodeRow, OAuthCodeRow, OAuthGrant, ProviderGroups, RotateGrantOutcome, RotateOutcome, Session, SessionStore, SpendCodeOutcome };
 
 /** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */
 async function onObject<T>(store: SessionStore, call: (stub: ReturnType<typeof sessionsStub>) => Promise<T>): Promise<T> {
@@ -95,6 +114,36 @@ export function insertHostCode(store: SessionStore, code: HostCodeRow): Promise<
 /** Spends a host code, once (UserSessions.spendHostCode). */
 export function spendHostCode(store: SessionStore, hash: string, origin: string, stateHash: string, now: number): Promise<HostCodeOutcome> {
   return onObject(store, async (s) => (await s.spendHostCode(store.userId, hash, origin, stateHash, now)).outcome);
+}
+
+/** Stores an authorization code for a live session (UserSessions.createAuthorizationCode). */
+export function insertAuthorizationCode(store: SessionStore, row: OAuthCodeRow): Promise<boolean> {
+  return onObject(store, (s) => s.createAuthorizationCode(store.userId, row));
+}
+
+/** Spends an authorization code once, creating its grant (UserSessions.spendAuthorizationCode). */
+export function spendAuthorizationCode(store: SessionStore, request: SpendCodeRequest): Promise<SpendCodeOutcome> {
+  return onObject(store, async (s) => (await s.spendAuthorizationCode(store.userId, request)).outcome);
+}
+
+/** Rotates a grant's refresh token with reuse detection (UserSessions.rotateGrant). */
+export function rotateGrantRefreshToken(store: SessionStore, request: RotateGrantRequest): Promise<RotateGrantOutcome> {
+  return onObject(store, async (s) => (await s.rotateGrant(store.userId, request)).outcome);
+}
+
+/** Ends the grant a refresh token (current or rotated) belongs to, if `clientId`'s (UserSessions.endGrantByRefresh). */
+export function endGrantByRefreshHash(store: SessionStore, hash: string, clientId: string, now: number): Promise<EndGrantOutcome> {
+  return onObject(store, async (s) => (await s.endGrantByRefresh(store.userId, hash, clientId, now)).outcome);
+}
+
+/** Ends one grant of `clientId` (UserSessions.endGrant). */
+export function endGrantIn(store: SessionStore, grantId: string, clientId: string, now: number): Promise<boolean> {
+  return onObject(store, (s) => s.endGrant(store.userId, grantId, clientId, now));
+}
+
+/** The grant with this id, ended or not, or null. */
+export function findGrant(store: SessionStore, grantId: string): Promise<OAuthGrant | null> {
+  return onObject(store, (s) => s.findGrant(store.userId, grantId));
 }
 
 /** Ends those of the sessions still live; returns the ids this call ended. */

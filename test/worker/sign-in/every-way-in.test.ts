@@ -19,6 +19,7 @@ import { errorHandler } from '../../../src/middleware/error-handler';
 import { findUserById } from '../../../src/storage/users';
 import { call, countRows, GOOD_PASSWORD, PUBLIC_URL, setCookies, type TestEnv } from '../support/helpers';
 import { mailEnv, mailFor, uniqueEmail } from '../support/mail';
+import { seedClient } from '../support/oauth-clients';
 import { fakeHost, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { signIn as oauthSignIn } from '../support/oauth-helpers';
 import { FLAGS, postJson, SoftAuthenticator, type AuthenticationOptions, type RegistrationOptions } from '../support/passkeys-helpers';
@@ -225,6 +226,25 @@ const drivers: Record<SignInEndpointId, (kind: Kind) => Promise<Prepared>> = {
     const jar = await pendingBrowser(email);
     const code = `${userId}.${'A'.repeat(43)}`;
     return { userId, expected: 'refused', send: () => call(`https://${APP_HOST}/auth/sso/callback?code=${code}`, { env: e, cookies: { ...jar, '__Host-gatehouse-sso': SSO_STATE }, headers: DOCUMENT_NAV }) };
+  },
+  // An app's token endpoint: a code is minted only from a live session, which a pending sign-in
+  // is not; a code made up in the right shape for this very user, and a refresh token so made,
+  // get nothing for a registered client.
+  oauth_token: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'oauth-token');
+    await pendingToken(email);
+    const { client, secret } = await seedClient();
+    const auth = { authorization: `Basic ${btoa(`${client.id}:${secret}`)}` };
+    const madeUp = `${userId}.${'A'.repeat(43)}`;
+    return {
+      userId,
+      expected: 'refused',
+      send: async () => {
+        const refresh = await call('/auth/token', { env: e, headers: auth, form: { grant_type: 'refresh_token', refresh_token: madeUp } });
+        expect(refresh.status).toBe(400);
+        return call('/auth/token', { env: e, headers: auth, form: { grant_type: 'authorization_code', code: madeUp, redirect_uri: client.redirectUris[0]!, code_verifier: 'v'.repeat(43) } });
+      },
+    };
   },
 };
 

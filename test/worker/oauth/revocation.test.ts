@@ -53,7 +53,8 @@ describe('revoking a token', () => {
   it('an unknown token, a session\'s own token, an unknown hint: 200, nothing done', async () => {
     const { client, secret, s } = await withGrant();
     const before = await revokedKeys();
-    for (const form of [{ token: 'nonsense' }, { token: `${s.user.id}.${'A'.repeat(43)}` }, { token: s.access_token }, { token: s.refresh_token }, { token: 'x', token_type_hint: 'something_else' }]) {
+    const forms: Record<string, string>[] = [{ token: 'nonsense' }, { token: `${s.user.id}.${'A'.repeat(43)}` }, { token: s.access_token }, { token: s.refresh_token }, { token: 'x', token_type_hint: 'something_else' }];
+    for (const form of forms) {
       expect((await revoke(client.id, secret, form)).status).toBe(200);
     }
     expect(await revokedKeys()).toEqual(before);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { generateSigningJwk } from '../../../src/keys/keyring';
 import { call, makeEnv, PUBLIC_URL, testKey, type TestEnv } from '../support/helpers';
 import { seedClient } from '../support/oauth-clients';
-import { exchange, signedInSession, storeCode, type GrantTokenResponse } from '../support/oauth-grants';
+import { exchange, grantRows, signedInSession, storeCode, type GrantTokenResponse } from '../support/oauth-grants';
 
 async function jwks(env?: TestEnv) {
   return createLocalJWKSet(await (await call('/.well-known/jwks.json', { env })).json<JSONWebKeySet>());
@@ -70,6 +70,8 @@ describe('the ID token', () => {
     const r = await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope: 'openid' }), {}, env);
     expect(r.status).toBe(500);
     expect(await r.json()).toEqual({ error: 'configuration_error', error_description: expect.stringContaining('ES256') });
+    // Nothing is left behind: the grant the code created is ended.
+    expect((await grantRows(s.user.id)).every((g) => g.revoked_at !== null)).toBe(true);
     const plain = await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope: 'profile' }), {}, env);
     expect(plain.status).toBe(200);
   });

@@ -16,7 +16,8 @@ describe('the token endpoint reads', () => {
   it('only a form body: JSON is invalid_request', async () => {
     const { client, secret } = await seedClient();
     const r = await call('/auth/token', { json: { grant_type: 'refresh_token', refresh_token: 'x' }, headers: basic(client.id, secret) });
-    await error(r, 400, 'invalid_request');
+    expect(r.status).toBe(400);
+    expect(await r.clone().json()).toEqual({ error: 'invalid_request', error_description: expect.stringContaining('application/x-www-form-urlencoded') });
     expect(r.headers.get('cache-control')).toBe('no-store');
   });
 

@@ -33,7 +33,6 @@ import {
   type Session,
 } from '../storage/sessions';
 import type { OAuthClient } from '../storage/oauth-clients';
-import { grantGetsRefreshToken } from '../storage/user-sessions';
 import { revokeSessionIds } from '../storage/revocation';
 import { userinfoUrl } from '../config/oauth-endpoints';
 import { issueGrantToken } from '../tokens/grant-token';

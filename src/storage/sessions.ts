@@ -141,11 +141,6 @@ export function endGrantIn(store: SessionStore, grantId: string, clientId: strin
   return onObject(store, (s) => s.endGrant(store.userId, grantId, clientId, now));
 }
 
-/** The grant with this id, ended or not, or null. */
-export function findGrant(store: SessionStore, grantId: string): Promise<OAuthGrant | null> {
-  return onObject(store, (s) => s.findGrant(store.userId, grantId));
-}
-
 /** Ends those of the sessions still live; returns the ids this call ended. */
 export function endSessionsIn(store: SessionStore, sessionIds: string[], now: number): Promise<string[]> {
   if (sessionIds.length === 0) return Promise.resolve([]);

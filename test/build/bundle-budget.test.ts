@@ -36,6 +36,11 @@
  *   neighbours). The attacker's reviews of all three (a namespace per provider's groups, known
  *   versus no groups, bounded answers, rate limits and cookie checks) bring the whole upload to
  *   249.4 and start-up to 47.2: hence 252 and 48, half a KiB or more of room for that reordering.
+ *   The authorization server's token side (the token endpoint and its grants, ID tokens,
+ *   userinfo, revocation, introspection, RP-initiated logout and its pages, CORS for them)
+ *   adds about 9 KiB, all loaded lazily: the sessions object's OAuth part is a module of its own
+ *   that the object imports on its first OAuth call, so start-up grows by about 0.1 KiB only
+ *   (the grant tables' cleanup and the fence's grant check). 258.5 in all: hence 261.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -46,7 +51,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 48;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 252;
+export const TOTAL_BUDGET_KIB = 261;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

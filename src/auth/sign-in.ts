@@ -378,6 +378,8 @@ async function mintGrantTokens(
   grant: OAuthGrant,
   sign: { authTime: number; amr: readonly string[]; nonce: string | null },
   refreshToken: string | undefined,
+  /** Whether an ID token comes along (when the scope has `openid`); a refresh without an ES256 key gives none. */
+  withIdToken = true,
 ): Promise<GrantTokens> {
   const config = c.get('config');
   const keyring = c.get('keyring');
@@ -396,7 +398,7 @@ async function mintGrantTokens(
     amr: sign.amr,
   });
   const granted = scopes(grant.scope);
-  const idToken = granted.includes('openid')
+  const idToken = withIdToken && granted.includes('openid')
     ? await issueIdToken(keyring, {
         issuer: config.PUBLIC_URL,
         subject: user.id,
@@ -554,8 +556,11 @@ export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, requ
     await endGrant(c, userId, grant.id, client.id);
     throw refused;
   }
-  if (scopes(grant.scope).includes('openid') && !idTokenKey(c.get('keyring'))) throw noIdTokenKey();
-  const tokens = await mintGrantTokens(c, client, user, session, grant, { authTime: session.authTime, amr: session.amr, nonce: null }, next.token);
+  // The refresh has rotated the token already: without an ES256 key (SIGNING_KEYS changed since
+  // the code's exchange) the answer comes without an ID token, which a refresh may omit
+  // (OpenID Connect Core §12.2), rather than losing the client its new refresh token.
+  const withIdToken = idTokenKey(c.get('keyring')) !== null;
+  const tokens = await mintGrantTokens(c, client, user, session, grant, { authTime: session.authTime, amr: session.amr, nonce: null }, next.token, withIdToken);
   await recordEvent(c, { event: 'oauth_tokens_issued', outcome: 'success', userId, detail: { endpoint, grant_type: 'refresh_token', client_id: client.id, sid: session.id, gid: grant.id, scope: grant.scope } });
   return tokens;
 }

@@ -75,4 +75,16 @@ describe('the ID token', () => {
     const plain = await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope: 'profile' }), {}, env);
     expect(plain.status).toBe(200);
   });
+
+  it('a refresh after SIGNING_KEYS lost its ES256 key rotates and answers without an ID token', async () => {
+    const { client, secret } = await seedClient();
+    const s = await signedInSession();
+    const first = await (await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope: 'openid offline_access' }))).json<GrantTokenResponse>();
+    const env = makeEnv({ SIGNING_KEYS: JSON.stringify({ keys: [await generateSigningJwk('EdDSA')] }) });
+    const r = await call('/auth/token', { env, form: { grant_type: 'refresh_token', refresh_token: first.refresh_token! }, headers: { authorization: `Basic ${btoa(`${client.id}:${secret}`)}` } });
+    expect(r.status, await r.clone().text()).toBe(200);
+    const body = await r.json<GrantTokenResponse>();
+    expect(body.id_token).toBeUndefined();
+    expect(body.refresh_token).toBeDefined();
+  });
 });

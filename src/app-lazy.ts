@@ -16,9 +16,11 @@ import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
 import { rateLimit } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
+import { accountAppRoutes } from './routes/account-apps';
 import { linkedIdentityRoutes } from './routes/linked-identities';
 import { accountChangeRoutes } from './routes/account-changes';
 import { adminRoutes } from './routes/admin';
+import { clientRegistrationRoutes } from './routes/client-registration';
 import { emailLoginRoutes } from './routes/email-login';
 import { emailVerificationRoutes } from './routes/email-verification';
 import { signInPageRoutes } from './routes/sign-in-pages';
@@ -36,6 +38,8 @@ import { sessionRoutes } from './routes/session';
 import { stepUpRoutes } from './routes/step-up';
 import { unmatchedEndpoint } from './routes/unmatched';
 import { appHostRoutes, gatewaySsoRoute } from './routes/host-sign-in';
+import { authorizeRoutes } from './routes/oauth-authorize';
+import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
 
 /**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
@@ -68,6 +72,9 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // Each call mints a code (a row in the user's object, an audit row): counted like the exchange.
   auth.get('/sso', rateLimit('refresh'));
   auth.route('/', gatewaySsoRoute);
+  // The authorization endpoint mints codes (and its consent answers do): counted as /sso is.
+  auth.on(['GET', 'POST'], '/authorize', rateLimit('refresh'));
+  auth.route('/', authorizeRoutes);
   // The authorization server's back channel: no cookie is read there, so any origin may call
   // token, revocation and userinfo (browser apps with PKCE); each mint counts like a refresh.
   const anyOrigin = cors({ origin: '*', allowMethods: ['GET', 'POST'], allowHeaders: ['authorization', 'content-type'], maxAge: 600 });
@@ -76,18 +83,24 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', oauthTokenRoutes);
   auth.route('/', endSessionRoutes);
   auth.route('/', accountRoutes);
+  auth.route('/', accountAppRoutes);
   auth.route('/', passkeyRoutes);
   auth.route('/', secondFactorRoutes);
   auth.route('/', mfaRoutes);
   auth.route('/', stepUpRoutes);
   auth.route('/', accountChangeRoutes.route('/', linkedIdentityRoutes));
   auth.route('/admin', adminRoutes);
+  // Each registration stores a client: counted per IP, on its own binding if there is one.
+  auth.post('/oauth/register', rateLimit('register_client'));
+  auth.route('/', clientRegistrationRoutes);
   // A mounted sub-app's notFound never runs, so the gateway's own paths end in this
   // catch-all: 405 with Allow, or 404 (HTML for browsers).
   auth.all('*', unmatched);
 
   const app = new Hono<AppEnv>();
   app.all('/.well-known/jwks.json', unmatched);
+  app.route('/', discoveryRoutes);
+  for (const path of DISCOVERY_PATHS) app.all(path, unmatched);
   app.route(config.AUTH_PREFIX, auth);
   everything.route('/', hot).route('/', app);
   return app;

@@ -2,7 +2,7 @@
  * Assembles the Gatehouse Hono app for one configuration. Built once per isolate (the auth
  * prefix is a setting, so routes are mounted after the config is known).
  */
-import { Hono } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config/schema';
@@ -21,6 +21,7 @@ import { lazyApp } from './middleware/lazy-app';
 import { requestLog } from './observability/request-log';
 import { verifyRoute } from './routes/verify';
 import { healthRoute, jwksRoute } from './routes/well-known';
+import { METADATA_PATH } from './config/protected-resources';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -76,11 +77,26 @@ export function buildApp(config: Config): Hono<AppEnv> {
   auth.route('/', verifyRoute);
   auth.all('*', rest);
 
-  // Only the JWKS is the gateway's under /.well-known: every other path there (OpenID or MCP
-  // discovery, security.txt) is an origin's, proxied below and sent back as it came.
+  // The gateway's under /.well-known: the JWKS; on its own host (not an app host) the
+  // authorization server's metadata (routes/oauth-discovery.ts, loaded lazily); and the metadata
+  // of the routes that are protected resources. Every other path there (another discovery,
+  // security.txt, the metadata of a resource no route marks) is an origin's, proxied below and
+  // sent back as it came.
   app.use('/.well-known/jwks.json', gatewayHeaders(config));
   app.route('/', jwksRoute);
   app.all('/.well-known/jwks.json', rest);
+  const headers = gatewayHeaders(config);
+  const onGatewayHost = (c: Context<AppEnv>) => !hasHostRoutes(config.ROUTES) || !isAppHost(config, new URL(c.req.url).host);
+  for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+    app.use(path, async (c, next) => (onGatewayHost(c) ? headers(c, next) : next()));
+    app.all(path, async (c, next) => (onGatewayHost(c) ? rest(c, next) : next()));
+  }
+  // Mounted only when some route is a resource, on its paths alone: other requests never meet
+  // it, and its code is loaded on the first request there.
+  if (config.ROUTES.some((r) => r.resource !== undefined)) {
+    let metadata: Promise<MiddlewareHandler<AppEnv>> | undefined;
+    app.use(`${METADATA_PATH}/*`, async (c, next) => (await (metadata ??= import('./routes/protected-resource-metadata').then((m) => m.resourceMetadata(config, gatewayHeaders(config)))))(c, next));
+  }
   app.route(config.AUTH_PREFIX, auth);
   // Everything else is an origin's, per ROUTES (no match: 404). No response-altering
   // middleware may run here: origin responses go back as they came.

@@ -29,6 +29,8 @@ export interface Env {
   RATE_LIMITER_ACCOUNT_MAIL?: RateLimit;
   /** Passkey sign-in: option requests and failed assertions. */
   RATE_LIMITER_PASSKEY?: RateLimit;
+  /** Dynamic client registration (`/oauth/register`). */
+  RATE_LIMITER_REGISTER_CLIENT?: RateLimit;
 }
 
 /**
@@ -68,6 +70,8 @@ export interface AuthUser {
   /** How and when the user authenticated (the token's `amr` and `auth_time`): what step-up checks. */
   amr: readonly string[];
   authTime: number;
+  /** The OAuth client acting for the user (a grant token at a protected resource); absent for the user's own session. */
+  clientId?: string;
 }
 
 export interface Variables {

@@ -25,9 +25,12 @@ export async function authenticateGrantToken(c: Context<AppEnv>, token: string, 
   const config = c.get('config');
   const claims = await verifyGrantToken(c.get('keyring'), config.PUBLIC_URL, audiences, token);
   const check = { cacheSeconds: config.REVOCATION_CACHE_SECONDS, tokenExpiresAt: claims.exp };
-  const keys = grantRevocationKeys(claims);
   const userFence = immediate && claims.svc !== true ? sessionsOf(c, claims.sub) : undefined;
-  const answers = await Promise.all(keys.map((key, i) => isSessionRevoked(c.env.REVOKED, key, { ...check, fence: userFence && i < 2 ? userFence : undefined })));
+  // The user's object knows the session and the grant; the client's key is KV's alone.
+  const fenced = new Set([claims.sid, claims.gid]);
+  const answers = await Promise.all(
+    grantRevocationKeys(claims).map((key) => isSessionRevoked(c.env.REVOKED, key, { ...check, fence: userFence && fenced.has(key) ? userFence : undefined })),
+  );
   let revoked = answers.some(Boolean);
   if (!revoked && immediate && claims.svc === true) {
     const client = await findClientById(c.env.DB, claims.client_id);

@@ -2,13 +2,16 @@
  * Who the client is: finding a registered client and checking how it authenticates at the
  * token, revocation and introspection endpoints (RFC 6749 §2.3, OpenID Connect Core §9).
  * Secrets are compared as SHA-256 hashes with a constant-time comparison; a rotated secret
- * counts until the end of its overlap.
+ * counts until the end of its overlap. A private_key_jwt client proves itself with a signed
+ * assertion (auth/client-assertion.ts) and nothing else.
  */
 import type { Context } from 'hono';
 import * as base64url from 'jose/base64url';
 import type { AppEnv } from '../env';
 import { ApiError } from '../http/errors';
 import { findClientById, type OAuthClient } from '../storage/oauth-clients';
+import { verifyClientAssertion } from './client-assertion';
+import { clientFromMetadataDocument, isMetadataDocumentUrl, metadataDocumentsEnabled } from './client-id-metadata';
 import { sha256 } from '../util/random';
 import { nowSeconds } from '../util/time';
 
@@ -17,9 +20,14 @@ export type { OAuthClient };
 /** Client ids the gateway issues, and the longest any client id may be. */
 export const CLIENT_ID_MAX = 256;
 
-/** The enabled client with this id, or null (unknown, disabled, or not an id at all). */
+/**
+ * The enabled client with this id, or null (unknown, disabled, or not an id at all). An id
+ * that is an https URL names a client ID metadata document (auth/client-id-metadata.ts),
+ * fetched when those are on (CLIENT_ID_METADATA_DOCUMENTS).
+ */
 export async function findClient(c: Context<AppEnv>, clientId: string): Promise<OAuthClient | null> {
   if (clientId.length === 0 || clientId.length > CLIENT_ID_MAX) return null;
+  if (isMetadataDocumentUrl(clientId)) return metadataDocumentsEnabled(c.get('config')) ? clientFromMetadataDocument(c, clientId) : null;
   const client = await findClientById(c.env.DB, clientId);
   return client && client.disabledAt === null ? client : null;
 }
@@ -67,7 +75,12 @@ export async function authenticateClient(c: Context<AppEnv>, credentials: Client
     if (credentials.method !== 'none') throw invalidClient();
     return client;
   }
-  if (client.authMethod === 'private_key_jwt') throw invalidClient();
+  if (client.authMethod === 'private_key_jwt') {
+    // Its keys are what proves it: a secret (even alongside the assertion) is refused.
+    if (credentials.method !== 'private_key_jwt' || credentials.assertion === undefined || credentials.secret !== undefined) throw invalidClient();
+    if (!(await verifyClientAssertion(c, client, credentials.assertion))) throw invalidClient();
+    return client;
+  }
   // client_secret_basic and client_secret_post: either way of sending the secret is accepted
   // (OpenID Connect Core §9 names the registered one; the secret is what proves the client).
   if (credentials.method !== 'client_secret_basic' && credentials.method !== 'client_secret_post') throw invalidClient();

@@ -23,6 +23,7 @@ import { log } from '../observability/log';
 import { insertPending, spendPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
 import {
   endGrantIn,
+  insertAuthorizationCode,
   insertHostCode,
   insertSession,
   rotateGrantRefreshToken,
@@ -57,8 +58,9 @@ export interface SignInEndpoint {
   /**
    * `first`: a first factor starts the sign-in ({@link signIn}); `second`: a second factor
    * completes a pending one ({@link completeSignIn}); `host`: a live session of the gateway host
-   * is handed to an app host ({@link handOffToHost}, {@link signInOnHost}); `grant`: an OAuth
-   * client's code or refresh token becomes its tokens ({@link exchangeAuthorizationCode},
+   * is handed to an app host ({@link handOffToHost}, {@link signInOnHost}); `grant`: a live
+   * session of the gateway host gives a client an authorization code ({@link issueAuthorizationCode}),
+   * or a client's code or refresh token becomes its tokens ({@link exchangeAuthorizationCode},
    * {@link refreshGrant}).
    */
   step: 'first' | 'second' | 'host' | 'grant';
@@ -79,6 +81,8 @@ export const SIGN_IN_ENDPOINTS = [
   { id: 'second_factor_passkey', method: 'POST', path: '/mfa/passkey', step: 'second' },
   { id: 'host_code', method: 'GET', path: '/sso', step: 'host' },
   { id: 'host_code_exchange', method: 'GET', path: '/sso/callback', step: 'host' },
+  { id: 'oauth_authorize', method: 'GET', path: '/authorize', step: 'grant' },
+  { id: 'oauth_authorize_consent', method: 'POST', path: '/authorize', step: 'grant' },
   { id: 'oauth_token', method: 'POST', path: '/token', step: 'grant' },
 ] as const satisfies readonly SignInEndpoint[];
 
@@ -342,6 +346,55 @@ export async function signInOnHost(c: Context<AppEnv>, code: string, origin: str
   const access = await accessTokenFor(c, user, session, origin);
   await recordEvent(c, { event: 'host_sign_in', outcome: 'success', userId, detail: { endpoint, sid: session.id, host: origin } });
   return { user, accessToken: access.token, cookieMaxAge: Math.max(0, session.expiresAt - t), returnPath: outcome.returnPath };
+}
+
+/** How long an authorization code may be exchanged (RFC 6749 §4.1.2: short; a redirect's round trip). */
+export const AUTHORIZATION_CODE_TTL_S = 60;
+
+/** What an authorization code is for: the validated authorization request (auth/oauth-authorize.ts). */
+export interface AuthorizationCodeRequest {
+  clientId: string;
+  redirectUri: string;
+  /** The granted scopes, space-separated. */
+  scope: string;
+  nonce: string | null;
+  /** The PKCE S256 challenge the token request's verifier must match. */
+  codeChallenge: string;
+  /** The RFC 8707 resource the tokens will be for, or null. */
+  resource: string | null;
+}
+
+/**
+ * Gives a client a one-time authorization code for the live gateway session of `auth` (its
+ * access cookie, verified against the session's object): `<user id>.<secret>`, as host codes,
+ * valid {@link AUTHORIZATION_CODE_TTL_S} seconds. Only the secret's hash is stored, in the
+ * user's object, with the session's `auth_time` and `amr`, and only while the session is live
+ * there. Null when the session has ended: no code.
+ */
+export async function issueAuthorizationCode(c: Context<AppEnv>, auth: AuthUser, request: AuthorizationCodeRequest): Promise<string | null> {
+  const endpoint = requireSignInEndpoint(c, 'grant');
+  const secret = randomId(32);
+  const t = now();
+  const stored = await insertAuthorizationCode(sessionsOf(c, auth.id), {
+    hash: await sha256(secret),
+    session_id: auth.sessionId,
+    client_id: request.clientId,
+    redirect_uri: request.redirectUri,
+    scope: request.scope,
+    nonce: request.nonce,
+    code_challenge: request.codeChallenge,
+    resource: request.resource,
+    created_at: t,
+    expires_at: t + AUTHORIZATION_CODE_TTL_S,
+  });
+  if (!stored) return null;
+  await recordEvent(c, {
+    event: 'oauth_code_issued',
+    outcome: 'success',
+    userId: auth.id,
+    detail: { endpoint, sid: auth.sessionId, client_id: request.clientId, scope: request.scope, ...(request.resource ? { resource: request.resource } : {}) },
+  });
+  return `${auth.id}.${secret}`;
 }
 
 /** What the token endpoint hands a client (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3). */

@@ -21,3 +21,12 @@ export function resourceUrl(route: RouteConfig, publicUrl: string): string {
 export function protectedResources(routes: readonly RouteConfig[], publicUrl: string): ProtectedResource[] {
   return routes.filter((r) => r.resource !== undefined && !(r.host ?? '').startsWith('*.')).map((route) => ({ url: resourceUrl(route, publicUrl), route }));
 }
+
+/** Where RFC 9728 §3.1 puts a resource's metadata: the well-known name between its origin and its path. */
+export const METADATA_PATH = '/.well-known/oauth-protected-resource';
+
+/** The URL of a resource's metadata document (`resource` as {@link resourceUrl} gives it). */
+export function resourceMetadataUrl(resource: string): string {
+  const url = new URL(resource);
+  return `${url.origin}${METADATA_PATH}${url.pathname === '/' ? '' : url.pathname}`;
+}

@@ -86,8 +86,15 @@ export const routeSchema = v.pipe(
   // The same holds for a policy: on an optional route anonymous requests would pass it unasked.
   v.check((r) => r.policy === undefined || r.auth === 'required', 'policy needs auth = "required"'),
   v.check((r) => r.policy === undefined || r.allow === undefined, 'use either allow (the shorthand) or policy, not both: write the allow list as policy.allow rules'),
-  // A protected resource is for token holders only.
+  // A protected resource is for token holders only, and has one identifier (its URL): one exact
+  // host, never the gateway itself (PUBLIC_URL, every session token's audience), nor under
+  // /.well-known/ where its metadata is; grant tokens carry no groups, so a groups rule would
+  // refuse everyone (proxy/resource-tokens.ts).
   v.check((r) => r.resource === undefined || r.auth === 'required', 'resource needs auth = "required"'),
+  v.check((r) => r.resource === undefined || !r.host?.startsWith('*.'), 'a protected resource (resource = "mcp") needs one exact host, not a wildcard'),
+  v.check((r) => r.resource === undefined || r.host !== undefined || r.path !== '/', 'a protected resource (resource = "mcp") on the gateway\'s host needs a path of its own: at / it would be the gateway itself'),
+  v.check((r) => r.resource === undefined || !/^\/\.well-known(\/|$)/i.test(r.path), 'a protected resource (resource = "mcp") may not lie under /.well-known/, where its metadata is served'),
+  v.check((r) => r.resource === undefined || !mentionsGroups([r.allow, r.policy]), 'a protected resource (resource = "mcp") cannot decide on groups, which the tokens of OAuth clients do not carry: decide on emails, domains or roles'),
   // A public route has no one to assert.
   v.check((r) => r.upstream_authorization === undefined || r.auth !== 'public', 'upstream_authorization needs auth = "required" or "optional"'),
   // Step-up only means something where a sign-in is required; elsewhere it would be skipped silently.

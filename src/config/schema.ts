@@ -183,6 +183,20 @@ export const configSchema = v.object({
   MFA_PENDING_SECONDS: integerSetting(300, 60, 900, 'seconds'),
   // --- Email sign-in (auth/email-code.ts): a one-time code by mail; needs a transport ---
   EMAIL_LOGIN: enumSetting(['enabled', 'disabled'] as const, 'disabled'),
+  // --- Clients of the authorization server (README "Apps (OpenID Connect)") ---
+  /** `open`: anyone may register a client at `/oauth/register` (RFC 7591), rate-limited; `off`: that endpoint is 404. */
+  DYNAMIC_CLIENT_REGISTRATION: enumSetting(['off', 'open'] as const, 'off'),
+  /**
+   * Redirect URIs a dynamically registered client may have. `loopback-and-https`: https
+   * anywhere, http on a loopback address, a private-use scheme for a public client;
+   * `loopback-only`: only the last two (native and local apps; web apps are registered by an admin).
+   */
+  DCR_REDIRECT_URI_POLICY: enumSetting(['loopback-and-https', 'loopback-only'] as const, 'loopback-and-https'),
+  /**
+   * Clients identified by the https URL of their metadata document (as MCP clients are).
+   * `auto`: on exactly when DYNAMIC_CLIENT_REGISTRATION is `open`; `on` or `off` decide alone.
+   */
+  CLIENT_ID_METADATA_DOCUMENTS: enumSetting(['auto', 'on', 'off'] as const, 'auto'),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

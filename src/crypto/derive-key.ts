@@ -38,6 +38,16 @@ export const flowCookieKey = memoize((config: Config): Promise<Uint8Array> => {
   return secret ? hkdf(secret.d, `oauth-flow-cookie/v1/${secret.kid}`) : Promise.resolve(randomBytes(32));
 });
 
+/**
+ * The HMAC key of the consent form's token (auth/oauth-authorize.ts), once per isolate: from the
+ * active signing key under a label of its own, as {@link flowCookieKey} and for the same reasons
+ * (a rotation only asks a user with a consent page open to start again).
+ */
+export const consentFormKey = memoize((config: Config): Promise<Uint8Array> => {
+  const secret = activeSigningSecret(config.SIGNING_KEYS);
+  return secret ? hkdf(secret.d, `oauth-consent-form/v1/${secret.kid}`) : Promise.resolve(randomBytes(32));
+});
+
 const tokenKeys = new Map<string, Promise<Uint8Array>>();
 
 /**

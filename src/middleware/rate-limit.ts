@@ -18,7 +18,7 @@ import { clientIp } from '../http/client';
 import { ApiError, unavailable } from '../http/errors';
 import { log } from '../observability/log';
 
-export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'account_mail' | 'passkey';
+export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'account_mail' | 'passkey' | 'register_client';
 
 /** The optional binding that gives an action a limit of its own. */
 const ACTION_LIMITERS = {
@@ -30,6 +30,8 @@ const ACTION_LIMITERS = {
   // Requests that mail a link (forgot password, resend verification) and reset attempts.
   account_mail: 'RATE_LIMITER_ACCOUNT_MAIL',
   passkey: 'RATE_LIMITER_PASSKEY',
+  // Dynamic client registration: each success stores a client that never expires on its own.
+  register_client: 'RATE_LIMITER_REGISTER_CLIENT',
 } as const satisfies Record<RateLimitedAction, keyof Env>;
 
 let missingReported = false;

@@ -37,6 +37,8 @@ export interface GatehouseIdentity {
   amr: string[];
   /** When the user last authenticated (Unix seconds), or null from older gateways, whose assertions did not carry it. */
   authTime: number | null;
+  /** The OAuth client acting for the user (at a route marked as an MCP server), else null. */
+  clientId: string | null;
   claims: JWTPayload;
 }
 
@@ -72,6 +74,7 @@ const identityClaimsSchema = v.object({
   ),
   amr: v.optional(v.array(v.string()), []),
   auth_time: v.optional(v.pipe(v.number(), v.integer())),
+  client_id: v.optional(v.string()),
 });
 
 // One key set per JWKS URL: jose caches keys and re-fetches on an unknown `kid` (rotation).
@@ -125,6 +128,7 @@ export async function verifyGatehouseAssertion(
     sessionId: p.sid,
     amr: p.amr,
     authTime: p.auth_time ?? null,
+    clientId: p.client_id ?? null,
     claims: payload,
   };
 }

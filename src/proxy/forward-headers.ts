@@ -136,5 +136,6 @@ export function identityHeaders(user: AuthUser, assertion: string): Record<strin
     'x-auth-amr': user.amr.join(','),
     'x-auth-auth-time': String(user.authTime),
     'x-auth-assertion': assertion,
+    ...(user.clientId === undefined ? {} : { 'x-auth-client-id': user.clientId }),
   };
 }

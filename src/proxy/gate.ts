@@ -79,6 +79,8 @@ const NOT_ALLOWED = 'Your account is not allowed on this route.';
  */
 let evaluator: Promise<typeof import('./policy')> | undefined;
 let external: Promise<typeof import('./external-decision')> | undefined;
+/** Grant tokens at protected resources (and what they read), loaded on a resource route's first request. */
+let resources: Promise<typeof import('./resource-tokens')> | undefined;
 
 /**
  * The method the policy sees: unknown (null) when a method-override header or `_method` query
@@ -133,6 +135,11 @@ async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: P
 export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: GateOptions = {}): Promise<GateResult> {
   const mode = route.config.auth;
   if (mode === 'public') return { pass: true, user: null, via: null };
+  // A protected resource takes only grant tokens for it, and never sends anyone to sign in.
+  if (route.config.resource !== undefined) {
+    const { resourceGate } = await (resources ??= import('./resource-tokens'));
+    return resourceGate(c, route, (user) => admit(c, route, user, 'bearer', { request: options.request }));
+  }
   const config = c.get('config');
   const navigation = options.returnTo !== undefined && wantsHtml(c);
   const to = (endpoint: 'login' | 'refresh') =>
@@ -162,8 +169,15 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
     if (navigation) return { pass: false, redirect: to('refresh') };
     throw e;
   }
+  return admit(c, route, user, presented.via, options);
+}
+
+/** A verified caller through the route's policy, step-up and external decision. */
+async function admit(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, via: 'cookie' | 'bearer', options: GateOptions): Promise<GateResult> {
+  const config = c.get('config');
+  const navigation = options.returnTo !== undefined && wantsHtml(c);
   c.set('user', user);
-  c.set('authVia', presented.via);
+  c.set('authVia', via);
   const now = nowSeconds();
   const policy = await checkRules(c, route, user, options.request, now);
   const need = stepUpNeed(route.config, user, now);
@@ -174,5 +188,5 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
     throw insufficientUserAuthentication(need, `${config.PUBLIC_URL}${stepUp}`);
   }
   await checkExternal(c, route, policy, user, options.request);
-  return { pass: true, user, via: presented.via };
+  return { pass: true, user, via };
 }

@@ -23,9 +23,10 @@ import { enabledProviders } from '../providers/registry';
 import { listUserIdentities, type Identity } from '../storage/identities';
 import { listPasskeys } from '../storage/passkeys';
 import { countUnusedRecoveryCodes, findTotpFactor } from '../storage/second-factors';
-import { listActiveSessions } from '../storage/sessions';
+import { listActiveSessions, listConsents } from '../storage/sessions';
+import { findClientById } from '../storage/oauth-clients';
 import type { User } from '../storage/users';
-import type { AccountPageProps } from '../ui/account-page';
+import type { AccountApp, AccountPageProps } from '../ui/account-page';
 import type { AccountSecurityProps } from '../ui/account-security';
 import { deviceLabel } from '../ui/device-label';
 import type { PasskeysSectionProps } from '../ui/passkeys-section';
@@ -52,6 +53,8 @@ export const ACCOUNT_NOTICES = {
   // Linked identities (routes/linked-identities.ts)
   identity_unlinked: 'The sign-in method has been unlinked.',
   identity_linked: 'The sign-in method has been linked.',
+  // Apps (routes/account-apps.ts)
+  app_revoked: 'The app’s access has been taken away. It must ask you again to use your account.',
 } as const satisfies Record<string, string>;
 
 export type AccountNotice = keyof typeof ACCOUNT_NOTICES;
@@ -74,11 +77,12 @@ export type AccountOverview = Omit<AccountPageProps, 'nonce' | 'brand'>;
  */
 export async function loadAccountOverview(c: Context<AppEnv>, auth: AuthUser): Promise<AccountOverview | null> {
   const t = now();
-  const [user, sessions, identities, secondFactors] = await Promise.all([
+  const [user, sessions, identities, secondFactors, apps] = await Promise.all([
     userFromReplica(c, auth.id),
     listActiveSessions(sessionsOf(c, auth.id), t),
     listUserIdentities(directoryReads(c), auth.id),
     secondFactorsCard(c, auth.id),
+    appsWithConsent(c, auth.id),
   ]);
   const current = sessions.find((s) => s.id === auth.sessionId);
   if (!user || user.disabledAt !== null || !current) return null;
@@ -111,7 +115,19 @@ export async function loadAccountOverview(c: Context<AppEnv>, auth: AuthUser): P
       provider: s.provider ? (providerNames.get(s.provider) ?? s.provider) : null,
     })),
     passkeys,
+    apps,
   };
+}
+
+/** The apps the user allowed (their consents), with the app's name while it is registered. */
+async function appsWithConsent(c: Context<AppEnv>, userId: string): Promise<AccountApp[]> {
+  const consents = await listConsents(sessionsOf(c, userId));
+  return Promise.all(
+    consents.map(async (k) => {
+      const client = await findClientById(c.env.DB, k.client_id);
+      return { clientId: k.client_id, name: client?.name ?? k.client_id, scopes: k.scope.split(' ').filter(Boolean), grantedAt: k.granted_at };
+    }),
+  );
 }
 
 /** The self-service sections: sign-in methods, password, email address, deletion. */

@@ -14,6 +14,7 @@
  * - `POST /admin/users/:id/password-reset`   mail the user a password reset link (needs mail)
  * - `DELETE /admin/users/:id/second-factors` remove the authenticator app and recovery codes (a lost phone)
  * - `GET  /admin/explain?user=&url=&method=` which route and policy rule decide a request (routes/policy-explain.ts)
+ * - `/admin/clients...`                      OAuth clients: register, change, rotate, disable (routes/admin-clients.ts)
  *
  * Role changes reach tokens at the next refresh; disabling is immediate.
  */
@@ -36,6 +37,7 @@ import { listActiveSessions } from '../storage/sessions';
 import { markEmailVerified } from '../storage/email-verification';
 import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
 import { mailEnabled } from '../mail/send';
+import { adminClientRoutes } from './admin-clients';
 import { policyExplainRoute } from './policy-explain';
 import { nowSeconds as now } from '../util/time';
 
@@ -107,6 +109,7 @@ export const adminRoutes = new Hono<AppEnv>()
     await next();
   })
   .route('/', policyExplainRoute)
+  .route('/', adminClientRoutes)
   .get('/users', async (c) => {
     const q = readQuery(c, listQuery);
     const limit = Number(q.limit);

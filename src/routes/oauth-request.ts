@@ -7,13 +7,10 @@
  * (§2.3: "MUST NOT use more than one authentication method in each request").
  */
 import type { Context } from 'hono';
-import { decodeJwt } from 'jose/jwt/decode';
-import { authenticateClient, invalidClient, type ClientCredentials, type OAuthClient } from '../auth/oauth-clients';
+import { assertionClientId } from '../auth/client-assertion';
+import { authenticateClient, type ClientCredentials, type OAuthClient } from '../auth/oauth-clients';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest } from '../http/errors';
-
-/** RFC 7523 §2.2: the one assertion type we accept. */
-const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /** Longest parameter value read (codes, tokens, verifiers, assertions are all far shorter). */
 const MAX_VALUE = 8192;
@@ -75,15 +72,8 @@ function presentedCredentials(c: Context<AppEnv>, form: Map<string, string>): Cl
     return { clientId: id, secret: pass, method: 'client_secret_basic' };
   }
   if (assertion !== undefined) {
-    if (form.get('client_assertion_type') !== JWT_BEARER_ASSERTION) throw badRequest(`The client_assertion_type must be ${JWT_BEARER_ASSERTION}.`);
-    // Where to look the client up: its client_id, else the assertion's issuer (checked by its signature later).
-    let issuer: unknown;
-    try {
-      issuer = decodeJwt(assertion).iss;
-    } catch {
-      throw invalidClient();
-    }
-    const clientId = formId ?? (typeof issuer === 'string' ? issuer : '');
+    // The client it claims to be (its unverified `sub`, which client_id must equal): its keys then verify it.
+    const clientId = assertionClientId({ client_assertion: assertion, client_id: formId, client_assertion_type: form.get('client_assertion_type') });
     return { clientId, method: 'private_key_jwt', assertion };
   }
   if (formId === undefined) throw new ApiError('invalid_client', 'Client authentication is required.', { headers: { 'www-authenticate': basicChallenge(c) } });

@@ -157,3 +157,102 @@ export async function insertClient(db: D1Database, client: OAuthClient): Promise
   );
   return result.meta.changes > 0;
 }
+
+/** Every client, newest first, a page at a time. */
+export async function listClients(db: D1Database, { limit, offset }: { limit: number; offset: number }): Promise<OAuthClient[]> {
+  const { results } = await guard(() =>
+    db.prepare('SELECT * FROM oauth_clients ORDER BY created_at DESC, id LIMIT ? OFFSET ?').bind(limit, offset).all<OAuthClientRow>(),
+  );
+  return results.map(toClient);
+}
+
+/** The metadata an admin may change (not the kind, authentication method, secret or epoch). */
+export type ClientMetadataChange = Pick<
+  OAuthClient,
+  'name' | 'jwks' | 'redirectUris' | 'postLogoutRedirectUris' | 'grantTypes' | 'allowedScopes' | 'allowedAudiences' | 'backchannelLogoutUri' | 'firstParty'
+>;
+
+/** Stores changed metadata; false if the client is gone. */
+export async function updateClientMetadata(db: D1Database, id: string, change: ClientMetadataChange, now: number): Promise<boolean> {
+  const result = await guard(() =>
+    db
+      .prepare(
+        `UPDATE oauth_clients SET name = ?, jwks = ?, redirect_uris = ?, post_logout_redirect_uris = ?, grant_types = ?, allowed_scopes = ?,
+         allowed_audiences = ?, backchannel_logout_uri = ?, first_party = ?, updated_at = ? WHERE id = ?`,
+      )
+      .bind(
+        change.name,
+        change.jwks === null ? null : JSON.stringify(change.jwks),
+        JSON.stringify(change.redirectUris),
+        JSON.stringify(change.postLogoutRedirectUris),
+        JSON.stringify(change.grantTypes),
+        JSON.stringify(change.allowedScopes),
+        JSON.stringify(change.allowedAudiences),
+        change.backchannelLogoutUri,
+        change.firstParty ? 1 : 0,
+        now,
+        id,
+      )
+      .run(),
+  );
+  return result.meta.changes > 0;
+}
+
+/**
+ * Replaces the secret whose hash is `currentHash` with `newHash`; the old one stays valid until
+ * `previousExpiresAt` (null: not at all). False if the secret changed meanwhile (a concurrent
+ * rotation: nothing is overwritten) or the client is gone.
+ */
+export async function rotateClientSecret(
+  db: D1Database,
+  id: string,
+  currentHash: string,
+  newHash: string,
+  previousExpiresAt: number | null,
+  now: number,
+): Promise<boolean> {
+  const result = await guard(() =>
+    db
+      .prepare(
+        `UPDATE oauth_clients SET secret_hash = ?, previous_secret_hash = ?, previous_secret_expires_at = ?, updated_at = ?
+         WHERE id = ? AND secret_hash = ?`,
+      )
+      .bind(newHash, previousExpiresAt === null ? null : currentHash, previousExpiresAt, now, id, currentHash)
+      .run(),
+  );
+  return result.meta.changes > 0;
+}
+
+/**
+ * Disables the client and moves it from token epoch `fromEpoch` to `toEpoch`, so that every
+ * token issued under the old epoch is revoked. False if the epoch moved meanwhile.
+ */
+export async function disableClient(db: D1Database, id: string, fromEpoch: string, toEpoch: string, now: number): Promise<boolean> {
+  const result = await guard(() =>
+    db
+      .prepare('UPDATE oauth_clients SET disabled_at = COALESCE(disabled_at, ?), token_epoch = ?, updated_at = ? WHERE id = ? AND token_epoch = ?')
+      .bind(now, toEpoch, now, id, fromEpoch)
+      .run(),
+  );
+  return result.meta.changes > 0;
+}
+
+/** Enables the client again (its epoch stays: the tokens revoked by disabling stay revoked). */
+export async function enableClient(db: D1Database, id: string, now: number): Promise<boolean> {
+  const result = await guard(() => db.prepare('UPDATE oauth_clients SET disabled_at = NULL, updated_at = ? WHERE id = ?').bind(now, id).run());
+  return result.meta.changes > 0;
+}
+
+/**
+ * Records a client assertion's `jti` until `expiresAt`; false if this client already used it
+ * (a replay). The client's expired `jti`s are deleted in the same batch.
+ */
+export async function useAssertionJti(db: D1Database, clientId: string, jti: string, expiresAt: number, now: number): Promise<boolean> {
+  const [, inserted] = await guard(() =>
+    db.batch([
+      db.prepare('DELETE FROM client_assertion_jtis WHERE client_id = ? AND expires_at < ?').bind(clientId, now),
+      db.prepare('INSERT OR IGNORE INTO client_assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)').bind(clientId, jti, expiresAt),
+    ]),
+  );
+  return (inserted?.meta.changes ?? 0) > 0;
+}

@@ -14,10 +14,11 @@ import { guard, StorageUnavailableError } from './errors';
 import {
   sessionsStub,
   toSession,
+  type AuthorizationCodeRow,
+  type ConsentRow,
   type EndGrantOutcome,
   type HostCodeOutcome,
   type HostCodeRow,
-  type OAuthCodeRow,
   type OAuthGrant,
   type ProviderGroups,
   type RotateGrantOutcome,
@@ -32,7 +33,7 @@ import {
 } from './user-sessions';
 
 export { GRANT_ID_PREFIX } from './user-sessions';
-export type { EndGrantOutcome, HostCodeOutcome, HostCodeRow, OAuthCodeRow, OAuthGrant, ProviderGroups, RotateGrantOutcome, RotateOutcome, Session, SessionStore, SpendCodeOutcome };
+export type { AuthorizationCodeRow, ConsentRow, EndGrantOutcome, HostCodeOutcome, HostCodeRow, OAuthGrant, ProviderGroups, RotateGrantOutcome, RotateOutcome, Session, SessionStore, SpendCodeOutcome };
 
 /** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */
 async function onObject<T>(store: SessionStore, call: (stub: ReturnType<typeof sessionsStub>) => Promise<T>): Promise<T> {
@@ -117,8 +118,27 @@ export function spendHostCode(store: SessionStore, hash: string, origin: string,
 }
 
 /** Stores an authorization code for a live session (UserSessions.createAuthorizationCode). */
-export function insertAuthorizationCode(store: SessionStore, row: OAuthCodeRow): Promise<boolean> {
-  return onObject(store, (s) => s.createAuthorizationCode(store.userId, row));
+export function insertAuthorizationCode(store: SessionStore, code: AuthorizationCodeRow): Promise<boolean> {
+  return onObject(store, (s) => s.createAuthorizationCode(store.userId, code));
+}
+
+/** The user's consent to a client, or null (UserSessions.findConsent). */
+export function findConsent(store: SessionStore, clientId: string): Promise<ConsentRow | null> {
+  return onObject(store, (s) => s.findConsent(store.userId, clientId));
+}
+
+/** Remembers the user's consent to a client for `scopes`, added to what it had (UserSessions.grantConsent). */
+export function storeConsent(store: SessionStore, clientId: string, scopes: string[], now: number): Promise<void> {
+  return onObject(store, (s) => s.grantConsent(store.userId, clientId, scopes, now));
+}
+
+export function listConsents(store: SessionStore): Promise<ConsentRow[]> {
+  return onObject(store, (s) => s.listConsents(store.userId));
+}
+
+/** Withdraws a consent and ends that client's grants, one transaction (UserSessions.revokeConsent). */
+export function withdrawConsent(store: SessionStore, clientId: string, now: number): Promise<{ hadConsent: boolean; grantIds: string[] }> {
+  return onObject(store, (s) => s.revokeConsent(store.userId, clientId, now));
 }
 
 /** Spends an authorization code once, creating its grant (UserSessions.spendAuthorizationCode). */

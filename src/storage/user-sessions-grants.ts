@@ -6,7 +6,7 @@
  */
 import { toSession, type Session, type SessionRow } from './user-sessions';
 
-/** An authorization code (README "Apps (OpenID Connect)"): its secret's SHA-256, bound to a live session, a client, a redirect URI and a PKCE challenge. */
+/** An authorization code as the object stores it (UserSessions.createAuthorizationCode adds the session's `auth_time` and `amr`). */
 export interface OAuthCodeRow {
   hash: string;
   session_id: string;
@@ -139,18 +139,6 @@ export function liveGrant(sql: SqlStorage, grantId: string, now: number): { gran
   const session = sessionRow(sql, grant.session_id);
   if (!session || session.revoked_at !== null || session.expires_at <= now) return null;
   return { grant, session };
-}
-
-/** Stores an authorization code for a session, only while that session is live; false if it is not. */
-export function storeCode(sql: SqlStorage, row: OAuthCodeRow): boolean {
-  const session = sessionRow(sql, row.session_id);
-  if (!session || session.revoked_at !== null || session.expires_at <= row.created_at) return false;
-  sql.exec(
-    `INSERT INTO oauth_codes (hash, session_id, client_id, redirect_uri, scope, nonce, code_challenge, resource, auth_time, amr, created_at, expires_at, used_at, grant_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
-    row.hash, row.session_id, row.client_id, row.redirect_uri, row.scope, row.nonce, row.code_challenge, row.resource, row.auth_time, row.amr, row.created_at, row.expires_at,
-  );
-  return true;
 }
 
 /**

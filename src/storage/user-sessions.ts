@@ -7,11 +7,12 @@
  *
  * Housekeeping is the object's own alarm: ended and expired sessions go a day after their end,
  * rotated-token records with their session (or once older than the refresh-token lifetime),
- * host codes a day after their expiry; apps' codes and grants likewise.
+ * host codes and apps' authorization codes a day after their expiry, apps' grants a day after
+ * they end.
  *
  * The apps' authorization codes and grants (README "Apps (OpenID Connect)") live here too, with
- * the sessions they hang on: ending a session ends its grants in the same transaction. Their
- * logic is storage/user-sessions-grants.ts, imported on the first OAuth call.
+ * the sessions they hang on: ending a session ends its grants in the same transaction. The
+ * token side's logic is storage/user-sessions-grants.ts, imported on the first call that needs it.
  *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh
@@ -211,6 +212,31 @@ export type HostCodeOutcome =
   /** Its session has ended or expired. */
   | { kind: 'ended'; sessionId: string }
   | { kind: 'spent'; session: Session; returnPath: string };
+
+/**
+ * An authorization code's row (README "Apps (OpenID Connect)"): only its secret's SHA-256, the
+ * session it was minted from, and what the token endpoint must check it against. `auth_time`
+ * and `amr` are not given: the object copies them from the session when it stores the code.
+ */
+export interface AuthorizationCodeRow {
+  hash: string;
+  session_id: string;
+  client_id: string;
+  redirect_uri: string;
+  scope: string;
+  nonce: string | null;
+  code_challenge: string;
+  resource: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+/** A user's remembered consent to a client: the scopes granted (space-separated) and when. */
+export interface ConsentRow {
+  client_id: string;
+  scope: string;
+  granted_at: number;
+}
 
 export class UserSessions extends DurableObject<UserSessionsEnv> {
   private copied = false;
@@ -430,11 +456,24 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     return { outcome };
   }
 
-  /** Stores an authorization code for a session, only while that session is live; false if it is not. */
-  async createAuthorizationCode(userId: string, row: OAuthCodeRow): Promise<boolean> {
+  /**
+   * Stores an authorization code for a session, only while that session is live, with the
+   * session's own `auth_time` and `amr` (what the ID token will say); false if it is not live.
+   */
+  async createAuthorizationCode(userId: string, code: AuthorizationCodeRow): Promise<boolean> {
     await this.ready(userId);
-    const grants = await import('./user-sessions-grants');
-    const stored = this.ctx.storage.transactionSync(() => grants.storeCode(this.ctx.storage.sql, row));
+    const stored = this.ctx.storage.transactionSync(() => {
+      const session = this.row('id', code.session_id);
+      if (!session || session.revoked_at !== null || session.expires_at <= code.created_at) return false;
+      const s = toSession(session);
+      this.ctx.storage.sql.exec(
+        `INSERT INTO oauth_codes (hash, session_id, client_id, redirect_uri, scope, nonce, code_challenge, resource, auth_time, amr, created_at, expires_at, used_at, grant_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
+        code.hash, code.session_id, code.client_id, code.redirect_uri, code.scope, code.nonce, code.code_challenge, code.resource,
+        s.authTime, JSON.stringify(s.amr), code.created_at, code.expires_at,
+      );
+      return true;
+    });
     await this.scheduleCleanup();
     return stored;
   }
@@ -468,6 +507,49 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   async endGrant(userId: string, grantId: string, clientId: string, now: number): Promise<boolean> {
     await this.ready(userId);
     return this.ctx.storage.sql.exec('UPDATE oauth_grants SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND client_id = ? RETURNING id', now, grantId, clientId).toArray().length > 0;
+  }
+
+  /** The consent the user gave `clientId`, or null. */
+  async findConsent(userId: string, clientId: string): Promise<ConsentRow | null> {
+    await this.ready(userId);
+    return this.ctx.storage.sql.exec<ConsentRow & Record<string, SqlStorageValue>>('SELECT client_id, scope, granted_at FROM oauth_consents WHERE client_id = ?', clientId).toArray()[0] ?? null;
+  }
+
+  /** Remembers a consent: the scopes already granted to the client and `scopes`, from now. */
+  async grantConsent(userId: string, clientId: string, scopes: string[], now: number): Promise<void> {
+    await this.ready(userId);
+    const sql = this.ctx.storage.sql;
+    this.ctx.storage.transactionSync(() => {
+      const before = sql.exec<{ scope: string }>('SELECT scope FROM oauth_consents WHERE client_id = ?', clientId).toArray()[0];
+      const all = [...new Set([...(before ? before.scope.split(' ').filter(Boolean) : []), ...scopes])].sort();
+      sql.exec(
+        'INSERT INTO oauth_consents (client_id, scope, granted_at) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at',
+        clientId, all.join(' '), now,
+      );
+    });
+  }
+
+  /** Every consent the user gave, most recent first. */
+  async listConsents(userId: string): Promise<ConsentRow[]> {
+    await this.ready(userId);
+    return this.ctx.storage.sql.exec<ConsentRow & Record<string, SqlStorageValue>>('SELECT client_id, scope, granted_at FROM oauth_consents ORDER BY granted_at DESC LIMIT 200').toArray();
+  }
+
+  /**
+   * Withdraws the consent to `clientId`, in one transaction: the consent goes, every grant of
+   * that client on any of the user's sessions is ended, and its unspent codes go. Returns
+   * whether there was a consent, and the ids of the grants this call ended (their tokens are
+   * the caller's to revoke in KV).
+   */
+  async revokeConsent(userId: string, clientId: string, now: number): Promise<{ hadConsent: boolean; grantIds: string[] }> {
+    await this.ready(userId);
+    const sql = this.ctx.storage.sql;
+    return this.ctx.storage.transactionSync(() => {
+      const hadConsent = sql.exec('DELETE FROM oauth_consents WHERE client_id = ? RETURNING client_id', clientId).toArray().length > 0;
+      const grantIds = sql.exec<{ id: string }>('UPDATE oauth_grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL RETURNING id', now, clientId).toArray().map((r) => r.id);
+      sql.exec('DELETE FROM oauth_codes WHERE client_id = ? AND used_at IS NULL', clientId);
+      return { hadConsent, grantIds };
+    });
   }
 
   /** Ends the sessions that are still live; returns the ids this call ended. */

@@ -30,6 +30,8 @@ export interface AssertionClaims {
   sid: string;
   amr: string[];
   auth_time: number;
+  /** The OAuth client acting for the user, at a protected resource. */
+  client_id?: string;
   iat: number;
   exp: number;
 }
@@ -52,7 +54,7 @@ export async function assertionFor(
   now = nowSeconds(),
 ): Promise<string> {
   const cache = cacheFor(keyring);
-  const key = `${user.sessionId}\n${audience}`;
+  const key = `${user.sessionId}\n${audience}${user.clientId === undefined ? '' : `\n${user.clientId}`}`;
   const hit = cache.get(key);
   if (hit && hit.jti === user.tokenId && hit.exp - now > ASSERTION_REUSE_MARGIN_S) return hit.token;
 
@@ -67,6 +69,7 @@ export async function assertionFor(
     sid: user.sessionId,
     amr: [...user.amr],
     auth_time: user.authTime,
+    ...(user.clientId === undefined ? {} : { client_id: user.clientId }),
   })
     .setProtectedHeader({ alg: active.alg, kid: active.kid, typ: ASSERTION_TYPE })
     .setIssuer(issuer)

@@ -9,6 +9,7 @@ import { PasskeysSection, type PasskeysSectionProps } from './passkeys-section';
 import { SecondFactorsCard, type SecondFactorsCardProps } from './second-factors-card';
 import { DeleteSection, EmailSection, ManageSignInMethods, PasswordSection, type AccountSecurityProps } from './account-security';
 import type { Child } from 'hono/jsx';
+import { scopeWords } from './consent-page';
 
 export interface AccountSession {
   id: string;
@@ -35,6 +36,15 @@ export interface AccountPageProps {
   secondFactors?: SecondFactorsCardProps;
   /** Self-service: sign-in methods, password, email, deletion (ui/account-security.tsx). */
   security?: AccountSecurityProps;
+  /** Apps the user allowed to use the account (OpenID Connect consents). */
+  apps?: AccountApp[];
+}
+
+export interface AccountApp {
+  clientId: string;
+  name: string;
+  scopes: string[];
+  grantedAt: number;
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -60,12 +70,13 @@ const SECTIONS = [
   ['profile', 'Profile'],
   ['security', 'Sign-in & security'],
   ['sessions-section', 'Sessions'],
+  ['apps', 'Apps'],
   ['danger-zone', 'Danger zone'],
 ] as const;
 
 /**
- * Four sections, each with at most one primary action: Profile (change the address), Sign-in &
- * security (password, passkeys, authenticator app, linked sign-in methods), Sessions, and the
+ * Five sections, each with at most one primary action: Profile (change the address), Sign-in &
+ * security (password, passkeys, authenticator app, linked sign-in methods), Sessions, Apps, and the
  * Danger zone last (sign out everywhere, delete the account), whose buttons are marked as such.
  */
 export function AccountPage(p: AccountPageProps) {
@@ -175,6 +186,49 @@ export function AccountPage(p: AccountPageProps) {
             ))}
           </tbody>
         </table>
+      </Section>
+
+      <Section id="apps" title="Apps" lede="Apps you allowed to use your account. Taking access away signs the app out of your account.">
+        {(p.apps ?? []).length === 0 ? (
+          <p class="muted" id="no-apps">
+            No apps.
+          </p>
+        ) : (
+          <table id="apps-table">
+            <thead>
+              <tr>
+                <th scope="col">App</th>
+                <th scope="col">Allowed</th>
+                <th scope="col">Since</th>
+                <th scope="col">
+                  <span class="muted">Action</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {(p.apps ?? []).map((a) => (
+                <tr data-app={a.clientId}>
+                  <td>{a.name}</td>
+                  <td data-label="Allowed">
+                    <ul class="plain">
+                      {a.scopes.length === 0 ? <li>Sign-in only</li> : a.scopes.map((s) => <li>{scopeWords(s)}</li>)}
+                    </ul>
+                  </td>
+                  <td data-label="Since">
+                    <When at={a.grantedAt} />
+                  </td>
+                  <td>
+                    <form method="post" action={`${p.prefix}/account/apps/${encodeURIComponent(a.clientId)}/revoke`}>
+                      <button type="submit" class="secondary" aria-label={`Revoke ${a.name}`}>
+                        Revoke
+                      </button>
+                    </form>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
       </Section>
 
       <Section id="danger-zone" title="Danger zone" danger>

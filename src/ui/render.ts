@@ -27,6 +27,7 @@ function imageSources(logoUrl: string | undefined): string {
 }
 
 /**
+ * `formTargets`: CSP sources the page's form may also lead to (checked by the caller).
  * `scripts`: the page's own script (passkeys/client.js, nonce-tagged) may call our JSON
  * endpoints (`connect-src 'self'`); other pages may run only their nonce-tagged inline script
  * (the show-password toggle) and connect nowhere.
@@ -35,7 +36,7 @@ export function renderPage(
   c: Context<AppEnv>,
   page: (nonce: string, brand: Brand) => JSX.Element,
   status: PageStatus = 200,
-  options: { scripts?: boolean } = {},
+  options: { scripts?: boolean; formTargets?: readonly string[] } = {},
 ): Response {
   const nonce = randomId(16);
   const config = c.get('config');
@@ -43,7 +44,8 @@ export function renderPage(
   // form-action governs every redirect after a post: each host a route names, on any port (a
   // `*.` source matches the names under it, as a route's wildcard does).
   const appHosts = (config?.ROUTES ?? []).flatMap((r) => (r.host === undefined ? [] : [`${r.host}:*`]));
-  const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? []), ...appHosts].join(' ');
+  // `formTargets`: where this page's form redirects on to (the consent page: the app's redirect URI).
+  const formTargets = ["'self'", ...(config?.ALLOWED_RETURN_ORIGINS ?? []), ...appHosts, ...(options.formTargets ?? [])].join(' ');
   const brand: Brand = { name: config?.APP_NAME ?? 'Gatehouse', logoUrl: config?.APP_LOGO_URL, accent: config?.APP_ACCENT };
   c.header(
     'content-security-policy',

@@ -36,11 +36,25 @@
  *   neighbours). The attacker's reviews of all three (a namespace per provider's groups, known
  *   versus no groups, bounded answers, rate limits and cookie checks) bring the whole upload to
  *   249.4 and start-up to 47.2: hence 252 and 48, half a KiB or more of room for that reordering.
- *   The authorization server's token side (the token endpoint and its grants, ID tokens,
- *   userinfo, revocation, introspection, RP-initiated logout and its pages, CORS for them)
- *   adds about 9 KiB, all loaded lazily: the sessions object's OAuth part is a module of its own
- *   that the object imports on its first OAuth call, so start-up grows by about 0.1 KiB only
- *   (the grant tables' cleanup and the fence's grant check). 258.5 in all: hence 261.
+ *   The authorization server's foundation (clients, grant tokens) brought them to 250.1 and
+ *   47.5. Protected resources (routes marked `resource = "mcp"`) add about 0.9 KiB to start-up:
+ *   the schema's checks of a resource route, the metadata mount (its documents loaded on first
+ *   use), and the gate's lazy load of the grant-token check at a resource, whose new chunk
+ *   boundary splits modules start-up shares with it; and about 3.3 KiB in all: 48.4 and 253.5,
+ *   hence 49 and 255.
+ *   The authorization server's clients (the admin API for them, their one set of metadata rules,
+ *   dynamic registration, client ID metadata documents and private_key_jwt with jose's local key
+ *   set, all in lazily loaded chunks) add about 5.1 KiB.
+ *   The authorization endpoint (its request checks, the consent page and form token, the apps
+ *   on the account page, the discovery documents, all lazily loaded) adds about 6.1 KiB to the
+ *   upload (250.1 to 256.2), and its methods of the sessions object (codes and consents) about
+ *   0.4 KiB to start-up (47.5 to 47.9).
+ *   After those three merges the build measured 270.4 and 49.3 (over 266 and 49). The token side
+ *   (the token endpoint and its grants, ID tokens, userinfo, revocation, introspection,
+ *   RP-initiated logout and its pages, CORS for them) adds about 4.4 KiB to the upload, all
+ *   loaded lazily: the sessions object's grant logic is a module of its own that the object
+ *   imports on its first call that needs it, so start-up grows by about 0.1 KiB only (the grant
+ *   tables' cleanup and the fence's grant check): 274.8 and 49.4, hence 277 and 50.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -48,10 +62,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 48;
+export const STARTUP_BUDGET_KIB = 50;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 261;
+export const TOTAL_BUDGET_KIB = 277;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

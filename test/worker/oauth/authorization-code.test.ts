@@ -17,10 +17,11 @@ async function refused(r: Response, error: string) {
 }
 
 describe('exchanging an authorization code', () => {
-  it('gives an access token for the userinfo endpoint carrying the session, the grant and the client epoch, and creates the grant', async () => {
+  it('gives an access token for the userinfo endpoint carrying the session (its sign-in time and methods), the grant and the client epoch, and creates the grant', async () => {
     const { client, secret } = await seedClient();
     const s = await signedInSession();
-    const code = await storeCode(s.user.id, s.sessionId, client, { scope: 'openid email offline_access', amr: ['pwd', 'otp', 'mfa'], authTime: 1_700_000_000 });
+    const code = await storeCode(s.user.id, s.sessionId, client, { scope: 'openid email offline_access' });
+    const session = decodeJwt(s.access_token);
     const r = await exchange(client, secret, code);
     expect(r.status, await r.clone().text()).toBe(200);
     expect(r.headers.get('cache-control')).toBe('no-store');
@@ -30,7 +31,7 @@ describe('exchanging an authorization code', () => {
     expect(body.refresh_token).toMatch(new RegExp(`^${s.user.id}\\.[A-Za-z0-9_-]{43}$`));
     const claims = decodeJwt(body.access_token);
     const [grant] = await grantRows(s.user.id);
-    expect(claims).toMatchObject({ iss: PUBLIC_URL, aud: USERINFO, sub: s.user.id, sid: s.sessionId, gid: grant!.id, client_id: client.id, cep: client.tokenEpoch, auth_time: 1_700_000_000, amr: ['pwd', 'otp', 'mfa'] });
+    expect(claims).toMatchObject({ iss: PUBLIC_URL, aud: USERINFO, sub: s.user.id, sid: s.sessionId, gid: grant!.id, client_id: client.id, cep: client.tokenEpoch, auth_time: session.auth_time, amr: ['pwd'] });
     expect(grant).toMatchObject({ session_id: s.sessionId, client_id: client.id, scope: 'openid email offline_access', resource: null, revoked_at: null });
     expect(grant!.id).toMatch(/^grt_/);
     expect(grant!.refresh_hash).not.toBeNull();

@@ -14,9 +14,7 @@ import { sessionExec } from '../support/user-sessions-store';
 async function granted(scope = 'openid email offline_access') {
   const { client, secret } = await seedClient();
   const s = await signedInSession();
-  // As the authorize endpoint does: the session's sign-in, as its own access token carries it.
-  const authTime = decodeJwt(s.access_token).auth_time as number;
-  const tokens = await (await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope, authTime, amr: ['pwd'] }))).json<GrantTokenResponse>();
+  const tokens = await (await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope }))).json<GrantTokenResponse>();
   return { client, secret, s, tokens };
 }
 

@@ -206,11 +206,11 @@ describe('the account page', () => {
     const html = await (await call('/auth/account', { env: e, cookies, headers: NAV })).text();
     expect(html).toContain(`Signed in as <strong>${user.user.email}</strong>`);
     const found = sections(html);
-    expect(found.map((s) => s.id)).toEqual(['profile', 'security', 'sessions-section', 'danger-zone']);
+    expect(found.map((s) => s.id)).toEqual(['profile', 'security', 'sessions-section', 'apps', 'danger-zone']);
     const primaries = (part: string) => part.match(/class="button primary"/g)?.length ?? 0;
     expect(primaries(html)).toBe(found.reduce((n, s) => n + primaries(s.html), 0)); // none outside a section
     for (const s of found) expect(primaries(s.html), s.id).toBeLessThanOrEqual(1);
-    const [profile, security, sessions, danger] = found;
+    const [profile, security, sessions, apps, danger] = found;
     // Profile: the address and its one action, changing it.
     expect(profile!.html).toContain('action="/auth/account/email"');
     expect(primaries(profile!.html)).toBe(1);
@@ -220,6 +220,9 @@ describe('the account page', () => {
     expect(primaries(security!.html)).toBe(1);
     expect(sessions!.html).toContain('id="sessions"');
     expect(primaries(sessions!.html)).toBe(0);
+    // Apps the user allowed (none yet), each with a Revoke button, never a primary one.
+    expect(apps!.html).toContain('id="no-apps"');
+    expect(primaries(apps!.html)).toBe(0);
     // The danger zone, last: both irreversible actions, as danger buttons, and nothing else has them.
     expect(danger!.danger).toBe(true);
     expect(danger!.html).toContain('<form method="post" action="/auth/account/logout-all">');

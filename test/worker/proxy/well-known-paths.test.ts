@@ -1,5 +1,6 @@
 /**
- * `/.well-known/`: the gateway owns only `jwks.json` there. Every other path (discovery
+ * `/.well-known/`: the gateway owns only `jwks.json` there, and on its own host the authorization
+ * server's metadata (test/worker/oauth/discovery.test.ts). Every other path (other discovery
  * documents, `security.txt`) is an origin's when a route covers it, and goes back exactly as
  * the origin sent it; without a route it is the gateway's own 404.
  */
@@ -26,7 +27,7 @@ const SECURITY_TXT = 'Contact: mailto:security@example.com\nExpires: 2030-01-01T
 
 const root = recordingOrigin(async (req) => {
   const path = new URL(req.url).pathname;
-  if (path === '/.well-known/openid-configuration') {
+  if (path === '/.well-known/webfinger') {
     return fetchedResponse(DISCOVERY, { status: 200, headers: { 'content-type': 'application/json', 'access-control-allow-origin': '*', 'x-origin': 'discovery' } });
   }
   if (path === '/.well-known/security.txt') {
@@ -37,8 +38,8 @@ const root = recordingOrigin(async (req) => {
 const routed = proxyEnv([{ path: '/', origin: 'service:ROOT', auth: 'public' }], { ROOT: root });
 
 describe('/.well-known/ paths behind a route on /', () => {
-  it('an OpenID discovery document comes back as the origin sent it, without the gateway headers', async () => {
-    const r = await call('/.well-known/openid-configuration', { env: routed });
+  it('an origin’s discovery document comes back as the origin sent it, without the gateway headers', async () => {
+    const r = await call('/.well-known/webfinger', { env: routed });
     expect(r.status).toBe(200);
     expect(await r.text()).toBe(DISCOVERY);
     expect(r.headers.get('content-type')).toBe('application/json');
@@ -76,7 +77,7 @@ describe('/.well-known/ paths behind a route on /', () => {
 describe('/.well-known/ paths without a route', () => {
   it('answers the gateway’s 404 JSON with its headers, not a 500', async () => {
     const env = makeEnv();
-    for (const path of ['/.well-known/openid-configuration', '/.well-known/security.txt']) {
+    for (const path of ['/.well-known/webfinger', '/.well-known/security.txt']) {
       const r = await call(path, { env, headers: { accept: 'application/json' } });
       expect(r.status).toBe(404);
       expect(((await r.json()) as { error: string }).error).toBe('not_found');

@@ -19,11 +19,13 @@ import { errorHandler } from '../../../src/middleware/error-handler';
 import { findUserById } from '../../../src/storage/users';
 import { call, countRows, GOOD_PASSWORD, PUBLIC_URL, setCookies, type TestEnv } from '../support/helpers';
 import { mailEnv, mailFor, uniqueEmail } from '../support/mail';
-import { seedClient } from '../support/oauth-clients';
 import { fakeHost, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { signIn as oauthSignIn } from '../support/oauth-helpers';
 import { FLAGS, postJson, SoftAuthenticator, type AuthenticationOptions, type RegistrationOptions } from '../support/passkeys-helpers';
 import { ENCRYPTION_KEY, NAV, totpCode, updateJar, userWithTotp, type Jar } from '../support/second-factor-helpers';
+import { seedClient } from '../support/oauth-clients';
+import { sessionRows } from '../support/user-sessions-store';
+import { authorizeUrl } from '../oauth/authorize-support';
 
 type Kind = 'totp' | 'passkey' | 'role';
 const KINDS: Kind[] = ['totp', 'passkey', 'role'];
@@ -246,6 +248,24 @@ const drivers: Record<SignInEndpointId, (kind: Kind) => Promise<Prepared>> = {
       },
     };
   },
+  // A browser with only a pending sign-in asks an app (a first-party one: no consent page) for
+  // a code: it is sent to sign in, and the app gets no code.
+  oauth_authorize: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'authorize');
+    const jar = await pendingBrowser(email);
+    const { client } = await seedClient({ firstParty: true });
+    return { userId, expected: 'sent-to-sign-in', send: () => call(authorizeUrl(client), { env: e, cookies: jar, headers: DOCUMENT_NAV }) };
+  },
+  // Such a browser answering a consent form (one made for the same request, with a token in the
+  // right shape) gets nothing either.
+  oauth_authorize_consent: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'consent');
+    const jar = await pendingBrowser(email);
+    const { client } = await seedClient();
+    const request = authorizeUrl(client).split('?')[1]!;
+    const form = { request, consent_token: `${Math.floor(Date.now() / 1000)}.${'A'.repeat(43)}`, decision: 'allow' };
+    return { userId, expected: 'refused', send: () => call('/auth/authorize', { env: e, cookies: jar, headers: { ...NAV, origin: PUBLIC_URL }, form }) };
+  },
 };
 
 
@@ -285,6 +305,11 @@ function expectSentToSignIn(response: Response, label: string) {
   expect(location.href, label).not.toContain('code=');
 }
 
+/** No authorization code was stored for the user (the app could get none). */
+async function expectNoAuthorizationCode(userId: string, label: string) {
+  expect(await sessionRows('SELECT hash FROM oauth_codes', [], userId), `${label}: a code was stored`).toHaveLength(0);
+}
+
 describe('every way in asks for the second factor', () => {
   it('the list of sign-in endpoints is the one this test drives, entry for entry', () => {
     expect(Object.keys(drivers).sort()).toEqual(SIGN_IN_ENDPOINTS.map((x) => x.id).sort());
@@ -303,6 +328,7 @@ describe('every way in asks for the second factor', () => {
             return;
           }
           await expectNoSession(response, prepared.userId, before, label);
+          await expectNoAuthorizationCode(prepared.userId, label);
           if (prepared.expected === 'pending') await expectPending(response, label);
           else if (prepared.expected === 'sent-to-sign-in') expectSentToSignIn(response, label);
           else expect(response.status, label).toBeGreaterThanOrEqual(400);

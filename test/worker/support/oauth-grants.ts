@@ -5,7 +5,7 @@
  */
 import { decodeJwt } from 'jose';
 import type { OAuthClient } from '../../../src/storage/oauth-clients';
-import type { OAuthCodeRow } from '../../../src/storage/user-sessions';
+import type { AuthorizationCodeRow } from '../../../src/storage/user-sessions';
 import { randomId, sha256 } from '../../../src/util/random';
 import { call, signedInUser, type TestEnv, type TokenResponse } from './helpers';
 import { sessionRows, sessionsObject } from './user-sessions-store';
@@ -25,8 +25,6 @@ export interface CodeOptions {
   redirectUri?: string;
   /** Seconds until it expires (negative: already expired). */
   expiresIn?: number;
-  authTime?: number;
-  amr?: string[];
 }
 
 /** A PKCE verifier (RFC 7636: 43 characters of the unreserved set). */
@@ -34,13 +32,14 @@ export const newVerifier = () => randomId(32);
 
 /**
  * Stores an authorization code of `client` for the user's live session, as the authorize
- * endpoint does; returns the code (`<user id>.<secret>`) and its PKCE verifier.
+ * endpoint does (the object adds the session's `auth_time` and `amr`); returns the code
+ * (`<user id>.<secret>`) and its PKCE verifier.
  */
 export async function storeCode(userId: string, sessionId: string, client: OAuthClient, o: CodeOptions = {}): Promise<{ code: string; verifier: string }> {
   const secret = randomId(32);
   const verifier = newVerifier();
   const now = Math.floor(Date.now() / 1000);
-  const row: OAuthCodeRow = {
+  const row: AuthorizationCodeRow = {
     hash: await sha256(secret),
     session_id: sessionId,
     client_id: client.id,
@@ -49,8 +48,6 @@ export async function storeCode(userId: string, sessionId: string, client: OAuth
     nonce: o.nonce === undefined ? 'n-0S6_WzA2Mj' : o.nonce,
     code_challenge: await sha256(verifier),
     resource: o.resource ?? null,
-    auth_time: o.authTime ?? now,
-    amr: JSON.stringify(o.amr ?? ['pwd']),
     created_at: now,
     expires_at: now + (o.expiresIn ?? 60),
   };

@@ -74,6 +74,21 @@ export interface AuthUser {
   clientId?: string;
 }
 
+/**
+ * A service (a client with the client-credentials grant, README "Machines") calling a proxied
+ * route or forward-auth: its verified grant token. No user, so none of a person's facts.
+ */
+export interface ServiceCaller {
+  kind: 'service';
+  clientId: string;
+  /** `svc:<client id>:<token epoch>` (tokens/grant-token.ts `serviceSessionId`). */
+  sessionId: string;
+  /** Space-separated scopes. */
+  scope: string;
+  tokenId: string;
+  tokenExpiresAt: number;
+}
+
 export interface Variables {
   config: Config;
   keyring: Keyring;
@@ -87,6 +102,8 @@ export interface Variables {
   policyRule?: string;
   /** Why the external decision refused or failed, for the request log (never the requester). */
   policyReason?: string;
+  /** The client a service's request came from (README "Machines"), for the request log. */
+  clientId?: string;
   /** The `ROUTES` path a proxied request matched, for the request log. */
   proxyRoute?: string;
   /** The route a lazily loaded app (middleware/lazy-app.ts) matched, for the request log. */

@@ -15,7 +15,7 @@
  * test that drives every entry of that list without the second factor.
  */
 import type { Context } from 'hono';
-import { routePath } from 'hono/route';
+import { matchedRoutes, routePath } from 'hono/route';
 import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
@@ -36,7 +36,7 @@ import {
 import type { OAuthClient } from '../storage/oauth-clients';
 import { revokeSessionIds } from '../storage/revocation';
 import { userinfoUrl } from '../config/oauth-endpoints';
-import { issueGrantToken } from '../tokens/grant-token';
+import { issueGrantToken, serviceSessionId } from '../tokens/grant-token';
 import { idTokenKey, issueIdToken, noIdTokenKey } from '../tokens/id-token';
 import { isAccountAsRead, type User } from '../storage/users';
 import { randomId, sha256 } from '../util/random';
@@ -49,11 +49,21 @@ import { userForTokenClaims } from './directory-reads';
 import type { AuthUser } from '../env';
 import { accessTokenFor, endSessions, newRefreshToken, REFRESH_REUSE_GRACE_S, type IssuedTokens } from './sessions';
 
+/**
+ * The `path` of the proxy's entry: the app's root catch-all (app.ts `app.all('*', proxy(...))`),
+ * which serves every method on every path the gateway does not own. It matches only when the
+ * running handler is registered as `/*` (hono's spelling of the root `*`) for all methods, is the last route the
+ * request matched (middleware registered with `use('*')` comes before it), and the request's
+ * path is not under AUTH_PREFIX (the gateway's own endpoints are never proxied).
+ */
+export const PROXIED = '*proxied*';
+
 export interface SignInEndpoint {
   /** A stable name (tests map each one to a way of driving it). */
   id: string;
-  method: 'GET' | 'POST';
-  /** The route's path under AUTH_PREFIX, as registered (`/callback/:provider`). */
+  /** `ANY` only for {@link PROXIED}. */
+  method: 'GET' | 'POST' | 'ANY';
+  /** The route's path under AUTH_PREFIX, as registered (`/callback/:provider`), or {@link PROXIED}. */
   path: string;
   /**
    * `first`: a first factor starts the sign-in ({@link signIn}); `second`: a second factor
@@ -61,9 +71,10 @@ export interface SignInEndpoint {
    * is handed to an app host ({@link handOffToHost}, {@link signInOnHost}); `grant`: a live
    * session of the gateway host gives a client an authorization code ({@link issueAuthorizationCode}),
    * or a client's code or refresh token becomes its tokens ({@link exchangeAuthorizationCode},
-   * {@link refreshGrant}).
+   * {@link refreshGrant}); `service`: an authenticated client gets a token of its own, no user
+   * ({@link issueServiceToken}).
    */
-  step: 'first' | 'second' | 'host' | 'grant';
+  step: 'first' | 'second' | 'host' | 'grant' | 'service';
 }
 
 /**
@@ -84,6 +95,8 @@ export const SIGN_IN_ENDPOINTS = [
   { id: 'oauth_authorize', method: 'GET', path: '/authorize', step: 'grant' },
   { id: 'oauth_authorize_consent', method: 'POST', path: '/authorize', step: 'grant' },
   { id: 'oauth_token', method: 'POST', path: '/token', step: 'grant' },
+  { id: 'oauth_token_client_credentials', method: 'POST', path: '/token', step: 'service' },
+  { id: 'service_token_headers', method: 'ANY', path: PROXIED, step: 'service' },
 ] as const satisfies readonly SignInEndpoint[];
 
 export type SignInEndpointId = (typeof SIGN_IN_ENDPOINTS)[number]['id'];
@@ -143,10 +156,22 @@ export type SignInOutcome = SessionOutcome | PendingOutcome;
 function requireSignInEndpoint(c: Context<AppEnv>, step: SignInEndpoint['step']): SignInEndpointId {
   const matched = routePath(c);
   const prefix = c.get('config').AUTH_PREFIX;
-  const endpoint = SIGN_IN_ENDPOINTS.find((e) => e.step === step && e.method === c.req.method && `${prefix}${e.path}` === matched);
+  const endpoint = SIGN_IN_ENDPOINTS.find((e) =>
+    e.path === PROXIED ? e.step === step && isProxyRoute(c, matched, prefix) : e.step === step && e.method === c.req.method && `${prefix}${e.path}` === matched,
+  );
   if (endpoint) return endpoint.id;
   log.error('sign_in_from_unlisted_route', { method: c.req.method, route: matched, step });
   throw new ApiError('server_error', 'Something went wrong. Try again later.');
+}
+
+/** True when the running handler is the proxy's (see {@link PROXIED}). */
+function isProxyRoute(c: Context<AppEnv>, matched: string, prefix: string): boolean {
+  if (matched !== '/*') return false;
+  const routes = matchedRoutes(c);
+  const running = routes[c.req.routeIndex];
+  if (running?.method !== 'ALL' || c.req.routeIndex !== routes.length - 1) return false;
+  const path = c.req.path.toLowerCase();
+  return path !== prefix && !path.startsWith(`${prefix}/`);
 }
 
 /** What the user still owes after a first factor: nothing (null), a factor, or setting one up. */
@@ -616,4 +641,57 @@ export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, requ
   const tokens = await mintGrantTokens(c, client, user, session, grant, { authTime: session.authTime, amr: session.amr, nonce: null }, next.token, withIdToken);
   await recordEvent(c, { event: 'oauth_tokens_issued', outcome: 'success', userId, detail: { endpoint, grant_type: 'refresh_token', client_id: client.id, sid: session.id, gid: grant.id, scope: grant.scope } });
   return tokens;
+}
+
+/** A service's access token (client credentials): for one audience, no user, no refresh token. */
+export interface ServiceToken {
+  token: string;
+  jti: string;
+  expiresAt: number;
+  expiresIn: number;
+  scope: string;
+  audience: string;
+}
+
+/**
+ * Mints a service's access token (RFC 6749 §4.4) for a client its caller has authenticated
+ * (auth/oauth-clients.ts `authenticateClient`) and checked: `sub` is the client, `svc` true,
+ * `sid` the client's service session of its current token epoch (disabling the client or moving
+ * the epoch revokes it), `cep` the epoch, no grant id. The audience and scope are the caller's
+ * to have checked against the client's allowed ones; the client's registration is checked here
+ * again (enabled, confidential, allowed the grant and the audience), so that no route can mint
+ * past it. Lifetime: ACCESS_TOKEN_TTL, the time a revocation is kept in KV
+ * (storage/revocation.ts), so a revoked token cannot outlive its revocation entry.
+ */
+export async function issueServiceToken(c: Context<AppEnv>, client: OAuthClient, grant: { audience: string; scope: string }): Promise<ServiceToken> {
+  const endpoint = requireSignInEndpoint(c, 'service');
+  const allowed =
+    client.disabledAt === null &&
+    client.kind === 'confidential' &&
+    client.authMethod !== 'none' &&
+    client.grantTypes.includes('client_credentials') &&
+    client.allowedAudiences.includes(grant.audience);
+  if (!allowed) {
+    log.error('service_token_refused', { client_id: client.id, endpoint });
+    throw new ApiError('unauthorized_client', 'This client may not get a token for this audience.');
+  }
+  const config = c.get('config');
+  const issued = await issueGrantToken(c.get('keyring'), {
+    issuer: config.PUBLIC_URL,
+    audience: grant.audience,
+    subject: client.id,
+    sessionId: serviceSessionId(client.id, client.tokenEpoch),
+    clientId: client.id,
+    clientEpoch: client.tokenEpoch,
+    scope: grant.scope,
+    ttlSeconds: config.ACCESS_TOKEN_TTL,
+    service: true,
+  });
+  await recordEvent(c, {
+    event: 'service_token_issued',
+    outcome: 'success',
+    userId: null,
+    detail: { endpoint, client_id: client.id, aud: grant.audience, scope: grant.scope, jti: issued.jti },
+  });
+  return { ...issued, scope: grant.scope, audience: grant.audience };
 }

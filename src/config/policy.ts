@@ -15,12 +15,12 @@ import { providersWithGroups } from './providers-with-groups';
 import type { RouteConfig } from './routes-schema';
 import type { Config } from './schema';
 
-/** Kinds of caller. Only people sign in today; service identities will add "service". */
-export const CALLERS = ['person'] as const;
+/** Kinds of caller: a signed-in person, or a service with a token of its own (README "Machines"). */
+export const CALLERS = ['person', 'service'] as const;
 export type Caller = (typeof CALLERS)[number];
 
 /** Facts compared against a list of values, any of which may match. */
-export type ListFact = 'email' | 'domain' | 'groups' | 'roles' | 'amr' | 'method' | 'country' | 'caller';
+export type ListFact = 'email' | 'domain' | 'groups' | 'roles' | 'amr' | 'method' | 'country' | 'caller' | 'client';
 
 export type Condition =
   | { kind: 'all' | 'any'; of: readonly Condition[] }
@@ -57,7 +57,7 @@ export class PolicyError extends Error {
   }
 }
 
-const LIST_FACTS: readonly ListFact[] = ['email', 'domain', 'groups', 'roles', 'amr', 'method', 'country', 'caller'];
+const LIST_FACTS: readonly ListFact[] = ['email', 'domain', 'groups', 'roles', 'amr', 'method', 'country', 'caller', 'client'];
 const FACTS = [...LIST_FACTS, 'path', 'ip', 'signed_in_within', 'all', 'any', 'not'];
 
 /** RFC 8176's registered authentication method reference values. */
@@ -80,6 +80,8 @@ const COUNTRIES = new Set(
 );
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Z-]+$/;
+/** A client id as the gateway issues them (`cli_<random>`) or any visible ASCII up to its length limit. */
+const CLIENT_ID = /^[\x21-\x7e]{1,256}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+$/;
 const DOMAIN = /^[^@\s/\\]+$/;
 // Decoded path text: what normalise-path.ts lets through a segment, less `*` (the wildcard).
@@ -119,6 +121,9 @@ function listValues(fact: ListFact, raw: unknown, at: string): string[] {
       case 'caller':
         if (!(CALLERS as readonly string[]).includes(v)) throw new PolicyError(where, `"${v}" is not a kind of caller (${CALLERS.join(', ')})`);
         return v;
+      case 'client':
+        if (!CLIENT_ID.test(v)) throw new PolicyError(where, `"${v}" is not a client id (such as cli_Ab3dE5)`);
+        return v;
       case 'groups':
       case 'roles':
         return v;
@@ -127,7 +132,7 @@ function listValues(fact: ListFact, raw: unknown, at: string): string[] {
 }
 
 function example(fact: ListFact): string {
-  return { email: 'dana@example.com', domain: 'example.com', groups: 'eng', roles: 'ops', amr: 'mfa', method: 'GET', country: 'DE', caller: 'person' }[fact];
+  return { email: 'dana@example.com', domain: 'example.com', groups: 'eng', roles: 'ops', amr: 'mfa', method: 'GET', country: 'DE', caller: 'person', client: 'cli_Ab3dE5' }[fact];
 }
 
 /**
@@ -203,6 +208,32 @@ function condition(raw: unknown, at: string, found: { groupsAt: string | null },
   });
   // The keys of one object must all hold.
   return parts.length === 1 ? parts[0]! : { kind: 'all', of: parts };
+}
+
+/**
+ * True if the condition holds only for a service the rule names: it requires `caller` with
+ * "service" or a `client` (itself, or as one of the facts an `all` requires, or in every branch
+ * of an `any`). Only such an allow rule admits a service (proxy/policy.ts): a rule written for
+ * people (`method = ["GET"]` alone) never lets a service in, however little it asks of a person.
+ */
+export function namesServices(c: Condition): boolean {
+  switch (c.kind) {
+    case 'caller':
+      return c.values.includes('service');
+    case 'client':
+      return true;
+    case 'all':
+      return c.of.some(namesServices);
+    case 'any':
+      return c.of.every(namesServices);
+    default:
+      return false;
+  }
+}
+
+/** True if some allow rule of the policy admits services ({@link namesServices}). */
+export function admitsServices(policy: Policy): boolean {
+  return policy.allow.some((rule) => namesServices(rule.condition));
 }
 
 type Truth = 'always' | 'never' | 'maybe';

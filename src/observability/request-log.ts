@@ -50,6 +50,7 @@ function writeLine(c: Context<AppEnv>, started: number): void {
     decision: decisionFor(status),
     status,
     user_id: c.get('user')?.id ?? null,
+    ...(c.get('clientId') === undefined ? {} : { client_id: c.get('clientId') }),
     ip: clientIp(c),
     latency_ms: Date.now() - started,
   };

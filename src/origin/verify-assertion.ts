@@ -10,6 +10,14 @@
  *   audience: 'https://app.internal.example.com',
  * });
  * who.email; who.roles;
+ *
+ * A service (a client with a token of its own, README "Machines") gets an assertion without a
+ * person (`svc: true`, `sub` = `client_id`): refused here unless the origin opts in with
+ * `acceptServices: true`, so code that expects a person never takes a machine for one.
+ *
+ * @example
+ * const who = await verifyGatehouseAssertion(request, { jwksUrl, audience, acceptServices: true });
+ * if (who.kind === 'service') who.clientId; else who.email;
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import * as v from 'valibot';
@@ -23,9 +31,12 @@ export interface VerifyOptions {
   issuer?: string;
   /** Seconds of clock skew tolerated (default 30). */
   clockTolerance?: number;
+  /** Accept a service's assertion too (then the answer may be a {@link GatehouseService}); by default it is refused. */
+  acceptServices?: boolean;
 }
 
 export interface GatehouseIdentity {
+  kind: 'person';
   userId: string;
   email: string;
   emailVerified: boolean;
@@ -39,6 +50,16 @@ export interface GatehouseIdentity {
   authTime: number | null;
   /** The OAuth client acting for the user (at a route marked as an MCP server), else null. */
   clientId: string | null;
+  claims: JWTPayload;
+}
+
+/** A service calling through Gatehouse: a client, no person. */
+export interface GatehouseService {
+  kind: 'service';
+  clientId: string;
+  /** The scopes of the service's token. */
+  scope: string[];
+  sessionId: string;
   claims: JWTPayload;
 }
 
@@ -77,6 +98,14 @@ const identityClaimsSchema = v.object({
   client_id: v.optional(v.string()),
 });
 
+const serviceClaimsSchema = v.object({
+  sub: v.string(),
+  sid: v.string(),
+  client_id: v.string(),
+  svc: v.literal(true),
+  scope: v.optional(v.string(), ''),
+});
+
 // One key set per JWKS URL: jose caches keys and re-fetches on an unknown `kid` (rotation).
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
@@ -90,11 +119,16 @@ function keySet(url: string | URL) {
   return set;
 }
 
-/** Verifies the request's assertion; throws {@link GatehouseAssertionError} if it is missing or invalid. */
-export async function verifyGatehouseAssertion(
-  request: Request | { headers: Headers | Record<string, string | string[] | undefined> },
-  options: VerifyOptions,
-): Promise<GatehouseIdentity> {
+type AssertionRequest = Request | { headers: Headers | Record<string, string | string[] | undefined> };
+
+/**
+ * Verifies the request's assertion; throws {@link GatehouseAssertionError} if it is missing or
+ * invalid, or is a service's and `acceptServices` is not set.
+ */
+export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions & { acceptServices: true }): Promise<GatehouseIdentity | GatehouseService>;
+export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions & { acceptServices?: false }): Promise<GatehouseIdentity>;
+export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions): Promise<GatehouseIdentity | GatehouseService>;
+export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions): Promise<GatehouseIdentity | GatehouseService> {
   const headers = request.headers;
   const raw = headers instanceof Headers ? headers.get(ASSERTION_HEADER) : headers[ASSERTION_HEADER];
   const token = Array.isArray(raw) ? undefined : raw;
@@ -116,10 +150,18 @@ export async function verifyGatehouseAssertion(
     const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
     throw new GatehouseAssertionError(`The X-Auth-Assertion is not valid (${why}).`);
   }
+  if (payload.svc !== undefined) {
+    if (!options.acceptServices) throw new GatehouseAssertionError('The X-Auth-Assertion is a service\'s (client credentials), not a person\'s: pass acceptServices: true to accept services.');
+    const service = v.safeParse(serviceClaimsSchema, payload);
+    if (!service.success || service.output.sub !== service.output.client_id) throw new GatehouseAssertionError('The X-Auth-Assertion lacks service claims.');
+    const s = service.output;
+    return { kind: 'service', clientId: s.client_id, scope: s.scope.split(' ').filter(Boolean), sessionId: s.sid, claims: payload };
+  }
   const identity = v.safeParse(identityClaimsSchema, payload);
   if (!identity.success) throw new GatehouseAssertionError('The X-Auth-Assertion lacks identity claims.');
   const p = identity.output;
   return {
+    kind: 'person',
     userId: p.sub,
     email: p.email,
     emailVerified: p.email_verified,

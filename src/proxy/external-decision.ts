@@ -9,6 +9,9 @@
  *                   "roles": [...], "groups": [...], "groups_known": true, "amr": [...], "auth_time": 0,
  *                   "session_id": "..." } }
  *
+ * A service (README "Machines") is sent as
+ * `{ "caller": "service", "sub": "<client id>", "client_id": "...", "scope": "...", "session_id": "svc:..." }`.
+ *
  * (`path` without the query; `host`, `ip` and `country` null, `method` empty, where unknown;
  * `groups_known` false when no provider vouches for the groups, which are then empty but
  * unknown, not "none".) It answers 200 with
@@ -22,9 +25,9 @@
  * {@link EXTERNAL_CACHE_ENTRIES} per isolate (the oldest goes first).
  */
 import { cappedText } from '../util/capped-text';
-import { serviceBinding, type AuthUser, type Env } from '../env';
+import { serviceBinding, type AuthUser, type Env, type ServiceCaller } from '../env';
 import { log } from '../observability/log';
-import { callerOf } from './policy';
+import { isService, type Principal } from './policy';
 
 export const EXTERNAL_TIMEOUT_MS = 2000;
 export const EXTERNAL_CACHE_SECONDS = 5;
@@ -69,26 +72,36 @@ function isAnswer(x: unknown): x is { allow: boolean; reason?: unknown } {
   return typeof x === 'object' && x !== null && 'allow' in x && typeof x.allow === 'boolean';
 }
 
-async function ask(env: Env, binding: string, route: string, user: AuthUser, request: ExternalRequest): Promise<ExternalVerdict> {
+/** What the service is told of a service caller: its client, no person. */
+function serviceIdentity(caller: ServiceCaller) {
+  return { caller: 'service', sub: caller.clientId, client_id: caller.clientId, scope: caller.scope, session_id: caller.sessionId };
+}
+
+/** What the service is told of a signed-in person. */
+function personIdentity(user: AuthUser) {
+  return {
+    caller: 'person',
+    sub: user.id,
+    email: user.email,
+    email_verified: user.emailVerified,
+    roles: user.roles,
+    groups: user.groups,
+    // False: no provider vouches for `groups` (a password sign-in, groups too old); they may be in some.
+    groups_known: user.groupsKnown,
+    amr: user.amr,
+    auth_time: user.authTime,
+    session_id: user.sessionId,
+  };
+}
+
+async function ask(env: Env, binding: string, route: string, principal: Principal, request: ExternalRequest): Promise<ExternalVerdict> {
   const service = serviceBinding(env, binding);
   if (!service) return failure('no such service binding');
   const body = JSON.stringify({
     version: 1,
     route,
     request,
-    identity: {
-      caller: callerOf(user),
-      sub: user.id,
-      email: user.email,
-      email_verified: user.emailVerified,
-      roles: user.roles,
-      groups: user.groups,
-      // False: no provider vouches for `groups` (a password sign-in, groups too old); they may be in some.
-      groups_known: user.groupsKnown,
-      amr: user.amr,
-      auth_time: user.authTime,
-      session_id: user.sessionId,
-    },
+    identity: isService(principal) ? serviceIdentity(principal) : personIdentity(principal),
   });
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -146,7 +159,7 @@ async function exchange(service: Pick<Fetcher, 'fetch'>, body: string, signal: A
 }
 
 /** The external service's verdict on this request, from the cache while it is fresh. */
-export async function externalDecision(env: Env, binding: string, route: string, user: AuthUser, request: ExternalRequest): Promise<ExternalVerdict> {
+export async function externalDecision(env: Env, binding: string, route: string, user: Principal, request: ExternalRequest): Promise<ExternalVerdict> {
   const key = `${user.tokenId}\n${binding}\n${route}\n${request.method}\n${request.host ?? ''}\n${request.path}\n${request.ip ?? ''}\n${request.country ?? ''}`;
   const nowMs = Date.now();
   const cached = answers.get(key);

@@ -2,7 +2,9 @@
  * The headers an origin receives (docs/design.md, "Identity sent to origins"): the client's headers
  * minus hop-by-hop ones, minus anything that could pass for identity or for the edge's facts,
  * minus the gateway's own cookies and bearer token; then the edge's `X-Forwarded-*` and, for a
- * signed-in user, `X-Auth-*` with the signed assertion.
+ * signed-in user, `X-Auth-*` with the signed assertion (for a service, proxy/service-caller.ts
+ * `serviceIdentityHeaders`). The service-token headers (`X-Gatehouse-Client-Id`, `-Secret`: a client's
+ * credentials) never go on, on any route.
  */
 import { ACCESS_COOKIE, MFA_COOKIE, REFRESH_COOKIE, SSO_STATE_COOKIE } from '../http/cookies';
 import { FLOW_COOKIE } from '../tokens/flow-cookie-name';
@@ -11,7 +13,11 @@ import type { AuthUser } from '../env';
 /** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies also drop. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-const IDENTITY_PREFIXES = ['x-auth-', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username'];
+/**
+ * `x-auth-` is the gateway's identity (X-Auth-Client-Id included); `x-gatehouse-` its own
+ * request headers, the service-token pair among them, a secret the origin must never see.
+ */
+const IDENTITY_PREFIXES = ['x-auth-', 'x-gatehouse-', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username'];
 
 /**
  * Names some origins take as the signed-in user, or as the path that was really asked for

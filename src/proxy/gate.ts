@@ -5,9 +5,14 @@
  * rules, then step-up, then its external decision). Shared by the proxy and by forward-auth
  * (`/auth/verify`). A refusal by policy is a bare 403 `forbidden`: which rule refused goes to
  * the request log (`policy_rule`), never to the requester.
+ *
+ * A service (README "Machines") comes with a bearer token of its own (`svc`), or at the proxy
+ * with its client id and secret in two headers (proxy/service-caller.ts, loaded on first use):
+ * the request's one extra cost for everyone else is the lookup of the client-id header, and a
+ * bearer token is looked at as a possible service's only after it failed as a session's.
  */
 import type { Context } from 'hono';
-import type { AppEnv, AuthUser } from '../env';
+import type { AppEnv, AuthUser, ServiceCaller } from '../env';
 import { wantsHtml } from '../http/client';
 import { ApiError, insufficientUserAuthentication, invalidToken } from '../http/errors';
 import { authenticate, presentedToken } from '../auth/authenticate';
@@ -18,6 +23,7 @@ import { encodePath, type NormalisedPath } from './normalise-path';
 import { hasPolicy, routePolicies } from '../config/route-policies';
 import { stepUpNeed } from './step-up';
 import { nowSeconds } from '../util/time';
+import type { Principal } from './policy';
 
 /** Headers by which many frameworks let a POST (or even a GET) act as another method. */
 const METHOD_OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
@@ -39,7 +45,8 @@ function mayWrite(c: Context<AppEnv>, method: string): boolean {
 }
 
 export type GateResult =
-  | { pass: true; user: AuthUser | null; via: 'cookie' | 'bearer' | null }
+  /** `service`: a service passed (then `user` is null; `via` is null when it came with the two headers). */
+  | { pass: true; user: AuthUser | null; via: 'cookie' | 'bearer' | null; service?: ServiceCaller }
   | { pass: false; redirect: string; status?: 302 | 303 };
 
 export interface GateOptions {
@@ -58,6 +65,8 @@ export interface GateOptions {
    * and refresh (the gateway's `/sso`) and step-up (the gateway's, then `/sso` again). Absolute URLs.
    */
   viaGateway?: { signIn: string; stepUp: string };
+  /** Take a service's client id and secret from the two headers (the built-in proxy only). */
+  serviceHeaders?: boolean;
 }
 
 export interface PolicyRequest {
@@ -81,6 +90,10 @@ let evaluator: Promise<typeof import('./policy')> | undefined;
 let external: Promise<typeof import('./external-decision')> | undefined;
 /** Grant tokens at protected resources (and what they read), loaded on a resource route's first request. */
 let resources: Promise<typeof import('./resource-tokens')> | undefined;
+let services: Promise<typeof import('./service-caller')> | undefined;
+
+/** The header naming a service's client id (proxy/service-caller.ts `CLIENT_ID_HEADER`). */
+const CLIENT_ID_HEADER = 'x-gatehouse-client-id';
 
 /**
  * The method the policy sees: unknown (null) when a method-override header or `_method` query
@@ -96,7 +109,7 @@ function policyMethod(c: Context<AppEnv>, request: PolicyRequest | undefined): s
 }
 
 /** The route's compiled policy, or null; throws `forbidden` if its rules refuse the request. */
-async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUser, request: PolicyRequest | undefined, now: number): Promise<Policy | null> {
+async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: Principal, request: PolicyRequest | undefined, now: number): Promise<Policy | null> {
   if (!hasPolicy(route.config)) return null;
   const [policies, { decide }] = await Promise.all([routePolicies(c.get('config')), (evaluator ??= import('./policy'))]);
   const policy = policies?.get(route.config);
@@ -116,7 +129,7 @@ async function checkRules(c: Context<AppEnv>, route: CompiledRoute, user: AuthUs
 }
 
 /** Asks the route's external decision service, if it names one; throws `forbidden` unless it allows. */
-async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: Policy | null, user: AuthUser, request: PolicyRequest | undefined): Promise<void> {
+async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: Policy | null, user: Principal, request: PolicyRequest | undefined): Promise<void> {
   if (!policy?.external) return;
   const { externalDecision } = await (external ??= import('./external-decision'));
   const answer = await externalDecision(c.env, policy.external, route.config.path, user, {
@@ -132,6 +145,21 @@ async function checkExternal(c: Context<AppEnv>, route: CompiledRoute, policy: P
   throw new ApiError('forbidden', NOT_ALLOWED);
 }
 
+/** A service's way through: verified and admitted (service-caller.ts), then the route's rules and external decision. */
+async function serviceGate(c: Context<AppEnv>, route: CompiledRoute, options: GateOptions, credential: { clientId: string } | { token: string }): Promise<GateResult> {
+  const found = await (services ??= import('./service-caller'));
+  let service: ServiceCaller;
+  if ('token' in credential) {
+    service = await found.serviceFromToken(c, route, credential.token);
+  } else {
+    if (!options.serviceHeaders) throw found.headersRefusedHere();
+    service = await found.serviceFromHeaders(c, route, credential.clientId);
+  }
+  const policy = await checkRules(c, route, service, options.request, nowSeconds());
+  await checkExternal(c, route, policy, service, options.request);
+  return { pass: true, user: null, via: 'token' in credential ? 'bearer' : null, service };
+}
+
 export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: GateOptions = {}): Promise<GateResult> {
   const mode = route.config.auth;
   if (mode === 'public') return { pass: true, user: null, via: null };
@@ -140,6 +168,9 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
     const { resourceGate } = await (resources ??= import('./resource-tokens'));
     return resourceGate(c, route, (user) => admit(c, route, user, 'bearer', { request: options.request }));
   }
+  // Anywhere else, a script's two service-token headers stand for a bearer token.
+  const clientId = c.req.header(CLIENT_ID_HEADER);
+  if (clientId !== undefined) return serviceGate(c, route, options, { clientId });
   const config = c.get('config');
   const navigation = options.returnTo !== undefined && wantsHtml(c);
   const to = (endpoint: 'login' | 'refresh') =>
@@ -163,7 +194,11 @@ export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
     // A stale session cookie (expired, revoked) is not an attack: a browser is sent to refresh
     // it (the refresh cookie is scoped to the auth prefix, so only an /auth endpoint can), and an
     // optional route simply treats it as anonymous. A bad bearer token is always refused.
-    const stale = e instanceof ApiError && e.code === 'invalid_token' && presented.via === 'cookie';
+    const refused = e instanceof ApiError && e.code === 'invalid_token';
+    if (refused && presented.via === 'bearer' && (await (services ??= import('./service-caller'))).claimsService(presented.token)) {
+      return serviceGate(c, route, options, { token: presented.token });
+    }
+    const stale = refused && presented.via === 'cookie';
     if (!stale) throw e;
     if (mode === 'optional') return { pass: true, user: null, via: null };
     if (navigation) return { pass: false, redirect: to('refresh') };

@@ -9,12 +9,18 @@
  * that matches an address not yet verified is unknown too: signing up with someone else's
  * address cannot open a door, and an unproven address of one's own cannot slip past a deny.
  *
+ * A service (README "Machines") is admitted only by an allow rule that names services
+ * (config/policy.ts `namesServices`: `caller = ["service"]` or `client = [...]`); every other
+ * allow rule is passed over for it. A person's facts (email, domain, groups, roles, amr,
+ * signed_in_within) are unknown for a service, so a deny rule on one of them refuses a service
+ * unless it also requires `caller = ["person"]`. `client` is false for a person.
+ *
  * Per request: no parsing of the rules, and no allocation beyond the verdict, one small
  * evaluation record and, made at most once each, the lower-cased email, the folded path
  * segments and the parsed client address.
  */
-import type { Caller, Condition, Policy, Rule } from '../config/policy';
-import type { AuthUser } from '../env';
+import { namesServices, type Caller, type Condition, type Policy, type Rule } from '../config/policy';
+import type { AuthUser, ServiceCaller } from '../env';
 import { foldSegment } from '../util/fold-case';
 import { inRange, parseIp, type IpAddress } from '../util/ip';
 
@@ -39,9 +45,16 @@ export interface PolicyVerdict {
 
 export const NO_ALLOW_MATCHED = 'no allow matched';
 
-/** Every signed-in principal is a person until service identities exist. */
-export function callerOf(_user: AuthUser): Caller {
-  return 'person';
+/** Who a policy decides on: a signed-in person or a service. */
+export type Principal = AuthUser | ServiceCaller;
+
+/** A service has `kind: 'service'`; a person's AuthUser has no `kind`. */
+export function isService(principal: Principal): principal is ServiceCaller {
+  return 'kind' in principal && principal.kind === 'service';
+}
+
+export function callerOf(principal: Principal): Caller {
+  return isService(principal) ? 'service' : 'person';
 }
 
 const FALSE = 0;
@@ -54,13 +67,17 @@ class Evaluation {
   private email?: string;
   private folded?: string[];
   private address?: IpAddress | null;
+  /** The person, or null for a service (whose person facts are all unknown). */
+  readonly user: AuthUser | null;
   constructor(
-    readonly user: AuthUser,
+    readonly principal: Principal,
     readonly facts: RequestFacts,
-  ) {}
+  ) {
+    this.user = isService(principal) ? null : principal;
+  }
 
-  lowerEmail(): string {
-    return (this.email ??= this.user.email.toLowerCase());
+  lowerEmail(user: AuthUser): string {
+    return (this.email ??= user.email.toLowerCase());
   }
 
   segments(): string[] | null {
@@ -140,26 +157,37 @@ function test(c: Condition, e: Evaluation): Tri {
     }
     // An address that matches but is not yet proven is unknown: it may be the user's (a deny or a
     // `not` must not let them past) or a stranger's (an allow must not let them in).
-    case 'email':
-      if (!c.values.includes(e.lowerEmail())) return FALSE;
-      return e.user.emailVerified ? TRUE : UNKNOWN;
+    case 'email': {
+      const user = e.user;
+      if (user === null) return UNKNOWN;
+      if (!c.values.includes(e.lowerEmail(user))) return FALSE;
+      return user.emailVerified ? TRUE : UNKNOWN;
+    }
     case 'domain': {
-      const email = e.lowerEmail();
+      const user = e.user;
+      if (user === null) return UNKNOWN;
+      const email = e.lowerEmail(user);
       if (!c.values.includes(email.slice(email.lastIndexOf('@') + 1))) return FALSE;
-      return e.user.emailVerified ? TRUE : UNKNOWN;
+      return user.emailVerified ? TRUE : UNKNOWN;
     }
     case 'groups':
       // Nobody vouches for the groups (a password sign-in, groups too old): unknown, not none.
-      if (!e.user.groupsKnown) return UNKNOWN;
+      if (e.user === null || !e.user.groupsKnown) return UNKNOWN;
       return anyOf(c.values, e.user.groups) ? TRUE : FALSE;
     case 'roles':
+      if (e.user === null) return UNKNOWN;
       return anyOf(c.values, e.user.roles) ? TRUE : FALSE;
     case 'amr':
+      if (e.user === null) return UNKNOWN;
       return anyOf(c.values, e.user.amr) ? TRUE : FALSE;
-    case 'caller':
-      return c.values.includes(callerOf(e.user)) ? TRUE : FALSE;
     case 'signed_in_within':
+      if (e.user === null) return UNKNOWN;
       return e.facts.now - e.user.authTime <= c.seconds ? TRUE : FALSE;
+    case 'caller':
+      return c.values.includes(callerOf(e.principal)) ? TRUE : FALSE;
+    case 'client':
+      // A person is no client; a service is the one its token names.
+      return isService(e.principal) && c.values.includes(e.principal.clientId) ? TRUE : FALSE;
     case 'method':
       if (e.facts.method === null) return UNKNOWN;
       return c.values.includes(e.facts.method.toUpperCase()) ? TRUE : FALSE;
@@ -181,18 +209,22 @@ function test(c: Condition, e: Evaluation): Tri {
   }
 }
 
-/** The first rule that holds (for deny rules, `refuses`: that may hold), or null. */
+/**
+ * The first rule that holds (for deny rules, `refuses`: that may hold), or null. For a service,
+ * an allow rule that does not name services is passed over.
+ */
 function first(rules: readonly Rule[], e: Evaluation, refuses: boolean): Rule | null {
   for (const rule of rules) {
+    if (!refuses && e.user === null && !namesServices(rule.condition)) continue;
     const t = test(rule.condition, e);
     if (t === TRUE || (refuses && t === UNKNOWN)) return rule;
   }
   return null;
 }
 
-/** Whether `user` may make this request under `policy`, and the rule that decided. */
-export function decide(policy: Policy, user: AuthUser, facts: RequestFacts): PolicyVerdict {
-  const e = new Evaluation(user, facts);
+/** Whether `principal` may make this request under `policy`, and the rule that decided. */
+export function decide(policy: Policy, principal: Principal, facts: RequestFacts): PolicyVerdict {
+  const e = new Evaluation(principal, facts);
   const denied = first(policy.deny, e, true);
   if (denied) return { allowed: false, rule: denied.label };
   const allowed = first(policy.allow, e, false);

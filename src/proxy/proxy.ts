@@ -99,7 +99,11 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   const request = hasPolicy(route.config)
     ? { method: c.req.method, methodParams: url.searchParams.getAll('_method'), path, host: url.host, ip: clientIp(c), country: edgeCountry(c.req.raw) }
     : undefined;
-  const verdict = await gate(c, route, state === null ? { returnTo: url.href, refuseCrossSite: true, request } : { ...appHostGate(config, url, state), request });
+  const verdict = await gate(
+    c,
+    route,
+    state === null ? { returnTo: url.href, refuseCrossSite: true, request, serviceHeaders: true } : { ...appHostGate(config, url, state), request, serviceHeaders: true },
+  );
   if (!verdict.pass) return { redirect: verdict.redirect, status: verdict.status, setCookie: state === null ? undefined : ssoStateCookie(state) };
 
   const websocket = (c.req.header('upgrade') ?? '').toLowerCase() === 'websocket';
@@ -109,13 +113,18 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
     proto: url.protocol === 'https:' ? 'https' : 'http',
     host: url.host,
     // With upstream_authorization the origin reads Authorization as the identity: never the client's.
-    dropAuthorization: verdict.via === 'bearer' || upstreamAssertion || (route.config.auth === 'public' && carriesOurBearer(c)),
+    dropAuthorization: verdict.via === 'bearer' || upstreamAssertion || ((route.config.auth === 'public' || verdict.service !== undefined) && carriesOurBearer(c)),
     websocket,
   });
   if (verdict.user) {
     const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);
     for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) headers.set(name, value);
     if (upstreamAssertion) headers.set('authorization', `Bearer ${assertion}`);
+  } else if (verdict.service) {
+    // Loaded already: the gate admitted the service through this module.
+    const identity = await (await import('./service-caller')).serviceIdentityHeaders(c, verdict.service, route.audience);
+    for (const [name, value] of Object.entries(identity)) headers.set(name, value);
+    if (upstreamAssertion) headers.set('authorization', `Bearer ${identity['x-auth-assertion']}`);
   }
   const response = await fetchOrigin(c.env, route, {
     method: c.req.method,

@@ -1,6 +1,6 @@
 /**
- * The authorization server's back channel (README "Apps (OpenID Connect)"): the token endpoint
- * (RFC 6749 §3.2, the grants of routes/token-grants.ts), token revocation (RFC 7009),
+ * The authorization server's back channel (README "Apps (OpenID Connect)", "Machines"): the
+ * token endpoint (RFC 6749 §3.2, the grants of routes/token-grants.ts), token revocation (RFC 7009),
  * introspection (RFC 7662, confidential clients only) and userinfo (OpenID Connect Core §5.3).
  *
  * Every answer is `Cache-Control: no-store` (and `Pragma: no-cache`, RFC 6749 §5.1). Token,
@@ -50,15 +50,7 @@ export const oauthTokenRoutes = new Hono<AppEnv>()
     const { type, handle } = grantHandler(required(form, 'grant_type'));
     const client = await requestClient(c, form);
     if (!client.grantTypes.includes(type)) throw new ApiError('unauthorized_client', `This client may not use the ${type} grant.`);
-    const tokens = await handle(c, client, form);
-    return c.json({
-      access_token: tokens.accessToken,
-      token_type: 'Bearer',
-      expires_in: tokens.expiresIn,
-      scope: tokens.scope,
-      ...(tokens.refreshToken === undefined ? {} : { refresh_token: tokens.refreshToken }),
-      ...(tokens.idToken === undefined ? {} : { id_token: tokens.idToken }),
-    });
+    return handle(c, client, form);
   })
   .post('/revoke', async (c) => {
     noStore(c);

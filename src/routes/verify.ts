@@ -12,6 +12,9 @@
  * host's routes alone (most specific host, then longest prefix); a URI none of them matches gets
  * the default policy. Any other host is matched by path against the routes without `host`, as
  * for a single host.
+ * A service's own token (README "Machines") passes where the route's policy admits services; the
+ * answer then carries `X-Auth-Client-Id` and a service assertion. The two service-token headers
+ * are refused here: the proxy in front would pass them on to the origin.
  * Only tokens of the gateway host are accepted here: an app host's own cookie is bound to that
  * host (auth/authenticate.ts), and forward-auth answers on the gateway's.
  */
@@ -158,6 +161,10 @@ export const verifyRoute = new Hono<AppEnv>().get('/verify', async (c) => {
   if (verdict.pass && verdict.user) {
     const assertion = await assertionFor(c.get('keyring'), config.PUBLIC_URL, verdict.user, route.audience);
     for (const [name, value] of Object.entries(identityHeaders(verdict.user, assertion))) c.header(name, value);
+  } else if (verdict.pass && verdict.service) {
+    // Loaded already: the gate admitted the service through this module.
+    const identity = await (await import('../proxy/service-caller')).serviceIdentityHeaders(c, verdict.service, route.audience);
+    for (const [name, value] of Object.entries(identity)) c.header(name, value);
   }
   return c.body(null, 200);
 });

@@ -4,6 +4,7 @@
  * origins"). Signing costs far more than a map lookup, so each isolate keeps the assertion of
  * a (session, audience) pair and reuses it until it is close to expiry or the session's access
  * token changes (a refresh may carry new roles).
+ * A service's assertion is tokens/service-assertion.ts's, kept in the same map.
  */
 import { SignJWT } from 'jose/jwt/sign';
 import type { AuthUser } from '../env';
@@ -36,14 +37,15 @@ export interface AssertionClaims {
   exp: number;
 }
 
-interface Cached {
+export interface Cached {
   token: string;
   exp: number;
   /** The access token it was made from. */
   jti: string;
 }
 
-const cacheFor = memoize((_keyring: Keyring): Map<string, Cached> => new Map());
+/** The isolate's assertions for a keyring: a person's and a service's (tokens/service-assertion.ts). */
+export const cacheFor = memoize((_keyring: Keyring): Map<string, Cached> => new Map());
 
 /** Signs (or reuses) the assertion for this user and audience. */
 export async function assertionFor(
@@ -79,13 +81,18 @@ export async function assertionFor(
     .setExpirationTime(exp)
     .sign(active.privateKey);
 
+  remember(cache, key, { token, exp, jti: user.tokenId }, now);
+  return token;
+}
+
+/** Keeps an assertion, the oldest going first past the bound (expired ones on the way). */
+export function remember(cache: Map<string, Cached>, key: string, entry: Cached, now: number): void {
   cache.delete(key); // re-insert at the end: Map order is then oldest-first
-  cache.set(key, { token, exp, jti: user.tokenId });
+  cache.set(key, entry);
   if (cache.size > MAX_CACHED) {
-    for (const [k, entry] of cache) {
-      if (cache.size <= MAX_CACHED && entry.exp - now > 0) break;
+    for (const [k, held] of cache) {
+      if (cache.size <= MAX_CACHED && held.exp - now > 0) break;
       cache.delete(k);
     }
   }
-  return token;
 }

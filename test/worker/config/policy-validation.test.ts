@@ -55,7 +55,9 @@ describe('policy mistakes refused at start-up', () => {
     ['a glob not below the route', { allow: [{ path: ['reports'] }] }, /policy allow\[0\]\.path\[0\]: must be a path glob/],
     ['a bad country code', { allow: [{ roles: ['a'] }], deny: [{ country: ['UK'] }] }, /policy deny\[0\]\.country\[0\]: "UK" is not an ISO 3166-1/],
     ['an unknown amr', { allow: [{ amr: ['2fa'] }] }, /policy allow\[0\]\.amr\[0\]: "2fa" is not an RFC 8176 method/],
-    ['an unknown caller', { allow: [{ caller: ['robot'] }] }, /policy allow\[0\]\.caller\[0\]: "robot" is not a kind of caller/],
+    ['an unknown caller', { allow: [{ caller: ['robot'] }] }, /policy allow\[0\]\.caller\[0\]: "robot" is not a kind of caller \(person, service\)/],
+    ['a client that is not a client id', { allow: [{ caller: ['service'], client: ['cli x'] }] }, /policy allow\[0\]\.client\[0\]: "cli x" is not a client id/],
+    ['an empty client list', { allow: [{ client: [] }] }, /policy allow\[0\]\.client: is an empty list/],
     ['a bad sign-in age', { allow: [{ signed_in_within: 0 }] }, /policy allow\[0\]\.signed_in_within: must be a whole number of seconds/],
     ['an empty condition', { allow: [{}] }, /policy allow\[0\]: is empty/],
     ['a bad external binding', { allow: [{ roles: ['a'] }], external: 'https://decide.example' }, /policy external: must name a service binding/],
@@ -69,9 +71,9 @@ describe('policies that could never allow anyone are refused', () => {
   it.each([
     ['no allow rule', { deny: [{ country: ['RU'] }] }, /policy allow: lists no condition/],
     ['an empty allow list', { allow: [] }, /policy allow: lists no condition/],
-    ['an allow rule that negates an always-true condition', { allow: [{ not: { caller: ['person'] } }] }, /policy allow\[0\]: can never hold/],
-    ['an allow rule that needs something never true', { allow: [{ roles: ['a'], any: [{ not: { caller: ['person'] } }] }] }, /policy allow\[0\]: can never hold/],
-    ['a deny rule that always holds', { allow: [{ roles: ['a'] }], deny: [{ caller: ['person'] }] }, /policy deny\[0\]: holds for every request/],
+    ['an allow rule that negates an always-true condition', { allow: [{ not: { caller: ['person', 'service'] } }] }, /policy allow\[0\]: can never hold/],
+    ['an allow rule that needs something never true', { allow: [{ roles: ['a'], any: [{ not: { caller: ['service', 'person'] } }] }] }, /policy allow\[0\]: can never hold/],
+    ['a deny rule that always holds', { allow: [{ roles: ['a'] }], deny: [{ caller: ['person', 'service'] }] }, /policy deny\[0\]: holds for every request/],
     [
       'an allow rule identical to a deny rule (in another order)',
       { allow: [{ groups: ['eng', 'ops'], method: ['GET'] }], deny: [{ method: ['get'], groups: ['ops', 'eng'] }] },

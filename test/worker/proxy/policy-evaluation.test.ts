@@ -121,8 +121,9 @@ describe('each fact', () => {
     expect(passes({ country: ['FR'] })).toBe(false);
   });
 
-  it('caller: every signed-in principal is a person today', () => {
+  it('caller: a signed-in user is a person, not a service', () => {
     expect(passes({ caller: ['person'] })).toBe(true);
+    expect(passes({ caller: ['service'] })).toBe(false);
   });
 });
 

@@ -5,13 +5,16 @@
  * MFA_REQUIRED_ROLES, and none of them gets an access token, a refresh token or a session
  * cookie without the second factor. An endpoint added to the list without a driver here fails;
  * a sign-in route left out of the list fails its own tests (the pipeline refuses it, see the
- * last group).
+ * last group). The service entries (a client's own token: the token endpoint's client
+ * credentials, the proxy's service-token headers) have no user: for them the user's address and
+ * password, presented as a client's id and secret, must get nothing.
  */
 import { env } from 'cloudflare:test';
 import { Hono, type Context } from 'hono';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { readPendingSignIn } from '../../../src/auth/mfa-pending';
-import { completeSignIn, signIn, SIGN_IN_ENDPOINTS, type SignInEndpointId } from '../../../src/auth/sign-in';
+import { completeSignIn, issueServiceToken, signIn, SIGN_IN_ENDPOINTS, type SignInEndpointId } from '../../../src/auth/sign-in';
+import type { OAuthClient } from '../../../src/storage/oauth-clients';
 import { loadConfig } from '../../../src/config/load';
 import type { AppEnv } from '../../../src/env';
 import { configure } from '../../../src/middleware/configure';
@@ -20,10 +23,10 @@ import { findUserById } from '../../../src/storage/users';
 import { call, countRows, GOOD_PASSWORD, PUBLIC_URL, setCookies, type TestEnv } from '../support/helpers';
 import { mailEnv, mailFor, uniqueEmail } from '../support/mail';
 import { fakeHost, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { seedClient } from '../support/oauth-clients';
 import { signIn as oauthSignIn } from '../support/oauth-helpers';
 import { FLAGS, postJson, SoftAuthenticator, type AuthenticationOptions, type RegistrationOptions } from '../support/passkeys-helpers';
 import { ENCRYPTION_KEY, NAV, totpCode, updateJar, userWithTotp, type Jar } from '../support/second-factor-helpers';
-import { seedClient } from '../support/oauth-clients';
 import { sessionRows } from '../support/user-sessions-store';
 import { authorizeUrl } from '../oauth/authorize-support';
 
@@ -266,6 +269,17 @@ const drivers: Record<SignInEndpointId, (kind: Kind) => Promise<Prepared>> = {
     const form = { request, consent_token: `${Math.floor(Date.now() / 1000)}.${'A'.repeat(43)}`, decision: 'allow' };
     return { userId, expected: 'refused', send: () => call('/auth/authorize', { env: e, cookies: jar, headers: { ...NAV, origin: PUBLIC_URL }, form }) };
   },
+  // A service's token needs a registered client: a person's address and password, presented as
+  // a client's id and secret, get nothing (no token of any kind, no session).
+  oauth_token_client_credentials: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'client-credentials');
+    const basic = `Basic ${btoa(`${encodeURIComponent(email)}:${encodeURIComponent(GOOD_PASSWORD)}`)}`;
+    return { userId, expected: 'refused', send: () => call('/auth/token', { env: e, form: { grant_type: 'client_credentials' }, headers: { authorization: basic } }) };
+  },
+  service_token_headers: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'service-headers');
+    return { userId, expected: 'refused', send: () => call(`https://${APP_HOST}/reports`, { env: e, headers: { 'x-gatehouse-client-id': email, 'x-gatehouse-client-secret': GOOD_PASSWORD } }) };
+  },
 };
 
 
@@ -383,6 +397,48 @@ describe('the pipeline serves only the listed sign-in endpoints', () => {
     const wrongMethod = await app.request('/auth/login', { headers: { 'x-user': userId } }, e);
     expect(wrongMethod.status).toBe(500);
     expect(await countRows('sessions', 'user_id = ?', userId)).toBe(before + 1);
+  });
+});
+
+describe('the service step mints only on its listed routes', () => {
+  /** Routes that mint a service token for a real client, listed and not, as app.ts mounts them. */
+  function appWithServiceRoutes(client: OAuthClient) {
+    const loaded = loadConfig(e);
+    if (!loaded.ok) throw loaded.error;
+    const config = loaded.config;
+    const mint = async (c: Context<AppEnv>) => c.json({ token: (await issueServiceToken(c, client, { audience: AUDIENCE, scope: '' })).token });
+    const app = new Hono<AppEnv>().use(configure(config));
+    app.onError(errorHandler);
+    // A root middleware is not the proxy: it is not the last route the request matched.
+    app.use('*', async (c, next) => (c.req.header('x-mint-in-middleware') ? mint(c) : next()));
+    // A listed path (`POST /token`) and an unlisted one, under AUTH_PREFIX.
+    app.route(config.AUTH_PREFIX, new Hono<AppEnv>().post('/token', mint).post('/tokens', mint));
+    // The proxy's catch-all.
+    app.all('*', mint);
+    return app;
+  }
+  const AUDIENCE = 'https://gate.example.com/api';
+
+  it('the token endpoint and the proxy\'s catch-all mint; an unlisted route, a root middleware and a GET of the token path do not', async () => {
+    const { client } = await seedClient({ grantTypes: ['client_credentials'], allowedAudiences: [AUDIENCE] });
+    const app = appWithServiceRoutes(client);
+    const post = { method: 'POST' };
+    expect((await app.request('/auth/token', post, e)).status).toBe(200);
+    expect((await app.request('/reports/x', post, e)).status).toBe(200);
+    expect((await app.request('/reports/x', {}, e)).status).toBe(200);
+    expect((await app.request('/auth/tokens', post, e)).status).toBe(500);
+    expect((await app.request('/reports/x', { headers: { 'x-mint-in-middleware': '1' } }, e)).status).toBe(500);
+    // Under AUTH_PREFIX the catch-all is not the proxy (the gateway's own paths are never proxied).
+    expect((await app.request('/auth/elsewhere', {}, e)).status).toBe(500);
+  });
+
+  it('a client that may not have the token is refused by the pipeline itself, whatever the route checked', async () => {
+    for (const overrides of [{ grantTypes: ['authorization_code' as const] }, { allowedAudiences: ['https://elsewhere.example.com'] }, { disabledAt: 1 }, { kind: 'public' as const, authMethod: 'none' as const }]) {
+      const { client } = await seedClient({ grantTypes: ['client_credentials'], allowedAudiences: [AUDIENCE], ...overrides });
+      const r = await appWithServiceRoutes(client).request('/auth/token', { method: 'POST' }, e);
+      expect(r.status, JSON.stringify(overrides)).toBe(400);
+      expect(await r.json()).toMatchObject({ error: 'unauthorized_client' });
+    }
   });
 });
 

@@ -7,13 +7,21 @@
  *
  * Housekeeping is the object's own alarm: ended and expired sessions go a day after their end,
  * rotated-token records with their session (or once older than the refresh-token lifetime),
- * host codes and authorization codes a day after their expiry.
+ * host codes and apps' authorization codes a day after their expiry, apps' grants a day after
+ * they end.
+ *
+ * The apps' authorization codes and grants (README "Apps (OpenID Connect)") live here too, with
+ * the sessions they hang on: ending a session ends its grants in the same transaction. The
+ * token side's logic is storage/user-sessions-grants.ts, imported on the first call that needs it.
  *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh
  * token of the old shape to this object, and go when that token is rotated here.
  */
 import { DurableObject } from 'cloudflare:workers';
+import type { EndGrantOutcome, OAuthCodeRow, RotateGrantOutcome, RotateGrantRequest, SpendCodeOutcome, SpendCodeRequest } from './user-sessions-grants';
+
+export type { EndGrantOutcome, OAuthCodeRow, OAuthGrant, RotateGrantOutcome, RotateGrantRequest, SpendCodeOutcome, SpendCodeRequest } from './user-sessions-grants';
 
 /** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions. */
 export interface UserSessionsEnv {
@@ -91,6 +99,9 @@ const ADDED_COLUMNS = [
  */
 const FORGET_GRANT = 'provider_grant = NULL';
 
+/** Ends the live OAuth grants of the sessions just ended (`?` = now): their refresh tokens die with them. */
+const END_GRANTS_OF = (sessionIds: string) => `UPDATE oauth_grants SET revoked_at = ? WHERE revoked_at IS NULL AND session_id IN (${sessionIds})`;
+
 export interface RotatedRow {
   hash: string;
   session_id: string;
@@ -134,6 +145,9 @@ function parseList(text: string): string[] {
 
 /** Ended and expired sessions stay this long (the account page, a retried sign-out), then go. */
 export const ENDED_SESSION_KEEP_S = 86_400;
+
+/** Grant ids (`grt_…`): the fence ({@link UserSessions.isRevoked}) answers for these too. */
+export const GRANT_ID_PREFIX = 'grt_';
 
 export interface RotateRequest {
   /** SHA-256 of the presented refresh token's secret, and of its successor. */
@@ -350,6 +364,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
         const live = owner !== null && owner.revoked_at === null && owner.expires_at > r.now;
         if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
         sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL`, r.now, rotated.session_id);
+        sql.exec(END_GRANTS_OF('?'), r.now, rotated.session_id);
         return { kind: 'reused', sessionId: rotated.session_id };
       }
       if (r.sessionId !== undefined && row.id !== r.sessionId) return { kind: 'other_session' };
@@ -463,6 +478,37 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     return stored;
   }
 
+  /** Spends an authorization code once, creating its grant (user-sessions-grants.ts `spendCode`). */
+  async spendAuthorizationCode(userId: string, r: SpendCodeRequest): Promise<{ outcome: SpendCodeOutcome }> {
+    await this.ready(userId);
+    const grants = await import('./user-sessions-grants');
+    const outcome = this.ctx.storage.transactionSync(() => grants.spendCode(this.ctx.storage.sql, r));
+    await this.scheduleCleanup();
+    return { outcome };
+  }
+
+  /** Rotates a grant's refresh token with reuse detection (user-sessions-grants.ts `rotateGrantToken`). */
+  async rotateGrant(userId: string, r: RotateGrantRequest): Promise<{ outcome: RotateGrantOutcome }> {
+    await this.ready(userId);
+    const grants = await import('./user-sessions-grants');
+    const outcome = this.ctx.storage.transactionSync(() => grants.rotateGrantToken(this.ctx.storage.sql, r));
+    await this.scheduleCleanup();
+    return { outcome };
+  }
+
+  /** Ends the grant a refresh token (current or rotated) belongs to, if `clientId`'s (RFC 7009). */
+  async endGrantByRefresh(userId: string, hash: string, clientId: string, now: number): Promise<{ outcome: EndGrantOutcome }> {
+    await this.ready(userId);
+    const grants = await import('./user-sessions-grants');
+    return { outcome: this.ctx.storage.transactionSync(() => grants.endByRefresh(this.ctx.storage.sql, hash, clientId, now)) };
+  }
+
+  /** Ends one grant of `clientId` (an access token's revocation, RFC 7009). True if it is this user's and that client's. */
+  async endGrant(userId: string, grantId: string, clientId: string, now: number): Promise<boolean> {
+    await this.ready(userId);
+    return this.ctx.storage.sql.exec('UPDATE oauth_grants SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND client_id = ? RETURNING id', now, grantId, clientId).toArray().length > 0;
+  }
+
   /** The consent the user gave `clientId`, or null. */
   async findConsent(userId: string, clientId: string): Promise<ConsentRow | null> {
     await this.ready(userId);
@@ -509,9 +555,13 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   /** Ends the sessions that are still live; returns the ids this call ended. */
   async end(userId: string, sessionIds: string[], now: number): Promise<string[]> {
     await this.ready(userId);
-    const ended = this.ctx.storage.transactionSync(() =>
-      sessionIds.filter((id) => this.ctx.storage.sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0),
-    );
+    const sql = this.ctx.storage.sql;
+    const ended = this.ctx.storage.transactionSync(() => {
+      const ids = sessionIds.filter((id) => sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0);
+      // Also the grants of sessions ended before (a retry): ending is idempotent.
+      for (const id of sessionIds) sql.exec(END_GRANTS_OF('?'), now, id);
+      return ids;
+    });
     await this.scheduleCleanup();
     return ended;
   }
@@ -526,6 +576,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     const sql = this.ctx.storage.sql;
     const result = this.ctx.storage.transactionSync(() => {
       const ended = sql.exec<{ id: string }>(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE revoked_at IS NULL AND expires_at > ? RETURNING id`, now, now).toArray().map((r) => r.id);
+      sql.exec(END_GRANTS_OF('SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?'), now, now);
       return { ended, withLiveTokens: this.liveTokenIds(now, accessTtl) };
     });
     await this.scheduleCleanup();
@@ -560,6 +611,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
    */
   async isRevoked(userId: string, sessionId: string): Promise<boolean> {
     await this.ready(userId);
+    // A grant (`grt_…`, an OAuth client's tokens): revoked unless it and its session are live.
+    if (sessionId.startsWith(GRANT_ID_PREFIX)) return !(await import('./user-sessions-grants')).liveGrant(this.ctx.storage.sql, sessionId, Math.floor(Date.now() / 1000));
     const fencedBefore = this.ctx.storage.sql.exec('SELECT 1 FROM revoked WHERE sid = ? AND until_ms > ?', sessionId, Date.now()).toArray().length > 0;
     const row = this.row('id', sessionId);
     return fencedBefore || row === null || row.revoked_at !== null;
@@ -591,7 +644,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
         `SELECT MIN(at) AS at FROM (
            SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions
            UNION ALL SELECT MIN(expires_at) AS at FROM host_codes
-           UNION ALL SELECT MIN(expires_at) AS at FROM oauth_codes)`,
+           UNION ALL SELECT MIN(expires_at) AS at FROM oauth_codes
+           UNION ALL SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM oauth_grants)`,
       )
       .toArray()[0]?.at;
     if (next === null || next === undefined) return;
@@ -600,7 +654,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     if (current === null || current > atMs) await this.ctx.storage.setAlarm(atMs);
   }
 
-  /** Housekeeping: sessions ended or expired more than a day ago, their rotated tokens, host codes a day past expiry. */
+  /** Housekeeping: sessions ended or expired more than a day ago, their rotated tokens, host codes a day past expiry; the same for OAuth codes and grants. */
   override async alarm(): Promise<void> {
     const nowS = Math.floor(Date.now() / 1000);
     const before = nowS - ENDED_SESSION_KEEP_S;
@@ -612,8 +666,12 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       // Used codes stay a day past their expiry, so a replay is still told apart from a made-up code.
       // `<=`: the alarm is due exactly then, and must not find the code still there and come again.
       sql.exec('DELETE FROM host_codes WHERE expires_at <= ? OR session_id NOT IN (SELECT id FROM sessions)', before);
-      sql.exec('DELETE FROM oauth_codes WHERE expires_at <= ?', before);
       if (keepRotated > 0) sql.exec('DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?', nowS - keepRotated);
+      // OAuth: codes as host codes; grants ended or expired a day ago, and those of sessions gone;
+      // rotated refresh tokens with their grants. Consents stay until withdrawn.
+      sql.exec('DELETE FROM oauth_codes WHERE expires_at <= ? OR session_id NOT IN (SELECT id FROM sessions)', before);
+      sql.exec('DELETE FROM oauth_grants WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?) OR session_id NOT IN (SELECT id FROM sessions)', before, before);
+      sql.exec('DELETE FROM oauth_rotated_tokens WHERE grant_id NOT IN (SELECT id FROM oauth_grants)');
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });
     await this.scheduleCleanup();

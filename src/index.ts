@@ -8,9 +8,9 @@ import { navigationWantsHtml } from './http/client';
 import { ApiError, errorPage, errorResponse } from './http/errors';
 import { configFailure } from './middleware/configure';
 import { log } from './observability/log';
+import { UserSessions as UserSessionsStore, type LogoutDelivery, type LogoutOutcome } from './storage/user-sessions';
 
 export { requireAuth } from './middleware/require-auth';
-export { UserSessions } from './storage/user-sessions';
 export type { AppEnv, AuthUser, Env } from './env';
 
 export default {
@@ -32,3 +32,15 @@ export default {
     await scheduled(controller, env);
   },
 } satisfies ExportedHandler<Env>;
+
+/**
+ * Each user's sessions object (storage/user-sessions.ts) with what only the Worker can do for
+ * it: sign and send the logout tokens its alarm finds due (auth/backchannel-logout.ts, loaded
+ * on the first delivery, not at start-up). Its env is the Worker's own.
+ */
+export class UserSessions extends UserSessionsStore<Env> {
+  protected override async deliverLogout(item: LogoutDelivery): Promise<LogoutOutcome> {
+    const { deliverLogout } = await import('./auth/backchannel-logout');
+    return deliverLogout(this.env, item);
+  }
+}

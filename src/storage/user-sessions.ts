@@ -9,13 +9,22 @@
  * rotated-token records with their session (or once older than the refresh-token lifetime),
  * host codes a day after their expiry.
  *
+ * Back-channel logout (README "Apps (OpenID Connect)"): every way a session ends (end, endAll,
+ * a reuse in rotate) writes, in the transaction that ends it, one outbox row per client holding
+ * a grant on it; the same alarm delivers them, so no relying party ever delays a sign-out, and a
+ * Worker that dies right after the end loses nothing. The object decides what is due and when
+ * to retry; signing and sending is {@link UserSessions.deliverLogout}, which the Worker's own
+ * subclass supplies (src/index.ts), since this layer cannot read the config or the keys.
+ *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh
  * token of the old shape to this object, and go when that token is rotated here.
  */
 import { DurableObject } from 'cloudflare:workers';
+import { log } from '../observability/log';
+import { nowSeconds } from '../util/time';
 
-/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions. */
+/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions (its subclass reads more). */
 export interface UserSessionsEnv {
   DB: D1Database;
 }
@@ -199,10 +208,51 @@ export type HostCodeOutcome =
   | { kind: 'ended'; sessionId: string }
   | { kind: 'spent'; session: Session; returnPath: string };
 
-export class UserSessions extends DurableObject<UserSessionsEnv> {
+/** A logout token owed to a client: its session ended while the client held a grant on it. */
+export interface LogoutDelivery {
+  userId: string;
+  clientId: string;
+  sessionId: string;
+  /** This try, from 1. */
+  attempt: number;
+  /** Seconds until the next try if this one fails; null: this is the last. */
+  retryInS: number | null;
+}
+
+/**
+ * What became of one try: `delivered` (the client said 200 or 204), `failed` (anything else:
+ * tried again after the next backoff, or given up after the last), `dropped` (nothing to send
+ * any more: the client is gone, disabled, or asks for no back-channel logout).
+ */
+export type LogoutOutcome = 'delivered' | 'failed' | 'dropped';
+
+/**
+ * Seconds between a failed try and the next: five retries over about 7 h 12 min, then the
+ * delivery is given up. The first try is due at once.
+ */
+export const LOGOUT_RETRY_S = [30, 120, 600, 3600, 21_600] as const;
+
+/** At most this many deliveries are tried at once per alarm; the rest are due at the next, set at once. */
+export const LOGOUT_BATCH = 20;
+
+interface OutboxRow {
+  id: number;
+  user_id: string;
+  client_id: string;
+  session_id: string;
+  attempts: number;
+}
+
+export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> extends DurableObject<E> {
   private copied = false;
 
-  constructor(ctx: DurableObjectState, env: UserSessionsEnv) {
+  /**
+   * Signs and sends one logout token (the Worker's subclass: auth/backchannel-logout.ts), and
+   * audits what became of it. Never throws for a client's fault; a throw counts as `failed`.
+   */
+  protected abstract deliverLogout(item: LogoutDelivery): Promise<LogoutOutcome>;
+
+  constructor(ctx: DurableObjectState, env: E) {
     super(ctx, env);
     this.createTables();
     this.copied = this.meta('copied_from_d1') !== null;
@@ -238,6 +288,11 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       refresh_hash TEXT UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER)`);
     sql.exec('CREATE TABLE IF NOT EXISTS oauth_rotated_tokens (hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
     sql.exec('CREATE TABLE IF NOT EXISTS oauth_consents (client_id TEXT PRIMARY KEY, scope TEXT NOT NULL, granted_at INTEGER NOT NULL)');
+    // Logout tokens owed to clients (back-channel logout): one per client and ended session,
+    // written with the end, deleted once delivered, dropped or given up. `next_at` in Unix seconds.
+    sql.exec(`CREATE TABLE IF NOT EXISTS oauth_logout_outbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, client_id TEXT NOT NULL, session_id TEXT NOT NULL,
+      attempts INTEGER NOT NULL, next_at INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (client_id, session_id))`);
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
   }
@@ -324,7 +379,8 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
         const owner = this.row('id', rotated.session_id);
         const live = owner !== null && owner.revoked_at === null && owner.expires_at > r.now;
         if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
-        sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL`, r.now, rotated.session_id);
+        const ended = sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, r.now, rotated.session_id).toArray().length > 0;
+        if (ended) this.queueLogouts([rotated.session_id], r.now);
         return { kind: 'reused', sessionId: rotated.session_id };
       }
       if (r.sessionId !== undefined && row.id !== r.sessionId) return { kind: 'other_session' };
@@ -419,9 +475,11 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   /** Ends the sessions that are still live; returns the ids this call ended. */
   async end(userId: string, sessionIds: string[], now: number): Promise<string[]> {
     await this.ready(userId);
-    const ended = this.ctx.storage.transactionSync(() =>
-      sessionIds.filter((id) => this.ctx.storage.sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0),
-    );
+    const ended = this.ctx.storage.transactionSync(() => {
+      const ids = sessionIds.filter((id) => this.ctx.storage.sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0);
+      this.queueLogouts(ids, now);
+      return ids;
+    });
     await this.scheduleCleanup();
     return ended;
   }
@@ -436,10 +494,26 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     const sql = this.ctx.storage.sql;
     const result = this.ctx.storage.transactionSync(() => {
       const ended = sql.exec<{ id: string }>(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE revoked_at IS NULL AND expires_at > ? RETURNING id`, now, now).toArray().map((r) => r.id);
+      this.queueLogouts(ended, now);
       return { ended, withLiveTokens: this.liveTokenIds(now, accessTtl) };
     });
     await this.scheduleCleanup();
     return result;
+  }
+
+  /**
+   * Owes a logout token to each client that holds a grant on these sessions (ended or not,
+   * created by `now`), once per client and session: called in the transaction that ends them.
+   */
+  private queueLogouts(sessionIds: readonly string[], now: number): void {
+    for (const id of sessionIds) {
+      this.ctx.storage.sql.exec(
+        `INSERT OR IGNORE INTO oauth_logout_outbox (user_id, client_id, session_id, attempts, next_at, created_at)
+         SELECT DISTINCT s.user_id, g.client_id, g.session_id, 0, ?, ? FROM oauth_grants g JOIN sessions s ON s.id = g.session_id
+         WHERE g.session_id = ? AND g.created_at <= ?`,
+        now, now, id, now,
+      );
+    }
   }
 
   /** Sessions whose access tokens may still verify (see {@link endAll}). */
@@ -476,35 +550,49 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   }
 
   /**
-   * The account is being deleted: everything here goes (its sessions were ended first). A
-   * session id this object no longer knows counts as ended ({@link isRevoked}), so the fence
-   * holds for any token still in flight.
+   * The account is being deleted: everything here goes (its sessions were ended first), but the
+   * logout tokens still owed to clients, which the alarm delivers as before. A session id this
+   * object no longer knows counts as ended ({@link isRevoked}), so the fence holds for any token
+   * still in flight. One transaction: a failure part-way leaves everything as it was.
    */
   async forget(userId: string): Promise<void> {
     await this.ready(userId);
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
-    // versions as live (their end was recorded here), until the account's D1 delete runs.
-    this.createTables();
-    this.setMeta('copied_from_d1', String(Date.now()));
+    const sql = this.ctx.storage.sql;
+    const now = nowSeconds();
+    this.ctx.storage.transactionSync(() => {
+      // A session still live ends here (and owes its clients their logout) before it goes.
+      this.queueLogouts(sql.exec<{ id: string }>('UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL RETURNING id', now).toArray().map((r) => r.id), now);
+      const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT GLOB 'sqlite_*' AND name NOT GLOB '_cf_*'").toArray();
+      for (const { name } of tables) {
+        if (name !== 'oauth_logout_outbox') sql.exec(`DELETE FROM "${name.replaceAll('"', '""')}"`);
+      }
+      // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
+      // versions as live (their end was recorded here), until the account's D1 delete runs.
+      this.setMeta('copied_from_d1', String(Date.now()));
+    });
     this.copied = true;
+    await this.ctx.storage.deleteAlarm();
+    await this.scheduleCleanup();
   }
 
   /**
    * Sets the alarm for the earliest moment a row may go, unless one is set sooner: a session's,
-   * or a host code's (a day after its expiry, though its session may live on for a month).
+   * or a host code's (a day after its expiry, though its session may live on for a month); or
+   * for the first logout token due.
    */
   private async scheduleCleanup(): Promise<void> {
-    const next = this.ctx.storage.sql
+    const sql = this.ctx.storage.sql;
+    const next = sql
       .exec<{ at: number | null }>(
         `SELECT MIN(at) AS at FROM (
            SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions
            UNION ALL SELECT MIN(expires_at) AS at FROM host_codes)`,
       )
-      .toArray()[0]?.at;
-    if (next === null || next === undefined) return;
-    const atMs = (next + ENDED_SESSION_KEEP_S) * 1000;
+      .toArray()[0]?.at ?? null;
+    const due = sql.exec<{ at: number | null }>('SELECT MIN(next_at) AS at FROM oauth_logout_outbox').toArray()[0]?.at ?? null;
+    const candidates = [...(next === null ? [] : [(next + ENDED_SESSION_KEEP_S) * 1000]), ...(due === null ? [] : [due * 1000])];
+    if (candidates.length === 0) return;
+    const atMs = Math.min(...candidates);
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > atMs) await this.ctx.storage.setAlarm(atMs);
   }
@@ -524,7 +612,42 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       if (keepRotated > 0) sql.exec('DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?', nowS - keepRotated);
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });
+    await this.deliverDueLogouts(nowS);
     await this.scheduleCleanup();
+  }
+
+  /**
+   * Tries the logout tokens due (at most {@link LOGOUT_BATCH}, at once). Each try is counted and
+   * its retry scheduled before it is sent: an object that dies meanwhile tries again then, and a
+   * second alarm never sends it twice at once. Delivered, dropped, or failed for the last time:
+   * the row goes.
+   */
+  private async deliverDueLogouts(now: number): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const due = sql
+      .exec<OutboxRow & Record<string, SqlStorageValue>>('SELECT id, user_id, client_id, session_id, attempts FROM oauth_logout_outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?', now, LOGOUT_BATCH)
+      .toArray();
+    await Promise.all(
+      due.map(async (row) => {
+        if (row.attempts > LOGOUT_RETRY_S.length) {
+          // Its last try was under way when the object stopped: given up.
+          sql.exec('DELETE FROM oauth_logout_outbox WHERE id = ?', row.id);
+          log.warn('backchannel_logout_abandoned', { client_id: row.client_id, sid: row.session_id, attempt: row.attempts });
+          return;
+        }
+        const retryInS = LOGOUT_RETRY_S[row.attempts] ?? null;
+        // The last try holds the row for a minute, past its 5-second deadline.
+        sql.exec('UPDATE oauth_logout_outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?', now + (retryInS ?? 60), row.id);
+        let outcome: LogoutOutcome;
+        try {
+          outcome = await this.deliverLogout({ userId: row.user_id, clientId: row.client_id, sessionId: row.session_id, attempt: row.attempts + 1, retryInS });
+        } catch (e) {
+          log.error('backchannel_logout_error', { client_id: row.client_id, sid: row.session_id, error: e instanceof Error ? e.message : String(e) });
+          outcome = 'failed';
+        }
+        if (outcome !== 'failed' || retryInS === null) sql.exec('DELETE FROM oauth_logout_outbox WHERE id = ?', row.id);
+      }),
+    );
   }
 }
 

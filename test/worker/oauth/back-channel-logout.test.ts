@@ -13,7 +13,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LOGOUT_DEADLINE_MS, logoutUriAllowed } from '../../../src/auth/backchannel-logout';
-import { LOGOUT_RETRY_S } from '../../../src/storage/user-sessions';
+import { LOGOUT_BATCH, LOGOUT_RETRY_S } from '../../../src/storage/user-sessions';
 import { randomId } from '../../../src/util/random';
 import { bearer, call, GOOD_PASSWORD, PUBLIC_URL, seedUser, signIn, type TestEnv } from '../support/helpers';
 import { lastMailFor, mailEnv, uniqueEmail } from '../support/mail';
@@ -35,14 +35,19 @@ const realFetch = globalThis.fetch;
 
 beforeEach(() => {
   received = [];
-  vi.stubGlobal('fetch', async (input: RequestInfo | URL, init?: RequestInit) => {
+  const fakeFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const request = new Request(input, init);
     const origin = new URL(request.url).origin;
     const rp = rps.get(origin);
     if (!rp) return realFetch(input, init);
     received.push({ origin, method: request.method, contentType: request.headers.get('content-type'), body: new TextDecoder().decode(await request.clone().arrayBuffer()) });
-    return rp(request);
-  });
+    const response = await rp(request);
+    // Like a real fetch: a redirect is followed unless the caller asked for `manual`.
+    const location = response.headers.get('location');
+    if (request.redirect === 'manual' || location === null || response.status < 300 || response.status > 399) return response;
+    return fakeFetch(new URL(location, request.url), { method: 'GET', signal: request.signal });
+  };
+  vi.stubGlobal('fetch', fakeFetch);
 });
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -258,8 +263,10 @@ describe('a relying party that fails is tried again with backoff, then given up;
   it.each([
     ['answers 500', answers(500), 500],
     ['cannot be reached', () => Promise.reject(new TypeError('connection refused')), 'unreachable'],
-    ['redirects (never followed)', () => new Response(null, { status: 302, headers: { location: 'https://elsewhere.example.org/' } }), 302],
+    ['redirects (never followed)', () => new Response(null, { status: 307, headers: { location: 'https://elsewhere.example.org/' } }), 307],
   ] as const)('%s', async (_name, rp, status) => {
+    // Where the redirect points: a relying party that would say 204.
+    rps.set('https://elsewhere.example.org', answers(204));
     const u = await account();
     const { client, origin } = await rpClient(rp);
     await grant(u.userId, sidOf(u.a), client.id);
@@ -393,3 +400,47 @@ describe('a sign-out never waits for a relying party', () => {
   });
 });
 
+
+// ---- the object's own bounds ----
+
+describe('the outbox in the user\'s object', () => {
+  it('forgetting the user (account deletion) ends a session still live and owes its clients their logout', async () => {
+    const u = await account();
+    const { client } = await rpClient();
+    await grant(u.userId, sidOf(u.a), client.id);
+    await sessionsObject(u.userId).forget(u.userId);
+    await deliver(u.userId, 1);
+    expect(await outcomes(u.userId)).toMatchObject([{ event: 'backchannel_logout_delivered', client_id: client.id, sid: sidOf(u.a) }]);
+  });
+
+  it('a try that was under way when the object stopped, the last one allowed, is not made again: the delivery is given up', async () => {
+    const u = await account();
+    const { client } = await rpClient(answers(500));
+    await grant(u.userId, sidOf(u.a), client.id);
+    await ok(call('/auth/logout', { method: 'POST', headers: bearer(u.a.access_token), env: e }));
+    await deliver(u.userId, 1);
+    // As the last try leaves the row before its answer: counted, held for a minute.
+    await sessionExec('UPDATE oauth_logout_outbox SET attempts = ?, next_at = ?', [LOGOUT_RETRY_S.length + 1, now() - 1], u.userId);
+    await runDurableObjectAlarm(sessionsObject(u.userId));
+    await vi.waitFor(async () => expect(await outbox(u.userId)).toEqual([]), { interval: 50 });
+    expect(received).toHaveLength(1);
+  });
+
+  it(`tries at most ${LOGOUT_BATCH} at once; the rest follow at the next alarm, set at once`, async () => {
+    const u = await account();
+    let inFlight = 0;
+    let most = 0;
+    const slow: Rp = async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      inFlight--;
+      return new Response(null, { status: 204 });
+    };
+    for (let i = 0; i <= LOGOUT_BATCH; i++) await grant(u.userId, sidOf(u.a), (await rpClient(slow)).client.id);
+    await ok(call('/auth/logout', { method: 'POST', headers: bearer(u.a.access_token), env: e }));
+    await runDurableObjectAlarm(sessionsObject(u.userId));
+    await vi.waitFor(async () => expect((await outcomes(u.userId)).length).toBe(LOGOUT_BATCH + 1), { timeout: 5000, interval: 50 });
+    expect(most).toBe(LOGOUT_BATCH);
+    expect(received).toHaveLength(LOGOUT_BATCH + 1);
+  });
+});

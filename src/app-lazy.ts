@@ -35,6 +35,12 @@ import { unmatchedEndpoint } from './routes/unmatched';
 import { appHostRoutes, gatewaySsoRoute } from './routes/host-sign-in';
 
 /**
+ * The sessions object's back-channel logout delivery (index.ts loads it from here): off the
+ * hot path like everything here, and through this one lazy entry it splits no start-up chunk.
+ */
+export { deliverLogout } from './auth/backchannel-logout';
+
+/**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
  * (health, verify, the JWKS) count with these for the catch-all's `Allow` header.
  */

@@ -35,12 +35,13 @@ export default {
 
 /**
  * Each user's sessions object (storage/user-sessions.ts) with what only the Worker can do for
- * it: sign and send the logout tokens its alarm finds due (auth/backchannel-logout.ts, loaded
- * on the first delivery, not at start-up). Its env is the Worker's own.
+ * it: sign and send the logout tokens its alarm finds due (auth/backchannel-logout.ts). Its env
+ * is the Worker's own. Loaded on the first delivery through app-lazy.ts, the one lazy entry of
+ * what is off the hot path: an entry of its own would split start-up chunks that it shares.
  */
 export class UserSessions extends UserSessionsStore<Env> {
   protected override async deliverLogout(item: LogoutDelivery): Promise<LogoutOutcome> {
-    const { deliverLogout } = await import('./auth/backchannel-logout');
+    const { deliverLogout } = await import('./app-lazy');
     return deliverLogout(this.env, item);
   }
 }

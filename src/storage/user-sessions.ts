@@ -21,8 +21,10 @@
  * token of the old shape to this object, and go when that token is rotated here.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { log } from '../observability/log';
 import { nowSeconds } from '../util/time';
+import type { LogoutDelivery, LogoutOutcome } from './logout-outbox';
+
+export type { LogoutDelivery, LogoutOutcome };
 
 /** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions (its subclass reads more). */
 export interface UserSessionsEnv {
@@ -207,41 +209,6 @@ export type HostCodeOutcome =
   /** Its session has ended or expired. */
   | { kind: 'ended'; sessionId: string }
   | { kind: 'spent'; session: Session; returnPath: string };
-
-/** A logout token owed to a client: its session ended while the client held a grant on it. */
-export interface LogoutDelivery {
-  userId: string;
-  clientId: string;
-  sessionId: string;
-  /** This try, from 1. */
-  attempt: number;
-  /** Seconds until the next try if this one fails; null: this is the last. */
-  retryInS: number | null;
-}
-
-/**
- * What became of one try: `delivered` (the client said 200 or 204), `failed` (anything else:
- * tried again after the next backoff, or given up after the last), `dropped` (nothing to send
- * any more: the client is gone, disabled, or asks for no back-channel logout).
- */
-export type LogoutOutcome = 'delivered' | 'failed' | 'dropped';
-
-/**
- * Seconds between a failed try and the next: five retries over about 7 h 12 min, then the
- * delivery is given up. The first try is due at once.
- */
-export const LOGOUT_RETRY_S = [30, 120, 600, 3600, 21_600] as const;
-
-/** At most this many deliveries are tried at once per alarm; the rest are due at the next, set at once. */
-export const LOGOUT_BATCH = 20;
-
-interface OutboxRow {
-  id: number;
-  user_id: string;
-  client_id: string;
-  session_id: string;
-  attempts: number;
-}
 
 export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> extends DurableObject<E> {
   private copied = false;
@@ -581,18 +548,17 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
    * for the first logout token due.
    */
   private async scheduleCleanup(): Promise<void> {
-    const sql = this.ctx.storage.sql;
-    const next = sql
+    const next = this.ctx.storage.sql
       .exec<{ at: number | null }>(
         `SELECT MIN(at) AS at FROM (
-           SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions
-           UNION ALL SELECT MIN(expires_at) AS at FROM host_codes)`,
+           SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) + ?1 AS at FROM sessions
+           UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM host_codes
+           UNION ALL SELECT MIN(next_at) AS at FROM oauth_logout_outbox)`,
+        ENDED_SESSION_KEEP_S,
       )
-      .toArray()[0]?.at ?? null;
-    const due = sql.exec<{ at: number | null }>('SELECT MIN(next_at) AS at FROM oauth_logout_outbox').toArray()[0]?.at ?? null;
-    const candidates = [...(next === null ? [] : [(next + ENDED_SESSION_KEEP_S) * 1000]), ...(due === null ? [] : [due * 1000])];
-    if (candidates.length === 0) return;
-    const atMs = Math.min(...candidates);
+      .toArray()[0]?.at;
+    if (next === null || next === undefined) return;
+    const atMs = next * 1000;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > atMs) await this.ctx.storage.setAlarm(atMs);
   }
@@ -612,43 +578,14 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       if (keepRotated > 0) sql.exec('DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?', nowS - keepRotated);
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });
-    await this.deliverDueLogouts(nowS);
+    // Logout tokens due: their delivery loop is loaded only when some are (alarms are rare).
+    if (sql.exec('SELECT 1 FROM oauth_logout_outbox WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
+      const { deliverDueLogouts } = await import('./logout-outbox');
+      await deliverDueLogouts(this.ctx.storage, (item) => this.deliverLogout(item), nowS);
+    }
     await this.scheduleCleanup();
   }
 
-  /**
-   * Tries the logout tokens due (at most {@link LOGOUT_BATCH}, at once). Each try is counted and
-   * its retry scheduled before it is sent: an object that dies meanwhile tries again then, and a
-   * second alarm never sends it twice at once. Delivered, dropped, or failed for the last time:
-   * the row goes.
-   */
-  private async deliverDueLogouts(now: number): Promise<void> {
-    const sql = this.ctx.storage.sql;
-    const due = sql
-      .exec<OutboxRow & Record<string, SqlStorageValue>>('SELECT id, user_id, client_id, session_id, attempts FROM oauth_logout_outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?', now, LOGOUT_BATCH)
-      .toArray();
-    await Promise.all(
-      due.map(async (row) => {
-        if (row.attempts > LOGOUT_RETRY_S.length) {
-          // Its last try was under way when the object stopped: given up.
-          sql.exec('DELETE FROM oauth_logout_outbox WHERE id = ?', row.id);
-          log.warn('backchannel_logout_abandoned', { client_id: row.client_id, sid: row.session_id, attempt: row.attempts });
-          return;
-        }
-        const retryInS = LOGOUT_RETRY_S[row.attempts] ?? null;
-        // The last try holds the row for a minute, past its 5-second deadline.
-        sql.exec('UPDATE oauth_logout_outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?', now + (retryInS ?? 60), row.id);
-        let outcome: LogoutOutcome;
-        try {
-          outcome = await this.deliverLogout({ userId: row.user_id, clientId: row.client_id, sessionId: row.session_id, attempt: row.attempts + 1, retryInS });
-        } catch (e) {
-          log.error('backchannel_logout_error', { client_id: row.client_id, sid: row.session_id, error: e instanceof Error ? e.message : String(e) });
-          outcome = 'failed';
-        }
-        if (outcome !== 'failed' || retryInS === null) sql.exec('DELETE FROM oauth_logout_outbox WHERE id = ?', row.id);
-      }),
-    );
-  }
 }
 
 /** The binding's type (`USER_SESSIONS` in wrangler.toml). */

@@ -13,7 +13,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LOGOUT_DEADLINE_MS, logoutUriAllowed } from '../../../src/auth/backchannel-logout';
-import { LOGOUT_BATCH, LOGOUT_RETRY_S } from '../../../src/storage/user-sessions';
+import { LOGOUT_BATCH, LOGOUT_RETRY_S } from '../../../src/storage/logout-outbox';
 import { randomId } from '../../../src/util/random';
 import { bearer, call, GOOD_PASSWORD, PUBLIC_URL, seedUser, signIn, type TestEnv } from '../support/helpers';
 import { lastMailFor, mailEnv, uniqueEmail } from '../support/mail';

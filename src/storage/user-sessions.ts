@@ -10,11 +10,12 @@
  * host codes a day after their expiry.
  *
  * Back-channel logout (README "Apps (OpenID Connect)"): every way a session ends (end, endAll,
- * a reuse in rotate) writes, in the transaction that ends it, one outbox row per client holding
- * a grant on it; the same alarm delivers them, so no relying party ever delays a sign-out, and a
- * Worker that dies right after the end loses nothing. The object decides what is due and when
- * to retry; signing and sending is {@link UserSessions.deliverLogout}, which the Worker's own
- * subclass supplies (src/index.ts), since this layer cannot read the config or the keys.
+ * a reuse in rotate, forget) writes, in the transaction that ends it, one outbox row per client
+ * holding a grant on it; the same alarm delivers them (storage/logout-outbox.ts decides what is
+ * due and when to retry), so no relying party ever delays a sign-out, and a Worker that dies
+ * right after the end loses nothing. Signing and sending is {@link UserSessions.deliverLogout},
+ * which the Worker's own subclass supplies (src/index.ts): this layer cannot read the config
+ * or the keys.
  *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh

@@ -13,7 +13,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LOGOUT_DEADLINE_MS, logoutUriAllowed } from '../../../src/auth/backchannel-logout';
-import { LOGOUT_BATCH, LOGOUT_RETRY_S } from '../../../src/storage/logout-outbox';
+import { deliverDueLogouts, LOGOUT_BATCH, LOGOUT_RETRY_S } from '../../../src/storage/logout-outbox';
 import { randomId } from '../../../src/util/random';
 import { bearer, call, GOOD_PASSWORD, PUBLIC_URL, seedUser, signIn, type TestEnv } from '../support/helpers';
 import { lastMailFor, mailEnv, uniqueEmail } from '../support/mail';
@@ -441,5 +441,20 @@ describe('the outbox in the user\'s object', () => {
     await vi.waitFor(async () => expect((await outcomes(u.userId)).length).toBe(LOGOUT_BATCH + 1), { timeout: 5000, interval: 50 });
     expect(most).toBe(LOGOUT_BATCH);
     expect(received).toHaveLength(LOGOUT_BATCH + 1);
+  });
+
+  it('a fault of the gateway\'s own (config, keys, D1 unreachable) is a failed try: kept and tried again after the backoff, not lost', async () => {
+    const u = await account();
+    const { client } = await rpClient(answers(500));
+    await grant(u.userId, sidOf(u.a), client.id);
+    await ok(call('/auth/logout', { method: 'POST', headers: bearer(u.a.access_token), env: e }));
+    await deliver(u.userId, 1);
+    await sessionExec('UPDATE oauth_logout_outbox SET next_at = ?', [now() - 1], u.userId);
+    // The outbox's loop with a delivery that throws, as the Worker's does when D1 cannot answer.
+    await runInDurableObject(sessionsObject(u.userId), (_instance, state) => deliverDueLogouts(state.storage, () => Promise.reject(new Error('D1 is unavailable')), now()));
+    const [row] = await outbox(u.userId);
+    expect(row).toMatchObject({ client_id: client.id, attempts: 2 });
+    expect(row!.next_at - now()).toBeGreaterThan(LOGOUT_RETRY_S[1]! - 5);
+    expect(received).toHaveLength(1);
   });
 });

@@ -42,6 +42,12 @@ import { authorizeRoutes } from './routes/oauth-authorize';
 import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
 
 /**
+ * The sessions object's back-channel logout delivery (index.ts loads it from here): off the
+ * hot path like everything here, and through this one lazy entry it splits no start-up chunk.
+ */
+export { deliverLogout } from './auth/backchannel-logout';
+
+/**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
  * (health, verify, the JWKS) count with these for the catch-all's `Allow` header.
  */

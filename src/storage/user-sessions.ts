@@ -14,6 +14,14 @@
  * the sessions they hang on: ending a session ends its grants in the same transaction. The
  * token side's logic is storage/user-sessions-grants.ts, imported on the first call that needs it.
  *
+ * Back-channel logout (README "Apps (OpenID Connect)"): every way a session ends (end, endAll,
+ * a reuse in rotate, forget) writes, in the transaction that ends it, one outbox row per client
+ * holding a grant on it; the same alarm delivers them (storage/logout-outbox.ts decides what is
+ * due and when to retry), so no relying party ever delays a sign-out, and a Worker that dies
+ * right after the end loses nothing. Signing and sending is {@link UserSessions.deliverLogout},
+ * which the Worker's own subclass supplies (src/index.ts): this layer cannot read the config
+ * or the keys.
+ *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh
  * token of the old shape to this object, and go when that token is rotated here.
@@ -22,8 +30,12 @@ import { DurableObject } from 'cloudflare:workers';
 import type { EndGrantOutcome, OAuthCodeRow, RotateGrantOutcome, RotateGrantRequest, SpendCodeOutcome, SpendCodeRequest } from './user-sessions-grants';
 
 export type { EndGrantOutcome, OAuthCodeRow, OAuthGrant, RotateGrantOutcome, RotateGrantRequest, SpendCodeOutcome, SpendCodeRequest } from './user-sessions-grants';
+import { nowSeconds } from '../util/time';
+import type { LogoutDelivery, LogoutOutcome } from './logout-outbox';
 
-/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions. */
+export type { LogoutDelivery, LogoutOutcome };
+
+/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions (its subclass reads more). */
 export interface UserSessionsEnv {
   DB: D1Database;
 }
@@ -238,10 +250,16 @@ export interface ConsentRow {
   granted_at: number;
 }
 
-export class UserSessions extends DurableObject<UserSessionsEnv> {
+export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> extends DurableObject<E> {
   private copied = false;
 
-  constructor(ctx: DurableObjectState, env: UserSessionsEnv) {
+  /**
+   * Signs and sends one logout token (the Worker's subclass: auth/backchannel-logout.ts), and
+   * audits what became of it. Never throws for a client's fault; a throw counts as `failed`.
+   */
+  protected abstract deliverLogout(item: LogoutDelivery): Promise<LogoutOutcome>;
+
+  constructor(ctx: DurableObjectState, env: E) {
     super(ctx, env);
     this.createTables();
     this.copied = this.meta('copied_from_d1') !== null;
@@ -277,6 +295,11 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       refresh_hash TEXT UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER)`);
     sql.exec('CREATE TABLE IF NOT EXISTS oauth_rotated_tokens (hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
     sql.exec('CREATE TABLE IF NOT EXISTS oauth_consents (client_id TEXT PRIMARY KEY, scope TEXT NOT NULL, granted_at INTEGER NOT NULL)');
+    // Logout tokens owed to clients (back-channel logout): one per client and ended session,
+    // written with the end, deleted once delivered, dropped or given up. `next_at` in Unix seconds.
+    sql.exec(`CREATE TABLE IF NOT EXISTS oauth_logout_outbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, client_id TEXT NOT NULL, session_id TEXT NOT NULL,
+      attempts INTEGER NOT NULL, next_at INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (client_id, session_id))`);
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
   }
@@ -363,8 +386,9 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
         const owner = this.row('id', rotated.session_id);
         const live = owner !== null && owner.revoked_at === null && owner.expires_at > r.now;
         if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
-        sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL`, r.now, rotated.session_id);
+        const ended = sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, r.now, rotated.session_id).toArray().length > 0;
         sql.exec(END_GRANTS_OF('?'), r.now, rotated.session_id);
+        if (ended) this.queueLogouts([rotated.session_id], r.now);
         return { kind: 'reused', sessionId: rotated.session_id };
       }
       if (r.sessionId !== undefined && row.id !== r.sessionId) return { kind: 'other_session' };
@@ -560,6 +584,7 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       const ids = sessionIds.filter((id) => sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0);
       // Also the grants of sessions ended before (a retry): ending is idempotent.
       for (const id of sessionIds) sql.exec(END_GRANTS_OF('?'), now, id);
+      this.queueLogouts(ids, now);
       return ids;
     });
     await this.scheduleCleanup();
@@ -577,10 +602,26 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     const result = this.ctx.storage.transactionSync(() => {
       const ended = sql.exec<{ id: string }>(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE revoked_at IS NULL AND expires_at > ? RETURNING id`, now, now).toArray().map((r) => r.id);
       sql.exec(END_GRANTS_OF('SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?'), now, now);
+      this.queueLogouts(ended, now);
       return { ended, withLiveTokens: this.liveTokenIds(now, accessTtl) };
     });
     await this.scheduleCleanup();
     return result;
+  }
+
+  /**
+   * Owes a logout token to each client that holds a grant on these sessions (ended or not,
+   * created by `now`), once per client and session: called in the transaction that ends them.
+   */
+  private queueLogouts(sessionIds: readonly string[], now: number): void {
+    for (const id of sessionIds) {
+      this.ctx.storage.sql.exec(
+        `INSERT OR IGNORE INTO oauth_logout_outbox (user_id, client_id, session_id, attempts, next_at, created_at)
+         SELECT DISTINCT s.user_id, g.client_id, g.session_id, 0, ?, ? FROM oauth_grants g JOIN sessions s ON s.id = g.session_id
+         WHERE g.session_id = ? AND g.created_at <= ?`,
+        now, now, id, now,
+      );
+    }
   }
 
   /** Sessions whose access tokens may still verify (see {@link endAll}). */
@@ -619,37 +660,50 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   }
 
   /**
-   * The account is being deleted: everything here goes (its sessions were ended first). A
-   * session id this object no longer knows counts as ended ({@link isRevoked}), so the fence
-   * holds for any token still in flight.
+   * The account is being deleted: everything here goes (its sessions were ended first), but the
+   * logout tokens still owed to clients, which the alarm delivers as before. A session id this
+   * object no longer knows counts as ended ({@link isRevoked}), so the fence holds for any token
+   * still in flight. One transaction: a failure part-way leaves everything as it was.
    */
   async forget(userId: string): Promise<void> {
     await this.ready(userId);
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
-    // versions as live (their end was recorded here), until the account's D1 delete runs.
-    this.createTables();
-    this.setMeta('copied_from_d1', String(Date.now()));
+    const sql = this.ctx.storage.sql;
+    const now = nowSeconds();
+    this.ctx.storage.transactionSync(() => {
+      // A session still live ends here (and owes its clients their logout) before it goes.
+      this.queueLogouts(sql.exec<{ id: string }>('UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL RETURNING id', now).toArray().map((r) => r.id), now);
+      const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT GLOB 'sqlite_*' AND name NOT GLOB '_cf_*'").toArray();
+      for (const { name } of tables) {
+        if (name !== 'oauth_logout_outbox') sql.exec(`DELETE FROM "${name.replaceAll('"', '""')}"`);
+      }
+      // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
+      // versions as live (their end was recorded here), until the account's D1 delete runs.
+      this.setMeta('copied_from_d1', String(Date.now()));
+    });
     this.copied = true;
+    await this.ctx.storage.deleteAlarm();
+    await this.scheduleCleanup();
   }
 
   /**
    * Sets the alarm for the earliest moment a row may go, unless one is set sooner: a session's,
-   * or a host code's (a day after its expiry, though its session may live on for a month).
+   * or a host code's (a day after its expiry, though its session may live on for a month); or
+   * for the first logout token due.
    */
   private async scheduleCleanup(): Promise<void> {
     const next = this.ctx.storage.sql
       .exec<{ at: number | null }>(
         `SELECT MIN(at) AS at FROM (
-           SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions
-           UNION ALL SELECT MIN(expires_at) AS at FROM host_codes
-           UNION ALL SELECT MIN(expires_at) AS at FROM oauth_codes
-           UNION ALL SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM oauth_grants)`,
+           SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) + ?1 AS at FROM sessions
+           UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM host_codes
+           UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM oauth_codes
+           UNION ALL SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) + ?1 AS at FROM oauth_grants
+           UNION ALL SELECT MIN(next_at) AS at FROM oauth_logout_outbox)`,
+        ENDED_SESSION_KEEP_S,
       )
       .toArray()[0]?.at;
     if (next === null || next === undefined) return;
-    const atMs = (next + ENDED_SESSION_KEEP_S) * 1000;
+    const atMs = next * 1000;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > atMs) await this.ctx.storage.setAlarm(atMs);
   }
@@ -674,8 +728,14 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       sql.exec('DELETE FROM oauth_rotated_tokens WHERE grant_id NOT IN (SELECT id FROM oauth_grants)');
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });
+    // Logout tokens due: their delivery loop is loaded only when some are (alarms are rare).
+    if (sql.exec('SELECT 1 FROM oauth_logout_outbox WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
+      const { deliverDueLogouts } = await import('./logout-outbox');
+      await deliverDueLogouts(this.ctx.storage, (item) => this.deliverLogout(item), nowS);
+    }
     await this.scheduleCleanup();
   }
+
 }
 
 /** The binding's type (`USER_SESSIONS` in wrangler.toml). */

@@ -32,6 +32,8 @@ const USER = `rp-user-${stamp}@example.com`;
 const PASSWORD = 'a relying party passphrase, long';
 const SCOPE = 'openid email offline_access';
 const APP_NAME = 'Notes (openid-client)';
+/** The second authorization's max_age: far more than the test takes, so the first sign-in serves. */
+const MAX_AGE_S = 300;
 const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 /**
@@ -155,6 +157,8 @@ beforeAll(async () => {
   profileDir = mkdtempSync(join(tmpdir(), 'gatehouse-chromium-rp-'));
   context = await chromium.launchPersistentContext(profileDir, { ...CHROMIUM });
   page = await context.newPage();
+  // Every page step here takes a second or two: a step that hangs fails in 20 s, not playwright's 30.
+  page.setDefaultTimeout(20_000);
 
   const admin = await confirmedAccount(ADMIN);
   userId = (await confirmedAccount(USER)).userId;
@@ -185,8 +189,11 @@ afterAll(async () => {
   if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
-/** One authorization with PKCE S256, state and nonce, driven in Chromium; returns the callback URL and the checks. */
-async function authorize(act: (page: Page) => Promise<void>): Promise<{ callback: URL; verifier: string; state: string; nonce: string }> {
+/**
+ * One authorization request with PKCE S256, state and nonce (and any `extra` parameters), driven
+ * in Chromium by `act`; returns the URL the relying party's callback received and the checks.
+ */
+async function authorize(act: (page: Page) => Promise<void>, extra: Record<string, string> = {}): Promise<{ callback: URL; verifier: string; state: string; nonce: string }> {
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
@@ -197,6 +204,7 @@ async function authorize(act: (page: Page) => Promise<void>): Promise<{ callback
     code_challenge_method: 'S256',
     state,
     nonce,
+    ...extra,
   });
   const before = rp.received.callbacks.length;
   await page.goto(url.href);
@@ -209,6 +217,7 @@ async function authorize(act: (page: Page) => Promise<void>): Promise<{ callback
 describe('openid-client as a relying party of Gatehouse', () => {
   let idToken: string;
   let sid: string;
+  let authTime: number;
   let first: Tokens;
   let firstCallback: { callback: URL; verifier: string; state: string; nonce: string };
 
@@ -243,6 +252,8 @@ describe('openid-client as a relying party of Gatehouse', () => {
       await p.waitForURL((u) => u.pathname === '/auth/authorize');
       await expect(p.locator('#consent-app').innerText()).resolves.toBe(APP_NAME);
       await expect(p.locator('#consent-account').innerText()).resolves.toContain(USER);
+      const asked = await p.locator('#consent-scopes [data-scope]').evaluateAll((items) => items.map((li) => li.getAttribute('data-scope')));
+      expect(asked.sort()).toEqual(SCOPE.split(' ').sort());
       await p.getByRole('button', { name: 'Allow', exact: true }).click();
     });
     const { callback, verifier, state, nonce } = firstCallback;
@@ -259,6 +270,7 @@ describe('openid-client as a relying party of Gatehouse', () => {
     expect(first.scope?.split(' ').sort()).toEqual(SCOPE.split(' ').sort());
     const claims = first.claims()!;
     idToken = first.id_token!;
+    authTime = claims.auth_time!;
     expect(claims).toMatchObject({ iss: gw.url, aud: clientId, sub: userId, sid, nonce, email: USER, email_verified: true });
     expect(claims.amr).toEqual(['pwd']);
     expect(claims.auth_time).toBeTypeOf('number');
@@ -305,10 +317,12 @@ describe('openid-client as a relying party of Gatehouse', () => {
 
   let second: Tokens;
 
-  it('authorizes again without a consent page (remembered) and on the same gateway session', async () => {
-    const { callback, verifier, state, nonce } = await authorize(async () => {});
-    second = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
-    expect(second.claims()).toMatchObject({ sub: userId, sid });
+  it('authorizes again straight back to the app: consent remembered, the same session and sign-in, within max_age', async () => {
+    // No page to act on: the browser's session and the remembered consent send the code at once.
+    const { callback, verifier, state, nonce } = await authorize(async () => {}, { max_age: String(MAX_AGE_S) });
+    // openid-client checks auth_time against max_age.
+    second = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, maxAge: MAX_AGE_S });
+    expect(second.claims()).toMatchObject({ sub: userId, sid, auth_time: authTime, amr: ['pwd'] });
     idToken = second.id_token!;
   });
 
@@ -316,10 +330,13 @@ describe('openid-client as a relying party of Gatehouse', () => {
     const state = oidc.randomState();
     const logoutUrl = oidc.buildEndSessionUrl(config, { id_token_hint: idToken, post_logout_redirect_uri: `${rp.url}/logged-out`, state });
     await page.goto(logoutUrl.href);
+    // A link alone signs nobody out: the page names the app that asks, and the user confirms.
+    await expect(page.locator('body').innerText()).resolves.toContain(`${APP_NAME} asks to sign you out`);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL((u) => u.href.startsWith(`${rp.url}/logged-out`));
     const landed = await eventually(() => rp.received.loggedOut[0], 5_000, 'the post-logout redirect');
     expect(landed.searchParams.get('state')).toBe(state);
+    expect((await context.cookies(gw.url)).map((c) => c.name)).not.toContain('__Host-gatehouse');
 
     const post = await eventually(() => rp.received.logoutPosts[0], BACKCHANNEL_WAIT_MS, 'the back-channel logout token');
     expect(post.contentType).toMatch(/^application\/x-www-form-urlencoded/);

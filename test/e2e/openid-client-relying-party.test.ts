@@ -318,6 +318,10 @@ describe('openid-client as a relying party of Gatehouse', () => {
   let second: Tokens;
 
   it('authorizes again straight back to the app: consent remembered, the same session and sign-in, within max_age', async () => {
+    // Into the next second after the sign-in, so an auth_time of this request rather than of the
+    // sign-in would show.
+    const nextSecond = (authTime + 1) * 1000 - Date.now();
+    if (nextSecond > 0) await new Promise((r) => setTimeout(r, nextSecond + 50));
     // No page to act on: the browser's session and the remembered consent send the code at once.
     const { callback, verifier, state, nonce } = await authorize(async () => {}, { max_age: String(MAX_AGE_S) });
     // openid-client checks auth_time against max_age.

@@ -6,6 +6,7 @@
  *   server, origins, nginx) and a real Chromium;
  * - build: checks on the deployable bundle (its gzip budget), in Node.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
@@ -32,6 +33,17 @@ function wranglerConfigWithoutDevVars(): string {
  * another's runs in a group of its own, one group after the other).
  */
 const WORKERS = 2;
+
+/**
+ * The Worker's own signing key as its Durable Objects see it: an object's env is the bindings
+ * below, not the env a test hands to the Worker's `fetch`, and the sessions object signs the
+ * logout tokens its alarm delivers. Made afresh for each run; tests read it as
+ * `env.SIGNING_KEYS` from `cloudflare:test`.
+ */
+function objectSigningKeys(): string {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return JSON.stringify({ keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'test-object-key', alg: 'ES256' }] });
+}
 
 /**
  * Vitest's order (its own within each project) with the projects taken in turn rather than one
@@ -76,6 +88,7 @@ export default defineConfig(async () => {
                   TEST_MIGRATIONS: migrations,
                   ENVIRONMENT: 'production',
                   PUBLIC_URL: 'https://gate.example.com',
+                  SIGNING_KEYS: objectSigningKeys(),
                 },
                 // Miniflare's local Email Service, under other names than EMAIL so that mail
                 // stays off unless a test turns it on (test/worker/mail/transport.test.ts).

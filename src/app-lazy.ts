@@ -10,6 +10,7 @@
  * already run the gateway middleware (gateway headers, body limit) for them.
  */
 import { Hono, type MiddlewareHandler } from 'hono';
+import { cors } from 'hono/cors';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
@@ -26,6 +27,7 @@ import { signInPageRoutes } from './routes/sign-in-pages';
 import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
 import { oauthTokenRoutes } from './routes/oauth-token';
+import { endSessionRoutes } from './routes/end-session';
 import { passkeyRoutes } from './routes/passkeys';
 import { passwordRoutes } from './routes/password';
 import { passwordResetRoutes } from './routes/password-reset';
@@ -40,6 +42,12 @@ import { authorizeRoutes } from './routes/oauth-authorize';
 import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
 
 /**
+ * The sessions object's back-channel logout delivery (index.ts loads it from here): off the
+ * hot path like everything here, and through this one lazy entry it splits no start-up chunk.
+ */
+export { deliverLogout } from './auth/backchannel-logout';
+
+/**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
  * (health, verify, the JWKS) count with these for the catch-all's `Allow` header.
  */
@@ -52,7 +60,7 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // After a change, the browser's next reads see it (storage/directory.ts). Refresh, sign-out
   // and ending sessions change only the sessions' objects (and audit rows): no bookmark, and
   // the hot refresh path stays free of the extra query.
-  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end)$/ }));
+  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end|token|revoke|introspect|userinfo)$/ }));
   auth.get('/callback/:provider', directoryBookmark({ reads: true }));
   auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
@@ -66,7 +74,6 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', emailVerificationRoutes);
   auth.route('/', passwordResetRoutes);
   auth.route('/', sessionRoutes);
-  auth.route('/', oauthTokenRoutes);
   auth.route('/', refreshNavigationRoute);
   // Each call mints a code (a row in the user's object, an audit row): counted like the exchange.
   auth.get('/sso', rateLimit('refresh'));
@@ -74,6 +81,13 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // The authorization endpoint mints codes (and its consent answers do): counted as /sso is.
   auth.on(['GET', 'POST'], '/authorize', rateLimit('refresh'));
   auth.route('/', authorizeRoutes);
+  // The authorization server's back channel: no cookie is read there, so any origin may call
+  // token, revocation and userinfo (browser apps with PKCE); each mint counts like a refresh.
+  const anyOrigin = cors({ origin: '*', allowMethods: ['GET', 'POST'], allowHeaders: ['authorization', 'content-type'], maxAge: 600 });
+  for (const path of ['/token', '/revoke', '/userinfo']) auth.use(path, anyOrigin);
+  for (const path of ['/token', '/revoke', '/introspect']) auth.post(path, rateLimit('refresh'));
+  auth.route('/', oauthTokenRoutes);
+  auth.route('/', endSessionRoutes);
   auth.route('/', accountRoutes);
   auth.route('/', accountAppRoutes);
   auth.route('/', passkeyRoutes);

@@ -8,9 +8,9 @@ import { navigationWantsHtml } from './http/client';
 import { ApiError, errorPage, errorResponse } from './http/errors';
 import { configFailure } from './middleware/configure';
 import { log } from './observability/log';
+import { UserSessions as UserSessionsStore, type LogoutDelivery, type LogoutOutcome } from './storage/user-sessions';
 
 export { requireAuth } from './middleware/require-auth';
-export { UserSessions } from './storage/user-sessions';
 export type { AppEnv, AuthUser, Env } from './env';
 
 export default {
@@ -32,3 +32,16 @@ export default {
     await scheduled(controller, env);
   },
 } satisfies ExportedHandler<Env>;
+
+/**
+ * Each user's sessions object (storage/user-sessions.ts) with what only the Worker can do for
+ * it: sign and send the logout tokens its alarm finds due (auth/backchannel-logout.ts). Its env
+ * is the Worker's own. Loaded on the first delivery through app-lazy.ts, the one lazy entry of
+ * what is off the hot path: an entry of its own would split start-up chunks that it shares.
+ */
+export class UserSessions extends UserSessionsStore<Env> {
+  protected override async deliverLogout(item: LogoutDelivery): Promise<LogoutOutcome> {
+    const { deliverLogout } = await import('./app-lazy');
+    return deliverLogout(this.env, item);
+  }
+}

@@ -41,3 +41,15 @@ export function recordEventInBackground(c: Context<AppEnv>, event: EventInput): 
     // No execution context (not a Worker request): the promise still runs on its own.
   }
 }
+
+/**
+ * {@link recordEvent} for work that no request carries (an object's alarm): no IP or user
+ * agent to record, and no alert, so only events that raise none (not `security`) come here.
+ */
+export function recordEventOffRequest(db: D1Database, event: EventInput & { outcome: 'success' | 'failure' }): Promise<void> {
+  const fields = { outcome: event.outcome, user_id: event.userId ?? null, ...event.detail };
+  log.info(event.event, fields);
+  return insertEvent(db, event).catch((e: unknown) => {
+    log.error('audit_write_failed', { audit_event: event.event, error: e instanceof Error ? e.message : String(e) });
+  });
+}

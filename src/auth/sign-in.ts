@@ -21,7 +21,23 @@ import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { log } from '../observability/log';
 import { insertPending, spendPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
-import { insertAuthorizationCode, insertHostCode, insertSession, spendHostCode, type ProviderGroups } from '../storage/sessions';
+import {
+  endGrantIn,
+  insertAuthorizationCode,
+  insertHostCode,
+  insertSession,
+  rotateGrantRefreshToken,
+  spendAuthorizationCode,
+  spendHostCode,
+  type OAuthGrant,
+  type ProviderGroups,
+  type Session,
+} from '../storage/sessions';
+import type { OAuthClient } from '../storage/oauth-clients';
+import { revokeSessionIds } from '../storage/revocation';
+import { userinfoUrl } from '../config/oauth-endpoints';
+import { issueGrantToken, serviceSessionId } from '../tokens/grant-token';
+import { idTokenKey, issueIdToken, noIdTokenKey } from '../tokens/id-token';
 import { isAccountAsRead, type User } from '../storage/users';
 import { randomId, sha256 } from '../util/random';
 import { nowSeconds as now } from '../util/time';
@@ -31,9 +47,7 @@ import { hasSecondFactor, mfaRequiredByRole } from './second-factor-status';
 import { sessionsOf } from './authenticate';
 import { userForTokenClaims } from './directory-reads';
 import type { AuthUser } from '../env';
-import { accessTokenFor, endSessions, newRefreshToken, type IssuedTokens } from './sessions';
-import type { OAuthClient } from '../storage/oauth-clients';
-import { issueGrantToken, serviceSessionId } from '../tokens/grant-token';
+import { accessTokenFor, endSessions, newRefreshToken, REFRESH_REUSE_GRACE_S, type IssuedTokens } from './sessions';
 
 /**
  * The `path` of the proxy's entry: the app's root catch-all (app.ts `app.all('*', proxy(...))`),
@@ -55,8 +69,10 @@ export interface SignInEndpoint {
    * `first`: a first factor starts the sign-in ({@link signIn}); `second`: a second factor
    * completes a pending one ({@link completeSignIn}); `host`: a live session of the gateway host
    * is handed to an app host ({@link handOffToHost}, {@link signInOnHost}); `grant`: a live
-   * session of the gateway host gives a client an authorization code ({@link issueAuthorizationCode});
-   * `service`: an authenticated client gets a token of its own, no user ({@link issueServiceToken}).
+   * session of the gateway host gives a client an authorization code ({@link issueAuthorizationCode}),
+   * or a client's code or refresh token becomes its tokens ({@link exchangeAuthorizationCode},
+   * {@link refreshGrant}); `service`: an authenticated client gets a token of its own, no user
+   * ({@link issueServiceToken}).
    */
   step: 'first' | 'second' | 'host' | 'grant' | 'service';
 }
@@ -78,6 +94,7 @@ export const SIGN_IN_ENDPOINTS = [
   { id: 'host_code_exchange', method: 'GET', path: '/sso/callback', step: 'host' },
   { id: 'oauth_authorize', method: 'GET', path: '/authorize', step: 'grant' },
   { id: 'oauth_authorize_consent', method: 'POST', path: '/authorize', step: 'grant' },
+  { id: 'oauth_token', method: 'POST', path: '/token', step: 'grant' },
   { id: 'oauth_token_client_credentials', method: 'POST', path: '/token', step: 'service' },
   { id: 'service_token_headers', method: 'ANY', path: PROXIED, step: 'service' },
 ] as const satisfies readonly SignInEndpoint[];
@@ -403,6 +420,227 @@ export async function issueAuthorizationCode(c: Context<AppEnv>, auth: AuthUser,
     detail: { endpoint, sid: auth.sessionId, client_id: request.clientId, scope: request.scope, ...(request.resource ? { resource: request.resource } : {}) },
   });
   return `${auth.id}.${secret}`;
+}
+
+/** What the token endpoint hands a client (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3). */
+export interface GrantTokens {
+  accessToken: string;
+  expiresIn: number;
+  scope: string;
+  refreshToken?: string;
+  idToken?: string;
+}
+
+/** An authorization code's exchange as the token endpoint read it (RFC 6749 §4.1.3, RFC 7636 §4.5). */
+export interface CodeExchange {
+  code: string;
+  redirectUri: string;
+  codeVerifier: string;
+  /** An RFC 8707 `resource` sent with the exchange: it must be the one the code was issued for. */
+  resource?: string;
+}
+
+const scopes = (scope: string) => scope.split(' ').filter(Boolean);
+
+/**
+ * Mints a grant's tokens: the access token for the grant's resource (or the userinfo endpoint),
+ * never outliving the session or the grant, carrying the session's `sid` (every way the session
+ * ends refuses it), the grant's `gid` and the client's epoch; an ID token when the scope has
+ * `openid`. Private: only the exchange and the refresh below call it.
+ */
+async function mintGrantTokens(
+  c: Context<AppEnv>,
+  client: OAuthClient,
+  user: User,
+  session: Session,
+  grant: OAuthGrant,
+  sign: { authTime: number; amr: readonly string[]; nonce: string | null },
+  refreshToken: string | undefined,
+  /** Whether an ID token comes along (when the scope has `openid`); a refresh without an ES256 key gives none. */
+  withIdToken = true,
+): Promise<GrantTokens> {
+  const config = c.get('config');
+  const keyring = c.get('keyring');
+  const access = await issueGrantToken(keyring, {
+    issuer: config.PUBLIC_URL,
+    audience: grant.resource ?? userinfoUrl(config),
+    subject: user.id,
+    sessionId: session.id,
+    clientId: client.id,
+    clientEpoch: client.tokenEpoch,
+    grantId: grant.id,
+    scope: grant.scope,
+    ttlSeconds: config.ACCESS_TOKEN_TTL,
+    notAfter: Math.min(session.createdAt + config.SESSION_MAX_AGE, session.expiresAt, grant.expiresAt),
+    authTime: sign.authTime,
+    amr: sign.amr,
+  });
+  const granted = scopes(grant.scope);
+  const idToken = withIdToken && granted.includes('openid')
+    ? await issueIdToken(keyring, {
+        issuer: config.PUBLIC_URL,
+        subject: user.id,
+        clientId: client.id,
+        sessionId: session.id,
+        authTime: sign.authTime,
+        amr: sign.amr,
+        nonce: sign.nonce,
+        accessToken: access.token,
+        ttlSeconds: config.ACCESS_TOKEN_TTL,
+        ...(granted.includes('email') ? { email: { address: user.email, verified: user.emailVerified } } : {}),
+      })
+    : undefined;
+  return { accessToken: access.token, expiresIn: access.expiresIn, scope: grant.scope, ...(refreshToken ? { refreshToken } : {}), ...(idToken ? { idToken } : {}) };
+}
+
+/** A code or refresh token of the grant kind: `<user id>.<secret>`, as host codes and session refresh tokens. */
+const GRANT_SECRET = /^(usr_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/;
+
+/** Ends a grant everywhere: in the user's object, then its tokens in KV (their `gid`). */
+async function endGrant(c: Context<AppEnv>, userId: string, grantId: string, clientId: string): Promise<void> {
+  await endGrantIn(sessionsOf(c, userId), grantId, clientId, now());
+  await revokeSessionIds(c.env.REVOKED, [grantId], c.get('config').ACCESS_TOKEN_TTL);
+}
+
+/**
+ * Exchanges an authorization code (RFC 6749 §4.1.3) for `client`, which the token endpoint has
+ * authenticated: once (the object spends it in one transaction whatever the outcome), by the
+ * client it was issued to, with the exact `redirect_uri` and the PKCE verifier of its
+ * challenge, before its expiry, while its session is live and the account enabled. The grant
+ * is created with the code's spend. A code presented again ends the grant its first exchange
+ * created, refresh token and access tokens (RFC 6749 §4.1.2), a security event.
+ */
+export async function exchangeAuthorizationCode(c: Context<AppEnv>, client: OAuthClient, request: CodeExchange): Promise<GrantTokens> {
+  const endpoint = requireSignInEndpoint(c, 'grant');
+  const refused = new ApiError('invalid_grant', 'The authorization code is invalid, used, expired, or was issued to another client or redirect URI.');
+  const parts = GRANT_SECRET.exec(request.code);
+  if (!parts) throw refused;
+  const userId = parts[1]!;
+  // A routing part anyone can write: one naming no account must not reach (create) an object.
+  const user = await userForTokenClaims(c, userId);
+  if (!user) throw refused;
+  const config = c.get('config');
+  const t = now();
+  const refresh = client.grantTypes.includes('refresh_token') ? await newRefreshToken(userId) : null;
+  const grantId = `grt_${randomId(16)}`;
+  const outcome = await spendAuthorizationCode(sessionsOf(c, userId), {
+    hash: await sha256(parts[2]!),
+    clientId: client.id,
+    redirectUri: request.redirectUri,
+    verifierChallenge: await sha256(request.codeVerifier),
+    now: t,
+    grantId,
+    refreshHash: refresh?.hash ?? null,
+    grantExpiresAt: t + config.REFRESH_TOKEN_TTL,
+    maxAge: config.SESSION_MAX_AGE,
+  });
+  if (outcome.kind === 'unknown') throw refused;
+  if (outcome.kind === 'replayed') {
+    if (outcome.grantId !== null) await revokeSessionIds(c.env.REVOKED, [outcome.grantId], config.ACCESS_TOKEN_TTL);
+    await recordEvent(c, {
+      event: 'authorization_code_replayed',
+      outcome: 'security',
+      userId,
+      detail: { endpoint, client_id: client.id, sid: outcome.sessionId, gid: outcome.grantId ?? '', message: 'An authorization code was presented again; the grant it led to was ended.' },
+    });
+    throw refused;
+  }
+  if (outcome.kind === 'refused') {
+    await recordEvent(c, {
+      event: 'authorization_code_refused',
+      outcome: outcome.reason === 'wrong_client' || outcome.reason === 'wrong_verifier' ? 'security' : 'failure',
+      userId,
+      detail: { endpoint, client_id: client.id, sid: outcome.sessionId, reason: outcome.reason },
+    });
+    throw refused;
+  }
+  const { code, session, grant } = outcome;
+  if (user.disabledAt !== null) {
+    await endGrant(c, userId, grant.id, client.id);
+    throw refused;
+  }
+  if (request.resource !== undefined && request.resource !== (code.resource ?? undefined)) {
+    await endGrant(c, userId, grant.id, client.id);
+    throw new ApiError('invalid_target', 'The resource is not the one the authorization code was issued for.');
+  }
+  if (scopes(grant.scope).includes('openid') && !idTokenKey(c.get('keyring'))) {
+    await endGrant(c, userId, grant.id, client.id);
+    throw noIdTokenKey();
+  }
+  const amr = parseAmr(code.amr);
+  const tokens = await mintGrantTokens(c, client, user, session, grant, { authTime: code.auth_time, amr, nonce: code.nonce }, grant.hasRefreshToken ? refresh?.token : undefined);
+  await recordEvent(c, { event: 'oauth_tokens_issued', outcome: 'success', userId, detail: { endpoint, grant_type: 'authorization_code', client_id: client.id, sid: session.id, gid: grant.id, scope: grant.scope } });
+  return tokens;
+}
+
+function parseAmr(text: string): string[] {
+  try {
+    const list: unknown = JSON.parse(text);
+    return Array.isArray(list) ? list.filter((m): m is string => typeof m === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The refresh-token grant (RFC 6749 §6) for `client`: rotates the grant's refresh token in the
+ * user's object (one transaction: of concurrent refreshes one wins; a rotated token presented
+ * after {@link REFRESH_REUSE_GRACE_S} ends the grant, a security event). Only the grant's
+ * client, only while its session is live and the account enabled; `scope` may only narrow
+ * (the narrower scope is the grant's from then on). The access token keeps the session's
+ * `sid`, `auth_time` and `amr` and the grant's `gid`.
+ */
+export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, request: { refreshToken: string; scope?: string }): Promise<GrantTokens> {
+  const endpoint = requireSignInEndpoint(c, 'grant');
+  const refused = new ApiError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
+  const parts = GRANT_SECRET.exec(request.refreshToken);
+  if (!parts) throw refused;
+  const userId = parts[1]!;
+  const user = await userForTokenClaims(c, userId);
+  if (!user) throw refused;
+  const config = c.get('config');
+  const store = sessionsOf(c, userId);
+  const next = await newRefreshToken(userId);
+  const t = now();
+  const outcome = await rotateGrantRefreshToken(store, {
+    hash: await sha256(parts[2]!),
+    newHash: next.hash,
+    clientId: client.id,
+    now: t,
+    refreshTtl: config.REFRESH_TOKEN_TTL,
+    maxAge: config.SESSION_MAX_AGE,
+    grace: REFRESH_REUSE_GRACE_S,
+    scope: request.scope === undefined ? null : scopes(request.scope),
+  });
+  if (outcome.kind === 'wider_scope') throw new ApiError('invalid_scope', 'A refresh may only narrow the scope the user granted.');
+  if (outcome.kind === 'invalid') throw refused;
+  if (outcome.kind === 'conflict') throw new ApiError('invalid_grant', 'This refresh token was just used by another request, which received the new tokens.');
+  if (outcome.kind === 'wrong_client') {
+    await recordEvent(c, { event: 'oauth_refresh_refused', outcome: 'security', userId, detail: { endpoint, client_id: client.id, reason: 'wrong_client' } });
+    throw refused;
+  }
+  if (outcome.kind === 'reused') {
+    await revokeSessionIds(c.env.REVOKED, [outcome.grantId], config.ACCESS_TOKEN_TTL);
+    await recordEvent(c, {
+      event: 'oauth_refresh_token_reuse',
+      outcome: 'security',
+      userId,
+      detail: { endpoint, client_id: client.id, sid: outcome.sessionId, gid: outcome.grantId, message: 'A rotated refresh token was presented again; the grant was ended.' },
+    });
+    throw refused;
+  }
+  const { grant, session } = outcome;
+  if (user.disabledAt !== null) {
+    await endGrant(c, userId, grant.id, client.id);
+    throw refused;
+  }
+  // The refresh has rotated the token already: without an ES256 key (SIGNING_KEYS changed since
+  // the code's exchange) the answer comes without an ID token, which a refresh may omit
+  // (OpenID Connect Core §12.2), rather than losing the client its new refresh token.
+  const withIdToken = idTokenKey(c.get('keyring')) !== null;
+  const tokens = await mintGrantTokens(c, client, user, session, grant, { authTime: session.authTime, amr: session.amr, nonce: null }, next.token, withIdToken);
+  await recordEvent(c, { event: 'oauth_tokens_issued', outcome: 'success', userId, detail: { endpoint, grant_type: 'refresh_token', client_id: client.id, sid: session.id, gid: grant.id, scope: grant.scope } });
+  return tokens;
 }
 
 /** A service's access token (client credentials): for one audience, no user, no refresh token. */

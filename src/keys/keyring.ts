@@ -105,5 +105,9 @@ export const getKeyring = memoize(async (config: Config): Promise<Keyring> => {
     });
     return keyringFromJwks({ keys: [await generateSigningJwk()] });
   }
-  return keyringFromJwks(config.SIGNING_KEYS);
+  const keyring = await keyringFromJwks(config.SIGNING_KEYS);
+  if (!keyring.algorithms.includes('ES256')) {
+    log.warn('no_es256_signing_key', { message: 'SIGNING_KEYS holds no ES256 (EC P-256) key: apps asking for `openid` get configuration_error (ID tokens are ES256).' });
+  }
+  return keyring;
 });

@@ -1,62 +1,72 @@
 /**
- * `POST ${AUTH_PREFIX}/token` (RFC 6749 §3.2): the client authenticates (HTTP Basic or
- * `client_secret_post`, auth/oauth-clients.ts), then its grant is dispatched. This version
- * serves the client-credentials grant (auth/client-credentials.ts); every other grant type is
- * `unsupported_grant_type`.
+ * The authorization server's back channel (README "Apps (OpenID Connect)", "Machines"): the
+ * token endpoint (RFC 6749 §3.2, the grants of routes/token-grants.ts), token revocation (RFC 7009),
+ * introspection (RFC 7662, confidential clients only) and userinfo (OpenID Connect Core §5.3).
+ *
+ * Every answer is `Cache-Control: no-store` (and `Pragma: no-cache`, RFC 6749 §5.1). Token,
+ * revocation and userinfo answer any origin's CORS request (app-lazy.ts): they read no cookie,
+ * only what the request itself carries, so a browser app (a public client with PKCE) may call
+ * them, and no page can use them with the user's ambient credentials. Introspection is
+ * server-to-server and has no CORS.
  */
 import { Hono, type Context } from 'hono';
-import { authenticateClient, type ClientCredentials } from '../auth/oauth-clients';
-import { clientCredentialsGrant } from '../auth/client-credentials';
+import { userForTokenClaims } from '../auth/directory-reads';
+import { authenticateGrantToken } from '../auth/grant-authenticate';
+import { introspectToken, revokeClientToken } from '../auth/grant-tokens';
+import { userinfoUrl } from '../config/oauth-endpoints';
 import type { AppEnv } from '../env';
-import { ApiError, badRequest } from '../http/errors';
+import { ApiError, invalidToken } from '../http/errors';
+import { basicChallenge, readOAuthForm, requestClient, required } from './oauth-request';
+import { grantHandler } from './token-grants';
 
-/** The request's form (RFC 6749 §3.2: application/x-www-form-urlencoded only). */
-async function tokenForm(c: Context<AppEnv>): Promise<URLSearchParams> {
-  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/x-www-form-urlencoded') throw new ApiError('unsupported_media_type', 'Send the token request as application/x-www-form-urlencoded.');
-  // Read as bytes: the runtime warns when text() is called on a form body.
-  return new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer()));
+function noStore(c: Context<AppEnv>) {
+  c.header('cache-control', 'no-store');
+  c.header('pragma', 'no-cache');
 }
 
-/** RFC 6749 §2.3.1: the Basic credentials are each form-urlencoded before being joined. */
-function basicCredentials(header: string): ClientCredentials | null {
-  const match = /^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header);
-  if (!match) return null;
-  let decoded: string;
-  try {
-    decoded = atob(match[1]!);
-  } catch {
-    return null;
-  }
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return null;
-  try {
-    const unform = (s: string) => decodeURIComponent(s.replaceAll('+', ' '));
-    return { clientId: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)), method: 'client_secret_basic' };
-  } catch {
-    return null;
-  }
-}
-
-/** How the client presented itself: Basic, or `client_id` (with `client_secret`) in the form; never both. */
-function presentedClient(c: Context<AppEnv>, form: URLSearchParams): ClientCredentials {
+/** RFC 6750 §2.1: the access token of `Authorization: Bearer`; a request without one is told to send one (§3.1: no error code). */
+function bearerToken(c: Context<AppEnv>): string {
   const header = c.req.header('authorization');
-  const formId = form.get('client_id');
-  const formSecret = form.get('client_secret');
-  if (header !== undefined) {
-    const basic = basicCredentials(header);
-    if (!basic || formSecret !== null || (formId !== null && formId !== basic.clientId)) throw new ApiError('invalid_client', 'Client authentication failed.');
-    return basic;
+  const match = header === undefined ? null : /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
+  if (!match) {
+    throw new ApiError('invalid_token', 'Send the access token as Authorization: Bearer.', { headers: { 'www-authenticate': `Bearer realm="${c.get('config').PUBLIC_URL}"` } });
   }
-  if (formId === null) throw new ApiError('invalid_client', 'Client authentication failed.');
-  return formSecret === null ? { clientId: formId, method: 'none' } : { clientId: formId, secret: formSecret, method: 'client_secret_post' };
+  return match[1]!;
 }
 
-export const oauthTokenRoutes = new Hono<AppEnv>().post('/token', async (c) => {
-  const form = await tokenForm(c);
-  const grantType = form.get('grant_type');
-  if (!grantType) throw badRequest('grant_type is required.');
-  const client = await authenticateClient(c, presentedClient(c, form));
-  if (grantType === 'client_credentials') return clientCredentialsGrant(c, client, form);
-  throw new ApiError('unsupported_grant_type', `The grant type "${grantType}" is not supported.`);
-});
+async function userinfo(c: Context<AppEnv>) {
+  noStore(c);
+  const claims = await authenticateGrantToken(c, bearerToken(c), [userinfoUrl(c.get('config'))], true);
+  const user = await userForTokenClaims(c, claims.sub);
+  if (!user || user.disabledAt !== null) throw invalidToken('The access token is invalid: its account is disabled or gone.');
+  const scope = claims.scope.split(' ');
+  return c.json({ sub: user.id, ...(scope.includes('email') ? { email: user.email, email_verified: user.emailVerified } : {}) });
+}
+
+export const oauthTokenRoutes = new Hono<AppEnv>()
+  .post('/token', async (c) => {
+    noStore(c);
+    const form = await readOAuthForm(c);
+    const { type, handle } = grantHandler(required(form, 'grant_type'));
+    const client = await requestClient(c, form);
+    if (!client.grantTypes.includes(type)) throw new ApiError('unauthorized_client', `This client may not use the ${type} grant.`);
+    return handle(c, client, form);
+  })
+  .post('/revoke', async (c) => {
+    noStore(c);
+    const form = await readOAuthForm(c);
+    const client = await requestClient(c, form);
+    await revokeClientToken(c, client, required(form, 'token'), form.get('token_type_hint'));
+    return c.body(null, 200);
+  })
+  .post('/introspect', async (c) => {
+    noStore(c);
+    const form = await readOAuthForm(c);
+    const client = await requestClient(c, form);
+    if (client.kind !== 'confidential' || client.authMethod === 'none') {
+      throw new ApiError('invalid_client', 'Only confidential clients may introspect tokens.', { headers: { 'www-authenticate': basicChallenge(c) } });
+    }
+    return c.json(await introspectToken(c, client, required(form, 'token')));
+  })
+  .get('/userinfo', userinfo)
+  .post('/userinfo', userinfo);

@@ -11,9 +11,29 @@
  */
 import { log } from '../observability/log';
 import { guard, StorageUnavailableError } from './errors';
-import { sessionsStub, toSession, type AuthorizationCodeRow, type ConsentRow, type HostCodeOutcome, type HostCodeRow, type ProviderGroups, type RotateOutcome, type RotateRequest, type Session, type SessionRow, type SessionStore } from './user-sessions';
+import {
+  sessionsStub,
+  toSession,
+  type AuthorizationCodeRow,
+  type ConsentRow,
+  type EndGrantOutcome,
+  type HostCodeOutcome,
+  type HostCodeRow,
+  type OAuthGrant,
+  type ProviderGroups,
+  type RotateGrantOutcome,
+  type RotateGrantRequest,
+  type RotateOutcome,
+  type RotateRequest,
+  type Session,
+  type SessionRow,
+  type SessionStore,
+  type SpendCodeOutcome,
+  type SpendCodeRequest,
+} from './user-sessions';
 
-export type { AuthorizationCodeRow, ConsentRow, HostCodeOutcome, HostCodeRow, ProviderGroups, RotateOutcome, Session, SessionStore };
+export { GRANT_ID_PREFIX } from './user-sessions';
+export type { AuthorizationCodeRow, ConsentRow, EndGrantOutcome, HostCodeOutcome, HostCodeRow, OAuthGrant, ProviderGroups, RotateGrantOutcome, RotateOutcome, Session, SessionStore, SpendCodeOutcome };
 
 /** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */
 async function onObject<T>(store: SessionStore, call: (stub: ReturnType<typeof sessionsStub>) => Promise<T>): Promise<T> {
@@ -119,6 +139,26 @@ export function listConsents(store: SessionStore): Promise<ConsentRow[]> {
 /** Withdraws a consent and ends that client's grants, one transaction (UserSessions.revokeConsent). */
 export function withdrawConsent(store: SessionStore, clientId: string, now: number): Promise<{ hadConsent: boolean; grantIds: string[] }> {
   return onObject(store, (s) => s.revokeConsent(store.userId, clientId, now));
+}
+
+/** Spends an authorization code once, creating its grant (UserSessions.spendAuthorizationCode). */
+export function spendAuthorizationCode(store: SessionStore, request: SpendCodeRequest): Promise<SpendCodeOutcome> {
+  return onObject(store, async (s) => (await s.spendAuthorizationCode(store.userId, request)).outcome);
+}
+
+/** Rotates a grant's refresh token with reuse detection (UserSessions.rotateGrant). */
+export function rotateGrantRefreshToken(store: SessionStore, request: RotateGrantRequest): Promise<RotateGrantOutcome> {
+  return onObject(store, async (s) => (await s.rotateGrant(store.userId, request)).outcome);
+}
+
+/** Ends the grant a refresh token (current or rotated) belongs to, if `clientId`'s (UserSessions.endGrantByRefresh). */
+export function endGrantByRefreshHash(store: SessionStore, hash: string, clientId: string, now: number): Promise<EndGrantOutcome> {
+  return onObject(store, async (s) => (await s.endGrantByRefresh(store.userId, hash, clientId, now)).outcome);
+}
+
+/** Ends one grant of `clientId` (UserSessions.endGrant). */
+export function endGrantIn(store: SessionStore, grantId: string, clientId: string, now: number): Promise<boolean> {
+  return onObject(store, (s) => s.endGrant(store.userId, grantId, clientId, now));
 }
 
 /** Ends those of the sessions still live; returns the ids this call ended. */

@@ -7,15 +7,35 @@
  *
  * Housekeeping is the object's own alarm: ended and expired sessions go a day after their end,
  * rotated-token records with their session (or once older than the refresh-token lifetime),
- * host codes and authorization codes a day after their expiry.
+ * host codes and apps' authorization codes a day after their expiry, apps' grants a day after
+ * they end.
+ *
+ * The apps' authorization codes and grants (README "Apps (OpenID Connect)") live here too, with
+ * the sessions they hang on: ending a session ends its grants in the same transaction. The
+ * token side's logic is storage/user-sessions-grants.ts, imported on the first call that needs it.
+ *
+ * Back-channel logout (README "Apps (OpenID Connect)"): every way a session ends (end, endAll,
+ * a reuse in rotate, forget) writes, in the transaction that ends it, one outbox row per client
+ * holding a grant on it; the same alarm delivers them (storage/logout-outbox.ts decides what is
+ * due and when to retry), so no relying party ever delays a sign-out, and a Worker that dies
+ * right after the end loses nothing. Signing and sending is {@link UserSessions.deliverLogout},
+ * which the Worker's own subclass supplies (src/index.ts): this layer cannot read the config
+ * or the keys.
  *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh
  * token of the old shape to this object, and go when that token is rotated here.
  */
 import { DurableObject } from 'cloudflare:workers';
+import type { EndGrantOutcome, OAuthCodeRow, RotateGrantOutcome, RotateGrantRequest, SpendCodeOutcome, SpendCodeRequest } from './user-sessions-grants';
 
-/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions. */
+export type { EndGrantOutcome, OAuthCodeRow, OAuthGrant, RotateGrantOutcome, RotateGrantRequest, SpendCodeOutcome, SpendCodeRequest } from './user-sessions-grants';
+import { nowSeconds } from '../util/time';
+import type { LogoutDelivery, LogoutOutcome } from './logout-outbox';
+
+export type { LogoutDelivery, LogoutOutcome };
+
+/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions (its subclass reads more). */
 export interface UserSessionsEnv {
   DB: D1Database;
 }
@@ -91,6 +111,9 @@ const ADDED_COLUMNS = [
  */
 const FORGET_GRANT = 'provider_grant = NULL';
 
+/** Ends the live OAuth grants of the sessions just ended (`?` = now): their refresh tokens die with them. */
+const END_GRANTS_OF = (sessionIds: string) => `UPDATE oauth_grants SET revoked_at = ? WHERE revoked_at IS NULL AND session_id IN (${sessionIds})`;
+
 export interface RotatedRow {
   hash: string;
   session_id: string;
@@ -134,6 +157,9 @@ function parseList(text: string): string[] {
 
 /** Ended and expired sessions stay this long (the account page, a retried sign-out), then go. */
 export const ENDED_SESSION_KEEP_S = 86_400;
+
+/** Grant ids (`grt_…`): the fence ({@link UserSessions.isRevoked}) answers for these too. */
+export const GRANT_ID_PREFIX = 'grt_';
 
 export interface RotateRequest {
   /** SHA-256 of the presented refresh token's secret, and of its successor. */
@@ -228,10 +254,16 @@ export interface ConsentRow {
   granted_at: number;
 }
 
-export class UserSessions extends DurableObject<UserSessionsEnv> {
+export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> extends DurableObject<E> {
   private copied = false;
 
-  constructor(ctx: DurableObjectState, env: UserSessionsEnv) {
+  /**
+   * Signs and sends one logout token (the Worker's subclass: auth/backchannel-logout.ts), and
+   * audits what became of it. Never throws for a client's fault; a throw counts as `failed`.
+   */
+  protected abstract deliverLogout(item: LogoutDelivery): Promise<LogoutOutcome>;
+
+  constructor(ctx: DurableObjectState, env: E) {
     super(ctx, env);
     this.createTables();
     this.copied = this.meta('copied_from_d1') !== null;
@@ -271,6 +303,11 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     if (!sql.exec<{ name: string }>('PRAGMA table_info(oauth_consents)').toArray().some((c) => c.name === 'resources')) {
       sql.exec("ALTER TABLE oauth_consents ADD COLUMN resources TEXT NOT NULL DEFAULT ''");
     }
+    // Logout tokens owed to clients (back-channel logout): one per client and ended session,
+    // written with the end, deleted once delivered, dropped or given up. `next_at` in Unix seconds.
+    sql.exec(`CREATE TABLE IF NOT EXISTS oauth_logout_outbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, client_id TEXT NOT NULL, session_id TEXT NOT NULL,
+      attempts INTEGER NOT NULL, next_at INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (client_id, session_id))`);
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
   }
@@ -357,7 +394,9 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
         const owner = this.row('id', rotated.session_id);
         const live = owner !== null && owner.revoked_at === null && owner.expires_at > r.now;
         if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
-        sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL`, r.now, rotated.session_id);
+        const ended = sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, r.now, rotated.session_id).toArray().length > 0;
+        sql.exec(END_GRANTS_OF('?'), r.now, rotated.session_id);
+        if (ended) this.queueLogouts([rotated.session_id], r.now);
         return { kind: 'reused', sessionId: rotated.session_id };
       }
       if (r.sessionId !== undefined && row.id !== r.sessionId) return { kind: 'other_session' };
@@ -471,6 +510,37 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     return stored;
   }
 
+  /** Spends an authorization code once, creating its grant (user-sessions-grants.ts `spendCode`). */
+  async spendAuthorizationCode(userId: string, r: SpendCodeRequest): Promise<{ outcome: SpendCodeOutcome }> {
+    await this.ready(userId);
+    const grants = await import('./user-sessions-grants');
+    const outcome = this.ctx.storage.transactionSync(() => grants.spendCode(this.ctx.storage.sql, r));
+    await this.scheduleCleanup();
+    return { outcome };
+  }
+
+  /** Rotates a grant's refresh token with reuse detection (user-sessions-grants.ts `rotateGrantToken`). */
+  async rotateGrant(userId: string, r: RotateGrantRequest): Promise<{ outcome: RotateGrantOutcome }> {
+    await this.ready(userId);
+    const grants = await import('./user-sessions-grants');
+    const outcome = this.ctx.storage.transactionSync(() => grants.rotateGrantToken(this.ctx.storage.sql, r));
+    await this.scheduleCleanup();
+    return { outcome };
+  }
+
+  /** Ends the grant a refresh token (current or rotated) belongs to, if `clientId`'s (RFC 7009). */
+  async endGrantByRefresh(userId: string, hash: string, clientId: string, now: number): Promise<{ outcome: EndGrantOutcome }> {
+    await this.ready(userId);
+    const grants = await import('./user-sessions-grants');
+    return { outcome: this.ctx.storage.transactionSync(() => grants.endByRefresh(this.ctx.storage.sql, hash, clientId, now)) };
+  }
+
+  /** Ends one grant of `clientId` (an access token's revocation, RFC 7009). True if it is this user's and that client's. */
+  async endGrant(userId: string, grantId: string, clientId: string, now: number): Promise<boolean> {
+    await this.ready(userId);
+    return this.ctx.storage.sql.exec('UPDATE oauth_grants SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND client_id = ? RETURNING id', now, grantId, clientId).toArray().length > 0;
+  }
+
   /** The consent the user gave `clientId`, or null. */
   async findConsent(userId: string, clientId: string): Promise<ConsentRow | null> {
     await this.ready(userId);
@@ -518,9 +588,14 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
   /** Ends the sessions that are still live; returns the ids this call ended. */
   async end(userId: string, sessionIds: string[], now: number): Promise<string[]> {
     await this.ready(userId);
-    const ended = this.ctx.storage.transactionSync(() =>
-      sessionIds.filter((id) => this.ctx.storage.sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0),
-    );
+    const sql = this.ctx.storage.sql;
+    const ended = this.ctx.storage.transactionSync(() => {
+      const ids = sessionIds.filter((id) => sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0);
+      // Also the grants of sessions ended before (a retry): ending is idempotent.
+      for (const id of sessionIds) sql.exec(END_GRANTS_OF('?'), now, id);
+      this.queueLogouts(ids, now);
+      return ids;
+    });
     await this.scheduleCleanup();
     return ended;
   }
@@ -535,10 +610,27 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
     const sql = this.ctx.storage.sql;
     const result = this.ctx.storage.transactionSync(() => {
       const ended = sql.exec<{ id: string }>(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE revoked_at IS NULL AND expires_at > ? RETURNING id`, now, now).toArray().map((r) => r.id);
+      sql.exec(END_GRANTS_OF('SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?'), now, now);
+      this.queueLogouts(ended, now);
       return { ended, withLiveTokens: this.liveTokenIds(now, accessTtl) };
     });
     await this.scheduleCleanup();
     return result;
+  }
+
+  /**
+   * Owes a logout token to each client that holds a grant on these sessions (ended or not,
+   * created by `now`), once per client and session: called in the transaction that ends them.
+   */
+  private queueLogouts(sessionIds: readonly string[], now: number): void {
+    for (const id of sessionIds) {
+      this.ctx.storage.sql.exec(
+        `INSERT OR IGNORE INTO oauth_logout_outbox (user_id, client_id, session_id, attempts, next_at, created_at)
+         SELECT DISTINCT s.user_id, g.client_id, g.session_id, 0, ?, ? FROM oauth_grants g JOIN sessions s ON s.id = g.session_id
+         WHERE g.session_id = ? AND g.created_at <= ?`,
+        now, now, id, now,
+      );
+    }
   }
 
   /** Sessions whose access tokens may still verify (see {@link endAll}). */
@@ -569,47 +661,63 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
    */
   async isRevoked(userId: string, sessionId: string): Promise<boolean> {
     await this.ready(userId);
+    // A grant (`grt_…`, an OAuth client's tokens): revoked unless it and its session are live.
+    if (sessionId.startsWith(GRANT_ID_PREFIX)) return !(await import('./user-sessions-grants')).liveGrant(this.ctx.storage.sql, sessionId, Math.floor(Date.now() / 1000));
     const fencedBefore = this.ctx.storage.sql.exec('SELECT 1 FROM revoked WHERE sid = ? AND until_ms > ?', sessionId, Date.now()).toArray().length > 0;
     const row = this.row('id', sessionId);
     return fencedBefore || row === null || row.revoked_at !== null;
   }
 
   /**
-   * The account is being deleted: everything here goes (its sessions were ended first). A
-   * session id this object no longer knows counts as ended ({@link isRevoked}), so the fence
-   * holds for any token still in flight.
+   * The account is being deleted: everything here goes (its sessions were ended first), but the
+   * logout tokens still owed to clients, which the alarm delivers as before. A session id this
+   * object no longer knows counts as ended ({@link isRevoked}), so the fence holds for any token
+   * still in flight. One transaction: a failure part-way leaves everything as it was.
    */
   async forget(userId: string): Promise<void> {
     await this.ready(userId);
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
-    // versions as live (their end was recorded here), until the account's D1 delete runs.
-    this.createTables();
-    this.setMeta('copied_from_d1', String(Date.now()));
+    const sql = this.ctx.storage.sql;
+    const now = nowSeconds();
+    this.ctx.storage.transactionSync(() => {
+      // A session still live ends here (and owes its clients their logout) before it goes.
+      this.queueLogouts(sql.exec<{ id: string }>('UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL RETURNING id', now).toArray().map((r) => r.id), now);
+      const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT GLOB 'sqlite_*' AND name NOT GLOB '_cf_*'").toArray();
+      for (const { name } of tables) {
+        if (name !== 'oauth_logout_outbox') sql.exec(`DELETE FROM "${name.replaceAll('"', '""')}"`);
+      }
+      // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
+      // versions as live (their end was recorded here), until the account's D1 delete runs.
+      this.setMeta('copied_from_d1', String(Date.now()));
+    });
     this.copied = true;
+    await this.ctx.storage.deleteAlarm();
+    await this.scheduleCleanup();
   }
 
   /**
    * Sets the alarm for the earliest moment a row may go, unless one is set sooner: a session's,
-   * or a host code's (a day after its expiry, though its session may live on for a month).
+   * or a host code's (a day after its expiry, though its session may live on for a month); or
+   * for the first logout token due.
    */
   private async scheduleCleanup(): Promise<void> {
     const next = this.ctx.storage.sql
       .exec<{ at: number | null }>(
         `SELECT MIN(at) AS at FROM (
-           SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) AS at FROM sessions
-           UNION ALL SELECT MIN(expires_at) AS at FROM host_codes
-           UNION ALL SELECT MIN(expires_at) AS at FROM oauth_codes)`,
+           SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) + ?1 AS at FROM sessions
+           UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM host_codes
+           UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM oauth_codes
+           UNION ALL SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) + ?1 AS at FROM oauth_grants
+           UNION ALL SELECT MIN(next_at) AS at FROM oauth_logout_outbox)`,
+        ENDED_SESSION_KEEP_S,
       )
       .toArray()[0]?.at;
     if (next === null || next === undefined) return;
-    const atMs = (next + ENDED_SESSION_KEEP_S) * 1000;
+    const atMs = next * 1000;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > atMs) await this.ctx.storage.setAlarm(atMs);
   }
 
-  /** Housekeeping: sessions ended or expired more than a day ago, their rotated tokens, host codes a day past expiry. */
+  /** Housekeeping: sessions ended or expired more than a day ago, their rotated tokens, host codes a day past expiry; the same for OAuth codes and grants. */
   override async alarm(): Promise<void> {
     const nowS = Math.floor(Date.now() / 1000);
     const before = nowS - ENDED_SESSION_KEEP_S;
@@ -621,12 +729,22 @@ export class UserSessions extends DurableObject<UserSessionsEnv> {
       // Used codes stay a day past their expiry, so a replay is still told apart from a made-up code.
       // `<=`: the alarm is due exactly then, and must not find the code still there and come again.
       sql.exec('DELETE FROM host_codes WHERE expires_at <= ? OR session_id NOT IN (SELECT id FROM sessions)', before);
-      sql.exec('DELETE FROM oauth_codes WHERE expires_at <= ?', before);
       if (keepRotated > 0) sql.exec('DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?', nowS - keepRotated);
+      // OAuth: codes as host codes; grants ended or expired a day ago, and those of sessions gone;
+      // rotated refresh tokens with their grants. Consents stay until withdrawn.
+      sql.exec('DELETE FROM oauth_codes WHERE expires_at <= ? OR session_id NOT IN (SELECT id FROM sessions)', before);
+      sql.exec('DELETE FROM oauth_grants WHERE expires_at < ? OR (revoked_at IS NOT NULL AND revoked_at < ?) OR session_id NOT IN (SELECT id FROM sessions)', before, before);
+      sql.exec('DELETE FROM oauth_rotated_tokens WHERE grant_id NOT IN (SELECT id FROM oauth_grants)');
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });
+    // Logout tokens due: their delivery loop is loaded only when some are (alarms are rare).
+    if (sql.exec('SELECT 1 FROM oauth_logout_outbox WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
+      const { deliverDueLogouts } = await import('./logout-outbox');
+      await deliverDueLogouts(this.ctx.storage, (item) => this.deliverLogout(item), nowS);
+    }
     await this.scheduleCleanup();
   }
+
 }
 
 /** The binding's type (`USER_SESSIONS` in wrangler.toml). */

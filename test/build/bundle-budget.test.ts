@@ -49,6 +49,15 @@
  *   on the account page, the discovery documents, all lazily loaded) adds about 6.1 KiB to the
  *   upload (250.1 to 256.2), and its methods of the sessions object (codes and consents) about
  *   0.4 KiB to start-up (47.5 to 47.9).
+ *   After those three merges the build measured 270.4 and 49.3 (over 266 and 49). The token side
+ *   (the token endpoint and its grants, ID tokens, userinfo, revocation, introspection,
+ *   RP-initiated logout and its pages, CORS for them) adds about 4.4 KiB to the upload, all
+ *   loaded lazily: the sessions object's grant logic is a module of its own that the object
+ *   imports on its first call that needs it, so start-up grows by about 0.1 KiB only (the grant
+ *   tables' cleanup and the fence's grant check): 274.8 and 49.4. With the machines' merge (main
+ *   then measured 270.4 and 49.3, over 266 and 49) the sum is 276.8 and 50.05: no module of the
+ *   token side is evaluated at start-up (src/auth/ there is 3.0 KiB as before); the rest is the
+ *   chunk reordering described above. Hence 279 and 51.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -56,10 +65,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 49;
+export const STARTUP_BUDGET_KIB = 51;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 266;
+export const TOTAL_BUDGET_KIB = 279;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

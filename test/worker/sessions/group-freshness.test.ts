@@ -11,7 +11,7 @@ import { env, env as testEnv, runInDurableObject } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MAX_RESPONSE_BYTES } from '../../../src/providers/http';
-import { UserSessions } from '../../../src/storage/user-sessions';
+import { UserSessions } from '../../../src/index';
 import { randomId, sha256 } from '../../../src/util/random';
 import { CLOCK_TOLERANCE_S } from '../../../src/util/time';
 import { bearer, call, GOOD_PASSWORD, makeEnv, seedUser, setCookies, signIn as passwordSignIn, type TestEnv } from '../support/helpers';

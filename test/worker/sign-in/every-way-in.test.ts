@@ -232,6 +232,25 @@ const drivers: Record<SignInEndpointId, (kind: Kind) => Promise<Prepared>> = {
     const code = `${userId}.${'A'.repeat(43)}`;
     return { userId, expected: 'refused', send: () => call(`https://${APP_HOST}/auth/sso/callback?code=${code}`, { env: e, cookies: { ...jar, '__Host-gatehouse-sso': SSO_STATE }, headers: DOCUMENT_NAV }) };
   },
+  // An app's token endpoint: a code is minted only from a live session, which a pending sign-in
+  // is not; a code made up in the right shape for this very user, and a refresh token so made,
+  // get nothing for a registered client.
+  oauth_token: async (kind) => {
+    const { email, userId } = await passwordAccount(kind, 'oauth-token');
+    await pendingToken(email);
+    const { client, secret } = await seedClient();
+    const auth = { authorization: `Basic ${btoa(`${client.id}:${secret}`)}` };
+    const madeUp = `${userId}.${'A'.repeat(43)}`;
+    return {
+      userId,
+      expected: 'refused',
+      send: async () => {
+        const refresh = await call('/auth/token', { env: e, headers: auth, form: { grant_type: 'refresh_token', refresh_token: madeUp } });
+        expect(refresh.status).toBe(400);
+        return call('/auth/token', { env: e, headers: auth, form: { grant_type: 'authorization_code', code: madeUp, redirect_uri: client.redirectUris[0]!, code_verifier: 'v'.repeat(43) } });
+      },
+    };
+  },
   // A browser with only a pending sign-in asks an app (a first-party one: no consent page) for
   // a code: it is sent to sign in, and the app gets no code.
   oauth_authorize: async (kind) => {

@@ -2,8 +2,10 @@
  * `private_key_jwt` (RFC 7523 §2.2 and §3, OpenID Connect Core §9): a client proves who it is
  * with a JWT it signed with a key of its registered JWK Set. Asymmetric algorithms only (no
  * `none`, no HS*: a shared-key MAC would make the registered "public" key a secret). `iss` and
- * `sub` are the client id; `aud` is the issuer or the endpoint it is presented to (token,
- * revocation, introspection); `exp` is required and at most five minutes ahead; `jti` is used
+ * `sub` are the client id; `aud` is the issuer alone, one string (RFC 7523bis): an endpoint's URL
+ * is refused, since a client that also talks to another server can be led to sign assertions for
+ * "its" token endpoint naming ours, which that server would replay here (audience injection);
+ * `exp` is required and at most five minutes ahead; `jti` is used
  * once, recorded in D1 until the assertion expires (storage/oauth-clients.ts `useAssertionJti`).
  */
 import type { Context } from 'hono';
@@ -57,14 +59,13 @@ export async function verifyClientAssertion(c: Context<AppEnv>, client: OAuthCli
   if (client.jwks === null) return refuse('no keys registered');
   if (assertion.length > MAX_ASSERTION_LENGTH) return refuse('too long');
   const config = c.get('config');
-  const audience = [config.PUBLIC_URL, `${config.PUBLIC_URL}${c.req.path}`];
   let payload: JWTPayload;
   try {
     const keys = createLocalJWKSet({ keys: client.jwks.keys.filter((k): k is Record<string, unknown> => typeof k === 'object' && k !== null) });
     ({ payload } = await jwtVerify(assertion, keys, {
       issuer: client.id,
       subject: client.id,
-      audience,
+      audience: config.PUBLIC_URL,
       algorithms: [...ASSERTION_ALGORITHMS],
       clockTolerance: CLOCK_TOLERANCE_S,
       requiredClaims: ['iss', 'sub', 'aud', 'exp', 'jti'],
@@ -74,6 +75,7 @@ export async function verifyClientAssertion(c: Context<AppEnv>, client: OAuthCli
   }
   const now = nowSeconds();
   const { exp, jti } = payload;
+  if (typeof payload.aud !== 'string') return refuse('aud is not the issuer alone');
   if (exp === undefined || exp > now + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_TOLERANCE_S) return refuse('exp too far ahead');
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) return refuse('bad jti');
   // Kept as long as jose would still accept the assertion (its exp plus the clock tolerance).

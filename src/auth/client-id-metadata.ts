@@ -6,7 +6,8 @@
  * proves itself with `private_key_jwt` and inline keys; never a shared secret.
  *
  * The fetch is the gateway calling a URL anyone may name, so it is bounded (SSRF): https only,
- * no IP literals and no local names (except in development), no redirects, 5 seconds, 5 KiB.
+ * no IP literals and no local names (except in development), not the gateway's host or an app
+ * host, no redirects, 5 seconds, 5 KiB.
  * A Worker's fetch reaches only the public internet, so a name resolving to a private address
  * reaches nothing of the operator's either.
  */
@@ -19,7 +20,7 @@ import type { OAuthClient } from '../storage/oauth-clients';
 import { cappedText } from '../util/capped-text';
 import { sha256 } from '../util/random';
 import { nowSeconds } from '../util/time';
-import { clientName, clientProblems, dynamicRedirectRules, KNOWN_SCOPES, parseJwks, uriList, type ClientMetadata } from './client-metadata';
+import { clientName, clientProblems, dynamicRedirectRules, KNOWN_SCOPES, operatorHost, parseJwks, uriList, type ClientMetadata } from './client-metadata';
 
 export const METADATA_DOCUMENT_DEADLINE_MS = 5_000;
 export const METADATA_DOCUMENT_MAX_BYTES = 5 * 1024;
@@ -113,6 +114,10 @@ async function loadClient(config: Config, url: string): Promise<OAuthClient | nu
   };
   const host = hostProblem(new URL(url), config.isDevelopment);
   if (host) return refuse(`names ${host}`);
+  // The consent page names the document's host as the app's voucher: never the operator's own,
+  // where a file someone could place (a proxied route's) would borrow the operator's name.
+  // In development, where everything is localhost, as the host rule above.
+  if (!config.isDevelopment && operatorHost(new URL(url).hostname, config)) return refuse("names the gateway's host or an app host");
   const fetched = await fetchDocument(url);
   if ('problem' in fetched) return refuse(fetched.problem);
   let data: unknown;

@@ -41,14 +41,28 @@ export interface RedirectRules {
   https: boolean;
   /** Private-use schemes (public, native clients only). */
   privateUse: boolean;
+  /** Host names no redirect URI may name (the operator's, for a client that registered itself). */
+  refusedHost?: (hostname: string) => boolean;
+}
+
+/** True for the gateway's own host name (any port) or a name an app host serves (`*.apps.example.com` included). */
+export function operatorHost(hostname: string, config: Pick<Config, 'PUBLIC_URL' | 'ROUTES'>): boolean {
+  const name = hostname.toLowerCase();
+  if (name === new URL(config.PUBLIC_URL).hostname) return true;
+  return config.ROUTES.some((r) => r.host !== undefined && (r.host.startsWith('*.') ? name.endsWith(r.host.slice(1).toLowerCase()) : name === r.host.toLowerCase()));
 }
 
 /**
  * The redirect URIs a dynamically registered client (or a metadata document) may have, by
- * DCR_REDIRECT_URI_POLICY; private-use schemes only for a public client.
+ * DCR_REDIRECT_URI_POLICY; private-use schemes only for a public client. Never on the gateway's
+ * host or an app host: those are the operator's, and the consent page would show one as the app's.
  */
-export function dynamicRedirectRules(config: Pick<Config, 'DCR_REDIRECT_URI_POLICY'>, kind: OAuthClient['kind'] = 'public'): RedirectRules {
-  return { https: config.DCR_REDIRECT_URI_POLICY === 'loopback-and-https', privateUse: kind === 'public' };
+export function dynamicRedirectRules(config: Pick<Config, 'DCR_REDIRECT_URI_POLICY' | 'PUBLIC_URL' | 'ROUTES'>, kind: OAuthClient['kind'] = 'public'): RedirectRules {
+  return {
+    https: config.DCR_REDIRECT_URI_POLICY === 'loopback-and-https',
+    privateUse: kind === 'public',
+    refusedHost: (hostname) => operatorHost(hostname, config),
+  };
 }
 
 /** What is wrong with `uri` as a redirect URI under `rules`, or null. */
@@ -60,6 +74,7 @@ export function redirectUriProblem(uri: string, rules: RedirectRules): string | 
   if (!URL.canParse(uri)) return 'must be an absolute URI';
   const url = new URL(uri);
   if (url.username !== '' || url.password !== '') return 'must not contain a user name or password';
+  if (url.protocol === 'https:' && rules.refusedHost?.(url.hostname)) return "must not be on the gateway's own host or an app host";
   if (url.protocol === 'https:') return rules.https ? null : 'must be http on a loopback address or a private-use scheme (DCR_REDIRECT_URI_POLICY=loopback-only)';
   if (url.protocol === 'http:') {
     return LOOPBACK_HOSTS.has(url.hostname) ? null : 'must use https (http only on 127.0.0.1, [::1] or localhost)';
@@ -89,7 +104,7 @@ export function audienceProblem(audience: string, config: Pick<Config, 'isDevelo
   const url = new URL(audience);
   const bare = audience.replace(/\/$/, '') === url.origin;
   // An app host, or a name a wildcard host (`*.apps.example.com`) serves.
-  const appHost = config.ROUTES.some((r) => r.host !== undefined && (r.host.startsWith('*.') ? url.hostname.endsWith(r.host.slice(1)) : url.hostname === r.host));
+  const appHost = url.hostname !== new URL(config.PUBLIC_URL).hostname && operatorHost(url.hostname, config);
   if (audience === config.accessTokenAudience || (bare && (url.origin === new URL(config.PUBLIC_URL).origin || appHost))) {
     return "must not be the gateway's or an app host's own origin (session tokens carry that audience)";
   }
@@ -207,7 +222,8 @@ export const clientName = v.pipe(
   v.trim(),
   v.minLength(1, 'must not be empty'),
   v.maxLength(MAX_NAME_LENGTH, `is too long (${MAX_NAME_LENGTH} characters at most)`),
-  v.check((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters'),
+  // Controls, and the invisible and bidirectional formatting characters that make a name read as another (`Acme \u202enimda`).
+  v.check((s) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s), 'must not contain control, invisible or text-direction characters'),
 );
 
 /** A list of URIs, checked one by one later (the rules depend on the client's kind). */

@@ -78,7 +78,7 @@ const LIMITS = {
   id_token_hint: 4096,
   request: 4096,
   request_uri: 512,
-  auth_after: 12,
+  auth_after: 64,
 } as const;
 
 type Param = keyof typeof LIMITS;
@@ -127,8 +127,12 @@ export interface AuthorizationRequest extends ClientAndRedirect {
   maxAge: number | null;
   acr: Acr[];
   resource: string | null;
-  /** Set by this server when it sends the browser to sign in or step up: the sign-in must be from then on. */
-  authAfter: number | null;
+  /**
+   * Set by this server when it sends the browser to sign in or step up (`<time>.<mac>`, made by
+   * {@link authAfterToken}): the sign-in must be from then on. As sent; {@link authAfterTime}
+   * says whether it is this server's, for this request, and recent.
+   */
+  authAfter: string | null;
   loginHint: string | null;
 }
 
@@ -197,8 +201,6 @@ export function checkAuthorizationRequest(c: Context<AppEnv>, params: RawParams,
 
   const maxAgeText = get('max_age');
   if (maxAgeText !== undefined && !/^\d{1,10}$/.test(maxAgeText)) throw bad('max_age must be a whole number of seconds.');
-  const authAfterText = get('auth_after');
-  if (authAfterText !== undefined && !/^\d{1,12}$/.test(authAfterText)) throw bad('auth_after must be a Unix time in seconds.');
 
   const acr = spaceList(get('acr_values')).filter((a): a is Acr => (ACR_VALUES as readonly string[]).includes(a));
 
@@ -218,7 +220,7 @@ export function checkAuthorizationRequest(c: Context<AppEnv>, params: RawParams,
     maxAge: maxAgeText === undefined ? null : Number(maxAgeText),
     acr,
     resource,
-    authAfter: authAfterText === undefined ? null : Number(authAfterText),
+    authAfter: get('auth_after') ?? null,
     loginHint: get('login_hint') ?? null,
   };
 }
@@ -228,7 +230,7 @@ export function checkAuthorizationRequest(c: Context<AppEnv>, params: RawParams,
  * each escaped as a query value (so the URL passes `safeReturnTo`). `prompt` and `auth_after`
  * as given, unless overridden (sending the browser to sign in turns `prompt=login` into a time).
  */
-export function canonicalQuery(r: AuthorizationRequest, override: { prompt?: Prompt[]; authAfter?: number | null } = {}): string {
+export function canonicalQuery(r: AuthorizationRequest, override: { prompt?: Prompt[]; authAfter?: string | null } = {}): string {
   const prompt = override.prompt ?? [...r.prompt];
   const authAfter = override.authAfter === undefined ? r.authAfter : override.authAfter;
   const pairs: [string, string | null][] = [
@@ -245,7 +247,7 @@ export function canonicalQuery(r: AuthorizationRequest, override: { prompt?: Pro
     ['acr_values', r.acr.length ? r.acr.join(' ') : null],
     ['resource', r.resource],
     ['login_hint', r.loginHint],
-    ['auth_after', authAfter === null ? null : String(authAfter)],
+    ['auth_after', authAfter],
   ];
   return pairs
     .filter((p): p is [string, string] => p[1] !== null)
@@ -267,10 +269,49 @@ export function authorizeReturnPath(c: Context<AppEnv>, r: AuthorizationRequest,
 /** How long a consent form may be answered. */
 export const CONSENT_FORM_TTL_S = 600;
 
-async function consentMac(c: Context<AppEnv>, sessionId: string, query: string, issuedAt: number): Promise<string> {
+/** An HMAC (a key of the gateway's own) over `parts`, the first of which names what it is for. */
+async function requestMac(c: Context<AppEnv>, parts: readonly string[]): Promise<string> {
   const key = await crypto.subtle.importKey('raw', await consentFormKey(c.get('config')), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(`${sessionId}\n${issuedAt}\n${query}`));
+  const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(parts.join('\n')));
   return base64url.encode(new Uint8Array(mac));
+}
+
+const consentMac = (c: Context<AppEnv>, sessionId: string, query: string, issuedAt: number) => requestMac(c, ['consent', sessionId, String(issuedAt), query]);
+
+const macsEqual = (a: string, b: string) => {
+  const expected = base64url.decode(a);
+  const given = base64url.decode(b);
+  return expected.byteLength === given.byteLength && crypto.subtle.timingSafeEqual(expected, given);
+};
+
+/**
+ * How long a way back through sign-in or step-up may take: after it, the `auth_after` it carries
+ * no longer counts and the browser is sent again.
+ */
+export const AUTH_AFTER_TTL_S = 900;
+
+/** The request without `auth_after` and with `prompt` as it travels through sign-in: what an `auth_after` is bound to. */
+const authAfterQuery = (r: AuthorizationRequest) => canonicalQuery(r, { prompt: [...r.prompt].filter((p) => p !== 'login'), authAfter: null });
+
+/**
+ * The `auth_after` of a request this server sends to sign in or step up at `now`: the time and
+ * an HMAC over it and the request. Only this server can make one, and only for this request, so
+ * one written into a URL (`auth_after=0`, or one taken from another request) is not a fresh sign-in.
+ */
+export async function authAfterToken(c: Context<AppEnv>, r: AuthorizationRequest, now: number): Promise<string> {
+  return `${now}.${await requestMac(c, ['auth_after', String(now), authAfterQuery(r)])}`;
+}
+
+/**
+ * The time the request's `auth_after` names, when this server made it for this request no
+ * more than {@link AUTH_AFTER_TTL_S} ago; else null (none, made up, another request's, too old).
+ */
+export async function authAfterTime(c: Context<AppEnv>, r: AuthorizationRequest, now: number): Promise<number | null> {
+  const m = r.authAfter === null ? null : /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(r.authAfter);
+  if (!m) return null;
+  const issuedAt = Number(m[1]);
+  if (issuedAt > now + 60 || now - issuedAt > AUTH_AFTER_TTL_S) return null;
+  return macsEqual(await requestMac(c, ['auth_after', m[1]!, authAfterQuery(r)]), m[2]!) ? issuedAt : null;
 }
 
 /**
@@ -288,9 +329,7 @@ export async function consentFormTokenValid(c: Context<AppEnv>, token: string, s
   if (!m) return false;
   const issuedAt = Number(m[1]);
   if (issuedAt > now + 60 || now - issuedAt > CONSENT_FORM_TTL_S) return false;
-  const expected = base64url.decode(await consentMac(c, sessionId, query, issuedAt));
-  const given = base64url.decode(m[2]!);
-  return expected.byteLength === given.byteLength && crypto.subtle.timingSafeEqual(expected, given);
+  return macsEqual(await consentMac(c, sessionId, query, issuedAt), m[2]!);
 }
 
 /** The client's redirect URI with the answer's parameters added (its own query kept), and `iss`. */

@@ -14,8 +14,11 @@
  */
 import { Hono, type Context } from 'hono';
 import { authenticate, sessionsOf } from '../auth/authenticate';
+import { isMetadataDocumentUrl } from '../auth/client-id-metadata';
 import { recordEvent } from '../auth/events';
 import {
+  authAfterTime,
+  authAfterToken,
   authorizeReturnPath,
   AuthorizeError,
   AuthorizePageError,
@@ -63,7 +66,27 @@ function errorRedirect(c: Context<AppEnv>, target: ClientAndRedirect, e: unknown
       ? new AuthorizeError('temporarily_unavailable', 'The sign-in service is busy or unavailable. Try again shortly.')
       : new AuthorizeError('server_error', 'Something went wrong. Try again later.');
   }
-  return backToApp(c, target, redirectWith(c, target.redirectUri, { error: error.code, error_description: error.description, state: target.state }));
+  const href = redirectWith(c, target.redirectUri, { error: error.code, error_description: error.description, state: target.state });
+  // An app that registered itself names any redirect URI it likes: sent there unasked, the
+  // endpoint would be a redirector on our host for whoever registers (RFC 9700 §4.11.2). Before
+  // the user answered anything (a GET), its errors are a page with a link the user may follow.
+  if (c.req.method === 'GET' && target.client.source === 'dynamic') {
+    const host = URL.canParse(target.redirectUri) ? new URL(target.redirectUri).host || target.redirectUri : target.redirectUri;
+    c.header('cache-control', 'no-store');
+    return renderPage(
+      c,
+      (nonce, brand) =>
+        OAuthErrorPage({
+          nonce,
+          brand,
+          title: 'This sign-in request could not be completed',
+          message: `${target.client.name} asked for something this sign-in service cannot do (${error.code}): ${error.description}`,
+          next: { href, label: `Back to ${target.client.name} (${host})` },
+        }),
+      400,
+    );
+  }
+  return backToApp(c, target, href);
 }
 
 /**
@@ -139,20 +162,22 @@ async function authorize(c: Context<AppEnv>, r: AuthorizationRequest): Promise<R
   const wantsLogin = r.prompt.has('login');
   // Coming back from signing in or stepping up, `prompt=login` has become `auth_after`.
   const withoutLogin = [...r.prompt].filter((p) => p !== 'login');
+  // Only an `auth_after` this server made for this request, recently, says the browser was sent to sign in.
+  const authAfter = await authAfterTime(c, r, t);
   if (!auth) {
     if (r.prompt.has('none')) throw new AuthorizeError('login_required', 'The user is not signed in.');
-    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: wantsLogin ? t : r.authAfter });
+    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: wantsLogin ? await authAfterToken(c, r, t) : authAfter === null ? null : r.authAfter });
     if (!back) throw tooLong();
     return toSignIn(c, back);
   }
   // Fresh: signed in (or stepped up) since this server sent the browser to do so; nothing older is asked for again.
-  const fresh = r.authAfter !== null && auth.authTime >= r.authAfter;
+  const fresh = authAfter !== null && auth.authTime >= authAfter;
   const stale = !fresh && (wantsLogin || r.authAfter !== null || (r.maxAge !== null && t - auth.authTime > r.maxAge));
   // `acr_values` are voluntary (OpenID Connect Core §3.1.2.1): asked for once, through step-up; not insisted on after.
-  const weak = r.authAfter === null && r.acr.some((a) => !meets(auth, a));
+  const weak = authAfter === null && r.acr.some((a) => !meets(auth, a));
   if (stale && r.prompt.has('none')) throw new AuthorizeError('login_required', 'The user must sign in again for this request.');
   if ((stale || weak) && !r.prompt.has('none')) {
-    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: t });
+    const back = authorizeReturnPath(c, r, { prompt: withoutLogin, authAfter: await authAfterToken(c, r, t) });
     if (!back) throw tooLong();
     c.header('cache-control', 'no-store');
     return c.redirect(`${config.AUTH_PREFIX}/step-up?return_to=${encodeURIComponent(back)}`, 303);
@@ -160,7 +185,9 @@ async function authorize(c: Context<AppEnv>, r: AuthorizationRequest): Promise<R
   if (!r.client.firstParty) {
     const consent = r.prompt.has('consent') ? null : await findConsent(sessionsOf(c, auth.id), r.client.id);
     const granted = new Set(consent ? consent.scope.split(' ') : []);
-    if (!consent || !r.scopes.every((s) => granted.has(s))) {
+    // The resource is part of what was allowed: consent to one MCP server is none to another.
+    const resources = new Set(consent ? consent.resources.split(' ') : []);
+    if (!consent || !r.scopes.every((s) => granted.has(s)) || (r.resource !== null && !resources.has(r.resource))) {
       if (r.prompt.has('none')) throw new AuthorizeError('consent_required', 'The user has not allowed this app what it asks for.');
       return consentPage(c, r, auth);
     }
@@ -181,6 +208,8 @@ async function consentPage(c: Context<AppEnv>, r: AuthorizationRequest, auth: Au
         action: `${config.AUTH_PREFIX}/authorize`,
         appName: r.client.name,
         appHost: URL.canParse(r.redirectUri) ? new URL(r.redirectUri).host || r.redirectUri : r.redirectUri,
+        // A metadata document's client id is its URL: its host is the one thing the app cannot claim.
+        vouchedBy: isMetadataDocumentUrl(r.client.id) ? { kind: 'document', host: new URL(r.client.id).host } : r.client.source === 'dynamic' ? { kind: 'self' } : { kind: 'admin' },
         account: auth.email,
         scopes: r.scopes,
         resource: r.resource,
@@ -243,7 +272,7 @@ export const authorizeRoutes = new Hono<AppEnv>()
         await recordEvent(c, { event: 'oauth_consent_denied', outcome: 'success', userId: auth.id, detail });
         throw new AuthorizeError('access_denied', 'The user did not allow the app.');
       }
-      await storeConsent(sessionsOf(c, auth.id), r.client.id, r.scopes, t);
+      await storeConsent(sessionsOf(c, auth.id), r.client.id, r.scopes, r.resource === null ? [] : [r.resource], t);
       await recordEvent(c, { event: 'oauth_consent_granted', outcome: 'success', userId: auth.id, detail });
       return sendCode(c, r, auth);
     });

@@ -127,9 +127,9 @@ export function findConsent(store: SessionStore, clientId: string): Promise<Cons
   return onObject(store, (s) => s.findConsent(store.userId, clientId));
 }
 
-/** Remembers the user's consent to a client for `scopes`, added to what it had (UserSessions.grantConsent). */
-export function storeConsent(store: SessionStore, clientId: string, scopes: string[], now: number): Promise<void> {
-  return onObject(store, (s) => s.grantConsent(store.userId, clientId, scopes, now));
+/** Remembers the user's consent to a client for `scopes` and `resources`, added to what it had (UserSessions.grantConsent). */
+export function storeConsent(store: SessionStore, clientId: string, scopes: string[], resources: string[], now: number): Promise<void> {
+  return onObject(store, (s) => s.grantConsent(store.userId, clientId, scopes, resources, now));
 }
 
 export function listConsents(store: SessionStore): Promise<ConsentRow[]> {

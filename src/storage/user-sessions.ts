@@ -243,10 +243,14 @@ export interface AuthorizationCodeRow {
   expires_at: number;
 }
 
-/** A user's remembered consent to a client: the scopes granted (space-separated) and when. */
+/**
+ * A user's remembered consent to a client: the scopes granted and the RFC 8707 resources its
+ * tokens may be for (each space-separated), and when.
+ */
 export interface ConsentRow {
   client_id: string;
   scope: string;
+  resources: string;
   granted_at: number;
 }
 
@@ -294,7 +298,11 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       id TEXT PRIMARY KEY, session_id TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL, resource TEXT,
       refresh_hash TEXT UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER)`);
     sql.exec('CREATE TABLE IF NOT EXISTS oauth_rotated_tokens (hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
-    sql.exec('CREATE TABLE IF NOT EXISTS oauth_consents (client_id TEXT PRIMARY KEY, scope TEXT NOT NULL, granted_at INTEGER NOT NULL)');
+    sql.exec("CREATE TABLE IF NOT EXISTS oauth_consents (client_id TEXT PRIMARY KEY, scope TEXT NOT NULL, granted_at INTEGER NOT NULL, resources TEXT NOT NULL DEFAULT '')");
+    // A consent stored before resources were part of it covers none: the user is asked again.
+    if (!sql.exec<{ name: string }>('PRAGMA table_info(oauth_consents)').toArray().some((c) => c.name === 'resources')) {
+      sql.exec("ALTER TABLE oauth_consents ADD COLUMN resources TEXT NOT NULL DEFAULT ''");
+    }
     // Logout tokens owed to clients (back-channel logout): one per client and ended session,
     // written with the end, deleted once delivered, dropped or given up. `next_at` in Unix seconds.
     sql.exec(`CREATE TABLE IF NOT EXISTS oauth_logout_outbox (
@@ -536,19 +544,20 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   /** The consent the user gave `clientId`, or null. */
   async findConsent(userId: string, clientId: string): Promise<ConsentRow | null> {
     await this.ready(userId);
-    return this.ctx.storage.sql.exec<ConsentRow & Record<string, SqlStorageValue>>('SELECT client_id, scope, granted_at FROM oauth_consents WHERE client_id = ?', clientId).toArray()[0] ?? null;
+    return this.ctx.storage.sql.exec<ConsentRow & Record<string, SqlStorageValue>>('SELECT client_id, scope, resources, granted_at FROM oauth_consents WHERE client_id = ?', clientId).toArray()[0] ?? null;
   }
 
-  /** Remembers a consent: the scopes already granted to the client and `scopes`, from now. */
-  async grantConsent(userId: string, clientId: string, scopes: string[], now: number): Promise<void> {
+  /** Remembers a consent: the scopes and resources already granted to the client and `scopes` and `resources`, from now. */
+  async grantConsent(userId: string, clientId: string, scopes: string[], resources: string[], now: number): Promise<void> {
     await this.ready(userId);
     const sql = this.ctx.storage.sql;
+    const merged = (before: string | undefined, added: string[]) => [...new Set([...(before ? before.split(' ').filter(Boolean) : []), ...added])].sort().join(' ');
     this.ctx.storage.transactionSync(() => {
-      const before = sql.exec<{ scope: string }>('SELECT scope FROM oauth_consents WHERE client_id = ?', clientId).toArray()[0];
-      const all = [...new Set([...(before ? before.scope.split(' ').filter(Boolean) : []), ...scopes])].sort();
+      const before = sql.exec<{ scope: string; resources: string }>('SELECT scope, resources FROM oauth_consents WHERE client_id = ?', clientId).toArray()[0];
       sql.exec(
-        'INSERT INTO oauth_consents (client_id, scope, granted_at) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at',
-        clientId, all.join(' '), now,
+        `INSERT INTO oauth_consents (client_id, scope, resources, granted_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (client_id) DO UPDATE SET scope = excluded.scope, resources = excluded.resources, granted_at = excluded.granted_at`,
+        clientId, merged(before?.scope, scopes), merged(before?.resources, resources), now,
       );
     });
   }
@@ -556,7 +565,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   /** Every consent the user gave, most recent first. */
   async listConsents(userId: string): Promise<ConsentRow[]> {
     await this.ready(userId);
-    return this.ctx.storage.sql.exec<ConsentRow & Record<string, SqlStorageValue>>('SELECT client_id, scope, granted_at FROM oauth_consents ORDER BY granted_at DESC LIMIT 200').toArray();
+    return this.ctx.storage.sql.exec<ConsentRow & Record<string, SqlStorageValue>>('SELECT client_id, scope, resources, granted_at FROM oauth_consents ORDER BY granted_at DESC LIMIT 200').toArray();
   }
 
   /**

@@ -26,6 +26,11 @@ export interface ConsentPageProps {
   appName: string;
   /** The host the app will be sent back to (the redirect URI's), so the user sees where the answer goes. */
   appHost: string;
+  /**
+   * Who stands behind the name: `admin` (registered by this gateway's admins), `self` (the app
+   * registered itself), or the host serving its client ID metadata document.
+   */
+  vouchedBy: { kind: 'admin' } | { kind: 'self' } | { kind: 'document'; host: string };
   account: string;
   scopes: string[];
   resource: string | null;
@@ -45,6 +50,17 @@ export function ConsentPage(p: ConsentPageProps) {
         <p>
           <strong id="consent-app">{p.appName}</strong> <span class="muted">({p.appHost})</span> asks to:
         </p>
+        {p.vouchedBy.kind === 'document' && (
+          <p id="consent-vouched">
+            Described by <strong>{p.vouchedBy.host}</strong>
+          </p>
+        )}
+        {p.vouchedBy.kind !== 'admin' && (
+          <p class="error" role="note" id="consent-unverified">
+            This app registered itself: this sign-in service has not checked who made it, and its name is its own claim. Allow it only if
+            you started this from an app you trust.
+          </p>
+        )}
         <ul id="consent-scopes">
           {p.scopes.length === 0 && !p.resource && <li>Know that you signed in</li>}
           {p.scopes.map((s) => (

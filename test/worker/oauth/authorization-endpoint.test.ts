@@ -235,3 +235,32 @@ describe('after that, every error goes back to the app with its exact code, stat
     expectErrorRedirect(await navigate(broken, authorizeUrl(client), jar), client.redirectUris[0]!, 'temporarily_unavailable');
   });
 });
+
+describe('an app that registered itself is not sent its errors unasked', () => {
+  const landing = 'https://phish.example/landing';
+
+  it('an error before the user did anything is a page with a link to the app, never a redirect: anyone who registers cannot use the endpoint as a redirector', async () => {
+    const { client } = await seedClient({ source: 'dynamic', kind: 'public', authMethod: 'none', redirectUris: [landing] });
+    const errors: Record<string, string | null>[] = [{ response_type: 'token' }, { prompt: 'none' }, { code_challenge: null }, { scope: 'admin' }];
+    for (const extra of errors) {
+      const r = await navigate(e, authorizeUrl(client, extra));
+      expect(r.status, JSON.stringify(extra)).toBe(400);
+      expect(r.headers.get('location')).toBeNull();
+      const html = await r.text();
+      expect(html).not.toContain('location.replace');
+      const href = /href="(https:\/\/phish\.example\/landing\?[^"]*)"/.exec(html)?.[1]?.replaceAll('&amp;', '&');
+      expect(href, 'a link back to the app').toBeTruthy();
+      expect(new URL(href!).searchParams.get('error')).toBeTruthy();
+      expect(new URL(href!).searchParams.get('state')).toBe('state-123');
+      expect(new URL(href!).searchParams.get('iss')).toBe(PUBLIC_URL);
+    }
+  });
+
+  it('an admin’s app still gets its errors by redirect, and a code still goes by redirect to an app the user allowed', async () => {
+    const { client: admin } = await seedClient({ redirectUris: [landing] });
+    expectErrorRedirect(await navigate(e, authorizeUrl(admin, { prompt: 'none' })), landing, 'login_required');
+    const { client } = await seedClient({ source: 'dynamic', kind: 'public', authMethod: 'none', redirectUris: [landing], firstParty: true });
+    const { jar } = await signedInBrowser(e);
+    expectCode(await navigate(e, authorizeUrl(client), jar), landing);
+  });
+});

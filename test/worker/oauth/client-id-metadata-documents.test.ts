@@ -9,8 +9,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { CLIENT_ASSERTION_TYPE } from '../../../src/auth/client-assertion';
 import { clearMetadataDocumentCache } from '../../../src/auth/client-id-metadata';
 import { randomId } from '../../../src/util/random';
-import { authenticateAt, findClientAt, TOKEN_ENDPOINT } from '../support/client-auth';
-import { makeEnv } from '../support/helpers';
+import { authenticateAt, findClientAt } from '../support/client-auth';
+import { makeEnv, PUBLIC_URL } from '../support/helpers';
 import { fakeHost, installFakeNetwork, requests } from '../support/oauth-fakes';
 
 installFakeNetwork();
@@ -134,6 +134,21 @@ describe('client ID metadata documents', () => {
     expect(requests).toEqual([]);
   });
 
+  it('fetches nothing from the gateway’s own host or an app host: a file there would be vouched for by the operator’s name', async () => {
+    const withHosts = makeEnv({
+      CLIENT_ID_METADATA_DOCUMENTS: 'on',
+      ROUTES: JSON.stringify([
+        { host: 'wiki.example.com', path: '/', origin: 'https://wiki-origin.example.net', auth: 'public' },
+        { host: '*.apps.example.com', path: '/', origin: 'https://apps-origin.example.net', auth: 'public' },
+        { path: '/files', origin: 'https://files-origin.example.net', auth: 'public' },
+      ]),
+    });
+    const ids = ['https://gate.example.com/files/client.json', 'https://wiki.example.com/raw/client.json', 'https://notes.apps.example.com/client.json'];
+    for (const id of ids) fakeHost(new URL(id).origin, (request) => json(valid(request.url)));
+    for (const id of ids) expect(await findClientAt(id, withHosts), id).toBeNull();
+    expect(requests).toEqual([]);
+  });
+
   it('in development a local host may serve documents', async () => {
     const dev = makeEnv({ ENVIRONMENT: 'development', CLIENT_ID_METADATA_DOCUMENTS: 'on' });
     const local = 'https://localhost:8443';
@@ -154,7 +169,7 @@ describe('client ID metadata documents', () => {
     const jwk = await exportJWK(keys.publicKey);
     const url = serve((u) => ({ ...valid(u), token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } }));
     expect(await findClientAt(url, on)).toMatchObject({ id: url, kind: 'confidential', authMethod: 'private_key_jwt' });
-    const sign = (key: CryptoKey) => new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(url).setSubject(url).setAudience(TOKEN_ENDPOINT).setJti(randomId()).setExpirationTime('1m').sign(key);
+    const sign = (key: CryptoKey) => new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(url).setSubject(url).setAudience(PUBLIC_URL).setJti(randomId()).setExpirationTime('1m').sign(key);
     const present = async (key: CryptoKey) => authenticateAt({ client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: await sign(key) }, { env: on });
     expect((await present(keys.privateKey)).status).toBe(200);
     expect((await present((await generateKeyPair('ES256')).privateKey)).status).toBe(401);

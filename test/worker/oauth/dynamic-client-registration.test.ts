@@ -131,6 +131,22 @@ describe('dynamic client registration: open', () => {
     await refusal(await register({ redirect_uris: ['com.example.app:/cb'], token_endpoint_auth_method: 'client_secret_post' }), 'invalid_redirect_uri');
   });
 
+  it('refuses redirect URIs on the gateway’s own host or an app host: the consent page would show them as the app’s', async () => {
+    const env = makeEnv({
+      DYNAMIC_CLIENT_REGISTRATION: 'open',
+      ROUTES: JSON.stringify([
+        { host: 'wiki.example.com', path: '/', origin: 'https://wiki-origin.example.net', auth: 'required' },
+        { host: '*.apps.example.com', path: '/', origin: 'https://apps-origin.example.net', auth: 'required' },
+        { path: '/docs', origin: 'https://docs-origin.example.net', auth: 'public' },
+      ]),
+    });
+    for (const uri of ['https://gate.example.com/docs/cb', 'https://GATE.example.com:8443/cb', 'https://wiki.example.com/cb', 'https://notes.apps.example.com/cb']) {
+      const body = await refusal(await register({ redirect_uris: [uri], token_endpoint_auth_method: 'none' }, env), 'invalid_redirect_uri');
+      expect(Object.keys(body.invalid_fields ?? {}), uri).toEqual(['redirect_uris.0']);
+    }
+    expect((await register({ redirect_uris: ['https://gate.example.com.attacker.example/cb'], token_endpoint_auth_method: 'none' }, env)).status).toBe(201);
+  });
+
   it('DCR_REDIRECT_URI_POLICY=loopback-only accepts only loopback and private-use redirect URIs', async () => {
     const env = makeEnv({ DYNAMIC_CLIENT_REGISTRATION: 'open', DCR_REDIRECT_URI_POLICY: 'loopback-only' });
     const body = await refusal(await register({ redirect_uris: ['https://app.example.org/cb'], token_endpoint_auth_method: 'none' }, env), 'invalid_redirect_uri');

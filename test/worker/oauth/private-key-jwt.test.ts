@@ -18,7 +18,7 @@ const { client } = await seedClient({ kind: 'confidential', authMethod: 'private
 interface Claims {
   iss?: string;
   sub?: string;
-  aud?: string;
+  aud?: string | string[];
   exp?: number;
   jti?: string | null;
 }
@@ -29,7 +29,7 @@ async function assertion(claims: Claims = {}, key: CryptoKey | Uint8Array = keys
     .setProtectedHeader({ alg, kid: 'k1' })
     .setIssuer(claims.iss ?? client.id)
     .setSubject(claims.sub ?? client.id)
-    .setAudience(claims.aud ?? TOKEN_ENDPOINT)
+    .setAudience(claims.aud ?? PUBLIC_URL)
     .setIssuedAt(now)
     .setExpirationTime(claims.exp ?? now + 60);
   if (claims.jti !== null) jwt.setJti(claims.jti ?? randomId(16));
@@ -44,12 +44,17 @@ async function refused(response: Response) {
 }
 
 describe('private_key_jwt client authentication', () => {
-  it('accepts an assertion for the token endpoint or the issuer, signed by a registered key', async () => {
+  it('accepts an assertion for the issuer, signed by a registered key', async () => {
     const r = await present(await assertion());
     expect(r.status, await r.clone().text()).toBe(200);
     expect(await r.json()).toEqual({ client_id: client.id });
-    expect((await present(await assertion({ aud: PUBLIC_URL }))).status).toBe(200);
     expect((await present(await assertion(), { client_id: client.id })).status).toBe(200);
+  });
+
+  it('refuses an assertion whose aud is an endpoint’s URL or holds more than the issuer: one a client made for another server naming our endpoints is not replayable here', async () => {
+    await refused(await present(await assertion({ aud: TOKEN_ENDPOINT })));
+    await refused(await present(await assertion({ aud: [PUBLIC_URL, 'https://other-as.example'] })));
+    await refused(await present(await assertion({ aud: [PUBLIC_URL] })));
   });
 
   it('uses each jti once: the same assertion replayed is refused, its jti kept in D1 until it expires', async () => {
@@ -64,7 +69,7 @@ describe('private_key_jwt client authentication', () => {
       .setProtectedHeader({ alg: 'ES256' })
       .setIssuer(other.client.id)
       .setSubject(other.client.id)
-      .setAudience(TOKEN_ENDPOINT)
+      .setAudience(PUBLIC_URL)
       .setJti('once-only')
       .setExpirationTime('1m')
       .sign(keys.privateKey);
@@ -88,9 +93,9 @@ describe('private_key_jwt client authentication', () => {
     const shared = randomId(32);
     const hmacKey = new TextEncoder().encode(shared);
     const hs = await seedClient({ authMethod: 'private_key_jwt', jwks: { keys: [{ kty: 'oct', k: btoa(shared).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_'), alg: 'HS256' }] } });
-    const hsJwt = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer(hs.client.id).setSubject(hs.client.id).setAudience(TOKEN_ENDPOINT).setJti(randomId()).setExpirationTime('1m').sign(hmacKey);
+    const hsJwt = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer(hs.client.id).setSubject(hs.client.id).setAudience(PUBLIC_URL).setJti(randomId()).setExpirationTime('1m').sign(hmacKey);
     await refused(await present(hsJwt));
-    const payload = btoa(JSON.stringify({ iss: client.id, sub: client.id, aud: TOKEN_ENDPOINT, jti: randomId(), exp: Math.floor(Date.now() / 1000) + 60 })).replace(/=+$/, '');
+    const payload = btoa(JSON.stringify({ iss: client.id, sub: client.id, aud: PUBLIC_URL, jti: randomId(), exp: Math.floor(Date.now() / 1000) + 60 })).replace(/=+$/, '');
     await refused(await present(`eyJhbGciOiJub25lIn0.${payload}.`));
   });
 
@@ -100,7 +105,7 @@ describe('private_key_jwt client authentication', () => {
     await refused(await authenticateAt({}, { authorization: basic(client.id, 'anything') }));
     await refused(await authenticateAt({ client_id: client.id }));
     const secretClient = await seedClient();
-    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(secretClient.client.id).setSubject(secretClient.client.id).setAudience(TOKEN_ENDPOINT).setJti(randomId()).setExpirationTime('1m').sign(keys.privateKey);
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(secretClient.client.id).setSubject(secretClient.client.id).setAudience(PUBLIC_URL).setJti(randomId()).setExpirationTime('1m').sign(keys.privateKey);
     await refused(await present(jwt));
   });
 
@@ -124,7 +129,7 @@ describe('private_key_jwt client authentication', () => {
     expect(created.client_secret).toBeUndefined();
     expect(created.client.has_secret).toBe(false);
     const id = created.client.client_id;
-    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(id).setSubject(id).setAudience(TOKEN_ENDPOINT).setJti(randomId()).setExpirationTime('1m').sign(keys.privateKey);
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(id).setSubject(id).setAudience(PUBLIC_URL).setJti(randomId()).setExpirationTime('1m').sign(keys.privateKey);
     expect((await present(jwt)).status).toBe(200);
   });
 });

@@ -6,11 +6,12 @@
  */
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { call, GOOD_PASSWORD, makeEnv } from '../support/helpers';
 import { seedClient } from '../support/oauth-clients';
 import { agedJar, NAV, updateJar, userWithTotp, ENCRYPTION_KEY, type Jar } from '../support/second-factor-helpers';
 import { sessionRow, sessionRows } from '../support/user-sessions-store';
+import { AUTH_AFTER_TTL_S } from '../../../src/auth/oauth-authorize';
 import { authorizeUrl, expectCode, expectErrorRedirect, locationOf, navigate, signedInBrowser } from './authorize-support';
 
 const e = makeEnv({ TOKEN_ENCRYPTION_KEY: ENCRYPTION_KEY });
@@ -85,6 +86,50 @@ describe('a fresh sign-in: prompt=login and max_age', () => {
     const jar = await agedJar(e, fresh, 5);
     const back = await stepUpWithPassword(await navigate(e, authorizeUrl(client, { max_age: '0' }), jar), jar);
     expectCode(await navigate(e, back, jar), client.redirectUris[0]!);
+  });
+});
+
+describe('auth_after: only one this server made for the request, recently', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('one written into the URL does not stand for a fresh sign-in: prompt=login, max_age and acr_values still step up', async () => {
+    const { client } = await seedClient({ firstParty: true });
+    const { jar: fresh } = await signedInBrowser(e);
+    const jar = await agedJar(e, fresh, 120);
+    const extras: Record<string, string>[] = [{ prompt: 'login' }, { max_age: '60' }, { acr_values: 'passkey' }, {}];
+    for (const extra of extras) {
+      for (const forged of ['0', String(authTimeOf(jar)), `${authTimeOf(jar)}.${'A'.repeat(43)}`]) {
+        const r = await navigate(e, authorizeUrl(client, { ...extra, auth_after: forged }), jar);
+        expect(r.status, `${JSON.stringify(extra)} auth_after=${forged}`).toBe(303);
+        expect(locationOf(r).pathname, `${JSON.stringify(extra)} auth_after=${forged}`).toBe('/auth/step-up');
+      }
+    }
+    expectErrorRedirect(await navigate(e, authorizeUrl(client, { max_age: '60', prompt: 'none', auth_after: '0' }), jar), client.redirectUris[0]!, 'login_required');
+  });
+
+  it('one made for another request does not carry over to this one', async () => {
+    const { client } = await seedClient({ firstParty: true });
+    const { jar: fresh } = await signedInBrowser(e);
+    const jar = await agedJar(e, fresh, 120);
+    const back = await stepUpWithPassword(await navigate(e, authorizeUrl(client, { prompt: 'login' }), jar), jar);
+    const made = new URL(back, 'https://x').searchParams.get('auth_after')!;
+    const other = await navigate(e, authorizeUrl(client, { max_age: '0', state: 'another-state', auth_after: made }), jar);
+    expect(locationOf(other).pathname).toBe('/auth/step-up');
+  });
+
+  it('one older than the way back may take is asked again', async () => {
+    const { client } = await seedClient({ firstParty: true });
+    const { jar: fresh } = await signedInBrowser(e);
+    const jar = await agedJar(e, fresh, 120);
+    const back = await stepUpWithPassword(await navigate(e, authorizeUrl(client, { prompt: 'login' }), jar), jar);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + (AUTH_AFTER_TTL_S + 5) * 1000);
+    const refreshed = await call('/auth/refresh', { env: e, cookies: jar, method: 'POST' });
+    expect(refreshed.status).toBe(200);
+    updateJar(jar, refreshed);
+    expect(locationOf(await navigate(e, back, jar)).pathname).toBe('/auth/step-up');
   });
 });
 
@@ -171,6 +216,22 @@ describe('consent', () => {
     await consentPage(authorizeUrl(client, { scope: 'openid email profile' }), jar);
     await consentPage(authorizeUrl(client, { scope: 'openid', prompt: 'consent' }), jar);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM auth_events WHERE event = 'oauth_consent_granted' AND user_id = ?").bind(userIdOf(jar)).first('n')).toBe(1);
+  });
+
+  it('a remembered consent covers the resources allowed with it: another resource asks again, prompt=none gets consent_required', async () => {
+    const { client } = await seedClient({ allowedAudiences: ['https://notes.example.org', 'https://payroll.example.org'] });
+    const uri = client.redirectUris[0]!;
+    const { jar } = await signedInBrowser(e);
+    const { html } = await consentPage(authorizeUrl(client, { scope: 'openid', resource: 'https://notes.example.org' }), jar);
+    expectCode(await answer(jar, { ...consentForm(html), decision: 'allow' }), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://notes.example.org' }), jar), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid' }), jar), uri);
+    expectErrorRedirect(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://payroll.example.org', prompt: 'none' }), jar), uri, 'consent_required');
+    const again = await consentPage(authorizeUrl(client, { scope: 'openid', resource: 'https://payroll.example.org' }), jar);
+    expect(again.html).toContain('https://payroll.example.org');
+    expectCode(await answer(jar, { ...consentForm(again.html), decision: 'allow' }), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://notes.example.org', prompt: 'none' }), jar), uri);
+    expectCode(await navigate(e, authorizeUrl(client, { scope: 'openid', resource: 'https://payroll.example.org', prompt: 'none' }), jar), uri);
   });
 
   it('Deny: access_denied to the app, no code, nothing remembered', async () => {

@@ -55,7 +55,9 @@ const metadataUrl = (path: string) => `${gw.url}/.well-known/oauth-protected-res
 beforeAll(async () => {
   mcp = await startMcpServer();
   callback = await startOrigin((req: IncomingMessage, res: ServerResponse) => {
-    redirects.push(new URL(req.url ?? '/', 'http://127.0.0.1').searchParams);
+    // Only the redirect itself: the browser also asks this origin for its favicon.
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname === '/callback') redirects.push(url.searchParams);
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('You can close this window.');
   });

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
 import { verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
 import { clearRevocationCache } from '../../../src/storage/revocation';
+import { disableClient } from '../../../src/storage/oauth-clients';
 import { issueGrantToken } from '../../../src/tokens/grant-token';
 import { bearer, call, PUBLIC_URL, signedInUser, testKey, type TestEnv, type TokenResponse } from '../support/helpers';
 import { seedClient } from '../support/oauth-clients';
@@ -52,6 +53,8 @@ interface GrantOptions {
   service?: boolean;
   /** When the user signed in; null: the token does not say. */
   authTime?: number | null;
+  /** Issue it under no grant id, so that only its session and its client decide on its revocation. */
+  withoutGrantId?: boolean;
 }
 
 /** A signed-in user, a client, and a grant token the client got for them (as the token endpoint mints it). */
@@ -69,7 +72,7 @@ async function grant(t?: TokenResponse, options: GrantOptions = {}) {
       sessionId: sid,
       clientId: client.id,
       clientEpoch: client.tokenEpoch,
-      grantId: options.service ? undefined : grantId,
+      grantId: options.service || options.withoutGrantId ? undefined : grantId,
       scope: 'openid',
       ttlSeconds: options.ttlSeconds ?? 600,
       service: options.service,
@@ -231,6 +234,17 @@ describe('revocation of a grant token at a resource', () => {
     const r = await get('/now-mcp', bearer(g.token));
     expect(r.status).toBe(401);
     expect(challenge(r)).toMatchObject({ error: 'invalid_token', resource_metadata: `${PUBLIC_URL}/.well-known/oauth-protected-resource/now-mcp` });
+  });
+
+  it('a disabled client\'s token for a user is refused at once on an immediate route, though KV holds nothing yet', async () => {
+    const g = await grant(undefined, { audience: `${PUBLIC_URL}/now-mcp`, withoutGrantId: true });
+    expect((await get('/now-mcp', bearer(g.token))).status).toBe(200);
+    // Disabled in D1 alone, as another location sees it before KV's revocation of the old epoch arrives.
+    expect(await disableClient(env.DB, g.client.id, g.client.tokenEpoch, 'epoch-after-disable', Math.floor(Date.now() / 1000))).toBe(true);
+    const r = await get('/now-mcp', bearer(g.token));
+    expect(r.status).toBe(401);
+    expect(challenge(r)).toMatchObject({ error: 'invalid_token', error_description: 'The access token has been revoked.' });
+    expect(mcp.seen).toHaveLength(1);
   });
 
   it('a disabled account\'s token is refused', async () => {

@@ -13,7 +13,9 @@
  *
  * The header exchange keeps each token in a bounded per-isolate map, keyed by the SHA-256 of the
  * client id, the secret and the audience (never the secret itself), until shortly before the
- * token expires and no later than the end of a rotated secret's overlap. A cached token is still
+ * token expires, no later than the end of a rotated secret's overlap, and for at most
+ * REVOCATION_CACHE_SECONDS (then the pair is authenticated again, so a secret rotated out
+ * after the exchange stops opening the proxy within the revocation bound). A cached token is still
  * verified and checked for revocation on every request, so disabling the client refuses it
  * within the revocation bounds.
  */
@@ -139,7 +141,11 @@ async function exchange(c: Context<AppEnv>, clientId: string, secret: string, au
   // A rotated secret counts until its overlap ends: so does a token cached for either secret.
   const overlapEnd = client.previousSecretHash !== null && client.previousSecretExpiresAt !== null ? client.previousSecretExpiresAt : Infinity;
   const margin = Math.min(SERVICE_TOKEN_REUSE_MARGIN_S, Math.floor(issued.expiresIn / 2));
-  remember(cache, key, { token: issued.token, until: Math.min(issued.expiresAt - margin, overlapEnd) }, now);
+  // A rotation after this exchange (at once, or with an overlap shorter than the token's life)
+  // is not known here: the pair is authenticated again after REVOCATION_CACHE_SECONDS, the bound
+  // within which this isolate sees a disable too.
+  const reauthenticate = now + c.get('config').REVOCATION_CACHE_SECONDS;
+  remember(cache, key, { token: issued.token, until: Math.min(issued.expiresAt - margin, overlapEnd, reauthenticate) }, now);
   return issued.token;
 }
 

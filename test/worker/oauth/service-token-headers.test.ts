@@ -7,7 +7,7 @@
  */
 import { env as baseEnv } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { disableClient } from '../../../src/storage/oauth-clients';
+import { disableClient, rotateClientSecret } from '../../../src/storage/oauth-clients';
 import { revokeSessionIds } from '../../../src/storage/revocation';
 import { clientRevocationKey, serviceSessionId } from '../../../src/tokens/grant-token';
 import { sha256 } from '../../../src/util/random';
@@ -59,11 +59,29 @@ describe('the pair is exchanged at the edge', () => {
   });
 
   it('a kept token is given up before it expires: a new one is minted then', async () => {
+    // Tokens of 60 s, given up at half their life; the pair would be authenticated again after 60 s.
+    const short = proxyEnv(ROUTES, { O: origin }, { ACCESS_TOKEN_TTL: '60', REVOCATION_CACHE_SECONDS: '60' });
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', serviceHeaders(client.id, secret), short)).r.status).toBe(200);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    vi.setSystemTime(start + 25_000);
+    expect((await get('/api/x', serviceHeaders(client.id, secret), short)).r.status).toBe(200);
+    expect(await issued(client.id)).toBe(1);
+    vi.setSystemTime(start + 31_000);
+    expect((await get('/api/x', serviceHeaders(client.id, secret), short)).r.status).toBe(200);
+    expect(await issued(client.id)).toBe(2);
+  });
+
+  it('a kept token is used for REVOCATION_CACHE_SECONDS at most: then the pair is authenticated again', async () => {
     const { client, secret } = await serviceClient([API]);
     expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
     vi.useFakeTimers({ toFake: ['Date'] });
-    // ACCESS_TOKEN_TTL is 600 s; the token is given up 60 s before its end.
-    vi.setSystemTime(Date.now() + 545_000);
+    const start = Date.now();
+    vi.setSystemTime(start + 9_000);
+    expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+    expect(await issued(client.id)).toBe(1);
+    vi.setSystemTime(start + 11_000);
     expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
     expect(await issued(client.id)).toBe(2);
   });
@@ -174,6 +192,22 @@ describe('a rotated secret', () => {
     expect(after.r.status).toBe(401);
     expect(after.reached).toBe(false);
     expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+  });
+});
+
+describe('a secret rotated out at once (no overlap)', () => {
+  it('stops opening the proxy within REVOCATION_CACHE_SECONDS, though a token was kept for it; the new secret passes', async () => {
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+    const next = 'the-new-secret'.padEnd(43, 'y');
+    expect(await rotateClientSecret(baseEnv.DB, client.id, client.secretHash!, await sha256(next), null, Math.floor(Date.now() / 1000))).toBe(true);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    // REVOCATION_CACHE_SECONDS is 10 s by default: the bound within which a disable is seen too.
+    vi.setSystemTime(Date.now() + 11_000);
+    const old = await get('/api/x', serviceHeaders(client.id, secret));
+    expect(old.r.status).toBe(401);
+    expect(old.reached).toBe(false);
+    expect((await get('/api/x', serviceHeaders(client.id, next))).r.status).toBe(200);
   });
 });
 

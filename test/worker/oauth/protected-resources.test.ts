@@ -28,11 +28,20 @@ const ROUTES = [
   { path: '/admin-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', allow: { roles: ['admin'] } },
   { path: '/mfa-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', require: ['mfa'] },
   { path: '/fresh-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', max_auth_age: 60 },
+  { path: '/asked-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', policy: { allow: [{ caller: ['person'] }], external: 'service:DECIDER' } },
   { path: '/app', origin: 'service:ROOT', auth: 'required' },
   { host: 'tools.example.net', path: '/', origin: 'service:MCP', auth: 'required', resource: 'mcp' },
   { path: '/', origin: 'service:ROOT', auth: 'public' },
 ];
-const gatewayEnv: TestEnv = proxyEnv(ROUTES, { MCP: mcp, ROOT: root }, { APP_NAME: 'Example Co' });
+/** An external decision service that allows, and records who it was told about. */
+const told: Record<string, unknown>[] = [];
+const decider = {
+  async fetch(input: RequestInfo | URL, init?: RequestInit) {
+    told.push(((await new Request(input, init).json()) as { identity: Record<string, unknown> }).identity);
+    return Response.json({ allow: true });
+  },
+};
+const gatewayEnv: TestEnv = proxyEnv(ROUTES, { MCP: mcp, ROOT: root, DECIDER: decider }, { APP_NAME: 'Example Co' });
 const keyring = await keyringFromJwks({ keys: [testKey] });
 
 const MCP = `${PUBLIC_URL}/mcp`;
@@ -252,6 +261,15 @@ describe('revocation of a grant token at a resource', () => {
     await env.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(Math.floor(Date.now() / 1000), g.sub).run();
     const r = await get('/mcp', bearer(g.token));
     expect(r.status).toBe(401);
+  });
+});
+
+describe('the external decision at a resource', () => {
+  it('is told the user and the client acting for them', async () => {
+    const g = await grant(undefined, { audience: `${PUBLIC_URL}/asked-mcp` });
+    const r = await get('/asked-mcp', bearer(g.token));
+    expect(r.status).toBe(200);
+    expect(told.at(-1)).toMatchObject({ caller: 'person', sub: g.sub, session_id: g.sid, client_id: g.client.id });
   });
 });
 

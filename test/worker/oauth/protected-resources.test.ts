@@ -29,6 +29,8 @@ const ROUTES = [
   { path: '/mfa-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', require: ['mfa'] },
   { path: '/fresh-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', max_auth_age: 60 },
   { path: '/asked-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', policy: { allow: [{ caller: ['person'] }], external: 'service:DECIDER' } },
+  { path: '/no-cli-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', policy: { allow: [{ caller: ['person'] }], deny: [{ client: ['cli_shut_out'] }] } },
+  { path: '/one-cli-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', policy: { allow: [{ client: ['cli_let_in'] }] } },
   { path: '/app', origin: 'service:ROOT', auth: 'required' },
   { host: 'tools.example.net', path: '/', origin: 'service:MCP', auth: 'required', resource: 'mcp' },
   { path: '/', origin: 'service:ROOT', auth: 'public' },
@@ -64,13 +66,15 @@ interface GrantOptions {
   authTime?: number | null;
   /** Issue it under no grant id, so that only its session and its client decide on its revocation. */
   withoutGrantId?: boolean;
+  /** The client's id (default: a random one). */
+  clientId?: string;
 }
 
 /** A signed-in user, a client, and a grant token the client got for them (as the token endpoint mints it). */
 async function grant(t?: TokenResponse, options: GrantOptions = {}) {
   const session = t ?? (await signedInUser({ verified: true }, gatewayEnv));
   const { sub, sid } = decodeJwt<{ sub: string; sid: string }>(session.access_token);
-  const { client } = await seedClient({ kind: 'public', authMethod: 'none', redirectUris: ['http://127.0.0.1:33418/callback'] });
+  const { client } = await seedClient({ kind: 'public', authMethod: 'none', redirectUris: ['http://127.0.0.1:33418/callback'], ...(options.clientId === undefined ? {} : { id: options.clientId }) });
   const grantId = `grt_${crypto.randomUUID().replaceAll('-', '')}`;
   const issued = await issueGrantToken(
     keyring,
@@ -261,6 +265,22 @@ describe('revocation of a grant token at a resource', () => {
     await env.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(Math.floor(Date.now() / 1000), g.sub).run();
     const r = await get('/mcp', bearer(g.token));
     expect(r.status).toBe(401);
+  });
+});
+
+describe('a resource route\'s policy on the client acting for the user', () => {
+  it('a deny rule naming the client refuses its tokens (403), another client\'s pass', async () => {
+    const shut = await grant(undefined, { audience: `${PUBLIC_URL}/no-cli-mcp`, clientId: 'cli_shut_out' });
+    expect((await get('/no-cli-mcp', bearer(shut.token))).status).toBe(403);
+    const other = await grant(undefined, { audience: `${PUBLIC_URL}/no-cli-mcp` });
+    expect((await get('/no-cli-mcp', bearer(other.token))).status).toBe(200);
+  });
+
+  it('an allow rule naming a client admits its tokens alone', async () => {
+    const let_in = await grant(undefined, { audience: `${PUBLIC_URL}/one-cli-mcp`, clientId: 'cli_let_in' });
+    expect((await get('/one-cli-mcp', bearer(let_in.token))).status).toBe(200);
+    const other = await grant(undefined, { audience: `${PUBLIC_URL}/one-cli-mcp` });
+    expect((await get('/one-cli-mcp', bearer(other.token))).status).toBe(403);
   });
 });
 

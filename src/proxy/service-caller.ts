@@ -22,6 +22,7 @@
 import type { Context } from 'hono';
 import { decodeJwt } from 'jose/jwt/decode';
 import { serviceScopes } from '../auth/client-credentials';
+import { isMetadataDocumentUrl } from '../auth/client-id-metadata';
 import { authenticateGrantToken } from '../auth/grant-authenticate';
 import { authenticateClient, type OAuthClient } from '../auth/oauth-clients';
 import { issueServiceToken } from '../auth/sign-in';
@@ -126,6 +127,9 @@ const badPair = () =>
 
 /** The client the pair authenticates, registered for service tokens and allowed `audience`; else a refusal. */
 async function pairClient(c: Context<AppEnv>, clientId: string, secret: string, audience: string): Promise<OAuthClient> {
+  // A client ID metadata document's client is never a service: no reason to fetch a URL a
+  // stranger names on an unauthenticated request.
+  if (isMetadataDocumentUrl(clientId)) throw badPair();
   let client;
   try {
     client = await authenticateClient(c, { clientId, secret, method: 'client_secret_post' });

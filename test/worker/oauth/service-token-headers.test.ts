@@ -183,6 +183,24 @@ describe('a pair that does not authenticate', () => {
     expect(await issued(client.id)).toBe(0);
   });
 
+  it('a client id that is a URL (a client ID metadata document, never a service) is refused without fetching it', async () => {
+    const documents = proxyEnv(ROUTES, { O: origin }, { CLIENT_ID_METADATA_DOCUMENTS: 'on' });
+    const fetched: string[] = [];
+    vi.stubGlobal('fetch', async (input: RequestInfo | URL, init?: RequestInit) => {
+      fetched.push(new Request(input, init).url);
+      return new Response('{}', { headers: { 'content-type': 'application/json' } });
+    });
+    try {
+      const { r, reached } = await get('/api/x', serviceHeaders('https://elsewhere.example/anything.json', 'x'), documents);
+      expect(r.status).toBe(401);
+      expect(await r.json()).toMatchObject({ error: 'invalid_client' });
+      expect(reached).toBe(false);
+      expect(fetched).toEqual([]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
   it('a kept token is only for the secret it was exchanged for: a wrong one after a good one is still refused', async () => {
     const { client, secret } = await serviceClient([API]);
     expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);

@@ -3,8 +3,8 @@
  * whose `/` is a protected resource they share the `aud` (that host's origin: the resource's
  * identifier, and the audience of the host's own session cookie). Each verifier therefore also
  * refuses the other kind by its claims: a token naming a client (`client_id`) is never a session
- * token, whatever else it carries, and a session token (no `client_id`, no `cep`) is never a
- * grant token.
+ * token, whatever else it carries (a session token, lacking `client_id` and `cep`, is never a
+ * grant token: protected-resources.test.ts).
  */
 import { decodeJwt, importJWK, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -38,13 +38,5 @@ describe('a token naming a client on the app host whose / is a protected resourc
     const r = await call(`${HOST}/app/x`, { env, headers: bearer(named) });
     expect(r.status).toBe(401);
     expect(await r.json()).toMatchObject({ error: 'invalid_token' });
-  });
-
-  it('a session token of the host is refused at the resource', async () => {
-    const person = await signedInUser({ verified: true }, env);
-    const own = await signed({ ...decodeJwt(person.access_token), aud: HOST });
-    const r = await call(`${HOST}/`, { env, headers: bearer(own) });
-    expect(r.status).toBe(401);
-    expect(r.headers.get('www-authenticate')).toContain('error="invalid_token"');
   });
 });

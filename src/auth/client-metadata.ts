@@ -98,10 +98,17 @@ function serverUrlProblem(uri: string, config: Pick<Config, 'isDevelopment'>): s
  * the gateway's own origin or an app host's: a grant token's `aud` must not be what session
  * tokens carry (tokens/grant-token.ts).
  */
-export function audienceProblem(audience: string, config: Pick<Config, 'isDevelopment' | 'PUBLIC_URL' | 'accessTokenAudience' | 'ROUTES'>): string | null {
+export function audienceProblem(audience: string, config: Pick<Config, 'isDevelopment' | 'PUBLIC_URL' | 'accessTokenAudience' | 'ROUTES' | 'AUTH_PREFIX'>): string | null {
   const problem = serverUrlProblem(audience, config);
   if (problem) return problem;
   const url = new URL(audience);
+  // The gateway's own endpoints are never a client's resource: the userinfo URL is the audience
+  // of a user's token, and a service's token for it would go where a person is expected.
+  const path = url.pathname.toLowerCase();
+  const prefix = config.AUTH_PREFIX.toLowerCase();
+  if (url.origin === new URL(config.PUBLIC_URL).origin && (path === prefix || path.startsWith(`${prefix}/`))) {
+    return `must not be one of the gateway's own endpoints (under ${config.AUTH_PREFIX})`;
+  }
   const bare = audience.replace(/\/$/, '') === url.origin;
   // An app host, or a name a wildcard host (`*.apps.example.com`) serves.
   const appHost = url.hostname !== new URL(config.PUBLIC_URL).hostname && operatorHost(url.hostname, config);
@@ -155,7 +162,7 @@ export type ClientMetadata = Pick<
  * The checks that look at several fields at once and at each URI under the client's kind;
  * every problem, not the first. `config` decides what an audience may be.
  */
-export function clientProblems(m: ClientMetadata, config: Pick<Config, 'isDevelopment' | 'PUBLIC_URL' | 'accessTokenAudience' | 'ROUTES'>, rules?: RedirectRules): MetadataProblem[] {
+export function clientProblems(m: ClientMetadata, config: Pick<Config, 'isDevelopment' | 'PUBLIC_URL' | 'accessTokenAudience' | 'ROUTES' | 'AUTH_PREFIX'>, rules?: RedirectRules): MetadataProblem[] {
   const problems: MetadataProblem[] = [];
   const redirect = rules ?? { https: true, privateUse: m.kind === 'public' };
   m.redirectUris.forEach((uri, i) => {

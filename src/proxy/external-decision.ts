@@ -9,7 +9,8 @@
  *                   "roles": [...], "groups": [...], "groups_known": true, "amr": [...], "auth_time": 0,
  *                   "session_id": "..." } }
  *
- * A service (README "Machines") is sent as
+ * At a protected resource (README "MCP servers") the person's identity also has `client_id`, the
+ * OAuth client acting for them. A service (README "Machines") is sent as
  * `{ "caller": "service", "sub": "<client id>", "client_id": "...", "scope": "...", "session_id": "svc:..." }`.
  *
  * (`path` without the query; `host`, `ip` and `country` null, `method` empty, where unknown;
@@ -91,6 +92,8 @@ function personIdentity(user: AuthUser) {
     amr: user.amr,
     auth_time: user.authTime,
     session_id: user.sessionId,
+    // At a protected resource an OAuth client acts for the user: which one is the service's to judge too.
+    ...(user.clientId === undefined ? {} : { client_id: user.clientId }),
   };
 }
 

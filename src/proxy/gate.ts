@@ -94,6 +94,19 @@ let services: Promise<typeof import('./service-caller')> | undefined;
 
 /** The header naming a service's client id (proxy/service-caller.ts `CLIENT_ID_HEADER`). */
 const CLIENT_ID_HEADER = 'x-gatehouse-client-id';
+/** The service-token pair's names (proxy/service-caller.ts), as `Headers` lists them, with `_` read as `-`. */
+const SERVICE_PAIR: ReadonlySet<string> = new Set([CLIENT_ID_HEADER, 'x-gatehouse-client-secret']);
+
+/**
+ * True if the request carries either header of the service-token pair, in any spelling an origin
+ * may read as one (case, `_` for `-`). Where the gateway cannot drop them (forward-auth: the
+ * proxy in front passes the request on as it came), any answer but a refusal would send a
+ * client's secret to the origin, on a public route as on any other.
+ */
+function carriesServicePair(c: Context<AppEnv>): boolean {
+  for (const name of c.req.raw.headers.keys()) if (name.startsWith('x') && SERVICE_PAIR.has(name.replaceAll('_', '-'))) return true;
+  return false;
+}
 
 /**
  * The method the policy sees: unknown (null) when a method-override header or `_method` query
@@ -161,6 +174,7 @@ async function serviceGate(c: Context<AppEnv>, route: CompiledRoute, options: Ga
 }
 
 export async function gate(c: Context<AppEnv>, route: CompiledRoute, options: GateOptions = {}): Promise<GateResult> {
+  if (!options.serviceHeaders && carriesServicePair(c)) throw (await (services ??= import('./service-caller'))).headersRefusedHere();
   const mode = route.config.auth;
   if (mode === 'public') return { pass: true, user: null, via: null };
   // A protected resource takes only grant tokens for it, and never sends anyone to sign in.

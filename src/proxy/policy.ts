@@ -13,7 +13,8 @@
  * (config/policy.ts `namesServices`: `caller = ["service"]` or `client = [...]`); every other
  * allow rule is passed over for it. A person's facts (email, domain, groups, roles, amr,
  * signed_in_within) are unknown for a service, so a deny rule on one of them refuses a service
- * unless it also requires `caller = ["person"]`. `client` is false for a person.
+ * unless it also requires `caller = ["person"]`. `client` holds for a person only at a protected
+ * resource, for the OAuth client acting for them.
  *
  * Per request: no parsing of the rules, and no allocation beyond the verdict, one small
  * evaluation record and, made at most once each, the lower-cased email, the folded path
@@ -185,9 +186,12 @@ function test(c: Condition, e: Evaluation): Tri {
       return e.facts.now - e.user.authTime <= c.seconds ? TRUE : FALSE;
     case 'caller':
       return c.values.includes(callerOf(e.principal)) ? TRUE : FALSE;
-    case 'client':
-      // A person is no client; a service is the one its token names.
-      return isService(e.principal) && c.values.includes(e.principal.clientId) ? TRUE : FALSE;
+    case 'client': {
+      // A service is the one its token names; a person is acted for by an OAuth client only at a
+      // protected resource (a deny on a client must hold there too), and by none elsewhere.
+      const client = e.principal.clientId;
+      return client !== undefined && c.values.includes(client) ? TRUE : FALSE;
+    }
     case 'method':
       if (e.facts.method === null) return UNKNOWN;
       return c.values.includes(e.facts.method.toUpperCase()) ? TRUE : FALSE;

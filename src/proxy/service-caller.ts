@@ -13,15 +13,18 @@
  *
  * The header exchange keeps each token in a bounded per-isolate map, keyed by the SHA-256 of the
  * client id, the secret and the audience (never the secret itself), until shortly before the
- * token expires and no later than the end of a rotated secret's overlap. A cached token is still
+ * token expires and no later than the end of a rotated secret's overlap; every
+ * REVOCATION_CACHE_SECONDS the pair is authenticated again before its token is used (so a secret
+ * rotated out after the exchange stops opening the proxy within the revocation bound). A cached token is still
  * verified and checked for revocation on every request, so disabling the client refuses it
  * within the revocation bounds.
  */
 import type { Context } from 'hono';
 import { decodeJwt } from 'jose/jwt/decode';
 import { serviceScopes } from '../auth/client-credentials';
+import { isMetadataDocumentUrl } from '../auth/client-id-metadata';
 import { authenticateGrantToken } from '../auth/grant-authenticate';
-import { authenticateClient } from '../auth/oauth-clients';
+import { authenticateClient, type OAuthClient } from '../auth/oauth-clients';
 import { issueServiceToken } from '../auth/sign-in';
 import { admitsServices } from '../config/policy';
 import { resourceUrl } from '../config/protected-resources';
@@ -92,8 +95,12 @@ export async function serviceFromToken(c: Context<AppEnv>, route: CompiledRoute,
 
 interface CachedToken {
   token: string;
+  /** The client's token epoch it was minted under: a new epoch (a disable, then enable) needs a new token. */
+  epoch: string;
   /** Unix seconds after which the entry is not used. */
   until: number;
+  /** Unix seconds after which the pair is authenticated again before the token is used. */
+  checkAfter: number;
 }
 
 type Keyring = Variables['keyring'];
@@ -118,14 +125,11 @@ export function cachedServiceTokens(keyring: Keyring): number {
 const badPair = () =>
   new ApiError('invalid_client', 'X-Gatehouse-Client-Id and X-Gatehouse-Client-Secret do not authenticate a client: unknown or disabled client, or wrong secret.');
 
-/** A token for the pair and audience: the cached one, or one the pipeline mints now. */
-async function exchange(c: Context<AppEnv>, clientId: string, secret: string, audience: string): Promise<string> {
-  const cache = cacheFor(c.get('keyring'));
-  const key = await sha256(`${clientId}\n${secret}\n${audience}`);
-  const now = nowSeconds();
-  const hit = cache.get(key);
-  if (hit && hit.until > now) return hit.token;
-  if (hit) cache.delete(key);
+/** The client the pair authenticates, registered for service tokens and allowed `audience`; else a refusal. */
+async function pairClient(c: Context<AppEnv>, clientId: string, secret: string, audience: string): Promise<OAuthClient> {
+  // A client ID metadata document's client is never a service: no reason to fetch a URL a
+  // stranger names on an unauthenticated request.
+  if (isMetadataDocumentUrl(clientId)) throw badPair();
   let client;
   try {
     client = await authenticateClient(c, { clientId, secret, method: 'client_secret_post' });
@@ -135,11 +139,35 @@ async function exchange(c: Context<AppEnv>, clientId: string, secret: string, au
   }
   if (!client.grantTypes.includes('client_credentials')) throw new ApiError('forbidden', 'This client may not use service tokens (it is not registered for the client_credentials grant).');
   if (!client.allowedAudiences.includes(audience)) throw new ApiError('forbidden', 'This client may not call this route (the route is not among its allowed audiences).');
-  const issued = await issueServiceToken(c, client, { audience, scope: serviceScopes(client).join(' ') });
+  return client;
+}
+
+/**
+ * A token for the pair and audience: the cached one, or one the pipeline mints now. A cached
+ * token is used without asking D1 for REVOCATION_CACHE_SECONDS (the bound within which this
+ * isolate sees a disable too); then the pair is authenticated again, so a secret rotated out
+ * after the exchange (at once, or with an overlap shorter than the token's life) or an audience
+ * taken away stops opening the proxy within that bound. A pair that still holds keeps its token.
+ */
+async function exchange(c: Context<AppEnv>, clientId: string, secret: string, audience: string): Promise<string> {
+  const cache = cacheFor(c.get('keyring'));
+  const key = await sha256(`${clientId}\n${secret}\n${audience}`);
+  const now = nowSeconds();
+  const hit = cache.get(key);
+  if (hit && hit.until > now && hit.checkAfter > now) return hit.token;
+  // Put back below only if the pair still authenticates.
+  if (hit) cache.delete(key);
+  const client = await pairClient(c, clientId, secret, audience);
   // A rotated secret counts until its overlap ends: so does a token cached for either secret.
   const overlapEnd = client.previousSecretHash !== null && client.previousSecretExpiresAt !== null ? client.previousSecretExpiresAt : Infinity;
+  const checkAfter = now + c.get('config').REVOCATION_CACHE_SECONDS;
+  if (hit && hit.until > now && hit.epoch === client.tokenEpoch) {
+    remember(cache, key, { ...hit, until: Math.min(hit.until, overlapEnd), checkAfter }, now);
+    return hit.token;
+  }
+  const issued = await issueServiceToken(c, client, { audience, scope: serviceScopes(client).join(' ') });
   const margin = Math.min(SERVICE_TOKEN_REUSE_MARGIN_S, Math.floor(issued.expiresIn / 2));
-  remember(cache, key, { token: issued.token, until: Math.min(issued.expiresAt - margin, overlapEnd) }, now);
+  remember(cache, key, { token: issued.token, epoch: client.tokenEpoch, until: Math.min(issued.expiresAt - margin, overlapEnd), checkAfter }, now);
   return issued.token;
 }
 

@@ -13,8 +13,8 @@
  * the default policy. Any other host is matched by path against the routes without `host`, as
  * for a single host.
  * A service's own token (README "Machines") passes where the route's policy admits services; the
- * answer then carries `X-Auth-Client-Id` and a service assertion. The two service-token headers
- * are refused here: the proxy in front would pass them on to the origin.
+ * answer then carries `X-Auth-Client-Id` and a service assertion. Either service-token header
+ * is refused here, on every route (proxy/gate.ts): the proxy in front would pass it on to the origin.
  * Only tokens of the gateway host are accepted here: an app host's own cookie is bound to that
  * host (auth/authenticate.ts), and forward-auth answers on the gateway's.
  */

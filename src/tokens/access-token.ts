@@ -256,6 +256,9 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
   if (!payload) throw invalidToken('The access token is invalid.');
   // In jose's order: required claims, iss, aud, iat's type, nbf, exp; then our claim shapes.
   for (const claim of REQUIRED_CLAIMS) if (!(claim in payload)) throw invalidToken('The access token is invalid.');
+  // A token naming a client is a grant token (tokens/grant-token.ts), never a session's, even
+  // where the two share an audience (an app host whose `/` is a protected resource).
+  if ('client_id' in payload) throw invalidToken('The access token is invalid.');
   const { iss, aud, iat, exp, nbf } = payload;
   // An app host's audience is accepted only as the one a token of ours carries for it.
   const audOk = typeof aud === 'string' ? accepts(ctx, aud) : Array.isArray(aud) && aud.includes(ctx.audience);

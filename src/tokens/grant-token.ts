@@ -3,9 +3,11 @@
  * "Machines", "MCP servers"): RFC 9068 JWTs (`typ: at+jwt`) for a client, never for the
  * gateway itself. They differ from the session's own access tokens (tokens/access-token.ts) in
  * what they may be used for, which their `aud` says: a protected resource (RFC 8707), a
- * service audience the client is allowed, or the userinfo endpoint; never PUBLIC_URL or an app
- * host, so no grant token passes where a session token is expected, and they carry `client_id`
- * and `scope`, which a session token never does.
+ * service audience the client is allowed, or the userinfo endpoint; never PUBLIC_URL, and an app
+ * host's origin only as the identifier of a resource at that host's `/`. They carry `client_id`
+ * and `scope`, which a session token never does: the session verifier refuses any token naming a
+ * client (tokens/access-token.ts), so no grant token passes where a session token is expected,
+ * even where the two share an audience.
  *
  * `sub` is the user, or for the client-credentials grant the client itself (`svc` true).
  * Revocation (auth/grant-authenticate.ts) keys on `sid` (the user's session, so every way a

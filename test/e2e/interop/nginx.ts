@@ -16,6 +16,9 @@ const IDENTITY = [
   ['X-Auth-Roles', 'roles'],
   ['X-Auth-Groups', 'groups'],
   ['X-Auth-Session-Id', 'sid'],
+  ['X-Auth-Amr', 'amr'],
+  ['X-Auth-Auth-Time', 'auth_time'],
+  ['X-Auth-Client-Id', 'client_id'],
   ['X-Auth-Assertion', 'assertion'],
 ] as const;
 

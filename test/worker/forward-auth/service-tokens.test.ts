@@ -6,7 +6,7 @@
  */
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { bearer, call, PUBLIC_URL } from '../support/helpers';
+import { bearer, call, PUBLIC_URL, registerUser } from '../support/helpers';
 import { proxyEnv } from '../support/proxy-helpers';
 import { serviceClient, serviceHeaders, serviceToken } from '../support/service-clients';
 
@@ -49,5 +49,24 @@ describe('the service-token headers at forward-auth', () => {
     expect(await r.json()).toEqual({ error: 'forbidden', error_description: expect.stringContaining('built-in proxy only') });
     expect(r.headers.get('x-auth-client-id')).toBeNull();
     expect(keys).toEqual(['verify_failure:203.0.113.7']);
+  });
+
+  it('are refused wherever they come, since an answer of 200 sends them on: a public route, a person\'s request carrying the lone secret, the pair spelt with _', async () => {
+    const open = proxyEnv([
+      { path: '/open', origin: 'https://open.internal.example', auth: 'public' },
+      { path: '/wiki', origin: 'https://wiki.internal.example', auth: 'required' },
+    ]);
+    const { client, secret } = await serviceClient([API]);
+    const publicRoute = await call('/auth/verify', { env: open, headers: { ...serviceHeaders(client.id, secret), 'x-forwarded-uri': '/open/page' } });
+    expect(publicRoute.status).toBe(403);
+    expect(await publicRoute.json()).toEqual({ error: 'forbidden', error_description: expect.stringContaining('built-in proxy only') });
+    const person = await registerUser(undefined, undefined, open);
+    const lone = await call('/auth/verify', { env: open, headers: { ...bearer(person.access_token), 'x-gatehouse-client-secret': secret, 'x-forwarded-uri': '/wiki/home' } });
+    expect(lone.status).toBe(403);
+    expect(lone.headers.get('x-auth-user-id')).toBeNull();
+    const underscored = await call('/auth/verify', { env: open, headers: { ...bearer(person.access_token), X_Gatehouse_Client_Secret: secret, 'x-forwarded-uri': '/wiki/home' } });
+    expect(underscored.status).toBe(403);
+    // Without either header the same person passes: the refusal is the pair's.
+    expect((await call('/auth/verify', { env: open, headers: { ...bearer(person.access_token), 'x-forwarded-uri': '/wiki/home' } })).status).toBe(200);
   });
 });

@@ -206,6 +206,15 @@ describe('audiences a client may be allowed', () => {
     }
     expect((await attempt(['https://wiki.example.com/api', 'https://crm.apps.example.com/mcp', 'https://api.example.net'])).status).toBe(201);
   });
+
+  it('never one of the gateway\'s own endpoints (userinfo is for a user\'s token): a service token for it would reach where a person is expected', async () => {
+    for (const audience of ['https://gate.example.com/auth/userinfo', 'https://gate.example.com/AUTH/userinfo', 'https://gate.example.com/auth', 'https://gate.example.com/auth/me']) {
+      const r = await asAdmin('/clients', { json: { name: 'Svc', grant_types: ['client_credentials'], allowed_audiences: [audience] } });
+      expect(r.status, audience).toBe(400);
+      expect((await r.json<{ invalid_fields: Record<string, string> }>()).invalid_fields['allowed_audiences.0'], audience).toContain("gateway's own endpoints");
+    }
+    expect((await asAdmin('/clients', { json: { name: 'Svc', grant_types: ['client_credentials'], allowed_audiences: ['https://gate.example.com/authors'] } })).status).toBe(201);
+  });
 });
 
 describe('changing a client', () => {

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
 import { verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
 import { clearRevocationCache } from '../../../src/storage/revocation';
+import { disableClient } from '../../../src/storage/oauth-clients';
 import { issueGrantToken } from '../../../src/tokens/grant-token';
 import { bearer, call, PUBLIC_URL, signedInUser, testKey, type TestEnv, type TokenResponse } from '../support/helpers';
 import { seedClient } from '../support/oauth-clients';
@@ -27,11 +28,22 @@ const ROUTES = [
   { path: '/admin-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', allow: { roles: ['admin'] } },
   { path: '/mfa-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', require: ['mfa'] },
   { path: '/fresh-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', max_auth_age: 60 },
+  { path: '/asked-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', policy: { allow: [{ caller: ['person'] }], external: 'service:DECIDER' } },
+  { path: '/no-cli-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', policy: { allow: [{ caller: ['person'] }], deny: [{ client: ['cli_shut_out'] }] } },
+  { path: '/one-cli-mcp', origin: 'service:MCP', auth: 'required', resource: 'mcp', policy: { allow: [{ client: ['cli_let_in'] }] } },
   { path: '/app', origin: 'service:ROOT', auth: 'required' },
   { host: 'tools.example.net', path: '/', origin: 'service:MCP', auth: 'required', resource: 'mcp' },
   { path: '/', origin: 'service:ROOT', auth: 'public' },
 ];
-const gatewayEnv: TestEnv = proxyEnv(ROUTES, { MCP: mcp, ROOT: root }, { APP_NAME: 'Example Co' });
+/** An external decision service that allows, and records who it was told about. */
+const told: Record<string, unknown>[] = [];
+const decider = {
+  async fetch(input: RequestInfo | URL, init?: RequestInit) {
+    told.push(((await new Request(input, init).json()) as { identity: Record<string, unknown> }).identity);
+    return Response.json({ allow: true });
+  },
+};
+const gatewayEnv: TestEnv = proxyEnv(ROUTES, { MCP: mcp, ROOT: root, DECIDER: decider }, { APP_NAME: 'Example Co' });
 const keyring = await keyringFromJwks({ keys: [testKey] });
 
 const MCP = `${PUBLIC_URL}/mcp`;
@@ -52,13 +64,17 @@ interface GrantOptions {
   service?: boolean;
   /** When the user signed in; null: the token does not say. */
   authTime?: number | null;
+  /** Issue it under no grant id, so that only its session and its client decide on its revocation. */
+  withoutGrantId?: boolean;
+  /** The client's id (default: a random one). */
+  clientId?: string;
 }
 
 /** A signed-in user, a client, and a grant token the client got for them (as the token endpoint mints it). */
 async function grant(t?: TokenResponse, options: GrantOptions = {}) {
   const session = t ?? (await signedInUser({ verified: true }, gatewayEnv));
   const { sub, sid } = decodeJwt<{ sub: string; sid: string }>(session.access_token);
-  const { client } = await seedClient({ kind: 'public', authMethod: 'none', redirectUris: ['http://127.0.0.1:33418/callback'] });
+  const { client } = await seedClient({ kind: 'public', authMethod: 'none', redirectUris: ['http://127.0.0.1:33418/callback'], ...(options.clientId === undefined ? {} : { id: options.clientId }) });
   const grantId = `grt_${crypto.randomUUID().replaceAll('-', '')}`;
   const issued = await issueGrantToken(
     keyring,
@@ -69,7 +85,7 @@ async function grant(t?: TokenResponse, options: GrantOptions = {}) {
       sessionId: sid,
       clientId: client.id,
       clientEpoch: client.tokenEpoch,
-      grantId: options.service ? undefined : grantId,
+      grantId: options.service || options.withoutGrantId ? undefined : grantId,
       scope: 'openid',
       ttlSeconds: options.ttlSeconds ?? 600,
       service: options.service,
@@ -233,11 +249,47 @@ describe('revocation of a grant token at a resource', () => {
     expect(challenge(r)).toMatchObject({ error: 'invalid_token', resource_metadata: `${PUBLIC_URL}/.well-known/oauth-protected-resource/now-mcp` });
   });
 
+  it('a disabled client\'s token for a user is refused at once on an immediate route, though KV holds nothing yet', async () => {
+    const g = await grant(undefined, { audience: `${PUBLIC_URL}/now-mcp`, withoutGrantId: true });
+    expect((await get('/now-mcp', bearer(g.token))).status).toBe(200);
+    // Disabled in D1 alone, as another location sees it before KV's revocation of the old epoch arrives.
+    expect(await disableClient(env.DB, g.client.id, g.client.tokenEpoch, 'epoch-after-disable', Math.floor(Date.now() / 1000))).toBe(true);
+    const r = await get('/now-mcp', bearer(g.token));
+    expect(r.status).toBe(401);
+    expect(challenge(r)).toMatchObject({ error: 'invalid_token', error_description: 'The access token has been revoked.' });
+    expect(mcp.seen).toHaveLength(1);
+  });
+
   it('a disabled account\'s token is refused', async () => {
     const g = await grant();
     await env.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(Math.floor(Date.now() / 1000), g.sub).run();
     const r = await get('/mcp', bearer(g.token));
     expect(r.status).toBe(401);
+  });
+});
+
+describe('a resource route\'s policy on the client acting for the user', () => {
+  it('a deny rule naming the client refuses its tokens (403), another client\'s pass', async () => {
+    const shut = await grant(undefined, { audience: `${PUBLIC_URL}/no-cli-mcp`, clientId: 'cli_shut_out' });
+    expect((await get('/no-cli-mcp', bearer(shut.token))).status).toBe(403);
+    const other = await grant(undefined, { audience: `${PUBLIC_URL}/no-cli-mcp` });
+    expect((await get('/no-cli-mcp', bearer(other.token))).status).toBe(200);
+  });
+
+  it('an allow rule naming a client admits its tokens alone', async () => {
+    const let_in = await grant(undefined, { audience: `${PUBLIC_URL}/one-cli-mcp`, clientId: 'cli_let_in' });
+    expect((await get('/one-cli-mcp', bearer(let_in.token))).status).toBe(200);
+    const other = await grant(undefined, { audience: `${PUBLIC_URL}/one-cli-mcp` });
+    expect((await get('/one-cli-mcp', bearer(other.token))).status).toBe(403);
+  });
+});
+
+describe('the external decision at a resource', () => {
+  it('is told the user and the client acting for them', async () => {
+    const g = await grant(undefined, { audience: `${PUBLIC_URL}/asked-mcp` });
+    const r = await get('/asked-mcp', bearer(g.token));
+    expect(r.status).toBe(200);
+    expect(told.at(-1)).toMatchObject({ caller: 'person', sub: g.sub, session_id: g.sid, client_id: g.client.id });
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { env as baseEnv } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { disableClient } from '../../../src/storage/oauth-clients';
+import { disableClient, rotateClientSecret } from '../../../src/storage/oauth-clients';
 import { revokeSessionIds } from '../../../src/storage/revocation';
 import { clientRevocationKey, serviceSessionId } from '../../../src/tokens/grant-token';
 import { sha256 } from '../../../src/util/random';
@@ -59,13 +59,66 @@ describe('the pair is exchanged at the edge', () => {
   });
 
   it('a kept token is given up before it expires: a new one is minted then', async () => {
+    // Tokens of 60 s, given up at half their life; the pair checked again every 10 s meanwhile.
+    const short = proxyEnv(ROUTES, { O: origin }, { ACCESS_TOKEN_TTL: '60' });
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', serviceHeaders(client.id, secret), short)).r.status).toBe(200);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    vi.setSystemTime(start + 25_000);
+    expect((await get('/api/x', serviceHeaders(client.id, secret), short)).r.status).toBe(200);
+    expect(await issued(client.id)).toBe(1);
+    vi.setSystemTime(start + 31_000);
+    expect((await get('/api/x', serviceHeaders(client.id, secret), short)).r.status).toBe(200);
+    expect(await issued(client.id)).toBe(2);
+  });
+});
+
+describe('the pair is authenticated again every REVOCATION_CACHE_SECONDS', () => {
+  it('a pair that still holds keeps its token: none is minted', async () => {
     const { client, secret } = await serviceClient([API]);
     expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
     vi.useFakeTimers({ toFake: ['Date'] });
-    // ACCESS_TOKEN_TTL is 600 s; the token is given up 60 s before its end.
-    vi.setSystemTime(Date.now() + 545_000);
+    vi.setSystemTime(Date.now() + 11_000);
+    expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+    expect(await issued(client.id)).toBe(1);
+  });
+
+  it('a secret rotated out at once (no overlap) after its token was kept stops opening the proxy; the new secret passes', async () => {
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+    const next = 'the-new-secret'.padEnd(43, 'y');
+    expect(await rotateClientSecret(baseEnv.DB, client.id, client.secretHash!, await sha256(next), null, Math.floor(Date.now() / 1000))).toBe(true);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    // REVOCATION_CACHE_SECONDS is 10 s by default: the bound within which a disable is seen too.
+    vi.setSystemTime(Date.now() + 11_000);
+    const old = await get('/api/x', serviceHeaders(client.id, secret));
+    expect(old.r.status).toBe(401);
+    expect(old.reached).toBe(false);
+    expect((await get('/api/x', serviceHeaders(client.id, next))).r.status).toBe(200);
+  });
+
+  it('a client disabled and enabled again gets a new token at the next check: its kept one was revoked with the old epoch', async () => {
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+    expect(await disableClient(baseEnv.DB, client.id, client.tokenEpoch, 'epoch2', Math.floor(Date.now() / 1000))).toBe(true);
+    await revokeSessionIds(baseEnv.REVOKED, [serviceSessionId(client.id, client.tokenEpoch), clientRevocationKey(client.id, client.tokenEpoch)], 600);
+    await baseEnv.DB.prepare('UPDATE oauth_clients SET disabled_at = NULL WHERE id = ?').bind(client.id).run();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 11_000);
     expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
     expect(await issued(client.id)).toBe(2);
+  });
+
+  it('a route\'s identifier taken from the client\'s audiences after its token was kept: 403', async () => {
+    const { client, secret } = await serviceClient([API]);
+    expect((await get('/api/x', serviceHeaders(client.id, secret))).r.status).toBe(200);
+    await baseEnv.DB.prepare('UPDATE oauth_clients SET allowed_audiences = ? WHERE id = ?').bind(JSON.stringify(['https://reports.example.com']), client.id).run();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 11_000);
+    const r = await get('/api/x', serviceHeaders(client.id, secret));
+    expect(r.r.status).toBe(403);
+    expect(r.reached).toBe(false);
   });
 });
 
@@ -128,6 +181,24 @@ describe('a pair that does not authenticate', () => {
       expect(reached, label).toBe(false);
     }
     expect(await issued(client.id)).toBe(0);
+  });
+
+  it('a client id that is a URL (a client ID metadata document, never a service) is refused without fetching it', async () => {
+    const documents = proxyEnv(ROUTES, { O: origin }, { CLIENT_ID_METADATA_DOCUMENTS: 'on' });
+    const fetched: string[] = [];
+    vi.stubGlobal('fetch', async (input: RequestInfo | URL, init?: RequestInit) => {
+      fetched.push(new Request(input, init).url);
+      return new Response('{}', { headers: { 'content-type': 'application/json' } });
+    });
+    try {
+      const { r, reached } = await get('/api/x', serviceHeaders('https://elsewhere.example/anything.json', 'x'), documents);
+      expect(r.status).toBe(401);
+      expect(await r.json()).toMatchObject({ error: 'invalid_client' });
+      expect(reached).toBe(false);
+      expect(fetched).toEqual([]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it('a kept token is only for the secret it was exchanged for: a wrong one after a good one is still refused', async () => {

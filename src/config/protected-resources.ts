@@ -13,7 +13,10 @@ export interface ProtectedResource {
 
 /** The resource identifier of a route (whether or not it is marked as a resource). */
 export function resourceUrl(route: RouteConfig, publicUrl: string): string {
-  const origin = route.host === undefined ? publicUrl : `${new URL(publicUrl).protocol}//${route.host}`;
+  // A host route is served on the gateway's own scheme and port (one Worker answers every
+  // host): in development `http://app.localhost:8787`, which is the URL a client derives.
+  const { protocol, port } = new URL(publicUrl);
+  const origin = route.host === undefined ? publicUrl : `${protocol}//${route.host}${port === '' ? '' : `:${port}`}`;
   return route.path === '/' ? origin : `${origin}${route.path}`;
 }
 

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { call, makeEnv } from '../support/helpers';
+import { resourceUrl } from '../../../src/config/protected-resources';
 
 const mcp = { origin: 'https://mcp.internal.example', auth: 'required', resource: 'mcp' };
 
@@ -36,5 +37,17 @@ describe('resource routes refused at start-up', () => {
 
   it('while a resource at / on an exact host of its own, or at a path of the gateway\'s host, is fine', () => {
     expect(problem([{ host: 'tools.example.net', path: '/', ...mcp }, { path: '/mcp', ...mcp, allow: { roles: ['staff'] } }])).toBeNull();
+  });
+});
+
+describe('a resource identifier', () => {
+  const route = (host?: string) => ({ host, path: '/mcp', ...mcp }) as Parameters<typeof resourceUrl>[0];
+
+  it('is the route URL a client derives: the gateway scheme and port on the route host', () => {
+    expect(resourceUrl(route(), 'https://gate.example.com')).toBe('https://gate.example.com/mcp');
+    expect(resourceUrl(route('tools.example.com'), 'https://gate.example.com')).toBe('https://tools.example.com/mcp');
+    // In development one wrangler dev answers every host on its port.
+    expect(resourceUrl(route('app.localhost'), 'http://127.0.0.1:8787')).toBe('http://app.localhost:8787/mcp');
+    expect(resourceUrl({ ...route('app.localhost'), path: '/' }, 'http://127.0.0.1:8787')).toBe('http://app.localhost:8787');
   });
 });

@@ -20,7 +20,7 @@ import type { OAuthClient } from '../storage/oauth-clients';
 import { cappedText } from '../util/capped-text';
 import { sha256 } from '../util/random';
 import { nowSeconds } from '../util/time';
-import { clientName, clientProblems, dynamicRedirectRules, KNOWN_SCOPES, operatorHost, parseJwks, uriList, type ClientMetadata } from './client-metadata';
+import { clientName, clientProblems, dynamicRedirectRules, operatorHost, parseJwks, selfDescribedMetadata, uriList, type ClientMetadata } from './client-metadata';
 
 export const METADATA_DOCUMENT_DEADLINE_MS = 5_000;
 export const METADATA_DOCUMENT_MAX_BYTES = 5 * 1024;
@@ -136,20 +136,7 @@ async function loadClient(config: Config, url: string): Promise<OAuthClient | nu
     if ('problems' in keys) return refuse(keys.problems.map((p) => `${p.field}: ${p.message}`).join('; '));
     jwks = keys.jwks;
   }
-  const requested = doc.scope?.split(' ').filter(Boolean);
-  const metadata: ClientMetadata = {
-    name: doc.client_name ?? new URL(url).host,
-    kind: doc.token_endpoint_auth_method === 'none' ? 'public' : 'confidential',
-    authMethod: doc.token_endpoint_auth_method,
-    jwks,
-    redirectUris: doc.redirect_uris,
-    postLogoutRedirectUris: doc.post_logout_redirect_uris,
-    grantTypes: [...new Set(doc.grant_types)],
-    allowedScopes: KNOWN_SCOPES.filter((s) => requested === undefined || requested.includes(s)),
-    allowedAudiences: [],
-    backchannelLogoutUri: null,
-    firstParty: false,
-  };
+  const metadata = selfDescribedMetadata(doc, doc.client_name ?? new URL(url).host, jwks);
   const problems = clientProblems(metadata, config, dynamicRedirectRules(config, metadata.kind));
   if (problems.length > 0) return refuse(problems.map((p) => `${p.field}: ${p.message}`).join('; '));
   const t = nowSeconds();

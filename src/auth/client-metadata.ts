@@ -158,6 +158,37 @@ export type ClientMetadata = Pick<
   'name' | 'kind' | 'authMethod' | 'jwks' | 'redirectUris' | 'postLogoutRedirectUris' | 'grantTypes' | 'allowedScopes' | 'allowedAudiences' | 'backchannelLogoutUri' | 'firstParty'
 >;
 
+/** What a client that describes itself says (dynamic registration, a client ID metadata document). */
+export interface SelfDescription {
+  token_endpoint_auth_method: ClientMetadata['authMethod'];
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  grant_types: ClientMetadata['grantTypes'];
+  scope?: string;
+}
+
+/**
+ * The metadata of a client that describes itself: public or secret-based as it says, the known
+ * scopes it asks for (all without `scope`), and never what only an admin may give (first-party,
+ * audiences of its own, a back-channel logout URI).
+ */
+export function selfDescribedMetadata(doc: SelfDescription, name: string, jwks: ClientMetadata['jwks']): ClientMetadata {
+  const requested = doc.scope?.split(' ').filter(Boolean);
+  return {
+    name,
+    kind: doc.token_endpoint_auth_method === 'none' ? 'public' : 'confidential',
+    authMethod: doc.token_endpoint_auth_method,
+    jwks,
+    redirectUris: doc.redirect_uris,
+    postLogoutRedirectUris: doc.post_logout_redirect_uris,
+    grantTypes: [...new Set(doc.grant_types)],
+    allowedScopes: KNOWN_SCOPES.filter((s) => requested === undefined || requested.includes(s)),
+    allowedAudiences: [],
+    backchannelLogoutUri: null,
+    firstParty: false,
+  };
+}
+
 /**
  * The checks that look at several fields at once and at each URI under the client's kind;
  * every problem, not the first. `config` decides what an audience may be.

@@ -305,19 +305,33 @@ export interface HostTarget {
  */
 export async function handOffToHost(c: Context<AppEnv>, auth: AuthUser, target: HostTarget): Promise<string | null> {
   const endpoint = requireSignInEndpoint(c, 'host');
+  const stateHash = await sha256(target.state);
+  return mintSessionCode(c, auth, (hash, t) =>
+    insertHostCode(sessionsOf(c, auth.id), {
+      hash,
+      session_id: auth.sessionId,
+      origin: target.origin,
+      return_path: target.returnPath,
+      state_hash: stateHash,
+      created_at: t,
+      expires_at: t + HOST_CODE_TTL_S,
+    }), { event: 'host_code_issued', detail: { endpoint, sid: auth.sessionId, host: target.origin } });
+}
+
+/**
+ * A one-time code for the live session of `auth`: `<user id>.<secret>` (the user id routes the
+ * exchange to the user's object without D1), of which `store` keeps only the secret's SHA-256;
+ * the audit event once stored. Null when `store` refused it (the session has ended).
+ */
+async function mintSessionCode(
+  c: Context<AppEnv>,
+  auth: AuthUser,
+  store: (hash: string, t: number) => Promise<boolean>,
+  audit: { event: string; detail: Record<string, string> },
+): Promise<string | null> {
   const secret = randomId(32);
-  const t = now();
-  const stored = await insertHostCode(sessionsOf(c, auth.id), {
-    hash: await sha256(secret),
-    session_id: auth.sessionId,
-    origin: target.origin,
-    return_path: target.returnPath,
-    state_hash: await sha256(target.state),
-    created_at: t,
-    expires_at: t + HOST_CODE_TTL_S,
-  });
-  if (!stored) return null;
-  await recordEvent(c, { event: 'host_code_issued', outcome: 'success', userId: auth.id, detail: { endpoint, sid: auth.sessionId, host: target.origin } });
+  if (!(await store(await sha256(secret), now()))) return null;
+  await recordEvent(c, { event: audit.event, outcome: 'success', userId: auth.id, detail: audit.detail });
   return `${auth.id}.${secret}`;
 }
 
@@ -398,28 +412,22 @@ export interface AuthorizationCodeRequest {
  */
 export async function issueAuthorizationCode(c: Context<AppEnv>, auth: AuthUser, request: AuthorizationCodeRequest): Promise<string | null> {
   const endpoint = requireSignInEndpoint(c, 'grant');
-  const secret = randomId(32);
-  const t = now();
-  const stored = await insertAuthorizationCode(sessionsOf(c, auth.id), {
-    hash: await sha256(secret),
-    session_id: auth.sessionId,
-    client_id: request.clientId,
-    redirect_uri: request.redirectUri,
-    scope: request.scope,
-    nonce: request.nonce,
-    code_challenge: request.codeChallenge,
-    resource: request.resource,
-    created_at: t,
-    expires_at: t + AUTHORIZATION_CODE_TTL_S,
-  });
-  if (!stored) return null;
-  await recordEvent(c, {
+  return mintSessionCode(c, auth, (hash, t) =>
+    insertAuthorizationCode(sessionsOf(c, auth.id), {
+      hash,
+      session_id: auth.sessionId,
+      client_id: request.clientId,
+      redirect_uri: request.redirectUri,
+      scope: request.scope,
+      nonce: request.nonce,
+      code_challenge: request.codeChallenge,
+      resource: request.resource,
+      created_at: t,
+      expires_at: t + AUTHORIZATION_CODE_TTL_S,
+    }), {
     event: 'oauth_code_issued',
-    outcome: 'success',
-    userId: auth.id,
     detail: { endpoint, sid: auth.sessionId, client_id: request.clientId, scope: request.scope, ...(request.resource ? { resource: request.resource } : {}) },
   });
-  return `${auth.id}.${secret}`;
 }
 
 /** What the token endpoint hands a client (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3). */

@@ -13,7 +13,7 @@
  */
 import { Hono } from 'hono';
 import * as v from 'valibot';
-import { clientName, clientProblems, dynamicRedirectRules, issueProblems, KNOWN_SCOPES, metadataError, uriList, type ClientMetadata } from '../auth/client-metadata';
+import { clientName, clientProblems, dynamicRedirectRules, issueProblems, metadataError, selfDescribedMetadata, uriList } from '../auth/client-metadata';
 import { newClient } from '../auth/client-lifecycle';
 import { recordEvent } from '../auth/events';
 import type { Config } from '../config/schema';
@@ -58,20 +58,8 @@ export const clientRegistrationRoutes = new Hono<AppEnv>().post('/oauth/register
   const parsed = v.safeParse(registrationSchema, data);
   if (!parsed.success) throw metadataError(issueProblems(parsed.issues));
   const doc = parsed.output;
-  const requested = doc.scope?.split(' ').filter(Boolean);
-  const metadata: ClientMetadata = {
-    name: doc.client_name ?? (doc.redirect_uris[0] && URL.canParse(doc.redirect_uris[0]) ? new URL(doc.redirect_uris[0]).host || 'Unnamed app' : 'Unnamed app'),
-    kind: doc.token_endpoint_auth_method === 'none' ? 'public' : 'confidential',
-    authMethod: doc.token_endpoint_auth_method,
-    jwks: null,
-    redirectUris: doc.redirect_uris,
-    postLogoutRedirectUris: doc.post_logout_redirect_uris,
-    grantTypes: [...new Set(doc.grant_types)],
-    allowedScopes: KNOWN_SCOPES.filter((s) => requested === undefined || requested.includes(s)),
-    allowedAudiences: [],
-    backchannelLogoutUri: null,
-    firstParty: false,
-  };
+  const name = doc.client_name ?? (doc.redirect_uris[0] && URL.canParse(doc.redirect_uris[0]) ? new URL(doc.redirect_uris[0]).host || 'Unnamed app' : 'Unnamed app');
+  const metadata = selfDescribedMetadata(doc, name, null);
   const problems = clientProblems(metadata, config, dynamicRedirectRules(config, metadata.kind));
   if (problems.length > 0) throw metadataError(problems);
   const { client, secret } = await newClient(c, metadata, 'dynamic');

@@ -4,25 +4,12 @@
  * runs inside one of the object's synchronous transactions (`sql` is its storage); the object
  * imports this module on its first OAuth call, so isolates that serve no app never evaluate it.
  */
-import { toSession, type Session, type SessionRow } from './user-sessions';
+import { toSession, type AuthorizationCodeRow, type Session, type SessionRow } from './user-sessions';
 
-/** An authorization code as the object stores it (UserSessions.createAuthorizationCode adds the session's `auth_time` and `amr`). */
-export interface OAuthCodeRow {
-  hash: string;
-  session_id: string;
-  client_id: string;
-  redirect_uri: string;
-  scope: string;
-  nonce: string | null;
-  /** The S256 challenge (RFC 7636), base64url. */
-  code_challenge: string;
-  /** The RFC 8707 resource the tokens are for, or null (the userinfo endpoint). */
-  resource: string | null;
+/** An authorization code as the object stores it: the row given, with the session's `auth_time` and `amr` (JSON list of RFC 8176 values). */
+export interface OAuthCodeRow extends AuthorizationCodeRow {
   auth_time: number;
-  /** JSON list of RFC 8176 values. */
   amr: string;
-  created_at: number;
-  expires_at: number;
 }
 
 /** A grant: what a client holds on one of the user's sessions (its scope, its current refresh token's hash). */

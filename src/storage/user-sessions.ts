@@ -237,7 +237,9 @@ export interface AuthorizationCodeRow {
   redirect_uri: string;
   scope: string;
   nonce: string | null;
+  /** The S256 challenge (RFC 7636), base64url. */
   code_challenge: string;
+  /** The RFC 8707 resource the tokens are for, or null (the userinfo endpoint). */
   resource: string | null;
   created_at: number;
   expires_at: number;

@@ -15,15 +15,19 @@ export function bodyKind(c: Context): BodyKind {
   throw new ApiError('unsupported_media_type', 'Send application/json or application/x-www-form-urlencoded.');
 }
 
+/** The body as text; a body that cannot be read (a broken stream) is `invalid_request`, a limit's own error passes. */
+export async function bodyText(c: Context): Promise<string> {
+  try {
+    return await c.req.text();
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw badRequest('The request body could not be read.');
+  }
+}
+
 async function readRaw(c: Context, kind: BodyKind): Promise<unknown> {
   if (kind === 'json') {
-    let text: string;
-    try {
-      text = await c.req.text();
-    } catch (e) {
-      if (e instanceof ApiError) throw e;
-      throw badRequest('The request body could not be read.');
-    }
+    const text = await bodyText(c);
     try {
       return JSON.parse(text);
     } catch {

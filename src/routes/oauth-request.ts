@@ -11,6 +11,7 @@ import { assertionClientId } from '../auth/client-assertion';
 import { authenticateClient, type ClientCredentials, type OAuthClient } from '../auth/oauth-clients';
 import type { AppEnv } from '../env';
 import { ApiError, badRequest } from '../http/errors';
+import { bodyText } from '../http/body';
 
 /** Longest parameter value read (codes, tokens, verifiers, assertions are all far shorter). */
 const MAX_VALUE = 8192;
@@ -19,13 +20,7 @@ const MAX_VALUE = 8192;
 export async function readOAuthForm(c: Context<AppEnv>): Promise<Map<string, string>> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') throw badRequest('Send the parameters as application/x-www-form-urlencoded.');
-  let text: string;
-  try {
-    text = await c.req.text();
-  } catch (e) {
-    if (e instanceof ApiError) throw e;
-    throw badRequest('The request body could not be read.');
-  }
+  const text = await bodyText(c);
   const form = new Map<string, string>();
   for (const [key, value] of new URLSearchParams(text)) {
     if (form.has(key)) throw badRequest(`The parameter "${key}" is given more than once.`);

@@ -526,6 +526,7 @@ export async function exchangeAuthorizationCode(c: Context<AppEnv>, client: OAut
   const outcome = await spendAuthorizationCode(sessionsOf(c, userId), {
     hash: await sha256(parts[2]!),
     clientId: client.id,
+    clientEpoch: client.tokenEpoch,
     redirectUri: request.redirectUri,
     verifierChallenge: await sha256(request.codeVerifier),
     now: t,
@@ -606,6 +607,7 @@ export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, requ
     hash: await sha256(parts[2]!),
     newHash: next.hash,
     clientId: client.id,
+    clientEpoch: client.tokenEpoch,
     now: t,
     refreshTtl: config.REFRESH_TOKEN_TTL,
     maxAge: config.SESSION_MAX_AGE,

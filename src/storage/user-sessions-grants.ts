@@ -50,6 +50,8 @@ export interface OAuthGrantRow {
   expires_at: number;
   last_used_at: number;
   revoked_at: number | null;
+  /** The client's token epoch when the grant was made (null: made by an earlier version). */
+  client_epoch: string | null;
 }
 
 const toGrant = (r: OAuthGrantRow): OAuthGrant => ({
@@ -68,6 +70,8 @@ export interface SpendCodeRequest {
   /** SHA-256 of the code's secret. */
   hash: string;
   clientId: string;
+  /** The client's current token epoch: the grant lives only while the client keeps it. */
+  clientEpoch: string;
   redirectUri: string;
   /** S256 of the presented `code_verifier` (compared with the stored challenge). */
   verifierChallenge: string;
@@ -94,6 +98,8 @@ export interface RotateGrantRequest {
   hash: string;
   newHash: string;
   clientId: string;
+  /** The client's current token epoch: a grant made under an earlier one (before a disable) is ended. */
+  clientEpoch: string;
   now: number;
   refreshTtl: number;
   maxAge: number;
@@ -103,7 +109,7 @@ export interface RotateGrantRequest {
 }
 
 export type RotateGrantOutcome =
-  /** Unknown here, ended, expired, or its session has ended. */
+  /** Unknown here, ended, expired, its session has ended, or made under an earlier epoch of its client (then ended now). */
   | { kind: 'invalid' }
   /** The grant is another client's: nothing changed. */
   | { kind: 'wrong_client' }
@@ -176,10 +182,11 @@ export function spendCode(sql: SqlStorage, r: SpendCodeRequest): SpendCodeOutcom
     expires_at: Math.min(r.grantExpiresAt, absoluteEnd),
     last_used_at: r.now,
     revoked_at: null,
+    client_epoch: r.clientEpoch,
   };
   sql.exec(
-    'INSERT INTO oauth_grants (id, session_id, client_id, scope, resource, refresh_hash, created_at, expires_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)',
-    grant.id, grant.session_id, grant.client_id, grant.scope, grant.resource, grant.refresh_hash, grant.created_at, grant.expires_at, grant.last_used_at,
+    'INSERT INTO oauth_grants (id, session_id, client_id, scope, resource, refresh_hash, created_at, expires_at, last_used_at, revoked_at, client_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)',
+    grant.id, grant.session_id, grant.client_id, grant.scope, grant.resource, grant.refresh_hash, grant.created_at, grant.expires_at, grant.last_used_at, grant.client_epoch,
   );
   sql.exec('UPDATE oauth_codes SET grant_id = ? WHERE hash = ?', grant.id, r.hash);
   const { hash: _hash, used_at: _used, grant_id: _grant, ...kept } = code;
@@ -207,6 +214,11 @@ export function rotateGrantToken(sql: SqlStorage, r: RotateGrantRequest): Rotate
   if (row.client_id !== r.clientId) return { kind: 'wrong_client' };
   const live = liveGrant(sql, row.id, r.now);
   if (!live) return { kind: 'invalid' };
+  if (row.client_epoch !== r.clientEpoch) {
+    // Disabling the client moved its epoch: what it held then stays ended, also once it is enabled again.
+    sql.exec('UPDATE oauth_grants SET revoked_at = ? WHERE id = ?', r.now, row.id);
+    return { kind: 'invalid' };
+  }
   const absoluteEnd = live.session.created_at + r.maxAge;
   if (absoluteEnd <= r.now) return { kind: 'invalid' };
   const granted = row.scope.split(' ');

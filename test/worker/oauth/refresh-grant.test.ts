@@ -115,6 +115,20 @@ describe('refreshing a grant', () => {
     expect((await r.json<{ error: string }>()).error).toBe('invalid_client');
   });
 
+  it('a refresh token from before the client was disabled stays dead once it is enabled again', async () => {
+    const { client, secret, s, tokens } = await granted();
+    const admin = await signedInSession({ roles: ['admin'] });
+    for (const step of ['disable', 'enable']) {
+      const r = await call(`/auth/admin/clients/${client.id}/${step}`, { method: 'POST', headers: bearer(admin.access_token) });
+      expect(r.status, await r.clone().text()).toBe(200);
+    }
+    await invalidGrant(await refresh(client, secret, tokens.refresh_token!));
+    expect((await grantRows(s.user.id)).every((g) => g.revoked_at !== null)).toBe(true);
+    // A grant made after the enable works as any other.
+    const fresh = await (await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope: 'openid offline_access' }))).json<GrantTokenResponse>();
+    expect((await refresh(client, secret, fresh.refresh_token!)).status).toBe(200);
+  });
+
   it('a session refresh token is not a grant\'s, nor a grant\'s a session\'s', async () => {
     const { client, secret, s, tokens } = await granted();
     await invalidGrant(await refresh(client, secret, s.refresh_token));

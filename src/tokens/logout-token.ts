@@ -1,9 +1,9 @@
 /**
  * Logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.4): what a relying party receives
- * when a Gatehouse session it holds a grant on ends. Signed with the key of the ID tokens
- * (§2.6: the relying party validates it as it validates an ID token, with the algorithm it
- * registered, ES256; tokens/id-token.ts `idTokenKey`), or the active key for a keyring without
- * one (which serves no ID tokens), and verified against the JWKS; typed `logout+jwt` so that no
+ * when a Gatehouse session it holds a grant on ends. Signed with the ID tokens' key (§2.4:
+ * "the same keys ... as are used for ID Tokens"; the relying party validates it as an ID token,
+ * ES256: tokens/id-token.ts `idTokenKey`), or the active key for a keyring without one (which
+ * serves no ID tokens), and verified against the JWKS; typed `logout+jwt` so that no
  * other kind of token of ours (`at+jwt`, an ID token) can pose as one, and without `nonce`,
  * which the specification forbids so that an ID token cannot be replayed as a logout token.
  */

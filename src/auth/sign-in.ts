@@ -588,10 +588,11 @@ function parseAmr(text: string): string[] {
  * user's object (one transaction: of concurrent refreshes one wins; a rotated token presented
  * after {@link REFRESH_REUSE_GRACE_S} ends the grant, a security event). Only the grant's
  * client, only while its session is live and the account enabled; `scope` may only narrow
- * (the narrower scope is the grant's from then on). The access token keeps the session's
+ * (the narrower scope is the grant's from then on); a `resource` (RFC 8707) must be the
+ * grant's, else `invalid_target` and nothing rotates. The access token keeps the session's
  * `sid`, `auth_time` and `amr` and the grant's `gid`.
  */
-export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, request: { refreshToken: string; scope?: string }): Promise<GrantTokens> {
+export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, request: { refreshToken: string; scope?: string; resource?: string }): Promise<GrantTokens> {
   const endpoint = requireSignInEndpoint(c, 'grant');
   const refused = new ApiError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
   const parts = GRANT_SECRET.exec(request.refreshToken);
@@ -613,8 +614,10 @@ export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, requ
     maxAge: config.SESSION_MAX_AGE,
     grace: REFRESH_REUSE_GRACE_S,
     scope: request.scope === undefined ? null : scopes(request.scope),
+    resource: request.resource ?? null,
   });
   if (outcome.kind === 'wider_scope') throw new ApiError('invalid_scope', 'A refresh may only narrow the scope the user granted.');
+  if (outcome.kind === 'other_resource') throw new ApiError('invalid_target', 'The resource is not the one this grant is for.');
   if (outcome.kind === 'invalid') throw refused;
   if (outcome.kind === 'conflict') throw new ApiError('invalid_grant', 'This refresh token was just used by another request, which received the new tokens.');
   if (outcome.kind === 'wrong_client') {

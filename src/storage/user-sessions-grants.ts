@@ -106,6 +106,8 @@ export interface RotateGrantRequest {
   grace: number;
   /** The scopes asked for (each one the grant's), or null to keep the grant's. */
   scope: string[] | null;
+  /** The RFC 8707 resource asked for (it must be the grant's), or null: the grant's. */
+  resource: string | null;
 }
 
 export type RotateGrantOutcome =
@@ -115,6 +117,8 @@ export type RotateGrantOutcome =
   | { kind: 'wrong_client' }
   /** A scope the grant does not have was asked for: nothing changed. */
   | { kind: 'wider_scope' }
+  /** A resource other than the grant's was asked for: nothing changed. */
+  | { kind: 'other_resource' }
   | { kind: 'conflict' }
   /** A rotated token presented after the grace: the grant is ended. */
   | { kind: 'reused'; grantId: string; sessionId: string }
@@ -197,7 +201,8 @@ export function spendCode(sql: SqlStorage, r: SpendCodeRequest): SpendCodeOutcom
  * Rotates a grant's refresh token (as the object's `rotate` does a session's): the current
  * token of a live grant on a live session, presented by the grant's client, gets a successor; a
  * rotated one is a conflict within the grace, and otherwise a reuse that ends the grant. The
- * grant's end never passes its session's absolute end; scope may only narrow.
+ * grant's end never passes its session's absolute end; scope may only narrow; the resource
+ * is the grant's.
  */
 export function rotateGrantToken(sql: SqlStorage, r: RotateGrantRequest): RotateGrantOutcome {
   const row = grantRow(sql, 'refresh_hash', r.hash);
@@ -224,6 +229,8 @@ export function rotateGrantToken(sql: SqlStorage, r: RotateGrantRequest): Rotate
   const granted = row.scope.split(' ');
   const asked = r.scope;
   if (asked !== null && asked.some((s) => !granted.includes(s))) return { kind: 'wider_scope' };
+  // The grant's tokens are for its one resource: a token for it must never go out as another's.
+  if (r.resource !== null && r.resource !== row.resource) return { kind: 'other_resource' };
   const expiresAt = Math.min(r.now + r.refreshTtl, absoluteEnd);
   const scope = asked === null ? row.scope : granted.filter((s) => asked.includes(s)).join(' ');
   sql.exec('UPDATE oauth_grants SET refresh_hash = ?, scope = ?, expires_at = ?, last_used_at = ? WHERE id = ?', r.newHash, scope, expiresAt, r.now, row.id);

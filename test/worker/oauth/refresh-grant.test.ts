@@ -83,6 +83,25 @@ describe('refreshing a grant', () => {
     expect((await back.json<{ error: string }>()).error).toBe('invalid_scope');
   });
 
+  it('a resource other than the grant\'s is invalid_target and rotates nothing: no token for one server is handed out as another\'s', async () => {
+    const { client, secret } = await seedClient({ allowedAudiences: ['https://mcp-a.example.com/mcp', 'https://mcp-b.example.com/mcp'] });
+    const s = await signedInSession();
+    const code = await storeCode(s.user.id, s.sessionId, client, { scope: 'mcp', resource: 'https://mcp-a.example.com/mcp' });
+    const tokens = await (await exchange(client, secret, code)).json<GrantTokenResponse>();
+    const other = await refresh(client, secret, tokens.refresh_token!, { resource: 'https://mcp-b.example.com/mcp' });
+    expect(other.status, await other.clone().text()).toBe(400);
+    expect((await other.json<{ error: string }>()).error).toBe('invalid_target');
+    // A grant without a resource (userinfo) is asked for one just the same.
+    const plain = await granted('profile');
+    const named = await refresh(plain.client, plain.secret, plain.tokens.refresh_token!, { resource: 'https://mcp-a.example.com/mcp' });
+    expect((await named.json<{ error: string }>()).error).toBe('invalid_target');
+    // The refresh token was not spent: with its own resource, or none, it still rotates.
+    const same = await refresh(client, secret, tokens.refresh_token!, { resource: 'https://mcp-a.example.com/mcp' });
+    expect(same.status, await same.clone().text()).toBe(200);
+    expect(decodeJwt((await same.json<GrantTokenResponse>()).access_token).aud).toBe('https://mcp-a.example.com/mcp');
+    expect((await refresh(plain.client, plain.secret, plain.tokens.refresh_token!)).status).toBe(200);
+  });
+
   it('is refused once the user signed out everywhere', async () => {
     const { client, secret, s, tokens } = await granted();
     expect((await call('/auth/logout-all', { method: 'POST', headers: bearer(s.access_token) })).status).toBe(200);

@@ -36,6 +36,7 @@ import {
 import type { OAuthClient } from '../storage/oauth-clients';
 import { revokeSessionIds } from '../storage/revocation';
 import { userinfoUrl } from '../config/oauth-endpoints';
+import { protectedResources } from '../config/protected-resources';
 import { issueGrantToken, serviceSessionId } from '../tokens/grant-token';
 import { idTokenKey, issueIdToken, noIdTokenKey } from '../tokens/id-token';
 import { isAccountAsRead, type User } from '../storage/users';
@@ -589,7 +590,9 @@ function parseAmr(text: string): string[] {
  * after {@link REFRESH_REUSE_GRACE_S} ends the grant, a security event). Only the grant's
  * client, only while its session is live and the account enabled; `scope` may only narrow
  * (the narrower scope is the grant's from then on); a `resource` (RFC 8707) must be the
- * grant's, else `invalid_target` and nothing rotates. The access token keeps the session's
+ * grant's, else `invalid_target` and nothing rotates. The client's registration as it stands
+ * bounds it: a scope taken from the client since is dropped from the grant, a resource it may
+ * no longer have (or a new token epoch: it was disabled) ends the grant. The access token keeps the session's
  * `sid`, `auth_time` and `amr` and the grant's `gid`.
  */
 export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, request: { refreshToken: string; scope?: string; resource?: string }): Promise<GrantTokens> {
@@ -615,6 +618,8 @@ export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, requ
     grace: REFRESH_REUSE_GRACE_S,
     scope: request.scope === undefined ? null : scopes(request.scope),
     resource: request.resource ?? null,
+    clientScopes: client.allowedScopes,
+    clientResources: [...protectedResources(config.ROUTES, config.PUBLIC_URL).map((r) => r.url), ...client.allowedAudiences],
   });
   if (outcome.kind === 'wider_scope') throw new ApiError('invalid_scope', 'A refresh may only narrow the scope the user granted.');
   if (outcome.kind === 'other_resource') throw new ApiError('invalid_target', 'The resource is not the one this grant is for.');

@@ -108,10 +108,17 @@ export interface RotateGrantRequest {
   scope: string[] | null;
   /** The RFC 8707 resource asked for (it must be the grant's), or null: the grant's. */
   resource: string | null;
+  /** The scopes the client's registration allows now: a granted one taken away since is dropped from the grant. */
+  clientScopes: readonly string[];
+  /** The resources the client may get tokens for now (protected resources, its allowed audiences). */
+  clientResources: readonly string[];
 }
 
 export type RotateGrantOutcome =
-  /** Unknown here, ended, expired, its session has ended, or made under an earlier epoch of its client (then ended now). */
+  /**
+   * Unknown here, ended, expired, its session has ended; or (then ended now) made under an
+   * earlier epoch of its client, for a resource or with scopes the client may no longer have.
+   */
   | { kind: 'invalid' }
   /** The grant is another client's: nothing changed. */
   | { kind: 'wrong_client' }
@@ -226,13 +233,19 @@ export function rotateGrantToken(sql: SqlStorage, r: RotateGrantRequest): Rotate
   }
   const absoluteEnd = live.session.created_at + r.maxAge;
   if (absoluteEnd <= r.now) return { kind: 'invalid' };
-  const granted = row.scope.split(' ');
+  // The client's registration as it stands bounds what a refresh mints: a scope taken away from
+  // it since the grant is dropped; a resource taken away, or every scope, ends the grant.
+  const granted = row.scope.split(' ').filter((s) => r.clientScopes.includes(s));
+  if (granted.length === 0 || (row.resource !== null && !r.clientResources.includes(row.resource))) {
+    sql.exec('UPDATE oauth_grants SET revoked_at = ? WHERE id = ?', r.now, row.id);
+    return { kind: 'invalid' };
+  }
   const asked = r.scope;
   if (asked !== null && asked.some((s) => !granted.includes(s))) return { kind: 'wider_scope' };
   // The grant's tokens are for its one resource: a token for it must never go out as another's.
   if (r.resource !== null && r.resource !== row.resource) return { kind: 'other_resource' };
   const expiresAt = Math.min(r.now + r.refreshTtl, absoluteEnd);
-  const scope = asked === null ? row.scope : granted.filter((s) => asked.includes(s)).join(' ');
+  const scope = (asked === null ? granted : granted.filter((s) => asked.includes(s))).join(' ');
   sql.exec('UPDATE oauth_grants SET refresh_hash = ?, scope = ?, expires_at = ?, last_used_at = ? WHERE id = ?', r.newHash, scope, expiresAt, r.now, row.id);
   sql.exec('INSERT OR IGNORE INTO oauth_rotated_tokens (hash, grant_id, rotated_at) VALUES (?, ?, ?)', r.hash, row.id, r.now);
   return { kind: 'rotated', grant: toGrant({ ...row, refresh_hash: r.newHash, scope, expires_at: expiresAt, last_used_at: r.now }), session: toSession(live.session) };

@@ -84,7 +84,7 @@ describe('refreshing a grant', () => {
   });
 
   it('a resource other than the grant\'s is invalid_target and rotates nothing: no token for one server is handed out as another\'s', async () => {
-    const { client, secret } = await seedClient({ allowedAudiences: ['https://mcp-a.example.com/mcp', 'https://mcp-b.example.com/mcp'] });
+    const { client, secret } = await seedClient({ allowedScopes: ['mcp'], allowedAudiences: ['https://mcp-a.example.com/mcp', 'https://mcp-b.example.com/mcp'] });
     const s = await signedInSession();
     const code = await storeCode(s.user.id, s.sessionId, client, { scope: 'mcp', resource: 'https://mcp-a.example.com/mcp' });
     const tokens = await (await exchange(client, secret, code)).json<GrantTokenResponse>();
@@ -100,6 +100,26 @@ describe('refreshing a grant', () => {
     expect(same.status, await same.clone().text()).toBe(200);
     expect(decodeJwt((await same.json<GrantTokenResponse>()).access_token).aud).toBe('https://mcp-a.example.com/mcp');
     expect((await refresh(plain.client, plain.secret, plain.tokens.refresh_token!)).status).toBe(200);
+  });
+
+  it('mints only what the client\'s registration allows now: a scope taken away is dropped, a resource taken away ends the grant', async () => {
+    const db = makeEnv().DB;
+    const { client, secret, tokens } = await granted('openid email offline_access');
+    await db.prepare('UPDATE oauth_clients SET allowed_scopes = ? WHERE id = ?').bind(JSON.stringify(['openid', 'offline_access']), client.id).run();
+    const narrowed = await refresh(client, secret, tokens.refresh_token!);
+    expect(narrowed.status, await narrowed.clone().text()).toBe(200);
+    const body = await narrowed.json<GrantTokenResponse>();
+    expect(body.scope).toBe('openid offline_access');
+    expect(decodeJwt(body.access_token).scope).toBe('openid offline_access');
+    expect(decodeJwt(body.id_token!).email).toBeUndefined();
+
+    const mcp = await seedClient({ allowedScopes: ['mcp'], allowedAudiences: ['https://mcp.example.com/mcp'] });
+    const s = await signedInSession();
+    const code = await storeCode(s.user.id, s.sessionId, mcp.client, { scope: 'mcp', resource: 'https://mcp.example.com/mcp' });
+    const held = await (await exchange(mcp.client, mcp.secret, code)).json<GrantTokenResponse>();
+    await db.prepare('UPDATE oauth_clients SET allowed_audiences = ? WHERE id = ?').bind('[]', mcp.client.id).run();
+    await invalidGrant(await refresh(mcp.client, mcp.secret, held.refresh_token!));
+    expect((await grantRows(s.user.id)).every((g) => g.revoked_at !== null)).toBe(true);
   });
 
   it('is refused once the user signed out everywhere', async () => {

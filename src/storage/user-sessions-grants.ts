@@ -234,9 +234,11 @@ export function rotateGrantToken(sql: SqlStorage, r: RotateGrantRequest): Rotate
   const absoluteEnd = live.session.created_at + r.maxAge;
   if (absoluteEnd <= r.now) return { kind: 'invalid' };
   // The client's registration as it stands bounds what a refresh mints: a scope taken away from
-  // it since the grant is dropped; a resource taken away, or every scope, ends the grant.
-  const granted = row.scope.split(' ').filter((s) => r.clientScopes.includes(s));
-  if (granted.length === 0 || (row.resource !== null && !r.clientResources.includes(row.resource))) {
+  // it since the grant is dropped; a resource taken away, or every scope it had, ends the grant
+  // (a grant asked for without a scope, as OAuth allows, has none to lose).
+  const had = row.scope.split(' ').filter(Boolean);
+  const granted = had.filter((s) => r.clientScopes.includes(s));
+  if ((had.length > 0 && granted.length === 0) || (row.resource !== null && !r.clientResources.includes(row.resource))) {
     sql.exec('UPDATE oauth_grants SET revoked_at = ? WHERE id = ?', r.now, row.id);
     return { kind: 'invalid' };
   }

@@ -120,6 +120,12 @@ describe('refreshing a grant', () => {
     await db.prepare('UPDATE oauth_clients SET allowed_audiences = ? WHERE id = ?').bind('[]', mcp.client.id).run();
     await invalidGrant(await refresh(mcp.client, mcp.secret, held.refresh_token!));
     expect((await grantRows(s.user.id)).every((g) => g.revoked_at !== null)).toBe(true);
+
+    // A grant asked for without any scope (OAuth allows it) has none to lose: it refreshes as before.
+    const bare = await granted('');
+    const again = await refresh(bare.client, bare.secret, bare.tokens.refresh_token!);
+    expect(again.status, await again.clone().text()).toBe(200);
+    expect((await again.json<GrantTokenResponse>()).scope).toBe('');
   });
 
   it('is refused once the user signed out everywhere', async () => {

@@ -36,6 +36,7 @@ import {
 import type { OAuthClient } from '../storage/oauth-clients';
 import { revokeSessionIds } from '../storage/revocation';
 import { userinfoUrl } from '../config/oauth-endpoints';
+import { protectedResources } from '../config/protected-resources';
 import { issueGrantToken, serviceSessionId } from '../tokens/grant-token';
 import { idTokenKey, issueIdToken, noIdTokenKey } from '../tokens/id-token';
 import { isAccountAsRead, type User } from '../storage/users';
@@ -534,6 +535,7 @@ export async function exchangeAuthorizationCode(c: Context<AppEnv>, client: OAut
   const outcome = await spendAuthorizationCode(sessionsOf(c, userId), {
     hash: await sha256(parts[2]!),
     clientId: client.id,
+    clientEpoch: client.tokenEpoch,
     redirectUri: request.redirectUri,
     verifierChallenge: await sha256(request.codeVerifier),
     now: t,
@@ -595,10 +597,13 @@ function parseAmr(text: string): string[] {
  * user's object (one transaction: of concurrent refreshes one wins; a rotated token presented
  * after {@link REFRESH_REUSE_GRACE_S} ends the grant, a security event). Only the grant's
  * client, only while its session is live and the account enabled; `scope` may only narrow
- * (the narrower scope is the grant's from then on). The access token keeps the session's
+ * (the narrower scope is the grant's from then on); a `resource` (RFC 8707) must be the
+ * grant's, else `invalid_target` and nothing rotates. The client's registration as it stands
+ * bounds it: a scope taken from the client since is dropped from the grant, a resource it may
+ * no longer have (or a new token epoch: it was disabled) ends the grant. The access token keeps the session's
  * `sid`, `auth_time` and `amr` and the grant's `gid`.
  */
-export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, request: { refreshToken: string; scope?: string }): Promise<GrantTokens> {
+export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, request: { refreshToken: string; scope?: string; resource?: string }): Promise<GrantTokens> {
   const endpoint = requireSignInEndpoint(c, 'grant');
   const refused = new ApiError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
   const parts = GRANT_SECRET.exec(request.refreshToken);
@@ -614,13 +619,18 @@ export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, requ
     hash: await sha256(parts[2]!),
     newHash: next.hash,
     clientId: client.id,
+    clientEpoch: client.tokenEpoch,
     now: t,
     refreshTtl: config.REFRESH_TOKEN_TTL,
     maxAge: config.SESSION_MAX_AGE,
     grace: REFRESH_REUSE_GRACE_S,
     scope: request.scope === undefined ? null : scopes(request.scope),
+    resource: request.resource ?? null,
+    clientScopes: client.allowedScopes,
+    clientResources: [...protectedResources(config.ROUTES, config.PUBLIC_URL).map((r) => r.url), ...client.allowedAudiences],
   });
   if (outcome.kind === 'wider_scope') throw new ApiError('invalid_scope', 'A refresh may only narrow the scope the user granted.');
+  if (outcome.kind === 'other_resource') throw new ApiError('invalid_target', 'The resource is not the one this grant is for.');
   if (outcome.kind === 'invalid') throw refused;
   if (outcome.kind === 'conflict') throw new ApiError('invalid_grant', 'This refresh token was just used by another request, which received the new tokens.');
   if (outcome.kind === 'wrong_client') {

@@ -7,8 +7,9 @@
  * browser is asked on a page, whose same-origin form post (`confirm=yes`) ends the session
  * through the one sign-out (auth/sessions.ts `signOut`: the session, so every token of it, the
  * apps' grants and tokens included). Then the browser goes to the post-logout URI with `state`
- * if the URI is one the client registered exactly (compared as strings), else it sees the
- * signed-out page. A browser with no session goes there at once: there is nothing to end.
+ * if the URI is one the client registered exactly (compared as strings) and the client is
+ * admin-registered or named by the hint (a dynamic client needs its ID token), else it sees
+ * the signed-out page. A browser with no session goes there at once: there is nothing to end.
  */
 import { Hono, type Context } from 'hono';
 import { presentedToken } from '../auth/authenticate';
@@ -62,7 +63,12 @@ async function logoutRequest(c: Context<AppEnv>, params: Map<string, string>): P
   const client = clientId === undefined ? null : await findClient(c, clientId);
   const uri = fields.post_logout_redirect_uri;
   let redirect: URL | null = null;
-  if (uri !== undefined && client && client.postLogoutRedirectUris.includes(uri)) {
+  // RP-Initiated Logout §2: without an ID token as hint, no redirect "unless the OP has other
+  // means of confirming the legitimacy" of the target. An admin-registered client's URIs are
+  // vouched for by the admin; a dynamic one's (anyone may register one, or host a metadata
+  // document) only by an ID token the gateway issued to it, or the gateway is an open redirector.
+  const vouched = hint !== null || client?.source === 'admin';
+  if (uri !== undefined && client && vouched && client.postLogoutRedirectUris.includes(uri)) {
     redirect = new URL(uri);
     if (fields.state !== undefined) redirect.searchParams.set('state', fields.state);
   }

@@ -53,7 +53,12 @@ export const TOKEN_GRANTS: Partial<Record<ClientGrantType, GrantHandler>> = {
   refresh_token: async (c, client, form) => {
     const scope = form.get('scope');
     if (scope !== undefined && !SCOPE.test(scope)) throw new ApiError('invalid_scope', 'The scope is malformed.');
-    return tokenResponse(c, await refreshGrant(c, client, { refreshToken: required(form, 'refresh_token'), ...(scope === undefined ? {} : { scope }) }));
+    const resource = form.get('resource');
+    return tokenResponse(c, await refreshGrant(c, client, {
+      refreshToken: required(form, 'refresh_token'),
+      ...(scope === undefined ? {} : { scope }),
+      ...(resource === undefined ? {} : { resource }),
+    }));
   },
   client_credentials: (c, client, form) => clientCredentialsGrant(c, client, new URLSearchParams([...form])),
 };

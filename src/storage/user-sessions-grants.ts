@@ -37,6 +37,8 @@ export interface OAuthGrantRow {
   expires_at: number;
   last_used_at: number;
   revoked_at: number | null;
+  /** The client's token epoch when the grant was made (null: made by an earlier version). */
+  client_epoch: string | null;
 }
 
 const toGrant = (r: OAuthGrantRow): OAuthGrant => ({
@@ -55,6 +57,8 @@ export interface SpendCodeRequest {
   /** SHA-256 of the code's secret. */
   hash: string;
   clientId: string;
+  /** The client's current token epoch: the grant lives only while the client keeps it. */
+  clientEpoch: string;
   redirectUri: string;
   /** S256 of the presented `code_verifier` (compared with the stored challenge). */
   verifierChallenge: string;
@@ -81,21 +85,34 @@ export interface RotateGrantRequest {
   hash: string;
   newHash: string;
   clientId: string;
+  /** The client's current token epoch: a grant made under an earlier one (before a disable) is ended. */
+  clientEpoch: string;
   now: number;
   refreshTtl: number;
   maxAge: number;
   grace: number;
   /** The scopes asked for (each one the grant's), or null to keep the grant's. */
   scope: string[] | null;
+  /** The RFC 8707 resource asked for (it must be the grant's), or null: the grant's. */
+  resource: string | null;
+  /** The scopes the client's registration allows now: a granted one taken away since is dropped from the grant. */
+  clientScopes: readonly string[];
+  /** The resources the client may get tokens for now (protected resources, its allowed audiences). */
+  clientResources: readonly string[];
 }
 
 export type RotateGrantOutcome =
-  /** Unknown here, ended, expired, or its session has ended. */
+  /**
+   * Unknown here, ended, expired, its session has ended; or (then ended now) made under an
+   * earlier epoch of its client, for a resource or with scopes the client may no longer have.
+   */
   | { kind: 'invalid' }
   /** The grant is another client's: nothing changed. */
   | { kind: 'wrong_client' }
   /** A scope the grant does not have was asked for: nothing changed. */
   | { kind: 'wider_scope' }
+  /** A resource other than the grant's was asked for: nothing changed. */
+  | { kind: 'other_resource' }
   | { kind: 'conflict' }
   /** A rotated token presented after the grace: the grant is ended. */
   | { kind: 'reused'; grantId: string; sessionId: string }
@@ -163,10 +180,11 @@ export function spendCode(sql: SqlStorage, r: SpendCodeRequest): SpendCodeOutcom
     expires_at: Math.min(r.grantExpiresAt, absoluteEnd),
     last_used_at: r.now,
     revoked_at: null,
+    client_epoch: r.clientEpoch,
   };
   sql.exec(
-    'INSERT INTO oauth_grants (id, session_id, client_id, scope, resource, refresh_hash, created_at, expires_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)',
-    grant.id, grant.session_id, grant.client_id, grant.scope, grant.resource, grant.refresh_hash, grant.created_at, grant.expires_at, grant.last_used_at,
+    'INSERT INTO oauth_grants (id, session_id, client_id, scope, resource, refresh_hash, created_at, expires_at, last_used_at, revoked_at, client_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)',
+    grant.id, grant.session_id, grant.client_id, grant.scope, grant.resource, grant.refresh_hash, grant.created_at, grant.expires_at, grant.last_used_at, grant.client_epoch,
   );
   sql.exec('UPDATE oauth_codes SET grant_id = ? WHERE hash = ?', grant.id, r.hash);
   const { hash: _hash, used_at: _used, grant_id: _grant, ...kept } = code;
@@ -177,7 +195,8 @@ export function spendCode(sql: SqlStorage, r: SpendCodeRequest): SpendCodeOutcom
  * Rotates a grant's refresh token (as the object's `rotate` does a session's): the current
  * token of a live grant on a live session, presented by the grant's client, gets a successor; a
  * rotated one is a conflict within the grace, and otherwise a reuse that ends the grant. The
- * grant's end never passes its session's absolute end; scope may only narrow.
+ * grant's end never passes its session's absolute end; scope may only narrow; the resource
+ * is the grant's.
  */
 export function rotateGrantToken(sql: SqlStorage, r: RotateGrantRequest): RotateGrantOutcome {
   const row = grantRow(sql, 'refresh_hash', r.hash);
@@ -194,13 +213,28 @@ export function rotateGrantToken(sql: SqlStorage, r: RotateGrantRequest): Rotate
   if (row.client_id !== r.clientId) return { kind: 'wrong_client' };
   const live = liveGrant(sql, row.id, r.now);
   if (!live) return { kind: 'invalid' };
+  if (row.client_epoch !== r.clientEpoch) {
+    // Disabling the client moved its epoch: what it held then stays ended, also once it is enabled again.
+    sql.exec('UPDATE oauth_grants SET revoked_at = ? WHERE id = ?', r.now, row.id);
+    return { kind: 'invalid' };
+  }
   const absoluteEnd = live.session.created_at + r.maxAge;
   if (absoluteEnd <= r.now) return { kind: 'invalid' };
-  const granted = row.scope.split(' ');
+  // The client's registration as it stands bounds what a refresh mints: a scope taken away from
+  // it since the grant is dropped; a resource taken away, or every scope it had, ends the grant
+  // (a grant asked for without a scope, as OAuth allows, has none to lose).
+  const had = row.scope.split(' ').filter(Boolean);
+  const granted = had.filter((s) => r.clientScopes.includes(s));
+  if ((had.length > 0 && granted.length === 0) || (row.resource !== null && !r.clientResources.includes(row.resource))) {
+    sql.exec('UPDATE oauth_grants SET revoked_at = ? WHERE id = ?', r.now, row.id);
+    return { kind: 'invalid' };
+  }
   const asked = r.scope;
   if (asked !== null && asked.some((s) => !granted.includes(s))) return { kind: 'wider_scope' };
+  // The grant's tokens are for its one resource: a token for it must never go out as another's.
+  if (r.resource !== null && r.resource !== row.resource) return { kind: 'other_resource' };
   const expiresAt = Math.min(r.now + r.refreshTtl, absoluteEnd);
-  const scope = asked === null ? row.scope : granted.filter((s) => asked.includes(s)).join(' ');
+  const scope = (asked === null ? granted : granted.filter((s) => asked.includes(s))).join(' ');
   sql.exec('UPDATE oauth_grants SET refresh_hash = ?, scope = ?, expires_at = ?, last_used_at = ? WHERE id = ?', r.newHash, scope, expiresAt, r.now, row.id);
   sql.exec('INSERT OR IGNORE INTO oauth_rotated_tokens (hash, grant_id, rotated_at) VALUES (?, ?, ?)', r.hash, row.id, r.now);
   return { kind: 'rotated', grant: toGrant({ ...row, refresh_hash: r.newHash, scope, expires_at: expiresAt, last_used_at: r.now }), session: toSession(live.session) };

@@ -298,7 +298,12 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, grant_id TEXT)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS oauth_grants (
       id TEXT PRIMARY KEY, session_id TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL, resource TEXT,
-      refresh_hash TEXT UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER)`);
+      refresh_hash TEXT UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER,
+      client_epoch TEXT)`);
+    // The client's token epoch the grant was made under: a grant of an earlier version has none (and no refresh).
+    if (!sql.exec<{ name: string }>('PRAGMA table_info(oauth_grants)').toArray().some((c) => c.name === 'client_epoch')) {
+      sql.exec('ALTER TABLE oauth_grants ADD COLUMN client_epoch TEXT');
+    }
     sql.exec('CREATE TABLE IF NOT EXISTS oauth_rotated_tokens (hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, rotated_at INTEGER NOT NULL)');
     sql.exec("CREATE TABLE IF NOT EXISTS oauth_consents (client_id TEXT PRIMARY KEY, scope TEXT NOT NULL, granted_at INTEGER NOT NULL, resources TEXT NOT NULL DEFAULT '')");
     // A consent stored before resources were part of it covers none: the user is asked again.

@@ -1,12 +1,15 @@
 /**
  * Logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.4): what a relying party receives
- * when a Gatehouse session it holds a grant on ends. Signed with the keyring's active key like
- * every token of ours (the RP verifies it against the JWKS), typed `logout+jwt` so that no
+ * when a Gatehouse session it holds a grant on ends. Signed with the ID tokens' key (§2.4:
+ * "the same keys ... as are used for ID Tokens"; the relying party validates it as an ID token,
+ * ES256: tokens/id-token.ts `idTokenKey`), or the active key for a keyring without one (which
+ * serves no ID tokens), and verified against the JWKS; typed `logout+jwt` so that no
  * other kind of token of ours (`at+jwt`, an ID token) can pose as one, and without `nonce`,
  * which the specification forbids so that an ID token cannot be replayed as a logout token.
  */
 import { SignJWT } from 'jose/jwt/sign';
 import type { Keyring } from '../keys/keyring';
+import { idTokenKey } from './id-token';
 import { randomId } from '../util/random';
 import { nowSeconds } from '../util/time';
 
@@ -26,7 +29,7 @@ export interface LogoutTokenInput {
 }
 
 export async function issueLogoutToken(keyring: Keyring, input: LogoutTokenInput): Promise<{ token: string; jti: string }> {
-  const key = keyring.active;
+  const key = idTokenKey(keyring) ?? keyring.active;
   const now = nowSeconds();
   const jti = randomId(16);
   const token = await new SignJWT({ sid: input.sessionId, events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } })

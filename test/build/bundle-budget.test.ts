@@ -58,6 +58,11 @@
  *   then measured 270.4 and 49.3, over 266 and 49) the sum is 276.8 and 50.05: no module of the
  *   token side is evaluated at start-up (src/auth/ there is 3.0 KiB as before); the rest is the
  *   chunk reordering described above. Hence 279 and 51.
+ *   Back-channel logout brought them to 278.6 and 50.6. The attacker's review of the token side
+ *   (grants bound to the client's token epoch, the resource and the client's registration at
+ *   each refresh, the logout token's key, the post-logout redirect's check) adds about 0.7 KiB
+ *   to the upload and 0.13 to start-up (the grant table's epoch column, added to objects made
+ *   before): 279.3 and 50.74, hence 280.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -68,7 +73,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 51;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 279;
+export const TOTAL_BUDGET_KIB = 280;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -12,10 +12,11 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LOGOUT_DEADLINE_MS, logoutUriAllowed } from '../../../src/auth/backchannel-logout';
+import { deliverLogout, LOGOUT_DEADLINE_MS, logoutUriAllowed } from '../../../src/auth/backchannel-logout';
+import { generateSigningJwk } from '../../../src/keys/keyring';
 import { deliverDueLogouts, LOGOUT_BATCH, LOGOUT_RETRY_S } from '../../../src/storage/logout-outbox';
 import { randomId } from '../../../src/util/random';
-import { bearer, call, GOOD_PASSWORD, PUBLIC_URL, seedUser, signIn, type TestEnv } from '../support/helpers';
+import { bearer, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, seedUser, signIn, testKey, type TestEnv } from '../support/helpers';
 import { lastMailFor, mailEnv, uniqueEmail } from '../support/mail';
 import { seedClient } from '../support/oauth-clients';
 import { sessionExec, sessionRows, sessionsObject } from '../support/user-sessions-store';
@@ -254,6 +255,19 @@ describe('the logout token', () => {
     expect(new Set(claims.map((c) => c.jti)).size).toBe(2);
     expect(claims.map((c) => c.aud).sort()).toEqual([one.client.id, two.client.id].sort());
     expect(tokens.map((t) => decodeProtectedHeader(t).typ)).toEqual(['logout+jwt', 'logout+jwt']);
+  });
+});
+
+describe('the logout token\'s key', () => {
+  it('is the ID tokens\' ES256 key when the active key is EdDSA: a relying party verifies both alike', async () => {
+    const keyed = makeEnv({ SIGNING_KEYS: JSON.stringify({ keys: [await generateSigningJwk('EdDSA'), testKey] }) });
+    const user = await seedUser({ email: uniqueEmail('bcl'), verified: true });
+    const rp = await rpClient(answers(200));
+    expect(await deliverLogout(keyed, { userId: user.id, clientId: rp.client.id, sessionId: 'ses_ended', attempt: 1, retryInS: LOGOUT_RETRY_S[0] })).toBe('delivered');
+    const token = new URLSearchParams(received[0]!.body).get('logout_token')!;
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'ES256', kid: testKey.kid, typ: 'logout+jwt' });
+    const jwks = (await (await call('/.well-known/jwks.json', { env: keyed })).json()) as JSONWebKeySet;
+    await jwtVerify(token, createLocalJWKSet(jwks), { issuer: PUBLIC_URL, audience: rp.client.id, typ: 'logout+jwt', algorithms: ['ES256'] });
   });
 });
 

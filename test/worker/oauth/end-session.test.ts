@@ -75,6 +75,22 @@ describe('RP-initiated logout', () => {
     expect(anonymous.status).toBe(200);
   });
 
+  it('a client anyone could register (dynamic) is sent back only with its ID token as hint: its client_id alone vouches for nothing', async () => {
+    const { client, secret } = await seedClient({ source: 'dynamic', postLogoutRedirectUris: ['https://anyone.example/landing'] });
+    const bare = await call(`/auth/end-session?${new URLSearchParams({ client_id: client.id, post_logout_redirect_uri: 'https://anyone.example/landing', state: 's' })}`, { headers: HTML });
+    expect(bare.status).toBe(200);
+    expect(bare.headers.get('location')).toBeNull();
+    expect(await bare.text()).toContain('You are signed out');
+    // With an ID token the gateway issued to it, the URI is the one its relying party registered.
+    const user = await seedUser({ email: uniqueEmail('rp-logout'), verified: true });
+    const login = await call('/auth/login', { json: { email: user.email, password: GOOD_PASSWORD, session: 'cookie' } });
+    const sid = decodeJwt(setCookies(login).get('__Host-gatehouse')!.value).sid as string;
+    const tokens = await (await exchange(client, secret, await storeCode(user.id, sid, client, { scope: 'openid' }))).json<GrantTokenResponse>();
+    const hinted = await call(`/auth/end-session?${new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'https://anyone.example/landing' })}`);
+    expect(hinted.status).toBe(303);
+    expect(hinted.headers.get('location')).toBe('https://anyone.example/landing');
+  });
+
   it('a browser with no session goes back at once: there is nothing to end', async () => {
     const b = await browserWithApp();
     const r = await call(`/auth/end-session?${new URLSearchParams({ id_token_hint: b.idToken, post_logout_redirect_uri: 'https://app.example.org/signed-out', state: 'x' })}`);

@@ -83,6 +83,51 @@ describe('refreshing a grant', () => {
     expect((await back.json<{ error: string }>()).error).toBe('invalid_scope');
   });
 
+  it('a resource other than the grant\'s is invalid_target and rotates nothing: no token for one server is handed out as another\'s', async () => {
+    const { client, secret } = await seedClient({ allowedScopes: ['mcp'], allowedAudiences: ['https://mcp-a.example.com/mcp', 'https://mcp-b.example.com/mcp'] });
+    const s = await signedInSession();
+    const code = await storeCode(s.user.id, s.sessionId, client, { scope: 'mcp', resource: 'https://mcp-a.example.com/mcp' });
+    const tokens = await (await exchange(client, secret, code)).json<GrantTokenResponse>();
+    const other = await refresh(client, secret, tokens.refresh_token!, { resource: 'https://mcp-b.example.com/mcp' });
+    expect(other.status, await other.clone().text()).toBe(400);
+    expect((await other.json<{ error: string }>()).error).toBe('invalid_target');
+    // A grant without a resource (userinfo) is asked for one just the same.
+    const plain = await granted('profile');
+    const named = await refresh(plain.client, plain.secret, plain.tokens.refresh_token!, { resource: 'https://mcp-a.example.com/mcp' });
+    expect((await named.json<{ error: string }>()).error).toBe('invalid_target');
+    // The refresh token was not spent: with its own resource, or none, it still rotates.
+    const same = await refresh(client, secret, tokens.refresh_token!, { resource: 'https://mcp-a.example.com/mcp' });
+    expect(same.status, await same.clone().text()).toBe(200);
+    expect(decodeJwt((await same.json<GrantTokenResponse>()).access_token).aud).toBe('https://mcp-a.example.com/mcp');
+    expect((await refresh(plain.client, plain.secret, plain.tokens.refresh_token!)).status).toBe(200);
+  });
+
+  it('mints only what the client\'s registration allows now: a scope taken away is dropped, a resource taken away ends the grant', async () => {
+    const db = makeEnv().DB;
+    const { client, secret, tokens } = await granted('openid email offline_access');
+    await db.prepare('UPDATE oauth_clients SET allowed_scopes = ? WHERE id = ?').bind(JSON.stringify(['openid', 'offline_access']), client.id).run();
+    const narrowed = await refresh(client, secret, tokens.refresh_token!);
+    expect(narrowed.status, await narrowed.clone().text()).toBe(200);
+    const body = await narrowed.json<GrantTokenResponse>();
+    expect(body.scope).toBe('openid offline_access');
+    expect(decodeJwt(body.access_token).scope).toBe('openid offline_access');
+    expect(decodeJwt(body.id_token!).email).toBeUndefined();
+
+    const mcp = await seedClient({ allowedScopes: ['mcp'], allowedAudiences: ['https://mcp.example.com/mcp'] });
+    const s = await signedInSession();
+    const code = await storeCode(s.user.id, s.sessionId, mcp.client, { scope: 'mcp', resource: 'https://mcp.example.com/mcp' });
+    const held = await (await exchange(mcp.client, mcp.secret, code)).json<GrantTokenResponse>();
+    await db.prepare('UPDATE oauth_clients SET allowed_audiences = ? WHERE id = ?').bind('[]', mcp.client.id).run();
+    await invalidGrant(await refresh(mcp.client, mcp.secret, held.refresh_token!));
+    expect((await grantRows(s.user.id)).every((g) => g.revoked_at !== null)).toBe(true);
+
+    // A grant asked for without any scope (OAuth allows it) has none to lose: it refreshes as before.
+    const bare = await granted('');
+    const again = await refresh(bare.client, bare.secret, bare.tokens.refresh_token!);
+    expect(again.status, await again.clone().text()).toBe(200);
+    expect((await again.json<GrantTokenResponse>()).scope).toBe('');
+  });
+
   it('is refused once the user signed out everywhere', async () => {
     const { client, secret, s, tokens } = await granted();
     expect((await call('/auth/logout-all', { method: 'POST', headers: bearer(s.access_token) })).status).toBe(200);
@@ -113,6 +158,20 @@ describe('refreshing a grant', () => {
     const r = await refresh(client, secret, tokens.refresh_token!);
     expect(r.status).toBe(401);
     expect((await r.json<{ error: string }>()).error).toBe('invalid_client');
+  });
+
+  it('a refresh token from before the client was disabled stays dead once it is enabled again', async () => {
+    const { client, secret, s, tokens } = await granted();
+    const admin = await signedInSession({ roles: ['admin'] });
+    for (const step of ['disable', 'enable']) {
+      const r = await call(`/auth/admin/clients/${client.id}/${step}`, { method: 'POST', headers: bearer(admin.access_token) });
+      expect(r.status, await r.clone().text()).toBe(200);
+    }
+    await invalidGrant(await refresh(client, secret, tokens.refresh_token!));
+    expect((await grantRows(s.user.id)).every((g) => g.revoked_at !== null)).toBe(true);
+    // A grant made after the enable works as any other.
+    const fresh = await (await exchange(client, secret, await storeCode(s.user.id, s.sessionId, client, { scope: 'openid offline_access' }))).json<GrantTokenResponse>();
+    expect((await refresh(client, secret, fresh.refresh_token!)).status).toBe(200);
   });
 
   it('a session refresh token is not a grant\'s, nor a grant\'s a session\'s', async () => {

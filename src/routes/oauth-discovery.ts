@@ -38,7 +38,7 @@ export const discoveryDocument = memoize((config: Config): Record<string, unknow
     introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     id_token_signing_alg_values_supported: ['ES256'],
     subject_types_supported: ['public'],
-    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'amr', 'sid', 'at_hash', 'email', 'email_verified', 'name', 'picture'],
+    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'amr', 'sid', 'at_hash', 'email', 'email_verified'],
     prompt_values_supported: [...PROMPT_VALUES],
     acr_values_supported: [...ACR_VALUES],
     claims_parameter_supported: false,

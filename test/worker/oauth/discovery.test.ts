@@ -46,7 +46,8 @@ describe('discovery documents', () => {
       });
       // Metadata documents follow registration by default: off here.
       expect(doc).not.toHaveProperty('client_id_metadata_document_supported');
-      expect(doc.claims_supported).toEqual(expect.arrayContaining(['sub', 'auth_time', 'amr', 'sid', 'nonce', 'email']));
+      // Exactly the claims the ID token and userinfo can carry: none that nothing returns.
+      expect([...(doc.claims_supported as string[])].sort()).toEqual(['amr', 'at_hash', 'aud', 'auth_time', 'email', 'email_verified', 'exp', 'iat', 'iss', 'nonce', 'sid', 'sub']);
       // Registration is off unless DYNAMIC_CLIENT_REGISTRATION=open.
       expect(doc).not.toHaveProperty('registration_endpoint');
     }

@@ -62,7 +62,11 @@
  *   (grants bound to the client's token epoch, the resource and the client's registration at
  *   each refresh, the logout token's key, the post-logout redirect's check) adds about 0.7 KiB
  *   to the upload and 0.13 to start-up (the grant table's epoch column, added to objects made
- *   before): 279.3 and 50.74, hence 280.
+ *   before): 279.3 and 50.74, hence 280. The attacker's reviews of the front door (the signed
+ *   `auth_after`, consents bound to resources, the consent page's warnings) and of the proxy's
+ *   tokens (the service pair refused at forward-auth before anything else, the clients table on
+ *   immediate routes, the pair checked again in the proxy), merged with the rest: 280.3 and
+ *   51.0, hence 282 and 52.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -70,10 +74,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 51;
+export const STARTUP_BUDGET_KIB = 52;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 280;
+export const TOTAL_BUDGET_KIB = 282;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

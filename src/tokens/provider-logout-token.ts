@@ -53,8 +53,8 @@ export interface LogoutTokenExpectation {
 
 /** A short reason for the audit, from jose's refusal. */
 function reasonOf(e: unknown): string {
-  if (e instanceof errors.JWTExpired) return 'expired';
-  if (e instanceof errors.JWTClaimValidationFailed) return `bad_${e.claim}`;
+  // jose reports an `iat` older than the maximum age as expired too, naming the claim.
+  if (e instanceof errors.JWTExpired || e instanceof errors.JWTClaimValidationFailed) return e.claim === 'exp' ? 'expired' : `bad_${e.claim}`;
   if (e instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature';
   if (e instanceof errors.JWKSNoMatchingKey) return 'unknown_key';
   if (e instanceof errors.JOSEAlgNotAllowed) return 'bad_alg';

@@ -8,9 +8,10 @@ import { env } from 'cloudflare:test';
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clearRevocationCache } from '../../../src/storage/revocation';
-import { bearer, call, makeEnv, type TestEnv } from '../support/helpers';
+import { bearer, call, makeEnv, setCookies, type TestEnv } from '../support/helpers';
 import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
+import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { failingSessions, sessionsObject } from '../support/user-sessions-store';
 
@@ -64,7 +65,9 @@ async function signInWith(sid: string | null): Promise<SignedIn> {
   return { access, userId: claims.sub, sessionId: claims.sid };
 }
 
-const post = (token: string, provider = 'oidc', e: TestEnv = gateway) => call(`/auth/backchannel-logout/${provider}`, { env: e, form: { logout_token: token } });
+/** The provider's server posts from its own address (its own rate-limit bucket). */
+const PROVIDER_IP = { 'cf-connecting-ip': '192.0.2.10' };
+const post = (token: string, provider = 'oidc', e: TestEnv = gateway) => call(`/auth/backchannel-logout/${provider}`, { env: e, headers: PROVIDER_IP, form: { logout_token: token } });
 const ended = async (s: SignedIn) => (await sessionsObject(s.userId).find(s.userId, 'id', s.sessionId))?.revokedAt !== null;
 const get = (path: string, s: SignedIn) => call(path, { env: gateway, headers: { ...bearer(s.access), accept: 'application/json' } });
 
@@ -157,6 +160,29 @@ describe('a verified logout token ends the sessions it names', () => {
   });
 });
 
+describe('the provider session is kept through a second factor', () => {
+  it('a provider sign-in completed with a code keeps its sid: a token for another sid spares it, its own ends it; the password session lives on', async () => {
+    const e = mfaEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret });
+    const u = await userWithTotp(e);
+    await env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(u.userId).run();
+    const sub = `bcl-mfa-${crypto.randomUUID()}`;
+    idp.user = { sub, email: u.email, email_verified: true, name: 'Mfa', extra: { sid: 'idp-mfa' } };
+    const r = await signIn('oidc', idp, e);
+    expect(r.headers.get('location')).toBe('/auth/mfa');
+    const done = await call('/auth/mfa', { env: e, cookies: { '__Host-gatehouse-mfa': setCookies(r).get('__Host-gatehouse-mfa')!.value }, headers: NAV, form: { code: totpCode(u.secret, 1) } });
+    expect(done.status).toBe(303);
+    const claims = decodeJwt<{ sub: string; sid: string }>(setCookies(done).get('__Host-gatehouse')!.value);
+    const session = { access: '', userId: claims.sub, sessionId: claims.sid };
+    const passwordSession = decodeJwt<{ sid: string }>(u.jar['__Host-gatehouse']!).sid;
+
+    expect((await post(await idp.logoutToken({ sub, sid: 'idp-other' }), 'oidc', e)).status).toBe(200);
+    expect(await ended(session)).toBe(false);
+    expect((await post(await idp.logoutToken({ sub, sid: 'idp-mfa' }), 'oidc', e)).status).toBe(200);
+    expect(await ended(session)).toBe(true);
+    expect(await ended({ ...session, sessionId: passwordSession })).toBe(false);
+  });
+});
+
 describe('a refused logout token: 400 invalid_request, audited, nothing ended', () => {
   const now = () => Math.floor(Date.now() / 1000);
   const cases: { name: string; reason: string; outcome: 'security' | 'failure'; token: (sub: string) => Promise<string> }[] = [
@@ -232,7 +258,7 @@ describe('the endpoint', () => {
     const limited = makeEnv({ ...gateway, RATE_LIMITER_OAUTH: { async limit(o: { key: string }) { keys.push(o.key); return { success: false }; } } });
     const r = await post(await idp.logoutToken({ sub: 'x' }), 'oidc', limited);
     expect(r.status).toBe(429);
-    expect(keys).toEqual(['oauth:203.0.113.7']);
+    expect(keys).toEqual(['oauth:192.0.2.10']);
   });
 
   it('503 (retry-after) and nothing ended when the provider keys cannot be fetched', async () => {

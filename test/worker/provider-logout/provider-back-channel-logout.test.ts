@@ -180,6 +180,9 @@ describe('the provider session is kept through a second factor', () => {
     expect((await post(await idp.logoutToken({ sub, sid: 'idp-mfa' }), 'oidc', e)).status).toBe(200);
     expect(await ended(session)).toBe(true);
     expect(await ended({ ...session, sessionId: passwordSession })).toBe(false);
+    // Nor does a token naming the subject alone end the session the account started with its password.
+    expect((await post(await idp.logoutToken({ sub }), 'oidc', e)).status).toBe(200);
+    expect(await ended({ ...session, sessionId: passwordSession })).toBe(false);
   });
 });
 

@@ -657,20 +657,10 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       .map((r) => r.id);
   }
 
-  /**
-   * The live sessions started from `provider`, for its back-channel logout: with `providerSid`,
-   * those started from that provider session, and those that recorded none (sessions of earlier
-   * versions, which cannot be told apart: ended rather than kept); without, all of them.
-   */
+  /** The live sessions started from `provider` (user-sessions-provider.ts `providerSessions`): its back-channel logout. */
   async providerSessions(userId: string, provider: string, providerSid: string | null, now: number): Promise<string[]> {
     await this.ready(userId);
-    return this.ctx.storage.sql
-      .exec<{ id: string }>(
-        'SELECT id FROM sessions WHERE provider = ? AND revoked_at IS NULL AND expires_at > ? AND (?3 IS NULL OR provider_sid IS NULL OR provider_sid = ?3)',
-        provider, now, providerSid,
-      )
-      .toArray()
-      .map((r) => r.id);
+    return (await import('./user-sessions-provider')).providerSessions(this.ctx.storage.sql, provider, providerSid, now);
   }
 
   /** Live sessions, most recently used first (at most 100). */

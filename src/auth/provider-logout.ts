@@ -12,7 +12,7 @@
  * that provider (the specification's "all sessions of the subject at the RP", read as the
  * sessions this provider vouched for: a password or passkey session of the same account is not
  * the provider's to end). A token with a `sid` and no `sub` is refused: sessions are found
- * through their user, and a `sid` alone names none (every provider we know sends both).
+ * through their user, and a `sid` alone names none (Keycloak, Auth0 and Ory Hydra send both).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';

@@ -35,7 +35,8 @@ const SECURITY_REASONS = new Set(['bad_signature', 'unknown_key', 'bad_alg', 'ba
 
 const PROVIDER_STATUS = { bad_response: 'bad_gateway', unavailable: 'unavailable' } as const;
 
-async function refuse(c: Context<AppEnv>, provider: OidcProvider, reason: string, detail?: string): Promise<never> {
+/** Refuses a back-channel logout request from `provider`: audited, then 400 `invalid_request`. Ends nothing. */
+export async function refuseProviderLogout(c: Context<AppEnv>, provider: OidcProvider, reason: string, detail?: string): Promise<never> {
   await recordEvent(c, { event: 'provider_logout_refused', outcome: SECURITY_REASONS.has(reason) ? 'security' : 'failure', detail: { provider: provider.id, reason, detail } });
   throw new ApiError('invalid_request', 'The logout token was refused.');
 }
@@ -50,15 +51,15 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
     claims = await verifyProviderLogoutToken(token, { issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])], clientId: provider.clientId, jwksUri: endpoints.jwksUri }, deadline);
   } catch (e) {
     if (!(e instanceof ProviderError)) throw e;
-    if (e.kind === 'refused') return refuse(c, provider, e.code ?? 'refused', e.detail);
+    if (e.kind === 'refused') return refuseProviderLogout(c, provider, e.code ?? 'refused', e.detail);
     await recordEvent(c, { event: 'provider_logout_refused', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, detail: e.detail } });
     throw new ApiError(PROVIDER_STATUS[e.kind], `${provider.name}’s signing keys could not be had: the logout token cannot be checked now. Send it again.`, e.kind === 'unavailable' ? { retryAfter: 5 } : {});
   }
   const { sub, sid, jti, iat } = claims;
-  if (sub === null) return refuse(c, provider, 'no_sub', 'a sid alone names no account here');
+  if (sub === null) return refuseProviderLogout(c, provider, 'no_sub', 'a sid alone names no account here');
   const t = now();
   // Kept as long as the token could be accepted: its `iat` ages out of the window after that.
-  if (!(await useProviderLogoutJti(c.env.DB, provider.id, jti, iat + LOGOUT_TOKEN_MAX_AGE_S + LOGOUT_TOKEN_CLOCK_TOLERANCE_S, t))) return refuse(c, provider, 'replayed', `jti ${jti.slice(0, 64)}`);
+  if (!(await useProviderLogoutJti(c.env.DB, provider.id, jti, iat + LOGOUT_TOKEN_MAX_AGE_S + LOGOUT_TOKEN_CLOCK_TOLERANCE_S, t))) return refuseProviderLogout(c, provider, 'replayed', `jti ${jti.slice(0, 64)}`);
   let ended: number;
   let userId: string | null = null;
   try {

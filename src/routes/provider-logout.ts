@@ -8,10 +8,10 @@
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { acceptProviderLogout } from '../auth/provider-logout';
+import { acceptProviderLogout, refuseProviderLogout } from '../auth/provider-logout';
 import type { AppEnv } from '../env';
 import { bodyText } from '../http/body';
-import { ApiError, badRequest } from '../http/errors';
+import { ApiError } from '../http/errors';
 import { findProvider } from '../providers/registry';
 
 /** A form with one logout token: the token's bound and room for a parameter or two more. */
@@ -31,7 +31,7 @@ export const providerLogoutRoutes = new Hono<AppEnv>().post(
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') throw new ApiError('unsupported_media_type', 'Send the logout token as application/x-www-form-urlencoded.');
     const tokens = new URLSearchParams(await bodyText(c)).getAll('logout_token');
-    if (tokens.length !== 1 || tokens[0] === '') throw badRequest('Send one logout_token.');
+    if (tokens.length !== 1 || tokens[0] === '') return refuseProviderLogout(c, provider, 'no_token', `${tokens.length} logout_token parameters`);
     // Its length is bounded (and a refusal audited) where it is verified: MAX_LOGOUT_TOKEN_CHARS.
     await acceptProviderLogout(c, provider, tokens[0]!);
     c.header('cache-control', 'no-store');

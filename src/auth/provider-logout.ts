@@ -6,13 +6,13 @@
  * back-channel logouts all follow. Nothing here starts a session or mints a token.
  *
  * Which sessions: the token's `sub` finds the account (the identity linked to that provider
- * subject); with a `sid`, the sessions started from that provider session end (and any from
- * that provider that recorded no `sid`: sessions of earlier versions cannot be told apart, so
- * they end rather than live on); with only `sub`, every session of that account started from
- * that provider (the specification's "all sessions of the subject at the RP", read as the
- * sessions this provider vouched for: a password or passkey session of the same account is not
- * the provider's to end). A token with a `sid` and no `sub` is refused: sessions are found
- * through their user, and a `sid` alone names none (Keycloak, Auth0 and Ory Hydra send both).
+ * subject), a `sid` alone the accounts that provider session signed into (recorded at sign-in);
+ * with a `sid`, the sessions started from that provider session end (and any from that
+ * provider that recorded no `sid`: sessions of earlier versions cannot be told apart, so they
+ * end rather than live on); with only `sub`, every session of that account started from that
+ * provider (the specification's "all sessions of the subject at the RP", read as the sessions
+ * this provider vouched for: a password or passkey session of the same account is not the
+ * provider's to end).
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
@@ -23,6 +23,7 @@ import { newDeadline } from '../providers/http';
 import { ProviderError, type OidcProvider } from '../providers/types';
 import { findIdentity } from '../storage/identities';
 import { releaseProviderLogoutJti, useProviderLogoutJti } from '../storage/provider-logout-jtis';
+import { providerSessionUsers } from '../storage/provider-sessions';
 import { providerSessionIds } from '../storage/sessions';
 import { LOGOUT_TOKEN_CLOCK_TOLERANCE_S, LOGOUT_TOKEN_MAX_AGE_S, verifyProviderLogoutToken } from '../tokens/provider-logout-token';
 import { nowSeconds as now } from '../util/time';
@@ -41,6 +42,18 @@ export async function refuseProviderLogout(c: Context<AppEnv>, provider: OidcPro
   throw new ApiError('invalid_request', 'The logout token was refused.');
 }
 
+/**
+ * The accounts whose sessions the token may name: with `sub`, the one linked to that provider
+ * subject; with a `sid` alone, those that provider session signed into (storage/provider-sessions.ts).
+ */
+async function accountsNamed(c: Context<AppEnv>, provider: OidcProvider, sub: string | null, sid: string | null, t: number): Promise<string[]> {
+  if (sub !== null) {
+    const identity = await findIdentity(c.env.DB, provider.id, sub);
+    return identity === null ? [] : [identity.userId];
+  }
+  return sid === null ? [] : providerSessionUsers(c.env.DB, provider.id, sid, t);
+}
+
 /** Verifies `token` from `provider` and ends the sessions it names; returns how many this call ended. */
 export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcProvider, token: string): Promise<number> {
   const config = c.get('config');
@@ -56,16 +69,14 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
     throw new ApiError(PROVIDER_STATUS[e.kind], `${provider.name}’s signing keys could not be had: the logout token cannot be checked now. Send it again.`, e.kind === 'unavailable' ? { retryAfter: 5 } : {});
   }
   const { sub, sid, jti, iat } = claims;
-  if (sub === null) return refuseProviderLogout(c, provider, 'no_sub', 'a sid alone names no account here');
   const t = now();
   // Kept as long as the token could be accepted: its `iat` ages out of the window after that.
   if (!(await useProviderLogoutJti(c.env.DB, provider.id, jti, iat + LOGOUT_TOKEN_MAX_AGE_S + LOGOUT_TOKEN_CLOCK_TOLERANCE_S, t))) return refuseProviderLogout(c, provider, 'replayed', `jti ${jti.slice(0, 64)}`);
-  let ended: number;
-  let userId: string | null = null;
+  let ended = 0;
+  let userIds: string[];
   try {
-    const identity = await findIdentity(c.env.DB, provider.id, sub);
-    userId = identity?.userId ?? null;
-    ended = userId === null ? 0 : await endSessions(c, userId, await providerSessionIds(sessionsOf(c, userId), provider.id, sid, t));
+    userIds = await accountsNamed(c, provider, sub, sid, t);
+    for (const userId of userIds) ended += await endSessions(c, userId, await providerSessionIds(sessionsOf(c, userId), provider.id, sid, t));
   } catch (e) {
     // Nothing (or not everything) ended: the provider's retry of this token must still count.
     await releaseProviderLogoutJti(c.env.DB, provider.id, jti).catch((r: unknown) => {
@@ -76,8 +87,8 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
   await recordEvent(c, {
     event: 'provider_logout_received',
     outcome: 'success',
-    userId,
-    detail: { provider: provider.id, sub, sid, jti, sessions_ended: ended, ...(userId === null ? { reason: 'unknown_subject' } : {}) },
+    userId: userIds.length === 1 ? userIds[0] : null,
+    detail: { provider: provider.id, sub, sid, jti, sessions_ended: ended, ...(userIds.length === 0 ? { reason: 'unknown_subject' } : {}) },
   });
   return ended;
 }

@@ -20,6 +20,7 @@ import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { log } from '../observability/log';
+import { recordProviderSession } from '../storage/provider-sessions';
 import { insertPending, spendPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
 import {
   endGrantIn,
@@ -224,6 +225,9 @@ async function startSession(
   } else if (!(await isAccountAsRead(c.env.DB, user))) {
     throw accountChanged();
   }
+  // A provider's logout token may name only its session: where that session signed in is
+  // recorded first, so no Gatehouse session from it exists that the token could not find.
+  if (provider !== null && providerSid !== null) await recordProviderSession(c.env.DB, provider, providerSid, user.id, t + config.SESSION_MAX_AGE, t);
   const store = sessionsOf(c, user.id);
   const session = await insertSession(store, input, `ses_${randomId(12)}`, randomId(12), t);
   if (!(await isAccountAsRead(c.env.DB, user))) {

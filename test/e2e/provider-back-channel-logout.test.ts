@@ -13,7 +13,7 @@ import { Client, freePort, startGateway, type Gateway } from './harness';
 
 const CLIENT_ID = 'gatehouse-bcl-e2e';
 const stamp = Date.now();
-const who = { sub: `bcl-${stamp}`, email: `bcl-${stamp}@example.com`, email_verified: true, name: 'BCL', sid: `mock-session-${stamp}` };
+let who = { sub: `bcl-${stamp}`, email: `bcl-${stamp}@example.com`, email_verified: true, name: 'BCL', sid: `mock-session-${stamp}` };
 
 let gw: Gateway;
 let idp: Awaited<ReturnType<typeof startDevOidcServer>>;
@@ -99,5 +99,14 @@ describe('a provider’s back-channel logout over wrangler dev', () => {
     // The same token again: a replay, refused.
     expect((await postLogout(await logoutToken({ sub: who.sub, sid: who.sid, jti: 'fixed-jti' }))).status).toBe(200);
     expect((await postLogout(await logoutToken({ sub: who.sub, sid: who.sid, jti: 'fixed-jti' }))).status).toBe(400);
+  }, 60_000);
+
+  it('a token naming only the provider session (sid, no sub, as Ory Hydra sends) ends it too', async () => {
+    who = { ...who, sub: `bcl-sid-${stamp}`, email: `bcl-sid-${stamp}@example.com`, sid: `mock-session-only-${stamp}` };
+    const c = new Client(gw.url);
+    await signIn(c);
+    expect((await c.fetch('/now', { headers: { accept: 'application/json' } })).status).toBe(200);
+    expect((await postLogout(await logoutToken({ sid: who.sid }))).status).toBe(200);
+    expect((await c.fetch('/now', { headers: { accept: 'application/json' } })).status).toBe(401);
   }, 60_000);
 });

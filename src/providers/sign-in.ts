@@ -70,7 +70,7 @@ const emailClaim = (x: unknown): string | null => (typeof x === 'string' && x.tr
 const httpsUrl = (x: unknown): string | null => (typeof x === 'string' && /^https:\/\/[^\s]{1,2000}$/.test(x) ? x : null);
 /**
  * The ID token's `sid`, as sent: compared for equality with a logout token's, never shown.
- * One longer than any provider's (Keycloak, Okta, Auth0: well under 100) is not recorded.
+ * One longer than 255 characters (far beyond the identifiers providers use) is not recorded.
  */
 const providerSid = (x: unknown): string | null => (typeof x === 'string' && x !== '' && x.length <= 255 ? x : null);
 // Some providers send the boolean as a string; anything else is "not verified".

@@ -31,6 +31,7 @@ import { endSessionRoutes } from './routes/end-session';
 import { passkeyRoutes } from './routes/passkeys';
 import { passwordRoutes } from './routes/password';
 import { passwordResetRoutes } from './routes/password-reset';
+import { providerLogoutRoutes } from './routes/provider-logout';
 import { providerTokenRoutes } from './routes/provider-tokens';
 import { refreshNavigationRoute } from './routes/refresh-navigation';
 import { secondFactorRoutes } from './routes/second-factors';
@@ -60,13 +61,16 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // After a change, the browser's next reads see it (storage/directory.ts). Refresh, sign-out
   // and ending sessions change only the sessions' objects (and audit rows): no bookmark, and
   // the hot refresh path stays free of the extra query.
-  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end|token|revoke|introspect|userinfo)$/ }));
+  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end|token|revoke|introspect|userinfo|backchannel-logout\/[^/]+)$/ }));
   auth.get('/callback/:provider', directoryBookmark({ reads: true }));
   auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
   auth.get('/login/:provider', rateLimit('oauth'));
   auth.get('/callback/:provider', rateLimit('oauth'));
   auth.route('/', oauthRoutes);
+  // A sign-in provider's back channel (no cookie read, nothing minted): counted with the provider sign-ins.
+  auth.post('/backchannel-logout/:provider', rateLimit('oauth'));
+  auth.route('/', providerLogoutRoutes);
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));
   auth.get('/refresh', rateLimit('refresh'));

@@ -23,6 +23,8 @@ export interface PendingSignIn {
   returnTo: string;
   /** The provider's groups for the session it will start (null: none). */
   groups: ProviderGroups | null;
+  /** The provider's session id (its ID token's `sid`) for the session it will start (null: none). */
+  providerSid: string | null;
   createdAt: number;
   expiresAt: number;
   usedAt: number | null;
@@ -40,6 +42,7 @@ type Row = {
   expires_at: number;
   used_at: number | null;
   provider_groups: string | null;
+  provider_sid: string | null;
 };
 
 /** The stored groups, as this module wrote them; anything else is none. */
@@ -75,6 +78,7 @@ function toPending(r: Row): PendingSignIn {
     mode: r.mode === 'token' ? 'token' : r.mode === 'cookie' ? 'cookie' : 'form',
     returnTo: r.return_to,
     groups: parseGroups(r.provider_groups),
+    providerSid: r.provider_sid,
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     usedAt: r.used_at,
@@ -89,8 +93,8 @@ export async function insertPending(db: D1Database, p: Omit<PendingSignIn, 'used
   const [, inserted] = await guard(() => db.batch([
     db.prepare('DELETE FROM mfa_pending WHERE expires_at < ?').bind(p.createdAt - 86_400),
     db
-      .prepare(`INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, provider_groups, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`)
-      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.groups === null ? null : JSON.stringify(p.groups), p.createdAt, p.expiresAt, ...accountAsReadArgs(asRead)),
+      .prepare(`INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, provider_groups, provider_sid, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`)
+      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.groups === null ? null : JSON.stringify(p.groups), p.providerSid, p.createdAt, p.expiresAt, ...accountAsReadArgs(asRead)),
   ]));
   return inserted?.meta.changes === 1;
 }

@@ -55,6 +55,8 @@ export interface NewSession {
   amr: string[];
   /** The groups the provider of this sign-in supplied, or null (other methods, providers without groups). */
   groups: ProviderGroups | null;
+  /** The provider's session id (its ID token's `sid`), or null (other methods, providers that name none). */
+  providerSid: string | null;
 }
 
 /** Stores a new session in its user's object (the sign-in pipeline's alone: auth/sign-in.ts). */
@@ -77,6 +79,7 @@ export async function insertSession(store: SessionStore, input: NewSession, id: 
     groups_read_at: input.groups?.readAt ?? null,
     provider_subject: input.groups?.source.subject ?? null,
     provider_grant: input.groups?.source.grant ?? null,
+    provider_sid: input.providerSid,
   };
   await onObject(store, (s) => s.create(store.userId, row));
   return toSession(row);
@@ -184,6 +187,11 @@ export function sessionIdsWithLiveTokens(store: SessionStore, now: number, acces
 
 export function listActiveSessions(store: SessionStore, now: number): Promise<Session[]> {
   return onObject(store, (s) => s.list(store.userId, now));
+}
+
+/** The user's live sessions started from `provider` (and from its session `providerSid`, if given): UserSessions.providerSessions. */
+export function providerSessionIds(store: SessionStore, provider: string, providerSid: string | null, now: number): Promise<string[]> {
+  return onObject(store, (s) => s.providerSessions(store.userId, provider, providerSid, now));
 }
 
 /** Deletes everything the user's object holds (account deletion, after ending every session). */

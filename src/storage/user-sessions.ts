@@ -60,6 +60,12 @@ export interface Session {
   groupsReadAt: number | null;
   /** Where they can be read again: the provider's subject, and its grant sealed (null: none kept). */
   groupSource: GroupSource | null;
+  /**
+   * The sign-in provider's own session this one was started from (its ID token's `sid`), or
+   * null: not a provider sign-in, a provider that names none, or a session of an earlier version.
+   * A logout token from that provider naming it ends this session (auth/provider-logout.ts).
+   */
+  providerSid: string | null;
 }
 
 /** What a provider sign-in leaves for re-reading groups: who, and the sealed provider tokens (or none). */
@@ -95,6 +101,7 @@ export interface SessionRow {
   groups_read_at?: number | null;
   provider_subject?: string | null;
   provider_grant?: string | null;
+  provider_sid?: string | null;
 }
 
 /** Columns added to the object's `sessions` table after its first version: objects made before get them at start. */
@@ -103,6 +110,7 @@ const ADDED_COLUMNS = [
   ['groups_read_at', 'INTEGER'],
   ['provider_subject', 'TEXT'],
   ['provider_grant', 'TEXT'],
+  ['provider_sid', 'TEXT'],
 ] as const;
 
 /**
@@ -143,6 +151,7 @@ export function toSession(row: SessionRow): Session {
     groups: groups === null || readAt === null ? null : parseList(groups),
     groupsReadAt: groups === null ? null : readAt,
     groupSource: subject === null ? null : { subject, grant: row.provider_grant ?? null },
+    providerSid: row.provider_sid ?? null,
   };
 }
 
@@ -277,7 +286,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       id TEXT PRIMARY KEY, user_id TEXT NOT NULL, refresh_hash TEXT NOT NULL UNIQUE, family TEXT NOT NULL,
       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER,
       user_agent TEXT, ip TEXT, provider TEXT, amr TEXT NOT NULL DEFAULT '[]', auth_time INTEGER,
-      groups TEXT, groups_read_at INTEGER, provider_subject TEXT, provider_grant TEXT)`);
+      groups TEXT, groups_read_at INTEGER, provider_subject TEXT, provider_grant TEXT, provider_sid TEXT)`);
     // An object made by an earlier version has the table without the later columns: add them, once.
     const have = new Set(sql.exec<{ name: string }>('PRAGMA table_info(sessions)').toArray().map((c) => c.name));
     for (const [name, type] of ADDED_COLUMNS) {
@@ -357,10 +366,10 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   private insertRow(s: SessionRow): void {
     this.ctx.storage.sql.exec(
       `INSERT OR IGNORE INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, revoked_at, user_agent, ip, provider, amr, auth_time,
-         groups, groups_read_at, provider_subject, provider_grant)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         groups, groups_read_at, provider_subject, provider_grant, provider_sid)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       s.id, s.user_id, s.refresh_hash, s.family, s.created_at, s.expires_at, s.last_used_at, s.revoked_at, s.user_agent, s.ip, s.provider, s.amr, s.auth_time,
-      s.groups ?? null, s.groups_read_at ?? null, s.provider_subject ?? null, s.provider_grant ?? null,
+      s.groups ?? null, s.groups_read_at ?? null, s.provider_subject ?? null, s.provider_grant ?? null, s.provider_sid ?? null,
     );
   }
 
@@ -651,6 +660,12 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       .exec<{ id: string }>('SELECT id FROM sessions WHERE (revoked_at IS NULL OR revoked_at >= ?) AND expires_at > ?', now - accessTtl, now - accessTtl)
       .toArray()
       .map((r) => r.id);
+  }
+
+  /** The live sessions started from `provider` (user-sessions-provider.ts `providerSessions`): its back-channel logout. */
+  async providerSessions(userId: string, provider: string, providerSid: string | null, now: number): Promise<string[]> {
+    await this.ready(userId);
+    return (await import('./user-sessions-provider')).providerSessions(this.ctx.storage.sql, provider, providerSid, now);
   }
 
   /** Live sessions, most recently used first (at most 100). */

@@ -1,0 +1,28 @@
+-- OpenID Connect Back-Channel Logout from the sign-in providers (README "Provider-initiated
+-- sign-out"). The `jti` of every logout token accepted, per provider, kept until the token could
+-- no longer be accepted anyway (its `iat` is too old), so one token ends sessions once. In D1,
+-- not KV: KV is eventually consistent, so a captured token posted twice to two locations could
+-- read "unused" in both; D1's primary takes one INSERT and refuses the second. Expired rows are
+-- trimmed whenever a provider's next logout token is stored.
+CREATE TABLE provider_logout_jtis (
+  provider TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (provider, jti)
+);
+
+-- A provider sign-in that still owes its second factor keeps the provider's session id (the ID
+-- token's `sid`) for the session it will start, so a logout token naming it finds that session.
+ALTER TABLE mfa_pending ADD COLUMN provider_sid TEXT;
+
+-- Which account each provider session signed into: a logout token may name only the provider's
+-- session (`sid`, no `sub`), and sessions are found through their user. One row per provider,
+-- provider session and user, written before the Gatehouse session is stored, kept until that
+-- session's absolute end (SESSION_MAX_AGE after sign-in); expired rows are trimmed at sign-in.
+CREATE TABLE provider_sessions (
+  provider TEXT NOT NULL,
+  sid TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (provider, sid, user_id)
+);

@@ -728,7 +728,8 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   /**
    * Sets the alarm for the earliest moment a row may go, unless one is set sooner: a session's,
    * or a host code's (a day after its expiry, though its session may live on for a month); or
-   * for the first logout token due.
+   * for the first logout token or origin notice due. (SQLite in the object allows five terms in a
+   * compound SELECT: what is owed to others is one term.)
    */
   private async scheduleCleanup(): Promise<void> {
     const next = this.ctx.storage.sql
@@ -738,8 +739,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
            UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM host_codes
            UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM oauth_codes
            UNION ALL SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) + ?1 AS at FROM oauth_grants
-           UNION ALL SELECT MIN(next_at) AS at FROM oauth_logout_outbox
-           UNION ALL SELECT MIN(next_at) AS at FROM origin_logout_notices)`,
+           UNION ALL SELECT MIN(next_at) AS at FROM (SELECT next_at FROM oauth_logout_outbox UNION ALL SELECT next_at FROM origin_logout_notices))`,
         ENDED_SESSION_KEEP_S,
       )
       .toArray()[0]?.at;

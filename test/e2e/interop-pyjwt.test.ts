@@ -58,7 +58,7 @@ describe.skipIf(missingPeer('/usr/bin/python3 with PyJWT (python3-jwt, python3-c
     expect(((await direct.json()) as { verified: boolean }).verified).toBe(false);
   });
 
-  it('receives a logout notice when the session ends, verifies it with PyJWT (typ logout+jwt, its audience, the event, no nonce) and refuses it replayed', async () => {
+  it('receives a logout notice when the session ends, verifies it with PyJWT (typ logout+jwt, its audience, the event, no nonce)', async () => {
     const c = new Client(gw.url);
     const reg = await c.fetch('/auth/register', { method: 'POST', json: { email: `py-out-${Date.now()}@example.com`, password: 'an interop passphrase, long' } });
     expect(reg.status, gw.logs().slice(-4000)).toBe(201);

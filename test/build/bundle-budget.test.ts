@@ -58,6 +58,12 @@
  *   then measured 270.4 and 49.3, over 266 and 49) the sum is 276.8 and 50.05: no module of the
  *   token side is evaluated at start-up (src/auth/ there is 3.0 KiB as before); the rest is the
  *   chunk reordering described above. Hence 279 and 51.
+ *   Main then measured 279.98 and 50.61. Logout notices to origins add about 0.8 KiB to start-up
+ *   (the `logout_notify` setting's checks and its targets, which the config and every session
+ *   end carry; the sessions object's notice table, a Durable Object class being evaluated at
+ *   start-up; the Worker's `queue` entry) and about 1.6 KiB in all (the queue consumer, loaded
+ *   on its first batch, and the object's hand-off, loaded when notices are due): 51.43 and
+ *   281.56, hence 52 and 283.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -65,10 +71,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 51;
+export const STARTUP_BUDGET_KIB = 52;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 279;
+export const TOTAL_BUDGET_KIB = 283;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -46,7 +46,8 @@ const noticeSchema = v.object({
   route: v.string(),
 });
 
-type Status = number | 'timeout' | 'unreachable' | 'no_binding';
+/** An origin's answer, or what came instead: no answer in time, no connection, no such binding, or a fault of the gateway's own (config, keys). */
+type Status = number | 'timeout' | 'unreachable' | 'no_binding' | 'gateway_error';
 
 /** Handles a batch from either queue; every message is acked or retried here, never left to the batch. */
 export async function deliverLogoutNotices(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -98,7 +99,7 @@ async function deliverOne(message: Message<unknown>, env: Env): Promise<void> {
   } catch (e) {
     // The gateway's own fault (config, keys): a failed try, tried again like any other.
     log.error('logout_notice_error', { ...detail, error: e instanceof Error ? e.message : String(e) });
-    status = 'unreachable';
+    status = 'gateway_error';
   }
   if (status === 200 || status === 204) {
     await recordEventOffRequest(env.DB, { event: 'logout_notice_delivered', outcome: 'success', userId: notice.sub, detail: { ...detail, status } });

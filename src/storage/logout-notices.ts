@@ -8,7 +8,10 @@
  */
 import { log } from '../observability/log';
 
-/** Where a session's end is told (config/routes-schema.ts `logoutNoticeTargets` computes these from ROUTES). */
+/**
+ * Where a session's end is told (config/routes-schema.ts `logoutNoticeTargets` computes these
+ * from ROUTES, with its own declaration of this shape: storage/ may not import config/).
+ */
 export interface LogoutNoticeTarget {
   /** An https URL, or `service:BINDING[/path]`. */
   target: string;

@@ -769,15 +769,16 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       sql.exec('DELETE FROM oauth_rotated_tokens WHERE grant_id NOT IN (SELECT id FROM oauth_grants)');
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });
+    // Origins' notices due: handed to the queue, whose consumer delivers them (first: one quick
+    // call, not behind the apps' deliveries, which may each wait on a slow client).
+    if (sql.exec('SELECT 1 FROM origin_logout_notices WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
+      const { handOffDueNotices } = await import('./logout-notices');
+      await handOffDueNotices(this.ctx.storage, this.env.LOGOUT_NOTICES, nowS);
+    }
     // Logout tokens due: their delivery loop is loaded only when some are (alarms are rare).
     if (sql.exec('SELECT 1 FROM oauth_logout_outbox WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
       const { deliverDueLogouts } = await import('./logout-outbox');
       await deliverDueLogouts(this.ctx.storage, (item) => this.deliverLogout(item), nowS);
-    }
-    // Origins' notices due: handed to the queue, whose consumer delivers them.
-    if (sql.exec('SELECT 1 FROM origin_logout_notices WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
-      const { handOffDueNotices } = await import('./logout-notices');
-      await handOffDueNotices(this.ctx.storage, this.env.LOGOUT_NOTICES, nowS);
     }
     await this.scheduleCleanup();
   }

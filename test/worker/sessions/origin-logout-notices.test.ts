@@ -388,6 +388,15 @@ describe('an origin that fails is tried again with growing delays, then given up
     expect(received).toEqual([]);
   });
 
+  it("a fault of the gateway's own (its config cannot load) is a failed try, audited as such and tried again, not lost", async () => {
+    const user = await seedUser({ email: uniqueEmail('gateway-fault') });
+    const broken = makeEnv({ PUBLIC_URL: env.PUBLIC_URL, SIGNING_KEYS: undefined });
+    const result = await consume({ sub: user.id, sid: 'sid-fault', target: `${APP_A}/backchannel-logout`, audience: APP_A, route: '/a' }, 1, NOTICE_QUEUE, broken);
+    expect(result.retryMessages).toEqual([{ msgId: 'msg-1', delaySeconds: NOTICE_RETRY_S[0] }]);
+    expect(await outcomes(user.id)).toEqual([{ event: 'logout_notice_failed', route: '/a', sid: 'sid-fault', attempt: 1, status: 'gateway_error', retry_in_s: NOTICE_RETRY_S[0] }]);
+    expect(received).toEqual([]);
+  });
+
   it('a service binding target is told through its binding, at its path', async () => {
     const seen: Request[] = [];
     const binding = { fetch: async (input: RequestInfo | URL, init?: RequestInit) => { seen.push(new Request(input, init)); return new Response(null, { status: 204 }); } };

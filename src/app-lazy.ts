@@ -47,6 +47,8 @@ import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
  * hot path like everything here, and through this one lazy entry it splits no start-up chunk.
  */
 export { deliverLogout } from './auth/backchannel-logout';
+/** The logout-notice queue's consumer (index.ts `queue` loads it from here, for the same reason). */
+export { deliverLogoutNotices } from './auth/logout-notices';
 
 /**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes

@@ -174,3 +174,82 @@ export async function verifyGatehouseAssertion(request: AssertionRequest, option
     claims: payload,
   };
 }
+
+// ---- logout notices ----
+
+/** What an origin needs to drop its own session: whose, which gateway session, and the token's id for its single-use check. */
+export interface GatehouseLogout {
+  userId: string;
+  /** The gateway session that ended: the `sid` of the assertions this origin received for it. */
+  sessionId: string;
+  /** The token's `jti`: remember it until `expiresAt` and refuse it a second time. */
+  jti: string;
+  issuedAt: number;
+  expiresAt: number;
+  claims: JWTPayload;
+}
+
+export const LOGOUT_TOKEN_TYPE = 'logout+jwt';
+export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Gatehouse signs each notice when it sends it, valid two minutes. */
+const LOGOUT_MAX_AGE_S = 120;
+
+const logoutClaimsSchema = v.object({
+  sub: v.string(),
+  sid: v.string(),
+  jti: v.pipe(v.string(), v.minLength(1)),
+  iat: v.number(),
+  exp: v.number(),
+  events: v.object({ [BACKCHANNEL_LOGOUT_EVENT]: v.record(v.string(), v.unknown()) }),
+});
+
+/**
+ * Verifies a logout notice Gatehouse POSTs to a route's `logout_notify` when a gateway session
+ * ends (README "Revocation"): a logout token as OpenID Connect Back-Channel Logout defines it,
+ * typed `logout+jwt` (so no assertion or other token of the gateway's passes for one), with this
+ * origin's audience, the back-channel logout event, and no `nonce`. Pass the token, or the
+ * request itself (a form post of `logout_token`). Throws {@link GatehouseAssertionError}.
+ * The `jti` is the caller's to check once (keep it until `expiresAt`).
+ *
+ * @example
+ * const { sessionId, jti, expiresAt } = await verifyGatehouseLogoutToken(request, { jwksUrl, audience });
+ * if (seen(jti, expiresAt)) return new Response(null, { status: 400 });
+ * dropSessionsOf(sessionId);
+ * return new Response(null, { status: 200 });
+ */
+export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Request, options: Omit<VerifyOptions, 'acceptServices'>): Promise<GatehouseLogout> {
+  const token = typeof tokenOrRequest === 'string' ? tokenOrRequest : await logoutTokenOf(tokenOrRequest);
+  const issuer = options.issuer ?? new URL(options.jwksUrl).origin;
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
+      algorithms: ['ES256', 'EdDSA'],
+      typ: LOGOUT_TOKEN_TYPE,
+      issuer,
+      audience: options.audience,
+      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp', 'jti', 'events'],
+      maxTokenAge: LOGOUT_MAX_AGE_S,
+      clockTolerance: options.clockTolerance ?? 30,
+    }));
+  } catch (e) {
+    const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
+    throw new GatehouseAssertionError(`The logout token is not valid (${why}).`);
+  }
+  // An ID token carries a nonce; a logout token never does (so one cannot be replayed as the other).
+  if ('nonce' in payload) throw new GatehouseAssertionError('The logout token carries a nonce: it is not a logout token.');
+  const claims = v.safeParse(logoutClaimsSchema, payload);
+  if (!claims.success) throw new GatehouseAssertionError('The logout token lacks the back-channel logout event or its claims.');
+  const c = claims.output;
+  return { userId: c.sub, sessionId: c.sid, jti: c.jti, issuedAt: c.iat, expiresAt: c.exp, claims: payload };
+}
+
+/** The `logout_token` of a form post. */
+async function logoutTokenOf(request: Request): Promise<string> {
+  const type = request.headers.get('content-type') ?? '';
+  if (request.method !== 'POST' || !type.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new GatehouseAssertionError('A logout notice is a POST of application/x-www-form-urlencoded.');
+  }
+  const token = new URLSearchParams(await request.text()).get('logout_token');
+  if (!token) throw new GatehouseAssertionError('The form holds no logout_token.');
+  return token;
+}

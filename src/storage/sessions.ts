@@ -107,7 +107,7 @@ export function findSessionByRefreshHash(store: SessionStore, hash: string): Pro
 
 /** Rotation with reuse detection, one transaction in the object (UserSessions.rotate). */
 export function rotateRefreshToken(store: SessionStore, request: RotateRequest): Promise<RotateOutcome> {
-  return onObject(store, async (s) => (await s.rotate(store.userId, request)).outcome);
+  return onObject(store, async (s) => (await s.rotate(store.userId, { ...request, notify: store.notify ?? [] })).outcome);
 }
 
 /** Stores a code that hands a live session to an app host (UserSessions.createHostCode). */
@@ -167,12 +167,12 @@ export function endGrantIn(store: SessionStore, grantId: string, clientId: strin
 /** Ends those of the sessions still live; returns the ids this call ended. */
 export function endSessionsIn(store: SessionStore, sessionIds: string[], now: number): Promise<string[]> {
   if (sessionIds.length === 0) return Promise.resolve([]);
-  return onObject(store, (s) => s.end(store.userId, sessionIds, now));
+  return onObject(store, (s) => s.end(store.userId, sessionIds, now, store.notify ?? []));
 }
 
 /** Ends every live session of the user (UserSessions.endAll). */
 export function endAllSessionsIn(store: SessionStore, now: number, accessTtl: number): Promise<{ ended: string[]; withLiveTokens: string[] }> {
-  return onObject(store, (s) => s.endAll(store.userId, now, accessTtl));
+  return onObject(store, (s) => s.endAll(store.userId, now, accessTtl, store.notify ?? []));
 }
 
 /**
@@ -196,7 +196,7 @@ export function providerSessionIds(store: SessionStore, provider: string, provid
 
 /** Deletes everything the user's object holds (account deletion, after ending every session). */
 export function forgetSessions(store: SessionStore): Promise<void> {
-  return onObject(store, (s) => s.forget(store.userId));
+  return onObject(store, (s) => s.forget(store.userId, store.notify ?? []));
 }
 
 /** The fence: true if the session is ended (or unknown) in its user's object. Never cached. */

@@ -3,7 +3,7 @@
  * message is one ended gateway session owed to one route's `logout_notify` target (the user's
  * sessions object wrote it in the transaction that ended the session and its alarm queued it,
  * storage/logout-notices.ts). Here: a logout token in the format of OpenID Connect Back-Channel
- * Logout (tokens/logout-token.ts: `typ: logout+jwt`, `aud` the route's audience, `sid` the
+ * Logout (tokens/logout-token.ts: `typ: logout+jwt`, `aud` the target itself, `sid` the
  * session the origin's assertions carried), POSTed form-encoded under a deadline, no redirect
  * followed; 200 or 204 is done, anything else is tried again after a growing delay
  * (`message.retry`), then given up. Every outcome is audited. Nothing here runs on a request:
@@ -42,7 +42,6 @@ const noticeSchema = v.object({
   sub: v.string(),
   sid: v.string(),
   target: v.string(),
-  audience: v.string(),
   route: v.string(),
 });
 
@@ -94,7 +93,7 @@ async function deliverOne(message: Message<unknown>, env: Env): Promise<void> {
       message.ack();
       return;
     }
-    const { token } = await issueLogoutToken(await getKeyring(config), { issuer: config.PUBLIC_URL, audience: notice.audience, subject: notice.sub, sessionId: notice.sid });
+    const { token } = await issueLogoutToken(await getKeyring(config), { issuer: config.PUBLIC_URL, audience: notice.target, subject: notice.sub, sessionId: notice.sid });
     status = await send(env, config, notice.target, token);
   } catch (e) {
     // The gateway's own fault (config, keys): a failed try, tried again like any other.

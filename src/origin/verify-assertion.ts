@@ -206,13 +206,15 @@ const logoutClaimsSchema = v.object({
 /**
  * Verifies a logout notice Gatehouse POSTs to a route's `logout_notify` when a gateway session
  * ends (README "Revocation"): a logout token as OpenID Connect Back-Channel Logout defines it,
- * typed `logout+jwt` (so no assertion or other token of the gateway's passes for one), with this
- * origin's audience, the back-channel logout event, and no `nonce`. Pass the token, or the
+ * typed `logout+jwt` (so no assertion or other token of the gateway's passes for one), with
+ * `aud` the route's `logout_notify` exactly as configured (pass it as `audience`: never the
+ * route's audience, so that a notice cannot pass for an assertion either), the back-channel
+ * logout event, and no `nonce`. Pass the token, or the
  * request itself (a form post of `logout_token`). Throws {@link GatehouseAssertionError}.
  * The `jti` is the caller's to check once (keep it until `expiresAt`).
  *
  * @example
- * const { sessionId, jti, expiresAt } = await verifyGatehouseLogoutToken(request, { jwksUrl, audience });
+ * const { sessionId, jti, expiresAt } = await verifyGatehouseLogoutToken(request, { jwksUrl, audience: 'https://app.example.com/backchannel-logout' });
  * if (seen(jti, expiresAt)) return new Response(null, { status: 400 });
  * dropSessionsOf(sessionId);
  * return new Response(null, { status: 200 });

@@ -185,6 +185,11 @@ export interface GatehouseLogout {
   /** The token's `jti`: remember it until `expiresAt` and refuse it a second time. */
   jti: string;
   issuedAt: number;
+  /**
+   * Until when this helper would accept the token (Unix seconds): its `exp` (at most two minutes
+   * after `iat`) plus the clock tolerance. Keeping the `jti` only until the bare `exp` would let
+   * the token be accepted again within the tolerance.
+   */
   expiresAt: number;
   claims: JWTPayload;
 }
@@ -222,6 +227,7 @@ const logoutClaimsSchema = v.object({
 export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Request, options: Omit<VerifyOptions, 'acceptServices'>): Promise<GatehouseLogout> {
   const token = typeof tokenOrRequest === 'string' ? tokenOrRequest : await logoutTokenOf(tokenOrRequest);
   const issuer = options.issuer ?? new URL(options.jwksUrl).origin;
+  const tolerance = options.clockTolerance ?? 30;
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
@@ -231,7 +237,7 @@ export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Reques
       audience: options.audience,
       requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp', 'jti', 'events'],
       maxTokenAge: LOGOUT_MAX_AGE_S,
-      clockTolerance: options.clockTolerance ?? 30,
+      clockTolerance: tolerance,
     }));
   } catch (e) {
     const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
@@ -242,7 +248,7 @@ export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Reques
   const claims = v.safeParse(logoutClaimsSchema, payload);
   if (!claims.success) throw new GatehouseAssertionError('The logout token lacks the back-channel logout event or its claims.');
   const c = claims.output;
-  return { userId: c.sub, sessionId: c.sid, jti: c.jti, issuedAt: c.iat, expiresAt: c.exp, claims: payload };
+  return { userId: c.sub, sessionId: c.sid, jti: c.jti, issuedAt: c.iat, expiresAt: Math.min(c.exp, c.iat + LOGOUT_MAX_AGE_S) + tolerance, claims: payload };
 }
 
 /** The `logout_token` of a form post. */

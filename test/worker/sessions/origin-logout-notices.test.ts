@@ -286,7 +286,8 @@ describe('gatehouse/verify: verifyGatehouseLogoutToken, as a Node origin uses it
     const logout = await verifyGatehouseLogoutToken(request, { jwksUrl, audience: NOTIFY_A });
     expect(logout).toMatchObject({ userId: u.userId, sessionId: sidOf(u.a) });
     expect(logout.jti).toBe(decodeJwt(new URLSearchParams(r.body).get('logout_token')!).jti);
-    expect(logout.expiresAt - logout.issuedAt).toBe(120);
+    // Two minutes, and the default clock tolerance during which the helper still accepts it.
+    expect(logout.expiresAt - logout.issuedAt).toBe(120 + 30);
     expect(await verifyGatehouseLogoutToken(new URLSearchParams(r.body).get('logout_token')!, { jwksUrl, audience: NOTIFY_A })).toMatchObject({ sessionId: sidOf(u.a) });
   });
 
@@ -312,6 +313,24 @@ describe('gatehouse/verify: verifyGatehouseLogoutToken, as a Node origin uses it
     await refuse(await sign(base, 'logout+jwt', privateKey, t - 600));
     const { privateKey: stranger } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']) as CryptoKeyPair;
     await refuse(await sign(base, 'logout+jwt', stranger));
+  });
+
+  it('never accepts a token past the expiresAt it returns, the moment until which its jti must be kept (clock tolerance included)', async () => {
+    const u = await account();
+    const [key] = (JSON.parse(String(env.SIGNING_KEYS)) as { keys: JWK[] }).keys;
+    const privateKey = await importJWK(key!, 'ES256');
+    // Within the tolerance: signed 125 s ago, its exp 5 s ago.
+    const iat = now() - 125;
+    const token = await new SignJWT({ sid: sidOf(u.a), events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+      .setProtectedHeader({ alg: 'ES256', kid: key!.kid!, typ: 'logout+jwt' }).setIssuer(PUBLIC_URL).setAudience(NOTIFY_A).setSubject(u.userId)
+      .setJti(crypto.randomUUID()).setIssuedAt(iat).setExpirationTime(iat + 120).sign(privateKey);
+    const accepted = await verifyGatehouseLogoutToken(token, { jwksUrl, audience: NOTIFY_A });
+    // An origin that forgets the jti at expiresAt must not see the token accepted again after that.
+    expect(accepted.expiresAt).toBeGreaterThan(now());
+    expect(accepted.expiresAt).toBe(iat + 120 + 30);
+    expect((await verifyGatehouseLogoutToken(token, { jwksUrl, audience: NOTIFY_A, clockTolerance: 2 }).catch((e: unknown) => e))).toBeInstanceOf(GatehouseAssertionError);
+    const tolerant = await verifyGatehouseLogoutToken(token, { jwksUrl, audience: NOTIFY_A, clockTolerance: 60 });
+    expect(tolerant.expiresAt).toBe(iat + 120 + 60);
   });
 
   it('refuses a request that is not a form post of logout_token', async () => {

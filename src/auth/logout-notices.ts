@@ -15,7 +15,7 @@
  */
 import * as v from 'valibot';
 import { loadConfig } from '../config/load';
-import { logoutUriAllowed, serviceTarget } from '../config/routes-schema';
+import { logoutNoticeTargets, serviceTarget } from '../config/routes-schema';
 import type { Config } from '../config/schema';
 import { serviceBinding, type Env } from '../env';
 import { getKeyring } from '../keys/keyring';
@@ -87,8 +87,10 @@ async function deliverOne(message: Message<unknown>, env: Env): Promise<void> {
     const loaded = loadConfig(env);
     if (!loaded.ok) throw loaded.error;
     const config = loaded.config;
-    if (!targetAllowed(notice.target, config)) {
-      // ROUTES changed since (or never allowed it here): nothing will make this one deliverable.
+    if (!logoutNoticeTargets(config.ROUTES).some((t) => t.target === notice.target)) {
+      // Only a target ROUTES names now: one removed since the notice was owed (a retired
+      // host, perhaps no longer the operator's) is told nothing, and no message, whoever put it
+      // on the queue, makes the gateway sign and send a token anywhere else.
       await recordEventOffRequest(env.DB, { event: 'logout_notice_abandoned', outcome: 'failure', userId: notice.sub, detail: { ...detail, reason: 'target_not_allowed' } });
       message.ack();
       return;
@@ -112,11 +114,6 @@ async function deliverOne(message: Message<unknown>, env: Env): Promise<void> {
   }
   await recordEventOffRequest(env.DB, { event: 'logout_notice_failed', outcome: 'failure', userId: notice.sub, detail: { ...detail, status, retry_in_s: retryInS } });
   message.retry({ delaySeconds: retryInS });
-}
-
-/** A URL target as apps' logout URIs (https, loopback http in development); a binding target as route origins. */
-function targetAllowed(target: string, config: Config): boolean {
-  return serviceTarget(target) !== null || logoutUriAllowed(target, config);
 }
 
 /**

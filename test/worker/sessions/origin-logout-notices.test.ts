@@ -9,7 +9,8 @@
  *
  * The origins answer from this file (global `fetch` is replaced for their origins only). The
  * object and the consumer run with the pool's bindings (vitest.config.ts): requests here use its
- * signing key and PUBLIC_URL too; ROUTES reach the object with each session's end.
+ * signing key and PUBLIC_URL too; ROUTES reach the object with each session's end, and the
+ * consumer reads them from the pool's env, which gets this file's.
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { createLocalJWKSet, decodeJwt, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK } from 'jose';
@@ -46,6 +47,9 @@ const TARGETS = [
 let NOTIFY: readonly LogoutNoticeTarget[] = [];
 const e: TestEnv = mailEnv({ EMAIL_VERIFICATION: 'off', SIGNING_KEYS: env.SIGNING_KEYS, PUBLIC_URL: env.PUBLIC_URL, ROUTES: JSON.stringify(ROUTES) });
 const now = () => Math.floor(Date.now() / 1000);
+// The queue's consumer runs with the pool's env, as a deployment's runs with the deployment's
+// settings: it tells only the targets its ROUTES name, so the pool's env gets this file's.
+Object.assign(env, { ROUTES: JSON.stringify(ROUTES) });
 {
   const loaded = parseConfig(e);
   if (loaded.ok) NOTIFY = logoutNoticeTargets(loaded.config.ROUTES);
@@ -357,6 +361,9 @@ async function consume(body: LogoutNotice, attempts: number, queue = NOTICE_QUEU
   return { ...result, retryMessages: result.retryMessages.map((m, i) => ({ ...m, delaySeconds: delays[i] })) };
 }
 
+/** The file's env with one more route, told at `target`: the consumer tells only targets ROUTES names. */
+const withTarget = (target: string): TestEnv => ({ ...e, ROUTES: JSON.stringify([...ROUTES, { path: '/svc', origin: 'https://svc.notify.test', auth: 'required', logout_notify: target }]) });
+
 describe('an origin that fails is tried again with growing delays, then given up; every outcome audited', () => {
   it.each([
     ['answers 500', answers(500), 500],
@@ -413,12 +420,23 @@ describe('an origin that fails is tried again with growing delays, then given up
     const user = await seedUser({ email: uniqueEmail('not-allowed') });
     const http = await consume({ sub: user.id, sid: 'sid-http', target: 'http://app-a.notify.test/logout', route: '/a' }, 1);
     expect(http.explicitAcks).toEqual(['msg-1']);
-    const binding = await consume({ sub: user.id, sid: 'sid-binding', target: 'service:NO_SUCH_BINDING/logout', route: '/svc' }, 1);
+    const binding = await consume({ sub: user.id, sid: 'sid-binding', target: 'service:NO_SUCH_BINDING/logout', route: '/svc' }, 1, NOTICE_QUEUE, withTarget('service:NO_SUCH_BINDING/logout'));
     expect(binding.retryMessages).toEqual([{ msgId: 'msg-1', delaySeconds: NOTICE_RETRY_S[0] }]);
     expect(await outcomes(user.id)).toEqual([
       { event: 'logout_notice_abandoned', route: '/a', sid: 'sid-http', attempt: 1, reason: 'target_not_allowed' },
       { event: 'logout_notice_failed', route: '/svc', sid: 'sid-binding', attempt: 1, status: 'no_binding', retry_in_s: NOTICE_RETRY_S[0] },
     ]);
+    expect(received).toEqual([]);
+  });
+
+  it('a notice for a target ROUTES no longer names (removed since it was owed, or never there) is given up at once, audited, nothing sent', async () => {
+    const gone = 'https://retired.notify.test';
+    origins.set(gone, answers(204));
+    const user = await seedUser({ email: uniqueEmail('retired') });
+    const result = await consume({ sub: user.id, sid: 'sid-retired', target: `${gone}/backchannel-logout`, route: '/retired' }, 1);
+    expect(result.explicitAcks).toEqual(['msg-1']);
+    expect(result.retryMessages).toEqual([]);
+    expect(await outcomes(user.id)).toEqual([{ event: 'logout_notice_abandoned', route: '/retired', sid: 'sid-retired', attempt: 1, reason: 'target_not_allowed' }]);
     expect(received).toEqual([]);
   });
 
@@ -435,7 +453,7 @@ describe('an origin that fails is tried again with growing delays, then given up
     const seen: Request[] = [];
     const binding = { fetch: async (input: RequestInfo | URL, init?: RequestInit) => { seen.push(new Request(input, init)); return new Response(null, { status: 204 }); } };
     const user = await seedUser({ email: uniqueEmail('service') });
-    const result = await consume({ sub: user.id, sid: 'sid-svc', target: 'service:NOTICE_ORIGIN/hooks/logout', route: '/svc' }, 1, NOTICE_QUEUE, { ...e, NOTICE_ORIGIN: binding });
+    const result = await consume({ sub: user.id, sid: 'sid-svc', target: 'service:NOTICE_ORIGIN/hooks/logout', route: '/svc' }, 1, NOTICE_QUEUE, { ...withTarget('service:NOTICE_ORIGIN/hooks/logout'), NOTICE_ORIGIN: binding });
     expect(result.explicitAcks).toEqual(['msg-1']);
     expect(seen.map((r) => [r.method, r.url])).toEqual([['POST', `${PUBLIC_URL}/hooks/logout`]]);
     expect(decodeJwt(new URLSearchParams(await seen[0]!.text()).get('logout_token')!)).toMatchObject({ aud: 'service:NOTICE_ORIGIN/hooks/logout', sid: 'sid-svc' });

@@ -251,13 +251,40 @@ export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Reques
   return { userId: c.sub, sessionId: c.sid, jti: c.jti, issuedAt: c.iat, expiresAt: Math.min(c.exp, c.iat + LOGOUT_MAX_AGE_S) + tolerance, claims: payload };
 }
 
+/**
+ * A notice's form holds one token of well under a kilobyte: a body past this is refused unread.
+ * The endpoint takes posts from anyone, so reading a body whole first would hold whatever was sent.
+ */
+const MAX_NOTICE_BODY_BYTES = 16 * 1024;
+
 /** The `logout_token` of a form post. */
 async function logoutTokenOf(request: Request): Promise<string> {
   const type = request.headers.get('content-type') ?? '';
   if (request.method !== 'POST' || !type.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     throw new GatehouseAssertionError('A logout notice is a POST of application/x-www-form-urlencoded.');
   }
-  const token = new URLSearchParams(await request.text()).get('logout_token');
+  const form = await boundedText(request.body, MAX_NOTICE_BODY_BYTES);
+  if (form === null) throw new GatehouseAssertionError(`The logout notice is too large (over ${MAX_NOTICE_BODY_BYTES} bytes).`);
+  const token = new URLSearchParams(form).get('logout_token');
   if (!token) throw new GatehouseAssertionError('The form holds no logout_token.');
   return token;
+}
+
+/** The body as text, or null once it passes `maxBytes` (the rest is never read). */
+async function boundedText(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string | null> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    text += decoder.decode(value, { stream: true });
+  }
 }

@@ -337,6 +337,22 @@ describe('gatehouse/verify: verifyGatehouseLogoutToken, as a Node origin uses it
     expect(tolerant.expiresAt).toBe(iat + 120 + 60);
   });
 
+  it('refuses a form post larger than a notice without reading it whole (the endpoint is open to anyone)', async () => {
+    let pulled = 0;
+    const chunk = new TextEncoder().encode(`logout_token=${'a'.repeat(64 * 1024 - 13)}`);
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        // 16 MiB on offer, 64 KiB at a time.
+        if (pulled >= 256) return controller.close();
+        pulled += 1;
+        controller.enqueue(chunk);
+      },
+    });
+    const request = new Request(NOTIFY_A, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    await expect(verifyGatehouseLogoutToken(request, { jwksUrl, audience: NOTIFY_A })).rejects.toThrow(/too large/);
+    expect(pulled).toBeLessThan(4);
+  });
+
   it('refuses a request that is not a form post of logout_token', async () => {
     const opts = { jwksUrl, audience: NOTIFY_A };
     await expect(verifyGatehouseLogoutToken(new Request(APP_A, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), opts)).rejects.toThrow(/POST of application\/x-www-form-urlencoded/);

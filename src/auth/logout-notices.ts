@@ -3,7 +3,7 @@
  * message is one ended gateway session owed to one route's `logout_notify` target (the user's
  * sessions object wrote it in the transaction that ended the session and its alarm queued it,
  * storage/logout-notices.ts). Here: a logout token in the format of OpenID Connect Back-Channel
- * Logout (tokens/logout-token.ts: `typ: logout+jwt`, `aud` the route's audience, `sid` the
+ * Logout (tokens/logout-token.ts: `typ: logout+jwt`, `aud` the target itself, `sid` the
  * session the origin's assertions carried), POSTed form-encoded under a deadline, no redirect
  * followed; 200 or 204 is done, anything else is tried again after a growing delay
  * (`message.retry`), then given up. Every outcome is audited. Nothing here runs on a request:
@@ -15,7 +15,7 @@
  */
 import * as v from 'valibot';
 import { loadConfig } from '../config/load';
-import { logoutUriAllowed, serviceTarget } from '../config/routes-schema';
+import { logoutNoticeTargets, serviceTarget } from '../config/routes-schema';
 import type { Config } from '../config/schema';
 import { serviceBinding, type Env } from '../env';
 import { getKeyring } from '../keys/keyring';
@@ -42,7 +42,6 @@ const noticeSchema = v.object({
   sub: v.string(),
   sid: v.string(),
   target: v.string(),
-  audience: v.string(),
   route: v.string(),
 });
 
@@ -88,13 +87,15 @@ async function deliverOne(message: Message<unknown>, env: Env): Promise<void> {
     const loaded = loadConfig(env);
     if (!loaded.ok) throw loaded.error;
     const config = loaded.config;
-    if (!targetAllowed(notice.target, config)) {
-      // ROUTES changed since (or never allowed it here): nothing will make this one deliverable.
+    if (!logoutNoticeTargets(config.ROUTES).some((t) => t.target === notice.target)) {
+      // Only a target ROUTES names now: one removed since the notice was owed (a retired
+      // host, perhaps no longer the operator's) is told nothing, and no message, whoever put it
+      // on the queue, makes the gateway sign and send a token anywhere else.
       await recordEventOffRequest(env.DB, { event: 'logout_notice_abandoned', outcome: 'failure', userId: notice.sub, detail: { ...detail, reason: 'target_not_allowed' } });
       message.ack();
       return;
     }
-    const { token } = await issueLogoutToken(await getKeyring(config), { issuer: config.PUBLIC_URL, audience: notice.audience, subject: notice.sub, sessionId: notice.sid });
+    const { token } = await issueLogoutToken(await getKeyring(config), { issuer: config.PUBLIC_URL, audience: notice.target, subject: notice.sub, sessionId: notice.sid });
     status = await send(env, config, notice.target, token);
   } catch (e) {
     // The gateway's own fault (config, keys): a failed try, tried again like any other.
@@ -113,11 +114,6 @@ async function deliverOne(message: Message<unknown>, env: Env): Promise<void> {
   }
   await recordEventOffRequest(env.DB, { event: 'logout_notice_failed', outcome: 'failure', userId: notice.sub, detail: { ...detail, status, retry_in_s: retryInS } });
   message.retry({ delaySeconds: retryInS });
-}
-
-/** A URL target as apps' logout URIs (https, loopback http in development); a binding target as route origins. */
-function targetAllowed(target: string, config: Config): boolean {
-  return serviceTarget(target) !== null || logoutUriAllowed(target, config);
 }
 
 /**

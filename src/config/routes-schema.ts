@@ -147,31 +147,34 @@ export type RouteConfig = v.InferOutput<typeof routeSchema>;
 
 /**
  * The route's audience: `aud` of the assertion its origin receives (its `audience` setting, else
- * its origin's URL origin, or `service:NAME` for a binding), and of its logout notices.
+ * its origin's URL origin, or `service:NAME` for a binding). Never of its logout notices, whose
+ * `aud` is their target: a notice must not pass for an assertion where `typ` goes unchecked.
  */
 export function routeAudience(route: Pick<RouteConfig, 'audience' | 'origin'>): string {
   if (route.audience !== undefined) return route.audience;
   return serviceBinding(route.origin) === null ? new URL(route.origin).origin : route.origin;
 }
 
-/** A logout notice's destination: where it goes, the audience it carries, the route it is for (for the audit). */
+/**
+ * A logout notice's destination: where it goes (also the token's `aud`, so that it verifies only
+ * where it was sent, and never as an assertion, whose `aud` is the route's audience), the route
+ * it is for (for the audit).
+ */
 export interface LogoutNoticeTarget {
   target: string;
-  audience: string;
   route: string;
 }
 
 /**
- * Where a gateway session's end is told: each distinct `logout_notify` of the routes, with the
- * route's audience (routes sharing a target share it: load.ts checks). Every route with one,
- * not only those the session used: tracking use would cost every proxied request a write, and
- * an origin ignores a `sid` it does not know. Once per routes.
+ * Where a gateway session's end is told: each distinct `logout_notify` of the routes. Every
+ * route with one, not only those the session used: tracking use would cost every proxied
+ * request a write, and an origin ignores a `sid` it does not know. Once per routes.
  */
 export const logoutNoticeTargets = memoize((routes: readonly RouteConfig[]): readonly LogoutNoticeTarget[] => {
   const byTarget = new Map<string, LogoutNoticeTarget>();
   for (const r of routes) {
     if (r.logout_notify === undefined || byTarget.has(r.logout_notify)) continue;
-    byTarget.set(r.logout_notify, { target: r.logout_notify, audience: routeAudience(r), route: `${r.host ?? ''}${r.path}` });
+    byTarget.set(r.logout_notify, { target: r.logout_notify, route: `${r.host ?? ''}${r.path}` });
   }
   return [...byTarget.values()];
 });
@@ -199,14 +202,9 @@ export function logoutUriAllowed(uri: string, config: { isDevelopment: boolean }
 
 /** What is wrong with the routes' notice targets for this environment, or null. */
 export function logoutNotifyProblem(routes: readonly RouteConfig[], config: { isDevelopment: boolean }): string | null {
-  const audiences = new Map<string, string>();
   for (const [i, r] of routes.entries()) {
     const t = r.logout_notify;
-    if (t === undefined) continue;
-    if (serviceTarget(t) === null && !logoutUriAllowed(t, config)) return `route ${i}: logout_notify must use https (plain http only to localhost in development)`;
-    const before = audiences.get(t);
-    if (before !== undefined && before !== routeAudience(r)) return `route ${i}: routes with the same logout_notify must have the same audience (the notice carries one)`;
-    audiences.set(t, routeAudience(r));
+    if (t !== undefined && serviceTarget(t) === null && !logoutUriAllowed(t, config)) return `route ${i}: logout_notify must use https (plain http only to localhost in development)`;
   }
   return null;
 }

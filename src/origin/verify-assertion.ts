@@ -185,6 +185,11 @@ export interface GatehouseLogout {
   /** The token's `jti`: remember it until `expiresAt` and refuse it a second time. */
   jti: string;
   issuedAt: number;
+  /**
+   * Until when this helper would accept the token (Unix seconds): its `exp` (at most two minutes
+   * after `iat`) plus the clock tolerance. Keeping the `jti` only until the bare `exp` would let
+   * the token be accepted again within the tolerance.
+   */
   expiresAt: number;
   claims: JWTPayload;
 }
@@ -206,13 +211,15 @@ const logoutClaimsSchema = v.object({
 /**
  * Verifies a logout notice Gatehouse POSTs to a route's `logout_notify` when a gateway session
  * ends (README "Revocation"): a logout token as OpenID Connect Back-Channel Logout defines it,
- * typed `logout+jwt` (so no assertion or other token of the gateway's passes for one), with this
- * origin's audience, the back-channel logout event, and no `nonce`. Pass the token, or the
+ * typed `logout+jwt` (so no assertion or other token of the gateway's passes for one), with
+ * `aud` the route's `logout_notify` exactly as configured (pass it as `audience`: never the
+ * route's audience, so that a notice cannot pass for an assertion either), the back-channel
+ * logout event, and no `nonce`. Pass the token, or the
  * request itself (a form post of `logout_token`). Throws {@link GatehouseAssertionError}.
  * The `jti` is the caller's to check once (keep it until `expiresAt`).
  *
  * @example
- * const { sessionId, jti, expiresAt } = await verifyGatehouseLogoutToken(request, { jwksUrl, audience });
+ * const { sessionId, jti, expiresAt } = await verifyGatehouseLogoutToken(request, { jwksUrl, audience: 'https://app.example.com/backchannel-logout' });
  * if (seen(jti, expiresAt)) return new Response(null, { status: 400 });
  * dropSessionsOf(sessionId);
  * return new Response(null, { status: 200 });
@@ -220,6 +227,7 @@ const logoutClaimsSchema = v.object({
 export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Request, options: Omit<VerifyOptions, 'acceptServices'>): Promise<GatehouseLogout> {
   const token = typeof tokenOrRequest === 'string' ? tokenOrRequest : await logoutTokenOf(tokenOrRequest);
   const issuer = options.issuer ?? new URL(options.jwksUrl).origin;
+  const tolerance = options.clockTolerance ?? 30;
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
@@ -229,7 +237,7 @@ export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Reques
       audience: options.audience,
       requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp', 'jti', 'events'],
       maxTokenAge: LOGOUT_MAX_AGE_S,
-      clockTolerance: options.clockTolerance ?? 30,
+      clockTolerance: tolerance,
     }));
   } catch (e) {
     const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
@@ -240,8 +248,14 @@ export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Reques
   const claims = v.safeParse(logoutClaimsSchema, payload);
   if (!claims.success) throw new GatehouseAssertionError('The logout token lacks the back-channel logout event or its claims.');
   const c = claims.output;
-  return { userId: c.sub, sessionId: c.sid, jti: c.jti, issuedAt: c.iat, expiresAt: c.exp, claims: payload };
+  return { userId: c.sub, sessionId: c.sid, jti: c.jti, issuedAt: c.iat, expiresAt: Math.min(c.exp, c.iat + LOGOUT_MAX_AGE_S) + tolerance, claims: payload };
 }
+
+/**
+ * A notice's form holds one token of well under a kilobyte: a body past this is refused unread.
+ * The endpoint takes posts from anyone, so reading a body whole first would hold whatever was sent.
+ */
+const MAX_NOTICE_BODY_BYTES = 16 * 1024;
 
 /** The `logout_token` of a form post. */
 async function logoutTokenOf(request: Request): Promise<string> {
@@ -249,7 +263,28 @@ async function logoutTokenOf(request: Request): Promise<string> {
   if (request.method !== 'POST' || !type.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
     throw new GatehouseAssertionError('A logout notice is a POST of application/x-www-form-urlencoded.');
   }
-  const token = new URLSearchParams(await request.text()).get('logout_token');
+  const form = await boundedText(request.body, MAX_NOTICE_BODY_BYTES);
+  if (form === null) throw new GatehouseAssertionError(`The logout notice is too large (over ${MAX_NOTICE_BODY_BYTES} bytes).`);
+  const token = new URLSearchParams(form).get('logout_token');
   if (!token) throw new GatehouseAssertionError('The form holds no logout_token.');
   return token;
+}
+
+/** The body as text, or null once it passes `maxBytes` (the rest is never read). */
+async function boundedText(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string | null> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    text += decoder.decode(value, { stream: true });
+  }
 }

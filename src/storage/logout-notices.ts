@@ -13,10 +13,8 @@ import { log } from '../observability/log';
  * from ROUTES, with its own declaration of this shape: storage/ may not import config/).
  */
 export interface LogoutNoticeTarget {
-  /** An https URL, or `service:BINDING[/path]`. */
+  /** An https URL, or `service:BINDING[/path]`; also the logout token's `aud`. */
   target: string;
-  /** `aud` of the logout token: the route's audience, as its assertions carry. */
-  audience: string;
   /** The route (host and path), for the audit. */
   route: string;
 }
@@ -51,12 +49,12 @@ interface NoticeRow extends LogoutNotice {
 export async function handOffDueNotices(storage: DurableObjectStorage, queue: LogoutNoticeQueue | undefined, now: number): Promise<void> {
   const sql = storage.sql;
   const due = sql
-    .exec<NoticeRow & Record<string, SqlStorageValue>>('SELECT id, user_id AS sub, session_id AS sid, target, audience, route, handoffs FROM origin_logout_notices WHERE next_at <= ? ORDER BY next_at, id LIMIT ?', now, NOTICE_HANDOFF_BATCH)
+    .exec<NoticeRow & Record<string, SqlStorageValue>>('SELECT id, user_id AS sub, session_id AS sid, target, route, handoffs FROM origin_logout_notices WHERE next_at <= ? ORDER BY next_at, id LIMIT ?', now, NOTICE_HANDOFF_BATCH)
     .toArray();
   if (due.length === 0) return;
   try {
     if (!queue) throw new Error('no LOGOUT_NOTICES queue binding');
-    await queue.sendBatch(due.map(({ sub, sid, target, audience, route }) => ({ body: { sub, sid, target, audience, route }, contentType: 'json' as const })));
+    await queue.sendBatch(due.map(({ sub, sid, target, route }) => ({ body: { sub, sid, target, route }, contentType: 'json' as const })));
   } catch (e) {
     storage.transactionSync(() => {
       for (const row of due) {

@@ -343,7 +343,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
     // Logout notices owed to origins (their routes' `logout_notify`): one per target and ended
     // session, written with the end, deleted once the queue has them. `next_at` in Unix seconds.
     sql.exec(`CREATE TABLE IF NOT EXISTS origin_logout_notices (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, session_id TEXT NOT NULL, target TEXT NOT NULL, audience TEXT NOT NULL,
+      id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, session_id TEXT NOT NULL, target TEXT NOT NULL,
       route TEXT NOT NULL, handoffs INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (target, session_id))`);
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
@@ -664,9 +664,9 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
     for (const id of sessionIds) {
       for (const n of notify) {
         this.ctx.storage.sql.exec(
-          `INSERT OR IGNORE INTO origin_logout_notices (user_id, session_id, target, audience, route, handoffs, next_at, created_at)
-           SELECT user_id, id, ?, ?, ?, 0, ?, ? FROM sessions WHERE id = ?`,
-          n.target, n.audience, n.route, now, now, id,
+          `INSERT OR IGNORE INTO origin_logout_notices (user_id, session_id, target, route, handoffs, next_at, created_at)
+           SELECT user_id, id, ?, ?, 0, ?, ? FROM sessions WHERE id = ?`,
+          n.target, n.route, now, now, id,
         );
       }
       this.ctx.storage.sql.exec(

@@ -73,7 +73,7 @@ describe.skipIf(missingPeer('/usr/bin/python3 with PyJWT (python3-jwt, python3-c
     await expect.poll(notices, { timeout: 20_000, interval: 200 }).toHaveLength(1);
     const [notice] = await notices();
     expect(notice!.verified, JSON.stringify(notice)).toBe(true);
-    expect(notice!.claims).toMatchObject({ iss: gw.url, aud: originUrl, sub: user.id, sid: assertion.sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
+    expect(notice!.claims).toMatchObject({ iss: gw.url, aud: `${originUrl}/backchannel-logout`, sub: user.id, sid: assertion.sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
     expect(Object.keys(notice!.claims!).sort()).toEqual(['aud', 'events', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub']);
   });
 });

@@ -35,7 +35,7 @@ describe('a Node origin told of the end of a gateway session', () => {
         // As README's Express example: the form's logout_token, verified, its jti used once.
         try {
           const token = new URLSearchParams(await body(req)).get('logout_token') ?? '';
-          const logout = await verifyGatehouseLogoutToken(token, { jwksUrl, audience: originUrl });
+          const logout = await verifyGatehouseLogoutToken(token, { jwksUrl, audience: `${originUrl}/backchannel-logout` });
           if (seenJti.has(logout.jti)) throw new Error('jti replayed');
           seenJti.set(logout.jti, logout.expiresAt);
           notices.push({ ok: true, logout });

@@ -49,7 +49,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.path != "/backchannel-logout" or self.headers.get("content-type") != "application/x-www-form-urlencoded":
                 raise jwt.InvalidTokenError("not a logout notice")
-            claims = verify_logout_token((form.get("logout_token") or [""])[0], audience)
+            # The notice's audience is the route's logout_notify, never the assertions' audience.
+            claims = verify_logout_token((form.get("logout_token") or [""])[0], audience + "/backchannel-logout")
             with lock:
                 if claims["jti"] in seen_jti:
                     raise jwt.InvalidTokenError("jti replayed")

@@ -31,8 +31,12 @@ import { sessionsOf } from './authenticate';
 import { recordEvent } from './events';
 import { endSessions } from './sessions';
 
-/** Refusals that only a forger, a replayer or a token meant for someone else produce: alerted. */
-const SECURITY_REASONS = new Set(['bad_signature', 'unknown_key', 'bad_alg', 'bad_iss', 'bad_aud', 'bad_azp', 'replayed', 'nonce_present', 'bad_typ']);
+/**
+ * Refusals of a token the provider itself signed (meant for someone else, of another kind, or
+ * replayed): alerted. A bad signature, an unknown key or a refused algorithm is not: anyone can
+ * post one at will, and each alert would reach the webhook (an alert flood); audited as failures.
+ */
+const SECURITY_REASONS = new Set(['bad_iss', 'bad_aud', 'bad_azp', 'replayed', 'nonce_present', 'bad_typ']);
 
 const PROVIDER_STATUS = { bad_response: 'bad_gateway', unavailable: 'unavailable' } as const;
 

@@ -9,7 +9,7 @@ import { decodeJwt, generateKeyPair } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { bearer, call, makeEnv, setCookies, type TestEnv } from '../support/helpers';
-import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { fakeHost, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
@@ -203,8 +203,8 @@ describe('the provider session is kept through a second factor', () => {
 describe('a refused logout token: 400 invalid_request, audited, nothing ended', () => {
   const now = () => Math.floor(Date.now() / 1000);
   const cases: { name: string; reason: string; outcome: 'security' | 'failure'; token: (sub: string) => Promise<string> }[] = [
-    { name: 'a key the provider does not publish', reason: 'bad_signature', outcome: 'security', token: async (sub) => idp.logoutToken({ sub }, {}, (await generateKeyPair('RS256')).privateKey) },
-    { name: 'HMAC with the client secret', reason: 'bad_alg', outcome: 'security', token: (sub) => idp.logoutToken({ sub }, { alg: 'HS256' }, new TextEncoder().encode(idp.clientSecret)) },
+    { name: 'a key the provider does not publish', reason: 'bad_signature', outcome: 'failure', token: async (sub) => idp.logoutToken({ sub }, {}, (await generateKeyPair('RS256')).privateKey) },
+    { name: 'HMAC with the client secret', reason: 'bad_alg', outcome: 'failure', token: (sub) => idp.logoutToken({ sub }, { alg: 'HS256' }, new TextEncoder().encode(idp.clientSecret)) },
     { name: 'another issuer', reason: 'bad_iss', outcome: 'security', token: (sub) => idp.logoutToken({ sub, iss: 'https://other-idp.example.test' }) },
     { name: 'another audience (a token the provider signed for another client)', reason: 'bad_aud', outcome: 'security', token: (sub) => idp.logoutToken({ sub, aud: 'another-client' }) },
     { name: 'no iat', reason: 'bad_iat', outcome: 'failure', token: (sub) => idp.logoutToken({ sub, iat: undefined }) },
@@ -240,6 +240,39 @@ describe('a refused logout token: 400 invalid_request, audited, nothing ended', 
     const second = await signInWith('idp-replay');
     await expectRefused(await post(token), 'replayed', 'security');
     expect(await ended(second)).toBe(false);
+  });
+});
+
+describe('a forgery anyone can make raises no alert', () => {
+  const hook = 'https://hooks.example.test';
+  const posts = (from: number) => requests.slice(from).filter((q) => q.url.startsWith(hook));
+  const unsigned = (claims: object, header: object) => {
+    const part = (x: object) => btoa(JSON.stringify(x)).replaceAll('=', '').replaceAll('+', '-').replaceAll('/', '_');
+    return `${part(header)}.${part(claims)}.`;
+  };
+
+  it('unknown keys, bad signatures, HMAC and none are failures, never a webhook alert; a token the provider signed for someone else still alerts', async () => {
+    fakeHost(hook, () => new Response(null, { status: 204 }));
+    const e = makeEnv({ ...gateway, ALERT_WEBHOOK_URL: `${hook}/alert` });
+    const mine = (await generateKeyPair('RS256', { extractable: true })).privateKey;
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { iss: idp.issuer, aud: idp.clientId, iat: now, jti: crypto.randomUUID(), sub: 'victim', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } };
+    const forgeries: [string, string][] = [
+      [await idp.logoutToken({ sub: 'victim' }, {}, mine), 'bad_signature'],
+      [await idp.logoutToken({ sub: 'victim' }, { kid: 'made-up' }, mine), 'unknown_key'],
+      [await idp.logoutToken({ sub: 'victim' }, { alg: 'HS256' }, new TextEncoder().encode(idp.clientSecret)), 'bad_alg'],
+      [unsigned(claims, { alg: 'none', typ: 'logout+jwt' }), 'bad_alg'],
+    ];
+    const from = requests.length;
+    for (const [token, reason] of forgeries) {
+      const r = await post(token, 'oidc', e);
+      expect(r.status).toBe(400);
+      const event = await lastEvent('provider_logout_refused');
+      expect({ outcome: event?.outcome, reason: JSON.parse(event!.detail).reason }).toEqual({ outcome: 'failure', reason });
+    }
+    expect(posts(from)).toEqual([]);
+    expect((await post(await idp.logoutToken({ sub: 'victim', aud: 'another-client' }), 'oidc', e)).status).toBe(400);
+    expect(posts(from)).toHaveLength(1);
   });
 });
 

@@ -22,6 +22,7 @@ import { endpointsOf, providerContext } from '../providers/sign-in';
 import { newDeadline } from '../providers/http';
 import { ProviderError, type OidcProvider } from '../providers/types';
 import { findIdentity } from '../storage/identities';
+import { spendProviderPending } from '../storage/mfa-pending';
 import { releaseProviderLogoutJti, useProviderLogoutJti } from '../storage/provider-logout-jtis';
 import { providerSessionUsers } from '../storage/provider-sessions';
 import { providerSessionIds } from '../storage/sessions';
@@ -77,9 +78,13 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
   // Kept as long as the token could be accepted: its `iat` ages out of the window after that.
   if (!(await useProviderLogoutJti(c.env.DB, provider.id, jti, iat + LOGOUT_TOKEN_MAX_AGE_S + LOGOUT_TOKEN_CLOCK_TOLERANCE_S, t))) return refuseProviderLogout(c, provider, 'replayed', `jti ${jti.slice(0, 64)}`);
   let ended = 0;
+  let pendingSpent: number;
   let userIds: string[];
   try {
     userIds = await accountsNamed(c, provider, sub, sid, t);
+    // A sign-in from that provider session still owing its second factor would start a session
+    // after this token: spent first (its session was never recorded, so nothing else finds it).
+    pendingSpent = await spendProviderPending(c.env.DB, provider.id, sid, userIds, t);
     for (const userId of userIds) ended += await endSessions(c, userId, await providerSessionIds(sessionsOf(c, userId), provider.id, sid, t));
   } catch (e) {
     // Nothing (or not everything) ended: the provider's retry of this token must still count.
@@ -92,7 +97,7 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
     event: 'provider_logout_received',
     outcome: 'success',
     userId: userIds.length === 1 ? userIds[0] : null,
-    detail: { provider: provider.id, sub, sid, jti, sessions_ended: ended, ...(userIds.length === 0 ? { reason: 'unknown_subject' } : {}) },
+    detail: { provider: provider.id, sub, sid, jti, sessions_ended: ended, pending_spent: pendingSpent, ...(userIds.length === 0 ? { reason: 'unknown_subject' } : {}) },
   });
   return ended;
 }

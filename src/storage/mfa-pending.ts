@@ -119,3 +119,26 @@ export async function spendPending(db: D1Database, idHash: string, now: number):
   const r = await guard(() => db.prepare('UPDATE mfa_pending SET used_at = ?, provider_groups = NULL WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?').bind(now, idHash, now).run());
   return r.meta.changes === 1;
 }
+
+/**
+ * A sign-in provider's back-channel logout (auth/provider-logout.ts): spends the unused pending
+ * sign-ins that provider started which the logout names, so none of them becomes a session
+ * after its provider session ended. With `providerSid`, those started from that provider
+ * session (any account), and those of `userIds` that recorded none; without, every one of
+ * `userIds` from that provider. Returns how many this call spent.
+ */
+export async function spendProviderPending(db: D1Database, provider: string, providerSid: string | null, userIds: readonly string[], now: number): Promise<number> {
+  const users = JSON.stringify(userIds);
+  const r = await guard(() =>
+    db
+      .prepare(
+        `UPDATE mfa_pending SET used_at = ?1, provider_groups = NULL
+         WHERE used_at IS NULL AND expires_at > ?1 AND provider = ?2
+           AND ((?3 IS NOT NULL AND provider_sid = ?3)
+             OR (user_id IN (SELECT value FROM json_each(?4)) AND (?3 IS NULL OR provider_sid IS NULL)))`,
+      )
+      .bind(now, provider, providerSid, users)
+      .run(),
+  );
+  return r.meta.changes;
+}

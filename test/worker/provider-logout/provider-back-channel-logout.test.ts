@@ -200,6 +200,42 @@ describe('the provider session is kept through a second factor', () => {
   });
 });
 
+describe('a provider session that ends while its sign-in still owes a second factor starts no session', () => {
+  const cases: { name: string; claims: (sub: string, sid: string) => { sub?: string; sid?: string } }[] = [
+    { name: 'named by sub and sid', claims: (sub, sid) => ({ sub, sid }) },
+    { name: 'named by sid alone', claims: (_sub, sid) => ({ sid }) },
+    { name: 'named by sub alone', claims: (sub) => ({ sub }) },
+  ];
+  for (const t of cases) {
+    it(`${t.name}: the pending sign-in is spent and its code starts nothing; one from another provider session is left`, async () => {
+      const e = mfaEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret });
+      const u = await userWithTotp(e);
+      await env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(u.userId).run();
+      const sub = `bcl-pending-${crypto.randomUUID()}`;
+      const sid = `idp-pending-${crypto.randomUUID()}`;
+      idp.user = { sub, email: u.email, email_verified: true, name: 'Pending', extra: { sid } };
+      const r = await signIn('oidc', idp, e);
+      expect(r.headers.get('location')).toBe('/auth/mfa');
+      const pending = setCookies(r).get('__Host-gatehouse-mfa')!.value;
+
+      expect((await post(await idp.logoutToken(t.claims(sub, sid)), 'oidc', e)).status).toBe(200);
+      const done = await call('/auth/mfa', { env: e, cookies: { '__Host-gatehouse-mfa': pending }, headers: NAV, form: { code: totpCode(u.secret, 1) } });
+      expect(done.status).not.toBe(303);
+      expect(setCookies(done).get('__Host-gatehouse')?.value ?? '').toBe('');
+
+      // A sign-in of the same account from another provider session, pending when the token
+      // names only this provider session, is not the token's: left to complete.
+      if (t.claims(sub, sid).sub === undefined) {
+        idp.user = { ...idp.user, extra: { sid: `${sid}-next` } };
+        expect((await signIn('oidc', idp, e)).headers.get('location')).toBe('/auth/mfa');
+        expect((await post(await idp.logoutToken(t.claims(sub, sid)), 'oidc', e)).status).toBe(200);
+        const unused = await env.DB.prepare('SELECT COUNT(*) AS n FROM mfa_pending WHERE user_id = ? AND provider_sid = ? AND used_at IS NULL').bind(u.userId, `${sid}-next`).first<number>('n');
+        expect(unused).toBe(1);
+      }
+    });
+  }
+});
+
 describe('a refused logout token: 400 invalid_request, audited, nothing ended', () => {
   const now = () => Math.floor(Date.now() / 1000);
   const cases: { name: string; reason: string; outcome: 'security' | 'failure'; token: (sub: string) => Promise<string> }[] = [

@@ -12,17 +12,22 @@ CREATE TABLE provider_logout_jtis (
 );
 
 -- A provider sign-in that still owes its second factor keeps the provider's session id (the ID
--- token's `sid`) for the session it will start, so a logout token naming it finds that session.
+-- token's `sid`) and subject for the session it will start, so a logout token naming them finds
+-- that session, and spends the sign-in if it comes first.
 ALTER TABLE mfa_pending ADD COLUMN provider_sid TEXT;
+ALTER TABLE mfa_pending ADD COLUMN provider_subject TEXT;
 
--- Which account each provider session signed into: a logout token may name only the provider's
--- session (`sid`, no `sub`), and sessions are found through their user. One row per provider,
+-- Which account each provider session signed into, and as which provider subject: a logout
+-- token may name only the provider's session (`sid`, no `sub`), or a subject whose identity the
+-- account has since unlinked, and sessions are found through their user. One row per provider,
 -- provider session and user, written before the Gatehouse session is stored, kept until that
 -- session's absolute end (SESSION_MAX_AGE after sign-in); expired rows are trimmed at sign-in.
 CREATE TABLE provider_sessions (
   provider TEXT NOT NULL,
   sid TEXT NOT NULL,
   user_id TEXT NOT NULL,
+  subject TEXT NOT NULL,
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (provider, sid, user_id)
 );
+CREATE INDEX provider_sessions_subject ON provider_sessions (provider, subject);

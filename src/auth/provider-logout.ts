@@ -6,7 +6,8 @@
  * back-channel logouts all follow. Nothing here starts a session or mints a token.
  *
  * Which sessions: the token's `sub` finds the account (the identity linked to that provider
- * subject), a `sid` alone the accounts that provider session signed into (recorded at sign-in);
+ * subject), and the accounts that provider session (or that subject) signed into, recorded at
+ * sign-in, whether or not the identity is still linked;
  * with a `sid`, the sessions started from that provider session end (and any from that
  * provider that recorded no `sid`: sessions of earlier versions cannot be told apart, so they
  * end rather than live on); with only `sub`, every session of that account started from that
@@ -49,14 +50,17 @@ export async function refuseProviderLogout(c: Context<AppEnv>, provider: OidcPro
 
 /**
  * The accounts whose sessions the token may name: with `sub`, the one linked to that provider
- * subject; with a `sid` alone, those that provider session signed into (storage/provider-sessions.ts).
+ * subject; and those the provider signed into from that session (`sid`) or as that subject
+ * (recorded at sign-in: storage/provider-sessions.ts), whether or not the identity is still
+ * linked to them: a session the provider started stays the provider's to end after the account
+ * unlinks it. With both, a record counts only for that subject.
  */
 async function accountsNamed(c: Context<AppEnv>, provider: OidcProvider, sub: string | null, sid: string | null, t: number): Promise<string[]> {
-  if (sub !== null) {
-    const identity = await findIdentity(c.env.DB, provider.id, sub);
-    return identity === null ? [] : [identity.userId];
-  }
-  return sid === null ? [] : providerSessionUsers(c.env.DB, provider.id, sid, t);
+  const [identity, signedInto] = await Promise.all([
+    sub === null ? null : findIdentity(c.env.DB, provider.id, sub),
+    providerSessionUsers(c.env.DB, provider.id, { sid, subject: sub }, t),
+  ]);
+  return [...new Set([...(identity === null ? [] : [identity.userId]), ...signedInto])];
 }
 
 /** Verifies `token` from `provider` and ends the sessions it names; returns how many this call ended. */
@@ -83,8 +87,8 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
   try {
     userIds = await accountsNamed(c, provider, sub, sid, t);
     // A sign-in from that provider session still owing its second factor would start a session
-    // after this token: spent first (its session was never recorded, so nothing else finds it).
-    pendingSpent = await spendProviderPending(c.env.DB, provider.id, sid, userIds, t);
+    // after this token: spent first (it has no session yet, so nothing else finds it).
+    pendingSpent = await spendProviderPending(c.env.DB, provider.id, { sid, subject: sub }, userIds, t);
     for (const userId of userIds) ended += await endSessions(c, userId, await providerSessionIds(sessionsOf(c, userId), provider.id, sid, t));
   } catch (e) {
     // Nothing (or not everything) ended: the provider's retry of this token must still count.

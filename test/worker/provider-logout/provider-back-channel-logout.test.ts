@@ -8,7 +8,7 @@ import { env } from 'cloudflare:test';
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clearRevocationCache } from '../../../src/storage/revocation';
-import { bearer, call, makeEnv, setCookies, type TestEnv } from '../support/helpers';
+import { bearer, call, makeEnv, seedUser, setCookies, type TestEnv } from '../support/helpers';
 import { fakeHost, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
@@ -171,6 +171,35 @@ describe('a verified logout token ends the sessions it names', () => {
       expect((await post(await idp.logoutToken({ sub, sid: 'idp-typ' }, { typ }))).status).toBe(200);
       expect(await ended(s)).toBe(true);
     }
+  });
+});
+
+describe('a session the provider started stays its to end', () => {
+  it('after the identity is unlinked from the account, a token naming its provider session, its subject or both still ends it', async () => {
+    for (const named of ['sub and sid', 'sid', 'sub'] as const) {
+      const u = await seedUser({ verified: true });
+      const sub = `bcl-unlinked-${crypto.randomUUID()}`;
+      const sid = `idp-unlinked-${crypto.randomUUID()}`;
+      idp.user = { sub, email: u.email, email_verified: true, name: 'Unlinked' };
+      const s = await signInWith(sid);
+      expect(s.userId).toBe(u.id);
+      // The session the provider started unlinks the provider (the account keeps its password).
+      const unlinked = await call('/auth/account/identities/unlink', { env: gateway, json: { provider: 'oidc', subject: sub }, headers: bearer(s.access) });
+      expect(unlinked.status).toBeLessThan(400);
+      expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM identities WHERE provider = ? AND subject = ?').bind('oidc', sub).first<number>('n')).toBe(0);
+
+      expect((await post(await idp.logoutToken(named === 'sub and sid' ? { sub, sid } : named === 'sid' ? { sid } : { sub }))).status).toBe(200);
+      expect(await ended(s)).toBe(true);
+      expect((await get('/now', s)).status).toBe(401);
+    }
+  });
+
+  it('a token naming another subject with that provider session (a sid several subjects share) ends nothing of this account', async () => {
+    providerUser();
+    const sid = `idp-browser-${crypto.randomUUID()}`;
+    const s = await signInWith(sid);
+    expect((await post(await idp.logoutToken({ sub: `someone-else-${crypto.randomUUID()}`, sid }))).status).toBe(200);
+    expect(await ended(s)).toBe(false);
   });
 });
 

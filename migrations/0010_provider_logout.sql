@@ -31,3 +31,15 @@ CREATE TABLE provider_sessions (
   PRIMARY KEY (provider, sid, user_id)
 );
 CREATE INDEX provider_sessions_subject ON provider_sessions (provider, subject);
+
+-- Provider sessions a logout token has ended, kept while a sign-in begun in them could still
+-- arrive (an authorization code issued before the logout and exchanged after it, then a second
+-- factor): such a sign-in is refused rather than starting a session nothing would end.
+-- `subject` is the token's `sub`, or '' when it named the provider session alone (any subject).
+CREATE TABLE provider_ended_sessions (
+  provider TEXT NOT NULL,
+  sid TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (provider, sid, subject)
+);

@@ -25,7 +25,7 @@ import { ProviderError, type OidcProvider } from '../providers/types';
 import { findIdentity } from '../storage/identities';
 import { spendProviderPending } from '../storage/mfa-pending';
 import { releaseProviderLogoutJti, useProviderLogoutJti } from '../storage/provider-logout-jtis';
-import { providerSessionUsers } from '../storage/provider-sessions';
+import { providerSessionUsers, recordEndedProviderSession } from '../storage/provider-sessions';
 import { providerSessionIds } from '../storage/sessions';
 import { LOGOUT_TOKEN_CLOCK_TOLERANCE_S, LOGOUT_TOKEN_MAX_AGE_S, verifyProviderLogoutToken } from '../tokens/provider-logout-token';
 import { nowSeconds as now } from '../util/time';
@@ -41,6 +41,13 @@ import { endSessions } from './sessions';
 const SECURITY_REASONS = new Set(['bad_iss', 'bad_aud', 'bad_azp', 'replayed', 'nonce_present', 'bad_typ']);
 
 const PROVIDER_STATUS = { bad_response: 'bad_gateway', unavailable: 'unavailable' } as const;
+
+/**
+ * How long a provider session a logout token ended is remembered, before the second factor's
+ * time: an authorization code issued in it lives at most 10 minutes (RFC 6749 §4.1.2), with
+ * room for clock skew and the provider's retries.
+ */
+const ENDED_SESSION_KEEP_S = 15 * 60;
 
 /** Refuses a back-channel logout request from `provider`: audited, then 400 `invalid_request`. Ends nothing. */
 export async function refuseProviderLogout(c: Context<AppEnv>, provider: OidcProvider, reason: string, detail?: string): Promise<never> {
@@ -85,6 +92,9 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
   let pendingSpent: number;
   let userIds: string[];
   try {
+    // Remembered first: a sign-in from this provider session that is still under way (its code
+    // not yet exchanged, its second factor not yet given) is refused when it arrives.
+    if (sid !== null) await recordEndedProviderSession(c.env.DB, provider.id, sid, sub, t + ENDED_SESSION_KEEP_S + config.MFA_PENDING_SECONDS, t);
     userIds = await accountsNamed(c, provider, sub, sid, t);
     // A sign-in from that provider session still owing its second factor would start a session
     // after this token: spent first (it has no session yet, so nothing else finds it).

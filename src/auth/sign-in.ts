@@ -20,7 +20,7 @@ import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { log } from '../observability/log';
-import { recordProviderSession } from '../storage/provider-sessions';
+import { isProviderSessionEnded, recordProviderSession } from '../storage/provider-sessions';
 import { insertPending, spendPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
 import {
   endGrantIn,
@@ -239,6 +239,13 @@ async function startSession(
   if (!(await isAccountAsRead(c.env.DB, user))) {
     await endSessions(c, user.id, [session.id]);
     throw accountChanged();
+  }
+  // A sign-in begun in a provider session its logout token has already ended (a code exchanged
+  // after it, or a second factor given after it): checked once the session is stored, so a
+  // token that arrives meanwhile either finds the session or is found here.
+  if (provider !== null && providerSid !== null && providerSubject !== null && (await isProviderSessionEnded(c.env.DB, provider, providerSid, providerSubject, t))) {
+    await endSessions(c, user.id, [session.id]);
+    throw new ApiError('forbidden', 'You were signed out at the sign-in provider while this sign-in was under way. Sign in again.');
   }
   const access = await accessTokenFor(c, user, session);
   return { accessToken: access.token, accessTokenId: access.jti, expiresIn: access.expiresIn, refreshToken: refresh.token, sessionExpiresAt: expiresAt, session };

@@ -43,3 +43,30 @@ export async function providerSessionUsers(db: D1Database, provider: string, nam
   const { results } = await guard(() => query.all<{ user_id: string }>());
   return [...new Set(results.map((r) => r.user_id))];
 }
+
+/**
+ * Records that a logout token ended `provider`'s session `sid` (for `subject` only, when the
+ * token named one), until `expiresAt`: a sign-in from it arriving later is refused
+ * ({@link isProviderSessionEnded}). Expired rows of that provider go in the same batch.
+ */
+export async function recordEndedProviderSession(db: D1Database, provider: string, sid: string, subject: string | null, expiresAt: number, now: number): Promise<void> {
+  await guard(() =>
+    db.batch([
+      db.prepare('DELETE FROM provider_ended_sessions WHERE provider = ? AND expires_at < ?').bind(provider, now),
+      db
+        .prepare(
+          `INSERT INTO provider_ended_sessions (provider, sid, subject, expires_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (provider, sid, subject) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
+        )
+        .bind(provider, sid, subject ?? '', expiresAt),
+    ]),
+  );
+}
+
+/** True if a logout token has ended `provider`'s session `sid` for `subject` (recently enough to be remembered). */
+export async function isProviderSessionEnded(db: D1Database, provider: string, sid: string, subject: string, now: number): Promise<boolean> {
+  const row = await guard(() =>
+    db.prepare("SELECT 1 AS ended FROM provider_ended_sessions WHERE provider = ? AND sid = ? AND subject IN ('', ?) AND expires_at >= ? LIMIT 1").bind(provider, sid, subject, now).first<number>('ended'),
+  );
+  return row !== null;
+}

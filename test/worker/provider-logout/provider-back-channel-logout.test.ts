@@ -203,6 +203,27 @@ describe('a session the provider started stays its to end', () => {
   });
 });
 
+describe('a provider session already logged out starts no session', () => {
+  it('a sign-in still in flight when its provider session ended (its code exchanged after the logout token) is refused; the next provider session, and another subject of a shared sid, sign in', async () => {
+    for (const named of ['sub and sid', 'sid'] as const) {
+      const sub = providerUser();
+      const sid = `idp-in-flight-${crypto.randomUUID()}`;
+      expect((await post(await idp.logoutToken(named === 'sid' ? { sid } : { sub, sid }))).status).toBe(200);
+      idp.user = { ...idp.user, extra: { sid } };
+      const late = await signIn('oidc', idp, gateway);
+      expect(late.status).not.toBe(303);
+      expect(setCookies(late).get('__Host-gatehouse')?.value ?? '').toBe('');
+      const s = await signInWith(`${sid}-next`);
+      expect(await ended(s)).toBe(false);
+      // A token naming its subject ended that provider session for that subject only.
+      if (named === 'sub and sid') {
+        providerUser();
+        await signInWith(sid);
+      }
+    }
+  });
+});
+
 describe('the provider session is kept through a second factor', () => {
   it('a provider sign-in completed with a code keeps its sid: a token for another sid spares it, its own ends it; the password session lives on', async () => {
     const e = mfaEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret });
@@ -302,7 +323,8 @@ describe('a refused logout token: 400 invalid_request, audited, nothing ended', 
     const token = await idp.logoutToken({ sub, sid: 'idp-replay' });
     expect((await post(token)).status).toBe(200);
     expect(await ended(first)).toBe(true);
-    const second = await signInWith('idp-replay');
+    // A session the token would name (none recorded counts), from a sign-in after the logout.
+    const second = await signInWith(null);
     await expectRefused(await post(token), 'replayed', 'security');
     expect(await ended(second)).toBe(false);
   });

@@ -71,18 +71,28 @@ export async function checkRateLimit(c: Context<AppEnv>, action: RateLimitedActi
   }
 }
 
+/** A refusal of the client's credentials: what {@link rateLimitRefusals} counts unless told otherwise. */
+const deniedAccess = (status: number) => status === 401 || status === 403;
+
 /**
- * Counts only the refusals (401, 403) of `action`, after the handler has answered: a client
- * guessing tokens or probing routes is slowed down, signed-in traffic never is. Once the client
- * is over the limit its further refusals become 429 (a passing request still passes).
+ * Counts only the refusals (401, 403, or what `refused` says) of `action`, after the handler has
+ * answered: a client guessing tokens or probing routes is slowed down, signed-in traffic never
+ * is. Once the client is over the limit its further refusals become 429 (a passing request
+ * still passes).
  *
  * @example
  * app.get('/auth/verify', rateLimitRefusals('verify_failure'))
  */
-export function rateLimitRefusals(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
+export function rateLimitRefusals(action: RateLimitedAction, refused: (status: number) => boolean = deniedAccess): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    await next();
-    if (c.res.status === 401 || c.res.status === 403) await checkRateLimit(c, action);
+    try {
+      await next();
+    } catch (e) {
+      // A refusal thrown as an ApiError reaches the app's error handler past this middleware.
+      if (e instanceof ApiError && refused(e.status)) await checkRateLimit(c, action);
+      throw e;
+    }
+    if (refused(c.res.status)) await checkRateLimit(c, action);
   };
 }
 

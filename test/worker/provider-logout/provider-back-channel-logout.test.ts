@@ -387,12 +387,20 @@ describe('the endpoint', () => {
     expect(big.status).toBe(413);
   });
 
-  it('is rate-limited per client IP, with the provider sign-ins', async () => {
+  it('refusals are rate-limited per client IP, with the provider sign-ins; the provider’s own tokens pass a spent limit (nobody sharing its address can hold its logouts back)', async () => {
     const keys: string[] = [];
     const limited = makeEnv({ ...gateway, RATE_LIMITER_OAUTH: { async limit(o: { key: string }) { keys.push(o.key); return { success: false }; } } });
-    const r = await post(await idp.logoutToken({ sub: 'x' }), 'oidc', limited);
-    expect(r.status).toBe(429);
-    expect(keys).toEqual(['oauth:192.0.2.10']);
+    const forged = await idp.logoutToken({ sub: 'x' }, {}, (await generateKeyPair('RS256')).privateKey);
+    expect((await post(forged, 'oidc', limited)).status).toBe(429);
+    expect((await post(await idp.logoutToken({ sub: 'x' }), 'nope', limited)).status).toBe(429);
+    expect(keys).toEqual(['oauth:192.0.2.10', 'oauth:192.0.2.10']);
+
+    const sub = providerUser();
+    const s = await signInWith('idp-limited');
+    const r = await post(await idp.logoutToken({ sub, sid: 'idp-limited' }), 'oidc', limited);
+    expect(r.status).toBe(200);
+    expect(await ended(s)).toBe(true);
+    expect(keys).toHaveLength(2);
   });
 
   it('503 (retry-after) and nothing ended when the provider keys cannot be fetched', async () => {

@@ -304,6 +304,7 @@ describe('a refused logout token: 400 invalid_request, audited, nothing ended', 
     { name: 'a nonce (an ID token posing as a logout token)', reason: 'nonce_present', outcome: 'security', token: (sub) => idp.logoutToken({ sub, nonce: 'n-1' }) },
     { name: 'neither sub nor sid', reason: 'no_subject', outcome: 'failure', token: () => idp.logoutToken({}) },
     { name: 'typed as another kind of token', reason: 'bad_typ', outcome: 'security', token: (sub) => idp.logoutToken({ sub }, { typ: 'at+jwt' }) },
+    { name: 'a type that is not text', reason: 'bad_typ', outcome: 'security', token: (sub) => idp.logoutToken({ sub }, { typ: 7 as unknown as string }) },
     { name: 'longer than 8192 characters', reason: 'too_long', outcome: 'failure', token: (sub) => idp.logoutToken({ sub, padding: 'x'.repeat(9000) }) },
   ];
 

@@ -25,7 +25,8 @@ ALTER TABLE mfa_pending ADD COLUMN provider_subject TEXT;
 CREATE TABLE provider_sessions (
   provider TEXT NOT NULL,
   sid TEXT NOT NULL,
-  user_id TEXT NOT NULL,
+  -- Goes with the account, as its identities do: nothing of a deleted account's provider stays.
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
   subject TEXT NOT NULL,
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (provider, sid, user_id)

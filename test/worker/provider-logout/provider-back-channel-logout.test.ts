@@ -7,6 +7,7 @@
 import { env } from 'cloudflare:test';
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { deleteUserAndData } from '../../../src/storage/account-changes';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { bearer, call, makeEnv, seedUser, setCookies, type TestEnv } from '../support/helpers';
 import { fakeHost, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
@@ -35,6 +36,9 @@ beforeAll(async () => {
     GITHUB_CLIENT_SECRET: 'gh-secret',
     ROUTES,
     ORIGIN: origin,
+    // This file signs in through the provider more often in a minute than one address may: the
+    // limit itself is pinned by its own test below, with a limiter of its own.
+    RATE_LIMITER_OAUTH: { async limit() { return { success: true }; } },
   });
 });
 
@@ -200,6 +204,19 @@ describe('a session the provider started stays its to end', () => {
     const s = await signInWith(sid);
     expect((await post(await idp.logoutToken({ sub: `someone-else-${crypto.randomUUID()}`, sid }))).status).toBe(200);
     expect(await ended(s)).toBe(false);
+  });
+});
+
+describe('what a provider sign-in records goes with the account', () => {
+  it('deleting the account deletes which provider sessions signed into it (and as which subject)', async () => {
+    const sub = providerUser();
+    const sid = `idp-deleted-${crypto.randomUUID()}`;
+    const s = await signInWith(sid);
+    const rows = () => env.DB.prepare('SELECT COUNT(*) AS n FROM provider_sessions WHERE user_id = ? OR subject = ?').bind(s.userId, sub).first<number>('n');
+    expect(await rows()).toBe(1);
+    await deleteUserAndData(env.DB, s.userId);
+    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM users WHERE id = ?').bind(s.userId).first<number>('n')).toBe(0);
+    expect(await rows()).toBe(0);
   });
 });
 

@@ -27,7 +27,8 @@ export async function recordProviderSession(db: D1Database, provider: string, si
 }
 
 /**
- * The accounts `provider` signed into and that may still have sessions from it (at most 100):
+ * The accounts `provider` signed into and that may still have sessions from it (at most 100
+ * accounts, however many times each was signed into):
  * from its session `sid`, as its `subject`, or both (a session of that subject only: a provider
  * whose `sid` is shared by the subjects of one browser names another account's with another `sub`).
  */
@@ -36,7 +37,7 @@ export async function providerSessionUsers(db: D1Database, provider: string, nam
   if (sid === null && subject === null) return [];
   const query =
     sid === null
-      ? db.prepare('SELECT user_id FROM provider_sessions WHERE provider = ? AND subject = ? AND expires_at >= ? LIMIT 100').bind(provider, subject, now)
+      ? db.prepare('SELECT DISTINCT user_id FROM provider_sessions WHERE provider = ? AND subject = ? AND expires_at >= ? LIMIT 100').bind(provider, subject, now)
       : subject === null
         ? db.prepare('SELECT user_id FROM provider_sessions WHERE provider = ? AND sid = ? AND expires_at >= ? LIMIT 100').bind(provider, sid, now)
         : db.prepare('SELECT user_id FROM provider_sessions WHERE provider = ? AND sid = ? AND subject = ? AND expires_at >= ? LIMIT 100').bind(provider, sid, subject, now);

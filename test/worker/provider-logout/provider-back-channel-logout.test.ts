@@ -198,6 +198,20 @@ describe('a session the provider started stays its to end', () => {
     }
   });
 
+  it('a subject that signed in many times into another account still finds, once unlinked, the account it signed into last', async () => {
+    const u = await seedUser({ verified: true });
+    const earlier = await seedUser();
+    const sub = `bcl-many-${crypto.randomUUID()}`;
+    const later = Math.floor(Date.now() / 1000) + 86_400;
+    await env.DB.batch(Array.from({ length: 120 }, (_, i) => env.DB.prepare('INSERT INTO provider_sessions (provider, sid, user_id, subject, expires_at) VALUES (?, ?, ?, ?, ?)').bind('oidc', `idp-earlier-${i}-${sub}`, earlier.id, sub, later)));
+    idp.user = { sub, email: u.email, email_verified: true, name: 'Many' };
+    const s = await signInWith(`idp-many-${crypto.randomUUID()}`);
+    expect(s.userId).toBe(u.id);
+    expect((await call('/auth/account/identities/unlink', { env: gateway, json: { provider: 'oidc', subject: sub }, headers: bearer(s.access) })).status).toBeLessThan(400);
+    expect((await post(await idp.logoutToken({ sub }))).status).toBe(200);
+    expect(await ended(s)).toBe(true);
+  });
+
   it('a token naming another subject with that provider session (a sid several subjects share) ends nothing of this account', async () => {
     providerUser();
     const sid = `idp-browser-${crypto.randomUUID()}`;

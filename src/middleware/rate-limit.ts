@@ -71,28 +71,41 @@ export async function checkRateLimit(c: Context<AppEnv>, action: RateLimitedActi
   }
 }
 
-/** A refusal of the client's credentials: what {@link rateLimitRefusals} counts unless told otherwise. */
-const deniedAccess = (status: number) => status === 401 || status === 403;
-
 /**
- * Counts only the refusals (401, 403, or what `refused` says) of `action`, after the handler has
- * answered: a client guessing tokens or probing routes is slowed down, signed-in traffic never
- * is. Once the client is over the limit its further refusals become 429 (a passing request
- * still passes).
+ * Counts only the refusals (401, 403) of `action`, after the handler has answered: a client
+ * guessing tokens or probing routes is slowed down, signed-in traffic never is. Once the client
+ * is over the limit its further refusals become 429 (a passing request still passes).
  *
  * @example
  * app.get('/auth/verify', rateLimitRefusals('verify_failure'))
  */
-export function rateLimitRefusals(action: RateLimitedAction, refused: (status: number) => boolean = deniedAccess): MiddlewareHandler<AppEnv> {
+export function rateLimitRefusals(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await next();
+    if (c.res.status === 401 || c.res.status === 403) await checkRateLimit(c, action);
+  };
+}
+
+/**
+ * Counts only the requests of `action` that end in a client error (4xx, answered or thrown as an
+ * {@link ApiError}): for an endpoint whose genuine callers must never be held back by others
+ * sharing their address (a sign-in provider's back channel), while anyone posting junk is.
+ * Once the client is over the limit its further refusals become 429.
+ *
+ * @example
+ * app.post('/auth/backchannel-logout/:provider', rateLimitClientErrors('oauth'))
+ */
+export function rateLimitClientErrors(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
+  const clientError = (status: number) => status >= 400 && status < 500;
   return async (c, next) => {
     try {
       await next();
     } catch (e) {
       // A refusal thrown as an ApiError reaches the app's error handler past this middleware.
-      if (e instanceof ApiError && refused(e.status)) await checkRateLimit(c, action);
+      if (e instanceof ApiError && clientError(e.status)) await checkRateLimit(c, action);
       throw e;
     }
-    if (refused(c.res.status)) await checkRateLimit(c, action);
+    if (clientError(c.res.status)) await checkRateLimit(c, action);
   };
 }
 

@@ -4,10 +4,12 @@
 -- not KV: KV is eventually consistent, so a captured token posted twice to two locations could
 -- read "unused" in both; D1's primary takes one INSERT and refuses the second. Expired rows are
 -- trimmed whenever a provider's next logout token is stored.
+-- `replays` counts the presentations after the first: only the first replay raises an alert.
 CREATE TABLE provider_logout_jtis (
   provider TEXT NOT NULL,
   jti TEXT NOT NULL,
   expires_at INTEGER NOT NULL,
+  replays INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (provider, jti)
 );
 

@@ -24,7 +24,7 @@ import { newDeadline } from '../providers/http';
 import { ProviderError, type OidcProvider } from '../providers/types';
 import { findIdentity } from '../storage/identities';
 import { spendProviderPending } from '../storage/mfa-pending';
-import { releaseProviderLogoutJti, useProviderLogoutJti } from '../storage/provider-logout-jtis';
+import { countProviderLogoutReplay, releaseProviderLogoutJti, useProviderLogoutJti } from '../storage/provider-logout-jtis';
 import { providerSessionUsers, recordEndedProviderSession } from '../storage/provider-sessions';
 import { providerSessionIds } from '../storage/sessions';
 import { LOGOUT_TOKEN_CLOCK_TOLERANCE_S, LOGOUT_TOKEN_MAX_AGE_S, verifyProviderLogoutToken } from '../tokens/provider-logout-token';
@@ -87,7 +87,11 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
   const { sub, sid, jti, iat } = claims;
   const t = now();
   // Kept as long as the token could be accepted: its `iat` ages out of the window after that.
-  if (!(await useProviderLogoutJti(c.env.DB, provider.id, jti, iat + LOGOUT_TOKEN_MAX_AGE_S + LOGOUT_TOKEN_CLOCK_TOLERANCE_S, t))) return refuseProviderLogout(c, provider, 'replayed', `jti ${jti.slice(0, 64)}`);
+  if (!(await useProviderLogoutJti(c.env.DB, provider.id, jti, iat + LOGOUT_TOKEN_MAX_AGE_S + LOGOUT_TOKEN_CLOCK_TOLERANCE_S, t))) {
+    // Whoever holds a captured token can post it again at will: its first replay alerts, the rest are failures.
+    const replays = await countProviderLogoutReplay(c.env.DB, provider.id, jti);
+    return refuseProviderLogout(c, provider, replays > 1 ? 'replayed_again' : 'replayed', `jti ${jti.slice(0, 64)}`);
+  }
   let ended = 0;
   let pendingSpent: number;
   let userIds: string[];

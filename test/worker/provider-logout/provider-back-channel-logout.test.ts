@@ -393,6 +393,21 @@ describe('a forgery anyone can make raises no alert', () => {
     expect((await post(await idp.logoutToken({ sub: 'victim', aud: 'another-client' }), 'oidc', e)).status).toBe(400);
     expect(posts(from)).toHaveLength(1);
   });
+
+  it('a captured token replayed again and again alerts once', async () => {
+    fakeHost(hook, () => new Response(null, { status: 204 }));
+    const e = makeEnv({ ...gateway, ALERT_WEBHOOK_URL: `${hook}/alert` });
+    const token = await idp.logoutToken({ sub: `replayed-${crypto.randomUUID()}` });
+    expect((await post(token, 'oidc', e)).status).toBe(200);
+    const from = requests.length;
+    const outcomes: (string | undefined)[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      expect((await post(token, 'oidc', e)).status).toBe(400);
+      outcomes.push((await lastEvent('provider_logout_refused'))?.outcome);
+    }
+    expect(outcomes).toEqual(['security', 'failure', 'failure', 'failure']);
+    expect(posts(from)).toHaveLength(1);
+  });
 });
 
 describe('the endpoint', () => {

@@ -14,7 +14,7 @@ import { cors } from 'hono/cors';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
-import { rateLimit } from './middleware/rate-limit';
+import { rateLimit, rateLimitClientErrors } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
 import { accountAppRoutes } from './routes/account-apps';
 import { linkedIdentityRoutes } from './routes/linked-identities';
@@ -70,8 +70,10 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.get('/login/:provider', rateLimit('oauth'));
   auth.get('/callback/:provider', rateLimit('oauth'));
   auth.route('/', oauthRoutes);
-  // A sign-in provider's back channel (no cookie read, nothing minted): counted with the provider sign-ins.
-  auth.post('/backchannel-logout/:provider', rateLimit('oauth'));
+  // A sign-in provider's back channel (no cookie read, nothing minted): its refusals (4xx) are
+  // counted with the provider sign-ins; a token the provider signed always passes, so nobody
+  // sharing the provider's address (or a burst of its own logouts) can hold its logouts back.
+  auth.post('/backchannel-logout/:provider', rateLimitClientErrors('oauth'));
   auth.route('/', providerLogoutRoutes);
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));

@@ -26,3 +26,14 @@ export async function useProviderLogoutJti(db: D1Database, provider: string, jti
 export async function releaseProviderLogoutJti(db: D1Database, provider: string, jti: string): Promise<void> {
   await guard(() => db.prepare('DELETE FROM provider_logout_jtis WHERE provider = ? AND jti = ?').bind(provider, jti).run());
 }
+
+/**
+ * Counts one more replay of an accepted `jti`; returns how many there have been (1: the first),
+ * or 0 when the row has just gone (its window passed meanwhile).
+ */
+export async function countProviderLogoutReplay(db: D1Database, provider: string, jti: string): Promise<number> {
+  const row = await guard(() =>
+    db.prepare('UPDATE provider_logout_jtis SET replays = replays + 1 WHERE provider = ? AND jti = ? RETURNING replays').bind(provider, jti).first<number>('replays'),
+  );
+  return row ?? 0;
+}

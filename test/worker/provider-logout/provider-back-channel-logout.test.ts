@@ -7,9 +7,10 @@
 import { env } from 'cloudflare:test';
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { deleteUserAndData } from '../../../src/storage/account-changes';
 import { clearRevocationCache } from '../../../src/storage/revocation';
-import { bearer, call, makeEnv, setCookies, type TestEnv } from '../support/helpers';
-import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { bearer, call, makeEnv, seedUser, setCookies, type TestEnv } from '../support/helpers';
+import { fakeHost, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { mfaEnv, NAV, totpCode, userWithTotp } from '../support/second-factor-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
@@ -35,6 +36,9 @@ beforeAll(async () => {
     GITHUB_CLIENT_SECRET: 'gh-secret',
     ROUTES,
     ORIGIN: origin,
+    // This file signs in through the provider more often in a minute than one address may: the
+    // limit itself is pinned by its own test below, with a limiter of its own.
+    RATE_LIMITER_OAUTH: { async limit() { return { success: true }; } },
   });
 });
 
@@ -174,6 +178,83 @@ describe('a verified logout token ends the sessions it names', () => {
   });
 });
 
+describe('a session the provider started stays its to end', () => {
+  it('after the identity is unlinked from the account, a token naming its provider session, its subject or both still ends it', async () => {
+    for (const named of ['sub and sid', 'sid', 'sub'] as const) {
+      const u = await seedUser({ verified: true });
+      const sub = `bcl-unlinked-${crypto.randomUUID()}`;
+      const sid = `idp-unlinked-${crypto.randomUUID()}`;
+      idp.user = { sub, email: u.email, email_verified: true, name: 'Unlinked' };
+      const s = await signInWith(sid);
+      expect(s.userId).toBe(u.id);
+      // The session the provider started unlinks the provider (the account keeps its password).
+      const unlinked = await call('/auth/account/identities/unlink', { env: gateway, json: { provider: 'oidc', subject: sub }, headers: bearer(s.access) });
+      expect(unlinked.status).toBeLessThan(400);
+      expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM identities WHERE provider = ? AND subject = ?').bind('oidc', sub).first<number>('n')).toBe(0);
+
+      expect((await post(await idp.logoutToken(named === 'sub and sid' ? { sub, sid } : named === 'sid' ? { sid } : { sub }))).status).toBe(200);
+      expect(await ended(s)).toBe(true);
+      expect((await get('/now', s)).status).toBe(401);
+    }
+  });
+
+  it('a subject that signed in many times into another account still finds, once unlinked, the account it signed into last', async () => {
+    const u = await seedUser({ verified: true });
+    const earlier = await seedUser();
+    const sub = `bcl-many-${crypto.randomUUID()}`;
+    const later = Math.floor(Date.now() / 1000) + 86_400;
+    await env.DB.batch(Array.from({ length: 120 }, (_, i) => env.DB.prepare('INSERT INTO provider_sessions (provider, sid, user_id, subject, expires_at) VALUES (?, ?, ?, ?, ?)').bind('oidc', `idp-earlier-${i}-${sub}`, earlier.id, sub, later)));
+    idp.user = { sub, email: u.email, email_verified: true, name: 'Many' };
+    const s = await signInWith(`idp-many-${crypto.randomUUID()}`);
+    expect(s.userId).toBe(u.id);
+    expect((await call('/auth/account/identities/unlink', { env: gateway, json: { provider: 'oidc', subject: sub }, headers: bearer(s.access) })).status).toBeLessThan(400);
+    expect((await post(await idp.logoutToken({ sub }))).status).toBe(200);
+    expect(await ended(s)).toBe(true);
+  });
+
+  it('a token naming another subject with that provider session (a sid several subjects share) ends nothing of this account', async () => {
+    providerUser();
+    const sid = `idp-browser-${crypto.randomUUID()}`;
+    const s = await signInWith(sid);
+    expect((await post(await idp.logoutToken({ sub: `someone-else-${crypto.randomUUID()}`, sid }))).status).toBe(200);
+    expect(await ended(s)).toBe(false);
+  });
+});
+
+describe('what a provider sign-in records goes with the account', () => {
+  it('deleting the account deletes which provider sessions signed into it (and as which subject)', async () => {
+    const sub = providerUser();
+    const sid = `idp-deleted-${crypto.randomUUID()}`;
+    const s = await signInWith(sid);
+    const rows = () => env.DB.prepare('SELECT COUNT(*) AS n FROM provider_sessions WHERE user_id = ? OR subject = ?').bind(s.userId, sub).first<number>('n');
+    expect(await rows()).toBe(1);
+    await deleteUserAndData(env.DB, s.userId);
+    expect(await env.DB.prepare('SELECT COUNT(*) AS n FROM users WHERE id = ?').bind(s.userId).first<number>('n')).toBe(0);
+    expect(await rows()).toBe(0);
+  });
+});
+
+describe('a provider session already logged out starts no session', () => {
+  it('a sign-in still in flight when its provider session ended (its code exchanged after the logout token) is refused; the next provider session, and another subject of a shared sid, sign in', async () => {
+    for (const named of ['sub and sid', 'sid'] as const) {
+      const sub = providerUser();
+      const sid = `idp-in-flight-${crypto.randomUUID()}`;
+      expect((await post(await idp.logoutToken(named === 'sid' ? { sid } : { sub, sid }))).status).toBe(200);
+      idp.user = { ...idp.user, extra: { sid } };
+      const late = await signIn('oidc', idp, gateway);
+      expect(late.status).not.toBe(303);
+      expect(setCookies(late).get('__Host-gatehouse')?.value ?? '').toBe('');
+      const s = await signInWith(`${sid}-next`);
+      expect(await ended(s)).toBe(false);
+      // A token naming its subject ended that provider session for that subject only.
+      if (named === 'sub and sid') {
+        providerUser();
+        await signInWith(sid);
+      }
+    }
+  });
+});
+
 describe('the provider session is kept through a second factor', () => {
   it('a provider sign-in completed with a code keeps its sid: a token for another sid spares it, its own ends it; the password session lives on', async () => {
     const e = mfaEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret });
@@ -200,11 +281,47 @@ describe('the provider session is kept through a second factor', () => {
   });
 });
 
+describe('a provider session that ends while its sign-in still owes a second factor starts no session', () => {
+  const cases: { name: string; claims: (sub: string, sid: string) => { sub?: string; sid?: string } }[] = [
+    { name: 'named by sub and sid', claims: (sub, sid) => ({ sub, sid }) },
+    { name: 'named by sid alone', claims: (_sub, sid) => ({ sid }) },
+    { name: 'named by sub alone', claims: (sub) => ({ sub }) },
+  ];
+  for (const t of cases) {
+    it(`${t.name}: the pending sign-in is spent and its code starts nothing; one from another provider session is left`, async () => {
+      const e = mfaEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret });
+      const u = await userWithTotp(e);
+      await env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(u.userId).run();
+      const sub = `bcl-pending-${crypto.randomUUID()}`;
+      const sid = `idp-pending-${crypto.randomUUID()}`;
+      idp.user = { sub, email: u.email, email_verified: true, name: 'Pending', extra: { sid } };
+      const r = await signIn('oidc', idp, e);
+      expect(r.headers.get('location')).toBe('/auth/mfa');
+      const pending = setCookies(r).get('__Host-gatehouse-mfa')!.value;
+
+      expect((await post(await idp.logoutToken(t.claims(sub, sid)), 'oidc', e)).status).toBe(200);
+      const done = await call('/auth/mfa', { env: e, cookies: { '__Host-gatehouse-mfa': pending }, headers: NAV, form: { code: totpCode(u.secret, 1) } });
+      expect(done.status).not.toBe(303);
+      expect(setCookies(done).get('__Host-gatehouse')?.value ?? '').toBe('');
+
+      // A sign-in of the same account from another provider session, pending when the token
+      // names only this provider session, is not the token's: left to complete.
+      if (t.claims(sub, sid).sub === undefined) {
+        idp.user = { ...idp.user, extra: { sid: `${sid}-next` } };
+        expect((await signIn('oidc', idp, e)).headers.get('location')).toBe('/auth/mfa');
+        expect((await post(await idp.logoutToken(t.claims(sub, sid)), 'oidc', e)).status).toBe(200);
+        const unused = await env.DB.prepare('SELECT COUNT(*) AS n FROM mfa_pending WHERE user_id = ? AND provider_sid = ? AND used_at IS NULL').bind(u.userId, `${sid}-next`).first<number>('n');
+        expect(unused).toBe(1);
+      }
+    });
+  }
+});
+
 describe('a refused logout token: 400 invalid_request, audited, nothing ended', () => {
   const now = () => Math.floor(Date.now() / 1000);
   const cases: { name: string; reason: string; outcome: 'security' | 'failure'; token: (sub: string) => Promise<string> }[] = [
-    { name: 'a key the provider does not publish', reason: 'bad_signature', outcome: 'security', token: async (sub) => idp.logoutToken({ sub }, {}, (await generateKeyPair('RS256')).privateKey) },
-    { name: 'HMAC with the client secret', reason: 'bad_alg', outcome: 'security', token: (sub) => idp.logoutToken({ sub }, { alg: 'HS256' }, new TextEncoder().encode(idp.clientSecret)) },
+    { name: 'a key the provider does not publish', reason: 'bad_signature', outcome: 'failure', token: async (sub) => idp.logoutToken({ sub }, {}, (await generateKeyPair('RS256')).privateKey) },
+    { name: 'HMAC with the client secret', reason: 'bad_alg', outcome: 'failure', token: (sub) => idp.logoutToken({ sub }, { alg: 'HS256' }, new TextEncoder().encode(idp.clientSecret)) },
     { name: 'another issuer', reason: 'bad_iss', outcome: 'security', token: (sub) => idp.logoutToken({ sub, iss: 'https://other-idp.example.test' }) },
     { name: 'another audience (a token the provider signed for another client)', reason: 'bad_aud', outcome: 'security', token: (sub) => idp.logoutToken({ sub, aud: 'another-client' }) },
     { name: 'no iat', reason: 'bad_iat', outcome: 'failure', token: (sub) => idp.logoutToken({ sub, iat: undefined }) },
@@ -218,6 +335,7 @@ describe('a refused logout token: 400 invalid_request, audited, nothing ended', 
     { name: 'a nonce (an ID token posing as a logout token)', reason: 'nonce_present', outcome: 'security', token: (sub) => idp.logoutToken({ sub, nonce: 'n-1' }) },
     { name: 'neither sub nor sid', reason: 'no_subject', outcome: 'failure', token: () => idp.logoutToken({}) },
     { name: 'typed as another kind of token', reason: 'bad_typ', outcome: 'security', token: (sub) => idp.logoutToken({ sub }, { typ: 'at+jwt' }) },
+    { name: 'a type that is not text', reason: 'bad_typ', outcome: 'security', token: (sub) => idp.logoutToken({ sub }, { typ: 7 as unknown as string }) },
     { name: 'longer than 8192 characters', reason: 'too_long', outcome: 'failure', token: (sub) => idp.logoutToken({ sub, padding: 'x'.repeat(9000) }) },
   ];
 
@@ -237,9 +355,58 @@ describe('a refused logout token: 400 invalid_request, audited, nothing ended', 
     const token = await idp.logoutToken({ sub, sid: 'idp-replay' });
     expect((await post(token)).status).toBe(200);
     expect(await ended(first)).toBe(true);
-    const second = await signInWith('idp-replay');
+    // A session the token would name (none recorded counts), from a sign-in after the logout.
+    const second = await signInWith(null);
     await expectRefused(await post(token), 'replayed', 'security');
     expect(await ended(second)).toBe(false);
+  });
+});
+
+describe('a forgery anyone can make raises no alert', () => {
+  const hook = 'https://hooks.example.test';
+  const posts = (from: number) => requests.slice(from).filter((q) => q.url.startsWith(hook));
+  const unsigned = (claims: object, header: object) => {
+    const part = (x: object) => btoa(JSON.stringify(x)).replaceAll('=', '').replaceAll('+', '-').replaceAll('/', '_');
+    return `${part(header)}.${part(claims)}.`;
+  };
+
+  it('unknown keys, bad signatures, HMAC and none are failures, never a webhook alert; a token the provider signed for someone else still alerts', async () => {
+    fakeHost(hook, () => new Response(null, { status: 204 }));
+    const e = makeEnv({ ...gateway, ALERT_WEBHOOK_URL: `${hook}/alert` });
+    const mine = (await generateKeyPair('RS256', { extractable: true })).privateKey;
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { iss: idp.issuer, aud: idp.clientId, iat: now, jti: crypto.randomUUID(), sub: 'victim', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } };
+    const forgeries: [string, string][] = [
+      [await idp.logoutToken({ sub: 'victim' }, {}, mine), 'bad_signature'],
+      [await idp.logoutToken({ sub: 'victim' }, { kid: 'made-up' }, mine), 'unknown_key'],
+      [await idp.logoutToken({ sub: 'victim' }, { alg: 'HS256' }, new TextEncoder().encode(idp.clientSecret)), 'bad_alg'],
+      [unsigned(claims, { alg: 'none', typ: 'logout+jwt' }), 'bad_alg'],
+    ];
+    const from = requests.length;
+    for (const [token, reason] of forgeries) {
+      const r = await post(token, 'oidc', e);
+      expect(r.status).toBe(400);
+      const event = await lastEvent('provider_logout_refused');
+      expect({ outcome: event?.outcome, reason: JSON.parse(event!.detail).reason }).toEqual({ outcome: 'failure', reason });
+    }
+    expect(posts(from)).toEqual([]);
+    expect((await post(await idp.logoutToken({ sub: 'victim', aud: 'another-client' }), 'oidc', e)).status).toBe(400);
+    expect(posts(from)).toHaveLength(1);
+  });
+
+  it('a captured token replayed again and again alerts once', async () => {
+    fakeHost(hook, () => new Response(null, { status: 204 }));
+    const e = makeEnv({ ...gateway, ALERT_WEBHOOK_URL: `${hook}/alert` });
+    const token = await idp.logoutToken({ sub: `replayed-${crypto.randomUUID()}` });
+    expect((await post(token, 'oidc', e)).status).toBe(200);
+    const from = requests.length;
+    const outcomes: (string | undefined)[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      expect((await post(token, 'oidc', e)).status).toBe(400);
+      outcomes.push((await lastEvent('provider_logout_refused'))?.outcome);
+    }
+    expect(outcomes).toEqual(['security', 'failure', 'failure', 'failure']);
+    expect(posts(from)).toHaveLength(1);
   });
 });
 
@@ -267,12 +434,20 @@ describe('the endpoint', () => {
     expect(big.status).toBe(413);
   });
 
-  it('is rate-limited per client IP, with the provider sign-ins', async () => {
+  it('refusals are rate-limited per client IP, with the provider sign-ins; the provider’s own tokens pass a spent limit (nobody sharing its address can hold its logouts back)', async () => {
     const keys: string[] = [];
     const limited = makeEnv({ ...gateway, RATE_LIMITER_OAUTH: { async limit(o: { key: string }) { keys.push(o.key); return { success: false }; } } });
-    const r = await post(await idp.logoutToken({ sub: 'x' }), 'oidc', limited);
-    expect(r.status).toBe(429);
-    expect(keys).toEqual(['oauth:192.0.2.10']);
+    const forged = await idp.logoutToken({ sub: 'x' }, {}, (await generateKeyPair('RS256')).privateKey);
+    expect((await post(forged, 'oidc', limited)).status).toBe(429);
+    expect((await post(await idp.logoutToken({ sub: 'x' }), 'nope', limited)).status).toBe(429);
+    expect(keys).toEqual(['oauth:192.0.2.10', 'oauth:192.0.2.10']);
+
+    const sub = providerUser();
+    const s = await signInWith('idp-limited');
+    const r = await post(await idp.logoutToken({ sub, sid: 'idp-limited' }), 'oidc', limited);
+    expect(r.status).toBe(200);
+    expect(await ended(s)).toBe(true);
+    expect(keys).toHaveLength(2);
   });
 
   it('503 (retry-after) and nothing ended when the provider keys cannot be fetched', async () => {

@@ -14,7 +14,7 @@ import { cors } from 'hono/cors';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
-import { rateLimit } from './middleware/rate-limit';
+import { rateLimit, rateLimitClientErrors } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
 import { accountAppRoutes } from './routes/account-apps';
 import { linkedIdentityRoutes } from './routes/linked-identities';
@@ -31,6 +31,7 @@ import { endSessionRoutes } from './routes/end-session';
 import { passkeyRoutes } from './routes/passkeys';
 import { passwordRoutes } from './routes/password';
 import { passwordResetRoutes } from './routes/password-reset';
+import { providerLogoutRoutes } from './routes/provider-logout';
 import { providerTokenRoutes } from './routes/provider-tokens';
 import { refreshNavigationRoute } from './routes/refresh-navigation';
 import { secondFactorRoutes } from './routes/second-factors';
@@ -46,6 +47,8 @@ import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
  * hot path like everything here, and through this one lazy entry it splits no start-up chunk.
  */
 export { deliverLogout } from './auth/backchannel-logout';
+/** The logout-notice queue's consumer (index.ts `queue` loads it from here, for the same reason). */
+export { deliverLogoutNotices } from './auth/logout-notices';
 
 /**
  * The lazily loaded app for `config`. `hot` is app.ts's app (built before): its routes
@@ -60,13 +63,18 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // After a change, the browser's next reads see it (storage/directory.ts). Refresh, sign-out
   // and ending sessions change only the sessions' objects (and audit rows): no bookmark, and
   // the hot refresh path stays free of the extra query.
-  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end|token|revoke|introspect|userinfo)$/ }));
+  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end|token|revoke|introspect|userinfo|backchannel-logout\/[^/]+)$/ }));
   auth.get('/callback/:provider', directoryBookmark({ reads: true }));
   auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
   auth.get('/login/:provider', rateLimit('oauth'));
   auth.get('/callback/:provider', rateLimit('oauth'));
   auth.route('/', oauthRoutes);
+  // A sign-in provider's back channel (no cookie read, nothing minted): its refusals (4xx) are
+  // counted with the provider sign-ins; a token the provider signed always passes, so nobody
+  // sharing the provider's address (or a burst of its own logouts) can hold its logouts back.
+  auth.post('/backchannel-logout/:provider', rateLimitClientErrors('oauth'));
+  auth.route('/', providerLogoutRoutes);
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));
   auth.get('/refresh', rateLimit('refresh'));

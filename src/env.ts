@@ -4,7 +4,7 @@
  */
 import type { Config } from './config/schema';
 import type { Keyring } from './keys/keyring';
-import type { UserSessionsNamespace } from './storage/user-sessions';
+import type { LogoutNoticeQueue, UserSessionsNamespace } from './storage/user-sessions';
 
 /**
  * The bindings from `wrangler.toml` that code reads by name. The settings (`PUBLIC_URL`, ...)
@@ -16,6 +16,8 @@ export interface Env {
   REVOKED: KVNamespace;
   /** Each user's sessions and revocation fence (storage/user-sessions.ts): one Durable Object per user. */
   USER_SESSIONS: UserSessionsNamespace;
+  /** Logout notices to origins (README "Revocation"): the sessions objects produce, auth/logout-notices.ts consumes. Required when a route sets `logout_notify`. */
+  LOGOUT_NOTICES?: LogoutNoticeQueue;
   /** Cloudflare Email Service (src/mail/): used when set and SMTP_URL is not. */
   EMAIL?: SendEmail;
   /** The shared per-IP burst limiter (middleware/rate-limit.ts). */

@@ -31,6 +31,11 @@ export default {
     const { scheduled } = await import('./scheduled/handler');
     await scheduled(controller, env);
   },
+  async queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+    // Logout notices to origins (auth/logout-notices.ts): rare, so loaded on the first batch.
+    const { deliverLogoutNotices } = await import('./app-lazy');
+    await deliverLogoutNotices(batch, env);
+  },
 } satisfies ExportedHandler<Env>;
 
 /**

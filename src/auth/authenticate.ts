@@ -8,6 +8,7 @@
  * then one KV key; every revocation ends a whole session, so no per-token key is needed).
  */
 import type { Context } from 'hono';
+import { logoutNoticeTargets } from '../config/routes-schema';
 import type { AppEnv, AuthUser } from '../env';
 import { recordEventInBackground } from './events';
 import { readAccessCookie } from '../http/cookies';
@@ -33,9 +34,13 @@ export function presentedToken(c: Context<AppEnv>): { token: string; via: 'beare
   return cookie ? { token: cookie, via: 'cookie' } : null;
 }
 
-/** The user's sessions: their Durable Object (storage/user-sessions.ts), also the revocation fence. */
+/**
+ * The user's sessions: their Durable Object (storage/user-sessions.ts), also the revocation
+ * fence; with the routes' logout-notice targets (computed once per config), so every way a
+ * session ends owes them their notice in the same transaction.
+ */
 export function sessionsOf(c: Context<AppEnv>, userId: string): SessionStore {
-  return { ns: c.env.USER_SESSIONS, userId };
+  return { ns: c.env.USER_SESSIONS, userId, notify: logoutNoticeTargets(c.get('config').ROUTES) };
 }
 
 /**

@@ -10,6 +10,7 @@
  * loaded here as for a request: once per isolate.
  */
 import { loadConfig } from '../config/load';
+import { logoutUriAllowed } from '../config/routes-schema';
 import type { Config } from '../config/schema';
 import type { Env } from '../env';
 import { getKeyring } from '../keys/keyring';
@@ -22,21 +23,8 @@ import { recordEventOffRequest } from './events';
 /** How long one client may take to answer (connect, send, status line). */
 export const LOGOUT_DEADLINE_MS = 5_000;
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/**
- * Whether the gateway sends logout tokens to this URI: https, or plain http to a loopback host
- * in development; never with a fragment (the specification forbids one) or credentials.
- * The clients' admin API checks the same at registration; a URI stored before, or a setting
- * changed since, is checked again here at every try.
- */
-export function logoutUriAllowed(uri: string, config: Pick<Config, 'isDevelopment'>): boolean {
-  if (!URL.canParse(uri)) return false;
-  const url = new URL(uri);
-  if (url.hash !== '' || uri.includes('#') || url.username !== '' || url.password !== '') return false;
-  if (url.protocol === 'https:') return true;
-  return url.protocol === 'http:' && config.isDevelopment && LOOPBACK.has(url.hostname);
-}
+/** The rule for where logout tokens go (config/routes-schema.ts): apps' URIs and origins' notice targets alike. */
+export { logoutUriAllowed };
 
 /** Why a client gets nothing (any more): it is gone, disabled, or its URI is not one we send to. */
 function dropReason(client: OAuthClient | null, config: Config): string | null {

@@ -20,6 +20,7 @@ import type { AppEnv } from '../env';
 import { clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { log } from '../observability/log';
+import { isProviderSessionEnded, recordProviderSession } from '../storage/provider-sessions';
 import { insertPending, spendPending, type PendingMode, type PendingPurpose, type PendingSignIn } from '../storage/mfa-pending';
 import {
   endGrantIn,
@@ -121,6 +122,10 @@ export interface FirstFactor {
   detail?: Record<string, string | boolean>;
   /** The provider's groups, for the session (auth/provider-groups.ts); none for other methods. */
   groups?: ProviderGroups | null;
+  /** The provider's own session (its ID token's `sid`), kept with the session for the provider's back-channel logout. */
+  providerSid?: string | null;
+  /** The provider's subject who signed in, recorded with `providerSid` for the same logout. */
+  providerSubject?: string | null;
 }
 
 /** Signed in: the tokens, to be sent the way `mode` says. */
@@ -204,22 +209,43 @@ const accountChanged = () => new ApiError('conflict', 'Your account changed whil
  * after its D1 batch (auth/mailbox-proof.ts), so a session stored in between is ended by the
  * claim's second pass, and one stored after it is caught by the check after.
  */
-async function startSession(c: Context<AppEnv>, user: User, provider: string | null, amr: readonly string[], groups: ProviderGroups | null, spendsPending?: string): Promise<IssuedTokens> {
+async function startSession(
+  c: Context<AppEnv>,
+  user: User,
+  provider: string | null,
+  amr: readonly string[],
+  groups: ProviderGroups | null,
+  providerSid: string | null,
+  providerSubject: string | null,
+  spendsPending?: string,
+): Promise<IssuedTokens> {
   const config = c.get('config');
   const t = now();
   const refresh = await newRefreshToken(user.id);
   const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
-  const input = { userId: user.id, refreshHash: refresh.hash, expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr], groups };
+  const input = { userId: user.id, refreshHash: refresh.hash, expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr], groups, providerSid };
   if (spendsPending !== undefined) {
     if (!(await spendPending(c.env.DB, spendsPending, t))) throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
   } else if (!(await isAccountAsRead(c.env.DB, user))) {
     throw accountChanged();
+  }
+  // A provider's logout token may name only its session: where that session signed in is
+  // recorded first, so no Gatehouse session from it exists that the token could not find.
+  if (provider !== null && providerSid !== null && providerSubject !== null) {
+    await recordProviderSession(c.env.DB, provider, providerSid, providerSubject, user.id, t + config.SESSION_MAX_AGE, t);
   }
   const store = sessionsOf(c, user.id);
   const session = await insertSession(store, input, `ses_${randomId(12)}`, randomId(12), t);
   if (!(await isAccountAsRead(c.env.DB, user))) {
     await endSessions(c, user.id, [session.id]);
     throw accountChanged();
+  }
+  // A sign-in begun in a provider session its logout token has already ended (a code exchanged
+  // after it, or a second factor given after it): checked once the session is stored, so a
+  // token that arrives meanwhile either finds the session or is found here.
+  if (provider !== null && providerSid !== null && providerSubject !== null && (await isProviderSessionEnded(c.env.DB, provider, providerSid, providerSubject, t))) {
+    await endSessions(c, user.id, [session.id]);
+    throw new ApiError('forbidden', 'You were signed out at the sign-in provider while this sign-in was under way. Sign in again.');
   }
   const access = await accessTokenFor(c, user, session);
   return { accessToken: access.token, accessTokenId: access.jti, expiresIn: access.expiresIn, refreshToken: refresh.token, sessionExpiresAt: expiresAt, session };
@@ -256,6 +282,8 @@ export async function signIn(c: Context<AppEnv>, first: FirstFactor): Promise<Si
       mode,
       returnTo: first.returnTo,
       groups: first.groups ?? null,
+      providerSid: first.providerSid ?? null,
+      providerSubject: first.providerSubject ?? null,
       createdAt: t,
       expiresAt: t + ttl,
     }, user);
@@ -263,7 +291,7 @@ export async function signIn(c: Context<AppEnv>, first: FirstFactor): Promise<Si
     await recordEvent(c, { event: 'mfa_pending', outcome: 'success', userId: user.id, detail: { ...method, purpose, first_factor: first.amr.join(',') } });
     return { kind: 'pending', user, handle, purpose, ttl, mode, returnTo: first.returnTo };
   }
-  const tokens = await startSession(c, user, first.provider, first.amr, first.groups ?? null);
+  const tokens = await startSession(c, user, first.provider, first.amr, first.groups ?? null, first.providerSid ?? null, first.providerSubject ?? null);
   await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { ...method, amr: first.amr.join(','), sid: tokens.session.id } });
   return { kind: 'session', user, tokens, mode: first.mode, returnTo: first.returnTo, spentPending: false };
 }
@@ -279,7 +307,7 @@ export async function completeSignIn(c: Context<AppEnv>, pending: PendingSignIn,
   const user = await pendingUser(c, pending);
   if (!(await hasSecondFactor(c.env.DB, user.id, c.get('config')))) throw new ApiError('forbidden', 'This account must set up a second factor first.');
   const amr = [...new Set([...pending.amr, ...factorAmr, 'mfa'])];
-  const tokens = await startSession(c, user, pending.provider, amr, pending.groups, pending.idHash);
+  const tokens = await startSession(c, user, pending.provider, amr, pending.groups, pending.providerSid, pending.providerSubject, pending.idHash);
   await recordEvent(c, { event: 'login', outcome: 'success', userId: user.id, detail: { method: 'second_factor', endpoint, amr: amr.join(','), sid: tokens.session.id } });
   return { kind: 'session', user, tokens, mode: pending.mode, returnTo: pending.returnTo, spentPending: true };
 }

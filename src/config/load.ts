@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot';
 import { hostRoutesProblem } from './route-hosts';
-import { routesNeedGroups } from './routes-schema';
+import { logoutNotifyProblem, routesNeedGroups } from './routes-schema';
 import { configSchema, type Config } from './schema';
 
 /** A bad or missing setting. `setting` is safe to show; no value is ever included. */
@@ -91,6 +91,12 @@ export function parseConfig(env: object): ConfigResult {
   const publicUrl = raw.PUBLIC_URL ?? 'http://localhost:8787';
   const hostProblem = hostRoutesProblem(raw.ROUTES, publicUrl);
   if (hostProblem) return { ok: false, error: new ConfigError('ROUTES', hostProblem) };
+  const notifyProblem = logoutNotifyProblem(raw.ROUTES, { isDevelopment });
+  if (notifyProblem) return { ok: false, error: new ConfigError('ROUTES', notifyProblem) };
+  if (raw.ROUTES.some((r) => r.logout_notify !== undefined) && !('LOGOUT_NOTICES' in env && typeof env.LOGOUT_NOTICES === 'object' && env.LOGOUT_NOTICES !== null)) {
+    // Notices owed and nowhere to queue them: refuse to start rather than drop them silently.
+    return { ok: false, error: new ConfigError('LOGOUT_NOTICES', 'a route sets logout_notify: the Worker needs the LOGOUT_NOTICES queue binding (wrangler.toml [[queues.producers]])') };
+  }
   const emailBinding = 'EMAIL' in env && typeof env.EMAIL === 'object' && env.EMAIL !== null;
   const mailTransport = raw.SMTP_URL ? 'smtp' : emailBinding ? 'email-service' : null;
   if (raw.EMAIL_VERIFICATION && raw.EMAIL_VERIFICATION !== 'off' && mailTransport === null) {

@@ -5,6 +5,7 @@
  */
 import * as v from 'valibot';
 import { foldSegment } from '../util/fold-case';
+import { memoize } from '../util/memo';
 import { hostProblem } from './route-hosts';
 
 const pathPrefix = v.pipe(
@@ -16,6 +17,8 @@ const pathPrefix = v.pipe(
 );
 
 const SERVICE_ORIGIN = /^service:[A-Z_][A-Z0-9_]*$/i;
+/** A notice target through a service binding: `service:NAME`, optionally with the path to POST to. */
+const SERVICE_TARGET = /^service:([A-Z_][A-Z0-9_]*)(\/[^?#\\\s]*)?$/i;
 
 const origin = v.pipe(
   v.string(),
@@ -29,6 +32,23 @@ const origin = v.pipe(
       return false;
     }
   }, 'origin must be an http(s) URL (no credentials, query or fragment) or service:BINDING'),
+);
+
+/**
+ * README "Revocation": where the route's origin is told that a gateway session ended (a signed
+ * logout token, POSTed as OpenID Connect Back-Channel Logout does). An https URL (plain http to
+ * a loopback host in development: load.ts checks that, knowing the environment) without
+ * credentials or fragment, or `service:BINDING[/path]`.
+ */
+const logoutNotify = v.pipe(
+  v.string('logout_notify must be a string'),
+  v.trim(),
+  v.check((t) => {
+    if (SERVICE_TARGET.test(t)) return true;
+    if (!URL.canParse(t) || t.includes('#')) return false;
+    const u = new URL(t);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password;
+  }, 'logout_notify must be an https URL (no credentials or fragment) or service:BINDING, optionally service:BINDING/path'),
 );
 
 /** README "Hosts": an exact name or one leading `*.`; stored in lower case, compared without the port. */
@@ -79,6 +99,8 @@ export const routeSchema = v.pipe(
      */
     resource: v.optional(v.picklist(['mcp'], 'resource must be "mcp"')),
     /** Step-up: the sign-in (token `auth_time`) may be at most this many seconds old. */
+    /** README "Revocation": told when a gateway session ends (see `logoutNotify`). */
+    logout_notify: v.optional(logoutNotify),
     max_auth_age: v.optional(v.pipe(v.number('max_auth_age must be a number of seconds'), v.integer('max_auth_age must be whole seconds'), v.minValue(60, 'max_auth_age must be at least 60'), v.maxValue(31_536_000, 'max_auth_age must be at most 31536000'))),
   }),
   // An allow list on an anonymous-friendly route would admit strangers and refuse members.
@@ -122,6 +144,70 @@ export const routesSchema = v.pipe(
 );
 
 export type RouteConfig = v.InferOutput<typeof routeSchema>;
+
+/**
+ * The route's audience: `aud` of the assertion its origin receives (its `audience` setting, else
+ * its origin's URL origin, or `service:NAME` for a binding). Never of its logout notices, whose
+ * `aud` is their target: a notice must not pass for an assertion where `typ` goes unchecked.
+ */
+export function routeAudience(route: Pick<RouteConfig, 'audience' | 'origin'>): string {
+  if (route.audience !== undefined) return route.audience;
+  return serviceBinding(route.origin) === null ? new URL(route.origin).origin : route.origin;
+}
+
+/**
+ * A logout notice's destination: where it goes (also the token's `aud`, so that it verifies only
+ * where it was sent, and never as an assertion, whose `aud` is the route's audience), the route
+ * it is for (for the audit).
+ */
+export interface LogoutNoticeTarget {
+  target: string;
+  route: string;
+}
+
+/**
+ * Where a gateway session's end is told: each distinct `logout_notify` of the routes. Every
+ * route with one, not only those the session used: tracking use would cost every proxied
+ * request a write, and an origin ignores a `sid` it does not know. Once per routes.
+ */
+export const logoutNoticeTargets = memoize((routes: readonly RouteConfig[]): readonly LogoutNoticeTarget[] => {
+  const byTarget = new Map<string, LogoutNoticeTarget>();
+  for (const r of routes) {
+    if (r.logout_notify === undefined || byTarget.has(r.logout_notify)) continue;
+    byTarget.set(r.logout_notify, { target: r.logout_notify, route: `${r.host ?? ''}${r.path}` });
+  }
+  return [...byTarget.values()];
+});
+
+/** The binding and path of a `service:BINDING[/path]` notice target, or null for a URL. */
+export function serviceTarget(target: string): { binding: string; path: string } | null {
+  const m = SERVICE_TARGET.exec(target);
+  return m ? { binding: m[1]!, path: m[2] ?? '/' } : null;
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Whether the gateway sends logout tokens to this URL: https, or plain http to a loopback host
+ * in development; never with a fragment (OpenID Connect Back-Channel Logout forbids one) or
+ * credentials. The one rule for apps' back-channel logout URIs and origins' notice targets.
+ */
+export function logoutUriAllowed(uri: string, config: { isDevelopment: boolean }): boolean {
+  if (!URL.canParse(uri)) return false;
+  const url = new URL(uri);
+  if (url.hash !== '' || uri.includes('#') || url.username !== '' || url.password !== '') return false;
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && config.isDevelopment && LOOPBACK.has(url.hostname);
+}
+
+/** What is wrong with the routes' notice targets for this environment, or null. */
+export function logoutNotifyProblem(routes: readonly RouteConfig[], config: { isDevelopment: boolean }): string | null {
+  for (const [i, r] of routes.entries()) {
+    const t = r.logout_notify;
+    if (t !== undefined && serviceTarget(t) === null && !logoutUriAllowed(t, config)) return `route ${i}: logout_notify must use https (plain http only to localhost in development)`;
+  }
+  return null;
+}
 
 /** The binding name of a `service:BINDING` origin, or null for a URL origin. */
 export function serviceBinding(origin: string): string | null {

@@ -174,3 +174,117 @@ export async function verifyGatehouseAssertion(request: AssertionRequest, option
     claims: payload,
   };
 }
+
+// ---- logout notices ----
+
+/** What an origin needs to drop its own session: whose, which gateway session, and the token's id for its single-use check. */
+export interface GatehouseLogout {
+  userId: string;
+  /** The gateway session that ended: the `sid` of the assertions this origin received for it. */
+  sessionId: string;
+  /** The token's `jti`: remember it until `expiresAt` and refuse it a second time. */
+  jti: string;
+  issuedAt: number;
+  /**
+   * Until when this helper would accept the token (Unix seconds): its `exp` (at most two minutes
+   * after `iat`) plus the clock tolerance. Keeping the `jti` only until the bare `exp` would let
+   * the token be accepted again within the tolerance.
+   */
+  expiresAt: number;
+  claims: JWTPayload;
+}
+
+export const LOGOUT_TOKEN_TYPE = 'logout+jwt';
+export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Gatehouse signs each notice when it sends it, valid two minutes. */
+const LOGOUT_MAX_AGE_S = 120;
+
+const logoutClaimsSchema = v.object({
+  sub: v.string(),
+  sid: v.string(),
+  jti: v.pipe(v.string(), v.minLength(1)),
+  iat: v.number(),
+  exp: v.number(),
+  events: v.object({ [BACKCHANNEL_LOGOUT_EVENT]: v.record(v.string(), v.unknown()) }),
+});
+
+/**
+ * Verifies a logout notice Gatehouse POSTs to a route's `logout_notify` when a gateway session
+ * ends (README "Revocation"): a logout token as OpenID Connect Back-Channel Logout defines it,
+ * typed `logout+jwt` (so no assertion or other token of the gateway's passes for one), with
+ * `aud` the route's `logout_notify` exactly as configured (pass it as `audience`: never the
+ * route's audience, so that a notice cannot pass for an assertion either), the back-channel
+ * logout event, and no `nonce`. Pass the token, or the
+ * request itself (a form post of `logout_token`). Throws {@link GatehouseAssertionError}.
+ * The `jti` is the caller's to check once (keep it until `expiresAt`).
+ *
+ * @example
+ * const { sessionId, jti, expiresAt } = await verifyGatehouseLogoutToken(request, { jwksUrl, audience: 'https://app.example.com/backchannel-logout' });
+ * if (seen(jti, expiresAt)) return new Response(null, { status: 400 });
+ * dropSessionsOf(sessionId);
+ * return new Response(null, { status: 200 });
+ */
+export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Request, options: Omit<VerifyOptions, 'acceptServices'>): Promise<GatehouseLogout> {
+  const token = typeof tokenOrRequest === 'string' ? tokenOrRequest : await logoutTokenOf(tokenOrRequest);
+  const issuer = options.issuer ?? new URL(options.jwksUrl).origin;
+  const tolerance = options.clockTolerance ?? 30;
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
+      algorithms: ['ES256', 'EdDSA'],
+      typ: LOGOUT_TOKEN_TYPE,
+      issuer,
+      audience: options.audience,
+      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp', 'jti', 'events'],
+      maxTokenAge: LOGOUT_MAX_AGE_S,
+      clockTolerance: tolerance,
+    }));
+  } catch (e) {
+    const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
+    throw new GatehouseAssertionError(`The logout token is not valid (${why}).`);
+  }
+  // An ID token carries a nonce; a logout token never does (so one cannot be replayed as the other).
+  if ('nonce' in payload) throw new GatehouseAssertionError('The logout token carries a nonce: it is not a logout token.');
+  const claims = v.safeParse(logoutClaimsSchema, payload);
+  if (!claims.success) throw new GatehouseAssertionError('The logout token lacks the back-channel logout event or its claims.');
+  const c = claims.output;
+  return { userId: c.sub, sessionId: c.sid, jti: c.jti, issuedAt: c.iat, expiresAt: Math.min(c.exp, c.iat + LOGOUT_MAX_AGE_S) + tolerance, claims: payload };
+}
+
+/**
+ * A notice's form holds one token of well under a kilobyte: a body past this is refused unread.
+ * The endpoint takes posts from anyone, so reading a body whole first would hold whatever was sent.
+ */
+const MAX_NOTICE_BODY_BYTES = 16 * 1024;
+
+/** The `logout_token` of a form post. */
+async function logoutTokenOf(request: Request): Promise<string> {
+  const type = request.headers.get('content-type') ?? '';
+  if (request.method !== 'POST' || !type.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+    throw new GatehouseAssertionError('A logout notice is a POST of application/x-www-form-urlencoded.');
+  }
+  const form = await boundedText(request.body, MAX_NOTICE_BODY_BYTES);
+  if (form === null) throw new GatehouseAssertionError(`The logout notice is too large (over ${MAX_NOTICE_BODY_BYTES} bytes).`);
+  const token = new URLSearchParams(form).get('logout_token');
+  if (!token) throw new GatehouseAssertionError('The form holds no logout_token.');
+  return token;
+}
+
+/** The body as text, or null once it passes `maxBytes` (the rest is never read). */
+async function boundedText(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string | null> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+}

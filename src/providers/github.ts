@@ -21,7 +21,7 @@ const userSchema = v.object({
 
 const emailsSchema = v.array(v.object({ email: v.string(), primary: v.boolean(), verified: v.boolean() }));
 
-export async function fetchGitHubProfile(accessToken: string, deadline: AbortSignal): Promise<Omit<ProviderProfile, 'groups'>> {
+export async function fetchGitHubProfile(accessToken: string, deadline: AbortSignal): Promise<Omit<ProviderProfile, 'groups' | 'sessionId'>> {
   const [user, emails] = await Promise.all([
     fetchJson(`${API}/user`, userSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),
     fetchJson(`${API}/user/emails`, emailsSchema, 'GitHub', { bearer: accessToken, accept: ACCEPT, deadline }),

@@ -22,7 +22,8 @@ export const ID_TOKEN_MAX_AGE_SECONDS = 600;
 /** One key set per `jwks_uri` per isolate: jose caches the keys and rate-limits refetches. */
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
-function keySetFor(jwksUri: string) {
+/** The key set of a `jwks_uri`, shared by every token verified against it (ID tokens, logout tokens). */
+export function keySetFor(jwksUri: string) {
   let set = keySets.get(jwksUri);
   if (!set) {
     set = createRemoteJWKSet(new URL(jwksUri), {
@@ -35,6 +36,25 @@ function keySetFor(jwksUri: string) {
     keySets.set(jwksUri, set);
   }
   return set;
+}
+
+/**
+ * What a failed jose verification of a provider's token means: the keys could not be had
+ * (`unavailable`, `bad_response`), or the token did not verify (`refused`, with `refused` as
+ * the message).
+ */
+export function verificationFailure(e: unknown, refused: string): ProviderError {
+  if (e instanceof ProviderError) return e;
+  if (e instanceof errors.JWKSTimeout) return new ProviderError('unavailable', 'The provider’s signing keys could not be fetched in time.', 'jwks timeout');
+  if (e instanceof errors.JWKSInvalid) return new ProviderError('bad_response', 'The provider published an unusable key set.', e.message);
+  // jose reports a key set it could not fetch (non-200, or not JSON) with its generic error class.
+  if (e instanceof errors.JOSEError && e.code === 'ERR_JOSE_GENERIC') {
+    const down = e.message.includes('200 OK');
+    return new ProviderError(down ? 'unavailable' : 'bad_response', 'The provider’s signing keys could not be fetched.', e.message);
+  }
+  if (e instanceof errors.JOSEError) return new ProviderError('refused', refused, `${e.code}: ${e.message}`);
+  // Network failure or a non-JSON body while fetching the key set.
+  return new ProviderError('unavailable', 'The provider’s signing keys could not be fetched.', e instanceof Error ? e.message : String(e));
 }
 
 export interface IdTokenClaims extends JWTPayload {
@@ -65,17 +85,7 @@ export async function verifyIdToken(
     // jose's key set fetch takes no signal of ours: the wait for it is bounded by the deadline.
     ({ payload } = await withDeadline(verification, 'The provider’s signing keys', deadline));
   } catch (e) {
-    if (e instanceof ProviderError) throw e;
-    if (e instanceof errors.JWKSTimeout) throw new ProviderError('unavailable', 'The provider’s signing keys could not be fetched in time.', 'jwks timeout');
-    if (e instanceof errors.JWKSInvalid) throw new ProviderError('bad_response', 'The provider published an unusable key set.', e.message);
-    // jose reports a key set it could not fetch (non-200, or not JSON) with its generic error class.
-    if (e instanceof errors.JOSEError && e.code === 'ERR_JOSE_GENERIC') {
-      const down = e.message.includes('200 OK');
-      throw new ProviderError(down ? 'unavailable' : 'bad_response', 'The provider’s signing keys could not be fetched.', e.message);
-    }
-    if (e instanceof errors.JOSEError) throw new ProviderError('refused', 'The provider’s ID token did not verify.', `${e.code}: ${e.message}`);
-    // Network failure or a non-JSON body while fetching the key set.
-    throw new ProviderError('unavailable', 'The provider’s signing keys could not be fetched.', e instanceof Error ? e.message : String(e));
+    throw verificationFailure(e, 'The provider’s ID token did not verify.');
   }
   // OpenID Connect Core 3.1.3.7: with several audiences `azp` must be present; whenever it is
   // present it must name us (a token obtained by another client is not ours to accept).

@@ -36,7 +36,8 @@ export interface AuthorizationStart {
 
 const settings = (p: Provider, ctx: ProviderContext): ClientSettings => ({ clientId: p.clientId, clientSecret: p.clientSecret, redirectUri: ctx.redirectUri });
 
-function endpointsOf(p: OidcProvider, ctx: ProviderContext, deadline: AbortSignal): Promise<OidcEndpoints> {
+/** The provider's endpoints: written down in the catalog, or from discovery (cached). */
+export function endpointsOf(p: OidcProvider, ctx: ProviderContext, deadline: AbortSignal): Promise<OidcEndpoints> {
   return p.endpoints ? Promise.resolve(p.endpoints) : discover(p.issuer, ctx.allowHttp, deadline);
 }
 
@@ -67,6 +68,11 @@ const text = (x: unknown, max: number): string | null => (typeof x === 'string' 
  */
 const emailClaim = (x: unknown): string | null => (typeof x === 'string' && x.trim() !== '' ? x.trim() : null);
 const httpsUrl = (x: unknown): string | null => (typeof x === 'string' && /^https:\/\/[^\s]{1,2000}$/.test(x) ? x : null);
+/**
+ * The ID token's `sid`, as sent: compared for equality with a logout token's, never shown.
+ * One longer than 255 characters (far beyond the identifiers providers use) is not recorded.
+ */
+const providerSid = (x: unknown): string | null => (typeof x === 'string' && x !== '' && x.length <= 255 ? x : null);
 // Some providers send the boolean as a string; anything else is "not verified".
 const isTrue = (x: unknown): boolean => x === true || x === 'true';
 
@@ -96,6 +102,7 @@ async function oidcProfile(p: OidcProvider, endpoints: OidcEndpoints, claims: Id
     // A claim that lists none: no groups. A claim sent nowhere (not asked for, misnamed): nobody
     // vouches (null), which a rule denying a group must not read as "in none".
     groups: claim === undefined ? null : (groups ?? null),
+    sessionId: providerSid(claims.sid),
   };
 }
 
@@ -140,7 +147,7 @@ export async function completeAuthorization(
       provider.fetchProfile(tokens.accessToken, deadline),
       provider.fetchGroups ? provider.fetchGroups(tokens.accessToken, deadline) : null,
     ]);
-    return { profile: { ...profile, groups }, tokens };
+    return { profile: { ...profile, groups, sessionId: null }, tokens };
   }
   if (input.nonce === null) throw new ProviderError('refused', 'The sign-in state is incomplete.', 'no nonce for OIDC');
   const endpoints = await endpointsOf(provider, ctx, deadline);

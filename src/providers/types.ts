@@ -54,7 +54,7 @@ export interface OAuth2Provider extends ProviderBase {
   authorizationEndpoint: string;
   tokenEndpoint: string;
   /** Fetches the profile with the access token, giving up when `deadline` aborts. */
-  fetchProfile: (accessToken: string, deadline: AbortSignal) => Promise<Omit<ProviderProfile, 'groups'>>;
+  fetchProfile: (accessToken: string, deadline: AbortSignal) => Promise<Omit<ProviderProfile, 'groups' | 'sessionId'>>;
   /** Fetches the user's groups with the access token; absent when the provider supplies none here. */
   fetchGroups?: (accessToken: string, deadline: AbortSignal) => Promise<string[]>;
 }
@@ -72,6 +72,11 @@ export interface ProviderProfile {
   avatarUrl: string | null;
   /** The user's groups (bounded: providers/groups.ts), or null when the provider supplies none. */
   groups: string[] | null;
+  /**
+   * The provider's session this sign-in belongs to (the ID token's `sid`, OpenID Connect
+   * Back-Channel Logout 1.0 §2.1), or null: a provider that names none (all plain OAuth 2.0 ones).
+   */
+  sessionId: string | null;
 }
 
 /** The provider's tokens, as parsed and checked by us. */

@@ -10,7 +10,7 @@
 import type { RouteConfig } from '../config/routes-schema';
 import type { Config } from '../config/schema';
 import { hostMatches, hostPattern, hostSpecificity, normaliseHost, type HostPattern } from '../config/route-hosts';
-import { serviceBinding } from '../config/routes-schema';
+import { routeAudience, serviceBinding } from '../config/routes-schema';
 import type { NormalisedPath } from './normalise-path';
 import { encodePath } from './normalise-path';
 import { foldSegment } from '../util/fold-case';
@@ -47,7 +47,7 @@ function compile(config: RouteConfig): CompiledRoute {
     binding,
     originUrl,
     basePath: originUrl ? originUrl.pathname.replace(/\/+$/, '') : '',
-    audience: config.audience ?? (originUrl ? originUrl.origin : config.origin),
+    audience: routeAudience(config),
   };
 }
 

@@ -128,6 +128,6 @@ export const oauthRoutes = new Hono<AppEnv>()
     }
     const returnTo = safeReturnTo(flow.returnTo, config);
     const groups = await groupsAtSignIn(c, provider, profile, tokens);
-    const outcome = await signIn(c, { user: account.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo, groups, detail: { via: 'oauth', how: account.how } });
+    const outcome = await signIn(c, { user: account.user, amr: [provider.id], provider: provider.id, mode: 'form', returnTo, groups, providerSid: profile.sessionId, providerSubject: profile.subject, detail: { via: 'oauth', how: account.how } });
     return signInReply(c, outcome);
   });

@@ -23,6 +23,10 @@ export interface PendingSignIn {
   returnTo: string;
   /** The provider's groups for the session it will start (null: none). */
   groups: ProviderGroups | null;
+  /** The provider's session id (its ID token's `sid`) for the session it will start (null: none). */
+  providerSid: string | null;
+  /** The provider's subject who signed in (null: not a provider sign-in, or one of an earlier version). */
+  providerSubject: string | null;
   createdAt: number;
   expiresAt: number;
   usedAt: number | null;
@@ -40,6 +44,8 @@ type Row = {
   expires_at: number;
   used_at: number | null;
   provider_groups: string | null;
+  provider_sid: string | null;
+  provider_subject: string | null;
 };
 
 /** The stored groups, as this module wrote them; anything else is none. */
@@ -75,6 +81,8 @@ function toPending(r: Row): PendingSignIn {
     mode: r.mode === 'token' ? 'token' : r.mode === 'cookie' ? 'cookie' : 'form',
     returnTo: r.return_to,
     groups: parseGroups(r.provider_groups),
+    providerSid: r.provider_sid,
+    providerSubject: r.provider_subject,
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     usedAt: r.used_at,
@@ -89,8 +97,8 @@ export async function insertPending(db: D1Database, p: Omit<PendingSignIn, 'used
   const [, inserted] = await guard(() => db.batch([
     db.prepare('DELETE FROM mfa_pending WHERE expires_at < ?').bind(p.createdAt - 86_400),
     db
-      .prepare(`INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, provider_groups, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`)
-      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.groups === null ? null : JSON.stringify(p.groups), p.createdAt, p.expiresAt, ...accountAsReadArgs(asRead)),
+      .prepare(`INSERT INTO mfa_pending (id_hash, user_id, purpose, amr, provider, mode, return_to, provider_groups, provider_sid, provider_subject, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${ACCOUNT_AS_READ}`)
+      .bind(p.idHash, p.userId, p.purpose, JSON.stringify(p.amr), p.provider, p.mode, p.returnTo, p.groups === null ? null : JSON.stringify(p.groups), p.providerSid, p.providerSubject, p.createdAt, p.expiresAt, ...accountAsReadArgs(asRead)),
   ]));
   return inserted?.meta.changes === 1;
 }
@@ -114,4 +122,29 @@ export async function deleteExpiredPending(db: D1Database, before: number): Prom
 export async function spendPending(db: D1Database, idHash: string, now: number): Promise<boolean> {
   const r = await guard(() => db.prepare('UPDATE mfa_pending SET used_at = ?, provider_groups = NULL WHERE id_hash = ? AND used_at IS NULL AND expires_at > ?').bind(now, idHash, now).run());
   return r.meta.changes === 1;
+}
+
+/**
+ * A sign-in provider's back-channel logout (auth/provider-logout.ts): spends the unused pending
+ * sign-ins that provider started which the logout names, so none of them becomes a session
+ * after its provider session ended. Those of the accounts named (`userIds`) or of the subject
+ * named (`subject`: also when its identity is no longer linked), from the provider session
+ * named (`sid`) or one unknown; with only a `sid`, also those from that provider session
+ * whatever the account. Returns how many this call spent.
+ */
+export async function spendProviderPending(db: D1Database, provider: string, named: { sid: string | null; subject: string | null }, userIds: readonly string[], now: number): Promise<number> {
+  const r = await guard(() =>
+    db
+      .prepare(
+        `UPDATE mfa_pending SET used_at = ?1, provider_groups = NULL
+         WHERE used_at IS NULL AND expires_at > ?1 AND provider = ?2
+           AND (?3 IS NULL OR provider_sid IS NULL OR provider_sid = ?3)
+           AND ((?4 IS NULL AND provider_sid = ?3)
+             OR (?4 IS NOT NULL AND provider_subject = ?4)
+             OR user_id IN (SELECT value FROM json_each(?5)))`,
+      )
+      .bind(now, provider, named.sid, named.subject, JSON.stringify(userIds))
+      .run(),
+  );
+  return r.meta.changes;
 }

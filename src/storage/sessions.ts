@@ -55,6 +55,8 @@ export interface NewSession {
   amr: string[];
   /** The groups the provider of this sign-in supplied, or null (other methods, providers without groups). */
   groups: ProviderGroups | null;
+  /** The provider's session id (its ID token's `sid`), or null (other methods, providers that name none). */
+  providerSid: string | null;
 }
 
 /** Stores a new session in its user's object (the sign-in pipeline's alone: auth/sign-in.ts). */
@@ -77,6 +79,7 @@ export async function insertSession(store: SessionStore, input: NewSession, id: 
     groups_read_at: input.groups?.readAt ?? null,
     provider_subject: input.groups?.source.subject ?? null,
     provider_grant: input.groups?.source.grant ?? null,
+    provider_sid: input.providerSid,
   };
   await onObject(store, (s) => s.create(store.userId, row));
   return toSession(row);
@@ -104,7 +107,7 @@ export function findSessionByRefreshHash(store: SessionStore, hash: string): Pro
 
 /** Rotation with reuse detection, one transaction in the object (UserSessions.rotate). */
 export function rotateRefreshToken(store: SessionStore, request: RotateRequest): Promise<RotateOutcome> {
-  return onObject(store, async (s) => (await s.rotate(store.userId, request)).outcome);
+  return onObject(store, async (s) => (await s.rotate(store.userId, { ...request, notify: store.notify ?? [] })).outcome);
 }
 
 /** Stores a code that hands a live session to an app host (UserSessions.createHostCode). */
@@ -164,12 +167,12 @@ export function endGrantIn(store: SessionStore, grantId: string, clientId: strin
 /** Ends those of the sessions still live; returns the ids this call ended. */
 export function endSessionsIn(store: SessionStore, sessionIds: string[], now: number): Promise<string[]> {
   if (sessionIds.length === 0) return Promise.resolve([]);
-  return onObject(store, (s) => s.end(store.userId, sessionIds, now));
+  return onObject(store, (s) => s.end(store.userId, sessionIds, now, store.notify ?? []));
 }
 
 /** Ends every live session of the user (UserSessions.endAll). */
 export function endAllSessionsIn(store: SessionStore, now: number, accessTtl: number): Promise<{ ended: string[]; withLiveTokens: string[] }> {
-  return onObject(store, (s) => s.endAll(store.userId, now, accessTtl));
+  return onObject(store, (s) => s.endAll(store.userId, now, accessTtl, store.notify ?? []));
 }
 
 /**
@@ -186,9 +189,14 @@ export function listActiveSessions(store: SessionStore, now: number): Promise<Se
   return onObject(store, (s) => s.list(store.userId, now));
 }
 
+/** The user's live sessions started from `provider` (and from its session `providerSid`, if given): UserSessions.providerSessions. */
+export function providerSessionIds(store: SessionStore, provider: string, providerSid: string | null, now: number): Promise<string[]> {
+  return onObject(store, (s) => s.providerSessions(store.userId, provider, providerSid, now));
+}
+
 /** Deletes everything the user's object holds (account deletion, after ending every session). */
 export function forgetSessions(store: SessionStore): Promise<void> {
-  return onObject(store, (s) => s.forget(store.userId));
+  return onObject(store, (s) => s.forget(store.userId, store.notify ?? []));
 }
 
 /** The fence: true if the session is ended (or unknown) in its user's object. Never cached. */

@@ -22,6 +22,11 @@
  * which the Worker's own subclass supplies (src/index.ts): this layer cannot read the config
  * or the keys.
  *
+ * Logout notices to origins (README "Revocation"): the same transactions also owe each route's
+ * `logout_notify` target (passed in by the caller, from ROUTES) a notice of every session they
+ * end, in `origin_logout_notices`; the alarm hands them to the `LOGOUT_NOTICES` queue
+ * (storage/logout-notices.ts), whose consumer delivers them with retries.
+ *
  * Sessions stored in D1 by earlier versions are copied in, once, the first time the object is
  * used (`ready`); their D1 rows stay only to route a refresh
  * token of the old shape to this object, and go when that token is rotated here.
@@ -32,12 +37,18 @@ import type { EndGrantOutcome, OAuthCodeRow, RotateGrantOutcome, RotateGrantRequ
 export type { EndGrantOutcome, OAuthCodeRow, OAuthGrant, RotateGrantOutcome, RotateGrantRequest, SpendCodeOutcome, SpendCodeRequest } from './user-sessions-grants';
 import { nowSeconds } from '../util/time';
 import type { LogoutDelivery, LogoutOutcome } from './logout-outbox';
+import type { LogoutNoticeQueue, LogoutNoticeTarget } from './logout-notices';
 
 export type { LogoutDelivery, LogoutOutcome };
+export type { LogoutNotice, LogoutNoticeQueue, LogoutNoticeTarget } from './logout-notices';
 
-/** What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions (its subclass reads more). */
+/**
+ * What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions,
+ * and the queue its alarm hands origins' logout notices to (its subclass reads more).
+ */
 export interface UserSessionsEnv {
   DB: D1Database;
+  LOGOUT_NOTICES?: LogoutNoticeQueue;
 }
 
 export interface Session {
@@ -60,6 +71,12 @@ export interface Session {
   groupsReadAt: number | null;
   /** Where they can be read again: the provider's subject, and its grant sealed (null: none kept). */
   groupSource: GroupSource | null;
+  /**
+   * The sign-in provider's own session this one was started from (its ID token's `sid`), or
+   * null: not a provider sign-in, a provider that names none, or a session of an earlier version.
+   * A logout token from that provider naming it ends this session (auth/provider-logout.ts).
+   */
+  providerSid: string | null;
 }
 
 /** What a provider sign-in leaves for re-reading groups: who, and the sealed provider tokens (or none). */
@@ -95,6 +112,7 @@ export interface SessionRow {
   groups_read_at?: number | null;
   provider_subject?: string | null;
   provider_grant?: string | null;
+  provider_sid?: string | null;
 }
 
 /** Columns added to the object's `sessions` table after its first version: objects made before get them at start. */
@@ -103,6 +121,7 @@ const ADDED_COLUMNS = [
   ['groups_read_at', 'INTEGER'],
   ['provider_subject', 'TEXT'],
   ['provider_grant', 'TEXT'],
+  ['provider_sid', 'TEXT'],
 ] as const;
 
 /**
@@ -143,6 +162,7 @@ export function toSession(row: SessionRow): Session {
     groups: groups === null || readAt === null ? null : parseList(groups),
     groupsReadAt: groups === null ? null : readAt,
     groupSource: subject === null ? null : { subject, grant: row.provider_grant ?? null },
+    providerSid: row.provider_sid ?? null,
   };
 }
 
@@ -157,6 +177,9 @@ function parseList(text: string): string[] {
 
 /** Ended and expired sessions stay this long (the account page, a retried sign-out), then go. */
 export const ENDED_SESSION_KEEP_S = 86_400;
+
+/** What the account's deletion leaves in the object: what is still owed to others (apps' logout tokens, origins' notices). */
+const OWED_TABLES = new Set(['oauth_logout_outbox', 'origin_logout_notices']);
 
 /** Grant ids (`grt_…`): the fence ({@link UserSessions.isRevoked}) answers for these too. */
 export const GRANT_ID_PREFIX = 'grt_';
@@ -175,6 +198,8 @@ export interface RotateRequest {
    * not rotated but answered `stale_groups`, so they are re-read first. Null: rotate anyway.
    */
   groupsMaxAge: number | null;
+  /** Where a session this rotation ends (a reuse) is told (config/routes-schema.ts `logoutNoticeTargets`). */
+  notify?: readonly LogoutNoticeTarget[];
   /**
    * The session the token must belong to, when the caller knows it (a browser's access cookie
    * names it): a token of any other session, current or rotated, is `other_session` and
@@ -277,7 +302,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       id TEXT PRIMARY KEY, user_id TEXT NOT NULL, refresh_hash TEXT NOT NULL UNIQUE, family TEXT NOT NULL,
       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER,
       user_agent TEXT, ip TEXT, provider TEXT, amr TEXT NOT NULL DEFAULT '[]', auth_time INTEGER,
-      groups TEXT, groups_read_at INTEGER, provider_subject TEXT, provider_grant TEXT)`);
+      groups TEXT, groups_read_at INTEGER, provider_subject TEXT, provider_grant TEXT, provider_sid TEXT)`);
     // An object made by an earlier version has the table without the later columns: add them, once.
     const have = new Set(sql.exec<{ name: string }>('PRAGMA table_info(sessions)').toArray().map((c) => c.name));
     for (const [name, type] of ADDED_COLUMNS) {
@@ -315,6 +340,11 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
     sql.exec(`CREATE TABLE IF NOT EXISTS oauth_logout_outbox (
       id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, client_id TEXT NOT NULL, session_id TEXT NOT NULL,
       attempts INTEGER NOT NULL, next_at INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (client_id, session_id))`);
+    // Logout notices owed to origins (their routes' `logout_notify`): one per target and ended
+    // session, written with the end, deleted once the queue has them. `next_at` in Unix seconds.
+    sql.exec(`CREATE TABLE IF NOT EXISTS origin_logout_notices (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, session_id TEXT NOT NULL, target TEXT NOT NULL,
+      route TEXT NOT NULL, handoffs INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (target, session_id))`);
     // The revocation fence of earlier versions (same object, renamed class): read until it empties.
     sql.exec('CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)');
   }
@@ -357,10 +387,10 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   private insertRow(s: SessionRow): void {
     this.ctx.storage.sql.exec(
       `INSERT OR IGNORE INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, revoked_at, user_agent, ip, provider, amr, auth_time,
-         groups, groups_read_at, provider_subject, provider_grant)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         groups, groups_read_at, provider_subject, provider_grant, provider_sid)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       s.id, s.user_id, s.refresh_hash, s.family, s.created_at, s.expires_at, s.last_used_at, s.revoked_at, s.user_agent, s.ip, s.provider, s.amr, s.auth_time,
-      s.groups ?? null, s.groups_read_at ?? null, s.provider_subject ?? null, s.provider_grant ?? null,
+      s.groups ?? null, s.groups_read_at ?? null, s.provider_subject ?? null, s.provider_grant ?? null, s.provider_sid ?? null,
     );
   }
 
@@ -403,7 +433,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
         if (live && rotated.rotated_at >= r.now - r.grace) return { kind: 'conflict' };
         const ended = sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, r.now, rotated.session_id).toArray().length > 0;
         sql.exec(END_GRANTS_OF('?'), r.now, rotated.session_id);
-        if (ended) this.queueLogouts([rotated.session_id], r.now);
+        if (ended) this.queueLogouts([rotated.session_id], r.now, r.notify ?? []);
         return { kind: 'reused', sessionId: rotated.session_id };
       }
       if (r.sessionId !== undefined && row.id !== r.sessionId) return { kind: 'other_session' };
@@ -593,14 +623,14 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   }
 
   /** Ends the sessions that are still live; returns the ids this call ended. */
-  async end(userId: string, sessionIds: string[], now: number): Promise<string[]> {
+  async end(userId: string, sessionIds: string[], now: number, notify: readonly LogoutNoticeTarget[] = []): Promise<string[]> {
     await this.ready(userId);
     const sql = this.ctx.storage.sql;
     const ended = this.ctx.storage.transactionSync(() => {
       const ids = sessionIds.filter((id) => sql.exec(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE id = ? AND revoked_at IS NULL RETURNING id`, now, id).toArray().length > 0);
       // Also the grants of sessions ended before (a retry): ending is idempotent.
       for (const id of sessionIds) sql.exec(END_GRANTS_OF('?'), now, id);
-      this.queueLogouts(ids, now);
+      this.queueLogouts(ids, now, notify);
       return ids;
     });
     await this.scheduleCleanup();
@@ -612,13 +642,13 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
    * tokens may still verify (not ended, or ended in the last `accessTtl` seconds, and not
    * expired longer ago than that): those KV must (again) revoke.
    */
-  async endAll(userId: string, now: number, accessTtl: number): Promise<{ ended: string[]; withLiveTokens: string[] }> {
+  async endAll(userId: string, now: number, accessTtl: number, notify: readonly LogoutNoticeTarget[] = []): Promise<{ ended: string[]; withLiveTokens: string[] }> {
     await this.ready(userId);
     const sql = this.ctx.storage.sql;
     const result = this.ctx.storage.transactionSync(() => {
       const ended = sql.exec<{ id: string }>(`UPDATE sessions SET revoked_at = ?, ${FORGET_GRANT} WHERE revoked_at IS NULL AND expires_at > ? RETURNING id`, now, now).toArray().map((r) => r.id);
       sql.exec(END_GRANTS_OF('SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?'), now, now);
-      this.queueLogouts(ended, now);
+      this.queueLogouts(ended, now, notify);
       return { ended, withLiveTokens: this.liveTokenIds(now, accessTtl) };
     });
     await this.scheduleCleanup();
@@ -627,10 +657,18 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
 
   /**
    * Owes a logout token to each client that holds a grant on these sessions (ended or not,
-   * created by `now`), once per client and session: called in the transaction that ends them.
+   * created by `now`), once per client and session, and a notice to each origin's target, once
+   * per target and session: called in the transaction that ends them.
    */
-  private queueLogouts(sessionIds: readonly string[], now: number): void {
+  private queueLogouts(sessionIds: readonly string[], now: number, notify: readonly LogoutNoticeTarget[]): void {
     for (const id of sessionIds) {
+      for (const n of notify) {
+        this.ctx.storage.sql.exec(
+          `INSERT OR IGNORE INTO origin_logout_notices (user_id, session_id, target, route, handoffs, next_at, created_at)
+           SELECT user_id, id, ?, ?, 0, ?, ? FROM sessions WHERE id = ?`,
+          n.target, n.route, now, now, id,
+        );
+      }
       this.ctx.storage.sql.exec(
         `INSERT OR IGNORE INTO oauth_logout_outbox (user_id, client_id, session_id, attempts, next_at, created_at)
          SELECT DISTINCT s.user_id, g.client_id, g.session_id, 0, ?, ? FROM oauth_grants g JOIN sessions s ON s.id = g.session_id
@@ -651,6 +689,12 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       .exec<{ id: string }>('SELECT id FROM sessions WHERE (revoked_at IS NULL OR revoked_at >= ?) AND expires_at > ?', now - accessTtl, now - accessTtl)
       .toArray()
       .map((r) => r.id);
+  }
+
+  /** The live sessions started from `provider` (user-sessions-provider.ts `providerSessions`): its back-channel logout. */
+  async providerSessions(userId: string, provider: string, providerSid: string | null, now: number): Promise<string[]> {
+    await this.ready(userId);
+    return (await import('./user-sessions-provider')).providerSessions(this.ctx.storage.sql, provider, providerSid, now);
   }
 
   /** Live sessions, most recently used first (at most 100). */
@@ -681,16 +725,16 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
    * object no longer knows counts as ended ({@link isRevoked}), so the fence holds for any token
    * still in flight. One transaction: a failure part-way leaves everything as it was.
    */
-  async forget(userId: string): Promise<void> {
+  async forget(userId: string, notify: readonly LogoutNoticeTarget[] = []): Promise<void> {
     await this.ready(userId);
     const sql = this.ctx.storage.sql;
     const now = nowSeconds();
     this.ctx.storage.transactionSync(() => {
       // A session still live ends here (and owes its clients their logout) before it goes.
-      this.queueLogouts(sql.exec<{ id: string }>('UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL RETURNING id', now).toArray().map((r) => r.id), now);
+      this.queueLogouts(sql.exec<{ id: string }>('UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL RETURNING id', now).toArray().map((r) => r.id), now, notify);
       const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT GLOB 'sqlite_*' AND name NOT GLOB '_cf_*'").toArray();
       for (const { name } of tables) {
-        if (name !== 'oauth_logout_outbox') sql.exec(`DELETE FROM "${name.replaceAll('"', '""')}"`);
+        if (!OWED_TABLES.has(name)) sql.exec(`DELETE FROM "${name.replaceAll('"', '""')}"`);
       }
       // Empty again, but never copied into again: D1 may still hold this user's sessions of earlier
       // versions as live (their end was recorded here), until the account's D1 delete runs.
@@ -704,7 +748,8 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   /**
    * Sets the alarm for the earliest moment a row may go, unless one is set sooner: a session's,
    * or a host code's (a day after its expiry, though its session may live on for a month); or
-   * for the first logout token due.
+   * for the first logout token or origin notice due. (SQLite in the object allows five terms in a
+   * compound SELECT: what is owed to others is one term.)
    */
   private async scheduleCleanup(): Promise<void> {
     const next = this.ctx.storage.sql
@@ -714,7 +759,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
            UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM host_codes
            UNION ALL SELECT MIN(expires_at) + ?1 AS at FROM oauth_codes
            UNION ALL SELECT MIN(COALESCE(MIN(revoked_at, expires_at), expires_at)) + ?1 AS at FROM oauth_grants
-           UNION ALL SELECT MIN(next_at) AS at FROM oauth_logout_outbox)`,
+           UNION ALL SELECT MIN(next_at) AS at FROM (SELECT next_at FROM oauth_logout_outbox UNION ALL SELECT next_at FROM origin_logout_notices))`,
         ENDED_SESSION_KEEP_S,
       )
       .toArray()[0]?.at;
@@ -744,6 +789,12 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       sql.exec('DELETE FROM oauth_rotated_tokens WHERE grant_id NOT IN (SELECT id FROM oauth_grants)');
       sql.exec('DELETE FROM revoked WHERE until_ms <= ?', Date.now());
     });
+    // Origins' notices due: handed to the queue, whose consumer delivers them (first: one quick
+    // call, not behind the apps' deliveries, which may each wait on a slow client).
+    if (sql.exec('SELECT 1 FROM origin_logout_notices WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
+      const { handOffDueNotices } = await import('./logout-notices');
+      await handOffDueNotices(this.ctx.storage, this.env.LOGOUT_NOTICES, nowS);
+    }
     // Logout tokens due: their delivery loop is loaded only when some are (alarms are rare).
     if (sql.exec('SELECT 1 FROM oauth_logout_outbox WHERE next_at <= ? LIMIT 1', nowS).toArray().length > 0) {
       const { deliverDueLogouts } = await import('./logout-outbox');
@@ -761,6 +812,8 @@ export type UserSessionsNamespace = DurableObjectNamespace<UserSessions>;
 export interface SessionStore {
   ns: UserSessionsNamespace;
   userId: string;
+  /** Where the ends of sessions are told (the routes' `logout_notify`); none if absent. */
+  notify?: readonly LogoutNoticeTarget[];
 }
 
 export const sessionsStub = (s: SessionStore) => s.ns.get(s.ns.idFromName(s.userId));

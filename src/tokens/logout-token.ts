@@ -20,7 +20,7 @@ export const LOGOUT_TOKEN_TTL_S = 120;
 
 export interface LogoutTokenInput {
   issuer: string;
-  /** The client's id. */
+  /** The client's id; for an origin's notice, the route's `logout_notify` target it is sent to. */
   audience: string;
   /** The user's id. */
   subject: string;

@@ -19,7 +19,8 @@ describe.skipIf(missingPeer('/usr/bin/python3 with PyJWT (python3-jwt, python3-c
   beforeAll(async () => {
     const port = await freePort();
     originUrl = `http://127.0.0.1:${port}`;
-    const routes = [{ path: '/py', origin: originUrl, auth: 'required', strip_prefix: true }];
+    // The origin is also told when a session ends (README "Revocation", logout notices).
+    const routes = [{ path: '/py', origin: originUrl, auth: 'required', strip_prefix: true, logout_notify: `${originUrl}/backchannel-logout` }];
     gw = await startGateway({ vars: { ROUTES: JSON.stringify(routes) } });
     origin = await startPeer(
       python!,
@@ -55,5 +56,24 @@ describe.skipIf(missingPeer('/usr/bin/python3 with PyJWT (python3-jwt, python3-c
     const direct = await fetch(`${originUrl}/whoami`, { headers: { 'x-auth-assertion': 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb290In0.' } });
     expect(direct.status).toBe(401);
     expect(((await direct.json()) as { verified: boolean }).verified).toBe(false);
+  });
+
+  it('receives a logout notice when the session ends, verifies it with PyJWT (typ logout+jwt, its audience, the event, no nonce)', async () => {
+    const c = new Client(gw.url);
+    const reg = await c.fetch('/auth/register', { method: 'POST', json: { email: `py-out-${Date.now()}@example.com`, password: 'an interop passphrase, long' } });
+    expect(reg.status, gw.logs().slice(-4000)).toBe(201);
+    const { access_token, user } = (await reg.json()) as { access_token: string; user: { id: string } };
+    const seen = await c.fetch('/py/whoami', { headers: { authorization: `Bearer ${access_token}` } });
+    const { claims: assertion } = (await seen.json()) as { claims: { sid: string } };
+
+    const out = await c.fetch('/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${access_token}` } });
+    expect(out.status).toBe(200);
+    type Notice = { verified: boolean; error?: string; claims?: Record<string, unknown> };
+    const notices = async () => ((await (await fetch(`${originUrl}/notices`)).json()) as Notice[]).filter((n) => !n.verified || n.claims?.sid === assertion.sid);
+    await expect.poll(notices, { timeout: 20_000, interval: 200 }).toHaveLength(1);
+    const [notice] = await notices();
+    expect(notice!.verified, JSON.stringify(notice)).toBe(true);
+    expect(notice!.claims).toMatchObject({ iss: gw.url, aud: `${originUrl}/backchannel-logout`, sub: user.id, sid: assertion.sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
+    expect(Object.keys(notice!.claims!).sort()).toEqual(['aud', 'events', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub']);
   });
 });

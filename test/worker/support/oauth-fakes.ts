@@ -361,6 +361,28 @@ export class FakeOidcProvider extends FakeProvider {
     return new SignJWT(claims).setProtectedHeader(header).sign(this.signWith ?? this.keys.privateKey);
   }
 
+  /**
+   * A back-channel logout token (OpenID Connect Back-Channel Logout 1.0 §2.4) from this
+   * provider, signed with its published key: right in every claim unless `claims` or `header`
+   * say otherwise (a claim set to undefined is left out).
+   */
+  async logoutToken(claims: JWTPayload = {}, header: { alg?: string; kid?: string; typ?: string } = {}, key?: CryptoKey | Uint8Array): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const all: JWTPayload = {
+      iss: this.issuer,
+      aud: this.clientId,
+      iat: now,
+      exp: now + 120,
+      jti: crypto.randomUUID(),
+      events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
+      ...claims,
+    };
+    for (const [k, v] of Object.entries(all)) if (v === undefined) delete all[k];
+    const protectedHeader: { alg: string; kid?: string; typ?: string } = { alg: 'RS256', kid: this.keys.kid, typ: 'logout+jwt', ...header };
+    if (protectedHeader.typ === undefined) delete protectedHeader.typ;
+    return new SignJWT(all).setProtectedHeader(protectedHeader).sign(key ?? this.keys.privateKey);
+  }
+
   protected override async refreshExtras(): Promise<Record<string, unknown>> {
     return this.idTokenOnRefresh && !this.omitIdToken ? { id_token: await this.idToken(this.user, null) } : {};
   }

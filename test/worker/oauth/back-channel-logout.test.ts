@@ -16,15 +16,15 @@ import { deliverLogout, LOGOUT_DEADLINE_MS, logoutUriAllowed } from '../../../sr
 import { generateSigningJwk } from '../../../src/keys/keyring';
 import { deliverDueLogouts, LOGOUT_BATCH, LOGOUT_RETRY_S } from '../../../src/storage/logout-outbox';
 import { randomId } from '../../../src/util/random';
-import { bearer, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, seedUser, signIn, testKey, type TestEnv } from '../support/helpers';
-import { lastMailFor, mailEnv, uniqueEmail } from '../support/mail';
+import { bearer, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, seedUser, testKey, type TestEnv } from '../support/helpers';
+import { mailEnv, uniqueEmail } from '../support/mail';
 import { seedClient } from '../support/oauth-clients';
+import { ok, sessionEndings, sidOf, twoSessions } from '../support/session-endings';
 import { sessionExec, sessionRows, sessionsObject } from '../support/user-sessions-store';
 
 /** The object's own key and URL (an env of the pool's bindings), mail on for the flows that need a link. */
 const e: TestEnv = mailEnv({ EMAIL_VERIFICATION: 'off', SIGNING_KEYS: env.SIGNING_KEYS, PUBLIC_URL: env.PUBLIC_URL });
 const now = () => Math.floor(Date.now() / 1000);
-const sidOf = (t: { access_token: string }) => decodeJwt<{ sid: string }>(t.access_token).sid;
 
 // ---- relying parties on a fake network ----
 
@@ -124,70 +124,11 @@ async function retryNow(userId: string, n: number) {
   await deliver(userId, n);
 }
 
-async function account(roles: string[] = []) {
-  const user = await seedUser({ email: uniqueEmail('bcl'), verified: true, roles });
-  const a = await signIn(user.email, GOOD_PASSWORD, e);
-  const b = await signIn(user.email, GOOD_PASSWORD, e);
-  return { userId: user.id, email: user.email, a, b };
-}
+const account = (roles: string[] = []) => twoSessions(e, 'bcl', roles);
 
 // ---- every way a session ends ----
 
-interface Ending {
-  name: string;
-  /** Whether the user's other session (b) ends too. */
-  endsAll: boolean;
-  end: (u: Awaited<ReturnType<typeof account>>) => Promise<void>;
-}
-
-const ok = async (r: Promise<Response>, status = 200) => {
-  const response = await r;
-  expect(response.status, await response.clone().text()).toBe(status);
-};
-
-const endings: Ending[] = [
-  { name: 'sign-out', endsAll: false, end: (u) => ok(call('/auth/logout', { method: 'POST', headers: bearer(u.a.access_token), env: e })) },
-  { name: 'ending one session from the list', endsAll: false, end: (u) => ok(call(`/auth/sessions/${sidOf(u.a)}`, { method: 'DELETE', headers: bearer(u.b.access_token), env: e })) },
-  { name: 'sign-out everywhere', endsAll: true, end: (u) => ok(call('/auth/logout-all', { method: 'POST', headers: bearer(u.a.access_token), env: e })) },
-  {
-    name: 'refresh-token reuse',
-    endsAll: false,
-    end: async (u) => {
-      await ok(call('/auth/refresh', { json: { refresh_token: u.a.refresh_token }, env: e }));
-      await sessionExec('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60', [], u.userId);
-      await ok(call('/auth/refresh', { json: { refresh_token: u.a.refresh_token }, env: e }), 401);
-    },
-  },
-  {
-    name: 'an admin disabling the account',
-    endsAll: true,
-    end: async (u) => {
-      const admin = await seedUser({ email: uniqueEmail('admin'), verified: true, roles: ['admin'] });
-      const t = await signIn(admin.email, GOOD_PASSWORD, e);
-      await ok(call(`/auth/admin/users/${u.userId}/disable`, { method: 'POST', headers: bearer(t.access_token), env: e }));
-    },
-  },
-  {
-    name: 'a password reset',
-    endsAll: true,
-    end: async (u) => {
-      await ok(call('/auth/password/forgot', { json: { email: u.email }, env: e }), 202);
-      const link = new URL((await lastMailFor(u.email)).links.find((l) => l.includes('/password/reset'))!);
-      await ok(call('/auth/password/reset', { json: { token: link.searchParams.get('token')!, password: 'a brand new passphrase for later' }, env: e }));
-    },
-  },
-  {
-    name: 'an email change, ending the other sessions',
-    endsAll: false,
-    end: async (u) => {
-      const next = uniqueEmail('moved');
-      await ok(call('/auth/account/email', { json: { new_email: next, current_password: GOOD_PASSWORD }, headers: bearer(u.b.access_token), env: e }), 202);
-      const link = new URL((await lastMailFor(next)).links[0]!);
-      await ok(call('/auth/account/email/confirm', { json: { token: link.searchParams.get('token')!, current_password: GOOD_PASSWORD }, headers: bearer(u.b.access_token), env: e }));
-    },
-  },
-  { name: 'deleting the account', endsAll: true, end: (u) => ok(call('/auth/account/delete', { json: { password: GOOD_PASSWORD }, headers: bearer(u.a.access_token), env: e })) },
-];
+const endings = sessionEndings(e);
 
 describe('every way a session ends owes one logout token to each client holding a grant on it', () => {
   it.each(endings)('$name', async (ending) => {

@@ -23,8 +23,9 @@ import { GatehouseAssertionError, verifyGatehouseLogoutToken } from '../../../sr
 import { handOffDueNotices, type LogoutNotice } from '../../../src/storage/logout-notices';
 import type { UserSessions } from '../../../src/storage/user-sessions';
 import { bearer, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, seedUser, signIn, type TestEnv } from '../support/helpers';
-import { lastMailFor, mailEnv, uniqueEmail } from '../support/mail';
-import { sessionExec, sessionRows, sessionsObject } from '../support/user-sessions-store';
+import { mailEnv, uniqueEmail } from '../support/mail';
+import { ok, sessionEndings, sidOf, twoSessions } from '../support/session-endings';
+import { sessionRows, sessionsObject } from '../support/user-sessions-store';
 
 const APP_A = 'https://app-a.notify.test';
 const APP_B = 'https://app-b.notify.test';
@@ -54,7 +55,6 @@ Object.assign(env, { ROUTES: JSON.stringify(ROUTES) });
   const loaded = parseConfig(e);
   if (loaded.ok) NOTIFY = logoutNoticeTargets(loaded.config.ROUTES);
 }
-const sidOf = (t: { access_token: string }) => decodeJwt<{ sid: string }>(t.access_token).sid;
 
 // ---- origins on a fake network ----
 
@@ -115,70 +115,12 @@ async function deliver(userId: string, n: number) {
   await vi.waitFor(async () => expect((await outcomes(userId)).length).toBe(n), { timeout: NOTICE_DEADLINE_MS + 5000, interval: 50 });
 }
 
-async function account() {
-  const user = await seedUser({ email: uniqueEmail('notice'), verified: true });
-  const a = await signIn(user.email, GOOD_PASSWORD, e);
-  const b = await signIn(user.email, GOOD_PASSWORD, e);
-  return { userId: user.id, email: user.email, a, b };
-}
+const account = () => twoSessions(e, 'notice');
 
-const ok = async (r: Promise<Response>, status = 200) => {
-  const response = await r;
-  expect(response.status, await response.clone().text()).toBe(status);
-};
 
 // ---- every way a session ends ----
 
-interface Ending {
-  name: string;
-  /** Whether the user's other session (b) ends too. */
-  endsAll: boolean;
-  end: (u: Awaited<ReturnType<typeof account>>) => Promise<void>;
-}
-
-const endings: Ending[] = [
-  { name: 'sign-out', endsAll: false, end: (u) => ok(call('/auth/logout', { method: 'POST', headers: bearer(u.a.access_token), env: e })) },
-  { name: 'ending one session from the list', endsAll: false, end: (u) => ok(call(`/auth/sessions/${sidOf(u.a)}`, { method: 'DELETE', headers: bearer(u.b.access_token), env: e })) },
-  { name: 'sign-out everywhere', endsAll: true, end: (u) => ok(call('/auth/logout-all', { method: 'POST', headers: bearer(u.a.access_token), env: e })) },
-  {
-    name: 'refresh-token reuse',
-    endsAll: false,
-    end: async (u) => {
-      await ok(call('/auth/refresh', { json: { refresh_token: u.a.refresh_token }, env: e }));
-      await sessionExec('UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - 60', [], u.userId);
-      await ok(call('/auth/refresh', { json: { refresh_token: u.a.refresh_token }, env: e }), 401);
-    },
-  },
-  {
-    name: 'an admin disabling the account',
-    endsAll: true,
-    end: async (u) => {
-      const admin = await seedUser({ email: uniqueEmail('admin'), verified: true, roles: ['admin'] });
-      const t = await signIn(admin.email, GOOD_PASSWORD, e);
-      await ok(call(`/auth/admin/users/${u.userId}/disable`, { method: 'POST', headers: bearer(t.access_token), env: e }));
-    },
-  },
-  {
-    name: 'a password reset',
-    endsAll: true,
-    end: async (u) => {
-      await ok(call('/auth/password/forgot', { json: { email: u.email }, env: e }), 202);
-      const link = new URL((await lastMailFor(u.email)).links.find((l) => l.includes('/password/reset'))!);
-      await ok(call('/auth/password/reset', { json: { token: link.searchParams.get('token')!, password: 'a brand new passphrase for later' }, env: e }));
-    },
-  },
-  {
-    name: 'an email change, ending the other sessions',
-    endsAll: false,
-    end: async (u) => {
-      const next = uniqueEmail('moved');
-      await ok(call('/auth/account/email', { json: { new_email: next, current_password: GOOD_PASSWORD }, headers: bearer(u.b.access_token), env: e }), 202);
-      const link = new URL((await lastMailFor(next)).links[0]!);
-      await ok(call('/auth/account/email/confirm', { json: { token: link.searchParams.get('token')!, current_password: GOOD_PASSWORD }, headers: bearer(u.b.access_token), env: e }));
-    },
-  },
-  { name: 'deleting the account', endsAll: true, end: (u) => ok(call('/auth/account/delete', { json: { password: GOOD_PASSWORD }, headers: bearer(u.a.access_token), env: e })) },
-];
+const endings = sessionEndings(e);
 
 describe('every way a session ends owes each distinct logout_notify target one notice, delivered through the queue', () => {
   it.each(endings)('$name', async (ending) => {

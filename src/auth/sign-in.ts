@@ -315,8 +315,23 @@ export async function completeSignIn(c: Context<AppEnv>, pending: PendingSignIn,
 /** How long a host code may be exchanged: a redirect's round trip, with room for a slow network. */
 export const HOST_CODE_TTL_S = 60;
 
-/** A host code: `<user id>.<secret>`, as refresh tokens, so the exchange reaches the object without D1. */
-const HOST_CODE = /^(usr_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/;
+/**
+ * A host code, an authorization code or an app's refresh token: `<user id>.<secret>` (as the
+ * gateway's refresh tokens), so its exchange reaches the user's object without D1.
+ */
+const USER_SECRET = /^(usr_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/;
+
+/**
+ * The account a presented `<user id>.<secret>` names, and its secret's SHA-256; null for a
+ * malformed value or a user id naming no account (anyone can write that routing part: it must
+ * not reach, and so create, an object).
+ */
+async function presentedSecret(c: Context<AppEnv>, value: string): Promise<{ user: User; hash: string } | null> {
+  const parts = USER_SECRET.exec(value);
+  if (!parts) return null;
+  const user = await userForTokenClaims(c, parts[1]!);
+  return user ? { user, hash: await sha256(parts[2]!) } : null;
+}
 
 /** Where a host code leads: the app host's origin and the path (with query) to go back to there. */
 export interface HostTarget {
@@ -386,15 +401,13 @@ export interface HostSignIn {
 export async function signInOnHost(c: Context<AppEnv>, code: string, origin: string, state: string): Promise<HostSignIn> {
   const endpoint = requireSignInEndpoint(c, 'host');
   const refused = invalidToken('This sign-in code is invalid, used, expired or for another site. Open the page again.');
-  const parts = HOST_CODE.exec(code);
-  if (!parts) throw refused;
-  const userId = parts[1]!;
-  // A routing part anyone can write: one naming no account must not reach (create) an object.
-  const user = await userForTokenClaims(c, userId);
-  if (!user) throw refused;
+  const presented = await presentedSecret(c, code);
+  if (!presented) throw refused;
+  const { user } = presented;
+  const userId = user.id;
   const config = c.get('config');
   const t = now();
-  const outcome = await spendHostCode(sessionsOf(c, userId), await sha256(parts[2]!), origin, await sha256(state), t);
+  const outcome = await spendHostCode(sessionsOf(c, userId), presented.hash, origin, await sha256(state), t);
   if (outcome.kind === 'unknown') throw refused;
   if (outcome.kind !== 'spent') {
     const replay = outcome.kind === 'replayed';
@@ -530,8 +543,6 @@ async function mintGrantTokens(
   return { accessToken: access.token, expiresIn: access.expiresIn, scope: grant.scope, ...(refreshToken ? { refreshToken } : {}), ...(idToken ? { idToken } : {}) };
 }
 
-/** A code or refresh token of the grant kind: `<user id>.<secret>`, as host codes and session refresh tokens. */
-const GRANT_SECRET = /^(usr_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{43})$/;
 
 /** Ends a grant everywhere: in the user's object, then its tokens in KV (their `gid`). */
 async function endGrant(c: Context<AppEnv>, userId: string, grantId: string, clientId: string): Promise<void> {
@@ -550,18 +561,16 @@ async function endGrant(c: Context<AppEnv>, userId: string, grantId: string, cli
 export async function exchangeAuthorizationCode(c: Context<AppEnv>, client: OAuthClient, request: CodeExchange): Promise<GrantTokens> {
   const endpoint = requireSignInEndpoint(c, 'grant');
   const refused = new ApiError('invalid_grant', 'The authorization code is invalid, used, expired, or was issued to another client or redirect URI.');
-  const parts = GRANT_SECRET.exec(request.code);
-  if (!parts) throw refused;
-  const userId = parts[1]!;
-  // A routing part anyone can write: one naming no account must not reach (create) an object.
-  const user = await userForTokenClaims(c, userId);
-  if (!user) throw refused;
+  const presented = await presentedSecret(c, request.code);
+  if (!presented) throw refused;
+  const { user } = presented;
+  const userId = user.id;
   const config = c.get('config');
   const t = now();
   const refresh = client.grantTypes.includes('refresh_token') ? await newRefreshToken(userId) : null;
   const grantId = `grt_${randomId(16)}`;
   const outcome = await spendAuthorizationCode(sessionsOf(c, userId), {
-    hash: await sha256(parts[2]!),
+    hash: presented.hash,
     clientId: client.id,
     clientEpoch: client.tokenEpoch,
     redirectUri: request.redirectUri,
@@ -634,17 +643,16 @@ function parseAmr(text: string): string[] {
 export async function refreshGrant(c: Context<AppEnv>, client: OAuthClient, request: { refreshToken: string; scope?: string; resource?: string }): Promise<GrantTokens> {
   const endpoint = requireSignInEndpoint(c, 'grant');
   const refused = new ApiError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
-  const parts = GRANT_SECRET.exec(request.refreshToken);
-  if (!parts) throw refused;
-  const userId = parts[1]!;
-  const user = await userForTokenClaims(c, userId);
-  if (!user) throw refused;
+  const presented = await presentedSecret(c, request.refreshToken);
+  if (!presented) throw refused;
+  const { user } = presented;
+  const userId = user.id;
   const config = c.get('config');
   const store = sessionsOf(c, userId);
   const next = await newRefreshToken(userId);
   const t = now();
   const outcome = await rotateGrantRefreshToken(store, {
-    hash: await sha256(parts[2]!),
+    hash: presented.hash,
     newHash: next.hash,
     clientId: client.id,
     clientEpoch: client.tokenEpoch,

@@ -31,6 +31,7 @@ export interface Env {
   RATE_LIMITER_PASSKEY?: RateLimit;
   /** Dynamic client registration (`/oauth/register`). */
   RATE_LIMITER_REGISTER_CLIENT?: RateLimit;
+  RATE_LIMITER_SCIM?: RateLimit;
 }
 
 /**

@@ -1,0 +1,24 @@
+-- SCIM 2.0 provisioning (README "SCIM provisioning"). The directory's own id for a user
+-- (`externalId`), and whether the directory created the account (its address is one the
+-- organisation vouches for). Groups the directory manages, and their members: a member row
+-- goes with its user or group.
+ALTER TABLE users ADD COLUMN scim_external_id TEXT;
+ALTER TABLE users ADD COLUMN scim_provisioned INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE scim_groups (
+  id TEXT PRIMARY KEY,
+  display_name TEXT NOT NULL,
+  external_id TEXT,
+  -- Bumped by every change: a change computed from an older read is refused (nothing half-applied).
+  version INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX scim_groups_display_name ON scim_groups (display_name COLLATE NOCASE);
+
+CREATE TABLE scim_group_members (
+  group_id TEXT NOT NULL REFERENCES scim_groups (id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX scim_group_members_user ON scim_group_members (user_id);

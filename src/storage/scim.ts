@@ -1,0 +1,230 @@
+/**
+ * What SCIM provisioning keeps (migrations/0011_scim.sql): a user's directory id
+ * (`scim_external_id`) and whether the directory created the account, and the directory's
+ * groups with their members. Every change that touches more than one row is one D1 batch.
+ */
+import { randomId } from '../util/random';
+import { guard } from './errors';
+import { normaliseEmail, toUser, type User } from './users';
+
+export interface ScimUserRecord {
+  user: User;
+  externalId: string | null;
+  /** The directory created the account (its address is one the organisation vouches for). */
+  provisioned: boolean;
+}
+
+type UserRowWithScim = Parameters<typeof toUser>[0] & { scim_external_id: string | null; scim_provisioned: number };
+
+const toRecord = (row: UserRowWithScim): ScimUserRecord => ({
+  user: toUser(row),
+  externalId: row.scim_external_id,
+  provisioned: row.scim_provisioned === 1,
+});
+
+export async function findScimUser(db: D1Database, id: string): Promise<ScimUserRecord | null> {
+  const row = await guard(() => db.prepare('SELECT * FROM users WHERE id = ?').bind(id).first<UserRowWithScim>());
+  return row ? toRecord(row) : null;
+}
+
+/** Every account, oldest first (a list's filter and paging apply to this order). */
+export async function listScimUsers(db: D1Database): Promise<ScimUserRecord[]> {
+  const { results } = await guard(() => db.prepare('SELECT * FROM users ORDER BY created_at, rowid').all<UserRowWithScim>());
+  return results.map(toRecord);
+}
+
+export interface ScimUserFields {
+  email: string;
+  name: string | null;
+  externalId: string | null;
+  disabledAt: number | null;
+}
+
+/**
+ * Creates an account the directory provisions: its address verified (the organisation vouches
+ * for it), no password. Null when the address is taken.
+ */
+export async function insertScimUser(db: D1Database, fields: ScimUserFields, now: number): Promise<ScimUserRecord | null> {
+  const row = await guard(() => db
+    .prepare(
+      `INSERT INTO users (id, email, email_verified, name, password_hash, roles, disabled_at, scim_external_id, scim_provisioned, created_at, updated_at)
+       VALUES (?, ?, 1, ?, NULL, '[]', ?, ?, 1, ?, ?)
+       ON CONFLICT DO NOTHING
+       RETURNING *`,
+    )
+    .bind(`usr_${randomId(12)}`, normaliseEmail(fields.email), fields.name, fields.disabledAt, fields.externalId, now, now)
+    .first<UserRowWithScim>());
+  return row ? toRecord(row) : null;
+}
+
+/**
+ * Writes the SCIM attributes of an account in one statement, only while it is as `read` (same
+ * `updated_at`, address and disabled state): a change computed from an older read writes
+ * nothing. A new address (only ever for a provisioned account) is stored verified. Returns
+ * 'written', 'taken' (another account has the address) or 'stale'.
+ */
+export async function updateScimUser(
+  db: D1Database,
+  read: User,
+  fields: ScimUserFields,
+  now: number,
+): Promise<'written' | 'taken' | 'stale'> {
+  const email = normaliseEmail(fields.email);
+  const result = await guard(() => db
+    .prepare(
+      `UPDATE users SET email = ?, email_verified = CASE WHEN email = ? THEN email_verified ELSE 1 END,
+         name = ?, scim_external_id = ?, disabled_at = ?, updated_at = ?
+       WHERE id = ? AND updated_at = ? AND email = ? AND disabled_at IS ?
+         AND NOT EXISTS (SELECT 1 FROM users other WHERE other.email = ? AND other.id != ?)`,
+    )
+    .bind(email, email, fields.name, fields.externalId, fields.disabledAt, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt, email, read.id)
+    .run());
+  if (result.meta.changes === 1) return 'written';
+  const other = await guard(() => db.prepare('SELECT id FROM users WHERE email = ? AND id != ?').bind(email, read.id).first<{ id: string }>());
+  return other ? 'taken' : 'stale';
+}
+
+export interface ScimGroup {
+  id: string;
+  displayName: string;
+  externalId: string | null;
+  version: number;
+  members: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface GroupRow {
+  id: string;
+  display_name: string;
+  external_id: string | null;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+
+const toGroup = (row: GroupRow, members: string[]): ScimGroup => ({
+  id: row.id,
+  displayName: row.display_name,
+  externalId: row.external_id,
+  version: row.version,
+  members,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+export async function findScimGroup(db: D1Database, id: string): Promise<ScimGroup | null> {
+  const [groups, members] = await guard(() =>
+    db.batch([
+      db.prepare('SELECT * FROM scim_groups WHERE id = ?').bind(id),
+      db.prepare('SELECT user_id FROM scim_group_members WHERE group_id = ? ORDER BY user_id').bind(id),
+    ]),
+  );
+  const row = (groups!.results as GroupRow[])[0];
+  return row ? toGroup(row, (members!.results as { user_id: string }[]).map((m) => m.user_id)) : null;
+}
+
+/** Every group with its members, oldest first. */
+export async function listScimGroups(db: D1Database): Promise<ScimGroup[]> {
+  const [groups, members] = await guard(() =>
+    db.batch([
+      db.prepare('SELECT * FROM scim_groups ORDER BY created_at, rowid'),
+      db.prepare('SELECT group_id, user_id FROM scim_group_members ORDER BY user_id'),
+    ]),
+  );
+  const byGroup = new Map<string, string[]>();
+  for (const m of members!.results as { group_id: string; user_id: string }[]) {
+    const list = byGroup.get(m.group_id) ?? [];
+    list.push(m.user_id);
+    byGroup.set(m.group_id, list);
+  }
+  return (groups!.results as GroupRow[]).map((row) => toGroup(row, byGroup.get(row.id) ?? []));
+}
+
+/** The ids among `ids` that name no account. */
+export async function unknownUserIds(db: D1Database, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const known = new Set<string>();
+  // D1 binds at most 100 parameters per statement.
+  for (let i = 0; i < ids.length; i += 90) {
+    const chunk = ids.slice(i, i + 90);
+    const { results } = await guard(() => db.prepare(`SELECT id FROM users WHERE id IN (${chunk.map(() => '?').join(',')})`).bind(...chunk).all<{ id: string }>());
+    for (const r of results) known.add(r.id);
+  }
+  return ids.filter((id) => !known.has(id));
+}
+
+export interface ScimGroupFields {
+  displayName: string;
+  externalId: string | null;
+  members: string[];
+}
+
+const memberInserts = (db: D1Database, groupId: string, members: string[], guardClause: string, guardArgs: unknown[]) =>
+  members.map((userId) =>
+    db
+      .prepare(`INSERT OR IGNORE INTO scim_group_members (group_id, user_id) SELECT ?, id FROM users WHERE id = ? AND ${guardClause}`)
+      .bind(groupId, userId, ...guardArgs),
+  );
+
+/** Creates a group and its members in one batch; null when the display name is taken. */
+export async function insertScimGroup(db: D1Database, fields: ScimGroupFields, now: number): Promise<ScimGroup | null> {
+  const id = `grp_${randomId(12)}`;
+  const taken = await guard(() => db.prepare('SELECT 1 AS x FROM scim_groups WHERE display_name = ? COLLATE NOCASE').bind(fields.displayName).first());
+  if (taken) return null;
+  try {
+    await guard(() =>
+      db.batch([
+        db.prepare('INSERT INTO scim_groups (id, display_name, external_id, version, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)').bind(id, fields.displayName, fields.externalId, now, now),
+        ...memberInserts(db, id, fields.members, '1 = 1', []),
+      ]),
+    );
+  } catch (e) {
+    // Created concurrently under the same name: the unique index refused the whole batch.
+    if (await guard(() => db.prepare('SELECT 1 AS x FROM scim_groups WHERE display_name = ? COLLATE NOCASE').bind(fields.displayName).first())) return null;
+    throw e;
+  }
+  return findScimGroup(db, id);
+}
+
+/**
+ * Replaces a group's name, external id and members in one batch, only if it is still at
+ * `read.version`: every statement after the first is conditioned on the version the first
+ * wrote, so a change computed from an older read writes nothing. Returns 'written', 'taken'
+ * (another group has the name) or 'stale'.
+ */
+export async function replaceScimGroup(db: D1Database, read: ScimGroup, fields: ScimGroupFields, now: number): Promise<'written' | 'taken' | 'stale'> {
+  const other = await guard(() => db.prepare('SELECT 1 AS x FROM scim_groups WHERE display_name = ? COLLATE NOCASE AND id != ?').bind(fields.displayName, read.id).first());
+  if (other) return 'taken';
+  const next = read.version + 1;
+  const mine = 'EXISTS (SELECT 1 FROM scim_groups WHERE id = ? AND version = ?)';
+  try {
+    const [updated] = await guard(() =>
+      db.batch([
+        db
+          .prepare('UPDATE scim_groups SET display_name = ?, external_id = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?')
+          .bind(fields.displayName, fields.externalId, next, now, read.id, read.version),
+        db.prepare(`DELETE FROM scim_group_members WHERE group_id = ? AND ${mine}`).bind(read.id, read.id, next),
+        ...memberInserts(db, read.id, fields.members, mine, [read.id, next]),
+      ]),
+    );
+    return updated!.meta.changes === 1 ? 'written' : 'stale';
+  } catch (e) {
+    if (await guard(() => db.prepare('SELECT 1 AS x FROM scim_groups WHERE display_name = ? COLLATE NOCASE AND id != ?').bind(fields.displayName, read.id).first())) return 'taken';
+    throw e;
+  }
+}
+
+export async function deleteScimGroup(db: D1Database, id: string): Promise<boolean> {
+  const r = await guard(() => db.prepare('DELETE FROM scim_groups WHERE id = ?').bind(id).run());
+  return r.meta.changes === 1;
+}
+
+/** The names of the directory's groups `userId` is a member of. */
+export async function scimGroupNamesOf(db: D1Database, userId: string): Promise<string[]> {
+  const { results } = await guard(() => db
+    .prepare('SELECT g.display_name FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = ? ORDER BY g.display_name')
+    .bind(userId)
+    .all<{ display_name: string }>());
+  return results.map((r) => r.display_name);
+}

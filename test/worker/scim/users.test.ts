@@ -1,0 +1,235 @@
+/**
+ * SCIM Users: the requests Okta and Entra send (fixtures/), filters and paging, PATCH and PUT,
+ * deactivation and deletion ending every session, and every error in the SCIM error schema
+ * with nothing half-applied.
+ */
+import { env } from 'cloudflare:test';
+import { afterEach, describe, expect, it } from 'vitest';
+import { clearRevocationCache } from '../../../src/storage/revocation';
+import { bearer, call, makeEnv, registerUser, uniqueEmail } from '../support/helpers';
+import { recordingOrigin } from '../support/proxy-helpers';
+import okta from './fixtures/okta-users.json';
+import entra from './fixtures/entra-users.json';
+import { defaultScimEnv, fill, scim, SCIM_TOKEN, scimEnv, send } from './support';
+
+const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
+const userRow = (id: string) =>
+  env.DB.prepare('SELECT email, email_verified, name, disabled_at, scim_external_id, password_hash FROM users WHERE id = ?').bind(id).first<{
+    email: string;
+    email_verified: number;
+    name: string | null;
+    disabled_at: number | null;
+    scim_external_id: string | null;
+    password_hash: string | null;
+  }>();
+
+async function created(body: unknown): Promise<{ id: string; userName: string }> {
+  const r = await scim('POST', '/Users', body);
+  expect(r.status).toBe(201);
+  return r.json();
+}
+
+async function expectScimError(r: Response, status: number, scimType?: string) {
+  expect(r.status).toBe(status);
+  expect(r.headers.get('content-type')).toBe('application/scim+json');
+  const body = await r.json<Record<string, unknown>>();
+  expect(body).toMatchObject({ schemas: [ERROR_SCHEMA], status: String(status) });
+  expect(typeof body.detail).toBe('string');
+  if (scimType) expect(body.scimType).toBe(scimType);
+  else expect(body.scimType).toBeUndefined();
+}
+
+afterEach(() => clearRevocationCache());
+
+describe('the SCIM endpoint', () => {
+  it('does not exist without SCIM_TOKEN', async () => {
+    const r = await scim('GET', '/Users', undefined, { env: makeEnv() });
+    expect(r.status).toBe(404);
+    expect(await r.json()).toMatchObject({ error: 'not_found' });
+  });
+
+  it('refuses a missing or wrong bearer token with 401 in the SCIM error schema', async () => {
+    await expectScimError(await scim('GET', '/Users', undefined, { token: null }), 401);
+    await expectScimError(await scim('GET', '/Users', undefined, { token: `${SCIM_TOKEN}x` }), 401);
+    await expectScimError(await scim('GET', '/Users', undefined, { token: SCIM_TOKEN.slice(0, -1) }), 401);
+    expect((await scim('GET', '/Users')).status).toBe(200);
+  });
+
+  it('refuses a SCIM_TOKEN shorter than 32 characters at start-up', async () => {
+    const r = await scim('GET', '/Users', undefined, { env: makeEnv({ SCIM_TOKEN: 'short-token' }), token: 'short-token' });
+    expect(r.status).toBe(500);
+    expect(await r.text()).toContain('SCIM_TOKEN');
+  });
+
+  it('answers discovery: ServiceProviderConfig, ResourceTypes and the User and Group schemas', async () => {
+    const config = await (await scim('GET', '/ServiceProviderConfig')).json<Record<string, { supported: boolean }>>();
+    expect(config.patch!.supported).toBe(true);
+    expect(config.filter!.supported).toBe(true);
+    expect(config.bulk!.supported).toBe(false);
+    const types = await (await scim('GET', '/ResourceTypes')).json<{ Resources: { id: string; endpoint: string }[] }>();
+    expect(types.Resources.map((t) => [t.id, t.endpoint])).toEqual([['User', '/Users'], ['Group', '/Groups']]);
+    const schemas = await (await scim('GET', '/Schemas')).json<{ Resources: { id: string; attributes: { name: string }[] }[] }>();
+    const user = schemas.Resources.find((s) => s.id === 'urn:ietf:params:scim:schemas:core:2.0:User')!;
+    expect(user.attributes.map((a) => a.name)).toEqual(['userName', 'externalId', 'displayName', 'name', 'emails', 'active']);
+    expect(schemas.Resources.map((s) => s.id)).toContain('urn:ietf:params:scim:schemas:core:2.0:Group');
+  });
+
+  it('answers an unknown SCIM path with a SCIM 404', async () => {
+    await expectScimError(await scim('GET', '/Widgets'), 404);
+    await expectScimError(await scim('GET', '/Users/usr_nobody'), 404);
+  });
+});
+
+describe('Okta\'s user provisioning flow', () => {
+  it('looks up, creates, replaces and deactivates a user as Okta documents', async () => {
+    const email = uniqueEmail('okta');
+    const lookup = await send(fill(okta.lookup, { email }));
+    expect(lookup.status).toBe(200);
+    expect(await lookup.json()).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'], totalResults: 0, Resources: [] });
+
+    const create = await send(fill(okta.create, { email }));
+    expect(create.status).toBe(201);
+    expect(create.headers.get('content-type')).toBe('application/scim+json');
+    const user = await create.json<{ id: string }>();
+    expect(user).toMatchObject({ userName: email, displayName: 'Test User', active: true, externalId: '00u1dhhb1fkIGP7RL1d8', emails: [{ value: email, primary: true, type: 'work' }] });
+    // The directory vouches for the address; there is no password.
+    expect(await userRow(user.id)).toMatchObject({ email, email_verified: 1, password_hash: null, scim_external_id: '00u1dhhb1fkIGP7RL1d8' });
+
+    const found = await (await send(fill(okta.lookup, { email }))).json<{ totalResults: number; Resources: { id: string }[] }>();
+    expect(found.totalResults).toBe(1);
+    expect(found.Resources[0]!.id).toBe(user.id);
+
+    const put = await send(fill(okta.replace, { email, id: user.id }));
+    expect(put.status).toBe(200);
+    expect(await put.json()).toMatchObject({ displayName: 'Another User', active: true });
+
+    const off = await send(fill(okta.deactivate, { email, id: user.id }));
+    expect(off.status).toBe(200);
+    expect(await off.json()).toMatchObject({ active: false });
+    expect((await userRow(user.id))?.disabled_at).not.toBeNull();
+  });
+});
+
+describe('Entra\'s user provisioning flow', () => {
+  it('looks up, creates, patches, disables and deletes a user as Microsoft documents', async () => {
+    const email = uniqueEmail('entra');
+    expect(await (await send(fill(entra.lookup, { email }))).json()).toMatchObject({ totalResults: 0 });
+    const create = await send(fill(entra.create, { email }));
+    expect(create.status).toBe(201);
+    const user = await create.json<{ id: string }>();
+    expect(user).toMatchObject({ userName: email, displayName: 'givenName familyName', externalId: '0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef' });
+    const byExternal = await (await send(entra.lookupByExternalId)).json<{ Resources: { id: string }[] }>();
+    expect(byExternal.Resources.map((r) => r.id)).toContain(user.id);
+
+    const patch = await send(fill(entra.updateMultiValued, { email, id: user.id }));
+    expect(patch.status).toBe(200);
+    expect(await patch.json()).toMatchObject({ userName: email, displayName: 'givenName familyName' });
+
+    const disable = await send(fill(entra.disable, { email, id: user.id }));
+    expect(disable.status).toBe(200);
+    expect(await disable.json()).toMatchObject({ active: false });
+
+    const del = await send(fill(entra.delete, { email, id: user.id }));
+    expect(del.status).toBe(204);
+    expect(await userRow(user.id)).toBeNull();
+    await expectScimError(await scim('GET', `/Users/${user.id}`), 404);
+  });
+});
+
+describe('listing users', () => {
+  it('filters by userName, externalId, the work email, and/or; pages with startIndex and count', async () => {
+    const tag = crypto.randomUUID();
+    const a = await created({ schemas: [], userName: uniqueEmail('list-a'), externalId: `${tag}-a` });
+    const b = await created({ schemas: [], userName: uniqueEmail('list-b'), externalId: `${tag}-b` });
+    const ids = async (filter: string, extra = '') => {
+      const r = await scim('GET', `/Users?filter=${encodeURIComponent(filter)}${extra}`);
+      expect(r.status).toBe(200);
+      return (await r.json<{ Resources: { id: string }[] }>()).Resources.map((x) => x.id);
+    };
+    expect(await ids(`userName eq "${a.userName.toUpperCase()}"`)).toEqual([a.id]);
+    expect(await ids(`externalId eq "${tag}-b"`)).toEqual([b.id]);
+    expect(await ids(`emails[type eq "work"].value eq "${b.userName}"`)).toEqual([b.id]);
+    expect(await ids(`externalId eq "${tag}-a" or externalId eq "${tag}-b"`)).toEqual([a.id, b.id]);
+    expect(await ids(`externalId eq "${tag}-a" and userName eq "${b.userName}"`)).toEqual([]);
+    const page = await scim('GET', `/Users?filter=${encodeURIComponent(`externalId sw "${tag}"`)}&startIndex=2&count=1`);
+    expect(await page.json()).toMatchObject({ totalResults: 2, startIndex: 2, itemsPerPage: 1, Resources: [{ id: b.id }] });
+  });
+
+  it('answers a malformed filter with 400 invalidFilter', async () => {
+    await expectScimError(await scim('GET', `/Users?filter=${encodeURIComponent('userName eq')}`), 400, 'invalidFilter');
+    await expectScimError(await scim('GET', `/Users?filter=${encodeURIComponent('userName zz "x"')}`), 400, 'invalidFilter');
+  });
+});
+
+describe('errors, with nothing half-applied', () => {
+  it('answers a conflicting email with 409 uniqueness, on create and on change', async () => {
+    const taken = uniqueEmail('taken');
+    await created({ schemas: [], userName: taken });
+    await expectScimError(await scim('POST', '/Users', { schemas: [], userName: taken.toUpperCase() }), 409, 'uniqueness');
+    const other = await created({ schemas: [], userName: uniqueEmail('other'), displayName: 'Before' });
+    const r = await scim('PUT', `/Users/${other.id}`, { schemas: [], userName: taken, displayName: 'After' });
+    await expectScimError(r, 409, 'uniqueness');
+    expect(await userRow(other.id)).toMatchObject({ email: other.userName, name: 'Before' });
+  });
+
+  it('answers a PATCH naming an unknown attribute with 400 invalidPath and applies none of its operations', async () => {
+    const u = await created({ schemas: [], userName: uniqueEmail('path'), displayName: 'Before' });
+    const r = await scim('PATCH', `/Users/${u.id}`, {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+      Operations: [
+        { op: 'replace', path: 'displayName', value: 'After' },
+        { op: 'replace', path: 'active', value: false },
+        { op: 'replace', path: 'favouriteColour', value: 'blue' },
+      ],
+    });
+    await expectScimError(r, 400, 'invalidPath');
+    expect(await userRow(u.id)).toMatchObject({ name: 'Before', disabled_at: null });
+    const pathless = await scim('PATCH', `/Users/${u.id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', value: { active: false, roles: ['admin'] } }] });
+    await expectScimError(pathless, 400, 'invalidPath');
+    expect(await userRow(u.id)).toMatchObject({ disabled_at: null });
+  });
+
+  it('answers an oversized body with 413 in the SCIM error schema and creates nothing', async () => {
+    const email = uniqueEmail('big');
+    const r = await scim('POST', '/Users', { schemas: [], userName: email, displayName: 'x'.repeat(70 * 1024) });
+    await expectScimError(r, 413);
+    expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first()).toBeNull();
+  });
+
+  it('answers a userName that is not an email address with 400 invalidValue', async () => {
+    await expectScimError(await scim('POST', '/Users', { schemas: [], userName: 'not-an-address' }), 400, 'invalidValue');
+  });
+
+  it('does not let the directory change the address of an account it did not create', async () => {
+    const email = uniqueEmail('own');
+    await registerUser(email, undefined, defaultScimEnv);
+    const id = (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!.id;
+    const r = await scim('PATCH', `/Users/${id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'userName', value: uniqueEmail('moved') }] });
+    await expectScimError(r, 400, 'mutability');
+    expect(await userRow(id)).toMatchObject({ email });
+  });
+});
+
+describe('deactivation and deletion end every session at once', () => {
+  const origin = recordingOrigin();
+  const gateway = scimEnv({ ROUTES: JSON.stringify([{ path: '/now', origin: 'service:ORIGIN', auth: 'required', revocation: 'immediate' }]), ORIGIN: origin });
+  const get = (token: string) => call('/now/x', { env: gateway, headers: { ...bearer(token), accept: 'application/json' } });
+  const idOf = async (email: string) => (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!.id;
+
+  for (const [how, end] of [
+    ['PATCH active false', (id: string) => scim('PATCH', `/Users/${id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] }, { env: gateway })],
+    ['PUT active false', async (id: string) => scim('PUT', `/Users/${id}`, { schemas: [], userName: (await userRow(id))!.email, active: false }, { env: gateway })],
+    ['DELETE', (id: string) => scim('DELETE', `/Users/${id}`, undefined, { env: gateway })],
+  ] as const) {
+    it(`${how}: an immediate route refuses the old token on the next request, and refresh is refused`, async () => {
+      const email = uniqueEmail('ends');
+      const t = await registerUser(email, undefined, gateway);
+      expect((await get(t.access_token)).status).toBe(200);
+      const r = await end(await idOf(email));
+      expect([200, 204]).toContain(r.status);
+      const refused = await get(t.access_token);
+      expect(refused.status).toBe(401);
+      expect((await call('/auth/refresh', { env: gateway, json: { refresh_token: t.refresh_token } })).status).toBe(401);
+    });
+  }
+});

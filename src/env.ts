@@ -63,6 +63,11 @@ export interface AuthUser {
    * may well be in some, so a rule denying a group refuses (proxy/policy.ts).
    */
   groupsKnown: boolean;
+  /**
+   * Whether the directory (SCIM) vouches for the user's `scim:` groups, which are then in
+   * `groups` (the token's `scim_groups` claim is present). Absent: false.
+   */
+  scimGroupsKnown?: boolean;
   sessionId: string;
   /** Access token id and expiry (Unix seconds), for revocation on logout. */
   tokenId: string;

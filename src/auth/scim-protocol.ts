@@ -197,14 +197,22 @@ export function applyPatch<T extends ScimResource>(resource: T, operations: Patc
       if (typeof op.value !== 'object' || op.value === null || Array.isArray(op.value)) {
         throw new ScimProblem(400, 'An operation without a path needs an object of attributes as its value.', 'invalidValue');
       }
-      for (const key of Object.keys(op.value)) {
+      for (const [key, value] of Object.entries(op.value)) {
         const name = firstAttribute(key, schemaUrn);
+        // Okta's replace of a group's name repeats the group's id beside it: the same id changes nothing.
+        if (name === 'id' && value === resource.id) continue;
         if (!attributes.has(name)) throw new ScimProblem(400, `The attribute "${name}" does not exist on this resource, or cannot be changed.`, 'invalidPath');
       }
     }
   }
+  const withoutId = (value: unknown) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+    return Object.fromEntries(Object.entries(value).filter(([key]) => firstAttribute(key, schemaUrn) !== 'id'));
+  };
   try {
-    const ops = operations.map((o): ScimPatchOperation => (o.op === 'remove' ? { op: 'remove', path: o.path ?? '', value: o.value } : { op: o.op, path: o.path, value: o.value }));
+    const ops = operations.map((o): ScimPatchOperation =>
+      o.op === 'remove' ? { op: 'remove', path: o.path ?? '', value: o.value } : { op: o.op, path: o.path, value: o.path === undefined ? withoutId(o.value) : o.value },
+    );
     return scimPatch(resource, ops, { mutateDocument: false, treatMissingAsAdd: true });
   } catch (e) {
     if (e instanceof PatchLibraryError) {

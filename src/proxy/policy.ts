@@ -171,10 +171,16 @@ function test(c: Condition, e: Evaluation): Tri {
       if (!c.values.includes(email.slice(email.lastIndexOf('@') + 1))) return FALSE;
       return user.emailVerified ? TRUE : UNKNOWN;
     }
-    case 'groups':
-      // Nobody vouches for the groups (a password sign-in, groups too old): unknown, not none.
-      if (e.user === null || !e.user.groupsKnown) return UNKNOWN;
-      return anyOf(c.values, e.user.groups) ? TRUE : FALSE;
+    case 'groups': {
+      // A member of a listed group, whoever vouches for it. Otherwise "in none" only where each
+      // listed name's source vouches (the directory for `scim:` names, the provider for the
+      // rest); a source nobody vouches for (a password sign-in, groups too old) is unknown, not none.
+      const user = e.user;
+      if (user === null) return UNKNOWN;
+      if (anyOf(c.values, user.groups)) return TRUE;
+      const vouched = (name: string) => (name.startsWith('scim:') ? user.scimGroupsKnown === true : user.groupsKnown);
+      return c.values.every(vouched) ? FALSE : UNKNOWN;
+    }
     case 'roles':
       if (e.user === null) return UNKNOWN;
       return anyOf(c.values, e.user.roles) ? TRUE : FALSE;

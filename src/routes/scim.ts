@@ -14,6 +14,7 @@ import { log } from '../observability/log';
 import { rateLimit } from '../middleware/rate-limit';
 import { readListQuery, ScimProblem, SCIM_CONTENT_TYPE, scimTokenMatches } from '../auth/scim-protocol';
 import { createScimUser, deleteScimUser, getScimUser, listScimUserResources, patchScimUser, replaceScimUser } from '../auth/scim-users';
+import { createScimGroup, deleteScimGroupResource, getScimGroup, listScimGroupResources, patchScimGroup, replaceScimGroupResource } from '../auth/scim-groups';
 import { discoveryRoutes } from './scim-discovery';
 import { recordEvent } from '../auth/events';
 
@@ -85,6 +86,15 @@ export const scimRoutes = new Hono<AppEnv>()
   .patch('/Users/:id', async (c) => scimJson(c, await patchScimUser(c, c.req.param('id'), await scimBody(c), scimBase(c))))
   .delete('/Users/:id', async (c) => {
     await deleteScimUser(c, c.req.param('id'));
+    return c.body(null, 204);
+  })
+  .post('/Groups', async (c) => scimJson(c, await createScimGroup(c, await scimBody(c), scimBase(c)), 201))
+  .get('/Groups', async (c) => scimJson(c, await listScimGroupResources(c, readListQuery(c.req.query()), scimBase(c))))
+  .get('/Groups/:id', async (c) => scimJson(c, await getScimGroup(c, c.req.param('id'), scimBase(c))))
+  .put('/Groups/:id', async (c) => scimJson(c, await replaceScimGroupResource(c, c.req.param('id'), await scimBody(c), scimBase(c))))
+  .patch('/Groups/:id', async (c) => scimJson(c, await patchScimGroup(c, c.req.param('id'), await scimBody(c), scimBase(c))))
+  .delete('/Groups/:id', async (c) => {
+    await deleteScimGroupResource(c, c.req.param('id'));
     return c.body(null, 204);
   })
   .all('*', () => {

@@ -217,14 +217,6 @@ export async function replaceScimGroup(db: D1Database, read: ScimGroup, fields: 
 
 export async function deleteScimGroup(db: D1Database, id: string): Promise<boolean> {
   const r = await guard(() => db.prepare('DELETE FROM scim_groups WHERE id = ?').bind(id).run());
-  return r.meta.changes === 1;
-}
-
-/** The names of the directory's groups `userId` is a member of. */
-export async function scimGroupNamesOf(db: D1Database, userId: string): Promise<string[]> {
-  const { results } = await guard(() => db
-    .prepare('SELECT g.display_name FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = ? ORDER BY g.display_name')
-    .bind(userId)
-    .all<{ display_name: string }>());
-  return results.map((r) => r.display_name);
+  // D1 counts the member rows the cascade removed with the group's own.
+  return r.meta.changes > 0;
 }

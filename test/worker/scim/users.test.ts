@@ -61,6 +61,18 @@ describe('the SCIM endpoint', () => {
     expect(await r.text()).toContain('SCIM_TOKEN');
   });
 
+  it('counts every request against the scim rate limit, per IP: over it, 429 in the SCIM error schema, nothing created', async () => {
+    const keys: string[] = [];
+    const limited = scimEnv({ RATE_LIMITER_SCIM: { limit: async ({ key }: { key: string }) => (keys.push(key), { success: keys.length <= 1 }) } });
+    expect((await scim('GET', '/Users?count=1', undefined, { env: limited })).status).toBe(200);
+    const email = uniqueEmail('limited');
+    const r = await scim('POST', '/Users', { schemas: [], userName: email }, { env: limited });
+    await expectScimError(r, 429);
+    expect(r.headers.get('retry-after')).toBe('60');
+    expect(keys).toEqual(['scim:203.0.113.7', 'scim:203.0.113.7']);
+    expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first()).toBeNull();
+  });
+
   it('answers discovery: ServiceProviderConfig, ResourceTypes and the User and Group schemas', async () => {
     const config = await (await scim('GET', '/ServiceProviderConfig')).json<Record<string, { supported: boolean }>>();
     expect(config.patch!.supported).toBe(true);
@@ -212,8 +224,14 @@ describe('errors, with nothing half-applied', () => {
 
 describe('deactivation and deletion end every session at once', () => {
   const origin = recordingOrigin();
-  const gateway = scimEnv({ ROUTES: JSON.stringify([{ path: '/now', origin: 'service:ORIGIN', auth: 'required', revocation: 'immediate' }]), ORIGIN: origin });
-  const get = (token: string) => call('/now/x', { env: gateway, headers: { ...bearer(token), accept: 'application/json' } });
+  const gateway = scimEnv({
+    ROUTES: JSON.stringify([
+      { path: '/now', origin: 'service:ORIGIN', auth: 'required', revocation: 'immediate' },
+      { path: '/app', origin: 'service:ORIGIN', auth: 'required' },
+    ]),
+    ORIGIN: origin,
+  });
+  const get = (token: string, path = '/now/x') => call(path, { env: gateway, headers: { ...bearer(token), accept: 'application/json' } });
   const idOf = async (email: string) => (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!.id;
 
   for (const [how, end] of [
@@ -221,7 +239,7 @@ describe('deactivation and deletion end every session at once', () => {
     ['PUT active false', async (id: string) => scim('PUT', `/Users/${id}`, { schemas: [], userName: (await userRow(id))!.email, active: false }, { env: gateway })],
     ['DELETE', (id: string) => scim('DELETE', `/Users/${id}`, undefined, { env: gateway })],
   ] as const) {
-    it(`${how}: an immediate route refuses the old token on the next request, and refresh is refused`, async () => {
+    it(`${how}: an immediate route refuses the old token on the next request, a cached route too (KV), and refresh is refused`, async () => {
       const email = uniqueEmail('ends');
       const t = await registerUser(email, undefined, gateway);
       expect((await get(t.access_token)).status).toBe(200);
@@ -229,6 +247,9 @@ describe('deactivation and deletion end every session at once', () => {
       expect([200, 204]).toContain(r.status);
       const refused = await get(t.access_token);
       expect(refused.status).toBe(401);
+      // A cached route with nothing cached in this isolate reads the revocation from KV.
+      clearRevocationCache();
+      expect((await get(t.access_token, '/app/x')).status).toBe(401);
       expect((await call('/auth/refresh', { env: gateway, json: { refresh_token: t.refresh_token } })).status).toBe(401);
     });
   }

@@ -67,6 +67,11 @@
  *   tokens (the service pair refused at forward-auth before anything else, the clients table on
  *   immediate routes, the pair checked again in the proxy), merged with the rest: 280.3 and
  *   51.0, hence 282 and 52.
+ *   SCIM provisioning (Users and Groups, discovery, scim-patch and scim2-parse-filter, in one
+ *   chunk of about 11.9 KiB gzip loaded on the first SCIM request, and only when SCIM_TOKEN is
+ *   set) adds about 13.1 KiB to the upload; start-up grows by about 0.4 KiB (the directory's
+ *   groups read when a token is minted, the `scim_groups` claim and the policy's per-source
+ *   check): 293.4 and 51.4, hence 295 and 52.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -77,7 +82,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 52;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 282;
+export const TOTAL_BUDGET_KIB = 295;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

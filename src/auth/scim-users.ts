@@ -73,10 +73,14 @@ const userInput = v.looseObject({
       }),
     ),
   ),
-  active: v.optional(v.union([v.boolean(), v.pipe(v.picklist(['true', 'false', 'True', 'False']), v.transform((s) => s.toLowerCase() === 'true'))]), true),
+  active: v.optional(v.union([v.boolean(), v.pipe(v.picklist(['true', 'false', 'True', 'False']), v.transform((s) => s.toLowerCase() === 'true'))])),
 });
 
-/** The account fields a User sets; `current` keeps the disabled time of an already disabled account. */
+/**
+ * The account fields a User sets. Without `active`, a new account is active and an existing one
+ * stays as it is (a PUT that leaves it out never enables a disabled account); `current` also keeps
+ * the disabled time of an already disabled account.
+ */
 function readUser(body: unknown, current: ScimUserRecord | null, t: number): ScimUserFields {
   const parsed = v.safeParse(userInput, body);
   if (!parsed.success) {
@@ -87,7 +91,8 @@ function readUser(body: unknown, current: ScimUserRecord | null, t: number): Sci
   const u = parsed.output;
   const composed = [u.name?.givenName, u.name?.familyName].filter((s) => s).join(' ');
   const name = u.displayName || u.name?.formatted || composed || null;
-  const disabledAt = u.active ? null : (current?.user.disabledAt ?? t);
+  const active = u.active ?? (current === null || current.user.disabledAt === null);
+  const disabledAt = active ? null : (current?.user.disabledAt ?? t);
   return { email: u.userName, name, externalId: u.externalId || null, disabledAt };
 }
 

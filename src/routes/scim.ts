@@ -21,8 +21,11 @@ import { recordEvent } from '../auth/events';
 /** The SCIM base URL (what a directory is configured with). */
 export const scimBase = (c: Context<AppEnv>) => `${c.get('config').PUBLIC_URL}${c.get('config').AUTH_PREFIX}/scim/v2`;
 
-export function scimJson(c: Context<AppEnv>, body: unknown, status: 200 | 201 = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { 'content-type': SCIM_CONTENT_TYPE, 'cache-control': 'no-store' } });
+/** A resource or list; a created resource (201) also names its URL in `Location` (RFC 7644 §3.3). */
+export function scimJson(body: object & { meta?: { location: string } }, status: 200 | 201 = 200): Response {
+  const headers: Record<string, string> = { 'content-type': SCIM_CONTENT_TYPE, 'cache-control': 'no-store' };
+  if (status === 201 && body.meta) headers.location = body.meta.location;
+  return new Response(JSON.stringify(body), { status, headers });
 }
 
 /** The request's JSON body; SCIM clients send `application/scim+json` or `application/json`. */
@@ -79,20 +82,20 @@ export const scimRoutes = new Hono<AppEnv>()
     await next();
   })
   .route('/', discoveryRoutes)
-  .post('/Users', async (c) => scimJson(c, await createScimUser(c, await scimBody(c), scimBase(c)), 201))
-  .get('/Users', async (c) => scimJson(c, await listScimUserResources(c, readListQuery(c.req.query()), scimBase(c))))
-  .get('/Users/:id', async (c) => scimJson(c, await getScimUser(c, c.req.param('id'), scimBase(c))))
-  .put('/Users/:id', async (c) => scimJson(c, await replaceScimUser(c, c.req.param('id'), await scimBody(c), scimBase(c))))
-  .patch('/Users/:id', async (c) => scimJson(c, await patchScimUser(c, c.req.param('id'), await scimBody(c), scimBase(c))))
+  .post('/Users', async (c) => scimJson(await createScimUser(c, await scimBody(c), scimBase(c)), 201))
+  .get('/Users', async (c) => scimJson(await listScimUserResources(c, readListQuery(c.req.query()), scimBase(c))))
+  .get('/Users/:id', async (c) => scimJson(await getScimUser(c, c.req.param('id'), scimBase(c))))
+  .put('/Users/:id', async (c) => scimJson(await replaceScimUser(c, c.req.param('id'), await scimBody(c), scimBase(c))))
+  .patch('/Users/:id', async (c) => scimJson(await patchScimUser(c, c.req.param('id'), await scimBody(c), scimBase(c))))
   .delete('/Users/:id', async (c) => {
     await deleteScimUser(c, c.req.param('id'));
     return c.body(null, 204);
   })
-  .post('/Groups', async (c) => scimJson(c, await createScimGroup(c, await scimBody(c), scimBase(c)), 201))
-  .get('/Groups', async (c) => scimJson(c, await listScimGroupResources(c, readListQuery(c.req.query()), scimBase(c))))
-  .get('/Groups/:id', async (c) => scimJson(c, await getScimGroup(c, c.req.param('id'), scimBase(c))))
-  .put('/Groups/:id', async (c) => scimJson(c, await replaceScimGroupResource(c, c.req.param('id'), await scimBody(c), scimBase(c))))
-  .patch('/Groups/:id', async (c) => scimJson(c, await patchScimGroup(c, c.req.param('id'), await scimBody(c), scimBase(c))))
+  .post('/Groups', async (c) => scimJson(await createScimGroup(c, await scimBody(c), scimBase(c)), 201))
+  .get('/Groups', async (c) => scimJson(await listScimGroupResources(c, readListQuery(c.req.query()), scimBase(c))))
+  .get('/Groups/:id', async (c) => scimJson(await getScimGroup(c, c.req.param('id'), scimBase(c))))
+  .put('/Groups/:id', async (c) => scimJson(await replaceScimGroupResource(c, c.req.param('id'), await scimBody(c), scimBase(c))))
+  .patch('/Groups/:id', async (c) => scimJson(await patchScimGroup(c, c.req.param('id'), await scimBody(c), scimBase(c))))
   .delete('/Groups/:id', async (c) => {
     await deleteScimGroupResource(c, c.req.param('id'));
     return c.body(null, 204);

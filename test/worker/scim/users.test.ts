@@ -103,6 +103,7 @@ describe('Okta\'s user provisioning flow', () => {
     expect(create.status).toBe(201);
     expect(create.headers.get('content-type')).toBe('application/scim+json');
     const user = await create.json<{ id: string }>();
+    expect(create.headers.get('location')).toBe(`https://gate.example.com/auth/scim/v2/Users/${user.id}`);
     expect(user).toMatchObject({ userName: email, displayName: 'Test User', active: true, externalId: '00u1dhhb1fkIGP7RL1d8', emails: [{ value: email, primary: true, type: 'work' }] });
     // The directory vouches for the address; there is no password.
     expect(await userRow(user.id)).toMatchObject({ email, email_verified: 1, password_hash: null, scim_external_id: '00u1dhhb1fkIGP7RL1d8' });
@@ -206,6 +207,14 @@ describe('errors, with nothing half-applied', () => {
     const r = await scim('POST', '/Users', { schemas: [], userName: email, displayName: 'x'.repeat(70 * 1024) });
     await expectScimError(r, 413);
     expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first()).toBeNull();
+  });
+
+  it('a PUT that leaves out active keeps a disabled account disabled', async () => {
+    const u = await created({ schemas: [], userName: uniqueEmail('kept'), active: false });
+    const r = await scim('PUT', `/Users/${u.id}`, { schemas: [], userName: u.userName, displayName: 'Renamed' });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ active: false, displayName: 'Renamed' });
+    expect((await userRow(u.id))?.disabled_at).not.toBeNull();
   });
 
   it('answers a userName that is not an email address with 400 invalidValue', async () => {

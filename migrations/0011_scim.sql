@@ -4,6 +4,7 @@
 -- goes with its user or group.
 ALTER TABLE users ADD COLUMN scim_external_id TEXT;
 ALTER TABLE users ADD COLUMN scim_provisioned INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX users_scim_external_id ON users (scim_external_id) WHERE scim_external_id IS NOT NULL;
 
 CREATE TABLE scim_groups (
   id TEXT PRIMARY KEY,

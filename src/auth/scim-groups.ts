@@ -10,7 +10,7 @@ import type { AppEnv } from '../env';
 import { deleteScimGroup, findScimGroup, insertScimGroup, listScimGroups, replaceScimGroup, unknownUserIds, type ScimGroup, type ScimGroupFields } from '../storage/scim';
 import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
-import { applyPatch, GROUP_SCHEMA, listResponse, readPatch, ScimProblem, type ListQuery, type PatchOperation } from './scim-protocol';
+import { applyPatch, compileScimFilter, GROUP_SCHEMA, listResponse, readPatch, ScimProblem, type ListQuery, type PatchOperation } from './scim-protocol';
 
 /** The Group attributes this provider supports (lower-case): what a PATCH path may name. */
 export const GROUP_ATTRIBUTES: ReadonlySet<string> = new Set(['displayname', 'members', 'externalid']);
@@ -86,8 +86,12 @@ export async function getScimGroup(c: Context<AppEnv>, id: string, base: string)
   return toScimGroup(await existing(c, id), base);
 }
 
+/** A list; `displayName eq` (the directories' lookup) reads only the group of that name. */
 export async function listScimGroupResources(c: Context<AppEnv>, query: ListQuery, base: string) {
-  return listResponse((await listScimGroups(c.env.DB)).map((g) => toScimGroup(g, base)), query);
+  const filter = query.filter === undefined ? undefined : compileScimFilter(query.filter);
+  const name = filter?.requires.get('displayname');
+  const groups = await listScimGroups(c.env.DB, typeof name === 'string' ? { displayName: name } : {});
+  return listResponse(groups.map((g) => toScimGroup(g, base)), query, filter);
 }
 
 async function write(c: Context<AppEnv>, current: ScimGroup, fields: ScimGroupFields, base: string): Promise<ScimGroupResource> {

@@ -128,20 +128,40 @@ function filterView(value: unknown, path: string): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, x]) => [k.toLowerCase(), filterView(x, within(path, k.toLowerCase()))]));
 }
 
-/** The predicate of a SCIM filter, or `invalidFilter`. */
-export function compileScimFilter(filter: string): (resource: unknown) => boolean {
+export interface CompiledFilter {
+  test: (resource: unknown) => boolean;
+  /**
+   * Values the filter requires of an attribute (lower-case path, e.g. `username`, `externalid`,
+   * `emails.value`, `displayname`) by `eq` alone or under `and`: a list may read only the rows
+   * that have it, then apply `test` to them. Values are normalised as `test` compares them.
+   */
+  requires: Map<string, boolean | null | number | string>;
+}
+
+/** What an `eq` at the top, or under `and`s, pins down. */
+function required(f: Filter, into: Map<string, boolean | null | number | string>): void {
+  if (f.op === 'and') for (const x of f.filters) required(x, into);
+  else if (f.op === 'eq' && !into.has(f.attrPath)) into.set(f.attrPath, f.compValue);
+}
+
+/** A SCIM filter compiled, or `invalidFilter`. */
+export function compileScimFilter(filter: string): CompiledFilter {
+  let normalised: Filter;
   let test: (r: unknown) => boolean;
   try {
-    test = filterOf(normaliseFilter(parseFilter(filter), ''));
+    normalised = normaliseFilter(parseFilter(filter), '');
+    test = filterOf(normalised);
   } catch (e) {
     throw new ScimProblem(400, `The filter cannot be parsed: ${e instanceof Error ? e.message.slice(0, 200) : 'syntax error'}.`, 'invalidFilter');
   }
-  return (resource) => test(filterView(resource, '')) === true;
+  const requires = new Map<string, boolean | null | number | string>();
+  required(normalised, requires);
+  return { test: (resource) => test(filterView(resource, '')) === true, requires };
 }
 
 /** A ListResponse of the resources `query` selects (filter, then the page). */
-export function listResponse<T>(resources: T[], query: ListQuery) {
-  const selected = query.filter === undefined ? resources : resources.filter(compileScimFilter(query.filter));
+export function listResponse<T>(resources: T[], query: ListQuery, filter = query.filter === undefined ? undefined : compileScimFilter(query.filter)) {
+  const selected = filter === undefined ? resources : resources.filter(filter.test);
   const page = selected.slice(query.startIndex - 1, query.startIndex - 1 + query.count);
   return { schemas: [LIST_SCHEMA], totalResults: selected.length, startIndex: query.startIndex, itemsPerPage: page.length, Resources: page };
 }

@@ -22,7 +22,7 @@ import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { recordEvent } from './events';
-import { applyPatch, listResponse, readPatch, ScimProblem, USER_SCHEMA, type ListQuery } from './scim-protocol';
+import { applyPatch, compileScimFilter, listResponse, readPatch, ScimProblem, USER_SCHEMA, type ListQuery } from './scim-protocol';
 import { endAllSessions } from './sessions';
 
 /** The User attributes this provider supports (lower-case): what a PATCH path may name. */
@@ -129,9 +129,22 @@ export async function getScimUser(c: Context<AppEnv>, id: string, base: string):
   return toScimUser(await existing(c, id), base);
 }
 
+/**
+ * A list. A filter that requires an address (`userName eq`, `emails.value eq`, as directories look
+ * people up before creating them) or an `externalId` reads only the rows that have it; any other
+ * reads every account. Either way the whole filter then decides.
+ */
 export async function listScimUserResources(c: Context<AppEnv>, query: ListQuery, base: string) {
-  const all = (await listScimUsers(c.env.DB)).map((r) => toScimUser(r, base));
-  return listResponse(all, query);
+  const filter = query.filter === undefined ? undefined : compileScimFilter(query.filter);
+  const email = filter?.requires.get('username') ?? filter?.requires.get('emails.value');
+  const externalId = filter?.requires.get('externalid');
+  const records =
+    typeof email === 'string'
+      ? await listScimUsers(c.env.DB, { email })
+      : typeof externalId === 'string'
+        ? await listScimUsers(c.env.DB, { externalId })
+        : await listScimUsers(c.env.DB);
+  return listResponse(records.map((r) => toScimUser(r, base)), query, filter);
 }
 
 /**

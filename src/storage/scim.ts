@@ -27,9 +27,18 @@ export async function findScimUser(db: D1Database, id: string): Promise<ScimUser
   return row ? toRecord(row) : null;
 }
 
-/** Every account, oldest first (a list's filter and paging apply to this order). */
-export async function listScimUsers(db: D1Database): Promise<ScimUserRecord[]> {
-  const { results } = await guard(() => db.prepare('SELECT * FROM users ORDER BY created_at, rowid').all<UserRowWithScim>());
+/**
+ * Every account, oldest first (a list's filter and paging apply to this order); only the one with
+ * `email` (compared without case), or those with `externalId` (exactly), when given.
+ */
+export async function listScimUsers(db: D1Database, only: { email?: string; externalId?: string } = {}): Promise<ScimUserRecord[]> {
+  const statement =
+    only.email !== undefined
+      ? db.prepare('SELECT * FROM users WHERE email = ? ORDER BY created_at, rowid').bind(normaliseEmail(only.email))
+      : only.externalId !== undefined
+        ? db.prepare('SELECT * FROM users WHERE scim_external_id = ? ORDER BY created_at, rowid').bind(only.externalId)
+        : db.prepare('SELECT * FROM users ORDER BY created_at, rowid');
+  const { results } = await guard(() => statement.all<UserRowWithScim>());
   return results.map(toRecord);
 }
 
@@ -124,13 +133,18 @@ export async function findScimGroup(db: D1Database, id: string): Promise<ScimGro
   return row ? toGroup(row, (members!.results as { user_id: string }[]).map((m) => m.user_id)) : null;
 }
 
-/** Every group with its members, oldest first. */
-export async function listScimGroups(db: D1Database): Promise<ScimGroup[]> {
+/** Every group with its members, oldest first; only the one named `displayName` (without case), when given. */
+export async function listScimGroups(db: D1Database, only: { displayName?: string } = {}): Promise<ScimGroup[]> {
   const [groups, members] = await guard(() =>
-    db.batch([
-      db.prepare('SELECT * FROM scim_groups ORDER BY created_at, rowid'),
-      db.prepare('SELECT group_id, user_id FROM scim_group_members ORDER BY user_id'),
-    ]),
+    only.displayName !== undefined
+      ? db.batch([
+          db.prepare('SELECT * FROM scim_groups WHERE display_name = ? COLLATE NOCASE').bind(only.displayName),
+          db.prepare('SELECT m.group_id, m.user_id FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id WHERE g.display_name = ? COLLATE NOCASE ORDER BY m.user_id').bind(only.displayName),
+        ])
+      : db.batch([
+          db.prepare('SELECT * FROM scim_groups ORDER BY created_at, rowid'),
+          db.prepare('SELECT group_id, user_id FROM scim_group_members ORDER BY user_id'),
+        ]),
   );
   const byGroup = new Map<string, string[]>();
   for (const m of members!.results as { group_id: string; user_id: string }[]) {

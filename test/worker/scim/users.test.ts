@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { bearer, call, makeEnv, registerUser, uniqueEmail } from '../support/helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
+import { recordingDirectory } from '../support/recording-directory';
 import okta from './fixtures/okta-users.json';
 import entra from './fixtures/entra-users.json';
 import { defaultScimEnv, fill, scim, SCIM_TOKEN, scimEnv, send } from './support';
@@ -166,6 +167,19 @@ describe('listing users', () => {
     expect(await ids(`externalId eq "${tag}-a" and userName eq "${b.userName}"`)).toEqual([]);
     const page = await scim('GET', `/Users?filter=${encodeURIComponent(`externalId sw "${tag}"`)}&startIndex=2&count=1`);
     expect(await page.json()).toMatchObject({ totalResults: 2, startIndex: 2, itemsPerPage: 1, Resources: [{ id: b.id }] });
+  });
+
+  it('a lookup by userName, work email or externalId reads only the matching rows, not the whole directory', async () => {
+    const u = await created({ schemas: [], userName: uniqueEmail('lookup'), externalId: `ext-${crypto.randomUUID()}` });
+    const externalId = (await userRow(u.id))!.scim_external_id!;
+    for (const filter of [`userName eq "${u.userName}"`, `emails[type eq "work"].value eq "${u.userName}"`, `externalId eq "${externalId}"`]) {
+      const recording = recordingDirectory(env.DB);
+      const r = await scim('GET', `/Users?filter=${encodeURIComponent(filter)}`, undefined, { env: scimEnv({ DB: recording.db }) });
+      expect((await r.json<{ Resources: { id: string }[] }>()).Resources.map((x) => x.id)).toEqual([u.id]);
+      const reads = recording.statements.map((st) => st.sql).filter((sql) => /FROM users/.test(sql));
+      expect(reads.length).toBeGreaterThan(0);
+      for (const sql of reads) expect(sql).toMatch(/WHERE (email|scim_external_id) = \?/);
+    }
   });
 
   it('answers a malformed filter with 400 invalidFilter', async () => {

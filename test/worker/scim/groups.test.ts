@@ -148,6 +148,16 @@ describe('the directory\'s groups in tokens and route policy', () => {
     expect((await get('/not-contractors/x', t.access_token)).status).toBe(403);
   });
 
+  it('the admin\'s explain endpoint decides with the directory\'s groups as a token minted now would', async () => {
+    const admin = await registerUser(uniqueEmail('admin'), undefined, gateway);
+    await env.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind('["admin"]', admin.user.id).run();
+    const member = await registerUser(uniqueEmail('explained'), undefined, gateway);
+    await join(await engineering(), member.user.id);
+    const r = await call(`/auth/admin/explain?${new URLSearchParams({ user: member.user.id, url: '/eng/x' })}`, { env: gateway, headers: bearer(admin.access_token) });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ decision: 'allow', identity: { groups: ['scim:Engineering'] } });
+  });
+
   it('a provider cannot send a scim: name', async () => {
     const idp = await FakeOidcProvider.create();
     const e = scimEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret });

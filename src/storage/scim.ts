@@ -122,37 +122,39 @@ const toGroup = (row: GroupRow, members: string[]): ScimGroup => ({
   updatedAt: row.updated_at,
 });
 
+/**
+ * The group and its members. Read one after the other: members read after a concurrent change
+ * come with the older version, so a change computed from them is refused as stale, never lost.
+ */
 export async function findScimGroup(db: D1Database, id: string): Promise<ScimGroup | null> {
-  const [groups, members] = await guard(() =>
-    db.batch([
-      db.prepare('SELECT * FROM scim_groups WHERE id = ?').bind(id),
-      db.prepare('SELECT user_id FROM scim_group_members WHERE group_id = ? ORDER BY user_id').bind(id),
-    ]),
-  );
-  const row = (groups!.results as GroupRow[])[0];
-  return row ? toGroup(row, (members!.results as { user_id: string }[]).map((m) => m.user_id)) : null;
+  const row = await guard(() => db.prepare('SELECT * FROM scim_groups WHERE id = ?').bind(id).first<GroupRow>());
+  if (!row) return null;
+  const { results } = await guard(() => db.prepare('SELECT user_id FROM scim_group_members WHERE group_id = ? ORDER BY user_id').bind(id).all<{ user_id: string }>());
+  return toGroup(row, results.map((m) => m.user_id));
 }
 
 /** Every group with its members, oldest first; only the one named `displayName` (without case), when given. */
 export async function listScimGroups(db: D1Database, only: { displayName?: string } = {}): Promise<ScimGroup[]> {
-  const [groups, members] = await guard(() =>
-    only.displayName !== undefined
-      ? db.batch([
-          db.prepare('SELECT * FROM scim_groups WHERE display_name = ? COLLATE NOCASE').bind(only.displayName),
-          db.prepare('SELECT m.group_id, m.user_id FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id WHERE g.display_name = ? COLLATE NOCASE ORDER BY m.user_id').bind(only.displayName),
-        ])
-      : db.batch([
-          db.prepare('SELECT * FROM scim_groups ORDER BY created_at, rowid'),
-          db.prepare('SELECT group_id, user_id FROM scim_group_members ORDER BY user_id'),
-        ]),
+  const named = only.displayName;
+  const groups = await guard(() =>
+    (named !== undefined
+      ? db.prepare('SELECT * FROM scim_groups WHERE display_name = ? COLLATE NOCASE').bind(named)
+      : db.prepare('SELECT * FROM scim_groups ORDER BY created_at, rowid')
+    ).all<GroupRow>(),
+  );
+  const members = await guard(() =>
+    (named !== undefined
+      ? db.prepare('SELECT m.group_id, m.user_id FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id WHERE g.display_name = ? COLLATE NOCASE ORDER BY m.user_id').bind(named)
+      : db.prepare('SELECT group_id, user_id FROM scim_group_members ORDER BY user_id')
+    ).all<{ group_id: string; user_id: string }>(),
   );
   const byGroup = new Map<string, string[]>();
-  for (const m of members!.results as { group_id: string; user_id: string }[]) {
+  for (const m of members.results) {
     const list = byGroup.get(m.group_id) ?? [];
     list.push(m.user_id);
     byGroup.set(m.group_id, list);
   }
-  return (groups!.results as GroupRow[]).map((row) => toGroup(row, byGroup.get(row.id) ?? []));
+  return groups.results.map((row) => toGroup(row, byGroup.get(row.id) ?? []));
 }
 
 /** The ids among `ids` that name no account. */

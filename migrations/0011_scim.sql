@@ -10,8 +10,9 @@ CREATE TABLE scim_groups (
   id TEXT PRIMARY KEY,
   display_name TEXT NOT NULL,
   external_id TEXT,
-  -- Bumped by every change: a change computed from an older read is refused (nothing half-applied).
-  version INTEGER NOT NULL DEFAULT 0,
+  -- A random value each change replaces: a change computed from an older read is refused, and the
+  -- statements of one change's batch recognise their own write (nothing half-applied).
+  version TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );

@@ -97,7 +97,8 @@ export interface ScimGroup {
   id: string;
   displayName: string;
   externalId: string | null;
-  version: number;
+  /** Random, replaced by every change (see {@link replaceScimGroup}). */
+  version: string;
   members: string[];
   createdAt: number;
   updatedAt: number;
@@ -107,7 +108,7 @@ interface GroupRow {
   id: string;
   display_name: string;
   external_id: string | null;
-  version: number;
+  version: string;
   created_at: number;
   updated_at: number;
 }
@@ -191,7 +192,7 @@ export async function insertScimGroup(db: D1Database, fields: ScimGroupFields, n
   try {
     await guard(() =>
       db.batch([
-        db.prepare('INSERT INTO scim_groups (id, display_name, external_id, version, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)').bind(id, fields.displayName, fields.externalId, now, now),
+        db.prepare('INSERT INTO scim_groups (id, display_name, external_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)').bind(id, fields.displayName, fields.externalId, randomId(12), now, now),
         ...memberInserts(db, id, fields.members, '1 = 1', []),
       ]),
     );
@@ -205,14 +206,14 @@ export async function insertScimGroup(db: D1Database, fields: ScimGroupFields, n
 
 /**
  * Replaces a group's name, external id and members in one batch, only if it is still at
- * `read.version`: every statement after the first is conditioned on the version the first
- * wrote, so a change computed from an older read writes nothing. Returns 'written', 'taken'
- * (another group has the name) or 'stale'.
+ * `read.version`: the first statement writes a new random version, and every later one is
+ * conditioned on that value, which no other change can have written; so a change computed from
+ * an older read writes nothing. Returns 'written', 'taken' (another group has the name) or 'stale'.
  */
 export async function replaceScimGroup(db: D1Database, read: ScimGroup, fields: ScimGroupFields, now: number): Promise<'written' | 'taken' | 'stale'> {
   const other = await guard(() => db.prepare('SELECT 1 AS x FROM scim_groups WHERE display_name = ? COLLATE NOCASE AND id != ?').bind(fields.displayName, read.id).first());
   if (other) return 'taken';
-  const next = read.version + 1;
+  const next = randomId(12);
   const mine = 'EXISTS (SELECT 1 FROM scim_groups WHERE id = ? AND version = ?)';
   try {
     const [updated] = await guard(() =>

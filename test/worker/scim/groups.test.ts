@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bearer, call, registerUser, uniqueEmail, type TokenResponse } from '../support/helpers';
 import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
+import { claimBefore } from '../support/claim-between';
 import { recordingOrigin } from '../support/proxy-helpers';
 import okta from './fixtures/okta-groups.json';
 import entra from './fixtures/entra-groups.json';
@@ -89,6 +90,25 @@ describe('group errors, with nothing half-applied', () => {
     expect(unknownPath.status).toBe(400);
     expect(await unknownPath.json()).toMatchObject({ scimType: 'invalidPath' });
     expect(await members(created.id)).toEqual([]);
+    expect((await (await scim('GET', `/Groups/${created.id}`)).json<{ displayName: string }>()).displayName).toBe(created.displayName);
+  });
+});
+
+describe('concurrent changes to a group', () => {
+  it('a PATCH computed from a read that another change overtook writes nothing and answers 409', async () => {
+    const [a, b] = [await newUser(), await newUser()];
+    const created = await (await scim('POST', '/Groups', { schemas: [], displayName: `race-${crypto.randomUUID().slice(0, 8)}` })).json<{ id: string; displayName: string }>();
+    // Between this PATCH's read and its write, another request adds b (and bumps the version).
+    const racing = scimEnv({
+      DB: claimBefore(env.DB, 'UPDATE scim_groups SET display_name', () =>
+        scim('PATCH', `/Groups/${created.id}`, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: b }] }] }),
+      ),
+    });
+    const r = await scim('PATCH', `/Groups/${created.id}`, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: a }] }, { op: 'replace', path: 'displayName', value: `${created.displayName}-x` }] }, { env: racing });
+    expect(r.status).toBe(409);
+    expect(await r.json()).toMatchObject({ schemas: [ERROR_SCHEMA], status: '409' });
+    // b's change stands whole; nothing of the overtaken PATCH was written (not a, not the name).
+    expect(await members(created.id)).toEqual([b]);
     expect((await (await scim('GET', `/Groups/${created.id}`)).json<{ displayName: string }>()).displayName).toBe(created.displayName);
   });
 });

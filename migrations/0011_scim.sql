@@ -1,9 +1,7 @@
 -- SCIM 2.0 provisioning (README "SCIM provisioning"). The directory's own id for a user
--- (`externalId`), and whether the directory created the account (its address is one the
--- organisation vouches for). Groups the directory manages, and their members: a member row
--- goes with its user or group.
+-- (`externalId`); groups the directory manages, and their members: a member row goes with its
+-- user or group.
 ALTER TABLE users ADD COLUMN scim_external_id TEXT;
-ALTER TABLE users ADD COLUMN scim_provisioned INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX users_scim_external_id ON users (scim_external_id) WHERE scim_external_id IS NOT NULL;
 
 CREATE TABLE scim_groups (

@@ -7,8 +7,9 @@
  * `externalId` is the directory's id; `active: false` disables the account and ends every session
  * at once, as an admin's disable does. An account the directory creates has its address verified
  * (the organisation vouches for it) and no password: its person signs in with a provider that
- * confirms the address (auth/provider-account.ts links it). The address of an account the
- * directory did not create is not the directory's to change (`mutability`). DELETE ends the
+ * confirms the address (auth/provider-account.ts links it). No account's address is the
+ * directory's to change (`mutability`): a new address would open the account, with everything it
+ * holds, to whoever proves that address. DELETE ends the
  * sessions and deletes the account with its data, as the owner's own deletion does.
  */
 import type { Context } from 'hono';
@@ -153,14 +154,14 @@ export async function listScimUserResources(c: Context<AppEnv>, query: ListQuery
  */
 async function writeUser(c: Context<AppEnv>, current: ScimUserRecord, fields: ScimUserFields, base: string): Promise<ScimUserResource> {
   const { user } = current;
-  if (fields.email !== user.email && !current.provisioned) {
-    throw new ScimProblem(400, 'This account was not created by the directory: its email address (userName) is its owner\'s to change.', 'mutability');
+  // A new address would open the account to whoever proves it, while everything the account
+  // holds now (identities, passkeys, sessions) stays: an address is changed by its owner only.
+  if (fields.email !== user.email) {
+    throw new ScimProblem(400, 'The email address (userName) of an account is its owner\'s to change, not the directory\'s.', 'mutability');
   }
   const deactivating = user.disabledAt === null && fields.disabledAt !== null;
   if (deactivating) await endEverySession(c, user.id);
-  const outcome = await updateScimUser(c.env.DB, user, fields, now());
-  if (outcome === 'taken') throw new ScimProblem(409, `A user with userName ${fields.email} already exists.`, 'uniqueness');
-  if (outcome === 'stale') throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
+  if (!(await updateScimUser(c.env.DB, user, fields, now()))) throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
   if (deactivating) {
     const ended = await endEverySession(c, user.id);
     await audit(c, 'scim_user_deactivated', user.id, { ended_sessions: ended });

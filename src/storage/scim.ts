@@ -10,16 +10,13 @@ import { normaliseEmail, toUser, type User } from './users';
 export interface ScimUserRecord {
   user: User;
   externalId: string | null;
-  /** The directory created the account (its address is one the organisation vouches for). */
-  provisioned: boolean;
 }
 
-type UserRowWithScim = Parameters<typeof toUser>[0] & { scim_external_id: string | null; scim_provisioned: number };
+type UserRowWithScim = Parameters<typeof toUser>[0] & { scim_external_id: string | null };
 
 const toRecord = (row: UserRowWithScim): ScimUserRecord => ({
   user: toUser(row),
   externalId: row.scim_external_id,
-  provisioned: row.scim_provisioned === 1,
 });
 
 export async function findScimUser(db: D1Database, id: string): Promise<ScimUserRecord | null> {
@@ -56,8 +53,8 @@ export interface ScimUserFields {
 export async function insertScimUser(db: D1Database, fields: ScimUserFields, now: number): Promise<ScimUserRecord | null> {
   const row = await guard(() => db
     .prepare(
-      `INSERT INTO users (id, email, email_verified, name, password_hash, roles, disabled_at, scim_external_id, scim_provisioned, created_at, updated_at)
-       VALUES (?, ?, 1, ?, NULL, '[]', ?, ?, 1, ?, ?)
+      `INSERT INTO users (id, email, email_verified, name, password_hash, roles, disabled_at, scim_external_id, created_at, updated_at)
+       VALUES (?, ?, 1, ?, NULL, '[]', ?, ?, ?, ?)
        ON CONFLICT DO NOTHING
        RETURNING *`,
     )
@@ -67,30 +64,19 @@ export async function insertScimUser(db: D1Database, fields: ScimUserFields, now
 }
 
 /**
- * Writes the SCIM attributes of an account in one statement, only while it is as `read` (same
- * `updated_at`, address and disabled state): a change computed from an older read writes
- * nothing. A new address (only ever for a provisioned account) is stored verified. Returns
- * 'written', 'taken' (another account has the address) or 'stale'.
+ * Writes the SCIM attributes of an account (never its address) in one statement, only while it
+ * is as `read` (same `updated_at`, address and disabled state): a change computed from an older
+ * read writes nothing (false).
  */
-export async function updateScimUser(
-  db: D1Database,
-  read: User,
-  fields: ScimUserFields,
-  now: number,
-): Promise<'written' | 'taken' | 'stale'> {
-  const email = normaliseEmail(fields.email);
+export async function updateScimUser(db: D1Database, read: User, fields: Omit<ScimUserFields, 'email'>, now: number): Promise<boolean> {
   const result = await guard(() => db
     .prepare(
-      `UPDATE users SET email = ?, email_verified = CASE WHEN email = ? THEN email_verified ELSE 1 END,
-         name = ?, scim_external_id = ?, disabled_at = ?, updated_at = ?
-       WHERE id = ? AND updated_at = ? AND email = ? AND disabled_at IS ?
-         AND NOT EXISTS (SELECT 1 FROM users other WHERE other.email = ? AND other.id != ?)`,
+      `UPDATE users SET name = ?, scim_external_id = ?, disabled_at = ?, updated_at = ?
+       WHERE id = ? AND updated_at = ? AND email = ? AND disabled_at IS ?`,
     )
-    .bind(email, email, fields.name, fields.externalId, fields.disabledAt, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt, email, read.id)
+    .bind(fields.name, fields.externalId, fields.disabledAt, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt)
     .run());
-  if (result.meta.changes === 1) return 'written';
-  const other = await guard(() => db.prepare('SELECT id FROM users WHERE email = ? AND id != ?').bind(email, read.id).first<{ id: string }>());
-  return other ? 'taken' : 'stale';
+  return result.meta.changes === 1;
 }
 
 export interface ScimGroup {

@@ -189,14 +189,11 @@ describe('listing users', () => {
 });
 
 describe('errors, with nothing half-applied', () => {
-  it('answers a conflicting email with 409 uniqueness, on create and on change', async () => {
+  it('answers a conflicting email with 409 uniqueness and creates nothing', async () => {
     const taken = uniqueEmail('taken');
     await created({ schemas: [], userName: taken });
     await expectScimError(await scim('POST', '/Users', { schemas: [], userName: taken.toUpperCase() }), 409, 'uniqueness');
-    const other = await created({ schemas: [], userName: uniqueEmail('other'), displayName: 'Before' });
-    const r = await scim('PUT', `/Users/${other.id}`, { schemas: [], userName: taken, displayName: 'After' });
-    await expectScimError(r, 409, 'uniqueness');
-    expect(await userRow(other.id)).toMatchObject({ email: other.userName, name: 'Before' });
+    expect((await env.DB.prepare('SELECT COUNT(*) AS n FROM users WHERE email = ?').bind(taken).first<{ n: number }>())?.n).toBe(1);
   });
 
   it('answers a PATCH naming an unknown attribute with 400 invalidPath and applies none of its operations', async () => {
@@ -235,13 +232,19 @@ describe('errors, with nothing half-applied', () => {
     await expectScimError(await scim('POST', '/Users', { schemas: [], userName: 'not-an-address' }), 400, 'invalidValue');
   });
 
-  it('does not let the directory change the address of an account it did not create', async () => {
+  it('does not let the directory change an account\'s address, its own accounts\' included, and writes nothing of that request', async () => {
     const email = uniqueEmail('own');
     await registerUser(email, undefined, defaultScimEnv);
-    const id = (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!.id;
-    const r = await scim('PATCH', `/Users/${id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'userName', value: uniqueEmail('moved') }] });
-    await expectScimError(r, 400, 'mutability');
-    expect(await userRow(id)).toMatchObject({ email });
+    const own = (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!.id;
+    const provisioned = await created({ schemas: [], userName: uniqueEmail('directory'), displayName: 'Before' });
+    for (const [id, address] of [[own, email], [provisioned.id, provisioned.userName]] as const) {
+      const patch = await scim('PATCH', `/Users/${id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'displayName', value: 'After' }, { op: 'replace', path: 'userName', value: uniqueEmail('moved') }] });
+      await expectScimError(patch, 400, 'mutability');
+      const put = await scim('PUT', `/Users/${id}`, { schemas: [], userName: uniqueEmail('moved'), displayName: 'After', active: false });
+      await expectScimError(put, 400, 'mutability');
+      expect(await userRow(id)).toMatchObject({ email: address, disabled_at: null });
+      expect((await userRow(id))?.name).not.toBe('After');
+    }
   });
 });
 

@@ -6,8 +6,9 @@
 import { env } from 'cloudflare:test';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clearRevocationCache } from '../../../src/storage/revocation';
-import { bearer, call, makeEnv, registerUser, uniqueEmail } from '../support/helpers';
+import { bearer, call, makeEnv, registerUser, signIn, uniqueEmail, type TokenResponse } from '../support/helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
+import { claimBefore } from '../support/claim-between';
 import { recordingDirectory } from '../support/recording-directory';
 import okta from './fixtures/okta-users.json';
 import entra from './fixtures/entra-users.json';
@@ -259,6 +260,29 @@ describe('deactivation and deletion end every session at once', () => {
   });
   const get = (token: string, path = '/now/x') => call(path, { env: gateway, headers: { ...bearer(token), accept: 'application/json' } });
   const idOf = async (email: string) => (await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first<{ id: string }>())!.id;
+
+  it('a sign-in that stores its session between the first ending and the disable is ended too', async () => {
+    const email = uniqueEmail('racing');
+    await registerUser(email, undefined, gateway);
+    let late: TokenResponse | undefined;
+    const racing = scimEnv({ ...gateway, DB: claimBefore(env.DB, 'UPDATE users SET name', async () => (late = await signIn(email, undefined, gateway))) });
+    const r = await scim('PATCH', `/Users/${await idOf(email)}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] }, { env: racing });
+    expect(r.status).toBe(200);
+    expect(late).toBeDefined();
+    expect((await get(late!.access_token)).status).toBe(401);
+  });
+
+  it('a change overtaken by another (read, then the other writes, then this one) writes nothing and answers 409', async () => {
+    const u = await created({ schemas: [], userName: uniqueEmail('overtaken'), displayName: 'Before' });
+    const racing = scimEnv({
+      DB: claimBefore(env.DB, 'UPDATE users SET name', () => scim('PATCH', `/Users/${u.id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] })),
+    });
+    const r = await scim('PUT', `/Users/${u.id}`, { schemas: [], userName: u.userName, displayName: 'After', active: true }, { env: racing });
+    expect(r.status).toBe(409);
+    // The deactivation stands; the overtaken PUT neither renamed nor re-enabled the account.
+    expect(await userRow(u.id)).toMatchObject({ name: 'Before' });
+    expect((await userRow(u.id))?.disabled_at).not.toBeNull();
+  });
 
   for (const [how, end] of [
     ['PATCH active false', (id: string) => scim('PATCH', `/Users/${id}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] }, { env: gateway })],

@@ -144,13 +144,15 @@ export async function listScimGroups(db: D1Database, only: { displayName?: strin
   return groups.results.map((row) => toGroup(row, byGroup.get(row.id) ?? []));
 }
 
+/** Member ids per statement: D1 binds at most 100 parameters, and a Worker's queries are counted. */
+const MEMBERS_PER_STATEMENT = 90;
+
 /** The ids among `ids` that name no account. */
 export async function unknownUserIds(db: D1Database, ids: string[]): Promise<string[]> {
   if (ids.length === 0) return [];
   const known = new Set<string>();
-  // D1 binds at most 100 parameters per statement.
-  for (let i = 0; i < ids.length; i += 90) {
-    const chunk = ids.slice(i, i + 90);
+  for (let i = 0; i < ids.length; i += MEMBERS_PER_STATEMENT) {
+    const chunk = ids.slice(i, i + MEMBERS_PER_STATEMENT);
     const { results } = await guard(() => db.prepare(`SELECT id FROM users WHERE id IN (${chunk.map(() => '?').join(',')})`).bind(...chunk).all<{ id: string }>());
     for (const r of results) known.add(r.id);
   }
@@ -163,12 +165,19 @@ export interface ScimGroupFields {
   members: string[];
 }
 
-const memberInserts = (db: D1Database, groupId: string, members: string[], guardClause: string, guardArgs: unknown[]) =>
-  members.map((userId) =>
-    db
-      .prepare(`INSERT OR IGNORE INTO scim_group_members (group_id, user_id) SELECT ?, id FROM users WHERE id = ? AND ${guardClause}`)
-      .bind(groupId, userId, ...guardArgs),
-  );
+/** The statements that add `members` (existing accounts only), each under `guardClause`. */
+function memberInserts(db: D1Database, groupId: string, members: string[], guardClause: string, guardArgs: unknown[]): D1PreparedStatement[] {
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < members.length; i += MEMBERS_PER_STATEMENT) {
+    const chunk = members.slice(i, i + MEMBERS_PER_STATEMENT);
+    statements.push(
+      db
+        .prepare(`INSERT OR IGNORE INTO scim_group_members (group_id, user_id) SELECT ?, id FROM users WHERE id IN (${chunk.map(() => '?').join(',')}) AND ${guardClause}`)
+        .bind(groupId, ...chunk, ...guardArgs),
+    );
+  }
+  return statements;
+}
 
 /** Creates a group and its members in one batch; null when the display name is taken. */
 export async function insertScimGroup(db: D1Database, fields: ScimGroupFields, now: number): Promise<ScimGroup | null> {

@@ -11,6 +11,7 @@ import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { claimBefore } from '../support/claim-between';
 import { recordingOrigin } from '../support/proxy-helpers';
+import { recordingDirectory } from '../support/recording-directory';
 import okta from './fixtures/okta-groups.json';
 import entra from './fixtures/entra-groups.json';
 import { fill, scim, scimEnv, send } from './support';
@@ -91,6 +92,21 @@ describe('group errors, with nothing half-applied', () => {
     expect(await unknownPath.json()).toMatchObject({ scimType: 'invalidPath' });
     expect(await members(created.id)).toEqual([]);
     expect((await (await scim('GET', `/Groups/${created.id}`)).json<{ displayName: string }>()).displayName).toBe(created.displayName);
+  });
+});
+
+describe('large groups', () => {
+  it('writes a group of 250 members in a handful of statements, not one per member', async () => {
+    const t = Math.floor(Date.now() / 1000);
+    const ids = Array.from({ length: 250 }, (_, i) => `usr_big${i}_${crypto.randomUUID().slice(0, 8)}`);
+    await env.DB.batch(ids.map((id) => env.DB.prepare("INSERT INTO users (id, email, created_at, updated_at) VALUES (?, ?, ?, ?)").bind(id, `${id.toLowerCase()}@example.com`, t, t)));
+    const recording = recordingDirectory(env.DB);
+    const r = await scim('POST', '/Groups', { schemas: [], displayName: `big-${crypto.randomUUID().slice(0, 8)}`, members: ids.map((value) => ({ value })) }, { env: scimEnv({ DB: recording.db }) });
+    expect(r.status).toBe(201);
+    const group = await r.json<{ id: string; members: unknown[] }>();
+    expect(group.members).toHaveLength(250);
+    expect(await members(group.id)).toEqual([...ids].sort());
+    expect(recording.statements.filter((st) => st.sql.startsWith('INSERT OR IGNORE INTO scim_group_members')).length).toBeLessThanOrEqual(3);
   });
 });
 

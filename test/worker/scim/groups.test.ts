@@ -6,6 +6,8 @@
 import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Env } from '../../../src/env';
+import { externalDecision } from '../../../src/proxy/external-decision';
 import { bearer, call, registerUser, uniqueEmail, type TokenResponse } from '../support/helpers';
 import { FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
@@ -192,6 +194,20 @@ describe('the directory\'s groups in tokens and route policy', () => {
     const r = await call(`/auth/admin/explain?${new URLSearchParams({ user: member.user.id, url: '/eng/x' })}`, { env: gateway, headers: bearer(admin.access_token) });
     expect(r.status).toBe(200);
     expect(await r.json()).toMatchObject({ decision: 'allow', identity: { groups: ['scim:Engineering'] } });
+  });
+
+  it('an external decision service is told whether the directory vouches for the scim: names', async () => {
+    const told: unknown[] = [];
+    const recording = { fetch: async (_url: string, init: RequestInit) => (told.push(JSON.parse(String(init.body))), Response.json({ allow: true })) };
+    const bindings = { TOLD: recording } as unknown as Env;
+    const base = { id: 'u', email: 'a@example.com', emailVerified: true, roles: [], groups: ['scim:Engineering'], groupsKnown: false, sessionId: 'scim-vouch', tokenId: 'scim-known', tokenExpiresAt: 0, issuedAt: 0, amr: ['pwd'], authTime: 0 };
+    const request = { method: 'GET', host: 'h', path: '/p', ip: null, country: null };
+    await externalDecision(bindings, 'TOLD', '/r', { ...base, scimGroupsKnown: true }, request);
+    await externalDecision(bindings, 'TOLD', '/r', { ...base, groups: [], tokenId: 'scim-unknown' }, request);
+    expect(told).toMatchObject([
+      { identity: { groups: ['scim:Engineering'], groups_known: false, scim_groups_known: true } },
+      { identity: { groups: [], groups_known: false, scim_groups_known: false } },
+    ]);
   });
 
   it('a provider cannot send a scim: name', async () => {

@@ -110,6 +110,9 @@ describe('Okta\'s user provisioning flow', () => {
     // The directory vouches for the address; there is no password.
     expect(await userRow(user.id)).toMatchObject({ email, email_verified: 1, password_hash: null, scim_external_id: '00u1dhhb1fkIGP7RL1d8' });
 
+    const byId = await scim('GET', `/Users/${user.id}`);
+    expect(byId.status).toBe(200);
+    expect(await byId.json()).toEqual(user);
     const found = await (await send(fill(okta.lookup, { email }))).json<{ totalResults: number; Resources: { id: string }[] }>();
     expect(found.totalResults).toBe(1);
     expect(found.Resources[0]!.id).toBe(user.id);
@@ -227,6 +230,13 @@ describe('errors, with nothing half-applied', () => {
     expect(r.status).toBe(200);
     expect(await r.json()).toMatchObject({ active: false, displayName: 'Renamed' });
     expect((await userRow(u.id))?.disabled_at).not.toBeNull();
+  });
+
+  it('answers a body that is not JSON with 415 or 400 invalidSyntax, and creates nothing', async () => {
+    const email = uniqueEmail('typed');
+    await expectScimError(await scim('POST', '/Users', { schemas: [], userName: email }, { contentType: 'text/plain' }), 415);
+    await expectScimError(await scim('POST', '/Users', undefined, { raw: `{"userName": "${email}"` }), 400, 'invalidSyntax');
+    expect(await env.DB.prepare('SELECT id FROM users WHERE email = ?').bind(email).first()).toBeNull();
   });
 
   it('answers a userName that is not an email address with 400 invalidValue', async () => {

@@ -97,6 +97,20 @@ describe('group errors, with nothing half-applied', () => {
   });
 });
 
+describe('replacing a group', () => {
+  it('PUT replaces the name, external id and every member at once', async () => {
+    const [a, b, c] = [await newUser(), await newUser(), await newUser()];
+    const name = `put-${crypto.randomUUID().slice(0, 8)}`;
+    const created = await (await scim('POST', '/Groups', { schemas: [], displayName: name, externalId: 'e1', members: [{ value: a }, { value: b }] })).json<{ id: string }>();
+    const r = await scim('PUT', `/Groups/${created.id}`, { schemas: [], displayName: `${name}-2`, members: [{ value: c }, { value: c }] });
+    expect(r.status).toBe(200);
+    const body = await r.json<Record<string, unknown>>();
+    expect(body).toMatchObject({ id: created.id, displayName: `${name}-2`, members: [{ value: c, type: 'User' }] });
+    expect(body.externalId).toBeUndefined();
+    expect(await members(created.id)).toEqual([c]);
+  });
+});
+
 describe('large groups', () => {
   it('writes a group of 250 members in a handful of statements, not one per member', async () => {
     const t = Math.floor(Date.now() / 1000);

@@ -1,8 +1,9 @@
 /**
  * `{AUTH_PREFIX}/scim/v2`: the SCIM 2.0 service provider (RFC 7644) a directory (Okta, Entra)
  * provisions users and groups through (README "SCIM provisioning"). Mounted only when SCIM_TOKEN
- * is set (app-lazy.ts; otherwise the path is 404); every request needs that bearer token. Every answer, errors included, is
- * `application/scim+json`; errors are in the SCIM error schema. Rate-limited per IP (`scim`).
+ * is set (app-lazy.ts; otherwise the path is 404); every request needs that bearer token. Every
+ * answer, errors included, is `application/scim+json`; errors are in the SCIM error schema.
+ * Rate-limited per IP (`scim`).
  * The body limit is the gateway's (64 KiB), answered here as a SCIM 413.
  */
 import { Hono, type Context } from 'hono';
@@ -19,17 +20,17 @@ import { discoveryRoutes } from './scim-discovery';
 import { recordEvent } from '../auth/events';
 
 /** The SCIM base URL (what a directory is configured with). */
-export const scimBase = (c: Context<AppEnv>) => `${c.get('config').PUBLIC_URL}${c.get('config').AUTH_PREFIX}/scim/v2`;
+const scimBase = (c: Context<AppEnv>) => `${c.get('config').PUBLIC_URL}${c.get('config').AUTH_PREFIX}/scim/v2`;
 
 /** A resource or list; a created resource (201) also names its URL in `Location` (RFC 7644 §3.3). */
-export function scimJson(body: object & { meta?: { location: string } }, status: 200 | 201 = 200): Response {
+function scimJson(body: object & { meta?: { location: string } }, status: 200 | 201 = 200): Response {
   const headers: Record<string, string> = { 'content-type': SCIM_CONTENT_TYPE, 'cache-control': 'no-store' };
   if (status === 201 && body.meta) headers.location = body.meta.location;
   return new Response(JSON.stringify(body), { status, headers });
 }
 
 /** The request's JSON body; SCIM clients send `application/scim+json` or `application/json`. */
-export async function scimBody(c: Context<AppEnv>): Promise<unknown> {
+async function scimBody(c: Context<AppEnv>): Promise<unknown> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== SCIM_CONTENT_TYPE && type !== 'application/json') throw new ScimProblem(415, `Send ${SCIM_CONTENT_TYPE} or application/json.`);
   const text = await bodyText(c);
@@ -50,7 +51,7 @@ function toProblem(err: unknown): ScimProblem {
   return new ScimProblem(status, status === 500 ? 'The request could not be completed.' : api.description, undefined, headers);
 }
 
-export function renderProblem(err: unknown): Response {
+function renderProblem(err: unknown): Response {
   const problem = toProblem(err);
   return new Response(JSON.stringify(problem.body()), {
     status: problem.status,

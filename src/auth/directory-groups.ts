@@ -8,12 +8,16 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { boundedGroups } from '../providers/groups';
 import { scimGroupNamesOf } from '../storage/scim-memberships';
+import type { User } from '../storage/users';
 
 /**
  * The user's directory groups, read on the primary (a removal must not be read back from a lagging
- * replica); null when SCIM is off (then no source vouches for `scim:` names).
+ * replica); null when SCIM is off (then no source vouches for `scim:` names), and null while the
+ * account's address is unproven: the directory's memberships are for the person who owns the
+ * address, and an account someone registered with it before the directory matched it by
+ * `userName` may be a stranger's (neither in the groups nor "in none" of them).
  */
-export async function directoryGroups(c: Context<AppEnv>, userId: string): Promise<string[] | null> {
-  if (c.get('config').SCIM_TOKEN === undefined) return null;
-  return boundedGroups(await scimGroupNamesOf(c.env.DB, userId), 'scim');
+export async function directoryGroups(c: Context<AppEnv>, user: Pick<User, 'id' | 'emailVerified'>): Promise<string[] | null> {
+  if (c.get('config').SCIM_TOKEN === undefined || !user.emailVerified) return null;
+  return boundedGroups(await scimGroupNamesOf(c.env.DB, user.id), 'scim');
 }

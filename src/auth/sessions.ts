@@ -112,7 +112,7 @@ export async function accessTokenFor(
       emailVerified: user.emailVerified,
       roles: effectiveRoles(user, config),
       groups: vouchedGroups(config, session),
-      scimGroups: await directoryGroups(c, user.id),
+      scimGroups: await directoryGroups(c, user),
       amr: session.amr,
       authTime: session.authTime,
       ttlSeconds: config.ACCESS_TOKEN_TTL,

@@ -87,7 +87,7 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
   // Null: nobody vouches for the session's groups (not "in none": a rule denying a group refuses).
   const groups = q.groups ?? (last ? vouchedGroups(config, last, now) : null);
   // The directory's groups (SCIM), as a token minted now would carry them; given groups replace both.
-  const directory = q.groups === undefined ? await directoryGroups(c, user.id) : null;
+  const directory = q.groups === undefined ? await directoryGroups(c, user) : null;
   const subject: AuthUser = {
     id: user.id,
     email: user.email,

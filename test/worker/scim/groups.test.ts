@@ -166,6 +166,8 @@ describe('the directory\'s groups in tokens and route policy', () => {
     const found = await (await scim('GET', `/Groups?filter=${encodeURIComponent('displayName eq "Engineering"')}`, undefined, { env: gateway })).json<{ Resources: { id: string }[] }>();
     return found.Resources[0]?.id ?? (await (await scim('POST', '/Groups', { schemas: [], displayName: 'Engineering' }, { env: gateway })).json<{ id: string }>()).id;
   };
+  // The directory's groups are those of an account whose address is proven.
+  const prove = (userId: string) => env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(userId).run();
   const join = async (groupId: string, userId: string) =>
     expect((await scim('PATCH', `/Groups/${groupId}`, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: userId }] }] }, { env: gateway })).status).toBe(200);
 
@@ -174,6 +176,8 @@ describe('the directory\'s groups in tokens and route policy', () => {
     const email = uniqueEmail('eng');
     let t = await registerUser(email, undefined, gateway);
     const userId = decodeJwt(t.access_token).sub!;
+    await prove(userId);
+    t = await refresh(t);
     expect(decodeJwt(t.access_token).scim_groups).toEqual([]);
     expect((await get('/eng/x', t.access_token)).status).toBe(403);
 
@@ -191,6 +195,7 @@ describe('the directory\'s groups in tokens and route policy', () => {
 
   it('the directory vouching for scim: names does not make provider groups known: a rule denying one still refuses a password sign-in', async () => {
     let t = await registerUser(uniqueEmail('deny'), undefined, gateway);
+    await prove(decodeJwt(t.access_token).sub!);
     await join(await engineering(), decodeJwt(t.access_token).sub!);
     t = await refresh(t);
     expect(decodeJwt(t.access_token).scim_groups).toEqual(['scim:Engineering']);
@@ -204,6 +209,7 @@ describe('the directory\'s groups in tokens and route policy', () => {
     const admin = await registerUser(uniqueEmail('admin'), undefined, gateway);
     await env.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind('["admin"]', admin.user.id).run();
     const member = await registerUser(uniqueEmail('explained'), undefined, gateway);
+    await prove(member.user.id);
     await join(await engineering(), member.user.id);
     const r = await call(`/auth/admin/explain?${new URLSearchParams({ user: member.user.id, url: '/eng/x' })}`, { env: gateway, headers: bearer(admin.access_token) });
     expect(r.status).toBe(200);

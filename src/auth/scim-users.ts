@@ -149,6 +149,17 @@ export async function listScimUserResources(c: Context<AppEnv>, query: ListQuery
 }
 
 /**
+ * Refuses (409) to disable or delete the only enabled stored administrator when ADMIN_EMAILS
+ * names nobody: the gateway would be left without one, and a deactivation locks out as surely
+ * as a deletion.
+ */
+async function refuseLastAdministrator(c: Context<AppEnv>, user: ScimUserRecord['user']): Promise<void> {
+  if (user.roles.includes('admin') && c.get('config').ADMIN_EMAILS.length === 0 && !(await anotherStoredAdminExists(c.env.DB, user.id))) {
+    throw new ScimProblem(409, 'This is the only administrator account. Make someone else an administrator first.');
+  }
+}
+
+/**
  * Writes `fields` over the account as `current` had it (one statement, only if unchanged since):
  * a deactivation ends every session first, and again once written.
  */
@@ -160,7 +171,10 @@ async function writeUser(c: Context<AppEnv>, current: ScimUserRecord, fields: Sc
     throw new ScimProblem(400, 'The email address (userName) of an account is its owner\'s to change, not the directory\'s.', 'mutability');
   }
   const deactivating = user.disabledAt === null && fields.disabledAt !== null;
-  if (deactivating) await endEverySession(c, user.id);
+  if (deactivating) {
+    await refuseLastAdministrator(c, user);
+    await endEverySession(c, user.id);
+  }
   if (!(await updateScimUser(c.env.DB, user, fields, now()))) throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
   if (deactivating) {
     const ended = await endEverySession(c, user.id);
@@ -188,13 +202,11 @@ export async function patchScimUser(c: Context<AppEnv>, id: string, body: unknow
 /**
  * Deletes the account: every session ended (and their object's rows forgotten), then the account
  * and its data in one transaction, as the owner's own deletion does. Refused for the last stored
- * administrator when ADMIN_EMAILS names nobody (the gateway would have none).
+ * administrator when ADMIN_EMAILS names nobody (the gateway would have none), as deactivation is.
  */
 export async function deleteScimUser(c: Context<AppEnv>, id: string): Promise<void> {
   const { user } = await existing(c, id);
-  if (user.roles.includes('admin') && c.get('config').ADMIN_EMAILS.length === 0 && !(await anotherStoredAdminExists(c.env.DB, user.id))) {
-    throw new ScimProblem(409, 'This is the only administrator account. Make someone else an administrator first.');
-  }
+  await refuseLastAdministrator(c, user);
   if (user.disabledAt === null) {
     await endEverySession(c, user.id);
     await setDisabled(c.env.DB, user.id, now(), now());

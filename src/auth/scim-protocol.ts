@@ -203,12 +203,33 @@ function firstAttribute(path: string, schemaUrn: string): string {
 }
 
 /**
+ * Names that reach an object's prototype when a library walks a path or merges a value by them:
+ * no SCIM attribute is named so, and scim-patch follows them (`name.__proto__.x` set `x` on the
+ * prototype every object of the isolate shares).
+ */
+const PROTOTYPE_NAME = /(?:^|[^A-Za-z0-9_$])(?:__proto__|constructor|prototype)(?:[^A-Za-z0-9_$]|$)/i;
+
+/** Whether `value`, at any depth, has a key that names a prototype (a JSON body's own `__proto__` included). */
+function reachesPrototype(value: unknown, depth = 0): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (depth > 32) return true;
+  for (const key of Object.keys(value)) {
+    if (PROTOTYPE_NAME.test(key) || reachesPrototype((value as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
+}
+
+/**
  * Applies `operations` to `resource` (a copy: nothing changes on failure) after checking that
  * every path, or every key of a path-less value, names one of `attributes` (lower-case) of
- * `schemaUrn`: anything else is `invalidPath`. The caller validates the result as a whole.
+ * `schemaUrn`, and that no path or value names a prototype at any depth: anything else is
+ * `invalidPath`. The caller validates the result as a whole.
  */
 export function applyPatch<T extends ScimResource>(resource: T, operations: PatchOperation[], schemaUrn: string, attributes: ReadonlySet<string>): T {
   for (const op of operations) {
+    if ((op.path !== undefined && PROTOTYPE_NAME.test(op.path)) || reachesPrototype(op.value)) {
+      throw new ScimProblem(400, 'No attribute of this resource is named __proto__, constructor or prototype.', 'invalidPath');
+    }
     if (op.path !== undefined) {
       const name = firstAttribute(op.path, schemaUrn);
       if (!attributes.has(name)) throw new ScimProblem(400, `The attribute "${name}" does not exist on this resource, or cannot be changed.`, 'invalidPath');

@@ -2,6 +2,9 @@
 -- (`externalId`); groups the directory manages, and their members: a member row goes with its
 -- user or group.
 ALTER TABLE users ADD COLUMN scim_external_id TEXT;
+-- When the directory first created, wrote or grouped the account: it vouches for the groups (even
+-- none) only of the accounts it manages, never of one it has not touched.
+ALTER TABLE users ADD COLUMN scim_managed_at INTEGER;
 CREATE INDEX users_scim_external_id ON users (scim_external_id) WHERE scim_external_id IS NOT NULL;
 
 CREATE TABLE scim_groups (

@@ -15,9 +15,12 @@ import type { User } from '../storage/users';
  * replica); null when SCIM is off (then no source vouches for `scim:` names), and null while the
  * account's address is unproven: the directory's memberships are for the person who owns the
  * address, and an account someone registered with it before the directory matched it by
- * `userName` may be a stranger's (neither in the groups nor "in none" of them).
+ * `userName` may be a stranger's (neither in the groups nor "in none" of them); null too for an
+ * account the directory does not manage (never created, wrote or grouped): it vouches for no
+ * group of a person it does not assign to the gateway.
  */
 export async function directoryGroups(c: Context<AppEnv>, user: Pick<User, 'id' | 'emailVerified'>): Promise<string[] | null> {
   if (c.get('config').SCIM_TOKEN === undefined || !user.emailVerified) return null;
-  return boundedGroups(await scimGroupNamesOf(c.env.DB, user.id), 'scim');
+  const names = await scimGroupNamesOf(c.env.DB, user.id);
+  return names === null ? null : boundedGroups(names, 'scim');
 }

@@ -1,6 +1,7 @@
 /**
  * What SCIM provisioning keeps (migrations/0011_scim.sql): a user's directory id
- * (`scim_external_id`) and whether the directory created the account, and the directory's
+ * (`scim_external_id`) and since when the directory manages the account (`scim_managed_at`: it
+ * created, wrote or grouped it), and the directory's
  * groups with their members. Every change that touches more than one row is one D1 batch.
  */
 import { randomId } from '../util/random';
@@ -53,12 +54,12 @@ export interface ScimUserFields {
 export async function insertScimUser(db: D1Database, fields: ScimUserFields, now: number): Promise<ScimUserRecord | null> {
   const row = await guard(() => db
     .prepare(
-      `INSERT INTO users (id, email, email_verified, name, password_hash, roles, disabled_at, scim_external_id, created_at, updated_at)
-       VALUES (?, ?, 1, ?, NULL, '[]', ?, ?, ?, ?)
+      `INSERT INTO users (id, email, email_verified, name, password_hash, roles, disabled_at, scim_external_id, scim_managed_at, created_at, updated_at)
+       VALUES (?, ?, 1, ?, NULL, '[]', ?, ?, ?, ?, ?)
        ON CONFLICT DO NOTHING
        RETURNING *`,
     )
-    .bind(`usr_${randomId(12)}`, normaliseEmail(fields.email), fields.name, fields.disabledAt, fields.externalId, now, now)
+    .bind(`usr_${randomId(12)}`, normaliseEmail(fields.email), fields.name, fields.disabledAt, fields.externalId, now, now, now)
     .first<UserRowWithScim>());
   return row ? toRecord(row) : null;
 }
@@ -71,10 +72,10 @@ export async function insertScimUser(db: D1Database, fields: ScimUserFields, now
 export async function updateScimUser(db: D1Database, read: User, fields: Omit<ScimUserFields, 'email'>, now: number): Promise<boolean> {
   const result = await guard(() => db
     .prepare(
-      `UPDATE users SET name = ?, scim_external_id = ?, disabled_at = ?, updated_at = ?
+      `UPDATE users SET name = ?, scim_external_id = ?, disabled_at = ?, scim_managed_at = COALESCE(scim_managed_at, ?), updated_at = ?
        WHERE id = ? AND updated_at = ? AND email = ? AND disabled_at IS ?`,
     )
-    .bind(fields.name, fields.externalId, fields.disabledAt, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt)
+    .bind(fields.name, fields.externalId, fields.disabledAt, now, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt)
     .run());
   return result.meta.changes === 1;
 }
@@ -165,15 +166,20 @@ export interface ScimGroupFields {
   members: string[];
 }
 
-/** The statements that add `members` (existing accounts only), each under `guardClause`. */
-function memberInserts(db: D1Database, groupId: string, members: string[], guardClause: string, guardArgs: unknown[]): D1PreparedStatement[] {
+/**
+ * The statements that add `members` (existing accounts only), each under `guardClause`, and mark
+ * them managed by the directory (it vouches for their groups from now on, even once none).
+ */
+function memberInserts(db: D1Database, groupId: string, members: string[], now: number, guardClause: string, guardArgs: unknown[]): D1PreparedStatement[] {
   const statements: D1PreparedStatement[] = [];
   for (let i = 0; i < members.length; i += MEMBERS_PER_STATEMENT) {
     const chunk = members.slice(i, i + MEMBERS_PER_STATEMENT);
+    const ids = chunk.map(() => '?').join(',');
     statements.push(
       db
-        .prepare(`INSERT OR IGNORE INTO scim_group_members (group_id, user_id) SELECT ?, id FROM users WHERE id IN (${chunk.map(() => '?').join(',')}) AND ${guardClause}`)
+        .prepare(`INSERT OR IGNORE INTO scim_group_members (group_id, user_id) SELECT ?, id FROM users WHERE id IN (${ids}) AND ${guardClause}`)
         .bind(groupId, ...chunk, ...guardArgs),
+      db.prepare(`UPDATE users SET scim_managed_at = ? WHERE id IN (${ids}) AND scim_managed_at IS NULL AND ${guardClause}`).bind(now, ...chunk, ...guardArgs),
     );
   }
   return statements;
@@ -188,7 +194,7 @@ export async function insertScimGroup(db: D1Database, fields: ScimGroupFields, n
     await guard(() =>
       db.batch([
         db.prepare('INSERT INTO scim_groups (id, display_name, external_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)').bind(id, fields.displayName, fields.externalId, randomId(12), now, now),
-        ...memberInserts(db, id, fields.members, '1 = 1', []),
+        ...memberInserts(db, id, fields.members, now, '1 = 1', []),
       ]),
     );
   } catch (e) {
@@ -217,7 +223,7 @@ export async function replaceScimGroup(db: D1Database, read: ScimGroup, fields: 
           .prepare('UPDATE scim_groups SET display_name = ?, external_id = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?')
           .bind(fields.displayName, fields.externalId, next, now, read.id, read.version),
         db.prepare(`DELETE FROM scim_group_members WHERE group_id = ? AND ${mine}`).bind(read.id, read.id, next),
-        ...memberInserts(db, read.id, fields.members, mine, [read.id, next]),
+        ...memberInserts(db, read.id, fields.members, now, mine, [read.id, next]),
       ]),
     );
     return updated!.meta.changes === 1 ? 'written' : 'stale';

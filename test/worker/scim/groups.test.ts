@@ -178,7 +178,8 @@ describe('the directory\'s groups in tokens and route policy', () => {
     const userId = decodeJwt(t.access_token).sub!;
     await prove(userId);
     t = await refresh(t);
-    expect(decodeJwt(t.access_token).scim_groups).toEqual([]);
+    // Not yet the directory's: it vouches for no group of this account.
+    expect(decodeJwt(t.access_token).scim_groups).toBeUndefined();
     expect((await get('/eng/x', t.access_token)).status).toBe(403);
 
     await join(groupId, userId);
@@ -239,6 +240,7 @@ describe('the directory\'s groups in tokens and route policy', () => {
     expect(r.status).toBe(303);
     const claims = decodeJwt(sessionCookies(r).access);
     expect(claims.groups).toEqual(['eng']);
-    expect(claims.scim_groups).toEqual([]);
+    // The directory does not manage this account: no scim_groups, and none from the provider.
+    expect(claims.scim_groups).toBeUndefined();
   });
 });

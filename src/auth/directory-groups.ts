@@ -22,5 +22,9 @@ import type { User } from '../storage/users';
 export async function directoryGroups(c: Context<AppEnv>, user: Pick<User, 'id' | 'emailVerified'>): Promise<string[] | null> {
   if (c.get('config').SCIM_TOKEN === undefined || !user.emailVerified) return null;
   const names = await scimGroupNamesOf(c.env.DB, user.id);
-  return names === null ? null : boundedGroups(names, 'scim');
+  if (names === null) return null;
+  const kept = boundedGroups(names, 'scim');
+  // Cut by the bound: the token cannot say the user is in none of the groups it leaves out, so it
+  // says nothing (a rule on a `scim:` group is unknown, and refuses) rather than "in none".
+  return kept.length === names.length ? kept : null;
 }

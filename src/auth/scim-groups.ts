@@ -12,8 +12,8 @@ import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
 import { applyPatch, compileScimFilter, GROUP_SCHEMA, listResponse, readPatch, ScimProblem, type ListQuery, type PatchOperation } from './scim-protocol';
 
-/** The Group attributes this provider supports (lower-case): what a PATCH path may name. */
-export const GROUP_ATTRIBUTES: ReadonlySet<string> = new Set(['displayname', 'members', 'externalid']);
+/** The Group attributes this provider supports (lower-case, to their spelling): what a PATCH path may name. */
+export const GROUP_ATTRIBUTES: ReadonlyMap<string, string> = new Map(['displayName', 'members', 'externalId'].map((a) => [a.toLowerCase(), a]));
 
 /** The most members a group may have (each is a row written in the group's one batch). */
 export const MAX_MEMBERS = 1000;

@@ -195,11 +195,26 @@ export function readPatch(body: unknown): PatchOperation[] {
  * (`urn:...:User:name.givenName` → `name`, `emails[type eq "work"].value` → `emails`).
  */
 function firstAttribute(path: string, schemaUrn: string): string {
+  return splitPath(path, schemaUrn).name.toLowerCase();
+}
+
+/** A path's first attribute as written (without the schema URN) and what follows it. */
+function splitPath(path: string, schemaUrn: string): { name: string; rest: string } {
   let rest = path.trim();
   if (rest.toLowerCase().startsWith(`${schemaUrn.toLowerCase()}:`)) rest = rest.slice(schemaUrn.length + 1);
   const match = /^[A-Za-z][A-Za-z0-9_$-]*/.exec(rest);
   if (!match) throw new ScimProblem(400, `The path "${path.slice(0, 100)}" is not an attribute path.`, 'invalidPath');
-  return match[0].toLowerCase();
+  return { name: match[0], rest: rest.slice(match[0].length) };
+}
+
+/**
+ * The path with its first attribute spelled as the resource spells it: attribute names are
+ * case-insensitive (RFC 7643 §2.1), and scim-patch compares them exactly, so `Active` would
+ * otherwise add a second attribute beside `active` and change nothing.
+ */
+function canonicalPath(path: string, schemaUrn: string, attributes: ReadonlyMap<string, string>): string {
+  const { name, rest } = splitPath(path, schemaUrn);
+  return `${attributes.get(name.toLowerCase()) ?? name}${rest}`;
 }
 
 /**
@@ -221,11 +236,12 @@ function reachesPrototype(value: unknown, depth = 0): boolean {
 
 /**
  * Applies `operations` to `resource` (a copy: nothing changes on failure) after checking that
- * every path, or every key of a path-less value, names one of `attributes` (lower-case) of
+ * every path, or every key of a path-less value, names one of `attributes` (lower-case, to the
+ * spelling the resource uses, which every path and key is rewritten to) of
  * `schemaUrn`, and that no path or value names a prototype at any depth: anything else is
  * `invalidPath`. The caller validates the result as a whole.
  */
-export function applyPatch<T extends ScimResource>(resource: T, operations: PatchOperation[], schemaUrn: string, attributes: ReadonlySet<string>): T {
+export function applyPatch<T extends ScimResource>(resource: T, operations: PatchOperation[], schemaUrn: string, attributes: ReadonlyMap<string, string>): T {
   for (const op of operations) {
     if ((op.path !== undefined && PROTOTYPE_NAME.test(op.path)) || reachesPrototype(op.value)) {
       throw new ScimProblem(400, 'No attribute of this resource is named __proto__, constructor or prototype.', 'invalidPath');
@@ -246,14 +262,19 @@ export function applyPatch<T extends ScimResource>(resource: T, operations: Patc
       }
     }
   }
-  const withoutId = (value: unknown) => {
+  const canonicalKeys = (value: unknown) => {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
-    return Object.fromEntries(Object.entries(value).filter(([key]) => firstAttribute(key, schemaUrn) !== 'id'));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([key]) => firstAttribute(key, schemaUrn) !== 'id')
+        .map(([key, v]) => [canonicalPath(key, schemaUrn, attributes), v]),
+    );
   };
   try {
-    const ops = operations.map((o): ScimPatchOperation =>
-      o.op === 'remove' ? { op: 'remove', path: o.path ?? '', value: o.value } : { op: o.op, path: o.path, value: o.path === undefined ? withoutId(o.value) : o.value },
-    );
+    const ops = operations.map((o): ScimPatchOperation => {
+      const path = o.path === undefined ? undefined : canonicalPath(o.path, schemaUrn, attributes);
+      return o.op === 'remove' ? { op: 'remove', path: path ?? '', value: o.value } : { op: o.op, path, value: path === undefined ? canonicalKeys(o.value) : o.value };
+    });
     return scimPatch(resource, ops, { mutateDocument: false, treatMissingAsAdd: true });
   } catch (e) {
     if (e instanceof PatchLibraryError) {

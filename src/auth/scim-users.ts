@@ -26,8 +26,8 @@ import { recordEvent } from './events';
 import { applyPatch, compileScimFilter, listResponse, readPatch, ScimProblem, USER_SCHEMA, type ListQuery } from './scim-protocol';
 import { endAllSessions } from './sessions';
 
-/** The User attributes this provider supports (lower-case): what a PATCH path may name. */
-export const USER_ATTRIBUTES: ReadonlySet<string> = new Set(['username', 'name', 'displayname', 'emails', 'active', 'externalid']);
+/** The User attributes this provider supports (lower-case, to their spelling): what a PATCH path may name. */
+export const USER_ATTRIBUTES: ReadonlyMap<string, string> = new Map(['userName', 'name', 'displayName', 'emails', 'active', 'externalId'].map((a) => [a.toLowerCase(), a]));
 
 export interface ScimUserResource {
   schemas: string[];

@@ -10,7 +10,7 @@ import type { AppEnv } from '../env';
 import { deleteScimGroup, findScimGroup, insertScimGroup, listScimGroups, replaceScimGroup, unknownUserIds, type ScimGroup, type ScimGroupFields } from '../storage/scim';
 import { nowSeconds as now } from '../util/time';
 import { recordEvent } from './events';
-import { applyPatch, compileScimFilter, GROUP_SCHEMA, listResponse, readPatch, ScimProblem, type ListQuery, type PatchOperation } from './scim-protocol';
+import { applyPatch, compileScimFilter, GROUP_SCHEMA, listResponse, readPatch, ScimProblem, withCanonicalAttributes, type ListQuery, type PatchOperation } from './scim-protocol';
 
 /** The Group attributes this provider supports (lower-case, to their spelling): what a PATCH path may name. */
 export const GROUP_ATTRIBUTES: ReadonlyMap<string, string> = new Map(['displayName', 'members', 'externalId'].map((a) => [a.toLowerCase(), a]));
@@ -49,7 +49,7 @@ const groupInput = v.looseObject({
 
 /** The fields a Group sets; every member must be an account (`invalidValue` names one that is not). */
 async function readGroup(c: Context<AppEnv>, body: unknown): Promise<ScimGroupFields> {
-  const parsed = v.safeParse(groupInput, body);
+  const parsed = v.safeParse(groupInput, withCanonicalAttributes(body, GROUP_SCHEMA, GROUP_ATTRIBUTES));
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const where = issue.path?.map((p) => String(p.key)).join('.') ?? 'the body';

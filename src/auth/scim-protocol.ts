@@ -218,6 +218,24 @@ function canonicalPath(path: string, schemaUrn: string, attributes: ReadonlyMap<
 }
 
 /**
+ * A resource as sent (POST, PUT, a PATCH's result) with its attributes spelled as `attributes`
+ * has them (lower-case to spelling): names are case-insensitive (RFC 7643 §2.1), and `Active`
+ * left as sent would be ignored, so a deactivation would answer 200 and change nothing. Two keys
+ * naming one attribute are `invalidSyntax`. Anything else is as sent.
+ */
+export function withCanonicalAttributes(body: unknown, schemaUrn: string, attributes: ReadonlyMap<string, string>): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(body)) {
+    const bare = key.toLowerCase().startsWith(`${schemaUrn.toLowerCase()}:`) ? key.slice(schemaUrn.length + 1) : key;
+    const name = attributes.get(bare.toLowerCase()) ?? key;
+    if (Object.hasOwn(out, name)) throw new ScimProblem(400, `The attribute "${name}" is given twice.`, 'invalidSyntax');
+    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/**
  * Names that reach an object's prototype when a library walks a path or merges a value by them:
  * no SCIM attribute is named so, and scim-patch follows them (`name.__proto__.x` set `x` on the
  * prototype every object of the isolate shares).

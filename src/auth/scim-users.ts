@@ -23,7 +23,7 @@ import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { recordEvent } from './events';
-import { applyPatch, compileScimFilter, listResponse, readPatch, ScimProblem, USER_SCHEMA, type ListQuery } from './scim-protocol';
+import { applyPatch, compileScimFilter, listResponse, readPatch, ScimProblem, USER_SCHEMA, withCanonicalAttributes, type ListQuery } from './scim-protocol';
 import { endAllSessions } from './sessions';
 
 /** The User attributes this provider supports (lower-case, to their spelling): what a PATCH path may name. */
@@ -83,7 +83,7 @@ const userInput = v.looseObject({
  * the disabled time of an already disabled account.
  */
 function readUser(body: unknown, current: ScimUserRecord | null, t: number): ScimUserFields {
-  const parsed = v.safeParse(userInput, body);
+  const parsed = v.safeParse(userInput, withCanonicalAttributes(body, USER_SCHEMA, USER_ATTRIBUTES));
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const where = issue.path?.map((p) => String(p.key)).join('.') ?? 'the body';

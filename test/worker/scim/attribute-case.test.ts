@@ -36,3 +36,24 @@ describe('attribute names in any case', () => {
     expect(await r.json()).toMatchObject({ displayName: name });
   });
 });
+
+describe('attribute names in any case in a whole resource', () => {
+  it('a PUT with "Active": false deactivates the user', async () => {
+    const id = await newUser();
+    const current = await (await scim('GET', `/Users/${id}`)).json<{ userName: string }>();
+    const r = await scim('PUT', `/Users/${id}`, { schemas: [], UserName: current.userName, Active: false });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ active: false });
+    expect(await disabledAt(id)).not.toBeNull();
+  });
+
+  it('a group PUT with "Members" keeps the members it lists', async () => {
+    const id = await newUser();
+    const name = `cased-${crypto.randomUUID()}`;
+    const created = await (await scim('POST', '/Groups', { schemas: [], DisplayName: name, Members: [{ value: id }] })).json<{ id: string; members: unknown[] }>();
+    expect(created.members).toHaveLength(1);
+    const r = await scim('PUT', `/Groups/${created.id}`, { schemas: [], displayName: name, Members: [{ value: id }] });
+    expect(r.status).toBe(200);
+    expect((await r.json<{ members: unknown[] }>()).members).toHaveLength(1);
+  });
+});

@@ -5,6 +5,9 @@ ALTER TABLE users ADD COLUMN scim_external_id TEXT;
 -- When the directory first created, wrote or grouped the account: it vouches for the groups (even
 -- none) only of the accounts it manages, never of one it has not touched.
 ALTER TABLE users ADD COLUMN scim_managed_at INTEGER;
+-- When the directory disabled the account (null when enabled, or disabled by the administrator):
+-- the directory enables only an account it disabled.
+ALTER TABLE users ADD COLUMN scim_disabled_at INTEGER;
 CREATE INDEX users_scim_external_id ON users (scim_external_id) WHERE scim_external_id IS NOT NULL;
 
 CREATE TABLE scim_groups (

@@ -170,6 +170,11 @@ async function writeUser(c: Context<AppEnv>, current: ScimUserRecord, fields: Sc
   if (fields.email !== user.email) {
     throw new ScimProblem(400, 'The email address (userName) of an account is its owner\'s to change, not the directory\'s.', 'mutability');
   }
+  // The administrator's disable (a compromised account, say) is not the directory's to undo: its
+  // next push of `active: true` would otherwise quietly reopen the account.
+  if (user.disabledAt !== null && fields.disabledAt === null && !current.disabledByDirectory) {
+    throw new ScimProblem(409, 'The gateway\'s administrator disabled this account: only an administrator can enable it.');
+  }
   const deactivating = user.disabledAt === null && fields.disabledAt !== null;
   if (deactivating) {
     await refuseLastAdministrator(c, user);

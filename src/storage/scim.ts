@@ -11,13 +11,16 @@ import { normaliseEmail, toUser, type User } from './users';
 export interface ScimUserRecord {
   user: User;
   externalId: string | null;
+  /** Disabled by the directory (not by the administrator): only then may the directory enable it. */
+  disabledByDirectory: boolean;
 }
 
-type UserRowWithScim = Parameters<typeof toUser>[0] & { scim_external_id: string | null };
+type UserRowWithScim = Parameters<typeof toUser>[0] & { scim_external_id: string | null; scim_disabled_at: number | null };
 
 const toRecord = (row: UserRowWithScim): ScimUserRecord => ({
   user: toUser(row),
   externalId: row.scim_external_id,
+  disabledByDirectory: row.disabled_at !== null && row.scim_disabled_at !== null,
 });
 
 export async function findScimUser(db: D1Database, id: string): Promise<ScimUserRecord | null> {
@@ -54,12 +57,12 @@ export interface ScimUserFields {
 export async function insertScimUser(db: D1Database, fields: ScimUserFields, now: number): Promise<ScimUserRecord | null> {
   const row = await guard(() => db
     .prepare(
-      `INSERT INTO users (id, email, email_verified, name, password_hash, roles, disabled_at, scim_external_id, scim_managed_at, created_at, updated_at)
-       VALUES (?, ?, 1, ?, NULL, '[]', ?, ?, ?, ?, ?)
+      `INSERT INTO users (id, email, email_verified, name, password_hash, roles, disabled_at, scim_disabled_at, scim_external_id, scim_managed_at, created_at, updated_at)
+       VALUES (?, ?, 1, ?, NULL, '[]', ?, ?, ?, ?, ?, ?)
        ON CONFLICT DO NOTHING
        RETURNING *`,
     )
-    .bind(`usr_${randomId(12)}`, normaliseEmail(fields.email), fields.name, fields.disabledAt, fields.externalId, now, now, now)
+    .bind(`usr_${randomId(12)}`, normaliseEmail(fields.email), fields.name, fields.disabledAt, fields.disabledAt, fields.externalId, now, now, now)
     .first<UserRowWithScim>());
   return row ? toRecord(row) : null;
 }
@@ -67,15 +70,18 @@ export async function insertScimUser(db: D1Database, fields: ScimUserFields, now
 /**
  * Writes the SCIM attributes of an account (never its address) in one statement, only while it
  * is as `read` (same `updated_at`, address and disabled state): a change computed from an older
- * read writes nothing (false).
+ * read writes nothing (false). A disable it makes is the directory's (`scim_disabled_at`); one
+ * already there keeps whose it was.
  */
 export async function updateScimUser(db: D1Database, read: User, fields: Omit<ScimUserFields, 'email'>, now: number): Promise<boolean> {
   const result = await guard(() => db
     .prepare(
-      `UPDATE users SET name = ?, scim_external_id = ?, disabled_at = ?, scim_managed_at = COALESCE(scim_managed_at, ?), updated_at = ?
+      `UPDATE users SET name = ?, scim_external_id = ?, disabled_at = ?,
+         scim_disabled_at = CASE WHEN ? IS NULL THEN NULL WHEN disabled_at IS NULL THEN ? ELSE scim_disabled_at END,
+         scim_managed_at = COALESCE(scim_managed_at, ?), updated_at = ?
        WHERE id = ? AND updated_at = ? AND email = ? AND disabled_at IS ?`,
     )
-    .bind(fields.name, fields.externalId, fields.disabledAt, now, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt)
+    .bind(fields.name, fields.externalId, fields.disabledAt, fields.disabledAt, fields.disabledAt, now, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt)
     .run());
   return result.meta.changes === 1;
 }

@@ -115,6 +115,8 @@ export default defineConfig(async () => {
             globalSetup: ['./test/worker/support/global-setup-mail.ts'],
             testTimeout: 30_000,
             maxWorkers: WORKERS,
+            // CommonJS packages workerd cannot load as they are (the SCIM libraries): pre-bundled to ESM.
+            deps: { optimizer: { ssr: { enabled: true, include: ['scim-patch', 'scim2-parse-filter'] } } },
           },
         },
         {

@@ -45,7 +45,7 @@ describe('browser sign-in with OpenID Connect', () => {
 
     await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/me')}`);
     const button = page.getByRole('link', { name: 'Continue with Mock SSO' });
-    await expect(button.isVisible()).resolves.toBe(true);
+    await button.waitFor({ state: 'visible' });
     // The page's nonce-tagged stylesheet is allowed by its CSP (a link styled as a block button).
     await expect(button.evaluate((el) => getComputedStyle(el).display)).resolves.toBe('block');
     await page.screenshot({ path: join(ARTIFACTS, 'oidc-sign-in-page.png'), fullPage: true });

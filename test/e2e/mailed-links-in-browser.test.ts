@@ -69,7 +69,7 @@ describe('register -> verify -> sign in, in Chromium', () => {
     // Password sign-in before confirming: refused, with a resend button.
     await signIn(page, email, PASSWORD, '/auth/me');
     await page.getByRole('heading', { name: 'Confirm your email first' }).waitFor({ state: 'visible' });
-    await expect(page.getByRole('button', { name: 'Send a new link' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('button', { name: 'Send a new link' }).waitFor({ state: 'visible' });
 
     const mail = await catcher.waitForMail(email);
     expect(mail.subject).toBe('Confirm your email for Acme Notes');
@@ -82,8 +82,8 @@ describe('register -> verify -> sign in, in Chromium', () => {
     // Opening the link (as a mail scanner would) uses nothing; the button confirms, with the password.
     expect((await fetch(link!)).status).toBe(200);
     await page.goto(link!);
-    await expect(page.getByText(email).first().isVisible()).resolves.toBe(true);
-    await expect(page.getByText('ignore the email').isVisible()).resolves.toBe(true);
+    await page.getByText(email).first().waitFor({ state: 'visible' });
+    await page.getByText('ignore the email').waitFor({ state: 'visible' });
     await page.screenshot({ path: join(ARTIFACTS, 'verify-confirm.png'), fullPage: true });
     // Someone else's password (the mailbox owner's, when a stranger registered the address): refused, the link still works.
     await page.locator('#confirm-password').fill('not the password it was created with');
@@ -94,7 +94,7 @@ describe('register -> verify -> sign in, in Chromium', () => {
     await page.locator('#confirm-password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Confirm email' }).click();
     // Confirmed and signed in: a page says so, and its one button goes on to the registration's return_to.
-    await expect(page.getByRole('heading', { name: 'You are signed in' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'You are signed in' }).waitFor({ state: 'visible' });
     await expect(page.getByRole('status').innerText()).resolves.toContain(email);
     await page.screenshot({ path: join(ARTIFACTS, 'verify-signed-in.png'), fullPage: true });
     await page.locator('a[data-action="next"]').click();
@@ -104,7 +104,7 @@ describe('register -> verify -> sign in, in Chromium', () => {
     // The same link a second time: a clear page, not a 500.
     const again = await page.goto(link!);
     expect(again!.status()).toBe(400);
-    await expect(page.getByRole('heading', { name: 'This link does not work any more' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'This link does not work any more' }).waitFor({ state: 'visible' });
 
     await signIn(page, email, PASSWORD, '/auth/me');
     await page.waitForURL(`${gw.url}/auth/me`);

@@ -218,7 +218,7 @@ describe('the show-password toggle', () => {
     const page = await context.newPage();
     await page.goto(`${gw.url}/auth/login?return_to=%2Fauth%2Fme`);
     const toggle = page.getByRole('button', { name: 'Show password' });
-    await expect(toggle.isVisible()).resolves.toBe(true);
+    await toggle.waitFor({ state: 'visible' });
     const input = page.locator('#login-password');
     await input.fill(PASSWORD);
     await toggle.click();
@@ -258,7 +258,7 @@ describe('recovery codes', () => {
     const page = await context.newPage();
     await FLOWS['recovery-codes']!(page);
     await expect(page.getByRole('button', { name: 'Copy codes' }).isVisible()).resolves.toBe(false);
-    await expect(page.locator('#codes-download').isVisible()).resolves.toBe(true);
+    await page.locator('#codes-download').waitFor({ state: 'visible' });
     const back = page.getByRole('button', { name: 'Back to your account' });
     await back.click();
     await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10); // the browser refused: still here
@@ -266,7 +266,7 @@ describe('recovery codes', () => {
     await back.click();
     // A GET form without named fields: the address gains an empty query.
     await page.waitForURL(/\/auth\/account\??$/);
-    await expect(page.getByRole('heading', { name: 'Your account' }).isVisible()).resolves.toBe(true);
+    await page.getByRole('heading', { name: 'Your account' }).waitFor({ state: 'visible' });
     await context.close();
   });
 });

@@ -85,7 +85,7 @@ describe('second factors in Chromium', () => {
     await page.waitForURL(`${gw.url}/auth/account`);
     await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
     await page.waitForURL(`${gw.url}/auth/account/totp`);
-    await expect(page.locator('.qr svg').isVisible()).resolves.toBe(true);
+    await page.locator('.qr svg').waitFor({ state: 'visible' });
     await page.screenshot({ path: join(ARTIFACTS, 'totp-enrol.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.setViewportSize({ width: 390, height: 844 });

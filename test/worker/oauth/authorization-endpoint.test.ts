@@ -6,6 +6,7 @@
  */
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
+import type { OAuthCodeRow } from '../../../src/storage/user-sessions-grants';
 import { sha256 } from '../../../src/util/random';
 import { call, countRows, GOOD_PASSWORD, makeEnv, PUBLIC_URL } from '../support/helpers';
 import { seedClient } from '../support/oauth-clients';
@@ -16,21 +17,8 @@ import { authorizeUrl, CHALLENGE, expectCode, expectErrorRedirect, locationOf, n
 const MCP_URL = `${PUBLIC_URL}/mcp`;
 const e = makeEnv({ ROUTES: JSON.stringify([{ path: '/mcp', origin: 'https://mcp.example.net', auth: 'required', resource: 'mcp' }]) });
 
-interface CodeRow {
-  hash: string;
-  session_id: string;
-  client_id: string;
-  redirect_uri: string;
-  scope: string;
-  nonce: string | null;
-  code_challenge: string;
-  resource: string | null;
-  auth_time: number;
-  amr: string;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-}
+/** A code as the object keeps it, with whether it was spent. */
+type CodeRow = OAuthCodeRow & { used_at: number | null };
 
 describe('a signed-in browser gets a code', () => {
   it('a first-party app gets a code with state and iss; the object keeps only the hash, with the session and its sign-in', async () => {

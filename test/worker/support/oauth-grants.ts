@@ -6,6 +6,7 @@
 import { decodeJwt } from 'jose';
 import type { OAuthClient } from '../../../src/storage/oauth-clients';
 import type { AuthorizationCodeRow } from '../../../src/storage/user-sessions';
+import type { OAuthGrantRow } from '../../../src/storage/user-sessions-grants';
 import { randomId, sha256 } from '../../../src/util/random';
 import { call, signedInUser, type TestEnv, type TokenResponse } from './helpers';
 import { sessionRows, sessionsObject } from './user-sessions-store';
@@ -78,16 +79,7 @@ export function exchange(client: OAuthClient, secret: string, code: { code: stri
 }
 
 /** A grant row as the user's object keeps it. */
-export interface GrantRow {
-  id: string;
-  session_id: string;
-  client_id: string;
-  scope: string;
-  resource: string | null;
-  refresh_hash: string | null;
-  expires_at: number;
-  revoked_at: number | null;
-}
+export type GrantRow = OAuthGrantRow;
 
 /** The user's grants, oldest first. */
 export const grantRows = (userId: string) => sessionRows<GrantRow>('SELECT * FROM oauth_grants ORDER BY created_at, id', [], userId);

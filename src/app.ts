@@ -58,15 +58,15 @@ export function buildApp(config: Config): Hono<AppEnv> {
 
   const auth = new Hono<AppEnv>();
   auth.use('*', gatewayHeaders(config));
-  auth.use(
-    '*',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new ApiError('payload_too_large', 'The request body is too large (64 KiB at most).');
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new ApiError('payload_too_large', 'The request body is too large (64 KiB at most).');
+    },
+  });
+  // SCIM answers its own 413, in the SCIM error schema, with the same limit (routes/scim.ts).
+  const scimPrefix = config.SCIM_TOKEN === undefined ? null : `${config.AUTH_PREFIX}/scim/v2/`;
+  auth.use('*', (c, next) => (scimPrefix !== null && c.req.path.startsWith(scimPrefix) ? next() : limitBody(c, next)));
   // The hot path is here, built with the app: health, forward-auth, the JWKS and (below) the
   // proxy. Every other endpoint of the gateway (pages, sign-in, sessions, account, admin, the
   // 404/405 catch-all) is in app-lazy.ts, imported on the first request that reaches it, so

@@ -33,6 +33,7 @@ export interface Env {
   RATE_LIMITER_PASSKEY?: RateLimit;
   /** Dynamic client registration (`/oauth/register`). */
   RATE_LIMITER_REGISTER_CLIENT?: RateLimit;
+  RATE_LIMITER_SCIM?: RateLimit;
 }
 
 /**
@@ -64,6 +65,11 @@ export interface AuthUser {
    * may well be in some, so a rule denying a group refuses (proxy/policy.ts).
    */
   groupsKnown: boolean;
+  /**
+   * Whether the directory (SCIM) vouches for the user's `scim:` groups, which are then in
+   * `groups` (the token's `scim_groups` claim is present). Absent: false.
+   */
+  scimGroupsKnown?: boolean;
   sessionId: string;
   /** Access token id and expiry (Unix seconds), for revocation on logout. */
   tokenId: string;

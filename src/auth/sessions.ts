@@ -27,6 +27,7 @@ import { CLOCK_TOLERANCE_S, nowSeconds as now } from '../util/time';
 import { hostAudience, sessionsOf } from './authenticate';
 import { userForTokenClaims, userFromReplica } from './directory-reads';
 import { recordEvent } from './events';
+import { directoryGroups } from './directory-groups';
 import { rereadStaleGroups, vouchedGroups } from './provider-groups';
 import { effectiveRoles } from './roles';
 
@@ -111,6 +112,7 @@ export async function accessTokenFor(
       emailVerified: user.emailVerified,
       roles: effectiveRoles(user, config),
       groups: vouchedGroups(config, session),
+      scimGroups: await directoryGroups(c, user),
       amr: session.amr,
       authTime: session.authTime,
       ttlSeconds: config.ACCESS_TOKEN_TTL,

@@ -358,7 +358,8 @@ export function routePolicy(route: Pick<RouteConfig, 'policy' | 'allow'>): Polic
 
 /**
  * Every route's policy, compiled; a mistake is a ConfigError naming the route, the rule and the
- * field. A `groups` condition needs a configured provider that supplies groups, or it could never hold.
+ * field. A `groups` condition needs a configured provider that supplies groups, or the directory
+ * (SCIM), or it could never hold.
  */
 export function compileRoutePolicies(config: Config): ReadonlyMap<RouteConfig, Policy> {
   const compiled = new Map<RouteConfig, Policy>();
@@ -371,8 +372,9 @@ export function compileRoutePolicies(config: Config): ReadonlyMap<RouteConfig, P
       throw new ConfigError('ROUTES', `route "${route.path}": ${route.policy !== undefined ? 'policy ' : ''}${e.message}`);
     }
     if (!policy) continue;
-    if (policy.groupsAt && providersWithGroups(config).length === 0) {
-      throw new ConfigError('ROUTES', `route "${route.path}": policy ${policy.groupsAt}: no configured sign-in provider supplies groups (OpenID Connect, GitLab or GitHub; Google does not)`);
+    // The directory (SCIM_TOKEN) supplies `scim:` groups whatever the providers.
+    if (policy.groupsAt && providersWithGroups(config).length === 0 && config.SCIM_TOKEN === undefined) {
+      throw new ConfigError('ROUTES', `route "${route.path}": policy ${policy.groupsAt}: no configured sign-in provider supplies groups (OpenID Connect, GitLab or GitHub; Google does not), and SCIM provisioning (SCIM_TOKEN) is off`);
     }
     compiled.set(route, policy);
   }

@@ -197,6 +197,12 @@ export const configSchema = v.object({
    * `auto`: on exactly when DYNAMIC_CLIENT_REGISTRATION is `open`; `on` or `off` decide alone.
    */
   CLIENT_ID_METADATA_DOCUMENTS: enumSetting(['auto', 'on', 'off'] as const, 'auto'),
+  // --- SCIM provisioning (README "SCIM provisioning") ---
+  /** The bearer token of the directory (Okta, Entra) at `{AUTH_PREFIX}/scim/v2`; unset: that endpoint is 404. */
+  SCIM_TOKEN: v.pipe(
+    optionalText,
+    v.check((s) => s === undefined || s.length >= 32, 'must be at least 32 characters (e.g. openssl rand -base64 32)'),
+  ),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

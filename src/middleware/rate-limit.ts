@@ -18,7 +18,7 @@ import { clientIp } from '../http/client';
 import { ApiError, unavailable } from '../http/errors';
 import { log } from '../observability/log';
 
-export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'account_mail' | 'passkey' | 'register_client';
+export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'account_mail' | 'passkey' | 'register_client' | 'scim';
 
 /** The optional binding that gives an action a limit of its own. */
 const ACTION_LIMITERS = {
@@ -32,6 +32,8 @@ const ACTION_LIMITERS = {
   passkey: 'RATE_LIMITER_PASSKEY',
   // Dynamic client registration: each success stores a client that never expires on its own.
   register_client: 'RATE_LIMITER_REGISTER_CLIENT',
+  // The directory's provisioning calls (SCIM): each may write users and groups.
+  scim: 'RATE_LIMITER_SCIM',
 } as const satisfies Record<RateLimitedAction, keyof Env>;
 
 let missingReported = false;

@@ -30,9 +30,10 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff]/u;
  * group a GitHub team of the same path. The deployment's own provider (OIDC_*) names groups
  * as they are, except that it cannot send names in these namespaces (they are dropped).
  */
-export type GroupNamespace = 'github' | 'gitlab';
+export type GroupNamespace = 'github' | 'gitlab' | 'scim';
 
-const NAMESPACED = /^(?:github|gitlab):/i;
+/** `scim:` names are the directory's groups (auth/scim-groups.ts): no provider may send one. */
+const NAMESPACED = /^(?:github|gitlab|scim):/i;
 
 /**
  * The usable names of a claim value, in the provider's order, qualified by `namespace` when the

@@ -89,6 +89,8 @@ function personIdentity(user: AuthUser) {
     groups: user.groups,
     // False: no provider vouches for `groups` (a password sign-in, groups too old); they may be in some.
     groups_known: user.groupsKnown,
+    // True: the directory (SCIM) vouches for the `scim:` names in `groups` (even none).
+    scim_groups_known: user.scimGroupsKnown === true,
     amr: user.amr,
     auth_time: user.authTime,
     session_id: user.sessionId,

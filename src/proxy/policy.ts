@@ -97,6 +97,24 @@ function anyOf(values: readonly string[], held: readonly string[]): boolean {
   return false;
 }
 
+/** A directory (SCIM) group's name, `scim:` in any case: vouched for by the directory alone. */
+const isDirectoryGroup = (name: string) => name.slice(0, 5).toLowerCase() === 'scim:';
+
+/**
+ * Whether `held` has one of `values`: exactly, or for a directory group without regard to case
+ * (its name is one name whatever the case: the directory refuses two that differ only in case,
+ * and may rename `Contractors` to `contractors`, which must not slip past a deny).
+ */
+function inAnyGroup(values: readonly string[], held: readonly string[]): boolean {
+  if (anyOf(values, held)) return true;
+  for (const v of values) {
+    if (!isDirectoryGroup(v)) continue;
+    const wanted = v.toLowerCase();
+    for (const g of held) if (isDirectoryGroup(g) && g.toLowerCase() === wanted) return true;
+  }
+  return false;
+}
+
 /**
  * `*` is one segment, `**` any number of them. Wildcard matching with backtracking only to the
  * latest `**` (a later `**` can absorb whatever an earlier one would have): at most path × glob
@@ -171,10 +189,16 @@ function test(c: Condition, e: Evaluation): Tri {
       if (!c.values.includes(email.slice(email.lastIndexOf('@') + 1))) return FALSE;
       return user.emailVerified ? TRUE : UNKNOWN;
     }
-    case 'groups':
-      // Nobody vouches for the groups (a password sign-in, groups too old): unknown, not none.
-      if (e.user === null || !e.user.groupsKnown) return UNKNOWN;
-      return anyOf(c.values, e.user.groups) ? TRUE : FALSE;
+    case 'groups': {
+      // A member of a listed group, whoever vouches for it. Otherwise "in none" only where each
+      // listed name's source vouches (the directory for `scim:` names, the provider for the
+      // rest); a source nobody vouches for (a password sign-in, groups too old) is unknown, not none.
+      const user = e.user;
+      if (user === null) return UNKNOWN;
+      if (inAnyGroup(c.values, user.groups)) return TRUE;
+      const vouched = (name: string) => (isDirectoryGroup(name) ? user.scimGroupsKnown === true : user.groupsKnown);
+      return c.values.every(vouched) ? FALSE : UNKNOWN;
+    }
     case 'roles':
       if (e.user === null) return UNKNOWN;
       return anyOf(c.values, e.user.roles) ? TRUE : FALSE;

@@ -15,6 +15,7 @@ import * as v from 'valibot';
 import { sessionsOf } from '../auth/authenticate';
 import { directoryReads, userFromReplica } from '../auth/directory-reads';
 import { recordEvent } from '../auth/events';
+import { directoryGroups } from '../auth/directory-groups';
 import { vouchedGroups } from '../auth/provider-groups';
 import { effectiveRoles } from '../auth/roles';
 import { routePolicies } from '../config/route-policies';
@@ -85,13 +86,16 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
   const last = sessions.reduce<(typeof sessions)[number] | null>((a, s) => (a === null || s.lastUsedAt > a.lastUsedAt ? s : a), null);
   // Null: nobody vouches for the session's groups (not "in none": a rule denying a group refuses).
   const groups = q.groups ?? (last ? vouchedGroups(config, last, now) : null);
+  // The directory's groups (SCIM), as a token minted now would carry them; given groups replace both.
+  const directory = q.groups === undefined ? await directoryGroups(c, user) : null;
   const subject: AuthUser = {
     id: user.id,
     email: user.email,
     emailVerified: user.emailVerified,
     roles: effectiveRoles(user, config),
-    groups: groups ?? [],
+    groups: [...(groups ?? []), ...(directory ?? [])],
     groupsKnown: groups !== null,
+    scimGroupsKnown: q.groups !== undefined || directory !== null,
     sessionId: last?.id ?? '',
     tokenId: '',
     tokenExpiresAt: 0,

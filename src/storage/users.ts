@@ -143,8 +143,9 @@ export async function setRoles(db: D1Database, userId: string, roles: string[], 
   return r.meta.changes === 1;
 }
 
+/** The administrator's enable or disable: the directory (SCIM) may not undo a disable made here. */
 export async function setDisabled(db: D1Database, userId: string, disabledAt: number | null, now: number): Promise<boolean> {
-  const r = await guard(() => db.prepare('UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?').bind(disabledAt, now, userId).run());
+  const r = await guard(() => db.prepare('UPDATE users SET disabled_at = ?, scim_disabled_at = NULL, updated_at = ? WHERE id = ?').bind(disabledAt, now, userId).run());
   return r.meta.changes === 1;
 }
 

@@ -50,6 +50,12 @@ const accessClaimsSchema = v.object({
    * an earlier version): not "in no group", which a rule denying a group must not take it for.
    */
   groups: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(256))), v.maxLength(256))),
+  /**
+   * The directory's groups (SCIM provisioning), as `scim:<name>`, read when the token was minted
+   * (possibly none). Absent: SCIM is off, or a token of an earlier version. Apart from `groups`
+   * so that each source's "nobody vouches" stays its own (proxy/policy.ts).
+   */
+  scim_groups: v.optional(v.pipe(v.array(v.pipe(v.string(), v.startsWith('scim:'), v.maxLength(256))), v.maxLength(256))),
   /** RFC 8176 authentication methods (RFC 9068 §2.2.1): what step-up checks. At most a few short names. */
   amr: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(64))), v.maxLength(16)),
   /** When the user last authenticated (OpenID Connect `auth_time`), Unix seconds; for `max_auth_age`. */
@@ -77,6 +83,8 @@ export interface IssueInput {
   roles: string[];
   /** The vouched groups (even none); null or absent when nobody vouches for them: then no claim. */
   groups?: readonly string[] | null;
+  /** The directory's groups (`scim:<name>`, even none); null or absent when SCIM is off: then no claim. */
+  scimGroups?: readonly string[] | null;
   amr: readonly string[];
   authTime: number;
   ttlSeconds: number;
@@ -97,6 +105,7 @@ export async function issueAccessToken(ctx: TokenContext, input: IssueInput, now
     email_verified: input.emailVerified,
     roles: input.roles,
     ...(input.groups === undefined || input.groups === null ? {} : { groups: [...input.groups] }),
+    ...(input.scimGroups === undefined || input.scimGroups === null ? {} : { scim_groups: [...input.scimGroups] }),
     amr: [...input.amr],
     auth_time: input.authTime,
   })
@@ -274,6 +283,7 @@ export async function verifyAccessTokenUncached(ctx: TokenContext, token: string
   // The verified-token cache hands the same object to every request: frozen, so none can alter it.
   Object.freeze(parsed.output.roles);
   if (parsed.output.groups) Object.freeze(parsed.output.groups);
+  if (parsed.output.scim_groups) Object.freeze(parsed.output.scim_groups);
   Object.freeze(parsed.output.amr);
   audienceOf.set(parsed.output, typeof aud === 'string' ? aud : ctx.audience);
   return Object.freeze(parsed.output);

@@ -73,6 +73,11 @@
  *   start-up; the Worker's `queue` entry) and about 1.6 KiB in all (the queue consumer, loaded
  *   on its first batch, and the object's hand-off, loaded when notices are due): 51.43 and
  *   281.56, hence 283.
+ *   SCIM provisioning (Users and Groups, discovery, scim-patch and scim2-parse-filter, in one
+ *   chunk of about 11.9 KiB gzip loaded on the first SCIM request, and only when SCIM_TOKEN is
+ *   set) adds about 13.1 KiB to the upload; start-up grows by about 0.4 KiB (the directory's
+ *   groups read when a token is minted, the `scim_groups` claim and the policy's per-source
+ *   check): 293.4 and 51.4, hence, with the rest, 302 (the start-up budget set below).
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -83,7 +88,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 52;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 288;
+export const TOTAL_BUDGET_KIB = 302;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

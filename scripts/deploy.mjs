@@ -170,13 +170,16 @@ function interactive(env, stdin, stdout) {
   return Boolean(stdin.isTTY && stdout.isTTY) && env.CI !== 'true' && env.CI !== '1';
 }
 
-async function ask(io, question) {
-  const rl = createInterface({ input: io.stdin, output: io.stdout });
-  try {
-    return (await rl.question(question)).trim();
-  } finally {
-    rl.close();
-  }
+/** Questions on the terminal, through one readline interface for the whole walk. */
+function asker(stdin, stdout) {
+  let rl;
+  return {
+    async ask(question) {
+      rl ??= createInterface({ input: stdin, output: stdout });
+      return (await rl.question(question)).trim();
+    },
+    close: () => rl?.close(),
+  };
 }
 
 /**
@@ -200,6 +203,15 @@ export async function deploy(argv, io = {}) {
     return 0;
   }
   const runner = io.runner ?? wranglerRunner({ cwd, env, stdout });
+  const questions = asker(stdin, stdout);
+  try {
+    return await walk({ flags, env, stdin, stdout, cwd, say, runner, questions });
+  } finally {
+    questions.close();
+  }
+}
+
+async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) {
   const canAsk = interactive(env, stdin, stdout);
   const dryRun = flags['dry-run'];
   const configPath = resolve(cwd, flags.config);
@@ -221,7 +233,7 @@ export async function deploy(argv, io = {}) {
   let publicUrl = flags['public-url'] ?? vars.PUBLIC_URL ?? previousVars?.PUBLIC_URL;
   if (!publicUrl) {
     if (!canAsk) throw new DeployError('PUBLIC_URL is not set and there is no terminal to ask: pass --public-url https://auth.example.com (or set PUBLIC_URL in [vars])');
-    publicUrl = await ask({ stdin, stdout }, 'The gateway\'s public https origin (PUBLIC_URL), e.g. https://auth.example.com: ');
+    publicUrl = await questions.ask('The gateway\'s public https origin (PUBLIC_URL), e.g. https://auth.example.com: ');
   }
   publicUrl = publicUrl.replace(/\/+$/, '');
   vars.PUBLIC_URL = publicUrl;
@@ -303,7 +315,7 @@ export async function deploy(argv, io = {}) {
   }
   if (!flags.yes) {
     if (!canAsk) throw new DeployError('These changes need a confirmation and there is no terminal to ask: pass --yes (or --dry-run to see them only)');
-    const answer = await ask({ stdin, stdout }, 'Go ahead? [y/N] ');
+    const answer = await questions.ask('Go ahead? [y/N] ');
     if (!/^y(es)?$/i.test(answer)) throw new DeployError('Stopped: nothing was changed.');
   }
 

@@ -11,6 +11,7 @@
  * terminal; one refusal runs the script itself to pin its exit code.
  */
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,15 +63,26 @@ function project(edit: (toml: string) => string = (t) => t) {
     dir,
     env,
     account: (): Account => JSON.parse(readFileSync(accountFile, 'utf8')) as Account,
-    /** The walk-through with these flags, no terminal, CI=true. */
-    async run(argv: string[]): Promise<Run> {
-      const stdout = new PassThrough();
+    /**
+     * The walk-through with these flags: with no terminal and CI=true, or given `answers`, on a
+     * terminal (CI unset) where each answer is typed once its question (the key) is printed.
+     */
+    async run(argv: string[], answers?: Record<string, string>): Promise<Run> {
+      const stdout = Object.assign(new PassThrough(), { isTTY: Boolean(answers) });
+      const stdin = Object.assign(new PassThrough(), { isTTY: Boolean(answers) });
       let out = '';
-      stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      const stdin = new PassThrough();
-      stdin.end();
+      const pending = new Map(Object.entries(answers ?? {}));
+      stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        for (const [question, answer] of pending) {
+          if (!out.includes(question)) continue;
+          pending.delete(question);
+          stdin.write(`${answer}\n`);
+        }
+      });
+      if (!answers) stdin.end();
       try {
-        const code = await deploy(argv, { stdin, stdout, env, cwd: dir });
+        const code = await deploy(argv, { stdin, stdout, env: answers ? { ...env, CI: undefined } : env, cwd: dir });
         return { code, out, error: '' };
       } catch (e) {
         if (!(e instanceof Error) || e.name !== 'DeployError') throw e;
@@ -229,6 +241,32 @@ describe('a development configuration is refused before anything is looked up or
     expect(run.error).toMatch(/Nothing was created or changed\.$/);
     expect(p.account().calls).toEqual([]);
     expect(existsSync(join(p.dir, 'wrangler.production.jsonc'))).toBe(false);
+  });
+});
+
+describe('on a terminal it asks', () => {
+  it('for PUBLIC_URL, then whether to go ahead: "n" stops with nothing created', async () => {
+    const p = project();
+    const run = await p.run([], { '(PUBLIC_URL)': PUBLIC_URL, 'Go ahead? [y/N]': 'n' });
+    expect(run.error).toBe('Stopped: nothing was changed.');
+    expect(run.out).toContain(`Deploying Worker "gatehouse" at ${PUBLIC_URL}`);
+    expect(commands(p.account())).toEqual(LOOK_UPS);
+    expect(existsSync(join(p.dir, 'wrangler.production.jsonc'))).toBe(false);
+  });
+});
+
+describe('ids already in wrangler.toml', () => {
+  it('are looked up by id: found, nothing created; an id the account does not have is refused', async () => {
+    const id = '5e1f0c3a-1111-4222-8333-944445555666';
+    const p = project((t) => t.replace('00000000-0000-0000-0000-000000000000', id));
+    const account = p.account();
+    writeFileSync(p.env.FAKE_WRANGLER_STATE, JSON.stringify({ ...account, databases: [{ uuid: id, name: 'users-db' }] }));
+    const found = await p.run(['--dry-run', '--public-url', PUBLIC_URL]);
+    expect(found.out).toContain(`D1 database "users-db": found (${id})`);
+    expect(found.out).not.toContain('wrangler d1 create');
+    writeFileSync(p.env.FAKE_WRANGLER_STATE, JSON.stringify({ ...account, databases: [{ uuid: randomUUID(), name: 'gatehouse' }] }));
+    const missing = await p.run(['--dry-run', '--public-url', PUBLIC_URL]);
+    expect(missing.error).toContain(`D1 database_id ${id} (binding DB) is not in this account`);
   });
 });
 

@@ -183,8 +183,9 @@ function asker(stdin, stdout) {
 }
 
 /**
- * The walk-through. `io`: { stdin, stdout, stderr, env, cwd } (the process's by default);
- * `runner`: the wrangler seam. Returns the exit code; a refusal throws a DeployError.
+ * The walk-through. `io`: { stdin, stdout, env, cwd } (the process's by default) and `runner`
+ * (the wrangler seam; by default wranglerRunner's). Resolves to the exit code; a refusal or a
+ * failed step rejects with a DeployError.
  */
 export async function deploy(argv, io = {}) {
   const env = io.env ?? process.env;
@@ -266,7 +267,7 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   let database = findDatabase();
   if (!database && !isPlaceholder(d1.database_id)) throw new DeployError(`D1 database_id ${d1.database_id} (binding DB) is not in this account (wrangler d1 list): fix the id or put the placeholder back to have one created`);
   if (database) say(`  D1 database "${database.name}": found (${database.uuid})`);
-  else plan.push({ what: `create the D1 database "${d1Name}"`, args: ['d1', 'create', d1Name] });
+  else plan.push(['d1', 'create', d1Name]);
 
   const kv = scope.kv_namespaces?.find((k) => k.binding === 'REVOKED');
   if (!kv) throw new DeployError(`${flags.config} has no KV binding REVOKED ([[kv_namespaces]] binding = "REVOKED")`);
@@ -278,14 +279,14 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   let namespace = findNamespace();
   if (!namespace && !isPlaceholder(kv.id)) throw new DeployError(`KV namespace id ${kv.id} (binding REVOKED) is not in this account (wrangler kv namespace list): fix the id or put the placeholder back to have one created`);
   if (namespace) say(`  KV namespace "${namespace.title}": found (${namespace.id})`);
-  else plan.push({ what: `create the KV namespace "${kvTitle}"`, args: ['kv', 'namespace', 'create', kvTitle] });
+  else plan.push(['kv', 'namespace', 'create', kvTitle]);
 
   const queueNames = [...new Set([...(scope.queues?.producers ?? []).map((p) => p.queue), ...(scope.queues?.consumers ?? []).flatMap((c) => [c.queue, c.dead_letter_queue])].filter(Boolean))];
   for (const name of queueNames) {
     const args = ['queues', 'info', name];
     const r = runner.capture(args);
     if (r.code === 0) say(`  Queue "${name}": found`);
-    else if (/does not exist/.test(`${r.stdout}${r.stderr}`)) plan.push({ what: `create the Queue "${name}"`, args: ['queues', 'create', name] });
+    else if (/does not exist/.test(`${r.stdout}${r.stderr}`)) plan.push(['queues', 'create', name]);
     else throw failed(args, r);
   }
 
@@ -296,14 +297,14 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   else if (/not found/i.test(`${secretsOut.stdout}${secretsOut.stderr}`)) secrets = new Set(); // not deployed yet
   else throw failed(secretArgs, secretsOut);
   const uploadKey = !secrets.has('SIGNING_KEYS');
-  if (uploadKey) plan.push({ what: 'generate a signing key and upload it as the secret SIGNING_KEYS', args: ['secret', 'put', 'SIGNING_KEYS', '--name', workerName] });
+  if (uploadKey) plan.push(['secret', 'put', 'SIGNING_KEYS', '--name', workerName]);
   else say('  Secret SIGNING_KEYS: set already (kept)');
 
   const migrateArgs = ['d1', 'migrations', 'apply', 'DB', ...(flags.local ? ['--local', ...(flags['persist-to'] ? ['--persist-to', flags['persist-to']] : [])] : ['--remote']), '--config', outputName, ...envArgs];
   const deployArgs = ['deploy', '--config', outputName, ...envArgs];
 
   // 3. The plan; a dry run stops here.
-  const runs = [...plan.map((p) => p.args), null, migrateArgs, deployArgs];
+  const runs = [...plan, null, migrateArgs, deployArgs];
   say('');
   say(dryRun ? 'Would run:' : 'Will run:');
   for (const args of runs) say(args ? `  wrangler ${args.join(' ')}` : `  (write ${outputName}: ${flags.config} with the ids above and PUBLIC_URL)`);
@@ -326,17 +327,19 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   };
   if (!database) {
     change(['d1', 'create', d1Name]);
-    database = findDatabase() ?? (() => { throw new DeployError(`wrangler d1 create ${d1Name} succeeded but wrangler d1 list does not show it`); })();
+    database = findDatabase();
+    if (!database) throw new DeployError(`wrangler d1 create ${d1Name} succeeded but wrangler d1 list does not show it`);
     done.push(`created the D1 database "${d1Name}" (${database.uuid})`);
   }
   if (!namespace) {
     change(['kv', 'namespace', 'create', kvTitle]);
-    namespace = findNamespace() ?? (() => { throw new DeployError(`wrangler kv namespace create ${kvTitle} succeeded but wrangler kv namespace list does not show it`); })();
+    namespace = findNamespace();
+    if (!namespace) throw new DeployError(`wrangler kv namespace create ${kvTitle} succeeded but wrangler kv namespace list does not show it`);
     done.push(`created the KV namespace "${kvTitle}" (${namespace.id})`);
   }
-  for (const p of plan.filter((p) => p.args[0] === 'queues')) {
-    change(p.args);
-    done.push(`created the Queue "${p.args[2]}"`);
+  for (const args of plan.filter((args) => args[0] === 'queues')) {
+    change(args);
+    done.push(`created the Queue "${args[2]}"`);
   }
 
   const deployConfig = structuredClone(config);

@@ -170,15 +170,20 @@ function interactive(env, stdin, stdout) {
   return Boolean(stdin.isTTY && stdout.isTTY) && env.CI !== 'true' && env.CI !== '1';
 }
 
-/** Questions on the terminal, through one readline interface for the whole walk. */
+/**
+ * Questions on the terminal. Each question has its readline interface, closed once answered:
+ * an open one keeps the terminal in raw mode, where Ctrl+C during the upload would not stop it.
+ */
 function asker(stdin, stdout) {
-  let rl;
   return {
     async ask(question) {
-      rl ??= createInterface({ input: stdin, output: stdout });
-      return (await rl.question(question)).trim();
+      const rl = createInterface({ input: stdin, output: stdout });
+      try {
+        return (await rl.question(question)).trim();
+      } finally {
+        rl.close();
+      }
     },
-    close: () => rl?.close(),
   };
 }
 
@@ -204,12 +209,7 @@ export async function deploy(argv, io = {}) {
     return 0;
   }
   const runner = io.runner ?? wranglerRunner({ cwd, env, stdout });
-  const questions = asker(stdin, stdout);
-  try {
-    return await walk({ flags, env, stdin, stdout, cwd, say, runner, questions });
-  } finally {
-    questions.close();
-  }
+  return walk({ flags, env, stdin, stdout, cwd, say, runner, questions: asker(stdin, stdout) });
 }
 
 async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) {
@@ -377,15 +377,16 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
 /** What the walk-through cannot do for the operator: secrets only they hold, and choices only they make. */
 function printLeft(say, { vars, secrets, scope, workerName }) {
   const left = [];
+  const put = (name) => `wrangler secret put ${name} --name ${workerName}`;
   for (const [id, secret] of PROVIDERS) {
-    if (vars[id] && !secrets.has(secret)) left.push(`${id} is set: wrangler secret put ${secret} --name ${workerName}`);
+    if (vars[id] && !secrets.has(secret)) left.push(`${id} is set: ${put(secret)}`);
   }
-  if (vars.OIDC_ISSUER && !secrets.has('OIDC_CLIENT_SECRET')) left.push('OIDC_ISSUER is set: wrangler secret put OIDC_CLIENT_SECRET (unless the provider takes a public client)');
+  if (vars.OIDC_ISSUER && !secrets.has('OIDC_CLIENT_SECRET')) left.push(`OIDC_ISSUER is set: ${put('OIDC_CLIENT_SECRET')} (unless the provider takes a public client)`);
   if (!PROVIDERS.some(([id]) => vars[id]) && !vars.OIDC_ISSUER) left.push('no sign-in provider configured (GITHUB_CLIENT_ID, GOOGLE_CLIENT_ID, GITLAB_CLIENT_ID, OIDC_ISSUER in [vars], each with its secret): only passwords and mail sign-in');
   const emailBinding = (scope.send_email ?? []).some((b) => b.name === 'EMAIL');
-  if (!secrets.has('SMTP_URL') && !emailBinding) left.push('mail: wrangler secret put SMTP_URL (smtps://user:password@host:465), or an EMAIL send_email binding; without it no verification, reset or sign-in mails');
-  if (!secrets.has('TOKEN_ENCRYPTION_KEY')) left.push(`TOKEN_ENCRYPTION_KEY (openssl rand -base64 32 | wrangler secret put TOKEN_ENCRYPTION_KEY): needed for authenticator apps${vars.MFA_REQUIRED_ROLES ? ' (MFA_REQUIRED_ROLES is set: the gateway refuses to start without it)' : ''} and stored provider tokens`);
-  if (!secrets.has('SCIM_TOKEN')) left.push('SCIM_TOKEN (optional): wrangler secret put SCIM_TOKEN to let a directory provision users');
+  if (!secrets.has('SMTP_URL') && !emailBinding) left.push(`mail: ${put('SMTP_URL')} (smtps://user:password@host:465), or an EMAIL send_email binding; without it no verification, reset or sign-in mails`);
+  if (!secrets.has('TOKEN_ENCRYPTION_KEY')) left.push(`TOKEN_ENCRYPTION_KEY (openssl rand -base64 32 | ${put('TOKEN_ENCRYPTION_KEY')}): needed for authenticator apps${vars.MFA_REQUIRED_ROLES ? ' (MFA_REQUIRED_ROLES is set: the gateway refuses to start without it)' : ''} and stored provider tokens`);
+  if (!secrets.has('SCIM_TOKEN')) left.push(`SCIM_TOKEN (optional): openssl rand -base64 32 | ${put('SCIM_TOKEN')}, to let a directory provision users`);
   if (!vars.ADMIN_EMAILS) left.push('ADMIN_EMAILS: who becomes admin (README "Deploy checklist", the first admin)');
   if (!scope.routes && !scope.route) left.push('routes: the Worker answers on workers.dev only; give it PUBLIC_URL\'s host as a custom domain (routes = [{ pattern = "auth.example.com", custom_domain = true }])');
   say('');

@@ -311,7 +311,7 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   if (dryRun) {
     say('');
     say('Dry run: nothing was created, uploaded or written.');
-    printLeft(say, { vars, secrets: new Set([...secrets, 'SIGNING_KEYS']), scope, workerName });
+    printLeft(say, { vars, secrets: new Set([...secrets, 'SIGNING_KEYS']), scope, config, workerName });
     return 0;
   }
   if (!flags.yes) {
@@ -370,12 +370,12 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   say('');
   say('Done:');
   for (const d of done) say(`  - ${d}`);
-  printLeft(say, { vars, secrets, scope, workerName });
+  printLeft(say, { vars, secrets, scope, config, workerName });
   return 0;
 }
 
 /** What the walk-through cannot do for the operator: secrets only they hold, and choices only they make. */
-function printLeft(say, { vars, secrets, scope, workerName }) {
+function printLeft(say, { vars, secrets, scope, config, workerName }) {
   const left = [];
   const put = (name) => `wrangler secret put ${name} --name ${workerName}`;
   for (const [id, secret] of PROVIDERS) {
@@ -388,7 +388,8 @@ function printLeft(say, { vars, secrets, scope, workerName }) {
   if (!secrets.has('TOKEN_ENCRYPTION_KEY')) left.push(`TOKEN_ENCRYPTION_KEY (openssl rand -base64 32 | ${put('TOKEN_ENCRYPTION_KEY')}): needed for authenticator apps${vars.MFA_REQUIRED_ROLES ? ' (MFA_REQUIRED_ROLES is set: the gateway refuses to start without it)' : ''} and stored provider tokens`);
   if (!secrets.has('SCIM_TOKEN')) left.push(`SCIM_TOKEN (optional): openssl rand -base64 32 | ${put('SCIM_TOKEN')}, to let a directory provision users`);
   if (!vars.ADMIN_EMAILS) left.push('ADMIN_EMAILS: who becomes admin (README "Deploy checklist", the first admin)');
-  if (!scope.routes && !scope.route) left.push('routes: the Worker answers on workers.dev only; give it PUBLIC_URL\'s host as a custom domain (routes = [{ pattern = "auth.example.com", custom_domain = true }])');
+  // route and routes are inherited by an environment, unlike bindings.
+  if (!(scope.routes ?? scope.route ?? config.routes ?? config.route)) left.push(`routes: the Worker answers on workers.dev only; give it PUBLIC_URL's host as a custom domain (routes = [{ pattern = "${new URL(vars.PUBLIC_URL).host}", custom_domain = true }])`);
   say('');
   say(left.length ? 'Left to do:' : 'Nothing left to do.');
   for (const l of left) say(`  - ${l}`);

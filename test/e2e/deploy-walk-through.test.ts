@@ -118,13 +118,16 @@ describe('a dry run', () => {
     expect(left).toMatch(/- mail: wrangler secret put SMTP_URL/);
     expect(left).toMatch(/- no sign-in provider configured/);
     expect(left).toMatch(/- SCIM_TOKEN \(optional\)/);
+    expect(left).toContain('- routes: the Worker answers on workers.dev only; give it PUBLIC_URL\'s host as a custom domain (routes = [{ pattern = "auth.example.com", custom_domain = true }])');
     expect(existsSync(join(p.dir, 'wrangler.production.jsonc'))).toBe(false);
     expect(p.account()).toMatchObject({ databases: [], namespaces: [], queues: [], secrets: {} });
   });
 });
 
 describe('a first deployment, then a second', () => {
-  const p = project((toml) => toml.replace('[vars]\n', '[vars]\nGITHUB_CLIENT_ID = "Iv1.example"\n'));
+  const p = project((toml) =>
+    toml.replace('name = "gatehouse"\n', 'name = "gatehouse"\nroutes = [{ pattern = "auth.example.com", custom_domain = true }]\n').replace('[vars]\n', '[vars]\nGITHUB_CLIENT_ID = "Iv1.example"\n'),
+  );
   const state = join(p.dir, 'local-state');
   let first: Run;
   let afterFirst: Account;
@@ -202,6 +205,7 @@ describe('a first deployment, then a second', () => {
     expect(left).toContain('GITHUB_CLIENT_ID is set: wrangler secret put GITHUB_CLIENT_SECRET --name gatehouse');
     expect(left).toMatch(/- mail: /);
     expect(left).not.toMatch(/no sign-in provider/);
+    expect(left).not.toMatch(/- routes:/);
   });
 
   it('a second run finds everything, keeps the key and PUBLIC_URL, and only migrates and deploys', async () => {
@@ -267,6 +271,44 @@ describe('ids already in wrangler.toml', () => {
     writeFileSync(p.env.FAKE_WRANGLER_STATE, JSON.stringify({ ...account, databases: [{ uuid: randomUUID(), name: 'gatehouse' }] }));
     const missing = await p.run(['--dry-run', '--public-url', PUBLIC_URL]);
     expect(missing.error).toContain(`D1 database_id ${id} (binding DB) is not in this account`);
+  });
+});
+
+describe('--env', () => {
+  const STAGING = `
+[env.staging]
+vars = { ENVIRONMENT = "production", PUBLIC_URL = "https://staging.example.com" }
+d1_databases = [{ binding = "DB", database_name = "gatehouse-staging", database_id = "00000000-0000-0000-0000-000000000000", migrations_dir = "migrations" }]
+kv_namespaces = [{ binding = "REVOKED", id = "00000000000000000000000000000000" }]
+`;
+
+  it("deploys that environment's Worker with its own resources, written into its section only", async () => {
+    const p = project((t) => `${t}${STAGING}`);
+    const run = await p.run(['--env', 'staging', '--yes']);
+    expect(run.error).toBe('');
+    expect(run.out).toContain('Deploying Worker "gatehouse-staging" at https://staging.example.com');
+    const account = p.account();
+    expect(commands(account)).toEqual([
+      'd1 list --json',
+      'kv namespace list',
+      'secret list --name gatehouse-staging',
+      'd1 create gatehouse-staging',
+      'd1 list --json',
+      'kv namespace create gatehouse-staging-revoked',
+      'kv namespace list',
+      'secret put SIGNING_KEYS --name gatehouse-staging',
+      'd1 migrations apply DB --remote --config wrangler.production.jsonc --env staging',
+      'deploy --config wrangler.production.jsonc --env staging',
+    ]);
+    const written = JSON.parse(readFileSync(join(p.dir, 'wrangler.production.jsonc'), 'utf8').replace(/^(\s*\/\/[^\n]*\n)+/, '')) as {
+      vars: Record<string, string>;
+      d1_databases: { database_id: string }[];
+      env: { staging: { d1_databases: { database_id: string }[]; kv_namespaces: { id: string }[] } };
+    };
+    expect(written.env.staging.d1_databases[0]!.database_id).toBe(account.databases[0]!.uuid);
+    expect(written.env.staging.kv_namespaces[0]!.id).toBe(account.namespaces[0]!.id);
+    expect(written.d1_databases[0]!.database_id).toBe('00000000-0000-0000-0000-000000000000');
+    expect(written.vars.PUBLIC_URL).toBeUndefined();
   });
 });
 

@@ -80,7 +80,7 @@ function fromWranglerToml() {
       maxBatchSize: number(block, 'max_batch_size'),
       maxBatchTimeout: number(block, 'max_batch_timeout'),
       maxRetries: number(block, 'max_retries'),
-      ...(/^dead_letter_queue\s*=\s*"([^"]+)"/m.exec(block) ? { deadLetterQueue: /^dead_letter_queue\s*=\s*"([^"]+)"/m.exec(block)[1] } : {}),
+      deadLetterQueue: /^dead_letter_queue\s*=\s*"([^"]+)"/m.exec(block)?.[1],
     }));
   return { compatibilityDate, rateLimit: { limit: Number(limit), period: Number(period) }, consumers };
 }
@@ -108,9 +108,10 @@ class Jar {
  * Gatehouse session id of the last assertion it received, and records when each notice arrives
  * (its `performance.now()` on the request's arrival, the bench's clock), verified afterwards.
  */
-async function startOrigin(jwksUrl) {
+async function startOrigin({ jwksUrl, issuer }) {
   const waiting = new Map(); // Gatehouse session id -> resolve
-  const arrived = new Map(); // Gatehouse session id -> { at, ok, error? }
+  const arrived = new Map(); // Gatehouse session id -> { at }
+  const refused = []; // why notices failed verification
   let lastSid = null;
   const server = createServer((req, res) => {
     const at = performance.now();
@@ -121,17 +122,19 @@ async function startOrigin(jwksUrl) {
         let notice;
         try {
           const token = new URLSearchParams(Buffer.concat(chunks).toString()).get('logout_token') ?? '';
-          const logout = await verifyGatehouseLogoutToken(token, { jwksUrl, issuer: server.issuer, audience: `${NOTICE_ORIGIN}${NOTICE_PATH}` });
-          notice = { sid: logout.sessionId, at, ok: true };
+          const logout = await verifyGatehouseLogoutToken(token, { jwksUrl, issuer, audience: `${NOTICE_ORIGIN}${NOTICE_PATH}` });
+          notice = { sid: logout.sessionId, at };
           res.writeHead(200).end();
         } catch (e) {
-          notice = { sid: null, at, ok: false, error: firstLine(e) };
+          refused.push(firstLine(e));
           res.writeHead(400).end();
+          return;
         }
-        if (notice.sid && !arrived.has(notice.sid)) {
+        // At least once: a second notice for a session changes nothing.
+        if (!arrived.has(notice.sid)) {
           arrived.set(notice.sid, notice);
           waiting.get(notice.sid)?.(notice);
-        } else if (!notice.ok) server.refused.push(notice.error);
+        }
         return;
       }
       const assertion = String(req.headers['x-auth-assertion'] ?? '');
@@ -139,13 +142,10 @@ async function startOrigin(jwksUrl) {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('origin ok');
     });
   });
-  server.refused = [];
-  server.issuer = null;
   const port = await freePort();
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${port}`,
-    server,
     lastSid: () => lastSid,
     /** Resolves to the notice's arrival time for `sid`, or { error } past the bound. */
     notice(sid, since) {
@@ -153,7 +153,7 @@ async function startOrigin(jwksUrl) {
       return new Promise((resolve) => {
         const timer = setTimeout(() => {
           waiting.delete(sid);
-          resolve({ error: `no notice within ${REVOCATION_BOUND_S} s${server.refused.length ? ` (refused: ${server.refused.at(-1)})` : ''}` });
+          resolve({ error: `no notice within ${REVOCATION_BOUND_S} s${refused.length ? ` (refused: ${refused.at(-1)})` : ''}` });
         }, Math.max(0, since + REVOCATION_BOUND_S * 1000 - performance.now()));
         waiting.set(sid, (n) => {
           clearTimeout(timer);
@@ -243,8 +243,7 @@ export async function measureLoop({ Miniflare, modules, signingKeys, trigger = '
 
     const port = await freePort();
     const publicUrl = `https://127.0.0.1:${port}`;
-    const origin = await startOrigin(`http://127.0.0.1:${port}/.well-known/jwks.json`);
-    origin.server.issuer = publicUrl;
+    const origin = await startOrigin({ jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`, issuer: publicUrl });
     stops.push(() => origin.stop());
 
     const routes = [
@@ -394,7 +393,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   console.log('|---|---:|---:|---|');
   for (const [m, f, t, met] of loopRows(loop)) console.log(`| ${m} | ${f} | ${t} | ${met === null ? 'not measured' : met === 'info' ? 'info' : met ? 'met' : 'missed'} |`);
   for (const [i, r] of (loop.reps ?? []).entries()) {
-    const one = (x) => (x?.error ? `failed (${x.error})` : `${Math.round(x.ms)} ms${x.polls ? ` (${x.polls} polls)` : ''}`);
+    const one = (x) => (x?.error ? `failed (${x.error})` : `${Math.round(x.ms)} ms${x.polls ? ` (${x.polls} ${x.polls === 1 ? 'poll' : 'polls'})` : ''}`);
     console.log(`repetition ${i + 1}: immediate ${one(r.immediate)}, cached ${one(r.cached)}, notice ${one(r.notice)}`);
   }
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -6,7 +6,7 @@
 // that other isolate, and (3) the arrival of the signed logout notice at the route's
 // `logout_notify` origin. See BENCHMARKS.md ("The whole loop").
 //
-//   node scripts/bench/loop.mjs     this measurement alone (builds the Worker itself, ~40 s)
+//   node scripts/bench/loop.mjs     this measurement alone (builds the Worker itself; about 20 s)
 //   npm run bench                   the same, as rows of the full bench (run.mjs calls measureLoop)
 //
 // Set-up, all on loopback:
@@ -232,6 +232,7 @@ function summary(results) {
  */
 export async function measureLoop({ Miniflare, modules, signingKeys, trigger = 'backchannel', log = () => {} }) {
   const how = TRIGGERS[trigger];
+  if (!how) return { error: `no trigger "${trigger}" (known: ${Object.keys(TRIGGERS).join(', ')})` };
   const { compatibilityDate, rateLimit, consumers } = fromWranglerToml();
   const stops = [];
   try {

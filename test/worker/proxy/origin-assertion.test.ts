@@ -6,7 +6,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AuthUser } from '../../../src/env';
 import { generateSigningJwk, keyringFromJwks } from '../../../src/keys/keyring';
-import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
+import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../packages/verify/src/index';
 import { ASSERTION_REUSE_MARGIN_S, assertionFor } from '../../../src/tokens/assertion';
 import { bearer, call, PUBLIC_URL, registerUser, testKey } from '../support/helpers';
 import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';

@@ -122,6 +122,33 @@ describe('verifyGatehouseAssertion (origin helper)', () => {
   });
 });
 
+describe('the origin helper\'s key sets', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('keeps one key set per JWKS URL, at most 16: a seventeenth drops the oldest, which is fetched again', async () => {
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const token = await assertionFor(ring, PUBLIC_URL, user, 'https://app.example', NOW);
+    const fetched = new Map<string, number>();
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      const url = new Request(input as RequestInfo).url;
+      fetched.set(url, (fetched.get(url) ?? 0) + 1);
+      return new Response(JSON.stringify(ring.jwks), { headers: { 'content-type': 'application/json' } });
+    });
+    const jwksUrl = (i: number) => `https://gateway-${i}.key-sets.example/.well-known/jwks.json`;
+    // The outcome does not matter here (these gateways did not sign it): only whose keys were fetched.
+    const verify = (i: number) => verifyGatehouseAssertion({ headers: { 'x-auth-assertion': token } }, { jwksUrl: jwksUrl(i), audience: 'https://app.example' }).catch(() => undefined);
+
+    await verify(0);
+    await verify(0);
+    expect(fetched.get(jwksUrl(0))).toBe(1);
+    for (let i = 1; i <= 16; i++) await verify(i);
+    await verify(16);
+    expect(fetched.get(jwksUrl(16))).toBe(1);
+    await verify(0);
+    expect(fetched.get(jwksUrl(0))).toBe(2);
+  });
+});
+
 describe('token confusion between access tokens and assertions', () => {
   afterEach(() => vi.restoreAllMocks());
   const env = proxyEnv([]);

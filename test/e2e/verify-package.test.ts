@@ -16,7 +16,9 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { JWK } from 'jose';
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { gatehouse, type GatehouseOrServiceVariables } from '@gatehouse/verify/hono';
 import type { AuthUser, ServiceCaller } from '../../src/env';
 import { generateSigningJwk, keyringFromJwks, type Keyring } from '../../src/keys/keyring';
 import { assertionFor } from '../../src/tokens/assertion';
@@ -228,5 +230,25 @@ describe("README's Hono origin (Workers), from the installed package", () => {
       expect({ name: c.name, status: res.status, body: await res.json() }).toEqual({ name: c.name, status: c.status, body: c.body });
       if (c.status === 401) expect(res.headers.get('cache-control')).toBe('no-store');
     }
+  });
+
+  it('takes its options from the context (a Worker\'s bindings), and lets a service through when asked, telling it apart', async () => {
+    const bindings = { GATEHOUSE_JWKS_URL: JWKS_URL, AUDIENCE: 'https://reports.internal.example.com' };
+    const reports = new Hono<{ Bindings: typeof bindings; Variables: GatehouseOrServiceVariables }>();
+    reports.use(gatehouse((c) => ({ jwksUrl: c.env.GATEHOUSE_JWKS_URL, audience: c.env.AUDIENCE, acceptServices: true })));
+    reports.get('/', (c) => {
+      const who = c.get('gatehouse');
+      return c.json(who.kind === 'service' ? { service: who.clientId, scope: who.scope } : { person: who.email });
+    });
+    const ask = (assertion: string) => reports.fetch(new Request('https://reports.internal.example.com/', { headers: { 'x-auth-assertion': assertion } }), bindings);
+
+    const caller = service();
+    const asService = await ask(await serviceAssertionFor(ring, GATEWAY, caller, bindings.AUDIENCE));
+    expect(await asService.json()).toEqual({ service: caller.clientId, scope: ['reports:read'] });
+    const ada = person();
+    expect(await (await ask(await assertionFor(ring, GATEWAY, ada, bindings.AUDIENCE))).json()).toEqual({ person: ada.email });
+    // The audience is the bindings', not README's.
+    const misdirected = await ask(await assertionFor(ring, GATEWAY, person(), AUDIENCE));
+    expect(misdirected.status).toBe(401);
   });
 });

@@ -364,18 +364,20 @@ describe('whether SCIM is on', () => {
   });
 
   it('a route rule on scim: groups alone loads without SCIM_TOKEN or a provider with groups; one on a provider group is still refused', async () => {
-    const compile = async (groups: string[]) => {
+    const compile = async (groups: string[], form: 'allow' | 'policy' = 'allow') => {
       const parsed = parseConfig({
         ENVIRONMENT: 'production',
         PUBLIC_URL: 'https://gate.example.com',
         SIGNING_KEYS: '{"keys":[]}',
         TOKEN_ENCRYPTION_KEY: 'an-encryption-secret-for-the-scim-token-tests',
-        ROUTES: JSON.stringify([{ path: '/g', origin: 'https://g.example', auth: 'required', allow: { groups } }]),
+        ROUTES: JSON.stringify([{ path: '/g', origin: 'https://g.example', auth: 'required', ...(form === 'allow' ? { allow: { groups } } : { policy: { allow: [{ any: [{ groups }] }] } }) }]),
       });
       if (!parsed.ok) throw parsed.error;
       return routePolicies(parsed.config);
     };
     await expect(compile(['scim:Engineering'])).resolves.toBeInstanceOf(Map);
     await expect(compile(['scim:Engineering', 'engineering'])).rejects.toThrow(/no configured sign-in provider supplies groups/);
+    await expect(compile(['SCIM:Engineering'], 'policy')).resolves.toBeInstanceOf(Map);
+    await expect(compile(['scim:Engineering', 'engineering'], 'policy')).rejects.toThrow(/policy allow\[0\]\.any\[0\]\.groups: no configured sign-in provider supplies groups/);
   });
 });

@@ -363,6 +363,18 @@ describe('whether SCIM is on', () => {
     expect(view.id).toMatch(/^scim_/);
   });
 
+  it('without SCIM_TOKEN, minting a token for an account the directory does not manage reads no directory groups', async () => {
+    const directory = recordingDirectory(env.DB);
+    const gateway = makeEnv({ DB: directory.db });
+    const t = await registerUser(uniqueEmail('unmanaged'), undefined, gateway);
+    await env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(decodeJwt(t.access_token).sub!).run();
+    await create();
+    const r = await call('/auth/refresh', { env: gateway, json: { refresh_token: t.refresh_token } });
+    expect(r.status).toBe(200);
+    expect(decodeJwt((await r.json<TokenResponse>()).access_token).scim_groups).toBeUndefined();
+    expect(directory.statements.filter((s) => /scim_group|scim_tokens/.test(s.sql))).toEqual([]);
+  });
+
   it('a route rule on scim: groups alone loads without SCIM_TOKEN or a provider with groups; one on a provider group is still refused', async () => {
     const compile = async (groups: string[], form: 'allow' | 'policy' = 'allow') => {
       const parsed = parseConfig({

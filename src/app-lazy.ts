@@ -42,6 +42,7 @@ import { appHostRoutes, gatewaySsoRoute } from './routes/host-sign-in';
 import { authorizeRoutes } from './routes/oauth-authorize';
 import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
 import { lazyApp } from './middleware/lazy-app';
+import { directoryConfigured } from './auth/scim-tokens';
 
 /**
  * The sessions object's back-channel logout delivery (index.ts loads it from here): off the
@@ -108,11 +109,13 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // Each registration stores a client: counted per IP, on its own binding if there is one.
   auth.post('/oauth/register', rateLimit('register_client'));
   auth.route('/', clientRegistrationRoutes);
-  // SCIM provisioning, only when the directory has a token: its routes and the two SCIM
-  // libraries load on the first SCIM request, never with the rest of the gateway.
-  if (config.SCIM_TOKEN !== undefined) {
-    auth.all('/scim/v2/*', lazyApp(async () => new Hono<AppEnv>().route(`${config.AUTH_PREFIX}/scim/v2`, (await import('./routes/scim')).scimRoutes)));
-  }
+  // SCIM provisioning, only when the directory has a token (SCIM_TOKEN, or one an administrator
+  // created: then known only from D1, asked on each SCIM request): its routes and the two SCIM
+  // libraries load on the first SCIM request, never with the rest of the gateway. Off, the path
+  // is the catch-all's 404.
+  const scimApp = lazyApp(async () => new Hono<AppEnv>().route(`${config.AUTH_PREFIX}/scim/v2`, (await import('./routes/scim')).scimRoutes));
+  if (config.SCIM_TOKEN !== undefined) auth.all('/scim/v2/*', scimApp);
+  else auth.all('/scim/v2/*', async (c, next) => ((await directoryConfigured(c)) ? scimApp(c, next) : next()));
   // A mounted sub-app's notFound never runs, so the gateway's own paths end in this
   // catch-all: 405 with Allow, or 404 (HTML for browsers).
   auth.all('*', unmatched);

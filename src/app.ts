@@ -65,8 +65,10 @@ export function buildApp(config: Config): Hono<AppEnv> {
     },
   });
   // SCIM answers its own 413, in the SCIM error schema, with the same limit (routes/scim.ts).
-  const scimPrefix = config.SCIM_TOKEN === undefined ? null : `${config.AUTH_PREFIX}/scim/v2/`;
-  auth.use('*', (c, next) => (scimPrefix !== null && c.req.path.startsWith(scimPrefix) ? next() : limitBody(c, next)));
+  // Whether SCIM is on may be known only from D1 (a token an administrator created), so its
+  // path is left to it either way: off, the catch-all answers 404 without reading the body.
+  const scimPrefix = `${config.AUTH_PREFIX}/scim/v2/`;
+  auth.use('*', (c, next) => (c.req.path.startsWith(scimPrefix) ? next() : limitBody(c, next)));
   // The hot path is here, built with the app: health, forward-auth, the JWKS and (below) the
   // proxy. Every other endpoint of the gateway (pages, sign-in, sessions, account, admin, the
   // 404/405 catch-all) is in app-lazy.ts, imported on the first request that reaches it, so

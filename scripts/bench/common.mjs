@@ -1,7 +1,7 @@
 // What every bench script needs to measure workerd alike: its CPU time from /proc, a free
 // loopback port, and a peer Worker bundled the same way.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,15 @@ export function cpuMs(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** Applies migrations/*.sql to a local D1 database in order, statement by statement (they hold no triggers). */
+export async function applyMigrations(db) {
+  const dir = join(here, '..', '..', 'migrations');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
+    const sql = readFileSync(join(dir, file), 'utf8').replace(/^\s*--.*$/gm, '');
+    for (const statement of sql.split(/;\s*$/m).map((x) => x.trim()).filter(Boolean)) await db.prepare(statement).run();
+  }
 }
 
 /** A port nothing listens on right now, on loopback. */

@@ -80,15 +80,16 @@ async function logout(base, publicUrl, tokens) {
 }
 
 /**
- * Polls `url` with the old token every POLL_MS until the first 401 `invalid_token`-class answer,
- * up to BOUND_S. Returns { ms, polls } (ms from the logout response to the refusal's response),
- * or { error } (the bound passed, or an answer other than 200/401).
+ * Polls `url` with the old credentials (`headers`: a bearer token or a session cookie) every
+ * POLL_MS until the first 401 answer, up to BOUND_S. Returns { ms, polls } (ms from `since`, the
+ * revocation's response, to the refusal's response), or { error } (the bound passed, or an
+ * answer other than 200/401).
  */
-async function pollUntilRefused(url, token, since, fetcher = fetch) {
+export async function pollUntilRefused(url, headers, since, fetcher = fetch) {
   const deadline = since + BOUND_S * 1000;
   let polls = 0;
   for (;;) {
-    const r = await fetcher(url, { headers: { authorization: `Bearer ${token}` } });
+    const r = await fetcher(url, { headers });
     const body = await r.text();
     const now = performance.now();
     polls++;
@@ -129,7 +130,7 @@ export async function measureRevocationLatency({ startGatehouse, migrate, work, 
     const tokens = await signIn(a.url, a.publicUrl, `revoke-a-${stamp}@example.com`, true);
     for (let i = 0; i < WARM_REQUESTS; i++) await expectStatus(`${a.url}${path}`, { authorization: `Bearer ${tokens.access}` }, 200, 'before logout (A)');
     const since = await logout(a.url, a.publicUrl, tokens);
-    out.same = await pollUntilRefused(`${a.url}${path}`, tokens.access, since);
+    out.same = await pollUntilRefused(`${a.url}${path}`, { authorization: `Bearer ${tokens.access}` }, since);
   } catch (e) {
     out.same = { error: String(e?.message ?? e).split('\n')[0] };
   }
@@ -140,7 +141,7 @@ export async function measureRevocationLatency({ startGatehouse, migrate, work, 
       const tokens = await signIn(a.url, a.publicUrl, `revoke-f-${stamp}@example.com`, true);
       for (let i = 0; i < WARM_REQUESTS; i++) await expectStatus(`${a.url}${fencedPath}`, { authorization: `Bearer ${tokens.access}` }, 200, 'before logout (fenced, A)');
       const since = await logout(a.url, a.publicUrl, tokens);
-      out.fencedSame = await pollUntilRefused(`${a.url}${fencedPath}`, tokens.access, since);
+      out.fencedSame = await pollUntilRefused(`${a.url}${fencedPath}`, { authorization: `Bearer ${tokens.access}` }, since);
     } catch (e) {
       out.fencedSame = { error: String(e?.message ?? e).split('\n')[0] };
     }
@@ -158,7 +159,7 @@ export async function measureRevocationLatency({ startGatehouse, migrate, work, 
     await signIn(b.url, a.publicUrl, `revoke-b-${stamp}@example.com`, false);
     for (let i = 0; i < WARM_REQUESTS; i++) await expectStatus(`${b.url}${path}`, { authorization: `Bearer ${tokens.access}` }, 200, 'before logout (B)');
     const since = await logout(a.url, a.publicUrl, tokens);
-    out.other = await pollUntilRefused(`${b.url}${path}`, tokens.access, since);
+    out.other = await pollUntilRefused(`${b.url}${path}`, { authorization: `Bearer ${tokens.access}` }, since);
     await b.mf.dispose().catch(() => {});
   } catch (e) {
     out.other = { error: String(e?.message ?? e).split('\n')[0] };
@@ -200,7 +201,7 @@ export async function measureFencedOtherIsolate({ startPair, migrate, path, fenc
       await expectStatus(`${publicUrl}${path}`, auth, 200, 'before logout (B)', fetchB);
     }
     const since = await logout(url, publicUrl, tokens);
-    out.fenced = await pollUntilRefused(`${publicUrl}${fencedPath}`, tokens.access, since, fetchB);
+    out.fenced = await pollUntilRefused(`${publicUrl}${fencedPath}`, auth, since, fetchB);
     const plain = await fetchB(`${publicUrl}${path}`, { headers: auth });
     await plain.text();
     out.plainFirstPoll = plain.status;

@@ -32,8 +32,9 @@ import { gzipSync } from 'node:zlib';
 import { generateSigningJwk } from '../../src/keys/generate-jwk.ts';
 import { startupModules } from '../bundle-size.mjs';
 import { startupProfile } from './startup.mjs';
+import { describeLoop, loopRows, LOOP_REPS, measureLoop } from './loop.mjs';
 import { describe as describeRevocation, measureFencedOtherIsolate, measureRevocationLatency, POLL_MS as POLL_GRANULARITY_MS, REVOCATION_BOUND_S, revocationFenceVariant } from './revocation.mjs';
-import { bundleWorker, CLK_TCK, cpuMs, freePort } from './common.mjs';
+import { applyMigrations, bundleWorker, CLK_TCK, cpuMs, freePort } from './common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -182,13 +183,9 @@ async function worker({ port, extraWorkers = [], instance = {}, publicUrl = `htt
   return { mf, name: options.name, pid: child.pid, url: `http://127.0.0.1:${port}`, publicUrl };
 }
 
-/** Applies migrations/*.sql in order, statement by statement (they hold no triggers). */
+/** Applies migrations/*.sql to that Worker's D1 database. */
 async function migrate(mf, workerName) {
-  const db = await mf.getD1Database('DB', workerName);
-  for (const file of readdirSync(join(root, 'migrations')).filter((f) => f.endsWith('.sql')).sort()) {
-    const sql = readFileSync(join(root, 'migrations', file), 'utf8').replace(/^\s*--.*$/gm, '');
-    for (const statement of sql.split(/;\s*$/m).map((x) => x.trim()).filter(Boolean)) await db.prepare(statement).run();
-  }
+  await applyMigrations(await mf.getD1Database('DB', workerName));
 }
 
 /** One measured run in its own load-generator process; workerd CPU sampled around it. */
@@ -618,6 +615,15 @@ try {
     });
   }
 
+  // The whole loop (loop.mjs): a provider's back-channel logout to refusals in another isolate
+  // and the origin's logout notice, with two Gatehouse Workers, a provider and an origin of its own.
+  const loop = await measureLoop({
+    Miniflare,
+    modules: gatehouseModules.map((m) => ({ name: m.path.slice(size.dir.length + 1), type: m.type, contents: readFileSync(m.path, m.type === 'esm' || m.type === 'text' ? 'utf8' : undefined) })),
+    signingKeys,
+    log,
+  });
+
   // Start-up CPU, finer (startup.mjs): Gatehouse's deployed modules, and a one-line Worker.
   let fineStartup = null;
   try {
@@ -752,6 +758,11 @@ try {
     } else row('revocation latency with the fence, another isolate', `failed: ${fencedOther?.fenced?.error ?? 'n/a'}`, 'the next request, everywhere', false);
   }
 
+  for (const [measure, figure, target, met] of loopRows(loop)) {
+    if (met === 'info') rows.push([measure, figure, target, 'info']);
+    else row(measure, figure, target, met);
+  }
+
   console.log('\n| measure | figure | target | |');
   console.log('|---|---:|---:|---|');
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
@@ -764,6 +775,7 @@ try {
   }
   if (!fence) console.log('revocation latency with the fence: not measured (no fence in this build)');
   else if (revocation && !revocation.error) console.log(`revocation latency with the fence (same isolate, \`revocation = "immediate"\` route): ${describeRevocation(revocation.fencedSame)}`);
+  console.log(`the loop, ${LOOP_REPS} repetitions (polled every ${POLL_GRANULARITY_MS} ms, bound ${REVOCATION_BOUND_S} s): ${describeLoop(loop)}`);
   console.log(`bundle: ${(size.rawBytes / 1024).toFixed(1)} KiB raw, ${gzipKiB.toFixed(1)} KiB gzip -9 over ${size.files.join(', ')}; start-up modules ${size.startup.join(', ')}: ${(size.startupGzipBytes / 1024).toFixed(1)} KiB gzip -9`);
   console.log(`load generator, origin and ${scenarios.length > 0 ? 'each workerd' : ''} share this machine's ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
 } finally {

@@ -1,7 +1,7 @@
 /**
- * The SCIM 2.0 protocol pieces every resource shares (RFC 7644): the error schema, the
- * directory's bearer token, list responses with filter and paging, and PATCH. Filters are
- * compiled by `scim-query-filter-parser` and PATCH applied by `scim-patch`; this module decides
+ * The SCIM 2.0 protocol pieces every resource shares (RFC 7644): the error schema, list
+ * responses with filter and paging, and PATCH (the directory's bearer token: auth/scim-tokens.ts).
+ * Filters are compiled by `scim-query-filter-parser` and PATCH applied by `scim-patch`; this module decides
  * which attributes exist (an unknown one is `invalidPath`), so neither library is trusted with
  * the contract. Loaded only with the SCIM routes (app-lazy.ts), never at start-up.
  *
@@ -9,11 +9,9 @@
  * `scim-query-filter-parser`: that one's grammar library (apg-conv-api) assigns an undeclared
  * variable, which throws in the strict-mode ES modules a Worker runs.
  */
-import * as base64url from 'jose/base64url';
 import { filter as filterOf, parse as parseFilter, type Filter } from 'scim2-parse-filter';
 import { scimPatch, ScimError as PatchLibraryError, type ScimPatchOperation, type ScimResource } from 'scim-patch';
 import * as v from 'valibot';
-import { sha256 } from '../util/random';
 
 export const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
 export const LIST_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
@@ -40,25 +38,6 @@ export class ScimProblem extends Error {
   body() {
     return { schemas: [ERROR_SCHEMA], status: String(this.status), ...(this.scimType ? { scimType: this.scimType } : {}), detail: this.detail };
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
-/**
- * Whether the `Authorization` header carries the directory's token. Compared as SHA-256 digests
- * in constant time (as client secrets are): neither the token's length nor a common prefix shows
- * in the time taken.
- */
-export async function scimTokenMatches(expected: string, authorization: string | undefined): Promise<boolean> {
-  const match = /^Bearer +(\S+)\s*$/i.exec(authorization ?? '');
-  if (!match) return false;
-  const [presented, wanted] = await Promise.all([sha256(match[1]!), sha256(expected)]);
-  return sameBytes(base64url.decode(presented), base64url.decode(wanted));
 }
 
 /** The largest page a list answers (`count` above it is lowered, as RFC 7644 §3.4.2.4 allows). */

@@ -42,7 +42,10 @@ export interface Policy {
   deny: readonly Rule[];
   /** The service binding asked after the rules allow (`external = "service:NAME"`), or null. */
   external: string | null;
-  /** Where the first `groups` condition is written, or null: the route needs a provider with groups. */
+  /**
+   * Where the first `groups` condition naming a provider's group (not a directory's `scim:` one)
+   * is written, or null: the route needs a provider with groups, or SCIM_TOKEN.
+   */
   groupsAt: string | null;
 }
 
@@ -87,6 +90,9 @@ const DOMAIN = /^[^@\s/\\]+$/;
 // Decoded path text: what normalise-path.ts lets through a segment, less `*` (the wildcard).
 const GLOB_SEGMENT = /^[^\u0000-\u001f\u007f/\\;%?#[\]{}*]+$/;
 const MAX_SIGN_IN_AGE = 31_536_000;
+
+/** A directory's (SCIM) group as a rule names it: `scim:<displayName>`, the prefix in any case. */
+export const isDirectoryGroupName = (name: string) => name.slice(0, 5).toLowerCase() === 'scim:';
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
@@ -198,8 +204,8 @@ function condition(raw: unknown, at: string, found: { groupsAt: string | null },
       default: {
         const fact = LIST_FACTS.find((f) => f === key);
         if (!fact) throw new PolicyError(where, `unknown fact (known: ${FACTS.join(', ')})`);
-        if (fact === 'groups') found.groupsAt ??= where;
         const values = listValues(fact, value, where);
+        if (fact === 'groups' && values.some((g) => !isDirectoryGroupName(g))) found.groupsAt ??= where;
         // HEAD is GET without the body (the origin runs its GET handler): a rule on GET covers it.
         if (fact === 'method' && values.includes('GET') && !values.includes('HEAD')) values.push('HEAD');
         return { kind: fact, values };
@@ -340,7 +346,7 @@ export function shorthandPolicy(allow: AllowShorthand): Policy {
   if (allow.domains?.length) rules.push({ label: 'allow.domains', condition: { kind: 'domain', values: allow.domains } });
   if (allow.roles?.length) rules.push({ label: 'allow.roles', condition: { kind: 'roles', values: allow.roles } });
   if (allow.groups?.length) rules.push({ label: 'allow.groups', condition: { kind: 'groups', values: allow.groups } });
-  return { allow: rules, deny: [], external: null, groupsAt: allow.groups?.length ? 'allow.groups' : null };
+  return { allow: rules, deny: [], external: null, groupsAt: allow.groups?.some((g) => !isDirectoryGroupName(g)) ? 'allow.groups' : null };
 }
 
 /** {@link shorthandPolicy}, refused if it allows no one (every list empty). */
@@ -372,7 +378,9 @@ export function compileRoutePolicies(config: Config): ReadonlyMap<RouteConfig, P
       throw new ConfigError('ROUTES', `route "${route.path}": ${route.policy !== undefined ? 'policy ' : ''}${e.message}`);
     }
     if (!policy) continue;
-    // The directory (SCIM_TOKEN) supplies `scim:` groups whatever the providers.
+    // The directory supplies `scim:` groups whatever the providers: with SCIM_TOKEN, or with a
+    // token an administrator creates at any time (so a condition on `scim:` groups alone is
+    // never refused here).
     if (policy.groupsAt && providersWithGroups(config).length === 0 && config.SCIM_TOKEN === undefined) {
       throw new ConfigError('ROUTES', `route "${route.path}": policy ${policy.groupsAt}: no configured sign-in provider supplies groups (OpenID Connect, GitLab or GitHub; Google does not), and SCIM provisioning (SCIM_TOKEN) is off`);
     }

@@ -20,7 +20,7 @@
  * evaluation record and, made at most once each, the lower-cased email, the folded path
  * segments and the parsed client address.
  */
-import { namesServices, type Caller, type Condition, type Policy, type Rule } from '../config/policy';
+import { isDirectoryGroupName, namesServices, type Caller, type Condition, type Policy, type Rule } from '../config/policy';
 import type { AuthUser, ServiceCaller } from '../env';
 import { foldSegment } from '../util/fold-case';
 import { inRange, parseIp, type IpAddress } from '../util/ip';
@@ -97,9 +97,6 @@ function anyOf(values: readonly string[], held: readonly string[]): boolean {
   return false;
 }
 
-/** A directory (SCIM) group's name, `scim:` in any case: vouched for by the directory alone. */
-const isDirectoryGroup = (name: string) => name.slice(0, 5).toLowerCase() === 'scim:';
-
 /**
  * Whether `held` has one of `values`: exactly, or for a directory group without regard to case
  * (its name is one name whatever the case: the directory refuses two that differ only in case,
@@ -108,9 +105,9 @@ const isDirectoryGroup = (name: string) => name.slice(0, 5).toLowerCase() === 's
 function inAnyGroup(values: readonly string[], held: readonly string[]): boolean {
   if (anyOf(values, held)) return true;
   for (const v of values) {
-    if (!isDirectoryGroup(v)) continue;
+    if (!isDirectoryGroupName(v)) continue;
     const wanted = v.toLowerCase();
-    for (const g of held) if (isDirectoryGroup(g) && g.toLowerCase() === wanted) return true;
+    for (const g of held) if (isDirectoryGroupName(g) && g.toLowerCase() === wanted) return true;
   }
   return false;
 }
@@ -196,7 +193,7 @@ function test(c: Condition, e: Evaluation): Tri {
       const user = e.user;
       if (user === null) return UNKNOWN;
       if (inAnyGroup(c.values, user.groups)) return TRUE;
-      const vouched = (name: string) => (isDirectoryGroup(name) ? user.scimGroupsKnown === true : user.groupsKnown);
+      const vouched = (name: string) => (isDirectoryGroupName(name) ? user.scimGroupsKnown === true : user.groupsKnown);
       return c.values.every(vouched) ? FALSE : UNKNOWN;
     }
     case 'roles':

@@ -15,6 +15,7 @@
  * - `DELETE /admin/users/:id/second-factors` remove the authenticator app and recovery codes (a lost phone)
  * - `GET  /admin/explain?user=&url=&method=` which route and policy rule decide a request (routes/policy-explain.ts)
  * - `/admin/clients...`                      OAuth clients: register, change, rotate, disable (routes/admin-clients.ts)
+ * - `/admin/scim-tokens...`                  the directory's SCIM tokens: create, rotate, disable, delete (routes/admin-scim-tokens.ts)
  *
  * Role changes reach tokens at the next refresh; disabling is immediate.
  */
@@ -38,6 +39,7 @@ import { markEmailVerified } from '../storage/email-verification';
 import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
 import { mailEnabled } from '../mail/send';
 import { adminClientRoutes } from './admin-clients';
+import { adminScimTokenRoutes } from './admin-scim-tokens';
 import { policyExplainRoute } from './policy-explain';
 import { nowSeconds as now } from '../util/time';
 
@@ -110,6 +112,7 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .route('/', policyExplainRoute)
   .route('/', adminClientRoutes)
+  .route('/', adminScimTokenRoutes)
   .get('/users', async (c) => {
     const q = readQuery(c, listQuery);
     const limit = Number(q.limit);

@@ -68,7 +68,7 @@ export const discoveryRoutes = new Hono<AppEnv>()
       changePassword: { supported: false },
       sort: { supported: false },
       etag: { supported: false },
-      authenticationSchemes: [{ type: 'oauthbearertoken', name: 'Bearer token', description: 'The SCIM_TOKEN secret, as a bearer token.', primary: true }],
+      authenticationSchemes: [{ type: 'oauthbearertoken', name: 'Bearer token', description: 'The SCIM_TOKEN secret, or a SCIM token an administrator created, as a bearer token.', primary: true }],
       meta: { resourceType: 'ServiceProviderConfig', location: `${base(c)}/ServiceProviderConfig` },
     }),
   )

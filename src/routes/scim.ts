@@ -1,7 +1,8 @@
 /**
  * `{AUTH_PREFIX}/scim/v2`: the SCIM 2.0 service provider (RFC 7644) a directory (Okta, Entra)
- * provisions users and groups through (README "SCIM provisioning"). Mounted only when SCIM_TOKEN
- * is set (app-lazy.ts; otherwise the path is 404); every request needs that bearer token. Every
+ * provisions users and groups through (README "SCIM provisioning"). Mounted only when SCIM is on
+ * (app-lazy.ts: SCIM_TOKEN is set or an administrator created a token; otherwise the path is
+ * 404); every request needs one of those as its bearer token (auth/scim-tokens.ts). Every
  * answer, errors included, is `application/scim+json`; errors are in the SCIM error schema.
  * Rate-limited per IP (`scim`).
  * The body limit is the gateway's (64 KiB), answered here as a SCIM 413.
@@ -13,7 +14,8 @@ import { bodyText } from '../http/body';
 import { toApiError } from '../http/errors';
 import { log } from '../observability/log';
 import { rateLimit } from '../middleware/rate-limit';
-import { readListQuery, ScimProblem, SCIM_CONTENT_TYPE, scimTokenMatches } from '../auth/scim-protocol';
+import { readListQuery, ScimProblem, SCIM_CONTENT_TYPE } from '../auth/scim-protocol';
+import { authenticateDirectory } from '../auth/scim-tokens';
 import { createScimUser, deleteScimUser, getScimUser, listScimUserResources, patchScimUser, replaceScimUser } from '../auth/scim-users';
 import { createScimGroup, deleteScimGroupResource, getScimGroup, listScimGroupResources, patchScimGroup, replaceScimGroupResource } from '../auth/scim-groups';
 import { discoveryRoutes } from './scim-discovery';
@@ -74,11 +76,10 @@ export const scimRoutes = new Hono<AppEnv>()
   )
   .use('*', rateLimit('scim'))
   .use('*', async (c, next) => {
-    // Mounted only when SCIM_TOKEN is set (app-lazy.ts); unset here means refused, never open.
-    const token = c.get('config').SCIM_TOKEN;
-    if (token === undefined || !(await scimTokenMatches(token, c.req.header('authorization')))) {
+    // Any valid credential acts as the one directory: which one is not passed on.
+    if (!(await authenticateDirectory(c, c.req.header('authorization')))) {
       await recordEvent(c, { event: 'scim_denied', outcome: 'failure', userId: null, detail: { path: c.req.path.slice(0, 200) } });
-      throw new ScimProblem(401, 'The bearer token is missing or is not this gateway\'s SCIM token.');
+      throw new ScimProblem(401, 'The bearer token is missing, or is not SCIM_TOKEN or an enabled SCIM token of this gateway.');
     }
     await next();
   })

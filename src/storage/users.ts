@@ -15,6 +15,8 @@ export interface User {
   passwordHash: string | null;
   roles: string[];
   disabledAt: number | null;
+  /** Since when the directory (SCIM) manages the account (created, wrote or grouped it); null: never. */
+  scimManagedAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -28,6 +30,7 @@ interface UserRow {
   password_hash: string | null;
   roles: string;
   disabled_at: number | null;
+  scim_managed_at: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -51,6 +54,7 @@ export function toUser(row: UserRow): User {
     passwordHash: row.password_hash,
     roles: parseRoles(row.roles),
     disabledAt: row.disabled_at,
+    scimManagedAt: row.scim_managed_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -1,7 +1,7 @@
 /**
  * A service's `X-Auth-Assertion` (README "Machines"): `sub` and `client_id` are the client,
  * `svc` is true, `scope` its token's scopes, and there is no email, role or sign-in of a person,
- * so an origin that reads a person's claims finds none (origin/verify-assertion.ts refuses it
+ * so an origin that reads a person's claims finds none (`@gatehouse/verify` refuses it
  * unless the origin accepts services). Kept per (token, audience) in the isolate's map of
  * assertions (tokens/assertion.ts), with the same lifetime and reuse margin. Its own module, so
  * that start-up, which evaluates the person's, does not evaluate this one.

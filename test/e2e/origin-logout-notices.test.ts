@@ -1,13 +1,14 @@
 /**
  * Logout notices end to end (README "Revocation"): a real `wrangler dev` with its local queue, and
  * a Node origin written as README's example (a form post of `logout_token`, checked with
- * `gatehouse/verify`'s `verifyGatehouseLogoutToken`, its `jti` refused a second time). A sign-out
+ * `verifyGatehouseLogoutToken` of the built package `@gatehouse/verify`, imported by its name as
+ * an origin does: test/e2e/global-setup.ts links it; its `jti` refused a second time). A sign-out
  * reaches the origin as a verified notice for the session its assertions named, and answers at
  * once even while another origin's target never answers.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyGatehouseLogoutToken, type GatehouseLogout } from '../../src/origin/verify-assertion';
+import { verifyGatehouseLogoutToken, type GatehouseLogout } from '@gatehouse/verify';
 import { Client, freePort, startGateway, type Gateway } from './harness';
 
 async function body(req: IncomingMessage): Promise<string> {

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import layers from '../../../docs/layers.json';
 
 const sources = import.meta.glob('../../../src/**/*.{ts,tsx}', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
+const originPackage = import.meta.glob('../../../packages/verify/src/**/*.ts', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
 const docs = import.meta.glob('../../../docs/design.md', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
 
 const rules: Record<string, readonly string[]> = layers.parts;
@@ -107,6 +108,21 @@ describe('layers (docs/layers.json)', () => {
       for (const spec of specifiers(m.text)) {
         const rule = restricted.find((r) => spec === r.name || spec.startsWith(`${r.name}/`));
         if (rule && !rule.allowed.includes(m.id)) violations.push(`${m.file} imports '${spec}': only ${rule.allowed.join(', ')} may`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('keeps the origin package (packages/verify) free of the gateway: its own modules and the listed packages only', () => {
+    const files = Object.keys(originPackage);
+    expect(files.map((f) => f.replace('../../../', '')).sort()).toContain('packages/verify/src/index.ts');
+    const allowed: readonly string[] = layers.originPackage.imports;
+    const violations: string[] = [];
+    for (const [file, text] of Object.entries(originPackage)) {
+      for (const spec of specifiers(text)) {
+        const own = /^\.\/[\w-]+\.js$/.test(spec);
+        const pkg = allowed.some((name) => spec === name || spec.startsWith(`${name}/`));
+        if (!own && !pkg) violations.push(`${file.replace('../../../', '')} imports '${spec}': only ./<module>.js and ${allowed.join(', ')}`);
       }
     }
     expect(violations).toEqual([]);

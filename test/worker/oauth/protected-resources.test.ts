@@ -10,7 +10,7 @@ import { env } from 'cloudflare:test';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
-import { verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
+import { verifyGatehouseAssertion } from '../../../packages/verify/src/index';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { disableClient } from '../../../src/storage/oauth-clients';
 import { issueGrantToken } from '../../../src/tokens/grant-token';

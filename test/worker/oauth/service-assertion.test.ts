@@ -7,7 +7,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ServiceCaller } from '../../../src/env';
 import { keyringFromJwks } from '../../../src/keys/keyring';
-import { verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
+import { verifyGatehouseAssertion } from '../../../packages/verify/src/index';
 import { ASSERTION_REUSE_MARGIN_S } from '../../../src/tokens/assertion';
 import { serviceAssertionFor } from '../../../src/tokens/service-assertion';
 import { call, PUBLIC_URL, testKey } from '../support/helpers';

@@ -6,7 +6,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AuthUser } from '../../../src/env';
 import { generateSigningJwk, keyringFromJwks } from '../../../src/keys/keyring';
-import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
+import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../packages/verify/src/index';
 import { ASSERTION_REUSE_MARGIN_S, assertionFor } from '../../../src/tokens/assertion';
 import { bearer, call, PUBLIC_URL, registerUser, testKey } from '../support/helpers';
 import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
@@ -119,6 +119,33 @@ describe('verifyGatehouseAssertion (origin helper)', () => {
     await expect(
       verifyGatehouseAssertion({ headers: { 'x-auth-assertion': tampered } }, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: 'https://app.example' }),
     ).rejects.toThrow(/not valid/);
+  });
+});
+
+describe('the origin helper\'s key sets', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('keeps one key set per JWKS URL, at most 16: a seventeenth drops the oldest, which is fetched again', async () => {
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const token = await assertionFor(ring, PUBLIC_URL, user, 'https://app.example', NOW);
+    const fetched = new Map<string, number>();
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      const url = new Request(input as RequestInfo).url;
+      fetched.set(url, (fetched.get(url) ?? 0) + 1);
+      return new Response(JSON.stringify(ring.jwks), { headers: { 'content-type': 'application/json' } });
+    });
+    const jwksUrl = (i: number) => `https://gateway-${i}.key-sets.example/.well-known/jwks.json`;
+    // The outcome does not matter here (these gateways did not sign it): only whose keys were fetched.
+    const verify = (i: number) => verifyGatehouseAssertion({ headers: { 'x-auth-assertion': token } }, { jwksUrl: jwksUrl(i), audience: 'https://app.example' }).catch(() => undefined);
+
+    await verify(0);
+    await verify(0);
+    expect(fetched.get(jwksUrl(0))).toBe(1);
+    for (let i = 1; i <= 16; i++) await verify(i);
+    await verify(16);
+    expect(fetched.get(jwksUrl(16))).toBe(1);
+    await verify(0);
+    expect(fetched.get(jwksUrl(0))).toBe(2);
   });
 });
 

@@ -3,7 +3,7 @@
  * distinct `logout_notify` target of ROUTES one signed logout token, written in the user's object
  * with the end, handed to the LOGOUT_NOTICES queue by the object's alarm and delivered by the
  * Worker's own queue consumer (the real local queue of the test pool); what the token says, and
- * what the origin helper `gatehouse/verify` accepts; a failing origin retried with growing delays
+ * what the origin package `@gatehouse/verify` accepts; a failing origin retried with growing delays
  * and then given up, each outcome audited; a sign-out that never waits for an origin; the setting's
  * validation.
  *
@@ -19,7 +19,7 @@ import { NOTICE_DEADLINE_MS, NOTICE_DEAD_LETTER_QUEUE, NOTICE_QUEUE, NOTICE_RETR
 import { parseConfig } from '../../../src/config/load';
 import { logoutNoticeTargets, type LogoutNoticeTarget } from '../../../src/config/routes-schema';
 import worker from '../../../src/index';
-import { GatehouseAssertionError, verifyGatehouseLogoutToken } from '../../../src/origin/verify-assertion';
+import { GatehouseAssertionError, verifyGatehouseLogoutToken } from '../../../packages/verify/src/index';
 import { handOffDueNotices, type LogoutNotice } from '../../../src/storage/logout-notices';
 import type { UserSessions } from '../../../src/storage/user-sessions';
 import { bearer, call, GOOD_PASSWORD, makeEnv, PUBLIC_URL, seedUser, signIn, type TestEnv } from '../support/helpers';
@@ -216,7 +216,7 @@ describe('the notice', () => {
 
 // ---- the origin helper ----
 
-describe('gatehouse/verify: verifyGatehouseLogoutToken, as a Node origin uses it', () => {
+describe('@gatehouse/verify: verifyGatehouseLogoutToken, as a Node origin uses it', () => {
   const jwksUrl = `${PUBLIC_URL}/.well-known/jwks.json`;
 
   async function notice(u: Awaited<ReturnType<typeof account>>) {

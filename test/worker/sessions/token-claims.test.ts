@@ -1,12 +1,12 @@
 /**
- * The claim checks of access tokens (tokens/access-token.ts) and of the origin helper
- * (origin/verify-assertion.ts), case by case at the verifier itself: through `/auth/me` a forged
- * token is refused by the D1 session check anyway, so only here does each claim rule show.
+ * The claim checks of access tokens (tokens/access-token.ts) and of the origin package
+ * (`@gatehouse/verify`, packages/verify/src/index.ts), case by case at the verifier itself:
+ * through `/auth/me` a forged token is refused by the D1 session check anyway, so only here does each claim rule show.
  */
 import { importJWK, SignJWT } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { keyringFromJwks } from '../../../src/keys/keyring';
-import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../src/origin/verify-assertion';
+import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../packages/verify/src/index';
 import { verifyAccessTokenUncached } from '../../../src/tokens/access-token';
 import { PUBLIC_URL, testKey } from '../support/helpers';
 

@@ -1,10 +1,12 @@
 /**
- * Origin-side helper: verifies the `X-Auth-Assertion` header Gatehouse adds to every request it
- * forwards, against the gateway's published keys. Runs anywhere WebCrypto and `fetch` exist
- * (Node >= 20, Workers, Deno, Bun).
+ * `@gatehouse/verify`, the package origins install: verifies the `X-Auth-Assertion` header
+ * Gatehouse adds to every request it forwards, against the gateway's published keys, and the
+ * logout notices it posts to a route's `logout_notify`. Runs anywhere WebCrypto and `fetch` exist
+ * (Node >= 20, Workers, Deno, Bun). It imports nothing of the gateway: only `jose` and `valibot`.
+ * The Hono middleware is `@gatehouse/verify/hono` (./hono.ts).
  *
  * @example
- * import { verifyGatehouseAssertion } from 'gatehouse/verify';
+ * import { verifyGatehouseAssertion } from '@gatehouse/verify';
  * const who = await verifyGatehouseAssertion(request, {
  *   jwksUrl: 'https://auth.example.com/.well-known/jwks.json',
  *   audience: 'https://app.internal.example.com',
@@ -106,7 +108,12 @@ const serviceClaimsSchema = v.object({
   scope: v.optional(v.string(), ''),
 });
 
-// One key set per JWKS URL: jose caches keys and re-fetches on an unknown `kid` (rotation).
+/**
+ * One key set per JWKS URL: jose caches its keys for ten minutes and re-fetches on an unknown
+ * `kid` (rotation), at most every 30 s. An origin talks to one gateway, or a few; the bound keeps
+ * options computed per request (the Hono middleware's function form) from growing the map.
+ */
+const MAX_KEY_SETS = 16;
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
 function keySet(url: string | URL) {
@@ -115,11 +122,17 @@ function keySet(url: string | URL) {
   if (!set) {
     set = createRemoteJWKSet(new URL(href), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
     keySets.set(href, set);
+    // Map order is insertion order: the first key is the oldest set.
+    for (const oldest of keySets.keys()) {
+      if (keySets.size <= MAX_KEY_SETS) break;
+      keySets.delete(oldest);
+    }
   }
   return set;
 }
 
-type AssertionRequest = Request | { headers: Headers | Record<string, string | string[] | undefined> };
+/** A Fetch `Request`, or anything with `headers` (a Node `IncomingMessage`, a plain record). */
+export type AssertionRequest = Request | { headers: Headers | Record<string, string | string[] | undefined> };
 
 /**
  * Verifies the request's assertion; throws {@link GatehouseAssertionError} if it is missing or

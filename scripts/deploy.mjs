@@ -386,7 +386,7 @@ function printLeft(say, { vars, secrets, scope, config, workerName }) {
   const emailBinding = (scope.send_email ?? []).some((b) => b.name === 'EMAIL');
   if (!secrets.has('SMTP_URL') && !emailBinding) left.push(`mail: ${put('SMTP_URL')} (smtps://user:password@host:465), or an EMAIL send_email binding; without it no verification, reset or sign-in mails`);
   if (!secrets.has('TOKEN_ENCRYPTION_KEY')) left.push(`TOKEN_ENCRYPTION_KEY (openssl rand -base64 32 | ${put('TOKEN_ENCRYPTION_KEY')}): needed for authenticator apps${vars.MFA_REQUIRED_ROLES ? ' (MFA_REQUIRED_ROLES is set: the gateway refuses to start without it)' : ''} and stored provider tokens`);
-  if (!secrets.has('SCIM_TOKEN')) left.push(`SCIM_TOKEN (optional): openssl rand -base64 32 | ${put('SCIM_TOKEN')}, to let a directory provision users`);
+  if (!secrets.has('SCIM_TOKEN')) left.push(`SCIM_TOKEN (optional): openssl rand -base64 32 | ${put('SCIM_TOKEN')} lets a directory provision users (or an admin creates a SCIM token, README "SCIM tokens")`);
   if (!vars.ADMIN_EMAILS) left.push('ADMIN_EMAILS: who becomes admin (README "Deploy checklist", the first admin)');
   // route and routes are inherited by an environment, unlike bindings.
   if (!(scope.routes ?? scope.route ?? config.routes ?? config.route)) left.push(`routes: the Worker answers on workers.dev only; give it PUBLIC_URL's host as a custom domain (routes = [{ pattern = "${new URL(vars.PUBLIC_URL).host}", custom_domain = true }])`);

@@ -3,10 +3,12 @@
  * helper `verifyGatehouseAssertion` against the gateway's published JWKS.
  */
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { Hono } from 'hono';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AuthUser } from '../../../src/env';
 import { generateSigningJwk, keyringFromJwks } from '../../../src/keys/keyring';
-import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../packages/verify/src/index';
+import { GatehouseAssertionError, verifyGatehouseAssertion, verifyGatehouseLogoutToken } from '../../../packages/verify/src/index';
+import { gatehouse } from '../../../packages/verify/src/hono';
 import { ASSERTION_REUSE_MARGIN_S, assertionFor } from '../../../src/tokens/assertion';
 import { bearer, call, PUBLIC_URL, registerUser, testKey } from '../support/helpers';
 import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
@@ -170,5 +172,68 @@ describe('token confusion between access tokens and assertions', () => {
     await expect(
       verifyGatehouseAssertion({ headers: { 'x-auth-assertion': access_token } }, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: PUBLIC_URL }),
     ).rejects.toThrow(/not valid/);
+  });
+});
+
+describe("the origin helper's settings fail closed", () => {
+  afterEach(() => vi.restoreAllMocks());
+  const jwksUrl = `${PUBLIC_URL}/.well-known/jwks.json`;
+
+  /** Serves the gateway's keys at any URL, and records what was fetched. */
+  async function gatewayKeys() {
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const fetched: string[] = [];
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      fetched.push(new Request(input as RequestInfo).url);
+      return new Response(JSON.stringify(ring.jwks), { headers: { 'content-type': 'application/json' } });
+    });
+    const assertion = (audience: string) => assertionFor(ring, PUBLIC_URL, { ...user, tokenId: crypto.randomUUID(), issuedAt: now(), authTime: now(), tokenExpiresAt: now() + 600 }, audience, now());
+    return { ring, fetched, assertion };
+  }
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('refuses to verify without an audience (an unset setting), rather than accept an assertion for any route', async () => {
+    const { assertion } = await gatewayKeys();
+    const forAnotherRoute = await assertion('https://another-route.example');
+    // Settings read from JSON or a Worker's bindings are untyped: the audience may simply be missing.
+    const settings = JSON.parse(JSON.stringify({ jwksUrl }));
+    await expect(verifyGatehouseAssertion({ headers: { 'x-auth-assertion': forAnotherRoute } }, settings)).rejects.toThrow(TypeError);
+    await expect(verifyGatehouseAssertion({ headers: { 'x-auth-assertion': forAnotherRoute } }, { ...settings, audience: '' })).rejects.toThrow(/audience/);
+    await expect(verifyGatehouseLogoutToken(forAnotherRoute, settings)).rejects.toThrow(TypeError);
+
+    // The middleware's function form, reading a binding the Worker does not have: the
+    // application's error (500), and the handler never runs.
+    let reached = false;
+    const app = new Hono().use(gatehouse((c) => ({ jwksUrl: c.env.GATEHOUSE_JWKS_URL, audience: c.env.AUDIENCE })));
+    app.get('/', (c) => {
+      reached = true;
+      return c.text('secret');
+    });
+    const res = await app.fetch(new Request('https://origin.example/', { headers: { 'x-auth-assertion': forAnotherRoute } }), { GATEHOUSE_JWKS_URL: jwksUrl });
+    expect(res.status).toBe(500);
+    expect(reached).toBe(false);
+  });
+
+  it('fetches keys only over https, or plain http to a loopback host: anyone on the path of a plain-http JWKS could serve keys of their own', async () => {
+    const { fetched, assertion } = await gatewayKeys();
+    const token = await assertion('https://app.example');
+    const request = { headers: { 'x-auth-assertion': token } };
+    await expect(
+      verifyGatehouseAssertion(request, { jwksUrl: 'http://gate.example.com/.well-known/jwks.json', issuer: PUBLIC_URL, audience: 'https://app.example' }),
+    ).rejects.toThrow(/https/);
+    expect(fetched).toEqual([]);
+    // A gateway in development (`wrangler dev`) is plain http on a loopback address.
+    for (const host of ['localhost:8787', '127.0.0.1:8787', '[::1]:8787']) {
+      await expect(verifyGatehouseAssertion(request, { jwksUrl: `http://${host}/.well-known/jwks.json`, issuer: PUBLIC_URL, audience: 'https://app.example' })).resolves.toMatchObject({ userId: user.id });
+    }
+    expect(fetched).toHaveLength(3);
+  });
+
+  it('takes the clock tolerance only as a number of seconds, 0 or more: a duration string would make a logout\'s expiresAt a string', async () => {
+    const { assertion } = await gatewayKeys();
+    const token = await assertion('https://app.example');
+    const settings = JSON.parse(JSON.stringify({ jwksUrl, audience: 'https://app.example', clockTolerance: '30s' }));
+    await expect(verifyGatehouseAssertion({ headers: { 'x-auth-assertion': token } }, settings)).rejects.toThrow(/clockTolerance/);
+    await expect(verifyGatehouseLogoutToken(token, { ...settings, clockTolerance: -1 })).rejects.toThrow(/clockTolerance/);
   });
 });

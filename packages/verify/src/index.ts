@@ -109,9 +109,11 @@ const serviceClaimsSchema = v.object({
 });
 
 /**
- * One key set per JWKS URL: jose caches its keys for ten minutes and re-fetches on an unknown
- * `kid` (rotation), at most every 30 s. An origin talks to one gateway, or a few; the bound keeps
- * options computed per request (the Hono middleware's function form) from growing the map.
+ * One key set per JWKS URL: jose caches its keys for five minutes and re-fetches on an unknown
+ * `kid` (rotation), at most every 30 s. Five minutes is the JWKS cache time README's key
+ * rotation waits for: a key the gateway stops publishing (a leaked one) must stop verifying here
+ * by then. An origin talks to one gateway, or a few; the bound keeps options computed per
+ * request (the Hono middleware's function form) from growing the map.
  */
 const MAX_KEY_SETS = 16;
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
@@ -120,7 +122,7 @@ function keySet(url: URL) {
   const href = url.href;
   let set = keySets.get(href);
   if (!set) {
-    set = createRemoteJWKSet(new URL(href), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    set = createRemoteJWKSet(new URL(href), { cooldownDuration: 30_000, cacheMaxAge: 300_000 });
     keySets.set(href, set);
     // Map order is insertion order: the first key is the oldest set.
     for (const oldest of keySets.keys()) {

@@ -151,6 +151,40 @@ describe('the origin helper\'s key sets', () => {
   });
 });
 
+describe('a key the gateway stops publishing', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("stops verifying at origins within README's rotation wait: keys are kept at most 5 minutes", async () => {
+    const removed = await keyringFromJwks({ keys: [testKey] });
+    const successor = await keyringFromJwks({ keys: [await generateSigningJwk('ES256')] });
+    let published = removed.jwks;
+    let fetches = 0;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async () => {
+      fetches += 1;
+      return new Response(JSON.stringify(published), { headers: { 'content-type': 'application/json' } });
+    });
+    const options = { jwksUrl: 'https://rotation.key-sets.example/.well-known/jwks.json', issuer: PUBLIC_URL, audience: 'https://app.example' };
+    // Real time (`new Date()`, as jose's claim checks read it), whatever Date.now says below.
+    const signedNow = () => {
+      const now = Math.floor(new Date().getTime() / 1000);
+      return assertionFor(removed, PUBLIC_URL, { ...user, tokenId: crypto.randomUUID(), tokenExpiresAt: now + 600 }, 'https://app.example', now);
+    };
+    const verify = async () => verifyGatehouseAssertion({ headers: { 'x-auth-assertion': await signedNow() } }, options);
+
+    await expect(verify()).resolves.toMatchObject({ userId: user.id });
+    // The operator drops the key (a leaked one, say): the JWKS no longer has it.
+    published = successor.jwks;
+    // The key sets' clock only (jose reads Date.now); the tokens' own times stay real.
+    const start = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(start + 299_000);
+    await expect(verify()).resolves.toMatchObject({ userId: user.id });
+    expect(fetches).toBe(1);
+    vi.spyOn(Date, 'now').mockReturnValue(start + 301_000);
+    await expect(verify()).rejects.toThrow(/not valid/);
+    expect(fetches).toBe(2);
+  });
+});
+
 describe('token confusion between access tokens and assertions', () => {
   afterEach(() => vi.restoreAllMocks());
   const env = proxyEnv([]);

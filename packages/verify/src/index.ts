@@ -167,6 +167,8 @@ export async function verifyGatehouseAssertion(request: AssertionRequest, option
 export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions): Promise<GatehouseIdentity | GatehouseService>;
 export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions): Promise<GatehouseIdentity | GatehouseService> {
   const { jwksUrl, audience, issuer, clockTolerance } = checkedSettings(options);
+  // A setting read as text ("false") is truthy: only a boolean says whether services pass.
+  if (options.acceptServices !== undefined && typeof options.acceptServices !== 'boolean') throw new TypeError('@gatehouse/verify: `acceptServices` must be true or false.');
   const headers = request.headers;
   const raw = headers instanceof Headers ? headers.get(ASSERTION_HEADER) : headers[ASSERTION_HEADER];
   const token = Array.isArray(raw) ? undefined : raw;
@@ -188,7 +190,7 @@ export async function verifyGatehouseAssertion(request: AssertionRequest, option
     throw new GatehouseAssertionError(`The X-Auth-Assertion is not valid (${why}).`);
   }
   if (payload.svc !== undefined) {
-    if (!options.acceptServices) throw new GatehouseAssertionError('The X-Auth-Assertion is a service\'s (client credentials), not a person\'s: pass acceptServices: true to accept services.');
+    if (options.acceptServices !== true) throw new GatehouseAssertionError('The X-Auth-Assertion is a service\'s (client credentials), not a person\'s: pass acceptServices: true to accept services.');
     const service = v.safeParse(serviceClaimsSchema, payload);
     if (!service.success || service.output.sub !== service.output.client_id) throw new GatehouseAssertionError('The X-Auth-Assertion lacks service claims.');
     const s = service.output;

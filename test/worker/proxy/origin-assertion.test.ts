@@ -5,11 +5,12 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { AuthUser } from '../../../src/env';
+import type { AuthUser, ServiceCaller } from '../../../src/env';
 import { generateSigningJwk, keyringFromJwks } from '../../../src/keys/keyring';
 import { GatehouseAssertionError, verifyGatehouseAssertion, verifyGatehouseLogoutToken } from '../../../packages/verify/src/index';
 import { gatehouse } from '../../../packages/verify/src/hono';
 import { ASSERTION_REUSE_MARGIN_S, assertionFor } from '../../../src/tokens/assertion';
+import { serviceAssertionFor } from '../../../src/tokens/service-assertion';
 import { bearer, call, PUBLIC_URL, registerUser, testKey } from '../support/helpers';
 import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
 
@@ -261,6 +262,15 @@ describe("the origin helper's settings fail closed", () => {
       await expect(verifyGatehouseAssertion(request, { jwksUrl: `http://${host}/.well-known/jwks.json`, issuer: PUBLIC_URL, audience: 'https://app.example' })).resolves.toMatchObject({ userId: user.id });
     }
     expect(fetched).toHaveLength(3);
+  });
+
+  it('lets a service through only when acceptServices is true itself: a setting read as the string "false" keeps services out', async () => {
+    const { ring } = await gatewayKeys();
+    const caller: ServiceCaller = { kind: 'service', clientId: 'cli_settings', sessionId: 'svc:cli_settings:0', scope: 'reports:read', tokenId: crypto.randomUUID(), tokenExpiresAt: now() + 600 };
+    const request = { headers: { 'x-auth-assertion': await serviceAssertionFor(ring, PUBLIC_URL, caller, 'https://app.example', now()) } };
+    const settings = JSON.parse(JSON.stringify({ jwksUrl, audience: 'https://app.example', acceptServices: 'false' }));
+    await expect(verifyGatehouseAssertion(request, settings)).rejects.toThrow(/acceptServices/);
+    await expect(verifyGatehouseAssertion(request, { ...settings, acceptServices: true })).resolves.toMatchObject({ kind: 'service', clientId: 'cli_settings' });
   });
 
   it('takes the clock tolerance only as a number of seconds, 0 or more: a duration string would make a logout\'s expiresAt a string', async () => {

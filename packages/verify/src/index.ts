@@ -27,7 +27,7 @@ import * as v from 'valibot';
 export interface VerifyOptions {
   /** The gateway's `/.well-known/jwks.json`: https (plain http only to localhost, 127.0.0.1 or [::1]). */
   jwksUrl: string | URL;
-  /** This origin's audience: the route's `audience`, by default the origin's own URL origin. Required: without it no setting is accepted. */
+  /** This origin's audience: the route's `audience`, by default the origin's own URL origin. Required: its absence is a `TypeError`, not "any audience". */
   audience: string;
   /** The gateway's `PUBLIC_URL`; by default the origin of `jwksUrl`. */
   issuer?: string;
@@ -140,7 +140,7 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
  * `TypeError`), never a refusal of the caller's. jose skips the `aud` check when `audience` is
  * undefined, so a setting left unset (a missing binding, a JSON file) would otherwise accept an
  * assertion made for any route; a JWKS over plain http would take its keys from whoever is on
- * the path (the gateway itself is https outside development, on a loopback address).
+ * the path (the gateway is https, but in development: plain http on a loopback address).
  */
 function checkedSettings(options: Omit<VerifyOptions, 'acceptServices'>): { jwksUrl: URL; audience: string; issuer: string; clockTolerance: number } {
   const { audience, issuer, clockTolerance = 30 } = options;

@@ -32,11 +32,11 @@ export type GatehouseOptions<O extends VerifyOptions> = O | ((c: Context) => O);
  * this origin's audience, reach the handlers after it.
  *
  * @param options.jwksUrl - The gateway's `PUBLIC_URL/.well-known/jwks.json`.
- * @param options.audience - This origin's audience (the route's `audience`, by default the origin's URL origin).
+ * @param options.audience - This origin's audience (the route's `audience`, by default the origin's URL origin); required.
  * @param options.issuer - The gateway's `PUBLIC_URL`; by default the origin of `jwksUrl`.
  * @param options.clockTolerance - Seconds of clock skew tolerated (default 30).
  * @param options.acceptServices - Let services (client credentials, no person) through too; then `c.get('gatehouse').kind` tells which.
- * @returns A middleware that answers 401 `{"error":"unauthorized","error_description":…}` unless the assertion verifies.
+ * @returns A middleware that answers 401 `{"error":"unauthorized","error_description":…}` unless the assertion verifies; bad options (no audience, a plain-http JWKS) are thrown, the application's 500.
  *
  * @example
  * ```ts

@@ -25,9 +25,9 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 import * as v from 'valibot';
 
 export interface VerifyOptions {
-  /** The gateway's `/.well-known/jwks.json`. */
+  /** The gateway's `/.well-known/jwks.json`: https (plain http only to localhost, 127.0.0.1 or [::1]). */
   jwksUrl: string | URL;
-  /** This origin's audience: the route's `audience`, by default the origin's own URL origin. */
+  /** This origin's audience: the route's `audience`, by default the origin's own URL origin. Required: its absence is a `TypeError`, not "any audience". */
   audience: string;
   /** The gateway's `PUBLIC_URL`; by default the origin of `jwksUrl`. */
   issuer?: string;
@@ -109,18 +109,20 @@ const serviceClaimsSchema = v.object({
 });
 
 /**
- * One key set per JWKS URL: jose caches its keys for ten minutes and re-fetches on an unknown
- * `kid` (rotation), at most every 30 s. An origin talks to one gateway, or a few; the bound keeps
- * options computed per request (the Hono middleware's function form) from growing the map.
+ * One key set per JWKS URL: jose caches its keys for five minutes and re-fetches on an unknown
+ * `kid` (rotation), at most every 30 s. Five minutes is the JWKS cache time README's key
+ * rotation waits for: a key the gateway stops publishing (a leaked one) must stop verifying here
+ * by then. An origin talks to one gateway, or a few; the bound keeps options computed per
+ * request (the Hono middleware's function form) from growing the map.
  */
 const MAX_KEY_SETS = 16;
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
-function keySet(url: string | URL) {
-  const href = new URL(url).href;
+function keySet(url: URL) {
+  const href = url.href;
   let set = keySets.get(href);
   if (!set) {
-    set = createRemoteJWKSet(new URL(href), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    set = createRemoteJWKSet(new URL(href), { cooldownDuration: 30_000, cacheMaxAge: 300_000 });
     keySets.set(href, set);
     // Map order is insertion order: the first key is the oldest set.
     for (const oldest of keySets.keys()) {
@@ -129,6 +131,28 @@ function keySet(url: string | URL) {
     }
   }
   return set;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * The settings, checked before any token is read; a bad one is the application's error (a
+ * `TypeError`), never a refusal of the caller's. jose skips the `aud` check when `audience` is
+ * undefined, so a setting left unset (a missing binding, a JSON file) would otherwise accept an
+ * assertion made for any route; a JWKS over plain http would take its keys from whoever is on
+ * the path (the gateway is https, but in development: plain http on a loopback address).
+ */
+function checkedSettings(options: Omit<VerifyOptions, 'acceptServices'>): { jwksUrl: URL; audience: string; issuer: string; clockTolerance: number } {
+  const { audience, issuer, clockTolerance = 30 } = options;
+  if (typeof audience !== 'string' || audience === '') throw new TypeError('@gatehouse/verify: `audience` is required (this origin\'s audience, the route\'s `audience`).');
+  if (!URL.canParse(options.jwksUrl)) throw new TypeError('@gatehouse/verify: `jwksUrl` must be an absolute URL (the gateway\'s /.well-known/jwks.json).');
+  const jwksUrl = new URL(options.jwksUrl);
+  if (jwksUrl.protocol !== 'https:' && !(jwksUrl.protocol === 'http:' && LOOPBACK_HOSTS.has(jwksUrl.hostname))) {
+    throw new TypeError('@gatehouse/verify: `jwksUrl` must be https (plain http only to localhost, 127.0.0.1 or [::1]).');
+  }
+  if (issuer !== undefined && (typeof issuer !== 'string' || issuer === '')) throw new TypeError('@gatehouse/verify: `issuer`, when given, must be the gateway\'s PUBLIC_URL.');
+  if (typeof clockTolerance !== 'number' || !Number.isFinite(clockTolerance) || clockTolerance < 0) throw new TypeError('@gatehouse/verify: `clockTolerance` must be a number of seconds, 0 or more.');
+  return { jwksUrl, audience, issuer: issuer ?? jwksUrl.origin, clockTolerance };
 }
 
 /** A Fetch `Request`, or anything with `headers` (a Node `IncomingMessage`, a plain record). */
@@ -142,29 +166,31 @@ export async function verifyGatehouseAssertion(request: AssertionRequest, option
 export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions & { acceptServices?: false }): Promise<GatehouseIdentity>;
 export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions): Promise<GatehouseIdentity | GatehouseService>;
 export async function verifyGatehouseAssertion(request: AssertionRequest, options: VerifyOptions): Promise<GatehouseIdentity | GatehouseService> {
+  const { jwksUrl, audience, issuer, clockTolerance } = checkedSettings(options);
+  // A setting read as text ("false") is truthy: only a boolean says whether services pass.
+  if (options.acceptServices !== undefined && typeof options.acceptServices !== 'boolean') throw new TypeError('@gatehouse/verify: `acceptServices` must be true or false.');
   const headers = request.headers;
   const raw = headers instanceof Headers ? headers.get(ASSERTION_HEADER) : headers[ASSERTION_HEADER];
   const token = Array.isArray(raw) ? undefined : raw;
   if (!token) throw new GatehouseAssertionError('No X-Auth-Assertion header: the request did not come through Gatehouse.');
-  const issuer = options.issuer ?? new URL(options.jwksUrl).origin;
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
+    ({ payload } = await jwtVerify(token, keySet(jwksUrl), {
       algorithms: ['ES256', 'EdDSA'],
       // Gatehouse access tokens (`at+jwt`) share the keys and, with audience = PUBLIC_URL, the `aud`.
       typ: 'JWT',
       issuer,
-      audience: options.audience,
+      audience,
       requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp'],
       maxTokenAge: MAX_LIFETIME_S,
-      clockTolerance: options.clockTolerance ?? 30,
+      clockTolerance,
     }));
   } catch (e) {
     const why = e instanceof errors.JOSEError ? e.code : 'ERR_UNKNOWN';
     throw new GatehouseAssertionError(`The X-Auth-Assertion is not valid (${why}).`);
   }
   if (payload.svc !== undefined) {
-    if (!options.acceptServices) throw new GatehouseAssertionError('The X-Auth-Assertion is a service\'s (client credentials), not a person\'s: pass acceptServices: true to accept services.');
+    if (options.acceptServices !== true) throw new GatehouseAssertionError('The X-Auth-Assertion is a service\'s (client credentials), not a person\'s: pass acceptServices: true to accept services.');
     const service = v.safeParse(serviceClaimsSchema, payload);
     if (!service.success || service.output.sub !== service.output.client_id) throw new GatehouseAssertionError('The X-Auth-Assertion lacks service claims.');
     const s = service.output;
@@ -238,16 +264,15 @@ const logoutClaimsSchema = v.object({
  * return new Response(null, { status: 200 });
  */
 export async function verifyGatehouseLogoutToken(tokenOrRequest: string | Request, options: Omit<VerifyOptions, 'acceptServices'>): Promise<GatehouseLogout> {
+  const { jwksUrl, audience, issuer, clockTolerance: tolerance } = checkedSettings(options);
   const token = typeof tokenOrRequest === 'string' ? tokenOrRequest : await logoutTokenOf(tokenOrRequest);
-  const issuer = options.issuer ?? new URL(options.jwksUrl).origin;
-  const tolerance = options.clockTolerance ?? 30;
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, keySet(options.jwksUrl), {
+    ({ payload } = await jwtVerify(token, keySet(jwksUrl), {
       algorithms: ['ES256', 'EdDSA'],
       typ: LOGOUT_TOKEN_TYPE,
       issuer,
-      audience: options.audience,
+      audience,
       requiredClaims: ['iss', 'aud', 'sub', 'sid', 'iat', 'exp', 'jti', 'events'],
       maxTokenAge: LOGOUT_MAX_AGE_S,
       clockTolerance: tolerance,

@@ -3,11 +3,14 @@
  * helper `verifyGatehouseAssertion` against the gateway's published JWKS.
  */
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { Hono } from 'hono';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { AuthUser } from '../../../src/env';
+import type { AuthUser, ServiceCaller } from '../../../src/env';
 import { generateSigningJwk, keyringFromJwks } from '../../../src/keys/keyring';
-import { GatehouseAssertionError, verifyGatehouseAssertion } from '../../../packages/verify/src/index';
+import { GatehouseAssertionError, verifyGatehouseAssertion, verifyGatehouseLogoutToken } from '../../../packages/verify/src/index';
+import { gatehouse } from '../../../packages/verify/src/hono';
 import { ASSERTION_REUSE_MARGIN_S, assertionFor } from '../../../src/tokens/assertion';
+import { serviceAssertionFor } from '../../../src/tokens/service-assertion';
 import { bearer, call, PUBLIC_URL, registerUser, testKey } from '../support/helpers';
 import { proxyEnv, recordingOrigin } from '../support/proxy-helpers';
 
@@ -149,6 +152,40 @@ describe('the origin helper\'s key sets', () => {
   });
 });
 
+describe('a key the gateway stops publishing', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("stops verifying at origins within README's rotation wait: keys are kept at most 5 minutes", async () => {
+    const removed = await keyringFromJwks({ keys: [testKey] });
+    const successor = await keyringFromJwks({ keys: [await generateSigningJwk('ES256')] });
+    let published = removed.jwks;
+    let fetches = 0;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async () => {
+      fetches += 1;
+      return new Response(JSON.stringify(published), { headers: { 'content-type': 'application/json' } });
+    });
+    const options = { jwksUrl: 'https://rotation.key-sets.example/.well-known/jwks.json', issuer: PUBLIC_URL, audience: 'https://app.example' };
+    // Real time (`new Date()`, as jose's claim checks read it), whatever Date.now says below.
+    const signedNow = () => {
+      const now = Math.floor(new Date().getTime() / 1000);
+      return assertionFor(removed, PUBLIC_URL, { ...user, tokenId: crypto.randomUUID(), tokenExpiresAt: now + 600 }, 'https://app.example', now);
+    };
+    const verify = async () => verifyGatehouseAssertion({ headers: { 'x-auth-assertion': await signedNow() } }, options);
+
+    await expect(verify()).resolves.toMatchObject({ userId: user.id });
+    // The operator drops the key (a leaked one, say): the JWKS no longer has it.
+    published = successor.jwks;
+    // The key sets' clock only (jose reads Date.now); the tokens' own times stay real.
+    const start = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(start + 299_000);
+    await expect(verify()).resolves.toMatchObject({ userId: user.id });
+    expect(fetches).toBe(1);
+    vi.spyOn(Date, 'now').mockReturnValue(start + 301_000);
+    await expect(verify()).rejects.toThrow(/not valid/);
+    expect(fetches).toBe(2);
+  });
+});
+
 describe('token confusion between access tokens and assertions', () => {
   afterEach(() => vi.restoreAllMocks());
   const env = proxyEnv([]);
@@ -170,5 +207,77 @@ describe('token confusion between access tokens and assertions', () => {
     await expect(
       verifyGatehouseAssertion({ headers: { 'x-auth-assertion': access_token } }, { jwksUrl: `${PUBLIC_URL}/.well-known/jwks.json`, audience: PUBLIC_URL }),
     ).rejects.toThrow(/not valid/);
+  });
+});
+
+describe("the origin helper's settings fail closed", () => {
+  afterEach(() => vi.restoreAllMocks());
+  const jwksUrl = `${PUBLIC_URL}/.well-known/jwks.json`;
+
+  /** Serves the gateway's keys at any URL, and records what was fetched. */
+  async function gatewayKeys() {
+    const ring = await keyringFromJwks({ keys: [testKey] });
+    const fetched: string[] = [];
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input) => {
+      fetched.push(new Request(input as RequestInfo).url);
+      return new Response(JSON.stringify(ring.jwks), { headers: { 'content-type': 'application/json' } });
+    });
+    const assertion = (audience: string) => assertionFor(ring, PUBLIC_URL, { ...user, tokenId: crypto.randomUUID(), issuedAt: now(), authTime: now(), tokenExpiresAt: now() + 600 }, audience, now());
+    return { ring, fetched, assertion };
+  }
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('refuses to verify without an audience (an unset setting), rather than accept an assertion for any route', async () => {
+    const { assertion } = await gatewayKeys();
+    const forAnotherRoute = await assertion('https://another-route.example');
+    // Settings read from JSON or a Worker's bindings are untyped: the audience may simply be missing.
+    const settings = JSON.parse(JSON.stringify({ jwksUrl }));
+    await expect(verifyGatehouseAssertion({ headers: { 'x-auth-assertion': forAnotherRoute } }, settings)).rejects.toThrow(TypeError);
+    await expect(verifyGatehouseAssertion({ headers: { 'x-auth-assertion': forAnotherRoute } }, { ...settings, audience: '' })).rejects.toThrow(/audience/);
+    await expect(verifyGatehouseLogoutToken(forAnotherRoute, settings)).rejects.toThrow(TypeError);
+
+    // The middleware's function form, reading a binding the Worker does not have: the
+    // application's error (500), and the handler never runs.
+    let reached = false;
+    const app = new Hono().use(gatehouse((c) => ({ jwksUrl: c.env.GATEHOUSE_JWKS_URL, audience: c.env.AUDIENCE })));
+    app.get('/', (c) => {
+      reached = true;
+      return c.text('secret');
+    });
+    const res = await app.fetch(new Request('https://origin.example/', { headers: { 'x-auth-assertion': forAnotherRoute } }), { GATEHOUSE_JWKS_URL: jwksUrl });
+    expect(res.status).toBe(500);
+    expect(reached).toBe(false);
+  });
+
+  it('fetches keys only over https, or plain http to a loopback host: anyone on the path of a plain-http JWKS could serve keys of their own', async () => {
+    const { fetched, assertion } = await gatewayKeys();
+    const token = await assertion('https://app.example');
+    const request = { headers: { 'x-auth-assertion': token } };
+    await expect(
+      verifyGatehouseAssertion(request, { jwksUrl: 'http://gate.example.com/.well-known/jwks.json', issuer: PUBLIC_URL, audience: 'https://app.example' }),
+    ).rejects.toThrow(/https/);
+    expect(fetched).toEqual([]);
+    // A gateway in development (`wrangler dev`) is plain http on a loopback address.
+    for (const host of ['localhost:8787', '127.0.0.1:8787', '[::1]:8787']) {
+      await expect(verifyGatehouseAssertion(request, { jwksUrl: `http://${host}/.well-known/jwks.json`, issuer: PUBLIC_URL, audience: 'https://app.example' })).resolves.toMatchObject({ userId: user.id });
+    }
+    expect(fetched).toHaveLength(3);
+  });
+
+  it('lets a service through only when acceptServices is true itself: a setting read as the string "false" keeps services out', async () => {
+    const { ring } = await gatewayKeys();
+    const caller: ServiceCaller = { kind: 'service', clientId: 'cli_settings', sessionId: 'svc:cli_settings:0', scope: 'reports:read', tokenId: crypto.randomUUID(), tokenExpiresAt: now() + 600 };
+    const request = { headers: { 'x-auth-assertion': await serviceAssertionFor(ring, PUBLIC_URL, caller, 'https://app.example', now()) } };
+    const settings = JSON.parse(JSON.stringify({ jwksUrl, audience: 'https://app.example', acceptServices: 'false' }));
+    await expect(verifyGatehouseAssertion(request, settings)).rejects.toThrow(/acceptServices/);
+    await expect(verifyGatehouseAssertion(request, { ...settings, acceptServices: true })).resolves.toMatchObject({ kind: 'service', clientId: 'cli_settings' });
+  });
+
+  it('takes the clock tolerance only as a number of seconds, 0 or more: a duration string would make a logout\'s expiresAt a string', async () => {
+    const { assertion } = await gatewayKeys();
+    const token = await assertion('https://app.example');
+    const settings = JSON.parse(JSON.stringify({ jwksUrl, audience: 'https://app.example', clockTolerance: '30s' }));
+    await expect(verifyGatehouseAssertion({ headers: { 'x-auth-assertion': token } }, settings)).rejects.toThrow(/clockTolerance/);
+    await expect(verifyGatehouseLogoutToken(token, { ...settings, clockTolerance: -1 })).rejects.toThrow(/clockTolerance/);
   });
 });

@@ -41,7 +41,7 @@ import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { verifyGatehouseLogoutToken } from '../../src/origin/verify-assertion.ts';
+import { verifyGatehouseLogoutToken } from '../../packages/verify/src/index.ts';
 import { startDevOidcServer } from '../dev/oidc-server.mjs';
 import { applyMigrations, freePort } from './common.mjs';
 import { POLL_MS, pollUntilRefused, REVOCATION_BOUND_S } from './revocation.mjs';

@@ -5,6 +5,7 @@
  * result is cached against it; a test that builds a fresh env gets a fresh parse.
  */
 import * as v from 'valibot';
+import { routeAudienceProblem } from './route-audiences';
 import { hostRoutesProblem } from './route-hosts';
 import { logoutNotifyProblem, routesNeedGroups } from './routes-schema';
 import { configSchema, type Config } from './schema';
@@ -93,6 +94,8 @@ export function parseConfig(env: object): ConfigResult {
   if (hostProblem) return { ok: false, error: new ConfigError('ROUTES', hostProblem) };
   const notifyProblem = logoutNotifyProblem(raw.ROUTES, { isDevelopment });
   if (notifyProblem) return { ok: false, error: new ConfigError('ROUTES', notifyProblem) };
+  const audienceProblem = routeAudienceProblem(raw.ROUTES, { PUBLIC_URL: publicUrl, AUTH_PREFIX: raw.AUTH_PREFIX });
+  if (audienceProblem) return { ok: false, error: new ConfigError('ROUTES', audienceProblem) };
   if (raw.ROUTES.some((r) => r.logout_notify !== undefined) && !('LOGOUT_NOTICES' in env && typeof env.LOGOUT_NOTICES === 'object' && env.LOGOUT_NOTICES !== null)) {
     // Notices owed and nowhere to queue them: refuse to start rather than drop them silently.
     return { ok: false, error: new ConfigError('LOGOUT_NOTICES', 'a route sets logout_notify: the Worker needs the LOGOUT_NOTICES queue binding (wrangler.toml [[queues.producers]])') };

@@ -1,0 +1,92 @@
+/**
+ * `SHARED_SIGNALS`: the Shared Signals (CAEP) transmitters whose Security Event Tokens this
+ * gateway receives by push (RFC 8935), README "Shared Signals (CAEP)". A JSON list (or one
+ * object), each entry one transmitter at `POST {AUTH_PREFIX}/ssf/events/<id>`:
+ * - `id`: the path segment (letters, digits, `-`, `_`);
+ * - `issuer`: the SETs' `iss`, exactly; `jwks_uri`: its signing keys (https; http only in development);
+ * - `audience`: the SETs' `aud` (default: this endpoint's URL);
+ * - `authorization`: optional bearer secret the transmitter sends (RFC 8935 §2), 32 characters or more;
+ * - `provider`: which of our sign-in providers its `iss_sub` and `opaque` subjects are subjects of;
+ * - `subject_issuers`: the `iss` an `iss_sub` subject may name (default: `issuer`).
+ * Unset: the endpoint answers 404.
+ */
+import * as v from 'valibot';
+
+/** An absolute https URL, or http anywhere in development (checked in load.ts). */
+const absoluteUrl = v.pipe(v.string(), v.trim(), v.check((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), 'must be an absolute http(s) URL'));
+
+const transmitterSchema = v.strictObject(
+  {
+    id: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_-]{0,39}$/i, 'must be 1 to 40 letters, digits, - or _')),
+    issuer: v.pipe(v.string(), v.trim(), v.minLength(1, 'must be the transmitter’s issuer'), v.maxLength(2048, 'is too long')),
+    jwks_uri: absoluteUrl,
+    audience: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(2048, 'is too long'))),
+    authorization: v.optional(v.pipe(v.string(), v.minLength(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)'), v.maxLength(512, 'is too long'))),
+    provider: v.pipe(v.string(), v.minLength(1, 'must name a sign-in provider (oidc, google, gitlab, github, dev)')),
+    subject_issuers: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty')))),
+  },
+  'has a setting Gatehouse does not know (id, issuer, jwks_uri, audience, authorization, provider, subject_issuers)',
+);
+
+export const sharedSignalsSchema = v.pipe(
+  v.union([v.array(transmitterSchema), transmitterSchema], 'must be a JSON list of transmitters, each with id, issuer, jwks_uri and provider'),
+  v.transform((x) => (Array.isArray(x) ? x : [x])),
+  v.check((xs) => new Set(xs.map((t) => t.id.toLowerCase())).size === xs.length, 'names one transmitter id twice'),
+);
+
+export interface Transmitter {
+  id: string;
+  issuer: string;
+  jwksUri: string;
+  /** The `aud` its SETs carry for us. */
+  audience: string;
+  /** The bearer secret it sends, or null when it sends none. */
+  authorization: string | null;
+  /** The sign-in provider (its id) whose subjects its `iss_sub` and `opaque` identifiers name. */
+  provider: string;
+  subjectIssuers: string[];
+}
+
+type RawTransmitter = v.InferOutput<typeof transmitterSchema>;
+
+/** The path of a transmitter's push endpoint under AUTH_PREFIX. */
+export const sharedSignalsPath = (id: string) => `/ssf/events/${id}`;
+
+/** The transmitters as the app uses them; the default audience is the endpoint's own URL. */
+export function toTransmitters(raw: RawTransmitter[], publicUrl: string, authPrefix: string): Transmitter[] {
+  return raw.map((t) => ({
+    id: t.id,
+    issuer: t.issuer,
+    jwksUri: t.jwks_uri,
+    audience: t.audience ?? `${publicUrl}${authPrefix}${sharedSignalsPath(t.id)}`,
+    authorization: t.authorization ?? null,
+    provider: t.provider,
+    subjectIssuers: t.subject_issuers ?? [t.issuer],
+  }));
+}
+
+/** Which sign-in provider ids a configuration enables (providers/catalog.ts decides the same way). */
+export function configuredProviderIds(raw: {
+  GITHUB_CLIENT_ID?: string;
+  GOOGLE_CLIENT_ID?: string;
+  GITLAB_CLIENT_ID?: string;
+  OIDC_ISSUER?: string;
+  DEV_OIDC_ISSUER?: string;
+}, isDevelopment: boolean): Set<string> {
+  const ids = new Set<string>();
+  if (raw.GITHUB_CLIENT_ID) ids.add('github');
+  if (raw.GOOGLE_CLIENT_ID) ids.add('google');
+  if (raw.GITLAB_CLIENT_ID) ids.add('gitlab');
+  if (raw.OIDC_ISSUER) ids.add('oidc');
+  if (isDevelopment && raw.DEV_OIDC_ISSUER) ids.add('dev');
+  return ids;
+}
+
+/** What is wrong with the transmitters, or null: providers that are not on, plain http in production. */
+export function sharedSignalsProblem(transmitters: Transmitter[], providers: Set<string>, isDevelopment: boolean): string | null {
+  for (const t of transmitters) {
+    if (!providers.has(t.provider)) return `transmitter ${t.id}: provider ${t.provider} is not a sign-in provider configured here (${[...providers].join(', ') || 'none is'})`;
+    if (!isDevelopment && new URL(t.jwksUri).protocol !== 'https:') return `transmitter ${t.id}: jwks_uri must use https in production (anyone on the path could swap the keys)`;
+  }
+  return null;
+}

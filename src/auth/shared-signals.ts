@@ -69,7 +69,8 @@ const DESCRIPTION: Record<SetErrorCode, string> = {
   invalid_key: 'The security event token is not signed by a key the transmitter publishes (asymmetric algorithms only).',
   invalid_issuer: 'The security event token’s issuer is not this transmitter’s.',
   invalid_audience: 'The security event token is not addressed to this receiver.',
-  authentication_failed: 'The transmitter’s authorization is missing or wrong.',
+  // ASCII only: a 401 repeats it in its WWW-Authenticate header.
+  authentication_failed: 'The transmitter authorization (bearer secret) is missing or wrong.',
   access_denied: 'The transmitter may not send this security event token.',
   invalid_request: 'The security event token was refused',
 };

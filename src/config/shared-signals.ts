@@ -25,12 +25,14 @@ const transmitterSchema = v.strictObject(
     provider: v.pipe(v.string(), v.minLength(1, 'must name a sign-in provider (oidc, google, gitlab, github, dev)')),
     subject_issuers: v.optional(v.array(v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty')))),
   },
-  'has a setting Gatehouse does not know (id, issuer, jwks_uri, audience, authorization, provider, subject_issuers)',
+  'must be a transmitter: an object with id, issuer, jwks_uri and provider (and optionally audience, authorization, subject_issuers), nothing else',
 );
 
 export const sharedSignalsSchema = v.pipe(
-  v.union([v.array(transmitterSchema), transmitterSchema], 'must be a JSON list of transmitters, each with id, issuer, jwks_uri and provider'),
+  v.unknown(),
+  // One transmitter may be given alone; its problems are then named as those of the list's first.
   v.transform((x) => (Array.isArray(x) ? x : [x])),
+  v.array(transmitterSchema),
   v.check((xs) => new Set(xs.map((t) => t.id.toLowerCase())).size === xs.length, 'names one transmitter id twice'),
 );
 

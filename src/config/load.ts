@@ -8,7 +8,6 @@ import * as v from 'valibot';
 import { hostRoutesProblem } from './route-hosts';
 import { logoutNotifyProblem, routesNeedGroups } from './routes-schema';
 import { configSchema, type Config } from './schema';
-import { configuredProviderIds, sharedSignalsProblem, toTransmitters } from './shared-signals';
 
 /** A bad or missing setting. `setting` is safe to show; no value is ever included. */
 export class ConfigError extends Error {
@@ -104,13 +103,8 @@ export function parseConfig(env: object): ConfigResult {
     // A verification that can never be mailed would lock every new password account out.
     return { ok: false, error: new ConfigError('EMAIL_VERIFICATION', 'needs a mail transport: set SMTP_URL or an EMAIL send_email binding, or set it to "off"') };
   }
-  const sharedSignals = toTransmitters(raw.SHARED_SIGNALS, publicUrl, raw.AUTH_PREFIX);
-  const signalsProblem = sharedSignalsProblem(sharedSignals, configuredProviderIds(raw, isDevelopment), isDevelopment);
-  if (signalsProblem) return { ok: false, error: new ConfigError('SHARED_SIGNALS', signalsProblem) };
-  const { SHARED_SIGNALS: _transmitters, ...settings } = raw;
   const config: Config = {
-    ...settings,
-    sharedSignals,
+    ...raw,
     groupsNeeded: routesNeedGroups(raw.ROUTES),
     PUBLIC_URL: publicUrl,
     isDevelopment,

@@ -6,7 +6,6 @@ import * as v from 'valibot';
 import { mailSettings, type Sender } from './mail-settings';
 import { HEX_COLOUR } from '../util/contrast';
 import { routesSchema, type RouteConfig } from './routes-schema';
-import { sharedSignalsSchema, type Transmitter } from './shared-signals';
 
 /** A raw setting may be a TOML value, a JSON value, or a JSON string holding one. */
 function parseStructured(input: unknown): unknown {
@@ -198,14 +197,17 @@ export const configSchema = v.object({
    * `auto`: on exactly when DYNAMIC_CLIENT_REGISTRATION is `open`; `on` or `off` decide alone.
    */
   CLIENT_ID_METADATA_DOCUMENTS: enumSetting(['auto', 'on', 'off'] as const, 'auto'),
-  // --- Shared Signals (CAEP) transmitters (shared-signals.ts; README "Shared Signals (CAEP)") ---
-  SHARED_SIGNALS: v.pipe(v.optional(v.unknown(), []), v.transform(parseStructured), v.transform((x) => x ?? []), sharedSignalsSchema),
+  /**
+   * The Shared Signals (CAEP) transmitters (README "Shared Signals (CAEP)"): checked by
+   * config/shared-signals.ts at the receiver's first push (its checks stay out of start-up).
+   */
+  SHARED_SIGNALS: v.optional(v.pipe(v.unknown(), v.transform(parseStructured))),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;
 
 /** What the app uses: the raw settings plus values derived from them once. */
-export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 'ROUTES' | 'EMAIL_VERIFICATION' | 'SHARED_SIGNALS'> {
+export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 'ROUTES' | 'EMAIL_VERIFICATION'> {
   PUBLIC_URL: string;
   /** Parsed JWK Set from `SIGNING_KEYS`, or undefined in development (keys are generated). */
   SIGNING_KEYS?: unknown;
@@ -224,6 +226,4 @@ export interface Config extends Omit<RawConfig, 'PUBLIC_URL' | 'SIGNING_KEYS' | 
   mailFrom: Required<Sender>;
   /** EMAIL_VERIFICATION resolved against the transport (load.ts): never `required`/`optional` without mail. */
   EMAIL_VERIFICATION: 'required' | 'optional' | 'off';
-  /** The Shared Signals transmitters (SHARED_SIGNALS), each with its audience resolved; empty: the receiver is off. */
-  sharedSignals: Transmitter[];
 }

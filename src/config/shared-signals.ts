@@ -8,9 +8,15 @@
  * - `authorization`: optional bearer secret the transmitter sends (RFC 8935 §2), 32 characters or more;
  * - `provider`: which of our sign-in providers its `iss_sub` and `opaque` subjects are subjects of;
  * - `subject_issuers`: the `iss` an `iss_sub` subject may name (default: `issuer`).
- * Unset: the endpoint answers 404.
+ * Unset: the endpoint answers 404. Only the receiver's endpoint (a lazily loaded route) reads
+ * this module, so it costs start-up nothing: it is checked once per isolate at the first push,
+ * and a mistake makes the endpoint answer `configuration_error` (500, logged once), refusing
+ * every push, while the rest of the gateway runs on.
  */
 import * as v from 'valibot';
+import { ConfigError } from './load';
+import type { Config } from './schema';
+import { memoize } from '../util/memo';
 
 /** An absolute https URL, or http anywhere in development (checked in load.ts). */
 const absoluteUrl = v.pipe(v.string(), v.trim(), v.check((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), 'must be an absolute http(s) URL'));
@@ -55,7 +61,7 @@ type RawTransmitter = v.InferOutput<typeof transmitterSchema>;
 export const sharedSignalsPath = (id: string) => `/ssf/events/${id}`;
 
 /** The transmitters as the app uses them; the default audience is the endpoint's own URL. */
-export function toTransmitters(raw: RawTransmitter[], publicUrl: string, authPrefix: string): Transmitter[] {
+function toTransmitters(raw: RawTransmitter[], publicUrl: string, authPrefix: string): Transmitter[] {
   return raw.map((t) => ({
     id: t.id,
     issuer: t.issuer,
@@ -67,28 +73,41 @@ export function toTransmitters(raw: RawTransmitter[], publicUrl: string, authPre
   }));
 }
 
-/** Which sign-in provider ids a configuration enables (providers/catalog.ts decides the same way). */
-export function configuredProviderIds(raw: {
-  GITHUB_CLIENT_ID?: string;
-  GOOGLE_CLIENT_ID?: string;
-  GITLAB_CLIENT_ID?: string;
-  OIDC_ISSUER?: string;
-  DEV_OIDC_ISSUER?: string;
-}, isDevelopment: boolean): Set<string> {
+/** Which sign-in provider ids the configuration enables (providers/catalog.ts decides the same way). */
+function configuredProviderIds(config: Config): Set<string> {
   const ids = new Set<string>();
-  if (raw.GITHUB_CLIENT_ID) ids.add('github');
-  if (raw.GOOGLE_CLIENT_ID) ids.add('google');
-  if (raw.GITLAB_CLIENT_ID) ids.add('gitlab');
-  if (raw.OIDC_ISSUER) ids.add('oidc');
-  if (isDevelopment && raw.DEV_OIDC_ISSUER) ids.add('dev');
+  if (config.GITHUB_CLIENT_ID) ids.add('github');
+  if (config.GOOGLE_CLIENT_ID) ids.add('google');
+  if (config.GITLAB_CLIENT_ID) ids.add('gitlab');
+  if (config.OIDC_ISSUER) ids.add('oidc');
+  if (config.isDevelopment && config.DEV_OIDC_ISSUER) ids.add('dev');
   return ids;
 }
 
-/** What is wrong with the transmitters, or null: providers that are not on, plain http in production. */
-export function sharedSignalsProblem(transmitters: Transmitter[], providers: Set<string>, isDevelopment: boolean): string | null {
-  for (const t of transmitters) {
-    if (!providers.has(t.provider)) return `transmitter ${t.id}: provider ${t.provider} is not a sign-in provider configured here (${[...providers].join(', ') || 'none is'})`;
-    if (!isDevelopment && new URL(t.jwksUri).protocol !== 'https:') return `transmitter ${t.id}: jwks_uri must use https in production (anyone on the path could swap the keys)`;
+/** SHARED_SIGNALS, checked; a mistake is a {@link ConfigError} naming it (and where in it), never a value. */
+export function parseTransmitters(config: Config): Transmitter[] {
+  if (config.SHARED_SIGNALS === undefined) return [];
+  const parsed = v.safeParse(sharedSignalsSchema, config.SHARED_SIGNALS);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const path = issue.path?.map((p) => String(p.key)) ?? [];
+    throw new ConfigError('SHARED_SIGNALS', `${issue.message}${path.length > 0 ? ` (at ${path.join('.')})` : ''}`);
   }
-  return null;
+  const transmitters = toTransmitters(parsed.output, config.PUBLIC_URL, config.AUTH_PREFIX);
+  const providers = configuredProviderIds(config);
+  for (const t of transmitters) {
+    if (!providers.has(t.provider)) throw new ConfigError('SHARED_SIGNALS', `transmitter ${t.id}: provider ${t.provider} is not a sign-in provider configured here (${[...providers].join(', ') || 'none is'})`);
+    if (!config.isDevelopment && new URL(t.jwksUri).protocol !== 'https:') throw new ConfigError('SHARED_SIGNALS', `transmitter ${t.id}: jwks_uri must use https in production (anyone on the path could swap the keys)`);
+  }
+  return transmitters;
 }
+
+/** {@link parseTransmitters}, once per config: the transmitters, or the one error (logged once). */
+export const transmittersOf = memoize((config: Config): { ok: true; transmitters: Transmitter[] } | { ok: false; error: ConfigError } => {
+  try {
+    return { ok: true, transmitters: parseTransmitters(config) };
+  } catch (e) {
+    if (e instanceof ConfigError) return { ok: false, error: e };
+    throw e;
+  }
+});

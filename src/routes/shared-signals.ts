@@ -5,15 +5,17 @@
  * body once it is verified and acted on (ending nothing is fine), 400 with RFC 8935 §2.3's
  * `err` and `description` (beside our `error` and `error_description`) when it is refused, 401
  * when the transmitter's configured bearer secret is missing or wrong; never cached. An unknown
- * transmitter, or none configured: 404.
+ * transmitter, or none configured: 404; a mistake in SHARED_SIGNALS: 500 `configuration_error`.
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { acceptSecurityEvent, refuseSecurityEvent } from '../auth/shared-signals';
+import { transmittersOf } from '../config/shared-signals';
 import type { AppEnv } from '../env';
 import { bodyText } from '../http/body';
 import { ApiError } from '../http/errors';
+import { configFailure } from '../middleware/configure';
 
 /** One SET and room to spare. */
 const MAX_BODY_BYTES = 16 * 1024; // MAX_SET_CHARS is 8192
@@ -28,7 +30,10 @@ export const sharedSignalsRoutes = new Hono<AppEnv>().post(
   }),
   async (c) => {
     const id = c.req.param('transmitter');
-    const transmitter = c.get('config').sharedSignals.find((t) => t.id === id);
+    const configured = transmittersOf(c.get('config'));
+    // A mistake in SHARED_SIGNALS refuses every push, as a bad setting refuses every request.
+    if (!configured.ok) return configFailure(configured.error, c.req.raw);
+    const transmitter = configured.transmitters.find((t) => t.id === id);
     if (transmitter === undefined) throw new ApiError('not_found', 'No Shared Signals transmitter is configured under this name.');
     if (transmitter.authorization !== null) {
       const presented = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';

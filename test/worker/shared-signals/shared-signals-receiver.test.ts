@@ -9,6 +9,7 @@ import { env } from 'cloudflare:test';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
+import { transmittersOf } from '../../../src/config/shared-signals';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { bearer, call, makeEnv, PUBLIC_URL, seedUser, signIn as passwordSignIn, type TestEnv } from '../support/helpers';
 import { fakeHost, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
@@ -401,34 +402,43 @@ describe('the endpoint', () => {
   });
 });
 
-describe('SHARED_SIGNALS is checked once, at start', () => {
+describe('SHARED_SIGNALS is checked once, at the first push, and a mistake refuses every push', () => {
   const settings = (transmitters: unknown, extra: Record<string, unknown> = {}) =>
-    parseConfig(makeEnv({ OIDC_ISSUER: 'https://idp.example.test', OIDC_CLIENT_ID: 'c', SHARED_SIGNALS: JSON.stringify(transmitters), ...extra }));
+    makeEnv({ OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret, SHARED_SIGNALS: typeof transmitters === 'string' ? transmitters : JSON.stringify(transmitters), ...extra });
   const base = { id: 'idp', issuer: TRANSMITTER, jwks_uri: JWKS_URI, provider: 'oidc' };
 
-  it('a transmitter’s audience defaults to its endpoint’s URL; subject issuers to its issuer', () => {
-    const r = settings(base);
-    expect(r.ok && r.config.sharedSignals).toEqual([{ id: 'idp', issuer: TRANSMITTER, jwksUri: JWKS_URI, audience: AUDIENCE, authorization: null, provider: 'oidc', subjectIssuers: [TRANSMITTER] }]);
+  it('a transmitter’s audience defaults to its endpoint’s URL; subject issuers to its issuer', async () => {
+    const r = parseConfig(settings(base));
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(transmittersOf(r.config)).toEqual({ ok: true, transmitters: [{ id: 'idp', issuer: TRANSMITTER, jwksUri: JWKS_URI, audience: AUDIENCE, authorization: null, provider: 'oidc', subjectIssuers: [TRANSMITTER] }] });
+  });
+
+  it('unset: no transmitter (the endpoint answers 404)', () => {
+    const r = parseConfig(makeEnv({}));
+    expect(r.ok && transmittersOf(r.config)).toEqual({ ok: true, transmitters: [] });
   });
 
   const bad: [string, unknown, RegExp][] = [
     ['a provider that is not configured', [{ ...base, provider: 'github' }], /provider github is not a sign-in provider configured here/],
     ['a key set over plain http in production', [{ ...base, jwks_uri: 'http://ssf.example.test/jwks' }], /must use https in production/],
     ['one id twice', [base, { ...base }], /names one transmitter id twice/],
-    ['a short bearer secret', [{ ...base, authorization: 'short' }], /at least 32 characters/],
+    ['a short bearer secret', [{ ...base, authorization: 'short' }], /at least 32 characters .*\(at 0\.authorization\)/],
     ['a setting it does not know', [{ ...base, audiance: 'x' }], /nothing else \(at 0\.audiance\)/],
     ['something other than transmitters', 'okta', /must be a transmitter/],
-    ['no issuer', [{ ...base, issuer: undefined }], /SHARED_SIGNALS/],
+    ['no issuer', [{ ...base, issuer: undefined }], /\(at 0\.issuer\)/],
     ['an id that is not a path segment', [{ ...base, id: 'a/b' }], /letters, digits/],
   ];
-  for (const [name, transmitters, message] of bad) {
-    it(`refuses ${name}`, () => {
-      const r = settings(transmitters);
-      expect(r.ok).toBe(false);
-      if (!r.ok) {
-        expect(r.error.setting).toBe('SHARED_SIGNALS');
-        expect(r.error.message).toMatch(message);
-      }
+  for (const [name, value, message] of bad) {
+    it(`refuses ${name}: every push answers 500 configuration_error naming SHARED_SIGNALS, never its value; the rest of the gateway runs on`, async () => {
+      const e = settings(value);
+      const token = await securityEvent({ sub_id: issSub('x') });
+      const r = await push(token, { env: e });
+      expect(r.status).toBe(500);
+      const body = await r.json<{ error: string; error_description: string; setting: string }>();
+      expect(body).toMatchObject({ error: 'configuration_error', setting: 'SHARED_SIGNALS' });
+      expect(body.error_description).toMatch(message);
+      expect(body.error_description).not.toContain('short');
+      expect((await call('/.well-known/jwks.json', { env: e })).status).toBe(200);
     });
   }
 });

@@ -54,8 +54,8 @@ const ENDING_CHANGES = new Set(['revoke', 'update', 'delete']);
  */
 const SECURITY_REASONS = new Set(['bad_iss', 'bad_aud', 'replayed', 'nonce_present', 'bad_typ']);
 
-/** RFC 8935 §2.3's error codes, from the audit's reason. */
-type SetErrorCode = 'invalid_request' | 'invalid_key' | 'invalid_issuer' | 'invalid_audience' | 'authentication_failed' | 'access_denied';
+/** RFC 8935 §2.3's error codes this receiver answers (`access_denied` has no case here: a transmitter is configured or unknown, 404). */
+type SetErrorCode = 'invalid_request' | 'invalid_key' | 'invalid_issuer' | 'invalid_audience' | 'authentication_failed';
 
 const ERR_OF: Record<string, SetErrorCode> = {
   bad_signature: 'invalid_key',
@@ -71,7 +71,6 @@ const DESCRIPTION: Record<SetErrorCode, string> = {
   invalid_audience: 'The security event token is not addressed to this receiver.',
   // ASCII only: a 401 repeats it in its WWW-Authenticate header.
   authentication_failed: 'The transmitter authorization (bearer secret) is missing or wrong.',
-  access_denied: 'The transmitter may not send this security event token.',
   invalid_request: 'The security event token was refused',
 };
 

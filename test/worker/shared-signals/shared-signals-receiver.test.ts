@@ -32,6 +32,8 @@ const ROUTES = JSON.stringify([
 const TRANSMITTERS = [
   { id: 'idp', issuer: TRANSMITTER, jwks_uri: JWKS_URI, provider: 'oidc' },
   { id: 'secured', issuer: TRANSMITTER, jwks_uri: JWKS_URI, provider: 'oidc', audience: 'urn:gatehouse:ssf', authorization: SECRET },
+  // Names users by the sign-in provider's own issuer (set in beforeAll, once the provider exists).
+  { id: 'by-provider', issuer: TRANSMITTER, jwks_uri: JWKS_URI, provider: 'oidc', subject_issuers: [] as string[] },
 ];
 
 let idp: FakeOidcProvider;
@@ -45,6 +47,7 @@ beforeAll(async () => {
   signingKey = pair.privateKey;
   const jwk = { ...(await exportJWK(pair.publicKey)), kid: KID, alg: 'ES256', use: 'sig' };
   fakeHost(TRANSMITTER, (r) => (new URL(r.url).pathname === '/jwks' ? Response.json({ keys: [jwk] }) : new Response('not found', { status: 404 })));
+  TRANSMITTERS[2]!.subject_issuers = [idp.issuer];
   gateway = makeEnv({
     OIDC_ISSUER: idp.issuer,
     OIDC_CLIENT_ID: idp.clientId,
@@ -209,6 +212,28 @@ describe('session-revoked ends the sessions its subject names', () => {
     const event = await lastEvent('shared_signal_received');
     expect(event?.user_id).toBeNull();
     expect(JSON.parse(event!.detail)).toMatchObject({ reason: 'unknown_subject', sessions_ended: 0 });
+  });
+
+  it('iss_sub names a subject of the issuers set in subject_issuers, and of no other', async () => {
+    const sub = providerUser();
+    const s = await signInWith('ssf-subject-issuers');
+    const aud = `${PUBLIC_URL}/auth/ssf/events/by-provider`;
+    await expectAccepted(await push(await securityEvent({ aud, sub_id: issSub(sub) }), { id: 'by-provider' }));
+    expect(await ended(s)).toBe(false);
+    expect(JSON.parse((await lastEvent('shared_signal_received'))!.detail)).toMatchObject({ reason: 'subject_issuer_not_mapped' });
+    await expectAccepted(await push(await securityEvent({ aud, sub_id: issSub(sub, idp.issuer) }), { id: 'by-provider' }));
+    expect(await ended(s)).toBe(true);
+  });
+
+  it('a provider session named before its sign-in completed: the sign-in from it is refused when it arrives, the next provider session signs in', async () => {
+    const sub = providerUser();
+    const sid = `ssf-in-flight-${crypto.randomUUID()}`;
+    await expectAccepted(await push(await securityEvent({ sub_id: complex(issSub(sub), sid) })));
+    idp.user = { ...idp.user, extra: { sid } };
+    const late = await signIn('oidc', idp, gateway);
+    expect(late.status).not.toBe(303);
+    const next = await signInWith(`${sid}-next`);
+    expect(await ended(next)).toBe(false);
   });
 
   it('the older CAEP drafts’ subject inside the event is read when there is no sub_id', async () => {

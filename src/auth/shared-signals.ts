@@ -133,8 +133,11 @@ interface Outcome {
 async function endNamed(c: Context<AppEnv>, transmitter: Transmitter, claims: SetClaims, end: 'named' | 'all', t: number): Promise<Outcome> {
   const { subject } = claims;
   if (subject.kind === 'unsupported') return { userIds: [], ended: 0, reason: 'unsupported_subject' };
-  const account = subject.user === null ? null : await accountOf(c, transmitter, subject.user);
   const sub = providerSubject(transmitter, subject.user);
+  // A user of another issuer is nobody here, even with a provider session we know: the SET names
+  // that session as theirs, and what it names of ours is nothing.
+  if (subject.user?.format === 'iss_sub' && sub === null) return { userIds: [], ended: 0, reason: 'subject_issuer_not_mapped' };
+  const account = subject.user === null ? null : await accountOf(c, transmitter, subject.user);
   if (end === 'named' && subject.session !== null) {
     const sid = subject.session;
     // The accounts that provider session signed into (as that subject, when it is named as one;
@@ -150,7 +153,7 @@ async function endNamed(c: Context<AppEnv>, transmitter: Transmitter, claims: Se
     }
     // A session we cannot map: the user's sessions all end rather than that one live on.
   }
-  if (account === null) return { userIds: [], ended: 0, reason: subject.user?.format === 'iss_sub' && sub === null ? 'subject_issuer_not_mapped' : 'unknown_subject' };
+  if (account === null) return { userIds: [], ended: 0, reason: 'unknown_subject' };
   // A sign-in from the provider still owing its second factor would start a session after this event.
   await spendProviderPending(c.env.DB, transmitter.provider, { sid: null, subject: sub }, [account], t);
   return { userIds: [account], ended: (await endAllSessions(c, account)).length };

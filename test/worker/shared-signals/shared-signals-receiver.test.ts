@@ -292,6 +292,8 @@ describe('accepted, nothing ended', () => {
     const cases: [object, string][] = [
       [issSub(`nobody-${crypto.randomUUID()}`), 'unknown_subject'],
       [issSub(sub, 'https://another-idp.example.test'), 'subject_issuer_not_mapped'],
+      // Its provider session is ours, but the user it names is another issuer's: nothing of ours.
+      [complex(issSub(sub, 'https://another-idp.example.test'), 'ssf-nobody'), 'subject_issuer_not_mapped'],
       [{ format: 'phone_number', phone_number: '+15555550100' }, 'unsupported_subject'],
       [{ format: 'complex', tenant: { format: 'opaque', id: 't1' } }, 'unsupported_subject'],
     ];

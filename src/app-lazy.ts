@@ -35,6 +35,7 @@ import { providerLogoutRoutes } from './routes/provider-logout';
 import { providerTokenRoutes } from './routes/provider-tokens';
 import { refreshNavigationRoute } from './routes/refresh-navigation';
 import { secondFactorRoutes } from './routes/second-factors';
+import { sharedSignalsRoutes } from './routes/shared-signals';
 import { sessionRoutes } from './routes/session';
 import { stepUpRoutes } from './routes/step-up';
 import { unmatchedEndpoint } from './routes/unmatched';
@@ -65,7 +66,7 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // After a change, the browser's next reads see it (storage/directory.ts). Refresh, sign-out
   // and ending sessions change only the sessions' objects (and audit rows): no bookmark, and
   // the hot refresh path stays free of the extra query.
-  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end|token|revoke|introspect|userinfo|backchannel-logout\/[^/]+)$/ }));
+  auth.use('*', directoryBookmark({ except: /^\/(?:refresh|logout|logout-all|sessions\/[^/]+|account\/sessions\/[^/]+\/end|token|revoke|introspect|userinfo|backchannel-logout\/[^/]+|ssf\/events\/[^/]+)$/ }));
   auth.get('/callback/:provider', directoryBookmark({ reads: true }));
   auth.route('/', signInPageRoutes);
   auth.route('/', emailLoginRoutes); // before /login/:provider, which would take `email-code` for a provider
@@ -77,6 +78,9 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // sharing the provider's address (or a burst of its own logouts) can hold its logouts back.
   auth.post('/backchannel-logout/:provider', rateLimitClientErrors('oauth'));
   auth.route('/', providerLogoutRoutes);
+  // A Shared Signals transmitter's push (no cookie read, nothing minted): counted as above.
+  auth.post('/ssf/events/:transmitter', rateLimitClientErrors('oauth'));
+  auth.route('/', sharedSignalsRoutes);
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));
   auth.get('/refresh', rateLimit('refresh'));

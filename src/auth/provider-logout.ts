@@ -70,6 +70,42 @@ async function accountsNamed(c: Context<AppEnv>, provider: OidcProvider, sub: st
   return [...new Set([...(identity === null ? [] : [identity.userId]), ...signedInto])];
 }
 
+export interface ProviderSessionsEnded {
+  /** The accounts named. */
+  userIds: string[];
+  /** Sessions this call ended. */
+  ended: number;
+  /** Pending sign-ins (owing a second factor) this call spent. */
+  pendingSpent: number;
+}
+
+/**
+ * Ends what a provider's sign-out names: its session `sid` (with `subject`, for that subject
+ * only) or, with no `sid`, the sessions `provider` started for the accounts `accountsNamed`
+ * finds. The ended provider session is remembered first, so a sign-in from it still under way
+ * is refused when it arrives; that provider's pending sign-ins it names are spent. Used by the
+ * back-channel logout and by Shared Signals' session-revoked (auth/shared-signals.ts).
+ */
+export async function endProviderSessions(
+  c: Context<AppEnv>,
+  provider: string,
+  named: { sid: string | null; subject: string | null },
+  accountsNamed: () => Promise<string[]>,
+  t: number,
+): Promise<ProviderSessionsEnded> {
+  const { sid, subject } = named;
+  // Remembered first: a sign-in from this provider session that is still under way (its code
+  // not yet exchanged, its second factor not yet given) is refused when it arrives.
+  if (sid !== null) await recordEndedProviderSession(c.env.DB, provider, sid, subject, t + ENDED_SESSION_KEEP_S + c.get('config').MFA_PENDING_SECONDS, t);
+  const userIds = await accountsNamed();
+  // A sign-in from that provider session still owing its second factor would start a session
+  // after this sign-out: spent first (it has no session yet, so nothing else finds it).
+  const pendingSpent = await spendProviderPending(c.env.DB, provider, named, userIds, t);
+  let ended = 0;
+  for (const userId of userIds) ended += await endSessions(c, userId, await providerSessionIds(sessionsOf(c, userId), provider, sid, t));
+  return { userIds, ended, pendingSpent };
+}
+
 /** Verifies `token` from `provider` and ends the sessions it names; returns how many this call ended. */
 export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcProvider, token: string): Promise<number> {
   const config = c.get('config');
@@ -92,18 +128,9 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
     const replays = await countProviderLogoutReplay(c.env.DB, provider.id, jti);
     return refuseProviderLogout(c, provider, replays > 1 ? 'replayed_again' : 'replayed', `jti ${jti.slice(0, 64)}`);
   }
-  let ended = 0;
-  let pendingSpent: number;
-  let userIds: string[];
+  let outcome: ProviderSessionsEnded;
   try {
-    // Remembered first: a sign-in from this provider session that is still under way (its code
-    // not yet exchanged, its second factor not yet given) is refused when it arrives.
-    if (sid !== null) await recordEndedProviderSession(c.env.DB, provider.id, sid, sub, t + ENDED_SESSION_KEEP_S + config.MFA_PENDING_SECONDS, t);
-    userIds = await accountsNamed(c, provider, sub, sid, t);
-    // A sign-in from that provider session still owing its second factor would start a session
-    // after this token: spent first (it has no session yet, so nothing else finds it).
-    pendingSpent = await spendProviderPending(c.env.DB, provider.id, { sid, subject: sub }, userIds, t);
-    for (const userId of userIds) ended += await endSessions(c, userId, await providerSessionIds(sessionsOf(c, userId), provider.id, sid, t));
+    outcome = await endProviderSessions(c, provider.id, { sid, subject: sub }, () => accountsNamed(c, provider, sub, sid, t), t);
   } catch (e) {
     // Nothing (or not everything) ended: the provider's retry of this token must still count.
     await releaseProviderLogoutJti(c.env.DB, provider.id, jti).catch((r: unknown) => {
@@ -111,6 +138,7 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
     });
     throw e;
   }
+  const { userIds, ended, pendingSpent } = outcome;
   await recordEvent(c, {
     event: 'provider_logout_received',
     outcome: 'success',

@@ -203,6 +203,11 @@ export const configSchema = v.object({
     optionalText,
     v.check((s) => s === undefined || s.length >= 32, 'must be at least 32 characters (e.g. openssl rand -base64 32)'),
   ),
+  /**
+   * The Shared Signals (CAEP) transmitters (README "Shared Signals (CAEP)"): checked by
+   * config/shared-signals.ts at the receiver's first push (its checks stay out of start-up).
+   */
+  SHARED_SIGNALS: v.optional(v.pipe(v.unknown(), v.transform(parseStructured))),
 });
 
 export type RawConfig = v.InferOutput<typeof configSchema>;

@@ -1,8 +1,14 @@
 /**
  * The `provider_logout_jtis` table: the `jti` of every logout token a sign-in provider sent
- * that was accepted (OpenID Connect Back-Channel Logout 1.0 §2.6), so one token is acted on once.
+ * that was accepted (OpenID Connect Back-Channel Logout 1.0 §2.6), and of every Security Event
+ * Token a Shared Signals transmitter pushed that was accepted (RFC 8417 §2.2), so one token is
+ * acted on once. `provider` is the sender: a sign-in provider's id, or {@link sharedSignalsSender}
+ * of a transmitter (the two never meet: a provider id has no colon).
  */
 import { guard } from './errors';
+
+/** The sender under which a Shared Signals transmitter's `jti`s are kept. */
+export const sharedSignalsSender = (transmitterId: string) => `ssf:${transmitterId}`;
 
 /**
  * Records a logout token's `jti` for `provider` until `expiresAt`; false if that provider's

@@ -51,8 +51,8 @@ export interface LogoutTokenExpectation {
   jwksUri: string;
 }
 
-/** A short reason for the audit, from jose's refusal. */
-function reasonOf(e: unknown): string {
+/** A short reason for the audit, from jose's refusal (also for Security Event Tokens: tokens/security-event-token.ts). */
+export function reasonOf(e: unknown): string {
   // jose reports an `iat` older than the maximum age as expired too, naming the claim.
   if (e instanceof errors.JWTExpired || e instanceof errors.JWTClaimValidationFailed) return e.claim === 'exp' ? 'expired' : `bad_${e.claim}`;
   if (e instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature';

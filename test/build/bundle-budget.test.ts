@@ -78,6 +78,11 @@
  *   set) adds about 13.1 KiB to the upload; start-up grows by about 0.4 KiB (the directory's
  *   groups read when a token is minted, the `scim_groups` claim and the policy's per-source
  *   check): 293.4 and 51.4, hence, with the rest, 302 (the start-up budget set below).
+ *   SCIM tokens an administrator creates (the directory's groups read for accounts the
+ *   directory manages even without SCIM_TOKEN, `scim:` rules loaded without it) bring start-up
+ *   to 52.08; the check that a route's audience is no other token's (config/route-audiences.ts,
+ *   run when the settings load) to 52.35; the Shared Signals receiver's one setting, with the
+ *   chunk reordering it causes, to 52.74, and the upload to 303.3: hence 53 and 304.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -85,10 +90,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 52;
+export const STARTUP_BUDGET_KIB = 53;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 302;
+export const TOTAL_BUDGET_KIB = 304;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

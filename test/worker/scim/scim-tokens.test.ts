@@ -334,6 +334,33 @@ describe('whether SCIM is on', () => {
     expect((await listUsers(token)).status).toBe(404);
   });
 
+  it('counts a request against the scim rate limit before D1 is asked whether SCIM is on: over it, a SCIM 429 and no read; each request counted once', async () => {
+    await env.DB.prepare('DELETE FROM scim_tokens').run();
+    const keys: string[] = [];
+    let allowed = true;
+    const directory = recordingDirectory(env.DB);
+    const limited = makeEnv({ DB: directory.db, RATE_LIMITER_SCIM: { limit: async ({ key }: { key: string }) => (keys.push(key), { success: allowed }) } });
+    const asked = () => directory.statements.filter((s) => /scim_tokens/.test(s.sql)).length;
+    // Off and within the limit: counted, then the read answers 404.
+    expect((await listUsers('anything', limited)).status).toBe(404);
+    expect(keys).toEqual(['scim:203.0.113.7']);
+    // Over the limit: 429 in the SCIM error schema (whether SCIM is on or not), and D1 is not asked.
+    allowed = false;
+    const before = asked();
+    const refused = await listUsers('anything', limited);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toBe('application/scim+json');
+    expect(refused.headers.get('retry-after')).toBe('60');
+    expect(asked()).toBe(before);
+    // On (a token exists) and within the limit: each request is counted once, not twice.
+    allowed = true;
+    const { token } = await create();
+    keys.length = 0;
+    expect((await listUsers(token, limited)).status).toBe(200);
+    await expectRefused(await listUsers('anything', limited));
+    expect(keys).toEqual(['scim:203.0.113.7', 'scim:203.0.113.7']);
+  });
+
   it('the directory groups reach tokens and route policy while a created token exists, without SCIM_TOKEN', async () => {
     const origin = recordingOrigin();
     const gateway = makeEnv({

@@ -11,12 +11,14 @@ import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { routePolicies } from '../../../src/config/route-policies';
+import { ACCESS_COOKIE } from '../../../src/http/cookies';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { sha256 } from '../../../src/util/random';
 import { seedClient } from '../support/oauth-clients';
 import { bearer, call, countRows, makeEnv, registerUser, uniqueEmail, type TokenResponse } from '../support/helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { recordingDirectory } from '../support/recording-directory';
+import { mfaEnv } from '../support/second-factor-helpers';
 import { scim, SCIM_TOKEN, scimEnv } from './support';
 
 const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
@@ -98,6 +100,33 @@ describe('SCIM token administration: who gets in', () => {
       expect(r.status, `${method} ${path}`).toBe(403);
       expect((await r.json<{ error: string }>()).error).toBe('forbidden');
       expect((await call(`/auth/admin${path}`, { method, json })).status, `anonymous ${method} ${path}`).toBe(401);
+    }
+    expect(await countRows('scim_tokens')).toBe(before);
+    expect(await row(token.id)).toEqual(stored);
+  });
+
+  it('refuses an admin without a second factor where MFA_REQUIRED_ROLES asks for one, and a cross-site request on the admin\'s cookie', async () => {
+    const { scim_token: token } = await create();
+    const before = await countRows('scim_tokens');
+    const stored = await row(token.id);
+    const mfaRequired = mfaEnv({ MFA_REQUIRED_ROLES: 'admin' });
+    const unsafe: [string, string, unknown?][] = [
+      ['POST', '/scim-tokens', { name: 'Mine' }],
+      ['POST', `/scim-tokens/${token.id}/rotate`, { overlap_seconds: 0 }],
+      ['POST', `/scim-tokens/${token.id}/disable`],
+      ['POST', `/scim-tokens/${token.id}/enable`],
+      ['DELETE', `/scim-tokens/${token.id}`],
+    ];
+    for (const [method, path, json] of [...unsafe, ['GET', '/scim-tokens'], ['GET', `/scim-tokens/${token.id}`]] as [string, string, unknown?][]) {
+      // The admin signed in with a password alone: amr ["pwd"].
+      const r = await call(`/auth/admin${path}`, { method, json, env: mfaRequired, headers: bearer(admin.access_token) });
+      expect(r.status, `${method} ${path}`).toBe(401);
+      expect((await r.json<{ error: string }>()).error).toBe('insufficient_user_authentication');
+    }
+    for (const [method, path, json] of unsafe) {
+      const r = await call(`/auth/admin${path}`, { method, json, cookies: { [ACCESS_COOKIE]: admin.access_token }, headers: { origin: 'https://evil.example' } });
+      expect(r.status, `cross-site ${method} ${path}`).toBe(403);
+      expect((await r.json<{ error: string }>()).error).toBe('forbidden');
     }
     expect(await countRows('scim_tokens')).toBe(before);
     expect(await row(token.id)).toEqual(stored);

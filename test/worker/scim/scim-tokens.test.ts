@@ -419,6 +419,46 @@ describe('whether SCIM is on', () => {
     expect(view.id).toMatch(/^scim_/);
   });
 
+  it('without SCIM_TOKEN, a rule denying a scim: group fails closed: it refuses a member, an account the directory does not manage, and everyone once no token is left', async () => {
+    const origin = recordingOrigin();
+    const gateway = makeEnv({
+      ROUTES: JSON.stringify([{ path: '/no-contractors', origin: 'service:ORIGIN', auth: 'required', policy: { allow: [{ amr: ['pwd'] }], deny: [{ groups: ['scim:Contractors'] }] } }]),
+      ORIGIN: origin,
+      TOKEN_ENCRYPTION_KEY: 'an-encryption-secret-for-the-scim-token-tests',
+    });
+    const { token } = await create();
+    const get = (t: TokenResponse) => call('/no-contractors/x', { env: gateway, headers: { ...bearer(t.access_token), accept: 'application/json' } });
+    const refresh = async (t: TokenResponse): Promise<TokenResponse> => {
+      const r = await call('/auth/refresh', { env: gateway, json: { refresh_token: t.refresh_token } });
+      expect(r.status).toBe(200);
+      return r.json();
+    };
+    const verified = async (label: string) => {
+      const t = await registerUser(uniqueEmail(label), undefined, gateway);
+      await env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(t.user.id).run();
+      return t;
+    };
+    const [member, outsider, unmanaged] = [await verified('contractor'), await verified('employee'), await verified('unmanaged')];
+    const group = await scim('POST', '/Groups', { schemas: [], displayName: 'Contractors', members: [{ value: member.user.id }] }, { env: gateway, token });
+    expect(group.status, await group.clone().text()).toBe(201);
+    const manage = { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: true }] };
+    expect((await scim('PATCH', `/Users/${outsider.user.id}`, manage, { env: gateway, token })).status).toBe(200);
+    const [m, o, u] = [await refresh(member), await refresh(outsider), await refresh(unmanaged)];
+    expect(decodeJwt(m.access_token).scim_groups).toEqual(['scim:Contractors']);
+    expect((await get(m)).status).toBe(403);
+    // Managed and in none of the directory's groups: the directory vouches, the deny does not hold.
+    expect(decodeJwt(o.access_token).scim_groups).toEqual([]);
+    expect((await get(o)).status).toBe(200);
+    // Never touched by the directory: nothing vouched, so the deny refuses rather than read "in none".
+    expect(decodeJwt(u.access_token).scim_groups).toBeUndefined();
+    expect((await get(u)).status).toBe(403);
+    // No token left: SCIM is off and vouches for nobody, so the deny refuses the outsider too.
+    await env.DB.prepare('DELETE FROM scim_tokens').run();
+    const after = await refresh(o);
+    expect(decodeJwt(after.access_token).scim_groups).toBeUndefined();
+    expect((await get(after)).status).toBe(403);
+  });
+
   it('without SCIM_TOKEN, minting a token for an account the directory does not manage reads no directory groups', async () => {
     const directory = recordingDirectory(env.DB);
     const gateway = makeEnv({ DB: directory.db });

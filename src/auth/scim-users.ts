@@ -16,7 +16,7 @@ import type { Context } from 'hono';
 import * as v from 'valibot';
 import type { AppEnv } from '../env';
 import { forgetSessions } from '../storage/sessions';
-import { anotherStoredAdminExists, deleteUserAndData } from '../storage/account-changes';
+import { anotherEnabledAdminExists, deleteUserAndData } from '../storage/account-changes';
 import { findScimUser, insertScimUser, listScimUsers, updateScimUser, type ScimUserFields, type ScimUserRecord } from '../storage/scim';
 import { setDisabled } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
@@ -24,6 +24,7 @@ import { sessionsOf } from './authenticate';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { recordEvent } from './events';
 import { applyPatch, compileScimFilter, listResponse, readPatch, ScimProblem, USER_SCHEMA, withCanonicalAttributes, type ListQuery } from './scim-protocol';
+import { effectiveRoles } from './roles';
 import { endAllSessions } from './sessions';
 
 /** The User attributes this provider supports (lower-case, to their spelling): what a PATCH path may name. */
@@ -149,12 +150,13 @@ export async function listScimUserResources(c: Context<AppEnv>, query: ListQuery
 }
 
 /**
- * Refuses (409) to disable or delete the only enabled stored administrator when ADMIN_EMAILS
- * names nobody: the gateway would be left without one, and a deactivation locks out as surely
- * as a deletion.
+ * Refuses (409) to disable or delete the last enabled administrator, by the stored role or by a
+ * verified address in ADMIN_EMAILS: the gateway would be left without one (a deactivation locks
+ * out as surely as a deletion), and a leaked SCIM token could keep anyone from disabling it.
  */
 async function refuseLastAdministrator(c: Context<AppEnv>, user: ScimUserRecord['user']): Promise<void> {
-  if (user.roles.includes('admin') && c.get('config').ADMIN_EMAILS.length === 0 && !(await anotherStoredAdminExists(c.env.DB, user.id))) {
+  const config = c.get('config');
+  if (effectiveRoles(user, config).includes('admin') && !(await anotherEnabledAdminExists(c.env.DB, user.id, config.ADMIN_EMAILS))) {
     throw new ScimProblem(409, 'This is the only administrator account. Make someone else an administrator first.');
   }
 }
@@ -206,8 +208,8 @@ export async function patchScimUser(c: Context<AppEnv>, id: string, body: unknow
 
 /**
  * Deletes the account: every session ended (and their object's rows forgotten), then the account
- * and its data in one transaction, as the owner's own deletion does. Refused for the last stored
- * administrator when ADMIN_EMAILS names nobody (the gateway would have none), as deactivation is.
+ * and its data in one transaction, as the owner's own deletion does. Refused for the last enabled
+ * administrator (the gateway would have none), as deactivation is.
  */
 export async function deleteScimUser(c: Context<AppEnv>, id: string): Promise<void> {
   const { user } = await existing(c, id);

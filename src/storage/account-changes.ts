@@ -72,6 +72,24 @@ export async function unlinkIdentityKeepingOne(db: D1Database, userId: string, p
   return r.meta.changes === 1;
 }
 
+/**
+ * Whether any other account that is not disabled is an administrator: by the stored `admin` role,
+ * or by its verified address in `adminEmails` (ADMIN_EMAILS, lower-cased as addresses are stored).
+ */
+export async function anotherEnabledAdminExists(db: D1Database, userId: string, adminEmails: readonly string[]): Promise<boolean> {
+  const row = await guard(() =>
+    db
+      .prepare(
+        `SELECT 1 AS found FROM users WHERE id <> ? AND disabled_at IS NULL
+           AND (EXISTS (SELECT 1 FROM json_each(users.roles) WHERE json_each.value = 'admin')
+             OR (email_verified = 1 AND email IN (SELECT value FROM json_each(?)))) LIMIT 1`,
+      )
+      .bind(userId, JSON.stringify(adminEmails))
+      .first<{ found: number }>(),
+  );
+  return row !== null;
+}
+
 /** Whether any other account that is not disabled holds the stored `admin` role. */
 export async function anotherStoredAdminExists(db: D1Database, userId: string): Promise<boolean> {
   const row = await guard(() =>

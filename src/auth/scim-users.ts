@@ -149,14 +149,15 @@ export async function listScimUserResources(c: Context<AppEnv>, query: ListQuery
   return listResponse(records.map((r) => toScimUser(r, base)), query, filter);
 }
 
+const isAdministrator = (c: Context<AppEnv>, user: ScimUserRecord['user']) => effectiveRoles(user, c.get('config')).includes('admin');
+
 /**
  * Refuses (409) to disable or delete the last enabled administrator, by the stored role or by a
  * verified address in ADMIN_EMAILS: the gateway would be left without one (a deactivation locks
  * out as surely as a deletion), and a leaked SCIM token could keep anyone from disabling it.
  */
 async function refuseLastAdministrator(c: Context<AppEnv>, user: ScimUserRecord['user']): Promise<void> {
-  const config = c.get('config');
-  if (effectiveRoles(user, config).includes('admin') && !(await anotherEnabledAdminExists(c.env.DB, user.id, config.ADMIN_EMAILS))) {
+  if (isAdministrator(c, user) && !(await anotherEnabledAdminExists(c.env.DB, user.id, c.get('config').ADMIN_EMAILS))) {
     throw new ScimProblem(409, 'This is the only administrator account. Make someone else an administrator first.');
   }
 }
@@ -178,11 +179,17 @@ async function writeUser(c: Context<AppEnv>, current: ScimUserRecord, fields: Sc
     throw new ScimProblem(409, 'The gateway\'s administrator disabled this account: only an administrator can enable it.');
   }
   const deactivating = user.disabledAt === null && fields.disabledAt !== null;
+  // An administrator's deactivation is written only while another stays enabled, asked again in
+  // the write: two requests at once must not each count on the other.
+  const keepingAdmin = deactivating && isAdministrator(c, user) ? c.get('config').ADMIN_EMAILS : undefined;
   if (deactivating) {
     await refuseLastAdministrator(c, user);
     await endEverySession(c, user.id);
   }
-  if (!(await updateScimUser(c.env.DB, user, fields, now()))) throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
+  if (!(await updateScimUser(c.env.DB, user, fields, now(), keepingAdmin))) {
+    if (keepingAdmin !== undefined) await refuseLastAdministrator(c, user);
+    throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
+  }
   if (deactivating) {
     const ended = await endEverySession(c, user.id);
     await audit(c, 'scim_user_deactivated', user.id, { ended_sessions: ended });
@@ -212,11 +219,17 @@ export async function patchScimUser(c: Context<AppEnv>, id: string, body: unknow
  * administrator (the gateway would have none), as deactivation is.
  */
 export async function deleteScimUser(c: Context<AppEnv>, id: string): Promise<void> {
-  const { user } = await existing(c, id);
+  const current = await existing(c, id);
+  const { user } = current;
   await refuseLastAdministrator(c, user);
   if (user.disabledAt === null) {
     await endEverySession(c, user.id);
-    await setDisabled(c.env.DB, user.id, now(), now());
+    if (!isAdministrator(c, user)) await setDisabled(c.env.DB, user.id, now(), now());
+    // An administrator is disabled first only while another stays enabled (asked in the write), as a deactivation is.
+    else if (!(await updateScimUser(c.env.DB, user, { name: user.name, externalId: current.externalId, disabledAt: now() }, now(), c.get('config').ADMIN_EMAILS))) {
+      await refuseLastAdministrator(c, user);
+      throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
+    }
   }
   const ended = await endEverySession(c, user.id);
   await forgetSessions(sessionsOf(c, user.id));

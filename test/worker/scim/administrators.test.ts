@@ -63,4 +63,17 @@ describe('the only administrator', () => {
     expect((await scim('DELETE', `/Users/${stored.id}`, undefined, { env: gateway })).status).toBe(409);
     expect(await disabledAt(stored.id)).toBeNull();
   });
+
+  it('two requests at once cannot take the last two administrators: one of them stays enabled', async () => {
+    for (const take of ['PATCH', 'DELETE'] as const) {
+      await env.DB.prepare("UPDATE users SET roles = '[]'").run();
+      const [first, second] = [await seedUser({ verified: true, roles: ['admin'] }), await seedUser({ verified: true, roles: ['admin'] })];
+      const deactivate = { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: false }] };
+      const takeAway = (id: string) => (take === 'PATCH' ? scim('PATCH', `/Users/${id}`, deactivate) : scim('DELETE', `/Users/${id}`));
+      const statuses = await Promise.all([takeAway(first.id), takeAway(second.id)]).then((rs) => rs.map((r) => r.status).sort());
+      expect(statuses[1], take).toBe(409);
+      const enabled = await env.DB.prepare("SELECT COUNT(*) AS n FROM users WHERE disabled_at IS NULL AND id IN (?, ?)").bind(first.id, second.id).first<{ n: number }>();
+      expect(enabled!.n, take).toBe(1);
+    }
+  });
 });

@@ -14,7 +14,7 @@ import { cors } from 'hono/cors';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
-import { rateLimit, rateLimitClientErrors } from './middleware/rate-limit';
+import { checkRateLimit, rateLimit, rateLimitClientErrors } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
 import { accountAppRoutes } from './routes/account-apps';
 import { linkedIdentityRoutes } from './routes/linked-identities';
@@ -43,6 +43,7 @@ import { appHostRoutes, gatewaySsoRoute } from './routes/host-sign-in';
 import { authorizeRoutes } from './routes/oauth-authorize';
 import { DISCOVERY_PATHS, discoveryRoutes } from './routes/oauth-discovery';
 import { lazyApp } from './middleware/lazy-app';
+import { ApiError } from './http/errors';
 import { directoryConfigured } from './auth/scim-tokens';
 
 /**
@@ -119,7 +120,22 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // is the catch-all's 404.
   const scimApp = lazyApp(async () => new Hono<AppEnv>().route(`${config.AUTH_PREFIX}/scim/v2`, (await import('./routes/scim')).scimRoutes));
   if (config.SCIM_TOKEN !== undefined) auth.all('/scim/v2/*', scimApp);
-  else auth.all('/scim/v2/*', async (c, next) => ((await directoryConfigured(c)) ? scimApp(c, next) : next()));
+  else {
+    // Whether SCIM is on is then a D1 read, so the request is counted against `scim` first: no
+    // anonymous request reaches D1 uncounted. Over the limit, the SCIM routes answer their 429
+    // without the read, whether SCIM is on or not.
+    auth.all('/scim/v2/*', async (c, next) => {
+      try {
+        await checkRateLimit(c, 'scim');
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === 'rate_limited')) throw e;
+        c.set('scimRateLimit', 'over');
+        return scimApp(c, next);
+      }
+      c.set('scimRateLimit', 'counted');
+      return (await directoryConfigured(c)) ? scimApp(c, next) : next();
+    });
+  }
   // A mounted sub-app's notFound never runs, so the gateway's own paths end in this
   // catch-all: 405 with Allow, or 404 (HTML for browsers).
   auth.all('*', unmatched);

@@ -116,6 +116,11 @@ export interface Variables {
   proxyRoute?: string;
   /** The route a lazily loaded app (middleware/lazy-app.ts) matched, for the request log. */
   lazyRoute?: string;
+  /**
+   * Without SCIM_TOKEN, the `scim` rate limit's answer for the request, taken before D1 was asked
+   * whether SCIM is on (app-lazy.ts): the SCIM routes neither count it again nor read D1 when over.
+   */
+  scimRateLimit?: 'counted' | 'over';
 }
 
 export interface AppEnv {

@@ -16,7 +16,7 @@ import type { Context } from 'hono';
 import * as v from 'valibot';
 import type { AppEnv } from '../env';
 import { forgetSessions } from '../storage/sessions';
-import { anotherStoredAdminExists, deleteUserAndData } from '../storage/account-changes';
+import { anotherEnabledAdminExists, deleteUserAndData } from '../storage/account-changes';
 import { findScimUser, insertScimUser, listScimUsers, updateScimUser, type ScimUserFields, type ScimUserRecord } from '../storage/scim';
 import { setDisabled } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
@@ -24,6 +24,7 @@ import { sessionsOf } from './authenticate';
 import { ASCII_ONLY, MAX_EMAIL_LENGTH } from './email-address';
 import { recordEvent } from './events';
 import { applyPatch, compileScimFilter, listResponse, readPatch, ScimProblem, USER_SCHEMA, withCanonicalAttributes, type ListQuery } from './scim-protocol';
+import { effectiveRoles } from './roles';
 import { endAllSessions } from './sessions';
 
 /** The User attributes this provider supports (lower-case, to their spelling): what a PATCH path may name. */
@@ -148,13 +149,15 @@ export async function listScimUserResources(c: Context<AppEnv>, query: ListQuery
   return listResponse(records.map((r) => toScimUser(r, base)), query, filter);
 }
 
+const isAdministrator = (c: Context<AppEnv>, user: ScimUserRecord['user']) => effectiveRoles(user, c.get('config')).includes('admin');
+
 /**
- * Refuses (409) to disable or delete the only enabled stored administrator when ADMIN_EMAILS
- * names nobody: the gateway would be left without one, and a deactivation locks out as surely
- * as a deletion.
+ * Refuses (409) to disable or delete the last enabled administrator, by the stored role or by a
+ * verified address in ADMIN_EMAILS: the gateway would be left without one (a deactivation locks
+ * out as surely as a deletion), and a leaked SCIM token could keep anyone from disabling it.
  */
 async function refuseLastAdministrator(c: Context<AppEnv>, user: ScimUserRecord['user']): Promise<void> {
-  if (user.roles.includes('admin') && c.get('config').ADMIN_EMAILS.length === 0 && !(await anotherStoredAdminExists(c.env.DB, user.id))) {
+  if (isAdministrator(c, user) && !(await anotherEnabledAdminExists(c.env.DB, user.id, c.get('config').ADMIN_EMAILS))) {
     throw new ScimProblem(409, 'This is the only administrator account. Make someone else an administrator first.');
   }
 }
@@ -176,11 +179,17 @@ async function writeUser(c: Context<AppEnv>, current: ScimUserRecord, fields: Sc
     throw new ScimProblem(409, 'The gateway\'s administrator disabled this account: only an administrator can enable it.');
   }
   const deactivating = user.disabledAt === null && fields.disabledAt !== null;
+  // An administrator's deactivation is written only while another stays enabled, asked again in
+  // the write: two requests at once must not each count on the other.
+  const keepingAdmin = deactivating && isAdministrator(c, user) ? c.get('config').ADMIN_EMAILS : undefined;
   if (deactivating) {
     await refuseLastAdministrator(c, user);
     await endEverySession(c, user.id);
   }
-  if (!(await updateScimUser(c.env.DB, user, fields, now()))) throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
+  if (!(await updateScimUser(c.env.DB, user, fields, now(), keepingAdmin))) {
+    if (keepingAdmin !== undefined) await refuseLastAdministrator(c, user);
+    throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
+  }
   if (deactivating) {
     const ended = await endEverySession(c, user.id);
     await audit(c, 'scim_user_deactivated', user.id, { ended_sessions: ended });
@@ -206,15 +215,21 @@ export async function patchScimUser(c: Context<AppEnv>, id: string, body: unknow
 
 /**
  * Deletes the account: every session ended (and their object's rows forgotten), then the account
- * and its data in one transaction, as the owner's own deletion does. Refused for the last stored
- * administrator when ADMIN_EMAILS names nobody (the gateway would have none), as deactivation is.
+ * and its data in one transaction, as the owner's own deletion does. Refused for the last enabled
+ * administrator (the gateway would have none), as deactivation is.
  */
 export async function deleteScimUser(c: Context<AppEnv>, id: string): Promise<void> {
-  const { user } = await existing(c, id);
+  const current = await existing(c, id);
+  const { user } = current;
   await refuseLastAdministrator(c, user);
   if (user.disabledAt === null) {
     await endEverySession(c, user.id);
-    await setDisabled(c.env.DB, user.id, now(), now());
+    if (!isAdministrator(c, user)) await setDisabled(c.env.DB, user.id, now(), now());
+    // An administrator is disabled first only while another stays enabled (asked in the write), as a deactivation is.
+    else if (!(await updateScimUser(c.env.DB, user, { name: user.name, externalId: current.externalId, disabledAt: now() }, now(), c.get('config').ADMIN_EMAILS))) {
+      await refuseLastAdministrator(c, user);
+      throw new ScimProblem(409, 'The user changed while this request was applied. Read it again and retry.');
+    }
   }
   const ended = await endEverySession(c, user.id);
   await forgetSessions(sessionsOf(c, user.id));

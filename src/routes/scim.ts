@@ -4,7 +4,7 @@
  * (app-lazy.ts: SCIM_TOKEN is set or an administrator created a token; otherwise the path is
  * 404); every request needs one of those as its bearer token (auth/scim-tokens.ts). Every
  * answer, errors included, is `application/scim+json`; errors are in the SCIM error schema.
- * Rate-limited per IP (`scim`).
+ * Rate-limited per IP (`scim`; without SCIM_TOKEN counted in app-lazy.ts, before D1 says whether SCIM is on).
  * The body limit is the gateway's (64 KiB), answered here as a SCIM 413.
  */
 import { Hono, type Context } from 'hono';
@@ -13,7 +13,7 @@ import type { AppEnv } from '../env';
 import { bodyText } from '../http/body';
 import { toApiError } from '../http/errors';
 import { log } from '../observability/log';
-import { rateLimit } from '../middleware/rate-limit';
+import { checkRateLimit, rateLimitError } from '../middleware/rate-limit';
 import { readListQuery, ScimProblem, SCIM_CONTENT_TYPE } from '../auth/scim-protocol';
 import { authenticateDirectory } from '../auth/scim-tokens';
 import { createScimUser, deleteScimUser, getScimUser, listScimUserResources, patchScimUser, replaceScimUser } from '../auth/scim-users';
@@ -74,7 +74,13 @@ export const scimRoutes = new Hono<AppEnv>()
       },
     }),
   )
-  .use('*', rateLimit('scim'))
+  .use('*', async (c, next) => {
+    // Without SCIM_TOKEN, app-lazy.ts has counted the request already (before asking D1 whether SCIM is on).
+    const counted = c.get('scimRateLimit');
+    if (counted === 'over') throw rateLimitError(c.get('config').RATE_LIMIT_PERIOD);
+    if (counted === undefined) await checkRateLimit(c, 'scim');
+    await next();
+  })
   .use('*', async (c, next) => {
     // Any valid credential acts as the one directory: which one is not passed on.
     if (!(await authenticateDirectory(c, c.req.header('authorization')))) {

@@ -72,6 +72,24 @@ export async function unlinkIdentityKeepingOne(db: D1Database, userId: string, p
   return r.meta.changes === 1;
 }
 
+/**
+ * SQL condition: an account other than the one bound first is not disabled and is an
+ * administrator, by the stored `admin` role or by its verified address in ADMIN_EMAILS (lower-cased,
+ * as addresses are stored). Bind {@link anotherEnabledAdminArgs}. One statement that writes under
+ * it sees every write before it: two at once cannot each count on the other.
+ */
+export const ANOTHER_ENABLED_ADMIN = `EXISTS (SELECT 1 FROM users other WHERE other.id <> ? AND other.disabled_at IS NULL
+  AND (EXISTS (SELECT 1 FROM json_each(other.roles) WHERE json_each.value = 'admin')
+    OR (other.email_verified = 1 AND other.email IN (SELECT value FROM json_each(?)))))`;
+
+export const anotherEnabledAdminArgs = (userId: string, adminEmails: readonly string[]) => [userId, JSON.stringify(adminEmails)] as const;
+
+/** Whether {@link ANOTHER_ENABLED_ADMIN} holds for `userId`. */
+export async function anotherEnabledAdminExists(db: D1Database, userId: string, adminEmails: readonly string[]): Promise<boolean> {
+  const row = await guard(() => db.prepare(`SELECT ${ANOTHER_ENABLED_ADMIN} AS found`).bind(...anotherEnabledAdminArgs(userId, adminEmails)).first<{ found: number }>());
+  return row?.found === 1;
+}
+
 /** Whether any other account that is not disabled holds the stored `admin` role. */
 export async function anotherStoredAdminExists(db: D1Database, userId: string): Promise<boolean> {
   const row = await guard(() =>

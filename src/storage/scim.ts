@@ -6,6 +6,7 @@
  */
 import { randomId } from '../util/random';
 import { guard } from './errors';
+import { ANOTHER_ENABLED_ADMIN, anotherEnabledAdminArgs } from './account-changes';
 import { normaliseEmail, toUser, type User } from './users';
 
 export interface ScimUserRecord {
@@ -71,17 +72,20 @@ export async function insertScimUser(db: D1Database, fields: ScimUserFields, now
  * Writes the SCIM attributes of an account (never its address) in one statement, only while it
  * is as `read` (same `updated_at`, address and disabled state): a change computed from an older
  * read writes nothing (false). A disable it makes is the directory's (`scim_disabled_at`); one
- * already there keeps whose it was.
+ * already there keeps whose it was. With `keepingAdmin` (ADMIN_EMAILS), only while another
+ * enabled administrator exists ({@link ANOTHER_ENABLED_ADMIN}), asked in the same statement.
  */
-export async function updateScimUser(db: D1Database, read: User, fields: Omit<ScimUserFields, 'email'>, now: number): Promise<boolean> {
+export async function updateScimUser(db: D1Database, read: User, fields: Omit<ScimUserFields, 'email'>, now: number, keepingAdmin?: readonly string[]): Promise<boolean> {
+  const keep = keepingAdmin === undefined ? '' : ` AND ${ANOTHER_ENABLED_ADMIN}`;
+  const keepArgs = keepingAdmin === undefined ? [] : anotherEnabledAdminArgs(read.id, keepingAdmin);
   const result = await guard(() => db
     .prepare(
       `UPDATE users SET name = ?, scim_external_id = ?, disabled_at = ?,
          scim_disabled_at = CASE WHEN ? IS NULL THEN NULL WHEN disabled_at IS NULL THEN ? ELSE scim_disabled_at END,
          scim_managed_at = COALESCE(scim_managed_at, ?), updated_at = ?
-       WHERE id = ? AND updated_at = ? AND email = ? AND disabled_at IS ?`,
+       WHERE id = ? AND updated_at = ? AND email = ? AND disabled_at IS ?${keep}`,
     )
-    .bind(fields.name, fields.externalId, fields.disabledAt, fields.disabledAt, fields.disabledAt, now, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt)
+    .bind(fields.name, fields.externalId, fields.disabledAt, fields.disabledAt, fields.disabledAt, now, Math.max(now, read.updatedAt + 1), read.id, read.updatedAt, read.email, read.disabledAt, ...keepArgs)
     .run());
   return result.meta.changes === 1;
 }

@@ -11,12 +11,14 @@ import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { routePolicies } from '../../../src/config/route-policies';
+import { ACCESS_COOKIE } from '../../../src/http/cookies';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { sha256 } from '../../../src/util/random';
 import { seedClient } from '../support/oauth-clients';
 import { bearer, call, countRows, makeEnv, registerUser, uniqueEmail, type TokenResponse } from '../support/helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { recordingDirectory } from '../support/recording-directory';
+import { mfaEnv } from '../support/second-factor-helpers';
 import { scim, SCIM_TOKEN, scimEnv } from './support';
 
 const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
@@ -98,6 +100,33 @@ describe('SCIM token administration: who gets in', () => {
       expect(r.status, `${method} ${path}`).toBe(403);
       expect((await r.json<{ error: string }>()).error).toBe('forbidden');
       expect((await call(`/auth/admin${path}`, { method, json })).status, `anonymous ${method} ${path}`).toBe(401);
+    }
+    expect(await countRows('scim_tokens')).toBe(before);
+    expect(await row(token.id)).toEqual(stored);
+  });
+
+  it('refuses an admin without a second factor where MFA_REQUIRED_ROLES asks for one, and a cross-site request on the admin\'s cookie', async () => {
+    const { scim_token: token } = await create();
+    const before = await countRows('scim_tokens');
+    const stored = await row(token.id);
+    const mfaRequired = mfaEnv({ MFA_REQUIRED_ROLES: 'admin' });
+    const unsafe: [string, string, unknown?][] = [
+      ['POST', '/scim-tokens', { name: 'Mine' }],
+      ['POST', `/scim-tokens/${token.id}/rotate`, { overlap_seconds: 0 }],
+      ['POST', `/scim-tokens/${token.id}/disable`],
+      ['POST', `/scim-tokens/${token.id}/enable`],
+      ['DELETE', `/scim-tokens/${token.id}`],
+    ];
+    for (const [method, path, json] of [...unsafe, ['GET', '/scim-tokens'], ['GET', `/scim-tokens/${token.id}`]] as [string, string, unknown?][]) {
+      // The admin signed in with a password alone: amr ["pwd"].
+      const r = await call(`/auth/admin${path}`, { method, json, env: mfaRequired, headers: bearer(admin.access_token) });
+      expect(r.status, `${method} ${path}`).toBe(401);
+      expect((await r.json<{ error: string }>()).error).toBe('insufficient_user_authentication');
+    }
+    for (const [method, path, json] of unsafe) {
+      const r = await call(`/auth/admin${path}`, { method, json, cookies: { [ACCESS_COOKIE]: admin.access_token }, headers: { origin: 'https://evil.example' } });
+      expect(r.status, `cross-site ${method} ${path}`).toBe(403);
+      expect((await r.json<{ error: string }>()).error).toBe('forbidden');
     }
     expect(await countRows('scim_tokens')).toBe(before);
     expect(await row(token.id)).toEqual(stored);
@@ -334,6 +363,33 @@ describe('whether SCIM is on', () => {
     expect((await listUsers(token)).status).toBe(404);
   });
 
+  it('counts a request against the scim rate limit before D1 is asked whether SCIM is on: over it, a SCIM 429 and no read; each request counted once', async () => {
+    await env.DB.prepare('DELETE FROM scim_tokens').run();
+    const keys: string[] = [];
+    let allowed = true;
+    const directory = recordingDirectory(env.DB);
+    const limited = makeEnv({ DB: directory.db, RATE_LIMITER_SCIM: { limit: async ({ key }: { key: string }) => (keys.push(key), { success: allowed }) } });
+    const asked = () => directory.statements.filter((s) => /scim_tokens/.test(s.sql)).length;
+    // Off and within the limit: counted, then the read answers 404.
+    expect((await listUsers('anything', limited)).status).toBe(404);
+    expect(keys).toEqual(['scim:203.0.113.7']);
+    // Over the limit: 429 in the SCIM error schema (whether SCIM is on or not), and D1 is not asked.
+    allowed = false;
+    const before = asked();
+    const refused = await listUsers('anything', limited);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toBe('application/scim+json');
+    expect(refused.headers.get('retry-after')).toBe('60');
+    expect(asked()).toBe(before);
+    // On (a token exists) and within the limit: each request is counted once, not twice.
+    allowed = true;
+    const { token } = await create();
+    keys.length = 0;
+    expect((await listUsers(token, limited)).status).toBe(200);
+    await expectRefused(await listUsers('anything', limited));
+    expect(keys).toEqual(['scim:203.0.113.7', 'scim:203.0.113.7']);
+  });
+
   it('the directory groups reach tokens and route policy while a created token exists, without SCIM_TOKEN', async () => {
     const origin = recordingOrigin();
     const gateway = makeEnv({
@@ -361,6 +417,46 @@ describe('whether SCIM is on', () => {
     expect(decodeJwt(t.access_token).scim_groups).toBeUndefined();
     expect((await call('/eng/x', { env: gateway, headers: { ...bearer(t.access_token), accept: 'application/json' } })).status).toBe(403);
     expect(view.id).toMatch(/^scim_/);
+  });
+
+  it('without SCIM_TOKEN, a rule denying a scim: group fails closed: it refuses a member, an account the directory does not manage, and everyone once no token is left', async () => {
+    const origin = recordingOrigin();
+    const gateway = makeEnv({
+      ROUTES: JSON.stringify([{ path: '/no-contractors', origin: 'service:ORIGIN', auth: 'required', policy: { allow: [{ amr: ['pwd'] }], deny: [{ groups: ['scim:Contractors'] }] } }]),
+      ORIGIN: origin,
+      TOKEN_ENCRYPTION_KEY: 'an-encryption-secret-for-the-scim-token-tests',
+    });
+    const { token } = await create();
+    const get = (t: TokenResponse) => call('/no-contractors/x', { env: gateway, headers: { ...bearer(t.access_token), accept: 'application/json' } });
+    const refresh = async (t: TokenResponse): Promise<TokenResponse> => {
+      const r = await call('/auth/refresh', { env: gateway, json: { refresh_token: t.refresh_token } });
+      expect(r.status).toBe(200);
+      return r.json();
+    };
+    const verified = async (label: string) => {
+      const t = await registerUser(uniqueEmail(label), undefined, gateway);
+      await env.DB.prepare('UPDATE users SET email_verified = 1 WHERE id = ?').bind(t.user.id).run();
+      return t;
+    };
+    const [member, outsider, unmanaged] = [await verified('contractor'), await verified('employee'), await verified('unmanaged')];
+    const group = await scim('POST', '/Groups', { schemas: [], displayName: 'Contractors', members: [{ value: member.user.id }] }, { env: gateway, token });
+    expect(group.status, await group.clone().text()).toBe(201);
+    const manage = { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: true }] };
+    expect((await scim('PATCH', `/Users/${outsider.user.id}`, manage, { env: gateway, token })).status).toBe(200);
+    const [m, o, u] = [await refresh(member), await refresh(outsider), await refresh(unmanaged)];
+    expect(decodeJwt(m.access_token).scim_groups).toEqual(['scim:Contractors']);
+    expect((await get(m)).status).toBe(403);
+    // Managed and in none of the directory's groups: the directory vouches, the deny does not hold.
+    expect(decodeJwt(o.access_token).scim_groups).toEqual([]);
+    expect((await get(o)).status).toBe(200);
+    // Never touched by the directory: nothing vouched, so the deny refuses rather than read "in none".
+    expect(decodeJwt(u.access_token).scim_groups).toBeUndefined();
+    expect((await get(u)).status).toBe(403);
+    // No token left: SCIM is off and vouches for nobody, so the deny refuses the outsider too.
+    await env.DB.prepare('DELETE FROM scim_tokens').run();
+    const after = await refresh(o);
+    expect(decodeJwt(after.access_token).scim_groups).toBeUndefined();
+    expect((await get(after)).status).toBe(403);
   });
 
   it('without SCIM_TOKEN, minting a token for an account the directory does not manage reads no directory groups', async () => {

@@ -13,7 +13,11 @@ import { loadConfig } from '../../../src/config/load';
 import type { AppEnv } from '../../../src/env';
 import { adminRoutes } from '../../../src/routes/admin';
 import { call, bearer, GOOD_PASSWORD, type TestEnv } from '../support/helpers';
-import type { Jar } from '../support/second-factor-helpers';
+import { totpCode, updateJar, type Jar } from '../support/second-factor-helpers';
+import { sessionExec } from '../support/user-sessions-store';
+import { uniqueEmail } from '../support/mail';
+import { userWithTotp } from '../support/second-factor-helpers';
+import { decodeJwt } from 'jose';
 import { adminWithSecondFactor, auditRows, browse, consoleEnv, pageHtml, plainSession, submit, userState } from './console-support';
 
 interface Route {
@@ -155,5 +159,35 @@ describe('who gets into the console, on every console route', () => {
       if (r.method === 'POST') expect(html, `${r.method} ${r.path}`).toContain('name="confirm" value="yes"');
     }
     expect(await userState(target.id)).toEqual(before);
+  });
+});
+
+describe('stepping up into the console', () => {
+  it('an admin with an authenticator app whose session lacks the second factor steps up with a code and comes back to the console', async () => {
+    const u = await userWithTotp(e, uniqueEmail('console-step-up'));
+    await e.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind('["admin"]', u.userId).run();
+    // The session as a sign-in before the app was set up left it: a password only.
+    const sid = decodeJwt(u.jar['__Host-gatehouse']!).sid as string;
+    await sessionExec('UPDATE sessions SET amr = ? WHERE id = ?', ['["pwd"]', sid], u.userId);
+    const jar = updateJar({ ...u.jar }, await call('/auth/refresh', { env: e, cookies: u.jar, method: 'POST' }));
+    const sent = await browse(e, jar, '/auth/admin/console/users');
+    expect(sent.status).toBe(303);
+    const stepUp = await browse(e, jar, sent.headers.get('location')!);
+    expect(stepUp.status).toBe(200);
+    expect(await stepUp.text()).toContain('name="code"');
+    // The step-up's answer keeps the session and adds the second factor; back to the console page.
+    const done = await submit(e, jar, '/auth/step-up', { code: totpCode(u.secret, 1), return_to: '/auth/admin/console/users' });
+    expect(done.status, await done.clone().text()).toBe(303);
+    expect(done.headers.get('location')).toBe('/auth/admin/console/users');
+    updateJar(jar, done);
+    expect((await browse(e, jar, '/auth/admin/console/users')).status).toBe(200);
+  });
+
+  it('an admin with no second factor at all is told to set one up (not asked for a password that would not let them in)', async () => {
+    const r = await browse(e, weakAdmin.jar, `/auth/step-up?return_to=${encodeURIComponent('/auth/admin')}`);
+    expect(r.status).toBe(403);
+    const html = await r.text();
+    expect(html).toContain('A second factor is needed');
+    expect(html).not.toContain('name="password"');
   });
 });

@@ -78,6 +78,9 @@
  *   set) adds about 13.1 KiB to the upload; start-up grows by about 0.4 KiB (the directory's
  *   groups read when a token is minted, the `scim_groups` claim and the policy's per-source
  *   check): 293.4 and 51.4, hence, with the rest, 302 (the start-up budget set below).
+ *   The operators' console (its guard, page kit and Users area, server-rendered markup in the
+ *   lazily loaded app, nothing at start-up) adds about 6.7 KiB to the upload: 299.2 to 305.9
+ *   (start-up 52.1 before, 51.9 after: chunk reordering only), hence 308.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -88,7 +91,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 52;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 302;
+export const TOTAL_BUDGET_KIB = 308;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

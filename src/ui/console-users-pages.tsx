@@ -217,7 +217,7 @@ export function UserPage(p: UserPageProps) {
             ))}
           </ul>
         )}
-        <form method="post" action={action('roles/grant')} class="search-row" id="grant-role">
+        <form method="post" action={action('roles/grant')} id="grant-role">
           <Field id="grant-role-name" name="role_name" label="Grant a role" maxlength={64} pattern="[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}" hint="Letters, digits and _ . : - (up to 64). Tokens carry it from their next refresh." />
           <button type="submit" class="button secondary">
             Grant

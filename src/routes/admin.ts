@@ -8,6 +8,7 @@
  * - `GET  /admin/users/:id`                  the user, their sessions and recent events
  * - `POST /admin/users/:id/disable`          disable, ending every session at once (D1 + KV)
  * - `POST /admin/users/:id/enable`           enable again (ended sessions stay ended)
+ * - `POST /admin/users/:id/logout-all`       end every session of the user (the account stays enabled)
  * - `PUT  /admin/users/:id/roles/:role`      grant a role (idempotent)
  * - `DELETE /admin/users/:id/roles/:role`    revoke a role
  * - `POST /admin/users/:id/verify-email`     mark the user's current address verified
@@ -26,7 +27,7 @@ import { userFromReplica } from '../auth/directory-reads';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole } from '../auth/second-factor-status';
-import { ADMIN_ROLE, disableUser, enableUser, grantRole, mailPasswordReset, resetSecondFactors, revokeRole, searchUsers, viewUser } from '../auth/user-administration';
+import { ADMIN_ROLE, disableUser, enableUser, grantRole, mailPasswordReset, resetSecondFactors, revokeRole, searchUsers, signOutEverywhere, viewUser } from '../auth/user-administration';
 import type { AppEnv } from '../env';
 import { readQuery } from '../http/body';
 import { ApiError, insufficientUserAuthentication } from '../http/errors';
@@ -141,6 +142,11 @@ export const adminRoutes = new Hono<AppEnv>()
     const user = await targetUser(c);
     await enableUser(c, user, c.get('user').id);
     return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: null }) });
+  })
+  .post('/users/:id/logout-all', async (c) => {
+    const user = await targetUser(c);
+    const ended = await signOutEverywhere(c, user, c.get('user').id);
+    return c.json({ ok: true, ended_sessions: ended });
   })
   .put('/users/:id/roles/:role', async (c) => {
     const user = await targetUser(c);

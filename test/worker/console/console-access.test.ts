@@ -95,6 +95,11 @@ describe('who gets into the console, on every console route', () => {
       expect(api.status, `${r.method} ${r.path}`).toBe(401);
       expect((await api.json<{ error: string }>()).error).toBe('invalid_token');
     }
+    // The area list's own root is a console path too (an unknown page, behind the guard).
+    const bare = await browse(e, undefined, '/auth/admin/console');
+    expect(bare.status).toBe(302);
+    expect(bare.headers.get('location')).toBe(`/auth/login?return_to=${encodeURIComponent('/auth/admin/console')}`);
+    expect((await browse(e, admin.jar, '/auth/admin/console')).status).toBe(404);
   });
 
   it('a signed-in user without the admin role gets a 403 page (JSON for a client), nothing changes, and the refusal is audited', async () => {

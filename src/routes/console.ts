@@ -36,7 +36,7 @@ const AREA_ROUTES: Record<ConsoleAreaId, Hono<AppEnv>> = {
 };
 
 /** A sign-in strong enough for the console: a passkey, or a second factor. */
-export const strongSignIn = (user: Pick<AuthUser, 'amr'>) => user.amr.includes('mfa') || user.amr.some((m) => PASSKEY_AMR.includes(m));
+const strongSignIn = (user: Pick<AuthUser, 'amr'>) => user.amr.includes('mfa') || user.amr.some((m) => PASSKEY_AMR.includes(m));
 
 /** Where a browser comes back to after signing in or stepping up: the page it asked for, or (after a post) the home. */
 function backHere(c: Context<AppEnv>): string {

@@ -188,6 +188,22 @@ describe('stepping up into the console', () => {
     expect((await browse(e, jar, '/auth/admin/console/users')).status).toBe(200);
   });
 
+  it('a session signed in with a passkey (amr hwk, without mfa) is admitted; a password-only one is not', async () => {
+    const u = await plainSession(e, true);
+    const sid = decodeJwt(u.jar['__Host-gatehouse']!).sid as string;
+    let jar = { ...u.jar };
+    const withAmr = async (amr: string[]) => {
+      await sessionExec('UPDATE sessions SET amr = ? WHERE id = ?', [JSON.stringify(amr), sid], u.id);
+      const refreshed = await call('/auth/refresh', { env: e, cookies: jar, method: 'POST' });
+      expect(refreshed.status, await refreshed.clone().text()).toBe(200);
+      jar = updateJar({ ...jar }, refreshed);
+      return jar;
+    };
+    expect((await browse(e, await withAmr(['hwk']), '/auth/admin')).status).toBe(200);
+    expect((await browse(e, await withAmr(['swk']), '/auth/admin')).status).toBe(200);
+    expect((await browse(e, await withAmr(['pwd']), '/auth/admin')).status).toBe(303);
+  });
+
   it('an admin with no second factor at all is told to set one up (not asked for a password that would not let them in)', async () => {
     const r = await browse(e, weakAdmin.jar, `/auth/step-up?return_to=${encodeURIComponent('/auth/admin')}`);
     expect(r.status).toBe(403);

@@ -174,7 +174,9 @@ describe('stepping up into the console', () => {
     // The session as a sign-in before the app was set up left it: a password only.
     const sid = decodeJwt(u.jar['__Host-gatehouse']!).sid as string;
     await sessionExec('UPDATE sessions SET amr = ? WHERE id = ?', ['["pwd"]', sid], u.userId);
-    const jar = updateJar({ ...u.jar }, await call('/auth/refresh', { env: e, cookies: u.jar, method: 'POST' }));
+    const refreshed = await call('/auth/refresh', { env: e, cookies: u.jar, method: 'POST' });
+    expect(refreshed.status).toBe(200);
+    const jar = updateJar({ ...u.jar }, refreshed);
     const sent = await browse(e, jar, '/auth/admin/console/users');
     expect(sent.status).toBe(303);
     const stepUp = await browse(e, jar, sent.headers.get('location')!);

@@ -52,12 +52,14 @@ export function ConsolePage(p: ConsoleChrome & { title: string; area: string | n
           </a>
         ))}
       </nav>
-      <h1>{p.title}</h1>
-      <p class="lede">
-        Signed in as <strong>{p.admin}</strong> (administrator)
-      </p>
-      <Notice message={p.notice} />
-      {p.children}
+      <div class="console">
+        <h1>{p.title}</h1>
+        <p class="lede">
+          Signed in as <strong>{p.admin}</strong> (administrator)
+        </p>
+        <Notice message={p.notice} />
+        {p.children}
+      </div>
     </Page>
   );
 }

@@ -94,7 +94,7 @@ ul.plain{list-style:none;padding:0;margin:0}.rows>li{padding:.4rem 0;border-bott
 .area-list{display:grid;gap:1rem}.area-list .card{margin:0}.area-list h2{margin:0 0 .4rem}
 .search-row{display:flex;flex-wrap:wrap;align-items:flex-end;gap:0 .75rem}.search-row .field{flex:1 1 14rem}.wide .search-row button{margin-top:1rem}
 .tag{display:inline-block;font-size:.8rem;font-weight:600;padding:0 .45rem;margin-left:.3rem;border:1px solid var(--field);border-radius:.4rem;color:var(--fg)}.tag.warn{color:var(--err);background:var(--err-bg);border-color:var(--err)}
-.pager{display:flex;justify-content:space-between;align-items:center;margin-top:1rem}.wrap,.user-link{overflow-wrap:anywhere}
+.console h1,.console h2{overflow-wrap:anywhere}.pager{display:flex;justify-content:space-between;align-items:center;margin-top:1rem}.wrap,.user-link{overflow-wrap:anywhere}
 #confirm .actions{margin-top:1rem}#confirm .actions form button{margin:0;width:100%}
 #user-actions>form{flex:0 0 auto}#user-actions button{margin:0}#sign-in h3{margin-top:1.25rem}
 @media (max-width:30rem){#user-actions>form{flex:1 1 100%}.wide #user-actions button{width:100%}}

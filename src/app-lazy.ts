@@ -20,6 +20,7 @@ import { accountAppRoutes } from './routes/account-apps';
 import { linkedIdentityRoutes } from './routes/linked-identities';
 import { accountChangeRoutes } from './routes/account-changes';
 import { adminRoutes } from './routes/admin';
+import { consoleRoutes } from './routes/console';
 import { clientRegistrationRoutes } from './routes/client-registration';
 import { emailLoginRoutes } from './routes/email-login';
 import { emailVerificationRoutes } from './routes/email-verification';
@@ -110,6 +111,9 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.route('/', mfaRoutes);
   auth.route('/', stepUpRoutes);
   auth.route('/', accountChangeRoutes.route('/', linkedIdentityRoutes));
+  // The operators' console's pages (the home, and everything under /admin/console) before the
+  // JSON admin API, whose middleware would answer them as API calls.
+  auth.route('/admin', consoleRoutes);
   auth.route('/admin', adminRoutes);
   // Each registration stores a client: counted per IP, on its own binding if there is one.
   auth.post('/oauth/register', rateLimit('register_client'));

@@ -8,7 +8,7 @@ import type { AuthUser } from '../env';
 import type { StepUpNeed } from '../http/errors';
 
 /** RFC 8176 methods that prove a passkey (hardware- or software-held key). */
-const PASSKEY_AMR = ['hwk', 'swk'];
+export const PASSKEY_AMR: readonly string[] = ['hwk', 'swk'];
 
 /** What the user's token lacks for the route, or null if it meets the route's demands. */
 export function stepUpNeed(route: RouteConfig, user: AuthUser, now: number): StepUpNeed | null {

@@ -8,6 +8,7 @@
  * - `GET  /admin/users/:id`                  the user, their sessions and recent events
  * - `POST /admin/users/:id/disable`          disable, ending every session at once (D1 + KV)
  * - `POST /admin/users/:id/enable`           enable again (ended sessions stay ended)
+ * - `POST /admin/users/:id/logout-all`       end every session of the user (the account stays enabled)
  * - `PUT  /admin/users/:id/roles/:role`      grant a role (idempotent)
  * - `DELETE /admin/users/:id/roles/:role`    revoke a role
  * - `POST /admin/users/:id/verify-email`     mark the user's current address verified
@@ -21,30 +22,24 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import * as v from 'valibot';
-import { liveSessionUser, sessionsOf } from '../auth/authenticate';
-import { directoryReads, userFromReplica } from '../auth/directory-reads';
+import { liveSessionUser } from '../auth/authenticate';
+import { userFromReplica } from '../auth/directory-reads';
 import { recordEvent } from '../auth/events';
 import { effectiveRoles } from '../auth/roles';
 import { mfaRequiredByRole } from '../auth/second-factor-status';
-import { endAllSessions } from '../auth/sessions';
+import { ADMIN_ROLE, disableUser, enableUser, grantRole, mailPasswordReset, resetSecondFactors, revokeRole, searchUsers, signOutEverywhere, viewUser } from '../auth/user-administration';
 import type { AppEnv } from '../env';
 import { readQuery } from '../http/body';
-import { ApiError, badRequest, insufficientUserAuthentication } from '../http/errors';
+import { ApiError, insufficientUserAuthentication } from '../http/errors';
 import { requireAuth } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
-import { listUserEvents } from '../storage/events';
-import { listUserIdentities } from '../storage/identities';
-import { listActiveSessions } from '../storage/sessions';
 import { markEmailVerified } from '../storage/email-verification';
-import { findUserById, listUsers, setDisabled, setRoles, type User } from '../storage/users';
-import { mailEnabled } from '../mail/send';
+import { findUserById, type User } from '../storage/users';
 import { adminClientRoutes } from './admin-clients';
 import { adminScimTokenRoutes } from './admin-scim-tokens';
 import { policyExplainRoute } from './policy-explain';
 import { nowSeconds as now } from '../util/time';
 
-const ADMIN_ROLE = 'admin';
-const ROLE_NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/i;
 const MAX_ID_LENGTH = 64;
 
 /**
@@ -53,7 +48,7 @@ const MAX_ID_LENGTH = 64;
  * did (a claim verifies an address in ADMIN_EMAILS and ends the squatter's sessions, whose
  * tokens may still pass where the revocation has not arrived).
  */
-function requireAdmin(): MiddlewareHandler<AppEnv> {
+export function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const me = await liveSessionUser(c, c.get('user'));
     if (!effectiveRoles(me, c.get('config')).includes(ADMIN_ROLE)) {
@@ -90,7 +85,7 @@ function adminView(c: Context<AppEnv>, user: User) {
  * The user the path names. A change reads it on the primary (what it decides on must be
  * current); a view may read a replica (a miss is confirmed on the primary).
  */
-async function targetUser(c: Context<AppEnv>, forView = false): Promise<User> {
+export async function targetUser(c: Context<AppEnv>, forView = false): Promise<User> {
   const id = c.req.param('id') ?? '';
   if (id.length > MAX_ID_LENGTH) throw new ApiError('not_found', 'No such user.');
   const user = forView ? await userFromReplica(c, id) : await findUserById(c.env.DB, id);
@@ -117,18 +112,12 @@ export const adminRoutes = new Hono<AppEnv>()
     const q = readQuery(c, listQuery);
     const limit = Number(q.limit);
     const offset = Number(q.offset);
-    const users = await listUsers(directoryReads(c), { search: q.q || undefined, limit, offset });
-    await recordEvent(c, { event: 'admin_users_listed', outcome: 'success', userId: c.get('user').id, detail: { q: q.q ?? null } });
+    const users = await searchUsers(c, { search: q.q || undefined, limit, offset }, c.get('user').id);
     return c.json({ users: users.map((u) => adminView(c, u)), limit, offset });
   })
   .get('/users/:id', async (c) => {
     const user = await targetUser(c, true);
-    const [sessions, events, identities] = await Promise.all([
-      listActiveSessions(sessionsOf(c, user.id), now()),
-      listUserEvents(directoryReads(c), user.id, 50),
-      listUserIdentities(directoryReads(c), user.id),
-    ]);
-    await recordEvent(c, { event: 'admin_user_viewed', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    const { sessions, events, identities } = await viewUser(c, user, c.get('user').id);
     return c.json({
       user: adminView(c, user),
       identities: identities.map((i) => ({ provider: i.provider, email: i.email, created_at: i.createdAt, last_used_at: i.lastUsedAt })),
@@ -146,43 +135,27 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post('/users/:id/disable', async (c) => {
     const user = await targetUser(c);
-    if (user.id === c.get('user').id) throw new ApiError('conflict', 'You cannot disable your own account.');
-    // The user's sessions end first (object, then KV for every session whose access token may
-    // still live): a failure there is a 503 with nothing disabled yet, and the retry finishes.
-    // Again once disabled: a sign-in that read the account before it was disabled and stored
-    // its session in between is ended too (the sign-in's own check after storing catches one later).
-    const ended = await endAllSessions(c, user.id);
-    const t = now();
-    if (user.disabledAt === null) await setDisabled(c.env.DB, user.id, t, t);
-    ended.push(...(await endAllSessions(c, user.id)));
-    await recordEvent(c, { event: 'admin_user_disabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, ended_sessions: ended.length } });
-    return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: user.disabledAt ?? t }), ended_sessions: ended.length });
+    const { disabledAt, endedSessions } = await disableUser(c, user, c.get('user').id);
+    return c.json({ ok: true, user: adminView(c, { ...user, disabledAt }), ended_sessions: endedSessions });
   })
   .post('/users/:id/enable', async (c) => {
     const user = await targetUser(c);
-    const t = now();
-    if (user.disabledAt !== null) await setDisabled(c.env.DB, user.id, null, t);
-    await recordEvent(c, { event: 'admin_user_enabled', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    await enableUser(c, user, c.get('user').id);
     return c.json({ ok: true, user: adminView(c, { ...user, disabledAt: null }) });
+  })
+  .post('/users/:id/logout-all', async (c) => {
+    const user = await targetUser(c);
+    const ended = await signOutEverywhere(c, user, c.get('user').id);
+    return c.json({ ok: true, ended_sessions: ended });
   })
   .put('/users/:id/roles/:role', async (c) => {
     const user = await targetUser(c);
-    const role = c.req.param('role');
-    if (!ROLE_NAME.test(role)) throw badRequest('The role name must be 1-64 letters, digits, or _ . : -');
-    const roles = [...new Set([...user.roles, role])].sort();
-    await setRoles(c.env.DB, user.id, roles, now());
-    await recordEvent(c, { event: 'admin_role_granted', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
+    const roles = await grantRole(c, user, c.req.param('role'), c.get('user').id);
     return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
   })
   .delete('/users/:id/roles/:role', async (c) => {
     const user = await targetUser(c);
-    const role = c.req.param('role');
-    if (!ROLE_NAME.test(role)) throw badRequest('The role name must be 1-64 letters, digits, or _ . : -');
-    if (user.id === c.get('user').id && role === ADMIN_ROLE) throw new ApiError('conflict', 'You cannot revoke your own admin role.');
-    if (!user.roles.includes(role)) throw new ApiError('not_found', 'The user does not have this role.');
-    const roles = user.roles.filter((r) => r !== role);
-    await setRoles(c.env.DB, user.id, roles, now());
-    await recordEvent(c, { event: 'admin_role_revoked', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, role } });
+    const roles = await revokeRole(c, user, c.req.param('role'), c.get('user').id);
     return c.json({ ok: true, user: adminView(c, { ...user, roles }) });
   })
   .post('/users/:id/verify-email', async (c) => {
@@ -194,19 +167,11 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post('/users/:id/password-reset', async (c) => {
     const user = await targetUser(c);
-    if (!mailEnabled(c.get('config'))) throw new ApiError('conflict', 'This gateway has no mail transport (SMTP_URL or an EMAIL binding): it cannot send reset links.');
-    if (user.passwordHash === null) throw new ApiError('conflict', 'This user has no password (they sign in with a provider): there is nothing to reset.');
-    const { sendResetLink } = await import('../auth/password-reset');
-    // Synchronous, no cool-down: the admin sees a mail outage as 503 mail_unavailable, and nothing is left behind.
-    await sendResetLink(c, user, false);
-    await recordEvent(c, { event: 'admin_password_reset_sent', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id } });
+    await mailPasswordReset(c, user, c.get('user').id);
     return c.json({ ok: true, sent_to: user.email });
   })
   .delete('/users/:id/second-factors', async (c) => {
     const user = await targetUser(c);
-    // TOTP, passkeys and recovery codes; audited inside (admin_second_factors_reset, naming the
-    // admin) and a notice mailed to the user; the user's sessions stay.
-    const { removeSecondFactors } = await import('../auth/second-factor');
-    const removed = await removeSecondFactors(c, user, { admin: c.get('user').id });
+    const removed = await resetSecondFactors(c, user, c.get('user').id);
     return c.json({ ok: true, removed: { totp: removed.totp, passkeys: removed.passkeys, recovery_codes: removed.recoveryCodes } });
   });

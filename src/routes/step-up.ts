@@ -34,6 +34,7 @@ import { matchRoute, routeTable } from '../proxy/route-table';
 import { findSession } from '../storage/sessions';
 import type { User } from '../storage/users';
 import { renderPage, type PageStatus } from '../ui/render';
+import { isConsolePath } from './console-kit';
 import { nowSeconds as now } from '../util/time';
 
 const stepUpSchema = v.strictObject(
@@ -66,8 +67,29 @@ function routeOf(c: Context<AppEnv>, returnTo: string) {
   }
 }
 
-/** The `require` of the ROUTES entry a same-origin `return_to` leads to (for a clear message only). */
+/** The pathname of a same-origin `return_to`, or null. */
+function ownPath(c: Context<AppEnv>, returnTo: string): string | null {
+  const config = c.get('config');
+  try {
+    const url = new URL(returnTo, config.PUBLIC_URL);
+    return url.origin === config.PUBLIC_URL ? url.pathname : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The operators' console asks for a second factor (or a passkey, which is one here). */
+const leadsToConsole = (c: Context<AppEnv>, returnTo: string) => {
+  const path = ownPath(c, returnTo);
+  return path !== null && isConsolePath(path, c.get('config').AUTH_PREFIX);
+};
+
+/**
+ * What the page a same-origin `return_to` leads to requires (for a clear message only): the
+ * `require` of its ROUTES entry, or a second factor for the console.
+ */
 function routeRequires(c: Context<AppEnv>, returnTo: string): readonly string[] {
+  if (leadsToConsole(c, returnTo)) return ['mfa'];
   return routeOf(c, returnTo)?.require ?? [];
 }
 
@@ -89,7 +111,7 @@ async function whatToAsk(c: Context<AppEnv>, user: User, auth: AuthUser, returnT
  */
 function cancelHref(c: Context<AppEnv>, returnTo: string): string {
   const route = routeOf(c, returnTo);
-  const asks = (route?.require ?? []).length > 0 || route?.max_auth_age !== undefined;
+  const asks = (route?.require ?? []).length > 0 || route?.max_auth_age !== undefined || leadsToConsole(c, returnTo);
   return asks ? `${c.get('config').AUTH_PREFIX}/account` : returnTo;
 }
 

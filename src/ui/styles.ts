@@ -88,6 +88,17 @@ h3{font-size:1rem;margin:0 0 .5rem}.sub{border-top:1px solid var(--line);margin-
 .sub>form{max-width:28rem}.sub p{margin:.5rem 0}.wide .button,.wide button{width:auto;display:inline-block}
 .danger-zone{border-color:var(--err)}.toc{display:flex;flex-wrap:wrap;gap:.35rem 1.25rem;margin:0 0 1.25rem}
 :focus-visible{outline:3px solid var(--link);outline-offset:2px}
+.console-nav{display:flex;flex-wrap:wrap;gap:.35rem 1.25rem;margin:0 0 1rem;padding:0 0 .6rem;border-bottom:1px solid var(--line)}.console-nav a[aria-current=page]{font-weight:700;color:var(--fg)}
+ul.plain{list-style:none;padding:0;margin:0}.rows>li{padding:.4rem 0;border-bottom:1px solid var(--line);overflow-wrap:anywhere}.rows>li:last-child{border-bottom:0}
+.rows form{display:inline-block;margin-left:.75rem}.rows form button{margin:0;padding:.25rem .6rem}
+.area-list{display:grid;gap:1rem}.area-list .card{margin:0}.area-list h2{margin:0 0 .4rem}
+.search-row{display:flex;flex-wrap:wrap;align-items:flex-end;gap:0 .75rem}.search-row .field{flex:1 1 14rem}.wide .search-row button{margin-top:1rem}
+.tag{display:inline-block;font-size:.8rem;font-weight:600;padding:0 .45rem;margin-left:.3rem;border:1px solid var(--field);border-radius:.4rem;color:var(--fg)}.tag.warn{color:var(--err);background:var(--err-bg);border-color:var(--err)}
+.console h1,.console h2{overflow-wrap:anywhere}.pager{display:flex;justify-content:space-between;align-items:center;margin-top:1rem}.wrap,.user-link{overflow-wrap:anywhere}
+#confirm .actions{margin-top:1rem}#confirm .actions form button{margin:0;width:100%}
+#user-actions>form{flex:0 0 auto}#user-actions button{margin:0}#sign-in h3{margin-top:1.25rem}
+@media (max-width:30rem){#user-actions>form{flex:1 1 100%}.wide #user-actions button{width:100%}}
+@media (max-width:30rem){table.stack thead{display:none}table.stack tr,table.stack td{display:block}table.stack tr{padding:.5rem 0;border-bottom:1px solid var(--line)}table.stack td{border:0;padding:.15rem 0}table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
 `;
 
 /** The accent as link text in a scheme: itself where it is readable on the card and page background, else the default. */

@@ -83,6 +83,9 @@
  *   to 52.08; the check that a route's audience is no other token's (config/route-audiences.ts,
  *   run when the settings load) to 52.35; the Shared Signals receiver's one setting, with the
  *   chunk reordering it causes, to 52.74, and the upload to 303.3: hence 53 and 304.
+ *   The operators' console (its guard, page kit and Users area, server-rendered markup in the
+ *   lazily loaded app, nothing at start-up) adds about 6.4 KiB to the upload: 299.2 to 305.6
+ *   (start-up 52.1 before, 51.9 after: chunk reordering only); merged with the rest above, hence 310.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -93,7 +96,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 53;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 304;
+export const TOTAL_BUDGET_KIB = 310;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

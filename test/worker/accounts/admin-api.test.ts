@@ -39,6 +39,7 @@ describe('admin endpoints: who gets in', () => {
       ['GET', `/users/${target.user.id}`],
       ['POST', `/users/${target.user.id}/disable`],
       ['POST', `/users/${target.user.id}/enable`],
+      ['POST', `/users/${target.user.id}/logout-all`],
       ['PUT', `/users/${target.user.id}/roles/admin`],
       ['DELETE', `/users/${target.user.id}/roles/admin`],
     ];
@@ -140,6 +141,23 @@ describe('admin endpoints: what they do', () => {
     expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', userId)).toBe(0);
     expect(await countRows('sessions', 'id = ?', sid)).toBe(1);
     expect(await revokedKeys()).toContain(`sid:${sid}`);
+  });
+
+  it('signs a user out everywhere: every session ends (object and KV), the account stays enabled, audited with the admin', async () => {
+    const admin = await makeAdmin();
+    const target = await registerUser();
+    await call('/auth/login', { json: { email: target.user.email, password: GOOD_PASSWORD } });
+    const r = await asAdmin(admin, `/users/${target.user.id}/logout-all`, { method: 'POST' });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ ok: true, ended_sessions: 2 });
+    expect(await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', target.user.id)).toBe(0);
+    const keys = await revokedKeys();
+    for (const { id } of await sessionRows<{ id: string }>('SELECT id FROM sessions WHERE user_id = ?', [target.user.id])) expect(keys).toContain(`sid:${id}`);
+    expect((await call('/auth/me', { headers: bearer(target.access_token) })).status).toBe(401);
+    expect((await userRow(target.user.id))?.disabled_at).toBeNull();
+    expect((await call('/auth/login', { json: { email: target.user.email, password: GOOD_PASSWORD } })).status).toBe(200);
+    expect(await auditRows('admin_sessions_ended', target.user.id)).toEqual([{ admin: admin.user.id, ended_sessions: 2 }]);
+    expect((await asAdmin(admin, '/users/usr_nope/logout-all', { method: 'POST' })).status).toBe(404);
   });
 
   it('disabling ends every session at once (its object and KV), blocks sign-in and refresh; enabling lets the user sign in again', async () => {

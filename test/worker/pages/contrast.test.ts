@@ -57,6 +57,23 @@ describe('page colours', () => {
   });
 });
 
+describe('the console\'s colours', () => {
+  it.each(['light', 'dark'] as const)('%s scheme: its navigation and labels use only pairs that reach 4.5:1', (scheme) => {
+    const p = palettes(STYLES)[scheme];
+    // The current area in the navigation: body text on the page background.
+    expect(STYLES).toMatch(/\.console-nav a\[aria-current=page\]\{[^}]*color:var\(--fg\)/);
+    // A label ("disabled", a failed event): body text on the card, or error text on the error background.
+    expect(STYLES).toMatch(/\.tag\{[^}]*color:var\(--fg\)/);
+    expect(STYLES).toMatch(/\.tag\.warn\{color:var\(--err\);background:var\(--err-bg\)/);
+    expect(contrast(p.fg, p.bg)).toBeGreaterThanOrEqual(4.5);
+    expect(contrast(p.fg, p.card)).toBeGreaterThanOrEqual(4.5);
+    expect(contrast(p.err, p['err-bg'])).toBeGreaterThanOrEqual(4.5);
+    // No colour of its own: every colour in the console's rules is one of the palette's variables.
+    const consoleRules = STYLES.slice(STYLES.indexOf('.console-nav'));
+    expect(consoleRules).not.toMatch(/#[0-9a-f]{3,6}\b/i);
+  });
+});
+
 describe('the app accent (APP_ACCENT)', () => {
   const hex = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 })).map((rgb) => `#${rgb.map((n) => n.toString(16).padStart(2, '0')).join('')}`);
 

@@ -57,7 +57,9 @@ import {
   type ClientFormValues,
   type ClientRow,
   type ScimTokenRow,
+  type SecretShownProps,
 } from '../ui/console-apps-pages';
+import type { ConsoleChrome } from '../ui/console-pages';
 import { renderPage } from '../ui/render';
 import { targetUser } from './admin';
 import { areaPath, backWithNotice, confirmAction, consoleChrome, noticeFrom, readActionForm } from './console-kit';
@@ -246,10 +248,11 @@ const overlapLabel = (seconds: number) => OVERLAP_CHOICES.find((o) => o.seconds 
 const overlapConsequence = (what: string, seconds: number) =>
   seconds === 0 ? `The current ${what} stops working at once: whatever uses it fails until it is given the new one.` : `The current ${what} keeps working for ${overlapLabel(seconds)}, then stops.`;
 
-/** The page showing a new secret, straight from the confirmed post: never cached, never in a URL. */
-function showSecretOnce(c: Context<AppEnv>, page: Omit<Parameters<typeof SecretShownPage>[0], keyof ReturnType<typeof consoleChrome> | 'links'>): Response {
-  c.header('cache-control', 'no-store');
-  c.header('referrer-policy', 'no-referrer');
+/**
+ * The page showing a new secret, straight from the confirmed post (never in a URL); like every
+ * page, `Cache-Control: no-store` and no referrer (ui/render.ts).
+ */
+function showSecretOnce(c: Context<AppEnv>, page: Omit<SecretShownProps, keyof ConsoleChrome | 'links'>): Response {
   return renderPage(c, (nonce, brand) => SecretShownPage({ ...consoleChrome(c, nonce, brand), links: links(c), ...page }));
 }
 

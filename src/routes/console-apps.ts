@@ -41,8 +41,10 @@ import { createScimToken, disableScimToken, enableScimToken, listScimTokensFor, 
 import type { ScimToken } from '../auth/scim-tokens';
 import type { AppEnv } from '../env';
 import { readQuery } from '../http/body';
+import { ApiError } from '../http/errors';
 import { clientClass, type ClientClass, type OAuthClient } from '../storage/oauth-clients';
 import { findUserByEmail } from '../storage/users';
+import { sha256 } from '../util/random';
 import {
   ClientFormPage,
   ClientListPage,
@@ -196,9 +198,27 @@ function hiddenFields(f: RegistrationForm): Record<string, string> {
   return Object.fromEntries(Object.entries(f).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== ''));
 }
 
-const overlapField = {
+/**
+ * A rotation's form: the overlap, and (from the confirmation page) `from`, which secret it
+ * replaces. The confirmation carries it so that posting the confirmation again (a reload of the
+ * page that showed the new secret) finds another secret there and rotates nothing (409): the
+ * secret just shown keeps working.
+ */
+const rotationForm = {
   overlap_seconds: v.pipe(v.string('is required'), v.regex(/^\d{1,7}$/, 'must be a whole number of seconds'), v.transform(Number), overlapSeconds),
+  from: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must name a secret'))),
 };
+
+/** A name for the current secret (a digest of its hash: it tells nothing of the secret). */
+const secretVersion = async (secretHash: string) => (await sha256(`rotation:${secretHash}`)).slice(0, 22);
+
+/** 409 unless the confirmed rotation names the secret that is current now. */
+async function stillCurrent(secretHash: string | null, from: string | undefined, what: string): Promise<void> {
+  if (secretHash === null) return;
+  if (from === undefined || from !== (await secretVersion(secretHash))) {
+    throw new ApiError('conflict', `The ${what} was rotated since this rotation was confirmed (a page posted again?): nothing was rotated, and the ${what} shown before still works.`);
+  }
+}
 
 const links = (c: Context<AppEnv>): AppsLinks => ({
   clients: areaPath(c, 'apps'),
@@ -383,19 +403,20 @@ export const consoleAppsRoutes = new Hono<AppEnv>()
   })
   .post('/clients/:clientId/rotate-secret', async (c) => {
     const client = await targetClient(c);
-    const { data, confirmed } = await readActionForm(c, overlapField);
+    const { data, confirmed } = await readActionForm(c, rotationForm);
     if (!confirmed) {
       return confirmAction(c, {
         area: 'apps',
         title: `Rotate the secret of “${client.name}”?`,
         consequences: ['A new secret is generated and shown once, on the next page.', overlapConsequence('secret', data.overlap_seconds)],
         action: here(c),
-        fields: { overlap_seconds: String(data.overlap_seconds) },
+        fields: { overlap_seconds: String(data.overlap_seconds), ...(client.secretHash === null ? {} : { from: await secretVersion(client.secretHash) }) },
         confirmLabel: 'Rotate the secret',
         danger: data.overlap_seconds === 0,
         cancelHref: clientPath(c, client),
       });
     }
+    await stillCurrent(client.secretHash, data.from, 'secret');
     const rotated = await rotateSecret(c, client, data.overlap_seconds, admin(c));
     return showSecretOnce(c, {
       current: 'clients',
@@ -487,19 +508,20 @@ export const consoleAppsRoutes = new Hono<AppEnv>()
   })
   .post('/scim-tokens/:tokenId/rotate', async (c) => {
     const token = await targetToken(c);
-    const { data, confirmed } = await readActionForm(c, overlapField);
+    const { data, confirmed } = await readActionForm(c, rotationForm);
     if (!confirmed) {
       return confirmAction(c, {
         area: 'apps',
         title: `Rotate the SCIM token “${token.name}”?`,
         consequences: ['A new token is generated and shown once, on the next page; give it to the directory.', overlapConsequence('token', data.overlap_seconds)],
         action: here(c),
-        fields: { overlap_seconds: String(data.overlap_seconds) },
+        fields: { overlap_seconds: String(data.overlap_seconds), from: await secretVersion(token.secretHash) },
         confirmLabel: 'Rotate the token',
         danger: data.overlap_seconds === 0,
         cancelHref: tokenPath(c, token),
       });
     }
+    await stillCurrent(token.secretHash, data.from, 'token');
     const rotated = await rotateScimToken(c, token, data.overlap_seconds, admin(c));
     return showSecretOnce(c, {
       current: 'scim-tokens',

@@ -43,7 +43,21 @@ async function confirmThenDo(path: string, fields: Record<string, string>, state
   expect(html).toContain('Please confirm');
   expect(html).toContain('name="confirm" value="yes"');
   expect(await state(), 'nothing changes before the confirmation').toEqual(before);
-  return submit(e, admin.jar, path, { ...fields, confirm: 'yes' });
+  return submit(e, admin.jar, path, confirmationFields(html));
+}
+
+/** The fields the confirmation page's form posts (its hidden inputs, `confirm=yes` among them). */
+function confirmationFields(html: string): Record<string, string> {
+  const form = /<form method="post" action="[^"]*" id="confirm-form">([\s\S]*?)<\/form>/.exec(html)![1]!;
+  const unescape = (s: string) => s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+  return Object.fromEntries([...form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/>/g)].map((m) => [m[1]!, unescape(m[2]!)]));
+}
+
+/** Posts an action as a browser does: the first post, then the confirmation page's own form. */
+async function confirmed(path: string, fields: Record<string, string>): Promise<Response> {
+  const ask = await submit(e, admin.jar, path, fields);
+  if (ask.status !== 200) return ask;
+  return submit(e, admin.jar, path, confirmationFields(await ask.text()));
 }
 
 /** The confirmed post's redirect to `page` with its notice, followed. */
@@ -226,7 +240,7 @@ describe('Apps and machines: rotating, disabling and enabling a client', () => {
 
   it('with no overlap the old secret stops at once; a bad overlap is a 400 page; a client without a secret has none to rotate', async () => {
     const { client, secret: old } = await seedClient();
-    const { secret } = await secretPage(await submit(e, admin.jar, `${APPS}/clients/${client.id}/rotate-secret`, { overlap_seconds: '0', confirm: 'yes' }));
+    const { secret } = await secretPage(await confirmed(`${APPS}/clients/${client.id}/rotate-secret`, { overlap_seconds: '0' }));
     expect((await authenticateAt({ grant_type: 'client_credentials' }, { authorization: basic(client.id, old), env: e })).status).toBe(401);
     expect((await clientRow(client.id))!).toMatchObject({ secret_hash: await sha256(secret), previous_secret_hash: null, previous_secret_expires_at: null });
     for (const overlap of ['2592001', 'soon', '-1']) {
@@ -236,9 +250,34 @@ describe('Apps and machines: rotating, disabling and enabling a client', () => {
     }
     expect((await clientRow(client.id))!.secret_hash).toBe(await sha256(secret));
     const { client: pub } = await seedClient({ kind: 'public', authMethod: 'none', redirectUris: ['http://127.0.0.1/cb'] });
-    const none = await submit(e, admin.jar, `${APPS}/clients/${pub.id}/rotate-secret`, { overlap_seconds: '0', confirm: 'yes' });
+    const none = await confirmed(`${APPS}/clients/${pub.id}/rotate-secret`, { overlap_seconds: '0' });
     expect(none.status).toBe(409);
     expect(await pageHtml(none)).toContain('it has no secret to rotate');
+  });
+
+  it('posting the confirmation again (a reload of the page showing the secret) rotates nothing: 409, and the secret shown still works', async () => {
+    const { client } = await seedClient();
+    const path = `${APPS}/clients/${client.id}/rotate-secret`;
+    const ask = await submit(e, admin.jar, path, { overlap_seconds: '0' });
+    const fields = confirmationFields(await ask.text());
+    expect(fields).toMatchObject({ overlap_seconds: '0', confirm: 'yes', from: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
+    expect(fields.from).not.toContain(client.secretHash!.slice(0, 8));
+    const { secret } = await secretPage(await submit(e, admin.jar, path, fields));
+    const again = await submit(e, admin.jar, path, fields);
+    expect(again.status).toBe(409);
+    expect(await pageHtml(again)).toContain('nothing was rotated');
+    expect((await clientRow(client.id))!.secret_hash).toBe(await sha256(secret));
+    // A confirmation that names no secret rotates nothing either.
+    const { from: _, ...unnamed } = fields;
+    expect((await submit(e, admin.jar, path, unnamed)).status).toBe(409);
+    expect((await clientRow(client.id))!.secret_hash).toBe(await sha256(secret));
+    // The same for a SCIM token.
+    const t = await seedScimToken();
+    const tokenAsk = await submit(e, admin.jar, `${APPS}/scim-tokens/${t.id}/rotate`, { overlap_seconds: '0' });
+    const tokenFields = confirmationFields(await tokenAsk.text());
+    const { secret: token } = await secretPage(await submit(e, admin.jar, `${APPS}/scim-tokens/${t.id}/rotate`, tokenFields));
+    expect((await submit(e, admin.jar, `${APPS}/scim-tokens/${t.id}/rotate`, tokenFields)).status).toBe(409);
+    expect((await scim('GET', '/Users', undefined, { env: e, token })).status).toBe(200);
   });
 
   it('disables (refused at once, its token epoch moved) and enables it again, each confirmed, audited and shown', async () => {

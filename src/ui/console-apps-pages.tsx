@@ -73,14 +73,16 @@ export const OVERLAP_CHOICES: readonly { seconds: number; label: string }[] = [
 function RotateForm(p: { action: string; id: string; what: string }) {
   return (
     <form method="post" action={p.action} id={p.id}>
-      <label for={`${p.id}-overlap`}>Keep the old {p.what} working for</label>
-      <select id={`${p.id}-overlap`} name="overlap_seconds">
-        {OVERLAP_CHOICES.map((o) => (
-          <option value={String(o.seconds)} selected={o.seconds === 86_400}>
-            {o.label}
-          </option>
-        ))}
-      </select>
+      <div class="field">
+        <label for={`${p.id}-overlap`}>Keep the old {p.what} working for</label>
+        <select id={`${p.id}-overlap`} name="overlap_seconds">
+          {OVERLAP_CHOICES.map((o) => (
+            <option value={String(o.seconds)} selected={o.seconds === 86_400}>
+              {o.label}
+            </option>
+          ))}
+        </select>
+      </div>
       <button type="submit" class="button secondary">
         Rotate the {p.what}
       </button>
@@ -295,7 +297,7 @@ export function ClientPage(p: ClientPageProps) {
           <>
             <p id="rotation-state">
               {k.overlapEnd === null ? (
-                'One secret works: no rotation overlap is running.'
+                'Only the current secret works: no rotation overlap is running.'
               ) : (
                 <>
                   Rotated: the previous secret also works until <When at={k.overlapEnd} />.
@@ -429,8 +431,8 @@ export function ClientFormPage(p: ClientFormProps) {
             value={v.kind}
             error={e.kind}
             options={[
-              { value: 'confidential', label: 'Confidential: a server-side app or a service (keeps a secret or keys)' },
-              { value: 'public', label: 'Public: a native or browser app (no secret)' },
+              { value: 'confidential', label: 'Confidential (a server or a service)' },
+              { value: 'public', label: 'Public (a native or browser app)' },
             ]}
           />
           <Select
@@ -648,7 +650,7 @@ export function ScimTokenPage(p: ScimTokenPageProps) {
               <th scope="row">Rotation</th>
               <td id="rotation-state">
                 {t.overlapEnd === null ? (
-                  'One secret works: no rotation overlap is running.'
+                  'Only the current token works: no rotation overlap is running.'
                 ) : (
                   <>
                     The previous token also works until <When at={t.overlapEnd} />.

@@ -135,7 +135,7 @@ describe('Apps and machines: the clients', () => {
     expect(html).not.toContain('previous-hash');
     expect(await auditRows('admin_client_viewed', admin.id)).toContainEqual(expect.objectContaining({ admin: admin.id, client_id: client.id }));
     const calm = await pageHtml(await browse(e, admin.jar, `${APPS}/clients/${(await seedClient()).client.id}`));
-    expect(calm).toContain('no rotation overlap is running');
+    expect(calm).toContain('Only the current secret works: no rotation overlap is running');
     const unknown = await browse(e, admin.jar, `${APPS}/clients/cli_nobody`);
     expect(unknown.status).toBe(404);
     expect(await pageHtml(unknown)).toContain('No such client.');

@@ -431,8 +431,8 @@ export function ClientFormPage(p: ClientFormProps) {
             value={v.kind}
             error={e.kind}
             options={[
-              { value: 'confidential', label: 'Confidential (a server or a service)' },
-              { value: 'public', label: 'Public (a native or browser app)' },
+              { value: 'confidential', label: 'Confidential (a server)' },
+              { value: 'public', label: 'Public (no secret)' },
             ]}
           />
           <Select

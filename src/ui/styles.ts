@@ -97,7 +97,7 @@ ul.plain{list-style:none;padding:0;margin:0}.rows>li{padding:.4rem 0;border-bott
 .console h1,.console h2{overflow-wrap:anywhere}.pager{display:flex;justify-content:space-between;align-items:center;margin-top:1rem}.wrap,.user-link{overflow-wrap:anywhere}
 fieldset{border:0;padding:0;margin:1rem 0 0;min-width:0}legend{font-weight:600;padding:0}fieldset .check{margin-top:.4rem}.secret{font:600 1rem/1.6 ui-monospace,monospace;overflow-wrap:anywhere;border:1px solid var(--line);border-radius:.55rem;padding:.75rem;margin:1rem 0}
 .toc a[aria-current=page]{font-weight:700;color:var(--fg)}#client-actions>form,#token-actions>form{flex:0 0 auto}#client-actions button,#token-actions button{margin:0}
-#confirm .actions{margin-top:1rem}#confirm .actions form button{margin:0;width:100%}
+#confirm li{overflow-wrap:anywhere}#confirm .actions{margin-top:1rem}#confirm .actions form button{margin:0;width:100%}
 #user-actions>form{flex:0 0 auto}#user-actions button{margin:0}#sign-in h3{margin-top:1.25rem}
 @media (max-width:30rem){#user-actions>form{flex:1 1 100%}.wide #user-actions button{width:100%}}
 @media (max-width:30rem){table.stack thead{display:none}table.stack tr,table.stack td{display:block}table.stack tr{padding:.5rem 0;border-bottom:1px solid var(--line)}table.stack td{border:0;padding:.15rem 0}table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}

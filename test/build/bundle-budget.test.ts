@@ -86,6 +86,9 @@
  *   The operators' console (its guard, page kit and Users area, server-rendered markup in the
  *   lazily loaded app, nothing at start-up) adds about 6.4 KiB to the upload: 299.2 to 305.6
  *   (start-up 52.1 before, 51.9 after: chunk reordering only); merged with the rest above, hence 310.
+ *   Its Apps and machines area (clients, SCIM tokens and consents: three lists, two detail
+ *   pages, the registration form, the page that shows a secret once, all lazily loaded) adds
+ *   about 7 KiB: 309.8 to 316.7, hence 317.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -96,7 +99,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 53;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 310;
+export const TOTAL_BUDGET_KIB = 317;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

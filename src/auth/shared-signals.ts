@@ -36,6 +36,7 @@ import { providerSessionUsers } from '../storage/provider-sessions';
 import { findUserByEmail } from '../storage/users';
 import { SET_CLOCK_TOLERANCE_S, SET_MAX_AGE_S, verifySecurityEventToken, type SetClaims, type UserSubject } from '../tokens/security-event-token';
 import { nowSeconds as now } from '../util/time';
+import { ASCII_ONLY } from './email-address';
 import { recordEvent } from './events';
 import { endProviderSessions } from './provider-logout';
 import { endAllSessions } from './sessions';
@@ -115,6 +116,9 @@ function providerSubject(transmitter: Transmitter, user: UserSubject | null): st
 /** The account the user identifier names, or null: by the provider identity, or by a verified address. */
 async function accountOf(c: Context<AppEnv>, transmitter: Transmitter, user: UserSubject): Promise<string | null> {
   if (user.format === 'email') {
+    // Addresses here are ASCII only (auth/email-address.ts): lower-casing would fold another
+    // address into one of ours (the Kelvin sign into `k`), so none outside ASCII names anyone.
+    if (!ASCII_ONLY.test(user.email)) return null;
     const account = await findUserByEmail(c.env.DB, user.email);
     return account?.emailVerified ? account.id : null;
   }

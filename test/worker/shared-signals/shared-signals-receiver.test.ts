@@ -214,6 +214,17 @@ describe('session-revoked ends the sessions its subject names', () => {
     expect(JSON.parse(event!.detail)).toMatchObject({ reason: 'unknown_subject', sessions_ended: 0 });
   });
 
+  it('an email subject outside ASCII matches no account, not even the one its lower-casing folds into (the Kelvin sign K is not k)', async () => {
+    const kevin = await seedUser({ email: `kevin-${crypto.randomUUID()}@example.com`, verified: true });
+    const s = await passwordSession(kevin.email);
+    await expectAccepted(await push(await securityEvent({ sub_id: { format: 'email', email: kevin.email.replace('k', '\u212A') } })));
+    expect(await ended(s)).toBe(false);
+    expect((await get('/now', s)).status).toBe(200);
+    const event = await lastEvent('shared_signal_received');
+    expect(event?.user_id).toBeNull();
+    expect(JSON.parse(event!.detail)).toMatchObject({ reason: 'unknown_subject', sessions_ended: 0 });
+  });
+
   it('iss_sub names a subject of the issuers set in subject_issuers, and of no other', async () => {
     const sub = providerUser();
     const s = await signInWith('ssf-subject-issuers');

@@ -460,6 +460,9 @@ describe('SHARED_SIGNALS is checked once, at the first push, and a mistake refus
     ['a provider that is not configured', [{ ...base, provider: 'github' }], /provider github is not a sign-in provider configured here/],
     ['a key set over plain http in production', [{ ...base, jwks_uri: 'http://ssf.example.test/jwks' }], /must use https in production/],
     ['one id twice', [base, { ...base }], /names one transmitter id twice/],
+    // One SET would pass at both endpoints: each read its subjects with its own provider, and spent its jti apart.
+    ['two transmitters of one issuer with one audience', [{ ...base, audience: 'urn:gatehouse' }, { ...base, id: 'idp2', audience: 'urn:gatehouse' }], /transmitters idp and idp2 .*same issuer and audience/],
+    ['an audience that is another transmitter’s endpoint', [base, { ...base, id: 'idp2', audience: AUDIENCE }], /transmitters idp and idp2 .*same issuer and audience/],
     ['a short bearer secret', [{ ...base, authorization: 'short' }], /at least 32 characters .*\(at 0\.authorization\)/],
     ['a setting it does not know', [{ ...base, audiance: 'x' }], /nothing else \(at 0\.audiance\)/],
     ['something other than transmitters', 'okta', /must be a transmitter/],

@@ -80,8 +80,8 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   // sharing the provider's address (or a burst of its own logouts) can hold its logouts back.
   auth.post('/backchannel-logout/:provider', rateLimitClientErrors('oauth'));
   auth.route('/', providerLogoutRoutes);
-  // A Shared Signals transmitter's push (no cookie read, nothing minted): counted as above.
-  auth.post('/ssf/events/:transmitter', rateLimitClientErrors('oauth'));
+  // A Shared Signals transmitter's push (no cookie read, nothing minted): its refusals count
+  // with the provider sign-ins as above, in the route, before each is recorded.
   auth.route('/', sharedSignalsRoutes);
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));

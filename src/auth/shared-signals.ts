@@ -86,8 +86,17 @@ export function setError(err: SetErrorCode, reason?: string): ApiError {
   return new ApiError(err === 'authentication_failed' ? 'invalid_token' : 'invalid_request', description, { fields: { err, description } });
 }
 
-/** Refuses a push from `transmitter`: audited, then the RFC 8935 error. Ends nothing. */
-export async function refuseSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, reason: string, detail?: string): Promise<never> {
+/**
+ * Counts a refusal against the client's limit before it is recorded, and throws (429) once the
+ * client is over it: a token the transmitter signed for another use (an ID token of a
+ * transmitter that is also the identity provider, a SET for another receiver) is anyone's who
+ * holds it to post again and again, and each refusal of it is an alert.
+ */
+export type RefusalCounter = () => Promise<void>;
+
+/** Refuses a push from `transmitter`: counted, audited, then the RFC 8935 error. Ends nothing. */
+export async function refuseSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, countRefusal: RefusalCounter, reason: string, detail?: string): Promise<never> {
+  await countRefusal();
   await recordEvent(c, { event: 'shared_signal_refused', outcome: SECURITY_REASONS.has(reason) ? 'security' : 'failure', detail: { transmitter: transmitter.id, reason, detail } });
   throw setError(reason === 'bad_authorization' ? 'authentication_failed' : (ERR_OF[reason] ?? 'invalid_request'), reason);
 }
@@ -164,25 +173,25 @@ async function endNamed(c: Context<AppEnv>, transmitter: Transmitter, claims: Se
 }
 
 /** Verifies `token` from `transmitter` and acts on its event; refusals throw the RFC 8935 error. */
-export async function acceptSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, token: string): Promise<void> {
+export async function acceptSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, token: string, countRefusal: RefusalCounter): Promise<void> {
   let claims: SetClaims;
   try {
     claims = await verifySecurityEventToken(token, transmitter, newDeadline());
   } catch (e) {
     if (!(e instanceof ProviderError)) throw e;
-    if (e.kind === 'refused') return refuseSecurityEvent(c, transmitter, e.code ?? 'refused', e.detail);
+    if (e.kind === 'refused') return refuseSecurityEvent(c, transmitter, countRefusal, e.code ?? 'refused', e.detail);
     await recordEvent(c, { event: 'shared_signal_refused', outcome: 'failure', detail: { transmitter: transmitter.id, reason: `transmitter_${e.kind}`, detail: e.detail } });
     throw new ApiError(PROVIDER_STATUS[e.kind], 'The transmitter’s signing keys could not be had: the security event token cannot be checked now. Send it again.', e.kind === 'unavailable' ? { retryAfter: 5 } : {});
   }
   const action = actionOf(claims);
-  if ('refuse' in action) return refuseSecurityEvent(c, transmitter, action.refuse, claims.eventType);
+  if ('refuse' in action) return refuseSecurityEvent(c, transmitter, countRefusal, action.refuse, claims.eventType);
   const t = now();
   const sender = sharedSignalsSender(transmitter.id);
   // Kept as long as the SET could be accepted: its `iat` ages out of the window after that.
   if (!(await useProviderLogoutJti(c.env.DB, sender, claims.jti, claims.iat + SET_MAX_AGE_S + SET_CLOCK_TOLERANCE_S, t))) {
     // Whoever holds a captured SET can post it again at will: its first replay alerts, the rest are failures.
     const replays = await countProviderLogoutReplay(c.env.DB, sender, claims.jti);
-    return refuseSecurityEvent(c, transmitter, replays > 1 ? 'replayed_again' : 'replayed', `jti ${claims.jti.slice(0, 64)}`);
+    return refuseSecurityEvent(c, transmitter, countRefusal, replays > 1 ? 'replayed_again' : 'replayed', `jti ${claims.jti.slice(0, 64)}`);
   }
   let outcome: Outcome;
   try {

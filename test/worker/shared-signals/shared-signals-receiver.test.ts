@@ -12,7 +12,7 @@ import { parseConfig } from '../../../src/config/load';
 import { transmittersOf } from '../../../src/config/shared-signals';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { bearer, call, makeEnv, PUBLIC_URL, seedUser, signIn as passwordSignIn, type TestEnv } from '../support/helpers';
-import { fakeHost, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { fakeHost, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { failingSessions, sessionsObject } from '../support/user-sessions-store';
@@ -407,13 +407,32 @@ describe('the endpoint', () => {
     const forged = await securityEvent({ sub_id: issSub('x') }, {}, (await generateKeyPair('ES256')).privateKey);
     expect((await push(forged, { env: limited })).status).toBe(429);
     expect((await push(forged, { id: 'nope', env: limited })).status).toBe(429);
-    expect(keys).toEqual(['oauth:192.0.2.20', 'oauth:192.0.2.20']);
+    expect((await push(forged, { id: 'secured', env: limited })).status).toBe(429);
+    expect((await push(forged, { env: limited, headers: { 'content-type': 'application/json' } })).status).toBe(429);
+    expect((await push(forged + 'x'.repeat(17 * 1024), { env: limited })).status).toBe(429);
+    expect((await push('', { env: limited })).status).toBe(429);
+    expect(keys).toEqual(Array(6).fill('oauth:192.0.2.20'));
 
     const sub = providerUser();
     const s = await signInWith('ssf-limited');
     await expectAccepted(await push(await securityEvent({ sub_id: issSub(sub) }), { env: limited }));
     expect(await ended(s)).toBe(true);
-    expect(keys).toHaveLength(2);
+    expect(keys).toHaveLength(6);
+  });
+
+  it('a client over the limit is refused before anything is recorded: a token the transmitter signed, posted again and again, writes no audit row and raises no alert', async () => {
+    const hook = 'https://ssf-hooks.example.test';
+    fakeHost(hook, () => new Response(null, { status: 204 }));
+    const limited = makeEnv({ ...gateway, ALERT_WEBHOOK_URL: `${hook}/alert`, RATE_LIMITER_OAUTH: { async limit() { return { success: false }; } } });
+    const refusals = () => env.DB.prepare("SELECT COUNT(*) AS n FROM auth_events WHERE event = 'shared_signal_refused'").first<number>('n');
+    // Untyped, as an ID token of a transmitter that is also an identity provider is: any of its users holds one.
+    const untyped = await securityEvent({ sub_id: issSub('x') }, { typ: undefined });
+    const before = await refusals();
+    const from = requests.length;
+    for (let i = 0; i < 3; i += 1) expect((await push(untyped, { env: limited })).status).toBe(429);
+    expect((await push(untyped, { env: limited, id: 'secured' })).status).toBe(429);
+    expect(await refusals()).toBe(before);
+    expect(requests.slice(from).filter((q) => q.url.startsWith(hook))).toEqual([]);
   });
 
   it('503 (retry-after) and nothing ended when the transmitter’s keys cannot be fetched', async () => {

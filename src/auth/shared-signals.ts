@@ -19,8 +19,9 @@
  *   receiver ignore what it does not act on.
  * A subject matching no account is accepted too (202, audited): the answer never says whether
  * an account exists. Accounts are matched by `iss_sub` (an `iss` of the transmitter's
- * `subject_issuers`) or `opaque` through the identities linked to its provider, and by `email`
- * only to an account whose address is verified.
+ * `subject_issuers`) or `opaque` through the identities linked to its provider (and an account
+ * the subject signed into that has since unlinked it loses the sessions the provider started
+ * there), and by `email` only to an account whose address is verified.
  */
 import type { Context } from 'hono';
 import type { Transmitter } from '../config/shared-signals';
@@ -122,7 +123,7 @@ function providerSubject(transmitter: Transmitter, user: UserSubject | null): st
   return null;
 }
 
-/** The account the user identifier names, or null: by the provider identity, or by a verified address. */
+/** The account the user identifier names, or null: by the provider identity linked now, or by a verified address. */
 async function accountOf(c: Context<AppEnv>, transmitter: Transmitter, user: UserSubject): Promise<string | null> {
   if (user.format === 'email') {
     // Addresses here are ASCII only (auth/email-address.ts): lower-casing would fold another
@@ -166,10 +167,17 @@ async function endNamed(c: Context<AppEnv>, transmitter: Transmitter, claims: Se
     }
     // A session we cannot map: the user's sessions all end rather than that one live on.
   }
-  if (account === null) return { userIds: [], ended: 0, reason: 'unknown_subject' };
-  // A sign-in from the provider still owing its second factor would start a session after this event.
-  await spendProviderPending(c.env.DB, transmitter.provider, { sid: null, subject: sub }, [account], t);
-  return { userIds: [account], ended: (await endAllSessions(c, account)).length };
+  // Accounts the subject signed into that no longer link it: the sessions the provider started
+  // there stay the provider's to end, as a back-channel logout naming the subject ends them.
+  const unlinked = sub === null ? [] : (await providerSessionUsers(c.env.DB, transmitter.provider, { sid: null, subject: sub }, t)).filter((u) => u !== account);
+  if (account === null && unlinked.length === 0) return { userIds: [], ended: 0, reason: 'unknown_subject' };
+  let ended = unlinked.length === 0 ? 0 : (await endProviderSessions(c, transmitter.provider, { sid: null, subject: sub }, async () => unlinked, t)).ended;
+  if (account !== null) {
+    // A sign-in from the provider still owing its second factor would start a session after this event.
+    await spendProviderPending(c.env.DB, transmitter.provider, { sid: null, subject: sub }, [account], t);
+    ended += (await endAllSessions(c, account)).length;
+  }
+  return { userIds: account === null ? unlinked : [account, ...unlinked], ended };
 }
 
 /** Verifies `token` from `transmitter` and acts on its event; refusals throw the RFC 8935 error. */

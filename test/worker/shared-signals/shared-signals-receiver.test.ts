@@ -10,6 +10,7 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { transmittersOf } from '../../../src/config/shared-signals';
+import { unlinkIdentityKeepingOne } from '../../../src/storage/account-changes';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { bearer, call, makeEnv, PUBLIC_URL, seedUser, signIn as passwordSignIn, type TestEnv } from '../support/helpers';
 import { fakeHost, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
@@ -178,6 +179,22 @@ describe('session-revoked ends the sessions its subject names', () => {
     expect(await ended(withPassword)).toBe(true);
     expect((await get('/now', withPassword)).status).toBe(401);
     expect(JSON.parse((await lastEvent('shared_signal_received'))!.detail)).toMatchObject({ subject_format: 'iss_sub', sid: null, sessions_ended: 2 });
+  });
+
+  it('a subject since unlinked from the account it signed into: the sessions the provider started there end, the account’s others live on', async () => {
+    const u = await seedUser({ verified: true });
+    const sub = providerUser(u.email);
+    const fromProvider = await signInWith(`ssf-unlinked-${crypto.randomUUID()}`);
+    expect(fromProvider.userId).toBe(u.id);
+    const withPassword = await passwordSession(u.email);
+    expect(await unlinkIdentityKeepingOne(env.DB, u.id, 'oidc', sub)).toBe(true);
+    await expectAccepted(await push(await securityEvent({ sub_id: issSub(sub) })));
+    expect(await ended(fromProvider)).toBe(true);
+    expect((await get('/now', fromProvider)).status).toBe(401);
+    expect(await ended(withPassword)).toBe(false);
+    const event = await lastEvent('shared_signal_received');
+    expect(event?.user_id).toBe(u.id);
+    expect(JSON.parse(event!.detail)).toMatchObject({ sessions_ended: 1 });
   });
 
   it('a provider session we cannot map: every session of the user ends rather than that one live on', async () => {

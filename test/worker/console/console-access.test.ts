@@ -167,6 +167,33 @@ describe('who gets into the console, on every console route', () => {
   });
 });
 
+describe('the console trusts D1 and the session now, not the token', () => {
+  it('an admin whose role was revoked a moment ago (their token still says admin) gets the 403 page, at once', async () => {
+    const u = await adminWithSecondFactor(e);
+    // A refresh: the token now carries the role too.
+    const jar = updateJar({ ...u.jar }, await call('/auth/refresh', { env: e, cookies: u.jar, method: 'POST' }));
+    expect(decodeJwt(jar['__Host-gatehouse']!).roles).toContain('admin');
+    expect((await browse(e, jar, '/auth/admin')).status).toBe(200);
+    await e.DB.prepare("UPDATE users SET roles = '[]' WHERE id = ?").bind(u.id).run();
+    const before = await userState(target.id);
+    expect((await browse(e, jar, '/auth/admin')).status).toBe(403);
+    expect((await submit(e, jar, `/auth/admin/console/users/${target.id}/sign-out`, { confirm: 'yes' })).status).toBe(403);
+    expect(await userState(target.id)).toEqual(before);
+  });
+
+  it('a disabled admin whose access token still verifies is sent to sign in, and acts on no one', async () => {
+    const u = await adminWithSecondFactor(e);
+    // Disabled in D1 only (no session ended, nothing revoked in KV): the token alone still verifies.
+    await e.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(Math.floor(Date.now() / 1000), u.id).run();
+    const before = await userState(target.id);
+    const page = await browse(e, u.jar, '/auth/admin/console/users');
+    expect(page.status).toBe(302);
+    expect(page.headers.get('location')).toMatch(/^\/auth\/(login|refresh)\?return_to=/);
+    expect((await submit(e, u.jar, `/auth/admin/console/users/${target.id}/sign-out`, { confirm: 'yes' })).status).toBe(302);
+    expect(await userState(target.id)).toEqual(before);
+  });
+});
+
 describe('stepping up into the console', () => {
   it('an admin with an authenticator app whose session lacks the second factor steps up with a code and comes back to the console', async () => {
     const u = await userWithTotp(e, uniqueEmail('console-step-up'));

@@ -13,6 +13,7 @@ import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
 import { randomId } from '../util/random';
 import { log } from './log';
+import { writeDecisionPoint } from './metrics';
 
 export type Decision = 'allow' | 'deny' | 'rate_limited' | 'invalid' | 'error';
 
@@ -35,24 +36,32 @@ function policyFor(c: Context<AppEnv>): string {
 
 function writeLine(c: Context<AppEnv>, started: number): void {
   const status = c.res?.status ?? 500;
+  const metrics = c.env?.METRICS;
   // REQUEST_LOG = "refusals": an allowed request writes no line (the config is unset only when
-  // configuration failed, and that is a 500: always logged).
-  if (status < 400 && c.get('config')?.REQUEST_LOG === 'refusals') return;
+  // configuration failed, and that is a 500: always logged). Metrics count it all the same.
+  const quiet = status < 400 && c.get('config')?.REQUEST_LOG === 'refusals';
+  if (quiet && !metrics) return;
+  const route = c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c);
+  const policy = policyFor(c);
+  const decision = decisionFor(status);
+  const latency = Date.now() - started;
+  if (metrics) writeDecisionPoint(c, metrics, { route, decision, policy, status, latencyMs: latency });
+  if (quiet) return;
   const fields = {
     request_id: c.get('requestId'),
     method: c.req.method,
-    route: c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c),
+    route,
     path: c.req.path.slice(0, 256),
-    policy: policyFor(c),
+    policy,
     // The route policy's rule that decided (README "Policy"), and the external service's reason.
     ...(c.get('policyRule') === undefined ? {} : { policy_rule: c.get('policyRule') }),
     ...(c.get('policyReason') ? { policy_reason: c.get('policyReason') } : {}),
-    decision: decisionFor(status),
+    decision,
     status,
     user_id: c.get('user')?.id ?? null,
     ...(c.get('clientId') === undefined ? {} : { client_id: c.get('clientId') }),
     ip: clientIp(c),
-    latency_ms: Date.now() - started,
+    latency_ms: latency,
   };
   if (status >= 500) log.error('request', fields);
   else log.info('request', fields);

@@ -50,6 +50,10 @@ const ORIGIN_BODY = 'origin ok'; // what origin.mjs answers
 const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
 const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1];
 const [, RL_LIMIT, RL_PERIOD] = /simple\s*=\s*\{\s*limit\s*=\s*(\d+)\s*,\s*period\s*=\s*(\d+)/.exec(toml) ?? [, '100', '60'];
+// The Analytics Engine dataset (README "Metrics"), bound to every Gatehouse Worker when
+// wrangler.toml declares it, as it deploys: the local dataset keeps nothing, so what is measured
+// is the Worker's side of each data point (building it, handing it to the binding).
+const [, METRICS_BINDING, METRICS_DATASET] = /\[\[analytics_engine_datasets\]\]\s*binding\s*=\s*"([^"]+)"\s*dataset\s*=\s*"([^"]+)"/.exec(toml) ?? [];
 const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
 const cleanups = [];
 const log = (...a) => console.log('[bench]', ...a);
@@ -126,6 +130,7 @@ function workerConfig({ name, modules, flags = [], vars = {}, d1 = false, kv = [
   if (d1) env.DB = { type: 'd1', id: `${storageOf}-db` };
   for (const k of kv) env[k] = { type: 'kv', id: `${storageOf}-${k}` };
   if (ratelimit) env.RATE_LIMITER = { type: 'rate-limit', namespace: '1001', simple: { limit: Number(RL_LIMIT), period: Number(RL_PERIOD) } };
+  if (name === 'gatehouse' && METRICS_BINDING) env[METRICS_BINDING] = { type: 'analytics-engine-dataset', name: METRICS_DATASET };
   for (const [k, [worker, exportName]] of Object.entries(services)) env[k] = { type: 'worker', worker, exportName };
   // Durable Objects whose class this Worker's main module exports (wrangler.toml's
   // new_sqlite_classes: SQLite-backed), as `wrangler dev` configures them.

@@ -13,7 +13,7 @@ import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
 import { randomId } from '../util/random';
 import { log } from './log';
-import { writeDecisionPoint } from './metrics';
+import type { writeDecisionPoint } from './metrics';
 
 export type Decision = 'allow' | 'deny' | 'rate_limited' | 'invalid' | 'error';
 
@@ -34,9 +34,14 @@ function policyFor(c: Context<AppEnv>): string {
   return path === prefix || path.startsWith(`${prefix}/`) || path.startsWith('/.well-known/') ? 'gateway' : 'none';
 }
 
-function writeLine(c: Context<AppEnv>, started: number): void {
+/**
+ * Writes a request's metrics data point (observability/metrics.ts): loaded on the first request
+ * of an isolate that has the `METRICS` binding, so start-up evaluates none of it.
+ */
+let writePoint: typeof writeDecisionPoint | undefined;
+
+function writeLine(c: Context<AppEnv>, started: number, ended: number, metrics: AnalyticsEngineDataset | undefined): void {
   const status = c.res?.status ?? 500;
-  const metrics = c.env?.METRICS;
   // REQUEST_LOG = "refusals": an allowed request writes no line (the config is unset only when
   // configuration failed, and that is a 500: always logged). Metrics count it all the same.
   const quiet = status < 400 && c.get('config')?.REQUEST_LOG === 'refusals';
@@ -44,8 +49,8 @@ function writeLine(c: Context<AppEnv>, started: number): void {
   const route = c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c);
   const policy = policyFor(c);
   const decision = decisionFor(status);
-  const latency = Date.now() - started;
-  if (metrics) writeDecisionPoint(c, metrics, { route, decision, policy, status, latencyMs: latency });
+  const latency = ended - started;
+  if (metrics && writePoint) writePoint(c, metrics, { route, decision, policy, status, latencyMs: latency });
   if (quiet) return;
   const fields = {
     request_id: c.get('requestId'),
@@ -86,7 +91,11 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
     try {
       await next();
     } finally {
-      writeLine(c, started);
+      const ended = Date.now();
+      const metrics = c.env?.METRICS;
+      // A module that fails to load costs the data point, never the request (tried again next time).
+      if (metrics && !writePoint) writePoint = await import('./metrics').then((m) => m.writeDecisionPoint, () => undefined);
+      writeLine(c, started, ended, metrics);
     }
   };
 }

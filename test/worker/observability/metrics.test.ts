@@ -50,6 +50,25 @@ function fields(point: AnalyticsEngineDataPoint | undefined) {
 
 afterEach(() => vi.restoreAllMocks());
 
+describe('without the METRICS binding', () => {
+  // First in the file: a failed write is logged once per isolate, so a missing binding written
+  // to anyway shows only while no write has failed yet.
+  it('nothing is attempted, in either log mode', async () => {
+    // The metrics module loaded (by a request with a binding), as in an isolate serving both.
+    const { dataset, points } = recordingDataset();
+    await call('/auth/health', { env: envWith(dataset) });
+    expect(points).toHaveLength(1);
+    const errors = vi.spyOn(console, 'error');
+    for (const REQUEST_LOG of ['all', 'refusals']) {
+      const env = envWith(undefined, { REQUEST_LOG });
+      expect((await call('/open/x', { env })).status).toBe(200);
+      expect((await call('/app/x', { env })).status).toBe(401);
+      expect((await call('/auth/health', { env })).status).toBe(200);
+      expect(errors.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('metrics') || l.includes('"status":500'))).toEqual([]);
+    }
+  });
+});
+
 describe('one data point per decision, with the documented fields', () => {
   it('a proxied request: its ROUTES entry as index and route, its policy, the decision, the country', async () => {
     const { dataset, points } = recordingDataset();
@@ -77,6 +96,15 @@ describe('one data point per decision, with the documented fields', () => {
     expect(fields(points[0])).toMatchObject({ index: 'wiki.example.org/', kind: 'proxy', route: 'wiki.example.org/', decision: 'allow', policy: 'public' });
     const lines = log.mock.calls.map((c) => JSON.parse(String(c[0])) as Record<string, unknown>).filter((l) => l.event === 'request');
     expect(lines.map((l) => l.route)).toEqual(['wiki.example.org/']);
+  });
+
+  it('an index longer than Analytics Engine takes (96 bytes) is cut there; the route blob keeps it whole', async () => {
+    const { dataset, points } = recordingDataset();
+    const long = `/${'reports-'.repeat(15)}`;
+    const env = makeEnv({ ROUTES: JSON.stringify([{ path: long, origin: 'service:APP', auth: 'public' }]), APP: recordingOrigin(), METRICS: dataset });
+    expect((await call(`${long}/x`, { env })).status).toBe(200);
+    expect(fields(points[0])).toMatchObject({ index: long.slice(0, 96), route: long, kind: 'proxy' });
+    expect(points).toHaveLength(1);
   });
 
   it('a forward-auth answer is kind forward_auth, allowed and refused', async () => {
@@ -136,19 +164,6 @@ describe('metrics never decide a request', () => {
     expect((await call('/app/x', { env, headers: bearer(user.access_token) })).status).toBe(200);
     expect((await call('/auth/verify', { env, headers: bearer(user.access_token) })).status).toBe(200);
     expect((await call('/auth/login', { env, json: { email: user.user.email, password: GOOD_PASSWORD } })).status).toBe(200);
-  });
-
-  // Before the failing dataset below: its failure is logged once per isolate, and a missing
-  // binding written to anyway would be logged the same way.
-  it('without the binding nothing is attempted, in either log mode', async () => {
-    for (const REQUEST_LOG of ['all', 'refusals']) {
-      const env = envWith(undefined, { REQUEST_LOG });
-      const errors = vi.spyOn(console, 'error');
-      expect((await call('/open/x', { env })).status).toBe(200);
-      expect((await call('/app/x', { env })).status).toBe(401);
-      expect((await call('/auth/health', { env })).status).toBe(200);
-      expect(errors.mock.calls.map((c) => String(c[0])).filter((l) => l.includes('metrics') || l.includes('"status":500'))).toEqual([]);
-    }
   });
 
   it('a dataset that throws costs the point, never the request, and is logged once; refusals still refuse', async () => {

@@ -11,7 +11,8 @@
 // - Every Worker is built once per isolate; Gatehouse is the bundle `wrangler deploy --dry-run
 //   --outdir` produces, configured as it deploys: ENVIRONMENT=production, real SIGNING_KEYS,
 //   PUBLIC_URL = the https origin it is served as (TLS is terminated in front of the Worker, as
-//   on Cloudflare: Miniflare's `upstream` rewrites the request URL), the RATE_LIMITER binding.
+//   on Cloudflare: Miniflare's `upstream` rewrites the request URL), the RATE_LIMITER binding,
+//   and the METRICS Analytics Engine dataset when wrangler.toml declares it.
 // - Every response's status and body are checked (the origin answers "origin ok"); each
 //   scenario's non-2xx, wrong bodies, socket errors and timeouts are reported, never fatal.
 // - Beside req/s: workerd CPU time per request, from /proc/<pid>/stat (utime + stime of the

@@ -1,12 +1,13 @@
 /**
  * Metrics for dashboards: one Workers Analytics Engine data point per request outcome (the same
  * decision the request log records), when the `METRICS` binding is configured. Without it
- * nothing is built or written. `writeDataPoint` queues the point and returns: nothing is
+ * nothing is built or written, and this module is never loaded (request-log.ts imports it on the
+ * first request that has the binding). `writeDataPoint` queues the point and returns: nothing is
  * awaited, and a binding that throws costs the point, never the request (logged once per
  * isolate). The fields' positions are the contract the README's queries read.
  *
  * @example
- * writeDecisionPoint(c, c.env.METRICS, { route: '/app', decision: 'allow', policy: 'required', status: 200, latencyMs: 12 })
+ * if (metrics) writeDecisionPoint(c, metrics, { route: '/app', decision: 'allow', policy: 'required', status: 200, latencyMs: 12 })
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';

@@ -91,6 +91,10 @@
  *   check, the lazy import, the sign-in note on audit events and a host route's name: 52.48 to
  *   52.49 built in one folder, 52.39 to 52.75 in another (the chunk reordering above); and about
  *   1.15 KiB to the upload (302.83 to 303.98, 302.15 to 303.29).
+ *   Merged with the console and the reviews: start-up 53.05, upload 310.7. The same source
+ *   measures up to 0.4 KiB apart at start-up depending on the folder it is built in (module
+ *   order changes how well it compresses), so the start-up budget keeps that much room: hence 54
+ *   and 312.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -98,10 +102,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 53;
+export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 310;
+export const TOTAL_BUDGET_KIB = 312;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -21,6 +21,7 @@ import { recordEvent } from '../auth/events';
 import type { AppEnv, AuthUser } from '../env';
 import { wantsHtml } from '../http/client';
 import { ApiError, insufficientUserAuthentication, toApiError } from '../http/errors';
+import { logUnhandled } from '../middleware/error-handler';
 import { browserAuth, signInRedirect } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { PASSKEY_AMR } from '../proxy/step-up';
@@ -66,6 +67,8 @@ const consoleErrors: MiddlewareHandler<AppEnv> = async (c, next) => {
   } catch (e) {
     if (!wantsHtml(c)) throw e;
     const err = toApiError(e);
+    // The page names nothing internal; the log still gets the fault, as the error handler's would.
+    logUnhandled(c, e, err);
     if (err.code === 'invalid_token') return signInRedirect(c, backHere(c));
     if (err.code === 'insufficient_user_authentication') {
       c.header('cache-control', 'no-store');

@@ -21,6 +21,7 @@ import { renderPage } from '../ui/render';
  */
 export const CONSOLE_AREAS = [
   { id: 'users', title: 'Users', summary: 'Find a user; see their sign-in methods, sessions, groups, roles and recent events; disable, sign out, reset second factors, send a reset link, grant or revoke roles.' },
+  { id: 'apps', title: 'Apps and machines', summary: 'OAuth clients (apps, public apps, services) and the directory’s SCIM tokens: register or create, rotate with an overlap, disable; the consents users gave to apps, and revoking them.' },
 ] as const;
 
 export type ConsoleAreaId = (typeof CONSOLE_AREAS)[number]['id'];

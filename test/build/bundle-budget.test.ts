@@ -95,6 +95,9 @@
  *   measures up to 0.4 KiB apart at start-up depending on the folder it is built in (module
  *   order changes how well it compresses), so the start-up budget keeps that much room: hence 54
  *   and 312.
+ *   The console's Apps and machines area (clients, SCIM tokens and consents: three lists, two
+ *   detail pages, the registration form, the page that shows a secret once, all lazily loaded)
+ *   adds about 7.2 KiB to the upload, nothing at start-up: 311.1 to 318.3, hence 319.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -105,7 +108,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 312;
+export const TOTAL_BUDGET_KIB = 319;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -14,7 +14,9 @@ import type { AppEnv } from '../../../src/env';
 import { adminRoutes } from '../../../src/routes/admin';
 import { call, bearer, GOOD_PASSWORD, type TestEnv } from '../support/helpers';
 import { totpCode, updateJar, type Jar } from '../support/second-factor-helpers';
-import { sessionExec } from '../support/user-sessions-store';
+import { seedClient } from '../support/oauth-clients';
+import { seedScimToken } from '../support/scim-tokens';
+import { sessionExec, sessionsObject } from '../support/user-sessions-store';
 import { uniqueEmail } from '../support/mail';
 import { userWithTotp } from '../support/second-factor-helpers';
 import { decodeJwt } from 'jose';
@@ -39,7 +41,14 @@ const isConsoleRoute = (r: Route) => r.path === '/auth/admin' || r.path.startsWi
 const FORM_FIELDS: Record<string, Record<string, string>> = {
   '/auth/admin/console/users/:id/roles/grant': { role_name: 'auditor' },
   '/auth/admin/console/users/:id/roles/revoke': { role_name: 'auditor' },
+  '/auth/admin/console/apps/clients/new': { name: 'Access check', redirect_uris: 'https://app.example.org/callback', grant_authorization_code: 'on', scope_openid: 'on' },
+  '/auth/admin/console/apps/clients/:clientId/rotate-secret': { overlap_seconds: '3600' },
+  '/auth/admin/console/apps/scim-tokens/new': { name: 'Access check' },
+  '/auth/admin/console/apps/scim-tokens/:tokenId/rotate': { overlap_seconds: '0' },
 };
+
+/** A concrete value of each path parameter: `:id` is the target user; the others name what the target's routes act on. */
+const params: Record<string, string> = {};
 
 let e: TestEnv;
 let routes: Route[];
@@ -57,10 +66,15 @@ beforeAll(async () => {
   target = await plainSession(e, false);
   // The target holds the role the revoke route is driven with.
   await e.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind('["auditor"]', target.id).run();
+  // A client the target allowed, and a SCIM token, for the Apps and machines routes.
+  const { client } = await seedClient();
+  await sessionsObject(target.id).grantConsent(target.id, client.id, ['openid'], [], Math.floor(Date.now() / 1000));
+  const token = await seedScimToken();
+  Object.assign(params, { id: target.id, clientId: client.id, tokenId: token.id });
 });
 
-/** A concrete URL for a route pattern: `:id` is the target user, a wildcard an unknown page. */
-const urlOf = (r: Route) => r.path.replace(':id', target.id).replace('*', 'no-such-page');
+/** A concrete URL for a route pattern: each parameter from `params`, a wildcard an unknown page. */
+const urlOf = (r: Route) => r.path.replace(/:(\w+)/g, (_, name: string) => params[name] ?? `unknown-${name}`).replace('*', 'no-such-page');
 
 function send(r: Route, jar: Jar | undefined, browser: boolean, headers: Record<string, string> = {}) {
   const url = urlOf(r);

@@ -62,15 +62,20 @@ const formFields = (c: Context<AppEnv>): ExplainForm => ({ user: c.req.query('us
 const LABELS: Record<string, string> = { user: 'User', url: 'URL', method: 'Method' };
 
 /** The explainer's answer in words. */
-function answerView(e: Explanation, config: { AUTH_PREFIX: string }): ExplainAnswerView {
+function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: string): ExplainAnswerView {
   const a = e.answer;
   const url = new URL(a.request.url);
-  const where = a.route ? `${a.route.host ?? 'the gateway’s host'} ${a.route.path}` : null;
+  const where = a.route ? `${a.route.host ?? ownHost} ${a.route.path}` : null;
   const facts: string[] = [];
   if (a.identity) {
     facts.push(`Decided for ${a.identity.email} (${a.identity.email_verified ? 'verified address' : 'address not verified: rules on emails and domains do not hold for it'}).`);
     facts.push(`Roles: ${a.identity.roles.length ? a.identity.roles.join(', ') : 'none'}.`);
-    facts.push(`Groups: ${a.identity.groups.length ? a.identity.groups.join(', ') : 'none'} (from ${a.identity.groups_from}).`);
+    const groups = a.identity.groups.length ? a.identity.groups.join(', ') : 'none';
+    facts.push(
+      a.identity.groups_from.startsWith('unknown')
+        ? `Groups: ${groups}; the provider’s are unknown (no live session from a provider that supplies them, or they are too old), so a rule that refuses a group refuses.`
+        : `Groups: ${groups} (from ${a.identity.groups_from}).`,
+    );
     facts.push(a.identity.session ? `Their most recently used session signed in with: ${a.identity.session.amr.join(', ') || 'nothing recorded'}.` : 'They have no live session: decided as a fresh sign-in with no methods.');
     facts.push('Not known here: the client’s address and country. A rule that refuses on them refuses; one that admits on them does not admit.');
   }
@@ -138,7 +143,7 @@ export const consoleRoutesRoutes = new Hono<AppEnv>()
     }
     try {
       const explained = await explainRequest(c, parsed.output);
-      return page({ answer: answerView(explained, c.get('config')) });
+      return page({ answer: answerView(explained, c.get('config'), gatewayHost(c.get('config'))) });
     } catch (e) {
       if (!(e instanceof ApiError) || (e.code !== 'not_found' && e.code !== 'invalid_request')) throw e;
       if (e.code === 'not_found') return page({ error: `No user has the email address or id “${form.user}”.` }, 404);

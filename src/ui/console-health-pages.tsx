@@ -70,11 +70,11 @@ function scaleTop(max: number): number {
 }
 
 const W = 720;
-const H = 260;
-const LEFT = 44;
+const H = 320;
+const LEFT = 56;
 const RIGHT = 8;
-const TOP = 30;
-const BOTTOM = 28;
+const TOP = 14;
+const BOTTOM = 34;
 
 /** Succeeded and refused sign-ins per hour as paired bars; `role=img` with a title and a description, the numbers in the table beside it. */
 export function SignInChart(p: { hours: HourCount[] }) {
@@ -110,21 +110,13 @@ export function SignInChart(p: { hours: HourCount[] }) {
               <title>{`${hourText(h.hour)} UTC: ${h.refused} refused`}</title>
             </rect>
             {i % 6 === 0 && (
-              <text class="label" x={LEFT + i * slot + slot / 2} y={H - 8} text-anchor="middle">
+              <text class="label" x={LEFT + i * slot + slot / 2} y={H - 6} text-anchor="middle">
                 {hourText(h.hour)}
               </text>
             )}
           </g>
         );
       })}
-      <rect class="ok" x={LEFT} y={6} width={14} height={14} />
-      <text class="label" x={LEFT + 20} y={18}>
-        succeeded
-      </text>
-      <rect class="refused" x={LEFT + 120} y={6} width={14} height={14} />
-      <text class="label" x={LEFT + 140} y={18}>
-        refused
-      </text>
     </svg>
   );
 }
@@ -208,6 +200,16 @@ export function HealthPage(p: HealthPageProps) {
 
       <Section id="sign-ins" title="Sign-ins over the last 24 hours">
         {empty && <p id="no-sign-ins">No sign-ins in the last 24 hours.</p>}
+        <p class="chart legend" aria-hidden="true">
+          <svg width="12" height="12">
+            <rect class="ok" width="12" height="12" />
+          </svg>{' '}
+          succeeded{'  '}
+          <svg width="12" height="12">
+            <rect class="refused" width="12" height="12" />
+          </svg>{' '}
+          refused
+        </p>
         <SignInChart hours={p.hours} />
         <details>
           <summary>The numbers, hour by hour</summary>

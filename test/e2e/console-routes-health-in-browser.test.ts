@@ -128,7 +128,12 @@ describe('Routes and policy, and Health, in Chromium', () => {
     await shoot(p, 'console-health');
     await p.setViewportSize({ width: 375, height: 812 });
     expect((await p.locator('#sign-in-chart').boundingBox())!.width).toBeLessThanOrEqual(375);
+    // The numbers open without script (details/summary), and the chart close up.
+    await p.getByText('The numbers, hour by hour').click();
+    await expect(p.locator('#sign-in-table tbody tr').count()).resolves.toBe(24);
+    await p.locator('#sign-ins').screenshot({ path: join(ARTIFACTS, 'console-health-chart-375.png') });
     await p.emulateMedia({ colorScheme: 'dark' });
+    await p.locator('#sign-ins').screenshot({ path: join(ARTIFACTS, 'console-health-chart-dark-375.png') });
     await p.screenshot({ path: join(ARTIFACTS, 'console-health-dark-375.png'), fullPage: true });
     await p.setViewportSize({ width: 1280, height: 900 });
     await p.screenshot({ path: join(ARTIFACTS, 'console-health-dark.png'), fullPage: true });

@@ -43,8 +43,11 @@ function routeView(route: RouteConfig, policy: Policy | null, ownHost: string): 
     path: route.path,
     origin: destination(route.origin),
     auth: AUTH_WORDS[route.auth],
+    // A public route checks no one, so no sign-out can be felt there.
     revocation:
-      route.revocation === 'immediate'
+      route.auth === 'public'
+        ? null
+        : route.revocation === 'immediate'
         ? 'immediate: every request asks the user’s sessions, so a sign-out is felt at once'
         : 'cached: a sign-out is felt within the revocation cache time (README “Revocation”)',
     admits: admitsWords(route, policy),

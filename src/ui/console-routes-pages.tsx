@@ -12,7 +12,8 @@ export interface RouteView {
   /** The origin's host (never its credentials or path), or its service binding. */
   origin: string;
   auth: string;
-  revocation: string;
+  /** Null on a public route (no one is checked). */
+  revocation: string | null;
   admits: string;
   /** Deny rules first (they win), then allow rules. */
   rules: { label: string; words: string }[];
@@ -89,7 +90,7 @@ export function RoutesPage(p: ConsoleChrome & { routes: RouteView[]; explain: st
             <tbody>
               <Row label="Origin">{r.origin}</Row>
               <Row label="Sign-in">{r.auth}</Row>
-              <Row label="Revocation">{r.revocation}</Row>
+              {r.revocation !== null && <Row label="Revocation">{r.revocation}</Row>}
               <Row label="Admits">{r.admits}</Row>
             </tbody>
           </table>

@@ -73,6 +73,8 @@ describe('the routes as loaded, in words', () => {
     expect(secure).toContain('immediate: every request asks');
 
     expect(cardOf(html, '/open')).toContain('Everyone, signed in or not');
+    expect(cardOf(html, '/open')).not.toContain('Revocation');
+    expect(cardOf(html, '/ops')).toContain('cached: a sign-out is felt within the revocation cache time');
     const maybe = cardOf(html, '/maybe');
     expect(maybe).toContain('maybe.internal.example');
     expect(maybe).toContain('Everyone; a signed-in user’s identity is passed on');

@@ -19,7 +19,8 @@ const METHODS_OF_SIGN_IN: Record<string, string> = {
 const or = (values: readonly string[]) => (values.length <= 1 ? (values[0] ?? '') : `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}`);
 const quoted = (values: readonly string[]) => or(values.map((v) => `“${v}”`));
 
-function duration(seconds: number): string {
+/** "15 minutes", "1 hour", "90 seconds". */
+export function duration(seconds: number): string {
   if (seconds % 86_400 === 0) return `${seconds / 86_400} day${seconds === 86_400 ? '' : 's'}`;
   if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`;
   if (seconds % 60 === 0) return `${seconds / 60} minute${seconds === 60 ? '' : 's'}`;

@@ -12,7 +12,7 @@
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import type { Policy } from '../config/policy';
-import { admitsWords, labelledRuleWords, ruleWords, stepUpWords } from '../config/policy-words';
+import { admitsWords, duration, labelledRuleWords, ruleWords, stepUpWords } from '../config/policy-words';
 import { routePolicies } from '../config/route-policies';
 import { serviceBinding, serviceTarget, type RouteConfig } from '../config/routes-schema';
 import type { AppEnv } from '../env';
@@ -117,7 +117,7 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
   if (a.step_up) {
     decision = 'step-up';
     const missing = a.step_up.missing.map((m) => (m === 'mfa' ? 'a second factor' : 'a passkey'));
-    const age = a.step_up.max_age === null ? [] : [`a sign-in no older than ${a.step_up.max_age} seconds`];
+    const age = a.step_up.max_age === null ? [] : [`a sign-in no older than ${duration(a.step_up.max_age)}`];
     headline = `The rules admit them, but they must step up first: the route needs ${[...missing, ...age].join(' and ')}.`;
   }
   if (a.external) because.push(`Then the service ${a.external.binding} is asked, which may still refuse (not asked here: its answer depends on the live request).`);

@@ -31,11 +31,15 @@ import { requireAdmin } from './admin';
 import { consoleChrome, consoleHome, type ConsoleAreaId } from './console-kit';
 import { consoleAppsRoutes } from './console-apps';
 import { consoleUsersRoutes } from './console-users';
+import { consoleRoutesRoutes } from './console-routes';
+import { consoleHealthRoutes } from './console-health';
 
 /** Each area's routes, mounted at `/admin/console/<id>`: an area listed in CONSOLE_AREAS without routes does not compile. */
 const AREA_ROUTES: Record<ConsoleAreaId, Hono<AppEnv>> = {
   users: consoleUsersRoutes,
   apps: consoleAppsRoutes,
+  routes: consoleRoutesRoutes,
+  health: consoleHealthRoutes,
 };
 
 /** A sign-in strong enough for the console: a passkey, or a second factor. */

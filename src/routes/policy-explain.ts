@@ -9,6 +9,9 @@
  * GROUPS_MAX_AGE old), unless `groups` (comma-separated) is given to try others; the answer says which.
  * The external decision is not asked (its answer depends on the live request); the answer says
  * whether the route would ask it.
+ *
+ * {@link explainRequest} is the explainer's one home: the console's "who can reach this?" form
+ * (routes/console-routes.ts) calls it too.
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
@@ -22,6 +25,8 @@ import { routePolicies } from '../config/route-policies';
 import type { AppEnv, AuthUser } from '../env';
 import { readQuery } from '../http/body';
 import { ApiError, badRequest } from '../http/errors';
+import type { Policy } from '../config/policy';
+import type { RouteConfig } from '../config/routes-schema';
 import { normalisePath } from '../proxy/normalise-path';
 import { callerOf, decide } from '../proxy/policy';
 import { isUnder, matchRoute, requestHost, routeTable } from '../proxy/route-table';
@@ -31,7 +36,8 @@ import { findUserByEmail, type User } from '../storage/users';
 import { parseIp } from '../util/ip';
 import { nowSeconds } from '../util/time';
 
-const explainQuery = v.object({
+/** The question: a user (id or email), a URL (or a path on PUBLIC_URL), and optionally the method, client address, country and groups. */
+export const explainQuery = v.object({
   user: v.pipe(v.string('is required (a user id or email address)'), v.trim(), v.minLength(1, 'is required (a user id or email address)'), v.maxLength(254, 'is too long')),
   url: v.pipe(v.string('is required (the URL to explain)'), v.trim(), v.minLength(1, 'is required (the URL to explain)'), v.maxLength(2048, 'is too long')),
   method: v.optional(v.pipe(v.string(), v.trim(), v.toUpperCase(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Z-]{1,32}$/, 'is not an HTTP method')), 'GET'),
@@ -46,6 +52,14 @@ async function userNamed(c: Context<AppEnv>, named: string): Promise<User> {
   return user;
 }
 
+/** The rules that decide without a policy (the others are a policy's rule labels, proxy/policy.ts). */
+export const NO_HOST = 'no route names this host (404)';
+export const OWN_ENDPOINT = "the gateway's own endpoint";
+export const NO_ROUTE = 'no route matches (404)';
+export const PUBLIC_ROUTE = 'public route';
+export const DISABLED = 'the account is disabled';
+export const NO_POLICY = 'no policy: any signed-in user';
+
 function targetUrl(c: Context<AppEnv>, raw: string): URL {
   const base = c.get('config').PUBLIC_URL;
   if (!URL.canParse(raw, base)) throw badRequest('Query "url": is not a URL or a path.');
@@ -54,8 +68,42 @@ function targetUrl(c: Context<AppEnv>, raw: string): URL {
   return url;
 }
 
-export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) => {
-  const q = readQuery(c, explainQuery);
+/** What the explainer answers: the JSON API's body, and the route's configuration for the console's words. */
+export interface Explanation {
+  answer: {
+    request: { method: string; url: string; ip: string | null; country: string | null };
+    route: { host?: string; path: string; auth: RouteConfig['auth'] } | null;
+    identity?: {
+      caller: string;
+      email: string;
+      email_verified: boolean;
+      roles: readonly string[];
+      groups: readonly string[];
+      groups_from: string;
+      session: { id: string; last_used_at: number; amr: readonly string[]; auth_time: number } | null;
+    };
+    decision: 'allow' | 'deny' | 'not proxied';
+    rule: string;
+    step_up?: { missing: readonly string[]; max_age: number | null } | null;
+    external?: { binding: string; asked: false } | null;
+  };
+  /** The matched route's configuration (null: none matched), and its compiled policy (null: none). */
+  route: RouteConfig | null;
+  policy: Policy | null;
+  /** The user the request was decided for. */
+  user: User;
+}
+
+export type ExplainQuery = v.InferOutput<typeof explainQuery>;
+
+/**
+ * The one home of "who can reach this?": the JSON API's `GET /admin/explain` and the console's
+ * explainer both answer with it. It decides with the proxy's own code (proxy/route-table.ts,
+ * proxy/policy.ts `decide`, proxy/step-up.ts), in the proxy's order, so it cannot drift from the
+ * real decision. Throws `not_found` for an unknown user and `invalid_request` for a URL the
+ * gateway would not serve. The question is audited.
+ */
+export async function explainRequest(c: Context<AppEnv>, q: ExplainQuery): Promise<Explanation> {
   const config = c.get('config');
   const user = await userNamed(c, q.user);
   const url = targetUrl(c, q.url);
@@ -68,18 +116,21 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
   await recordEvent(c, { event: 'admin_policy_explained', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, path: url.pathname.slice(0, 200), method: q.method } });
 
   const request = { method: q.method, url: url.href, ip: q.ip ?? null, country: q.country ?? null };
+  const none = { route: null, policy: null, user };
   // As the proxy decides: the host first (README "Hosts"), then the gateway's own paths, then ROUTES.
   const host = requestHost(config, url.host);
-  if (host === 'unknown') return c.json({ request, route: null, decision: 'deny', rule: 'no route names this host (404)' });
+  if (host === 'unknown') return { ...none, answer: { request, route: null, decision: 'deny', rule: NO_HOST } };
   if (isUnder(path, config.AUTH_PREFIX)) {
-    return c.json({ request, route: null, decision: 'not proxied', rule: 'the gateway\'s own endpoint' });
+    return { ...none, answer: { request, route: null, decision: 'not proxied', rule: OWN_ENDPOINT } };
   }
   const match = matchRoute(routeTable(config.ROUTES), path, host);
-  if (!match) return c.json({ request, route: null, decision: 'deny', rule: 'no route matches (404)' });
+  if (!match) return { ...none, answer: { request, route: null, decision: 'deny', rule: NO_ROUTE } };
   const route = match.route;
   const routeView = { ...(route.config.host === undefined ? {} : { host: route.config.host }), path: route.config.path, auth: route.config.auth };
-  if (route.config.auth === 'public') return c.json({ request, route: routeView, decision: 'allow', rule: 'public route' });
-  if (user.disabledAt !== null) return c.json({ request, route: routeView, decision: 'deny', rule: 'the account is disabled' });
+  const policy = (await routePolicies(config))?.get(route.config) ?? null;
+  const found = { route: route.config, policy, user };
+  if (route.config.auth === 'public') return { ...found, answer: { request, route: routeView, decision: 'allow', rule: PUBLIC_ROUTE } };
+  if (user.disabledAt !== null) return { ...found, answer: { request, route: routeView, decision: 'deny', rule: DISABLED } };
 
   const now = nowSeconds();
   const sessions = await listActiveSessions(sessionsOf(c, user.id), now);
@@ -119,18 +170,22 @@ export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) =
             : 'unknown (no live session; pass groups= to try some)',
     session: last ? { id: last.id, last_used_at: last.lastUsedAt, amr: last.amr, auth_time: last.authTime } : null,
   };
-  const policy = (await routePolicies(config))?.get(route.config);
   const verdict = policy
     ? decide(policy, subject, { method: q.method, segments: path.segments.slice(route.prefix.length), ip: q.ip ?? null, country: q.country ?? null, now })
-    : { allowed: true, rule: 'no policy: any signed-in user' };
+    : { allowed: true, rule: NO_POLICY };
   const stepUp = verdict.allowed ? stepUpNeed(route.config, subject, now) : null;
-  return c.json({
-    request,
-    route: routeView,
-    identity,
-    decision: verdict.allowed ? 'allow' : 'deny',
-    rule: verdict.rule,
-    step_up: stepUp ? { missing: stepUp.missing, max_age: stepUp.maxAge ?? null } : null,
-    external: policy?.external && verdict.allowed ? { binding: policy.external, asked: false } : null,
-  });
-});
+  return {
+    ...found,
+    answer: {
+      request,
+      route: routeView,
+      identity,
+      decision: verdict.allowed ? 'allow' : 'deny',
+      rule: verdict.rule,
+      step_up: stepUp ? { missing: stepUp.missing, max_age: stepUp.maxAge ?? null } : null,
+      external: policy?.external && verdict.allowed ? { binding: policy.external, asked: false } : null,
+    },
+  };
+}
+
+export const policyExplainRoute = new Hono<AppEnv>().get('/explain', async (c) => c.json((await explainRequest(c, readQuery(c, explainQuery))).answer));

@@ -101,6 +101,7 @@ fieldset{border:0;padding:0;margin:1rem 0 0;min-width:0}legend{font-weight:600;p
 #user-actions>form{flex:0 0 auto}#user-actions button{margin:0}#sign-in h3{margin-top:1.25rem}
 @media (max-width:30rem){#user-actions>form{flex:1 1 100%}.wide #user-actions button{width:100%}}
 @media (max-width:30rem){table.stack thead{display:none}table.stack tr,table.stack td{display:block}table.stack tr{padding:.5rem 0;border-bottom:1px solid var(--line)}table.stack td{border:0;padding:.15rem 0}table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
+.chart{display:block;width:100%;height:auto;margin:.5rem 0}.chart .ok{fill:var(--link)}.chart .refused{fill:var(--err)}.chart .grid{stroke:var(--line)}.chart .label{fill:var(--muted);font-size:13px}.legend{font-size:.875rem}.legend svg{margin-left:.6rem}.legend svg:first-child{margin-left:0}@media (max-width:30rem){.chart .label{font-size:26px}}.route table{margin-bottom:.5rem}.rules code{margin-right:.35rem}
 `;
 
 /** The accent as link text in a scheme: itself where it is readable on the card and page background, else the default. */

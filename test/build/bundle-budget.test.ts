@@ -98,6 +98,9 @@
  *   The console's Apps and machines area (clients, SCIM tokens and consents: three lists, two
  *   detail pages, the registration form, the page that shows a secret once, all lazily loaded)
  *   adds about 7.2 KiB to the upload, nothing at start-up: 311.1 to 318.3, hence 319.
+ *   The console's Routes and policy area (the rules in words, the explainer's page) and Health
+ *   (the probes, the sign-in chart drawn on the server) add about 8 KiB, all lazily loaded:
+ *   326.3, hence 327.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -108,7 +111,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 319;
+export const TOTAL_BUDGET_KIB = 327;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

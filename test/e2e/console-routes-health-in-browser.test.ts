@@ -1,0 +1,142 @@
+/**
+ * The console's Routes and policy and Health areas in a real Chromium against a real
+ * `wrangler dev`, set up as console-in-browser.test.ts does (an admin in ADMIN_EMAILS signs in
+ * through OpenID Connect and sets up an authenticator app). Then, with JavaScript turned off, the
+ * admin reads the routes in words, asks "who can reach this?" for a user and a URL, and opens
+ * Health with its sign-in chart. Screenshots at 1280 and 375 px (and dark) go to test-artifacts/.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
+import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
+
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+const stamp = Date.now().toString(36);
+const adminEmail = `console-rh-admin-${stamp}@example.com`;
+const targetEmail = `console-rh-target-${stamp}@example.com`;
+const password = 'an e2e passphrase that is long';
+
+/** Routes never reached here (nothing is proxied): only read and explained. */
+const ROUTES = [
+  { path: '/ops', origin: 'https://ops.internal.example', auth: 'required', allow: { roles: ['ops'] } },
+  {
+    path: '/reports',
+    origin: 'https://reports.internal.example/base',
+    auth: 'required',
+    logout_notify: 'https://reports.internal.example/logout',
+    policy: { allow: [{ domain: ['example.com'], method: ['GET'] }, { groups: ['finance'] }], deny: [{ country: ['KP'] }] },
+  },
+  { path: '/secure', origin: 'https://secure.internal.example', auth: 'required', require: ['mfa'], max_auth_age: 3600 },
+  { path: '/status', origin: 'https://status.internal.example', auth: 'public' },
+];
+
+let gw: Gateway;
+let idp: Awaited<ReturnType<typeof startDevOidcServer>>;
+let browser: Browser;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: `console:${adminEmail}`, email: adminEmail, email_verified: true, name: 'Console Admin' }) });
+  gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-console', OIDC_CLIENT_SECRET: 'console-secret', OIDC_NAME: 'Mock SSO', ADMIN_EMAILS: adminEmail, ROUTES: JSON.stringify(ROUTES) } });
+  browser = await chromium.launch({ ...CHROMIUM });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await gw?.stop();
+  await idp?.stop();
+});
+
+const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
+
+/** Screenshots of the page at desktop width and at 375 px (then back to desktop). */
+async function shoot(page: Page, name: string) {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}-375.png`), fullPage: true });
+  // Nothing is wider than the phone's screen (else: which element sticks out).
+  const wide = await page.evaluate(() => {
+    const over = [...document.querySelectorAll('body *')].find((el) => el.getBoundingClientRect().right > 375.5);
+    return { width: document.documentElement.scrollWidth, over: over ? `${over.tagName}#${over.id}.${over.className}: ${over.textContent?.slice(0, 60)}` : null };
+  });
+  expect(wide, `${name} at 375 px`).toEqual({ width: 375, over: null });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+describe('Routes and policy, and Health, in Chromium', () => {
+  it('an admin reads the routes in words, asks who can reach a URL, and reads Health with its chart, without JavaScript', async () => {
+    const client = new Client(gw.url);
+    expect((await client.fetch('/auth/register', { method: 'POST', json: { email: targetEmail, password } })).status).toBe(201);
+    // A refused sign-in, for the chart.
+    expect((await new Client(gw.url).fetch('/auth/login', { method: 'POST', json: { email: targetEmail, password: 'not the passphrase at all' } })).status).toBe(401);
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
+    await page.getByRole('link', { name: 'Continue with Mock SSO' }).click();
+    await page.waitForURL(/\/auth\/step-up\?return_to=%2Fauth%2Fadmin$/);
+    await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+    await page.waitForURL(`${gw.url}/auth/account/totp`);
+    const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
+    await page.fill('#totp-code', code(secret));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.locator('#recovery-codes li').first().waitFor();
+    await page.getByLabel('I have saved these codes somewhere safe').check();
+    await page.getByRole('button', { name: 'Back to your account' }).click();
+    await page.waitForURL(/\/auth\/account/);
+
+    const noJs = await browser.newContext({ javaScriptEnabled: false });
+    await noJs.addCookies(await context.cookies(gw.url));
+    await context.close();
+    const p = await noJs.newPage();
+    await p.goto(`${gw.url}/auth/admin`);
+    await p.locator('.console-nav').getByRole('link', { name: 'Routes and policy' }).click();
+    await p.waitForURL(`${gw.url}/auth/admin/console/routes`);
+    await expect(p.locator('h1').innerText()).resolves.toBe('Routes and policy');
+    await expect(p.locator('section.route').count()).resolves.toBe(ROUTES.length);
+    await expect(p.locator('[data-path="/ops"] [data-rule="allow.roles"]').innerText()).resolves.toContain('Admits someone who holds the role “ops”.');
+    await shoot(p, 'console-routes');
+
+    // Who can reach /ops/deploy? The target holds no role: refused, no rule admits them.
+    await p.getByLabel('User (email address or id)').fill(targetEmail);
+    await p.getByLabel('URL (or a path on the gateway’s host)').fill('/ops/deploy');
+    await p.getByRole('button', { name: 'Explain' }).click();
+    await p.waitForURL(/\/auth\/admin\/console\/routes\/explain\?/);
+    await expect(p.locator('#answer').getAttribute('data-decision')).resolves.toBe('deny');
+    await expect(p.locator('#headline').innerText()).resolves.toBe('Refused: no rule admits them.');
+    await shoot(p, 'console-routes-explain');
+    // An unknown user: the form again, with the message.
+    await p.getByLabel('User (email address or id)').fill(`nobody-${stamp}@example.com`);
+    await p.getByRole('button', { name: 'Explain' }).click();
+    await expect(p.locator('#explain-error').innerText()).resolves.toBe(`No user has the email address or id “nobody-${stamp}@example.com”.`);
+
+    await p.locator('.console-nav').getByRole('link', { name: 'Health' }).click();
+    await p.waitForURL(`${gw.url}/auth/admin/console/health`);
+    await expect(p.locator('h1').innerText()).resolves.toBe('Health');
+    await expect(p.locator('[data-probe="KV (REVOKED)"]').getAttribute('data-ok')).resolves.toBe('yes');
+    await expect(p.locator('[data-probe="Durable Objects (USER_SESSIONS)"]').getAttribute('data-ok')).resolves.toBe('yes');
+    await expect(p.locator('[data-problem="development"]').count()).resolves.toBe(1);
+    const bars = await p.locator('#sign-in-chart rect.ok[data-count], #sign-in-chart rect.refused[data-count]').evaluateAll((els) => els.map((el) => Number(el.getAttribute('data-count'))));
+    expect(bars.length).toBe(48);
+    expect(bars.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3);
+    const chart = await p.locator('#sign-in-chart').boundingBox();
+    expect(chart!.width).toBeGreaterThan(600);
+    await shoot(p, 'console-health');
+    await p.setViewportSize({ width: 375, height: 812 });
+    expect((await p.locator('#sign-in-chart').boundingBox())!.width).toBeLessThanOrEqual(375);
+    // The numbers open without script (details/summary), and the chart close up.
+    await p.getByText('The numbers, hour by hour').click();
+    await expect(p.locator('#sign-in-table tbody tr').count()).resolves.toBe(24);
+    await p.locator('#sign-ins').screenshot({ path: join(ARTIFACTS, 'console-health-chart-375.png') });
+    await p.emulateMedia({ colorScheme: 'dark' });
+    await p.locator('#sign-ins').screenshot({ path: join(ARTIFACTS, 'console-health-chart-dark-375.png') });
+    await p.screenshot({ path: join(ARTIFACTS, 'console-health-dark-375.png'), fullPage: true });
+    await p.setViewportSize({ width: 1280, height: 900 });
+    await p.screenshot({ path: join(ARTIFACTS, 'console-health-dark.png'), fullPage: true });
+    await noJs.close();
+  });
+});

@@ -28,11 +28,15 @@ import { ConsoleErrorPage, ConsoleHome } from '../ui/console-pages';
 import { renderPage, type PageStatus } from '../ui/render';
 import { requireAdmin } from './admin';
 import { consoleChrome, consoleHome, type ConsoleAreaId } from './console-kit';
+import { consoleAuditRoutes } from './console-audit';
+import { consoleSessionsRoutes } from './console-sessions';
 import { consoleUsersRoutes } from './console-users';
 
 /** Each area's routes, mounted at `/admin/console/<id>`: an area listed in CONSOLE_AREAS without routes does not compile. */
 const AREA_ROUTES: Record<ConsoleAreaId, Hono<AppEnv>> = {
   users: consoleUsersRoutes,
+  sessions: consoleSessionsRoutes,
+  audit: consoleAuditRoutes,
 };
 
 /** A sign-in strong enough for the console: a passkey, or a second factor. */

@@ -96,6 +96,7 @@ ul.plain{list-style:none;padding:0;margin:0}.rows>li{padding:.4rem 0;border-bott
 .tag{display:inline-block;font-size:.8rem;font-weight:600;padding:0 .45rem;margin-left:.3rem;border:1px solid var(--field);border-radius:.4rem;color:var(--fg)}.tag.warn{color:var(--err);background:var(--err-bg);border-color:var(--err)}
 .console h1,.console h2{overflow-wrap:anywhere}.pager{display:flex;justify-content:space-between;align-items:center;margin-top:1rem}.wrap,.user-link{overflow-wrap:anywhere}
 #confirm .actions{margin-top:1rem}#confirm .actions form button{margin:0;width:100%}
+.console input[type=checkbox]{width:1.25rem;height:1.25rem;padding:0;margin:.15rem 0 0}.console select{width:100%;padding:.6rem .7rem;border:1px solid var(--field);border-radius:.5rem;background:var(--card);color:inherit;font:inherit}.console td>button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}tr.security>td:first-child{box-shadow:inset 3px 0 0 var(--err)}
 #user-actions>form{flex:0 0 auto}#user-actions button{margin:0}#sign-in h3{margin-top:1.25rem}
 @media (max-width:30rem){#user-actions>form{flex:1 1 100%}.wide #user-actions button{width:100%}}
 @media (max-width:30rem){table.stack thead{display:none}table.stack tr,table.stack td{display:block}table.stack tr{padding:.5rem 0;border-bottom:1px solid var(--line)}table.stack td{border:0;padding:.15rem 0}table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}

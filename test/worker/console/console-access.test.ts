@@ -39,6 +39,7 @@ const isConsoleRoute = (r: Route) => r.path === '/auth/admin' || r.path.startsWi
 const FORM_FIELDS: Record<string, Record<string, string>> = {
   '/auth/admin/console/users/:id/roles/grant': { role_name: 'auditor' },
   '/auth/admin/console/users/:id/roles/revoke': { role_name: 'auditor' },
+  '/auth/admin/console/sessions/end': { s0: 'usr_someone/ses_something' },
 };
 
 let e: TestEnv;

@@ -101,7 +101,7 @@ export function SessionListPage(p: SessionListProps) {
               <tbody>
                 {p.sessions.map((s, i) => (
                   <tr data-session={s.ref}>
-                    <td class="check">
+                    <td>
                       <input type="checkbox" name={`s${i}`} value={s.ref} id={`select-${i}`} aria-label={`Select the session of ${s.email} on ${s.device}`} />
                     </td>
                     <td>

@@ -55,7 +55,7 @@ export function AuditLogPage(p: AuditLogProps) {
         <h2 id="filter-heading">Filter</h2>
         <form method="get" action={p.base} role="search" class="search-row" id="audit-filters">
           <Field id="f-user" name="user" label="User (email or id)" value={f.user} required={false} maxlength={254} autocomplete="off" />
-          <Field id="f-event" name="event" label="Event" value={f.event} required={false} maxlength={64} hint="e.g. login, admin_user_disabled" autocomplete="off" />
+          <Field id="f-event" name="event" label="Event" value={f.event} required={false} maxlength={64} autocomplete="off" />
           <div class="field">
             <label for="f-outcome">Outcome</label>
             <select id="f-outcome" name="outcome">
@@ -66,12 +66,15 @@ export function AuditLogPage(p: AuditLogProps) {
               ))}
             </select>
           </div>
-          <Field id="f-from" name="from" label="From (UTC)" value={f.from} required={false} maxlength={25} hint="YYYY-MM-DD or YYYY-MM-DDTHH:MM" autocomplete="off" />
-          <Field id="f-to" name="to" label="Until (UTC, included)" value={f.to} required={false} maxlength={25} hint="YYYY-MM-DD or YYYY-MM-DDTHH:MM" autocomplete="off" />
+          <Field id="f-from" name="from" label="From (UTC)" value={f.from} required={false} maxlength={25} autocomplete="off" />
+          <Field id="f-to" name="to" label="Until (UTC, included)" value={f.to} required={false} maxlength={25} autocomplete="off" />
           <button type="submit" class="button primary">
             Filter
           </button>
         </form>
+        <p class="muted" id="filter-help">
+          Event: a name such as <code>login</code> or <code>admin_user_disabled</code>. Times: <code>YYYY-MM-DD</code> or <code>YYYY-MM-DDTHH:MM</code>, UTC; “until” includes the day or minute it names.
+        </p>
         <p id="exports">
           Export these events: <a href={p.exports.ndjson} id="export-ndjson" download>NDJSON</a> · <a href={p.exports.csv} id="export-csv" download>CSV</a>
           <span class="muted"> (the newest {p.exportMax.toLocaleString('en')} at most; each export is audited)</span>
@@ -91,9 +94,8 @@ export function AuditLogPage(p: AuditLogProps) {
           <table id="events" class="stack">
             <thead>
               <tr>
-                <th scope="col">Event</th>
+                <th scope="col">Event and user</th>
                 <th scope="col">When</th>
-                <th scope="col">User</th>
                 <th scope="col">From</th>
               </tr>
             </thead>
@@ -103,15 +105,13 @@ export function AuditLogPage(p: AuditLogProps) {
                   <td>
                     <strong>{e.event}</strong>
                     {e.outcome === 'security' ? <span class="tag warn">security</span> : e.outcome === 'failure' ? <span class="tag">failure</span> : null}
+                    {e.userId !== null && <div class="wrap">{e.userHref ? <a href={e.userHref}>{e.email ?? e.userId}</a> : e.userId}</div>}
                     {e.detail && <div class="muted wrap detail">{e.detail}</div>}
                   </td>
-                  <td data-label="When">
+                  <td data-label="When" class="nowrap">
                     <When at={e.at} />
                   </td>
-                  <td data-label="User" class="wrap">
-                    {e.userId === null ? <span class="muted">—</span> : e.userHref ? <a href={e.userHref}>{e.email ?? e.userId}</a> : e.userId}
-                  </td>
-                  <td data-label="From" class="wrap">
+                  <td data-label="From">
                     {e.ip ?? '—'}
                   </td>
                 </tr>

@@ -54,15 +54,17 @@ export function SessionListPage(p: SessionListProps) {
         <h2 id="filter-heading">Filter</h2>
         <form method="get" action={p.base} role="search" class="search-row" id="session-filters">
           <Field id="f-user" name="user" label="User (email or id)" value={f.user} required={false} maxlength={254} autocomplete="off" />
-          <Field id="f-provider" name="provider" label="Signed in with" value={f.provider} required={false} maxlength={64} hint="password, passkey, email_code, or a provider's id" autocomplete="off" />
-          <Field id="f-since" name="since" label="Signed in since (UTC)" value={f.since} required={false} maxlength={25} hint="YYYY-MM-DD or YYYY-MM-DDTHH:MM" autocomplete="off" />
+          <Field id="f-provider" name="provider" label="Signed in with" value={f.provider} required={false} maxlength={64} autocomplete="off" />
+          <Field id="f-since" name="since" label="Signed in since (UTC)" value={f.since} required={false} maxlength={25} autocomplete="off" />
           <Field id="f-ip" name="ip" label="IP address starts with" value={f.ip} required={false} maxlength={45} autocomplete="off" />
-          <Field id="f-device" name="device" label="Device contains" value={f.device} required={false} maxlength={64} hint="as shown: “Firefox on Linux”" autocomplete="off" />
+          <Field id="f-device" name="device" label="Device contains" value={f.device} required={false} maxlength={64} autocomplete="off" />
           <button type="submit" class="button primary">
             Filter
           </button>
         </form>
-        <p class="muted">The place of a session is its IP address; Gatehouse stores no country.</p>
+        <p class="muted" id="filter-help">
+          Signed in with: <code>password</code>, <code>passkey</code>, <code>email_code</code> or a provider’s id. Since: <code>YYYY-MM-DD</code> or <code>YYYY-MM-DDTHH:MM</code>, UTC. Device: as the list shows it (“Firefox on Linux”). The place of a session is its IP address; Gatehouse stores no country.
+        </p>
       </section>
       <section class="card" aria-labelledby="sessions-heading">
         <h2 id="sessions-heading">Live sessions</h2>
@@ -101,7 +103,7 @@ export function SessionListPage(p: SessionListProps) {
               <tbody>
                 {p.sessions.map((s, i) => (
                   <tr data-session={s.ref}>
-                    <td>
+                    <td data-label="Select">
                       <input type="checkbox" name={`s${i}`} value={s.ref} id={`select-${i}`} aria-label={`Select the session of ${s.email} on ${s.device}`} />
                     </td>
                     <td>
@@ -112,7 +114,7 @@ export function SessionListPage(p: SessionListProps) {
                       <div>{s.device}</div>
                       <div class="muted">{s.ip ?? 'IP address unknown'}</div>
                     </td>
-                    <td data-label="Last used">
+                    <td data-label="Last used" class="nowrap">
                       <When at={s.lastUsedAt} />
                     </td>
                     <td data-label="Signed in">

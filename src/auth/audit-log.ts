@@ -6,7 +6,8 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { isRecordedEvent, searchEvents, type EventFilter, type StoredEvent } from '../storage/events';
+import { isRecordedEvent, searchEvents, type EventFilter } from '../storage/audit-log';
+import type { StoredEvent } from '../storage/events';
 import { csvLine } from '../util/csv';
 import { directoryReads } from './directory-reads';
 import { recordEvent } from './events';

@@ -9,7 +9,7 @@
  */
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
-import { usersSignedInSince, type RecentSignIn } from '../storage/events';
+import { usersSignedInSince, type RecentSignIn } from '../storage/audit-log';
 import { listActiveSessions, type Session } from '../storage/sessions';
 import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';

@@ -14,7 +14,7 @@ import { cors } from 'hono/cors';
 import type { Config } from './config/schema';
 import type { AppEnv } from './env';
 import { directoryBookmark } from './middleware/directory-bookmark';
-import { checkRateLimit, rateLimit, rateLimitClientErrors } from './middleware/rate-limit';
+import { checkRateLimit, rateLimit } from './middleware/rate-limit';
 import { accountRoutes } from './routes/account';
 import { accountAppRoutes } from './routes/account-apps';
 import { linkedIdentityRoutes } from './routes/linked-identities';
@@ -75,13 +75,10 @@ export function buildLazyApp(config: Config, hot: Hono<AppEnv>): Hono<AppEnv> {
   auth.get('/login/:provider', rateLimit('oauth'));
   auth.get('/callback/:provider', rateLimit('oauth'));
   auth.route('/', oauthRoutes);
-  // A sign-in provider's back channel (no cookie read, nothing minted): its refusals (4xx) are
-  // counted with the provider sign-ins; a token the provider signed always passes, so nobody
-  // sharing the provider's address (or a burst of its own logouts) can hold its logouts back.
-  auth.post('/backchannel-logout/:provider', rateLimitClientErrors('oauth'));
+  // A sign-in provider's back channel and a Shared Signals transmitter's push (no cookie read,
+  // nothing minted): each route counts its own refusals (4xx) with the provider sign-ins, before
+  // it records them; a token the sender signed always passes.
   auth.route('/', providerLogoutRoutes);
-  // A Shared Signals transmitter's push (no cookie read, nothing minted): counted as above.
-  auth.post('/ssf/events/:transmitter', rateLimitClientErrors('oauth'));
   auth.route('/', sharedSignalsRoutes);
   auth.route('/', providerTokenRoutes);
   auth.post('/refresh', rateLimit('refresh'));

@@ -34,6 +34,8 @@ export interface Env {
   /** Dynamic client registration (`/oauth/register`). */
   RATE_LIMITER_REGISTER_CLIENT?: RateLimit;
   RATE_LIMITER_SCIM?: RateLimit;
+  /** Workers Analytics Engine (observability/metrics.ts): one data point per request outcome when set. */
+  METRICS?: AnalyticsEngineDataset;
 }
 
 /**
@@ -121,6 +123,8 @@ export interface Variables {
    * whether SCIM is on (app-lazy.ts): the SCIM routes neither count it again nor read D1 when over.
    */
   scimRateLimit?: 'counted' | 'over';
+  /** The sign-in outcome the request recorded (auth/events.ts), for metrics: how, and what came of it. */
+  signIn?: { method: string; outcome: 'session' | 'second_factor' | 'refused' };
 }
 
 export interface AppEnv {

@@ -11,7 +11,8 @@
 // - Every Worker is built once per isolate; Gatehouse is the bundle `wrangler deploy --dry-run
 //   --outdir` produces, configured as it deploys: ENVIRONMENT=production, real SIGNING_KEYS,
 //   PUBLIC_URL = the https origin it is served as (TLS is terminated in front of the Worker, as
-//   on Cloudflare: Miniflare's `upstream` rewrites the request URL), the RATE_LIMITER binding.
+//   on Cloudflare: Miniflare's `upstream` rewrites the request URL), the RATE_LIMITER binding,
+//   and the METRICS Analytics Engine dataset when wrangler.toml declares it.
 // - Every response's status and body are checked (the origin answers "origin ok"); each
 //   scenario's non-2xx, wrong bodies, socket errors and timeouts are reported, never fatal.
 // - Beside req/s: workerd CPU time per request, from /proc/<pid>/stat (utime + stime of the
@@ -50,6 +51,10 @@ const ORIGIN_BODY = 'origin ok'; // what origin.mjs answers
 const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
 const COMPAT_DATE = /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1];
 const [, RL_LIMIT, RL_PERIOD] = /simple\s*=\s*\{\s*limit\s*=\s*(\d+)\s*,\s*period\s*=\s*(\d+)/.exec(toml) ?? [, '100', '60'];
+// The Analytics Engine dataset (README "Metrics"), bound to every Gatehouse Worker when
+// wrangler.toml declares it, as it deploys: the local dataset keeps nothing, so what is measured
+// is the Worker's side of each data point (building it, handing it to the binding).
+const [, METRICS_BINDING, METRICS_DATASET] = /\[\[analytics_engine_datasets\]\]\s*binding\s*=\s*"([^"]+)"\s*dataset\s*=\s*"([^"]+)"/.exec(toml) ?? [];
 const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
 const cleanups = [];
 const log = (...a) => console.log('[bench]', ...a);
@@ -126,6 +131,7 @@ function workerConfig({ name, modules, flags = [], vars = {}, d1 = false, kv = [
   if (d1) env.DB = { type: 'd1', id: `${storageOf}-db` };
   for (const k of kv) env[k] = { type: 'kv', id: `${storageOf}-${k}` };
   if (ratelimit) env.RATE_LIMITER = { type: 'rate-limit', namespace: '1001', simple: { limit: Number(RL_LIMIT), period: Number(RL_PERIOD) } };
+  if (name === 'gatehouse' && METRICS_BINDING) env[METRICS_BINDING] = { type: 'analytics-engine-dataset', name: METRICS_DATASET };
   for (const [k, [worker, exportName]] of Object.entries(services)) env[k] = { type: 'worker', worker, exportName };
   // Durable Objects whose class this Worker's main module exports (wrangler.toml's
   // new_sqlite_classes: SQLite-backed), as `wrangler dev` configures them.

@@ -17,9 +17,21 @@ import { insertEvent, type AuthEvent } from '../storage/events';
 
 export type EventInput = Omit<AuthEvent, 'ip' | 'userAgent'>;
 
+/**
+ * A sign-in's outcome (`login`, `mfa_pending`, `oauth_login`), noted on the request for metrics
+ * (observability/metrics.ts): how the user signed in (a password sign-in's refusals name no
+ * method) and what came of it. The request's last such event is the one counted.
+ */
+function noteSignIn(c: Context<AppEnv>, event: EventInput): void {
+  const how = event.event === 'oauth_login' ? event.detail?.provider : event.event === 'login' || event.event === 'mfa_pending' ? (event.detail?.method ?? 'password') : undefined;
+  if (how === undefined) return;
+  c.set('signIn', { method: String(how), outcome: event.event === 'mfa_pending' ? 'second_factor' : event.outcome === 'success' ? 'session' : 'refused' });
+}
+
 /** Logs, alerts (security events) and stores the event; resolves once stored or once the failure is logged. */
 export function recordEvent(c: Context<AppEnv>, event: EventInput): Promise<void> {
   const full: AuthEvent = { ...event, ip: clientIp(c), userAgent: userAgent(c) };
+  noteSignIn(c, event);
   const fields = { outcome: full.outcome, user_id: full.userId ?? null, ip: full.ip ?? null, ...full.detail };
   if (full.outcome === 'security') {
     log.warn(full.event, fields);

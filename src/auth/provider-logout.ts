@@ -49,8 +49,16 @@ const PROVIDER_STATUS = { bad_response: 'bad_gateway', unavailable: 'unavailable
  */
 const ENDED_SESSION_KEEP_S = 15 * 60;
 
-/** Refuses a back-channel logout request from `provider`: audited, then 400 `invalid_request`. Ends nothing. */
-export async function refuseProviderLogout(c: Context<AppEnv>, provider: OidcProvider, reason: string, detail?: string): Promise<never> {
+/**
+ * Counts a refusal against the client's limit before it is recorded, and throws (429) once the
+ * client is over it: a token the provider signed for another client is anyone's who holds it to
+ * post again and again, and each refusal of it is an alert.
+ */
+export type RefusalCounter = () => Promise<void>;
+
+/** Refuses a back-channel logout request from `provider`: counted, audited, then 400 `invalid_request`. Ends nothing. */
+export async function refuseProviderLogout(c: Context<AppEnv>, provider: OidcProvider, countRefusal: RefusalCounter, reason: string, detail?: string): Promise<never> {
+  await countRefusal();
   await recordEvent(c, { event: 'provider_logout_refused', outcome: SECURITY_REASONS.has(reason) ? 'security' : 'failure', detail: { provider: provider.id, reason, detail } });
   throw new ApiError('invalid_request', 'The logout token was refused.');
 }
@@ -107,7 +115,7 @@ export async function endProviderSessions(
 }
 
 /** Verifies `token` from `provider` and ends the sessions it names; returns how many this call ended. */
-export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcProvider, token: string): Promise<number> {
+export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcProvider, token: string, countRefusal: RefusalCounter): Promise<number> {
   const config = c.get('config');
   const deadline = newDeadline();
   let claims;
@@ -116,7 +124,7 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
     claims = await verifyProviderLogoutToken(token, { issuers: [endpoints.issuer, ...(provider.issuerAliases ?? [])], clientId: provider.clientId, jwksUri: endpoints.jwksUri }, deadline);
   } catch (e) {
     if (!(e instanceof ProviderError)) throw e;
-    if (e.kind === 'refused') return refuseProviderLogout(c, provider, e.code ?? 'refused', e.detail);
+    if (e.kind === 'refused') return refuseProviderLogout(c, provider, countRefusal, e.code ?? 'refused', e.detail);
     await recordEvent(c, { event: 'provider_logout_refused', outcome: 'failure', detail: { provider: provider.id, reason: `provider_${e.kind}`, detail: e.detail } });
     throw new ApiError(PROVIDER_STATUS[e.kind], `${provider.name}’s signing keys could not be had: the logout token cannot be checked now. Send it again.`, e.kind === 'unavailable' ? { retryAfter: 5 } : {});
   }
@@ -126,7 +134,7 @@ export async function acceptProviderLogout(c: Context<AppEnv>, provider: OidcPro
   if (!(await useProviderLogoutJti(c.env.DB, provider.id, jti, iat + LOGOUT_TOKEN_MAX_AGE_S + LOGOUT_TOKEN_CLOCK_TOLERANCE_S, t))) {
     // Whoever holds a captured token can post it again at will: its first replay alerts, the rest are failures.
     const replays = await countProviderLogoutReplay(c.env.DB, provider.id, jti);
-    return refuseProviderLogout(c, provider, replays > 1 ? 'replayed_again' : 'replayed', `jti ${jti.slice(0, 64)}`);
+    return refuseProviderLogout(c, provider, countRefusal, replays > 1 ? 'replayed_again' : 'replayed', `jti ${jti.slice(0, 64)}`);
   }
   let outcome: ProviderSessionsEnded;
   try {

@@ -19,8 +19,9 @@
  *   receiver ignore what it does not act on.
  * A subject matching no account is accepted too (202, audited): the answer never says whether
  * an account exists. Accounts are matched by `iss_sub` (an `iss` of the transmitter's
- * `subject_issuers`) or `opaque` through the identities linked to its provider, and by `email`
- * only to an account whose address is verified.
+ * `subject_issuers`) or `opaque` through the identities linked to its provider (and an account
+ * the subject signed into that has since unlinked it loses the sessions the provider started
+ * there), and by `email` only to an account whose address is verified.
  */
 import type { Context } from 'hono';
 import type { Transmitter } from '../config/shared-signals';
@@ -36,6 +37,7 @@ import { providerSessionUsers } from '../storage/provider-sessions';
 import { findUserByEmail } from '../storage/users';
 import { SET_CLOCK_TOLERANCE_S, SET_MAX_AGE_S, verifySecurityEventToken, type SetClaims, type UserSubject } from '../tokens/security-event-token';
 import { nowSeconds as now } from '../util/time';
+import { ASCII_ONLY } from './email-address';
 import { recordEvent } from './events';
 import { endProviderSessions } from './provider-logout';
 import { endAllSessions } from './sessions';
@@ -85,8 +87,17 @@ export function setError(err: SetErrorCode, reason?: string): ApiError {
   return new ApiError(err === 'authentication_failed' ? 'invalid_token' : 'invalid_request', description, { fields: { err, description } });
 }
 
-/** Refuses a push from `transmitter`: audited, then the RFC 8935 error. Ends nothing. */
-export async function refuseSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, reason: string, detail?: string): Promise<never> {
+/**
+ * Counts a refusal against the client's limit before it is recorded, and throws (429) once the
+ * client is over it: a token the transmitter signed for another use (an ID token of a
+ * transmitter that is also the identity provider, a SET for another receiver) is anyone's who
+ * holds it to post again and again, and each refusal of it is an alert.
+ */
+export type RefusalCounter = () => Promise<void>;
+
+/** Refuses a push from `transmitter`: counted, audited, then the RFC 8935 error. Ends nothing. */
+export async function refuseSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, countRefusal: RefusalCounter, reason: string, detail?: string): Promise<never> {
+  await countRefusal();
   await recordEvent(c, { event: 'shared_signal_refused', outcome: SECURITY_REASONS.has(reason) ? 'security' : 'failure', detail: { transmitter: transmitter.id, reason, detail } });
   throw setError(reason === 'bad_authorization' ? 'authentication_failed' : (ERR_OF[reason] ?? 'invalid_request'), reason);
 }
@@ -112,9 +123,12 @@ function providerSubject(transmitter: Transmitter, user: UserSubject | null): st
   return null;
 }
 
-/** The account the user identifier names, or null: by the provider identity, or by a verified address. */
+/** The account the user identifier names, or null: by the provider identity linked now, or by a verified address. */
 async function accountOf(c: Context<AppEnv>, transmitter: Transmitter, user: UserSubject): Promise<string | null> {
   if (user.format === 'email') {
+    // Addresses here are ASCII only (auth/email-address.ts): lower-casing would fold another
+    // address into one of ours (the Kelvin sign into `k`), so none outside ASCII names anyone.
+    if (!ASCII_ONLY.test(user.email)) return null;
     const account = await findUserByEmail(c.env.DB, user.email);
     return account?.emailVerified ? account.id : null;
   }
@@ -153,32 +167,39 @@ async function endNamed(c: Context<AppEnv>, transmitter: Transmitter, claims: Se
     }
     // A session we cannot map: the user's sessions all end rather than that one live on.
   }
-  if (account === null) return { userIds: [], ended: 0, reason: 'unknown_subject' };
-  // A sign-in from the provider still owing its second factor would start a session after this event.
-  await spendProviderPending(c.env.DB, transmitter.provider, { sid: null, subject: sub }, [account], t);
-  return { userIds: [account], ended: (await endAllSessions(c, account)).length };
+  // Accounts the subject signed into that no longer link it: the sessions the provider started
+  // there stay the provider's to end, as a back-channel logout naming the subject ends them.
+  const unlinked = sub === null ? [] : (await providerSessionUsers(c.env.DB, transmitter.provider, { sid: null, subject: sub }, t)).filter((u) => u !== account);
+  if (account === null && unlinked.length === 0) return { userIds: [], ended: 0, reason: 'unknown_subject' };
+  let ended = unlinked.length === 0 ? 0 : (await endProviderSessions(c, transmitter.provider, { sid: null, subject: sub }, async () => unlinked, t)).ended;
+  if (account !== null) {
+    // A sign-in from the provider still owing its second factor would start a session after this event.
+    await spendProviderPending(c.env.DB, transmitter.provider, { sid: null, subject: sub }, [account], t);
+    ended += (await endAllSessions(c, account)).length;
+  }
+  return { userIds: account === null ? unlinked : [account, ...unlinked], ended };
 }
 
 /** Verifies `token` from `transmitter` and acts on its event; refusals throw the RFC 8935 error. */
-export async function acceptSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, token: string): Promise<void> {
+export async function acceptSecurityEvent(c: Context<AppEnv>, transmitter: Transmitter, token: string, countRefusal: RefusalCounter): Promise<void> {
   let claims: SetClaims;
   try {
     claims = await verifySecurityEventToken(token, transmitter, newDeadline());
   } catch (e) {
     if (!(e instanceof ProviderError)) throw e;
-    if (e.kind === 'refused') return refuseSecurityEvent(c, transmitter, e.code ?? 'refused', e.detail);
+    if (e.kind === 'refused') return refuseSecurityEvent(c, transmitter, countRefusal, e.code ?? 'refused', e.detail);
     await recordEvent(c, { event: 'shared_signal_refused', outcome: 'failure', detail: { transmitter: transmitter.id, reason: `transmitter_${e.kind}`, detail: e.detail } });
     throw new ApiError(PROVIDER_STATUS[e.kind], 'The transmitter’s signing keys could not be had: the security event token cannot be checked now. Send it again.', e.kind === 'unavailable' ? { retryAfter: 5 } : {});
   }
   const action = actionOf(claims);
-  if ('refuse' in action) return refuseSecurityEvent(c, transmitter, action.refuse, claims.eventType);
+  if ('refuse' in action) return refuseSecurityEvent(c, transmitter, countRefusal, action.refuse, claims.eventType);
   const t = now();
   const sender = sharedSignalsSender(transmitter.id);
   // Kept as long as the SET could be accepted: its `iat` ages out of the window after that.
   if (!(await useProviderLogoutJti(c.env.DB, sender, claims.jti, claims.iat + SET_MAX_AGE_S + SET_CLOCK_TOLERANCE_S, t))) {
     // Whoever holds a captured SET can post it again at will: its first replay alerts, the rest are failures.
     const replays = await countProviderLogoutReplay(c.env.DB, sender, claims.jti);
-    return refuseSecurityEvent(c, transmitter, replays > 1 ? 'replayed_again' : 'replayed', `jti ${claims.jti.slice(0, 64)}`);
+    return refuseSecurityEvent(c, transmitter, countRefusal, replays > 1 ? 'replayed_again' : 'replayed', `jti ${claims.jti.slice(0, 64)}`);
   }
   let outcome: Outcome;
   try {

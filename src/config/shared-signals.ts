@@ -4,7 +4,7 @@
  * object), each entry one transmitter at `POST {AUTH_PREFIX}/ssf/events/<id>`:
  * - `id`: the path segment (letters, digits, `-`, `_`);
  * - `issuer`: the SETs' `iss`, exactly; `jwks_uri`: its signing keys (https; http only in development);
- * - `audience`: the SETs' `aud` (default: this endpoint's URL);
+ * - `audience`: the SETs' `aud` (default: this endpoint's URL), not that of another transmitter of the same issuer;
  * - `authorization`: optional bearer secret the transmitter sends (RFC 8935 §2), 32 characters or more;
  * - `provider`: which of our sign-in providers its `iss_sub` and `opaque` subjects are subjects of;
  * - `subject_issuers`: the `iss` an `iss_sub` subject may name (default: `issuer`).
@@ -99,6 +99,12 @@ export function parseTransmitters(config: Config): Transmitter[] {
     if (!providers.has(t.provider)) throw new ConfigError('SHARED_SIGNALS', `transmitter ${t.id}: provider ${t.provider} is not a sign-in provider configured here (${[...providers].join(', ') || 'none is'})`);
     if (!config.isDevelopment && new URL(t.jwksUri).protocol !== 'https:') throw new ConfigError('SHARED_SIGNALS', `transmitter ${t.id}: jwks_uri must use https in production (anyone on the path could swap the keys)`);
   }
+  // A SET names its transmitter by `iss` and `aud` alone: two sharing both would each accept the
+  // other's SETs, read their subjects as subjects of its own provider, and spend the jti apart.
+  transmitters.forEach((t, i) => {
+    const twin = transmitters.slice(i + 1).find((u) => u.issuer === t.issuer && u.audience === t.audience);
+    if (twin) throw new ConfigError('SHARED_SIGNALS', `transmitters ${t.id} and ${twin.id} have the same issuer and audience: a security event token of one would be accepted by the other (give each its own audience)`);
+  });
   return transmitters;
 }
 

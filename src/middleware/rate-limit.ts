@@ -88,29 +88,6 @@ export function rateLimitRefusals(action: RateLimitedAction): MiddlewareHandler<
   };
 }
 
-/**
- * Counts only the requests of `action` that end in a client error (4xx, answered or thrown as an
- * {@link ApiError}): for an endpoint whose genuine callers must never be held back by others
- * sharing their address (a sign-in provider's back channel), while anyone posting junk is.
- * Once the client is over the limit its further refusals become 429.
- *
- * @example
- * app.post('/auth/backchannel-logout/:provider', rateLimitClientErrors('oauth'))
- */
-export function rateLimitClientErrors(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
-  const clientError = (status: number) => status >= 400 && status < 500;
-  return async (c, next) => {
-    try {
-      await next();
-    } catch (e) {
-      // A refusal thrown as an ApiError reaches the app's error handler past this middleware.
-      if (e instanceof ApiError && clientError(e.status)) await checkRateLimit(c, action);
-      throw e;
-    }
-    if (clientError(c.res.status)) await checkRateLimit(c, action);
-  };
-}
-
 export function rateLimit(action: RateLimitedAction): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     await checkRateLimit(c, action);

@@ -13,6 +13,7 @@ import type { AppEnv } from '../env';
 import { clientIp } from '../http/client';
 import { randomId } from '../util/random';
 import { log } from './log';
+import type { writeDecisionPoint } from './metrics';
 
 export type Decision = 'allow' | 'deny' | 'rate_limited' | 'invalid' | 'error';
 
@@ -33,26 +34,39 @@ function policyFor(c: Context<AppEnv>): string {
   return path === prefix || path.startsWith(`${prefix}/`) || path.startsWith('/.well-known/') ? 'gateway' : 'none';
 }
 
-function writeLine(c: Context<AppEnv>, started: number): void {
+/**
+ * Writes a request's metrics data point (observability/metrics.ts): loaded on the first request
+ * of an isolate that has the `METRICS` binding, so start-up evaluates none of it.
+ */
+let writePoint: typeof writeDecisionPoint | undefined;
+
+function writeLine(c: Context<AppEnv>, started: number, ended: number, metrics: AnalyticsEngineDataset | undefined): void {
   const status = c.res?.status ?? 500;
   // REQUEST_LOG = "refusals": an allowed request writes no line (the config is unset only when
-  // configuration failed, and that is a 500: always logged).
-  if (status < 400 && c.get('config')?.REQUEST_LOG === 'refusals') return;
+  // configuration failed, and that is a 500: always logged). Metrics count it all the same.
+  const quiet = status < 400 && c.get('config')?.REQUEST_LOG === 'refusals';
+  if (quiet && !metrics) return;
+  const route = c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c);
+  const policy = policyFor(c);
+  const decision = decisionFor(status);
+  const latency = ended - started;
+  if (metrics && writePoint) writePoint(c, metrics, { route, decision, policy, status, latencyMs: latency });
+  if (quiet) return;
   const fields = {
     request_id: c.get('requestId'),
     method: c.req.method,
-    route: c.get('proxyRoute') ?? c.get('lazyRoute') ?? routePath(c),
+    route,
     path: c.req.path.slice(0, 256),
-    policy: policyFor(c),
+    policy,
     // The route policy's rule that decided (README "Policy"), and the external service's reason.
     ...(c.get('policyRule') === undefined ? {} : { policy_rule: c.get('policyRule') }),
     ...(c.get('policyReason') ? { policy_reason: c.get('policyReason') } : {}),
-    decision: decisionFor(status),
+    decision,
     status,
     user_id: c.get('user')?.id ?? null,
     ...(c.get('clientId') === undefined ? {} : { client_id: c.get('clientId') }),
     ip: clientIp(c),
-    latency_ms: Date.now() - started,
+    latency_ms: latency,
   };
   if (status >= 500) log.error('request', fields);
   else log.info('request', fields);
@@ -77,7 +91,11 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
     try {
       await next();
     } finally {
-      writeLine(c, started);
+      const ended = Date.now();
+      const metrics = c.env?.METRICS;
+      // A module that fails to load costs the data point, never the request (tried again next time).
+      if (metrics && !writePoint) writePoint = await import('./metrics').then((m) => m.writeDecisionPoint, () => undefined);
+      writeLine(c, started, ended, metrics);
     }
   };
 }

@@ -90,7 +90,8 @@ async function forward(c: Context<AppEnv>): Promise<Outcome> {
   if (!match) throw new ApiError('not_found', 'No route matches this path.');
   const { route, forwardPath } = match;
   c.set('policy', route.config.auth);
-  c.set('proxyRoute', route.config.path);
+  // A route on a host of its own is named with it: `app.example.com/`, as logout notices name it.
+  c.set('proxyRoute', route.config.host === undefined ? route.config.path : `${route.config.host}${route.config.path}`);
 
   // On an app host, a browser sent through single sign-on holds a state of its own there (the
   // one it has, so that its tabs do not replace each other's).

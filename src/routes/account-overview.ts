@@ -10,6 +10,7 @@
  * fixed here, never taken from the URL.
  */
 import type { Context } from 'hono';
+import { consentedApps } from '../auth/app-consents';
 import { passkeysAvailable } from '../auth/passkeys';
 import { isRecentSignIn } from '../auth/recent-sign-in';
 import { effectiveRoles } from '../auth/roles';
@@ -23,8 +24,7 @@ import { enabledProviders } from '../providers/registry';
 import { listUserIdentities, type Identity } from '../storage/identities';
 import { listPasskeys } from '../storage/passkeys';
 import { countUnusedRecoveryCodes, findTotpFactor } from '../storage/second-factors';
-import { listActiveSessions, listConsents } from '../storage/sessions';
-import { findClientById } from '../storage/oauth-clients';
+import { listActiveSessions } from '../storage/sessions';
 import type { User } from '../storage/users';
 import type { AccountApp, AccountPageProps } from '../ui/account-page';
 import type { AccountSecurityProps } from '../ui/account-security';
@@ -121,13 +121,7 @@ export async function loadAccountOverview(c: Context<AppEnv>, auth: AuthUser): P
 
 /** The apps the user allowed (their consents), with the app's name while it is registered. */
 async function appsWithConsent(c: Context<AppEnv>, userId: string): Promise<AccountApp[]> {
-  const consents = await listConsents(sessionsOf(c, userId));
-  return Promise.all(
-    consents.map(async (k) => {
-      const client = await findClientById(c.env.DB, k.client_id);
-      return { clientId: k.client_id, name: client?.name ?? k.client_id, scopes: k.scope.split(' ').filter(Boolean), grantedAt: k.granted_at };
-    }),
-  );
+  return (await consentedApps(c, userId)).map((k) => ({ clientId: k.clientId, name: k.name, scopes: k.scopes, grantedAt: k.grantedAt }));
 }
 
 /** The self-service sections: sign-in methods, password, email address, deletion. */

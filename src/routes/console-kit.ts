@@ -23,6 +23,7 @@ export const CONSOLE_AREAS = [
   { id: 'users', title: 'Users', summary: 'Find a user; see their sign-in methods, sessions, groups, roles and recent events; disable, sign out, reset second factors, send a reset link, grant or revoke roles.' },
   { id: 'sessions', title: 'Sessions', summary: 'Live sessions across users, filtered by user, sign-in method, time, address or device; end one or many.' },
   { id: 'audit', title: 'Audit log', summary: 'Events by user, name, outcome and time, security events marked; export as NDJSON or CSV.' },
+  { id: 'apps', title: 'Apps and machines', summary: 'OAuth clients (apps, public apps, services) and the directory’s SCIM tokens: register or create, rotate with an overlap, disable; the consents users gave to apps, and revoking them.' },
 ] as const;
 
 export type ConsoleAreaId = (typeof CONSOLE_AREAS)[number]['id'];

@@ -17,7 +17,7 @@ import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { directoryReads } from '../auth/directory-reads';
 import { effectiveRoles } from '../auth/roles';
-import { checkRoleName, disableUser, enableUser, grantRole, mailPasswordReset, resetSecondFactors, revokeRole, searchUsers, signOutEverywhere, viewUser } from '../auth/user-administration';
+import { ADMIN_ROLE, checkRoleName, disableUser, enableUser, grantRole, mailPasswordReset, resetSecondFactors, revokeRole, searchUsers, signOutEverywhere, viewUser } from '../auth/user-administration';
 import type { AppEnv } from '../env';
 import { readQuery } from '../http/body';
 import { mailEnabled } from '../mail/send';
@@ -125,16 +125,23 @@ function roleAction(kind: 'grant' | 'revoke') {
     checkRoleName(data.role_name);
     if (!confirmed) {
       const grant = kind === 'grant';
+      // `admin` is every power of this console and the JSON API: its grant is asked as what it is.
+      const makesAdmin = grant && data.role_name === ADMIN_ROLE;
       return confirmAction(c, {
         area: 'users',
-        title: grant ? `Grant “${data.role_name}” to ${user.email}?` : `Revoke “${data.role_name}” from ${user.email}?`,
-        consequences: grant
-          ? [`${user.email} gains the role “${data.role_name}” (stored in the directory).`, 'Routes and apps that admit this role admit them from their next token refresh.']
-          : [`${user.email} loses the role “${data.role_name}”.`, 'Their tokens lose it at the next refresh (within the access token lifetime).'],
+        title: makesAdmin ? `Make ${user.email} an administrator?` : grant ? `Grant “${data.role_name}” to ${user.email}?` : `Revoke “${data.role_name}” from ${user.email}?`,
+        consequences: makesAdmin
+          ? [
+              `${user.email} becomes an administrator: the console and the JSON admin API, at once (the role is read from the directory on every request).`,
+              'They can disable any user, other administrators and you included, reset second factors, and grant or revoke any role.',
+            ]
+          : grant
+            ? [`${user.email} gains the role “${data.role_name}” (stored in the directory).`, 'Routes and apps that admit this role admit them from their next token refresh.']
+            : [`${user.email} loses the role “${data.role_name}”.`, 'Their tokens lose it at the next refresh (within the access token lifetime).'],
         action: new URL(c.req.url).pathname,
         fields: { role_name: data.role_name },
-        confirmLabel: grant ? `Grant ${data.role_name}` : `Revoke ${data.role_name}`,
-        danger: !grant,
+        confirmLabel: makesAdmin ? `Make ${user.email} an administrator` : grant ? `Grant ${data.role_name}` : `Revoke ${data.role_name}`,
+        danger: makesAdmin || !grant,
         cancelHref: userPath(c, user),
       });
     }

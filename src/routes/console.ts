@@ -21,6 +21,7 @@ import { recordEvent } from '../auth/events';
 import type { AppEnv, AuthUser } from '../env';
 import { wantsHtml } from '../http/client';
 import { ApiError, insufficientUserAuthentication, toApiError } from '../http/errors';
+import { logUnhandled } from '../middleware/error-handler';
 import { browserAuth, signInRedirect } from '../middleware/require-auth';
 import { sameOrigin } from '../middleware/same-origin';
 import { PASSKEY_AMR } from '../proxy/step-up';
@@ -28,6 +29,7 @@ import { ConsoleErrorPage, ConsoleHome } from '../ui/console-pages';
 import { renderPage, type PageStatus } from '../ui/render';
 import { requireAdmin } from './admin';
 import { consoleChrome, consoleHome, type ConsoleAreaId } from './console-kit';
+import { consoleAppsRoutes } from './console-apps';
 import { consoleAuditRoutes } from './console-audit';
 import { consoleSessionsRoutes } from './console-sessions';
 import { consoleUsersRoutes } from './console-users';
@@ -37,6 +39,7 @@ const AREA_ROUTES: Record<ConsoleAreaId, Hono<AppEnv>> = {
   users: consoleUsersRoutes,
   sessions: consoleSessionsRoutes,
   audit: consoleAuditRoutes,
+  apps: consoleAppsRoutes,
 };
 
 /** A sign-in strong enough for the console: a passkey, or a second factor. */
@@ -68,6 +71,8 @@ const consoleErrors: MiddlewareHandler<AppEnv> = async (c, next) => {
   } catch (e) {
     if (!wantsHtml(c)) throw e;
     const err = toApiError(e);
+    // The page names nothing internal; the log still gets the fault, as the error handler's would.
+    logUnhandled(c, e, err);
     if (err.code === 'invalid_token') return signInRedirect(c, backHere(c));
     if (err.code === 'insufficient_user_authentication') {
       c.header('cache-control', 'no-store');

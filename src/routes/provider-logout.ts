@@ -12,6 +12,7 @@ import { acceptProviderLogout, refuseProviderLogout } from '../auth/provider-log
 import type { AppEnv } from '../env';
 import { bodyText } from '../http/body';
 import { ApiError } from '../http/errors';
+import { checkRateLimit } from '../middleware/rate-limit';
 import { findProvider } from '../providers/registry';
 
 /** A form with one logout token: the token's bound and room for a parameter or two more. */
@@ -21,19 +22,30 @@ export const providerLogoutRoutes = new Hono<AppEnv>().post(
   '/backchannel-logout/:provider',
   bodyLimit({
     maxSize: MAX_BODY_BYTES,
-    onError: () => {
+    onError: async (c) => {
+      await checkRateLimit(c, 'oauth');
       throw new ApiError('payload_too_large', 'The request body is too large (16 KiB at most).');
     },
   }),
   async (c) => {
+    // Every refusal (4xx) counts against the client's `oauth` limit (with the provider sign-ins),
+    // before anything is recorded; a token the provider signed always passes, so nobody sharing
+    // the provider's address (or a burst of its own logouts) can hold its logouts back.
+    const countRefusal = () => checkRateLimit(c, 'oauth');
     const provider = findProvider(c.get('config'), c.req.param('provider'));
-    if (provider === null || provider.protocol !== 'oidc') throw new ApiError('not_found', 'No provider here sends logout tokens under this name.');
+    if (provider === null || provider.protocol !== 'oidc') {
+      await countRefusal();
+      throw new ApiError('not_found', 'No provider here sends logout tokens under this name.');
+    }
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/x-www-form-urlencoded') throw new ApiError('unsupported_media_type', 'Send the logout token as application/x-www-form-urlencoded.');
+    if (type !== 'application/x-www-form-urlencoded') {
+      await countRefusal();
+      throw new ApiError('unsupported_media_type', 'Send the logout token as application/x-www-form-urlencoded.');
+    }
     const tokens = new URLSearchParams(await bodyText(c)).getAll('logout_token');
-    if (tokens.length !== 1 || tokens[0] === '') return refuseProviderLogout(c, provider, 'no_token', `${tokens.length} logout_token parameters`);
+    if (tokens.length !== 1 || tokens[0] === '') return refuseProviderLogout(c, provider, countRefusal, 'no_token', `${tokens.length} logout_token parameters`);
     // Its length is bounded (and a refusal audited) where it is verified: MAX_LOGOUT_TOKEN_CHARS.
-    await acceptProviderLogout(c, provider, tokens[0]!);
+    await acceptProviderLogout(c, provider, tokens[0]!, countRefusal);
     c.header('cache-control', 'no-store');
     return c.body(null, 200);
   },

@@ -158,10 +158,30 @@ export async function insertClient(db: D1Database, client: OAuthClient): Promise
   return result.meta.changes > 0;
 }
 
-/** Every client, newest first, a page at a time. */
-export async function listClients(db: D1Database, { limit, offset }: { limit: number; offset: number }): Promise<OAuthClient[]> {
+/**
+ * What a client is for, as the console sorts them: a `public` client (a native or browser app
+ * that keeps no secret), an `app` (a confidential client people sign in to: the
+ * authorization_code grant), or a `service` (a confidential client without it: a machine).
+ */
+export type ClientClass = 'app' | 'public' | 'service';
+
+export function clientClass(client: Pick<OAuthClient, 'kind' | 'grantTypes'>): ClientClass {
+  if (client.kind === 'public') return 'public';
+  return client.grantTypes.includes('authorization_code') ? 'app' : 'service';
+}
+
+/** The SQL condition of each class: the same rule as {@link clientClass}, on the stored columns. */
+const CLASS_CONDITION: Record<ClientClass, string> = {
+  public: "kind = 'public'",
+  app: `kind = 'confidential' AND EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = 'authorization_code')`,
+  service: `kind = 'confidential' AND NOT EXISTS (SELECT 1 FROM json_each(grant_types) WHERE value = 'authorization_code')`,
+};
+
+/** Every client (or those of one class), newest first, a page at a time. */
+export async function listClients(db: D1Database, { limit, offset, ofClass }: { limit: number; offset: number; ofClass?: ClientClass }): Promise<OAuthClient[]> {
+  const where = ofClass ? `WHERE ${CLASS_CONDITION[ofClass]}` : '';
   const { results } = await guard(() =>
-    db.prepare('SELECT * FROM oauth_clients ORDER BY created_at DESC, id LIMIT ? OFFSET ?').bind(limit, offset).all<OAuthClientRow>(),
+    db.prepare(`SELECT * FROM oauth_clients ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`).bind(limit, offset).all<OAuthClientRow>(),
   );
   return results.map(toClient);
 }

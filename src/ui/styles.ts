@@ -62,8 +62,8 @@ h1{font-size:1.5rem;line-height:1.25;margin:0 0 1.25rem}.lede{color:var(--muted)
 a{color:var(--link)}
 .field{margin-top:1rem}.field-head{display:flex;justify-content:space-between;align-items:baseline;gap:1rem}
 label{display:block;font-weight:600;margin:0 0 .3rem}
-input{width:100%;min-width:0;padding:.6rem .7rem;border:1px solid var(--field);border-radius:.5rem;background:var(--card);color:inherit;font:inherit}
-input[aria-invalid=true]{border-color:var(--err)}
+input,textarea,select{width:100%;min-width:0;padding:.6rem .7rem;border:1px solid var(--field);border-radius:.5rem;background:var(--card);color:inherit;font:inherit}
+input[aria-invalid=true],textarea[aria-invalid=true],select[aria-invalid=true]{border-color:var(--err)}
 .hint{color:var(--muted);font-size:.875rem;margin:.3rem 0 0}
 .field-error{color:var(--err);font-size:.875rem;font-weight:600;margin:.3rem 0 0}
 .reveal-row{display:flex;gap:.5rem}.reveal-row input{flex:1}
@@ -95,7 +95,9 @@ ul.plain{list-style:none;padding:0;margin:0}.rows>li{padding:.4rem 0;border-bott
 .search-row{display:flex;flex-wrap:wrap;align-items:flex-end;gap:0 .75rem}.search-row .field{flex:1 1 14rem}.wide .search-row button{margin-top:1rem}
 .tag{display:inline-block;font-size:.8rem;font-weight:600;padding:0 .45rem;margin-left:.3rem;border:1px solid var(--field);border-radius:.4rem;color:var(--fg)}.tag.warn{color:var(--err);background:var(--err-bg);border-color:var(--err)}
 .console h1,.console h2{overflow-wrap:anywhere}.pager{display:flex;justify-content:space-between;align-items:center;margin-top:1rem}.wrap,.user-link{overflow-wrap:anywhere}
-#confirm .actions{margin-top:1rem}#confirm .actions form button{margin:0;width:100%}
+fieldset{border:0;padding:0;margin:1rem 0 0;min-width:0}legend{font-weight:600;padding:0}fieldset .check{margin-top:.4rem}.secret{font:600 1rem/1.6 ui-monospace,monospace;overflow-wrap:anywhere;border:1px solid var(--line);border-radius:.55rem;padding:.75rem;margin:1rem 0}
+.toc a[aria-current=page]{font-weight:700;color:var(--fg)}#client-actions>form,#token-actions>form{flex:0 0 auto}#client-actions button,#token-actions button{margin:0}
+#confirm li{overflow-wrap:anywhere}#confirm .actions{margin-top:1rem}#confirm .actions form button{margin:0;width:100%}
 .console input[type=checkbox]{width:1.25rem;height:1.25rem;padding:0;margin:.15rem 0 0}.console select{width:100%;padding:.6rem .7rem;border:1px solid var(--field);border-radius:.5rem;background:var(--card);color:inherit;font:inherit}.console td>button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}tr.security>td:first-child{box-shadow:inset 3px 0 0 var(--err);padding-left:.6rem}.console td.nowrap{white-space:nowrap}
 #user-actions>form{flex:0 0 auto}#user-actions button{margin:0}#sign-in h3{margin-top:1.25rem}
 @media (max-width:30rem){#user-actions>form{flex:1 1 100%}.wide #user-actions button{width:100%}}

@@ -86,6 +86,18 @@
  *   The operators' console (its guard, page kit and Users area, server-rendered markup in the
  *   lazily loaded app, nothing at start-up) adds about 6.4 KiB to the upload: 299.2 to 305.6
  *   (start-up 52.1 before, 51.9 after: chunk reordering only); merged with the rest above, hence 310.
+ *   Metrics (one Workers Analytics Engine data point per request, observability/metrics.ts, a
+ *   chunk loaded on the first request that has the binding) add at start-up only the binding
+ *   check, the lazy import, the sign-in note on audit events and a host route's name: 52.48 to
+ *   52.49 built in one folder, 52.39 to 52.75 in another (the chunk reordering above); and about
+ *   1.15 KiB to the upload (302.83 to 303.98, 302.15 to 303.29).
+ *   Merged with the console and the reviews: start-up 53.05, upload 310.7. The same source
+ *   measures up to 0.4 KiB apart at start-up depending on the folder it is built in (module
+ *   order changes how well it compresses), so the start-up budget keeps that much room: hence 54
+ *   and 312.
+ *   The console's Apps and machines area (clients, SCIM tokens and consents: three lists, two
+ *   detail pages, the registration form, the page that shows a secret once, all lazily loaded)
+ *   adds about 7.2 KiB to the upload, nothing at start-up: 311.1 to 318.3, hence 319.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -93,10 +105,10 @@ import { buildWorker } from '../../scripts/build.mjs';
 import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } from '../../scripts/bundle-size.mjs';
 
 /** gzip KiB of the start-up modules, concatenated (as wrangler counts its upload). */
-export const STARTUP_BUDGET_KIB = 53;
+export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 310;
+export const TOTAL_BUDGET_KIB = 319;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [
@@ -110,6 +122,8 @@ const LAZY_ONLY = [
   /^src\/ui\//,
   /^src\/providers\//,
   /^src\/auth\/password-(hash|policy|guesses)\.ts$/,
+  // Metrics (Workers Analytics Engine): loaded on the first request that has the binding.
+  /^src\/observability\/metrics\.ts$/,
 ];
 
 let bundle: DeployedBundle;
@@ -146,7 +160,7 @@ describe('bundle budget', () => {
     expect(bundle.wranglerGzipKiB).toBeLessThanOrEqual(TOTAL_BUDGET_KIB);
   });
 
-  it('start-up evaluates no page, provider, password or second-factor code, nor the word list', () => {
+  it('start-up evaluates no page, provider, password, second-factor or metrics code, nor the word list', () => {
     // The parser sees the hot path (so an empty list below means something).
     expect(startupInputs).toContain('src/proxy/proxy.ts');
     expect(startupInputs).toContain('src/tokens/access-token.ts');

@@ -78,11 +78,17 @@ describe('admin endpoints: who gets in', () => {
     const login = await call('/auth/login', { json: { email: admin.user.email, password: GOOD_PASSWORD, session: 'cookie' } });
     const jar = setCookies(login);
     const cookies = { '__Host-gatehouse': jar.get('__Host-gatehouse')!.value };
-    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }] as Record<string, string>[]) {
-      const r = await call(`/auth/admin/users/${target.user.id}/disable`, { method: 'POST', cookies, headers });
-      expect(r.status).toBe(403);
+    const liveSessions = () => countRows('sessions', 'user_id = ? AND revoked_at IS NULL', target.user.id);
+    const live = await liveSessions();
+    expect(live).toBeGreaterThan(0);
+    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }, { 'sec-fetch-site': 'same-site' }] as Record<string, string>[]) {
+      for (const action of ['disable', 'logout-all']) {
+        const r = await call(`/auth/admin/users/${target.user.id}/${action}`, { method: 'POST', cookies, headers });
+        expect(r.status, `${action} ${JSON.stringify(headers)}`).toBe(403);
+      }
     }
     expect((await userRow(target.user.id))?.disabled_at).toBeNull();
+    expect(await liveSessions()).toBe(live);
     const same = await call(`/auth/admin/users/${target.user.id}/disable`, { method: 'POST', cookies, headers: { 'sec-fetch-site': 'same-origin' } });
     expect(same.status).toBe(200);
   });

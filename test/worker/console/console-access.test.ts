@@ -7,18 +7,20 @@
  * admin with a second factor gets through.
  */
 import { Hono } from 'hono';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildLazyApp } from '../../../src/app-lazy';
 import { loadConfig } from '../../../src/config/load';
 import type { AppEnv } from '../../../src/env';
 import { adminRoutes } from '../../../src/routes/admin';
 import { call, bearer, GOOD_PASSWORD, type TestEnv } from '../support/helpers';
 import { totpCode, updateJar, type Jar } from '../support/second-factor-helpers';
-import { sessionExec } from '../support/user-sessions-store';
+import { seedClient } from '../support/oauth-clients';
+import { seedScimToken } from '../support/scim-tokens';
+import { sessionExec, sessionsObject } from '../support/user-sessions-store';
 import { uniqueEmail } from '../support/mail';
 import { userWithTotp } from '../support/second-factor-helpers';
 import { decodeJwt } from 'jose';
-import { adminWithSecondFactor, auditRows, browse, consoleEnv, pageHtml, plainSession, submit, userState } from './console-support';
+import { adminWithSecondFactor, auditRows, browse, consoleEnv, NAV, pageHtml, plainSession, submit, userState } from './console-support';
 
 interface Route {
   method: string;
@@ -39,8 +41,15 @@ const isConsoleRoute = (r: Route) => r.path === '/auth/admin' || r.path.startsWi
 const FORM_FIELDS: Record<string, Record<string, string>> = {
   '/auth/admin/console/users/:id/roles/grant': { role_name: 'auditor' },
   '/auth/admin/console/users/:id/roles/revoke': { role_name: 'auditor' },
+  '/auth/admin/console/apps/clients/new': { name: 'Access check', redirect_uris: 'https://app.example.org/callback', grant_authorization_code: 'on', scope_openid: 'on' },
+  '/auth/admin/console/apps/clients/:clientId/rotate-secret': { overlap_seconds: '3600' },
+  '/auth/admin/console/apps/scim-tokens/new': { name: 'Access check' },
+  '/auth/admin/console/apps/scim-tokens/:tokenId/rotate': { overlap_seconds: '0' },
   '/auth/admin/console/sessions/end': { s0: 'usr_someone/ses_something' },
 };
+
+/** A concrete value of each path parameter: `:id` is the target user; the others name what the target's routes act on. */
+const params: Record<string, string> = {};
 
 let e: TestEnv;
 let routes: Route[];
@@ -58,10 +67,15 @@ beforeAll(async () => {
   target = await plainSession(e, false);
   // The target holds the role the revoke route is driven with.
   await e.DB.prepare('UPDATE users SET roles = ? WHERE id = ?').bind('["auditor"]', target.id).run();
+  // A client the target allowed, and a SCIM token, for the Apps and machines routes.
+  const { client } = await seedClient();
+  await sessionsObject(target.id).grantConsent(target.id, client.id, ['openid'], [], Math.floor(Date.now() / 1000));
+  const token = await seedScimToken();
+  Object.assign(params, { id: target.id, clientId: client.id, tokenId: token.id });
 });
 
-/** A concrete URL for a route pattern: `:id` is the target user, a wildcard an unknown page. */
-const urlOf = (r: Route) => r.path.replace(':id', target.id).replace('*', 'no-such-page');
+/** A concrete URL for a route pattern: each parameter from `params`, a wildcard an unknown page. */
+const urlOf = (r: Route) => r.path.replace(/:(\w+)/g, (_, name: string) => params[name] ?? `unknown-${name}`).replace('*', 'no-such-page');
 
 function send(r: Route, jar: Jar | undefined, browser: boolean, headers: Record<string, string> = {}) {
   const url = urlOf(r);
@@ -168,6 +182,33 @@ describe('who gets into the console, on every console route', () => {
   });
 });
 
+describe('the console trusts D1 and the session now, not the token', () => {
+  it('an admin whose role was revoked a moment ago (their token still says admin) gets the 403 page, at once', async () => {
+    const u = await adminWithSecondFactor(e);
+    // A refresh: the token now carries the role too.
+    const jar = updateJar({ ...u.jar }, await call('/auth/refresh', { env: e, cookies: u.jar, method: 'POST' }));
+    expect(decodeJwt(jar['__Host-gatehouse']!).roles).toContain('admin');
+    expect((await browse(e, jar, '/auth/admin')).status).toBe(200);
+    await e.DB.prepare("UPDATE users SET roles = '[]' WHERE id = ?").bind(u.id).run();
+    const before = await userState(target.id);
+    expect((await browse(e, jar, '/auth/admin')).status).toBe(403);
+    expect((await submit(e, jar, `/auth/admin/console/users/${target.id}/sign-out`, { confirm: 'yes' })).status).toBe(403);
+    expect(await userState(target.id)).toEqual(before);
+  });
+
+  it('a disabled admin whose access token still verifies is sent to sign in, and acts on no one', async () => {
+    const u = await adminWithSecondFactor(e);
+    // Disabled in D1 only (no session ended, nothing revoked in KV): the token alone still verifies.
+    await e.DB.prepare('UPDATE users SET disabled_at = ? WHERE id = ?').bind(Math.floor(Date.now() / 1000), u.id).run();
+    const before = await userState(target.id);
+    const page = await browse(e, u.jar, '/auth/admin/console/users');
+    expect(page.status).toBe(302);
+    expect(page.headers.get('location')).toMatch(/^\/auth\/(login|refresh)\?return_to=/);
+    expect((await submit(e, u.jar, `/auth/admin/console/users/${target.id}/sign-out`, { confirm: 'yes' })).status).toBe(302);
+    expect(await userState(target.id)).toEqual(before);
+  });
+});
+
 describe('stepping up into the console', () => {
   it('an admin with an authenticator app whose session lacks the second factor steps up with a code and comes back to the console', async () => {
     const u = await userWithTotp(e, uniqueEmail('console-step-up'));
@@ -213,5 +254,31 @@ describe('stepping up into the console', () => {
     const html = await r.text();
     expect(html).toContain('A second factor is needed');
     expect(html).not.toContain('name="password"');
+  });
+});
+
+describe('when the console fails', () => {
+  /** The real D1, except that statements naming `table` fail as in an outage. */
+  const d1FailingOn = (table: string): D1Database =>
+    new Proxy(e.DB, {
+      get(target, prop) {
+        if (prop === 'prepare') return (sql: string) => (sql.includes(table) ? (() => { throw new Error(`D1_ERROR: Network connection lost. ${sql}`); })() : target.prepare(sql));
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+
+  it('a fault is a page naming nothing internal, and the log gets it as unhandled_error (as the JSON API\'s faults)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((line: unknown) => void lines.push(JSON.parse(String(line)) as Record<string, unknown>));
+    try {
+      const r = await call(`/auth/admin/console/users/${target.id}`, { env: { ...e, DB: d1FailingOn('scim_group_members') }, cookies: admin.jar, headers: NAV });
+      expect(r.status).toBeGreaterThanOrEqual(500);
+      const html = await pageHtml(r);
+      expect(html).not.toMatch(/D1|SELECT|scim_group_members|Network/);
+      expect(lines.filter((l) => l.event === 'unhandled_error' && String(l.error).includes('D1_ERROR'))).toHaveLength(1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -154,6 +154,20 @@ describe('the Users area: actions, confirmed, audited, shown', () => {
     expect(await auditRows('admin_role_revoked', target.id)).toEqual([{ admin: admin.id, role: 'auditor' }]);
   });
 
+  it('granting admin is confirmed as making an administrator (a danger button saying so); another role, or a look-alike such as ADMIN, is not', async () => {
+    const target = await plainSession(e, false);
+    const before = await userState(target.id);
+    const ask = await pageHtml(await submit(e, admin.jar, `${USERS}/${target.id}/roles/grant`, { role_name: 'admin' }));
+    expect(ask).toContain('becomes an administrator');
+    expect(ask).toMatch(/class="button danger"[^>]*>\s*Make .* an administrator/);
+    for (const role_name of ['auditor', 'ADMIN']) {
+      const other = await pageHtml(await submit(e, admin.jar, `${USERS}/${target.id}/roles/grant`, { role_name }));
+      expect(other, role_name).not.toContain('becomes an administrator');
+      expect(other, role_name).toContain('class="button secondary"');
+    }
+    expect(await userState(target.id), 'nothing changes before the confirmation').toEqual(before);
+  });
+
   it('refuses what the JSON API refuses: disabling yourself, revoking your own admin role (409 pages, nothing changes)', async () => {
     const before = await userState(admin.id);
     for (const [action, fields] of [['disable', {}], ['roles/revoke', { role_name: 'admin' }]] as const) {

@@ -408,6 +408,18 @@ describe('a forgery anyone can make raises no alert', () => {
     expect(outcomes).toEqual(['security', 'failure', 'failure', 'failure']);
     expect(posts(from)).toHaveLength(1);
   });
+
+  it('a client over the limit is refused before anything is recorded: a token the provider signed for another client, posted again and again, writes no audit row and raises no alert', async () => {
+    fakeHost(hook, () => new Response(null, { status: 204 }));
+    const e = makeEnv({ ...gateway, ALERT_WEBHOOK_URL: `${hook}/alert`, RATE_LIMITER_OAUTH: { async limit() { return { success: false }; } } });
+    const refusals = () => env.DB.prepare("SELECT COUNT(*) AS n FROM auth_events WHERE event = 'provider_logout_refused'").first<number>('n');
+    const theirs = await idp.logoutToken({ sub: 'victim', aud: 'another-client' });
+    const before = await refusals();
+    const from = requests.length;
+    for (let i = 0; i < 3; i += 1) expect((await post(theirs, 'oidc', e)).status).toBe(429);
+    expect(await refusals()).toBe(before);
+    expect(posts(from)).toEqual([]);
+  });
 });
 
 describe('the endpoint', () => {

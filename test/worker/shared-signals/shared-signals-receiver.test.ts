@@ -10,9 +10,10 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load';
 import { transmittersOf } from '../../../src/config/shared-signals';
+import { unlinkIdentityKeepingOne } from '../../../src/storage/account-changes';
 import { clearRevocationCache } from '../../../src/storage/revocation';
 import { bearer, call, makeEnv, PUBLIC_URL, seedUser, signIn as passwordSignIn, type TestEnv } from '../support/helpers';
-import { fakeHost, FakeOidcProvider, installFakeNetwork } from '../support/oauth-fakes';
+import { fakeHost, FakeOidcProvider, installFakeNetwork, requests } from '../support/oauth-fakes';
 import { sessionCookies, signIn } from '../support/oauth-helpers';
 import { recordingOrigin } from '../support/proxy-helpers';
 import { failingSessions, sessionsObject } from '../support/user-sessions-store';
@@ -180,6 +181,22 @@ describe('session-revoked ends the sessions its subject names', () => {
     expect(JSON.parse((await lastEvent('shared_signal_received'))!.detail)).toMatchObject({ subject_format: 'iss_sub', sid: null, sessions_ended: 2 });
   });
 
+  it('a subject since unlinked from the account it signed into: the sessions the provider started there end, the account’s others live on', async () => {
+    const u = await seedUser({ verified: true });
+    const sub = providerUser(u.email);
+    const fromProvider = await signInWith(`ssf-unlinked-${crypto.randomUUID()}`);
+    expect(fromProvider.userId).toBe(u.id);
+    const withPassword = await passwordSession(u.email);
+    expect(await unlinkIdentityKeepingOne(env.DB, u.id, 'oidc', sub)).toBe(true);
+    await expectAccepted(await push(await securityEvent({ sub_id: issSub(sub) })));
+    expect(await ended(fromProvider)).toBe(true);
+    expect((await get('/now', fromProvider)).status).toBe(401);
+    expect(await ended(withPassword)).toBe(false);
+    const event = await lastEvent('shared_signal_received');
+    expect(event?.user_id).toBe(u.id);
+    expect(JSON.parse(event!.detail)).toMatchObject({ sessions_ended: 1 });
+  });
+
   it('a provider session we cannot map: every session of the user ends rather than that one live on', async () => {
     const sub = providerUser();
     const a = await signInWith('ssf-known');
@@ -209,6 +226,17 @@ describe('session-revoked ends the sessions its subject names', () => {
     await expectAccepted(await push(await securityEvent({ sub_id: { format: 'email', email: unverified.email } })));
     expect(await ended(u)).toBe(false);
     expect((await get('/now', u)).status).toBe(200);
+    const event = await lastEvent('shared_signal_received');
+    expect(event?.user_id).toBeNull();
+    expect(JSON.parse(event!.detail)).toMatchObject({ reason: 'unknown_subject', sessions_ended: 0 });
+  });
+
+  it('an email subject outside ASCII matches no account, not even the one its lower-casing folds into (the Kelvin sign K is not k)', async () => {
+    const kevin = await seedUser({ email: `kevin-${crypto.randomUUID()}@example.com`, verified: true });
+    const s = await passwordSession(kevin.email);
+    await expectAccepted(await push(await securityEvent({ sub_id: { format: 'email', email: kevin.email.replace('k', '\u212A') } })));
+    expect(await ended(s)).toBe(false);
+    expect((await get('/now', s)).status).toBe(200);
     const event = await lastEvent('shared_signal_received');
     expect(event?.user_id).toBeNull();
     expect(JSON.parse(event!.detail)).toMatchObject({ reason: 'unknown_subject', sessions_ended: 0 });
@@ -396,13 +424,32 @@ describe('the endpoint', () => {
     const forged = await securityEvent({ sub_id: issSub('x') }, {}, (await generateKeyPair('ES256')).privateKey);
     expect((await push(forged, { env: limited })).status).toBe(429);
     expect((await push(forged, { id: 'nope', env: limited })).status).toBe(429);
-    expect(keys).toEqual(['oauth:192.0.2.20', 'oauth:192.0.2.20']);
+    expect((await push(forged, { id: 'secured', env: limited })).status).toBe(429);
+    expect((await push(forged, { env: limited, headers: { 'content-type': 'application/json' } })).status).toBe(429);
+    expect((await push(forged + 'x'.repeat(17 * 1024), { env: limited })).status).toBe(429);
+    expect((await push('', { env: limited })).status).toBe(429);
+    expect(keys).toEqual(Array(6).fill('oauth:192.0.2.20'));
 
     const sub = providerUser();
     const s = await signInWith('ssf-limited');
     await expectAccepted(await push(await securityEvent({ sub_id: issSub(sub) }), { env: limited }));
     expect(await ended(s)).toBe(true);
-    expect(keys).toHaveLength(2);
+    expect(keys).toHaveLength(6);
+  });
+
+  it('a client over the limit is refused before anything is recorded: a token the transmitter signed, posted again and again, writes no audit row and raises no alert', async () => {
+    const hook = 'https://ssf-hooks.example.test';
+    fakeHost(hook, () => new Response(null, { status: 204 }));
+    const limited = makeEnv({ ...gateway, ALERT_WEBHOOK_URL: `${hook}/alert`, RATE_LIMITER_OAUTH: { async limit() { return { success: false }; } } });
+    const refusals = () => env.DB.prepare("SELECT COUNT(*) AS n FROM auth_events WHERE event = 'shared_signal_refused'").first<number>('n');
+    // Untyped, as an ID token of a transmitter that is also an identity provider is: any of its users holds one.
+    const untyped = await securityEvent({ sub_id: issSub('x') }, { typ: undefined });
+    const before = await refusals();
+    const from = requests.length;
+    for (let i = 0; i < 3; i += 1) expect((await push(untyped, { env: limited })).status).toBe(429);
+    expect((await push(untyped, { env: limited, id: 'secured' })).status).toBe(429);
+    expect(await refusals()).toBe(before);
+    expect(requests.slice(from).filter((q) => q.url.startsWith(hook))).toEqual([]);
   });
 
   it('503 (retry-after) and nothing ended when the transmitter’s keys cannot be fetched', async () => {
@@ -449,6 +496,9 @@ describe('SHARED_SIGNALS is checked once, at the first push, and a mistake refus
     ['a provider that is not configured', [{ ...base, provider: 'github' }], /provider github is not a sign-in provider configured here/],
     ['a key set over plain http in production', [{ ...base, jwks_uri: 'http://ssf.example.test/jwks' }], /must use https in production/],
     ['one id twice', [base, { ...base }], /names one transmitter id twice/],
+    // One SET would pass at both endpoints: each read its subjects with its own provider, and spent its jti apart.
+    ['two transmitters of one issuer with one audience', [{ ...base, audience: 'urn:gatehouse' }, { ...base, id: 'idp2', audience: 'urn:gatehouse' }], /transmitters idp and idp2 .*same issuer and audience/],
+    ['an audience that is another transmitter’s endpoint', [base, { ...base, id: 'idp2', audience: AUDIENCE }], /transmitters idp and idp2 .*same issuer and audience/],
     ['a short bearer secret', [{ ...base, authorization: 'short' }], /at least 32 characters .*\(at 0\.authorization\)/],
     ['a setting it does not know', [{ ...base, audiance: 'x' }], /nothing else \(at 0\.audiance\)/],
     ['something other than transmitters', 'okta', /must be a transmitter/],

@@ -1,0 +1,56 @@
+/**
+ * What the console's Chromium walks share: an admin (a verified address in ADMIN_EMAILS, signed
+ * in through OpenID Connect) who sets up an authenticator app when the console asks for a
+ * second factor (codes computed here with otpauth, as a phone would), and screenshots at
+ * desktop width and at 375 px that fail when anything is wider than the phone.
+ */
+import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { ROOT, type Gateway } from './harness';
+
+export const ARTIFACTS = join(ROOT, 'test-artifacts');
+
+const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
+
+/** Screenshots of the page at desktop width and at 375 px (then back to desktop). */
+export async function shoot(page: Page, name: string) {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}-375.png`), fullPage: true });
+  // Nothing is wider than the phone's screen (else: which element sticks out).
+  const wide = await page.evaluate(() => {
+    const over = [...document.querySelectorAll('body *')].find((el) => el.getBoundingClientRect().right > 375.5);
+    return { width: document.documentElement.scrollWidth, over: over ? `${over.tagName}#${over.id}.${over.className}: ${over.textContent?.slice(0, 60)}` : null };
+  });
+  expect(wide, `${name} at 375 px`).toEqual({ width: 375, over: null });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+/**
+ * Signs the admin in with the provider (`providerName`'s button), sets up an authenticator app
+ * when the console asks for a second factor, and returns a browser context with JavaScript
+ * turned off holding that stepped-up session.
+ */
+export async function adminWithoutJavaScript(browser: Browser, gw: Gateway, providerName: string): Promise<BrowserContext> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
+  await page.getByRole('link', { name: `Continue with ${providerName}` }).click();
+  await page.waitForURL(/\/auth\/step-up\?return_to=%2Fauth%2Fadmin$/);
+  await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+  await page.waitForURL(`${gw.url}/auth/account/totp`);
+  const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
+  await page.fill('#totp-code', code(secret));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await page.locator('#recovery-codes li').first().waitFor();
+  await page.getByLabel('I have saved these codes somewhere safe').check();
+  await page.getByRole('button', { name: 'Back to your account' }).click();
+  await page.waitForURL(/\/auth\/account/);
+  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  await noJs.addCookies(await context.cookies(gw.url));
+  await context.close();
+  return noJs;
+}

@@ -98,6 +98,10 @@
  *   The console's Apps and machines area (clients, SCIM tokens and consents: three lists, two
  *   detail pages, the registration form, the page that shows a secret once, all lazily loaded)
  *   adds about 7.2 KiB to the upload, nothing at start-up: 311.1 to 318.3, hence 319.
+ *   The console's Sessions and Audit log areas (the listing across users, the end action, the
+ *   filtered log and its NDJSON and CSV export, all lazily loaded; at start-up only their style
+ *   rules and a user look-up in storage/users.ts) add about 6 KiB to the upload: 318.3 to 324.3 (start-up 52.54 to 52.61 on
+ *   the branch before the merge, 52.71 merged), hence 325.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -108,7 +112,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 319;
+export const TOTAL_BUDGET_KIB = 325;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

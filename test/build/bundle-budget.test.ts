@@ -100,8 +100,8 @@
  *   adds about 7.2 KiB to the upload, nothing at start-up: 311.1 to 318.3, hence 319.
  *   The console's Sessions and Audit log areas (the listing across users, the end action, the
  *   filtered log and its NDJSON and CSV export, all lazily loaded; at start-up only their style
- *   rules and a user look-up in storage/users.ts) add about 6 KiB to the upload: 318.3 to 324.3 (start-up 52.54 to 52.61 on
- *   the branch before the merge, 52.71 merged), hence 325.
+ *   rules and a user look-up in storage/users.ts) add about 6 KiB to the upload: 318.3 to
+ *   324.3 (start-up 52.54 to 52.61 on the branch before the merge, 52.71 merged), hence 325.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';

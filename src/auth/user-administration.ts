@@ -16,7 +16,7 @@ import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
 import { directoryReads } from './directory-reads';
 import { recordEvent } from './events';
-import { endAllSessions } from './sessions';
+import { endAllSessions, endSessions } from './sessions';
 
 export const ADMIN_ROLE = 'admin';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/i;
@@ -75,6 +75,20 @@ export async function signOutEverywhere(c: Context<AppEnv>, user: User, admin: s
   const ended = await endAllSessions(c, user.id);
   await recordEvent(c, { event: 'admin_sessions_ended', outcome: 'success', userId: user.id, detail: { admin, ended_sessions: ended.length } });
   return ended.length;
+}
+
+/**
+ * Ends those of `sessionIds` that are live sessions of `user` (an id of another user's session,
+ * or of one already ended, is left out: nothing else is revoked); the fence, KV, the apps'
+ * back-channel logout and the origins' notices follow as for every ending (auth/sessions.ts).
+ * Audited as `admin_sessions_ended` with the ids. Returns the ids ended.
+ */
+export async function endUserSessions(c: Context<AppEnv>, user: Pick<User, 'id'>, sessionIds: readonly string[], admin: string): Promise<string[]> {
+  const live = new Set((await listActiveSessions(sessionsOf(c, user.id), now())).map((s) => s.id));
+  const ids = [...new Set(sessionIds)].filter((id) => live.has(id));
+  if (ids.length > 0) await endSessions(c, user.id, ids);
+  await recordEvent(c, { event: 'admin_sessions_ended', outcome: 'success', userId: user.id, detail: { admin, ended_sessions: ids.length, session_ids: ids } });
+  return ids;
 }
 
 /** Grants `role` (idempotent); returns the user's stored roles after. Tokens carry it from their next refresh. */

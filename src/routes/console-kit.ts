@@ -21,6 +21,8 @@ import { renderPage } from '../ui/render';
  */
 export const CONSOLE_AREAS = [
   { id: 'users', title: 'Users', summary: 'Find a user; see their sign-in methods, sessions, groups, roles and recent events; disable, sign out, reset second factors, send a reset link, grant or revoke roles.' },
+  { id: 'sessions', title: 'Sessions', summary: 'Live sessions across users, filtered by user, sign-in method, time, address or device; end one or many.' },
+  { id: 'audit', title: 'Audit log', summary: 'Events by user, name, outcome and time, security events marked; export as NDJSON or CSV.' },
   { id: 'apps', title: 'Apps and machines', summary: 'OAuth clients (apps, public apps, services) and the directory’s SCIM tokens: register or create, rotate with an overlap, disable; the consents users gave to apps, and revoking them.' },
   { id: 'routes', title: 'Routes and policy', summary: 'The loaded routes: hosts, paths, origins and who each admits, in words; and “who can reach this?” for a user and a URL.' },
   { id: 'health', title: 'Health', summary: 'Configuration problems, signing keys and their ages, mail, Durable Object and KV reachability, rate-limit hits, and sign-ins over the last day.' },

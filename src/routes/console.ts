@@ -30,6 +30,8 @@ import { renderPage, type PageStatus } from '../ui/render';
 import { requireAdmin } from './admin';
 import { consoleChrome, consoleHome, type ConsoleAreaId } from './console-kit';
 import { consoleAppsRoutes } from './console-apps';
+import { consoleAuditRoutes } from './console-audit';
+import { consoleSessionsRoutes } from './console-sessions';
 import { consoleUsersRoutes } from './console-users';
 import { consoleRoutesRoutes } from './console-routes';
 import { consoleHealthRoutes } from './console-health';
@@ -37,6 +39,8 @@ import { consoleHealthRoutes } from './console-health';
 /** Each area's routes, mounted at `/admin/console/<id>`: an area listed in CONSOLE_AREAS without routes does not compile. */
 const AREA_ROUTES: Record<ConsoleAreaId, Hono<AppEnv>> = {
   users: consoleUsersRoutes,
+  sessions: consoleSessionsRoutes,
+  audit: consoleAuditRoutes,
   apps: consoleAppsRoutes,
   routes: consoleRoutesRoutes,
   health: consoleHealthRoutes,

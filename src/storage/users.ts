@@ -153,6 +153,13 @@ export async function setDisabled(db: D1Database, userId: string, disabledAt: nu
   return r.meta.changes === 1;
 }
 
+/** The users among `ids` (at most 100, the caller's bound), in no order; ids of no user are left out. */
+export async function findUsersByIds(db: Directory, ids: readonly string[]): Promise<User[]> {
+  if (ids.length === 0) return [];
+  const { results } = await guard(() => db.prepare('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?))').bind(JSON.stringify(ids)).all<UserRow>());
+  return results.map(toUser);
+}
+
 export async function listUsers(db: Directory, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
   const pattern = opts.search ? `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%` : '%';
   const { results } = await guard(() => db

@@ -101,6 +101,11 @@
  *   The console's Routes and policy area (the rules in words, the explainer's page) and Health
  *   (the probes, the sign-in chart drawn on the server) add about 8 KiB, all lazily loaded:
  *   326.3, hence 327.
+ *   The console's Sessions and Audit log areas (the listing across users, the end action, the
+ *   filtered log and its NDJSON and CSV export, all lazily loaded; at start-up only their style
+ *   rules and a user look-up in storage/users.ts) add about 6 KiB to the upload: 318.3 to
+ *   324.3 (start-up 52.54 to 52.61 on the branch before the merge, 52.71 merged), hence 325.
+ *   All five console areas merged: 331.5, hence 332.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -111,7 +116,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 327;
+export const TOTAL_BUDGET_KIB = 332;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

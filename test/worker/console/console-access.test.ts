@@ -45,6 +45,7 @@ const FORM_FIELDS: Record<string, Record<string, string>> = {
   '/auth/admin/console/apps/clients/:clientId/rotate-secret': { overlap_seconds: '3600' },
   '/auth/admin/console/apps/scim-tokens/new': { name: 'Access check' },
   '/auth/admin/console/apps/scim-tokens/:tokenId/rotate': { overlap_seconds: '0' },
+  '/auth/admin/console/sessions/end': { s0: 'usr_someone/ses_something' },
 };
 
 /** A concrete value of each path parameter: `:id` is the target user; the others name what the target's routes act on. */

@@ -1,0 +1,64 @@
+/**
+ * Live sessions across users, for administrators (the console's Sessions area). Sessions live
+ * in each user's own Durable Object; D1 knows who may hold one: every session starts with a
+ * successful `login` event (auth/sign-in.ts), and none outlives SESSION_MAX_AGE after it. So a
+ * page is the users with such an event in the window (storage/events.ts `usersSignedInSince`,
+ * most recent first, {@link USERS_PER_PAGE} a page), and each of those users' live sessions
+ * read from their object, filtered. Events age out after AUDIT_RETENTION_DAYS: a session
+ * started before that (a SESSION_MAX_AGE longer than the retention) is on its user's page only.
+ */
+import type { Context } from 'hono';
+import type { AppEnv } from '../env';
+import { usersSignedInSince, type RecentSignIn } from '../storage/audit-log';
+import { listActiveSessions, type Session } from '../storage/sessions';
+import { nowSeconds as now } from '../util/time';
+import { sessionsOf } from './authenticate';
+import { directoryReads } from './directory-reads';
+import { recordEvent } from './events';
+
+/** Users (each with up to 100 live sessions) on one page of the listing. */
+export const USERS_PER_PAGE = 20;
+
+export interface SessionFilter {
+  /** One user only. */
+  userId?: string;
+  /** How the session signed in: `password`, `passkey`, a provider's id... (exact). */
+  provider?: string;
+  /** Sessions signed in at or after this time (Unix seconds). */
+  since?: number;
+  /** The address the session signed in from starts with this (a whole address, or a prefix such as `203.0.113.`). */
+  ip?: string;
+  /** Any further test of a session (the device label, which the pages compute). */
+  matches?: (session: Session) => boolean;
+}
+
+export interface LiveSessionRow {
+  user: RecentSignIn;
+  session: Session;
+}
+
+/**
+ * One page of live sessions, grouped by user (users by their latest sign-in, sessions by last
+ * use), and whether more users follow. Audited as `admin_sessions_listed`.
+ */
+export async function liveSessionsPage(c: Context<AppEnv>, filter: SessionFilter, page: number, admin: string): Promise<{ rows: LiveSessionRow[]; more: boolean }> {
+  const t = now();
+  const oldest = t - c.get('config').SESSION_MAX_AGE;
+  const since = Math.max(oldest, filter.since ?? oldest);
+  const users = await usersSignedInSince(directoryReads(c), since, { limit: USERS_PER_PAGE + 1, offset: (page - 1) * USERS_PER_PAGE }, filter.userId);
+  const shown = users.slice(0, USERS_PER_PAGE);
+  const sessions = await Promise.all(shown.map((u) => listActiveSessions(sessionsOf(c, u.userId), t)));
+  const keep = (s: Session) =>
+    (filter.provider === undefined || s.provider === filter.provider) &&
+    (filter.since === undefined || s.createdAt >= filter.since) &&
+    (filter.ip === undefined || (s.ip ?? '').toLowerCase().startsWith(filter.ip.toLowerCase())) &&
+    (filter.matches === undefined || filter.matches(s));
+  const rows = shown.flatMap((user, i) => sessions[i]!.filter(keep).map((session) => ({ user, session })));
+  await recordEvent(c, {
+    event: 'admin_sessions_listed',
+    outcome: 'success',
+    userId: admin,
+    detail: { admin, page, user: filter.userId ?? null, provider: filter.provider ?? null, since: filter.since ?? null, ip: filter.ip ?? null },
+  });
+  return { rows, more: users.length > USERS_PER_PAGE };
+}

@@ -1,0 +1,167 @@
+/**
+ * The console's Sessions area (routes/console-sessions.ts): live sessions across users, with
+ * filters and pages; one form whose checkboxes select sessions to end together, and a button on
+ * each row to end that one. Both post to the end action, whose first answer is the
+ * confirmation page (ui/console-pages.tsx).
+ */
+import { ConsolePage, When, type ConsoleChrome } from './console-pages';
+import { Field } from './components';
+
+export interface SessionRow {
+  /** `<user id>/<session id>`: the value the end action takes. */
+  ref: string;
+  userId: string;
+  email: string;
+  userHref: string;
+  disabled: boolean;
+  device: string;
+  ip: string | null;
+  provider: string | null;
+  methods: string;
+  createdAt: number;
+  lastUsedAt: number;
+}
+
+export interface SessionFilters {
+  user: string;
+  provider: string;
+  since: string;
+  ip: string;
+  device: string;
+}
+
+export interface SessionListProps extends ConsoleChrome {
+  base: string;
+  notice: string | null;
+  filters: SessionFilters;
+  /** Set when the user filter names no account. */
+  noSuchUser: boolean;
+  page: number;
+  sessions: SessionRow[];
+  /** The page had more sessions than one post may end: these are the first. */
+  cut: boolean;
+  maxPerPost: number;
+  usersPerPage: number;
+  previous: string | null;
+  next: string | null;
+}
+
+export function SessionListPage(p: SessionListProps) {
+  const f = p.filters;
+  return (
+    <ConsolePage {...p} title="Sessions" area="sessions" notice={p.notice}>
+      <section class="card" aria-labelledby="filter-heading">
+        <h2 id="filter-heading">Filter</h2>
+        <form method="get" action={p.base} role="search" class="search-row" id="session-filters">
+          <Field id="f-user" name="user" label="User (email or id)" value={f.user} required={false} maxlength={254} autocomplete="off" />
+          <Field id="f-provider" name="provider" label="Signed in with" value={f.provider} required={false} maxlength={64} autocomplete="off" />
+          <Field id="f-since" name="since" label="Signed in since (UTC)" value={f.since} required={false} maxlength={25} autocomplete="off" />
+          <Field id="f-ip" name="ip" label="IP address starts with" value={f.ip} required={false} maxlength={45} autocomplete="off" />
+          <Field id="f-device" name="device" label="Device contains" value={f.device} required={false} maxlength={64} autocomplete="off" />
+          <button type="submit" class="button primary">
+            Filter
+          </button>
+        </form>
+        <p class="muted" id="filter-help">
+          Signed in with: <code>password</code>, <code>passkey</code>, <code>email_code</code> or a provider’s id. Since: <code>YYYY-MM-DD</code> or <code>YYYY-MM-DDTHH:MM</code>, UTC. Device: as the list shows it (“Firefox on Linux”). The place of a session is its IP address; Gatehouse stores no country.
+        </p>
+      </section>
+      <section class="card" aria-labelledby="sessions-heading">
+        <h2 id="sessions-heading">Live sessions</h2>
+        <p class="muted">
+          Page {p.page} covers up to {p.usersPerPage} users, those who signed in most recently first, and their live sessions, most recently used first.
+        </p>
+        {p.noSuchUser ? (
+          <p class="muted" id="no-sessions">
+            No account has this address or id.
+          </p>
+        ) : p.sessions.length === 0 ? (
+          <p class="muted" id="no-sessions">
+            No live sessions on this page{p.next ? ': try the next page' : ''}.
+          </p>
+        ) : (
+          <form method="post" action={`${p.base}/end`} id="end-sessions">
+            {p.cut && (
+              <p class="muted" id="cut">
+                This page has more sessions than one request may end ({p.maxPerPost}): the first {p.maxPerPost} are shown. Narrow the filters to see the others.
+              </p>
+            )}
+            <table id="sessions" class="stack">
+              <thead>
+                <tr>
+                  <th scope="col">
+                    <span class="visually-hidden">Select</span>
+                  </th>
+                  <th scope="col">User and device</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">Signed in</th>
+                  <th scope="col">
+                    <span class="visually-hidden">End</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {p.sessions.map((s, i) => (
+                  <tr data-session={s.ref}>
+                    <td data-label="Select">
+                      <input type="checkbox" name={`s${i}`} value={s.ref} id={`select-${i}`} aria-label={`Select the session of ${s.email} on ${s.device}`} />
+                    </td>
+                    <td>
+                      <a href={s.userHref} class="user-link">
+                        {s.email}
+                      </a>
+                      {s.disabled && <span class="tag warn">disabled</span>}
+                      <div>{s.device}</div>
+                      <div class="muted">{s.ip ?? 'IP address unknown'}</div>
+                    </td>
+                    <td data-label="Last used" class="nowrap">
+                      <When at={s.lastUsedAt} />
+                    </td>
+                    <td data-label="Signed in">
+                      <When at={s.createdAt} />
+                      <div class="muted">
+                        {s.provider ? `with ${s.provider}` : ''}
+                        {s.provider && s.methods ? ', ' : ''}
+                        {s.methods}
+                      </div>
+                    </td>
+                    <td>
+                      <button type="submit" name="one" value={s.ref} class="button secondary" aria-label={`End the session of ${s.email} on ${s.device}`}>
+                        End
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <div class="actions">
+              <button type="submit" class="button danger" id="end-selected">
+                End the selected sessions
+              </button>
+            </div>
+            <p class="muted">Each ending is confirmed first. At most {p.maxPerPost} sessions a request.</p>
+          </form>
+        )}
+        {(p.previous || p.next) && (
+          <nav class="pager" aria-label="Pages">
+            {p.previous ? (
+              <a href={p.previous} rel="prev">
+                ← Previous
+              </a>
+            ) : (
+              <span />
+            )}
+            <span class="muted">Page {p.page}</span>
+            {p.next ? (
+              <a href={p.next} rel="next">
+                Next →
+              </a>
+            ) : (
+              <span />
+            )}
+          </nav>
+        )}
+      </section>
+    </ConsolePage>
+  );
+}

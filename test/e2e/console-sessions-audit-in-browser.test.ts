@@ -1,0 +1,150 @@
+/**
+ * The console's Sessions and Audit log areas in a real Chromium against a real `wrangler dev`,
+ * without JavaScript. An admin (ADMIN_EMAILS, OpenID Connect, an authenticator app set up as
+ * the first console visit asks) filters the live sessions by a user, selects both of the
+ * user's sessions, ends them through the confirmation step; the user's token is refused from
+ * then on. In the Audit log the admin finds the ending (with the admin named) and the refused
+ * token's security event, marked, and downloads the filtered log as CSV. Screenshots at 1280
+ * and 375 px go to test-artifacts/.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
+import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
+
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+const stamp = Date.now().toString(36);
+const adminEmail = `console-sa-admin-${stamp}@example.com`;
+const userEmail = `console-sa-user-${stamp}@example.com`;
+const password = 'an e2e passphrase that is long';
+const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0';
+const SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1';
+
+let gw: Gateway;
+let idp: Awaited<ReturnType<typeof startDevOidcServer>>;
+let browser: Browser;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: `console:${adminEmail}`, email: adminEmail, email_verified: true, name: 'Console Admin' }) });
+  gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-console', OIDC_CLIENT_SECRET: 'console-secret', OIDC_NAME: 'Mock SSO', ADMIN_EMAILS: adminEmail } });
+  browser = await chromium.launch({ ...CHROMIUM });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await gw?.stop();
+  await idp?.stop();
+});
+
+const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
+
+/** Screenshots at desktop width and at 375 px (then back); nothing may be wider than the phone. */
+async function shoot(page: Page, name: string) {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}-375.png`), fullPage: true });
+  const wide = await page.evaluate(() => {
+    const over = [...document.querySelectorAll('body *')].find((el) => el.getBoundingClientRect().right > 375.5);
+    return { width: document.documentElement.scrollWidth, over: over ? `${over.tagName}#${over.id}.${over.className}: ${over.textContent?.slice(0, 60)}` : null };
+  });
+  expect(wide, `${name} at 375 px`).toEqual({ width: 375, over: null });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+/** A password sign-in from a given browser: the user's access token. */
+async function signInAs(userAgent: string): Promise<string> {
+  const r = await new Client(gw.url).fetch('/auth/login', { method: 'POST', json: { email: userEmail, password }, headers: { 'user-agent': userAgent } });
+  expect(r.status).toBe(200);
+  return ((await r.json()) as { access_token: string }).access_token;
+}
+
+describe('the console’s Sessions and Audit log in Chromium', () => {
+  it('an admin ends a user’s sessions with checkboxes and confirmation, then finds it in the audit log and exports it, without JavaScript', async () => {
+    expect((await new Client(gw.url).fetch('/auth/register', { method: 'POST', json: { email: userEmail, password } })).status).toBe(201);
+    const laptop = await signInAs(FIREFOX);
+    await signInAs(SAFARI);
+
+    // The admin signs in and sets up the authenticator app the console asks for.
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
+    await page.getByRole('link', { name: 'Continue with Mock SSO' }).click();
+    await page.waitForURL(/\/auth\/step-up\?return_to=%2Fauth%2Fadmin$/);
+    await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
+    await page.waitForURL(`${gw.url}/auth/account/totp`);
+    const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
+    await page.fill('#totp-code', code(secret));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.locator('#recovery-codes li').first().waitFor();
+    await page.getByLabel('I have saved these codes somewhere safe').check();
+    await page.getByRole('button', { name: 'Back to your account' }).click();
+    await page.waitForURL(/\/auth\/account/);
+
+    const noJs = await browser.newContext({ javaScriptEnabled: false, acceptDownloads: true });
+    await noJs.addCookies(await context.cookies(gw.url));
+    await context.close();
+    const p = await noJs.newPage();
+    await p.goto(`${gw.url}/auth/admin`);
+    await p.locator('.console-nav').getByRole('link', { name: 'Sessions' }).click();
+    await p.waitForURL(`${gw.url}/auth/admin/console/sessions`);
+    // The user's register session, the two sign-ins, and the admin's own.
+    await expect(p.locator('#sessions tbody tr').count()).resolves.toBe(4);
+    await shoot(p, 'console-sessions');
+
+    await p.getByLabel('User (email or id)').fill(userEmail);
+    await p.getByLabel('Device contains').fill('firefox');
+    await p.getByRole('button', { name: 'Filter' }).click();
+    await p.waitForURL(/\/auth\/admin\/console\/sessions\?user=/);
+    await expect(p.locator('#sessions tbody tr').count()).resolves.toBe(1);
+    await p.getByLabel('Device contains').fill('');
+    await p.getByRole('button', { name: 'Filter' }).click();
+    await expect(p.locator('#sessions tbody tr').count()).resolves.toBe(3);
+    await shoot(p, 'console-sessions-filtered');
+
+    // Select two (the Firefox and the Safari sign-ins), end them together.
+    await p.getByLabel(/^Select the session of .* on Firefox on Linux$/).check();
+    await p.getByLabel(/^Select the session of .* on Safari on iOS$/).check();
+    await p.getByRole('button', { name: 'End the selected sessions' }).click();
+    await expect(p.locator('h1').innerText()).resolves.toBe('End these 2 sessions?');
+    await shoot(p, 'console-sessions-confirm');
+    await p.getByRole('button', { name: 'End 2 sessions' }).click();
+    await p.waitForURL(/\/auth\/admin\/console\/sessions\?done=ended$/);
+    await expect(p.locator('#notice').innerText()).resolves.toBe('The sessions you selected have ended, with their tokens.');
+
+    // The laptop's token is refused now (and that refusal is a security event).
+    const refused = await new Client(gw.url).fetch('/auth/me', { headers: { authorization: `Bearer ${laptop}` } });
+    expect(refused.status).toBe(401);
+
+    await p.locator('.console-nav').getByRole('link', { name: 'Audit log' }).click();
+    await p.waitForURL(`${gw.url}/auth/admin/console/audit`);
+    await p.getByLabel('User (email or id)').fill(userEmail);
+    await p.getByRole('button', { name: 'Filter' }).click();
+    await p.waitForURL(/\/auth\/admin\/console\/audit\?user=/);
+    await expect(p.locator('#events tr[data-event="admin_sessions_ended"]').count()).resolves.toBe(1);
+    await expect(p.locator('#events tr[data-outcome="security"] .tag').first().innerText()).resolves.toBe('security');
+    await shoot(p, 'console-audit');
+
+    await p.getByLabel('Outcome').selectOption('security');
+    await p.getByRole('button', { name: 'Filter' }).click();
+    await expect(p.locator('#events tbody tr').count()).resolves.toBeGreaterThanOrEqual(1);
+    await p.emulateMedia({ colorScheme: 'dark' });
+    await p.setViewportSize({ width: 375, height: 812 });
+    await p.screenshot({ path: join(ARTIFACTS, 'console-audit-security-dark-375.png'), fullPage: true });
+    await p.emulateMedia({ colorScheme: 'light' });
+    await p.setViewportSize({ width: 1280, height: 900 });
+
+    const [download] = await Promise.all([p.waitForEvent('download'), p.getByRole('link', { name: 'CSV' }).click()]);
+    expect(download.suggestedFilename()).toMatch(/^gatehouse-audit-.*\.csv$/);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    const lines = csv.trimEnd().split('\r\n');
+    expect(lines[0]).toBe('id,at,event,outcome,user_id,ip,user_agent,detail');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines.slice(1).every((l) => l.split(',')[3] === 'security')).toBe(true);
+    await noJs.close();
+  });
+});

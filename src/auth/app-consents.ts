@@ -45,6 +45,17 @@ export async function consentedApps(c: Context<AppEnv>, userId: string): Promise
   );
 }
 
+/**
+ * The apps the user allowed, as an admin looks at them (the console): recorded as
+ * `admin_consents_viewed` naming the admin, as looking at the user is (which apps someone uses
+ * is theirs to know about).
+ */
+export async function viewConsents(c: Context<AppEnv>, userId: string, admin: string): Promise<AppConsent[]> {
+  const consents = await consentedApps(c, userId);
+  await recordEvent(c, { event: 'admin_consents_viewed', outcome: 'success', userId, detail: { admin } });
+  return consents;
+}
+
 /** Who withdraws a consent: the user on their account page, or an admin in the console. */
 export type ConsentWithdrawer = { user: true } | { admin: string };
 

@@ -389,6 +389,18 @@ describe('Apps and machines: consent grants', () => {
     expect(await pageHtml(unknown)).toContain('No user has this address.');
   });
 
+  it("looking at a user's consents is recorded naming the admin, as looking at the user is; an unknown address records nothing", async () => {
+    const { user } = await userWithConsent();
+    expect(await auditRows('admin_consents_viewed', user.id)).toEqual([]);
+    await pageHtml(await browse(e, admin.jar, `${APPS}/consents?email=${encodeURIComponent(user.email)}`));
+    expect(await auditRows('admin_consents_viewed', user.id)).toEqual([{ admin: admin.id }]);
+    await pageHtml(await browse(e, admin.jar, `${APPS}/consents/${user.id}`));
+    expect(await auditRows('admin_consents_viewed', user.id)).toEqual([{ admin: admin.id }, { admin: admin.id }]);
+    const before = await countRows('auth_events', "event = 'admin_consents_viewed'");
+    expect((await browse(e, admin.jar, `${APPS}/consents?email=nobody-here%40example.org`)).status).toBe(404);
+    expect(await countRows('auth_events', "event = 'admin_consents_viewed'")).toBe(before);
+  });
+
   it("revokes a consent, confirmed: the consent goes and the app's grants end in the user's object and in KV, other apps keep theirs; audited with the admin", async () => {
     const { user, client, other } = await userWithConsent();
     const page = `${APPS}/consents/${user.id}`;

@@ -14,13 +14,14 @@ import { revokeSessionIds } from '../storage/revocation';
 import { listConsents, withdrawConsent } from '../storage/sessions';
 import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
+import { isMetadataDocumentUrl } from './client-id-metadata';
 import { recordEvent } from './events';
 
 /** One consent: the app (its name while it is registered, else its id), the scopes and resources allowed, and when. */
 export interface AppConsent {
   clientId: string;
   name: string;
-  /** False once the client is no longer registered. */
+  /** False once the client is no longer registered (one known by its metadata document's URL never is in D1, and is not gone). */
   registered: boolean;
   scopes: string[];
   resources: string[];
@@ -36,7 +37,8 @@ export async function consentedApps(c: Context<AppEnv>, userId: string): Promise
       return {
         clientId: k.client_id,
         name: client?.name ?? k.client_id,
-        registered: client !== null,
+        // An app known by its metadata document's URL is in no table: it is not gone.
+        registered: client !== null || isMetadataDocumentUrl(k.client_id),
         scopes: k.scope.split(' ').filter(Boolean),
         resources: k.resources.split(' ').filter(Boolean),
         grantedAt: k.granted_at,

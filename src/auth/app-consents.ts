@@ -16,6 +16,7 @@ import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
 import { isMetadataDocumentUrl } from './client-id-metadata';
 import { recordEvent } from './events';
+import { tokenLifetime } from './sessions';
 
 /** One consent: the app (its name while it is registered, else its id), the scopes and resources allowed, and when. */
 export interface AppConsent {
@@ -69,10 +70,12 @@ export type ConsentWithdrawer = { user: true } | { admin: string };
  */
 export async function withdrawAppConsent(c: Context<AppEnv>, userId: string, clientId: string, by: ConsentWithdrawer): Promise<number> {
   if (clientId.length > 256) throw new ApiError('not_found', 'No such app.');
-  const { hadConsent, grantIds } = await withdrawConsent(sessionsOf(c, userId), clientId, now());
-  if (!hadConsent && grantIds.length === 0) throw new ApiError('not_found', 'No such app.');
+  const { hadConsent, grantIds, withLiveTokens } = await withdrawConsent(sessionsOf(c, userId), clientId, now(), tokenLifetime(c));
   // Each grant id is a revocation key of its tokens (tokens/grant-token.ts): they end everywhere.
-  if (grantIds.length > 0) await revokeSessionIds(c.env.REVOKED, grantIds, c.get('config').ACCESS_TOKEN_TTL);
+  // Grants ended a moment ago are revoked again, even when nothing is left to withdraw: a
+  // retry after a failed KV write must not leave their access tokens working.
+  if (withLiveTokens.length > 0) await revokeSessionIds(c.env.REVOKED, withLiveTokens, c.get('config').ACCESS_TOKEN_TTL);
+  if (!hadConsent && grantIds.length === 0) throw new ApiError('not_found', 'No such app.');
   if ('admin' in by) {
     await recordEvent(c, { event: 'admin_consent_revoked', outcome: 'success', userId, detail: { admin: by.admin, client_id: clientId, grants: grantIds.length } });
   } else {

@@ -14,13 +14,15 @@ import { revokeSessionIds } from '../storage/revocation';
 import { listConsents, withdrawConsent } from '../storage/sessions';
 import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
+import { isMetadataDocumentUrl } from './client-id-metadata';
 import { recordEvent } from './events';
+import { tokenLifetime } from './sessions';
 
 /** One consent: the app (its name while it is registered, else its id), the scopes and resources allowed, and when. */
 export interface AppConsent {
   clientId: string;
   name: string;
-  /** False once the client is no longer registered. */
+  /** False once the client is no longer registered (one known by its metadata document's URL never is in D1, and is not gone). */
   registered: boolean;
   scopes: string[];
   resources: string[];
@@ -36,13 +38,25 @@ export async function consentedApps(c: Context<AppEnv>, userId: string): Promise
       return {
         clientId: k.client_id,
         name: client?.name ?? k.client_id,
-        registered: client !== null,
+        // An app known by its metadata document's URL is in no table: it is not gone.
+        registered: client !== null || isMetadataDocumentUrl(k.client_id),
         scopes: k.scope.split(' ').filter(Boolean),
         resources: k.resources.split(' ').filter(Boolean),
         grantedAt: k.granted_at,
       };
     }),
   );
+}
+
+/**
+ * The apps the user allowed, as an admin looks at them (the console): recorded as
+ * `admin_consents_viewed` naming the admin, as looking at the user is (which apps someone uses
+ * is theirs to know about).
+ */
+export async function viewConsents(c: Context<AppEnv>, userId: string, admin: string): Promise<AppConsent[]> {
+  const consents = await consentedApps(c, userId);
+  await recordEvent(c, { event: 'admin_consents_viewed', outcome: 'success', userId, detail: { admin } });
+  return consents;
 }
 
 /** Who withdraws a consent: the user on their account page, or an admin in the console. */
@@ -56,10 +70,12 @@ export type ConsentWithdrawer = { user: true } | { admin: string };
  */
 export async function withdrawAppConsent(c: Context<AppEnv>, userId: string, clientId: string, by: ConsentWithdrawer): Promise<number> {
   if (clientId.length > 256) throw new ApiError('not_found', 'No such app.');
-  const { hadConsent, grantIds } = await withdrawConsent(sessionsOf(c, userId), clientId, now());
-  if (!hadConsent && grantIds.length === 0) throw new ApiError('not_found', 'No such app.');
+  const { hadConsent, grantIds, withLiveTokens } = await withdrawConsent(sessionsOf(c, userId), clientId, now(), tokenLifetime(c));
   // Each grant id is a revocation key of its tokens (tokens/grant-token.ts): they end everywhere.
-  if (grantIds.length > 0) await revokeSessionIds(c.env.REVOKED, grantIds, c.get('config').ACCESS_TOKEN_TTL);
+  // Grants ended a moment ago are revoked again, even when nothing is left to withdraw: a
+  // retry after a failed KV write must not leave their access tokens working.
+  if (withLiveTokens.length > 0) await revokeSessionIds(c.env.REVOKED, withLiveTokens, c.get('config').ACCESS_TOKEN_TTL);
+  if (!hadConsent && grantIds.length === 0) throw new ApiError('not_found', 'No such app.');
   if ('admin' in by) {
     await recordEvent(c, { event: 'admin_consent_revoked', outcome: 'success', userId, detail: { admin: by.admin, client_id: clientId, grants: grantIds.length } });
   } else {

@@ -23,7 +23,7 @@
  */
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
-import { consentedApps, withdrawAppConsent } from '../auth/app-consents';
+import { consentedApps, viewConsents, withdrawAppConsent } from '../auth/app-consents';
 import {
   clientToAdminister,
   disableClientFor,
@@ -316,7 +316,7 @@ function renderForm(c: Context<AppEnv>, values: ClientFormValues, problems: Reco
 
 /** The user's consents page (or the lookup page with `unknown` set). */
 async function consentsPage(c: Context<AppEnv>, email: string, user: { id: string; email: string } | null, unknown: boolean) {
-  const consents = user ? await consentedApps(c, user.id) : [];
+  const consents = user ? await viewConsents(c, user.id, admin(c)) : [];
   return renderPage(
     c,
     (nonce, brand) =>

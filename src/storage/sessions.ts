@@ -140,8 +140,8 @@ export function listConsents(store: SessionStore): Promise<ConsentRow[]> {
 }
 
 /** Withdraws a consent and ends that client's grants, one transaction (UserSessions.revokeConsent). */
-export function withdrawConsent(store: SessionStore, clientId: string, now: number): Promise<{ hadConsent: boolean; grantIds: string[] }> {
-  return onObject(store, (s) => s.revokeConsent(store.userId, clientId, now));
+export function withdrawConsent(store: SessionStore, clientId: string, now: number, accessTtl: number): Promise<{ hadConsent: boolean; grantIds: string[]; withLiveTokens: string[] }> {
+  return onObject(store, (s) => s.revokeConsent(store.userId, clientId, now, accessTtl));
 }
 
 /** Spends an authorization code once, creating its grant (UserSessions.spendAuthorizationCode). */

@@ -608,17 +608,20 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   /**
    * Withdraws the consent to `clientId`, in one transaction: the consent goes, every grant of
    * that client on any of the user's sessions is ended, and its unspent codes go. Returns
-   * whether there was a consent, and the ids of the grants this call ended (their tokens are
-   * the caller's to revoke in KV).
+   * whether there was a consent, the ids of the grants this call ended, and those of every
+   * grant of that client ended in the last `accessTtl` seconds, this call's included: their
+   * access tokens may still verify, so the caller revokes them in KV (again, for a retry after
+   * a failed KV write).
    */
-  async revokeConsent(userId: string, clientId: string, now: number): Promise<{ hadConsent: boolean; grantIds: string[] }> {
+  async revokeConsent(userId: string, clientId: string, now: number, accessTtl: number): Promise<{ hadConsent: boolean; grantIds: string[]; withLiveTokens: string[] }> {
     await this.ready(userId);
     const sql = this.ctx.storage.sql;
     return this.ctx.storage.transactionSync(() => {
       const hadConsent = sql.exec('DELETE FROM oauth_consents WHERE client_id = ? RETURNING client_id', clientId).toArray().length > 0;
       const grantIds = sql.exec<{ id: string }>('UPDATE oauth_grants SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL RETURNING id', now, clientId).toArray().map((r) => r.id);
       sql.exec('DELETE FROM oauth_codes WHERE client_id = ? AND used_at IS NULL', clientId);
-      return { hadConsent, grantIds };
+      const withLiveTokens = sql.exec<{ id: string }>('SELECT id FROM oauth_grants WHERE client_id = ? AND revoked_at >= ?', clientId, now - accessTtl).toArray().map((r) => r.id);
+      return { hadConsent, grantIds, withLiveTokens };
     });
   }
 

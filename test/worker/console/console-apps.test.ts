@@ -389,6 +389,34 @@ describe('Apps and machines: consent grants', () => {
     expect(await pageHtml(unknown)).toContain('No user has this address.');
   });
 
+  it("looking at a user's consents is recorded naming the admin, as looking at the user is; an unknown address records nothing", async () => {
+    const { user } = await userWithConsent();
+    expect(await auditRows('admin_consents_viewed', user.id)).toEqual([]);
+    await pageHtml(await browse(e, admin.jar, `${APPS}/consents?email=${encodeURIComponent(user.email)}`));
+    expect(await auditRows('admin_consents_viewed', user.id)).toEqual([{ admin: admin.id }]);
+    await pageHtml(await browse(e, admin.jar, `${APPS}/consents/${user.id}`));
+    expect(await auditRows('admin_consents_viewed', user.id)).toEqual([{ admin: admin.id }, { admin: admin.id }]);
+    const before = await countRows('auth_events', "event = 'admin_consents_viewed'");
+    expect((await browse(e, admin.jar, `${APPS}/consents?email=nobody-here%40example.org`)).status).toBe(404);
+    expect(await countRows('auth_events', "event = 'admin_consents_viewed'")).toBe(before);
+  });
+
+  it('an app known by its metadata document URL is not shown as no longer registered, and its consent is revoked by that URL', async () => {
+    const user = await plainSession(e, false);
+    const url = 'https://notes.example.org/oauth/client.json';
+    const { client: gone } = await seedClient({ name: 'Gone App' });
+    await sessionsObject(user.id).grantConsent(user.id, url, ['openid'], [], now());
+    await sessionsObject(user.id).grantConsent(user.id, gone.id, ['openid'], [], now());
+    await env.DB.prepare('DELETE FROM oauth_clients WHERE id = ?').bind(gone.id).run();
+    const html = await pageHtml(await browse(e, admin.jar, `${APPS}/consents/${user.id}`));
+    const row = (id: string) => new RegExp(`<tr data-consent="${id.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}">([\\s\\S]*?)</tr>`).exec(html)![1]!;
+    expect(row(url)).not.toContain('no longer registered');
+    expect(row(gone.id)).toContain('no longer registered');
+    const page = `${APPS}/consents/${user.id}`;
+    await afterNotice(await confirmed(`${page}/${encodeURIComponent(url)}/revoke`, {}), page);
+    expect(await sessionRow('SELECT * FROM oauth_consents WHERE client_id = ?', [url], user.id)).toBeNull();
+  });
+
   it("revokes a consent, confirmed: the consent goes and the app's grants end in the user's object and in KV, other apps keep theirs; audited with the admin", async () => {
     const { user, client, other } = await userWithConsent();
     const page = `${APPS}/consents/${user.id}`;

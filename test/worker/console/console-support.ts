@@ -57,7 +57,7 @@ export async function userState(userId: string) {
     liveSessions: await countRows('sessions', 'user_id = ? AND revoked_at IS NULL', userId),
     totp: await countRows('totp_factors', 'user_id = ?', userId),
     recoveryCodes: await countRows('recovery_codes', 'user_id = ?', userId),
-    adminEvents: await countRows('auth_events', "user_id = ? AND event LIKE 'admin_%' AND event NOT IN ('admin_user_viewed', 'admin_users_listed', 'admin_denied')", userId),
+    adminEvents: await countRows('auth_events', "user_id = ? AND event LIKE 'admin_%' AND event NOT IN ('admin_user_viewed', 'admin_consents_viewed', 'admin_users_listed', 'admin_denied')", userId),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { call, countRows, makeEnv } from '../support/helpers';
+import { baseEnv, call, countRows, makeEnv } from '../support/helpers';
 import { seedClient } from '../support/oauth-clients';
 import { NAV, type Jar } from '../support/second-factor-helpers';
 import { sessionExec, sessionRow, sessionRows } from '../support/user-sessions-store';
@@ -79,6 +79,38 @@ describe('apps on the account page', () => {
     // The app asks again; the other one does not.
     expect((await navigate(e, authorizeUrl(client), jar)).status).toBe(200);
     expectCode(await navigate(e, authorizeUrl(other), jar), other.redirectUris[0]!);
+  });
+
+  it('Revoke whose KV write failed, posted again, revokes the ended grants in KV before answering that nothing is left to withdraw', async () => {
+    const { client } = await seedClient();
+    const { jar } = await signedInBrowser(e);
+    await allow(jar, authorizeUrl(client));
+    await seedGrant(jar, client.id, `grt_k${client.id}`);
+    const userId = userIdOf(jar);
+    // KV refuses the first `sid:` write, as in an outage: the object has already ended the grant.
+    let failed = 0;
+    const faultyKv = new Proxy(baseEnv.REVOKED, {
+      get(target, prop) {
+        if (prop === 'put') {
+          return async (key: string, ...rest: [string, KVNamespacePutOptions?]) => {
+            if (key.startsWith('sid:') && failed++ === 0) throw new Error('KV PUT failed: 500 Internal Server Error');
+            return target.put(key, ...rest);
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const faulty = makeEnv({ REVOKED: faultyKv });
+    const first = await call(`/auth/account/apps/${client.id}/revoke`, { env: faulty, cookies: jar, headers: NAV, method: 'POST', form: {} });
+    expect(first.status).toBeGreaterThanOrEqual(500);
+    expect(failed).toBe(1);
+    expect((await sessionRow<{ revoked_at: number | null }>('SELECT revoked_at FROM oauth_grants WHERE id = ?', [`grt_k${client.id}`], userId))!.revoked_at).not.toBeNull();
+    expect(await env.REVOKED.get(`sid:grt_k${client.id}`)).toBeNull();
+
+    const retry = await call(`/auth/account/apps/${client.id}/revoke`, { env: e, cookies: jar, headers: NAV, method: 'POST', form: {} });
+    expect(retry.status).toBe(404);
+    expect(await env.REVOKED.get(`sid:grt_k${client.id}`)).toBe('1');
   });
 
   it('an app never allowed is not found; a revoke from another site is refused and changes nothing', async () => {

@@ -22,7 +22,7 @@ import { gatewayHost } from '../proxy/route-table';
 import { ExplainPage, RoutesPage, type ExplainAnswerView, type ExplainForm, type RouteView } from '../ui/console-routes-pages';
 import { renderPage } from '../ui/render';
 import { areaPath, consoleChrome } from './console-kit';
-import { DISABLED, explainQuery, explainRequest, NO_HOST, NO_POLICY, NO_ROUTE, OWN_ENDPOINT, PUBLIC_ROUTE, type Explanation } from './policy-explain';
+import { DISABLED, explainQuery, explainRequest, NO_HOST, NO_POLICY, NO_ROUTE, OWN_ENDPOINT, PUBLIC_ROUTE, REFUSED_METHOD, type Explanation } from './policy-explain';
 
 /** Where a notice or an origin goes, without its path, query or any credentials: the host, or the service binding. */
 function destination(target: string): string {
@@ -80,6 +80,7 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
         : `Groups: ${groups} (from ${a.identity.groups_from}).`,
     );
     facts.push(a.identity.session ? `Their most recently used session signed in with: ${a.identity.session.amr.join(', ') || 'nothing recorded'}.` : 'They have no live session: decided as a fresh sign-in with no methods.');
+    if (a.request.method_override !== null) facts.push(`The URL’s _method parameter names another method (${a.request.method_override}), so the method counts as unknown, as at the proxy: a rule that admits on the method does not admit; one that refuses on it refuses.`);
     facts.push('Not known here: the client’s address and country. A rule that refuses on them refuses; one that admits on them does not admit.');
   }
   const ruleWords = (label: string) => (e.policy ? labelledRuleWords(e.policy, label) : null);
@@ -87,6 +88,9 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
   let headline: string;
   const because: string[] = [];
   switch (a.rule) {
+    case REFUSED_METHOD:
+      headline = `Refused: the gateway answers ${a.request.method} with 405 on every path; such a request never reaches a route or an origin.`;
+      break;
     case NO_HOST:
       headline = `No route serves ${url.host}: the gateway answers 404 there.`;
       because.push(`Only the gateway’s own host and the hosts that routes name are served; no route names ${url.host}.`);

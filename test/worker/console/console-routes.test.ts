@@ -36,6 +36,7 @@ const ROUTES = [
   },
   { host: 'mcp.example.net', path: '/', origin: 'service:OPS', auth: 'required', resource: 'mcp', allow: { roles: ['ops'] } },
   { host: 'app.example.net', path: '/', origin: 'service:OPS', auth: 'required' },
+  { path: '/reads', origin: 'service:OPS', auth: 'required', policy: { allow: [{ method: ['GET'] }] } },
 ];
 
 let e: TestEnv;
@@ -203,5 +204,34 @@ describe('who can reach this? (the proxy\'s own decision, in words)', () => {
     const blank = await ask({});
     expect(blank).toMatchObject({ status: 200, message: null });
     expect(blank.html).not.toContain('id="answer"');
+  });
+});
+
+describe('who can reach this? where the request says more than its method line', () => {
+  it('a _method parameter naming another method makes the method unknown, as at the proxy: an allow on the method does not admit', async () => {
+    const email = uniqueEmail('override');
+    const token = (await registerUser(email, undefined, e)).access_token;
+    for (const [url, expected] of [
+      ['https://gate.example.com/reads/x', 'allow'],
+      ['https://gate.example.com/reads/x?_method=GET', 'allow'],
+      ['https://gate.example.com/reads/x?_method=DELETE', 'deny'],
+      ['https://gate.example.com/reads/x?a=1&_method=delete', 'deny'],
+    ] as const) {
+      expect(await proxied(token, url), `${url} at the proxy`).toBe(expected);
+      const page = await explained(email, url);
+      expect(page.outcome, url).toBe(expected);
+      if (expected === 'deny') expect(page.html).toContain('The URL’s _method parameter names another method');
+    }
+  });
+
+  it('TRACE is refused on every path before any route, as the gateway answers it (405), never "allowed"', async () => {
+    const email = uniqueEmail('trace');
+    const token = (await registerUser(email, undefined, e)).access_token;
+    for (const url of ['https://gate.example.com/open/x', 'https://app.example.net/any']) {
+      expect(await proxied(token, url, 'TRACE'), `${url} at the proxy`).toBe('status 405');
+      const page = await explained(email, url, 'trace');
+      expect(page.outcome, url).toBe('no-route');
+      expect(page.html).toContain('Refused: the gateway answers TRACE with 405 on every path');
+    }
   });
 });

@@ -124,6 +124,13 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
     const age = a.step_up.max_age === null ? [] : [`a sign-in no older than ${duration(a.step_up.max_age)}`];
     headline = `The rules admit them, but they must step up first: the route needs ${[...missing, ...age].join(' and ')}.`;
   }
+  if (a.resource) {
+    // The user's own session never passes there: only an app's token for the resource does.
+    if (decision === 'allow') {
+      headline = `Only through an app: this route is an OAuth protected resource (${a.resource}); the rules admit them when an app they allowed calls it with a token for it, but a browser session or the gateway’s own access token is refused there (401).`;
+    } else because.push(`This route is an OAuth protected resource (${a.resource}): a browser session or the gateway’s own access token is refused there (401) in any case.`);
+    facts.push('Not known here: which app calls. A rule on the app (client) is decided as for no app.');
+  }
   if (a.external) because.push(`Then the service ${a.external.binding} is asked, which may still refuse (not asked here: its answer depends on the live request).`);
   return { decision, headline, route: where, because, facts, method: a.request.method, url: a.request.url };
 }

@@ -21,6 +21,7 @@ import { recordEvent } from '../auth/events';
 import { directoryGroups } from '../auth/directory-groups';
 import { vouchedGroups } from '../auth/provider-groups';
 import { effectiveRoles } from '../auth/roles';
+import { resourceUrl } from '../config/protected-resources';
 import { routePolicies } from '../config/route-policies';
 import type { AppEnv, AuthUser } from '../env';
 import { readQuery } from '../http/body';
@@ -90,6 +91,11 @@ export interface Explanation {
     rule: string;
     step_up?: { missing: readonly string[]; max_age: number | null } | null;
     external?: { binding: string; asked: false } | null;
+    /**
+     * A protected resource's URL (the route has `resource`): there only an OAuth client's token
+     * for it passes, never the user's own session (401), and a `client` rule is decided as for no client.
+     */
+    resource?: string | null;
   };
   /** The matched route's configuration (null: none matched), and its compiled policy (null: none). */
   route: RouteConfig | null;
@@ -191,6 +197,7 @@ export async function explainRequest(c: Context<AppEnv>, q: ExplainQuery): Promi
       rule: verdict.rule,
       step_up: stepUp ? { missing: stepUp.missing, max_age: stepUp.maxAge ?? null } : null,
       external: policy?.external && verdict.allowed ? { binding: policy.external, asked: false } : null,
+      resource: route.config.resource === undefined ? null : resourceUrl(route.config, config.PUBLIC_URL),
     },
   };
 }

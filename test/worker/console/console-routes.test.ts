@@ -234,4 +234,15 @@ describe('who can reach this? where the request says more than its method line',
       expect(page.html).toContain('Refused: the gateway answers TRACE with 405 on every path');
     }
   });
+
+  it('a protected resource (MCP): the user\'s own session is refused there (401), so the answer says only an app they allowed gets through', async () => {
+    const email = uniqueEmail('mcp');
+    await registerUser(email, undefined, e);
+    const token = await promote(e, email, { roles: ['ops'] });
+    expect(await proxied(token, 'https://mcp.example.net/x')).toBe('status 401');
+    const page = await explained(email, 'https://mcp.example.net/x');
+    expect(page.html).not.toContain('Allowed by allow.roles.');
+    expect(page.html).toContain('Only through an app: this route is an OAuth protected resource (https://mcp.example.net)');
+    expect(page.html).toContain('a browser session or the gateway’s own access token is refused there (401)');
+  });
 });

@@ -246,3 +246,20 @@ describe('who can reach this? where the request says more than its method line',
     expect(page.html).toContain('a browser session or the gateway’s own access token is refused there (401)');
   });
 });
+
+describe('names from the configuration and the question are text, never markup', () => {
+  it('a group or role name with markup in a rule, and markup in the asked user and URL, are escaped', async () => {
+    const markup = '<img src=x onerror=alert(1)>';
+    const routes = [{ path: '/x', origin: 'service:OPS', auth: 'required', policy: { allow: [{ roles: [`r${markup}`] }, { groups: [`g${markup}`] }], deny: [{ groups: [`scim:${markup}`] }] } }];
+    const x = consoleEnv({ ROUTES: JSON.stringify(routes), OPS: recordingOrigin(), OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'gatehouse' });
+    const a = await adminWithSecondFactor(x);
+    const page = await pageHtml(await browse(x, a.jar, AREA));
+    expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(page).not.toContain(markup);
+    const asked = await pageHtml(await browse(x, a.jar, `${AREA}/explain?${new URLSearchParams({ user: `u${markup}`, url: `/x/${markup}` })}`));
+    expect(asked).not.toContain(markup);
+    const answered = await pageHtml(await browse(x, a.jar, `${AREA}/explain?${new URLSearchParams({ user: a.email, url: `/x/"${markup}?q="${markup}` })}`));
+    expect(answered).toContain('id="answer"');
+    expect(answered).not.toContain(markup);
+  });
+});

@@ -79,7 +79,7 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
         ? `Groups: ${groups}; the provider’s are unknown (no live session from a provider that supplies them, or they are too old), so a rule that refuses a group refuses.`
         : `Groups: ${groups} (from ${a.identity.groups_from}).`,
     );
-    facts.push(a.identity.session ? `Their most recently used session signed in with: ${a.identity.session.amr.join(', ') || 'nothing recorded'}.` : 'They have no live session: decided as a fresh sign-in with no methods.');
+    facts.push(a.identity.session ? `Their most recently used session signed in with: ${a.identity.session.amr.join(', ') || 'nothing recorded'}.` : 'They have no live session, so they must sign in first: decided as a session with no sign-in methods and no sign-in time, so a rule or a step-up that asks for either does not hold (a real sign-in would bring both).');
     if (a.request.method_override !== null) facts.push(`The URL’s _method parameter names another method (${a.request.method_override}), so the method counts as unknown, as at the proxy: a rule that admits on the method does not admit; one that refuses on it refuses.`);
     facts.push('Not known here: the client’s address and country. A rule that refuses on them refuses; one that admits on them does not admit.');
   }

@@ -4,7 +4,7 @@
  * request through the proxy), with a clear page for bad input.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bearer, call, registerUser, type TestEnv } from '../support/helpers';
+import { bearer, call, registerUser, seedUser, type TestEnv } from '../support/helpers';
 import { uniqueEmail } from '../support/mail';
 import { promote, recordingOrigin } from '../support/proxy-helpers';
 import type { Jar } from '../support/second-factor-helpers';
@@ -261,5 +261,15 @@ describe('names from the configuration and the question are text, never markup',
     const answered = await pageHtml(await browse(x, a.jar, `${AREA}/explain?${new URLSearchParams({ user: a.email, url: `/x/"${markup}?q="${markup}` })}`));
     expect(answered).toContain('id="answer"');
     expect(answered).not.toContain(markup);
+  });
+});
+
+describe('who can reach this? for a user who is not signed in', () => {
+  it('a user with no live session: the answer says they must sign in first, and that sign-in methods and time were taken as none, not as a fresh sign-in', async () => {
+    const user = await seedUser({ roles: ['ops'] });
+    const page = await explained(user.email, '/secure/x');
+    expect(page.outcome).toBe('step-up');
+    expect(page.html).toContain('They have no live session, so they must sign in first: decided as a session with no sign-in methods and no sign-in time');
+    expect(page.html).not.toContain('fresh sign-in');
   });
 });

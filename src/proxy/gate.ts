@@ -109,15 +109,20 @@ function carriesServicePair(c: Context<AppEnv>): boolean {
 }
 
 /**
- * The method the policy sees: unknown (null) when a method-override header or `_method` query
- * parameter names another one, since an origin that honours it acts on that method, not on the
- * request line's.
+ * The first of `named` (override headers' values, `_method` query parameters) that names another
+ * method than `method`, or undefined: then the policy sees the method as unknown, since an origin
+ * that honours the override acts on that method, not on the request line's. Shared with the
+ * policy explainer (routes/policy-explain.ts), so both read a URL's `_method` alike.
  */
+export function methodOverride(method: string, named: readonly (string | undefined)[]): string | undefined {
+  const upper = method.toUpperCase();
+  return named.find((value) => value !== undefined && value.trim().toUpperCase() !== upper);
+}
+
+/** The method the policy sees: unknown (null) when a method-override header or `_method` query parameter names another one. */
 function policyMethod(c: Context<AppEnv>, request: PolicyRequest | undefined): string | null {
   if (!request || request.method === null) return null;
-  const method = request.method.toUpperCase();
-  const other = (value: string | undefined) => value !== undefined && value.trim().toUpperCase() !== method;
-  if (METHOD_OVERRIDES.some((name) => other(c.req.header(name))) || request.methodParams.some(other)) return null;
+  if (methodOverride(request.method, [...METHOD_OVERRIDES.map((name) => c.req.header(name)), ...request.methodParams]) !== undefined) return null;
   return request.method;
 }
 

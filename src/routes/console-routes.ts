@@ -22,7 +22,7 @@ import { gatewayHost } from '../proxy/route-table';
 import { ExplainPage, RoutesPage, type ExplainAnswerView, type ExplainForm, type RouteView } from '../ui/console-routes-pages';
 import { renderPage } from '../ui/render';
 import { areaPath, consoleChrome } from './console-kit';
-import { DISABLED, explainQuery, explainRequest, NO_HOST, NO_POLICY, NO_ROUTE, OWN_ENDPOINT, PUBLIC_ROUTE, type Explanation } from './policy-explain';
+import { DISABLED, explainQuery, explainRequest, NO_HOST, NO_POLICY, NO_ROUTE, OWN_ENDPOINT, PUBLIC_ROUTE, REFUSED_METHOD, type Explanation } from './policy-explain';
 
 /** Where a notice or an origin goes, without its path, query or any credentials: the host, or the service binding. */
 function destination(target: string): string {
@@ -79,7 +79,8 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
         ? `Groups: ${groups}; the provider’s are unknown (no live session from a provider that supplies them, or they are too old), so a rule that refuses a group refuses.`
         : `Groups: ${groups} (from ${a.identity.groups_from}).`,
     );
-    facts.push(a.identity.session ? `Their most recently used session signed in with: ${a.identity.session.amr.join(', ') || 'nothing recorded'}.` : 'They have no live session: decided as a fresh sign-in with no methods.');
+    facts.push(a.identity.session ? `Their most recently used session signed in with: ${a.identity.session.amr.join(', ') || 'nothing recorded'}.` : 'They have no live session, so they must sign in first: decided as a session with no sign-in methods and no sign-in time, so a rule or a step-up that asks for either does not hold (a real sign-in would bring both).');
+    if (a.request.method_override !== null) facts.push(`The URL’s _method parameter names another method (${a.request.method_override}), so the method counts as unknown, as at the proxy: a rule that admits on the method does not admit; one that refuses on it refuses.`);
     facts.push('Not known here: the client’s address and country. A rule that refuses on them refuses; one that admits on them does not admit.');
   }
   const ruleWords = (label: string) => (e.policy ? labelledRuleWords(e.policy, label) : null);
@@ -87,6 +88,9 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
   let headline: string;
   const because: string[] = [];
   switch (a.rule) {
+    case REFUSED_METHOD:
+      headline = `Refused: the gateway answers ${a.request.method} with 405 on every path; such a request never reaches a route or an origin.`;
+      break;
     case NO_HOST:
       headline = `No route serves ${url.host}: the gateway answers 404 there.`;
       because.push(`Only the gateway’s own host and the hosts that routes name are served; no route names ${url.host}.`);
@@ -119,6 +123,13 @@ function answerView(e: Explanation, config: { AUTH_PREFIX: string }, ownHost: st
     const missing = a.step_up.missing.map((m) => (m === 'mfa' ? 'a second factor' : 'a passkey'));
     const age = a.step_up.max_age === null ? [] : [`a sign-in no older than ${duration(a.step_up.max_age)}`];
     headline = `The rules admit them, but they must step up first: the route needs ${[...missing, ...age].join(' and ')}.`;
+  }
+  if (a.resource) {
+    // The user's own session never passes there: only an app's token for the resource does.
+    if (decision === 'allow') {
+      headline = `Only through an app: this route is an OAuth protected resource (${a.resource}); the rules admit them when an app they allowed calls it with a token for it, but a browser session or the gateway’s own access token is refused there (401).`;
+    } else because.push(`This route is an OAuth protected resource (${a.resource}): a browser session or the gateway’s own access token is refused there (401) in any case.`);
+    facts.push('Not known here: which app calls. A rule on the app (client) is decided as for no app.');
   }
   if (a.external) because.push(`Then the service ${a.external.binding} is asked, which may still refuse (not asked here: its answer depends on the live request).`);
   return { decision, headline, route: where, because, facts, method: a.request.method, url: a.request.url };

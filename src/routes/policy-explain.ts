@@ -21,6 +21,7 @@ import { recordEvent } from '../auth/events';
 import { directoryGroups } from '../auth/directory-groups';
 import { vouchedGroups } from '../auth/provider-groups';
 import { effectiveRoles } from '../auth/roles';
+import { resourceUrl } from '../config/protected-resources';
 import { routePolicies } from '../config/route-policies';
 import type { AppEnv, AuthUser } from '../env';
 import { readQuery } from '../http/body';
@@ -28,7 +29,9 @@ import { ApiError, badRequest } from '../http/errors';
 import type { Policy } from '../config/policy';
 import type { RouteConfig } from '../config/routes-schema';
 import { normalisePath } from '../proxy/normalise-path';
+import { methodOverride } from '../proxy/gate';
 import { callerOf, decide } from '../proxy/policy';
+import { REFUSED_METHODS } from '../middleware/refuse-methods';
 import { isUnder, matchRoute, requestHost, routeTable } from '../proxy/route-table';
 import { stepUpNeed } from '../proxy/step-up';
 import { listActiveSessions } from '../storage/sessions';
@@ -59,6 +62,7 @@ export const NO_ROUTE = 'no route matches (404)';
 export const PUBLIC_ROUTE = 'public route';
 export const DISABLED = 'the account is disabled';
 export const NO_POLICY = 'no policy: any signed-in user';
+export const REFUSED_METHOD = 'the gateway refuses this method on every path (405)';
 
 function targetUrl(c: Context<AppEnv>, raw: string): URL {
   const base = c.get('config').PUBLIC_URL;
@@ -71,7 +75,8 @@ function targetUrl(c: Context<AppEnv>, raw: string): URL {
 /** What the explainer answers: the JSON API's body, and the route's configuration for the console's words. */
 export interface Explanation {
   answer: {
-    request: { method: string; url: string; ip: string | null; country: string | null };
+    /** `method_override`: the URL's `_method` parameter that names another method, so the policy sees the method as unknown (as the proxy does). */
+    request: { method: string; method_override: string | null; url: string; ip: string | null; country: string | null };
     route: { host?: string; path: string; auth: RouteConfig['auth'] } | null;
     identity?: {
       caller: string;
@@ -86,6 +91,11 @@ export interface Explanation {
     rule: string;
     step_up?: { missing: readonly string[]; max_age: number | null } | null;
     external?: { binding: string; asked: false } | null;
+    /**
+     * A protected resource's URL (the route has `resource`): there only an OAuth client's token
+     * for it passes, never the user's own session (401), and a `client` rule is decided as for no client.
+     */
+    resource?: string | null;
   };
   /** The matched route's configuration (null: none matched), and its compiled policy (null: none). */
   route: RouteConfig | null;
@@ -115,8 +125,11 @@ export async function explainRequest(c: Context<AppEnv>, q: ExplainQuery): Promi
   }
   await recordEvent(c, { event: 'admin_policy_explained', outcome: 'success', userId: user.id, detail: { admin: c.get('user').id, path: url.pathname.slice(0, 200), method: q.method } });
 
-  const request = { method: q.method, url: url.href, ip: q.ip ?? null, country: q.country ?? null };
+  const override = methodOverride(q.method, url.searchParams.getAll('_method')) ?? null;
+  const request = { method: q.method, method_override: override, url: url.href, ip: q.ip ?? null, country: q.country ?? null };
   const none = { route: null, policy: null, user };
+  // Answered before anything else runs (middleware/refuse-methods.ts), on every host and path.
+  if (REFUSED_METHODS.has(q.method)) return { ...none, answer: { request, route: null, decision: 'deny', rule: REFUSED_METHOD } };
   // As the proxy decides: the host first (README "Hosts"), then the gateway's own paths, then ROUTES.
   const host = requestHost(config, url.host);
   if (host === 'unknown') return { ...none, answer: { request, route: null, decision: 'deny', rule: NO_HOST } };
@@ -171,7 +184,7 @@ export async function explainRequest(c: Context<AppEnv>, q: ExplainQuery): Promi
     session: last ? { id: last.id, last_used_at: last.lastUsedAt, amr: last.amr, auth_time: last.authTime } : null,
   };
   const verdict = policy
-    ? decide(policy, subject, { method: q.method, segments: path.segments.slice(route.prefix.length), ip: q.ip ?? null, country: q.country ?? null, now })
+    ? decide(policy, subject, { method: override === null ? q.method : null, segments: path.segments.slice(route.prefix.length), ip: q.ip ?? null, country: q.country ?? null, now })
     : { allowed: true, rule: NO_POLICY };
   const stepUp = verdict.allowed ? stepUpNeed(route.config, subject, now) : null;
   return {
@@ -184,6 +197,7 @@ export async function explainRequest(c: Context<AppEnv>, q: ExplainQuery): Promi
       rule: verdict.rule,
       step_up: stepUp ? { missing: stepUp.missing, max_age: stepUp.maxAge ?? null } : null,
       external: policy?.external && verdict.allowed ? { binding: policy.external, asked: false } : null,
+      resource: route.config.resource === undefined ? null : resourceUrl(route.config, config.PUBLIC_URL),
     },
   };
 }

@@ -12,6 +12,7 @@ import { PROBE_NAME } from '../../../src/storage/health';
 import { STYLES } from '../../../src/ui/styles';
 import type { TestEnv } from '../support/helpers';
 import type { Jar } from '../support/second-factor-helpers';
+import { ENCRYPTION_KEY } from '../support/second-factor-helpers';
 import { adminWithSecondFactor, browse, consoleEnv, pageHtml } from './console-support';
 
 const HEALTH = '/auth/admin/console/health';
@@ -214,5 +215,40 @@ describe('sign-ins over the last day', () => {
     expect(svg).not.toMatch(/<script|href=|url\(|fill="#|stroke="#|style=/i);
     expect(STYLES).toMatch(/\.chart \.ok\{fill:var\(--link\)\}\.chart \.refused\{fill:var\(--err\)\}/);
     expect(STYLES).toMatch(/\.chart \.label\{fill:var\(--muted\)/);
+  });
+});
+
+describe('no secret of the configuration on the console\'s pages', () => {
+  it('the Health and Routes pages, and the explainer, show hosts and names only: no password, token, key or secret of any setting', async () => {
+    const secrets = {
+      smtp: 'Smtp-Pa55word-xyz',
+      scim: 'scim-token-0123456789abcdefghijklmnopqrstuv',
+      alert: 'Alert-T0ken-xyz',
+      oidc: 'Oidc-Client-S3cret',
+      signals: 'Signals-Bearer-S3cret-0123456789abcdefgh',
+      notify: 'N0tify-T0ken-xyz',
+    };
+    const signing = await keyWithKid('ES256', `${today()}-s3cr3tk3y`);
+    const e = consoleEnv({
+      SMTP_URL: `smtps://mailer:${secrets.smtp}@smtp.example.com:465`,
+      SCIM_TOKEN: secrets.scim,
+      ALERT_WEBHOOK_URL: `https://hooks.example.com/alert?token=${secrets.alert}`,
+      OIDC_ISSUER: 'https://idp.example.com',
+      OIDC_CLIENT_ID: 'gatehouse',
+      OIDC_CLIENT_SECRET: secrets.oidc,
+      SHARED_SIGNALS: JSON.stringify([{ id: 'idp', issuer: 'https://idp.example.com', jwks_uri: 'https://idp.example.com/jwks', provider: 'oidc', authorization: secrets.signals }]),
+      SIGNING_KEYS: JSON.stringify({ keys: [signing] }),
+      ROUTES: JSON.stringify([{ path: '/app', origin: 'https://origin.example.com/base', auth: 'required', logout_notify: `https://origin.example.com/logout?token=${secrets.notify}` }]),
+    });
+    const admin = await adminWithSecondFactor(e);
+    const pages = [
+      await healthPage(e, admin.jar),
+      await pageHtml(await browse(e, admin.jar, '/auth/admin/console/routes')),
+      await pageHtml(await browse(e, admin.jar, `/auth/admin/console/routes/explain?${new URLSearchParams({ user: admin.email, url: '/app/x' })}`)),
+    ];
+    expect(pages[0]).toContain('SMTP relay (SMTP_URL) at smtp.example.com:465');
+    for (const html of pages) {
+      for (const secret of [...Object.values(secrets), signing.d!, ENCRYPTION_KEY]) expect(html).not.toContain(secret);
+    }
   });
 });

@@ -4,7 +4,7 @@
  * request through the proxy), with a clear page for bad input.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bearer, call, registerUser, type TestEnv } from '../support/helpers';
+import { bearer, call, registerUser, seedUser, type TestEnv } from '../support/helpers';
 import { uniqueEmail } from '../support/mail';
 import { promote, recordingOrigin } from '../support/proxy-helpers';
 import type { Jar } from '../support/second-factor-helpers';
@@ -36,6 +36,7 @@ const ROUTES = [
   },
   { host: 'mcp.example.net', path: '/', origin: 'service:OPS', auth: 'required', resource: 'mcp', allow: { roles: ['ops'] } },
   { host: 'app.example.net', path: '/', origin: 'service:OPS', auth: 'required' },
+  { path: '/reads', origin: 'service:OPS', auth: 'required', policy: { allow: [{ method: ['GET'] }] } },
 ];
 
 let e: TestEnv;
@@ -203,5 +204,72 @@ describe('who can reach this? (the proxy\'s own decision, in words)', () => {
     const blank = await ask({});
     expect(blank).toMatchObject({ status: 200, message: null });
     expect(blank.html).not.toContain('id="answer"');
+  });
+});
+
+describe('who can reach this? where the request says more than its method line', () => {
+  it('a _method parameter naming another method makes the method unknown, as at the proxy: an allow on the method does not admit', async () => {
+    const email = uniqueEmail('override');
+    const token = (await registerUser(email, undefined, e)).access_token;
+    for (const [url, expected] of [
+      ['https://gate.example.com/reads/x', 'allow'],
+      ['https://gate.example.com/reads/x?_method=GET', 'allow'],
+      ['https://gate.example.com/reads/x?_method=DELETE', 'deny'],
+      ['https://gate.example.com/reads/x?a=1&_method=delete', 'deny'],
+    ] as const) {
+      expect(await proxied(token, url), `${url} at the proxy`).toBe(expected);
+      const page = await explained(email, url);
+      expect(page.outcome, url).toBe(expected);
+      if (expected === 'deny') expect(page.html).toContain('The URL’s _method parameter names another method');
+    }
+  });
+
+  it('TRACE is refused on every path before any route, as the gateway answers it (405), never "allowed"', async () => {
+    const email = uniqueEmail('trace');
+    const token = (await registerUser(email, undefined, e)).access_token;
+    for (const url of ['https://gate.example.com/open/x', 'https://app.example.net/any']) {
+      expect(await proxied(token, url, 'TRACE'), `${url} at the proxy`).toBe('status 405');
+      const page = await explained(email, url, 'trace');
+      expect(page.outcome, url).toBe('no-route');
+      expect(page.html).toContain('Refused: the gateway answers TRACE with 405 on every path');
+    }
+  });
+
+  it('a protected resource (MCP): the user\'s own session is refused there (401), so the answer says only an app they allowed gets through', async () => {
+    const email = uniqueEmail('mcp');
+    await registerUser(email, undefined, e);
+    const token = await promote(e, email, { roles: ['ops'] });
+    expect(await proxied(token, 'https://mcp.example.net/x')).toBe('status 401');
+    const page = await explained(email, 'https://mcp.example.net/x');
+    expect(page.html).not.toContain('Allowed by allow.roles.');
+    expect(page.html).toContain('Only through an app: this route is an OAuth protected resource (https://mcp.example.net)');
+    expect(page.html).toContain('a browser session or the gateway’s own access token is refused there (401)');
+  });
+});
+
+describe('names from the configuration and the question are text, never markup', () => {
+  it('a group or role name with markup in a rule, and markup in the asked user and URL, are escaped', async () => {
+    const markup = '<img src=x onerror=alert(1)>';
+    const routes = [{ path: '/x', origin: 'service:OPS', auth: 'required', policy: { allow: [{ roles: [`r${markup}`] }, { groups: [`g${markup}`] }], deny: [{ groups: [`scim:${markup}`] }] } }];
+    const x = consoleEnv({ ROUTES: JSON.stringify(routes), OPS: recordingOrigin(), OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'gatehouse' });
+    const a = await adminWithSecondFactor(x);
+    const page = await pageHtml(await browse(x, a.jar, AREA));
+    expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(page).not.toContain(markup);
+    const asked = await pageHtml(await browse(x, a.jar, `${AREA}/explain?${new URLSearchParams({ user: `u${markup}`, url: `/x/${markup}` })}`));
+    expect(asked).not.toContain(markup);
+    const answered = await pageHtml(await browse(x, a.jar, `${AREA}/explain?${new URLSearchParams({ user: a.email, url: `/x/"${markup}?q="${markup}` })}`));
+    expect(answered).toContain('id="answer"');
+    expect(answered).not.toContain(markup);
+  });
+});
+
+describe('who can reach this? for a user who is not signed in', () => {
+  it('a user with no live session: the answer says they must sign in first, and that sign-in methods and time were taken as none, not as a fresh sign-in', async () => {
+    const user = await seedUser({ roles: ['ops'] });
+    const page = await explained(user.email, '/secure/x');
+    expect(page.outcome).toBe('step-up');
+    expect(page.html).toContain('They have no live session, so they must sign in first: decided as a session with no sign-in methods and no sign-in time');
+    expect(page.html).not.toContain('fresh sign-in');
   });
 });

@@ -138,6 +138,6 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
     }
     const admin = c.get('user').id;
     let ended = 0;
-    for (const user of users) ended += (await endUserSessions(c, user, chosen.get(user.id)!, admin)).length;
+    for (const user of users) ended += await endUserSessions(c, user, chosen.get(user.id)!, admin);
     return backWithNotice(c, base, ended > 0 ? 'ended' : 'none_ended');
   });

@@ -182,6 +182,35 @@ describe('the Sessions area: ending sessions', () => {
     expect(again.headers.get('location')).toBe(`${SESSIONS}?done=none_ended`);
   });
 
+  it('ends a live session its user\'s object does not list among the 100 most recently used (more than 100 live sessions)', async () => {
+    const u = await seedUser();
+    const idle = await signInFrom(u.email, FIREFOX, '203.0.113.70');
+    const t = Math.floor(Date.now() / 1000);
+    // A hundred sessions used more recently than `idle`: the object's listing stops before it.
+    for (let i = 0; i < 100; i++) {
+      await sessionsObject(u.id).create(u.id, {
+        id: `ses_busy${i}`, user_id: u.id, refresh_hash: `busy-hash-${u.id}-${i}`, family: `busy${i}`, created_at: t, expires_at: t + 3600, last_used_at: t + 60,
+        revoked_at: null, user_agent: 'BusyBot/1.0', ip: '192.0.2.200', provider: 'password', amr: '["pwd"]', auth_time: t,
+      });
+    }
+    const done = await submit(e, admin.jar, `${SESSIONS}/end`, { s0: ref(u.id, idle), confirm: 'yes' });
+    expect(done.headers.get('location')).toBe(`${SESSIONS}?done=ended`);
+    expect(await liveInObject(u.id, idle.sid)).toBe(false);
+    expect((await atNow(idle)).status).toBe(401);
+    expect(await auditRows('admin_sessions_ended', u.id)).toEqual([{ admin: admin.id, ended_sessions: 1, session_ids: [idle.sid] }]);
+  });
+
+  it('revokes in KV again a selected session that ended so recently its tokens may still verify (a retry after a failed KV write)', async () => {
+    const u = await seedUser();
+    const t = await signInFrom(u.email, FIREFOX, '203.0.113.71');
+    // The object ended it and KV was never told: what a first attempt whose KV write failed leaves.
+    await sessionsObject(u.id).end(u.id, [t.sid], Math.floor(Date.now() / 1000));
+    expect(await env.REVOKED.get(`sid:${t.sid}`)).toBeNull();
+    const again = await submit(e, admin.jar, `${SESSIONS}/end`, { s0: ref(u.id, t), confirm: 'yes' });
+    expect(again.headers.get('location')).toBe(`${SESSIONS}?done=none_ended`);
+    expect(await env.REVOKED.get(`sid:${t.sid}`)).not.toBeNull();
+  });
+
   it('takes at most 100 sessions a post, and refuses a post without a selection or with a malformed one (400, nothing ends)', async () => {
     const u = await seedUser();
     const t = await signInFrom(u.email, FIREFOX, '203.0.113.50');

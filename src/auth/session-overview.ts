@@ -10,13 +10,13 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../env';
 import { usersSignedInSince, type RecentSignIn } from '../storage/audit-log';
-import { listActiveSessions, type Session } from '../storage/sessions';
+import { LISTED_SESSIONS_MAX, listActiveSessions, type Session } from '../storage/sessions';
 import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
 import { directoryReads } from './directory-reads';
 import { recordEvent } from './events';
 
-/** Users (each with up to 100 live sessions) on one page of the listing. */
+/** Users (each with up to LISTED_SESSIONS_MAX live sessions) on one page of the listing. */
 export const USERS_PER_PAGE = 20;
 
 export interface SessionFilter {
@@ -39,9 +39,12 @@ export interface LiveSessionRow {
 
 /**
  * One page of live sessions, grouped by user (users by their latest sign-in, sessions by last
- * use), and whether more users follow. Audited as `admin_sessions_listed`.
+ * use), and whether more users follow. A user's object lists only their
+ * {@link LISTED_SESSIONS_MAX} most recently used sessions: users who reached that bound are
+ * `crowded` (a session behind a hundred busier ones, an idle one kept by someone who signed in a
+ * hundred more times, is not read, so no filter finds it). Audited as `admin_sessions_listed`.
  */
-export async function liveSessionsPage(c: Context<AppEnv>, filter: SessionFilter, page: number, admin: string): Promise<{ rows: LiveSessionRow[]; more: boolean }> {
+export async function liveSessionsPage(c: Context<AppEnv>, filter: SessionFilter, page: number, admin: string): Promise<{ rows: LiveSessionRow[]; more: boolean; crowded: RecentSignIn[] }> {
   const t = now();
   const oldest = t - c.get('config').SESSION_MAX_AGE;
   const since = Math.max(oldest, filter.since ?? oldest);
@@ -60,5 +63,5 @@ export async function liveSessionsPage(c: Context<AppEnv>, filter: SessionFilter
     userId: admin,
     detail: { admin, page, user: filter.userId ?? null, provider: filter.provider ?? null, since: filter.since ?? null, ip: filter.ip ?? null },
   });
-  return { rows, more: users.length > USERS_PER_PAGE };
+  return { rows, more: users.length > USERS_PER_PAGE, crowded: shown.filter((_, i) => sessions[i]!.length >= LISTED_SESSIONS_MAX) };
 }

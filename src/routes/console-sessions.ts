@@ -18,6 +18,7 @@ import type { AppEnv } from '../env';
 import { readQuery } from '../http/body';
 import { badRequest } from '../http/errors';
 import { enabledProviders } from '../providers/registry';
+import { LISTED_SESSIONS_MAX } from '../storage/sessions';
 import { findUsersByIds } from '../storage/users';
 import { SessionListPage } from '../ui/console-sessions-pages';
 import { deviceLabel } from '../ui/device-label';
@@ -76,7 +77,7 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
     const device = q.device?.toLowerCase();
     const found =
       named === null
-        ? { rows: [], more: false }
+        ? { rows: [], more: false, crowded: [] }
         : await liveSessionsPage(c, { userId: named?.id, provider: q.provider, since: q.since, ip: q.ip, matches: device === undefined ? undefined : (s) => deviceLabel(s.userAgent).toLowerCase().includes(device) }, q.page, admin);
     const providerNames = new Map(enabledProviders(c.get('config')).map((p) => [p.id, p.name]));
     const shown = found.rows.slice(0, MAX_PER_POST);
@@ -104,6 +105,8 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
           lastUsedAt: s.lastUsedAt,
         })),
         cut: found.rows.length > MAX_PER_POST,
+        crowded: found.crowded.map((u) => ({ email: u.email, userHref: areaPath(c, 'users', `/${encodeURIComponent(u.userId)}`) })),
+        listedPerUser: LISTED_SESSIONS_MAX,
         maxPerPost: MAX_PER_POST,
         usersPerPage: USERS_PER_PAGE,
         previous: q.page > 1 ? pageHref(q.page - 1) : null,

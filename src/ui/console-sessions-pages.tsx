@@ -40,6 +40,10 @@ export interface SessionListProps extends ConsoleChrome {
   sessions: SessionRow[];
   /** The page had more sessions than one post may end: these are the first. */
   cut: boolean;
+  /** Users on the page whose object lists only their most recently used sessions: others of theirs may be live. */
+  crowded: { email: string; userHref: string }[];
+  /** How many sessions of one user the listing reads. */
+  listedPerUser: number;
   maxPerPost: number;
   usersPerPage: number;
   previous: string | null;
@@ -71,6 +75,15 @@ export function SessionListPage(p: SessionListProps) {
         <p class="muted">
           Page {p.page} covers up to {p.usersPerPage} users, those who signed in most recently first, and their live sessions, most recently used first.
         </p>
+        {p.crowded.length > 0 && (
+          <div id="crowded">
+            {p.crowded.map((u) => (
+              <p class="muted">
+                <a href={u.userHref}>{u.email}</a> has at least {p.listedPerUser} live sessions: only the {p.listedPerUser} most recently used are read, before any filter, so others of theirs may be live and not listed here. “Sign out everywhere” on their page ends them all.
+              </p>
+            ))}
+          </div>
+        )}
         {p.noSuchUser ? (
           <p class="muted" id="no-sessions">
             No account has this address or id.

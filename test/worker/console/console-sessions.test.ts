@@ -98,6 +98,27 @@ describe('the Sessions area: listing and filters', () => {
     expect(second).toContain(`href="${SESSIONS}?ip=192.0.2.&amp;page=1"`);
   });
 
+  it('names a user with more live sessions than the listing reads, so a filter that finds none of theirs does not pass for "none"', async () => {
+    const u = await seedUser();
+    const idle = await signInFrom(u.email, FIREFOX, '203.0.113.80');
+    const t = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 100; i++) {
+      await sessionsObject(u.id).create(u.id, {
+        id: `ses_crowd${i}`, user_id: u.id, refresh_hash: `crowd-hash-${u.id}-${i}`, family: `crowd${i}`, created_at: t, expires_at: t + 3600, last_used_at: t + 60,
+        revoked_at: null, user_agent: 'BusyBot/1.0', ip: '192.0.2.201', provider: 'password', amr: '["pwd"]', auth_time: t,
+      });
+    }
+    const html = await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${u.id}&ip=203.0.113.80`));
+    expect(refsOn(html)).not.toContain(ref(u.id, idle));
+    expect(html).toContain('id="crowded"');
+    expect(html).toContain(`${u.email}</a> has at least 100 live sessions`);
+    expect(html).toContain(`href="/auth/admin/console/users/${u.id}"`);
+    // A user under the bound gets no such note.
+    const calm = await seedUser();
+    await signInFrom(calm.email, FIREFOX, '203.0.113.81');
+    expect(await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${calm.id}`))).not.toContain('id="crowded"');
+  });
+
   it('answers bad filters with a clear 400 page', async () => {
     const cases: [string, string][] = [
       ['since=2026-02-31', 'must be a date'],

@@ -79,7 +79,8 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
       named === null
         ? { rows: [], more: false, crowded: [] }
         : await liveSessionsPage(c, { userId: named?.id, provider: q.provider, since: q.since, ip: q.ip, matches: device === undefined ? undefined : (s) => deviceLabel(s.userAgent).toLowerCase().includes(device) }, q.page, admin);
-    const providerNames = new Map(enabledProviders(c.get('config')).map((p) => [p.id, p.name]));
+    const config = c.get('config');
+    const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
     const shown = found.rows.slice(0, MAX_PER_POST);
     const keep = filterQuery(q, c.req.query());
     const pageHref = (page: number) => `${base}?${new URLSearchParams({ ...keep, page: String(page) })}`;
@@ -107,6 +108,8 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
         cut: found.rows.length > MAX_PER_POST,
         crowded: found.crowded.map((u) => ({ email: u.email, userHref: areaPath(c, 'users', `/${encodeURIComponent(u.userId)}`) })),
         listedPerUser: LISTED_SESSIONS_MAX,
+        // The listing finds users by their sign-in events: once those are deleted, a session still live is found only on its user's page.
+        retentionGap: config.AUDIT_RETENTION_DAYS * 86_400 < config.SESSION_MAX_AGE ? { eventDays: config.AUDIT_RETENTION_DAYS, sessionDays: Math.ceil(config.SESSION_MAX_AGE / 86_400) } : null,
         maxPerPost: MAX_PER_POST,
         usersPerPage: USERS_PER_PAGE,
         previous: q.page > 1 ? pageHref(q.page - 1) : null,

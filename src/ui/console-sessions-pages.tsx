@@ -44,6 +44,8 @@ export interface SessionListProps extends ConsoleChrome {
   crowded: { email: string; userHref: string }[];
   /** How many sessions of one user the listing reads. */
   listedPerUser: number;
+  /** Set when sign-in events are deleted before the sessions they began can end. */
+  retentionGap: { eventDays: number; sessionDays: number } | null;
   maxPerPost: number;
   usersPerPage: number;
   previous: string | null;
@@ -75,6 +77,11 @@ export function SessionListPage(p: SessionListProps) {
         <p class="muted">
           Page {p.page} covers up to {p.usersPerPage} users, those who signed in most recently first, and their live sessions, most recently used first.
         </p>
+        {p.retentionGap && (
+          <p class="muted" id="retention-gap">
+            Sign-in events are kept {p.retentionGap.eventDays} days (<code>AUDIT_RETENTION_DAYS</code>) and sessions last up to {p.retentionGap.sessionDays} days (<code>SESSION_MAX_AGE</code>): this list finds users by their sign-in events, so a session begun more than {p.retentionGap.eventDays} days ago is listed only on its user’s page.
+          </p>
+        )}
         {p.crowded.length > 0 && (
           <div id="crowded">
             {p.crowded.map((u) => (

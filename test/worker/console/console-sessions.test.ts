@@ -119,6 +119,16 @@ describe('the Sessions area: listing and filters', () => {
     expect(await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${calm.id}`))).not.toContain('id="crowded"');
   });
 
+  it('says when sign-in events age out before sessions do (AUDIT_RETENTION_DAYS shorter than SESSION_MAX_AGE): older sessions are on their users\' pages only', async () => {
+    expect(await pageHtml(await browse(e, admin.jar, SESSIONS))).not.toContain('id="retention-gap"');
+    const short = consoleEnv({ AUDIT_RETENTION_DAYS: '30', SESSION_MAX_AGE: String(90 * 86_400) });
+    const other = await adminWithSecondFactor(short);
+    const html = await pageHtml(await browse(short, other.jar, SESSIONS));
+    expect(html).toContain('id="retention-gap"');
+    expect(html).toContain('Sign-in events are kept 30 days');
+    expect(html).toContain('up to 90 days');
+  });
+
   it('answers bad filters with a clear 400 page', async () => {
     const cases: [string, string][] = [
       ['since=2026-02-31', 'must be a date'],

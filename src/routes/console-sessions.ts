@@ -125,6 +125,8 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
     const users = await findUsersByIds(c.env.DB, [...chosen.keys()]);
     const base = areaPath(c, 'sessions');
     if (!confirmed) {
+      const me = c.get('user');
+      const ownSession = chosen.get(me.id)?.includes(me.sessionId) ?? false;
       const emailOf = new Map(users.map((u) => [u.id, u.email]));
       const fields = Object.fromEntries([...chosen].flatMap(([userId, ids]) => ids.map((id) => `${userId}/${id}`)).map((ref, i) => [`s${i}`, ref]));
       return confirmAction(c, {
@@ -132,6 +134,7 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
         title: count === 1 ? 'End this session?' : `End these ${count} sessions?`,
         consequences: [
           ...[...chosen].map(([userId, ids]) => `${emailOf.get(userId) ?? `An account that no longer exists (${userId}): skipped`}: ${ids.length === 1 ? 'one session' : `${ids.length} sessions`}.`),
+          ...(ownSession ? ['This includes the session you are using now: you will be signed out.'] : []),
           'Each ends now with its tokens, and the apps and origins it signed in to are told. Sessions already ended are skipped.',
           'The accounts stay enabled: their owners can sign in again.',
         ],

@@ -242,6 +242,19 @@ describe('the Sessions area: ending sessions', () => {
     expect(await env.REVOKED.get(`sid:${t.sid}`)).not.toBeNull();
   });
 
+  it('warns in the confirmation when the selection holds the admin\'s own current session', async () => {
+    const me = await adminWithSecondFactor(e);
+    const mine = decodeJwt<{ sid: string }>(me.jar['__Host-gatehouse']!).sid;
+    const u = await seedUser();
+    const t = await signInFrom(u.email, FIREFOX, '203.0.113.72');
+    const own = await pageHtml(await submit(e, me.jar, `${SESSIONS}/end`, { s0: `${me.id}/${mine}`, s1: ref(u.id, t) }));
+    expect(own).toContain('id="confirm"');
+    expect(own).toContain('This includes the session you are using now: you will be signed out.');
+    const others = await pageHtml(await submit(e, me.jar, `${SESSIONS}/end`, { s0: ref(u.id, t) }));
+    expect(others).not.toContain('the session you are using now');
+    expect(await liveInObject(me.id, mine)).toBe(true);
+  });
+
   it('takes at most 100 sessions a post, and refuses a post without a selection or with a malformed one (400, nothing ends)', async () => {
     const u = await seedUser();
     const t = await signInFrom(u.email, FIREFOX, '203.0.113.50');

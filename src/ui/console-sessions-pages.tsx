@@ -79,7 +79,7 @@ export function SessionListPage(p: SessionListProps) {
         </p>
         {p.retentionGap && (
           <p class="muted" id="retention-gap">
-            Sign-in events are kept {p.retentionGap.eventDays} days (<code>AUDIT_RETENTION_DAYS</code>) and sessions last up to {p.retentionGap.sessionDays} days (<code>SESSION_MAX_AGE</code>): this list finds users by their sign-in events, so a session begun more than {p.retentionGap.eventDays} days ago is listed only on its user’s page.
+            Sign-in events are kept {p.retentionGap.eventDays} days (<code>AUDIT_RETENTION_DAYS</code>) and sessions last up to {p.retentionGap.sessionDays} days (<code>SESSION_MAX_AGE</code>): this list finds users by their sign-in events, so a session begun more than {p.retentionGap.eventDays} days ago is listed only when you filter by its user.
           </p>
         )}
         {p.crowded.length > 0 && (

@@ -129,6 +129,22 @@ describe('the Sessions area: listing and filters', () => {
     expect(html).toContain('up to 90 days');
   });
 
+  it('filtered by one user, lists their live sessions from their object, even one whose sign-in event is missing (a failed audit write, or aged out)', async () => {
+    const u = await seedUser();
+    const t = Math.floor(Date.now() / 1000);
+    // A live session and no `login` event: what a sign-in whose audit write failed, or whose event housekeeping deleted, leaves.
+    await sessionsObject(u.id).create(u.id, {
+      id: 'ses_unlogged', user_id: u.id, refresh_hash: `unlogged-hash-${u.id}`, family: 'unlogged', created_at: t, expires_at: t + 3600, last_used_at: t,
+      revoked_at: null, user_agent: FIREFOX, ip: '203.0.113.90', provider: 'password', amr: '["pwd"]', auth_time: t,
+    });
+    expect(refsOn(await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${u.id}`)))).toEqual([`${u.id}/ses_unlogged`]);
+    expect(refsOn(await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${encodeURIComponent(u.email)}&ip=203.0.113.9`)))).toEqual([`${u.id}/ses_unlogged`]);
+    // One user is one page.
+    const second = await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${u.id}&page=2`));
+    expect(refsOn(second)).toEqual([]);
+    expect(second).not.toContain('rel="next"');
+  });
+
   it('answers bad filters with a clear 400 page', async () => {
     const cases: [string, string][] = [
       ['since=2026-02-31', 'must be a date'],

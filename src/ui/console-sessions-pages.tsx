@@ -79,14 +79,14 @@ export function SessionListPage(p: SessionListProps) {
         </p>
         {p.retentionGap && (
           <p class="muted" id="retention-gap">
-            Sign-in events are kept {p.retentionGap.eventDays} days (<code>AUDIT_RETENTION_DAYS</code>) and sessions last up to {p.retentionGap.sessionDays} days (<code>SESSION_MAX_AGE</code>): this list finds users by their sign-in events, so a session begun more than {p.retentionGap.eventDays} days ago is listed only when you filter by its user.
+            Sign-in events are kept {p.retentionGap.eventDays} days, sessions up to {p.retentionGap.sessionDays} days: an older session is listed only when filtered by its user.
           </p>
         )}
         {p.crowded.length > 0 && (
           <div id="crowded">
             {p.crowded.map((u) => (
               <p class="muted">
-                <a href={u.userHref}>{u.email}</a> has at least {p.listedPerUser} live sessions: only the {p.listedPerUser} most recently used are read, before any filter, so others of theirs may be live and not listed here. “Sign out everywhere” on their page ends them all.
+                <a href={u.userHref}>{u.email}</a> has at least {p.listedPerUser} live sessions: only the most recently used {p.listedPerUser} are read, so others may be live, unlisted. Their page’s “Sign out everywhere” ends all.
               </p>
             ))}
           </div>

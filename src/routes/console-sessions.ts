@@ -114,6 +114,7 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
         usersPerPage: USERS_PER_PAGE,
         previous: q.page > 1 ? pageHref(q.page - 1) : null,
         next: found.more && q.page < MAX_PAGE ? pageHref(q.page + 1) : null,
+        pagesEnd: found.more && q.page === MAX_PAGE ? MAX_PAGE : null,
       }),
     );
   })

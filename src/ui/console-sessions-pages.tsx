@@ -50,6 +50,8 @@ export interface SessionListProps extends ConsoleChrome {
   usersPerPage: number;
   previous: string | null;
   next: string | null;
+  /** Set on the last page when more users follow than the pages reach (their number). */
+  pagesEnd: number | null;
 }
 
 export function SessionListPage(p: SessionListProps) {
@@ -79,14 +81,14 @@ export function SessionListPage(p: SessionListProps) {
         </p>
         {p.retentionGap && (
           <p class="muted" id="retention-gap">
-            Sign-in events are kept {p.retentionGap.eventDays} days, sessions up to {p.retentionGap.sessionDays} days: an older session is listed only when filtered by its user.
+            Sign-in events are kept {p.retentionGap.eventDays} days, sessions up to {p.retentionGap.sessionDays} days: older ones show only when filtered by user.
           </p>
         )}
         {p.crowded.length > 0 && (
           <div id="crowded">
             {p.crowded.map((u) => (
               <p class="muted">
-                <a href={u.userHref}>{u.email}</a> has at least {p.listedPerUser} live sessions: only the most recently used {p.listedPerUser} are read, so others may be live, unlisted. Their page’s “Sign out everywhere” ends all.
+                <a href={u.userHref}>{u.email}</a> has at least {p.listedPerUser} live sessions; only the {p.listedPerUser} last used are read. “Sign out everywhere” on their page ends all.
               </p>
             ))}
           </div>
@@ -161,6 +163,11 @@ export function SessionListPage(p: SessionListProps) {
             </div>
             <p class="muted">Each ending is confirmed first. At most {p.maxPerPost} sessions a request.</p>
           </form>
+        )}
+        {p.pagesEnd && (
+          <p class="muted" id="pages-end">
+            More users signed in than these {p.pagesEnd} pages reach: filter by user.
+          </p>
         )}
         {(p.previous || p.next) && (
           <nav class="pager" aria-label="Pages">

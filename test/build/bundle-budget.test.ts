@@ -106,6 +106,8 @@
  *   rules and a user look-up in storage/users.ts) add about 6 KiB to the upload: 318.3 to
  *   324.3 (start-up 52.54 to 52.61 on the branch before the merge, 52.71 merged), hence 325.
  *   All five console areas merged: 331.5, hence 332.
+ *   The Sessions area's notes of what its list cannot show (a user past 100 sessions, events
+ *   older than the retention, pages that run out) and its own-session warning: 332.01, hence 333.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -116,7 +118,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 332;
+export const TOTAL_BUDGET_KIB = 333;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

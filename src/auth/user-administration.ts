@@ -10,13 +10,13 @@ import { ApiError, badRequest } from '../http/errors';
 import { mailEnabled } from '../mail/send';
 import { listUserEvents, type StoredEvent } from '../storage/events';
 import { listUserIdentities, type Identity } from '../storage/identities';
-import { listActiveSessions, type Session } from '../storage/sessions';
+import { listActiveSessions, sessionIdsWithLiveTokens, type Session } from '../storage/sessions';
 import { listUsers, setDisabled, setRoles, type User } from '../storage/users';
 import { nowSeconds as now } from '../util/time';
 import { sessionsOf } from './authenticate';
 import { directoryReads } from './directory-reads';
 import { recordEvent } from './events';
-import { endAllSessions, endSessions } from './sessions';
+import { endAllSessions, endSessions, tokenLifetime } from './sessions';
 
 export const ADMIN_ROLE = 'admin';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.:-]{0,63}$/i;
@@ -78,17 +78,20 @@ export async function signOutEverywhere(c: Context<AppEnv>, user: User, admin: s
 }
 
 /**
- * Ends those of `sessionIds` that are live sessions of `user` (an id of another user's session,
- * or of one already ended, is left out: nothing else is revoked); the fence, KV, the apps'
- * back-channel logout and the origins' notices follow as for every ending (auth/sessions.ts).
- * Audited as `admin_sessions_ended` with the ids. Returns the ids ended.
+ * Ends those of `sessionIds` that are sessions of `user` whose tokens may still verify (an id of
+ * another user's session, or of one long ended, is left out: nothing else is revoked), read from
+ * the user's object without the listing's bound of 100, so a session behind a hundred busier
+ * ones still ends. One ended so recently that its tokens may verify is revoked in KV again: the
+ * retry after a failed KV write finishes the job. The fence, KV, the apps' back-channel logout
+ * and the origins' notices follow as for every ending (auth/sessions.ts). Audited as
+ * `admin_sessions_ended` with the ids revoked. Returns how many this call ended.
  */
-export async function endUserSessions(c: Context<AppEnv>, user: Pick<User, 'id'>, sessionIds: readonly string[], admin: string): Promise<string[]> {
-  const live = new Set((await listActiveSessions(sessionsOf(c, user.id), now())).map((s) => s.id));
-  const ids = [...new Set(sessionIds)].filter((id) => live.has(id));
-  if (ids.length > 0) await endSessions(c, user.id, ids);
-  await recordEvent(c, { event: 'admin_sessions_ended', outcome: 'success', userId: user.id, detail: { admin, ended_sessions: ids.length, session_ids: ids } });
-  return ids;
+export async function endUserSessions(c: Context<AppEnv>, user: Pick<User, 'id'>, sessionIds: readonly string[], admin: string): Promise<number> {
+  const mayVerify = new Set(await sessionIdsWithLiveTokens(sessionsOf(c, user.id), now(), tokenLifetime(c)));
+  const ids = [...new Set(sessionIds)].filter((id) => mayVerify.has(id));
+  const ended = ids.length > 0 ? await endSessions(c, user.id, ids) : 0;
+  await recordEvent(c, { event: 'admin_sessions_ended', outcome: 'success', userId: user.id, detail: { admin, ended_sessions: ended, session_ids: ids } });
+  return ended;
 }
 
 /** Grants `role` (idempotent); returns the user's stored roles after. Tokens carry it from their next refresh. */

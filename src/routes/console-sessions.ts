@@ -18,6 +18,7 @@ import type { AppEnv } from '../env';
 import { readQuery } from '../http/body';
 import { badRequest } from '../http/errors';
 import { enabledProviders } from '../providers/registry';
+import { LISTED_SESSIONS_MAX } from '../storage/sessions';
 import { findUsersByIds } from '../storage/users';
 import { SessionListPage } from '../ui/console-sessions-pages';
 import { deviceLabel } from '../ui/device-label';
@@ -76,9 +77,10 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
     const device = q.device?.toLowerCase();
     const found =
       named === null
-        ? { rows: [], more: false }
+        ? { rows: [], more: false, crowded: [] }
         : await liveSessionsPage(c, { userId: named?.id, provider: q.provider, since: q.since, ip: q.ip, matches: device === undefined ? undefined : (s) => deviceLabel(s.userAgent).toLowerCase().includes(device) }, q.page, admin);
-    const providerNames = new Map(enabledProviders(c.get('config')).map((p) => [p.id, p.name]));
+    const config = c.get('config');
+    const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
     const shown = found.rows.slice(0, MAX_PER_POST);
     const keep = filterQuery(q, c.req.query());
     const pageHref = (page: number) => `${base}?${new URLSearchParams({ ...keep, page: String(page) })}`;
@@ -104,10 +106,15 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
           lastUsedAt: s.lastUsedAt,
         })),
         cut: found.rows.length > MAX_PER_POST,
+        crowded: found.crowded.map((u) => ({ email: u.email, userHref: areaPath(c, 'users', `/${encodeURIComponent(u.userId)}`) })),
+        listedPerUser: LISTED_SESSIONS_MAX,
+        // The listing finds users by their sign-in events: once those are deleted, a session still live is found only on its user's page.
+        retentionGap: config.AUDIT_RETENTION_DAYS * 86_400 < config.SESSION_MAX_AGE ? { eventDays: config.AUDIT_RETENTION_DAYS, sessionDays: Math.ceil(config.SESSION_MAX_AGE / 86_400) } : null,
         maxPerPost: MAX_PER_POST,
         usersPerPage: USERS_PER_PAGE,
         previous: q.page > 1 ? pageHref(q.page - 1) : null,
         next: found.more && q.page < MAX_PAGE ? pageHref(q.page + 1) : null,
+        pagesEnd: found.more && q.page === MAX_PAGE ? MAX_PAGE : null,
       }),
     );
   })
@@ -119,6 +126,8 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
     const users = await findUsersByIds(c.env.DB, [...chosen.keys()]);
     const base = areaPath(c, 'sessions');
     if (!confirmed) {
+      const me = c.get('user');
+      const ownSession = chosen.get(me.id)?.includes(me.sessionId) ?? false;
       const emailOf = new Map(users.map((u) => [u.id, u.email]));
       const fields = Object.fromEntries([...chosen].flatMap(([userId, ids]) => ids.map((id) => `${userId}/${id}`)).map((ref, i) => [`s${i}`, ref]));
       return confirmAction(c, {
@@ -126,6 +135,7 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
         title: count === 1 ? 'End this session?' : `End these ${count} sessions?`,
         consequences: [
           ...[...chosen].map(([userId, ids]) => `${emailOf.get(userId) ?? `An account that no longer exists (${userId}): skipped`}: ${ids.length === 1 ? 'one session' : `${ids.length} sessions`}.`),
+          ...(ownSession ? ['This includes the session you are using now: you will be signed out.'] : []),
           'Each ends now with its tokens, and the apps and origins it signed in to are told. Sessions already ended are skipped.',
           'The accounts stay enabled: their owners can sign in again.',
         ],
@@ -138,6 +148,6 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
     }
     const admin = c.get('user').id;
     let ended = 0;
-    for (const user of users) ended += (await endUserSessions(c, user, chosen.get(user.id)!, admin)).length;
+    for (const user of users) ended += await endUserSessions(c, user, chosen.get(user.id)!, admin);
     return backWithNotice(c, base, ended > 0 ? 'ended' : 'none_ended');
   });

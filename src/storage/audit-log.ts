@@ -88,16 +88,16 @@ export interface RecentSignIn {
  * Users with a successful sign-in (`login` event) at or after `since`, the most recent first,
  * `limit` of them after `offset` (the caller bounds both): who may hold live sessions, which
  * live in each user's own object. Reads the range of auth_events_event; accounts since deleted
- * drop out with the join. Only `userId` given: that user alone.
+ * drop out with the join.
  */
-export async function usersSignedInSince(db: Directory, since: number, page: { limit: number; offset: number }, userId?: string): Promise<RecentSignIn[]> {
+export async function usersSignedInSince(db: Directory, since: number, page: { limit: number; offset: number }): Promise<RecentSignIn[]> {
   const { results } = await guard(() => db
     .prepare(
       `SELECT e.user_id, u.email, u.disabled_at, MAX(e.at) AS last_at FROM auth_events e JOIN users u ON u.id = e.user_id
-       WHERE e.event = 'login' AND e.outcome = 'success' AND e.at >= ?1 AND (?2 IS NULL OR e.user_id = ?2)
-       GROUP BY e.user_id ORDER BY last_at DESC, e.user_id LIMIT ?3 OFFSET ?4`,
+       WHERE e.event = 'login' AND e.outcome = 'success' AND e.at >= ?1
+       GROUP BY e.user_id ORDER BY last_at DESC, e.user_id LIMIT ?2 OFFSET ?3`,
     )
-    .bind(since, userId ?? null, page.limit, page.offset)
+    .bind(since, page.limit, page.offset)
     .all<{ user_id: string; email: string; disabled_at: number | null; last_at: number }>());
   return results.map((r) => ({ userId: r.user_id, email: r.email, disabled: r.disabled_at !== null, lastSignInAt: r.last_at }));
 }

@@ -32,7 +32,7 @@ import {
   type SpendCodeRequest,
 } from './user-sessions';
 
-export { GRANT_ID_PREFIX } from './user-sessions';
+export { GRANT_ID_PREFIX, LISTED_SESSIONS_MAX } from './user-sessions';
 export type { AuthorizationCodeRow, ConsentRow, EndGrantOutcome, HostCodeOutcome, HostCodeRow, OAuthGrant, ProviderGroups, RotateGrantOutcome, RotateOutcome, Session, SessionStore, SpendCodeOutcome };
 
 /** Runs one call on the user's object; any failure is a 503 (logged), never a pass. */

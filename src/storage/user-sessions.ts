@@ -42,6 +42,9 @@ import type { LogoutNoticeQueue, LogoutNoticeTarget } from './logout-notices';
 export type { LogoutDelivery, LogoutOutcome };
 export type { LogoutNotice, LogoutNoticeQueue, LogoutNoticeTarget } from './logout-notices';
 
+/** The most live sessions a listing of one user's sessions holds: the most recently used. */
+export const LISTED_SESSIONS_MAX = 100;
+
 /**
  * What the object reads from the Worker's bindings: D1, for the one-off copy of old sessions,
  * and the queue its alarm hands origins' logout notices to (its subclass reads more).
@@ -700,11 +703,11 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
     return (await import('./user-sessions-provider')).providerSessions(this.ctx.storage.sql, provider, providerSid, now);
   }
 
-  /** Live sessions, most recently used first (at most 100). */
+  /** Live sessions, most recently used first (at most {@link LISTED_SESSIONS_MAX}). */
   async list(userId: string, now: number): Promise<Session[]> {
     await this.ready(userId);
     return this.ctx.storage.sql
-      .exec<SessionRow & Record<string, SqlStorageValue>>('SELECT * FROM sessions WHERE revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC LIMIT 100', now)
+      .exec<SessionRow & Record<string, SqlStorageValue>>('SELECT * FROM sessions WHERE revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC LIMIT ?', now, LISTED_SESSIONS_MAX)
       .toArray()
       .map(toSession);
   }

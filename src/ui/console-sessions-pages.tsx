@@ -40,10 +40,18 @@ export interface SessionListProps extends ConsoleChrome {
   sessions: SessionRow[];
   /** The page had more sessions than one post may end: these are the first. */
   cut: boolean;
+  /** Users on the page whose object lists only their most recently used sessions: others of theirs may be live. */
+  crowded: { email: string; userHref: string }[];
+  /** How many sessions of one user the listing reads. */
+  listedPerUser: number;
+  /** Set when sign-in events are deleted before the sessions they began can end. */
+  retentionGap: { eventDays: number; sessionDays: number } | null;
   maxPerPost: number;
   usersPerPage: number;
   previous: string | null;
   next: string | null;
+  /** Set on the last page when more users follow than the pages reach (their number). */
+  pagesEnd: number | null;
 }
 
 export function SessionListPage(p: SessionListProps) {
@@ -71,6 +79,20 @@ export function SessionListPage(p: SessionListProps) {
         <p class="muted">
           Page {p.page} covers up to {p.usersPerPage} users, those who signed in most recently first, and their live sessions, most recently used first.
         </p>
+        {p.retentionGap && (
+          <p class="muted" id="retention-gap">
+            Sign-in events are kept {p.retentionGap.eventDays} days, sessions up to {p.retentionGap.sessionDays} days: older ones show only when filtered by user.
+          </p>
+        )}
+        {p.crowded.length > 0 && (
+          <div id="crowded">
+            {p.crowded.map((u) => (
+              <p class="muted">
+                <a href={u.userHref}>{u.email}</a> has at least {p.listedPerUser} live sessions; only the {p.listedPerUser} last used are read. “Sign out everywhere” on their page ends all.
+              </p>
+            ))}
+          </div>
+        )}
         {p.noSuchUser ? (
           <p class="muted" id="no-sessions">
             No account has this address or id.
@@ -141,6 +163,11 @@ export function SessionListPage(p: SessionListProps) {
             </div>
             <p class="muted">Each ending is confirmed first. At most {p.maxPerPost} sessions a request.</p>
           </form>
+        )}
+        {p.pagesEnd && (
+          <p class="muted" id="pages-end">
+            More users signed in than these {p.pagesEnd} pages reach: filter by user.
+          </p>
         )}
         {(p.previous || p.next) && (
           <nav class="pager" aria-label="Pages">

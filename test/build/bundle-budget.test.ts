@@ -107,6 +107,8 @@
  *   324.3 (start-up 52.54 to 52.61 on the branch before the merge, 52.71 merged), hence 325.
  *   All five console areas merged: 331.5; with their attacker's reviews (the explainer's
  *   refusals, consent look-ups audited) 332.7, hence 334.
+ *   The Sessions area's notes of what its list cannot show (a user past 100 sessions, events
+ *   older than the retention, pages that run out) and its own-session warning add a little more.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -98,6 +98,53 @@ describe('the Sessions area: listing and filters', () => {
     expect(second).toContain(`href="${SESSIONS}?ip=192.0.2.&amp;page=1"`);
   });
 
+  it('names a user with more live sessions than the listing reads, so a filter that finds none of theirs does not pass for "none"', async () => {
+    const u = await seedUser();
+    const idle = await signInFrom(u.email, FIREFOX, '203.0.113.80');
+    const t = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 100; i++) {
+      await sessionsObject(u.id).create(u.id, {
+        id: `ses_crowd${i}`, user_id: u.id, refresh_hash: `crowd-hash-${u.id}-${i}`, family: `crowd${i}`, created_at: t, expires_at: t + 3600, last_used_at: t + 60,
+        revoked_at: null, user_agent: 'BusyBot/1.0', ip: '192.0.2.201', provider: 'password', amr: '["pwd"]', auth_time: t,
+      });
+    }
+    const html = await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${u.id}&ip=203.0.113.80`));
+    expect(refsOn(html)).not.toContain(ref(u.id, idle));
+    expect(html).toContain('id="crowded"');
+    expect(html).toContain(`${u.email}</a> has at least 100 live sessions`);
+    expect(html).toContain(`href="/auth/admin/console/users/${u.id}"`);
+    // A user under the bound gets no such note.
+    const calm = await seedUser();
+    await signInFrom(calm.email, FIREFOX, '203.0.113.81');
+    expect(await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${calm.id}`))).not.toContain('id="crowded"');
+  });
+
+  it('says when sign-in events age out before sessions do (AUDIT_RETENTION_DAYS shorter than SESSION_MAX_AGE): older sessions are on their users\' pages only', async () => {
+    expect(await pageHtml(await browse(e, admin.jar, SESSIONS))).not.toContain('id="retention-gap"');
+    const short = consoleEnv({ AUDIT_RETENTION_DAYS: '30', SESSION_MAX_AGE: String(90 * 86_400) });
+    const other = await adminWithSecondFactor(short);
+    const html = await pageHtml(await browse(short, other.jar, SESSIONS));
+    expect(html).toContain('id="retention-gap"');
+    expect(html).toContain('Sign-in events are kept 30 days');
+    expect(html).toContain('up to 90 days');
+  });
+
+  it('filtered by one user, lists their live sessions from their object, even one whose sign-in event is missing (a failed audit write, or aged out)', async () => {
+    const u = await seedUser();
+    const t = Math.floor(Date.now() / 1000);
+    // A live session and no `login` event: what a sign-in whose audit write failed, or whose event housekeeping deleted, leaves.
+    await sessionsObject(u.id).create(u.id, {
+      id: 'ses_unlogged', user_id: u.id, refresh_hash: `unlogged-hash-${u.id}`, family: 'unlogged', created_at: t, expires_at: t + 3600, last_used_at: t,
+      revoked_at: null, user_agent: FIREFOX, ip: '203.0.113.90', provider: 'password', amr: '["pwd"]', auth_time: t,
+    });
+    expect(refsOn(await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${u.id}`)))).toEqual([`${u.id}/ses_unlogged`]);
+    expect(refsOn(await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${encodeURIComponent(u.email)}&ip=203.0.113.9`)))).toEqual([`${u.id}/ses_unlogged`]);
+    // One user is one page.
+    const second = await pageHtml(await browse(e, admin.jar, `${SESSIONS}?user=${u.id}&page=2`));
+    expect(refsOn(second)).toEqual([]);
+    expect(second).not.toContain('rel="next"');
+  });
+
   it('answers bad filters with a clear 400 page', async () => {
     const cases: [string, string][] = [
       ['since=2026-02-31', 'must be a date'],
@@ -180,6 +227,48 @@ describe('the Sessions area: ending sessions', () => {
     // Again: nothing live is left of the selection.
     const again = await submit(e, admin.jar, `${SESSIONS}/end`, { s0: ref(a.id, a1), confirm: 'yes' });
     expect(again.headers.get('location')).toBe(`${SESSIONS}?done=none_ended`);
+  });
+
+  it('ends a live session its user\'s object does not list among the 100 most recently used (more than 100 live sessions)', async () => {
+    const u = await seedUser();
+    const idle = await signInFrom(u.email, FIREFOX, '203.0.113.70');
+    const t = Math.floor(Date.now() / 1000);
+    // A hundred sessions used more recently than `idle`: the object's listing stops before it.
+    for (let i = 0; i < 100; i++) {
+      await sessionsObject(u.id).create(u.id, {
+        id: `ses_busy${i}`, user_id: u.id, refresh_hash: `busy-hash-${u.id}-${i}`, family: `busy${i}`, created_at: t, expires_at: t + 3600, last_used_at: t + 60,
+        revoked_at: null, user_agent: 'BusyBot/1.0', ip: '192.0.2.200', provider: 'password', amr: '["pwd"]', auth_time: t,
+      });
+    }
+    const done = await submit(e, admin.jar, `${SESSIONS}/end`, { s0: ref(u.id, idle), confirm: 'yes' });
+    expect(done.headers.get('location')).toBe(`${SESSIONS}?done=ended`);
+    expect(await liveInObject(u.id, idle.sid)).toBe(false);
+    expect((await atNow(idle)).status).toBe(401);
+    expect(await auditRows('admin_sessions_ended', u.id)).toEqual([{ admin: admin.id, ended_sessions: 1, session_ids: [idle.sid] }]);
+  });
+
+  it('revokes in KV again a selected session that ended so recently its tokens may still verify (a retry after a failed KV write)', async () => {
+    const u = await seedUser();
+    const t = await signInFrom(u.email, FIREFOX, '203.0.113.71');
+    // The object ended it and KV was never told: what a first attempt whose KV write failed leaves.
+    await sessionsObject(u.id).end(u.id, [t.sid], Math.floor(Date.now() / 1000));
+    expect(await env.REVOKED.get(`sid:${t.sid}`)).toBeNull();
+    const again = await submit(e, admin.jar, `${SESSIONS}/end`, { s0: ref(u.id, t), confirm: 'yes' });
+    expect(again.headers.get('location')).toBe(`${SESSIONS}?done=none_ended`);
+    expect(await env.REVOKED.get(`sid:${t.sid}`)).not.toBeNull();
+  });
+
+  it('warns in the confirmation when the selection holds the admin\'s own current session', async () => {
+    const me = await adminWithSecondFactor(e);
+    const mine = decodeJwt<{ sid: string }>(me.jar['__Host-gatehouse']!).sid;
+    const u = await seedUser();
+    const t = await signInFrom(u.email, FIREFOX, '203.0.113.72');
+    const own = await pageHtml(await submit(e, me.jar, `${SESSIONS}/end`, { s0: `${me.id}/${mine}`, s1: ref(u.id, t) }));
+    expect(own).toContain('id="confirm"');
+    expect(own).toContain('This includes the session you are using now: you will be signed out.');
+    const others = await pageHtml(await submit(e, me.jar, `${SESSIONS}/end`, { s0: ref(u.id, t) }));
+    expect(others).not.toContain('the session you are using now');
+    expect(await liveInObject(me.id, mine)).toBe(true);
   });
 
   it('takes at most 100 sessions a post, and refuses a post without a selection or with a malformed one (400, nothing ends)', async () => {

@@ -17,14 +17,34 @@ import { generateSigningJwk } from '../../src/keys/generate-jwk.ts';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
 
+/** Below Linux's ephemeral range (32768-60999), which outgoing connections take ports from. */
+const PORT_RANGE = [20_000, 32_000];
+
+/**
+ * A loopback port free now. Not from the kernel's ephemeral range: between this check and
+ * wrangler binding the port (seconds later, after its build), any outgoing connection of a test
+ * running alongside could take an ephemeral port as its own.
+ */
 export async function freePort() {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = PORT_RANGE[0] + Math.floor(Math.random() * (PORT_RANGE[1] - PORT_RANGE[0]));
+    if (await canListen(port)) return port;
+  }
+  return listenOn(0);
+}
+
+function canListen(port) {
+  return listenOn(port).then(() => true, () => false);
+}
+
+function listenOn(port) {
   return new Promise((res, rej) => {
     const server = createServer();
     server.unref();
     server.on('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => res(port));
+    server.listen(port, '127.0.0.1', () => {
+      const { port: bound } = server.address();
+      server.close(() => res(bound));
     });
   });
 }
@@ -78,8 +98,21 @@ export async function migratedState() {
   return persist;
 }
 
-/** Starts `wrangler dev` and resolves once `/auth/health` answers. */
+/**
+ * Starts `wrangler dev` and resolves once `/auth/health` answers. A port taken between choosing
+ * it and wrangler binding it (another test file's server) is retried on other ports.
+ */
 export async function startGateway(options = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGatewayOnce(options);
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error) || !err.message.includes('Address already in use')) throw err;
+    }
+  }
+}
+
+async function startGatewayOnce(options) {
   const port = await freePort();
   const inspectorPort = await freePort();
   // `localhost` for tests that need a domain name (WebAuthn refuses an IP address as rp id).
@@ -116,7 +149,10 @@ export async function startGateway(options = {}) {
   };
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited early (${child.exitCode}):\n${output}`);
+    if (child.exitCode !== null) {
+      rmSync(persist, { recursive: true, force: true });
+      throw new Error(`wrangler dev exited early (${child.exitCode}):\n${output}`);
+    }
     try {
       const r = await fetch(`${url}/auth/health`);
       if (r.ok) return { url, port, process: child, logs: () => output, stop };

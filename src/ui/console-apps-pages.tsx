@@ -6,7 +6,7 @@
  */
 import type { Child } from 'hono/jsx';
 import { Field } from './components';
-import { ActionForm, ConsolePage, When, type ConsoleChrome } from './console-pages';
+import { ActionForm, ConsolePage, When, type ConsoleChrome, Pager } from './console-pages';
 
 export type ClientClass = 'app' | 'public' | 'service';
 
@@ -164,25 +164,7 @@ export function ClientListPage(p: ClientListProps) {
             </tbody>
           </table>
         )}
-        {(p.previous || p.next) && (
-          <nav class="pager" aria-label="Pages">
-            {p.previous ? (
-              <a href={p.previous} rel="prev">
-                ← Previous
-              </a>
-            ) : (
-              <span />
-            )}
-            <span class="muted">Page {p.page}</span>
-            {p.next ? (
-              <a href={p.next} rel="next">
-                Next →
-              </a>
-            ) : (
-              <span />
-            )}
-          </nav>
-        )}
+        <Pager page={p.page} previous={p.previous} next={p.next} />
         <p>
           <a href={p.links.newClient} class="button secondary" id="register-client">
             Register a client

@@ -2,7 +2,7 @@
  * The console's Audit log area (routes/console-audit.ts): the filter form, a page of events
  * newest first with security events marked, and links exporting the filtered result.
  */
-import { ConsolePage, When, type ConsoleChrome } from './console-pages';
+import { ConsolePage, When, type ConsoleChrome, Pager } from './console-pages';
 import { Field } from './components';
 
 export interface AuditRow {
@@ -119,25 +119,7 @@ export function AuditLogPage(p: AuditLogProps) {
             </tbody>
           </table>
         )}
-        {(p.previous || p.next) && (
-          <nav class="pager" aria-label="Pages">
-            {p.previous ? (
-              <a href={p.previous} rel="prev">
-                ← Previous
-              </a>
-            ) : (
-              <span />
-            )}
-            <span class="muted">Page {p.page}</span>
-            {p.next ? (
-              <a href={p.next} rel="next">
-                Next →
-              </a>
-            ) : (
-              <span />
-            )}
-          </nav>
-        )}
+        <Pager page={p.page} previous={p.previous} next={p.next} />
       </section>
     </ConsolePage>
   );

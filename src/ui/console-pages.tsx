@@ -35,6 +35,30 @@ export function When(p: { at: number }) {
   return <time datetime={iso(p.at)}>{`${iso(p.at).slice(0, 16).replace('T', ' ')} UTC`}</time>;
 }
 
+/** Previous and next links of a paged list; nothing when there is one page. */
+export function Pager(p: { page: number; previous: string | null; next: string | null }) {
+  if (!p.previous && !p.next) return null;
+  return (
+    <nav class="pager" aria-label="Pages">
+      {p.previous ? (
+        <a href={p.previous} rel="prev">
+          ← Previous
+        </a>
+      ) : (
+        <span />
+      )}
+      <span class="muted">Page {p.page}</span>
+      {p.next ? (
+        <a href={p.next} rel="next">
+          Next →
+        </a>
+      ) : (
+        <span />
+      )}
+    </nav>
+  );
+}
+
 /**
  * The console's page shell: the product's page with a wide column, the console's navigation
  * (the home and every area, the current one marked), the page's `h1`, and its notice.

@@ -4,7 +4,7 @@
  * each row to end that one. Both post to the end action, whose first answer is the
  * confirmation page (ui/console-pages.tsx).
  */
-import { ConsolePage, When, type ConsoleChrome } from './console-pages';
+import { ConsolePage, When, type ConsoleChrome, Pager } from './console-pages';
 import { Field } from './components';
 
 export interface SessionRow {
@@ -169,25 +169,7 @@ export function SessionListPage(p: SessionListProps) {
             More users signed in than these {p.pagesEnd} pages reach: filter by user.
           </p>
         )}
-        {(p.previous || p.next) && (
-          <nav class="pager" aria-label="Pages">
-            {p.previous ? (
-              <a href={p.previous} rel="prev">
-                ← Previous
-              </a>
-            ) : (
-              <span />
-            )}
-            <span class="muted">Page {p.page}</span>
-            {p.next ? (
-              <a href={p.next} rel="next">
-                Next →
-              </a>
-            ) : (
-              <span />
-            )}
-          </nav>
-        )}
+        <Pager page={p.page} previous={p.previous} next={p.next} />
       </section>
     </ConsolePage>
   );

@@ -4,7 +4,7 @@
  * the confirmation page (ui/console-pages.tsx).
  */
 import type { Child } from 'hono/jsx';
-import { ActionForm, ConsolePage, When, type ConsoleChrome } from './console-pages';
+import { ActionForm, ConsolePage, When, type ConsoleChrome, Pager } from './console-pages';
 import { Field } from './components';
 
 export interface UserRow {
@@ -78,25 +78,7 @@ export function UserSearchPage(p: UserSearchProps) {
             </tbody>
           </table>
         )}
-        {(p.previous || p.next) && (
-          <nav class="pager" aria-label="Pages">
-            {p.previous ? (
-              <a href={p.previous} rel="prev">
-                ← Previous
-              </a>
-            ) : (
-              <span />
-            )}
-            <span class="muted">Page {p.page}</span>
-            {p.next ? (
-              <a href={p.next} rel="next">
-                Next →
-              </a>
-            ) : (
-              <span />
-            )}
-          </nav>
-        )}
+        <Pager page={p.page} previous={p.previous} next={p.next} />
       </section>
     </ConsolePage>
   );

@@ -9,10 +9,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
 import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
+import { shoot } from './console-admin';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now().toString(36);
@@ -39,20 +40,6 @@ afterAll(async () => {
 
 const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
 
-/** Screenshots of the page at desktop width and at 375 px (then back to desktop). */
-async function shoot(page: Page, name: string) {
-  await page.setViewportSize({ width: 1280, height: 900 });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-  await page.setViewportSize({ width: 375, height: 812 });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}-375.png`), fullPage: true });
-  // Nothing is wider than the phone's screen (else: which element sticks out).
-  const wide = await page.evaluate(() => {
-    const over = [...document.querySelectorAll('body *')].find((el) => el.getBoundingClientRect().right > 375.5);
-    return { width: document.documentElement.scrollWidth, over: over ? `${over.tagName}#${over.id}.${over.className}: ${over.textContent?.slice(0, 60)}` : null };
-  });
-  expect(wide, `${name} at 375 px`).toEqual({ width: 375, over: null });
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
 
 describe('the console in Chromium', () => {
   it('an admin with a second factor finds a user, views them and disables them with confirmation, without JavaScript', async () => {

@@ -10,10 +10,11 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
 import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
+import { shoot } from './console-admin';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now().toString(36);
@@ -42,19 +43,6 @@ afterAll(async () => {
 
 const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
 
-/** Screenshots at desktop width and at 375 px (then back); nothing may be wider than the phone. */
-async function shoot(page: Page, name: string) {
-  await page.setViewportSize({ width: 1280, height: 900 });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-  await page.setViewportSize({ width: 375, height: 812 });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}-375.png`), fullPage: true });
-  const wide = await page.evaluate(() => {
-    const over = [...document.querySelectorAll('body *')].find((el) => el.getBoundingClientRect().right > 375.5);
-    return { width: document.documentElement.scrollWidth, over: over ? `${over.tagName}#${over.id}.${over.className}: ${over.textContent?.slice(0, 60)}` : null };
-  });
-  expect(wide, `${name} at 375 px`).toEqual({ width: 375, over: null });
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
 
 /** A password sign-in from a given browser: the user's access token. */
 async function signInAs(userAgent: string): Promise<string> {

@@ -301,7 +301,8 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   const secretsOut = runner.capture(secretArgs);
   let secrets;
   if (secretsOut.code === 0) secrets = new Set(parseJsonOutput(secretArgs, secretsOut.stdout).map((s) => s.name));
-  else if (/not found/i.test(`${secretsOut.stdout}${secretsOut.stderr}`)) secrets = new Set(); // not deployed yet
+  // Only wrangler's own "no such Worker" means no key yet: any other fault would have a live key replaced (every user signed out).
+  else if (`${secretsOut.stdout}${secretsOut.stderr}`.includes(`Worker "${workerName}" not found.`)) secrets = new Set();
   else throw failed(secretArgs, secretsOut);
   const uploadKey = !secrets.has('SIGNING_KEYS');
   if (uploadKey) plan.push(['secret', 'put', 'SIGNING_KEYS', '--name', workerName]);

@@ -35,6 +35,8 @@ interface Account {
   queues: { queue_name: string; queue_id: string }[];
   secrets: Record<string, string[]>;
   uploaded?: Record<string, string>;
+  /** When set, `secret list` fails with this message (an API fault, not a missing Worker). */
+  secretListError?: string;
 }
 
 interface Run {
@@ -279,6 +281,19 @@ describe('ids already in wrangler.toml', () => {
     writeFileSync(p.env.FAKE_WRANGLER_STATE, JSON.stringify({ ...account, databases: [{ uuid: randomUUID(), name: 'gatehouse' }] }));
     const missing = await p.run(['--dry-run', '--public-url', PUBLIC_URL]);
     expect(missing.error).toContain(`D1 database_id ${id} (binding DB) is not in this account`);
+  });
+});
+
+describe('the signing key already set', () => {
+  it('is never replaced when the secret list fails for another reason than a missing Worker', async () => {
+    const p = project();
+    const account = p.account();
+    const error = 'A request to the Cloudflare API (/accounts/abc/workers/scripts/gatehouse/secrets) failed.\n  Not found [code: 7003]';
+    writeFileSync(p.env.FAKE_WRANGLER_STATE, JSON.stringify({ ...account, secrets: { gatehouse: ['SIGNING_KEYS'] }, secretListError: error }));
+    const run = await p.run(['--public-url', PUBLIC_URL, '--yes']);
+    expect(run.error).toContain('wrangler secret list --name gatehouse failed (exit 1)');
+    expect(commands(p.account())).toEqual(LOOK_UPS);
+    expect(p.account().uploaded).toBeUndefined();
   });
 });
 

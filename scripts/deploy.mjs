@@ -131,6 +131,7 @@ export function developmentReasons(vars, publicUrl) {
   if (url && url.protocol !== 'https:') reasons.push(`PUBLIC_URL ${publicUrl} does not use https: cookies are Secure and providers redirect to it`);
   if (url && LOCAL_HOST.test(url.hostname.replace(/\.$/, ''))) reasons.push(`PUBLIC_URL ${publicUrl} is a local address (${url.hostname}): give the origin users reach`);
   if (url && url.pathname !== '/') reasons.push(`PUBLIC_URL ${publicUrl} has a path: it is an origin (scheme and host only)`);
+  else if (url && url.hostname.endsWith('.') && !LOCAL_HOST.test(url.hostname.slice(0, -1))) reasons.push(`PUBLIC_URL ${publicUrl}: its host ends with a dot: write ${url.origin.replace(/\.(?=(:\d+)?$)/, '')} (cookies, redirects and the issuer name the host users type)`);
   // The gateway keeps only the origin; a user and password would sit in the written config and the Worker's vars.
   else if (url && url.protocol === 'https:' && url.origin !== publicUrl) reasons.push(`PUBLIC_URL ${publicUrl} is not an origin: write ${url.origin} (no user, password, query or fragment)`);
   if (vars.DEV_OIDC_ISSUER) reasons.push('DEV_OIDC_ISSUER is set: the dev sign-in provider signs in anyone, it is for `npm run dev` only');

@@ -241,6 +241,8 @@ describe('a development configuration is refused before anything is looked up or
     ['a private-network PUBLIC_URL', (t: string) => t, 'https://10.0.0.1', /is a local address \(10\.0\.0\.1\)/],
     ['a PUBLIC_URL with a user and password', (t: string) => t, 'https://admin:hunter2@auth.example.com', /is not an origin: write https:\/\/auth\.example\.com/],
     ['a PUBLIC_URL with a query', (t: string) => t, 'https://auth.example.com?next=/', /is not an origin: write https:\/\/auth\.example\.com/],
+    ['a PUBLIC_URL whose host ends with a dot', (t: string) => t, 'https://auth.example.com.', /host ends with a dot: write https:\/\/auth\.example\.com/],
+    ['a PUBLIC_URL with a look-alike unicode host', (t: string) => t, 'https://\u0430uth.example.com', /is not an origin: write https:\/\/xn--/],
     ['a PUBLIC_URL with a fragment', (t: string) => t, 'https://auth.example.com#x', /is not an origin: write https:\/\/auth\.example\.com/],
     ['the dev sign-in provider', (t: string) => t.replace('[vars]\n', '[vars]\nDEV_OIDC_ISSUER = "http://127.0.0.1:8788"\n'), PUBLIC_URL, /DEV_OIDC_ISSUER is set/],
     ['ENVIRONMENT=development', (t: string) => t.replace('ENVIRONMENT = "production"', 'ENVIRONMENT = "development"'), PUBLIC_URL, /ENVIRONMENT is "development"/],

@@ -135,7 +135,8 @@ export function developmentReasons(vars, publicUrl) {
   // The gateway keeps only the origin; a user and password would sit in the written config and the Worker's vars.
   else if (url && url.protocol === 'https:' && url.origin !== publicUrl) reasons.push(`PUBLIC_URL ${publicUrl} is not an origin: write ${url.origin} (no user, password, query or fragment)`);
   if (vars.DEV_OIDC_ISSUER) reasons.push('DEV_OIDC_ISSUER is set: the dev sign-in provider signs in anyone, it is for `npm run dev` only');
-  if (typeof vars.OIDC_ISSUER === 'string' && vars.OIDC_ISSUER.startsWith('http:')) reasons.push('OIDC_ISSUER uses http: discovery over plain http can be swapped by anyone on the path');
+  // As load.ts reads it: the parsed scheme, so HTTP:// is http too.
+  if (typeof vars.OIDC_ISSUER === 'string' && URL.canParse(vars.OIDC_ISSUER) && new URL(vars.OIDC_ISSUER).protocol !== 'https:') reasons.push('OIDC_ISSUER uses http: discovery over plain http can be swapped by anyone on the path');
   for (const name of SECRET_SETTINGS) {
     if (vars[name] !== undefined) reasons.push(`${name} is in [vars]: a secret in a config file is a development key or a leaked one; remove it there (wrangler secret put ${name} holds it)`);
   }

@@ -245,6 +245,7 @@ describe('a development configuration is refused before anything is looked up or
     ['a PUBLIC_URL with a look-alike unicode host', (t: string) => t, 'https://\u0430uth.example.com', /is not an origin: write https:\/\/xn--/],
     ['a PUBLIC_URL with a fragment', (t: string) => t, 'https://auth.example.com#x', /is not an origin: write https:\/\/auth\.example\.com/],
     ['the dev sign-in provider', (t: string) => t.replace('[vars]\n', '[vars]\nDEV_OIDC_ISSUER = "http://127.0.0.1:8788"\n'), PUBLIC_URL, /DEV_OIDC_ISSUER is set/],
+    ['an http OIDC_ISSUER written in capitals', (t: string) => t.replace('[vars]\n', '[vars]\nOIDC_ISSUER = "HTTP://idp.example.com"\nOIDC_CLIENT_ID = "gatehouse"\n'), PUBLIC_URL, /OIDC_ISSUER uses http/],
     ['ENVIRONMENT=development', (t: string) => t.replace('ENVIRONMENT = "production"', 'ENVIRONMENT = "development"'), PUBLIC_URL, /ENVIRONMENT is "development"/],
     ['a signing key in [vars]', (t: string) => t.replace('[vars]\n', `[vars]\nSIGNING_KEYS = '{"keys":[]}'\n`), PUBLIC_URL, /SIGNING_KEYS is in \[vars\]/],
     ['a Durable Object without its migration', (t: string) => t.replace(/\[\[migrations\]\][\s\S]*?renamed_classes[^\n]*\n/, ''), PUBLIC_URL, /Durable Object USER_SESSIONS: no \[\[migrations\]\] entry creates class UserSessions/],

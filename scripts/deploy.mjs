@@ -38,7 +38,12 @@ const PROVIDERS = [
   ['GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET'],
   ['GITLAB_CLIENT_ID', 'GITLAB_CLIENT_SECRET'],
 ];
-const LOOPBACK = /^(localhost|.*\.localhost|127(\.\d+){3}|\[::1\]|0\.0\.0\.0)$/;
+/**
+ * Hosts users cannot reach: loopback, unspecified, private and link-local addresses, as the URL
+ * parser writes them (it turns 127.1 into 127.0.0.1 and ::ffff:127.0.0.1 into ::ffff:7f00:1),
+ * with a trailing dot dropped (localhost. is localhost).
+ */
+const LOCAL_HOST = /^(localhost|.*\.localhost|(127|0|10)(\.\d+){3}|172\.(1[6-9]|2\d|3[01])(\.\d+){2}|192\.168(\.\d+){2}|169\.254(\.\d+){2}|\[(::1?|::ffff:.*|f[cd].*|fe[89ab].*)\])$/;
 
 /** wrangler.toml's placeholder ids (all zeros): a binding that still has one needs its resource. */
 const isPlaceholder = (id) => typeof id !== 'string' || /^[0-]*$/.test(id);
@@ -124,10 +129,14 @@ export function developmentReasons(vars, publicUrl) {
     reasons.push(`PUBLIC_URL ${JSON.stringify(publicUrl)} is not a URL: give the gateway's https origin, e.g. https://auth.example.com`);
   }
   if (url && url.protocol !== 'https:') reasons.push(`PUBLIC_URL ${publicUrl} does not use https: cookies are Secure and providers redirect to it`);
-  if (url && LOOPBACK.test(url.hostname)) reasons.push(`PUBLIC_URL ${publicUrl} is a local address (${url.hostname}): give the origin users reach`);
+  if (url && LOCAL_HOST.test(url.hostname.replace(/\.$/, ''))) reasons.push(`PUBLIC_URL ${publicUrl} is a local address (${url.hostname}): give the origin users reach`);
   if (url && url.pathname !== '/') reasons.push(`PUBLIC_URL ${publicUrl} has a path: it is an origin (scheme and host only)`);
+  else if (url && url.hostname.endsWith('.') && !LOCAL_HOST.test(url.hostname.slice(0, -1))) reasons.push(`PUBLIC_URL ${publicUrl}: its host ends with a dot: write ${url.origin.replace(/\.(?=(:\d+)?$)/, '')} (cookies, redirects and the issuer name the host users type)`);
+  // The gateway keeps only the origin; a user and password would sit in the written config and the Worker's vars.
+  else if (url && url.protocol === 'https:' && url.origin !== publicUrl) reasons.push(`PUBLIC_URL ${publicUrl} is not an origin: write ${url.origin} (no user, password, query or fragment)`);
   if (vars.DEV_OIDC_ISSUER) reasons.push('DEV_OIDC_ISSUER is set: the dev sign-in provider signs in anyone, it is for `npm run dev` only');
-  if (typeof vars.OIDC_ISSUER === 'string' && vars.OIDC_ISSUER.startsWith('http:')) reasons.push('OIDC_ISSUER uses http: discovery over plain http can be swapped by anyone on the path');
+  // As load.ts reads it: the parsed scheme, so HTTP:// is http too.
+  if (typeof vars.OIDC_ISSUER === 'string' && URL.canParse(vars.OIDC_ISSUER) && new URL(vars.OIDC_ISSUER).protocol !== 'https:') reasons.push('OIDC_ISSUER uses http: discovery over plain http can be swapped by anyone on the path');
   for (const name of SECRET_SETTINGS) {
     if (vars[name] !== undefined) reasons.push(`${name} is in [vars]: a secret in a config file is a development key or a leaked one; remove it there (wrangler secret put ${name} holds it)`);
   }
@@ -294,7 +303,8 @@ async function walk({ flags, env, stdin, stdout, cwd, say, runner, questions }) 
   const secretsOut = runner.capture(secretArgs);
   let secrets;
   if (secretsOut.code === 0) secrets = new Set(parseJsonOutput(secretArgs, secretsOut.stdout).map((s) => s.name));
-  else if (/not found/i.test(`${secretsOut.stdout}${secretsOut.stderr}`)) secrets = new Set(); // not deployed yet
+  // Only wrangler's own "no such Worker" means no key yet: any other fault would have a live key replaced (every user signed out).
+  else if (`${secretsOut.stdout}${secretsOut.stderr}`.includes(`Worker "${workerName}" not found.`)) secrets = new Set();
   else throw failed(secretArgs, secretsOut);
   const uploadKey = !secrets.has('SIGNING_KEYS');
   if (uploadKey) plan.push(['secret', 'put', 'SIGNING_KEYS', '--name', workerName]);

@@ -35,6 +35,8 @@ interface Account {
   queues: { queue_name: string; queue_id: string }[];
   secrets: Record<string, string[]>;
   uploaded?: Record<string, string>;
+  /** When set, `secret list` fails with this message (an API fault, not a missing Worker). */
+  secretListError?: string;
 }
 
 interface Run {
@@ -232,7 +234,18 @@ describe('a development configuration is refused before anything is looked up or
   it.each([
     ['an http PUBLIC_URL', (t: string) => t, 'http://auth.example.com', /PUBLIC_URL http:\/\/auth\.example\.com does not use https/],
     ['a local PUBLIC_URL', (t: string) => t, 'https://localhost:8787', /PUBLIC_URL https:\/\/localhost:8787 is a local address/],
+    ['a local PUBLIC_URL spelt with a trailing dot', (t: string) => t, 'https://localhost.', /is a local address \(localhost\.\)/],
+    ['a loopback PUBLIC_URL in short form', (t: string) => t, 'https://127.1', /is a local address \(127\.0\.0\.1\)/],
+    ['an IPv4-mapped IPv6 loopback PUBLIC_URL', (t: string) => t, 'https://[::ffff:127.0.0.1]', /is a local address/],
+    ['the unspecified IPv6 address', (t: string) => t, 'https://[::]', /is a local address/],
+    ['a private-network PUBLIC_URL', (t: string) => t, 'https://10.0.0.1', /is a local address \(10\.0\.0\.1\)/],
+    ['a PUBLIC_URL with a user and password', (t: string) => t, 'https://admin:hunter2@auth.example.com', /is not an origin: write https:\/\/auth\.example\.com/],
+    ['a PUBLIC_URL with a query', (t: string) => t, 'https://auth.example.com?next=/', /is not an origin: write https:\/\/auth\.example\.com/],
+    ['a PUBLIC_URL whose host ends with a dot', (t: string) => t, 'https://auth.example.com.', /host ends with a dot: write https:\/\/auth\.example\.com/],
+    ['a PUBLIC_URL with a look-alike unicode host', (t: string) => t, 'https://\u0430uth.example.com', /is not an origin: write https:\/\/xn--/],
+    ['a PUBLIC_URL with a fragment', (t: string) => t, 'https://auth.example.com#x', /is not an origin: write https:\/\/auth\.example\.com/],
     ['the dev sign-in provider', (t: string) => t.replace('[vars]\n', '[vars]\nDEV_OIDC_ISSUER = "http://127.0.0.1:8788"\n'), PUBLIC_URL, /DEV_OIDC_ISSUER is set/],
+    ['an http OIDC_ISSUER written in capitals', (t: string) => t.replace('[vars]\n', '[vars]\nOIDC_ISSUER = "HTTP://idp.example.com"\nOIDC_CLIENT_ID = "gatehouse"\n'), PUBLIC_URL, /OIDC_ISSUER uses http/],
     ['ENVIRONMENT=development', (t: string) => t.replace('ENVIRONMENT = "production"', 'ENVIRONMENT = "development"'), PUBLIC_URL, /ENVIRONMENT is "development"/],
     ['a signing key in [vars]', (t: string) => t.replace('[vars]\n', `[vars]\nSIGNING_KEYS = '{"keys":[]}'\n`), PUBLIC_URL, /SIGNING_KEYS is in \[vars\]/],
     ['a Durable Object without its migration', (t: string) => t.replace(/\[\[migrations\]\][\s\S]*?renamed_classes[^\n]*\n/, ''), PUBLIC_URL, /Durable Object USER_SESSIONS: no \[\[migrations\]\] entry creates class UserSessions/],
@@ -271,6 +284,19 @@ describe('ids already in wrangler.toml', () => {
     writeFileSync(p.env.FAKE_WRANGLER_STATE, JSON.stringify({ ...account, databases: [{ uuid: randomUUID(), name: 'gatehouse' }] }));
     const missing = await p.run(['--dry-run', '--public-url', PUBLIC_URL]);
     expect(missing.error).toContain(`D1 database_id ${id} (binding DB) is not in this account`);
+  });
+});
+
+describe('the signing key already set', () => {
+  it('is never replaced when the secret list fails for another reason than a missing Worker', async () => {
+    const p = project();
+    const account = p.account();
+    const error = 'A request to the Cloudflare API (/accounts/abc/workers/scripts/gatehouse/secrets) failed.\n  Not found [code: 7003]';
+    writeFileSync(p.env.FAKE_WRANGLER_STATE, JSON.stringify({ ...account, secrets: { gatehouse: ['SIGNING_KEYS'] }, secretListError: error }));
+    const run = await p.run(['--public-url', PUBLIC_URL, '--yes']);
+    expect(run.error).toContain('wrangler secret list --name gatehouse failed (exit 1)');
+    expect(commands(p.account())).toEqual(LOOK_UPS);
+    expect(p.account().uploaded).toBeUndefined();
   });
 });
 

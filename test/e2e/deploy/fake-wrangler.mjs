@@ -52,6 +52,7 @@ if (cmd.startsWith('d1 list')) {
   process.stdout.write(`✅ Created queue '${args[2]}'\n`);
 } else if (cmd.startsWith('secret list')) {
   const worker = option('--name');
+  if (state.secretListError) fail(state.secretListError);
   if (!state.secrets[worker]) fail(`Worker "${worker}" not found.\n\nIf this is a new Worker, run \`wrangler deploy\` first to create it.`);
   process.stdout.write(JSON.stringify(state.secrets[worker].map((name) => ({ name, type: 'secret_text' })), null, '  ') + '\n');
 } else if (cmd.startsWith('secret put')) {

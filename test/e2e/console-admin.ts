@@ -34,7 +34,7 @@ export async function shoot(page: Page, name: string) {
  * when the console asks for a second factor, and returns a browser context with JavaScript
  * turned off holding that stepped-up session.
  */
-export async function adminWithoutJavaScript(browser: Browser, gw: Gateway, providerName: string): Promise<BrowserContext> {
+export async function adminWithoutJavaScript(browser: Browser, gw: Gateway, providerName: string, contextOptions: { acceptDownloads?: boolean } = {}): Promise<BrowserContext> {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
@@ -49,7 +49,7 @@ export async function adminWithoutJavaScript(browser: Browser, gw: Gateway, prov
   await page.getByLabel('I have saved these codes somewhere safe').check();
   await page.getByRole('button', { name: 'Back to your account' }).click();
   await page.waitForURL(/\/auth\/account/);
-  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  const noJs = await browser.newContext({ ...contextOptions, javaScriptEnabled: false });
   await noJs.addCookies(await context.cookies(gw.url));
   await context.close();
   return noJs;

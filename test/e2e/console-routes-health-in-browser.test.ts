@@ -7,12 +7,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
 import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
-import { shoot } from './console-admin';
+import { adminWithoutJavaScript, shoot } from './console-admin';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now().toString(36);
@@ -51,7 +50,6 @@ afterAll(async () => {
   await idp?.stop();
 });
 
-const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
 
 
 describe('Routes and policy, and Health, in Chromium', () => {
@@ -61,24 +59,7 @@ describe('Routes and policy, and Health, in Chromium', () => {
     // A refused sign-in, for the chart.
     expect((await new Client(gw.url).fetch('/auth/login', { method: 'POST', json: { email: targetEmail, password: 'not the passphrase at all' } })).status).toBe(401);
 
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
-    await page.getByRole('link', { name: 'Continue with Mock SSO' }).click();
-    await page.waitForURL(/\/auth\/step-up\?return_to=%2Fauth%2Fadmin$/);
-    await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
-    await page.waitForURL(`${gw.url}/auth/account/totp`);
-    const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
-    await page.fill('#totp-code', code(secret));
-    await page.getByRole('button', { name: 'Turn on' }).click();
-    await page.locator('#recovery-codes li').first().waitFor();
-    await page.getByLabel('I have saved these codes somewhere safe').check();
-    await page.getByRole('button', { name: 'Back to your account' }).click();
-    await page.waitForURL(/\/auth\/account/);
-
-    const noJs = await browser.newContext({ javaScriptEnabled: false });
-    await noJs.addCookies(await context.cookies(gw.url));
-    await context.close();
+    const noJs = await adminWithoutJavaScript(browser, gw, 'Mock SSO');
     const p = await noJs.newPage();
     await p.goto(`${gw.url}/auth/admin`);
     await p.locator('.console-nav').getByRole('link', { name: 'Routes and policy' }).click();

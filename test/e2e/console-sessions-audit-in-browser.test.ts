@@ -9,12 +9,11 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
 import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
-import { shoot } from './console-admin';
+import { adminWithoutJavaScript, shoot } from './console-admin';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now().toString(36);
@@ -41,7 +40,6 @@ afterAll(async () => {
   await idp?.stop();
 });
 
-const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
 
 
 /** A password sign-in from a given browser: the user's access token. */
@@ -58,24 +56,7 @@ describe('the console’s Sessions and Audit log in Chromium', () => {
     await signInAs(SAFARI);
 
     // The admin signs in and sets up the authenticator app the console asks for.
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
-    await page.getByRole('link', { name: 'Continue with Mock SSO' }).click();
-    await page.waitForURL(/\/auth\/step-up\?return_to=%2Fauth%2Fadmin$/);
-    await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
-    await page.waitForURL(`${gw.url}/auth/account/totp`);
-    const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
-    await page.fill('#totp-code', code(secret));
-    await page.getByRole('button', { name: 'Turn on' }).click();
-    await page.locator('#recovery-codes li').first().waitFor();
-    await page.getByLabel('I have saved these codes somewhere safe').check();
-    await page.getByRole('button', { name: 'Back to your account' }).click();
-    await page.waitForURL(/\/auth\/account/);
-
-    const noJs = await browser.newContext({ javaScriptEnabled: false, acceptDownloads: true });
-    await noJs.addCookies(await context.cookies(gw.url));
-    await context.close();
+    const noJs = await adminWithoutJavaScript(browser, gw, 'Mock SSO', { acceptDownloads: true });
     const p = await noJs.newPage();
     await p.goto(`${gw.url}/auth/admin`);
     await p.locator('.console-nav').getByRole('link', { name: 'Sessions' }).click();

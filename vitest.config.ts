@@ -75,11 +75,15 @@ function objectSigningKeys(): string {
 }
 
 /**
- * Vitest's order (its own within each project) with the projects taken in turn rather than one
- * after the other: the e2e files, which spend much of their time waiting on wrangler dev,
- * Chromium and peers, run next to the CPU-bound worker files instead of next to each other.
+ * Vitest's order (its own within each project: slowest or largest first) with the projects
+ * spread through the run in proportion to their sizes, rather than one after the other or
+ * strictly in turn. The e2e files spend much of their time waiting on wrangler dev, Chromium
+ * and peers: spread out, about one of them runs at a time beside two CPU-bound worker files,
+ * so both cores stay busy from start to end. Taken strictly in turn, the e2e files all ran in
+ * the first third of the run, two at a time, leaving a core idle, and the rest was worker
+ * files alone.
  */
-class ProjectsInTurn extends BaseSequencer {
+class ProjectsSpread extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const queues = new Map<string, TestSpecification[]>();
     for (const file of await super.sort(files)) {
@@ -87,12 +91,15 @@ class ProjectsInTurn extends BaseSequencer {
       queue.push(file);
       queues.set(file.project.name, queue);
     }
+    const lanes = [...queues.values()].map((queue) => ({ queue, total: queue.length, taken: 0 }));
     const order: TestSpecification[] = [];
     while (order.length < files.length) {
-      for (const queue of queues.values()) {
-        const next = queue.shift();
-        if (next) order.push(next);
+      // The project furthest behind its share of the run so far goes next.
+      let next = lanes[0]!;
+      for (const lane of lanes) {
+        if (lane.taken < lane.total && (next.taken >= next.total || (lane.taken + 0.5) / lane.total < (next.taken + 0.5) / next.total)) next = lane;
       }
+      order.push(next.queue[next.taken++]!);
     }
     return order;
   }
@@ -105,7 +112,7 @@ export default defineConfig(async () => {
     test: {
       // The gateway logs a JSON line per request: show logs only for failing tests.
       silent: 'passed-only',
-      sequence: { sequencer: ProjectsInTurn },
+      sequence: { sequencer: ProjectsSpread },
       projects: [
         {
           plugins: [

@@ -30,6 +30,8 @@ export interface SessionFilter {
   since?: number;
   /** The address the session signed in from starts with this (a whole address, or a prefix such as `203.0.113.`). */
   ip?: string;
+  /** Where the session signed in: its country code, exactly (`DE`, `T1` for Tor). */
+  country?: string;
   /** Any further test of a session (the device label, which the pages compute). */
   matches?: (session: Session) => boolean;
 }
@@ -69,13 +71,14 @@ export async function liveSessionsPage(c: Context<AppEnv>, filter: SessionFilter
     (filter.provider === undefined || s.provider === filter.provider) &&
     (filter.since === undefined || s.createdAt >= filter.since) &&
     (filter.ip === undefined || (s.ip ?? '').toLowerCase().startsWith(filter.ip.toLowerCase())) &&
+    (filter.country === undefined || s.country === filter.country) &&
     (filter.matches === undefined || filter.matches(s));
   const rows = shown.flatMap((user, i) => sessions[i]!.filter(keep).map((session) => ({ user, session })));
   await recordEvent(c, {
     event: 'admin_sessions_listed',
     outcome: 'success',
     userId: admin,
-    detail: { admin, page, user: filter.userId ?? null, provider: filter.provider ?? null, since: filter.since ?? null, ip: filter.ip ?? null },
+    detail: { admin, page, user: filter.userId ?? null, provider: filter.provider ?? null, since: filter.since ?? null, ip: filter.ip ?? null, country: filter.country ?? null },
   });
   return { rows, more, crowded: shown.filter((_, i) => sessions[i]!.length >= LISTED_SESSIONS_MAX) };
 }

@@ -17,7 +17,7 @@
 import type { Context } from 'hono';
 import { matchedRoutes, routePath } from 'hono/route';
 import type { AppEnv } from '../env';
-import { clientIp, userAgent } from '../http/client';
+import { clientCountry, clientIp, userAgent } from '../http/client';
 import { ApiError, invalidToken } from '../http/errors';
 import { log } from '../observability/log';
 import { isProviderSessionEnded, recordProviderSession } from '../storage/provider-sessions';
@@ -223,7 +223,7 @@ async function startSession(
   const t = now();
   const refresh = await newRefreshToken(user.id);
   const expiresAt = t + Math.min(config.REFRESH_TOKEN_TTL, config.SESSION_MAX_AGE);
-  const input = { userId: user.id, refreshHash: refresh.hash, expiresAt, userAgent: userAgent(c), ip: clientIp(c), provider, amr: [...amr], groups, providerSid };
+  const input = { userId: user.id, refreshHash: refresh.hash, expiresAt, userAgent: userAgent(c), ip: clientIp(c), country: clientCountry(c), provider, amr: [...amr], groups, providerSid };
   if (spendsPending !== undefined) {
     if (!(await spendPending(c.env.DB, spendsPending, t))) throw invalidToken('This sign-in has already been completed or has expired. Sign in again.');
   } else if (!(await isAccountAsRead(c.env.DB, user))) {

@@ -29,6 +29,7 @@ import type { User } from '../storage/users';
 import type { AccountApp, AccountPageProps } from '../ui/account-page';
 import type { AccountSecurityProps } from '../ui/account-security';
 import { deviceLabel } from '../ui/device-label';
+import { placeLabel } from '../ui/place-label';
 import type { PasskeysSectionProps } from '../ui/passkeys-section';
 import type { SecondFactorsCardProps } from '../ui/second-factors-card';
 import { nowSeconds as now } from '../util/time';
@@ -108,6 +109,7 @@ export async function loadAccountOverview(c: Context<AppEnv>, auth: AuthUser): P
     sessions: sessions.map((s) => ({
       id: s.id,
       device: deviceLabel(s.userAgent),
+      place: placeLabel(s.country),
       ip: s.ip,
       createdAt: s.createdAt,
       lastUsedAt: s.lastUsedAt,

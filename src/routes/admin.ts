@@ -128,6 +128,7 @@ export const adminRoutes = new Hono<AppEnv>()
         expires_at: s.expiresAt,
         user_agent: s.userAgent,
         ip: s.ip,
+        country: s.country,
         provider: s.provider,
       })),
       events: events.map((e) => ({ at: e.at, event: e.event, outcome: e.outcome, ip: e.ip, user_agent: e.userAgent, detail: e.detail })),

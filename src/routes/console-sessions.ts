@@ -2,7 +2,7 @@
  * The console's Sessions area, mounted at `{AUTH_PREFIX}/admin/console/sessions` behind the
  * console's guard (routes/console.ts):
  *
- * - `GET  /?user=&provider=&since=&ip=&device=&page=`   live sessions across users, filtered, a page at a time
+ * - `GET  /?user=&provider=&since=&ip=&country=&device=&page=`   live sessions across users, filtered, a page at a time
  * - `POST /end`   `s0`...`s99=<user id>/<session id>` (the checked rows), or `one=<...>` (a row's
  *                 own button): end them, at most {@link MAX_PER_POST} a post
  *
@@ -22,6 +22,7 @@ import { LISTED_SESSIONS_MAX } from '../storage/sessions';
 import { findUsersByIds } from '../storage/users';
 import { SessionListPage } from '../ui/console-sessions-pages';
 import { deviceLabel } from '../ui/device-label';
+import { placeLabel } from '../ui/place-label';
 import { renderPage } from '../ui/render';
 import { areaPath, backWithNotice, confirmAction, consoleChrome, noticeFrom, readActionForm } from './console-kit';
 import { namedUser, optionalText, pageField, userField, whenField } from './console-filters';
@@ -40,6 +41,8 @@ const listQuery = v.object({
   provider: optionalText(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be a sign-in method or provider id (letters, digits, _ . : -, up to 64)'))),
   since: whenField(),
   ip: optionalText(v.pipe(v.string(), v.regex(/^[0-9A-Fa-f:.]{1,45}$/, 'must be an IP address or its start (digits, a-f, . and :)'))),
+  // As http/client.ts keeps it: a code in either case is taken, brought to capitals.
+  country: optionalText(v.pipe(v.string(), v.toUpperCase(), v.regex(/^(?:[A-Z]{2}|T1)$/, 'must be a two-letter country code (DE, or T1 for Tor)'))),
   device: optionalText(v.pipe(v.string(), v.maxLength(64, 'is too long (64 characters at most)'))),
   page: pageField(MAX_PAGE),
 });
@@ -66,7 +69,7 @@ function selection(data: Record<string, string | undefined>): Map<string, string
 
 /** The query of a listing, without `page`: kept by the pager. */
 const filterQuery = (q: v.InferOutput<typeof listQuery>, raw: Record<string, string>) =>
-  Object.fromEntries((['user', 'provider', 'since', 'ip', 'device'] as const).filter((k) => q[k] !== undefined).map((k) => [k, raw[k]!.trim()]));
+  Object.fromEntries((['user', 'provider', 'since', 'ip', 'country', 'device'] as const).filter((k) => q[k] !== undefined).map((k) => [k, raw[k]!.trim()]));
 
 export const consoleSessionsRoutes = new Hono<AppEnv>()
   .get('/', async (c) => {
@@ -78,7 +81,7 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
     const found =
       named === null
         ? { rows: [], more: false, crowded: [] }
-        : await liveSessionsPage(c, { userId: named?.id, provider: q.provider, since: q.since, ip: q.ip, matches: device === undefined ? undefined : (s) => deviceLabel(s.userAgent).toLowerCase().includes(device) }, q.page, admin);
+        : await liveSessionsPage(c, { userId: named?.id, provider: q.provider, since: q.since, ip: q.ip, country: q.country, matches: device === undefined ? undefined : (s) => deviceLabel(s.userAgent).toLowerCase().includes(device) }, q.page, admin);
     const config = c.get('config');
     const providerNames = new Map(enabledProviders(config).map((p) => [p.id, p.name]));
     const shown = found.rows.slice(0, MAX_PER_POST);
@@ -89,7 +92,7 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
         ...consoleChrome(c, nonce, brand),
         base,
         notice: noticeFrom(c, NOTICES),
-        filters: { user: keep.user ?? '', provider: keep.provider ?? '', since: keep.since ?? '', ip: keep.ip ?? '', device: keep.device ?? '' },
+        filters: { user: keep.user ?? '', provider: keep.provider ?? '', since: keep.since ?? '', ip: keep.ip ?? '', country: keep.country ?? '', device: keep.device ?? '' },
         noSuchUser: named === null,
         page: q.page,
         sessions: shown.map(({ user, session: s }) => ({
@@ -99,6 +102,7 @@ export const consoleSessionsRoutes = new Hono<AppEnv>()
           userHref: areaPath(c, 'users', `/${encodeURIComponent(user.userId)}`),
           disabled: user.disabled,
           device: deviceLabel(s.userAgent),
+          place: placeLabel(s.country),
           ip: s.ip,
           provider: s.provider ? (providerNames.get(s.provider) ?? s.provider) : null,
           methods: s.amr.length ? `methods: ${s.amr.join(', ')}` : '',

@@ -27,6 +27,7 @@ import { scimGroupNamesOf } from '../storage/scim-memberships';
 import { countUnusedRecoveryCodes, findTotpFactor } from '../storage/second-factors';
 import type { User } from '../storage/users';
 import { deviceLabel } from '../ui/device-label';
+import { placeLabel } from '../ui/place-label';
 import { UserPage, UserSearchPage, type UserDetail } from '../ui/console-users-pages';
 import { renderPage } from '../ui/render';
 import { targetUser } from './admin';
@@ -84,6 +85,7 @@ async function userDetail(c: Context<AppEnv>, user: User): Promise<UserDetail> {
     sessions: sessions.map((s) => ({
       id: s.id,
       device: deviceLabel(s.userAgent),
+      place: placeLabel(s.country),
       ip: s.ip,
       createdAt: s.createdAt,
       lastUsedAt: s.lastUsedAt,

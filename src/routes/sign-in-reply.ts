@@ -35,6 +35,7 @@ export function publicSession(session: Session, currentSessionId?: string) {
     expires_at: session.expiresAt,
     user_agent: session.userAgent,
     ip: session.ip,
+    country: session.country,
     provider: session.provider,
     amr: session.amr,
     auth_time: session.authTime,

@@ -51,6 +51,8 @@ export interface NewSession {
   expiresAt: number;
   userAgent: string | null;
   ip: string | null;
+  /** The edge's country code of the sign-in request (http/client.ts `clientCountry`), or null. */
+  country: string | null;
   provider: string | null;
   amr: string[];
   /** The groups the provider of this sign-in supplied, or null (other methods, providers without groups). */
@@ -72,6 +74,7 @@ export async function insertSession(store: SessionStore, input: NewSession, id: 
     revoked_at: null,
     user_agent: input.userAgent,
     ip: input.ip,
+    country: input.country,
     provider: input.provider,
     amr: JSON.stringify(input.amr),
     auth_time: now,

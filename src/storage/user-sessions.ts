@@ -64,6 +64,11 @@ export interface Session {
   revokedAt: number | null;
   userAgent: string | null;
   ip: string | null;
+  /**
+   * Where the session was started: the country the Cloudflare edge gave the sign-in request
+   * (ISO 3166-1 alpha-2, or `T1` for Tor), or null: unknown, or a session of an earlier version.
+   */
+  country: string | null;
   provider: string | null;
   /** How the user signed in (RFC 8176 `amr` values) and when (Unix seconds): refresh keeps both. */
   amr: string[];
@@ -116,6 +121,8 @@ export interface SessionRow {
   provider_subject?: string | null;
   provider_grant?: string | null;
   provider_sid?: string | null;
+  /** Absent in rows D1 kept and in objects of earlier versions. */
+  country?: string | null;
 }
 
 /** Columns added to the object's `sessions` table after its first version: objects made before get them at start. */
@@ -125,6 +132,7 @@ const ADDED_COLUMNS = [
   ['provider_subject', 'TEXT'],
   ['provider_grant', 'TEXT'],
   ['provider_sid', 'TEXT'],
+  ['country', 'TEXT'],
 ] as const;
 
 /**
@@ -157,6 +165,7 @@ export function toSession(row: SessionRow): Session {
     revokedAt: row.revoked_at,
     userAgent: row.user_agent,
     ip: row.ip,
+    country: row.country ?? null,
     provider: row.provider,
     amr: parseList(row.amr),
     // Sessions from before the second-factor migration have no auth_time: they signed in when they began.
@@ -305,7 +314,7 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
       id TEXT PRIMARY KEY, user_id TEXT NOT NULL, refresh_hash TEXT NOT NULL UNIQUE, family TEXT NOT NULL,
       created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, last_used_at INTEGER NOT NULL, revoked_at INTEGER,
       user_agent TEXT, ip TEXT, provider TEXT, amr TEXT NOT NULL DEFAULT '[]', auth_time INTEGER,
-      groups TEXT, groups_read_at INTEGER, provider_subject TEXT, provider_grant TEXT, provider_sid TEXT)`);
+      groups TEXT, groups_read_at INTEGER, provider_subject TEXT, provider_grant TEXT, provider_sid TEXT, country TEXT)`);
     // An object made by an earlier version has the table without the later columns: add them, once.
     const have = new Set(sql.exec<{ name: string }>('PRAGMA table_info(sessions)').toArray().map((c) => c.name));
     for (const [name, type] of ADDED_COLUMNS) {
@@ -390,10 +399,10 @@ export abstract class UserSessions<E extends UserSessionsEnv = UserSessionsEnv> 
   private insertRow(s: SessionRow): void {
     this.ctx.storage.sql.exec(
       `INSERT OR IGNORE INTO sessions (id, user_id, refresh_hash, family, created_at, expires_at, last_used_at, revoked_at, user_agent, ip, provider, amr, auth_time,
-         groups, groups_read_at, provider_subject, provider_grant, provider_sid)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         groups, groups_read_at, provider_subject, provider_grant, provider_sid, country)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       s.id, s.user_id, s.refresh_hash, s.family, s.created_at, s.expires_at, s.last_used_at, s.revoked_at, s.user_agent, s.ip, s.provider, s.amr, s.auth_time,
-      s.groups ?? null, s.groups_read_at ?? null, s.provider_subject ?? null, s.provider_grant ?? null, s.provider_sid ?? null,
+      s.groups ?? null, s.groups_read_at ?? null, s.provider_subject ?? null, s.provider_grant ?? null, s.provider_sid ?? null, s.country ?? null,
     );
   }
 

@@ -1,6 +1,7 @@
 /**
  * `GET /auth/account`: the signed-in user's profile, linked sign-in providers, and sessions
- * with device and last use. Every action is a plain HTML form (POST), so the page works
+ * with device, place and last use (a session started from a country the user has never been to
+ * is theirs to spot and end). Every action is a plain HTML form (POST), so the page works
  * without JavaScript.
  */
 import { ErrorBox, Layout } from './layout';
@@ -15,6 +16,8 @@ export interface AccountSession {
   id: string;
   device: string;
   ip: string | null;
+  /** Where it was started, for people (ui/place-label.ts): "Germany (DE)", "Unknown". */
+  place: string;
   createdAt: number;
   lastUsedAt: number;
   current: boolean;
@@ -152,7 +155,7 @@ export function AccountPage(p: AccountPageProps) {
         <table id="sessions">
           <thead>
             <tr>
-              <th scope="col">Device</th>
+              <th scope="col">Device and place</th>
               <th scope="col">Last used</th>
               <th scope="col">Signed in</th>
               <th scope="col">
@@ -166,6 +169,7 @@ export function AccountPage(p: AccountPageProps) {
                 <td>
                   {s.device}
                   {s.current && <strong> (this device)</strong>}
+                  <div class="place">{s.place}</div>
                   {s.ip && <div class="muted">{s.ip}</div>}
                 </td>
                 <td data-label="Last used">

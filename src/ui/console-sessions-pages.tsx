@@ -15,6 +15,8 @@ export interface SessionRow {
   userHref: string;
   disabled: boolean;
   device: string;
+  /** Where it was started, for people (ui/place-label.ts). */
+  place: string;
   ip: string | null;
   provider: string | null;
   methods: string;
@@ -27,6 +29,7 @@ export interface SessionFilters {
   provider: string;
   since: string;
   ip: string;
+  country: string;
   device: string;
 }
 
@@ -65,13 +68,14 @@ export function SessionListPage(p: SessionListProps) {
           <Field id="f-provider" name="provider" label="Signed in with" value={f.provider} required={false} maxlength={64} autocomplete="off" />
           <Field id="f-since" name="since" label="Signed in since (UTC)" value={f.since} required={false} maxlength={25} autocomplete="off" />
           <Field id="f-ip" name="ip" label="IP address starts with" value={f.ip} required={false} maxlength={45} autocomplete="off" />
+          <Field id="f-country" name="country" label="Country (code)" value={f.country} required={false} maxlength={2} autocomplete="off" />
           <Field id="f-device" name="device" label="Device contains" value={f.device} required={false} maxlength={64} autocomplete="off" />
           <button type="submit" class="button primary">
             Filter
           </button>
         </form>
         <p class="muted" id="filter-help">
-          Signed in with: <code>password</code>, <code>passkey</code>, <code>email_code</code> or a provider’s id. Since: <code>YYYY-MM-DD</code> or <code>YYYY-MM-DDTHH:MM</code>, UTC. Device: as the list shows it (“Firefox on Linux”). The place of a session is its IP address; Gatehouse stores no country.
+          Signed in with: <code>password</code>, <code>passkey</code>, <code>email_code</code> or a provider’s id. Since: <code>YYYY-MM-DD</code> or <code>YYYY-MM-DDTHH:MM</code>, UTC. Country: the two-letter code of where the session signed in (<code>DE</code>, <code>T1</code> for Tor), as the list shows it in brackets. Device: as the list shows it (“Firefox on Linux”).
         </p>
       </section>
       <section class="card" aria-labelledby="sessions-heading">
@@ -134,6 +138,7 @@ export function SessionListPage(p: SessionListProps) {
                       </a>
                       {s.disabled && <span class="tag warn">disabled</span>}
                       <div>{s.device}</div>
+                      <div class="place">{s.place}</div>
                       <div class="muted">{s.ip ?? 'IP address unknown'}</div>
                     </td>
                     <td data-label="Last used" class="nowrap">

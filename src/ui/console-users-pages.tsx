@@ -100,7 +100,8 @@ export interface UserDetail {
   totp: boolean;
   recoveryCodesLeft: number;
   passkeys: { name: string; synced: boolean; createdAt: number; lastUsedAt: number | null }[];
-  sessions: { id: string; device: string; ip: string | null; createdAt: number; lastUsedAt: number; provider: string | null; methods: string }[];
+  /** `place`: where each was started, for people (ui/place-label.ts). */
+  sessions: { id: string; device: string; place: string; ip: string | null; createdAt: number; lastUsedAt: number; provider: string | null; methods: string }[];
   /** The directory's (SCIM) groups; null when the directory does not manage the account. */
   directoryGroups: string[] | null;
   /** Groups the sign-in providers gave the live sessions. */
@@ -259,6 +260,7 @@ export function UserPage(p: UserPageProps) {
                 <tr data-session={s.id}>
                   <td>
                     {s.device}
+                    <div class="place">{s.place}</div>
                     <div class="muted">{s.ip ?? 'IP address unknown'}</div>
                   </td>
                   <td data-label="Last used">

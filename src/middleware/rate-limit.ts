@@ -20,7 +20,7 @@ import type { AppEnv, Env } from '../env';
 import { clientIp } from '../http/client';
 import { ApiError, unavailable } from '../http/errors';
 import { log } from '../observability/log';
-import { countRateLimitHit } from '../observability/rate-limit-hits';
+import type { countRateLimitHit } from '../observability/rate-limit-hits';
 
 /** Every guarded action (each has a bucket, a binding of its own if configured, and a count on the Health page). */
 export const RATE_LIMITED_ACTIONS = ['login', 'register', 'refresh', 'oauth', 'verify_failure', 'account_mail', 'passkey', 'register_client', 'scim'] as const;
@@ -49,6 +49,12 @@ export function limiterBindingOf(env: Env, action: RateLimitedAction): string | 
 }
 
 let missingReported = false;
+
+/**
+ * Counts a refusal for the Health page (observability/rate-limit-hits.ts): loaded on the first
+ * refusal of an isolate, so start-up and every request the limiter lets through evaluate none of it.
+ */
+let countHit: typeof countRateLimitHit | undefined;
 
 /** Requests without `CF-Connecting-IP` (local tools, tests) share one bucket per action. */
 const UNKNOWN_IP = 'unknown';
@@ -81,7 +87,9 @@ export async function checkRateLimit(c: Context<AppEnv>, action: RateLimitedActi
   }
   if (!outcome.success) {
     log.warn('rate_limited', { action, ip: clientIp(c) });
-    countRateLimitHit(c, action);
+    // A module that fails to load costs the count, never the 429 (tried again on the next refusal).
+    countHit ??= await import('../observability/rate-limit-hits').then((m) => m.countRateLimitHit, () => undefined);
+    countHit?.(c, action);
     throw rateLimitError(config.RATE_LIMIT_PERIOD);
   }
 }

@@ -110,6 +110,13 @@ describe('a refusal of the per-IP limiter is counted and shown', () => {
     }
     expect((await storedHits('scim')) - before).toBe(2);
   });
+
+  it('a forward-auth refusal over the limit is counted under verify_failure (the hot path counts only its 429s)', async () => {
+    const e = makeEnv({ RATE_LIMITER_VERIFY_FAILURE: refusing });
+    const before = await storedHits('verify_failure');
+    await expectRefused(await call('/auth/verify', { env: e }), 60);
+    expect((await storedHits('verify_failure')) - before).toBe(1);
+  });
 });
 
 describe('counting never loads D1 with a write per refusal', () => {

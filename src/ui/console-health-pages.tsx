@@ -140,12 +140,12 @@ export function HealthPage(p: HealthPageProps) {
   const limited = p.rateLimitHits.reduce((n, h) => n + h.hits, 0);
   return (
     <ConsolePage {...p} title="Health" area="health">
-      <Section id="summary" title="The last 24 hours">
+      <Section id="summary" title="Summary">
         <ul class="plain rows" id="summary-list">
-          <li data-summary="problems">{`Configuration problems: ${p.problems.length}`}</li>
-          <li data-summary="sign-ins">{`Sign-ins: ${sum('succeeded')} succeeded, ${sum('refused')} refused`}</li>
-          <li data-summary="rate-limited">{`Requests refused by the per-IP limiter (429): at least ${limited}`}</li>
-          <li data-summary="bursts">{`Accounts slowed after failed passwords: ${p.bursts}`}</li>
+          <li data-summary="problems">{`Configuration problems now: ${p.problems.length}`}</li>
+          <li data-summary="sign-ins">{`Sign-ins in the last 24 hours: ${sum('succeeded')} succeeded, ${sum('refused')} refused`}</li>
+          <li data-summary="rate-limited">{`Requests refused by the per-IP limiter (429) in the last 24 hours: at least ${limited}`}</li>
+          <li data-summary="bursts">{`Accounts slowed after failed passwords in the last 24 hours: ${p.bursts}`}</li>
         </ul>
       </Section>
 

@@ -95,9 +95,9 @@ describe('a refusal of the per-IP limiter is counted and shown', () => {
     expect(row('retired_action')).toContain('class="hits">4</td>');
     expect(row('retired_action')).toContain('no binding');
     expect(html).toContain('retry after 10 s (RATE_LIMIT_PERIOD)');
-    expect(html).toContain('<li data-summary="rate-limited">Requests refused by the per-IP limiter (429): at least 7</li>');
+    expect(html).toContain('<li data-summary="rate-limited">Requests refused by the per-IP limiter (429) in the last 24 hours: at least 7</li>');
     // The per-account back-off is shown apart, under its own name.
-    expect(html).toContain('<li data-summary="bursts">Accounts slowed after failed passwords: 0</li>');
+    expect(html).toContain('<li data-summary="bursts">Accounts slowed after failed passwords in the last 24 hours: 0</li>');
     expect(html).not.toContain('not counted in storage');
   });
 

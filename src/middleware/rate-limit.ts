@@ -7,7 +7,10 @@
  * The client IP is `CF-Connecting-IP` only (the edge sets it; `X-Forwarded-For` is the
  * client's to forge). Without the binding the gateway still works and says so once in the log.
  * A limiter that throws fails closed: 503, since an exception in middleware never lets a
- * request through. The per-account sign-in back-off lives in D1 (auth/login-throttle.ts).
+ * request through. Each refusal is also counted per action and hour for the console's Health
+ * area (observability/rate-limit-hits.ts: a few writes a second per isolate at most, after the
+ * response); a request the limiter lets through costs nothing more. The per-account sign-in
+ * back-off lives in D1 (auth/login-throttle.ts).
  *
  * @example
  * app.post('/auth/login', rateLimit('login'), handler)
@@ -17,8 +20,11 @@ import type { AppEnv, Env } from '../env';
 import { clientIp } from '../http/client';
 import { ApiError, unavailable } from '../http/errors';
 import { log } from '../observability/log';
+import type { countRateLimitHit } from '../observability/rate-limit-hits';
 
-export type RateLimitedAction = 'login' | 'register' | 'refresh' | 'oauth' | 'verify_failure' | 'account_mail' | 'passkey' | 'register_client' | 'scim';
+/** Every guarded action (each has a bucket, a binding of its own if configured, and a count on the Health page). */
+export const RATE_LIMITED_ACTIONS = ['login', 'register', 'refresh', 'oauth', 'verify_failure', 'account_mail', 'passkey', 'register_client', 'scim'] as const;
+export type RateLimitedAction = (typeof RATE_LIMITED_ACTIONS)[number];
 
 /** The optional binding that gives an action a limit of its own. */
 const ACTION_LIMITERS = {
@@ -36,7 +42,19 @@ const ACTION_LIMITERS = {
   scim: 'RATE_LIMITER_SCIM',
 } as const satisfies Record<RateLimitedAction, keyof Env>;
 
+/** The name of the binding that limits `action`: its own if bound, else `RATE_LIMITER`, else null (no limit). */
+export function limiterBindingOf(env: Env, action: RateLimitedAction): string | null {
+  if (env[ACTION_LIMITERS[action]]) return ACTION_LIMITERS[action];
+  return env.RATE_LIMITER ? 'RATE_LIMITER' : null;
+}
+
 let missingReported = false;
+
+/**
+ * Counts a refusal for the Health page (observability/rate-limit-hits.ts): loaded on the first
+ * refusal of an isolate, so start-up and every request the limiter lets through evaluate none of it.
+ */
+let countHit: typeof countRateLimitHit | undefined;
 
 /** Requests without `CF-Connecting-IP` (local tools, tests) share one bucket per action. */
 const UNKNOWN_IP = 'unknown';
@@ -69,6 +87,9 @@ export async function checkRateLimit(c: Context<AppEnv>, action: RateLimitedActi
   }
   if (!outcome.success) {
     log.warn('rate_limited', { action, ip: clientIp(c) });
+    // A module that fails to load costs the count, never the 429 (tried again on the next refusal).
+    countHit ??= await import('../observability/rate-limit-hits').then((m) => m.countRateLimitHit, () => undefined);
+    countHit?.(c, action);
     throw rateLimitError(config.RATE_LIMIT_PERIOD);
   }
 }

@@ -13,9 +13,11 @@
 import { Hono, type Context } from 'hono';
 import { KEY_ROTATION_DAYS, keyAgeDays, keyCreatedAt, operatingProblems } from '../config/operating-problems';
 import type { AppEnv } from '../env';
+import { limiterBindingOf, RATE_LIMITED_ACTIONS } from '../middleware/rate-limit';
 import { newDeadline, withDeadline } from '../providers/http';
 import { probeKv, probeSessionsObject, signInsByHour } from '../storage/health';
-import { HealthPage, type KeyView, type ProbeView } from '../ui/console-health-pages';
+import { rateLimitHitsSince } from '../storage/rate-limit-hits';
+import { HealthPage, type KeyView, type ProbeView, type RateLimitHitView } from '../ui/console-health-pages';
 import { renderPage } from '../ui/render';
 import { nowSeconds } from '../util/time';
 import { consoleChrome } from './console-kit';
@@ -53,13 +55,21 @@ export const consoleHealthRoutes = new Hono<AppEnv>().get('/', async (c) => {
   const keyring = c.get('keyring');
   const now = nowSeconds();
   const firstHour = (Math.floor(now / HOUR) - (HOURS - 1)) * HOUR;
-  const [probes, counted] = await Promise.all([
+  const [probes, counted, limited] = await Promise.all([
     Promise.all([
       probe('KV (REVOKED)', 'KV', () => probeKv(c.env.REVOKED)),
       probe('Durable Objects (USER_SESSIONS)', 'The sessions object', () => probeSessionsObject(c.env.USER_SESSIONS, now)),
     ]),
     signInsByHour(c.env.DB, firstHour, now + 1),
+    rateLimitHitsSince(c.env.DB, firstHour),
   ]);
+  // Every guarded action, refused or not, then any other the table holds (an action of an earlier version).
+  const hitsOf = new Map(limited.map((h) => [h.action, h.hits]));
+  const known: readonly string[] = RATE_LIMITED_ACTIONS;
+  const rateLimitHits: RateLimitHitView[] = [
+    ...RATE_LIMITED_ACTIONS.map((action) => ({ action, hits: hitsOf.get(action) ?? 0, binding: limiterBindingOf(c.env, action) })),
+    ...limited.filter((h) => !known.includes(h.action)).map((h) => ({ action: h.action, hits: h.hits, binding: null })),
+  ].sort((a, b) => b.hits - a.hits);
   const byHour = new Map(counted.map((h) => [h.hour, h]));
   const hours = Array.from({ length: HOURS }, (_, i) => {
     const hour = firstHour + i * HOUR;
@@ -85,6 +95,8 @@ export const consoleHealthRoutes = new Hono<AppEnv>().get('/', async (c) => {
       mail: mailView(c),
       probes,
       rateLimiter: c.env.RATE_LIMITER !== undefined,
+      rateLimitHits,
+      rateLimitPeriod: config.RATE_LIMIT_PERIOD,
       bursts: counted.reduce((n, h) => n + h.bursts, 0),
       hours,
     }),

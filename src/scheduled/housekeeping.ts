@@ -5,7 +5,8 @@
  * that long for reuse forensics), audit rows older than
  * `AUDIT_RETENTION_DAYS`, sign-in failure counters whose window has ended, mailed-link
  * tokens (verification, password reset...) that have expired, and the second factors' leftovers
- * (expired pending sign-ins, ended wrong-code counters, expired WebAuthn challenges).
+ * (expired pending sign-ins, ended wrong-code counters, expired WebAuthn challenges), and the
+ * per-IP limiter's hourly refusal counts older than {@link RATE_LIMIT_HITS_RETENTION_SECONDS}.
  *
  * Each table is cleaned in batches of {@link BATCH_SIZE} rows, at most {@link MAX_BATCHES} per
  * run, so one run never holds D1 long; whatever is left waits for the next run.
@@ -18,6 +19,7 @@ import { deleteExpiredAccountTokens } from '../storage/account-tokens';
 import { deleteOldEvents } from '../storage/events';
 import { deleteStaleFailureCounters } from '../storage/login-failures';
 import { deleteExpiredPending } from '../storage/mfa-pending';
+import { deleteOldRateLimitHits } from '../storage/rate-limit-hits';
 import { deleteStaleSecondFactorFailures } from '../storage/second-factors';
 import { deleteEndedLegacySessions } from '../storage/sessions';
 import { deleteExpiredChallenges } from '../storage/webauthn-challenges';
@@ -26,6 +28,8 @@ import { nowSeconds } from '../util/time';
 export const BATCH_SIZE = 500;
 export const MAX_BATCHES = 20;
 export const ENDED_SESSION_GRACE_SECONDS = 86_400;
+/** How long the per-IP limiter's refusal counts are kept: the Health page shows one day of them, a week leaves room to look back. */
+export const RATE_LIMIT_HITS_RETENTION_SECONDS = 7 * 86_400;
 
 /** Rows deleted per table (as D1 counts them: a session's cascaded rotated tokens included). */
 export interface HousekeepingReport {
@@ -44,6 +48,8 @@ export interface HousekeepingReport {
   secondFactorFailures: number;
   /** Expired, unanswered WebAuthn challenges. */
   webauthnChallenges: number;
+  /** Hours of per-IP limiter refusal counts older than the retention (`rate_limit_hits`). */
+  rateLimitHits: number;
   /** True if a table still had rows to delete when its batch budget ran out. */
   incomplete: boolean;
 }
@@ -74,6 +80,8 @@ export async function runHousekeeping(
   const mfaPending = await deleteExpiredPending(db, now);
   const secondFactorFailures = await deleteStaleSecondFactorFailures(db, now - ATTEMPT_WINDOW_SECONDS);
   const webauthnChallenges = await deleteExpiredChallenges(db, now);
+  // At most one row per action and hour: a week of them is a few hundred rows.
+  const rateLimitHits = await deleteOldRateLimitHits(db, now - RATE_LIMIT_HITS_RETENTION_SECONDS);
   const report = {
     sessions: sessions.total,
     events: events.total,
@@ -82,6 +90,7 @@ export async function runHousekeeping(
     mfaPending,
     secondFactorFailures,
     webauthnChallenges,
+    rateLimitHits,
     incomplete: sessions.incomplete || events.incomplete || failures.incomplete,
   };
   log.info('housekeeping', {
@@ -92,6 +101,7 @@ export async function runHousekeeping(
     deleted_mfa_pending: report.mfaPending,
     deleted_second_factor_failures: report.secondFactorFailures,
     deleted_webauthn_challenges: report.webauthnChallenges,
+    deleted_rate_limit_hits: report.rateLimitHits,
     incomplete: report.incomplete,
   });
   return report;

@@ -1,6 +1,7 @@
 /**
- * The console's Health area (routes/console-health.ts): configuration problems, signing keys,
- * mail, the probes, rate-limit hits, and the last day's sign-ins as a server-rendered SVG chart
+ * The console's Health area (routes/console-health.ts): a summary of the last day, configuration
+ * problems, signing keys, mail, the probes, rate-limit hits (requests the per-IP limiter refused,
+ * per action; accounts the per-account back-off slowed), and the last day's sign-ins as a server-rendered SVG chart
  * (no script, no external resource; its colours are the palette's, through the stylesheet's
  * `.chart` rules, so it reads in the light and the dark scheme), with the same counts as a table.
  */
@@ -37,6 +38,14 @@ export interface HourCount {
   refused: number;
 }
 
+/** Requests the per-IP limiter refused for one action over the last day. */
+export interface RateLimitHitView {
+  action: string;
+  hits: number;
+  /** The binding that limits the action (its own, or the shared `RATE_LIMITER`); null: none, or not an action of this version. */
+  binding: string | null;
+}
+
 export interface HealthPageProps extends ConsoleChrome {
   problems: ProblemView[];
   keys: KeyView[];
@@ -44,7 +53,11 @@ export interface HealthPageProps extends ConsoleChrome {
   mail: { configured: boolean; text: string };
   probes: ProbeView[];
   rateLimiter: boolean;
-  /** `login_failure_burst` events over the last day. */
+  /** Per-IP limiter refusals (429) over the last day, per action: every guarded action, counted or not. */
+  rateLimitHits: RateLimitHitView[];
+  /** `RATE_LIMIT_PERIOD`: the Retry-After of each refusal (the bindings' period). */
+  rateLimitPeriod: number;
+  /** `login_failure_burst` events over the last day: an account slowed after failed passwords. */
   bursts: number;
   /** The last 24 hours, oldest first. */
   hours: HourCount[];
@@ -123,8 +136,19 @@ export function SignInChart(p: { hours: HourCount[] }) {
 
 export function HealthPage(p: HealthPageProps) {
   const empty = p.hours.every((h) => h.succeeded === 0 && h.refused === 0);
+  const sum = (k: 'succeeded' | 'refused') => p.hours.reduce((n, h) => n + h[k], 0);
+  const limited = p.rateLimitHits.reduce((n, h) => n + h.hits, 0);
   return (
     <ConsolePage {...p} title="Health" area="health">
+      <Section id="summary" title="Summary">
+        <ul class="plain rows" id="summary-list">
+          <li data-summary="problems">{`Configuration problems now: ${p.problems.length}`}</li>
+          <li data-summary="sign-ins">{`Sign-ins in the last 24 hours: ${sum('succeeded')} succeeded, ${sum('refused')} refused`}</li>
+          <li data-summary="rate-limited">{`Requests refused by the per-IP limiter (429) in the last 24 hours: at least ${limited}`}</li>
+          <li data-summary="bursts">{`Accounts slowed after failed passwords in the last 24 hours: ${p.bursts}`}</li>
+        </ul>
+      </Section>
+
       <Section id="problems" title="Configuration">
         {p.problems.length === 0 ? (
           <p id="no-problems">No configuration problems found.</p>
@@ -194,8 +218,32 @@ export function HealthPage(p: HealthPageProps) {
 
       <Section id="rate-limits" title="Rate limits">
         <p id="rate-limiter">{p.rateLimiter ? 'Per-IP burst limits are on (RATE_LIMITER).' : 'Per-IP burst limits are off: there is no RATE_LIMITER binding.'}</p>
-        <p id="bursts">{`Accounts that met a burst of failed sign-ins (login_failure_burst) in the last 24 hours: ${p.bursts}.`}</p>
-        <p class="muted">Per-IP refusals (429) are not counted in storage: each is a rate_limited line in the Worker’s logs. Search your logs for it to count them.</p>
+        <h3>Requests refused by the per-IP limiter</h3>
+        <p class="muted">{`Refusals (429) in the last 24 hours, per limited action. Each refused client is told to retry after ${p.rateLimitPeriod} s (RATE_LIMIT_PERIOD). The limits themselves are the bindings’ [[ratelimits]] in wrangler.toml, which the Worker cannot read. Counted at least this many: a Worker instance stopped before writing its last second of counts loses them.`}</p>
+        <table class="stack" id="rate-limit-hits">
+          <thead>
+            <tr>
+              <th scope="col">Action</th>
+              <th scope="col">Refused</th>
+              <th scope="col">Limited by</th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.rateLimitHits.map((h) => (
+              <tr data-action={h.action}>
+                <td>
+                  <code>{h.action}</code>
+                </td>
+                <td data-label="Refused" class="hits">
+                  {String(h.hits)}
+                </td>
+                <td data-label="Limited by">{h.binding === null ? 'no binding' : <code>{h.binding}</code>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <h3>Accounts slowed after failed passwords</h3>
+        <p id="bursts">{`Times an account met a burst of failed sign-ins and the per-account back-off began (login_failure_burst) in the last 24 hours: ${p.bursts}. This back-off is per account, whatever the address: its refusals are not in the table above.`}</p>
       </Section>
 
       <Section id="sign-ins" title="Sign-ins over the last 24 hours">

@@ -109,6 +109,8 @@
  *   refusals, consent look-ups audited) 332.7, hence 334.
  *   The Sessions area's notes of what its list cannot show (a user past 100 sessions, events
  *   older than the retention, pages that run out) and its own-session warning add a little more.
+ *   Counting the per-IP limiter's refusals (loaded on the first refusal, nothing at start-up) and
+ *   the Health page's table of them and its summary of the day: 332.0 to 334.6, hence 335.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -119,7 +121,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 334;
+export const TOTAL_BUDGET_KIB = 335;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [
@@ -135,6 +137,9 @@ const LAZY_ONLY = [
   /^src\/auth\/password-(hash|policy|guesses)\.ts$/,
   // Metrics (Workers Analytics Engine): loaded on the first request that has the binding.
   /^src\/observability\/metrics\.ts$/,
+  // Counting the per-IP limiter's refusals: loaded on the first refusal.
+  /^src\/observability\/rate-limit-hits\.ts$/,
+  /^src\/storage\/rate-limit-hits\.ts$/,
 ];
 
 let bundle: DeployedBundle;

@@ -70,7 +70,7 @@ describe('scheduled housekeeping', () => {
 
     const report = await runHousekeeping(db, { AUDIT_RETENTION_DAYS: 30 }, t);
     // D1 counts the cascaded rotated_refresh_tokens row in `changes`: 2 sessions + 1 token.
-    expect(report).toEqual({ sessions: 3, events: 1, loginFailures: 1, accountTokens: 0, mfaPending: 0, secondFactorFailures: 0, webauthnChallenges: 0, incomplete: false });
+    expect(report).toEqual({ sessions: 3, events: 1, loginFailures: 1, accountTokens: 0, mfaPending: 0, secondFactorFailures: 0, webauthnChallenges: 0, rateLimitHits: 0, incomplete: false });
     const { results } = await db.prepare('SELECT id FROM sessions WHERE user_id = ? ORDER BY id').bind(user.user.id).all<{ id: string }>();
     const kept = results.map((r) => r.id);
     expect(kept).toHaveLength(3); // the three below (registration's session is in the user's object)

@@ -135,6 +135,19 @@ describe('the Sessions area: filter by country', () => {
       expect(await pageHtml(r), bad).toContain('must be a two-letter country code');
     }
   });
+
+  it('takes only ASCII letters: a character that capitalises into a code (ß to SS, ı to I, ﬅ to ST) is a 400, not another country', async () => {
+    const u = await seedUser();
+    // A session in each country those characters would become, so a filter that took them would list one.
+    await signInFrom(u.email, { country: 'SS' });
+    await signInFrom(u.email, { country: 'IE' });
+    await signInFrom(u.email, { country: 'ST' });
+    for (const odd of ['ß', 'ıe', 'ﬅ', 'ＤＥ']) {
+      const r = await browse(e, admin.jar, `${SESSIONS}?user=${u.id}&country=${encodeURIComponent(odd)}`);
+      expect(r.status, odd).toBe(400);
+      expect(await pageHtml(r), odd).toContain('must be a two-letter country code');
+    }
+  });
 });
 
 describe('sessions of earlier versions', () => {

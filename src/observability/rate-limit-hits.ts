@@ -6,7 +6,8 @@
  * them in one batch, at most once every {@link FLUSH_SPACING_MS}:
  *
  * - the first refusal while nothing is pending writes at once, after the response
- *   (`waitUntil`), unless a write started less than the spacing ago: then it waits out the rest;
+ *   (`waitUntil`), unless a write started less than the spacing ago: then it waits out the rest
+ *   (never more than the spacing, even when the clock has stepped back since);
  * - refusals arriving while that write is pending only add to the map: the pending write takes
  *   them all, however many;
  * - a write that fails is logged (`rate_limit_count_failed`) and its counts go back into the map
@@ -84,6 +85,9 @@ export function countRateLimitHit(c: Context<AppEnv>, action: string): void {
   }
   scheduled = true;
   const db = c.env.DB;
-  const wait = lastWriteAt + FLUSH_SPACING_MS - Date.now();
+  // At most the spacing, whatever the clock did since the last write: a wait as long as a clock
+  // stepping back would outlive the request's waitUntil, and the write, never run, would leave
+  // `scheduled` set, so nothing more of this isolate would be written.
+  const wait = Math.min(FLUSH_SPACING_MS, lastWriteAt + FLUSH_SPACING_MS - Date.now());
   ctx.waitUntil(wait > 0 ? new Promise<void>((resolve) => setTimeout(resolve, wait)).then(() => write(db)) : write(db));
 }

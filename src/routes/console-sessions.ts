@@ -41,8 +41,9 @@ const listQuery = v.object({
   provider: optionalText(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be a sign-in method or provider id (letters, digits, _ . : -, up to 64)'))),
   since: whenField(),
   ip: optionalText(v.pipe(v.string(), v.regex(/^[0-9A-Fa-f:.]{1,45}$/, 'must be an IP address or its start (digits, a-f, . and :)'))),
-  // As http/client.ts keeps it: a code in either case is taken, brought to capitals.
-  country: optionalText(v.pipe(v.string(), v.toUpperCase(), v.regex(/^(?:[A-Z]{2}|T1)$/, 'must be a two-letter country code (DE, or T1 for Tor)'))),
+  // As http/client.ts keeps it: a code in either case is taken, brought to capitals. Checked
+  // before capitalising, since toUpperCase turns some other letters into codes (ß into SS, ı into I).
+  country: optionalText(v.pipe(v.string(), v.regex(/^(?:[A-Za-z]{2}|[Tt]1)$/, 'must be a two-letter country code (DE, or T1 for Tor)'), v.toUpperCase())),
   device: optionalText(v.pipe(v.string(), v.maxLength(64, 'is too long (64 characters at most)'))),
   page: pageField(MAX_PAGE),
 });

@@ -3,7 +3,8 @@
  * request (`request.cf.country`, never a header), kept only when shaped as a code (two capital
  * letters, or `T1` for Tor), else unknown. The account page, the console's user view and
  * Sessions list show it as a name with its code ("Germany (DE)", from the runtime's
- * `Intl.DisplayNames`), the JSON listings as `country`; the Sessions list filters by it; an
+ * `Intl.DisplayNames`), the JSON listings as `country`; a refresh or a step-up from elsewhere
+ * keeps it; the Sessions list filters by it (ASCII codes only); an
  * object made by an earlier version gains the column and shows its sessions' place as unknown.
  */
 import { createExecutionContext, env as testEnv, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
@@ -49,6 +50,26 @@ async function signInFrom(email: string, cf: Record<string, unknown> | undefined
     sid: decodeJwt<{ sid: string }>(access).sid,
     jar: { '__Host-gatehouse': access, '__Secure-gatehouse-refresh': set.get('__Secure-gatehouse-refresh')!.value },
   };
+}
+
+/** A cookie-authenticated JSON post from the gateway's own page, as the edge hands it over from `cf`. */
+async function postFrom(path: string, jar: Jar, cf: Record<string, unknown>, body: unknown): Promise<Response> {
+  const request = new Request(new URL(path, PUBLIC_URL), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'cf-connecting-ip': '198.51.100.9',
+      origin: PUBLIC_URL,
+      cookie: Object.entries(jar).map(([k, v]) => `${k}=${v}`).join('; '),
+    },
+    body: JSON.stringify(body),
+    redirect: 'manual',
+    cf,
+  });
+  const ctx = createExecutionContext();
+  const r = await worker.fetch(request, e as never, ctx);
+  await waitOnExecutionContext(ctx);
+  return r;
 }
 
 const storedCountry = async (userId: string, sid: string) => (await sessionRow<{ country: string | null }>('SELECT country FROM sessions WHERE id = ?', [sid], userId))!.country;
@@ -114,6 +135,24 @@ describe('where a session was started', () => {
   });
 });
 
+describe('what happens to a session after its start', () => {
+  it('a refresh and a step-up from another country keep the place of the sign-in: it says where the session began', async () => {
+    const u = await seedUser();
+    const { sid, jar } = await signInFrom(u.email, { country: 'DE' });
+
+    const refreshed = await postFrom('/auth/refresh', jar, { country: 'FR' }, {});
+    expect(refreshed.status, await refreshed.clone().text()).toBe(200);
+    const set = setCookies(refreshed);
+    const after = { '__Host-gatehouse': set.get('__Host-gatehouse')!.value, '__Secure-gatehouse-refresh': set.get('__Secure-gatehouse-refresh')!.value };
+    expect(decodeJwt<{ sid: string }>(after['__Host-gatehouse']).sid).toBe(sid);
+    expect(await storedCountry(u.id, sid)).toBe('DE');
+
+    const stepped = await postFrom('/auth/step-up', after, { country: 'US' }, { password: GOOD_PASSWORD });
+    expect(stepped.status, await stepped.clone().text()).toBe(200);
+    expect(await storedCountry(u.id, sid)).toBe('DE');
+  });
+});
+
 describe('the Sessions area: filter by country', () => {
   it('lists only the sessions started in the country named by its code (either case), and answers a bad code with a clear 400 page', async () => {
     const u = await seedUser();
@@ -133,6 +172,19 @@ describe('the Sessions area: filter by country', () => {
       const r = await browse(e, admin.jar, `${SESSIONS}?country=${bad}`);
       expect(r.status, bad).toBe(400);
       expect(await pageHtml(r), bad).toContain('must be a two-letter country code');
+    }
+  });
+
+  it('takes only ASCII letters: a character that capitalises into a code (ß to SS, ı to I, ﬅ to ST) is a 400, not another country', async () => {
+    const u = await seedUser();
+    // A session in each country those characters would become, so a filter that took them would list one.
+    await signInFrom(u.email, { country: 'SS' });
+    await signInFrom(u.email, { country: 'IE' });
+    await signInFrom(u.email, { country: 'ST' });
+    for (const odd of ['ß', 'ıe', 'ﬅ', 'ＤＥ']) {
+      const r = await browse(e, admin.jar, `${SESSIONS}?user=${u.id}&country=${encodeURIComponent(odd)}`);
+      expect(r.status, odd).toBe(400);
+      expect(await pageHtml(r), odd).toContain('must be a two-letter country code');
     }
   });
 });

@@ -105,55 +105,102 @@ class ProjectsSpread extends BaseSequencer {
   }
 }
 
+
+/**
+ * Worker test files that need a runtime of their own (`isolate: true`, a fresh workerd per
+ * file). All other worker files share one runtime per worker slot (`isolate: false`): starting
+ * workerd and loading the Worker's modules again for every file cost about 1.4 CPU-seconds a
+ * file, more than a third of the whole run. Sharing is safe for a file whose users, clients and
+ * rows are its own (random addresses and ids), whose rate-limit buckets are its env's own
+ * (support/helpers.ts `makeEnv`), and whose stubbed globals are put back after it (setup.ts).
+ * A file belongs here when it
+ * - asserts something that happens once per isolate (a first log line, a module loaded on first
+ *   use, counts a module holds between requests);
+ * - reads or changes what every file would see: state of the whole gateway in D1 (a created
+ *   SCIM token turns SCIM on for every env; directory group names are unique across the
+ *   database; the last administrator; housekeeping's and the Health page's counts over every
+ *   row; ten thousand users added to page through), or the shared `env` of `cloudflare:test`;
+ * - counts requests to a fake network's hosts, or hands its own `fetch` to the Worker's caches
+ *   (keys, discovery documents), which would answer another file from the first one's.
+ */
+const FRESH_RUNTIME = [
+  'test/worker/codebase/test-environment.test.ts',
+  'test/worker/console/rate-limit-hits*.test.ts',
+  'test/worker/gateway/rate-limits.test.ts',
+  'test/worker/observability/metrics.test.ts',
+  'test/worker/scim/**/*.test.ts',
+  'test/worker/accounts/change-email-and-delete.test.ts',
+  'test/worker/gateway/scheduled-housekeeping.test.ts',
+  'test/worker/console/console-health.test.ts',
+  'test/worker/console/console-sessions-reach.test.ts',
+  'test/worker/accounts/breached-passwords.test.ts',
+  'test/worker/accounts/linked-identities.test.ts',
+  'test/worker/accounts/password-change.test.ts',
+  'test/worker/accounts/ways-in-racing-a-claim.test.ts',
+  'test/worker/factors/passkey-as-second-factor.test.ts',
+  'test/worker/mail/unsent-sign-in-code.test.ts',
+  'test/worker/oauth/back-channel-logout.test.ts',
+  'test/worker/oauth/token-endpoint.test.ts',
+  'test/worker/pages/pages-name-who-and-what.test.ts',
+  'test/worker/sign-in/email-code-asks-second-factor.test.ts',
+  'test/worker/sessions/access-token-verification.test.ts',
+  'test/worker/sign-in/oauth-*.test.ts',
+];
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations('migrations');
   const commonJsPackages = await commonJsAsModules(['scim-patch', 'scim2-parse-filter']);
+  const signingKeys = objectSigningKeys();
+  const workerProject = (name: string, files: { include?: string[]; exclude?: string[]; isolate: boolean }) => ({
+  plugins: [
+    cloudflareTest({
+      // The copy's own `main` would resolve next to it: name the entry point here.
+      main: './src/index.ts',
+      wrangler: { configPath: wranglerConfigWithoutDevVars() },
+      miniflare: {
+        bindings: {
+          TEST_MIGRATIONS: migrations,
+          ENVIRONMENT: 'production',
+          PUBLIC_URL: 'https://gate.example.com',
+          SIGNING_KEYS: signingKeys,
+        },
+        // Miniflare's local Email Service, under other names than EMAIL so that mail
+        // stays off unless a test turns it on (test/worker/mail/transport.test.ts).
+        email: {
+          send_email: [
+            { name: 'TEST_EMAIL_SERVICE' },
+            { name: 'TEST_EMAIL_SERVICE_RESTRICTED', destination_address: 'only-this@example.com' },
+          ],
+        },
+      },
+    }),
+  ],
+  resolve: {
+    // Cheap password hashing for these tests (src/auth/password-cost.ts says why). Only
+    // password-hash.ts imports the module by this specifier; the test that pins the
+    // production parameters imports it by its path and gets the real one.
+    alias: [{ find: /^\.\/password-cost$/, replacement: resolve('test/worker/support/password-cost.ts') }, ...commonJsPackages],
+  },
+  test: {
+    name,
+    include: files.include ?? ['test/worker/**/*.test.{ts,tsx}'],
+    exclude: files.exclude ?? [],
+    setupFiles: ['./test/worker/support/setup.ts'],
+    // A real SMTP server for the mail tests (test/worker/support/mail.ts).
+    globalSetup: ['./test/worker/support/global-setup-mail.ts'],
+    testTimeout: 30_000,
+    isolate: files.isolate,
+    maxWorkers: WORKERS,
+  },
+});
   return {
     test: {
       // The gateway logs a JSON line per request: show logs only for failing tests.
       silent: 'passed-only',
       sequence: { sequencer: ProjectsSpread },
       projects: [
-        {
-          plugins: [
-            cloudflareTest({
-              // The copy's own `main` would resolve next to it: name the entry point here.
-              main: './src/index.ts',
-              wrangler: { configPath: wranglerConfigWithoutDevVars() },
-              miniflare: {
-                bindings: {
-                  TEST_MIGRATIONS: migrations,
-                  ENVIRONMENT: 'production',
-                  PUBLIC_URL: 'https://gate.example.com',
-                  SIGNING_KEYS: objectSigningKeys(),
-                },
-                // Miniflare's local Email Service, under other names than EMAIL so that mail
-                // stays off unless a test turns it on (test/worker/mail/transport.test.ts).
-                email: {
-                  send_email: [
-                    { name: 'TEST_EMAIL_SERVICE' },
-                    { name: 'TEST_EMAIL_SERVICE_RESTRICTED', destination_address: 'only-this@example.com' },
-                  ],
-                },
-              },
-            }),
-          ],
-          resolve: {
-            // Cheap password hashing for these tests (src/auth/password-cost.ts says why). Only
-            // password-hash.ts imports the module by this specifier; the test that pins the
-            // production parameters imports it by its path and gets the real one.
-            alias: [{ find: /^\.\/password-cost$/, replacement: resolve('test/worker/support/password-cost.ts') }, ...commonJsPackages],
-          },
-          test: {
-            name: 'worker',
-            include: ['test/worker/**/*.test.{ts,tsx}'],
-            setupFiles: ['./test/worker/support/setup.ts'],
-            // A real SMTP server for the mail tests (test/worker/support/mail.ts).
-            globalSetup: ['./test/worker/support/global-setup-mail.ts'],
-            testTimeout: 30_000,
-            maxWorkers: WORKERS,
-          },
-        },
+        workerProject('worker', { exclude: FRESH_RUNTIME, isolate: false }),
+        workerProject('worker-fresh', { include: FRESH_RUNTIME, isolate: true }),
         {
           test: {
             name: 'e2e',

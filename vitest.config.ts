@@ -1,7 +1,8 @@
 /**
- * `npm test` runs three projects:
- * - worker: unit and integration tests inside workerd (Cloudflare's Vitest integration) with
- *   real local D1 and KV, isolated per test file;
+ * `npm test` runs four projects:
+ * - worker and worker-fresh: unit and integration tests inside workerd (Cloudflare's Vitest
+ *   integration) with real local D1, KV and Durable Objects; the worker files share a runtime
+ *   per worker slot, worker-fresh's each get one of their own (FRESH_RUNTIME below says why);
  * - e2e: Node-side tests that drive a real `wrangler dev`, real local peers (an OpenID Connect
  *   server, origins, nginx) and a real Chromium;
  * - build: checks on the deployable bundle (its gzip budget), in Node.

@@ -111,6 +111,8 @@
  *   older than the retention, pages that run out) and its own-session warning add a little more.
  *   Counting the per-IP limiter's refusals (loaded on the first refusal, nothing at start-up) and
  *   the Health page's table of them and its summary of the day: 332.0 to 334.6, hence 335.
+ *   Sessions keeping the country of their sign-in, shown as a place on the account page and in
+ *   the console (with the Sessions area's country filter): 335.2, hence 336.
  *   Raise them only deliberately.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -121,7 +123,7 @@ import { deployedBundle, MAIN_MODULE, staticNodeImports, type DeployedBundle } f
 export const STARTUP_BUDGET_KIB = 54;
 export const STARTUP_TARGET_KIB = 64;
 /** gzip KiB of every uploaded module, as wrangler prints it in "Total Upload: ... / gzip: ...". */
-export const TOTAL_BUDGET_KIB = 335;
+export const TOTAL_BUDGET_KIB = 336;
 
 /** Packages and data that only some requests need: never evaluated at start-up. */
 const LAZY_ONLY = [

@@ -55,14 +55,14 @@ async function commonJsAsModules(packages: string[]): Promise<{ find: RegExp; re
 }
 
 /**
- * Test files run three at a time, across all three projects: one group (vitest's default is one
+ * Test files run four at a time, across all four projects: one group (vitest's default is one
  * fewer than the cores, one on a 2-core CI machine, and a project whose maxWorkers differs from
- * another's runs in a group of its own, one group after the other). Three on two cores: the e2e
+ * another's runs in a group of its own, one group after the other). Four on two cores: the e2e
  * files spend much of their time waiting (wrangler dev, Chromium, a provider's groups growing
- * old), and a third file uses the core they leave idle; the whole run took 300 s instead of
- * 348 s on this 2-core machine.
+ * old), and the worker files, sharing a runtime, are short and CPU-bound, so two of each keep
+ * both cores busy. On this 2-core machine the suite took 314 s with four and 340 s with three.
  */
-const WORKERS = 3;
+const WORKERS = 4;
 
 /**
  * The Worker's own signing key as its Durable Objects see it: an object's env is the bindings
@@ -77,13 +77,16 @@ function objectSigningKeys(): string {
 
 /**
  * Vitest's order (its own within each project: slowest or largest first) with the projects
- * spread through the run in proportion to their sizes, rather than one after the other or
- * strictly in turn. The e2e files spend much of their time waiting on wrangler dev, Chromium
- * and peers: spread out, about one of them runs at a time beside two CPU-bound worker files,
- * so both cores stay busy from start to end. Taken strictly in turn, the e2e files all ran in
- * the first third of the run, two at a time, leaving a core idle, and the rest was worker
- * files alone.
+ * spread through the run, rather than one after the other or strictly in turn. The e2e files
+ * are few and long, and spend much of their time waiting on wrangler dev, Chromium and peers
+ * (a provider's groups growing old takes half a minute): spread over the first
+ * {@link E2E_SHARE} of the order, they run beside the CPU-bound worker files, and the run ends
+ * on short worker files that fill the cores, not on one long wait. Taken strictly in turn, the
+ * e2e files all ran in the first third of the run, several at a time, leaving a core idle; spread
+ * over the whole order, the last of them (one small file that waits 38 s) ended the run alone.
  */
+const E2E_SHARE = 0.7;
+
 class ProjectsSpread extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const queues = new Map<string, TestSpecification[]>();
@@ -92,20 +95,21 @@ class ProjectsSpread extends BaseSequencer {
       queue.push(file);
       queues.set(file.project.name, queue);
     }
-    const lanes = [...queues.values()].map((queue) => ({ queue, total: queue.length, taken: 0 }));
+    const lanes = [...queues].map(([name, queue]) => ({ queue, taken: 0, share: name === 'e2e' ? E2E_SHARE : 1 }));
+    /** Where the lane's next file falls in the run, as a fraction of it. */
+    const due = (lane: (typeof lanes)[number]) => ((lane.taken + 0.5) / lane.queue.length) * lane.share;
     const order: TestSpecification[] = [];
     while (order.length < files.length) {
-      // The project furthest behind its share of the run so far goes next.
-      let next = lanes[0]!;
+      // The lane whose next file is due earliest goes next.
+      let next: (typeof lanes)[number] | undefined;
       for (const lane of lanes) {
-        if (lane.taken < lane.total && (next.taken >= next.total || (lane.taken + 0.5) / lane.total < (next.taken + 0.5) / next.total)) next = lane;
+        if (lane.taken < lane.queue.length && (next === undefined || due(lane) < due(next))) next = lane;
       }
-      order.push(next.queue[next.taken++]!);
+      order.push(next!.queue[next!.taken++]!);
     }
     return order;
   }
 }
-
 
 /**
  * Worker test files that need a runtime of their own (`isolate: true`, a fresh workerd per

@@ -77,16 +77,14 @@ function objectSigningKeys(): string {
 
 /**
  * Vitest's order (its own within each project: slowest or largest first) with the projects
- * spread through the run, rather than one after the other or strictly in turn. The e2e files
- * are few and long, and spend much of their time waiting on wrangler dev, Chromium and peers
- * (a provider's groups growing old takes half a minute): spread over the first
- * {@link E2E_SHARE} of the order, they run beside the CPU-bound worker files, and the run ends
- * on short worker files that fill the cores, not on one long wait. Taken strictly in turn, the
- * e2e files all ran in the first third of the run, several at a time, leaving a core idle; spread
- * over the whole order, the last of them (one small file that waits 38 s) ended the run alone.
+ * spread through the run in proportion to their sizes, rather than one after the other or
+ * strictly in turn. The e2e files are few and long, and spend much of their time waiting on
+ * wrangler dev, Chromium and peers: spread out, they run beside the CPU-bound worker files, so
+ * both cores stay busy from start to end. Taken strictly in turn, the e2e files all ran in the
+ * first third of the run, several at a time, leaving a core idle, and the rest was worker files
+ * alone. (Spreading them over the first 70 % of the order instead, to end on short worker
+ * files, measured no faster.)
  */
-const E2E_SHARE = 0.7;
-
 class ProjectsSpread extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const queues = new Map<string, TestSpecification[]>();
@@ -95,9 +93,9 @@ class ProjectsSpread extends BaseSequencer {
       queue.push(file);
       queues.set(file.project.name, queue);
     }
-    const lanes = [...queues].map(([name, queue]) => ({ queue, taken: 0, share: name === 'e2e' ? E2E_SHARE : 1 }));
+    const lanes = [...queues.values()].map((queue) => ({ queue, taken: 0 }));
     /** Where the lane's next file falls in the run, as a fraction of it. */
-    const due = (lane: (typeof lanes)[number]) => ((lane.taken + 0.5) / lane.queue.length) * lane.share;
+    const due = (lane: (typeof lanes)[number]) => (lane.taken + 0.5) / lane.queue.length;
     const order: TestSpecification[] = [];
     while (order.length < files.length) {
       // The lane whose next file is due earliest goes next.
@@ -116,8 +114,9 @@ class ProjectsSpread extends BaseSequencer {
  * file). All other worker files share one runtime per worker slot (`isolate: false`): starting
  * workerd and loading the Worker's modules again for every file cost about 1.4 CPU-seconds a
  * file, more than a third of the whole run. Sharing is safe for a file whose users, clients and
- * rows are its own (random addresses and ids), whose rate-limit buckets are its env's own
- * (support/helpers.ts `makeEnv`), and whose stubbed globals are put back after it (setup.ts).
+ * rows are its own (random addresses and ids), whose rate-limit buckets are its own
+ * (support/helpers.ts `makeEnv`: the running file's), and whose stubbed globals and spies are
+ * put back after it (setup.ts).
  * A file belongs here when it
  * - asserts something that happens once per isolate (a first log line, a module loaded on first
  *   use, counts a module holds between requests);
@@ -139,17 +138,11 @@ const FRESH_RUNTIME = [
   'test/worker/console/console-health.test.ts',
   'test/worker/console/console-sessions-reach.test.ts',
   'test/worker/accounts/breached-passwords.test.ts',
-  'test/worker/accounts/linked-identities.test.ts',
-  'test/worker/accounts/password-change.test.ts',
-  'test/worker/accounts/ways-in-racing-a-claim.test.ts',
-  'test/worker/factors/passkey-as-second-factor.test.ts',
   'test/worker/mail/unsent-sign-in-code.test.ts',
-  'test/worker/oauth/back-channel-logout.test.ts',
-  'test/worker/oauth/token-endpoint.test.ts',
-  'test/worker/pages/pages-name-who-and-what.test.ts',
-  'test/worker/sign-in/email-code-asks-second-factor.test.ts',
   'test/worker/sessions/access-token-verification.test.ts',
-  'test/worker/sign-in/oauth-*.test.ts',
+  'test/worker/sign-in/oauth-flow.test.ts',
+  'test/worker/sign-in/oauth-id-token.test.ts',
+  'test/worker/sign-in/oauth-provider-faults.test.ts',
 ];
 
 export default defineConfig(async () => {

@@ -1,7 +1,8 @@
 /**
- * `npm test` runs three projects:
- * - worker: unit and integration tests inside workerd (Cloudflare's Vitest integration) with
- *   real local D1 and KV, isolated per test file;
+ * `npm test` runs four projects:
+ * - worker and worker-fresh: unit and integration tests inside workerd (Cloudflare's Vitest
+ *   integration) with real local D1, KV and Durable Objects; the worker files share a runtime
+ *   per worker slot, worker-fresh's each get one of their own (FRESH_RUNTIME below says why);
  * - e2e: Node-side tests that drive a real `wrangler dev`, real local peers (an OpenID Connect
  *   server, origins, nginx) and a real Chromium;
  * - build: checks on the deployable bundle (its gzip budget), in Node.
@@ -54,14 +55,14 @@ async function commonJsAsModules(packages: string[]): Promise<{ find: RegExp; re
 }
 
 /**
- * Test files run three at a time, across all three projects: one group (vitest's default is one
+ * Test files run four at a time, across all four projects: one group (vitest's default is one
  * fewer than the cores, one on a 2-core CI machine, and a project whose maxWorkers differs from
- * another's runs in a group of its own, one group after the other). Three on two cores: the e2e
+ * another's runs in a group of its own, one group after the other). Four on two cores: the e2e
  * files spend much of their time waiting (wrangler dev, Chromium, a provider's groups growing
- * old), and a third file uses the core they leave idle; the whole run took 300 s instead of
- * 348 s on this 2-core machine.
+ * old), and the worker files, sharing a runtime, are short and CPU-bound, so two of each keep
+ * both cores busy. On this 2-core machine the suite took 314 s with four and 340 s with three.
  */
-const WORKERS = 3;
+const WORKERS = 4;
 
 /**
  * The Worker's own signing key as its Durable Objects see it: an object's env is the bindings
@@ -77,11 +78,12 @@ function objectSigningKeys(): string {
 /**
  * Vitest's order (its own within each project: slowest or largest first) with the projects
  * spread through the run in proportion to their sizes, rather than one after the other or
- * strictly in turn. The e2e files spend much of their time waiting on wrangler dev, Chromium
- * and peers: spread out, about one of them runs at a time beside two CPU-bound worker files,
- * so both cores stay busy from start to end. Taken strictly in turn, the e2e files all ran in
- * the first third of the run, two at a time, leaving a core idle, and the rest was worker
- * files alone.
+ * strictly in turn. The e2e files are few and long, and spend much of their time waiting on
+ * wrangler dev, Chromium and peers: spread out, they run beside the CPU-bound worker files, so
+ * both cores stay busy from start to end. Taken strictly in turn, the e2e files all ran in the
+ * first third of the run, several at a time, leaving a core idle, and the rest was worker files
+ * alone. (Spreading them over the first 70 % of the order instead, to end on short worker
+ * files, measured no faster.)
  */
 class ProjectsSpread extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
@@ -91,69 +93,112 @@ class ProjectsSpread extends BaseSequencer {
       queue.push(file);
       queues.set(file.project.name, queue);
     }
-    const lanes = [...queues.values()].map((queue) => ({ queue, total: queue.length, taken: 0 }));
+    const lanes = [...queues.values()].map((queue) => ({ queue, taken: 0 }));
+    /** Where the lane's next file falls in the run, as a fraction of it. */
+    const due = (lane: (typeof lanes)[number]) => (lane.taken + 0.5) / lane.queue.length;
     const order: TestSpecification[] = [];
     while (order.length < files.length) {
-      // The project furthest behind its share of the run so far goes next.
-      let next = lanes[0]!;
+      // The lane whose next file is due earliest goes next.
+      let next: (typeof lanes)[number] | undefined;
       for (const lane of lanes) {
-        if (lane.taken < lane.total && (next.taken >= next.total || (lane.taken + 0.5) / lane.total < (next.taken + 0.5) / next.total)) next = lane;
+        if (lane.taken < lane.queue.length && (next === undefined || due(lane) < due(next))) next = lane;
       }
-      order.push(next.queue[next.taken++]!);
+      order.push(next!.queue[next!.taken++]!);
     }
     return order;
   }
 }
 
+/**
+ * Worker test files that need a runtime of their own (`isolate: true`, a fresh workerd per
+ * file). All other worker files share one runtime per worker slot (`isolate: false`): starting
+ * workerd and loading the Worker's modules again for every file cost about 1.4 CPU-seconds a
+ * file, more than a third of the whole run. Sharing is safe for a file whose users, clients and
+ * rows are its own (random addresses and ids), whose rate-limit buckets are its own
+ * (support/helpers.ts `makeEnv`: the running file's), and whose stubbed globals and spies are
+ * put back after it (setup.ts).
+ * A file belongs here when it
+ * - asserts something that happens once per isolate (a first log line, a module loaded on first
+ *   use, counts a module holds between requests);
+ * - reads or changes what every file would see: state of the whole gateway in D1 (a created
+ *   SCIM token turns SCIM on for every env; directory group names are unique across the
+ *   database; the last administrator; housekeeping's and the Health page's counts over every
+ *   row; ten thousand users added to page through), or the shared `env` of `cloudflare:test`;
+ * - counts requests to a fake network's hosts, or hands its own `fetch` to the Worker's caches
+ *   (keys, discovery documents), which would answer another file from the first one's.
+ */
+const FRESH_RUNTIME = [
+  'test/worker/codebase/test-environment.test.ts',
+  'test/worker/console/rate-limit-hits*.test.ts',
+  'test/worker/gateway/rate-limits.test.ts',
+  'test/worker/observability/metrics.test.ts',
+  'test/worker/scim/**/*.test.ts',
+  'test/worker/accounts/change-email-and-delete.test.ts',
+  'test/worker/gateway/scheduled-housekeeping.test.ts',
+  'test/worker/console/console-health.test.ts',
+  'test/worker/console/console-sessions-reach.test.ts',
+  'test/worker/accounts/breached-passwords.test.ts',
+  'test/worker/mail/unsent-sign-in-code.test.ts',
+  'test/worker/sessions/access-token-verification.test.ts',
+  'test/worker/sign-in/oauth-flow.test.ts',
+  'test/worker/sign-in/oauth-id-token.test.ts',
+  'test/worker/sign-in/oauth-provider-faults.test.ts',
+];
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations('migrations');
   const commonJsPackages = await commonJsAsModules(['scim-patch', 'scim2-parse-filter']);
+  const signingKeys = objectSigningKeys();
+  const workerProject = (name: string, files: { include?: string[]; exclude?: string[]; isolate: boolean }) => ({
+  plugins: [
+    cloudflareTest({
+      // The copy's own `main` would resolve next to it: name the entry point here.
+      main: './src/index.ts',
+      wrangler: { configPath: wranglerConfigWithoutDevVars() },
+      miniflare: {
+        bindings: {
+          TEST_MIGRATIONS: migrations,
+          ENVIRONMENT: 'production',
+          PUBLIC_URL: 'https://gate.example.com',
+          SIGNING_KEYS: signingKeys,
+        },
+        // Miniflare's local Email Service, under other names than EMAIL so that mail
+        // stays off unless a test turns it on (test/worker/mail/transport.test.ts).
+        email: {
+          send_email: [
+            { name: 'TEST_EMAIL_SERVICE' },
+            { name: 'TEST_EMAIL_SERVICE_RESTRICTED', destination_address: 'only-this@example.com' },
+          ],
+        },
+      },
+    }),
+  ],
+  resolve: {
+    // Cheap password hashing for these tests (src/auth/password-cost.ts says why). Only
+    // password-hash.ts imports the module by this specifier; the test that pins the
+    // production parameters imports it by its path and gets the real one.
+    alias: [{ find: /^\.\/password-cost$/, replacement: resolve('test/worker/support/password-cost.ts') }, ...commonJsPackages],
+  },
+  test: {
+    name,
+    include: files.include ?? ['test/worker/**/*.test.{ts,tsx}'],
+    exclude: files.exclude ?? [],
+    setupFiles: ['./test/worker/support/setup.ts'],
+    // A real SMTP server for the mail tests (test/worker/support/mail.ts).
+    globalSetup: ['./test/worker/support/global-setup-mail.ts'],
+    testTimeout: 30_000,
+    isolate: files.isolate,
+    maxWorkers: WORKERS,
+  },
+});
   return {
     test: {
       // The gateway logs a JSON line per request: show logs only for failing tests.
       silent: 'passed-only',
       sequence: { sequencer: ProjectsSpread },
       projects: [
-        {
-          plugins: [
-            cloudflareTest({
-              // The copy's own `main` would resolve next to it: name the entry point here.
-              main: './src/index.ts',
-              wrangler: { configPath: wranglerConfigWithoutDevVars() },
-              miniflare: {
-                bindings: {
-                  TEST_MIGRATIONS: migrations,
-                  ENVIRONMENT: 'production',
-                  PUBLIC_URL: 'https://gate.example.com',
-                  SIGNING_KEYS: objectSigningKeys(),
-                },
-                // Miniflare's local Email Service, under other names than EMAIL so that mail
-                // stays off unless a test turns it on (test/worker/mail/transport.test.ts).
-                email: {
-                  send_email: [
-                    { name: 'TEST_EMAIL_SERVICE' },
-                    { name: 'TEST_EMAIL_SERVICE_RESTRICTED', destination_address: 'only-this@example.com' },
-                  ],
-                },
-              },
-            }),
-          ],
-          resolve: {
-            // Cheap password hashing for these tests (src/auth/password-cost.ts says why). Only
-            // password-hash.ts imports the module by this specifier; the test that pins the
-            // production parameters imports it by its path and gets the real one.
-            alias: [{ find: /^\.\/password-cost$/, replacement: resolve('test/worker/support/password-cost.ts') }, ...commonJsPackages],
-          },
-          test: {
-            name: 'worker',
-            include: ['test/worker/**/*.test.{ts,tsx}'],
-            setupFiles: ['./test/worker/support/setup.ts'],
-            // A real SMTP server for the mail tests (test/worker/support/mail.ts).
-            globalSetup: ['./test/worker/support/global-setup-mail.ts'],
-            testTimeout: 30_000,
-            maxWorkers: WORKERS,
-          },
-        },
+        workerProject('worker', { exclude: FRESH_RUNTIME, isolate: false }),
+        workerProject('worker-fresh', { include: FRESH_RUNTIME, isolate: true }),
         {
           test: {
             name: 'e2e',

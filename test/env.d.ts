@@ -8,6 +8,8 @@ declare global {
       REVOKED: KVNamespace;
       USER_SESSIONS: UserSessionsNamespace;
       TEST_MIGRATIONS: D1Migration[];
+      /** wrangler.toml's [[ratelimits]] binding, as Miniflare runs it locally. */
+      RATE_LIMITER?: RateLimit;
       [setting: string]: unknown;
     }
   }

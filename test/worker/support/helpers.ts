@@ -5,6 +5,7 @@
 import { sessionRows } from './user-sessions-store';
 import { createExecutionContext, env as baseEnv, waitOnExecutionContext } from 'cloudflare:test';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { expect } from 'vitest';
 import { hashPassword } from '../../../src/auth/password-hash';
 import { normalisePassword } from '../../../src/auth/password-policy';
 import worker from '../../../src/index';
@@ -18,10 +19,21 @@ export const testKey: JWK = await generateSigningJwk('ES256');
 
 export type TestEnv = typeof baseEnv & Record<string, unknown>;
 
+/**
+ * The local rate limiter with buckets of the running test file's own: files that share a
+ * runtime (vitest.config.ts), and so the limiter's counts, never spend each other's limits,
+ * while the requests of one file count together, as they did in a runtime of their own.
+ */
+function fileBuckets(limiter: RateLimit | undefined): RateLimit | undefined {
+  if (!limiter) return limiter;
+  return { limit: ({ key }) => limiter.limit({ key: `${expect.getState().testPath ?? ''}:${key}` }) };
+}
+
 /** A production-mode env with a real signing key; override any setting or binding. */
 export function makeEnv(overrides: Record<string, unknown> = {}): TestEnv {
   return {
     ...baseEnv,
+    RATE_LIMITER: fileBuckets(baseEnv.RATE_LIMITER),
     ENVIRONMENT: 'production',
     PUBLIC_URL,
     SIGNING_KEYS: JSON.stringify({ keys: [testKey] }),

@@ -80,7 +80,7 @@ describe('the Apps and machines area in Chromium', () => {
     await shoot(p, 'console-apps-client');
 
     await p.locator('.toc').first().getByRole('link', { name: 'Clients' }).click();
-    await expect(p.locator('#clients tbody tr').count()).resolves.toBeGreaterThanOrEqual(1);
+    await expect.poll(() => p.locator('#clients tbody tr').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
     await shoot(p, 'console-apps-clients');
 
     await p.getByRole('link', { name: 'SCIM tokens' }).click();

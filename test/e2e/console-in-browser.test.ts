@@ -79,13 +79,13 @@ describe('the console in Chromium', () => {
     await p.getByLabel('Email or name contains').fill(`console-target-${stamp}`);
     await p.getByRole('button', { name: 'Search' }).click();
     await p.waitForURL(/\/auth\/admin\/console\/users\?q=/);
-    await expect(p.locator('#users tbody tr').count()).resolves.toBe(1);
+    await expect.poll(() => p.locator('#users tbody tr').count(), { timeout: 10_000 }).toBe(1);
     await shoot(p, 'console-users-search');
 
     await p.getByRole('link', { name: targetEmail }).click();
     await p.waitForURL(/\/auth\/admin\/console\/users\/usr_/);
     await expect(p.locator('h1').innerText()).resolves.toBe(targetEmail);
-    await expect(p.locator('#sessions tbody tr').count()).resolves.toBe(1);
+    await expect.poll(() => p.locator('#sessions tbody tr').count(), { timeout: 10_000 }).toBe(1);
     await shoot(p, 'console-user');
 
     await p.getByRole('button', { name: 'Disable' }).click();

@@ -65,7 +65,7 @@ describe('Routes and policy, and Health, in Chromium', () => {
     await p.locator('.console-nav').getByRole('link', { name: 'Routes and policy' }).click();
     await p.waitForURL(`${gw.url}/auth/admin/console/routes`);
     await expect(p.locator('h1').innerText()).resolves.toBe('Routes and policy');
-    await expect(p.locator('section.route').count()).resolves.toBe(ROUTES.length);
+    await expect.poll(() => p.locator('section.route').count(), { timeout: 10_000 }).toBe(ROUTES.length);
     await expect(p.locator('[data-path="/ops"] [data-rule="allow.roles"]').innerText()).resolves.toContain('Admits someone who holds the role “ops”.');
     await shoot(p, 'console-routes');
 
@@ -87,7 +87,7 @@ describe('Routes and policy, and Health, in Chromium', () => {
     await expect(p.locator('h1').innerText()).resolves.toBe('Health');
     await expect(p.locator('[data-probe="KV (REVOKED)"]').getAttribute('data-ok')).resolves.toBe('yes');
     await expect(p.locator('[data-probe="Durable Objects (USER_SESSIONS)"]').getAttribute('data-ok')).resolves.toBe('yes');
-    await expect(p.locator('[data-problem="development"]').count()).resolves.toBe(1);
+    await expect.poll(() => p.locator('[data-problem="development"]').count(), { timeout: 10_000 }).toBe(1);
     const bars = await p.locator('#sign-in-chart rect.ok[data-count], #sign-in-chart rect.refused[data-count]').evaluateAll((els) => els.map((el) => Number(el.getAttribute('data-count'))));
     expect(bars.length).toBe(48);
     expect(bars.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3);
@@ -98,7 +98,7 @@ describe('Routes and policy, and Health, in Chromium', () => {
     expect((await p.locator('#sign-in-chart').boundingBox())!.width).toBeLessThanOrEqual(375);
     // The numbers open without script (details/summary), and the chart close up.
     await p.getByText('The numbers, hour by hour').click();
-    await expect(p.locator('#sign-in-table tbody tr').count()).resolves.toBe(24);
+    await expect.poll(() => p.locator('#sign-in-table tbody tr').count(), { timeout: 10_000 }).toBe(24);
     await p.locator('#sign-ins').screenshot({ path: join(ARTIFACTS, 'console-health-chart-375.png') });
     await p.emulateMedia({ colorScheme: 'dark' });
     await p.locator('#sign-ins').screenshot({ path: join(ARTIFACTS, 'console-health-chart-dark-375.png') });

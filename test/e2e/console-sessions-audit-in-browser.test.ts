@@ -62,17 +62,17 @@ describe('the console’s Sessions and Audit log in Chromium', () => {
     await p.locator('.console-nav').getByRole('link', { name: 'Sessions' }).click();
     await p.waitForURL(`${gw.url}/auth/admin/console/sessions`);
     // The user's register session, the two sign-ins, and the admin's own.
-    await expect(p.locator('#sessions tbody tr').count()).resolves.toBe(4);
+    await expect.poll(() => p.locator('#sessions tbody tr').count(), { timeout: 10_000 }).toBe(4);
     await shoot(p, 'console-sessions');
 
     await p.getByLabel('User (email or id)').fill(userEmail);
     await p.getByLabel('Device contains').fill('firefox');
     await p.getByRole('button', { name: 'Filter' }).click();
     await p.waitForURL(/\/auth\/admin\/console\/sessions\?user=/);
-    await expect(p.locator('#sessions tbody tr').count()).resolves.toBe(1);
+    await expect.poll(() => p.locator('#sessions tbody tr').count(), { timeout: 10_000 }).toBe(1);
     await p.getByLabel('Device contains').fill('');
     await p.getByRole('button', { name: 'Filter' }).click();
-    await expect(p.locator('#sessions tbody tr').count()).resolves.toBe(3);
+    await expect.poll(() => p.locator('#sessions tbody tr').count(), { timeout: 10_000 }).toBe(3);
     await shoot(p, 'console-sessions-filtered');
 
     // Select two (the Firefox and the Safari sign-ins), end them together.
@@ -94,13 +94,13 @@ describe('the console’s Sessions and Audit log in Chromium', () => {
     await p.getByLabel('User (email or id)').fill(userEmail);
     await p.getByRole('button', { name: 'Filter' }).click();
     await p.waitForURL(/\/auth\/admin\/console\/audit\?user=/);
-    await expect(p.locator('#events tr[data-event="admin_sessions_ended"]').count()).resolves.toBe(1);
+    await expect.poll(() => p.locator('#events tr[data-event="admin_sessions_ended"]').count(), { timeout: 10_000 }).toBe(1);
     await expect(p.locator('#events tr[data-outcome="security"] .tag').first().innerText()).resolves.toBe('security');
     await shoot(p, 'console-audit');
 
     await p.getByLabel('Outcome').selectOption('security');
     await p.getByRole('button', { name: 'Filter' }).click();
-    await expect(p.locator('#events tbody tr').count()).resolves.toBeGreaterThanOrEqual(1);
+    await expect.poll(() => p.locator('#events tbody tr').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
     await p.emulateMedia({ colorScheme: 'dark' });
     await p.setViewportSize({ width: 375, height: 812 });
     await p.screenshot({ path: join(ARTIFACTS, 'console-audit-security-dark-375.png'), fullPage: true });

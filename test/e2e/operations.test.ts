@@ -81,8 +81,8 @@ describe('operations in wrangler dev', () => {
     await page.waitForURL(`${gw.url}/auth/account`);
     await expect(page.locator('#profile-email').innerText()).resolves.toContain(email);
     const rows = page.locator('#sessions tbody tr');
-    await expect(rows.count()).resolves.toBe(2);
-    await expect(page.getByText('(this device)').count()).resolves.toBe(1);
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(2);
+    await expect.poll(() => page.getByText('(this device)').count(), { timeout: 10_000 }).toBe(1);
     await expect(page.locator('#sessions tbody tr', { hasText: 'this device' }).innerText()).resolves.toContain('Headless Chrome on Linux');
     await page.screenshot({ path: join(ARTIFACTS, 'account-page.png'), fullPage: true });
 
@@ -90,7 +90,7 @@ describe('operations in wrangler dev', () => {
     await page.locator('#sessions tbody tr', { hasNotText: 'this device' }).getByRole('button', { name: /Sign out/ }).click();
     await page.waitForURL(`${gw.url}/auth/account?done=session_ended`);
     await expect(page.getByRole('status').innerText()).resolves.toContain('That session has been signed out.');
-    await expect(rows.count()).resolves.toBe(1);
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(1);
     expect((await fetch(`${gw.url}/auth/me`, { headers: { authorization: `Bearer ${api.access_token}` } })).status).toBe(401);
 
     await page.getByRole('button', { name: 'Sign out everywhere' }).click();

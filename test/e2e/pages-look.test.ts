@@ -261,7 +261,7 @@ describe('recovery codes', () => {
     await page.locator('#codes-download').waitFor({ state: 'visible' });
     const back = page.getByRole('button', { name: 'Back to your account' });
     await back.click();
-    await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10); // the browser refused: still here
+    await expect.poll(() => page.locator('#recovery-codes li').count(), { timeout: 10_000 }).toBe(10); // the browser refused: still here
     await page.getByLabel('I have saved these codes somewhere safe').check();
     await back.click();
     // A GET form without named fields: the address gains an empty query.

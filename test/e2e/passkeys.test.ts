@@ -62,7 +62,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     // The account's first second factor: its ten recovery codes, shown this once, then on.
     const codes = page.locator('#recovery-codes li');
     await codes.first().waitFor({ state: 'visible' });
-    await expect(codes.count()).resolves.toBe(10);
+    await expect.poll(() => codes.count(), { timeout: 10_000 }).toBe(10);
     await expect(page.locator('#codes-download').getAttribute('href')).resolves.toMatch(/^data:text\/plain/);
     await page.screenshot({ path: join(ARTIFACTS, 'passkeys-recovery-codes.png'), fullPage: true });
     await page.getByLabel('I have saved these codes somewhere safe').check();
@@ -70,7 +70,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await page.waitForURL(`${gw.url}/auth/account?done=passkey_added`);
     await expect(page.locator('#notice').innerText()).resolves.toBe('Your passkey has been added.');
     const rows = page.locator('#passkey-list tbody tr');
-    await expect(rows.count()).resolves.toBe(1);
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(1);
     await expect(rows.first().locator('input[name="name"]').inputValue()).resolves.toBe('E2E authenticator');
     await page.screenshot({ path: join(ARTIFACTS, 'passkeys-account.png'), fullPage: true });
 
@@ -139,7 +139,7 @@ describe('passkeys in Chromium with a virtual authenticator', () => {
     await page.waitForURL(`${gw.url}/auth/account`);
     await expect(page.locator('#passkeys h3').innerText()).resolves.toBe('Passkeys');
     await expect(page.locator('#passkey-add').isVisible()).resolves.toBe(false);
-    await expect(page.locator('#passkeys noscript').count()).resolves.toBe(1);
+    await expect.poll(() => page.locator('#passkeys noscript').count(), { timeout: 10_000 }).toBe(1);
     await context.close();
   });
 });

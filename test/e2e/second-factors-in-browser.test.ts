@@ -99,11 +99,11 @@ describe('second factors in Chromium', () => {
     await page.getByRole('button', { name: 'Turn on' }).click();
     // The click submits a form: wait for the page that answers it before counting.
     await page.locator('#recovery-codes li').first().waitFor();
-    await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10);
+    await expect.poll(() => page.locator('#recovery-codes li').count(), { timeout: 10_000 }).toBe(10);
     await page.screenshot({ path: join(ARTIFACTS, 'totp-recovery-codes.png'), fullPage: true });
     // Going on needs the "I have saved these codes" box: without it the browser stays on the page.
     await page.getByRole('button', { name: 'Back to your account' }).click();
-    await expect(page.locator('#recovery-codes li').count()).resolves.toBe(10);
+    await expect.poll(() => page.locator('#recovery-codes li').count(), { timeout: 10_000 }).toBe(10);
     await page.getByLabel('I have saved these codes somewhere safe').check();
     await page.getByRole('button', { name: 'Back to your account' }).click();
     await expect(page.locator('#totp-status').innerText()).resolves.toContain('Authenticator app: on');
@@ -128,7 +128,7 @@ describe('second factors in Chromium', () => {
     await page.goto(`${gw.url}/secure/report?id=7`);
     await page.waitForURL(/\/auth\/step-up\?return_to=/);
     // A recent password sign-in: the code alone steps up.
-    await expect(page.locator('#password').count()).resolves.toBe(0);
+    await expect.poll(() => page.locator('#password').count(), { timeout: 10_000 }).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'totp-step-up.png'), fullPage: true });
     await page.fill('#code', await nextCode());
     await page.getByRole('button', { name: 'Continue' }).click();

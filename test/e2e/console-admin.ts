@@ -4,15 +4,60 @@
  * second factor (codes computed here with otpauth, as a phone would), and screenshots at
  * desktop width and at 375 px that fail when anything is wider than the phone.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { expect } from 'vitest';
-import { ROOT, type Gateway } from './harness';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
+import { CHROMIUM, freePort, ROOT, startGateway, type Gateway } from './harness';
 
 export const ARTIFACTS = join(ROOT, 'test-artifacts');
 
 const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
+
+/** The provider's name on the sign-in page of a console walk's gateway. */
+export const PROVIDER_NAME = 'Mock SSO';
+
+/** What a console walk runs against, once the file's tests have begun. */
+export interface ConsoleWalk {
+  readonly gw: Gateway;
+  readonly browser: Browser;
+}
+
+/**
+ * Starts, before the file's tests, a dev OpenID Connect server that signs `adminEmail` in with
+ * a verified address, a gateway whose ADMIN_EMAILS names it (with `vars` besides: ROUTES...) and
+ * a Chromium; stops them after the tests. Read `gw` and `browser` inside the tests.
+ */
+export function consoleWalk(adminEmail: string, vars: Record<string, string> = {}): ConsoleWalk {
+  let idp: Awaited<ReturnType<typeof startDevOidcServer>> | undefined;
+  let gw: Gateway | undefined;
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: `console:${adminEmail}`, email: adminEmail, email_verified: true, name: 'Console Admin' }) });
+    gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-console', OIDC_CLIENT_SECRET: 'console-secret', OIDC_NAME: PROVIDER_NAME, ADMIN_EMAILS: adminEmail, ...vars } });
+    browser = await chromium.launch({ ...CHROMIUM });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await gw?.stop();
+    await idp?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the console walk has not started: read it inside a test');
+    return value;
+  };
+  return {
+    get gw() {
+      return started(gw);
+    },
+    get browser() {
+      return started(browser);
+    },
+  };
+}
 
 /** Screenshots of the page at desktop width and at 375 px (then back to desktop). */
 export async function shoot(page: Page, name: string) {

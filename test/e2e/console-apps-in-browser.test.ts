@@ -5,44 +5,34 @@
  * rotates it with an overlap, creates a SCIM token, and looks up a user's consents. Screenshots
  * at desktop width and at 375 px go to test-artifacts/.
  */
-import { mkdirSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
-import { adminWithoutJavaScript, ARTIFACTS, shoot } from './console-admin';
-import { CHROMIUM, Client, freePort, startGateway, type Gateway } from './harness';
+import { adminWithoutJavaScript, ARTIFACTS, consoleWalk, PROVIDER_NAME, shoot } from './console-admin';
+import { Client } from './harness';
 
 const stamp = Date.now().toString(36);
 const adminEmail = `apps-admin-${stamp}@example.com`;
 const userEmail = `apps-user-${stamp}@example.com`;
 
-let gw: Gateway;
-let idp: Awaited<ReturnType<typeof startDevOidcServer>>;
-let browser: Browser;
 let noJs: BrowserContext;
 
+const walk = consoleWalk(adminEmail);
+
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: `apps:${adminEmail}`, email: adminEmail, email_verified: true, name: 'Apps Admin' }) });
-  gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-console', OIDC_CLIENT_SECRET: 'console-secret', OIDC_NAME: 'Mock SSO', ADMIN_EMAILS: adminEmail } });
-  browser = await chromium.launch({ ...CHROMIUM });
-  noJs = await adminWithoutJavaScript(browser, gw, 'Mock SSO');
+  noJs = await adminWithoutJavaScript(walk.browser, walk.gw, PROVIDER_NAME);
 });
 
 afterAll(async () => {
   await noJs?.close();
-  await browser?.close();
-  await gw?.stop();
-  await idp?.stop();
 });
 
 describe('the Apps and machines area in Chromium', () => {
   it('registers a client, shows its secret once, rotates it with an overlap, creates a SCIM token and finds consents, without JavaScript', async () => {
-    expect((await new Client(gw.url).fetch('/auth/register', { method: 'POST', json: { email: userEmail, password: 'an e2e passphrase that is long' } })).status).toBe(201);
+    expect((await new Client(walk.gw.url).fetch('/auth/register', { method: 'POST', json: { email: userEmail, password: 'an e2e passphrase that is long' } })).status).toBe(201);
     const p = await noJs.newPage();
-    await p.goto(`${gw.url}/auth/admin`);
+    await p.goto(`${walk.gw.url}/auth/admin`);
     await p.locator('.console-nav').getByRole('link', { name: 'Apps and machines' }).click();
-    await p.waitForURL(`${gw.url}/auth/admin/console/apps`);
+    await p.waitForURL(`${walk.gw.url}/auth/admin/console/apps`);
     await p.getByRole('link', { name: 'Register a client' }).click();
     await p.waitForURL(/\/clients\/new$/);
 
@@ -100,7 +90,7 @@ describe('the Apps and machines area in Chromium', () => {
     await shoot(p, 'console-apps-consents');
     await p.emulateMedia({ colorScheme: 'dark' });
     await p.setViewportSize({ width: 375, height: 812 });
-    await p.goto(`${gw.url}/auth/admin/console/apps/clients/new`);
+    await p.goto(`${walk.gw.url}/auth/admin/console/apps/clients/new`);
     await p.screenshot({ path: `${ARTIFACTS}/console-apps-register-dark-375.png`, fullPage: true });
   });
 });

@@ -6,55 +6,38 @@
  * searches a user, views them, disables them through the confirmation step, and reads the
  * notice. Screenshots at desktop width and at 375 px go to test-artifacts/.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
-import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
-import { shoot } from './console-admin';
+import { describe, expect, it } from 'vitest';
+import { ARTIFACTS, consoleWalk, shoot } from './console-admin';
+import { Client } from './harness';
 
-const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now().toString(36);
 const adminEmail = `console-admin-${stamp}@example.com`;
 const targetEmail = `console-target-${stamp}@example.com`;
 const password = 'an e2e passphrase that is long';
 
-let gw: Gateway;
-let idp: Awaited<ReturnType<typeof startDevOidcServer>>;
-let browser: Browser;
 
-beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: `console:${adminEmail}`, email: adminEmail, email_verified: true, name: 'Console Admin' }) });
-  gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-console', OIDC_CLIENT_SECRET: 'console-secret', OIDC_NAME: 'Mock SSO', ADMIN_EMAILS: adminEmail } });
-  browser = await chromium.launch({ ...CHROMIUM });
-});
+const walk = consoleWalk(adminEmail);
 
-afterAll(async () => {
-  await browser?.close();
-  await gw?.stop();
-  await idp?.stop();
-});
 
 const code = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret) }).generate();
 
 
 describe('the console in Chromium', () => {
   it('an admin with a second factor finds a user, views them and disables them with confirmation, without JavaScript', async () => {
-    const target = await new Client(gw.url).fetch('/auth/register', { method: 'POST', json: { email: targetEmail, password } });
+    const target = await new Client(walk.gw.url).fetch('/auth/register', { method: 'POST', json: { email: targetEmail, password } });
     expect(target.status).toBe(201);
 
-    const context = await browser.newContext();
+    const context = await walk.browser.newContext();
     const page = await context.newPage();
-    await page.goto(`${gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
+    await page.goto(`${walk.gw.url}/auth/login?return_to=${encodeURIComponent('/auth/admin')}`);
     await page.getByRole('link', { name: 'Continue with Mock SSO' }).click();
     // Signed in without a second factor: the console sends the admin to step up, which says one is needed.
     await page.waitForURL(/\/auth\/step-up\?return_to=%2Fauth%2Fadmin$/);
     await expect(page.locator('h1').innerText()).resolves.toBe('A second factor is needed');
     await page.getByRole('link', { name: 'Set up an authenticator app' }).click();
-    await page.waitForURL(`${gw.url}/auth/account/totp`);
+    await page.waitForURL(`${walk.gw.url}/auth/account/totp`);
     const secret = (await page.locator('#totp-secret').innerText()).replaceAll(' ', '');
     await page.fill('#totp-code', code(secret));
     await page.getByRole('button', { name: 'Turn on' }).click();
@@ -64,18 +47,18 @@ describe('the console in Chromium', () => {
     await page.waitForURL(/\/auth\/account/);
 
     // Setting up the app stepped the session up: the console opens.
-    await page.goto(`${gw.url}/auth/admin`);
+    await page.goto(`${walk.gw.url}/auth/admin`);
     await expect(page.locator('h1').innerText()).resolves.toBe('Console');
     await shoot(page, 'console-home');
 
     // The same session in a browser that runs no JavaScript.
-    const noJs = await browser.newContext({ javaScriptEnabled: false });
-    await noJs.addCookies(await context.cookies(gw.url));
+    const noJs = await walk.browser.newContext({ javaScriptEnabled: false });
+    await noJs.addCookies(await context.cookies(walk.gw.url));
     await context.close();
     const p = await noJs.newPage();
-    await p.goto(`${gw.url}/auth/admin`);
+    await p.goto(`${walk.gw.url}/auth/admin`);
     await p.locator('.console-nav').getByRole('link', { name: 'Users' }).click();
-    await p.waitForURL(`${gw.url}/auth/admin/console/users`);
+    await p.waitForURL(`${walk.gw.url}/auth/admin/console/users`);
     await p.getByLabel('Email or name contains').fill(`console-target-${stamp}`);
     await p.getByRole('button', { name: 'Search' }).click();
     await p.waitForURL(/\/auth\/admin\/console\/users\?q=/);
@@ -102,7 +85,7 @@ describe('the console in Chromium', () => {
     await noJs.close();
 
     // Disabled for real: the password no longer signs in.
-    const login = await new Client(gw.url).fetch('/auth/login', { method: 'POST', json: { email: targetEmail, password } });
+    const login = await new Client(walk.gw.url).fetch('/auth/login', { method: 'POST', json: { email: targetEmail, password } });
     expect(login.status).toBeGreaterThanOrEqual(400);
   });
 });

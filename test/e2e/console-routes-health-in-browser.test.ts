@@ -5,15 +5,11 @@
  * admin reads the routes in words, asks "who can reach this?" for a user and a URL, and opens
  * Health with its sign-in chart. Screenshots at 1280 and 375 px (and dark) go to test-artifacts/.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
-import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
-import { adminWithoutJavaScript, shoot } from './console-admin';
+import { describe, expect, it } from 'vitest';
+import { adminWithoutJavaScript, ARTIFACTS, consoleWalk, PROVIDER_NAME, shoot } from './console-admin';
+import { Client } from './harness';
 
-const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now().toString(36);
 const adminEmail = `console-rh-admin-${stamp}@example.com`;
 const targetEmail = `console-rh-target-${stamp}@example.com`;
@@ -33,37 +29,24 @@ const ROUTES = [
   { path: '/status', origin: 'https://status.internal.example', auth: 'public' },
 ];
 
-let gw: Gateway;
-let idp: Awaited<ReturnType<typeof startDevOidcServer>>;
-let browser: Browser;
 
-beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: `console:${adminEmail}`, email: adminEmail, email_verified: true, name: 'Console Admin' }) });
-  gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-console', OIDC_CLIENT_SECRET: 'console-secret', OIDC_NAME: 'Mock SSO', ADMIN_EMAILS: adminEmail, ROUTES: JSON.stringify(ROUTES) } });
-  browser = await chromium.launch({ ...CHROMIUM });
-});
+const walk = consoleWalk(adminEmail, { ROUTES: JSON.stringify(ROUTES) });
 
-afterAll(async () => {
-  await browser?.close();
-  await gw?.stop();
-  await idp?.stop();
-});
 
 
 
 describe('Routes and policy, and Health, in Chromium', () => {
   it('an admin reads the routes in words, asks who can reach a URL, and reads Health with its chart, without JavaScript', async () => {
-    const client = new Client(gw.url);
+    const client = new Client(walk.gw.url);
     expect((await client.fetch('/auth/register', { method: 'POST', json: { email: targetEmail, password } })).status).toBe(201);
     // A refused sign-in, for the chart.
-    expect((await new Client(gw.url).fetch('/auth/login', { method: 'POST', json: { email: targetEmail, password: 'not the passphrase at all' } })).status).toBe(401);
+    expect((await new Client(walk.gw.url).fetch('/auth/login', { method: 'POST', json: { email: targetEmail, password: 'not the passphrase at all' } })).status).toBe(401);
 
-    const noJs = await adminWithoutJavaScript(browser, gw, 'Mock SSO');
+    const noJs = await adminWithoutJavaScript(walk.browser, walk.gw, PROVIDER_NAME);
     const p = await noJs.newPage();
-    await p.goto(`${gw.url}/auth/admin`);
+    await p.goto(`${walk.gw.url}/auth/admin`);
     await p.locator('.console-nav').getByRole('link', { name: 'Routes and policy' }).click();
-    await p.waitForURL(`${gw.url}/auth/admin/console/routes`);
+    await p.waitForURL(`${walk.gw.url}/auth/admin/console/routes`);
     await expect(p.locator('h1').innerText()).resolves.toBe('Routes and policy');
     await expect.poll(() => p.locator('section.route').count(), { timeout: 10_000 }).toBe(ROUTES.length);
     await expect(p.locator('[data-path="/ops"] [data-rule="allow.roles"]').innerText()).resolves.toContain('Admits someone who holds the role “ops”.');
@@ -83,7 +66,7 @@ describe('Routes and policy, and Health, in Chromium', () => {
     await expect(p.locator('#explain-error').innerText()).resolves.toBe(`No user has the email address or id “nobody-${stamp}@example.com”.`);
 
     await p.locator('.console-nav').getByRole('link', { name: 'Health' }).click();
-    await p.waitForURL(`${gw.url}/auth/admin/console/health`);
+    await p.waitForURL(`${walk.gw.url}/auth/admin/console/health`);
     await expect(p.locator('h1').innerText()).resolves.toBe('Health');
     await expect(p.locator('[data-probe="KV (REVOKED)"]').getAttribute('data-ok')).resolves.toBe('yes');
     await expect(p.locator('[data-probe="Durable Objects (USER_SESSIONS)"]').getAttribute('data-ok')).resolves.toBe('yes');

@@ -7,15 +7,12 @@
  * token's security event, marked, and downloads the filtered log as CSV. Screenshots at 1280
  * and 375 px go to test-artifacts/.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDevOidcServer } from '../../scripts/dev/oidc-server.mjs';
-import { CHROMIUM, Client, freePort, ROOT, startGateway, type Gateway } from './harness';
-import { adminWithoutJavaScript, shoot } from './console-admin';
+import { describe, expect, it } from 'vitest';
+import { adminWithoutJavaScript, ARTIFACTS, consoleWalk, PROVIDER_NAME, shoot } from './console-admin';
+import { Client } from './harness';
 
-const ARTIFACTS = join(ROOT, 'test-artifacts');
 const stamp = Date.now().toString(36);
 const adminEmail = `console-sa-admin-${stamp}@example.com`;
 const userEmail = `console-sa-user-${stamp}@example.com`;
@@ -23,44 +20,31 @@ const password = 'an e2e passphrase that is long';
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0';
 const SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1';
 
-let gw: Gateway;
-let idp: Awaited<ReturnType<typeof startDevOidcServer>>;
-let browser: Browser;
 
-beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  idp = await startDevOidcServer({ port: await freePort(), claims: () => ({ sub: `console:${adminEmail}`, email: adminEmail, email_verified: true, name: 'Console Admin' }) });
-  gw = await startGateway({ vars: { OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: 'gatehouse-console', OIDC_CLIENT_SECRET: 'console-secret', OIDC_NAME: 'Mock SSO', ADMIN_EMAILS: adminEmail } });
-  browser = await chromium.launch({ ...CHROMIUM });
-});
+const walk = consoleWalk(adminEmail);
 
-afterAll(async () => {
-  await browser?.close();
-  await gw?.stop();
-  await idp?.stop();
-});
 
 
 
 /** A password sign-in from a given browser: the user's access token. */
 async function signInAs(userAgent: string): Promise<string> {
-  const r = await new Client(gw.url).fetch('/auth/login', { method: 'POST', json: { email: userEmail, password }, headers: { 'user-agent': userAgent } });
+  const r = await new Client(walk.gw.url).fetch('/auth/login', { method: 'POST', json: { email: userEmail, password }, headers: { 'user-agent': userAgent } });
   expect(r.status).toBe(200);
   return ((await r.json()) as { access_token: string }).access_token;
 }
 
 describe('the console’s Sessions and Audit log in Chromium', () => {
   it('an admin ends a user’s sessions with checkboxes and confirmation, then finds it in the audit log and exports it, without JavaScript', async () => {
-    expect((await new Client(gw.url).fetch('/auth/register', { method: 'POST', json: { email: userEmail, password } })).status).toBe(201);
+    expect((await new Client(walk.gw.url).fetch('/auth/register', { method: 'POST', json: { email: userEmail, password } })).status).toBe(201);
     const laptop = await signInAs(FIREFOX);
     await signInAs(SAFARI);
 
     // The admin signs in and sets up the authenticator app the console asks for.
-    const noJs = await adminWithoutJavaScript(browser, gw, 'Mock SSO', { acceptDownloads: true });
+    const noJs = await adminWithoutJavaScript(walk.browser, walk.gw, PROVIDER_NAME, { acceptDownloads: true });
     const p = await noJs.newPage();
-    await p.goto(`${gw.url}/auth/admin`);
+    await p.goto(`${walk.gw.url}/auth/admin`);
     await p.locator('.console-nav').getByRole('link', { name: 'Sessions' }).click();
-    await p.waitForURL(`${gw.url}/auth/admin/console/sessions`);
+    await p.waitForURL(`${walk.gw.url}/auth/admin/console/sessions`);
     // The user's register session, the two sign-ins, and the admin's own.
     await expect.poll(() => p.locator('#sessions tbody tr').count(), { timeout: 10_000 }).toBe(4);
     await shoot(p, 'console-sessions');
@@ -86,11 +70,11 @@ describe('the console’s Sessions and Audit log in Chromium', () => {
     await expect(p.locator('#notice').innerText()).resolves.toBe('The sessions you selected have ended, with their tokens.');
 
     // The laptop's token is refused now (and that refusal is a security event).
-    const refused = await new Client(gw.url).fetch('/auth/me', { headers: { authorization: `Bearer ${laptop}` } });
+    const refused = await new Client(walk.gw.url).fetch('/auth/me', { headers: { authorization: `Bearer ${laptop}` } });
     expect(refused.status).toBe(401);
 
     await p.locator('.console-nav').getByRole('link', { name: 'Audit log' }).click();
-    await p.waitForURL(`${gw.url}/auth/admin/console/audit`);
+    await p.waitForURL(`${walk.gw.url}/auth/admin/console/audit`);
     await p.getByLabel('User (email or id)').fill(userEmail);
     await p.getByRole('button', { name: 'Filter' }).click();
     await p.waitForURL(/\/auth\/admin\/console\/audit\?user=/);

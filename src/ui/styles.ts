@@ -84,7 +84,7 @@ ol.codes{font:600 1rem/1.8 ui-monospace,monospace;white-space:nowrap;border:1px 
 .check{display:flex;gap:.6rem;align-items:flex-start;margin-top:1.25rem}.check input{width:1.25rem;height:1.25rem;flex:none;margin:.15rem 0 0}.check label{margin:0}
 table{width:100%;border-collapse:collapse;font-size:.9rem}td,th{text-align:left;padding:.4rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}#profile-email{overflow-wrap:anywhere}
 td form button{margin:0;padding:.3rem .6rem;width:auto;white-space:nowrap}
-h3{font-size:1rem;margin:0 0 .5rem}.sub{border-top:1px solid var(--line);margin-top:1.5rem;padding-top:1.25rem}.card>h2+.sub{border-top:0;margin-top:0;padding-top:0}
+h3{font-size:1rem;margin:0 0 .5rem}table+h3{margin-top:1.25rem}.sub{border-top:1px solid var(--line);margin-top:1.5rem;padding-top:1.25rem}.card>h2+.sub{border-top:0;margin-top:0;padding-top:0}
 .sub>form{max-width:28rem}.sub p{margin:.5rem 0}.wide .button,.wide button{width:auto;display:inline-block}
 .danger-zone{border-color:var(--err)}.toc{display:flex;flex-wrap:wrap;gap:.35rem 1.25rem;margin:0 0 1.25rem}
 :focus-visible{outline:3px solid var(--link);outline-offset:2px}

@@ -4,9 +4,8 @@
  * apps. Every action is a form post whose first answer is the confirmation page
  * (ui/console-pages.tsx); a new secret or token is shown once, on {@link SecretShownPage}.
  */
-import type { Child } from 'hono/jsx';
 import { Field } from './components';
-import { ActionForm, ConsolePage, When, type ConsoleChrome, Pager } from './console-pages';
+import { ActionForm, ConsolePage, DisabledSince, Pager, Section, Tag, When, type ConsoleChrome } from './console-pages';
 
 export type ClientClass = 'app' | 'public' | 'service';
 
@@ -32,19 +31,6 @@ function AppsNav(p: { links: AppsLinks; current: 'clients' | 'scim-tokens' | 'co
       {item('scim-tokens', p.links.scimTokens, 'SCIM tokens')}
       {item('consents', p.links.consents, 'Consent grants')}
     </nav>
-  );
-}
-
-function Tag(p: { tone?: 'warn'; children: string }) {
-  return <span class={p.tone === 'warn' ? 'tag warn' : 'tag'}>{p.children}</span>;
-}
-
-function Section(p: { id: string; title: string; danger?: boolean; children: Child }) {
-  return (
-    <section class={p.danger ? 'card danger-zone' : 'card'} id={p.id} aria-labelledby={`${p.id}-heading`}>
-      <h2 id={`${p.id}-heading`}>{p.title}</h2>
-      {p.children}
-    </section>
   );
 }
 
@@ -213,7 +199,7 @@ export function ClientPage(p: ClientPageProps) {
           <tbody>
             <tr>
               <th scope="row">Status</th>
-              <td id="status">{k.disabledAt === null ? 'Enabled' : <Tag tone="warn">{`Disabled since ${new Date(k.disabledAt * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`}</Tag>}</td>
+              <td id="status">{k.disabledAt === null ? 'Enabled' : <DisabledSince at={k.disabledAt} />}</td>
             </tr>
             <tr>
               <th scope="row">Client id</th>
@@ -610,7 +596,7 @@ export function ScimTokenPage(p: ScimTokenPageProps) {
           <tbody>
             <tr>
               <th scope="row">Status</th>
-              <td id="status">{t.disabledAt === null ? 'Enabled' : <Tag tone="warn">{`Disabled since ${new Date(t.disabledAt * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`}</Tag>}</td>
+              <td id="status">{t.disabledAt === null ? 'Enabled' : <DisabledSince at={t.disabledAt} />}</td>
             </tr>
             <tr>
               <th scope="row">Id</th>

@@ -5,8 +5,7 @@
  * (no script, no external resource; its colours are the palette's, through the stylesheet's
  * `.chart` rules, so it reads in the light and the dark scheme), with the same counts as a table.
  */
-import type { Child } from 'hono/jsx';
-import { ConsolePage, When, type ConsoleChrome } from './console-pages';
+import { ConsolePage, Section, When, type ConsoleChrome } from './console-pages';
 
 export interface ProblemView {
   id: string;
@@ -61,15 +60,6 @@ export interface HealthPageProps extends ConsoleChrome {
   bursts: number;
   /** The last 24 hours, oldest first. */
   hours: HourCount[];
-}
-
-function Section(p: { id: string; title: string; children: Child }) {
-  return (
-    <section class="card" id={p.id} aria-labelledby={`${p.id}-heading`}>
-      <h2 id={`${p.id}-heading`}>{p.title}</h2>
-      {p.children}
-    </section>
-  );
 }
 
 const hourText = (hour: number) => `${new Date(hour * 1000).toISOString().slice(11, 13)}:00`;

@@ -29,10 +29,32 @@ export interface ConsoleChrome {
 }
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+/** "2026-11-23 22:04 UTC". */
+const utcMinute = (seconds: number) => `${iso(seconds).slice(0, 16).replace('T', ' ')} UTC`;
 
 /** "2026-11-23 22:04 UTC", in a `<time>` element. */
 export function When(p: { at: number }) {
-  return <time datetime={iso(p.at)}>{`${iso(p.at).slice(0, 16).replace('T', ' ')} UTC`}</time>;
+  return <time datetime={iso(p.at)}>{utcMinute(p.at)}</time>;
+}
+
+/** A short label beside a value ("Disabled", "first party"); `warn` for what needs attention. */
+export function Tag(p: { tone?: 'warn'; children: string }) {
+  return <span class={p.tone === 'warn' ? 'tag warn' : 'tag'}>{p.children}</span>;
+}
+
+/** A card of an area's page with its heading (`danger` for one that holds irreversible actions). */
+export function Section(p: { id: string; title: string; danger?: boolean; children: Child }) {
+  return (
+    <section class={p.danger ? 'card danger-zone' : 'card'} id={p.id} aria-labelledby={`${p.id}-heading`}>
+      <h2 id={`${p.id}-heading`}>{p.title}</h2>
+      {p.children}
+    </section>
+  );
+}
+
+/** The status of something an admin disabled: "Disabled since 2026-11-23 22:04 UTC", as a warning. */
+export function DisabledSince(p: { at: number }) {
+  return <Tag tone="warn">{`Disabled since ${utcMinute(p.at)}`}</Tag>;
 }
 
 /** Previous and next links of a paged list; nothing when there is one page. */

@@ -3,8 +3,7 @@
  * with everything an administrator acts on. Every action is a form post whose first answer is
  * the confirmation page (ui/console-pages.tsx).
  */
-import type { Child } from 'hono/jsx';
-import { ActionForm, ConsolePage, When, type ConsoleChrome, Pager } from './console-pages';
+import { ActionForm, ConsolePage, DisabledSince, Pager, Section, Tag, When, type ConsoleChrome } from './console-pages';
 import { Field } from './components';
 
 export interface UserRow {
@@ -28,10 +27,6 @@ export interface UserSearchProps extends ConsoleChrome {
 }
 
 /** A small label beside a user: "disabled", "admin". */
-function Tag(p: { tone?: 'warn'; children: string }) {
-  return <span class={p.tone === 'warn' ? 'tag warn' : 'tag'}>{p.children}</span>;
-}
-
 export function UserSearchPage(p: UserSearchProps) {
   return (
     <ConsolePage {...p} title="Users" area="users">
@@ -122,15 +117,6 @@ export interface UserPageProps extends ConsoleChrome {
   canMailReset: boolean;
 }
 
-function Section(p: { id: string; title: string; danger?: boolean; children: Child }) {
-  return (
-    <section class={p.danger ? 'card danger-zone' : 'card'} id={p.id} aria-labelledby={`${p.id}-heading`}>
-      <h2 id={`${p.id}-heading`}>{p.title}</h2>
-      {p.children}
-    </section>
-  );
-}
-
 function Empty(p: { id?: string; children: string }) {
   return (
     <p class="muted" id={p.id}>
@@ -152,7 +138,7 @@ export function UserPage(p: UserPageProps) {
           <tbody>
             <tr>
               <th scope="row">Status</th>
-              <td id="status">{u.disabledAt === null ? 'Active' : <Tag tone="warn">{`Disabled since ${new Date(u.disabledAt * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`}</Tag>}</td>
+              <td id="status">{u.disabledAt === null ? 'Active' : <DisabledSince at={u.disabledAt} />}</td>
             </tr>
             <tr>
               <th scope="row">Email</th>
